@@ -1,0 +1,5 @@
+// Package config is the bridge's one source of truth for settings: every
+// option is declared once with its default and help, and may be set by a YAML
+// file (--config), by environment (BRIDGE_<FLAG_IN_UPPER_SNAKE>) and by flags,
+// in that order of increasing precedence.
+package config

@@ -1,0 +1,139 @@
+package msg
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Address is a normalized party identity: "+" followed by E.164 digits for a
+// mobile number, or "sip:user@domain" for an IM user that has no number.
+type Address string
+
+// IsMSISDN reports whether a is a mobile number (E.164).
+func (a Address) IsMSISDN() bool { return len(a) > 1 && a[0] == '+' }
+
+// Digits returns the E.164 digits without "+", or "" for an IM-only address.
+func (a Address) Digits() string {
+	if a.IsMSISDN() {
+		return string(a[1:])
+	}
+	return ""
+}
+
+// SMPP type-of-number and numbering-plan values (SMPP 3.4 §5.2.5, §5.2.6).
+const (
+	TONUnknown       = 0x00
+	TONInternational = 0x01
+	TONNational      = 0x02
+	TONAlphanumeric  = 0x05
+	NPIUnknown       = 0x00
+	NPIISDN          = 0x01
+)
+
+var ErrBadNumber = errors.New("bad number")
+
+// NormalizeNumber turns an SMPP address with its TON/NPI into an Address.
+// cc is the default country code (digits) applied to national numbers.
+// Alphanumeric senders are kept as they are, prefixed "alpha:"; they can
+// receive nothing and are never looked up in presence.
+func NormalizeNumber(raw string, ton, npi byte, cc string) (Address, error) {
+	s := strings.TrimSpace(raw)
+	if ton == TONAlphanumeric {
+		if s == "" {
+			return "", fmt.Errorf("%w: empty alphanumeric address", ErrBadNumber)
+		}
+		return Address("alpha:" + s), nil
+	}
+	plus := strings.HasPrefix(s, "+")
+	if plus {
+		s = s[1:]
+	}
+	if s == "" || len(s) > 20 {
+		return "", fmt.Errorf("%w: %q", ErrBadNumber, raw)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return "", fmt.Errorf("%w: %q has a non-digit", ErrBadNumber, raw)
+		}
+	}
+	switch {
+	case plus || ton == TONInternational:
+		s = strings.TrimPrefix(s, "00")
+	case ton == TONNational:
+		s = cc + strings.TrimLeft(s, "0")
+	default: // unknown TON: guess the way carriers' dial plans do
+		switch {
+		case strings.HasPrefix(s, "00"):
+			s = s[2:]
+		case strings.HasPrefix(s, "0"):
+			s = cc + s[1:]
+		case cc != "" && strings.HasPrefix(s, cc) && len(s) > 11:
+			// already carries the country code
+		case len(s) <= 11:
+			s = cc + s
+		}
+	}
+	if len(s) < 3 || len(s) > 15 || s[0] == '0' {
+		return "", fmt.Errorf("%w: %q is not E.164 (%d digits; no country code starts with 0)", ErrBadNumber, raw, len(s))
+	}
+	return Address("+" + s), nil
+}
+
+// FromAOR maps a SIP address of record ("sip:+8613800000001@domain",
+// "sip:8613800000001@domain", "sip:alice@domain", with or without scheme or
+// angle brackets) to an Address: a user part that is a number is that MSISDN.
+func FromAOR(aor, cc string) (Address, error) {
+	s := strings.TrimSpace(aor)
+	if i := strings.IndexByte(s, '<'); i >= 0 {
+		if j := strings.IndexByte(s[i:], '>'); j > 0 {
+			s = s[i+1 : i+j]
+		}
+	}
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "sips:"), "sip:")
+	if i := strings.IndexAny(s, ";?"); i >= 0 {
+		s = s[:i]
+	}
+	user, host, ok := strings.Cut(s, "@")
+	if !ok {
+		user, host = s, ""
+	}
+	if user == "" {
+		return "", fmt.Errorf("%w: AOR %q has no user part", ErrBadNumber, aor)
+	}
+	if isNumber(user) {
+		digits := strings.TrimPrefix(user, "+")
+		if strings.HasPrefix(user, "+") || len(digits) > 11 {
+			return NormalizeNumber("+"+digits, TONInternational, NPIISDN, cc)
+		}
+		return NormalizeNumber(digits, TONUnknown, NPIISDN, cc)
+	}
+	if host == "" {
+		return "", fmt.Errorf("%w: AOR %q has no domain", ErrBadNumber, aor)
+	}
+	return Address("sip:" + strings.ToLower(user) + "@" + strings.ToLower(host)), nil
+}
+
+func isNumber(u string) bool {
+	u = strings.TrimPrefix(u, "+")
+	if len(u) < 3 {
+		return false
+	}
+	for i := 0; i < len(u); i++ {
+		if u[i] < '0' || u[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// SIPURI renders the address as a SIP URI in domain.
+func (a Address) SIPURI(domain string) string {
+	if a.IsMSISDN() {
+		return "sip:" + string(a) + "@" + domain
+	}
+	if strings.HasPrefix(string(a), "alpha:") {
+		return "sip:" + strings.TrimPrefix(string(a), "alpha:") + "@" + domain
+	}
+	return string(a)
+}

@@ -1,0 +1,16 @@
+package msg
+
+import "errors"
+
+// Errors the core returns to adapters; each adapter maps them to its own
+// wire status (SMPP ESME_RTHROTTLED / ESME_RMSGQFUL, SIP 503 + Retry-After,
+// HTTP 429 or 503).
+var (
+	// ErrOverloaded: the bridge is saturated; the sender should retry later.
+	ErrOverloaded = errors.New("bridge overloaded")
+	// ErrNotStored: the message could not be made durable, so it must not be
+	// acknowledged (disk full, store failure).
+	ErrNotStored = errors.New("message not stored")
+	// ErrNoRoute: nothing can deliver to the recipient (e.g. alphanumeric).
+	ErrNoRoute = errors.New("no route to recipient")
+)

@@ -1,0 +1,52 @@
+package msg
+
+import (
+	"time"
+)
+
+// Kind says through which edge a message entered the bridge.
+type Kind uint8
+
+const (
+	FromESME Kind = iota + 1 // submit_sm from an ESME bound to us
+	FromSMSC                 // deliver_sm from the upstream SMSC we bound to
+	FromSIP                  // SIP MESSAGE from an IM user
+	FromMCP                  // SIP-C M over the MCP handset link
+	FromAPI                  // HTTP API
+)
+
+func (k Kind) String() string {
+	switch k {
+	case FromESME:
+		return "esme"
+	case FromSMSC:
+		return "smsc"
+	case FromSIP:
+		return "sip"
+	case FromMCP:
+		return "mcp"
+	case FromAPI:
+		return "api"
+	}
+	return "unknown"
+}
+
+// Origin records where a message came from, so receipts and replies can find
+// their way back.
+type Origin struct {
+	Kind    Kind
+	Account string // SMPP system_id of the bind, SIP AOR of the sender, API token name
+	Ref     string // the edge's own id for it: SMPP sequence, SIP Call-ID, client message id
+}
+
+// Message is a short message inside the bridge: always UTF-8 text.
+type Message struct {
+	ID       string  // assigned by the bridge on acceptance, unique across restarts
+	From     Address // normalized sender
+	To       Address // normalized recipient
+	Text     string  // UTF-8
+	Origin   Origin
+	Receipt  bool      // the originator asked for a delivery receipt
+	Accepted time.Time // when the bridge acknowledged it
+	Expires  time.Time // validity: after this it is failed as expired; zero = default policy
+}
