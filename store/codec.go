@@ -1,0 +1,185 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/smsbridge/bridge/msg"
+)
+
+// Record encoding (version 1), compact and allocation-light, not JSON:
+//
+//	0x01 state attempts:uvarint next:varint-unixnano
+//	from to text account ref: uvarint length + bytes
+//	kind flags(bit0 receipt) accepted:varint-unixnano expires:varint-unixnano
+//	nevents:uvarint { state at:varint-unixnano detail:uvarint length + bytes }
+//
+// The message ID is the key and is not repeated. A zero time is encoded as 0.
+const (
+	codecVersion   = 1
+	maxRecordBytes = 256 << 10 // refuse absurd records rather than feed badger
+	maxEvents      = 64        // history cap: the first event and the latest ones are kept
+)
+
+var errCorrupt = errors.New("store: corrupt record")
+
+func appendRecord(dst []byte, r *Record) []byte {
+	dst = append(dst, codecVersion, byte(r.State))
+	dst = binary.AppendUvarint(dst, uint64(max(r.Attempts, 0)))
+	dst = binary.AppendVarint(dst, nanos(r.NextAttempt))
+	m := &r.Msg
+	dst = appendString(dst, string(m.From))
+	dst = appendString(dst, string(m.To))
+	dst = appendString(dst, m.Text)
+	dst = appendString(dst, m.Origin.Account)
+	dst = appendString(dst, m.Origin.Ref)
+	var flags byte
+	if m.Receipt {
+		flags |= 1
+	}
+	dst = append(dst, byte(m.Origin.Kind), flags)
+	dst = binary.AppendVarint(dst, nanos(m.Accepted))
+	dst = binary.AppendVarint(dst, nanos(m.Expires))
+	dst = binary.AppendUvarint(dst, uint64(len(r.Events)))
+	for i := range r.Events {
+		e := &r.Events[i]
+		dst = append(dst, byte(e.State))
+		dst = binary.AppendVarint(dst, nanos(e.At))
+		dst = appendString(dst, e.Detail)
+	}
+	return dst
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) byte() byte {
+	if r.err != nil || len(r.b) == 0 {
+		r.fail("truncated")
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail("bad uvarint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail("bad varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) string() string {
+	n := r.uvarint()
+	if r.err != nil {
+		return ""
+	}
+	if n > uint64(len(r.b)) {
+		r.fail("string length past end")
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *reader) fail(why string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: %s", errCorrupt, why)
+	}
+}
+
+func decodeRecord(id string, b []byte) (Record, error) {
+	r := reader{b: b}
+	var rec Record
+	if v := r.byte(); r.err == nil && v != codecVersion {
+		return Record{}, fmt.Errorf("%w: version %d", errCorrupt, v)
+	}
+	rec.State = State(r.byte())
+	att := r.uvarint()
+	if att > 1<<31 {
+		r.fail("attempts out of range")
+	}
+	rec.Attempts = int(att)
+	rec.NextAttempt = fromNanos(r.varint())
+	m := &rec.Msg
+	m.ID = id
+	m.From = msg.Address(r.string())
+	m.To = msg.Address(r.string())
+	m.Text = r.string()
+	m.Origin.Account = r.string()
+	m.Origin.Ref = r.string()
+	m.Origin.Kind = msg.Kind(r.byte())
+	m.Receipt = r.byte()&1 != 0
+	m.Accepted = fromNanos(r.varint())
+	m.Expires = fromNanos(r.varint())
+	n := r.uvarint()
+	if n > uint64(len(r.b)) { // every event takes at least 3 bytes: bounds the allocation
+		r.fail("event count past end")
+	}
+	if r.err == nil && n > 0 {
+		rec.Events = make([]Event, n)
+		for i := range rec.Events {
+			e := &rec.Events[i]
+			e.State = State(r.byte())
+			e.At = fromNanos(r.varint())
+			e.Detail = r.string()
+			if r.err == nil && !e.State.valid() {
+				r.fail("bad event state")
+			}
+		}
+	}
+	if r.err == nil && !rec.State.valid() {
+		r.fail("bad state")
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.fail("trailing bytes")
+	}
+	if r.err != nil {
+		return Record{}, fmt.Errorf("record %s: %w", id, r.err)
+	}
+	return rec, nil
+}

@@ -1,0 +1,510 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/smsbridge/bridge/msg"
+)
+
+// State is where a message is in its life.
+type State uint8
+
+const (
+	Accepted  State = iota + 1 // durably stored, not yet routed
+	Routed                     // a route (IM or SMS) was chosen
+	InFlight                   // handed to the next hop, awaiting its answer
+	Delivered                  // final: the next hop took it (or a receipt said delivered)
+	Failed                     // final: given up
+	Expired                    // final: validity ran out
+)
+
+func (s State) String() string {
+	switch s {
+	case Accepted:
+		return "accepted"
+	case Routed:
+		return "routed"
+	case InFlight:
+		return "inflight"
+	case Delivered:
+		return "delivered"
+	case Failed:
+		return "failed"
+	case Expired:
+		return "expired"
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// Final reports whether no further transition is allowed.
+func (s State) Final() bool { return s == Delivered || s == Failed || s == Expired }
+
+func (s State) valid() bool { return s >= Accepted && s <= Expired }
+
+// Event is one step of a message's history.
+type Event struct {
+	State  State
+	At     time.Time
+	Detail string // e.g. "im sip:alice@example.com", "sms smsc", "480 Temporarily Unavailable"
+}
+
+// Record is a message with its state and history.
+type Record struct {
+	Msg         msg.Message
+	State       State
+	Events      []Event // oldest first; capped at 64 (the first and the latest are kept)
+	Attempts    int
+	NextAttempt time.Time // zero = not scheduled
+}
+
+func (r *Record) addEvent(ev Event) {
+	if len(r.Events) >= maxEvents {
+		// New slice: the caller may restore the old header on failure.
+		evs := make([]Event, 0, maxEvents)
+		evs = append(evs, r.Events[0])
+		evs = append(evs, r.Events[len(r.Events)-maxEvents+2:]...)
+		r.Events = evs
+	}
+	r.Events = append(r.Events, ev)
+}
+
+func (r *Record) clone() Record {
+	c := *r
+	c.Events = slices.Clone(r.Events)
+	return c
+}
+
+// cache holds records with writes in flight (so a read-modify-write never
+// reads a stale disk copy) plus recently used unfinished records, so that a
+// Transition on the hot path is an in-memory update plus one blind write.
+// It is bounded: entries whose writes are committed are evicted when a shard
+// is full, and are then read back from disk (memtable, usually) on demand.
+type cache struct {
+	seed     maphash.Seed
+	perShard int
+	shards   [64]shard
+}
+
+type shard struct {
+	mu sync.Mutex
+	m  map[string]*centry
+}
+
+type centry struct {
+	rec Record
+	seq uint64 // batch of the last write queued for this record
+}
+
+func (c *cache) init(capacity int) {
+	c.seed = maphash.MakeSeed()
+	c.perShard = max(capacity/len(c.shards), 4)
+	for i := range c.shards {
+		c.shards[i].m = make(map[string]*centry)
+	}
+}
+
+func (c *cache) shard(id string) *shard {
+	return &c.shards[maphash.String(c.seed, id)%uint64(len(c.shards))]
+}
+
+// putLocked inserts e, first evicting a few committed entries if full.
+func (c *cache) putLocked(sh *shard, id string, e *centry, committed uint64) {
+	if len(sh.m) >= c.perShard {
+		scanned := 0
+		for k, o := range sh.m {
+			if o.seq <= committed {
+				delete(sh.m, k)
+				if len(sh.m) < c.perShard {
+					break
+				}
+			}
+			if scanned++; scanned >= 64 { // bound the work; over capacity briefly is fine
+				break
+			}
+		}
+	}
+	sh.m[id] = e
+}
+
+func (c *cache) dropIfSeq(id string, seq uint64) {
+	sh := c.shard(id)
+	sh.mu.Lock()
+	if e := sh.m[id]; e != nil && e.seq == seq {
+		delete(sh.m, id)
+	}
+	sh.mu.Unlock()
+}
+
+func (c *cache) len() int {
+	n := 0
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// recordOps encodes r into buf and returns the ops writing it: the record
+// under "m/<id>" (with the retention TTL once final) and its entry in the
+// unfinished index "_/u/<id>" (set on accept, deleted once final).
+func (db *DB) recordOps(r *Record, buf *[]byte, index bool) ([2]op, int, error) {
+	id := r.Msg.ID
+	b := append(*buf, prefixMsg...)
+	b = append(b, id...)
+	k := len(b)
+	b = appendRecord(b, r)
+	v := len(b)
+	b = append(b, prefixUnfinshed...)
+	b = append(b, id...)
+	*buf = b
+	if v-k > maxRecordBytes {
+		return [2]op{}, 0, fmt.Errorf("%w: message %s encodes to %d bytes (max %d)", ErrTooLarge, id, v-k, maxRecordBytes)
+	}
+	final := r.State.Final()
+	var ops [2]op
+	ops[0] = op{key: b[:k:k], val: b[k:v:v], id: id, final: final}
+	if final {
+		ops[0].expiresAt = uint64(time.Now().Add(db.opts.Retention).Unix())
+		ops[1] = op{key: b[v:], del: true}
+		return ops, 2, nil
+	}
+	if index {
+		ops[1] = op{key: b[v:], val: nil}
+		return ops, 2, nil
+	}
+	return ops, 1, nil
+}
+
+// Accept assigns m.ID and m.Accepted, and durably stores the message in state
+// Accepted. It returns nil only once the record is fsynced: only then may the
+// sender be acknowledged. Errors wrap msg.ErrNotStored.
+func (db *DB) Accept(ctx context.Context, m *msg.Message) error {
+	if m == nil {
+		return fmt.Errorf("store: accept: nil message: %w", msg.ErrNotStored)
+	}
+	if err := db.acceptPrep(ctx); err != nil {
+		return err
+	}
+	buf := db.getBuf()
+	e, ops, n, err := db.newRecord(m, time.Now(), buf)
+	if err != nil {
+		db.putBuf(buf)
+		return fmt.Errorf("store: accept: %w: %w", msg.ErrNotStored, err)
+	}
+	b, err := db.submit(ops[:n], buf)
+	if err != nil {
+		m.ID = ""
+		return fmt.Errorf("store: accept: %w: %w", msg.ErrNotStored, err)
+	}
+	db.cacheNew(e, b)
+	if err := db.wait(ctx, b); err != nil {
+		db.cache.dropIfSeq(e.rec.Msg.ID, e.seq)
+		m.ID = "" // not acknowledged: nobody may refer to it
+		return fmt.Errorf("store: accept %s: %w: %w", e.rec.Msg.ID, msg.ErrNotStored, err)
+	}
+	return nil
+}
+
+// AcceptBatch is Accept for several messages, committed together: nil means
+// all are durable; an error means none may be acknowledged.
+func (db *DB) AcceptBatch(ctx context.Context, ms []*msg.Message) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	if slices.Contains(ms, nil) {
+		return fmt.Errorf("store: accept batch: nil message: %w", msg.ErrNotStored)
+	}
+	if err := db.acceptPrep(ctx); err != nil {
+		return err
+	}
+	now := time.Now()
+	ops := make([]op, 0, 2*len(ms))
+	es := make([]*centry, len(ms))
+	bufs := make([]*[]byte, len(ms))
+	for i, m := range ms {
+		bufs[i] = db.getBuf()
+		e, o, n, err := db.newRecord(m, now, bufs[i])
+		if err != nil {
+			for _, b := range bufs[:i+1] {
+				db.putBuf(b)
+			}
+			return fmt.Errorf("store: accept batch: %w: %w", msg.ErrNotStored, err)
+		}
+		es[i] = e
+		ops = append(ops, o[:n]...)
+	}
+	b, err := db.submitMany(ops, bufs)
+	if err != nil {
+		return fmt.Errorf("store: accept batch: %w: %w", msg.ErrNotStored, err)
+	}
+	for _, e := range es {
+		db.cacheNew(e, b)
+	}
+	if err := db.wait(ctx, b); err != nil {
+		for _, e := range es {
+			db.cache.dropIfSeq(e.rec.Msg.ID, e.seq)
+		}
+		return fmt.Errorf("store: accept batch: %w: %w", msg.ErrNotStored, err)
+	}
+	return nil
+}
+
+func (db *DB) acceptPrep(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: accept: %w: %w", msg.ErrNotStored, err)
+	}
+	if err := db.waitRoom(); err != nil {
+		return fmt.Errorf("store: accept: %w: %w", msg.ErrNotStored, err)
+	}
+	return nil
+}
+
+func (db *DB) newRecord(m *msg.Message, now time.Time, buf *[]byte) (*centry, [2]op, int, error) {
+	id, err := db.ids.next()
+	if err != nil {
+		return nil, [2]op{}, 0, err
+	}
+	m.ID, m.Accepted = id, now
+	e := &centry{rec: Record{Msg: *m, State: Accepted, Events: make([]Event, 1, 4)}}
+	e.rec.Events[0] = Event{State: Accepted, At: now}
+	ops, n, err := db.recordOps(&e.rec, buf, true)
+	return e, ops, n, err
+}
+
+// cacheNew caches a record after its write was queued: until then nobody
+// knows its ID, and a Transition that sees no cache entry reads the disk.
+func (db *DB) cacheNew(e *centry, b *batch) {
+	if b != nil {
+		e.seq = b.seq
+	}
+	sh := db.cache.shard(e.rec.Msg.ID)
+	sh.mu.Lock()
+	db.cache.putLocked(sh, e.rec.Msg.ID, e, db.committed.Load())
+	sh.mu.Unlock()
+}
+
+func (db *DB) submitMany(ops []op, bufs []*[]byte) (*batch, error) {
+	if db.opts.SyncEach {
+		if db.isClosed() {
+			return nil, ErrClosed
+		}
+		err := db.writeOps(ops)
+		for _, b := range bufs {
+			db.putBuf(b)
+		}
+		db.writes.Add(uint64(len(ops)))
+		db.batches.Add(1)
+		db.noteResult(err)
+		return nil, err
+	}
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil, ErrClosed
+	}
+	b := db.cur
+	b.ops = append(b.ops, ops...)
+	b.bufs = append(b.bufs, bufs...)
+	db.pending.Store(int64(len(b.ops)))
+	db.mu.Unlock()
+	db.signal()
+	return b, nil
+}
+
+// Transition appends ev to the message's history and sets its state. With
+// durable=true it returns after the group commit; with false it returns once
+// queued (it is written with the next batch; a failure shows in Healthy).
+// A final state starts the record's retention TTL. A message already final
+// returns ErrFinal.
+func (db *DB) Transition(ctx context.Context, id string, ev Event, durable bool) error {
+	if !ev.State.valid() {
+		return fmt.Errorf("store: transition %s: %w %d", id, ErrBadState, ev.State)
+	}
+	if ev.At.IsZero() {
+		ev.At = time.Now()
+	}
+	b, err := db.update(ctx, id, func(r *Record) {
+		r.State = ev.State
+		r.addEvent(ev)
+	})
+	if err != nil {
+		return fmt.Errorf("store: transition %s to %s: %w", id, ev.State, err)
+	}
+	if !durable {
+		return nil
+	}
+	if err := db.wait(ctx, b); err != nil {
+		return fmt.Errorf("store: transition %s to %s: %w", id, ev.State, err)
+	}
+	return nil
+}
+
+// Reschedule records a failed attempt for a retry with back-off: it sets
+// Attempts and NextAttempt and appends an event (current state, detail). The
+// state itself is unchanged. It is durable when it returns nil.
+func (db *DB) Reschedule(ctx context.Context, id string, attempts int, next time.Time, detail string) error {
+	if attempts < 0 {
+		return fmt.Errorf("store: reschedule %s: negative attempts %d", id, attempts)
+	}
+	now := time.Now()
+	b, err := db.update(ctx, id, func(r *Record) {
+		r.Attempts, r.NextAttempt = attempts, next
+		r.addEvent(Event{State: r.State, At: now, Detail: detail})
+	})
+	if err == nil {
+		err = db.wait(ctx, b)
+	}
+	if err != nil {
+		return fmt.Errorf("store: reschedule %s: %w", id, err)
+	}
+	return nil
+}
+
+// update applies fn to the record (from the cache, else from disk) and queues
+// the rewrite. The shard lock is held from read to enqueue, so writes of one
+// record reach the batches in the order they were applied.
+func (db *DB) update(ctx context.Context, id string, fn func(*Record)) (*batch, error) {
+	if !validID(id) {
+		return nil, fmt.Errorf("%w: %q", ErrBadID, id)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := db.waitRoom(); err != nil {
+		return nil, err
+	}
+	sh := db.cache.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.m[id]
+	if e == nil {
+		rec, err := db.loadRecord(id)
+		if err != nil {
+			return nil, err
+		}
+		if rec.State.Final() {
+			return nil, ErrFinal
+		}
+		e = &centry{rec: rec}
+		db.cache.putLocked(sh, id, e, db.committed.Load())
+	}
+	if e.rec.State.Final() {
+		return nil, ErrFinal
+	}
+	saved := e.rec
+	fn(&e.rec)
+	buf := db.getBuf()
+	ops, n, err := db.recordOps(&e.rec, buf, false)
+	if err != nil {
+		e.rec = saved
+		db.putBuf(buf)
+		return nil, err
+	}
+	b, err := db.submit(ops[:n], buf)
+	if err != nil {
+		e.rec = saved
+		return nil, err
+	}
+	if b != nil {
+		e.seq = b.seq
+	} else if e.rec.State.Final() { // SyncEach: already committed
+		delete(sh.m, id)
+	}
+	return b, nil
+}
+
+func (db *DB) loadRecord(id string) (Record, error) {
+	v, err := db.get([]byte(prefixMsg + id))
+	if err != nil {
+		return Record{}, err
+	}
+	return decodeRecord(id, v)
+}
+
+// Message returns the record of a message: its state and history.
+func (db *DB) Message(id string) (Record, error) {
+	if !validID(id) {
+		return Record{}, fmt.Errorf("%w: %q", ErrBadID, id)
+	}
+	sh := db.cache.shard(id)
+	sh.mu.Lock()
+	if e := sh.m[id]; e != nil {
+		r := e.rec.clone()
+		sh.mu.Unlock()
+		return r, nil
+	}
+	sh.mu.Unlock()
+	r, err := db.loadRecord(id)
+	if err != nil {
+		return Record{}, fmt.Errorf("store: message %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// Unfinished calls fn for every committed record not in a final state, in
+// acceptance order (used at start-up to resume work). An error from fn stops
+// the walk and is returned.
+func (db *DB) Unfinished(fn func(Record) error) error {
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		io := badger.DefaultIteratorOptions
+		io.PrefetchValues = false
+		io.Prefix = []byte(prefixUnfinshed)
+		it := txn.NewIterator(io)
+		defer it.Close()
+		key := make([]byte, 0, len(prefixMsg)+idLen)
+		for it.Rewind(); it.Valid(); it.Next() {
+			id := string(it.Item().Key()[len(prefixUnfinshed):])
+			rec, ok, err := db.unfinishedRecord(txn, id, key)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			if err := fn(rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, badger.ErrDBClosed) {
+		return ErrClosed
+	}
+	return err
+}
+
+func (db *DB) unfinishedRecord(txn *badger.Txn, id string, key []byte) (Record, bool, error) {
+	sh := db.cache.shard(id)
+	sh.mu.Lock()
+	if e := sh.m[id]; e != nil {
+		r := e.rec.clone()
+		sh.mu.Unlock()
+		return r, !r.State.Final(), nil
+	}
+	sh.mu.Unlock()
+	item, err := txn.Get(append(append(key[:0], prefixMsg...), id...))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		db.log.Warn("unfinished index names a missing record", "id", id)
+		return Record{}, false, nil
+	}
+	if err != nil {
+		return Record{}, false, fmt.Errorf("store: unfinished %s: %w", id, err)
+	}
+	var rec Record
+	if err := item.Value(func(v []byte) (err error) {
+		rec, err = decodeRecord(id, v)
+		return err
+	}); err != nil {
+		return Record{}, false, fmt.Errorf("store: unfinished %s: %w", id, err)
+	}
+	return rec, !rec.State.Final(), nil
+}

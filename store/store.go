@@ -1,0 +1,592 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Errors returned by the store.
+var (
+	ErrNotFound    = errors.New("store: not found")
+	ErrClosed      = errors.New("store: closed")
+	ErrReservedKey = errors.New(`store: key is empty or under a reserved prefix ("m/", "_/")`)
+	ErrBadID       = errors.New("store: malformed message id")
+	ErrFinal       = errors.New("store: message already in a final state")
+	ErrBadState    = errors.New("store: invalid state")
+	ErrTooLarge    = errors.New("store: record too large")
+)
+
+// Options configures Open. Zero values pick defaults sized for a small VM.
+type Options struct {
+	Dir            string        // "" = in-memory badger (tests, labs): nothing survives Close
+	Logger         *slog.Logger  // nil = discard
+	MaxBatch       int           // soft cap on writes per group commit; writers wait when it is reached (default 1024)
+	MemTableSize   int64         // default 64 MiB
+	BlockCacheSize int64         // default 32 MiB
+	IndexCacheSize int64         // default 32 MiB (bounded, unlike badger's unbounded 0)
+	GCInterval     time.Duration // value-log GC period (default 5m)
+	SyncEach       bool          // fsync every write on its own (badger SyncWrites): only for benchmark comparison
+	Retention      time.Duration // how long final message records stay queryable (default 24h)
+	CacheRecords   int           // in-memory cache of unfinished records (default 32768)
+	ProbeInterval  time.Duration // while unhealthy, how often a probe write checks for recovery (default 1s)
+}
+
+const (
+	prefixMsg       = "m/"
+	prefixInternal  = "_/"
+	keyEpoch        = "_/epoch"
+	keyProbe        = "_/probe"
+	prefixUnfinshed = "_/u/"
+)
+
+// DB is the store. All methods are safe for concurrent use.
+type DB struct {
+	bdb  *badger.DB
+	opts Options
+	log  *slog.Logger
+
+	// group commit state, guarded by mu
+	mu      sync.Mutex
+	room    *sync.Cond // signalled when the committer takes a batch
+	cur     *batch
+	closed  bool
+	closedA atomic.Bool // closed, readable without mu
+	pending atomic.Int64 // len(cur.ops), read without mu on the fast path
+	kick    chan struct{}
+
+	committed atomic.Uint64 // seq of the last batch the committer finished (ok or not)
+	writes    atomic.Uint64
+	batches   atomic.Uint64
+	failed    atomic.Uint64
+	lastErr   atomic.Pointer[errBox]
+
+	bufs   sync.Pool // *[]byte record/key buffers, returned after commit
+	opsBuf sync.Pool // *[]op
+
+	ids   idGen
+	cache cache
+
+	syncHook atomic.Pointer[func() error] // test-only: replaces bdb.Sync to inject fsync failures
+
+	stop      context.CancelFunc
+	bg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type errBox struct{ err error }
+
+// op is one key write inside a batch.
+type op struct {
+	key, val  []byte
+	expiresAt uint64 // unix seconds, 0 = never
+	del       bool
+	id        string // message id when this op writes a record (cache upkeep)
+	final     bool   // record reached a final state: drop it from the cache once committed
+}
+
+type batch struct {
+	seq  uint64
+	ops  []op
+	bufs []*[]byte
+	done chan struct{}
+	err  error // valid after done is closed
+}
+
+// Stats is a snapshot of the committer's counters.
+type Stats struct {
+	Commits   uint64  // key writes committed (including failed batches' writes: see Failed)
+	Batches   uint64  // group commits (one fsync each)
+	AvgBatch  float64 // Commits / Batches
+	Failed    uint64  // batches whose write or fsync failed
+	Pending   int     // writes queued for the next batch
+	Cached    int     // records in the in-memory cache
+	LastError error   // nil when healthy
+}
+
+// Open opens (or creates) the store.
+func Open(opts Options) (*DB, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 1024
+	}
+	if opts.MemTableSize <= 0 {
+		opts.MemTableSize = 64 << 20
+	}
+	if opts.BlockCacheSize <= 0 {
+		opts.BlockCacheSize = 32 << 20
+	}
+	if opts.IndexCacheSize <= 0 {
+		opts.IndexCacheSize = 32 << 20
+	}
+	if opts.GCInterval <= 0 {
+		opts.GCInterval = 5 * time.Minute
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = 24 * time.Hour
+	}
+	if opts.CacheRecords <= 0 {
+		opts.CacheRecords = 32768
+	}
+	if opts.ProbeInterval <= 0 {
+		opts.ProbeInterval = time.Second
+	}
+	bo := badger.DefaultOptions(opts.Dir).
+		WithInMemory(opts.Dir == "").
+		WithLogger(badgerLogger{opts.Logger}).
+		WithSyncWrites(opts.SyncEach).
+		WithMemTableSize(opts.MemTableSize).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(3).
+		WithNumLevelZeroTablesStall(8).
+		WithNumCompactors(2).
+		WithBlockCacheSize(opts.BlockCacheSize).
+		WithIndexCacheSize(opts.IndexCacheSize).
+		WithMetricsEnabled(false). // badger metrics are process-global expvars
+		WithDetectConflicts(false) // all writes are blind sets from one committer
+	bdb, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("store: open badger at %q: %w", opts.Dir, err)
+	}
+	db := &DB{
+		bdb:  bdb,
+		opts: opts,
+		log:  opts.Logger,
+		kick: make(chan struct{}, 1),
+	}
+	db.room = sync.NewCond(&db.mu)
+	db.cur = db.newBatch(1)
+	db.cache.init(opts.CacheRecords)
+	if err := db.ids.init(bdb); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	db.stop = cancel
+	db.bg.Add(1)
+	go db.committer()
+	if opts.Dir != "" {
+		db.bg.Add(1)
+		go db.maintain(ctx)
+	}
+	return db, nil
+}
+
+// Close flushes pending writes, stops the committer and closes badger.
+// Writes after Close return ErrClosed. Close is idempotent.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		db.mu.Lock()
+		db.closed = true
+		db.closedA.Store(true)
+		db.room.Broadcast()
+		db.mu.Unlock()
+		db.signal()
+		db.stop()
+		db.bg.Wait()
+		if err := db.bdb.Close(); err != nil {
+			db.closeErr = fmt.Errorf("store: close badger: %w", err)
+		}
+	})
+	return db.closeErr
+}
+
+func (db *DB) newBatch(seq uint64) *batch {
+	b := &batch{seq: seq, done: make(chan struct{})}
+	if p, ok := db.opsBuf.Get().(*[]op); ok {
+		b.ops = (*p)[:0]
+	} else {
+		b.ops = make([]op, 0, db.opts.MaxBatch)
+	}
+	return b
+}
+
+func (db *DB) signal() {
+	select {
+	case db.kick <- struct{}{}:
+	default:
+	}
+}
+
+// waitRoom applies back-pressure before a writer takes any other lock: the
+// enqueue itself never blocks, so the committer can never wait on a writer.
+func (db *DB) waitRoom() error {
+	if db.pending.Load() < int64(db.opts.MaxBatch) || db.opts.SyncEach {
+		return nil
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	for len(db.cur.ops) >= db.opts.MaxBatch && !db.closed {
+		db.room.Wait()
+	}
+	if db.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// submit queues ops (whose key/val live in buf, returned to the pool after
+// commit) into the current batch and returns it. In SyncEach mode it writes
+// them itself, synchronously, and returns a nil batch.
+func (db *DB) submit(ops []op, buf *[]byte) (*batch, error) {
+	if db.opts.SyncEach {
+		if db.isClosed() {
+			db.putBuf(buf)
+			return nil, ErrClosed
+		}
+		err := db.writeOps(ops)
+		db.putBuf(buf)
+		db.writes.Add(uint64(len(ops)))
+		db.batches.Add(1)
+		db.noteResult(err)
+		return nil, err
+	}
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		db.putBuf(buf)
+		return nil, ErrClosed
+	}
+	b := db.cur
+	b.ops = append(b.ops, ops...)
+	if buf != nil {
+		b.bufs = append(b.bufs, buf)
+	}
+	db.pending.Store(int64(len(b.ops)))
+	db.mu.Unlock()
+	db.signal()
+	return b, nil
+}
+
+func (db *DB) isClosed() bool { return db.closedA.Load() }
+
+// wait blocks until b is committed and synced. A ctx error means the write
+// may or may not become durable: the caller must not acknowledge.
+func (db *DB) wait(ctx context.Context, b *batch) error {
+	if b == nil {
+		return nil
+	}
+	select {
+	case <-b.done:
+		return b.err
+	case <-ctx.Done():
+		return fmt.Errorf("store: gave up waiting for commit: %w", ctx.Err())
+	}
+}
+
+func (db *DB) committer() {
+	defer db.bg.Done()
+	for range db.kick {
+		for {
+			db.mu.Lock()
+			b := db.cur
+			if len(b.ops) == 0 {
+				closed := db.closed
+				db.mu.Unlock()
+				if closed {
+					return
+				}
+				break
+			}
+			db.cur = db.newBatch(b.seq + 1)
+			db.pending.Store(0)
+			db.room.Broadcast()
+			db.mu.Unlock()
+			db.commit(b)
+		}
+	}
+}
+
+func (db *DB) commit(b *batch) {
+	err := db.writeOps(b.ops)
+	if err == nil {
+		if h := db.syncHook.Load(); h != nil {
+			err = (*h)()
+		} else {
+			err = db.bdb.Sync()
+		}
+		if err != nil {
+			err = fmt.Errorf("store: fsync: %w", err)
+		}
+	}
+	db.writes.Add(uint64(len(b.ops)))
+	db.batches.Add(1)
+	db.noteResult(err)
+	b.err = err
+	db.committed.Store(b.seq)
+	// Cache upkeep: a committed final record is served from disk from now on;
+	// after a failure, disk is the truth, so cached records of this batch go.
+	for i := range b.ops {
+		o := &b.ops[i]
+		if o.id != "" && (o.final || err != nil) {
+			db.cache.dropIfSeq(o.id, b.seq)
+		}
+	}
+	for _, buf := range b.bufs {
+		db.putBuf(buf)
+	}
+	clear(b.ops)
+	ops := b.ops[:0]
+	b.ops, b.bufs = nil, nil
+	db.opsBuf.Put(&ops)
+	close(b.done)
+}
+
+func (db *DB) noteResult(err error) {
+	if err != nil {
+		db.failed.Add(1)
+		if db.lastErr.Load() == nil {
+			db.log.Error("store write failed: acknowledgements must stop", "err", err)
+		}
+		db.lastErr.Store(&errBox{err})
+		return
+	}
+	if db.lastErr.Load() != nil {
+		db.log.Info("store writes succeed again")
+		db.lastErr.Store(nil)
+	}
+}
+
+// writeOps writes ops in as few badger transactions as badger's size limit allows.
+func (db *DB) writeOps(ops []op) error {
+	txn := db.bdb.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	for i := 0; i < len(ops); i++ {
+		o := &ops[i]
+		var err error
+		if o.del {
+			err = txn.Delete(o.key)
+		} else {
+			e := badger.NewEntry(o.key, o.val)
+			e.ExpiresAt = o.expiresAt
+			err = txn.SetEntry(e)
+		}
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			if err := txn.Commit(); err != nil {
+				return fmt.Errorf("store: commit: %w", err)
+			}
+			txn = db.bdb.NewTransaction(true)
+			i--
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("store: write %q: %w", o.key, err)
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+func (db *DB) getBuf() *[]byte {
+	if p, ok := db.bufs.Get().(*[]byte); ok {
+		*p = (*p)[:0]
+		return p
+	}
+	b := make([]byte, 0, 512)
+	return &b
+}
+
+func (db *DB) putBuf(p *[]byte) {
+	if p == nil || cap(*p) > 64<<10 { // don't pin rare huge buffers
+		return
+	}
+	db.bufs.Put(p)
+}
+
+// maintain runs value-log GC on a timer and, while unhealthy, probe writes
+// so that Healthy recovers once the disk does (callers stop writing then).
+func (db *DB) maintain(ctx context.Context) {
+	defer db.bg.Done()
+	gc := time.NewTicker(db.opts.GCInterval)
+	defer gc.Stop()
+	probe := time.NewTicker(db.opts.ProbeInterval)
+	defer probe.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-gc.C:
+			n := 0
+			for ctx.Err() == nil && db.bdb.RunValueLogGC(0.5) == nil {
+				n++
+			}
+			if n > 0 {
+				db.log.Debug("value log GC", "rewritten_files", n)
+			}
+		case <-probe.C:
+			if db.Healthy() != nil {
+				_ = db.put(ctx, []byte(keyProbe), []byte{1})
+			}
+		}
+	}
+}
+
+// Healthy returns nil, or the error of the last failed write or fsync while
+// no write has succeeded since. While it is non-nil callers must stop
+// acknowledging messages.
+func (db *DB) Healthy() error {
+	if db.isClosed() {
+		return ErrClosed
+	}
+	if e := db.lastErr.Load(); e != nil {
+		return e.err
+	}
+	return nil
+}
+
+// Stats returns the committer's counters.
+func (db *DB) Stats() Stats {
+	s := Stats{
+		Commits: db.writes.Load(),
+		Batches: db.batches.Load(),
+		Failed:  db.failed.Load(),
+		Pending: int(db.pending.Load()),
+		Cached:  db.cache.len(),
+	}
+	if s.Batches > 0 {
+		s.AvgBatch = float64(s.Commits) / float64(s.Batches)
+	}
+	if e := db.lastErr.Load(); e != nil {
+		s.LastError = e.err
+	}
+	return s
+}
+
+func reserved(key []byte) bool {
+	return len(key) == 0 || bytes.HasPrefix(key, []byte(prefixMsg)) || bytes.HasPrefix(key, []byte(prefixInternal))
+}
+
+// Put durably stores val under key: when it returns nil the write is on disk.
+// Keys under "m/" and "_/" are reserved.
+func (db *DB) Put(ctx context.Context, key, val []byte) error {
+	if reserved(key) {
+		return fmt.Errorf("put %q: %w", key, ErrReservedKey)
+	}
+	return db.put(ctx, key, val)
+}
+
+func (db *DB) put(ctx context.Context, key, val []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := db.waitRoom(); err != nil {
+		return err
+	}
+	// Copy: if ctx ends first the batch still holds the bytes after we return.
+	buf := db.getBuf()
+	*buf = append(append(*buf, key...), val...)
+	ops := [1]op{{key: (*buf)[:len(key):len(key)], val: (*buf)[len(key):]}}
+	b, err := db.submit(ops[:], buf)
+	if err != nil {
+		return err
+	}
+	return db.wait(ctx, b)
+}
+
+// Delete durably removes key.
+func (db *DB) Delete(ctx context.Context, key []byte) error {
+	if reserved(key) {
+		return fmt.Errorf("delete %q: %w", key, ErrReservedKey)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := db.waitRoom(); err != nil {
+		return err
+	}
+	buf := db.getBuf()
+	*buf = append(*buf, key...)
+	ops := [1]op{{key: *buf, del: true}}
+	b, err := db.submit(ops[:], buf)
+	if err != nil {
+		return err
+	}
+	return db.wait(ctx, b)
+}
+
+// Get returns a copy of the value stored under key, or ErrNotFound.
+func (db *DB) Get(key []byte) ([]byte, error) {
+	if reserved(key) {
+		return nil, fmt.Errorf("get %q: %w", key, ErrReservedKey)
+	}
+	return db.get(key)
+}
+
+func (db *DB) get(key []byte) ([]byte, error) {
+	var val []byte
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(key)
+		if err != nil {
+			return err
+		}
+		val, err = it.ValueCopy(nil)
+		return err
+	})
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return nil, ErrNotFound
+	case errors.Is(err, badger.ErrDBClosed):
+		return nil, ErrClosed
+	case err != nil:
+		return nil, fmt.Errorf("store: get %q: %w", key, err)
+	}
+	return val, nil
+}
+
+// Iterate calls fn for every key with prefix, in key order, over a consistent
+// snapshot. key and val are valid only during the call. Reserved keys are
+// never visited. An error from fn stops the iteration and is returned.
+func (db *DB) Iterate(prefix []byte, fn func(key, val []byte) error) error {
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		io := badger.DefaultIteratorOptions
+		io.Prefix = prefix
+		it := txn.NewIterator(io)
+		defer it.Close()
+		for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+			item := it.Item()
+			k := item.Key()
+			if reserved(k) {
+				continue
+			}
+			if err := item.Value(func(v []byte) error { return fn(k, v) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, badger.ErrDBClosed) {
+		return ErrClosed
+	}
+	return err
+}
+
+// badgerLogger routes badger's logs to slog; badger's Info is chatty, so it
+// goes to Debug.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) { b.logf(slog.LevelError, f, a) }
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.logf(slog.LevelWarn, f, a)
+}
+func (b badgerLogger) Infof(f string, a ...any)  { b.logf(slog.LevelDebug, f, a) }
+func (b badgerLogger) Debugf(f string, a ...any) { b.logf(slog.LevelDebug-4, f, a) }
+
+func (b badgerLogger) logf(level slog.Level, f string, a []any) {
+	ctx := context.Background()
+	if !b.l.Enabled(ctx, level) { // badger calls Debugf on every write: don't format
+		return
+	}
+	b.l.Log(ctx, level, string(bytes.TrimSpace(fmt.Appendf(nil, f, a...))), "component", "badger")
+}

@@ -1,0 +1,504 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/smsbridge/bridge/msg"
+)
+
+func openT(t testing.TB, opts Options) *DB {
+	t.Helper()
+	db, err := Open(opts)
+	if err != nil {
+		t.Fatalf("Open(%+v): %v", opts, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func newMsg(i int) *msg.Message {
+	return &msg.Message{
+		From:    msg.Address(fmt.Sprintf("+86138%08d", i)),
+		To:      "sip:alice@example.com",
+		Text:    fmt.Sprintf("hello %d — 你好", i),
+		Origin:  msg.Origin{Kind: msg.FromESME, Account: "esme1", Ref: fmt.Sprint(i)},
+		Receipt: i%2 == 0,
+		Expires: time.Unix(1900000000, 123).Add(time.Duration(i)),
+	}
+}
+
+func sameMsg(t *testing.T, got, want msg.Message) {
+	t.Helper()
+	if got.ID != want.ID || got.From != want.From || got.To != want.To || got.Text != want.Text ||
+		got.Origin != want.Origin || got.Receipt != want.Receipt ||
+		!got.Accepted.Equal(want.Accepted) || !got.Expires.Equal(want.Expires) {
+		t.Fatalf("message differs:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// acceptConcurrently accepts n messages from w goroutines and returns them.
+func acceptConcurrently(t *testing.T, db *DB, w, n int) []*msg.Message {
+	t.Helper()
+	ms := make([]*msg.Message, n)
+	for i := range ms {
+		ms[i] = newMsg(i)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, w)
+	for g := 0; g < w; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < n; i += w {
+				if err := db.Accept(context.Background(), ms[i]); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Accept: %v", err)
+	}
+	return ms
+}
+
+func TestAcceptDurableAcrossReopen(t *testing.T) {
+	dir := t.TempDir()
+	db := openT(t, Options{Dir: dir})
+	ms := acceptConcurrently(t, db, 32, 2000)
+	if s := db.Stats(); s.Batches >= 2000*2 || s.Commits != 4000 {
+		t.Errorf("stats %+v: want 4000 writes in fewer batches than writes", s)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db = openT(t, Options{Dir: dir})
+	want := map[string]*msg.Message{}
+	for _, m := range ms {
+		want[m.ID] = m
+	}
+	var got []string
+	err := db.Unfinished(func(r Record) error {
+		m, ok := want[r.Msg.ID]
+		if !ok {
+			return fmt.Errorf("unexpected id %s", r.Msg.ID)
+		}
+		sameMsg(t, r.Msg, *m)
+		if r.State != Accepted || len(r.Events) != 1 || r.Events[0].State != Accepted || !r.Events[0].At.Equal(m.Accepted) {
+			return fmt.Errorf("record %s: state %v events %+v", r.Msg.ID, r.State, r.Events)
+		}
+		got = append(got, r.Msg.ID)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(ms) {
+		t.Fatalf("Unfinished after reopen gave %d records, want %d", len(got), len(ms))
+	}
+	if !sort.StringsAreSorted(got) {
+		t.Fatal("Unfinished is not in id (acceptance) order")
+	}
+}
+
+func TestIDsUniqueAndIncreasingAcrossReopen(t *testing.T) {
+	dir := t.TempDir()
+	var all []string
+	for run := 0; run < 3; run++ {
+		db := openT(t, Options{Dir: dir})
+		for i := 0; i < 200; i++ {
+			m := newMsg(i)
+			if err := db.Accept(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
+			if !validID(m.ID) {
+				t.Fatalf("malformed id %q", m.ID)
+			}
+			if n := len(all); n > 0 && m.ID <= all[n-1] {
+				t.Fatalf("run %d: id %s not after %s", run, m.ID, all[n-1])
+			}
+			all = append(all, m.ID)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Two stores sharing nothing, opened in the same second, still differ.
+	a, b := openT(t, Options{}), openT(t, Options{})
+	ma, mb := newMsg(1), newMsg(1)
+	if err := a.Accept(context.Background(), ma); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Accept(context.Background(), mb); err != nil {
+		t.Fatal(err)
+	}
+	if ma.ID == mb.ID {
+		t.Fatalf("two independent stores issued the same id %s", ma.ID)
+	}
+}
+
+func TestAcceptBatch(t *testing.T) {
+	dir := t.TempDir()
+	db := openT(t, Options{Dir: dir})
+	ms := []*msg.Message{newMsg(1), newMsg(2), newMsg(3)}
+	if err := db.AcceptBatch(context.Background(), ms); err != nil {
+		t.Fatal(err)
+	}
+	if !(ms[0].ID < ms[1].ID && ms[1].ID < ms[2].ID) {
+		t.Fatalf("batch ids not increasing: %s %s %s", ms[0].ID, ms[1].ID, ms[2].ID)
+	}
+	if err := db.AcceptBatch(context.Background(), []*msg.Message{newMsg(4), nil}); !errors.Is(err, msg.ErrNotStored) {
+		t.Fatalf("nil message in batch: %v", err)
+	}
+	db.Close()
+	db = openT(t, Options{Dir: dir})
+	for _, m := range ms {
+		r, err := db.Message(m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameMsg(t, r.Msg, *m)
+	}
+}
+
+func TestTransitionsAndHistory(t *testing.T) {
+	dir := t.TempDir()
+	db := openT(t, Options{Dir: dir})
+	ctx := context.Background()
+	done, open, lazy := newMsg(1), newMsg(2), newMsg(3)
+	for _, m := range []*msg.Message{done, open, lazy} {
+		if err := db.Accept(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []Event{
+		{State: Routed, Detail: "im sip:alice@example.com"},
+		{State: InFlight, Detail: "sip MESSAGE sent"},
+		{State: Delivered, Detail: "200 OK"},
+	}
+	for i, ev := range steps {
+		if err := db.Transition(ctx, done.ID, ev, i != 1); err != nil { // the middle one not waited for
+			t.Fatal(err)
+		}
+	}
+	if err := db.Transition(ctx, done.ID, Event{State: Failed}, true); !errors.Is(err, ErrFinal) {
+		t.Fatalf("transition after final: %v, want ErrFinal", err)
+	}
+	if err := db.Transition(ctx, open.ID, Event{State: Routed, Detail: "sms smsc"}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Transition(ctx, lazy.ID, Event{State: Routed, Detail: "queued lazily"}, false); err != nil {
+		t.Fatal(err)
+	}
+	next := time.Now().Add(time.Minute)
+	if err := db.Reschedule(ctx, open.ID, 2, next, "480 Temporarily Unavailable"); err != nil {
+		t.Fatal(err)
+	}
+	// Bad input gets clear errors.
+	if err := db.Transition(ctx, open.ID, Event{State: 0}, true); !errors.Is(err, ErrBadState) {
+		t.Fatalf("state 0: %v", err)
+	}
+	if err := db.Transition(ctx, "nope", Event{State: Routed}, true); !errors.Is(err, ErrBadID) {
+		t.Fatalf("bad id: %v", err)
+	}
+	if err := db.Transition(ctx, "00000000000000000000", Event{State: Routed}, true); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown id: %v", err)
+	}
+	if _, err := db.Message("00000000000000000000"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown id: %v", err)
+	}
+
+	check := func(when string) {
+		t.Helper()
+		r, err := db.Message(done.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.State != Delivered || len(r.Events) != 4 {
+			t.Fatalf("%s: done: state %v, %d events", when, r.State, len(r.Events))
+		}
+		for i, ev := range steps {
+			got := r.Events[i+1]
+			if got.State != ev.State || got.Detail != ev.Detail || got.At.IsZero() || got.At.Before(r.Events[i].At) {
+				t.Fatalf("%s: event %d = %+v, want %+v", when, i+1, got, ev)
+			}
+		}
+		r, err = db.Message(open.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.State != Routed || r.Attempts != 2 || !r.NextAttempt.Equal(next) || len(r.Events) != 3 ||
+			r.Events[2] != (Event{State: Routed, At: r.Events[2].At, Detail: "480 Temporarily Unavailable"}) {
+			t.Fatalf("%s: open: %+v", when, r)
+		}
+		var ids []string
+		if err := db.Unfinished(func(r Record) error { ids = append(ids, r.Msg.ID); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(ids, []string{open.ID, lazy.ID}) {
+			t.Fatalf("%s: unfinished %v, want [%s %s]", when, ids, open.ID, lazy.ID)
+		}
+	}
+	check("before reopen")
+	db.Close() // also flushes the lazy transition
+	db = openT(t, Options{Dir: dir})
+	check("after reopen")
+	if r, err := db.Message(lazy.ID); err != nil || r.State != Routed {
+		t.Fatalf("non-durable transition lost over Close: %+v %v", r, err)
+	}
+	if err := db.Transition(ctx, done.ID, Event{State: Expired}, true); !errors.Is(err, ErrFinal) {
+		t.Fatalf("transition of final record read from disk: %v, want ErrFinal", err)
+	}
+}
+
+// Many goroutines transition one record: every event is kept, none lost to a
+// racing read-modify-write.
+func TestConcurrentTransitionsOneRecord(t *testing.T) {
+	db := openT(t, Options{Dir: t.TempDir()})
+	m := newMsg(1)
+	if err := db.Accept(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := db.Reschedule(context.Background(), m.ID, i, time.Time{}, fmt.Sprint("try ", i)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	r, err := db.Message(m.ID)
+	if err != nil || len(r.Events) != n+1 {
+		t.Fatalf("got %d events, %v; want %d", len(r.Events), err, n+1)
+	}
+}
+
+// With a tiny cache, records are evicted once committed and read back from
+// disk: transitions still work and the cache stays bounded.
+func TestCacheBounded(t *testing.T) {
+	db := openT(t, Options{Dir: t.TempDir(), CacheRecords: 1})
+	ms := acceptConcurrently(t, db, 8, 1500)
+	for _, m := range ms {
+		if err := db.Transition(context.Background(), m.ID, Event{State: Routed, Detail: "x"}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := db.Stats().Cached; c > 64*4+64 {
+		t.Fatalf("cache holds %d records, want it bounded near %d", c, 64*4)
+	}
+	for _, m := range ms {
+		r, err := db.Message(m.ID)
+		if err != nil || r.State != Routed || len(r.Events) != 2 {
+			t.Fatalf("%s: %+v %v", m.ID, r, err)
+		}
+	}
+}
+
+func TestRetentionTTL(t *testing.T) {
+	db := openT(t, Options{Dir: t.TempDir(), Retention: time.Second})
+	ctx := context.Background()
+	m, keep := newMsg(1), newMsg(2)
+	for _, x := range []*msg.Message{m, keep} {
+		if err := db.Accept(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Transition(ctx, m.ID, Event{State: Delivered}, true); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := db.Message(m.ID)
+		if errors.Is(err, ErrNotFound) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("final record did not expire")
+		}
+		time.Sleep(50 * time.Millisecond) // polling for badger's TTL clock, not synchronisation
+	}
+	if r, err := db.Message(keep.ID); err != nil || r.State != Accepted {
+		t.Fatalf("unfinished record must not expire: %+v %v", r, err)
+	}
+}
+
+func TestSyncFailureReachesEveryWaiter(t *testing.T) {
+	db := openT(t, Options{Dir: t.TempDir(), ProbeInterval: 10 * time.Millisecond})
+	injected := errors.New("injected: no space left on device")
+	fail := func() error { return injected }
+	db.syncHook.Store(&fail)
+
+	var wg sync.WaitGroup
+	errs := make([]error, 16)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := newMsg(i)
+			errs[i] = db.Accept(context.Background(), m)
+			if errs[i] != nil && m.ID != "" {
+				errs[i] = fmt.Errorf("failed accept left id %q set", m.ID)
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if !errors.Is(err, injected) || !errors.Is(err, msg.ErrNotStored) {
+			t.Fatalf("writer %d: %v, want the injected error and ErrNotStored", i, err)
+		}
+	}
+	if err := db.Put(context.Background(), []byte("k/x"), []byte("v")); !errors.Is(err, injected) {
+		t.Fatalf("Put: %v", err)
+	}
+	if err := db.Healthy(); !errors.Is(err, injected) {
+		t.Fatalf("Healthy: %v", err)
+	}
+	if s := db.Stats(); s.Failed == 0 || !errors.Is(s.LastError, injected) {
+		t.Fatalf("stats %+v", s)
+	}
+	db.syncHook.Store(nil) // the disk recovers: the probe write makes the store healthy again
+	deadline := time.Now().Add(10 * time.Second)
+	for db.Healthy() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("still unhealthy: %v", db.Healthy())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := db.Accept(context.Background(), newMsg(99)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A real failure, no hook: badger underneath is closed while the store runs.
+func TestBadgerFailure(t *testing.T) {
+	db := openT(t, Options{Dir: t.TempDir()})
+	m := newMsg(1)
+	if err := db.Accept(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.bdb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Accept(context.Background(), newMsg(2)); !errors.Is(err, msg.ErrNotStored) {
+		t.Fatalf("Accept on failed disk: %v", err)
+	}
+	if err := db.Transition(context.Background(), m.ID, Event{State: Routed}, true); err == nil {
+		t.Fatal("Transition on failed disk succeeded")
+	}
+	if db.Healthy() == nil {
+		t.Fatal("Healthy after write failure")
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("Close after failure: %v", err)
+	}
+}
+
+func TestClosed(t *testing.T) {
+	db := openT(t, Options{Dir: t.TempDir()})
+	m := newMsg(1)
+	if err := db.Accept(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	ctx := context.Background()
+	for name, err := range map[string]error{
+		"Accept":      db.Accept(ctx, newMsg(2)),
+		"AcceptBatch": db.AcceptBatch(ctx, []*msg.Message{newMsg(3)}),
+		"Transition":  db.Transition(ctx, m.ID, Event{State: Routed}, false),
+		"Put":         db.Put(ctx, []byte("k/a"), nil),
+		"Delete":      db.Delete(ctx, []byte("k/a")),
+		"Healthy":     db.Healthy(),
+	} {
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
+		}
+	}
+}
+
+func TestCanceledContextIsNotAnAck(t *testing.T) {
+	db := openT(t, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	m := newMsg(1)
+	if err := db.Accept(ctx, m); !errors.Is(err, context.Canceled) || !errors.Is(err, msg.ErrNotStored) {
+		t.Fatalf("Accept with canceled ctx: %v", err)
+	}
+}
+
+func TestKV(t *testing.T) {
+	dir := t.TempDir()
+	db := openT(t, Options{Dir: dir})
+	ctx := context.Background()
+	m := newMsg(1)
+	if err := db.Accept(ctx, m); err != nil { // internal keys must not show in Iterate
+		t.Fatal(err)
+	}
+	kv := map[string]string{"p/+8613800000001": "online", "p/+8613800000002": "away", "k/x": "1"}
+	for k, v := range kv {
+		if err := db.Put(ctx, []byte(k), []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range []string{"", "m/x", "_/epoch"} {
+		if err := db.Put(ctx, []byte(k), []byte("v")); !errors.Is(err, ErrReservedKey) {
+			t.Errorf("Put(%q): %v, want ErrReservedKey", k, err)
+		}
+		if _, err := db.Get([]byte(k)); !errors.Is(err, ErrReservedKey) {
+			t.Errorf("Get(%q): %v, want ErrReservedKey", k, err)
+		}
+	}
+	if err := db.Delete(ctx, []byte("p/+8613800000002")); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db = openT(t, Options{Dir: dir})
+	if v, err := db.Get([]byte("p/+8613800000001")); err != nil || string(v) != "online" {
+		t.Fatalf("Get: %q %v", v, err)
+	}
+	if _, err := db.Get([]byte("p/+8613800000002")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted key: %v", err)
+	}
+	var keys []string
+	if err := db.Iterate(nil, func(k, v []byte) error { keys = append(keys, string(k)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(keys, []string{"k/x", "p/+8613800000001"}) {
+		t.Fatalf("Iterate(all) = %q", keys)
+	}
+	stop := errors.New("stop")
+	n := 0
+	err := db.Iterate([]byte("p/"), func(k, v []byte) error {
+		n++
+		if !bytes.Equal(v, []byte("online")) {
+			t.Errorf("%s = %q", k, v)
+		}
+		return stop
+	})
+	if !errors.Is(err, stop) || n != 1 {
+		t.Fatalf("Iterate stop: %v after %d", err, n)
+	}
+}
