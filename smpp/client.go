@@ -1,0 +1,185 @@
+package smpp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+)
+
+// ClientConfig configures a bind out to an SMSC.
+type ClientConfig struct {
+	Addr                 string // host:port
+	SystemID, Password   string
+	SystemType           string
+	Bind                 CommandID // BindTransceiver (default), BindTransmitter or BindReceiver
+	Handler              Handler   // the SMSC's deliver_sm
+	Logger               *slog.Logger
+	Window               int
+	InboundWindow        int
+	EnquireInterval      time.Duration
+	RespTimeout          time.Duration
+	MinBackoff           time.Duration // first rebind delay (default 500ms), doubling
+	MaxBackoff           time.Duration // default 30s
+	DialTimeout          time.Duration // default 5s
+	OnBound, OnUnbound   func()
+	MaxPDU               int
+	AddrTON, AddrNPI     byte
+	AddressRange         string
+	InterfaceVersionByte byte // default 0x34
+}
+
+// Client keeps one bind to an SMSC up: it binds, keeps the link alive with
+// enquire_link and rebinds with backoff and jitter after any loss.
+type Client struct {
+	cfg  ClientConfig
+	log  *slog.Logger
+	pool sync.Pool
+
+	mu      sync.Mutex
+	sess    *Session
+	boundCh chan struct{} // closed while bound; replaced on loss
+}
+
+// NewClient builds a client; Run keeps it bound.
+func NewClient(cfg ClientConfig) *Client {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Bind == 0 {
+		cfg.Bind = BindTransceiver
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 500 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	if cfg.InterfaceVersionByte == 0 {
+		cfg.InterfaceVersionByte = 0x34
+	}
+	c := &Client{cfg: cfg, log: cfg.Logger, boundCh: make(chan struct{})}
+	c.pool.New = func() any { return new(PDU) }
+	return c
+}
+
+// Run binds and rebinds until ctx ends; then it unbinds and returns nil.
+func (c *Client) Run(ctx context.Context) error {
+	backoff := c.cfg.MinBackoff
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := c.once(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(start) > 2*c.cfg.MaxBackoff {
+			backoff = c.cfg.MinBackoff // it was up a good while: start over
+		}
+		// Full jitter keeps many gateways from rebinding in step.
+		d := backoff/2 + rand.N(backoff/2+1)
+		c.log.Warn("smsc bind lost", "addr", c.cfg.Addr, "err", err, "rebind_in", d.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(d):
+		}
+		backoff = min(2*backoff, c.cfg.MaxBackoff)
+	}
+	return nil
+}
+
+// once dials, binds and serves one session until it ends.
+func (c *Client) once(ctx context.Context) error {
+	d := net.Dialer{Timeout: c.cfg.DialTimeout}
+	conn, err := d.DialContext(ctx, "tcp", c.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("dial: %w", err)
+	}
+	s := newSession(ctx, conn, sessionConfig{
+		Handler: c.cfg.Handler, Logger: c.log,
+		Window: c.cfg.Window, InboundWindow: c.cfg.InboundWindow,
+		EnquireInterval: c.cfg.EnquireInterval, RespTimeout: c.cfg.RespTimeout,
+		MaxPDU: c.cfg.MaxPDU,
+	}, &c.pool)
+	served := make(chan error, 1)
+	go func() { served <- s.serve() }()
+	bctx, cancel := context.WithTimeout(ctx, s.cfg.RespTimeout)
+	_, err = s.roundTrip(bctx, &PDU{
+		ID: c.cfg.Bind, SystemID: c.cfg.SystemID, Password: c.cfg.Password,
+		SystemType: c.cfg.SystemType, InterfaceVersion: c.cfg.InterfaceVersionByte,
+		AddrTON: c.cfg.AddrTON, AddrNPI: c.cfg.AddrNPI, AddressRange: c.cfg.AddressRange,
+	})
+	cancel()
+	if err != nil {
+		s.close(err)
+		<-served
+		return fmt.Errorf("%v: %w", c.cfg.Bind, err)
+	}
+	s.setBound(c.cfg.SystemID, c.cfg.Bind)
+	c.log.Info("bound to smsc", "addr", c.cfg.Addr, "bind", c.cfg.Bind)
+	c.mu.Lock()
+	c.sess = s
+	close(c.boundCh)
+	c.mu.Unlock()
+	if c.cfg.OnBound != nil {
+		c.cfg.OnBound()
+	}
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+		s.Close()
+		err = <-served
+	}
+	c.mu.Lock()
+	c.sess = nil
+	c.boundCh = make(chan struct{})
+	c.mu.Unlock()
+	if c.cfg.OnUnbound != nil {
+		c.cfg.OnUnbound()
+	}
+	if err == nil {
+		err = errors.New("smsc closed the session")
+	}
+	return err
+}
+
+// Session returns the bound session, or nil.
+func (c *Client) Session() *Session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess
+}
+
+// Bound reports whether the client is bound now.
+func (c *Client) Bound() bool { return c.Session() != nil }
+
+// Send sends p over the bind, waiting (up to ctx) for a bind if there is
+// none right now.
+func (c *Client) Send(ctx context.Context, p *PDU) (*PDU, error) {
+	for {
+		c.mu.Lock()
+		s, ch := c.sess, c.boundCh
+		c.mu.Unlock()
+		if s != nil {
+			resp, err := s.Send(ctx, p)
+			if errors.Is(err, ErrClosed) && ctx.Err() == nil {
+				// The bind dropped under us before the request was
+				// answered; the caller decides whether to resend.
+				return nil, fmt.Errorf("%w: bind lost", ErrClosed)
+			}
+			return resp, err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w to %s: %w", ErrNotBound, c.cfg.Addr, ctx.Err())
+		}
+	}
+}

@@ -1,0 +1,531 @@
+package smpp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Handler serves the peer's requests (submit_sm, deliver_sm, data_sm,
+// query_sm ...). resp arrives prepared (command id, sequence, status 0); the
+// handler fills it in. Neither req nor resp may be kept after return: both
+// are reused. Handlers run concurrently, up to the session's inbound window.
+type Handler interface {
+	HandleSMPP(ctx context.Context, s *Session, req, resp *PDU)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, s *Session, req, resp *PDU)
+
+func (f HandlerFunc) HandleSMPP(ctx context.Context, s *Session, req, resp *PDU) {
+	f(ctx, s, req, resp)
+}
+
+// Errors of a session.
+var (
+	ErrClosed      = errors.New("smpp: session closed")
+	ErrTimeout     = errors.New("smpp: response timeout")
+	ErrNotBound    = errors.New("smpp: not bound")
+	errEnquireLost = errors.New("smpp: peer stopped answering enquire_link")
+)
+
+// StatusError is a response with a non-zero command_status (or generic_nack).
+type StatusError struct {
+	Command CommandID
+	Status  uint32
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("smpp: %v status 0x%08x (%s)", e.Command, e.Status, StatusName(e.Status))
+}
+
+// StatusName is the ESME_ name of a status, for logs and errors.
+func StatusName(st uint32) string {
+	switch st {
+	case ESME_ROK:
+		return "ESME_ROK"
+	case ESME_RINVMSGLEN:
+		return "ESME_RINVMSGLEN"
+	case ESME_RINVCMDLEN:
+		return "ESME_RINVCMDLEN"
+	case ESME_RINVCMDID:
+		return "ESME_RINVCMDID"
+	case ESME_RINVBNDSTS:
+		return "ESME_RINVBNDSTS"
+	case ESME_RALYBND:
+		return "ESME_RALYBND"
+	case ESME_RSYSERR:
+		return "ESME_RSYSERR"
+	case ESME_RINVSRCADR:
+		return "ESME_RINVSRCADR"
+	case ESME_RINVDSTADR:
+		return "ESME_RINVDSTADR"
+	case ESME_RBINDFAIL:
+		return "ESME_RBINDFAIL"
+	case ESME_RINVPASWD:
+		return "ESME_RINVPASWD"
+	case ESME_RINVSYSID:
+		return "ESME_RINVSYSID"
+	case ESME_RMSGQFUL:
+		return "ESME_RMSGQFUL"
+	case ESME_RINVESMCLASS:
+		return "ESME_RINVESMCLASS"
+	case ESME_RTHROTTLED:
+		return "ESME_RTHROTTLED"
+	case ESME_RINVPARLEN:
+		return "ESME_RINVPARLEN"
+	case ESME_RINVOPTPARSTREAM:
+		return "ESME_RINVOPTPARSTREAM"
+	case ESME_RINVDCS:
+		return "ESME_RINVDCS"
+	case ESME_RDELIVERYFAILURE:
+		return "ESME_RDELIVERYFAILURE"
+	}
+	return "status"
+}
+
+// sessionConfig is shared by the server and client roles.
+type sessionConfig struct {
+	Handler         Handler
+	Logger          *slog.Logger
+	Window          int           // our requests in flight; Send waits beyond it (default 64)
+	InboundWindow   int           // peer requests handled at once; reading pauses beyond it (default 64)
+	EnquireInterval time.Duration // idle time before we probe with enquire_link (default 30s; <0 off)
+	RespTimeout     time.Duration // wait for a response (default 10s)
+	MaxPDU          int           // largest PDU read (default MaxPDU)
+
+	// server role: authenticate a bind; returns the status to answer with.
+	onBind func(s *Session, req *PDU) uint32
+	// server role: our system_id in bind responses.
+	systemID string
+}
+
+func (c *sessionConfig) defaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Window <= 0 {
+		c.Window = 64
+	}
+	if c.InboundWindow <= 0 {
+		c.InboundWindow = 64
+	}
+	if c.EnquireInterval == 0 {
+		c.EnquireInterval = 30 * time.Second
+	}
+	if c.RespTimeout <= 0 {
+		c.RespTimeout = 10 * time.Second
+	}
+	if c.MaxPDU <= 0 {
+		c.MaxPDU = MaxPDU
+	}
+}
+
+// Session is one SMPP connection, in either role. Our requests and the
+// peer's requests have separate sequence spaces: responses from the peer are
+// matched only against requests we sent.
+type Session struct {
+	conn net.Conn
+	cfg  sessionConfig
+	log  *slog.Logger
+	r    *bufio.Reader
+
+	wmu     sync.Mutex
+	w       *bufio.Writer
+	wbuf    []byte
+	writers atomic.Int32 // writers queued for wmu: the last one flushes
+
+	seq     atomic.Uint32
+	window  chan struct{}
+	inbound chan struct{}
+
+	pmu     sync.Mutex
+	pending map[uint32]chan *PDU
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	done     chan struct{}
+	doneOnce sync.Once
+	err      error
+	handlers sync.WaitGroup
+
+	mu       sync.Mutex
+	systemID string    // peer's system_id (server role) or ours (client role)
+	bind     CommandID // bind command that bound the session; 0 before
+	bound    atomic.Bool
+	lastRead atomic.Int64 // unix nanos
+
+	pool *sync.Pool // *PDU
+}
+
+func newSession(ctx context.Context, conn net.Conn, cfg sessionConfig, pool *sync.Pool) *Session {
+	cfg.defaults()
+	s := &Session{
+		conn:    conn,
+		cfg:     cfg,
+		log:     cfg.Logger.With("peer", conn.RemoteAddr().String()),
+		r:       bufio.NewReaderSize(conn, 16<<10),
+		w:       bufio.NewWriterSize(conn, 16<<10),
+		window:  make(chan struct{}, cfg.Window),
+		inbound: make(chan struct{}, cfg.InboundWindow),
+		pending: make(map[uint32]chan *PDU),
+		done:    make(chan struct{}),
+		pool:    pool,
+	}
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	s.lastRead.Store(time.Now().UnixNano())
+	return s
+}
+
+// SystemID is the peer's system_id once bound (server role), or ours
+// (client role).
+func (s *Session) SystemID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.systemID
+}
+
+// BindType is the bind command that bound the session (0 before).
+func (s *Session) BindType() CommandID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bind
+}
+
+// CanReceive reports whether the peer may be sent deliver_sm (it bound as a
+// receiver or transceiver).
+func (s *Session) CanReceive() bool {
+	b := s.BindType()
+	return s.bound.Load() && (b == BindReceiver || b == BindTransceiver)
+}
+
+// RemoteAddr is the peer's address.
+func (s *Session) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
+
+// Done is closed when the session has ended.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err is why the session ended (nil while it runs or after a clean unbind).
+func (s *Session) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+func (s *Session) setBound(systemID string, bind CommandID) {
+	s.mu.Lock()
+	s.systemID, s.bind = systemID, bind
+	s.mu.Unlock()
+	s.bound.Store(true)
+}
+
+func (s *Session) nextSeq() uint32 {
+	for {
+		n := s.seq.Add(1) & 0x7FFFFFFF
+		if n != 0 {
+			return n
+		}
+	}
+}
+
+// Send sends request p and waits for its response, first waiting for room
+// in the window if it is full. It sets p.Seq. A response with a non-zero
+// status is returned together with a *StatusError.
+func (s *Session) Send(ctx context.Context, p *PDU) (*PDU, error) {
+	select {
+	case s.window <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.done:
+		return nil, ErrClosed
+	}
+	defer func() { <-s.window }()
+	return s.roundTrip(ctx, p)
+}
+
+// roundTrip sends p outside the window (binds, enquire_link, unbind).
+func (s *Session) roundTrip(ctx context.Context, p *PDU) (*PDU, error) {
+	p.Seq = s.nextSeq()
+	ch := make(chan *PDU, 1)
+	s.pmu.Lock()
+	s.pending[p.Seq] = ch
+	s.pmu.Unlock()
+	forget := func() {
+		s.pmu.Lock()
+		delete(s.pending, p.Seq)
+		s.pmu.Unlock()
+	}
+	if err := s.write(p); err != nil {
+		forget()
+		return nil, err
+	}
+	t := time.NewTimer(s.cfg.RespTimeout)
+	defer t.Stop()
+	select {
+	case resp := <-ch:
+		if resp.ID == GenericNack || resp.Status != ESME_ROK {
+			cmd := resp.ID
+			if cmd != GenericNack {
+				cmd = p.ID.Resp()
+			}
+			return resp, &StatusError{Command: cmd, Status: resp.Status}
+		}
+		if resp.ID != p.ID.Resp() {
+			return resp, fmt.Errorf("smpp: %v answered with %v", p.ID, resp.ID)
+		}
+		return resp, nil
+	case <-t.C:
+		forget()
+		return nil, fmt.Errorf("%w: %v seq %d after %v", ErrTimeout, p.ID, p.Seq, s.cfg.RespTimeout)
+	case <-ctx.Done():
+		forget()
+		return nil, ctx.Err()
+	case <-s.done:
+		return nil, ErrClosed
+	}
+}
+
+// write encodes and writes p. Writers queue on wmu; the last in the queue
+// flushes, so a burst of responses shares one syscall.
+func (s *Session) write(p *PDU) error {
+	s.writers.Add(1)
+	s.wmu.Lock()
+	s.writers.Add(-1)
+	defer s.wmu.Unlock()
+	var err error
+	s.wbuf, err = p.AppendTo(s.wbuf[:0])
+	if err != nil {
+		return err
+	}
+	if _, err = s.w.Write(s.wbuf); err == nil && s.writers.Load() == 0 {
+		s.conn.SetWriteDeadline(time.Now().Add(s.cfg.RespTimeout))
+		err = s.w.Flush()
+	}
+	if err != nil {
+		err = fmt.Errorf("smpp: write %v: %w", p.ID, err)
+		s.close(err)
+	}
+	return err
+}
+
+// close ends the session at once; waiters get ErrClosed.
+func (s *Session) close(err error) {
+	s.doneOnce.Do(func() {
+		s.err = err
+		s.bound.Store(false)
+		close(s.done)
+		s.cancel()
+		s.conn.Close()
+	})
+}
+
+// Close unbinds politely (waiting briefly for unbind_resp) and closes.
+func (s *Session) Close() error {
+	if s.bound.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		p := &PDU{ID: Unbind}
+		s.roundTrip(ctx, p)
+		cancel()
+	}
+	s.close(nil)
+	return nil
+}
+
+// serve reads until the connection ends. It answers enquire_link, unbind,
+// binds (server role) and malformed PDUs itself and hands other requests to
+// the handler.
+func (s *Session) serve() error {
+	if s.cfg.EnquireInterval > 0 {
+		go s.keepalive()
+	}
+	defer func() {
+		s.handlers.Wait()
+	}()
+	for {
+		p := s.pool.Get().(*PDU)
+		p.Reset()
+		err := ReadPDU(s.r, p, s.cfg.MaxPDU)
+		s.lastRead.Store(time.Now().UnixNano())
+		if err != nil {
+			var de *DecodeError
+			if errors.As(err, &de) {
+				s.log.Warn("malformed pdu", "cmd", p.ID, "seq", p.Seq, "err", err)
+				if !p.ID.IsResponse() || p.ID == GenericNack {
+					s.nack(p.Seq, de.Status)
+				}
+				s.pool.Put(p)
+				continue
+			}
+			s.pool.Put(p)
+			if errors.Is(err, ErrFraming) {
+				// The stream cannot be resynchronised: say why, then go.
+				s.nack(0, ESME_RINVCMDLEN)
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+				err = nil
+			}
+			s.close(err)
+			return s.err
+		}
+		if p.ID.IsResponse() {
+			s.pmu.Lock()
+			ch, ok := s.pending[p.Seq]
+			delete(s.pending, p.Seq)
+			s.pmu.Unlock()
+			if !ok {
+				s.log.Debug("response to no request of ours", "cmd", p.ID, "seq", p.Seq)
+				s.pool.Put(p)
+				continue
+			}
+			ch <- p // the waiter owns p now; it is not returned to the pool
+			continue
+		}
+		if s.control(p) {
+			id := p.ID
+			s.pool.Put(p)
+			if id == Unbind {
+				s.close(nil)
+				return nil
+			}
+			continue
+		}
+		// Backpressure: beyond the inbound window we stop reading.
+		select {
+		case s.inbound <- struct{}{}:
+		case <-s.done:
+			s.pool.Put(p)
+			return s.err
+		}
+		s.handlers.Add(1)
+		go s.handle(p)
+	}
+}
+
+// control answers session-level requests; true when p was one.
+func (s *Session) control(p *PDU) bool {
+	switch {
+	case p.ID == EnquireLink:
+		s.write(&PDU{ID: EnquireLinkResp, Seq: p.Seq})
+	case p.ID == Unbind:
+		s.write(&PDU{ID: UnbindResp, Seq: p.Seq})
+		s.bound.Store(false)
+	case p.ID.IsBind():
+		resp := &PDU{ID: p.ID.Resp(), Seq: p.Seq, SystemID: s.cfg.systemID}
+		switch {
+		case s.cfg.onBind == nil:
+			resp.Status = ESME_RINVCMDID // we are the client: peers don't bind to us
+		case s.bound.Load():
+			resp.Status = ESME_RALYBND
+		default:
+			resp.Status = s.cfg.onBind(s, p)
+		}
+		if resp.Status == ESME_ROK {
+			s.setBound(p.SystemID, p.ID)
+			s.log.Info("bound", "system_id", p.SystemID, "bind", p.ID)
+			s.write(resp)
+		} else {
+			s.log.Warn("bind refused", "system_id", p.SystemID, "bind", p.ID, "status", StatusName(resp.Status))
+			s.write(resp)
+			if !s.bound.Load() {
+				// A refused bind ends the connection after the answer.
+				go func() {
+					time.Sleep(100 * time.Millisecond)
+					s.close(fmt.Errorf("smpp: bind refused: %s", StatusName(resp.Status)))
+				}()
+			}
+		}
+	case p.ID == Outbind || p.ID == AlertNotification:
+		// Nothing to answer (neither has a response); noted only.
+		s.log.Debug("ignored", "cmd", p.ID)
+	case !s.bound.Load():
+		s.write(&PDU{ID: p.ID.Resp(), Seq: p.Seq, Status: ESME_RINVBNDSTS})
+	case s.cfg.onBind != nil && !s.permitted(p.ID):
+		s.write(&PDU{ID: p.ID.Resp(), Seq: p.Seq, Status: ESME_RINVBNDSTS})
+	case s.cfg.Handler == nil:
+		s.write(&PDU{ID: p.ID.Resp(), Seq: p.Seq, Status: ESME_RINVCMDID})
+	default:
+		return false
+	}
+	return true
+}
+
+// permitted: a receiver may not submit (server role).
+func (s *Session) permitted(id CommandID) bool {
+	if id == SubmitSM || id == DataSM || id == QuerySM || id == SubmitMulti || id == CancelSM || id == ReplaceSM {
+		return s.BindType() != BindReceiver
+	}
+	return true
+}
+
+func (s *Session) nack(seq, status uint32) {
+	s.write(&PDU{ID: GenericNack, Seq: seq, Status: status})
+}
+
+func (s *Session) handle(req *PDU) {
+	defer func() {
+		<-s.inbound
+		s.handlers.Done()
+	}()
+	resp := s.pool.Get().(*PDU)
+	resp.Reset()
+	resp.ID, resp.Seq = req.ID.Resp(), req.Seq
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("handler panic", "cmd", req.ID, "panic", r)
+				resp.Status = ESME_RSYSERR
+			}
+		}()
+		s.cfg.Handler.HandleSMPP(s.ctx, s, req, resp)
+	}()
+	if err := s.write(resp); err != nil && !errors.Is(err, ErrClosed) {
+		s.log.Debug("response not written", "cmd", resp.ID, "err", err)
+	}
+	s.pool.Put(req)
+	s.pool.Put(resp)
+}
+
+// keepalive probes an idle peer and ends the session when it stops
+// answering.
+func (s *Session) keepalive() {
+	iv := s.cfg.EnquireInterval
+	t := time.NewTicker(iv / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		idle := time.Since(time.Unix(0, s.lastRead.Load()))
+		if idle < iv || !s.bound.Load() {
+			if !s.bound.Load() && idle > 3*iv {
+				s.close(errors.New("smpp: no bind in time"))
+				return
+			}
+			continue
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.RespTimeout)
+		_, err := s.roundTrip(ctx, &PDU{ID: EnquireLink})
+		cancel()
+		if err != nil && !errors.Is(err, ErrClosed) {
+			var se *StatusError
+			if errors.As(err, &se) {
+				continue // answered, even if oddly: the peer is alive
+			}
+			s.log.Warn("enquire_link failed", "err", err)
+			s.close(fmt.Errorf("%w: %v", errEnquireLost, err))
+			return
+		}
+	}
+}
