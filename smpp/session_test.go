@@ -1,0 +1,369 @@
+package smpp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	fsmpp "github.com/fiorix/go-smpp/smpp"
+	"github.com/fiorix/go-smpp/smpp/pdu/pdutext"
+)
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// echo answers every submit_sm/deliver_sm with a message id derived from
+// the text, so a test can check each response went to its own request.
+type echo struct {
+	n     atomic.Int64
+	delay time.Duration
+}
+
+func (e *echo) HandleSMPP(_ context.Context, _ *Session, req, resp *PDU) {
+	e.n.Add(1)
+	if e.delay > 0 {
+		time.Sleep(e.delay)
+	}
+	resp.MessageID = "id-" + string(req.ShortMessage)
+}
+
+func startServer(t *testing.T, h Handler, mod func(*ServerConfig)) (*Server, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := ServerConfig{
+		Handler: h,
+		Auth: func(id, pw string, _ CommandID, _ net.Addr) uint32 {
+			switch {
+			case id != "esme1":
+				return ESME_RINVSYSID
+			case !CheckPassword("secret", pw):
+				return ESME_RINVPASWD
+			}
+			return ESME_ROK
+		},
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv := NewServer(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); srv.Close(); <-done })
+	return srv, ln.Addr().String()
+}
+
+func startClient(t *testing.T, cfg ClientConfig) *Client {
+	t.Helper()
+	c := NewClient(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return c
+}
+
+func TestFiorixClientBindsAndSubmits(t *testing.T) {
+	e := &echo{}
+	_, addr := startServer(t, e, nil)
+	tx := &fsmpp.Transceiver{Addr: addr, User: "esme1", Passwd: "secret", RespTimeout: 5 * time.Second}
+	conn := tx.Bind()
+	defer tx.Close()
+	if st := <-conn; st.Error() != nil {
+		t.Fatalf("bind: %v", st.Error())
+	}
+	for i := range 20 {
+		sm, err := tx.Submit(&fsmpp.ShortMessage{Src: "1", Dst: "2", Text: pdutext.Raw(strconv.Itoa(i))})
+		if err != nil {
+			t.Fatalf("submit %d: %v", i, err)
+		}
+		if want := "id-" + strconv.Itoa(i); sm.RespID() != want {
+			t.Fatalf("submit %d got id %q, want %q", i, sm.RespID(), want)
+		}
+	}
+	if e.n.Load() != 20 {
+		t.Fatalf("handler saw %d, want 20", e.n.Load())
+	}
+}
+
+func TestBindRefusedWithStatus(t *testing.T) {
+	_, addr := startServer(t, &echo{}, nil)
+	for _, c := range []struct {
+		user, pw string
+		want     uint32
+	}{{"esme1", "nope", ESME_RINVPASWD}, {"stranger", "secret", ESME_RINVSYSID}} {
+		cli := NewClient(ClientConfig{Addr: addr, SystemID: c.user, Password: c.pw})
+		err := cli.once(context.Background())
+		var se *StatusError
+		if !errors.As(err, &se) || se.Status != c.want {
+			t.Errorf("bind %s/%s: %v, want status %s", c.user, c.pw, err, StatusName(c.want))
+		}
+	}
+}
+
+// Both sides send at once on one transceiver: each side's responses must
+// match its own requests even though the sequence numbers overlap.
+func TestTransceiverBothDirections(t *testing.T) {
+	srvEcho, cliEcho := &echo{delay: time.Millisecond}, &echo{delay: time.Millisecond}
+	srv, addr := startServer(t, srvEcho, func(c *ServerConfig) { c.Window = 4 })
+	c := startClient(t, ClientConfig{Addr: addr, SystemID: "esme1", Password: "secret", Handler: cliEcho, Window: 3})
+	waitUntil(t, "bind", func() bool { return len(srv.Sessions("esme1")) == 1 })
+	const n = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*n)
+	for i := range n {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			text := fmt.Sprintf("up%d", i)
+			resp, err := c.Send(context.Background(), &PDU{ID: SubmitSM, SourceAddr: "1", DestAddr: "2", ShortMessage: []byte(text)})
+			if err == nil && resp.MessageID != "id-"+text {
+				err = fmt.Errorf("submit %q answered %q", text, resp.MessageID)
+			}
+			errs <- err
+		}()
+		go func() {
+			defer wg.Done()
+			text := fmt.Sprintf("down%d", i)
+			resp, err := srv.Deliver(context.Background(), "esme1", &PDU{ID: DeliverSM, SourceAddr: "2", DestAddr: "1", ShortMessage: []byte(text)})
+			if err == nil && resp.MessageID != "id-"+text {
+				err = fmt.Errorf("deliver %q answered %q", text, resp.MessageID)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if srvEcho.n.Load() != n || cliEcho.n.Load() != n {
+		t.Fatalf("server handled %d, client %d; want %d each", srvEcho.n.Load(), cliEcho.n.Load(), n)
+	}
+}
+
+// rawBind opens a TCP connection and binds by hand.
+func rawBind(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	writePDU(t, conn, &PDU{ID: BindTransceiver, Seq: 1, SystemID: "esme1", Password: "secret", InterfaceVersion: 0x34})
+	r := bufio.NewReader(conn)
+	p := readPDU(t, conn, r)
+	if p.ID != BindTransceiverResp || p.Status != 0 {
+		t.Fatalf("bind: %v status %x", p.ID, p.Status)
+	}
+	return conn, r
+}
+
+func writePDU(t *testing.T, conn net.Conn, p *PDU) {
+	t.Helper()
+	b, err := p.AppendTo(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readPDU(t *testing.T, conn net.Conn, r *bufio.Reader) *PDU {
+	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var p PDU
+	if err := ReadPDU(r, &p, MaxPDU); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return &p
+}
+
+func TestMalformedGetsGenericNackAndSessionSurvives(t *testing.T) {
+	_, addr := startServer(t, &echo{}, nil)
+	conn, r := rawBind(t, addr)
+	bad := [][]byte{
+		fixLen(append(hdr(SubmitSM), 'n', 'o', 'n', 'u', 'l')),                                      // C-string without NUL
+		{0, 0, 0, 16, 0, 0, 0x12, 0x34, 0, 0, 0, 0, 0, 0, 0, 42},                                    // unknown command
+		fixLen(append(hdr(SubmitSM), 0, 1, 1, '1', 0, 1, 1, '2', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 99)), // sm_length past end
+	}
+	for i, b := range bad {
+		if _, err := conn.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		p := readPDU(t, conn, r)
+		if p.ID != GenericNack || p.Status == 0 || p.Seq != 42 {
+			t.Fatalf("malformed #%d answered %v status %x seq %d, want generic_nack with seq 42", i, p.ID, p.Status, p.Seq)
+		}
+	}
+	// Still up: a good submit_sm and enquire_link work.
+	writePDU(t, conn, &PDU{ID: SubmitSM, Seq: 43, SourceAddr: "1", DestAddr: "2", ShortMessage: []byte("ok")})
+	if p := readPDU(t, conn, r); p.ID != SubmitSMResp || p.Seq != 43 || p.MessageID != "id-ok" {
+		t.Fatalf("after malformed: %v seq %d id %q", p.ID, p.Seq, p.MessageID)
+	}
+	writePDU(t, conn, &PDU{ID: EnquireLink, Seq: 44})
+	if p := readPDU(t, conn, r); p.ID != EnquireLinkResp || p.Seq != 44 {
+		t.Fatalf("enquire_link: %v seq %d", p.ID, p.Seq)
+	}
+	writePDU(t, conn, &PDU{ID: Unbind, Seq: 45})
+	if p := readPDU(t, conn, r); p.ID != UnbindResp || p.Seq != 45 {
+		t.Fatalf("unbind: %v seq %d", p.ID, p.Seq)
+	}
+}
+
+func TestSubmitBeforeBindRefused(t *testing.T) {
+	_, addr := startServer(t, &echo{}, nil)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	writePDU(t, conn, &PDU{ID: SubmitSM, Seq: 5, SourceAddr: "1", DestAddr: "2"})
+	if p := readPDU(t, conn, bufio.NewReader(conn)); p.ID != SubmitSMResp || p.Status != ESME_RINVBNDSTS {
+		t.Fatalf("got %v status %x, want submit_sm_resp ESME_RINVBNDSTS", p.ID, p.Status)
+	}
+}
+
+func TestReceiverMayNotSubmit(t *testing.T) {
+	_, addr := startServer(t, &echo{}, nil)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	writePDU(t, conn, &PDU{ID: BindReceiver, Seq: 1, SystemID: "esme1", Password: "secret"})
+	if p := readPDU(t, conn, r); p.Status != 0 {
+		t.Fatalf("bind_receiver: %x", p.Status)
+	}
+	writePDU(t, conn, &PDU{ID: SubmitSM, Seq: 2, SourceAddr: "1", DestAddr: "2"})
+	if p := readPDU(t, conn, r); p.Status != ESME_RINVBNDSTS {
+		t.Fatalf("submit on receiver: status %x", p.Status)
+	}
+}
+
+// The server probes an idle peer with enquire_link; a peer that answers
+// stays bound, and the client side answers the server's probes by itself.
+func TestEnquireLinkKeepsIdleBind(t *testing.T) {
+	srv, addr := startServer(t, &echo{}, func(c *ServerConfig) { c.EnquireInterval = 50 * time.Millisecond })
+	c := startClient(t, ClientConfig{Addr: addr, SystemID: "esme1", Password: "secret", EnquireInterval: 40 * time.Millisecond, Handler: &echo{}})
+	waitUntil(t, "bind", c.Bound)
+	s := c.Session()
+	time.Sleep(400 * time.Millisecond) // several probe intervals, both ways
+	if c.Session() != s || !c.Bound() || srv.Bound() != 1 {
+		t.Fatal("idle bind with working enquire_link was dropped")
+	}
+}
+
+// A peer that stops answering enquire_link is dropped.
+func TestEnquireLinkDropsDeadPeer(t *testing.T) {
+	srv, addr := startServer(t, &echo{}, func(c *ServerConfig) {
+		c.EnquireInterval = 50 * time.Millisecond
+		c.RespTimeout = 100 * time.Millisecond
+	})
+	conn, _ := rawBind(t, addr) // binds, then never reads again
+	_ = conn
+	waitUntil(t, "bound", func() bool { return srv.Bound() == 1 })
+	waitUntil(t, "dead peer dropped", func() bool { return srv.Bound() == 0 })
+}
+
+func TestClientRebindsAfterLoss(t *testing.T) {
+	srv, addr := startServer(t, &echo{}, nil)
+	var binds atomic.Int32
+	c := startClient(t, ClientConfig{Addr: addr, SystemID: "esme1", Password: "secret",
+		MinBackoff: 10 * time.Millisecond, OnBound: func() { binds.Add(1) }})
+	waitUntil(t, "first bind", c.Bound)
+	for _, s := range srv.Sessions("esme1") {
+		s.close(errors.New("test kills the session"))
+	}
+	waitUntil(t, "rebind", func() bool { return binds.Load() == 2 && c.Bound() })
+	resp, err := c.Send(context.Background(), &PDU{ID: SubmitSM, SourceAddr: "1", DestAddr: "2", ShortMessage: []byte("again")})
+	if err != nil || resp.MessageID != "id-again" {
+		t.Fatalf("after rebind: %v %v", resp, err)
+	}
+}
+
+func TestClientSendWaitsForBind(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens yet
+	c := startClient(t, ClientConfig{Addr: addr, SystemID: "esme1", Password: "secret", MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	_, err = c.Send(ctx, &PDU{ID: SubmitSM})
+	cancel()
+	if !errors.Is(err, ErrNotBound) {
+		t.Fatalf("send with no SMSC: %v, want ErrNotBound", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := c.Send(context.Background(), &PDU{ID: SubmitSM, SourceAddr: "1", DestAddr: "2", ShortMessage: []byte("late")})
+		got <- err
+	}()
+	ln2, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("port reuse raced: %v", err)
+	}
+	srv := NewServer(ServerConfig{Handler: &echo{}, Auth: func(string, string, CommandID, net.Addr) uint32 { return 0 }})
+	sctx, scancel := context.WithCancel(context.Background())
+	defer scancel()
+	go srv.Serve(sctx, ln2)
+	defer srv.Close()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("send once the SMSC came up: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("send did not complete after the SMSC came up")
+	}
+}
+
+func BenchmarkSubmitRoundTrip(b *testing.B) {
+	srv := NewServer(ServerConfig{Handler: &echo{}, Window: 256, InboundWindow: 256,
+		Auth: func(string, string, CommandID, net.Addr) uint32 { return 0 }})
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.Serve(ctx, ln)
+	defer srv.Close()
+	c := NewClient(ClientConfig{Addr: ln.Addr().String(), SystemID: "b", Window: 256})
+	go c.Run(ctx)
+	for !c.Bound() {
+		time.Sleep(time.Millisecond)
+	}
+	b.ReportAllocs()
+	b.SetParallelism(64)
+	b.RunParallel(func(pb *testing.PB) {
+		p := &PDU{ID: SubmitSM, SourceAddr: "8613900000009", DestAddr: "8613800000001", ShortMessage: []byte("hello")}
+		for pb.Next() {
+			if _, err := c.Send(ctx, p); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
