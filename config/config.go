@@ -31,8 +31,10 @@ type Config struct {
 	SMPPAccounts     []string // SYSTEM_ID:PASSWORD
 	SMSRoute         string   // where SMS goes out: "smsc" or "esme:SYSTEM_ID"
 	SIPUsers         []string // USER:HA1 (HA1 = md5(user:realm:password))
+	APITokens        []string
 	OpenRegistration bool
 	OutboundProxy    string
+	SIPMinExpires    time.Duration
 	DefaultValidity  time.Duration
 	IMTimeout        time.Duration
 	Workers          int
@@ -75,8 +77,10 @@ var options = []option{
 	{"smpp-account", kList, "", "SMPP account SYSTEM_ID:PASSWORD allowed to bind (repeatable)", true, func(c *Config) any { return &c.SMPPAccounts }},
 	{"sms-route", kString, "", "where SMS leaves the bridge: smsc (submit_sm upstream) or esme:SYSTEM_ID (deliver_sm to that bound receiver); default smsc when --smsc is set", false, func(c *Config) any { return &c.SMSRoute }},
 	{"sip-user", kList, "", "SIP user USER:HA1 with HA1=md5(USER:DOMAIN:PASSWORD) (repeatable)", true, func(c *Config) any { return &c.SIPUsers }},
+	{"api-token", kList, "", "bearer token accepted by the HTTP API /v1 (repeatable; none = /v1 refuses everyone)", true, func(c *Config) any { return &c.APITokens }},
 	{"open-registration", kBool, "false", "accept any SIP REGISTER without authentication (labs only)", false, func(c *Config) any { return &c.OpenRegistration }},
 	{"outbound-proxy", kString, "", "send IM through this SIP proxy (e.g. sip:127.0.0.1:5080) instead of to the contact", false, func(c *Config) any { return &c.OutboundProxy }},
+	{"sip-min-expires", kDuration, "60s", "shortest REGISTER expiry accepted (shorter gets 423 Interval Too Brief)", false, func(c *Config) any { return &c.SIPMinExpires }},
 	{"default-validity", kDuration, "48h", "how long a message is retried before it expires", false, func(c *Config) any { return &c.DefaultValidity }},
 	{"im-timeout", kDuration, "8s", "how long to wait for an IM client's answer before falling back", false, func(c *Config) any { return &c.IMTimeout }},
 	{"workers", kInt, "512", "concurrent deliveries", false, func(c *Config) any { return &c.Workers }},
@@ -317,8 +321,8 @@ func (c *Config) Validate() error {
 	if c.Workers < 1 || c.QueueDepth < 1 || c.SMPPWindow < 1 {
 		errs = append(errs, errors.New("--workers, --queue-depth and --smpp-window must be at least 1"))
 	}
-	if c.DefaultValidity <= 0 || c.IMTimeout <= 0 || c.EnquireInterval <= 0 {
-		errs = append(errs, errors.New("--default-validity, --im-timeout and --enquire-interval must be positive"))
+	if c.DefaultValidity <= 0 || c.IMTimeout <= 0 || c.EnquireInterval <= 0 || c.SIPMinExpires <= 0 {
+		errs = append(errs, errors.New("--default-validity, --im-timeout, --enquire-interval and --sip-min-expires must be positive"))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -1,0 +1,89 @@
+// Command bridge is the SMS–IM bridging gateway: one binary that binds
+// carriers over SMPP, IM users over SIP and handsets over MCP, and routes
+// every short message by presence.
+//
+//	bridge [serve] [flags]     run the gateway (the default)
+//	bridge version             print the version
+//	bridge config print        print the effective configuration, secrets masked
+//	bridge codec ...           SIP-C ⇄ MCP codec tools
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/smsbridge/bridge/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		cfg, err := config.Load("bridge serve", args, os.Getenv, stderr)
+		if err != nil {
+			return usageError(stderr, err)
+		}
+		log := newLogger(cfg, stderr)
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := serve(ctx, cfg, log, nil); err != nil {
+			log.Error("bridge stopped", "err", err)
+			return 1
+		}
+		return 0
+	case "version":
+		fmt.Fprintln(stdout, "bridge", version)
+		return 0
+	case "config":
+		if len(args) == 0 || args[0] != "print" {
+			fmt.Fprintln(stderr, "usage: bridge config print [flags]")
+			return 2
+		}
+		cfg, err := config.Load("bridge config print", args[1:], os.Getenv, stderr)
+		if err != nil {
+			return usageError(stderr, err)
+		}
+		_ = cfg.Print(stdout)
+		return 0
+	case "codec":
+		return runCodec(args, stdin, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, "usage: bridge [serve|version|config print|codec] [flags]; bridge serve --help lists the flags")
+		return 0
+	}
+	fmt.Fprintf(stderr, "bridge: unknown command %q (serve, version, config, codec)\n", cmd)
+	return 2
+}
+
+func usageError(w io.Writer, err error) int {
+	if err.Error() == "flag: help requested" {
+		return 0
+	}
+	fmt.Fprintln(w, "bridge:", err)
+	return 2
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

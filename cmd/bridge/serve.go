@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/smsbridge/bridge/api"
+	"github.com/smsbridge/bridge/config"
+	"github.com/smsbridge/bridge/msg"
+	"github.com/smsbridge/bridge/presence"
+	"github.com/smsbridge/bridge/router"
+	"github.com/smsbridge/bridge/sip"
+	"github.com/smsbridge/bridge/smpp"
+	"github.com/smsbridge/bridge/smppgw"
+	"github.com/smsbridge/bridge/store"
+)
+
+// Addrs are the addresses the bridge actually listens on (port 0 resolved).
+type Addrs struct {
+	SMPP, SIP, HTTP string
+}
+
+// serve builds every part of the bridge from cfg, runs it until ctx ends and
+// shuts down in order: edges stop taking work first, the store closes last.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(Addrs)) error {
+	if cfg.OpenRegistration {
+		log.Warn("OPEN REGISTRATION IS ON: any SIP client can register as anyone. Labs only.")
+	}
+	db, err := store.Open(store.Options{Dir: cfg.DataDir, Logger: log.With("part", "store")})
+	if err != nil {
+		return fmt.Errorf("open store %q: %w", cfg.DataDir, err)
+	}
+	defer db.Close()
+
+	pres, err := presence.Open(presence.Options{KV: db, Logger: log.With("part", "presence")})
+	if err != nil {
+		return err
+	}
+
+	route, err := smppgw.ParseRoute(cfg.SMSRoute)
+	if err != nil {
+		return err
+	}
+	if cfg.SMSRoute == "" && cfg.SMSC != "" {
+		route.Upstream = true
+	}
+
+	// The router needs its senders and the edges need the router: the
+	// router is built first over late-bound senders.
+	var sipSrv *sip.Server
+	var gw *smppgw.Gateway
+	imSenders := map[string]router.IMSender{
+		"sip": router.IMSenderFunc(func(ctx context.Context, m *msg.Message, b presence.Binding) error {
+			return sipSrv.SendIM(ctx, m, b)
+		}),
+	}
+	var smsSender router.SMSSender
+	if route.Upstream || route.ESME != "" {
+		smsSender = router.SMSSenderFunc(func(ctx context.Context, m *msg.Message) error { return gw.SendSMS(ctx, m) })
+	} else {
+		log.Warn("no SMS route: messages for offline numbers wait until one is configured (--smsc or --sms-route esme:ID)")
+	}
+	rt := router.New(router.Config{
+		Workers: cfg.Workers, QueueDepth: cfg.QueueDepth,
+		DefaultValidity: cfg.DefaultValidity, IMTimeout: cfg.IMTimeout,
+		Logger: log.With("part", "router"),
+	}, db, pres, imSenders, smsSender)
+	pres.OnRegister(func(b presence.Binding) { rt.Online(b.AOR) })
+
+	gw = smppgw.New(smppgw.Config{CountryCode: cfg.CountryCode, Route: route, Logger: log.With("part", "smpp")}, rt)
+
+	users := cfg.Users()
+	sipSrv, err = sip.New(sip.Config{
+		Listen: cfg.SIPListen, Domain: cfg.SIPDomain, CountryCode: cfg.CountryCode,
+		OpenRegistration: cfg.OpenRegistration,
+		HA1:              func(u string) (string, bool) { h, ok := users[u]; return h, ok },
+		OutboundProxy:    cfg.OutboundProxy, MessageTimeout: cfg.IMTimeout, MinExpires: cfg.SIPMinExpires,
+		Logger: log.With("part", "sip"),
+	}, pres, rt)
+	if err != nil {
+		return fmt.Errorf("sip: %w", err)
+	}
+
+	accounts := cfg.Accounts()
+	smppSrv := smpp.NewServer(smpp.ServerConfig{
+		Auth: func(systemID, password string, _ smpp.CommandID, _ net.Addr) uint32 {
+			want, ok := accounts[systemID]
+			if !ok {
+				return smpp.ESME_RINVSYSID
+			}
+			if !smpp.CheckPassword(want, password) {
+				return smpp.ESME_RINVPASWD
+			}
+			return smpp.ESME_ROK
+		},
+		Handler: gw, Logger: log.With("part", "smpp"), SystemID: "bridge",
+		Window: cfg.SMPPWindow, InboundWindow: cfg.SMPPWindow, EnquireInterval: cfg.EnquireInterval,
+	})
+	gw.AttachServer(smppSrv)
+
+	apiSrv := api.New(api.Config{
+		Tokens: cfg.APITokens, CountryCode: cfg.CountryCode, Logger: log.With("part", "http"),
+		Ready:   db.Healthy,
+		Metrics: func() []api.Metric { return metrics(rt, db, pres, gw) },
+	}, rt, db)
+
+	smppLn, err := net.Listen("tcp", cfg.SMPPListen)
+	if err != nil {
+		return fmt.Errorf("smpp listen: %w", err)
+	}
+
+	var httpLn net.Listener
+	if cfg.HTTPListen != "" {
+		if httpLn, err = net.Listen("tcp", cfg.HTTPListen); err != nil {
+			smppLn.Close()
+			return fmt.Errorf("http listen: %w", err)
+		}
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	if httpLn != nil {
+		g.Go(func() error { return apiSrv.Serve(gctx, httpLn) })
+	}
+	g.Go(func() error { return rt.Run(gctx) })
+	g.Go(func() error { pres.Run(gctx, 30*time.Second); return nil })
+	g.Go(func() error { return sipSrv.Serve(gctx) })
+	g.Go(func() error {
+		err := smppSrv.Serve(gctx, smppLn)
+		if gctx.Err() != nil {
+			return nil
+		}
+		return err
+	})
+	if cfg.SMSC != "" {
+		addr, id, pw, _ := config.ParseSMSC(cfg.SMSC)
+		bind := smpp.BindTransceiver
+		if cfg.SMSCBind == "transmitter" {
+			bind = smpp.BindTransmitter
+		}
+		cli := smpp.NewClient(smpp.ClientConfig{
+			Addr: addr, SystemID: id, Password: pw, Bind: bind, Handler: gw,
+			Window: cfg.SMPPWindow, EnquireInterval: cfg.EnquireInterval,
+			Logger: log.With("part", "smsc"),
+		})
+		gw.AttachUpstream(cli)
+		g.Go(func() error { return cli.Run(gctx) })
+	}
+	g.Go(func() error {
+		select {
+		case <-sipSrv.Ready():
+		case <-gctx.Done():
+			return nil
+		}
+		a := Addrs{SMPP: smppLn.Addr().String(), SIP: sipSrv.Addr()}
+		if httpLn != nil {
+			a.HTTP = httpLn.Addr().String()
+		}
+		log.Info("bridge up", "smpp", a.SMPP, "sip", a.SIP, "data_dir", cfg.DataDir, "presence", pres.Len())
+		if ready != nil {
+			ready(a)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		smppSrv.Close()
+		return nil
+	})
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	log.Info("bridge stopped", "pending", rt.Pending())
+	return err
+}
+
+func metrics(rt *router.Router, db *store.DB, pres *presence.Store, gw *smppgw.Gateway) []api.Metric {
+	c := rt.Stats()
+	counter := func(name, help string, v func() uint64) api.Metric {
+		return api.Metric{Name: name, Help: help, Type: "counter", Value: func() float64 { return float64(v()) }}
+	}
+	return []api.Metric{
+		counter("bridge_accepted_total", "Messages stored and acknowledged.", c.Accepted.Load),
+		counter("bridge_throttled_total", "Messages refused because the bridge was saturated.", c.Throttled.Load),
+		counter("bridge_not_stored_total", "Messages refused because the store could not take them.", c.NotStored.Load),
+		counter("bridge_im_delivered_total", "Messages delivered into IM.", c.IMDelivered.Load),
+		counter("bridge_im_failed_total", "IM delivery attempts that failed.", c.IMFailed.Load),
+		counter("bridge_sms_delivered_total", "Messages handed to the SMS network.", c.SMSDelivered.Load),
+		counter("bridge_sms_failed_total", "SMS attempts that failed.", c.SMSFailed.Load),
+		counter("bridge_fallbacks_total", "IM failures that fell back to SMS.", c.Fallbacks.Load),
+		counter("bridge_retries_total", "Delivery attempts scheduled again.", c.Retries.Load),
+		counter("bridge_expired_total", "Messages that expired undelivered.", c.Expired.Load),
+		counter("bridge_parked_total", "Messages parked for an offline IM-only user.", c.Parked.Load),
+		counter("bridge_smpp_received_total", "submit_sm/deliver_sm received.", gw.Received.Load),
+		counter("bridge_smpp_rejected_total", "submit_sm/deliver_sm refused for bad content.", gw.Rejected.Load),
+		{Name: "bridge_queue_depth", Help: "Accepted messages not yet final.", Type: "gauge", Value: func() float64 { return float64(rt.Pending()) }},
+		{Name: "bridge_presence_users", Help: "Users with a presence binding.", Type: "gauge", Value: func() float64 { return float64(pres.Len()) }},
+	}
+}

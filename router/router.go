@@ -1,0 +1,481 @@
+package router
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/smsbridge/bridge/msg"
+	"github.com/smsbridge/bridge/presence"
+	"github.com/smsbridge/bridge/store"
+)
+
+// Queue is the durable message store (store.DB).
+type Queue interface {
+	Accept(ctx context.Context, m *msg.Message) error
+	Transition(ctx context.Context, id string, ev store.Event, durable bool) error
+	Reschedule(ctx context.Context, id string, attempts int, next time.Time, detail string) error
+	Unfinished(fn func(store.Record) error) error
+	Healthy() error
+}
+
+// Presence answers who is online (presence.Store).
+type Presence interface {
+	Lookup(aor msg.Address) (presence.Binding, bool)
+}
+
+// IMSender delivers to an IM binding and returns nil on the client's 2xx.
+type IMSender interface {
+	SendIM(ctx context.Context, m *msg.Message, b presence.Binding) error
+}
+
+// IMSenderFunc adapts a function to IMSender.
+type IMSenderFunc func(ctx context.Context, m *msg.Message, b presence.Binding) error
+
+func (f IMSenderFunc) SendIM(ctx context.Context, m *msg.Message, b presence.Binding) error {
+	return f(ctx, m, b)
+}
+
+// SMSSender hands a message to the SMS network and returns nil once the
+// SMSC (or the designated receiver bind) accepted it.
+type SMSSender interface {
+	SendSMS(ctx context.Context, m *msg.Message) error
+}
+
+// Final is told of every message that reached a final state (for delivery
+// receipts and IMDN). It must not block.
+type Final func(m *msg.Message, st store.State, detail string)
+
+// Config tunes the router.
+type Config struct {
+	Workers         int           // concurrent deliveries (default 512)
+	QueueDepth      int           // accepted-but-unfinished messages before Submit throttles (default 100000)
+	DefaultValidity time.Duration // when a message carries no expiry (default 48h)
+	IMTimeout       time.Duration // per IM attempt (default 8s)
+	SMSTimeout      time.Duration // per SMS attempt (default 30s)
+	RetryMin        time.Duration // first retry delay (default 2s)
+	RetryMax        time.Duration // cap on retry delay (default 10m)
+	Logger          *slog.Logger
+	OnFinal         Final
+	Now             func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.Workers <= 0 {
+		c.Workers = 512
+	}
+	if c.QueueDepth <= 0 {
+		c.QueueDepth = 100000
+	}
+	if c.DefaultValidity <= 0 {
+		c.DefaultValidity = 48 * time.Hour
+	}
+	if c.IMTimeout <= 0 {
+		c.IMTimeout = 8 * time.Second
+	}
+	if c.SMSTimeout <= 0 {
+		c.SMSTimeout = 30 * time.Second
+	}
+	if c.RetryMin <= 0 {
+		c.RetryMin = 2 * time.Second
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 10 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Counters of every outcome; read with Stats.
+type Counters struct {
+	Accepted, Throttled, NotStored, NoRoute        atomic.Uint64
+	IMDelivered, IMFailed, SMSDelivered, SMSFailed atomic.Uint64
+	Fallbacks, Retries, Parked, Unparked, Expired  atomic.Uint64
+	Recovered                                      atomic.Uint64
+}
+
+// Router routes and delivers. Construct with New, start with Run.
+type Router struct {
+	cfg   Config
+	q     Queue
+	pres  Presence
+	im    map[string]IMSender // by presence.Binding.Via
+	sms   SMSSender
+	log   *slog.Logger
+	work  chan *job
+	wake  chan struct{}
+	count Counters
+
+	pending atomic.Int64 // accepted, not final
+
+	mu      sync.Mutex
+	later   jobHeap                           // retries and parked messages, by due time
+	offline map[msg.Address]map[*job]struct{} // parked for an IM-only user, woken on register
+}
+
+type job struct {
+	m        msg.Message
+	attempts int
+	due      time.Time
+	index    int // in heap; -1 when not scheduled
+	parked   bool
+}
+
+// New builds a router. im maps a binding's Via ("sip", "mcp", ...) to the
+// adapter that delivers to it; sms may be nil when the bridge has no SMS
+// route (SMS then waits, retried, until expiry).
+func New(cfg Config, q Queue, p Presence, im map[string]IMSender, sms SMSSender) *Router {
+	cfg.defaults()
+	return &Router{
+		cfg: cfg, q: q, pres: p, im: im, sms: sms, log: cfg.Logger,
+		work:    make(chan *job, cfg.QueueDepth+cfg.Workers),
+		wake:    make(chan struct{}, 1),
+		offline: make(map[msg.Address]map[*job]struct{}),
+	}
+}
+
+// Stats exposes the outcome counters.
+func (r *Router) Stats() *Counters { return &r.count }
+
+// Pending is the number of accepted messages not yet final.
+func (r *Router) Pending() int64 { return r.pending.Load() }
+
+// Submit validates m, stores it durably and queues it. Only a nil return
+// allows the adapter to acknowledge; msg.ErrOverloaded and msg.ErrNotStored
+// tell it to answer "try later" and "failed" instead.
+func (r *Router) Submit(ctx context.Context, m *msg.Message) error {
+	if m.To == "" || (!m.To.IsMSISDN() && len(m.To) < 5) || hasPrefix(string(m.To), "alpha:") {
+		r.count.NoRoute.Add(1)
+		return fmt.Errorf("%w: %q", msg.ErrNoRoute, m.To)
+	}
+	if r.pending.Add(1) > int64(r.cfg.QueueDepth) {
+		r.pending.Add(-1)
+		r.count.Throttled.Add(1)
+		return msg.ErrOverloaded
+	}
+	if err := r.q.Healthy(); err != nil {
+		r.pending.Add(-1)
+		r.count.NotStored.Add(1)
+		return fmt.Errorf("%w: store unhealthy: %v", msg.ErrNotStored, err)
+	}
+	if m.Expires.IsZero() {
+		m.Expires = r.cfg.Now().Add(r.cfg.DefaultValidity)
+	}
+	if err := r.q.Accept(ctx, m); err != nil {
+		r.pending.Add(-1)
+		r.count.NotStored.Add(1)
+		return fmt.Errorf("%w: %v", msg.ErrNotStored, err)
+	}
+	r.count.Accepted.Add(1)
+	r.work <- &job{m: *m, index: -1}
+	return nil
+}
+
+func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
+
+// Run resumes unfinished messages from the store, then delivers until ctx
+// ends. In-flight deliveries finish or are left unfinished in the store, to
+// be resumed by the next start.
+func (r *Router) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for i := 0; i < r.cfg.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.worker(ctx)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.scheduler(ctx)
+	}()
+	err := r.recover(ctx)
+	wg.Wait()
+	return err
+}
+
+func (r *Router) recover(ctx context.Context) error {
+	var jobs []*job
+	err := r.q.Unfinished(func(rec store.Record) error {
+		jobs = append(jobs, &job{m: rec.Msg, attempts: rec.Attempts, index: -1})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("router: recover: %w", err)
+	}
+	if len(jobs) > 0 {
+		r.log.Info("resuming unfinished messages", "count", len(jobs))
+	}
+	for _, j := range jobs {
+		r.pending.Add(1)
+		r.count.Recovered.Add(1)
+		select {
+		case r.work <- j:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	return nil
+}
+
+func (r *Router) worker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-r.work:
+			r.deliver(ctx, j)
+		}
+	}
+}
+
+// route is what the router decided for one attempt.
+type route int
+
+const (
+	routeIM route = iota
+	routeSMS
+	routePark
+)
+
+func (r *Router) decide(m *msg.Message) (route, presence.Binding) {
+	if b, ok := r.pres.Lookup(m.To); ok {
+		if _, ok := r.im[b.Via]; ok {
+			return routeIM, b
+		}
+	}
+	if m.To.IsMSISDN() {
+		return routeSMS, presence.Binding{}
+	}
+	return routePark, presence.Binding{}
+}
+
+func (r *Router) deliver(ctx context.Context, j *job) {
+	m := &j.m
+	now := r.cfg.Now()
+	if !m.Expires.IsZero() && now.After(m.Expires) {
+		r.count.Expired.Add(1)
+		r.finish(ctx, j, store.Expired, "validity period ended")
+		return
+	}
+	rt, b := r.decide(m)
+	debug := r.log.Enabled(ctx, slog.LevelDebug)
+	if rt == routeIM {
+		if debug {
+			r.log.Debug("route", "id", m.ID, "from", m.From, "to", m.To, "decision", "im", "via", b.Via, "contact", b.Contact)
+		}
+		ictx, cancel := context.WithTimeout(ctx, r.cfg.IMTimeout)
+		err := r.im[b.Via].SendIM(ictx, m, b)
+		cancel()
+		if err == nil {
+			r.count.IMDelivered.Add(1)
+			r.finish(ctx, j, store.Delivered, "im "+b.Via+" "+b.Contact)
+			return
+		}
+		if ctx.Err() != nil {
+			return // shutting down: stays unfinished in the store
+		}
+		r.count.IMFailed.Add(1)
+		r.log.Info("im delivery failed", "id", m.ID, "to", m.To, "err", err)
+		if !m.To.IsMSISDN() {
+			r.retry(ctx, j, "im: "+err.Error())
+			return
+		}
+		r.count.Fallbacks.Add(1)
+		rt = routeSMS
+	}
+	if rt == routePark {
+		if debug {
+			r.log.Debug("route", "id", m.ID, "from", m.From, "to", m.To, "decision", "offline")
+		}
+		r.park(j)
+		return
+	}
+	if debug {
+		r.log.Debug("route", "id", m.ID, "from", m.From, "to", m.To, "decision", "sms")
+	}
+	if r.sms == nil {
+		r.retry(ctx, j, "sms: no SMS route configured")
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, r.cfg.SMSTimeout)
+	err := r.sms.SendSMS(sctx, m)
+	cancel()
+	if err == nil {
+		r.count.SMSDelivered.Add(1)
+		r.finish(ctx, j, store.Delivered, "sms")
+		return
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	r.count.SMSFailed.Add(1)
+	var perm interface{ Permanent() bool }
+	if errors.As(err, &perm) && perm.Permanent() {
+		r.finish(ctx, j, store.Failed, "sms: "+err.Error())
+		return
+	}
+	r.retry(ctx, j, "sms: "+err.Error())
+}
+
+func (r *Router) finish(ctx context.Context, j *job, st store.State, detail string) {
+	// Not waited for: a final state lost in a crash only means the message is
+	// tried once more (at-least-once), never that it is lost.
+	if err := r.q.Transition(ctx, j.m.ID, store.Event{State: st, At: r.cfg.Now(), Detail: detail}, false); err != nil {
+		r.log.Warn("recording final state failed", "id", j.m.ID, "state", st, "err", err)
+	}
+	r.pending.Add(-1)
+	if r.cfg.OnFinal != nil {
+		r.cfg.OnFinal(&j.m, st, detail)
+	}
+}
+
+// backoff is exponential with ±20% jitter so retries to one peer spread out.
+func (r *Router) backoff(attempts int) time.Duration {
+	d := r.cfg.RetryMin
+	for i := 1; i < attempts && d < r.cfg.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, r.cfg.RetryMax)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+func (r *Router) retry(ctx context.Context, j *job, detail string) {
+	j.attempts++
+	due := r.cfg.Now().Add(r.backoff(j.attempts))
+	if due.After(j.m.Expires) {
+		due = j.m.Expires.Add(time.Millisecond)
+	}
+	r.count.Retries.Add(1)
+	if err := r.q.Reschedule(ctx, j.m.ID, j.attempts, due, detail); err != nil {
+		r.log.Warn("recording retry failed", "id", j.m.ID, "err", err)
+	}
+	r.schedule(j, due, false)
+}
+
+// park holds a message for an IM-only user until they register or it expires.
+func (r *Router) park(j *job) {
+	r.count.Parked.Add(1)
+	r.schedule(j, j.m.Expires.Add(time.Millisecond), true)
+}
+
+func (r *Router) schedule(j *job, due time.Time, parked bool) {
+	r.mu.Lock()
+	j.due, j.parked = due, parked
+	heap.Push(&r.later, j)
+	if parked {
+		set := r.offline[j.m.To]
+		if set == nil {
+			set = make(map[*job]struct{})
+			r.offline[j.m.To] = set
+		}
+		set[j] = struct{}{}
+	}
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Online wakes the messages parked for aor; wire it to presence.OnRegister.
+func (r *Router) Online(aor msg.Address) {
+	r.mu.Lock()
+	set := r.offline[aor]
+	delete(r.offline, aor)
+	now := r.cfg.Now()
+	for j := range set {
+		if j.index >= 0 {
+			j.due = now
+			heap.Fix(&r.later, j.index)
+		}
+	}
+	r.mu.Unlock()
+	if len(set) > 0 {
+		r.count.Unparked.Add(uint64(len(set)))
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (r *Router) scheduler(ctx context.Context) {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		r.mu.Lock()
+		now := r.cfg.Now()
+		var due []*job
+		for r.later.Len() > 0 && !r.later[0].due.After(now) {
+			j := heap.Pop(&r.later).(*job)
+			if j.parked {
+				if set := r.offline[j.m.To]; set != nil {
+					delete(set, j)
+					if len(set) == 0 {
+						delete(r.offline, j.m.To)
+					}
+				}
+			}
+			due = append(due, j)
+		}
+		wait := time.Hour
+		if r.later.Len() > 0 {
+			wait = r.later[0].due.Sub(now)
+		}
+		r.mu.Unlock()
+		for _, j := range due {
+			select {
+			case r.work <- j:
+			case <-ctx.Done():
+				return
+			}
+		}
+		t.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+			t.Stop() // Go ≥1.23 timers: Stop leaves no stale tick to drain
+		case <-t.C:
+		}
+	}
+}
+
+type jobHeap []*job
+
+func (h jobHeap) Len() int           { return len(h) }
+func (h jobHeap) Less(i, k int) bool { return h[i].due.Before(h[k].due) }
+func (h jobHeap) Swap(i, k int) {
+	h[i], h[k] = h[k], h[i]
+	h[i].index, h[k].index = i, k
+}
+func (h *jobHeap) Push(x any) {
+	j := x.(*job)
+	j.index = len(*h)
+	*h = append(*h, j)
+}
+func (h *jobHeap) Pop() any {
+	old := *h
+	j := old[len(old)-1]
+	old[len(old)-1] = nil
+	j.index = -1
+	*h = old[:len(old)-1]
+	return j
+}
+
+// SMSSenderFunc adapts a function to SMSSender.
+type SMSSenderFunc func(ctx context.Context, m *msg.Message) error
+
+func (f SMSSenderFunc) SendSMS(ctx context.Context, m *msg.Message) error { return f(ctx, m) }

@@ -1,0 +1,8 @@
+// Package smppgw is the bridge's SMPP edge: it turns submit_sm from bound
+// ESMEs and deliver_sm from the upstream SMSC into msg.Message for the router,
+// answers them only after the router stored them, and sends messages the
+// router routes to SMS out as submit_sm (upstream SMSC) or deliver_sm (a bound
+// receiver designated as the SMS route).
+//
+// The protocol engine is package smpp; this package only translates.
+package smppgw

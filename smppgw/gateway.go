@@ -1,0 +1,302 @@
+package smppgw
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/smsbridge/bridge/msg"
+	"github.com/smsbridge/bridge/smpp"
+	"github.com/smsbridge/bridge/smstext"
+)
+
+// Submitter is the router: nil only once the message is durable.
+type Submitter interface {
+	Submit(ctx context.Context, m *msg.Message) error
+}
+
+// Route names where SMS leaves the bridge.
+type Route struct {
+	Upstream bool   // submit_sm over the bind to the upstream SMSC
+	ESME     string // else deliver_sm to a receiver bound with this system_id
+}
+
+// ParseRoute reads "smsc" or "esme:SYSTEM_ID".
+func ParseRoute(s string) (Route, error) {
+	switch {
+	case s == "smsc":
+		return Route{Upstream: true}, nil
+	case strings.HasPrefix(s, "esme:") && len(s) > 5:
+		return Route{ESME: s[5:]}, nil
+	case s == "":
+		return Route{}, nil
+	}
+	return Route{}, fmt.Errorf("sms route %q: want smsc or esme:SYSTEM_ID", s)
+}
+
+// Config configures the gateway.
+type Config struct {
+	CountryCode string
+	Route       Route
+	Logger      *slog.Logger
+	Now         func() time.Time
+	// Reassembly of concatenated SMS that arrive in parts.
+	Reassembly smstext.ReassemblyConfig
+}
+
+// Gateway translates between SMPP and the router. One Gateway serves the
+// server role (ESMEs binding to us) and the client role (our bind upstream).
+type Gateway struct {
+	cfg      Config
+	sub      Submitter
+	log      *slog.Logger
+	server   *smpp.Server // set by AttachServer; for deliver_sm on an ESME route
+	upstream *smpp.Client // set by AttachUpstream
+	reasm    *smstext.Reassembler
+	ref      atomic.Uint32
+
+	Received, Rejected, Parts, SentSMS atomic.Uint64
+}
+
+// New builds a gateway feeding sub.
+func New(cfg Config, sub Submitter) *Gateway {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	g := &Gateway{cfg: cfg, sub: sub, log: cfg.Logger}
+	g.reasm = smstext.NewReassembler(cfg.Reassembly, cfg.Now)
+	return g
+}
+
+// AttachServer lets the gateway deliver SMS to ESMEs bound to srv.
+func (g *Gateway) AttachServer(srv *smpp.Server) { g.server = srv }
+
+// AttachUpstream lets the gateway submit SMS over the upstream bind.
+func (g *Gateway) AttachUpstream(c *smpp.Client) { g.upstream = c }
+
+// HandleSMPP implements smpp.Handler for both roles.
+func (g *Gateway) HandleSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU, resp *smpp.PDU) {
+	switch req.ID {
+	case smpp.SubmitSM, smpp.DeliverSM, smpp.DataSM:
+	default:
+		resp.Status = smpp.ESME_RINVCMDID
+		return
+	}
+	kind := msg.FromESME
+	if req.ID == smpp.DeliverSM {
+		kind = msg.FromSMSC
+		if req.ESMClass&0x3C == 0x04 || req.ESMClass&0x3C == 0x08 {
+			// A delivery receipt for something we submitted: acknowledged,
+			// nothing to route.
+			g.log.Debug("receipt from smsc", "text", string(req.ShortMessage))
+			return
+		}
+	}
+	g.Received.Add(1)
+	from, err := msg.NormalizeNumber(req.SourceAddr, req.SourceAddrTON, req.SourceAddrNPI, g.cfg.CountryCode)
+	if err != nil {
+		g.Rejected.Add(1)
+		resp.Status = smpp.ESME_RINVSRCADR
+		return
+	}
+	to, err := msg.NormalizeNumber(req.DestAddr, req.DestAddrTON, req.DestAddrNPI, g.cfg.CountryCode)
+	if err != nil || !to.IsMSISDN() {
+		g.Rejected.Add(1)
+		resp.Status = smpp.ESME_RINVDSTADR
+		return
+	}
+	body := req.ShortMessage
+	if p, ok := req.TLV(smpp.TagMessagePayload); ok && len(body) == 0 {
+		body = p
+	}
+	var concat smstext.Concat
+	if req.ESMClass&0x40 != 0 {
+		_, b, c, err := smstext.ParseUDH(body)
+		if err != nil {
+			g.Rejected.Add(1)
+			resp.Status = smpp.ESME_RINVESMCLASS
+			return
+		}
+		body, concat = b, c
+	} else if ref, ok := req.TLV(smpp.TagSARMsgRefNum); ok && len(ref) == 2 {
+		tot, ok1 := req.TLV(smpp.TagSARTotalSegments)
+		seq, ok2 := req.TLV(smpp.TagSARSegmentSeqnum)
+		if ok1 && ok2 && len(tot) == 1 && len(seq) == 1 {
+			concat = smstext.Concat{Ref: uint16(ref[0])<<8 | uint16(ref[1]), Total: tot[0], Seq: seq[0], Ok: true}
+		}
+	}
+	var text string
+	if concat.Ok && concat.Total > 1 {
+		g.Parts.Add(1)
+		done, err := g.reasm.Add(smstext.Key{Source: string(from), Dest: string(to), Ref: concat.Ref}, concat.Total, concat.Seq, req.DataCoding, body)
+		if err != nil {
+			g.Rejected.Add(1)
+			resp.Status = smpp.ESME_RINVMSGLEN
+			return
+		}
+		if done == nil {
+			// More parts to come. The part is acknowledged; see the README
+			// on what a crash before the last part costs today.
+			resp.MessageID = g.partID()
+			return
+		}
+		text = done.Text
+	} else {
+		text, err = smstext.Decode(req.DataCoding, body)
+		if err != nil {
+			g.Rejected.Add(1)
+			resp.Status = smpp.ESME_RINVDCS
+			return
+		}
+	}
+	m := &msg.Message{
+		From: from, To: to, Text: text,
+		Origin:  msg.Origin{Kind: kind, Account: s.SystemID(), Ref: strconv.FormatUint(uint64(req.Seq), 10)},
+		Receipt: req.RegisteredDelivery&0x03 != 0,
+	}
+	if req.ValidityPeriod != "" {
+		if exp, err := ParseSMPPTime(req.ValidityPeriod, g.cfg.Now()); err == nil {
+			m.Expires = exp
+		}
+	}
+	switch err := g.sub.Submit(ctx, m); {
+	case err == nil:
+		resp.MessageID = m.ID
+	case errors.Is(err, msg.ErrOverloaded):
+		resp.Status = smpp.ESME_RTHROTTLED
+	case errors.Is(err, msg.ErrNoRoute):
+		resp.Status = smpp.ESME_RINVDSTADR
+	default:
+		g.log.Warn("submit not stored", "err", err)
+		resp.Status = smpp.ESME_RSYSERR
+	}
+}
+
+func (g *Gateway) partID() string {
+	return "part-" + strconv.FormatUint(uint64(g.ref.Add(1)), 16)
+}
+
+// sendError is an SMS attempt the SMSC refused.
+type sendError struct {
+	status uint32
+	err    error
+}
+
+func (e *sendError) Error() string { return e.err.Error() }
+func (e *sendError) Unwrap() error { return e.err }
+
+// Permanent tells the router not to retry: the SMSC said the message itself
+// is bad, not that it is busy.
+func (e *sendError) Permanent() bool {
+	switch e.status {
+	case smpp.ESME_RINVDSTADR, smpp.ESME_RINVSRCADR, smpp.ESME_RINVDCS, smpp.ESME_RINVESMCLASS, smpp.ESME_RINVMSGLEN:
+		return true
+	}
+	return false
+}
+
+// SendSMS implements router.SMSSender.
+func (g *Gateway) SendSMS(ctx context.Context, m *msg.Message) error {
+	dcs, parts, err := smstext.Split(m.Text, smstext.Auto, uint16(g.ref.Add(1)), false)
+	if err != nil {
+		return &sendError{status: smpp.ESME_RINVMSGLEN, err: fmt.Errorf("sms: encode: %w", err)}
+	}
+	var p smpp.PDU
+	for i, part := range parts {
+		p.Reset()
+		p.ID = smpp.SubmitSM
+		if !g.cfg.Route.Upstream {
+			p.ID = smpp.DeliverSM
+		}
+		p.SourceAddrTON, p.SourceAddrNPI, p.SourceAddr = sourceAddr(m.From)
+		p.DestAddrTON, p.DestAddrNPI, p.DestAddr = msg.TONInternational, msg.NPIISDN, m.To.Digits()
+		p.DataCoding = dcs
+		if len(part.UDH) > 0 {
+			p.ESMClass = 0x40
+			p.ShortMessage = append(append(make([]byte, 0, len(part.UDH)+len(part.Body)), part.UDH...), part.Body...)
+		} else {
+			p.ShortMessage = part.Body
+		}
+		if g.cfg.Route.Upstream {
+			p.RegisteredDelivery = 1
+		}
+		var err error
+		switch {
+		case g.cfg.Route.Upstream && g.upstream != nil:
+			_, err = g.upstream.Send(ctx, &p)
+		case g.cfg.Route.ESME != "" && g.server != nil:
+			_, err = g.server.Deliver(ctx, g.cfg.Route.ESME, &p)
+		default:
+			return errors.New("sms: no SMS route is up")
+		}
+		if err != nil {
+			var se *smpp.StatusError
+			if errors.As(err, &se) {
+				return &sendError{status: se.Status, err: fmt.Errorf("sms part %d/%d: %w", i+1, len(parts), err)}
+			}
+			return fmt.Errorf("sms part %d/%d: %w", i+1, len(parts), err)
+		}
+	}
+	g.SentSMS.Add(1)
+	return nil
+}
+
+// sourceAddr renders a sender for SMS: its number, or for an IM-only user an
+// alphanumeric sender from the user part (≤11 characters, GSM limits).
+func sourceAddr(a msg.Address) (ton, npi byte, addr string) {
+	if a.IsMSISDN() {
+		return msg.TONInternational, msg.NPIISDN, a.Digits()
+	}
+	s := strings.TrimPrefix(strings.TrimPrefix(string(a), "sip:"), "alpha:")
+	if i := strings.IndexByte(s, '@'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 11 {
+		s = s[:11]
+	}
+	return msg.TONAlphanumeric, msg.NPIUnknown, s
+}
+
+// ParseSMPPTime reads an SMPP 3.4 §7.1.1 time: absolute "YYMMDDhhmmsstnnp"
+// (p = '+' or '-' quarter hours from UTC) or relative "YYMMDDhhmmss000R".
+func ParseSMPPTime(s string, now time.Time) (time.Time, error) {
+	if len(s) != 16 {
+		return time.Time{}, fmt.Errorf("smpp time %q: want 16 characters", s)
+	}
+	n := func(i int) (int, error) { return strconv.Atoi(s[i : i+2]) }
+	var f [6]int
+	for i := range f {
+		v, err := n(i * 2)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("smpp time %q: %w", s, err)
+		}
+		f[i] = v
+	}
+	switch s[15] {
+	case 'R':
+		return now.AddDate(f[0], f[1], f[2]).Add(time.Duration(f[3])*time.Hour + time.Duration(f[4])*time.Minute + time.Duration(f[5])*time.Second), nil
+	case '+', '-':
+		q, err := strconv.Atoi(s[13:15])
+		if err != nil || s[12] < '0' || s[12] > '9' {
+			return time.Time{}, fmt.Errorf("smpp time %q: bad offset", s)
+		}
+		off := time.Duration(q) * 15 * time.Minute
+		if s[15] == '-' {
+			off = -off
+		}
+		t := time.Date(2000+f[0], time.Month(f[1]), f[2], f[3], f[4], f[5], int(s[12]-'0')*100_000_000, time.UTC)
+		if t.Month() != time.Month(f[1]) || f[1] < 1 || f[1] > 12 {
+			return time.Time{}, fmt.Errorf("smpp time %q: bad date", s)
+		}
+		return t.Add(-off), nil
+	}
+	return time.Time{}, fmt.Errorf("smpp time %q: last character must be R, + or -", s)
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs the interop peers it needs
+# (Debian packages; run as root or with them already installed), then vet,
+# every test with interop peers required, and the race detector on the
+# concurrent core.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need=()
+command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+if ((${#need[@]})); then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "test.sh: missing interop peers (${need[*]}); install them or run as root" >&2
+		exit 1
+	fi
+	echo "test.sh: installing ${need[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# Under this script a missing interop peer is a failure, not a skip.
+export BRIDGE_REQUIRE_INTEROP=1
+
+go vet ./...
+go test -count=1 -timeout 20m ./...
+go test -race -count=1 -timeout 20m ./smpp/ ./router/ ./presence/ ./sip/
