@@ -117,6 +117,10 @@ type Router struct {
 	count Counters
 
 	pending atomic.Int64 // accepted, not final
+	// scanned is closed once Run has listed the store's unfinished
+	// messages; Submit waits for it so a new message is never also picked
+	// up as "recovered" and delivered twice.
+	scanned chan struct{}
 
 	mu      sync.Mutex
 	later   jobHeap                           // retries and parked messages, by due time
@@ -141,6 +145,7 @@ func New(cfg Config, q Queue, p Presence, im map[string]IMSender, sms SMSSender)
 		work:    make(chan *job, cfg.QueueDepth+cfg.Workers),
 		wake:    make(chan struct{}, 1),
 		offline: make(map[msg.Address]map[*job]struct{}),
+		scanned: make(chan struct{}),
 	}
 }
 
@@ -170,6 +175,13 @@ func (r *Router) Submit(ctx context.Context, m *msg.Message) error {
 	}
 	if m.Expires.IsZero() {
 		m.Expires = r.cfg.Now().Add(r.cfg.DefaultValidity)
+	}
+	select {
+	case <-r.scanned:
+	case <-ctx.Done():
+		r.pending.Add(-1)
+		r.count.NotStored.Add(1)
+		return fmt.Errorf("%w: router not started: %v", msg.ErrNotStored, ctx.Err())
 	}
 	if err := r.q.Accept(ctx, m); err != nil {
 		r.pending.Add(-1)
@@ -211,6 +223,7 @@ func (r *Router) recover(ctx context.Context) error {
 		jobs = append(jobs, &job{m: rec.Msg, attempts: rec.Attempts, index: -1})
 		return nil
 	})
+	close(r.scanned)
 	if err != nil {
 		return fmt.Errorf("router: recover: %w", err)
 	}

@@ -1,0 +1,308 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/smsbridge/bridge/msg"
+	"github.com/smsbridge/bridge/presence"
+	"github.com/smsbridge/bridge/store"
+)
+
+// The router is tested over the real store and presence index; only the
+// edges (IM and SMS senders) are functions here, recording what they were
+// handed. End-to-end tests in cmd/bridge drive the real adapters.
+
+type sent struct {
+	mu  sync.Mutex
+	ims []string // "to|text|contact"
+	sms []string // "to|text"
+}
+
+func (s *sent) im() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.ims...)
+}
+func (s *sent) sms_() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.sms...)
+}
+
+type rig struct {
+	r             *Router
+	db            *store.DB
+	pres          *presence.Store
+	sent          *sent
+	imErr, smsErr func(*msg.Message) error
+	mu            sync.Mutex
+}
+
+func newRig(t *testing.T, dir string, cfg Config) *rig {
+	t.Helper()
+	db, err := store.Open(store.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pres, err := presence.Open(presence.Options{KV: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &rig{db: db, pres: pres, sent: &sent{}}
+	im := IMSenderFunc(func(ctx context.Context, m *msg.Message, b presence.Binding) error {
+		g.mu.Lock()
+		f := g.imErr
+		g.mu.Unlock()
+		if f != nil {
+			if err := f(m); err != nil {
+				return err
+			}
+		}
+		g.sent.mu.Lock()
+		g.sent.ims = append(g.sent.ims, string(m.To)+"|"+m.Text+"|"+b.Contact)
+		g.sent.mu.Unlock()
+		return nil
+	})
+	sms := SMSSenderFunc(func(ctx context.Context, m *msg.Message) error {
+		g.mu.Lock()
+		f := g.smsErr
+		g.mu.Unlock()
+		if f != nil {
+			if err := f(m); err != nil {
+				return err
+			}
+		}
+		g.sent.mu.Lock()
+		g.sent.sms = append(g.sent.sms, string(m.To)+"|"+m.Text)
+		g.sent.mu.Unlock()
+		return nil
+	})
+	if cfg.RetryMin == 0 {
+		cfg.RetryMin = 10 * time.Millisecond
+	}
+	g.r = New(cfg, db, pres, map[string]IMSender{"sip": im}, sms)
+	pres.OnRegister(func(b presence.Binding) { g.r.Online(b.AOR) })
+	return g
+}
+
+func (g *rig) run(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { g.r.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; g.db.Close() })
+}
+
+func (g *rig) online(t *testing.T, aor msg.Address, contact string) {
+	t.Helper()
+	err := g.pres.Register(context.Background(), presence.Binding{AOR: aor, Contact: contact, Via: "sip", Expires: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (g *rig) submit(t *testing.T, from, to msg.Address, text string) string {
+	t.Helper()
+	m := &msg.Message{From: from, To: to, Text: text, Origin: msg.Origin{Kind: msg.FromESME, Account: "esme1"}}
+	if err := g.r.Submit(context.Background(), m); err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	if m.ID == "" {
+		t.Fatal("accepted message has no id")
+	}
+	return m.ID
+}
+
+func (g *rig) waitState(t *testing.T, id string, want store.State) store.Record {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rec, err := g.db.Message(id)
+		if err == nil && rec.State == want {
+			return rec
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("message %s: state %v (err %v), want %v", id, rec.State, err, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestOnlineRecipientGetsIM(t *testing.T) {
+	g := newRig(t, "", Config{})
+	g.run(t)
+	g.online(t, "+8613800000001", "sip:a@127.0.0.1:5062")
+	id := g.submit(t, "+8613900000009", "+8613800000001", "hi")
+	g.waitState(t, id, store.Delivered)
+	if got := g.sent.im(); len(got) != 1 || got[0] != "+8613800000001|hi|sip:a@127.0.0.1:5062" || len(g.sent.sms_()) != 0 {
+		t.Fatalf("im %v sms %v", got, g.sent.sms_())
+	}
+}
+
+func TestOfflineNumberGetsSMS(t *testing.T) {
+	g := newRig(t, "", Config{})
+	g.run(t)
+	id := g.submit(t, "+8613900000009", "+8613800000002", "to sms")
+	g.waitState(t, id, store.Delivered)
+	if got := g.sent.sms_(); len(got) != 1 || got[0] != "+8613800000002|to sms" || len(g.sent.im()) != 0 {
+		t.Fatalf("sms %v im %v", got, g.sent.im())
+	}
+}
+
+func TestIMFailureFallsBackToSMS(t *testing.T) {
+	g := newRig(t, "", Config{})
+	g.imErr = func(*msg.Message) error { return errors.New("480 temporarily unavailable") }
+	g.run(t)
+	g.online(t, "+8613800000003", "sip:c@127.0.0.1:5062")
+	id := g.submit(t, "+8613900000009", "+8613800000003", "fallback")
+	g.waitState(t, id, store.Delivered)
+	if len(g.sent.sms_()) != 1 || g.r.Stats().Fallbacks.Load() != 1 {
+		t.Fatalf("sms %v fallbacks %d", g.sent.sms_(), g.r.Stats().Fallbacks.Load())
+	}
+}
+
+func TestIMOnlyUserParkedUntilRegister(t *testing.T) {
+	g := newRig(t, "", Config{})
+	g.run(t)
+	id := g.submit(t, "+8613900000009", "sip:bob@example.com", "wait for me")
+	time.Sleep(50 * time.Millisecond)
+	if rec, _ := g.db.Message(id); rec.State.Final() || len(g.sent.im()) != 0 {
+		t.Fatalf("IM-only offline message should wait, state %v", rec.State)
+	}
+	g.online(t, "sip:bob@example.com", "sip:bob@127.0.0.1:5099")
+	g.waitState(t, id, store.Delivered)
+	if got := g.sent.im(); len(got) != 1 || got[0] != "sip:bob@example.com|wait for me|sip:bob@127.0.0.1:5099" {
+		t.Fatalf("im %v", got)
+	}
+}
+
+type permanent struct{ error }
+
+func (permanent) Permanent() bool { return true }
+
+func TestSMSRetriesThenDelivers(t *testing.T) {
+	g := newRig(t, "", Config{})
+	var mu sync.Mutex
+	fails := 2
+	g.smsErr = func(*msg.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if fails > 0 {
+			fails--
+			return errors.New("smsc throttled")
+		}
+		return nil
+	}
+	g.run(t)
+	id := g.submit(t, "+8613900000009", "+8613800000004", "retry me")
+	rec := g.waitState(t, id, store.Delivered)
+	if rec.Attempts != 2 || g.r.Stats().Retries.Load() != 2 {
+		t.Fatalf("attempts %d retries %d, want 2", rec.Attempts, g.r.Stats().Retries.Load())
+	}
+}
+
+func TestPermanentSMSErrorFails(t *testing.T) {
+	g := newRig(t, "", Config{})
+	g.smsErr = func(*msg.Message) error { return permanent{errors.New("invalid destination")} }
+	g.run(t)
+	id := g.submit(t, "+8613900000009", "+8613800000005", "bad")
+	g.waitState(t, id, store.Failed)
+}
+
+func TestExpiry(t *testing.T) {
+	g := newRig(t, "", Config{DefaultValidity: 100 * time.Millisecond})
+	g.smsErr = func(*msg.Message) error { return errors.New("smsc down") }
+	var finals sync.Map
+	g.r.cfg.OnFinal = func(m *msg.Message, st store.State, _ string) { finals.Store(m.ID, st) }
+	g.run(t)
+	id := g.submit(t, "+8613900000009", "+8613800000006", "too late")
+	g.waitState(t, id, store.Expired)
+	if st, _ := finals.Load(id); st != store.Expired {
+		t.Fatalf("OnFinal saw %v", st)
+	}
+}
+
+func TestOverloadThrottles(t *testing.T) {
+	g := newRig(t, "", Config{QueueDepth: 2, Workers: 1})
+	block := make(chan struct{})
+	g.smsErr = func(*msg.Message) error { <-block; return nil }
+	g.run(t)
+	defer close(block)
+	g.submit(t, "+8613900000009", "+8613800000007", "1")
+	g.submit(t, "+8613900000009", "+8613800000007", "2")
+	err := g.r.Submit(context.Background(), &msg.Message{From: "+8613900000009", To: "+8613800000007", Text: "3"})
+	if !errors.Is(err, msg.ErrOverloaded) {
+		t.Fatalf("third submit over depth 2: %v, want ErrOverloaded", err)
+	}
+	if g.r.Stats().Throttled.Load() != 1 {
+		t.Fatal("throttle not counted")
+	}
+}
+
+func TestNoRouteForAlphanumeric(t *testing.T) {
+	g := newRig(t, "", Config{})
+	err := g.r.Submit(context.Background(), &msg.Message{From: "+8613900000009", To: "alpha:BANK", Text: "x"})
+	if !errors.Is(err, msg.ErrNoRoute) {
+		t.Fatalf("got %v", err)
+	}
+	g.db.Close()
+}
+
+// Submit before Run has scanned the store waits: a message must not be both
+// queued by Submit and found again as unfinished by recovery.
+func TestSubmitWaitsForRecoveryScan(t *testing.T) {
+	g := newRig(t, "", Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	err := g.r.Submit(ctx, &msg.Message{From: "+8613900000009", To: "+8613800000009", Text: "early"})
+	if !errors.Is(err, msg.ErrNotStored) {
+		t.Fatalf("submit before Run: %v, want ErrNotStored after the context ends", err)
+	}
+	g.run(t)
+	id := g.submit(t, "+8613900000009", "+8613800000009", "after start")
+	g.waitState(t, id, store.Delivered)
+	time.Sleep(20 * time.Millisecond)
+	if n := len(g.sent.sms_()); n != 1 {
+		t.Fatalf("delivered %d times, want once", n)
+	}
+}
+
+// Accepted but undelivered at shutdown: the next start delivers it.
+func TestRecoveryAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.Open(store.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Accepted and durable, never attempted: what a crash right after the
+	// acknowledgement leaves behind.
+	m := &msg.Message{From: "+8613900000009", To: "+8613800000008", Text: "survive", Expires: time.Now().Add(time.Hour)}
+	if err := db.Accept(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	id := m.ID
+	db.Close()
+
+	g2 := newRig(t, dir, Config{})
+	g2.run(t)
+	g2.waitState(t, id, store.Delivered)
+	if got := g2.sent.sms_(); len(got) != 1 || got[0] != "+8613800000008|survive" {
+		t.Fatalf("after restart sms %v", got)
+	}
+	if g2.r.Stats().Recovered.Load() != 1 {
+		t.Fatalf("recovered %d", g2.r.Stats().Recovered.Load())
+	}
+}
+
+func TestBackoffGrowsAndCaps(t *testing.T) {
+	r := New(Config{RetryMin: time.Second, RetryMax: 8 * time.Second}, nil, nil, nil, nil)
+	for attempts, base := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 8 * time.Second, 9: 8 * time.Second} {
+		d := r.backoff(attempts)
+		if d < base*8/10 || d > base*12/10 {
+			t.Errorf("backoff(%d) = %v, want %v ±20%%", attempts, d, base)
+		}
+	}
+}
