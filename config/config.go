@@ -43,6 +43,10 @@ type Config struct {
 	LogLevel         string
 	LogFormat        string
 	EnquireInterval  time.Duration
+	SMSAlphabet      string        // auto | ucs2 | latin1
+	SMSPayload       bool          // long SMS as one PDU with message_payload
+	ReassemblyWait   time.Duration // how long parts of a long SMS wait for the rest
+	ReassemblyPolicy string        // partial | drop
 }
 
 type kind int
@@ -87,6 +91,10 @@ var options = []option{
 	{"queue-depth", kInt, "100000", "messages accepted but not yet delivered before new ones are throttled", false, func(c *Config) any { return &c.QueueDepth }},
 	{"smpp-window", kInt, "64", "in-flight requests per SMPP session, each direction", false, func(c *Config) any { return &c.SMPPWindow }},
 	{"enquire-interval", kDuration, "30s", "SMPP enquire_link interval on idle sessions", false, func(c *Config) any { return &c.EnquireInterval }},
+	{"sms-alphabet", kString, "auto", "alphabet of outgoing SMS: auto (GSM7 when it fits exactly, else UCS-2), ucs2 or latin1", false, func(c *Config) any { return &c.SMSAlphabet }},
+	{"sms-payload", kBool, "false", "send a long SMS as one PDU with the message_payload TLV instead of concatenated parts", false, func(c *Config) any { return &c.SMSPayload }},
+	{"reassembly-timeout", kDuration, "5m", "how long parts of a long SMS wait for the missing ones", false, func(c *Config) any { return &c.ReassemblyWait }},
+	{"reassembly-policy", kString, "partial", "when parts are still missing at the timeout: partial (deliver with a marker) or drop", false, func(c *Config) any { return &c.ReassemblyPolicy }},
 	{"log-level", kString, "info", "debug, info, warn or error", false, func(c *Config) any { return &c.LogLevel }},
 	{"log-format", kString, "text", "text or json", false, func(c *Config) any { return &c.LogFormat }},
 }
@@ -294,6 +302,15 @@ func (c *Config) Validate() error {
 		if _, _, _, err := ParseSMSC(c.SMSC); err != nil {
 			errs = append(errs, fmt.Errorf("--smsc: %w", err))
 		}
+	}
+	if c.SMSAlphabet != "auto" && c.SMSAlphabet != "ucs2" && c.SMSAlphabet != "latin1" {
+		errs = append(errs, fmt.Errorf("--sms-alphabet %q: want auto, ucs2 or latin1", c.SMSAlphabet))
+	}
+	if c.ReassemblyPolicy != "partial" && c.ReassemblyPolicy != "drop" {
+		errs = append(errs, fmt.Errorf("--reassembly-policy %q: want partial or drop", c.ReassemblyPolicy))
+	}
+	if c.ReassemblyWait <= 0 {
+		errs = append(errs, fmt.Errorf("--reassembly-timeout must be positive"))
 	}
 	if c.SMSCBind != "transceiver" && c.SMSCBind != "transmitter" {
 		errs = append(errs, fmt.Errorf("--smsc-bind %q: want transceiver or transmitter", c.SMSCBind))

@@ -22,6 +22,7 @@ type Queue interface {
 	Transition(ctx context.Context, id string, ev store.Event, durable bool) error
 	Reschedule(ctx context.Context, id string, attempts int, next time.Time, detail string) error
 	Unfinished(fn func(store.Record) error) error
+	Message(id string) (store.Record, error)
 	Healthy() error
 }
 
@@ -48,8 +49,29 @@ type SMSSender interface {
 	SendSMS(ctx context.Context, m *msg.Message) error
 }
 
-// Final is told of every message that reached a final state (for delivery
-// receipts and IMDN). It must not block.
+// Outcome is how a message ended, for its originator.
+type Outcome struct {
+	Delivered bool
+	State     store.State // Delivered, Failed or Expired
+	Detail    string
+	At        time.Time
+	Via       string // "im" or "sms": which network gave the outcome
+}
+
+// Reporter tells an originator how its message ended: an SMPP delivery
+// receipt to an ESME, an IMDN to an IM user. It must not block for long;
+// it owns its own retries.
+type Reporter interface {
+	Report(ctx context.Context, m *msg.Message, o Outcome)
+}
+
+// ReporterFunc adapts a function to Reporter.
+type ReporterFunc func(ctx context.Context, m *msg.Message, o Outcome)
+
+func (f ReporterFunc) Report(ctx context.Context, m *msg.Message, o Outcome) { f(ctx, m, o) }
+
+// Final is told of every message that reached a final state. It must not
+// block.
 type Final func(m *msg.Message, st store.State, detail string)
 
 // Config tunes the router.
@@ -63,6 +85,8 @@ type Config struct {
 	RetryMax        time.Duration // cap on retry delay (default 10m)
 	Logger          *slog.Logger
 	OnFinal         Final
+	// Reporters by origin: who tells the originator the outcome.
+	Reporters map[msg.Kind]Reporter
 	Now             func() time.Time
 }
 
@@ -294,6 +318,7 @@ func (r *Router) deliver(ctx context.Context, j *job) {
 		if err == nil {
 			r.count.IMDelivered.Add(1)
 			r.finish(ctx, j, store.Delivered, "im "+b.Via+" "+b.Contact)
+			r.report(ctx, &j.m, Outcome{Delivered: true, State: store.Delivered, Detail: "im", Via: "im"})
 			return
 		}
 		if ctx.Err() != nil {
@@ -352,6 +377,41 @@ func (r *Router) finish(ctx context.Context, j *job, st store.State, detail stri
 	if r.cfg.OnFinal != nil {
 		r.cfg.OnFinal(&j.m, st, detail)
 	}
+	if st != store.Delivered {
+		via := "sms"
+		if !j.m.To.IsMSISDN() {
+			via = "im"
+		}
+		r.report(ctx, &j.m, Outcome{State: st, Detail: detail, Via: via})
+	}
+}
+
+// report hands an outcome to the originator's reporter. SMS hand-offs are
+// not reported here: the SMSC's receipt comes back through Receipt.
+func (r *Router) report(ctx context.Context, m *msg.Message, o Outcome) {
+	rep := r.cfg.Reporters[m.Origin.Kind]
+	if rep == nil {
+		return
+	}
+	if o.At.IsZero() {
+		o.At = r.cfg.Now()
+	}
+	rep.Report(ctx, m, o)
+}
+
+// Receipt reports the network's final word on a message the bridge sent as
+// SMS (an SMSC delivery receipt, all parts accounted for) to its originator.
+func (r *Router) Receipt(ctx context.Context, id string, o Outcome) error {
+	rec, err := r.q.Message(id)
+	if err != nil {
+		return fmt.Errorf("router: receipt for %s: %w", id, err)
+	}
+	if o.Via == "" {
+		o.Via = "sms"
+	}
+	r.log.Debug("receipt", "id", id, "delivered", o.Delivered, "detail", o.Detail)
+	r.report(ctx, &rec.Msg, o)
+	return nil
 }
 
 // backoff is exponential with ±20% jitter so retries to one peer spread out.

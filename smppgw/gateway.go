@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/smsbridge/bridge/msg"
+	"github.com/smsbridge/bridge/router"
 	"github.com/smsbridge/bridge/smpp"
 	"github.com/smsbridge/bridge/smstext"
 )
@@ -39,6 +41,15 @@ func ParseRoute(s string) (Route, error) {
 	return Route{}, fmt.Errorf("sms route %q: want smsc or esme:SYSTEM_ID", s)
 }
 
+// KV is the durable key-value space the gateway keeps its SMS bookkeeping
+// in (receipt matching, parts of long messages); store.DB satisfies it.
+type KV interface {
+	Put(ctx context.Context, key, val []byte) error
+	Get(key []byte) ([]byte, error)
+	Delete(ctx context.Context, key []byte) error
+	Iterate(prefix []byte, fn func(key, val []byte) error) error
+}
+
 // Config configures the gateway.
 type Config struct {
 	CountryCode string
@@ -47,6 +58,21 @@ type Config struct {
 	Now         func() time.Time
 	// Reassembly of concatenated SMS that arrive in parts.
 	Reassembly smstext.ReassemblyConfig
+	// KV keeps receipt mappings and pending parts across restarts; nil
+	// keeps neither (labs).
+	KV KV
+	// OnReceipt is told when the SMSC's receipts settle a message the
+	// bridge sent as SMS (wire to router.Receipt).
+	OnReceipt func(ctx context.Context, id string, o router.Outcome) error
+	// Alphabet for outgoing SMS: smstext.Auto (cheapest exact), ForceUCS2
+	// or ForceLatin1.
+	Alphabet smstext.Preference
+	// Payload sends a long message as one PDU with the message_payload TLV
+	// instead of concatenated parts.
+	Payload bool
+	// ReceiptTTL bounds how long a receipt waits for its ESME to bind
+	// (default 1h).
+	ReceiptTTL time.Duration
 }
 
 // Gateway translates between SMPP and the router. One Gateway serves the
@@ -60,7 +86,13 @@ type Gateway struct {
 	reasm    *smstext.Reassembler
 	ref      atomic.Uint32
 
-	Received, Rejected, Parts, SentSMS atomic.Uint64
+	meta         sync.Map      // smstext.Key → partMeta of restored reassemblies
+	rmu          sync.Mutex    // receipt accounting of one message at a time
+	receiptSlots chan struct{} // bounds receipts waiting for their ESME
+
+	Received, Rejected, Parts, SentSMS                         atomic.Uint64
+	Receipts, UnmatchedReceipts, ReceiptsSent, ReceiptsDropped atomic.Uint64
+	PartialMessages                                            atomic.Uint64
 }
 
 // New builds a gateway feeding sub.
@@ -71,7 +103,10 @@ func New(cfg Config, sub Submitter) *Gateway {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	g := &Gateway{cfg: cfg, sub: sub, log: cfg.Logger}
+	if cfg.ReceiptTTL <= 0 {
+		cfg.ReceiptTTL = time.Hour
+	}
+	g := &Gateway{cfg: cfg, sub: sub, log: cfg.Logger, receiptSlots: make(chan struct{}, 4096)}
 	g.reasm = smstext.NewReassembler(cfg.Reassembly, cfg.Now)
 	return g
 }
@@ -94,9 +129,8 @@ func (g *Gateway) HandleSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU
 	if req.ID == smpp.DeliverSM {
 		kind = msg.FromSMSC
 		if req.ESMClass&0x3C == 0x04 || req.ESMClass&0x3C == 0x08 {
-			// A delivery receipt for something we submitted: acknowledged,
-			// nothing to route.
-			g.log.Debug("receipt from smsc", "text", string(req.ShortMessage))
+			// A delivery receipt for something we submitted.
+			g.handleSMSCReceipt(ctx, req)
 			return
 		}
 	}
@@ -134,21 +168,31 @@ func (g *Gateway) HandleSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU
 		}
 	}
 	var text string
+	var partKey *smstext.Key
 	if concat.Ok && concat.Total > 1 {
 		g.Parts.Add(1)
-		done, err := g.reasm.Add(smstext.Key{Source: string(from), Dest: string(to), Ref: concat.Ref}, concat.Total, concat.Seq, req.DataCoding, body)
+		k := smstext.Key{Source: string(from), Dest: string(to), Ref: concat.Ref}
+		sp := storedPart{
+			StoredPart: smstext.StoredPart{Key: k, Total: concat.Total, Seq: concat.Seq, DCS: req.DataCoding, Body: body, First: g.cfg.Now()},
+			Account:    s.SystemID(), Receipt: req.RegisteredDelivery&0x03 != 0, Kind: kind,
+		}
+		// Acknowledged means durable: the part is stored before its resp.
+		if err := g.storePart(ctx, sp); err != nil {
+			g.log.Warn("part not stored", "err", err)
+			resp.Status = smpp.ESME_RSYSERR
+			return
+		}
+		done, err := g.reasm.Add(k, concat.Total, concat.Seq, req.DataCoding, body)
 		if err != nil {
 			g.Rejected.Add(1)
 			resp.Status = smpp.ESME_RINVMSGLEN
 			return
 		}
 		if done == nil {
-			// More parts to come. The part is acknowledged; see the README
-			// on what a crash before the last part costs today.
 			resp.MessageID = g.partID()
 			return
 		}
-		text = done.Text
+		text, partKey = done.Text, &k
 	} else {
 		text, err = smstext.Decode(req.DataCoding, body)
 		if err != nil {
@@ -167,7 +211,16 @@ func (g *Gateway) HandleSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU
 			m.Expires = exp
 		}
 	}
-	switch err := g.sub.Submit(ctx, m); {
+	err = g.sub.Submit(ctx, m)
+	if partKey != nil {
+		if err == nil {
+			g.dropParts(ctx, *partKey)
+		} else {
+			// This last part is refused and will come again; keep the rest.
+			g.restoreParts(*partKey, concat.Seq)
+		}
+	}
+	switch {
 	case err == nil:
 		resp.MessageID = m.ID
 	case errors.Is(err, msg.ErrOverloaded):
@@ -203,9 +256,22 @@ func (e *sendError) Permanent() bool {
 	return false
 }
 
-// SendSMS implements router.SMSSender.
+// SendSMS implements router.SMSSender: the text leaves as one or more
+// submit_sm (upstream) or deliver_sm (ESME route), with receipts requested
+// from the SMSC and every part's SMSC id remembered for matching them.
 func (g *Gateway) SendSMS(ctx context.Context, m *msg.Message) error {
-	dcs, parts, err := smstext.Split(m.Text, smstext.Auto, uint16(g.ref.Add(1)), false)
+	var (
+		dcs   byte
+		parts []smstext.Part
+		err   error
+	)
+	if g.cfg.Payload {
+		var body []byte
+		dcs, body, err = smstext.Encode(m.Text, g.cfg.Alphabet)
+		parts = []smstext.Part{{Body: body}}
+	} else {
+		dcs, parts, err = smstext.Split(m.Text, g.cfg.Alphabet, uint16(g.ref.Add(1)), false)
+	}
 	if err != nil {
 		return &sendError{status: smpp.ESME_RINVMSGLEN, err: fmt.Errorf("sms: encode: %w", err)}
 	}
@@ -219,21 +285,24 @@ func (g *Gateway) SendSMS(ctx context.Context, m *msg.Message) error {
 		p.SourceAddrTON, p.SourceAddrNPI, p.SourceAddr = sourceAddr(m.From)
 		p.DestAddrTON, p.DestAddrNPI, p.DestAddr = msg.TONInternational, msg.NPIISDN, m.To.Digits()
 		p.DataCoding = dcs
-		if len(part.UDH) > 0 {
+		switch {
+		case g.cfg.Payload && len(part.Body) > 254:
+			p.SetTLV(smpp.TagMessagePayload, part.Body)
+		case len(part.UDH) > 0:
 			p.ESMClass = 0x40
 			p.ShortMessage = append(append(make([]byte, 0, len(part.UDH)+len(part.Body)), part.UDH...), part.Body...)
-		} else {
+		default:
 			p.ShortMessage = part.Body
 		}
 		if g.cfg.Route.Upstream {
 			p.RegisteredDelivery = 1
 		}
-		var err error
+		var resp *smpp.PDU
 		switch {
 		case g.cfg.Route.Upstream && g.upstream != nil:
-			_, err = g.upstream.Send(ctx, &p)
+			resp, err = g.upstream.Send(ctx, &p)
 		case g.cfg.Route.ESME != "" && g.server != nil:
-			_, err = g.server.Deliver(ctx, g.cfg.Route.ESME, &p)
+			resp, err = g.server.Deliver(ctx, g.cfg.Route.ESME, &p)
 		default:
 			return errors.New("sms: no SMS route is up")
 		}
@@ -243,6 +312,9 @@ func (g *Gateway) SendSMS(ctx context.Context, m *msg.Message) error {
 				return &sendError{status: se.Status, err: fmt.Errorf("sms part %d/%d: %w", i+1, len(parts), err)}
 			}
 			return fmt.Errorf("sms part %d/%d: %w", i+1, len(parts), err)
+		}
+		if g.cfg.Route.Upstream {
+			g.rememberPart(ctx, resp.MessageID, m.ID, i+1, len(parts))
 		}
 	}
 	g.SentSMS.Add(1)

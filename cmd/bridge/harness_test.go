@@ -289,6 +289,10 @@ func (u *ua) message(t *testing.T, b *bridge, toUser, text string) int {
 	req.AppendHeader(sipmsg.NewHeader("Content-Type", "text/plain;charset=UTF-8"))
 	req.SetBody([]byte(text))
 	req.SetDestination(b.addrs.SIP)
+	if len(text) > 500 {
+		// RFC 3261 §18.1.1: a request near the MTU goes over TCP.
+		req.SetTransport("TCP")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	res, err := u.cli.Do(ctx, req)

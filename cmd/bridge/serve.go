@@ -18,6 +18,7 @@ import (
 	"github.com/smsbridge/bridge/sip"
 	"github.com/smsbridge/bridge/smpp"
 	"github.com/smsbridge/bridge/smppgw"
+	"github.com/smsbridge/bridge/smstext"
 	"github.com/smsbridge/bridge/store"
 )
 
@@ -66,14 +67,32 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	} else {
 		log.Warn("no SMS route: messages for offline numbers wait until one is configured (--smsc or --sms-route esme:ID)")
 	}
+	// Originators hear how their message ended: ESMEs by delivery receipt,
+	// IM users by IMDN (only for what left as SMS; IM clients report IM).
+	reporters := map[msg.Kind]router.Reporter{
+		msg.FromESME: router.ReporterFunc(func(ctx context.Context, m *msg.Message, o router.Outcome) { gw.Report(ctx, m, o) }),
+		msg.FromSIP: router.ReporterFunc(func(ctx context.Context, m *msg.Message, o router.Outcome) {
+			if o.Via != "sms" {
+				return
+			}
+			if err := sipSrv.SendIMDN(ctx, m.From, m.ID, o.Delivered); err != nil {
+				log.Info("imdn not sent", "id", m.ID, "to", m.From, "err", err)
+			}
+		}),
+	}
 	rt := router.New(router.Config{
 		Workers: cfg.Workers, QueueDepth: cfg.QueueDepth,
 		DefaultValidity: cfg.DefaultValidity, IMTimeout: cfg.IMTimeout,
-		Logger: log.With("part", "router"),
+		Logger: log.With("part", "router"), Reporters: reporters,
 	}, db, pres, imSenders, smsSender)
 	pres.OnRegister(func(b presence.Binding) { rt.Online(b.AOR) })
 
-	gw = smppgw.New(smppgw.Config{CountryCode: cfg.CountryCode, Route: route, Logger: log.With("part", "smpp")}, rt)
+	alphabet := map[string]smstext.Preference{"auto": smstext.Auto, "ucs2": smstext.ForceUCS2, "latin1": smstext.ForceLatin1}[cfg.SMSAlphabet]
+	gw = smppgw.New(smppgw.Config{
+		CountryCode: cfg.CountryCode, Route: route, Logger: log.With("part", "smpp"),
+		KV: db, OnReceipt: rt.Receipt, Alphabet: alphabet, Payload: cfg.SMSPayload,
+		Reassembly: smstext.ReassemblyConfig{Timeout: cfg.ReassemblyWait, Partial: cfg.ReassemblyPolicy == "partial", Logger: log.With("part", "reassembly")},
+	}, rt)
 
 	users := cfg.Users()
 	sipSrv, err = sip.New(sip.Config{
@@ -128,6 +147,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		g.Go(func() error { return apiSrv.Serve(gctx, httpLn) })
 	}
 	g.Go(func() error { return rt.Run(gctx) })
+	g.Go(func() error { return gw.Run(gctx) })
 	g.Go(func() error { pres.Run(gctx, 30*time.Second); return nil })
 	g.Go(func() error { return sipSrv.Serve(gctx) })
 	g.Go(func() error {
@@ -199,6 +219,11 @@ func metrics(rt *router.Router, db *store.DB, pres *presence.Store, gw *smppgw.G
 		counter("bridge_parked_total", "Messages parked for an offline IM-only user.", c.Parked.Load),
 		counter("bridge_smpp_received_total", "submit_sm/deliver_sm received.", gw.Received.Load),
 		counter("bridge_smpp_rejected_total", "submit_sm/deliver_sm refused for bad content.", gw.Rejected.Load),
+		counter("bridge_smpp_parts_total", "Parts of long SMS received.", gw.Parts.Load),
+		counter("bridge_smsc_receipts_total", "Delivery receipts received from the SMSC.", gw.Receipts.Load),
+		counter("bridge_smsc_receipts_unmatched_total", "SMSC receipts that matched no message.", gw.UnmatchedReceipts.Load),
+		counter("bridge_esme_receipts_sent_total", "Delivery receipts delivered to ESMEs.", gw.ReceiptsSent.Load),
+		counter("bridge_esme_receipts_dropped_total", "Delivery receipts given up.", gw.ReceiptsDropped.Load),
 		{Name: "bridge_queue_depth", Help: "Accepted messages not yet final.", Type: "gauge", Value: func() float64 { return float64(rt.Pending()) }},
 		{Name: "bridge_presence_users", Help: "Users with a presence binding.", Type: "gauge", Value: func() float64 { return float64(pres.Len()) }},
 	}

@@ -1,0 +1,250 @@
+package smppgw
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/smsbridge/bridge/msg"
+	"github.com/smsbridge/bridge/router"
+	"github.com/smsbridge/bridge/smpp"
+	"github.com/smsbridge/bridge/smstext"
+)
+
+// Key space in the KV (see store): which SMSC message id is which part of
+// which bridge message, and what each part's receipt said.
+const (
+	prefixSMSCID  = "dr/" // "dr/"+lower(smsc id) → bridge id \x00 part \x00 total
+	prefixPartDLR = "dp/" // "dp/"+bridge id+"/"+part → stat
+	prefixDone    = "dn/" // "dn/"+bridge id: outcome already reported
+)
+
+// rememberPart records that the SMSC knows part i (of total) of bridge
+// message id as smscID, so its receipt can be matched later, also after a
+// restart.
+func (g *Gateway) rememberPart(ctx context.Context, smscID, id string, i, total int) {
+	if g.cfg.KV == nil || smscID == "" {
+		return
+	}
+	v := id + "\x00" + strconv.Itoa(i) + "\x00" + strconv.Itoa(total)
+	if err := g.cfg.KV.Put(ctx, []byte(prefixSMSCID+idKey(smscID)), []byte(v)); err != nil {
+		g.log.Warn("receipt mapping not stored", "smsc_id", smscID, "id", id, "err", err)
+	}
+}
+
+// idKey is the lookup form of a message id: lower case, no leading zeros.
+func idKey(id string) string {
+	id = strings.ToLower(strings.TrimSpace(id))
+	if t := strings.TrimLeft(id, "0"); t != "" {
+		return t
+	}
+	return id
+}
+
+// idCandidates are the forms an SMSC may have used for the same id in
+// submit_sm_resp and in the receipt: as given, hex read as decimal, decimal
+// read as hex. SMSCs disagree on the base, so all are tried in turn.
+func idCandidates(id string) []string {
+	k := idKey(id)
+	out := []string{k}
+	if v, err := strconv.ParseUint(k, 16, 64); err == nil {
+		out = append(out, strconv.FormatUint(v, 10))
+	}
+	if v, err := strconv.ParseUint(k, 10, 64); err == nil {
+		out = append(out, strconv.FormatUint(v, 16))
+	}
+	return out
+}
+
+// handleSMSCReceipt matches a receipt from the SMSC to the part it is
+// about and, once the whole message is accounted for, reports the outcome.
+func (g *Gateway) handleSMSCReceipt(ctx context.Context, req *smpp.PDU) {
+	g.Receipts.Add(1)
+	var id, stat string
+	if v, ok := req.TLV(smpp.TagReceiptedMessageID); ok {
+		id = string(bytes.TrimRight(v, "\x00"))
+	}
+	if v, ok := req.TLV(smpp.TagMessageState); ok && len(v) == 1 {
+		stat = smstext.StatOf(v[0])
+	}
+	body := req.ShortMessage
+	if len(body) == 0 {
+		body, _ = req.TLV(smpp.TagMessagePayload)
+	}
+	if r, err := smstext.ParseReceipt(string(body)); err == nil {
+		if id == "" {
+			id = r.ID
+		}
+		if stat == "" {
+			stat = strings.ToUpper(r.Stat)
+		}
+	}
+	if id == "" || g.cfg.KV == nil {
+		g.UnmatchedReceipts.Add(1)
+		g.log.Debug("receipt without a usable id", "text", string(body))
+		return
+	}
+	if ref := g.lookupSMSCID(id); ref != nil {
+		g.settle(ctx, ref, stat)
+		return
+	}
+	// A fast SMSC can send the receipt before our submit_sm_resp handling
+	// has stored the id: look again a little later.
+	go func() {
+		for _, d := range []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second} {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(d):
+			}
+			if ref := g.lookupSMSCID(id); ref != nil {
+				g.settle(ctx, ref, stat)
+				return
+			}
+		}
+		g.UnmatchedReceipts.Add(1)
+		g.log.Info("receipt for an unknown message", "smsc_id", id, "stat", stat)
+	}()
+}
+
+func (g *Gateway) lookupSMSCID(id string) []byte {
+	for _, k := range idCandidates(id) {
+		if v, err := g.cfg.KV.Get([]byte(prefixSMSCID + k)); err == nil {
+			return v
+		}
+	}
+	return nil
+}
+
+// settle records one part's final receipt and reports the message once
+// every part is accounted for (or one failed).
+func (g *Gateway) settle(ctx context.Context, ref []byte, stat string) {
+	f := strings.Split(string(ref), "\x00")
+	if len(f) != 3 {
+		g.UnmatchedReceipts.Add(1)
+		return
+	}
+	bid, part := f[0], f[1]
+	total, _ := strconv.Atoi(f[2])
+	switch stat {
+	case "DELIVRD", "UNDELIV", "EXPIRED", "DELETED", "REJECTD":
+	default:
+		return // ENROUTE, ACCEPTD ...: not final yet
+	}
+	g.rmu.Lock()
+	defer g.rmu.Unlock()
+	if _, err := g.cfg.KV.Get([]byte(prefixDone + bid)); err == nil {
+		return // already reported (a failure on an earlier part)
+	}
+	if err := g.cfg.KV.Put(ctx, []byte(prefixPartDLR+bid+"/"+part), []byte(stat)); err != nil {
+		g.log.Warn("receipt not stored", "id", bid, "err", err)
+		return
+	}
+	n, failed := 0, ""
+	g.cfg.KV.Iterate([]byte(prefixPartDLR+bid+"/"), func(_, v []byte) error {
+		n++
+		if string(v) != "DELIVRD" && failed == "" {
+			failed = string(v)
+		}
+		return nil
+	})
+	if failed == "" && n < total {
+		return // more parts to hear about
+	}
+	g.cfg.KV.Put(ctx, []byte(prefixDone+bid), []byte(stat))
+	if g.cfg.OnReceipt == nil {
+		return
+	}
+	o := router.Outcome{Delivered: failed == "", Detail: "smsc receipt " + stat, At: g.cfg.Now(), Via: "sms"}
+	if failed != "" {
+		o.Detail = "smsc receipt " + failed
+	}
+	if err := g.cfg.OnReceipt(ctx, bid, o); err != nil {
+		g.log.Warn("receipt not reported", "id", bid, "err", err)
+	}
+}
+
+// Report implements router.Reporter for messages that came from an ESME:
+// if it asked for one, it gets a deliver_sm delivery receipt (esm_class
+// 0x04) on a receiving bind. Receipts wait, retried, for the ESME to bind.
+func (g *Gateway) Report(ctx context.Context, m *msg.Message, o router.Outcome) {
+	if !m.Receipt || g.server == nil {
+		return
+	}
+	stat := "DELIVRD"
+	switch {
+	case o.Delivered:
+	case o.State.String() == "expired":
+		stat = "EXPIRED"
+	default:
+		stat = "UNDELIV"
+	}
+	dlvrd := 0
+	if o.Delivered {
+		dlvrd = 1
+	}
+	errCode := "000"
+	if !o.Delivered {
+		errCode = "001"
+	}
+	text := m.Text
+	if utf8.RuneCountInString(text) > 20 {
+		text = string([]rune(text)[:20])
+	}
+	body := smstext.FormatReceipt(smstext.Receipt{
+		ID: m.ID, Sub: 1, Dlvrd: dlvrd, Submit: m.Accepted, Done: o.At, Stat: stat, Err: errCode, Text: text,
+	})
+	p := &smpp.PDU{ID: smpp.DeliverSM, ESMClass: 0x04}
+	p.SourceAddrTON, p.SourceAddrNPI, p.SourceAddr = sourceAddr(m.To)
+	p.DestAddrTON, p.DestAddrNPI, p.DestAddr = sourceAddr(m.From)
+	// The receipt text is ASCII except the original text's start: keep it
+	// GSM7 when possible so every ESME can read it.
+	dcs, enc, err := smstext.Encode(body, smstext.Auto)
+	if err != nil || len(enc) > 254 {
+		dcs, enc = 0, []byte(body[:min(len(body), 254)])
+	}
+	p.DataCoding, p.ShortMessage = dcs, enc
+	p.SetTLV(smpp.TagReceiptedMessageID, append([]byte(m.ID), 0))
+	p.SetTLV(smpp.TagMessageState, []byte{smstext.MessageStateOf(stat)})
+	account := m.Origin.Account
+	select {
+	case g.receiptSlots <- struct{}{}:
+	default:
+		g.ReceiptsDropped.Add(1)
+		g.log.Warn("too many receipts waiting; dropped", "id", m.ID, "esme", account)
+		return
+	}
+	go func() {
+		defer func() { <-g.receiptSlots }()
+		delay := 500 * time.Millisecond
+		deadline := g.cfg.Now().Add(g.cfg.ReceiptTTL)
+		for {
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			resp, err := g.server.Deliver(sctx, account, p)
+			cancel()
+			if err == nil {
+				g.ReceiptsSent.Add(1)
+				return
+			}
+			var se *smpp.StatusError
+			if errors.As(err, &se) && resp != nil {
+				g.log.Info("esme refused receipt", "id", m.ID, "esme", account, "status", smpp.StatusName(se.Status))
+				return
+			}
+			if ctx.Err() != nil || g.cfg.Now().After(deadline) {
+				g.ReceiptsDropped.Add(1)
+				g.log.Warn("receipt not delivered", "id", m.ID, "esme", account, "err", err)
+				return
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(delay):
+			}
+			delay = min(2*delay, 30*time.Second)
+		}
+	}()
+}
