@@ -1,0 +1,571 @@
+package codec
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// feed is the input of a stateful DEFLATE stream: frames append to it and
+// the inflater consumes it; it never reports EOF while bytes are pending.
+type feed struct {
+	b   []byte
+	off int
+}
+
+func (f *feed) Read(p []byte) (int, error) {
+	if f.off >= len(f.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, f.b[f.off:])
+	f.off += n
+	return n, nil
+}
+
+func (f *feed) ReadByte() (byte, error) {
+	if f.off >= len(f.b) {
+		return 0, io.EOF
+	}
+	c := f.b[f.off]
+	f.off++
+	return c, nil
+}
+
+func (f *feed) add(p []byte) {
+	if f.off == len(f.b) {
+		f.b, f.off = f.b[:0], 0
+	}
+	f.b = append(f.b, p...)
+}
+
+// Decoder turns MCP frames back into messages. A stateful Decoder belongs
+// to one direction of one connection; it is not safe for concurrent use.
+type Decoder struct {
+	stateful bool
+	br       bytes.Reader
+	fd       feed
+	fr       io.ReadCloser
+	res      []byte
+	body     []byte
+	dyn      dynTable
+	seq      uint8
+	broken   error
+	lastDate uint32 // stateful: the previous date decoded
+	hasDate  bool
+}
+
+var syncMarker = []byte{0, 0, 0xFF, 0xFF}
+
+// NewDecoder returns a decoder in stateless or stateful mode.
+func NewDecoder(stateful bool) *Decoder {
+	d := &Decoder{stateful: stateful, res: make([]byte, 0, 4096)}
+	if stateful {
+		d.fr = flate.NewReaderDict(&d.fd, residualDict)
+	} else {
+		d.fr = flate.NewReaderDict(&d.br, residualDict)
+	}
+	return d
+}
+
+// Reset returns a stateful decoder to the state of a new connection.
+func (d *Decoder) Reset() {
+	d.dyn.reset()
+	d.lastDate, d.hasDate = 0, false
+	d.seq = 0
+	d.broken = nil
+	d.fd.b, d.fd.off = d.fd.b[:0], 0
+	_ = d.fr.(flate.Resetter).Reset(&d.fd, residualDict)
+}
+
+// Decode appends the message carried by frame to dst. A stateful decoder
+// that returns an error stays failed (every later call returns an error
+// wrapping ErrStateMismatch) until Reset: its state can no longer be trusted.
+func (d *Decoder) Decode(dst, frame []byte) ([]byte, error) {
+	if d.broken != nil {
+		return dst, fmt.Errorf("codec: decoder failed earlier (%v): %w", d.broken, ErrStateMismatch)
+	}
+	out, err := d.decode(dst, frame)
+	if err != nil {
+		if d.stateful {
+			d.broken = err
+			if !errors.Is(err, ErrStateMismatch) {
+				err = fmt.Errorf("%w (%w)", err, ErrStateMismatch)
+			}
+		}
+		return dst, err
+	}
+	return out, nil
+}
+
+func (d *Decoder) decode(dst, frame []byte) ([]byte, error) {
+	if len(frame) == 0 {
+		return nil, ErrNotFrame
+	}
+	h := frame[0]
+	isStateful := h&statefulMask == statefulMark
+	if !isStateful && h&magicMask != magic {
+		return nil, ErrNotFrame
+	}
+	if isStateful != d.stateful {
+		return nil, ErrMode
+	}
+	var p []byte
+	var crc uint16
+	if d.stateful {
+		if len(frame) < 3 {
+			return nil, fmt.Errorf("codec: short stateful frame: %w", ErrCorrupt)
+		}
+		crc = uint16(h&checkHighMask)<<8 | uint16(frame[1])
+		p = frame[2:]
+		if h&statefulDeflated != 0 {
+			var err error
+			if p, err = d.inflateStream(p); err != nil {
+				return nil, err
+			}
+		}
+		h = 0 // the residual, if any, is plain from here on
+	} else {
+		if h&versionMask != formatVersion<<2 {
+			return nil, fmt.Errorf("codec: frame version %d: %w", h&versionMask>>2, ErrVersion)
+		}
+		if h&flagStateful != 0 {
+			return nil, fmt.Errorf("codec: stateful bit in a stateless frame: %w", ErrCorrupt)
+		}
+		p = frame[1:]
+	}
+	// Pass 1: validate the token stream, find its end and the literal total.
+	r := reader{tok: p}
+	r.run(d)
+	if r.err != nil {
+		return nil, r.err
+	}
+	tok, rest := p[:r.pos], p[r.pos:]
+	res := rest
+	if h&flagDeflated != 0 {
+		var err error
+		if res, err = d.inflate(rest); err != nil {
+			return nil, err
+		}
+	}
+	if r.lit > len(res) {
+		return nil, fmt.Errorf("codec: residual %d bytes, literals need %d: %w", len(res), r.lit, ErrCorrupt)
+	}
+	body := res[r.lit:]
+	if r.esc {
+		var err error
+		if d.body, err = appendUnescaped(d.body[:0], body); err != nil {
+			return nil, err
+		}
+		body = d.body
+	}
+	// Pass 2: render.
+	start := len(dst)
+	r = reader{tok: tok, res: res[:r.lit], body: body, emit: true, dst: dst}
+	r.run(d)
+	if r.err != nil {
+		return nil, r.err
+	}
+	out := r.dst
+	if len(out)-start > MaxMessageSize {
+		return nil, ErrTooLarge
+	}
+	if d.stateful {
+		got := stateCheck(d.seq, out[start:])
+		d.seq++
+		if got != crc {
+			return nil, fmt.Errorf("codec: check %04x, want %04x: %w", got, crc, ErrStateMismatch)
+		}
+	}
+	return out, nil
+}
+
+func (d *Decoder) inflate(z []byte) ([]byte, error) {
+	if !d.stateful { // stateful frames were inflated whole in decode
+		d.br.Reset(z)
+		_ = d.fr.(flate.Resetter).Reset(&d.br, residualDict)
+		d.res = d.res[:0]
+		for {
+			if len(d.res) == cap(d.res) {
+				d.res = append(d.res, 0)[:len(d.res)]
+			}
+			n, err := d.fr.Read(d.res[len(d.res):cap(d.res)])
+			d.res = d.res[:len(d.res)+n]
+			if len(d.res) > MaxMessageSize {
+				return nil, ErrTooLarge
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("codec: inflate: %v: %w", err, ErrCorrupt)
+			}
+		}
+		if d.br.Len() != 0 {
+			return nil, fmt.Errorf("codec: %d bytes after the residual: %w", d.br.Len(), ErrCorrupt)
+		}
+		return d.res, nil
+	}
+	return nil, ErrMode
+}
+
+// inflateStream feeds a stateful frame's DEFLATE bytes (sync marker
+// restored) to the session stream and reads this message's payload back:
+// its length first, then exactly that many bytes, never more (a read past
+// the frame would hit the end of the feed and break the stream).
+func (d *Decoder) inflateStream(z []byte) ([]byte, error) {
+	d.fd.add(z)
+	d.fd.add(syncMarker)
+	var lb [10]byte
+	if _, err := io.ReadFull(d.fr, lb[:1]); err != nil {
+		return nil, fmt.Errorf("codec: inflate stream: %v: %w", err, ErrStateMismatch)
+	}
+	k := 1
+	switch c := lb[0]; { // lengths are below 2 MiB: never the 0xFF form
+	case c == 0xFF:
+		return nil, fmt.Errorf("codec: stateful payload length: %w", ErrStateMismatch)
+	case c >= 0xC0:
+		k = 4
+	case c >= 0xA0:
+		k = 3
+	case c >= 0x80:
+		k = 2
+	}
+	if _, err := io.ReadFull(d.fr, lb[1:k]); err != nil {
+		return nil, fmt.Errorf("codec: inflate stream: %v: %w", err, ErrStateMismatch)
+	}
+	n, kk := readNum(lb[:k])
+	if kk != k || n > 2*MaxMessageSize {
+		return nil, fmt.Errorf("codec: stateful payload length: %w", ErrStateMismatch)
+	}
+	if cap(d.res) < int(n) {
+		d.res = make([]byte, n)
+	}
+	d.res = d.res[:n]
+	if _, err := io.ReadFull(d.fr, d.res); err != nil {
+		return nil, fmt.Errorf("codec: inflate stream: %v: %w", err, ErrStateMismatch)
+	}
+	return d.res, nil
+}
+
+// reader walks a token stream. With emit false it only validates and
+// measures (pass 1); with emit true it renders into dst (pass 2).
+type reader struct {
+	tok   []byte
+	pos   int
+	res   []byte
+	rpos  int
+	lit   int
+	emit  bool
+	esc   bool
+	dst   []byte
+	body  []byte
+	err   error
+	noDyn bool // the value just read never repeats: keep its line out of dyn
+}
+
+func (r *reader) fail(what string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("codec: bad %s at token byte %d: %w", what, r.pos, ErrCorrupt)
+	}
+}
+
+func (r *reader) byte() byte {
+	if r.pos >= len(r.tok) {
+		r.fail("end of tokens")
+		return 0
+	}
+	c := r.tok[r.pos]
+	r.pos++
+	return c
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.tok[min(r.pos, len(r.tok)):])
+	if n <= 0 {
+		r.fail("varint")
+		return 0
+	}
+	r.pos += n
+	return v
+}
+
+func (r *reader) num() uint64 {
+	v, n := readNum(r.tok[min(r.pos, len(r.tok)):])
+	if n <= 0 {
+		r.fail("number")
+		return 0
+	}
+	r.pos += n
+	return v
+}
+
+func (r *reader) raw(n int) []byte {
+	if len(r.tok)-r.pos < n {
+		r.fail("raw bytes")
+		return nil
+	}
+	b := r.tok[r.pos : r.pos+n]
+	r.pos += n
+	return b
+}
+
+func (r *reader) put(s string) {
+	if r.emit {
+		r.dst = append(r.dst, s...)
+	}
+}
+
+// literal copies a residual literal whose length is in the token stream.
+func (r *reader) literal() {
+	n := r.uvarint()
+	if n > MaxMessageSize {
+		r.fail("literal length")
+		return
+	}
+	r.lit += int(n)
+	if r.lit > MaxMessageSize {
+		r.fail("literal total")
+		return
+	}
+	if !r.emit {
+		return
+	}
+	if len(r.res)-r.rpos < int(n) {
+		r.fail("literal")
+		return
+	}
+	piece := r.res[r.rpos : r.rpos+int(n)]
+	r.rpos += int(n)
+	if !r.esc {
+		r.dst = append(r.dst, piece...)
+		return
+	}
+	var err error
+	if r.dst, err = appendUnescaped(r.dst, piece); err != nil && r.err == nil {
+		r.err = err
+	}
+}
+
+func (r *reader) run(d *Decoder) {
+	layout := r.byte()
+	r.esc = layout&layoutEscaped != 0
+	layout &^= layoutEscaped
+	switch layout & 3 {
+	case startLiteralAll:
+		if layout != startLiteralAll {
+			r.fail("layout")
+		}
+		r.putBody()
+		return
+	case startLiteralLine:
+		if layout != startLiteralLine {
+			r.fail("layout")
+		}
+		r.literal()
+	case startRequest:
+		if layout&^0x0F != 0 || int(layout>>2&3) >= len(versions) {
+			r.fail("layout")
+			return
+		}
+		if m := r.byte(); m == 0xFF {
+			r.literal()
+		} else if int(m) < len(methods) {
+			r.put(methods[m])
+		} else {
+			r.fail("method")
+		}
+		r.put(" ")
+		k := r.byte()
+		if k == kImplied {
+			r.fail("request URI kind")
+		}
+		r.value(d, k, false)
+		r.put(" ")
+		r.put(versions[layout>>2&3])
+	case startResponse:
+		if layout&^0x1F != 0 || int(layout>>2&3) >= len(versions) {
+			r.fail("layout")
+			return
+		}
+		r.put(versions[layout>>2&3])
+		r.put(" ")
+		code := uint64(r.byte()) + 100
+		if code == 0xFF+100 {
+			if code = r.uvarint(); code >= 1<<20 {
+				r.fail("status code")
+			}
+		}
+		if r.emit {
+			r.dst = appendUint(r.dst, code)
+		}
+		r.put(" ")
+		if layout&layoutDefReason != 0 {
+			reason, ok := reasons[int(code)]
+			if !ok {
+				r.fail("reason")
+			}
+			r.put(reason)
+		} else {
+			r.literal()
+		}
+	}
+	for r.err == nil {
+		op := r.byte()
+		if op == opEnd {
+			break
+		}
+		r.put("\r\n")
+		start := len(r.dst)
+		switch {
+		case op == opLitLine:
+			r.literal()
+		case op < opTyped:
+			if r.emit {
+				slot := int(op - opDynBase)
+				if d == nil || !d.stateful || slot >= d.dyn.n {
+					r.fail("dynamic line reference")
+					return
+				}
+				r.dst = append(r.dst, d.dyn.lines[slot]...)
+			} else if d == nil || !d.stateful {
+				r.fail("dynamic line reference in stateless frame")
+			}
+			continue
+		default:
+			ni, kind := (op-opTyped)>>3, (op-opTyped)&7
+			lengthName := false
+			switch {
+			case ni < nameExt:
+				r.put(names[ni])
+				lengthName = isLengthName([]byte(names[ni]))
+			case ni == nameExt:
+				if x := r.byte(); x == 0xFF {
+					r.literal() // never a length name: those are all in the tables
+				} else if int(x) < len(extNames) {
+					r.put(extNames[x])
+					lengthName = isLengthName([]byte(extNames[x]))
+				} else {
+					r.fail("extended header name")
+				}
+			default:
+				r.fail("header name")
+			}
+			r.put(": ")
+			if kind == kImplied && !lengthName {
+				r.fail("implied value")
+			}
+			r.noDyn = false
+			r.value(d, kind, true)
+		}
+		if r.emit && d != nil && d.stateful && r.err == nil && !r.noDyn {
+			d.dyn.insert(r.dst[start:])
+		}
+	}
+	if r.err == nil {
+		r.put("\r\n\r\n")
+		r.putBody()
+	}
+}
+
+func (r *reader) putBody() {
+	if r.emit {
+		r.dst = append(r.dst, r.body...)
+	}
+}
+
+func (r *reader) value(d *Decoder, kind byte, header bool) {
+	switch kind {
+	case kLit:
+		r.literal()
+	case kInt, kIntSp:
+		v := r.num()
+		if r.emit {
+			r.dst = appendUint(r.dst, v)
+			if kind == kIntSp {
+				r.dst = append(r.dst, ' ')
+			}
+		}
+	case kURI:
+		n, p := r.num(), r.num()
+		if r.emit {
+			r.dst = appendFetionURI(r.dst, n, p)
+		}
+	case kCSeq:
+		n, m := r.num(), r.byte()
+		if int(m) >= len(methods) {
+			r.fail("cseq method")
+			return
+		}
+		if r.emit {
+			r.dst = appendUint(r.dst, n)
+			r.dst = append(r.dst, ' ')
+			r.dst = append(r.dst, methods[m]...)
+		}
+	case kTok:
+		t := r.byte()
+		if int(t) >= len(tokens) {
+			r.fail("token")
+			return
+		}
+		r.put(tokens[t])
+	case kImplied:
+		if !header {
+			r.fail("implied value")
+		}
+		if r.emit {
+			r.dst = appendUint(r.dst, uint64(len(r.body)))
+		}
+	case kExt:
+		switch sub := r.byte(); sub {
+		case xHexLower, xHexUpper:
+			r.noDyn = true
+			b := r.raw(16)
+			if r.emit && b != nil {
+				r.dst = appendHex(r.dst, b, sub == xHexUpper)
+			}
+		case xDate:
+			r.noDyn = true
+			b := r.raw(4)
+			if r.emit && b != nil {
+				u := binary.BigEndian.Uint32(b)
+				r.dst = appendDate(r.dst, u)
+				if d != nil && d.stateful {
+					d.lastDate, d.hasDate = u, true
+				}
+			}
+		case xDateDelta:
+			r.noDyn = true
+			delta := r.num()
+			if d == nil || !d.stateful {
+				r.fail("date delta in stateless frame")
+				return
+			}
+			if r.emit && r.err == nil {
+				if !d.hasDate || delta > 0xFFFFFFFF-uint64(d.lastDate) {
+					r.fail("date delta")
+					return
+				}
+				d.lastDate += uint32(delta)
+				r.dst = appendDate(r.dst, d.lastDate)
+			}
+		case xTel:
+			n := r.uvarint()
+			r.put(telPrefix)
+			if r.emit {
+				r.dst = appendUint(r.dst, n)
+			}
+		case xSipNum:
+			n := r.num()
+			r.put(sipPrefix)
+			if r.emit {
+				r.dst = appendUint(r.dst, n)
+			}
+			r.put("@fetion.com.cn")
+		default:
+			r.fail("value sub-kind")
+		}
+	}
+}

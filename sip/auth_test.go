@@ -1,0 +1,89 @@
+package sip
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/smsbridge/bridge/config"
+)
+
+// RFC 2617 §3.5 example.
+func TestDigestResponseRFC2617(t *testing.T) {
+	c := credentials{
+		Username: "Mufasa", Realm: "testrealm@host.com", Nonce: "dcd98b7102dd2f0e8b11d0f600bfb0c093",
+		URI: "/dir/index.html", QOP: "auth", NC: "00000001", CNonce: "0a4f113b",
+	}
+	ha1 := config.HA1("Mufasa", "testrealm@host.com", "Circle Of Life")
+	if got := digestResponse(ha1, "GET", c); got != "6629fae49393a05397450978507c4ef1" {
+		t.Fatalf("response = %s", got)
+	}
+}
+
+func TestNonces(t *testing.T) {
+	now := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	n := nonces{key: []byte("k1"), now: func() time.Time { return now }}
+	v := n.issue()
+	if err := n.check(v); err != nil {
+		t.Fatalf("fresh nonce: %v", err)
+	}
+	other := nonces{key: []byte("k2"), now: n.now}
+	if err := other.check(v); !errors.Is(err, errBadNonce) {
+		t.Fatalf("nonce of another key: %v, want errBadNonce", err)
+	}
+	for _, bad := range []string{"", "x", v[:len(v)-2] + "AA", v + "A"} {
+		if err := n.check(bad); !errors.Is(err, errBadNonce) {
+			t.Errorf("check(%q) = %v, want errBadNonce", bad, err)
+		}
+	}
+	now = now.Add(nonceTTL + time.Second)
+	if err := n.check(v); !errors.Is(err, errStaleNonce) {
+		t.Fatalf("old nonce: %v, want errStaleNonce", err)
+	}
+}
+
+func TestVerify(t *testing.T) {
+	n := nonces{key: []byte("k"), now: time.Now}
+	nonce := n.issue()
+	ha1 := func(u string) (string, bool) {
+		if u == "alice" {
+			return config.HA1("alice", "example.test", "pw"), true
+		}
+		return "", false
+	}
+	c := credentials{Username: "alice", Realm: "example.test", Nonce: nonce, URI: "sip:example.test", QOP: "auth", NC: "00000001", CNonce: "abc"}
+	c.Response = digestResponse(ha1Must(ha1, "alice"), "REGISTER", c)
+	hdr := func(c credentials) string {
+		return `Digest username="` + c.Username + `", realm="` + c.Realm + `", nonce="` + c.Nonce + `", uri="` + c.URI +
+			`", response="` + c.Response + `", qop=auth, nc=` + c.NC + `, cnonce="` + c.CNonce + `", algorithm=MD5`
+	}
+	if u, err := n.verify(hdr(c), "REGISTER", "example.test", ha1); err != nil || u != "alice" {
+		t.Fatalf("verify good credentials: %q %v", u, err)
+	}
+	if _, err := n.verify(hdr(c), "MESSAGE", "example.test", ha1); !errors.Is(err, errBadResponse) {
+		t.Errorf("other method: %v, want errBadResponse", err)
+	}
+	if _, err := n.verify(hdr(c), "REGISTER", "other.test", ha1); !errors.Is(err, errBadResponse) {
+		t.Errorf("other realm: %v", err)
+	}
+	bob := c
+	bob.Username = "bob"
+	if _, err := n.verify(hdr(bob), "REGISTER", "example.test", ha1); !errors.Is(err, errUnknownUser) {
+		t.Errorf("unknown user: %v", err)
+	}
+	if _, err := n.verify("", "REGISTER", "example.test", ha1); !errors.Is(err, errNoCredentials) {
+		t.Errorf("no header: %v", err)
+	}
+	// RFC 2069 style (no qop) is still accepted.
+	old := credentials{Username: "alice", Realm: "example.test", Nonce: nonce, URI: "sip:example.test"}
+	old.Response = digestResponse(ha1Must(ha1, "alice"), "REGISTER", old)
+	h := `Digest username="alice", realm="example.test", nonce="` + nonce + `", uri="sip:example.test", response="` + old.Response + `"`
+	if _, err := n.verify(h, "REGISTER", "example.test", ha1); err != nil {
+		t.Errorf("no-qop credentials: %v", err)
+	}
+}
+
+func ha1Must(f func(string) (string, bool), u string) string {
+	h, _ := f(u)
+	return h
+}

@@ -1,0 +1,133 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/smsbridge/bridge/msg"
+)
+
+// submitTimeout bounds how long one MESSAGE waits for the store; the UA
+// retransmits over UDP meanwhile and sipgo absorbs those.
+const submitTimeout = 10 * time.Second
+
+// mediaType splits a Content-Type value into its lower-case type/subtype and
+// its charset parameter (lower-case, unquoted; "" when absent).
+func mediaType(v string) (typ, charset string, err error) {
+	parts := strings.Split(v, ";")
+	typ = strings.ToLower(strings.TrimSpace(parts[0]))
+	main, sub, ok := strings.Cut(typ, "/")
+	if !ok || main == "" || sub == "" || strings.ContainsAny(typ, " \t\"") {
+		return "", "", fmt.Errorf("content type %q is not type/subtype", clip(v))
+	}
+	for _, p := range parts[1:] {
+		k, val, ok := strings.Cut(p, "=")
+		if !ok {
+			if strings.TrimSpace(p) == "" {
+				continue
+			}
+			return "", "", fmt.Errorf("content type parameter %q has no value", clip(p))
+		}
+		if strings.EqualFold(strings.TrimSpace(k), "charset") {
+			charset = strings.ToLower(strings.Trim(strings.TrimSpace(val), `"`))
+		}
+	}
+	return typ, charset, nil
+}
+
+// decodeText turns a text/plain body into UTF-8. Latin-1 is mapped
+// directly; every other charset is taken to be UTF-8 and must be valid.
+func decodeText(body []byte, charset string) (string, error) {
+	switch charset {
+	case "iso-8859-1", "latin1", "iso_8859-1", "l1":
+		r := make([]rune, len(body))
+		for i, b := range body {
+			r[i] = rune(b)
+		}
+		return string(r), nil
+	}
+	if !utf8.Valid(body) {
+		return "", errors.New("body is not valid UTF-8")
+	}
+	return string(body), nil
+}
+
+func (s *Server) handleMessage(req *sip.Request, tx sip.ServerTransaction) {
+	from, to := req.From(), req.To()
+	if from == nil || to == nil || req.CallID() == nil || req.CSeq() == nil {
+		s.reply(tx, req, 400, "Missing To, From, Call-ID or CSeq")
+		return
+	}
+	if !s.ourDomain(req.Recipient.Host) {
+		s.reply(tx, req, 404, "Not Found (domain not served here)")
+		return
+	}
+	// The sender is one of our IM users: From must be in our domain.
+	if !s.ourDomain(from.Address.Host) {
+		s.reply(tx, req, 403, "Forbidden (sender not of this domain)")
+		return
+	}
+	fromAOR, err := s.aorOf(from.Address.User)
+	if err != nil {
+		s.reply(tx, req, 400, "Bad From AOR")
+		return
+	}
+	if !s.authenticate(req, tx, fromAOR) {
+		return
+	}
+	user := req.Recipient.User
+	if user == "" {
+		user = to.Address.User
+	}
+	toAddr, err := s.aorOf(user)
+	if err != nil {
+		s.reply(tx, req, 404, "Not Found (bad recipient)")
+		return
+	}
+	body := req.Body()
+	if len(body) == 0 {
+		s.reply(tx, req, 400, "Empty Message Body")
+		return
+	}
+	var ctype string
+	if h := req.ContentType(); h != nil {
+		ctype = h.Value()
+	}
+	typ, charset, err := mediaType(ctype)
+	if err != nil || typ != "text/plain" {
+		s.reply(tx, req, 415, "Unsupported Media Type", sip.NewHeader("Accept", "text/plain"))
+		return
+	}
+	text, err := decodeText(body, charset)
+	if err != nil {
+		s.reply(tx, req, 400, "Body Is Not UTF-8")
+		return
+	}
+	m := &msg.Message{
+		From: fromAOR, To: toAddr, Text: text,
+		Origin: msg.Origin{Kind: msg.FromSIP, Account: string(fromAOR), Ref: callID(req)},
+	}
+	ctx, cancel := context.WithTimeout(s.ctx(), submitTimeout)
+	err = s.sub.Submit(ctx, m)
+	cancel()
+	switch {
+	case err == nil:
+		s.log.Debug("sip message accepted", "id", m.ID, "from", fromAOR, "to", toAddr, "call_id", callID(req), "len", len(text))
+		res := sip.NewResponseFromRequest(req, 202, "Accepted", nil)
+		res.AppendHeader(sip.NewHeader("Imdn-Message-ID", m.ID))
+		s.respond(tx, req, res)
+	case errors.Is(err, msg.ErrOverloaded):
+		s.reply(tx, req, 503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
+	case errors.Is(err, msg.ErrNoRoute):
+		s.reply(tx, req, 404, "Not Found (no route)")
+	default:
+		s.log.Warn("sip message not accepted", "from", fromAOR, "to", toAddr, "call_id", callID(req), "err", err)
+		s.reply(tx, req, 500, "Server Internal Error")
+	}
+}

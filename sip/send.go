@@ -1,0 +1,203 @@
+package sip
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
+
+	"github.com/smsbridge/bridge/msg"
+	"github.com/smsbridge/bridge/presence"
+)
+
+// ErrOffline: the IM user has no current SIP binding.
+var ErrOffline = errors.New("sip: recipient not registered")
+
+// StatusError is a final non-2xx answer to one of our requests.
+type StatusError struct {
+	Code   int
+	Reason string
+}
+
+func (e *StatusError) Error() string {
+	return "sip: " + strconv.Itoa(e.Code) + " " + e.Reason
+}
+
+// Permanent reports whether retrying the same request cannot help: 4xx
+// except the "not now" codes (408 timeout, 423, 429, 480 unavailable,
+// 486 busy), and 6xx. 3xx and 5xx are worth retrying.
+func (e *StatusError) Permanent() bool {
+	switch {
+	case e.Code >= 600:
+		return true
+	case e.Code >= 400 && e.Code < 500:
+		switch e.Code {
+		case 408, 423, 429, 480, 486, 491:
+			return false
+		}
+		return true
+	}
+	return false
+}
+
+// outgoing describes one MESSAGE we send.
+type outgoing struct {
+	target      presence.Binding
+	from        string // From URI
+	contentType string
+	body        []byte
+	headers     []sip.Header
+}
+
+// SendIM sends m as a SIP MESSAGE (RFC 3428) to binding b, or via the
+// outbound proxy. It returns nil on 2xx, *StatusError on a final non-2xx,
+// and a wrapped context.DeadlineExceeded when no final answer came within
+// MessageTimeout.
+func (s *Server) SendIM(ctx context.Context, m *msg.Message, b presence.Binding) error {
+	if m == nil {
+		return errors.New("sip: SendIM of nil message")
+	}
+	now := s.now()
+	hdrs := []sip.Header{sip.NewHeader("DateTime", now.UTC().Format(time.RFC3339))}
+	if m.ID != "" {
+		hdrs = append(hdrs, sip.NewHeader("Imdn-Message-ID", m.ID))
+	}
+	err := s.send(ctx, outgoing{
+		target:      b,
+		from:        m.From.SIPURI(s.cfg.Domain),
+		contentType: "text/plain;charset=UTF-8",
+		body:        []byte(m.Text),
+		headers:     hdrs,
+	})
+	if err != nil {
+		return fmt.Errorf("sip: MESSAGE %s to %s at %s: %w", m.ID, b.AOR, b.Contact, err)
+	}
+	return nil
+}
+
+// imdnBody renders an RFC 5438 delivery notification.
+func imdnBody(id string, at time.Time, delivered bool) []byte {
+	var esc strings.Builder
+	_ = xml.EscapeText(&esc, []byte(id))
+	status := "failed"
+	if delivered {
+		status = "delivered"
+	}
+	return []byte(`<?xml version="1.0" encoding="UTF-8"?>` + "\n" +
+		`<imdn xmlns="urn:ietf:params:xml:ns:imdn">` + "\n" +
+		"  <message-id>" + esc.String() + "</message-id>\n" +
+		"  <datetime>" + at.UTC().Format(time.RFC3339) + "</datetime>\n" +
+		"  <delivery-notification><status><" + status + "/></status></delivery-notification>\n" +
+		"</imdn>\n")
+}
+
+// SendIMDN tells IM user to whether the message id it sent was delivered
+// (RFC 5438 message/imdn+xml). It tries to's bindings freshest first and
+// returns ErrOffline when there are none.
+func (s *Server) SendIMDN(ctx context.Context, to msg.Address, id string, delivered bool) error {
+	bs := s.reg.Bindings(to)
+	if len(bs) == 0 {
+		return fmt.Errorf("sip: IMDN for %s to %s: %w", id, to, ErrOffline)
+	}
+	now := s.now()
+	o := outgoing{
+		from:        "sip:imdn@" + s.cfg.Domain,
+		contentType: "message/imdn+xml",
+		body:        imdnBody(id, now, delivered),
+		headers: []sip.Header{
+			sip.NewHeader("Content-Disposition", "notification"),
+			sip.NewHeader("Imdn-Message-ID", uuid.NewString()),
+			sip.NewHeader("DateTime", now.UTC().Format(time.RFC3339)),
+		},
+	}
+	var errs []error
+	for _, b := range bs {
+		o.target = b
+		err := s.send(ctx, o)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", b.Contact, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return fmt.Errorf("sip: IMDN for %s to %s: %w", id, to, errors.Join(errs...))
+}
+
+// send builds and sends one MESSAGE and waits for its final response.
+func (s *Server) send(ctx context.Context, o outgoing) error {
+	var contact sip.Uri
+	if err := sip.ParseUri(o.target.Contact, &contact); err != nil {
+		return fmt.Errorf("bad contact: %w", err)
+	}
+	if contact.Host == "" {
+		return errors.New("bad contact: no host")
+	}
+	aorURI := o.target.AOR.SIPURI(s.cfg.Domain)
+	var toURI, fromURI sip.Uri
+	if err := sip.ParseUri(aorURI, &toURI); err != nil {
+		return fmt.Errorf("bad AOR %q: %w", aorURI, err)
+	}
+	if err := sip.ParseUri(o.from, &fromURI); err != nil {
+		return fmt.Errorf("bad From %q: %w", o.from, err)
+	}
+
+	recipient := contact
+	if s.proxy != nil {
+		recipient = toURI
+	}
+	req := sip.NewRequest(sip.MESSAGE, recipient)
+	if s.proxy != nil {
+		// RFC 3261 §8.1.2: a loose-routing outbound proxy is the first Route.
+		req.AppendHeader(&sip.RouteHeader{Address: *s.proxy.Clone()})
+	}
+	fh := &sip.FromHeader{Address: fromURI, Params: sip.NewParams()}
+	fh.Params.Add("tag", sip.GenerateTagN(16))
+	req.AppendHeader(fh)
+	req.AppendHeader(&sip.ToHeader{Address: toURI})
+	cid := sip.CallIDHeader(uuid.NewString())
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.MESSAGE})
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&mf)
+	req.AppendHeader(sip.NewHeader("User-Agent", s.cfg.UserAgent))
+	for _, h := range o.headers {
+		req.AppendHeader(h)
+	}
+	ct := sip.ContentTypeHeader(o.contentType)
+	req.AppendHeader(&ct)
+	req.SetBody(o.body)
+
+	s.mu.RLock()
+	laddr := s.udpAddr
+	s.mu.RUnlock()
+	if laddr.IP != nil && strings.EqualFold(req.Transport(), "UDP") {
+		req.Laddr = laddr
+	}
+
+	tctx, cancel := context.WithTimeout(ctx, s.cfg.MessageTimeout)
+	defer cancel()
+	start := s.now()
+	res, err := s.client.Do(tctx, req)
+	if err != nil {
+		if tctx.Err() != nil && ctx.Err() == nil {
+			return fmt.Errorf("no final response within %s: %w", s.cfg.MessageTimeout, context.DeadlineExceeded)
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("MESSAGE abandoned: %w", ctx.Err())
+		}
+		return fmt.Errorf("MESSAGE failed: %w", err)
+	}
+	s.log.Debug("sip MESSAGE sent", "to", o.target.AOR, "contact", o.target.Contact, "call_id", string(cid), "status", res.StatusCode, "took", s.now().Sub(start))
+	if res.StatusCode >= 200 && res.StatusCode < 300 {
+		return nil
+	}
+	return &StatusError{Code: res.StatusCode, Reason: res.Reason}
+}
