@@ -305,4 +305,3 @@ func TestPartsSurviveRestart(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
-
