@@ -47,6 +47,7 @@ type Config struct {
 	SMSPayload       bool          // long SMS as one PDU with message_payload
 	ReassemblyWait   time.Duration // how long parts of a long SMS wait for the rest
 	ReassemblyPolicy string        // partial | drop
+	DedupWindow      time.Duration // duplicate suppression window (0 = off)
 }
 
 type kind int
@@ -95,6 +96,7 @@ var options = []option{
 	{"sms-payload", kBool, "false", "send a long SMS as one PDU with the message_payload TLV instead of concatenated parts", false, func(c *Config) any { return &c.SMSPayload }},
 	{"reassembly-timeout", kDuration, "5m", "how long parts of a long SMS wait for the missing ones", false, func(c *Config) any { return &c.ReassemblyWait }},
 	{"reassembly-policy", kString, "partial", "when parts are still missing at the timeout: partial (deliver with a marker) or drop", false, func(c *Config) any { return &c.ReassemblyPolicy }},
+	{"dedup-window", kDuration, "2m", "a resubmission of the same message (same account, sender, recipient and text) within this window is acknowledged with the first id and not delivered again (0 = off)", false, func(c *Config) any { return &c.DedupWindow }},
 	{"log-level", kString, "info", "debug, info, warn or error", false, func(c *Config) any { return &c.LogLevel }},
 	{"log-format", kString, "text", "text or json", false, func(c *Config) any { return &c.LogFormat }},
 }

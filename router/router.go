@@ -3,6 +3,8 @@ package router
 import (
 	"container/heap"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -87,7 +89,12 @@ type Config struct {
 	OnFinal         Final
 	// Reporters by origin: who tells the originator the outcome.
 	Reporters map[msg.Kind]Reporter
-	Now             func() time.Time
+	// DedupWindow: a message with the same origin account, sender,
+	// recipient and text within this window is acknowledged with the first
+	// one's id and not delivered again (an ESME resubmitting after a lost
+	// response). 0 turns suppression off.
+	DedupWindow time.Duration
+	Now         func() time.Time
 }
 
 func (c *Config) defaults() {
@@ -125,7 +132,12 @@ type Counters struct {
 	Accepted, Throttled, NotStored, NoRoute        atomic.Uint64
 	IMDelivered, IMFailed, SMSDelivered, SMSFailed atomic.Uint64
 	Fallbacks, Retries, Parked, Unparked, Expired  atomic.Uint64
-	Recovered                                      atomic.Uint64
+	Recovered, Duplicates                          atomic.Uint64
+}
+
+// DedupQueue is a Queue that can suppress duplicates (store.DB).
+type DedupQueue interface {
+	AcceptDedup(ctx context.Context, m *msg.Message, key []byte, window time.Duration) (dup string, err error)
 }
 
 // Router routes and delivers. Construct with New, start with Run.
@@ -145,6 +157,8 @@ type Router struct {
 	// messages; Submit waits for it so a new message is never also picked
 	// up as "recovered" and delivered twice.
 	scanned chan struct{}
+
+	dedupMu [64]sync.Mutex
 
 	mu      sync.Mutex
 	later   jobHeap                           // retries and parked messages, by due time
@@ -207,14 +221,43 @@ func (r *Router) Submit(ctx context.Context, m *msg.Message) error {
 		r.count.NotStored.Add(1)
 		return fmt.Errorf("%w: router not started: %v", msg.ErrNotStored, ctx.Err())
 	}
-	if err := r.q.Accept(ctx, m); err != nil {
+	dup, err := r.accept(ctx, m)
+	if err != nil {
 		r.pending.Add(-1)
 		r.count.NotStored.Add(1)
 		return fmt.Errorf("%w: %v", msg.ErrNotStored, err)
 	}
+	if dup != "" {
+		r.pending.Add(-1)
+		r.count.Duplicates.Add(1)
+		m.ID = dup
+		r.log.Debug("duplicate suppressed", "id", dup, "from", m.From, "to", m.To, "origin", m.Origin.Kind)
+		return nil
+	}
 	r.count.Accepted.Add(1)
 	r.work <- &job{m: *m, index: -1}
 	return nil
+}
+
+// accept stores m, or finds the earlier copy of it within the dedup window.
+func (r *Router) accept(ctx context.Context, m *msg.Message) (dup string, err error) {
+	dq, ok := r.q.(DedupQueue)
+	if r.cfg.DedupWindow <= 0 || !ok {
+		return "", r.q.Accept(ctx, m)
+	}
+	h := sha256.New()
+	for _, f := range []string{m.Origin.Kind.String(), m.Origin.Account, string(m.From), string(m.To), m.Text} {
+		h.Write([]byte(f))
+		h.Write([]byte{0})
+	}
+	var sum [sha256.Size]byte
+	key := h.Sum(sum[:0])[:16]
+	// Same key, same stripe: the second copy waits until the first is
+	// committed and so sees it.
+	mu := &r.dedupMu[binary.BigEndian.Uint16(key)%uint16(len(r.dedupMu))]
+	mu.Lock()
+	defer mu.Unlock()
+	return dq.AcceptDedup(ctx, m, key, r.cfg.DedupWindow)
 }
 
 func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }

@@ -306,3 +306,20 @@ func TestBackoffGrowsAndCaps(t *testing.T) {
 		}
 	}
 }
+
+func TestDuplicateSuppressed(t *testing.T) {
+	g := newRig(t, "", Config{DedupWindow: time.Minute})
+	g.run(t)
+	first := g.submit(t, "+8613900000009", "+8613800000010", "same text")
+	second := g.submit(t, "+8613900000009", "+8613800000010", "same text")
+	other := g.submit(t, "+8613900000009", "+8613800000010", "other text")
+	if second != first || other == first {
+		t.Fatalf("ids %s %s %s: the resubmission must get the first id", first, second, other)
+	}
+	g.waitState(t, other, store.Delivered)
+	g.waitState(t, first, store.Delivered)
+	time.Sleep(20 * time.Millisecond)
+	if n := len(g.sent.sms_()); n != 2 || g.r.Stats().Duplicates.Load() != 1 {
+		t.Fatalf("sent %d, duplicates %d; want 2 and 1", n, g.r.Stats().Duplicates.Load())
+	}
+}

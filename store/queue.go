@@ -508,3 +508,46 @@ func (db *DB) unfinishedRecord(txn *badger.Txn, id string, key []byte) (Record, 
 	}
 	return rec, !rec.State.Final(), nil
 }
+
+const prefixDedup = "_/d/"
+
+// AcceptDedup is Accept with duplicate suppression: if a message with the
+// same dedup key was accepted within window, nothing is stored and its id is
+// returned as dup. Otherwise m is accepted and the key is written in the
+// same group commit (with window as its TTL), so a crash can never leave a
+// message acknowledged without its key or a key without its message.
+// Callers serialise concurrent calls with the same key.
+func (db *DB) AcceptDedup(ctx context.Context, m *msg.Message, key []byte, window time.Duration) (dup string, err error) {
+	if m == nil {
+		return "", fmt.Errorf("store: accept: nil message: %w", msg.ErrNotStored)
+	}
+	dkey := append([]byte(prefixDedup), key...)
+	if v, err := db.get(dkey); err == nil {
+		return string(v), nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return "", fmt.Errorf("store: accept: dedup lookup: %w: %w", msg.ErrNotStored, err)
+	}
+	if err := db.acceptPrep(ctx); err != nil {
+		return "", err
+	}
+	buf := db.getBuf()
+	now := time.Now()
+	e, ops, n, err := db.newRecord(m, now, buf)
+	if err != nil {
+		db.putBuf(buf)
+		return "", fmt.Errorf("store: accept: %w: %w", msg.ErrNotStored, err)
+	}
+	all := append(ops[:n:n], op{key: dkey, val: []byte(m.ID), expiresAt: uint64(now.Add(window).Unix())})
+	b, err := db.submit(all, buf)
+	if err != nil {
+		m.ID = ""
+		return "", fmt.Errorf("store: accept: %w: %w", msg.ErrNotStored, err)
+	}
+	db.cacheNew(e, b)
+	if err := db.wait(ctx, b); err != nil {
+		db.cache.dropIfSeq(e.rec.Msg.ID, e.seq)
+		m.ID = ""
+		return "", fmt.Errorf("store: accept %s: %w: %w", e.rec.Msg.ID, msg.ErrNotStored, err)
+	}
+	return "", nil
+}

@@ -359,6 +359,10 @@ func (db *DB) noteResult(err error) {
 
 // writeOps writes ops in as few badger transactions as badger's size limit allows.
 func (db *DB) writeOps(ops []op) error {
+	if db.bdb.IsClosed() {
+		// badger blocks forever in NewTransaction once closed.
+		return badger.ErrDBClosed
+	}
 	txn := db.bdb.NewTransaction(true)
 	defer func() { txn.Discard() }()
 	for i := 0; i < len(ops); i++ {
@@ -525,6 +529,9 @@ func (db *DB) Get(key []byte) ([]byte, error) {
 }
 
 func (db *DB) get(key []byte) ([]byte, error) {
+	if db.bdb.IsClosed() {
+		return nil, ErrClosed
+	}
 	var val []byte
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		it, err := txn.Get(key)

@@ -502,3 +502,32 @@ func TestKV(t *testing.T) {
 		t.Fatalf("Iterate stop: %v after %d", err, n)
 	}
 }
+
+func TestAcceptDedup(t *testing.T) {
+	dir := t.TempDir()
+	db := openT(t, Options{Dir: dir})
+	ctx := context.Background()
+	a := newMsg(1)
+	if dup, err := db.AcceptDedup(ctx, a, []byte("k1"), time.Hour); err != nil || dup != "" || a.ID == "" {
+		t.Fatalf("first: dup %q err %v id %q", dup, err, a.ID)
+	}
+	b := newMsg(1)
+	if dup, err := db.AcceptDedup(ctx, b, []byte("k1"), time.Hour); err != nil || dup != a.ID || b.ID != "" {
+		t.Fatalf("second: dup %q (want %q) err %v id %q", dup, a.ID, err, b.ID)
+	}
+	c := newMsg(2)
+	if dup, err := db.AcceptDedup(ctx, c, []byte("k2"), time.Hour); err != nil || dup != "" || c.ID == a.ID {
+		t.Fatalf("other key: dup %q err %v", dup, err)
+	}
+	db.Close()
+	db = openT(t, Options{Dir: dir})
+	d := newMsg(1)
+	if dup, err := db.AcceptDedup(ctx, d, []byte("k1"), time.Hour); err != nil || dup != a.ID {
+		t.Fatalf("after reopen: dup %q err %v, want %q", dup, err, a.ID)
+	}
+	n := 0
+	db.Unfinished(func(Record) error { n++; return nil })
+	if n != 2 {
+		t.Fatalf("%d unfinished records, want 2 (duplicates stored nothing)", n)
+	}
+}

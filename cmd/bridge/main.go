@@ -6,6 +6,7 @@
 //	bridge version             print the version
 //	bridge config print        print the effective configuration, secrets masked
 //	bridge codec ...           SIP-C ⇄ MCP codec tools
+//	bridge sso verify ...      open and check a single sign-on ticket
 package main
 
 import (
@@ -62,11 +63,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	case "codec":
 		return runCodec(args, stdin, stdout, stderr)
+	case "sso":
+		return runSSO(args, stdin, stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: bridge [serve|version|config print|codec] [flags]; bridge serve --help lists the flags")
+		fmt.Fprintln(stdout, "usage: bridge [serve|version|config print|codec|sso verify] [flags]; bridge serve --help lists the flags")
 		return 0
 	}
-	fmt.Fprintf(stderr, "bridge: unknown command %q (serve, version, config, codec)\n", cmd)
+	fmt.Fprintf(stderr, "bridge: unknown command %q (serve, version, config, codec, sso)\n", cmd)
 	return 2
 }
 

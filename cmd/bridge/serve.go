@@ -83,7 +83,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	rt := router.New(router.Config{
 		Workers: cfg.Workers, QueueDepth: cfg.QueueDepth,
 		DefaultValidity: cfg.DefaultValidity, IMTimeout: cfg.IMTimeout,
-		Logger: log.With("part", "router"), Reporters: reporters,
+		Logger: log.With("part", "router"), Reporters: reporters, DedupWindow: cfg.DedupWindow,
 	}, db, pres, imSenders, smsSender)
 	pres.OnRegister(func(b presence.Binding) { rt.Online(b.AOR) })
 
@@ -215,6 +215,7 @@ func metrics(rt *router.Router, db *store.DB, pres *presence.Store, gw *smppgw.G
 		counter("bridge_sms_failed_total", "SMS attempts that failed.", c.SMSFailed.Load),
 		counter("bridge_fallbacks_total", "IM failures that fell back to SMS.", c.Fallbacks.Load),
 		counter("bridge_retries_total", "Delivery attempts scheduled again.", c.Retries.Load),
+		counter("bridge_duplicates_total", "Resubmissions suppressed as duplicates.", c.Duplicates.Load),
 		counter("bridge_expired_total", "Messages that expired undelivered.", c.Expired.Load),
 		counter("bridge_parked_total", "Messages parked for an offline IM-only user.", c.Parked.Load),
 		counter("bridge_smpp_received_total", "submit_sm/deliver_sm received.", gw.Received.Load),

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSmoke runs the whole bench for a few seconds against a spawned bridge
+// at a modest rate with every route and alphabet, and checks what a CI run
+// can check without timing: nothing lost, things delivered on every route,
+// and report files that parse.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a bridge")
+	}
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bin, err := BuildBridge(ctx, root, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	o, err := ParseFlags([]string{
+		"--bridge-bin", bin, "--out", out,
+		"--rate", "400", "--duration", "3s", "--warmup", "500ms", "--ceiling-duration", "1s",
+		"--users", "20", "--online", "0.5", "--binds", "2", "--window", "16", "--sip-window", "16",
+		"--mix", "sms-im:1,sms-sms:1,im-sms:1,im-im:1", "--alphabet", "gsm7:2,ucs2:1,long:1",
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress bytes.Buffer
+	rep, err := Run(ctx, o, &progress, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, progress.String())
+	}
+	b := rep.Phase("bridge")
+	if b == nil || rep.Phase("ceiling") == nil {
+		t.Fatalf("phases: %+v", rep.Phases)
+	}
+	if rep.Lost != 0 {
+		t.Fatalf("lost %d messages (samples %v)\n%s", rep.Lost, b.LostSamples, b.BridgeLogTail)
+	}
+	for _, r := range routeNames {
+		if b.Routes[r].Delivered == 0 {
+			t.Errorf("route %s: nothing delivered: %+v", r, b.Routes[r])
+		}
+	}
+	if b.TotalDelivered == 0 || b.TotalAcked == 0 || b.Bridge == nil || b.Bridge.RSSPeakMB <= 0 {
+		t.Errorf("implausible bridge phase: %+v", b)
+	}
+	if !strings.Contains(progress.String(), "[bridge]") {
+		t.Errorf("no progress lines:\n%s", progress.String())
+	}
+
+	var back Report
+	raw, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatalf("report.json: %v", err)
+	}
+	if got := back.Phase("bridge"); got == nil || got.TotalDelivered != b.TotalDelivered {
+		t.Errorf("report.json does not round-trip the bridge phase")
+	}
+	csv, err := os.ReadFile(filepath.Join(out, "timeseries.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(csv)), "\n")
+	if len(lines) < 3 || !strings.HasPrefix(lines[0], "phase,t,accepted,delivered,p50_ms,p99_ms,throttled") {
+		t.Errorf("timeseries.csv: %q", lines)
+	}
+	for _, l := range lines[1:] {
+		if n := strings.Count(l, ","); n != strings.Count(lines[0], ",") {
+			t.Errorf("csv row %q has %d commas", l, n)
+		}
+	}
+	svg, err := os.ReadFile(filepath.Join(out, "chart.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := xmlWellFormed(svg); err != nil || !bytes.Contains(svg, []byte("<polyline")) {
+		t.Errorf("chart.svg: %v", err)
+	}
+}
+
+func xmlWellFormed(b []byte) error {
+	d := xml.NewDecoder(bytes.NewReader(b))
+	for {
+		_, err := d.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,342 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/smsbridge/bridge/smpp"
+	"github.com/smsbridge/bridge/smstext"
+)
+
+// Alphabet is the kind of text a message carries.
+type Alphabet uint8
+
+const (
+	GSM7 Alphabet = iota // one GSM 7-bit part
+	UCS2                 // one UCS-2 part of Chinese
+	Long                 // three concatenated GSM 7-bit parts
+	numAlphabets
+)
+
+var alphabetNames = [numAlphabets]string{"gsm7", "ucs2", "long"}
+
+const (
+	gsmFill  = " Hello from the bench: plain GSM 7-bit text, one SMS."
+	ucs2Fill = " 你好，这是一条中文测试短信。"
+	longFill = " This is a long message that needs three concatenated parts. " +
+		"Carriers still send these for OTPs with disclaimers, marketing and alerts. " +
+		"Every part has a UDH with a 16-bit reference, total and sequence number. " +
+		"The bridge reassembles them for IM and splits them again for SMS. " +
+		"The bench counts the message delivered only when all parts arrived."
+)
+
+// Text renders the message body for tok in alphabet a.
+func Text(tok Token, a Alphabet) string {
+	b := tok.Append(make([]byte, 0, 400))
+	switch a {
+	case UCS2:
+		b = append(b, ucs2Fill...)
+	case Long:
+		b = append(b, longFill...)
+	default:
+		b = append(b, gsmFill...)
+	}
+	return string(b)
+}
+
+// Weights parses "name:w,name:w" against names into normalized fractions.
+func Weights(spec string, names []string) ([]float64, error) {
+	w := make([]float64, len(names))
+	var sum float64
+	for item := range strings.SplitSeq(spec, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, val, ok := strings.Cut(item, ":")
+		if !ok {
+			val = "1"
+		}
+		i := -1
+		for j, n := range names {
+			if n == name {
+				i = j
+			}
+		}
+		if i < 0 {
+			return nil, fmt.Errorf("%q: unknown name %q (want one of %s)", spec, name, strings.Join(names, ", "))
+		}
+		f, err := strconv.ParseFloat(val, 64)
+		if err != nil || f < 0 || f != f {
+			return nil, fmt.Errorf("%q: weight of %s is not a non-negative number", spec, name)
+		}
+		w[i] += f
+		sum += f
+	}
+	if sum <= 0 {
+		return nil, fmt.Errorf("%q: weights sum to zero", spec)
+	}
+	for i := range w {
+		w[i] /= sum
+	}
+	return w, nil
+}
+
+func pick(rng *rand.Rand, w []float64) int {
+	x := rng.Float64()
+	for i, f := range w {
+		if x < f {
+			return i
+		}
+		x -= f
+	}
+	for i := len(w) - 1; i >= 0; i-- {
+		if w[i] > 0 {
+			return i
+		}
+	}
+	return 0
+}
+
+// job is one message to send; atUs is its intended send time in rate mode
+// (latency counts from then, so a generator that falls behind does not hide
+// the bridge's queueing: no coordinated omission), 0 in open-loop mode.
+type job struct {
+	route Route
+	alpha Alphabet
+	atUs  uint64
+}
+
+// Load describes the traffic of one phase.
+type Load struct {
+	Rate     float64 // msg/s; 0 = open loop, as fast as the windows allow
+	Duration time.Duration
+	Warmup   time.Duration
+	Routes   []float64 // by Route
+	Alphas   []float64 // by Alphabet
+
+	Binds, Window int
+	SIPWindow     int
+	SMPPAddr      string // where ESMEs bind
+	SIPAddr       string // where IM is sent
+	SIPAuth       bool
+	Online        []string // registered IM users
+	SMSNumbers    int      // offline numbers for the SMS routes
+}
+
+// Generator drives a Load through ESMEs and the UA pool.
+type Generator struct {
+	load   Load
+	tr     *Tracker
+	pool   *UAPool
+	log    *slog.Logger
+	missed atomic.Uint64 // rate mode: jobs dropped because every worker was busy
+}
+
+func smsNumber(i int) string { return "86137" + fmt.Sprintf("%08d", i) }
+
+// Run sends for Warmup+Duration and returns when every worker stopped.
+func (g *Generator) Run(ctx context.Context) error {
+	l := g.load
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var smsW, imW float64
+	for r, w := range l.Routes {
+		if Route(r).FromSMS() {
+			smsW += w
+		} else {
+			imW += w
+		}
+	}
+	depth := max(l.Binds*l.Window, l.SIPWindow)
+	smsJobs := make(chan job, depth)
+	imJobs := make(chan job, depth)
+
+	var wg sync.WaitGroup
+	var bindErr atomic.Pointer[error]
+	if smsW > 0 {
+		for b := range l.Binds {
+			cli := smpp.NewClient(smpp.ClientConfig{
+				Addr: l.SMPPAddr, SystemID: "bench", Password: "benchpw", Bind: smpp.BindTransmitter,
+				Window: l.Window, Logger: g.log, RespTimeout: 30 * time.Second,
+				MinBackoff: 100 * time.Millisecond,
+			})
+			// The bind outlives ctx until its workers are done, so no
+			// acknowledged submit is cut off mid-flight.
+			runCtx, stopBind := context.WithCancel(context.WithoutCancel(ctx))
+			runDone := make(chan struct{})
+			go func() { defer close(runDone); _ = cli.Run(runCtx) }()
+			var bw sync.WaitGroup
+			for w := range l.Window {
+				bw.Add(1)
+				go func() {
+					defer bw.Done()
+					rng := rand.New(rand.NewPCG(uint64(b), uint64(w)))
+					g.esmeWorker(ctx, cli, rng, smsJobs, &bindErr)
+				}()
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				bw.Wait()
+				stopBind()
+				<-runDone
+			}()
+		}
+	}
+	if imW > 0 {
+		for w := range l.SIPWindow {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewPCG(uint64(w), 7))
+				g.sipWorker(ctx, rng, imJobs)
+			}()
+		}
+	}
+
+	// The pacer decides every message's route and alphabet, so the mix
+	// holds whichever side is slower.
+	rng := rand.New(rand.NewPCG(1, 2))
+	start := g.tr.Now()
+	total := uint64((l.Warmup + l.Duration).Microseconds())
+	g.tr.measureFromUs.Store(start + uint64(l.Warmup.Microseconds()))
+	g.tr.measureToUs.Store(start + total)
+	var sent uint64
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	end := time.NewTimer(time.Until(g.tr.epoch.Add(time.Duration(start+total) * time.Microsecond)))
+	defer end.Stop()
+pace:
+	for {
+		now := g.tr.Now()
+		if now-start >= total || ctx.Err() != nil {
+			break
+		}
+		if l.Rate <= 0 {
+			j := job{route: Route(pick(rng, l.Routes)), alpha: Alphabet(pick(rng, l.Alphas))}
+			ch := smsJobs
+			if !j.route.FromSMS() {
+				ch = imJobs
+			}
+			select {
+			case ch <- j:
+			case <-end.C:
+				break pace
+			case <-ctx.Done():
+				break pace
+			}
+			continue
+		}
+		due := uint64(float64(now-start) * l.Rate / 1e6)
+		for ; sent < due; sent++ {
+			at := start + uint64(float64(sent)*1e6/l.Rate)
+			j := job{route: Route(pick(rng, l.Routes)), alpha: Alphabet(pick(rng, l.Alphas)), atUs: at}
+			ch := smsJobs
+			if !j.route.FromSMS() {
+				ch = imJobs
+			}
+			select {
+			case ch <- j:
+			default:
+				g.missed.Add(1)
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+		}
+	}
+	close(smsJobs)
+	close(imJobs)
+	wg.Wait()
+	if e := bindErr.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+func (g *Generator) dest(rng *rand.Rand, r Route) string {
+	if r == SMSToIM || r == IMToIM {
+		return g.load.Online[rng.IntN(len(g.load.Online))]
+	}
+	return smsNumber(rng.IntN(max(g.load.SMSNumbers, 1)))
+}
+
+func (g *Generator) next(j job) Token {
+	if j.atUs != 0 {
+		return g.tr.NextAt(j.route, j.atUs)
+	}
+	return g.tr.Next(j.route)
+}
+
+func (g *Generator) esmeWorker(ctx context.Context, cli *smpp.Client, rng *rand.Rand, jobs <-chan job, fatal *atomic.Pointer[error]) {
+	var p smpp.PDU
+	for j := range jobs {
+		tok := g.next(j)
+		dst := g.dest(rng, j.route)
+		dcs, parts, err := smstext.Split(Text(tok, j.alpha), smstext.Auto, uint16(tok.Seq), true)
+		if err != nil {
+			g.tr.Refused(tok, false)
+			continue
+		}
+		ok := true
+		for _, part := range parts {
+			p.Reset()
+			p.ID = smpp.SubmitSM
+			p.SourceAddrTON, p.SourceAddrNPI, p.SourceAddr = 1, 1, "8613800000001"
+			p.DestAddrTON, p.DestAddrNPI, p.DestAddr = 1, 1, dst
+			p.DataCoding = dcs
+			p.ShortMessage = append(append(p.ShortMessage[:0], part.UDH...), part.Body...)
+			if len(part.UDH) > 0 {
+				p.ESMClass = 0x40
+			}
+			// Submits may not be cut off by the end of the run: an
+			// unanswered submit is neither accepted nor refused.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			_, err := cli.Send(sctx, &p)
+			cancel()
+			if err != nil {
+				var se *smpp.StatusError
+				throttled := errors.As(err, &se) && (se.Status == smpp.ESME_RTHROTTLED || se.Status == smpp.ESME_RMSGQFUL)
+				g.tr.Refused(tok, throttled)
+				ok = false
+				if !throttled && se == nil {
+					g.log.Debug("submit failed", "err", err)
+				}
+				break
+			}
+		}
+		if ok {
+			g.tr.Acked(tok)
+		}
+	}
+}
+
+func (g *Generator) sipWorker(ctx context.Context, rng *rand.Rand, jobs <-chan job) {
+	for j := range jobs {
+		tok := g.next(j)
+		from := g.load.Online[rng.IntN(len(g.load.Online))]
+		to := g.dest(rng, j.route)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		code, err := g.pool.Message(sctx, g.load.SIPAddr, from, to, Text(tok, j.alpha), g.load.SIPAuth)
+		cancel()
+		switch {
+		case err == nil && code >= 200 && code < 300:
+			g.tr.Acked(tok)
+		case code == 503 || code == 429 || code == 486:
+			g.tr.Refused(tok, true)
+		default:
+			g.tr.Refused(tok, false)
+			g.log.Debug("MESSAGE failed", "code", code, "err", err)
+		}
+	}
+}

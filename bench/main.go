@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// ParseFlags turns the command line into Options.
+func ParseFlags(args []string, usage io.Writer) (Options, error) {
+	var o Options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	fs.StringVar(&o.AddrSMPP, "addr-smpp", "", "SMPP address of a running bridge (empty: spawn one)")
+	fs.StringVar(&o.AddrSIP, "addr-sip", "", "SIP address of a running bridge")
+	fs.IntVar(&o.PID, "pid", 0, "pid of the running bridge, for CPU and RSS")
+	fs.StringVar(&o.SMSCListen, "smsc-listen", "", "where the bench's SMSC listens (a running bridge needs --smsc smpp://bridge:bridgepw@THIS)")
+	fs.StringVar(&o.BridgeBin, "bridge-bin", "", "bridge binary to spawn (default: go build ./cmd/bridge)")
+	var extra listFlag
+	fs.Var(&extra, "bridge-arg", "extra flag for the spawned bridge, e.g. --bridge-arg=--workers=256 (repeatable)")
+	fs.StringVar(&o.Domain, "sip-domain", "bench.test", "SIP domain (the spawned bridge gets it too)")
+	fs.StringVar(&o.Password, "sip-password", "benchpw", "password of every bench SIP user")
+	fs.IntVar(&o.Binds, "binds", 4, "SMPP binds (ESME sessions)")
+	fs.IntVar(&o.Window, "window", 64, "SMPP window per bind")
+	fs.IntVar(&o.SIPWindow, "sip-window", 256, "SIP MESSAGEs in flight (IM-originated traffic)")
+	fs.IntVar(&o.Users, "users", 200, "SIP users (all provisioned on the spawned bridge)")
+	fs.Float64Var(&o.Online, "online", 1, "fraction of the SIP users that register")
+	fs.IntVar(&o.Numbers, "sms-numbers", 10000, "distinct non-IM numbers the SMS routes send to")
+	fs.StringVar(&o.Mix, "mix", "sms-im:1", "traffic mix, weights of sms-im, sms-sms, im-sms, im-im")
+	fs.StringVar(&o.Alphabet, "alphabet", "gsm7:1", "text mix, weights of gsm7, ucs2 (Chinese), long (3 parts)")
+	fs.Float64Var(&o.Rate, "rate", 0, "target msg/s (0: open loop, as fast as the windows allow)")
+	fs.DurationVar(&o.Duration, "duration", 30*time.Second, "measured duration")
+	fs.DurationVar(&o.Warmup, "warmup", 3*time.Second, "warm-up before measuring")
+	fs.DurationVar(&o.Drain, "drain", 15*time.Second, "how long to wait for acknowledged messages after sending stops")
+	fs.DurationVar(&o.CeilingDuration, "ceiling-duration", 10*time.Second, "measured duration of the ceiling phase")
+	fs.BoolVar(&o.CeilingOnly, "ceiling", false, "run only the ceiling phase")
+	fs.BoolVar(&o.NoCeiling, "no-ceiling", false, "skip the ceiling phase")
+	fs.StringVar(&o.Out, "out", "bench-out", "output directory")
+	fs.StringVar(&o.LogLevel, "log-level", "warn", "bench log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	o.BridgeArgs = extra
+	if (o.AddrSMPP == "") != (o.AddrSIP == "") {
+		return o, fmt.Errorf("--addr-smpp and --addr-sip go together")
+	}
+	if o.Binds < 1 || o.Window < 1 || o.SIPWindow < 1 || o.Users < 0 || o.Online < 0 || o.Online > 1 || o.Numbers < 1 {
+		return o, fmt.Errorf("--binds, --window, --sip-window, --sms-numbers must be ≥ 1 and --online within 0..1")
+	}
+	if o.Duration <= 0 || o.Warmup < 0 || o.Drain < 0 || o.CeilingDuration <= 0 || o.Rate < 0 {
+		return o, fmt.Errorf("durations and --rate must not be negative")
+	}
+	if o.CeilingOnly && o.NoCeiling {
+		return o, fmt.Errorf("--ceiling and --no-ceiling exclude each other")
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(o.LogLevel)); err != nil {
+		return o, fmt.Errorf("--log-level: %w", err)
+	}
+	return o, nil
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := ParseFlags(args, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 2
+	}
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(o.LogLevel)) // validated by ParseFlags
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	rep, err := Run(ctx, o, stderr, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 1
+	}
+	rep.Summary(stdout)
+	fmt.Fprintf(stdout, "wrote %s/report.json, timeseries.csv, chart.svg\n", o.Out)
+	if rep.Lost > 0 {
+		return 3
+	}
+	return 0
+}

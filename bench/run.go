@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options is everything a bench run is configured by.
+type Options struct {
+	AddrSMPP   string   `json:"addr_smpp,omitempty"` // running bridge; empty = spawn one
+	AddrSIP    string   `json:"addr_sip,omitempty"`
+	PID        int      `json:"pid,omitempty"`         // running bridge's pid, for CPU/RSS
+	SMSCListen string   `json:"smsc_listen,omitempty"` // where our SMSC listens (a running bridge must bind to it)
+	BridgeBin  string   `json:"bridge_bin,omitempty"`
+	BridgeArgs []string `json:"bridge_args,omitempty"`
+	Domain     string   `json:"sip_domain"`
+	Password   string   `json:"-"`
+
+	Binds     int     `json:"binds"`
+	Window    int     `json:"window"`
+	SIPWindow int     `json:"sip_window"`
+	Users     int     `json:"users"`
+	Online    float64 `json:"online"`
+	Numbers   int     `json:"sms_numbers"`
+	Mix       string  `json:"mix"`
+	Alphabet  string  `json:"alphabet"`
+
+	Rate            float64       `json:"rate"`
+	Duration        time.Duration `json:"duration_ns"`
+	Warmup          time.Duration `json:"warmup_ns"`
+	Drain           time.Duration `json:"drain_ns"`
+	CeilingDuration time.Duration `json:"ceiling_duration_ns"`
+	CeilingOnly     bool          `json:"ceiling_only"`
+	NoCeiling       bool          `json:"no_ceiling"`
+	Out             string        `json:"out"`
+	LogLevel        string        `json:"-"`
+}
+
+// userName is the i-th bench IM user: a number, so it is also an MSISDN.
+func userName(i int) string { return fmt.Sprintf("86139%08d", i) }
+
+// Run runs the ceiling phase and the bridge phase as o asks and writes the
+// report files. progress gets one line per second.
+func Run(ctx context.Context, o Options, progress io.Writer, log *slog.Logger) (*Report, error) {
+	routes, err := Weights(o.Mix, routeNames[:])
+	if err != nil {
+		return nil, fmt.Errorf("--mix: %w", err)
+	}
+	alphas, err := Weights(o.Alphabet, alphabetNames[:])
+	if err != nil {
+		return nil, fmt.Errorf("--alphabet: %w", err)
+	}
+	nOnline := int(float64(o.Users)*o.Online + 0.5)
+	if (routes[SMSToIM] > 0 || routes[IMToIM] > 0 || routes[IMToSMS] > 0) && nOnline == 0 {
+		return nil, errors.New("the mix needs IM users online: raise --users or --online")
+	}
+	users := make([]string, o.Users)
+	for i := range users {
+		users[i] = userName(i)
+	}
+	online := users[:nOnline]
+	load := Load{
+		Rate: o.Rate, Duration: o.Duration, Warmup: o.Warmup, Routes: routes, Alphas: alphas,
+		Binds: o.Binds, Window: o.Window, SIPWindow: o.SIPWindow, Online: online, SMSNumbers: o.Numbers,
+	}
+	rep := &Report{
+		Started: time.Now().UTC(), GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(),
+		Options: o,
+	}
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("output dir: %w", err)
+	}
+	if !o.NoCeiling {
+		l := load
+		l.Rate = 0 // the ceiling is the most the transport takes
+		l.Duration = o.CeilingDuration
+		res, err := runCeiling(ctx, o, l, progress, log)
+		if err != nil {
+			return nil, fmt.Errorf("ceiling: %w", err)
+		}
+		rep.Phases = append(rep.Phases, *res)
+	}
+	if !o.CeilingOnly {
+		res, err := runBridge(ctx, o, load, users, progress, log)
+		if err != nil {
+			return nil, fmt.Errorf("bridge: %w", err)
+		}
+		rep.Phases = append(rep.Phases, *res)
+	}
+	rep.finish()
+	if err := rep.Write(o.Out); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+func runCeiling(ctx context.Context, o Options, l Load, progress io.Writer, log *slog.Logger) (*PhaseResult, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	tr := NewTracker()
+	smsc, err := StartSMSC(ctx, "127.0.0.1:0", o.Window, tr, log)
+	if err != nil {
+		return nil, err
+	}
+	defer smsc.Close()
+	responder, err := StartUAPool(ctx, o.Domain, o.Password, tr, log)
+	if err != nil {
+		return nil, err
+	}
+	defer responder.Close()
+	senders, err := StartUAPool(ctx, o.Domain, o.Password, tr, log)
+	if err != nil {
+		return nil, err
+	}
+	defer senders.Close()
+	l.SMPPAddr, l.SIPAddr = smsc.Addr(), responder.Addr()
+	g := &Generator{load: l, tr: tr, pool: senders, log: log}
+	return runPhase(ctx, "ceiling", g, 0, o.Drain, progress)
+}
+
+func runBridge(ctx context.Context, o Options, l Load, users []string, progress io.Writer, log *slog.Logger) (*PhaseResult, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	tr := NewTracker()
+	smscAddr := o.SMSCListen
+	if smscAddr == "" {
+		smscAddr = "127.0.0.1:0"
+	}
+	smsc, err := StartSMSC(ctx, smscAddr, o.Window, tr, log)
+	if err != nil {
+		return nil, err
+	}
+	defer smsc.Close()
+	pool, err := StartUAPool(ctx, o.Domain, o.Password, tr, log)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+
+	pid := o.PID
+	l.SMPPAddr, l.SIPAddr = o.AddrSMPP, o.AddrSIP
+	var br *Bridge
+	if o.AddrSMPP == "" {
+		dir, err := os.MkdirTemp("", "bench-bridge-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		bin := o.BridgeBin
+		if bin == "" {
+			root, err := ModuleRoot()
+			if err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(progress, "building ./cmd/bridge in %s\n", root)
+			if bin, err = BuildBridge(ctx, root, dir); err != nil {
+				return nil, err
+			}
+		}
+		br, err = Spawn(ctx, SpawnOptions{
+			Bin: bin, DataDir: dir + "/data", Domain: o.Domain, SMSCAddr: smsc.Addr(),
+			Users: users, Password: o.Password, Extra: o.BridgeArgs, Log: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		defer br.Stop()
+		l.SMPPAddr, l.SIPAddr, pid = br.SMPPAddr, br.SIPAddr, br.PID()
+		fmt.Fprintf(progress, "bridge pid %d: smpp %s sip %s smsc %s\n", pid, br.SMPPAddr, br.SIPAddr, smsc.Addr())
+	}
+	// The SMS routes need the bridge bound to our SMSC.
+	if l.Routes[SMSToSMS] > 0 || l.Routes[IMToSMS] > 0 {
+		deadline := time.Now().Add(20 * time.Second)
+		for smsc.Bound() == 0 {
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("the bridge did not bind to our SMSC at %s within 20s", smsc.Addr())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if err := registerAll(ctx, pool, l.SIPAddr, l.Online); err != nil {
+		return nil, err
+	}
+	l.SIPAuth = true
+	g := &Generator{load: l, tr: tr, pool: pool, log: log}
+	res, err := runPhase(ctx, "bridge", g, pid, o.Drain, progress)
+	if err != nil {
+		return nil, err
+	}
+	res.SMSCBad = smsc.bad.Load()
+	res.SIPBad = pool.bad.Load()
+	if br != nil {
+		if err := br.Stop(); err != nil {
+			log.Warn("bridge stop", "err", err)
+		}
+		if res.Lost > 0 {
+			res.BridgeLogTail = br.Stderr()
+		}
+	}
+	return res, nil
+}
+
+// registerAll registers every online user, 16 at a time.
+func registerAll(ctx context.Context, pool *UAPool, bridge string, users []string) error {
+	var (
+		wg    sync.WaitGroup
+		first atomic.Pointer[error]
+		next  atomic.Int64
+	)
+	for range min(16, len(users)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(users) || first.Load() != nil {
+					return
+				}
+				var code int
+				var err error
+				// The SIP port may still be coming up right after spawn.
+				for try := 0; try < 20; try++ {
+					rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+					code, err = pool.Register(rctx, bridge, users[i], 3600)
+					cancel()
+					if err == nil && code == 200 {
+						break
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+				if err == nil && code != 200 {
+					err = fmt.Errorf("REGISTER %s: status %d", users[i], code)
+				}
+				if err != nil {
+					first.CompareAndSwap(nil, &err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if e := first.Load(); e != nil {
+		return *e
+	}
+	return nil
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/smsbridge/bridge/smpp"
+	"github.com/smsbridge/bridge/smstext"
+)
+
+// SMSC is the SMPP sink: the SMSC simulator the bridge binds to, and in the
+// ceiling phase the minimal echo peer the ESMEs submit to directly. It
+// answers every submit_sm/deliver_sm/data_sm with status 0, counts them per
+// destination, joins concatenated parts and reports each whole message's
+// token to the tracker.
+type SMSC struct {
+	srv  *smpp.Server
+	ln   net.Listener
+	tr   *Tracker
+	log  *slog.Logger
+	msgs atomic.Uint64 // message ids handed out
+	bad  atomic.Uint64 // PDUs whose text held no token
+
+	mu     sync.Mutex
+	byDest map[string]uint64
+	parts  map[partKey]*partial
+}
+
+type partKey struct {
+	src, dst string
+	ref      uint16
+	total    byte
+}
+
+type partial struct {
+	tok   Token
+	ok    bool
+	got   [4]uint64 // bitset of part numbers seen
+	count int
+}
+
+// StartSMSC listens on addr ("127.0.0.1:0" for any port) and serves until ctx
+// ends. Binds are accepted from anyone: it is a lab peer.
+func StartSMSC(ctx context.Context, addr string, window int, tr *Tracker, log *slog.Logger) (*SMSC, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("smsc listen %s: %w", addr, err)
+	}
+	s := &SMSC{ln: ln, tr: tr, log: log, byDest: map[string]uint64{}, parts: map[partKey]*partial{}}
+	s.srv = smpp.NewServer(smpp.ServerConfig{
+		SystemID:      "bench-smsc",
+		Auth:          func(string, string, smpp.CommandID, net.Addr) uint32 { return smpp.ESME_ROK },
+		Handler:       s,
+		Logger:        log,
+		Window:        window,
+		InboundWindow: window,
+	})
+	go func() {
+		if err := s.srv.Serve(ctx, ln); err != nil {
+			log.Warn("smsc stopped", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// Addr is where the SMSC listens.
+func (s *SMSC) Addr() string { return s.ln.Addr().String() }
+
+// Bound counts bound sessions (the bridge's bind, or the ESMEs').
+func (s *SMSC) Bound() int { return s.srv.Bound() }
+
+// Close unbinds everyone and stops.
+func (s *SMSC) Close() error { return s.srv.Close() }
+
+// ByDest returns how many messages each destination received.
+func (s *SMSC) ByDest() map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]uint64, len(s.byDest))
+	for k, v := range s.byDest {
+		out[k] = v
+	}
+	return out
+}
+
+// HandleSMPP implements smpp.Handler.
+func (s *SMSC) HandleSMPP(_ context.Context, _ *smpp.Session, req, resp *smpp.PDU) {
+	switch req.ID {
+	case smpp.SubmitSM, smpp.DeliverSM, smpp.DataSM:
+	default:
+		return
+	}
+	resp.MessageID = strconv.FormatUint(s.msgs.Add(1), 16)
+	body := req.ShortMessage
+	if len(body) == 0 {
+		if v, ok := req.TLV(smpp.TagMessagePayload); ok {
+			body = v
+		}
+	}
+	var c smstext.Concat
+	if req.ESMClass&0x40 != 0 {
+		_, b, cc, err := smstext.ParseUDH(body)
+		if err != nil {
+			s.bad.Add(1)
+			return
+		}
+		body, c = b, cc
+	}
+	text, err := smstext.Decode(req.DataCoding, body)
+	if err != nil {
+		s.bad.Add(1)
+		return
+	}
+	tok, ok := ParseToken(text)
+	if !c.Ok || c.Total <= 1 {
+		s.mu.Lock()
+		s.byDest[req.DestAddr]++
+		s.mu.Unlock()
+		if !ok {
+			s.bad.Add(1)
+			return
+		}
+		s.tr.Delivered(tok)
+		return
+	}
+	// A part: the message is delivered when every part has arrived.
+	k := partKey{src: req.SourceAddr, dst: req.DestAddr, ref: c.Ref, total: c.Total}
+	s.mu.Lock()
+	p := s.parts[k]
+	if p == nil {
+		p = &partial{}
+		s.parts[k] = p
+	}
+	if c.Seq == 1 && ok {
+		p.tok, p.ok = tok, true
+	}
+	if p.got[c.Seq/64]&(1<<(c.Seq%64)) == 0 {
+		p.got[c.Seq/64] |= 1 << (c.Seq % 64)
+		p.count++
+	}
+	done := p.count == int(c.Total)
+	if done {
+		delete(s.parts, k)
+		s.byDest[req.DestAddr]++
+	}
+	s.mu.Unlock()
+	if !done {
+		return
+	}
+	if !p.ok {
+		s.bad.Add(1)
+		return
+	}
+	s.tr.Delivered(p.tok)
+}

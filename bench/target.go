@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/smsbridge/bridge/config"
+)
+
+// Bridge is a bridge the bench spawned as a child process.
+type Bridge struct {
+	cmd      *exec.Cmd
+	SMPPAddr string
+	SIPAddr  string
+	dataDir  string
+	done     chan error
+	stderr   *tailBuffer
+}
+
+// BuildBridge compiles ./cmd/bridge of the module at root into dir.
+func BuildBridge(ctx context.Context, root, dir string) (string, error) {
+	bin := filepath.Join(dir, "bridge")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/bridge")
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build ./cmd/bridge: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// ModuleRoot finds the directory of the enclosing go.mod.
+func ModuleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("not inside a Go module: run the bench from the bridge repository or pass --bridge-bin")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// freeTCPPort returns a loopback port free for TCP (and, with udp, UDP too)
+// right now. Another process may take it before the bridge binds; the
+// caller retries the spawn on failure.
+func freeTCPPort(udp bool) (int, error) {
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		if udp {
+			pc, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
+			if err != nil {
+				ln.Close()
+				continue
+			}
+			pc.Close()
+		}
+		ln.Close()
+		return port, nil
+	}
+	return 0, errors.New("no free port")
+}
+
+// SpawnOptions configures a spawned bridge.
+type SpawnOptions struct {
+	Bin      string
+	DataDir  string
+	Domain   string
+	SMSCAddr string
+	Users    []string // SIP users; all share Password
+	Password string
+	Extra    []string // more flags, appended last
+	Log      *slog.Logger
+}
+
+// Spawn starts the bridge and waits until its SMPP port answers.
+func Spawn(ctx context.Context, o SpawnOptions) (*Bridge, error) {
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		b, err := spawnOnce(ctx, o)
+		if err == nil {
+			return b, nil
+		}
+		lastErr = err
+		o.Log.Warn("bridge start failed, retrying", "attempt", attempt+1, "err", err)
+	}
+	return nil, lastErr
+}
+
+func spawnOnce(ctx context.Context, o SpawnOptions) (*Bridge, error) {
+	smppPort, err := freeTCPPort(false)
+	if err != nil {
+		return nil, err
+	}
+	sipPort, err := freeTCPPort(true)
+	if err != nil {
+		return nil, err
+	}
+	b := &Bridge{
+		SMPPAddr: "127.0.0.1:" + strconv.Itoa(smppPort),
+		SIPAddr:  "127.0.0.1:" + strconv.Itoa(sipPort),
+		dataDir:  o.DataDir,
+		done:     make(chan error, 1),
+		stderr:   &tailBuffer{max: 16 << 10},
+	}
+	args := []string{"serve",
+		"--smpp-listen", b.SMPPAddr, "--sip-listen", b.SIPAddr,
+		"--http-listen", "", "--mcp-listen", "",
+		"--data-dir", o.DataDir, "--sip-domain", o.Domain,
+		"--smsc", "smpp://bridge:bridgepw@" + o.SMSCAddr,
+		"--smpp-account", "bench:benchpw",
+		"--log-level", "warn",
+	}
+	for _, u := range o.Users {
+		args = append(args, "--sip-user", u+":"+config.HA1(u, o.Domain, o.Password))
+	}
+	args = append(args, o.Extra...)
+	b.cmd = exec.Command(o.Bin, args...)
+	b.cmd.Stdout = io.Discard
+	b.cmd.Stderr = b.stderr
+	if err := b.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", o.Bin, err)
+	}
+	go func() { b.done <- b.cmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case err := <-b.done:
+			return nil, fmt.Errorf("bridge exited at start (%v): %s", err, b.stderr.String())
+		case <-ctx.Done():
+			b.Stop()
+			return nil, ctx.Err()
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", b.SMPPAddr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return b, nil
+		}
+		if time.Now().After(deadline) {
+			b.Stop()
+			return nil, fmt.Errorf("bridge did not listen on %s within 30s: %s", b.SMPPAddr, b.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// PID is the bridge's process id.
+func (b *Bridge) PID() int { return b.cmd.Process.Pid }
+
+// Stderr is the tail of what the bridge logged.
+func (b *Bridge) Stderr() string { return b.stderr.String() }
+
+// Stop asks the bridge to shut down (SIGTERM) and kills it after 20 s.
+func (b *Bridge) Stop() error {
+	if b.cmd.ProcessState != nil {
+		return nil
+	}
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-b.done:
+		b.done <- err
+		return nil
+	case <-time.After(20 * time.Second):
+		_ = b.cmd.Process.Kill()
+		return errors.New("bridge did not stop within 20s; killed")
+	}
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}

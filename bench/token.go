@@ -1,0 +1,89 @@
+package main
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Route is one of the four ways a message crosses the bridge.
+type Route uint8
+
+const (
+	SMSToIM Route = iota
+	SMSToSMS
+	IMToSMS
+	IMToIM
+	numRoutes
+)
+
+var routeNames = [numRoutes]string{"sms-im", "sms-sms", "im-sms", "im-im"}
+
+func (r Route) String() string {
+	if r < numRoutes {
+		return routeNames[r]
+	}
+	return "route" + strconv.Itoa(int(r))
+}
+
+// FromSMS reports whether the route enters the bridge over SMPP.
+func (r Route) FromSMS() bool { return r == SMSToIM || r == SMSToSMS }
+
+// ParseRoute maps a route name to its Route.
+func ParseRoute(s string) (Route, bool) {
+	for i, n := range routeNames {
+		if n == s {
+			return Route(i), true
+		}
+	}
+	return 0, false
+}
+
+// Token identifies one bench message inside its text: "#<route><seq>.<us>#"
+// with seq and the send time (microseconds since the run's epoch) in base 36.
+// It uses only characters every alphabet carries (GSM 7-bit, UCS-2, Latin-1)
+// and sits at the start of the text, so it survives segmentation.
+type Token struct {
+	Route  Route
+	Seq    uint64
+	SentUs uint64
+}
+
+// Append writes t's text form to b.
+func (t Token) Append(b []byte) []byte {
+	b = append(b, '#', 'a'+byte(t.Route))
+	b = strconv.AppendUint(b, t.Seq, 36)
+	b = append(b, '.')
+	b = strconv.AppendUint(b, t.SentUs, 36)
+	return append(b, '#')
+}
+
+func (t Token) String() string { return string(t.Append(nil)) }
+
+// ParseToken finds the token at the start of text.
+func ParseToken(text string) (Token, bool) {
+	if len(text) < 6 || text[0] != '#' {
+		return Token{}, false
+	}
+	r := text[1] - 'a'
+	if text[1] < 'a' || r >= byte(numRoutes) {
+		return Token{}, false
+	}
+	rest := text[2:]
+	end := strings.IndexByte(rest, '#')
+	if end < 0 {
+		return Token{}, false
+	}
+	seqS, usS, ok := strings.Cut(rest[:end], ".")
+	if !ok || seqS == "" || usS == "" || seqS[0] == '+' || seqS[0] == '-' || usS[0] == '+' || usS[0] == '-' {
+		return Token{}, false
+	}
+	seq, err := strconv.ParseUint(seqS, 36, 64)
+	if err != nil {
+		return Token{}, false
+	}
+	us, err := strconv.ParseUint(usS, 36, 64)
+	if err != nil {
+		return Token{}, false
+	}
+	return Token{Route: Route(r), Seq: seq, SentUs: us}, true
+}

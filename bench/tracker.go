@@ -1,0 +1,193 @@
+package main
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Message states, or-ed together: an acknowledgement and a delivery can
+// arrive in either order (the sink may see a message before the submitter's
+// goroutine has read the response).
+const (
+	stSent      uint8 = 1 << iota
+	stAcked           // the bridge acknowledged it (submit_sm_resp 0, SIP 2xx)
+	stRefused         // throttled or failed at submission: not expected anywhere
+	stDelivered       // a sink received it
+)
+
+// routeShift places the route in the state's upper bits, so a census can
+// tell the route of a lost message without another table.
+const routeShift = 5
+
+const shards = 64
+
+// Tracker follows every message from send to delivery and keeps the
+// counters the progress line, the time series and the report are built from.
+type Tracker struct {
+	epoch time.Time
+	// measureFromUs: only messages sent at or after this instant (µs since
+	// epoch) count towards the report; earlier ones are warm-up.
+	measureFromUs atomic.Uint64
+	measureToUs   atomic.Uint64
+
+	shard [shards]struct {
+		mu sync.Mutex
+		m  map[uint64]uint8
+		_  [40]byte // keep shards on separate cache lines
+	}
+	seq atomic.Uint64
+
+	// Counters since the start, by route. The ticker turns them into rates.
+	sent, accepted, delivered, throttled, errors, dups, unknown [numRoutes]atomic.Uint64
+
+	// Latency of deliveries of measured messages: whole run, by route, and
+	// the current second (drained by the ticker).
+	all    Hist
+	route  [numRoutes]Hist
+	second Hist
+}
+
+// NewTracker starts a tracker whose clock starts now.
+func NewTracker() *Tracker {
+	t := &Tracker{epoch: time.Now()}
+	for i := range t.shard {
+		t.shard[i].m = make(map[uint64]uint8, 1<<14)
+	}
+	t.measureToUs.Store(^uint64(0))
+	return t
+}
+
+// Now is microseconds since the tracker's epoch (monotonic).
+func (t *Tracker) Now() uint64 { return uint64(time.Since(t.epoch).Microseconds()) }
+
+// Next allocates a token for a message of route r sent now.
+func (t *Tracker) Next(r Route) Token {
+	tok := Token{Route: r, Seq: t.seq.Add(1), SentUs: t.Now()}
+	t.mark(tok.Seq, stSent|uint8(r)<<routeShift)
+	t.sent[r].Add(1)
+	return tok
+}
+
+func (t *Tracker) mark(seq uint64, st uint8) (before uint8, known bool) {
+	s := &t.shard[seq%shards]
+	s.mu.Lock()
+	before, known = s.m[seq]
+	s.m[seq] = before | st
+	s.mu.Unlock()
+	return before, known
+}
+
+// Acked records the bridge's acknowledgement of tok.
+func (t *Tracker) Acked(tok Token) {
+	t.mark(tok.Seq, stAcked)
+	t.accepted[tok.Route].Add(1)
+}
+
+// Refused records a submission the bridge did not take.
+func (t *Tracker) Refused(tok Token, throttled bool) {
+	t.mark(tok.Seq, stRefused)
+	if throttled {
+		t.throttled[tok.Route].Add(1)
+	} else {
+		t.errors[tok.Route].Add(1)
+	}
+}
+
+// Delivered records that a sink received tok.
+func (t *Tracker) Delivered(tok Token) {
+	before, known := t.mark(tok.Seq, stDelivered)
+	r := tok.Route
+	if r >= numRoutes {
+		return
+	}
+	switch {
+	case !known:
+		t.unknown[r].Add(1) // not ours: another run, or a corrupted token
+		return
+	case before&stDelivered != 0:
+		t.dups[r].Add(1)
+		return
+	}
+	t.delivered[r].Add(1)
+	now := t.Now()
+	lat := uint64(0)
+	if now > tok.SentUs {
+		lat = now - tok.SentUs
+	}
+	t.second.Record(lat)
+	if tok.SentUs >= t.measureFromUs.Load() && tok.SentUs < t.measureToUs.Load() {
+		t.all.Record(lat)
+		t.route[r].Record(lat)
+	}
+}
+
+// Outstanding counts messages acknowledged but not (yet) delivered.
+func (t *Tracker) Outstanding() int {
+	n := 0
+	for i := range t.shard {
+		s := &t.shard[i]
+		s.mu.Lock()
+		for _, st := range s.m {
+			if st&stAcked != 0 && st&stDelivered == 0 {
+				n++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// Final is the end-of-run census of every message.
+type Final struct {
+	Sent, Acked, Refused, Delivered uint64
+	Lost                            uint64 // acknowledged, never delivered
+	DeliveredUnacked                uint64 // delivered but neither acknowledged nor refused (e.g. a timed-out submit)
+	Unanswered                      uint64 // sent, no answer and no delivery
+	LostSamples                     []uint64
+	LostByRoute                     [numRoutes]uint64
+}
+
+// Census counts final states.
+func (t *Tracker) Census() Final {
+	var f Final
+	for i := range t.shard {
+		s := &t.shard[i]
+		s.mu.Lock()
+		for seq, st := range s.m {
+			f.Sent++
+			if st&stAcked != 0 {
+				f.Acked++
+			}
+			if st&stRefused != 0 {
+				f.Refused++
+			}
+			if st&stDelivered != 0 {
+				f.Delivered++
+			}
+			switch {
+			case st&stAcked != 0 && st&stDelivered == 0:
+				f.Lost++
+				f.LostByRoute[Route(st>>routeShift)%numRoutes]++
+				if len(f.LostSamples) < 20 {
+					f.LostSamples = append(f.LostSamples, seq)
+				}
+			case st&stDelivered != 0 && st&(stAcked|stRefused) == 0:
+				f.DeliveredUnacked++
+			case st&(stAcked|stRefused|stDelivered) == 0:
+				f.Unanswered++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return f
+}
+
+// NextAt allocates a token for a message of route r meant to be sent at us
+// (rate mode: the pacer's schedule, not the moment a worker got to it).
+func (t *Tracker) NextAt(r Route, us uint64) Token {
+	tok := Token{Route: r, Seq: t.seq.Add(1), SentUs: us}
+	t.mark(tok.Seq, stSent|uint8(r)<<routeShift)
+	t.sent[r].Add(1)
+	return tok
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"math/rand/v2"
+	"os"
+	"slices"
+	"testing"
+)
+
+func TestBucketsContiguous(t *testing.T) {
+	prevHi := uint64(0)
+	for i := 1; i < numBuckets; i++ {
+		lo, hi := bucketBounds(i)
+		if lo != prevHi+1 || hi < lo {
+			t.Fatalf("bucket %d = [%d,%d], previous ended at %d", i, lo, hi, prevHi)
+		}
+		if bucketOf(lo) != i || bucketOf(hi) != i {
+			t.Fatalf("bucket %d: bucketOf(%d)=%d bucketOf(%d)=%d", i, lo, bucketOf(lo), hi, bucketOf(hi))
+		}
+		prevHi = hi
+	}
+	if prevHi != ^uint64(0) {
+		t.Fatalf("buckets end at %d, not the top of uint64", prevHi)
+	}
+}
+
+func TestHistQuantilesWithinPrecision(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var h Hist
+	vals := make([]uint64, 100000)
+	for i := range vals {
+		vals[i] = uint64(rng.ExpFloat64() * 2000) // µs, long tail
+		h.Record(vals[i])
+	}
+	slices.Sort(vals)
+	for _, q := range []float64{0.5, 0.9, 0.99, 0.999, 1} {
+		idx := int(q*float64(len(vals))+0.999999) - 1
+		want := vals[idx]
+		got := h.Quantile(q)
+		if got < want || float64(got-want) > float64(want)/64+1 {
+			t.Errorf("q%.3f = %d, exact %d: beyond 1/64", q, got, want)
+		}
+	}
+	if h.Max() != vals[len(vals)-1] || h.Count() != uint64(len(vals)) {
+		t.Errorf("max %d count %d", h.Max(), h.Count())
+	}
+	d := h.Drain()
+	if h.Count() != 0 || h.Quantile(0.5) != 0 || d.Count() != uint64(len(vals)) {
+		t.Errorf("drain: left %d, moved %d", h.Count(), d.Count())
+	}
+	var m Hist
+	m.Merge(d)
+	m.Merge(d)
+	if m.Count() != 2*d.Count() || m.Quantile(0.5) != d.Quantile(0.5) {
+		t.Errorf("merge: %d, p50 %d vs %d", m.Count(), m.Quantile(0.5), d.Quantile(0.5))
+	}
+}
+
+func TestTokenRoundTrip(t *testing.T) {
+	for _, a := range []Alphabet{GSM7, UCS2, Long} {
+		tok := Token{Route: IMToSMS, Seq: 123456789, SentUs: 987654321012}
+		got, ok := ParseToken(Text(tok, a))
+		if !ok || got != tok {
+			t.Errorf("%s: %+v %v", alphabetNames[a], got, ok)
+		}
+	}
+	for _, bad := range []string{"", "#", "#a1.2", "#z1.2#", "#a.2#", "#a1.#", "#a+1.2#", "x#a1.2#", "#a1.2.3#"} {
+		if tok, ok := ParseToken(bad); ok {
+			t.Errorf("%q parsed as %+v", bad, tok)
+		}
+	}
+}
+
+func TestWeights(t *testing.T) {
+	w, err := Weights("sms-im:3, im-im:1", routeNames[:])
+	if err != nil || w[SMSToIM] != 0.75 || w[IMToIM] != 0.25 || w[SMSToSMS] != 0 {
+		t.Fatalf("%v %v", w, err)
+	}
+	for _, bad := range []string{"", "sms-im:0", "foo:1", "sms-im:-1", "sms-im:x", "sms-im:NaN"} {
+		if _, err := Weights(bad, routeNames[:]); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var n [numRoutes]int
+	for range 10000 {
+		n[pick(rng, w)]++
+	}
+	if n[SMSToSMS] != 0 || n[IMToSMS] != 0 || n[SMSToIM] < 7000 || n[SMSToIM] > 8000 {
+		t.Errorf("pick spread %v", n)
+	}
+}
+
+func TestProcSelf(t *testing.T) {
+	s, err := ReadProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.RSSBytes < 1<<20 || s.CPUSeconds < 0 {
+		t.Errorf("implausible sample %+v", s)
+	}
+	cpu, err := ParseStatCPU("42 (a b) c) S 1 2 3 4 5 6 7 8 9 10 250 150 0 0")
+	if err != nil || cpu != 4 {
+		t.Errorf("stat with ) in name: %v %v", cpu, err)
+	}
+	if _, err := ParseStatusRSS("Name: x\nVmRSS:\t  12 MB\n"); err == nil {
+		t.Error("VmRSS in MB accepted")
+	}
+}
+
+func TestDigestParam(t *testing.T) {
+	v := `Digest realm="bench.test", nonce="abc_-123", algorithm=MD5, qop="auth", stale=true`
+	if n, ok := digestParam(v, "nonce"); !ok || n != "abc_-123" {
+		t.Errorf("nonce %q %v", n, ok)
+	}
+	if s, ok := digestParam(v, "stale"); !ok || s != "true" {
+		t.Errorf("stale %q %v", s, ok)
+	}
+	if _, ok := digestParam(`Basic realm="x"`, "realm"); ok {
+		t.Error("Basic challenge parsed")
+	}
+}
