@@ -48,6 +48,7 @@ type Config struct {
 	ReassemblyWait   time.Duration // how long parts of a long SMS wait for the rest
 	ReassemblyPolicy string        // partial | drop
 	DedupWindow      time.Duration // duplicate suppression window (0 = off)
+	AdminListen      string        // pprof and expvar, for operators only ("" = off)
 }
 
 type kind int
@@ -90,13 +91,14 @@ var options = []option{
 	{"im-timeout", kDuration, "8s", "how long to wait for an IM client's answer before falling back", false, func(c *Config) any { return &c.IMTimeout }},
 	{"workers", kInt, "512", "concurrent deliveries", false, func(c *Config) any { return &c.Workers }},
 	{"queue-depth", kInt, "100000", "messages accepted but not yet delivered before new ones are throttled", false, func(c *Config) any { return &c.QueueDepth }},
-	{"smpp-window", kInt, "64", "in-flight requests per SMPP session, each direction", false, func(c *Config) any { return &c.SMPPWindow }},
+	{"smpp-window", kInt, "256", "in-flight requests per SMPP session, each direction", false, func(c *Config) any { return &c.SMPPWindow }},
 	{"enquire-interval", kDuration, "30s", "SMPP enquire_link interval on idle sessions", false, func(c *Config) any { return &c.EnquireInterval }},
 	{"sms-alphabet", kString, "auto", "alphabet of outgoing SMS: auto (GSM7 when it fits exactly, else UCS-2), ucs2 or latin1", false, func(c *Config) any { return &c.SMSAlphabet }},
 	{"sms-payload", kBool, "false", "send a long SMS as one PDU with the message_payload TLV instead of concatenated parts", false, func(c *Config) any { return &c.SMSPayload }},
 	{"reassembly-timeout", kDuration, "5m", "how long parts of a long SMS wait for the missing ones", false, func(c *Config) any { return &c.ReassemblyWait }},
 	{"reassembly-policy", kString, "partial", "when parts are still missing at the timeout: partial (deliver with a marker) or drop", false, func(c *Config) any { return &c.ReassemblyPolicy }},
 	{"dedup-window", kDuration, "2m", "a resubmission of the same message (same account, sender, recipient and text) within this window is acknowledged with the first id and not delivered again (0 = off)", false, func(c *Config) any { return &c.DedupWindow }},
+	{"admin-listen", kString, "", "admin-only listener for Go pprof profiles, e.g. 127.0.0.1:6060 (\"\" = off; never expose it)", false, func(c *Config) any { return &c.AdminListen }},
 	{"log-level", kString, "info", "debug, info, warn or error", false, func(c *Config) any { return &c.LogLevel }},
 	{"log-format", kString, "text", "text or json", false, func(c *Config) any { return &c.LogFormat }},
 }

@@ -4,7 +4,6 @@ import (
 	"container/heap"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -158,7 +157,8 @@ type Router struct {
 	// up as "recovered" and delivered twice.
 	scanned chan struct{}
 
-	dedupMu [64]sync.Mutex
+	dedupMu   sync.Mutex
+	dedupBusy map[[16]byte]chan struct{} // keys being stored right now
 
 	mu      sync.Mutex
 	later   jobHeap                           // retries and parked messages, by due time
@@ -184,6 +184,8 @@ func New(cfg Config, q Queue, p Presence, im map[string]IMSender, sms SMSSender)
 		wake:    make(chan struct{}, 1),
 		offline: make(map[msg.Address]map[*job]struct{}),
 		scanned: make(chan struct{}),
+
+		dedupBusy: make(map[[16]byte]chan struct{}),
 	}
 }
 
@@ -252,11 +254,34 @@ func (r *Router) accept(ctx context.Context, m *msg.Message) (dup string, err er
 	}
 	var sum [sha256.Size]byte
 	key := h.Sum(sum[:0])[:16]
-	// Same key, same stripe: the second copy waits until the first is
-	// committed and so sees it.
-	mu := &r.dedupMu[binary.BigEndian.Uint16(key)%uint16(len(r.dedupMu))]
-	mu.Lock()
-	defer mu.Unlock()
+	// A second copy arriving while the first is being stored waits for it
+	// and then finds it committed; different messages never wait on each
+	// other.
+	var k [16]byte
+	copy(k[:], key)
+	for {
+		r.dedupMu.Lock()
+		busy, ok := r.dedupBusy[k]
+		if !ok {
+			busy = make(chan struct{})
+			r.dedupBusy[k] = busy
+		}
+		r.dedupMu.Unlock()
+		if !ok {
+			break
+		}
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+	defer func() {
+		r.dedupMu.Lock()
+		close(r.dedupBusy[k])
+		delete(r.dedupBusy, k)
+		r.dedupMu.Unlock()
+	}()
 	return dq.AcceptDedup(ctx, m, key, r.cfg.DedupWindow)
 }
 

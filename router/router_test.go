@@ -323,3 +323,32 @@ func TestDuplicateSuppressed(t *testing.T) {
 		t.Fatalf("sent %d, duplicates %d; want 2 and 1", n, g.r.Stats().Duplicates.Load())
 	}
 }
+
+func TestConcurrentDuplicatesStoredOnce(t *testing.T) {
+	g := newRig(t, "", Config{DedupWindow: time.Minute})
+	g.run(t)
+	ids := make([]string, 8)
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := &msg.Message{From: "+8613900000009", To: "+8613800000011", Text: "burst", Origin: msg.Origin{Kind: msg.FromESME, Account: "esme1"}}
+			if err := g.r.Submit(context.Background(), m); err != nil {
+				t.Error(err)
+			}
+			ids[i] = m.ID
+		}()
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if id != ids[0] || id == "" {
+			t.Fatalf("ids %v: concurrent copies must share the first id", ids)
+		}
+	}
+	g.waitState(t, ids[0], store.Delivered)
+	time.Sleep(20 * time.Millisecond)
+	if n := len(g.sent.sms_()); n != 1 {
+		t.Fatalf("delivered %d times", n)
+	}
+}

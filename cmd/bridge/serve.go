@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -143,6 +145,13 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	if cfg.AdminListen != "" {
+		adminLn, err := net.Listen("tcp", cfg.AdminListen)
+		if err != nil {
+			return fmt.Errorf("admin listen: %w", err)
+		}
+		g.Go(func() error { return serveAdmin(gctx, adminLn) })
+	}
 	if httpLn != nil {
 		g.Go(func() error { return apiSrv.Serve(gctx, httpLn) })
 	}
@@ -228,4 +237,24 @@ func metrics(rt *router.Router, db *store.DB, pres *presence.Store, gw *smppgw.G
 		{Name: "bridge_queue_depth", Help: "Accepted messages not yet final.", Type: "gauge", Value: func() float64 { return float64(rt.Pending()) }},
 		{Name: "bridge_presence_users", Help: "Users with a presence binding.", Type: "gauge", Value: func() float64 { return float64(pres.Len()) }},
 	}
+}
+
+// serveAdmin serves Go's profiles on a listener of its own, so they are
+// never reachable through the public API port.
+func serveAdmin(ctx context.Context, ln net.Listener) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.Serve(ln); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	return nil
 }
