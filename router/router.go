@@ -436,9 +436,10 @@ func (r *Router) deliver(ctx context.Context, j *job) {
 }
 
 func (r *Router) finish(ctx context.Context, j *job, st store.State, detail string) {
-	// Not waited for: a final state lost in a crash only means the message is
-	// tried once more (at-least-once), never that it is lost.
-	if err := r.q.Transition(ctx, j.m.ID, store.Event{State: st, At: r.cfg.Now(), Detail: detail}, false); err != nil {
+	// Waited for: a final state lost in a crash means the message is sent
+	// once more after the restart (at-least-once, never lost); waiting for
+	// the group commit narrows that window to one commit.
+	if err := r.q.Transition(ctx, j.m.ID, store.Event{State: st, At: r.cfg.Now(), Detail: detail}, true); err != nil {
 		r.log.Warn("recording final state failed", "id", j.m.ID, "state", st, "err", err)
 	}
 	r.pending.Add(-1)

@@ -1,0 +1,395 @@
+package main
+
+// Issue 6: a real bridge process under load from real SMPP clients, killed
+// with SIGKILL at random moments and restarted; every acknowledged message
+// must reach the SMSC. Also the overload and fault tests that need a whole
+// process.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/smsbridge/bridge/smpp"
+	"github.com/smsbridge/bridge/smstext"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// bridgeBinary builds cmd/bridge once per test run.
+func bridgeBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "bridge-bin")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "bridge")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+func freeTCPPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is a bridge running as its own process.
+type proc struct {
+	cmd  *exec.Cmd
+	smpp string
+	log  *os.File
+}
+
+func startProc(t *testing.T, smppAddr string, args ...string) *proc {
+	t.Helper()
+	logf, err := os.CreateTemp(t.TempDir(), "bridge-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"serve", "--smpp-listen", smppAddr, "--sip-listen", "127.0.0.1:0", "--http-listen", "", "--mcp-listen", "",
+		"--smpp-account", "esme1:secret1", "--country-code", "86", "--log-level", "warn"}
+	cmd := exec.Command(bridgeBinary(t), append(base, args...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, smpp: smppAddr, log: logf}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", smppAddr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			p.kill()
+			b, _ := os.ReadFile(logf.Name())
+			t.Fatalf("bridge did not come up on %s:\n%s", smppAddr, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return p
+}
+
+func (p *proc) kill() {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.cmd.Wait()
+}
+
+func (p *proc) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		p.kill()
+	}
+}
+
+// rssKB reads the process's resident set size.
+func (p *proc) rssKB() int {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if v, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return n
+		}
+	}
+	return 0
+}
+
+// countingSMSC counts every text it receives.
+type countingSMSC struct {
+	srv   *smpp.Server
+	addr  string
+	mu    sync.Mutex
+	texts map[string]int
+	delay time.Duration
+	n     atomic.Int64
+}
+
+func startCountingSMSC(t *testing.T, addr string) *countingSMSC {
+	t.Helper()
+	s := &countingSMSC{texts: map[string]int{}}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.addr = ln.Addr().String()
+	s.srv = smpp.NewServer(smpp.ServerConfig{
+		Auth:    func(string, string, smpp.CommandID, net.Addr) uint32 { return smpp.ESME_ROK },
+		Handler: s, Window: 512, InboundWindow: 512,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	go s.srv.Serve(ctx, ln)
+	t.Cleanup(func() { cancel(); s.srv.Close() })
+	return s
+}
+
+func (s *countingSMSC) HandleSMPP(_ context.Context, _ *smpp.Session, req, resp *smpp.PDU) {
+	if req.ID != smpp.SubmitSM {
+		return
+	}
+	if s.delay > 0 {
+		time.Sleep(s.delay)
+	}
+	txt, _ := smstext.Decode(req.DataCoding, req.ShortMessage)
+	s.mu.Lock()
+	s.texts[txt]++
+	s.mu.Unlock()
+	resp.MessageID = strconv.FormatInt(s.n.Add(1), 16)
+}
+
+func (s *countingSMSC) count(text string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.texts[text]
+}
+
+// esmeLoad submits unique texts from several binds. Like a real ESME, a
+// message whose response was lost (the bridge died) is submitted again
+// until it is acknowledged.
+type esmeLoad struct {
+	mu        sync.Mutex
+	acked     []string
+	throttled atomic.Int64
+	resent    atomic.Int64
+}
+
+func (l *esmeLoad) run(ctx context.Context, addr string, binds int, prefix string) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for b := range binds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := smpp.NewClient(smpp.ClientConfig{Addr: addr, SystemID: "esme1", Password: "secret1", Bind: smpp.BindTransmitter,
+				Window: 32, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, RespTimeout: 3 * time.Second})
+			cctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { c.Run(cctx); close(done) }()
+			defer func() { cancel(); <-done }()
+			var inner sync.WaitGroup
+			for w := range 16 {
+				inner.Add(1)
+				go func() {
+					defer inner.Done()
+					for i := 0; ctx.Err() == nil; i++ {
+						text := fmt.Sprintf("%s-%d-%d-%d", prefix, b, w, i)
+						for try := 0; ; try++ {
+							if try > 0 {
+								l.resent.Add(1)
+							}
+							sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+							resp, err := c.Send(sctx, &smpp.PDU{ID: smpp.SubmitSM, SourceAddrTON: 1, SourceAddrNPI: 1, SourceAddr: "8613900000031",
+								DestAddrTON: 1, DestAddrNPI: 1, DestAddr: "8613700000031", ShortMessage: []byte(text)})
+							scancel()
+							if err == nil && resp.MessageID != "" {
+								l.mu.Lock()
+								l.acked = append(l.acked, text)
+								l.mu.Unlock()
+								break
+							}
+							var se *smpp.StatusError
+							if errors.As(err, &se) && se.Status == smpp.ESME_RTHROTTLED {
+								l.throttled.Add(1)
+								time.Sleep(20 * time.Millisecond)
+							}
+							if ctx.Err() != nil && try > 200 {
+								return // give up only long after the load stopped
+							}
+						}
+					}
+				}()
+			}
+			inner.Wait()
+		}()
+	}
+	return &wg
+}
+
+func (l *esmeLoad) ackedTexts() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.acked...)
+}
+
+func TestCrashLosesNothingAcknowledged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test starts real processes; skipped with -short")
+	}
+	sc := startCountingSMSC(t, "127.0.0.1:0")
+	dir := t.TempDir()
+	addr := freeTCPPort(t)
+	args := []string{"--data-dir", dir, "--smsc", "smpp://bridge:pw@" + sc.addr, "--dedup-window", "10m"}
+	p := startProc(t, addr, args...)
+	defer func() { p.stop() }()
+
+	ctx, stopLoad := context.WithCancel(context.Background())
+	load := &esmeLoad{}
+	wg := load.run(ctx, addr, 2, "crash")
+	const kills = 4
+	for k := range kills {
+		time.Sleep(time.Duration(400+rand.IntN(1200)) * time.Millisecond)
+		p.kill()
+		t.Logf("kill %d: %d acknowledged so far", k+1, len(load.ackedTexts()))
+		p = startProc(t, addr, args...)
+	}
+	time.Sleep(time.Second)
+	stopLoad()
+	wg.Wait()
+
+	acked := load.ackedTexts()
+	if len(acked) < 100 {
+		t.Fatalf("only %d messages acknowledged: the load did not run", len(acked))
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	var lost []string
+	for {
+		lost = lost[:0]
+		for _, txt := range acked {
+			if sc.count(txt) == 0 {
+				lost = append(lost, txt)
+			}
+		}
+		if len(lost) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	dups := 0
+	for _, txt := range acked {
+		if n := sc.count(txt); n > 1 {
+			dups += n - 1
+		}
+	}
+	t.Logf("crash test: %d kills, %d acknowledged, %d resubmitted by the ESMEs, %d lost, %d duplicates at the SMSC",
+		kills, len(acked), load.resent.Load(), len(lost), dups)
+	if len(lost) > 0 {
+		t.Fatalf("%d acknowledged messages never reached the SMSC, e.g. %q", len(lost), lost[:min(5, len(lost))])
+	}
+}
+
+// Offered load far beyond what a slow SMSC takes: the bridge throttles
+// (ESME_RTHROTTLED) at its queue depth, its memory stays bounded, and
+// everything it acknowledged is delivered once the SMSC catches up.
+func TestOverloadThrottlesAndLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real process; skipped with -short")
+	}
+	sc := startCountingSMSC(t, "127.0.0.1:0")
+	sc.delay = 2 * time.Millisecond // with window 16 upstream: ~8k msg/s at best
+	addr := freeTCPPort(t)
+	p := startProc(t, addr, "--data-dir", t.TempDir(), "--smsc", "smpp://bridge:pw@"+sc.addr,
+		"--queue-depth", "2000", "--smpp-window", "16", "--dedup-window", "0")
+	defer p.stop()
+	ctx, stopLoad := context.WithCancel(context.Background())
+	load := &esmeLoad{}
+	wg := load.run(ctx, addr, 4, "flood")
+	peak := 0
+	for range 8 {
+		time.Sleep(time.Second)
+		peak = max(peak, p.rssKB())
+	}
+	stopLoad()
+	wg.Wait()
+	acked := load.ackedTexts()
+	deadline := time.Now().Add(60 * time.Second)
+	missing := 0
+	for {
+		missing = 0
+		for _, txt := range acked {
+			if sc.count(txt) == 0 {
+				missing++
+			}
+		}
+		if missing == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("overload: %d acknowledged, %d throttled, peak RSS %d MB, %d lost", len(acked), load.throttled.Load(), peak/1024, missing)
+	if load.throttled.Load() == 0 {
+		t.Fatal("no ESME_RTHROTTLED under overload")
+	}
+	if missing > 0 {
+		t.Fatalf("%d acknowledged messages lost", missing)
+	}
+	const rssBound = 512 << 10 // KB
+	if peak > rssBound {
+		t.Fatalf("peak RSS %d MB above the %d MB bound", peak/1024, rssBound>>10)
+	}
+}
+
+// The SMSC goes away; messages are still accepted (stored) and flow when it
+// comes back on the same address.
+func TestSMSCOutageAndReturn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real process; skipped with -short")
+	}
+	smscAddr := freeTCPPort(t)
+	sc := startCountingSMSC(t, smscAddr)
+	addr := freeTCPPort(t)
+	p := startProc(t, addr, "--data-dir", t.TempDir(), "--smsc", "smpp://bridge:pw@"+smscAddr)
+	defer p.stop()
+	sc.srv.Close() // outage
+	c := smpp.NewClient(smpp.ClientConfig{Addr: addr, SystemID: "esme1", Password: "secret1"})
+	cctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(cctx)
+	for i := range 20 {
+		ctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := c.Send(ctx, &smpp.PDU{ID: smpp.SubmitSM, SourceAddrTON: 1, SourceAddrNPI: 1, SourceAddr: "8613900000032",
+			DestAddrTON: 1, DestAddrNPI: 1, DestAddr: "8613700000032", ShortMessage: []byte("during outage " + strconv.Itoa(i))})
+		scancel()
+		if err != nil {
+			t.Fatalf("submit %d during the SMSC outage: %v (must be stored and acknowledged)", i, err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	sc2 := startCountingSMSC(t, smscAddr) // back
+	waitFor(t, "all 20 at the returned SMSC", 60*time.Second, func() bool {
+		for i := range 20 {
+			if sc2.count("during outage "+strconv.Itoa(i)) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
