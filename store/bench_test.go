@@ -1,0 +1,40 @@
+package store
+
+import (
+	"context"
+
+	"testing"
+)
+
+// BenchmarkAccept measures durable acknowledgements per second from many
+// concurrent writers: group commit (one fsync per batch) against badger's
+// SyncWrites (one fsync per write), in one run:
+//
+//	go test -run '^$' -bench Accept -benchtime 5s ./store/
+func BenchmarkAccept(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		each bool
+	}{{"group-commit", false}, {"fsync-each", true}} {
+		b.Run(mode.name, func(b *testing.B) {
+			db := openT(b, Options{Dir: b.TempDir(), SyncEach: mode.each})
+			b.SetParallelism(128) // many ESME windows' worth of writers
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := 0
+				for pb.Next() {
+					if err := db.Accept(context.Background(), newMsg(i)); err != nil {
+						b.Error(err)
+						return
+					}
+					i++
+				}
+			})
+			b.StopTimer()
+			st := db.Stats()
+			b.ReportMetric(st.AvgBatch, "writes/fsync")
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "acks/s")
+		})
+	}
+}
