@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,7 +95,10 @@ type Config struct {
 	// one's id and not delivered again (an ESME resubmitting after a lost
 	// response). 0 turns suppression off.
 	DedupWindow time.Duration
-	Now         func() time.Time
+	// DrainRate: messages per second delivered to a user coming online
+	// with messages waiting (default 20).
+	DrainRate int
+	Now       func() time.Time
 }
 
 func (c *Config) defaults() {
@@ -114,6 +119,9 @@ func (c *Config) defaults() {
 	}
 	if c.RetryMin <= 0 {
 		c.RetryMin = 2 * time.Second
+	}
+	if c.DrainRate <= 0 {
+		c.DrainRate = 20
 	}
 	if c.RetryMax <= 0 {
 		c.RetryMax = 10 * time.Minute
@@ -157,6 +165,9 @@ type Router struct {
 	// up as "recovered" and delivered twice.
 	scanned chan struct{}
 
+	runCtx   context.Context        // Run's context, for drains started by Online
+	draining map[msg.Address][]*job // woken messages per user, in order
+
 	dedupMu   sync.Mutex
 	dedupBusy map[[16]byte]chan struct{} // keys being stored right now
 
@@ -186,6 +197,8 @@ func New(cfg Config, q Queue, p Presence, im map[string]IMSender, sms SMSSender)
 		scanned: make(chan struct{}),
 
 		dedupBusy: make(map[[16]byte]chan struct{}),
+		runCtx:    context.Background(),
+		draining:  make(map[msg.Address][]*job),
 	}
 }
 
@@ -291,6 +304,9 @@ func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
 // ends. In-flight deliveries finish or are left unfinished in the store, to
 // be resumed by the next start.
 func (r *Router) Run(ctx context.Context) error {
+	r.mu.Lock()
+	r.runCtx = ctx
+	r.mu.Unlock()
 	var wg sync.WaitGroup
 	for i := 0; i < r.cfg.Workers; i++ {
 		wg.Add(1)
@@ -531,24 +547,59 @@ func (r *Router) schedule(j *job, due time.Time, parked bool) {
 	}
 }
 
-// Online wakes the messages parked for aor; wire it to presence.OnRegister.
+// Online hands the messages parked for aor to a drain that delivers them in
+// the order they were accepted, at most DrainRate per second, so a user
+// coming back after a week does not get (or cause) a storm. Wire it to
+// presence.OnRegister.
 func (r *Router) Online(aor msg.Address) {
 	r.mu.Lock()
 	set := r.offline[aor]
 	delete(r.offline, aor)
-	now := r.cfg.Now()
+	jobs := make([]*job, 0, len(set))
 	for j := range set {
 		if j.index >= 0 {
-			j.due = now
-			heap.Fix(&r.later, j.index)
+			heap.Remove(&r.later, j.index)
 		}
+		j.parked = false
+		jobs = append(jobs, j)
 	}
+	slices.SortFunc(jobs, func(a, b *job) int {
+		if c := a.m.Accepted.Compare(b.m.Accepted); c != 0 {
+			return c
+		}
+		return strings.Compare(a.m.ID, b.m.ID)
+	})
+	q, running := r.draining[aor]
+	r.draining[aor] = append(q, jobs...)
+	ctx := r.runCtx
 	r.mu.Unlock()
-	if len(set) > 0 {
-		r.count.Unparked.Add(uint64(len(set)))
+	if len(jobs) == 0 {
+		return
+	}
+	r.count.Unparked.Add(uint64(len(jobs)))
+	if !running {
+		go r.drain(ctx, aor)
+	}
+}
+
+// drain delivers aor's woken messages one after the other.
+func (r *Router) drain(ctx context.Context, aor msg.Address) {
+	gap := time.Second / time.Duration(r.cfg.DrainRate)
+	for {
+		r.mu.Lock()
+		q := r.draining[aor]
+		if len(q) == 0 || ctx.Err() != nil {
+			delete(r.draining, aor)
+			r.mu.Unlock()
+			return
+		}
+		j := q[0]
+		r.draining[aor] = q[1:]
+		r.mu.Unlock()
+		r.deliver(ctx, j)
 		select {
-		case r.wake <- struct{}{}:
-		default:
+		case <-ctx.Done():
+		case <-time.After(gap):
 		}
 	}
 }

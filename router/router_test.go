@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -350,5 +351,27 @@ func TestConcurrentDuplicatesStoredOnce(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	if n := len(g.sent.sms_()); n != 1 {
 		t.Fatalf("delivered %d times", n)
+	}
+}
+
+// Messages parked for an IM-only user arrive in acceptance order when the
+// user registers.
+func TestParkedDrainInOrder(t *testing.T) {
+	g := newRig(t, "", Config{DrainRate: 1000})
+	g.run(t)
+	var ids []string
+	for i := range 6 {
+		ids = append(ids, g.submit(t, "+8613900000009", "sip:carol@example.com", fmt.Sprintf("m%d", i)))
+	}
+	time.Sleep(50 * time.Millisecond)
+	g.online(t, "sip:carol@example.com", "sip:carol@127.0.0.1:5098")
+	for _, id := range ids {
+		g.waitState(t, id, store.Delivered)
+	}
+	got := g.sent.im()
+	for i, s := range got {
+		if want := fmt.Sprintf("sip:carol@example.com|m%d|sip:carol@127.0.0.1:5098", i); s != want {
+			t.Fatalf("delivery %d: %q, want %q (all: %v)", i, s, want, got)
+		}
 	}
 }
