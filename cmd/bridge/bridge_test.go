@@ -309,3 +309,22 @@ func TestESMERouteGetsDeliverSM(t *testing.T) {
 		t.Fatal("no deliver_sm at the receiver")
 	}
 }
+
+// An IM client that never answers: after --im-timeout the message falls
+// back to SMS.
+func TestSilentUAFallsBackToSMS(t *testing.T) {
+	sc := startSMSC(t)
+	b := startBridge(t, t.TempDir(), append(sipUserFlag("8613800000012", "pw12"), "--smsc", sc.url(), "--im-timeout", "1s")...)
+	u := startUA(t, "8613800000012", "pw12")
+	if code := u.register(t, b, 3600); code != 200 {
+		t.Fatalf("REGISTER: %d", code)
+	}
+	u.setCode(0)
+	if _, err := fiorixSubmit(t, b, "esme1", "secret1", "8613900000012", "8613800000012", pdutext.Raw("are you there")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "fallback SMS at the SMSC", 15*time.Second, func() bool { return sc.texts(t)["8613800000012"] == "are you there" })
+	if len(u.received()) == 0 {
+		t.Fatal("the UA was never tried")
+	}
+}

@@ -209,6 +209,9 @@ func startUA(t *testing.T, user, password string) *ua {
 		u.msgs = append(u.msgs, req)
 		code := u.code
 		u.mu.Unlock()
+		if code == 0 {
+			return // a UA that never answers
+		}
 		tx.Respond(sipmsg.NewResponseFromRequest(req, code, "OK", nil))
 	})
 	ctx, cancel := context.WithCancel(context.Background())
