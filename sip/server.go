@@ -265,6 +265,12 @@ func (s *Server) Serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Bursts of MESSAGE and their 200s arrive faster than one read loop
+	// drains them; a dropped datagram costs a 500 ms retransmission.
+	if uc, ok := pc.(*net.UDPConn); ok {
+		uc.SetReadBuffer(4 << 20)
+		uc.SetWriteBuffer(4 << 20)
+	}
 	host, port, _ := net.SplitHostPort(ln.Addr().String())
 	p, _ := strconv.Atoi(port)
 	s.mu.Lock()
