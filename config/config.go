@@ -49,6 +49,9 @@ type Config struct {
 	ReassemblyPolicy string        // partial | drop
 	DedupWindow      time.Duration // duplicate suppression window (0 = off)
 	AdminListen      string        // pprof and expvar, for operators only ("" = off)
+	PartnerSites     []string      // ID,VERIFY_URL,SERVER_ID,SECRET[,CONTACTS_URL[,POSTS_URL]]
+	SocialSites      []string      // ID:HEXKEY
+	SSOServices      []string      // ID:KEY_ID:HEXKEY[:TTL]
 }
 
 type kind int
@@ -98,6 +101,9 @@ var options = []option{
 	{"reassembly-timeout", kDuration, "5m", "how long parts of a long SMS wait for the missing ones", false, func(c *Config) any { return &c.ReassemblyWait }},
 	{"reassembly-policy", kString, "partial", "when parts are still missing at the timeout: partial (deliver with a marker) or drop", false, func(c *Config) any { return &c.ReassemblyPolicy }},
 	{"dedup-window", kDuration, "2m", "a resubmission of the same message (same account, sender, recipient and text) within this window is acknowledged with the first id and not delivered again (0 = off)", false, func(c *Config) any { return &c.DedupWindow }},
+	{"partner-site", kList, "", "partner website for delegated login: ID,VERIFY_URL,SERVER_ID,SERVER_SECRET[,CONTACTS_URL[,POSTS_URL]] (repeatable; users log in as user#ID)", true, func(c *Config) any { return &c.PartnerSites }},
+	{"social-site", kList, "", "social site whose signed tokens admit account@ID: ID:HEX_HMAC_KEY (repeatable)", true, func(c *Config) any { return &c.SocialSites }},
+	{"sso-service", kList, "", "third-party service that gets single sign-on tickets: ID:KEY_ID:HEX_AES256_KEY[:TTL] (repeatable)", true, func(c *Config) any { return &c.SSOServices }},
 	{"admin-listen", kString, "", "admin-only listener for Go pprof profiles, e.g. 127.0.0.1:6060 (\"\" = off; never expose it)", false, func(c *Config) any { return &c.AdminListen }},
 	{"log-level", kString, "info", "debug, info, warn or error", false, func(c *Config) any { return &c.LogLevel }},
 	{"log-format", kString, "text", "text or json", false, func(c *Config) any { return &c.LogFormat }},

@@ -96,12 +96,17 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		Reassembly: smstext.ReassemblyConfig{Timeout: cfg.ReassemblyWait, Partial: cfg.ReassemblyPolicy == "partial", Logger: log.With("part", "reassembly")},
 	}, rt)
 
-	users := cfg.Users()
+	lg, err := buildLogins(cfg, log)
+	if err != nil {
+		return err
+	}
 	sipSrv, err = sip.New(sip.Config{
 		Listen: cfg.SIPListen, Domain: cfg.SIPDomain, CountryCode: cfg.CountryCode,
 		OpenRegistration: cfg.OpenRegistration,
-		HA1:              func(u string) (string, bool) { h, ok := users[u]; return h, ok },
-		OutboundProxy:    cfg.OutboundProxy, MessageTimeout: cfg.IMTimeout, MinExpires: cfg.SIPMinExpires,
+		// Own users first, then SIP passwords issued to partner and social
+		// logins by /v1/login.
+		HA1:           lg.auth.HA1,
+		OutboundProxy: cfg.OutboundProxy, MessageTimeout: cfg.IMTimeout, MinExpires: cfg.SIPMinExpires,
 		Logger: log.With("part", "sip"),
 	}, pres, rt)
 	if err != nil {
