@@ -137,10 +137,15 @@ type Session struct {
 	log  *slog.Logger
 	r    *bufio.Reader
 
-	wmu     sync.Mutex
-	w       *bufio.Writer
-	wbuf    []byte
-	writers atomic.Int32 // writers queued for wmu: the last one flushes
+	// Writers append encoded PDUs to wbuf; one flusher goroutine writes
+	// whatever has accumulated in one syscall, so a burst of responses
+	// shares a write instead of paying one each.
+	wmu    sync.Mutex
+	wbuf   []byte
+	werr   error
+	wkick  chan struct{}
+	fmu    sync.Mutex // serialises conn writes (flusher, final flush)
+	wspare []byte
 
 	seq     atomic.Uint32
 	window  chan struct{}
@@ -172,7 +177,7 @@ func newSession(ctx context.Context, conn net.Conn, cfg sessionConfig, pool *syn
 		cfg:     cfg,
 		log:     cfg.Logger.With("peer", conn.RemoteAddr().String()),
 		r:       bufio.NewReaderSize(conn, 16<<10),
-		w:       bufio.NewWriterSize(conn, 16<<10),
+		wkick:   make(chan struct{}, 1),
 		window:  make(chan struct{}, cfg.Window),
 		inbound: make(chan struct{}, cfg.InboundWindow),
 		pending: make(map[uint32]chan *PDU),
@@ -295,31 +300,75 @@ func (s *Session) roundTrip(ctx context.Context, p *PDU) (*PDU, error) {
 	}
 }
 
-// write encodes and writes p. Writers queue on wmu; the last in the queue
-// flushes, so a burst of responses shares one syscall.
+// write queues p for the flusher. An encoding error is returned at once;
+// a connection error ends the session (waiters see ErrClosed).
 func (s *Session) write(p *PDU) error {
-	s.writers.Add(1)
 	s.wmu.Lock()
-	s.writers.Add(-1)
-	defer s.wmu.Unlock()
+	if s.werr != nil {
+		s.wmu.Unlock()
+		return s.werr
+	}
 	var err error
-	s.wbuf, err = p.AppendTo(s.wbuf[:0])
+	s.wbuf, err = p.AppendTo(s.wbuf)
+	s.wmu.Unlock()
 	if err != nil {
 		return err
 	}
-	if _, err = s.w.Write(s.wbuf); err == nil && s.writers.Load() == 0 {
-		s.conn.SetWriteDeadline(time.Now().Add(s.cfg.RespTimeout))
-		err = s.w.Flush()
+	select {
+	case s.wkick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// flusher writes queued PDUs until the session ends.
+func (s *Session) flusher() {
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.wkick:
+		}
+		if err := s.flush(); err != nil {
+			s.close(err)
+			return
+		}
+	}
+}
+
+// flush writes everything queued so far.
+func (s *Session) flush() error {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	s.wmu.Lock()
+	buf := s.wbuf
+	s.wbuf = s.wspare[:0]
+	s.wmu.Unlock()
+	if len(buf) == 0 {
+		s.wspare = buf
+		return nil
+	}
+	s.conn.SetWriteDeadline(time.Now().Add(s.cfg.RespTimeout))
+	_, err := s.conn.Write(buf)
+	if cap(buf) <= 256<<10 {
+		s.wspare = buf[:0] // keep a buffer of sane size for the next swap
+	} else {
+		s.wspare = nil
 	}
 	if err != nil {
-		err = fmt.Errorf("smpp: write %v: %w", p.ID, err)
-		s.close(err)
+		err = fmt.Errorf("smpp: write: %w", err)
+		s.wmu.Lock()
+		s.werr = err
+		s.wmu.Unlock()
 	}
 	return err
 }
 
 // close ends the session at once; waiters get ErrClosed.
 func (s *Session) close(err error) {
+	if err == nil {
+		s.flush() // a clean end still sends what was queued (unbind_resp)
+	}
 	s.doneOnce.Do(func() {
 		s.err = err
 		s.bound.Store(false)
@@ -345,6 +394,7 @@ func (s *Session) Close() error {
 // binds (server role) and malformed PDUs itself and hands other requests to
 // the handler.
 func (s *Session) serve() error {
+	go s.flusher()
 	if s.cfg.EnquireInterval > 0 {
 		go s.keepalive()
 	}
