@@ -14,6 +14,7 @@ import (
 
 	"github.com/smsbridge/bridge/api"
 	"github.com/smsbridge/bridge/config"
+	"github.com/smsbridge/bridge/mcp"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
 	"github.com/smsbridge/bridge/router"
@@ -26,7 +27,7 @@ import (
 
 // Addrs are the addresses the bridge actually listens on (port 0 resolved).
 type Addrs struct {
-	SMPP, SIP, HTTP string
+	SMPP, SIP, HTTP, MCP string
 }
 
 // serve builds every part of the bridge from cfg, runs it until ctx ends and
@@ -57,10 +58,17 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	// The router needs its senders and the edges need the router: the
 	// router is built first over late-bound senders.
 	var sipSrv *sip.Server
+	var mcpSrv *mcp.Server
 	var gw *smppgw.Gateway
 	imSenders := map[string]router.IMSender{
 		"sip": router.IMSenderFunc(func(ctx context.Context, m *msg.Message, b presence.Binding) error {
 			return sipSrv.SendIM(ctx, m, b)
+		}),
+		"mcp": router.IMSenderFunc(func(ctx context.Context, m *msg.Message, b presence.Binding) error {
+			if mcpSrv == nil {
+				return errors.New("mcp: handset link is off")
+			}
+			return mcpSrv.SendIM(ctx, m, b)
 		}),
 	}
 	var smsSender router.SMSSender
@@ -111,6 +119,22 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	}, pres, rt)
 	if err != nil {
 		return fmt.Errorf("sip: %w", err)
+	}
+
+	var mcpLn net.Listener
+	if cfg.MCPListen != "" {
+		mcpSrv, err = mcp.New(mcp.Config{
+			Listen: cfg.MCPListen, Domain: cfg.SIPDomain, CountryCode: cfg.CountryCode,
+			HA1: lg.auth.HA1, OpenRegistration: cfg.OpenRegistration, Lookup: pres.Lookup,
+			MaxConns: 2000, // ~0.9 MB of codec state per stateful connection
+			Logger:   log.With("part", "mcp"),
+		}, pres, rt)
+		if err != nil {
+			return fmt.Errorf("mcp: %w", err)
+		}
+		if mcpLn, err = net.Listen("tcp", cfg.MCPListen); err != nil {
+			return fmt.Errorf("mcp listen: %w", err)
+		}
 	}
 
 	accounts := cfg.Accounts()
@@ -164,6 +188,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	g.Go(func() error { return gw.Run(gctx) })
 	g.Go(func() error { pres.Run(gctx, 30*time.Second); return nil })
 	g.Go(func() error { return sipSrv.Serve(gctx) })
+	if mcpLn != nil {
+		g.Go(func() error { return mcpSrv.Serve(gctx, mcpLn) })
+	}
 	g.Go(func() error {
 		err := smppSrv.Serve(gctx, smppLn)
 		if gctx.Err() != nil {
@@ -192,6 +219,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 			return nil
 		}
 		a := Addrs{SMPP: smppLn.Addr().String(), SIP: sipSrv.Addr()}
+		if mcpLn != nil {
+			a.MCP = mcpLn.Addr().String()
+		}
 		if httpLn != nil {
 			a.HTTP = httpLn.Addr().String()
 		}
