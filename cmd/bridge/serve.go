@@ -225,7 +225,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		if httpLn != nil {
 			a.HTTP = httpLn.Addr().String()
 		}
-		log.Info("bridge up", "smpp", a.SMPP, "sip", a.SIP, "data_dir", cfg.DataDir, "presence", pres.Len())
+		log.Info("bridge up", "smpp", a.SMPP, "sip", a.SIP, "http", a.HTTP, "mcp", a.MCP, "data_dir", cfg.DataDir, "presence", pres.Len())
 		if ready != nil {
 			ready(a)
 		}
