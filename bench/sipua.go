@@ -90,6 +90,12 @@ func listenBoth(host string) (net.PacketConn, net.Listener, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// The UAs take a flood of MESSAGEs; a dropped datagram costs the
+	// bridge a 500 ms retransmission and would be charged to its latency.
+	if uc, ok := pc.(*net.UDPConn); ok {
+		uc.SetReadBuffer(4 << 20)
+		uc.SetWriteBuffer(4 << 20)
+	}
 	port := pc.LocalAddr().(*net.UDPAddr).Port
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {

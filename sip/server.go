@@ -32,6 +32,7 @@ type Config struct {
 	DefaultExpires   time.Duration                           // when the REGISTER names none (default 3600s)
 	MaxExpires       time.Duration                           // longer expiries are cut to this (default 86400s)
 	MaxInFlight      int                                     // concurrently handled requests before 503 (default 1024)
+	ReginfoFrom      []string                                // IPs, CIDRs or host names allowed to PUBLISH/NOTIFY reg state (RFC 3680); empty refuses with 403
 	UserAgent        string
 	Logger           *slog.Logger
 }
@@ -171,6 +172,8 @@ func New(cfg Config, reg Registrar, sub Submitter) (*Server, error) {
 	srv.OnRegister(s.bounded(s.handleRegister))
 	srv.OnMessage(s.bounded(s.handleMessage))
 	srv.OnOptions(s.bounded(s.handleOptions))
+	srv.OnPublish(s.bounded(s.handleReginfo)) // reginfo.go
+	srv.OnNotify(s.bounded(s.handleReginfo))
 	srv.OnNoRoute(s.bounded(s.handleOther))
 	return s, nil
 }
