@@ -183,3 +183,19 @@ func (c *Client) Send(ctx context.Context, p *PDU) (*PDU, error) {
 		}
 	}
 }
+
+// Probe binds once and unbinds: nil if the SMSC accepts the credentials.
+// For health checks and tests; Run is what keeps a bind up.
+func (c *Client) Probe(ctx context.Context) error {
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	prev := c.cfg.OnBound
+	c.cfg.OnBound = func() {
+		errc <- nil
+		cancel()
+	}
+	defer func() { c.cfg.OnBound = prev }()
+	go func() { errc <- c.once(pctx) }()
+	return <-errc
+}

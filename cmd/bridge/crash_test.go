@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,7 +79,10 @@ func startProc(t *testing.T, smppAddr string, args ...string) *proc {
 		t.Fatal(err)
 	}
 	base := []string{"serve", "--smpp-listen", smppAddr, "--sip-listen", "127.0.0.1:0", "--http-listen", "", "--mcp-listen", "",
-		"--smpp-account", "esme1:secret1", "--country-code", "86", "--log-level", "warn"}
+		"--country-code", "86", "--log-level", "warn"}
+	if !slices.Contains(args, "--config") {
+		base = append(base, "--smpp-account", "esme1:secret1")
+	}
 	cmd := exec.Command(bridgeBinary(t), append(base, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -306,7 +310,7 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	}
 }
 
-// Offered load far beyond what a slow SMSC takes: the bridge throttles
+// Offered load far beyond what a slow SMSC takes, for 30 s: the bridge throttles
 // (ESME_RTHROTTLED) at its queue depth, its memory stays bounded, and
 // everything it acknowledged is delivered once the SMSC catches up.
 func TestOverloadThrottlesAndLosesNothing(t *testing.T) {
@@ -323,7 +327,7 @@ func TestOverloadThrottlesAndLosesNothing(t *testing.T) {
 	load := &esmeLoad{}
 	wg := load.run(ctx, addr, 4, "flood")
 	peak := 0
-	for range 8 {
+	for range 30 {
 		time.Sleep(time.Second)
 		peak = max(peak, p.rssKB())
 	}
@@ -392,4 +396,54 @@ func TestSMSCOutageAndReturn(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// SIGHUP re-reads the configuration file: a new SMPP account can bind
+// without a restart; a broken file keeps the running configuration.
+func TestSIGHUPReloadsAccounts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real process; skipped with -short")
+	}
+	cfgFile := filepath.Join(t.TempDir(), "bridge.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(cfgFile, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("smpp_account:\n  - old:oldpw\n")
+	addr := freeTCPPort(t)
+	p := startProc(t, addr, "--data-dir", t.TempDir(), "--config", cfgFile)
+	defer p.stop()
+	bind := func(id, pw string) error {
+		c := smpp.NewClient(smpp.ClientConfig{Addr: addr, SystemID: id, Password: pw})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return c.Probe(ctx)
+	}
+	if err := bind("new", "newpw"); err == nil {
+		t.Fatal("unknown account bound before the reload")
+	}
+	write("smpp_account:\n  - old:oldpw\n  - new:newpw\n")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	if !waitOK(10*time.Second, func() bool { return bind("new", "newpw") == nil }) {
+		b, _ := os.ReadFile(p.log.Name())
+		t.Fatalf("the new account cannot bind after SIGHUP; bridge log:\n%s", b)
+	}
+	write("smpp_account: [unterminated\n")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(300 * time.Millisecond)
+	if err := bind("new", "newpw"); err != nil {
+		t.Fatalf("a broken file replaced the running configuration: %v", err)
+	}
+}
+
+func waitOK(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return true
 }

@@ -67,7 +67,7 @@ func startBridge(t *testing.T, dataDir string, args ...string) *bridge {
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &bridge{cancel: cancel, done: make(chan error, 1)}
 	up := make(chan Addrs, 1)
-	go func() { b.done <- serve(ctx, cfg, testLogger(t), func(a Addrs) { up <- a }) }()
+	go func() { b.done <- serve(ctx, cfg, testLogger(t), func(a Addrs) { up <- a }, nil) }()
 	select {
 	case b.addrs = <-up:
 	case err := <-b.done:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/smsbridge/bridge/config"
@@ -19,8 +20,7 @@ type logins struct {
 	issuer   *login.Issuer
 }
 
-func buildLogins(cfg *config.Config, log *slog.Logger) (*logins, error) {
-	users := cfg.Users()
+func buildLogins(cfg *config.Config, users *atomic.Pointer[map[string]string], log *slog.Logger) (*logins, error) {
 	l := &logins{}
 	var sites []login.Site
 	for _, s := range cfg.PartnerSites {
@@ -87,7 +87,7 @@ func buildLogins(cfg *config.Config, log *slog.Logger) (*logins, error) {
 	}
 	auth, err := login.New(login.Config{
 		Domain:      cfg.SIPDomain,
-		OrdinaryHA1: func(u string) (string, bool) { h, ok := users[u]; return h, ok },
+		OrdinaryHA1: func(u string) (string, bool) { h, ok := (*users.Load())[u]; return h, ok },
 		Partners:    l.partners, Social: social,
 		Credentials: login.NewCredentials(login.CredentialsConfig{Realm: cfg.SIPDomain}),
 		Logger:      log.With("part", "login"),

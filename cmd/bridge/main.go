@@ -42,7 +42,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		log := newLogger(cfg, stderr)
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		if err := serve(ctx, cfg, log, nil); err != nil {
+		reload := func() (*config.Config, error) { return config.Load("bridge serve", args, os.Getenv, io.Discard) }
+		if err := serve(ctx, cfg, log, nil, reload); err != nil {
 			log.Error("bridge stopped", "err", err)
 			return 1
 		}

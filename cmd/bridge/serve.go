@@ -8,6 +8,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -32,11 +36,19 @@ type Addrs struct {
 
 // serve builds every part of the bridge from cfg, runs it until ctx ends and
 // shuts down in order: edges stop taking work first, the store closes last.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(Addrs)) error {
+//
+// reload, when not nil, re-reads the configuration on SIGHUP: SMPP accounts
+// and SIP users change without a restart (provisioned ones change through
+// the API at once).
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func(Addrs), reload func() (*config.Config, error)) error {
 	if cfg.OpenRegistration {
 		log.Warn("OPEN REGISTRATION IS ON: any SIP client can register as anyone. Labs only.")
 	}
-	db, err := store.Open(store.Options{Dir: cfg.DataDir, Logger: log.With("part", "store")})
+	db, err := store.Open(store.Options{
+		Dir: cfg.DataDir, Logger: log.With("part", "store"),
+		MemTableSize:   int64(cfg.StoreMemtableMB) << 20,
+		BlockCacheSize: int64(cfg.StoreCacheMB) << 20, IndexCacheSize: int64(cfg.StoreCacheMB) << 20,
+	})
 	if err != nil {
 		return fmt.Errorf("open store %q: %w", cfg.DataDir, err)
 	}
@@ -104,7 +116,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		Reassembly: smstext.ReassemblyConfig{Timeout: cfg.ReassemblyWait, Partial: cfg.ReassemblyPolicy == "partial", Logger: log.With("part", "reassembly")},
 	}, rt)
 
-	lg, err := buildLogins(cfg, log)
+	var accounts, users atomic.Pointer[map[string]string]
+	acc, usr := cfg.Accounts(), cfg.Users()
+	accounts.Store(&acc)
+	users.Store(&usr)
+	lg, err := buildLogins(cfg, &users, log)
 	if err != nil {
 		return err
 	}
@@ -137,10 +153,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		}
 	}
 
-	accounts := cfg.Accounts()
 	smppSrv := smpp.NewServer(smpp.ServerConfig{
 		Auth: func(systemID, password string, _ smpp.CommandID, _ net.Addr) uint32 {
-			want, ok := accounts[systemID]
+			want, ok := (*accounts.Load())[systemID]
 			if !ok {
 				return smpp.ESME_RINVSYSID
 			}
@@ -183,6 +198,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	}
 	if httpLn != nil {
 		g.Go(func() error { return apiSrv.Serve(gctx, httpLn) })
+	}
+	if reload != nil {
+		g.Go(func() error { return reloadOnHUP(gctx, reload, &accounts, &users, log) })
 	}
 	g.Go(func() error { return rt.Run(gctx) })
 	g.Go(func() error { return gw.Run(gctx) })
@@ -292,4 +310,28 @@ func serveAdmin(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("admin: %w", err)
 	}
 	return nil
+}
+
+// reloadOnHUP swaps in the accounts and users of a re-read configuration on
+// every SIGHUP; a configuration that does not load keeps the old one.
+func reloadOnHUP(ctx context.Context, reload func() (*config.Config, error), accounts, users *atomic.Pointer[map[string]string], log *slog.Logger) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+		}
+		cfg, err := reload()
+		if err != nil {
+			log.Error("reload refused: keeping the running configuration", "err", err)
+			continue
+		}
+		acc, usr := cfg.Accounts(), cfg.Users()
+		accounts.Store(&acc)
+		users.Store(&usr)
+		log.Info("configuration reloaded", "smpp_accounts", len(acc), "sip_users", len(usr))
+	}
 }
