@@ -1,21 +1,36 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"mime"
 	"net"
+	"reflect"
 	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/smsbridge/bridge/login"
+	"github.com/smsbridge/bridge/login/ssoticket"
 	"github.com/smsbridge/bridge/msg"
+	"github.com/smsbridge/bridge/presence"
+	"github.com/smsbridge/bridge/provision"
 	"github.com/smsbridge/bridge/store"
 )
+
+//go:embed openapi.json
+var openAPI []byte
+
+// OpenAPI returns the OpenAPI 3 document served at /v1/openapi.json.
+func OpenAPI() []byte { return bytes.Clone(openAPI) }
 
 // Submitter is the router.
 type Submitter interface {
@@ -27,29 +42,87 @@ type Messages interface {
 	Message(id string) (store.Record, error)
 }
 
-// Metric is one Prometheus sample family: name, help, type and a reader.
-type Metric struct {
-	Name, Help, Type string
-	Value            func() float64
+// Provisioner is the provisioning store (*provision.Store).
+type Provisioner interface {
+	CreateUser(ctx context.Context, spec provision.UserSpec) (provision.User, error)
+	PutUser(ctx context.Context, name string, spec provision.UserSpec) (provision.User, bool, error)
+	User(name string) (provision.User, bool)
+	Users() []provision.User
+	DeleteUser(ctx context.Context, name string) error
+	ImportCSV(ctx context.Context, r io.Reader) (int, error)
+	CreateAccount(ctx context.Context, spec provision.AccountSpec) (provision.Account, error)
+	Account(systemID string) (provision.Account, bool)
+	Accounts() []provision.Account
+	DeleteAccount(ctx context.Context, systemID string) error
+	Routes() []provision.Route
+	SetRoutes(ctx context.Context, routes []provision.Route) error
 }
 
-// Config configures the API server.
+// Presence is the presence index (*presence.Store).
+type Presence interface {
+	Register(ctx context.Context, b presence.Binding) error
+	Unregister(ctx context.Context, aor msg.Address, contact string) error
+	Bindings(aor msg.Address) []presence.Binding
+}
+
+// Logins admits password logins (*login.Authenticator).
+type Logins interface {
+	Password(ctx context.Context, name, password string) (login.Result, error)
+}
+
+// Tickets seals SSO tickets (*login.Issuer).
+type Tickets interface {
+	IssueClaims(user, display, service string) (string, ssoticket.Claims, error)
+}
+
+// PartnerContacts reads contact lists from partner sites (*login.Partners).
+type PartnerContacts interface {
+	Contacts(ctx context.Context, site, user string) ([]login.Contact, error)
+}
+
+// Config configures the API server. Every dependency after Metrics is
+// optional: nil answers its endpoints with 501.
 type Config struct {
 	Tokens      []string // bearer tokens accepted on /v1; none = /v1 refuses everyone
 	CountryCode string
+	Domain      string       // SIP domain: digest realm for SSO credentials, ticket subjects
 	Ready       func() error // nil = ready
 	Metrics     func() []Metric
 	Logger      *slog.Logger
-	MaxBody     int // bytes (default 64 KiB)
+	MaxBody     int // bytes (default 64 KiB); CSV imports get MaxImport
+	MaxImport   int // bytes for POST /v1/users with text/csv (default 8 MiB)
+
+	Provision Provisioner
+	Presence  Presence
+	Logins    Logins
+	Tickets   Tickets
+	Partners  PartnerContacts
+	// HA1 looks up a user's SIP credential (login.Authenticator.HA1): the
+	// user part of POST /v1/sso/tickets proves itself with it.
+	HA1 func(user string) (string, bool)
+	Now func() time.Time
 }
 
 // Server serves the HTTP API.
 type Server struct {
-	cfg  Config
-	sub  Submitter
-	msgs Messages
-	log  *slog.Logger
-	srv  *fasthttp.Server
+	cfg    Config
+	sub    Submitter
+	msgs   Messages
+	log    *slog.Logger
+	srv    *fasthttp.Server
+	routes []route
+	stats  *httpStats
+}
+
+// isNil catches typed nil pointers in interfaces (a nil *login.Partners
+// passed as PartnerContacts), so they disable their endpoints instead of
+// panicking.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
 
 // New builds the server.
@@ -60,10 +133,50 @@ func New(cfg Config, sub Submitter, msgs Messages) *Server {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 64 << 10
 	}
+	if cfg.MaxImport <= 0 {
+		cfg.MaxImport = 8 << 20
+	}
+	cfg.MaxImport = max(cfg.MaxImport, cfg.MaxBody)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if isNil(cfg.Provision) {
+		cfg.Provision = nil
+	}
+	if isNil(cfg.Presence) {
+		cfg.Presence = nil
+	}
+	if isNil(cfg.Logins) {
+		cfg.Logins = nil
+	}
+	if isNil(cfg.Tickets) {
+		cfg.Tickets = nil
+	}
+	if isNil(cfg.Partners) {
+		cfg.Partners = nil
+	}
 	s := &Server{cfg: cfg, sub: sub, msgs: msgs, log: cfg.Logger}
+	if isNil(sub) {
+		s.sub = nil
+	}
+	if isNil(msgs) {
+		s.msgs = nil
+	}
+	s.routes = s.table()
+	pats := make([]string, len(s.routes))
+	for i, r := range s.routes {
+		pats[i] = r.pattern
+	}
+	s.stats = newHTTPStats(pats)
 	s.srv = &fasthttp.Server{
-		Handler: s.handle, Name: "bridge", MaxRequestBodySize: cfg.MaxBody,
-		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
+		Handler: s.handle, Name: "bridge",
+		// The transport limit is the larger one; handle enforces MaxBody for
+		// everything but CSV imports.
+		MaxRequestBodySize: cfg.MaxImport,
+		ReadBufferSize:     8 << 10, // bounds the request line and headers
+		ErrorHandler:       s.transportError,
+		Logger:             fasthttpLogger{cfg.Logger},
+		ReadTimeout:        10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
 	}
 	return s
 }
@@ -87,57 +200,156 @@ type apiError struct {
 func writeJSON(ctx *fasthttp.RequestCtx, code int, v any) {
 	ctx.SetStatusCode(code)
 	ctx.SetContentType("application/json")
-	b, _ := json.Marshal(v)
-	ctx.SetBody(b)
+	b, err := json.Marshal(v)
+	if err != nil {
+		ctx.SetStatusCode(fasthttp.StatusInternalServerError)
+		b = []byte(`{"error":"cannot encode the answer"}`)
+	}
+	ctx.SetBody(append(b, '\n'))
 }
 
 func fail(ctx *fasthttp.RequestCtx, code int, format string, args ...any) {
 	writeJSON(ctx, code, apiError{Error: fmt.Sprintf(format, args...)})
 }
 
-func (s *Server) handle(ctx *fasthttp.RequestCtx) {
-	path := string(ctx.Path())
+// transportError answers what fasthttp could not parse, in the API's JSON.
+func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var nerr *net.OpError
 	switch {
-	case path == "/healthz":
-		ctx.SetBodyString("ok\n")
-	case path == "/readyz":
-		if s.cfg.Ready != nil {
-			if err := s.cfg.Ready(); err != nil {
-				ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-				ctx.SetBodyString("not ready: " + err.Error() + "\n")
-				return
-			}
-		}
-		ctx.SetBodyString("ready\n")
-	case path == "/metrics":
-		s.metrics(ctx)
-	case strings.HasPrefix(path, "/v1/"):
-		if !s.authorized(ctx) {
-			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="bridge"`)
-			fail(ctx, fasthttp.StatusUnauthorized, "missing or wrong bearer token")
-			return
-		}
-		switch {
-		case path == "/v1/messages":
-			if !ctx.IsPost() {
-				ctx.Response.Header.Set("Allow", "POST")
-				fail(ctx, fasthttp.StatusMethodNotAllowed, "use POST to send a message")
-				return
-			}
-			s.postMessage(ctx)
-		case strings.HasPrefix(path, "/v1/messages/"):
-			if !ctx.IsGet() {
-				ctx.Response.Header.Set("Allow", "GET")
-				fail(ctx, fasthttp.StatusMethodNotAllowed, "use GET to read a message's state")
-				return
-			}
-			s.getMessage(ctx, strings.TrimPrefix(path, "/v1/messages/"))
-		default:
-			fail(ctx, fasthttp.StatusNotFound, "no such endpoint %s", path)
-		}
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		fail(ctx, fasthttp.StatusRequestEntityTooLarge, "request body larger than %d bytes", s.cfg.MaxImport)
+	case errors.As(err, &small):
+		fail(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large")
+	case errors.As(err, &nerr) && nerr.Timeout():
+		fail(ctx, fasthttp.StatusRequestTimeout, "request not received in time")
 	default:
-		fail(ctx, fasthttp.StatusNotFound, "no such endpoint %s", path)
+		fail(ctx, fasthttp.StatusBadRequest, "malformed HTTP request")
 	}
+}
+
+// fasthttpLogger sends fasthttp's own complaints (bad clients, mostly) to
+// slog at debug level: the client already got its error answer.
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug("http transport", "detail", fmt.Sprintf(format, args...))
+}
+
+// handler serves one matched route; p holds the path parameters in order.
+type handler func(ctx *fasthttp.RequestCtx, p []string)
+
+type route struct {
+	pattern string
+	segs    []string
+	public  bool // no bearer token needed
+	methods map[string]handler
+}
+
+// table is every endpoint; it drives dispatch, 405s and the OpenAPI test.
+func (s *Server) table() []route {
+	rs := []route{
+		{pattern: "/healthz", public: true, methods: map[string]handler{"GET": s.healthz}},
+		{pattern: "/readyz", public: true, methods: map[string]handler{"GET": s.readyz}},
+		{pattern: "/metrics", public: true, methods: map[string]handler{"GET": func(c *fasthttp.RequestCtx, _ []string) { s.metrics(c) }}},
+		{pattern: "/v1/openapi.json", public: true, methods: map[string]handler{"GET": s.openapi}},
+		{pattern: "/v1/messages", methods: map[string]handler{"POST": s.postMessage}},
+		{pattern: "/v1/messages/{id}", methods: map[string]handler{"GET": s.getMessage}},
+		{pattern: "/v1/users", methods: map[string]handler{"GET": s.listUsers, "POST": s.createUser}},
+		{pattern: "/v1/users/{user}", methods: map[string]handler{"GET": s.getUser, "PUT": s.putUser, "DELETE": s.deleteUser}},
+		{pattern: "/v1/accounts", methods: map[string]handler{"GET": s.listAccounts, "POST": s.createAccount}},
+		{pattern: "/v1/accounts/{system_id}", methods: map[string]handler{"GET": s.getAccount, "DELETE": s.deleteAccount}},
+		{pattern: "/v1/routes", methods: map[string]handler{"GET": s.getRoutes, "PUT": s.putRoutes}},
+		{pattern: "/v1/presence/{address}", methods: map[string]handler{"GET": s.getPresence, "PUT": s.putPresence, "DELETE": s.deletePresence}},
+		{pattern: "/v1/login", methods: map[string]handler{"POST": s.postLogin}},
+		{pattern: "/v1/sso/tickets", methods: map[string]handler{"POST": s.postTicket}},
+		{pattern: "/v1/partners/{site}/contacts", methods: map[string]handler{"GET": s.getContacts}},
+	}
+	for i := range rs {
+		rs[i].segs = strings.Split(strings.TrimPrefix(rs[i].pattern, "/"), "/")
+	}
+	return rs
+}
+
+// Endpoints lists every method and path pattern the server answers, e.g.
+// "GET /v1/users/{user}".
+func (s *Server) Endpoints() []string {
+	var out []string
+	for _, r := range s.routes {
+		for m := range r.methods {
+			out = append(out, m+" "+r.pattern)
+		}
+	}
+	return out
+}
+
+func (s *Server) match(path string) (*route, []string) {
+	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	for i := range s.routes {
+		r := &s.routes[i]
+		if len(r.segs) != len(segs) {
+			continue
+		}
+		var params []string
+		ok := true
+		for j, want := range r.segs {
+			if strings.HasPrefix(want, "{") {
+				if segs[j] == "" {
+					ok = false
+					break
+				}
+				params = append(params, segs[j])
+			} else if want != segs[j] {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return r, params
+		}
+	}
+	return nil, nil
+}
+
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	path := string(ctx.Path())
+	method := string(ctx.Method())
+	r, params := s.match(path)
+	pattern := "other"
+	if r != nil {
+		pattern = r.pattern
+	}
+	defer func() {
+		s.stats.observe(pattern, method, ctx.Response.StatusCode(), time.Since(start))
+	}()
+	if r == nil {
+		fail(ctx, fasthttp.StatusNotFound, "no such endpoint %s", path)
+		return
+	}
+	if !r.public && !s.authorized(ctx) {
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="bridge"`)
+		fail(ctx, fasthttp.StatusUnauthorized, "missing or wrong bearer token")
+		return
+	}
+	h, ok := r.methods[method]
+	if !ok {
+		allow := make([]string, 0, len(r.methods))
+		for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+			if _, ok := r.methods[m]; ok {
+				allow = append(allow, m)
+			}
+		}
+		ctx.Response.Header.Set("Allow", strings.Join(allow, ", "))
+		fail(ctx, fasthttp.StatusMethodNotAllowed, "%s does not take %s; use %s", r.pattern, method, strings.Join(allow, " or "))
+		return
+	}
+	// Only CSV imports may use the larger transport limit.
+	if len(ctx.Request.Body()) > s.cfg.MaxBody && !(r.pattern == "/v1/users" && method == "POST" && isCSV(ctx)) {
+		fail(ctx, fasthttp.StatusRequestEntityTooLarge, "request body larger than %d bytes", s.cfg.MaxBody)
+		return
+	}
+	h(ctx, params)
 }
 
 func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
@@ -153,6 +365,75 @@ func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
 	return good == 1
 }
 
+func mediaType(ctx *fasthttp.RequestCtx) string {
+	ct := string(ctx.Request.Header.ContentType())
+	if ct == "" {
+		return ""
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return "invalid"
+	}
+	return mt
+}
+
+func isCSV(ctx *fasthttp.RequestCtx) bool { return mediaType(ctx) == "text/csv" }
+
+// readJSON decodes the body into v strictly: one JSON object, no unknown
+// fields. curl -d sends application/x-www-form-urlencoded unless told
+// otherwise, so that type is read as JSON too; anything else is a 415.
+func readJSON(ctx *fasthttp.RequestCtx, v any) bool {
+	switch mediaType(ctx) {
+	case "", "application/json", "application/x-www-form-urlencoded":
+	default:
+		fail(ctx, fasthttp.StatusUnsupportedMediaType, "send the body as application/json")
+		return false
+	}
+	if err := decodeStrict(ctx.PostBody(), v); err != nil {
+		fail(ctx, fasthttp.StatusBadRequest, "%v", err)
+		return false
+	}
+	return true
+}
+
+// decodeStrict is the one JSON reader of request bodies (fuzzed).
+func decodeStrict(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return errors.New("empty body; send a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("body is not the expected JSON object: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("body has data after the JSON object")
+	}
+	return nil
+}
+
+func (s *Server) healthz(ctx *fasthttp.RequestCtx, _ []string) { ctx.SetBodyString("ok\n") }
+
+func (s *Server) readyz(ctx *fasthttp.RequestCtx, _ []string) {
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(); err != nil {
+			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			ctx.SetBodyString("not ready: " + err.Error() + "\n")
+			return
+		}
+	}
+	ctx.SetBodyString("ready\n")
+}
+
+func (s *Server) openapi(ctx *fasthttp.RequestCtx, _ []string) {
+	ctx.SetContentType("application/json")
+	ctx.SetBody(openAPI)
+}
+
+func notConfigured(ctx *fasthttp.RequestCtx, what string) {
+	fail(ctx, fasthttp.StatusNotImplemented, "%s is not configured on this bridge", what)
+}
+
 // SendRequest is the body of POST /v1/messages.
 type SendRequest struct {
 	From    string `json:"from"`
@@ -162,6 +443,9 @@ type SendRequest struct {
 	Ref     string `json:"ref,omitempty"` // the client's own id, kept as the origin reference
 }
 
+// MaxTextBytes bounds a message's text (a long SMS of 255 parts of UCS-2).
+const MaxTextBytes = 255 * 67 * 4
+
 func parseParty(s, cc string) (msg.Address, error) {
 	if strings.HasPrefix(s, "sip:") || strings.Contains(s, "@") {
 		return msg.FromAOR(s, cc)
@@ -169,32 +453,55 @@ func parseParty(s, cc string) (msg.Address, error) {
 	return msg.NormalizeNumber(s, msg.TONUnknown, msg.NPIISDN, cc)
 }
 
-func (s *Server) postMessage(ctx *fasthttp.RequestCtx) {
+// ParseSendRequest turns a POST /v1/messages body into a message.
+func ParseSendRequest(body []byte, cc string) (*msg.Message, error) {
 	var req SendRequest
-	dec := json.NewDecoder(strings.NewReader(string(ctx.PostBody())))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		fail(ctx, fasthttp.StatusBadRequest, "body is not a message object: %v", err)
-		return
+	if err := decodeStrict(body, &req); err != nil {
+		return nil, err
 	}
-	from, err := parseParty(req.From, s.cfg.CountryCode)
+	from, err := parseParty(req.From, cc)
 	if err != nil {
-		fail(ctx, fasthttp.StatusBadRequest, "from: %v", err)
-		return
+		return nil, fmt.Errorf("from: %v", err)
 	}
-	to, err := parseParty(req.To, s.cfg.CountryCode)
+	to, err := parseParty(req.To, cc)
 	if err != nil {
-		fail(ctx, fasthttp.StatusBadRequest, "to: %v", err)
-		return
+		return nil, fmt.Errorf("to: %v", err)
+	}
+	if strings.HasPrefix(string(to), "alpha:") {
+		return nil, errors.New("to: an alphanumeric address cannot receive")
 	}
 	if req.Text == "" {
-		fail(ctx, fasthttp.StatusBadRequest, "text must not be empty")
+		return nil, errors.New("text must not be empty")
+	}
+	if len(req.Text) > MaxTextBytes {
+		return nil, fmt.Errorf("text longer than %d bytes", MaxTextBytes)
+	}
+	if len(req.Ref) > 64 {
+		return nil, errors.New("ref longer than 64 bytes")
+	}
+	return &msg.Message{From: from, To: to, Text: req.Text, Receipt: req.Receipt,
+		Origin: msg.Origin{Kind: msg.FromAPI, Ref: req.Ref}}, nil
+}
+
+func (s *Server) postMessage(ctx *fasthttp.RequestCtx, _ []string) {
+	if s.sub == nil {
+		notConfigured(ctx, "sending")
 		return
 	}
-	m := &msg.Message{From: from, To: to, Text: req.Text, Receipt: req.Receipt,
-		Origin: msg.Origin{Kind: msg.FromAPI, Ref: req.Ref}}
+	switch mediaType(ctx) {
+	case "", "application/json", "application/x-www-form-urlencoded":
+	default:
+		fail(ctx, fasthttp.StatusUnsupportedMediaType, "send the body as application/json")
+		return
+	}
+	m, err := ParseSendRequest(ctx.PostBody(), s.cfg.CountryCode)
+	if err != nil {
+		fail(ctx, fasthttp.StatusBadRequest, "%v", err)
+		return
+	}
 	switch err := s.sub.Submit(ctx, m); {
 	case err == nil:
+		ctx.Response.Header.Set("Location", "/v1/messages/"+m.ID)
 		writeJSON(ctx, fasthttp.StatusAccepted, map[string]string{"id": m.ID})
 	case errors.Is(err, msg.ErrOverloaded):
 		ctx.Response.Header.Set("Retry-After", "1")
@@ -224,35 +531,32 @@ type EventView struct {
 	Detail string    `json:"detail,omitempty"`
 }
 
-func (s *Server) getMessage(ctx *fasthttp.RequestCtx, id string) {
-	if id == "" || len(id) > 64 {
+func (s *Server) getMessage(ctx *fasthttp.RequestCtx, p []string) {
+	if s.msgs == nil {
+		notConfigured(ctx, "message state")
+		return
+	}
+	id := p[0]
+	if len(id) > 64 {
 		fail(ctx, fasthttp.StatusBadRequest, "bad message id")
 		return
 	}
 	rec, err := s.msgs.Message(id)
-	if errors.Is(err, store.ErrNotFound) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		fail(ctx, fasthttp.StatusNotFound, "no message %s", id)
 		return
-	}
-	if err != nil {
-		fail(ctx, fasthttp.StatusInternalServerError, "store: %v", err)
+	case errors.Is(err, store.ErrBadID):
+		fail(ctx, fasthttp.StatusBadRequest, "bad message id %q", id)
+		return
+	case err != nil:
+		s.log.Warn("api message state", "id", id, "err", err)
+		fail(ctx, fasthttp.StatusServiceUnavailable, "store: %v", err)
 		return
 	}
-	v := MessageView{ID: rec.Msg.ID, From: string(rec.Msg.From), To: string(rec.Msg.To), State: rec.State.String(), Expires: rec.Msg.Expires}
+	v := MessageView{ID: rec.Msg.ID, From: string(rec.Msg.From), To: string(rec.Msg.To), State: rec.State.String(), Expires: rec.Msg.Expires, Events: []EventView{}}
 	for _, e := range rec.Events {
 		v.Events = append(v.Events, EventView{State: e.State.String(), At: e.At, Detail: e.Detail})
 	}
 	writeJSON(ctx, fasthttp.StatusOK, v)
-}
-
-func (s *Server) metrics(ctx *fasthttp.RequestCtx) {
-	ctx.SetContentType("text/plain; version=0.0.4")
-	if s.cfg.Metrics == nil {
-		return
-	}
-	var b strings.Builder
-	for _, m := range s.cfg.Metrics() {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %g\n", m.Name, m.Help, m.Name, m.Type, m.Name, m.Value())
-	}
-	ctx.SetBodyString(b.String())
 }

@@ -214,7 +214,7 @@ func TestKamailioInterop(t *testing.T) {
 		if k.exited() {
 			t.Fatalf("kamailio exited:\n%s", k.out.String())
 		}
-		res, err := u.sipAt(t, sipmsg.NewRequest(sipmsg.OPTIONS, sipmsg.Uri{Scheme: "sip", Host: "127.0.0.1"}), kaddr)
+		res, err := u.sipAt(t, sipmsg.NewRequest(sipmsg.OPTIONS, sipmsg.Uri{Scheme: "sip", Host: testDomain}), kaddr)
 		return err == nil && res.StatusCode == 200
 	})
 

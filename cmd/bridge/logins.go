@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/smsbridge/bridge/config"
@@ -20,7 +19,7 @@ type logins struct {
 	issuer   *login.Issuer
 }
 
-func buildLogins(cfg *config.Config, users *atomic.Pointer[map[string]string], log *slog.Logger) (*logins, error) {
+func buildLogins(cfg *config.Config, ordinaryHA1 func(string) (string, bool), log *slog.Logger) (*logins, error) {
 	l := &logins{}
 	var sites []login.Site
 	for _, s := range cfg.PartnerSites {
@@ -87,7 +86,7 @@ func buildLogins(cfg *config.Config, users *atomic.Pointer[map[string]string], l
 	}
 	auth, err := login.New(login.Config{
 		Domain:      cfg.SIPDomain,
-		OrdinaryHA1: func(u string) (string, bool) { h, ok := (*users.Load())[u]; return h, ok },
+		OrdinaryHA1: ordinaryHA1,
 		Partners:    l.partners, Social: social,
 		Credentials: login.NewCredentials(login.CredentialsConfig{Realm: cfg.SIPDomain}),
 		Logger:      log.With("part", "login"),

@@ -7,6 +7,7 @@
 //	bridge config print        print the effective configuration, secrets masked
 //	bridge codec ...           SIP-C ⇄ MCP codec tools
 //	bridge sso verify ...      open and check a single sign-on ticket
+//	bridge users import F.csv  provision users from a CSV file (bridge stopped)
 package main
 
 import (
@@ -66,11 +67,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCodec(args, stdin, stdout, stderr)
 	case "sso":
 		return runSSO(args, stdin, stdout, stderr)
+	case "users":
+		return runUsers(args, stdin, stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: bridge [serve|version|config print|codec|sso verify] [flags]; bridge serve --help lists the flags")
+		fmt.Fprintln(stdout, "usage: bridge [serve|version|config print|codec|sso verify|users import] [flags]; bridge serve --help lists the flags")
 		return 0
 	}
-	fmt.Fprintf(stderr, "bridge: unknown command %q (serve, version, config, codec, sso)\n", cmd)
+	fmt.Fprintf(stderr, "bridge: unknown command %q (serve, version, config, codec, sso, users)\n", cmd)
 	return 2
 }
 

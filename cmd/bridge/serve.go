@@ -21,6 +21,7 @@ import (
 	"github.com/smsbridge/bridge/mcp"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
+	"github.com/smsbridge/bridge/provision"
 	"github.com/smsbridge/bridge/router"
 	"github.com/smsbridge/bridge/sip"
 	"github.com/smsbridge/bridge/smpp"
@@ -116,11 +117,24 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		Reassembly: smstext.ReassemblyConfig{Timeout: cfg.ReassemblyWait, Partial: cfg.ReassemblyPolicy == "partial", Logger: log.With("part", "reassembly")},
 	}, rt)
 
+	// Accounts and users from the configuration (swapped on SIGHUP) come
+	// first; those provisioned through the API are in the store.
 	var accounts, users atomic.Pointer[map[string]string]
 	acc, usr := cfg.Accounts(), cfg.Users()
 	accounts.Store(&acc)
 	users.Store(&usr)
-	lg, err := buildLogins(cfg, &users, log)
+	prov, err := provision.Open(provision.Options{KV: db, Domain: cfg.SIPDomain, CountryCode: cfg.CountryCode,
+		Logger: log.With("part", "provision")})
+	if err != nil {
+		return err
+	}
+	ha1 := func(u string) (string, bool) {
+		if h, ok := (*users.Load())[u]; ok {
+			return h, true
+		}
+		return prov.HA1(u)
+	}
+	lg, err := buildLogins(cfg, ha1, log)
 	if err != nil {
 		return err
 	}
@@ -155,11 +169,16 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 
 	smppSrv := smpp.NewServer(smpp.ServerConfig{
 		Auth: func(systemID, password string, _ smpp.CommandID, _ net.Addr) uint32 {
-			want, ok := (*accounts.Load())[systemID]
-			if !ok {
-				return smpp.ESME_RINVSYSID
+			if want, ok := (*accounts.Load())[systemID]; ok {
+				if !smpp.CheckPassword(want, password) {
+					return smpp.ESME_RINVPASWD
+				}
+				return smpp.ESME_ROK
 			}
-			if !smpp.CheckPassword(want, password) {
+			switch ok, known := prov.CheckAccount(systemID, password); {
+			case !known:
+				return smpp.ESME_RINVSYSID
+			case !ok:
 				return smpp.ESME_RINVPASWD
 			}
 			return smpp.ESME_ROK
@@ -173,6 +192,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		Tokens: cfg.APITokens, CountryCode: cfg.CountryCode, Logger: log.With("part", "http"),
 		Ready:   db.Healthy,
 		Metrics: func() []api.Metric { return metrics(rt, db, pres, gw) },
+		Domain:  cfg.SIPDomain, Provision: prov, Presence: pres,
+		Logins: lg.auth, Tickets: lg.issuer, Partners: lg.partners, HA1: lg.auth.HA1,
 	}, rt, db)
 
 	smppLn, err := net.Listen("tcp", cfg.SMPPListen)
@@ -200,7 +221,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		g.Go(func() error { return apiSrv.Serve(gctx, httpLn) })
 	}
 	if reload != nil {
-		g.Go(func() error { return reloadOnHUP(gctx, reload, &accounts, &users, log) })
+		g.Go(func() error { return reloadOnHUP(gctx, reload, &accounts, &users, prov, log) })
 	}
 	g.Go(func() error { return rt.Run(gctx) })
 	g.Go(func() error { return gw.Run(gctx) })
@@ -314,7 +335,7 @@ func serveAdmin(ctx context.Context, ln net.Listener) error {
 
 // reloadOnHUP swaps in the accounts and users of a re-read configuration on
 // every SIGHUP; a configuration that does not load keeps the old one.
-func reloadOnHUP(ctx context.Context, reload func() (*config.Config, error), accounts, users *atomic.Pointer[map[string]string], log *slog.Logger) error {
+func reloadOnHUP(ctx context.Context, reload func() (*config.Config, error), accounts, users *atomic.Pointer[map[string]string], prov *provision.Store, log *slog.Logger) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -332,6 +353,9 @@ func reloadOnHUP(ctx context.Context, reload func() (*config.Config, error), acc
 		acc, usr := cfg.Accounts(), cfg.Users()
 		accounts.Store(&acc)
 		users.Store(&usr)
+		if err := prov.Reload(); err != nil {
+			log.Error("reloading provisioned users and accounts", "err", err)
+		}
 		log.Info("configuration reloaded", "smpp_accounts", len(acc), "sip_users", len(usr))
 	}
 }

@@ -1,0 +1,499 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/smsbridge/bridge/login"
+	"github.com/smsbridge/bridge/msg"
+	"github.com/smsbridge/bridge/presence"
+	"github.com/smsbridge/bridge/provision"
+)
+
+// provFail maps provisioning errors to status codes: the client's mistakes
+// are 4xx, only a failing store is 503.
+func (s *Server) provFail(ctx *fasthttp.RequestCtx, err error) {
+	msg := strings.TrimPrefix(err.Error(), "provision: ")
+	switch {
+	case errors.Is(err, provision.ErrInvalid):
+		fail(ctx, fasthttp.StatusBadRequest, "%s", msg)
+	case errors.Is(err, provision.ErrNotFound):
+		fail(ctx, fasthttp.StatusNotFound, "%s", msg)
+	case errors.Is(err, provision.ErrExists), errors.Is(err, provision.ErrStatic):
+		fail(ctx, fasthttp.StatusConflict, "%s", msg)
+	default:
+		s.log.Warn("api provisioning not stored", "err", err)
+		fail(ctx, fasthttp.StatusServiceUnavailable, "not stored: %s", msg)
+	}
+}
+
+// UserList is the body of GET /v1/users.
+type UserList struct {
+	Users []provision.User `json:"users"`
+}
+
+// ImportResult is the answer to a CSV import.
+type ImportResult struct {
+	Imported int `json:"imported"`
+}
+
+func (s *Server) listUsers(ctx *fasthttp.RequestCtx, _ []string) {
+	if s.cfg.Provision == nil {
+		notConfigured(ctx, "provisioning")
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, UserList{Users: s.cfg.Provision.Users()})
+}
+
+func (s *Server) createUser(ctx *fasthttp.RequestCtx, _ []string) {
+	if s.cfg.Provision == nil {
+		notConfigured(ctx, "provisioning")
+		return
+	}
+	if isCSV(ctx) {
+		n, err := s.cfg.Provision.ImportCSV(ctx, bytes.NewReader(ctx.PostBody()))
+		if err != nil {
+			s.provFail(ctx, err)
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusOK, ImportResult{Imported: n})
+		return
+	}
+	var spec provision.UserSpec
+	if !readJSON(ctx, &spec) {
+		return
+	}
+	u, err := s.cfg.Provision.CreateUser(ctx, spec)
+	if err != nil {
+		s.provFail(ctx, err)
+		return
+	}
+	ctx.Response.Header.Set("Location", "/v1/users/"+url.PathEscape(u.Name))
+	writeJSON(ctx, fasthttp.StatusCreated, u)
+}
+
+func (s *Server) getUser(ctx *fasthttp.RequestCtx, p []string) {
+	if s.cfg.Provision == nil {
+		notConfigured(ctx, "provisioning")
+		return
+	}
+	if _, err := provision.NormalizeUserName(p[0]); err != nil {
+		s.provFail(ctx, err)
+		return
+	}
+	u, ok := s.cfg.Provision.User(p[0])
+	if !ok {
+		fail(ctx, fasthttp.StatusNotFound, "no user %q", p[0])
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, u)
+}
+
+func (s *Server) putUser(ctx *fasthttp.RequestCtx, p []string) {
+	if s.cfg.Provision == nil {
+		notConfigured(ctx, "provisioning")
+		return
+	}
+	var spec provision.UserSpec
+	if !readJSON(ctx, &spec) {
+		return
+	}
+	u, created, err := s.cfg.Provision.PutUser(ctx, p[0], spec)
+	if err != nil {
+		s.provFail(ctx, err)
+		return
+	}
+	code := fasthttp.StatusOK
+	if created {
+		code = fasthttp.StatusCreated
+	}
+	writeJSON(ctx, code, u)
+}
+
+func (s *Server) deleteUser(ctx *fasthttp.RequestCtx, p []string) {
+	if s.cfg.Provision == nil {
+		notConfigured(ctx, "provisioning")
+		return
+	}
+	if err := s.cfg.Provision.DeleteUser(ctx, p[0]); err != nil {
+		s.provFail(ctx, err)
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+// AccountList is the body of GET /v1/accounts.
+type AccountList struct {
+	Accounts []provision.Account `json:"accounts"`
+}
+
+func (s *Server) listAccounts(ctx *fasthttp.RequestCtx, _ []string) {
+	if s.cfg.Provision == nil {
+		notConfigured(ctx, "provisioning")
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, AccountList{Accounts: s.cfg.Provision.Accounts()})
+}
+
+func (s *Server) createAccount(ctx *fasthttp.RequestCtx, _ []string) {
+	if s.cfg.Provision == nil {
+		notConfigured(ctx, "provisioning")
+		return
+	}
+	var spec provision.AccountSpec
+	if !readJSON(ctx, &spec) {
+		return
+	}
+	a, err := s.cfg.Provision.CreateAccount(ctx, spec)
+	if err != nil {
+		s.provFail(ctx, err)
+		return
+	}
+	ctx.Response.Header.Set("Location", "/v1/accounts/"+url.PathEscape(a.SystemID))
+	writeJSON(ctx, fasthttp.StatusCreated, a)
+}
+
+func (s *Server) getAccount(ctx *fasthttp.RequestCtx, p []string) {
+	if s.cfg.Provision == nil {
+		notConfigured(ctx, "provisioning")
+		return
+	}
+	a, ok := s.cfg.Provision.Account(p[0])
+	if !ok {
+		fail(ctx, fasthttp.StatusNotFound, "no account %q", p[0])
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, a)
+}
+
+func (s *Server) deleteAccount(ctx *fasthttp.RequestCtx, p []string) {
+	if s.cfg.Provision == nil {
+		notConfigured(ctx, "provisioning")
+		return
+	}
+	if err := s.cfg.Provision.DeleteAccount(ctx, p[0]); err != nil {
+		s.provFail(ctx, err)
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+// RouteTable is the body of GET and PUT /v1/routes.
+type RouteTable struct {
+	Routes []provision.Route `json:"routes"`
+}
+
+func (s *Server) getRoutes(ctx *fasthttp.RequestCtx, _ []string) {
+	if s.cfg.Provision == nil {
+		notConfigured(ctx, "provisioning")
+		return
+	}
+	rs := s.cfg.Provision.Routes()
+	if rs == nil {
+		rs = []provision.Route{}
+	}
+	writeJSON(ctx, fasthttp.StatusOK, RouteTable{Routes: rs})
+}
+
+func (s *Server) putRoutes(ctx *fasthttp.RequestCtx, _ []string) {
+	if s.cfg.Provision == nil {
+		notConfigured(ctx, "provisioning")
+		return
+	}
+	var t RouteTable
+	if !readJSON(ctx, &t) {
+		return
+	}
+	if t.Routes == nil {
+		fail(ctx, fasthttp.StatusBadRequest, `body needs "routes" (an empty list clears the table)`)
+		return
+	}
+	if err := s.cfg.Provision.SetRoutes(ctx, t.Routes); err != nil {
+		s.provFail(ctx, err)
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, RouteTable{Routes: s.cfg.Provision.Routes()})
+}
+
+// PresenceRequest is the body of PUT /v1/presence/{address}.
+type PresenceRequest struct {
+	Contact   string `json:"contact"`
+	Via       string `json:"via,omitempty"` // adapter that delivers to Contact; default "sip"
+	ExpiresIn int    `json:"expires_in"`    // seconds, 1..MaxPresenceSeconds
+}
+
+// MaxPresenceSeconds bounds a pushed binding's lifetime (7 days): the
+// pusher must refresh, so a crashed IM server's users do not stay online.
+const MaxPresenceSeconds = 7 * 24 * 3600
+
+// PresenceView is the answer of GET and PUT /v1/presence/{address}.
+type PresenceView struct {
+	Address  msg.Address        `json:"address"`
+	Online   bool               `json:"online"`
+	Bindings []presence.Binding `json:"bindings"`
+}
+
+// ParsePresenceRequest checks a PUT /v1/presence body into a binding of aor.
+func ParsePresenceRequest(body []byte, aor msg.Address, now time.Time) (presence.Binding, error) {
+	var req PresenceRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return presence.Binding{}, err
+	}
+	c := strings.TrimSpace(req.Contact)
+	if c == "" || len(c) > 512 || strings.ContainsAny(c, " \t\r\n\x00") {
+		return presence.Binding{}, errors.New("contact must be 1 to 512 bytes without spaces (e.g. sip:alice@10.0.0.5:5060)")
+	}
+	via := req.Via
+	if via == "" {
+		via = "sip"
+	}
+	if len(via) > 32 || strings.Trim(via, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+		return presence.Binding{}, fmt.Errorf("via %q must be a lowercase adapter name such as sip", req.Via)
+	}
+	if req.ExpiresIn < 1 || req.ExpiresIn > MaxPresenceSeconds {
+		return presence.Binding{}, fmt.Errorf("expires_in must be 1 to %d seconds; DELETE takes a user offline", MaxPresenceSeconds)
+	}
+	return presence.Binding{AOR: aor, Contact: c, Via: via,
+		Expires: now.Add(time.Duration(req.ExpiresIn) * time.Second).UTC(), Updated: now.UTC()}, nil
+}
+
+func (s *Server) presenceAddr(ctx *fasthttp.RequestCtx, raw string) (msg.Address, bool) {
+	a, err := parseParty(raw, s.cfg.CountryCode)
+	if err == nil && strings.HasPrefix(string(a), "alpha:") {
+		err = errors.New("an alphanumeric address has no presence")
+	}
+	if err != nil {
+		fail(ctx, fasthttp.StatusBadRequest, "address %q: %v (use +E164, a national number or sip:user@domain)", raw, err)
+		return "", false
+	}
+	return a, true
+}
+
+func (s *Server) presenceView(a msg.Address) PresenceView {
+	bs := s.cfg.Presence.Bindings(a)
+	if bs == nil {
+		bs = []presence.Binding{}
+	}
+	return PresenceView{Address: a, Online: len(bs) > 0, Bindings: bs}
+}
+
+func (s *Server) getPresence(ctx *fasthttp.RequestCtx, p []string) {
+	if s.cfg.Presence == nil {
+		notConfigured(ctx, "presence")
+		return
+	}
+	a, ok := s.presenceAddr(ctx, p[0])
+	if !ok {
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, s.presenceView(a))
+}
+
+func (s *Server) putPresence(ctx *fasthttp.RequestCtx, p []string) {
+	if s.cfg.Presence == nil {
+		notConfigured(ctx, "presence")
+		return
+	}
+	a, ok := s.presenceAddr(ctx, p[0])
+	if !ok {
+		return
+	}
+	switch mediaType(ctx) {
+	case "", "application/json", "application/x-www-form-urlencoded":
+	default:
+		fail(ctx, fasthttp.StatusUnsupportedMediaType, "send the body as application/json")
+		return
+	}
+	b, err := ParsePresenceRequest(ctx.PostBody(), a, s.cfg.Now())
+	if err != nil {
+		fail(ctx, fasthttp.StatusBadRequest, "%v", err)
+		return
+	}
+	if err := s.cfg.Presence.Register(ctx, b); err != nil {
+		s.log.Warn("api presence not stored", "aor", a, "err", err)
+		fail(ctx, fasthttp.StatusServiceUnavailable, "presence not stored: %v", err)
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, s.presenceView(a))
+}
+
+func (s *Server) deletePresence(ctx *fasthttp.RequestCtx, p []string) {
+	if s.cfg.Presence == nil {
+		notConfigured(ctx, "presence")
+		return
+	}
+	a, ok := s.presenceAddr(ctx, p[0])
+	if !ok {
+		return
+	}
+	contact := string(ctx.QueryArgs().Peek("contact")) // "" = every contact
+	if err := s.cfg.Presence.Unregister(ctx, a, contact); err != nil {
+		s.log.Warn("api presence not removed", "aor", a, "err", err)
+		fail(ctx, fasthttp.StatusServiceUnavailable, "presence not removed: %v", err)
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+// LoginRequest is the body of POST /v1/login.
+type LoginRequest struct {
+	User     string `json:"user"`
+	Password string `json:"password"`
+}
+
+// loginStatus maps login errors: refusals of the user are 403 (401 is kept
+// for the bearer token), malformed input 400, partner trouble 502/503.
+func loginStatus(err error) int {
+	switch {
+	case errors.Is(err, login.ErrBadName), errors.Is(err, login.ErrMalformedToken):
+		return fasthttp.StatusBadRequest
+	case errors.Is(err, login.ErrUnknownSite), errors.Is(err, login.ErrUnknownSocial), errors.Is(err, login.ErrUnknownService):
+		return fasthttp.StatusNotFound
+	case errors.Is(err, login.ErrServerRejected):
+		return fasthttp.StatusBadGateway
+	case errors.Is(err, login.ErrCircuitOpen), errors.Is(err, login.ErrPartnerUnavailable):
+		return fasthttp.StatusServiceUnavailable
+	case errors.Is(err, login.ErrReplayFull), errors.Is(err, login.ErrTooManyCredentials):
+		return fasthttp.StatusTooManyRequests
+	case errors.Is(err, login.ErrNotOffered):
+		return fasthttp.StatusNotFound
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fasthttp.StatusServiceUnavailable
+	}
+	// ErrBadPassword, ErrDenied, ErrSiteDisabled, ErrBadSignature,
+	// ErrWrongAccount, ErrExpired, ErrTooLong, ErrReplayed and anything new.
+	return fasthttp.StatusForbidden
+}
+
+func (s *Server) postLogin(ctx *fasthttp.RequestCtx, _ []string) {
+	if s.cfg.Logins == nil {
+		notConfigured(ctx, "login")
+		return
+	}
+	var req LoginRequest
+	if !readJSON(ctx, &req) {
+		return
+	}
+	if req.User == "" || req.Password == "" || len(req.User) > 256 || len(req.Password) > 4096 {
+		fail(ctx, fasthttp.StatusBadRequest, "user and password are required (user ≤ 256, password ≤ 4096 bytes)")
+		return
+	}
+	r, err := s.cfg.Logins.Password(ctx, req.User, req.Password)
+	if err != nil {
+		code := loginStatus(err)
+		if code >= 500 {
+			ctx.Response.Header.Set("Retry-After", "30")
+		}
+		fail(ctx, code, "%v", err)
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, LoginView{Result: r, Kind: r.Kind.String()})
+}
+
+// LoginView is the answer of POST /v1/login: the login result with its kind
+// spelled out ("ordinary", "partner", "social").
+type LoginView struct {
+	login.Result
+	Kind string `json:"kind"`
+}
+
+// TicketRequest is the body of POST /v1/sso/tickets. The bearer token says
+// the caller is a trusted front end; User and Password say whose ticket it
+// is: the IM user name and its SIP password (an ordinary user's own, or the
+// one POST /v1/login issued to a partner or social login).
+type TicketRequest struct {
+	Service  string `json:"service"`
+	User     string `json:"user"`
+	Password string `json:"password"`
+}
+
+// TicketResponse is the answer of POST /v1/sso/tickets.
+type TicketResponse struct {
+	Ticket  string `json:"ticket"`
+	Expires int64  `json:"expires"` // unix seconds
+	ID      string `json:"id"`      // jti
+	Subject string `json:"subject"` // user@domain
+}
+
+func (s *Server) postTicket(ctx *fasthttp.RequestCtx, _ []string) {
+	if s.cfg.Tickets == nil || s.cfg.HA1 == nil || s.cfg.Domain == "" {
+		notConfigured(ctx, "single sign-on")
+		return
+	}
+	var req TicketRequest
+	if !readJSON(ctx, &req) {
+		return
+	}
+	if req.Service == "" || req.User == "" || req.Password == "" {
+		fail(ctx, fasthttp.StatusBadRequest, "service, user and password are required")
+		return
+	}
+	if len(req.User) > 256 || len(req.Password) > 256 || strings.ContainsAny(req.User, ":@# ") {
+		fail(ctx, fasthttp.StatusBadRequest, "user must be an IM user name (the \"user\" of a login result)")
+		return
+	}
+	have, ok := s.cfg.HA1(req.User)
+	want := login.HA1(req.User, s.cfg.Domain, req.Password)
+	if subtle.ConstantTimeCompare([]byte(strings.ToLower(have)), []byte(want)) != 1 || !ok {
+		fail(ctx, fasthttp.StatusForbidden, "wrong user name or password")
+		return
+	}
+	display := ""
+	if s.cfg.Provision != nil {
+		if u, ok := s.cfg.Provision.User(req.User); ok {
+			display = u.Display
+		}
+	}
+	sub := req.User + "@" + s.cfg.Domain
+	t, c, err := s.cfg.Tickets.IssueClaims(sub, display, req.Service)
+	if err != nil {
+		code := loginStatus(err)
+		if code == fasthttp.StatusForbidden {
+			code = fasthttp.StatusServiceUnavailable
+			s.log.Warn("api sso ticket not issued", "service", req.Service, "err", err)
+		}
+		fail(ctx, code, "%v", err)
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, TicketResponse{Ticket: t, Expires: c.Expires, ID: c.ID, Subject: sub})
+}
+
+// ContactList is the answer of GET /v1/partners/{site}/contacts.
+type ContactList struct {
+	Site     string          `json:"site"`
+	User     string          `json:"user"`
+	Contacts []login.Contact `json:"contacts"`
+}
+
+func (s *Server) getContacts(ctx *fasthttp.RequestCtx, p []string) {
+	if s.cfg.Partners == nil {
+		notConfigured(ctx, "partner sites")
+		return
+	}
+	user := string(ctx.QueryArgs().Peek("user"))
+	if user == "" || len(user) > 256 {
+		fail(ctx, fasthttp.StatusBadRequest, "query parameter user is required (the user's name at the site)")
+		return
+	}
+	cs, err := s.cfg.Partners.Contacts(ctx, p[0], user)
+	if err != nil {
+		code := loginStatus(err)
+		if code >= 500 {
+			ctx.Response.Header.Set("Retry-After", "30")
+		}
+		fail(ctx, code, "%v", err)
+		return
+	}
+	if cs == nil {
+		cs = []login.Contact{}
+	}
+	writeJSON(ctx, fasthttp.StatusOK, ContactList{Site: p[0], User: user, Contacts: cs})
+}

@@ -1,0 +1,100 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/smsbridge/bridge/msg"
+)
+
+// Route sends SMS for destinations starting with Prefix to Target.
+type Route struct {
+	Name   string `json:"name"`
+	Target string `json:"target"`           // "smsc" or "esme:SYSTEM_ID"
+	Prefix string `json:"prefix,omitempty"` // E.164 digits ("+" optional); "" matches every number
+}
+
+// MaxRoutes bounds the route table (it is matched linearly).
+const MaxRoutes = 1000
+
+// ValidateRoutes checks a route table and returns it normalized (prefixes
+// without "+").
+func ValidateRoutes(in []Route) ([]Route, error) {
+	if len(in) > MaxRoutes {
+		return nil, invalid("%d routes, at most %d", len(in), MaxRoutes)
+	}
+	out := make([]Route, 0, len(in))
+	seen := map[string]bool{}
+	for i, r := range in {
+		if err := validToken(r.Name, 64, "._-"); err != nil {
+			return nil, invalid("routes[%d]: name %q %v", i, r.Name, err)
+		}
+		if seen[r.Name] {
+			return nil, invalid("routes[%d]: name %q used twice", i, r.Name)
+		}
+		seen[r.Name] = true
+		if r.Target != "smsc" {
+			id, ok := strings.CutPrefix(r.Target, "esme:")
+			if !ok || validToken(id, 15, "._-") != nil {
+				return nil, invalid("routes[%d] %s: target %q must be \"smsc\" or \"esme:SYSTEM_ID\"", i, r.Name, r.Target)
+			}
+		}
+		p := strings.TrimPrefix(r.Prefix, "+")
+		if len(p) > 15 || strings.Trim(p, "0123456789") != "" {
+			return nil, invalid("routes[%d] %s: prefix %q is not E.164 digits", i, r.Name, r.Prefix)
+		}
+		out = append(out, Route{Name: r.Name, Target: r.Target, Prefix: p})
+	}
+	return out, nil
+}
+
+// SetRoutes replaces the whole route table atomically (one KV write).
+func (s *Store) SetRoutes(ctx context.Context, routes []Route) error {
+	rs, err := ValidateRoutes(routes)
+	if err != nil {
+		return err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.put(ctx, keyRoutes, rs); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.c.routes = rs
+	s.mu.Unlock()
+	s.changed()
+	return nil
+}
+
+// Routes returns the route table in order.
+func (s *Store) Routes() []Route {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return slices.Clone(s.c.routes)
+}
+
+// RouteFor picks the route for destination to: the longest matching prefix,
+// the earlier route on a tie. Non-numbers match nothing.
+func (s *Store) RouteFor(to msg.Address) (Route, bool) {
+	d := to.Digits()
+	if d == "" {
+		return Route{}, false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	best := -1
+	for i, r := range s.c.routes {
+		if strings.HasPrefix(d, r.Prefix) && (best < 0 || len(r.Prefix) > len(s.c.routes[best].Prefix)) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return Route{}, false
+	}
+	return s.c.routes[best], true
+}
+
+// String renders a route for logs.
+func (r Route) String() string { return fmt.Sprintf("%s(+%s*→%s)", r.Name, r.Prefix, r.Target) }
