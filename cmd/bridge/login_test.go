@@ -1,0 +1,108 @@
+package main
+
+// Issue 8 through the whole bridge: a partner site's user logs in over the
+// HTTP API, gets a SIP password and REGISTERs with it; an SSO ticket issued
+// by the bridge opens with the service's key.
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/smsbridge/bridge/login"
+	"github.com/smsbridge/bridge/login/partnersite"
+	"github.com/smsbridge/bridge/login/ssoticket"
+)
+
+func startPartner(t *testing.T, serverID string) string {
+	t.Helper()
+	h, err := partnersite.NewHandler(partnersite.Config{SiteID: "shop", ServerID: serverID, ServerSecret: "s3cret", Realm: testDomain,
+		Users: []partnersite.User{{Name: "alice", Password: "wonderland", Display: "Alice", Contacts: []login.Contact{{User: "bob", Display: "Bob"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+func postJSON(t *testing.T, url, token string, body any, out any) int {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", url, bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if out != nil {
+		json.NewDecoder(res.Body).Decode(out)
+	}
+	return res.StatusCode
+}
+
+func TestPartnerLoginThenSIPRegisterAndSSO(t *testing.T) {
+	site := startPartner(t, "bridge-1")
+	key := bytes.Repeat([]byte{7}, 32)
+	b := startBridge(t, t.TempDir(), "--http-listen", "127.0.0.1:0", "--api-token", "tok",
+		"--partner-site", "shop,"+site+"/verify,bridge-1,s3cret,"+site+"/contacts",
+		"--sso-service", "wiki:k1:"+hex.EncodeToString(key)+":1m")
+	api := "http://" + b.addrs.HTTP
+
+	// A wrong password is refused by the site.
+	if code := postJSON(t, api+"/v1/login", "tok", map[string]string{"user": "alice#shop", "password": "nope"}, nil); code != 403 {
+		t.Fatalf("wrong partner password: %d, want 403", code)
+	}
+	var res struct {
+		User string `json:"user"`
+		SIP  struct {
+			Password string `json:"password"`
+		} `json:"sip"`
+	}
+	if code := postJSON(t, api+"/v1/login", "tok", map[string]string{"user": "alice#shop", "password": "wonderland"}, &res); code != 200 {
+		t.Fatalf("partner login: %d", code)
+	}
+	if res.User != "alice.shop" || res.SIP.Password == "" {
+		t.Fatalf("login result %+v: want IM user alice.shop with an issued SIP password", res)
+	}
+	u := startUA(t, res.User, res.SIP.Password)
+	if code := u.register(t, b, 3600); code != 200 {
+		t.Fatalf("REGISTER with the issued SIP password: %d", code)
+	}
+	bad := startUA(t, res.User, "guess")
+	if code := bad.register(t, b, 3600); code == 200 {
+		t.Fatal("REGISTER with a guessed password succeeded")
+	}
+
+	var tk struct {
+		Ticket string `json:"ticket"`
+	}
+	if code := postJSON(t, api+"/v1/sso/tickets", "tok", map[string]string{"service": "wiki", "user": res.User, "password": res.SIP.Password}, &tk); code != 200 {
+		t.Fatalf("SSO ticket: %d", code)
+	}
+	var k [32]byte
+	copy(k[:], key)
+	c, err := ssoticket.Verify(tk.Ticket, map[string][32]byte{"k1": k}, "wiki")
+	if err != nil || !strings.HasPrefix(c.User, "alice.shop") {
+		t.Fatalf("ticket %q: claims %+v, %v", tk.Ticket, c, err)
+	}
+	if _, err := ssoticket.Verify(tk.Ticket, map[string][32]byte{"k1": {1}}, "wiki"); err == nil {
+		t.Fatal("ticket opened with the wrong key")
+	}
+	// The CLI a third party runs opens it too.
+	var out, errb bytes.Buffer
+	if rc := run([]string{"sso", "verify", "--key-id", "k1", "--key", hex.EncodeToString(key), "--service", "wiki", tk.Ticket}, nil, &out, &errb); rc != 0 || !strings.Contains(out.String(), "alice.shop") {
+		t.Fatalf("bridge sso verify: rc %d out %q err %q", rc, out.String(), errb.String())
+	}
+}
