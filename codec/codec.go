@@ -2,7 +2,6 @@ package codec
 
 import (
 	"bytes"
-	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,18 +12,23 @@ import (
 const (
 	magic         = 0xB0
 	magicMask     = 0xF0
-	formatVersion = 1
+	formatVersion = 2 // 1 was DEFLATE residuals and a 13-bit stateful check
 	versionMask   = 0x0C
 	flagStateful  = 0x02
-	flagDeflated  = 0x01
+	flagCoded     = 0x01 // residual range-coded (else raw)
 	headerByte    = magic | formatVersion<<2
 
 	// Stateful frames start with 01 instead of the magic nibble (the
-	// session fixes the version), then the deflated flag and 13 check bits.
-	statefulMark     = 0x40
-	statefulMask     = 0xC0
-	statefulDeflated = 0x20
-	checkHighMask    = 0x1F
+	// session fixes the version), then 14 bits of the 16-bit state check;
+	// its last checkRCBits bits are the first thing range-coded (a whole
+	// third header byte would cost 8 bits for 2).
+	statefulMark   = 0x40
+	statefulMask   = 0xC0
+	checkHighMask  = 0x3F
+	statefulHeader = 2
+	checkBits      = 16
+	checkRCBits    = 2
+	checkMask      = 1<<checkBits - 1
 
 	// MaxMessageSize bounds a decoded message (and an encoded one).
 	MaxMessageSize = 1 << 20
@@ -118,23 +122,15 @@ func (t *dynTable) insert(line []byte) {
 
 func (t *dynTable) reset() { t.n, t.next = 0, 0 }
 
-// sliceWriter collects DEFLATE output without allocating in steady state.
-type sliceWriter struct{ b []byte }
-
-func (w *sliceWriter) Write(p []byte) (int, error) {
-	w.b = append(w.b, p...)
-	return len(p), nil
-}
-
 // Encoder turns messages into MCP frames. A stateful Encoder belongs to one
 // direction of one connection; it is not safe for concurrent use.
 type Encoder struct {
 	stateful bool
 	tok, res []byte
-	z        sliceWriter
-	fw       *flate.Writer
+	lz       lzEnc
+	rc       rcEncoder
 	dyn      dynTable
-	seq      uint8
+	seq      uint32
 	escaped  bool
 	noDyn    bool   // the last value never repeats (id, date): keep it out of dyn
 	lastDate uint32 // stateful: the previous date sent
@@ -144,8 +140,8 @@ type Encoder struct {
 // NewEncoder returns an encoder in stateless or stateful mode.
 func NewEncoder(stateful bool) *Encoder {
 	e := &Encoder{stateful: stateful, tok: make([]byte, 0, 256), res: make([]byte, 0, 2048)}
-	// NewWriterDict fails only for a bad level.
-	e.fw, _ = flate.NewWriterDict(&e.z, flate.BestCompression, residualDict)
+	e.lz.hist = make([]byte, 0, lzHistCap)
+	e.lz.restart()
 	return e
 }
 
@@ -154,16 +150,11 @@ func (e *Encoder) Reset() {
 	e.dyn.reset()
 	e.lastDate, e.hasDate = 0, false
 	e.seq = 0
-	e.z.b = e.z.b[:0]
-	e.fw.Reset(&e.z)
+	e.lz.restart()
 }
 
-// Stateless residuals shorter than this are sent raw without trying DEFLATE;
-// stateful ones shorter than minStreamResidual never enter the stream.
-const (
-	minDeflateResidual = 6
-	minStreamResidual  = 8
-)
+// Stateless residuals shorter than this are sent raw without coding.
+const minCodedResidual = 4
 
 // Encode appends the MCP frame of msg to dst.
 func (e *Encoder) Encode(dst, msg []byte) ([]byte, error) {
@@ -171,61 +162,51 @@ func (e *Encoder) Encode(dst, msg []byte) ([]byte, error) {
 		return dst, fmt.Errorf("codec: encode %d bytes: %w", len(msg), ErrTooLarge)
 	}
 	e.tokenize(msg)
-	h := byte(headerByte)
 	if !e.stateful {
-		if len(e.res) >= minDeflateResidual {
-			e.z.b = e.z.b[:0]
-			e.fw.Reset(&e.z)
-			_, _ = e.fw.Write(e.res) // sliceWriter never fails
-			_ = e.fw.Close()
-			if len(e.z.b) < len(e.res) {
-				dst = append(dst, h|flagDeflated)
-				dst = append(dst, e.tok...)
-				return append(dst, e.z.b...), nil
+		// Tokens raw (they are dense already); the residual range-coded
+		// from the primed model, or raw when that is not smaller.
+		h := byte(headerByte)
+		n := len(dst)
+		if len(e.res) >= minCodedResidual {
+			dst = append(dst, h|flagCoded)
+			dst = append(dst, e.tok...)
+			m := len(dst)
+			e.lz.rewind()
+			e.rc.init(dst)
+			encPayLen(&e.rc, &e.lz.m, 1, uint32(len(e.res)))
+			e.lz.encode(&e.rc, nil, e.res)
+			dst = e.rc.finish()
+			if len(dst)-m < len(e.res) {
+				return dst, nil
 			}
+			dst = dst[:n]
 		}
 		dst = append(dst, h)
 		dst = append(dst, e.tok...)
 		return append(dst, e.res...), nil
 	}
-	// Stateful: a frame with text in it goes through the session's DEFLATE
-	// stream, tokens included, so repeated token sequences cost a match too;
-	// a frame of tokens only (dynamic-table hits, numbers) is sent raw, as
-	// DEFLATE's block and flush overhead would exceed its gain there.
-	// The 13-bit check covers the sequence number and the message: a lost,
+	// Stateful: tokens and residual go through the session's LZ history
+	// and adaptive models, so a repeated message shape costs a few bits.
+	// The check covers the sequence number and the message: a lost,
 	// repeated or mis-decoded frame fails it.
-	crc := e.check(msg)
-	if len(e.res) == 0 {
-		dst = append(dst, statefulMark|byte(crc>>8)&checkHighMask, byte(crc))
-		return append(dst, e.tok...), nil
-	}
-	dst = append(dst, statefulMark|statefulDeflated|byte(crc>>8)&checkHighMask, byte(crc))
-	// The payload length leads the stream content: it is cheap there (a
-	// repeated message shape repeats its length) and lets the decoder read
-	// exactly this message back out of the stream.
-	var lb [10]byte
-	e.z.b = e.z.b[:0]
-	_, _ = e.fw.Write(appendNum(lb[:0], uint64(len(e.tok)+len(e.res))))
-	_, _ = e.fw.Write(e.tok)
-	_, _ = e.fw.Write(e.res)
-	_ = e.fw.Flush()
-	// A sync flush always ends in the empty stored block 00 00 FF FF; the
-	// decoder puts it back (as in RFC 7692).
-	return append(dst, e.z.b[:len(e.z.b)-4]...), nil
-}
-
-// check is the state check of a stateful frame.
-func (e *Encoder) check(msg []byte) uint16 {
-	c := stateCheck(e.seq, msg)
+	crc := stateCheck(e.seq, msg)
 	e.seq++
-	return c
+	hi := crc >> checkRCBits
+	dst = append(dst, statefulMark|byte(hi>>8)&checkHighMask, byte(hi))
+	e.rc.init(dst)
+	e.rc.direct(crc, checkRCBits)
+	encPayLen(&e.rc, &e.lz.m, 0, uint32(len(e.tok)))
+	encPayLen(&e.rc, &e.lz.m, 1, uint32(len(e.res)))
+	e.lz.encode(&e.rc, e.tok, e.res)
+	return e.rc.finish(), nil
 }
 
-// stateCheck is 13 bits of CRC-32C over the frame sequence number and the
-// message.
-func stateCheck(seq uint8, msg []byte) uint16 {
-	b := [1]byte{seq}
-	return uint16(crc32.Update(crc32.Checksum(b[:], castagnoli), castagnoli, msg)) & (checkHighMask<<8 | 0xFF)
+// stateCheck is 16 bits of a CRC-32C of the message whose initial value
+// is derived from the frame sequence number (a CRC is linear, so frames
+// with equal messages but different sequence numbers differ by a nonzero
+// term), without a scratch buffer that would escape to the heap.
+func stateCheck(seq uint32, msg []byte) uint32 {
+	return crc32.Update(seq*0x9E3779B1+0x7F4A7C15, castagnoli, msg) & checkMask
 }
 
 func (e *Encoder) uvarint(v uint64) { e.tok = binary.AppendUvarint(e.tok, v) }

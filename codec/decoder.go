@@ -1,72 +1,30 @@
 package codec
 
 import (
-	"bytes"
-	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 )
-
-// feed is the input of a stateful DEFLATE stream: frames append to it and
-// the inflater consumes it; it never reports EOF while bytes are pending.
-type feed struct {
-	b   []byte
-	off int
-}
-
-func (f *feed) Read(p []byte) (int, error) {
-	if f.off >= len(f.b) {
-		return 0, io.EOF
-	}
-	n := copy(p, f.b[f.off:])
-	f.off += n
-	return n, nil
-}
-
-func (f *feed) ReadByte() (byte, error) {
-	if f.off >= len(f.b) {
-		return 0, io.EOF
-	}
-	c := f.b[f.off]
-	f.off++
-	return c, nil
-}
-
-func (f *feed) add(p []byte) {
-	if f.off == len(f.b) {
-		f.b, f.off = f.b[:0], 0
-	}
-	f.b = append(f.b, p...)
-}
 
 // Decoder turns MCP frames back into messages. A stateful Decoder belongs
 // to one direction of one connection; it is not safe for concurrent use.
 type Decoder struct {
 	stateful bool
-	br       bytes.Reader
-	fd       feed
-	fr       io.ReadCloser
-	res      []byte
+	lz       lzDec
+	rc       rcDecoder
 	body     []byte
 	dyn      dynTable
-	seq      uint8
+	seq      uint32
 	broken   error
 	lastDate uint32 // stateful: the previous date decoded
 	hasDate  bool
 }
 
-var syncMarker = []byte{0, 0, 0xFF, 0xFF}
-
 // NewDecoder returns a decoder in stateless or stateful mode.
 func NewDecoder(stateful bool) *Decoder {
-	d := &Decoder{stateful: stateful, res: make([]byte, 0, 4096)}
-	if stateful {
-		d.fr = flate.NewReaderDict(&d.fd, residualDict)
-	} else {
-		d.fr = flate.NewReaderDict(&d.br, residualDict)
-	}
+	d := &Decoder{stateful: stateful}
+	d.lz.hist = make([]byte, 0, lzHistCap)
+	d.lz.restart()
 	return d
 }
 
@@ -76,8 +34,7 @@ func (d *Decoder) Reset() {
 	d.lastDate, d.hasDate = 0, false
 	d.seq = 0
 	d.broken = nil
-	d.fd.b, d.fd.off = d.fd.b[:0], 0
-	_ = d.fr.(flate.Resetter).Reset(&d.fd, residualDict)
+	d.lz.restart()
 }
 
 // Decode appends the message carried by frame to dst. A stateful decoder
@@ -112,21 +69,27 @@ func (d *Decoder) decode(dst, frame []byte) ([]byte, error) {
 	if isStateful != d.stateful {
 		return nil, ErrMode
 	}
-	var p []byte
-	var crc uint16
+	var tok, res []byte
+	var crc uint32
 	if d.stateful {
-		if len(frame) < 3 {
+		if len(frame) < statefulHeader {
 			return nil, fmt.Errorf("codec: short stateful frame: %w", ErrCorrupt)
 		}
-		crc = uint16(h&checkHighMask)<<8 | uint16(frame[1])
-		p = frame[2:]
-		if h&statefulDeflated != 0 {
-			var err error
-			if p, err = d.inflateStream(p); err != nil {
-				return nil, err
-			}
+		d.rc.init(frame[statefulHeader:])
+		crc = (uint32(h&checkHighMask)<<8|uint32(frame[1]))<<checkRCBits | d.rc.direct(checkRCBits)
+		nt, ok1 := decPayLen(&d.rc, &d.lz.m, 0)
+		nr, ok2 := decPayLen(&d.rc, &d.lz.m, 1)
+		if !ok1 || !ok2 || nt == 0 || nt > 2*MaxMessageSize || nr > MaxMessageSize {
+			return nil, fmt.Errorf("codec: stateful payload lengths: %w", ErrStateMismatch)
 		}
-		h = 0 // the residual, if any, is plain from here on
+		p, err := d.lz.decode(&d.rc, int(nt+nr), int(nt))
+		if err != nil {
+			return nil, err
+		}
+		if !d.rc.done() {
+			return nil, fmt.Errorf("codec: bytes after the coded payload: %w", ErrStateMismatch)
+		}
+		tok, res = p[:nt], p[nt:]
 	} else {
 		if h&versionMask != formatVersion<<2 {
 			return nil, fmt.Errorf("codec: frame version %d: %w", h&versionMask>>2, ErrVersion)
@@ -134,20 +97,25 @@ func (d *Decoder) decode(dst, frame []byte) ([]byte, error) {
 		if h&flagStateful != 0 {
 			return nil, fmt.Errorf("codec: stateful bit in a stateless frame: %w", ErrCorrupt)
 		}
-		p = frame[1:]
+		tok = frame[1:]
 	}
 	// Pass 1: validate the token stream, find its end and the literal total.
-	r := reader{tok: p}
+	r := reader{tok: tok}
 	r.run(d)
 	if r.err != nil {
 		return nil, r.err
 	}
-	tok, rest := p[:r.pos], p[r.pos:]
-	res := rest
-	if h&flagDeflated != 0 {
-		var err error
-		if res, err = d.inflate(rest); err != nil {
-			return nil, err
+	if d.stateful {
+		if r.pos != len(tok) {
+			return nil, fmt.Errorf("codec: token stream of %d bytes, coded %d: %w", r.pos, len(tok), ErrCorrupt)
+		}
+	} else {
+		tok, res = tok[:r.pos], tok[r.pos:]
+		if h&flagCoded != 0 {
+			var err error
+			if res, err = d.decodeResidual(res); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if r.lit > len(res) {
@@ -182,72 +150,23 @@ func (d *Decoder) decode(dst, frame []byte) ([]byte, error) {
 	return out, nil
 }
 
-func (d *Decoder) inflate(z []byte) ([]byte, error) {
-	if !d.stateful { // stateful frames were inflated whole in decode
-		d.br.Reset(z)
-		_ = d.fr.(flate.Resetter).Reset(&d.br, residualDict)
-		d.res = d.res[:0]
-		for {
-			if len(d.res) == cap(d.res) {
-				d.res = append(d.res, 0)[:len(d.res)]
-			}
-			n, err := d.fr.Read(d.res[len(d.res):cap(d.res)])
-			d.res = d.res[:len(d.res)+n]
-			if len(d.res) > MaxMessageSize {
-				return nil, ErrTooLarge
-			}
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return nil, fmt.Errorf("codec: inflate: %v: %w", err, ErrCorrupt)
-			}
-		}
-		if d.br.Len() != 0 {
-			return nil, fmt.Errorf("codec: %d bytes after the residual: %w", d.br.Len(), ErrCorrupt)
-		}
-		return d.res, nil
+// decodeResidual decodes a stateless frame's range-coded residual from
+// the primed state.
+func (d *Decoder) decodeResidual(z []byte) ([]byte, error) {
+	d.lz.rewind()
+	d.rc.init(z)
+	n, ok := decPayLen(&d.rc, &d.lz.m, 1)
+	if !ok || n > MaxMessageSize {
+		return nil, fmt.Errorf("codec: residual length: %w", ErrCorrupt)
 	}
-	return nil, ErrMode
-}
-
-// inflateStream feeds a stateful frame's DEFLATE bytes (sync marker
-// restored) to the session stream and reads this message's payload back:
-// its length first, then exactly that many bytes, never more (a read past
-// the frame would hit the end of the feed and break the stream).
-func (d *Decoder) inflateStream(z []byte) ([]byte, error) {
-	d.fd.add(z)
-	d.fd.add(syncMarker)
-	var lb [10]byte
-	if _, err := io.ReadFull(d.fr, lb[:1]); err != nil {
-		return nil, fmt.Errorf("codec: inflate stream: %v: %w", err, ErrStateMismatch)
+	res, err := d.lz.decode(&d.rc, int(n), 0)
+	if err != nil {
+		return nil, err
 	}
-	k := 1
-	switch c := lb[0]; { // lengths are below 2 MiB: never the 0xFF form
-	case c == 0xFF:
-		return nil, fmt.Errorf("codec: stateful payload length: %w", ErrStateMismatch)
-	case c >= 0xC0:
-		k = 4
-	case c >= 0xA0:
-		k = 3
-	case c >= 0x80:
-		k = 2
+	if !d.rc.done() {
+		return nil, fmt.Errorf("codec: bytes after the residual: %w", ErrCorrupt)
 	}
-	if _, err := io.ReadFull(d.fr, lb[1:k]); err != nil {
-		return nil, fmt.Errorf("codec: inflate stream: %v: %w", err, ErrStateMismatch)
-	}
-	n, kk := readNum(lb[:k])
-	if kk != k || n > 2*MaxMessageSize {
-		return nil, fmt.Errorf("codec: stateful payload length: %w", ErrStateMismatch)
-	}
-	if cap(d.res) < int(n) {
-		d.res = make([]byte, n)
-	}
-	d.res = d.res[:n]
-	if _, err := io.ReadFull(d.fr, d.res); err != nil {
-		return nil, fmt.Errorf("codec: inflate stream: %v: %w", err, ErrStateMismatch)
-	}
-	return d.res, nil
+	return res, nil
 }
 
 // reader walks a token stream. With emit false it only validates and
@@ -419,6 +338,7 @@ func (r *reader) run(d *Decoder) {
 		}
 		r.put("\r\n")
 		start := len(r.dst)
+		r.noDyn = false // per line, as the encoder's header() does
 		switch {
 		case op == opLitLine:
 			r.literal()
@@ -457,7 +377,6 @@ func (r *reader) run(d *Decoder) {
 			if kind == kImplied && !lengthName {
 				r.fail("implied value")
 			}
-			r.noDyn = false
 			r.value(d, kind, true)
 		}
 		if r.emit && d != nil && d.stateful && r.err == nil && !r.noDyn {

@@ -1,9 +1,10 @@
 package codec
 
-// presetDict primes DEFLATE for the residual (bodies and literal header
-// values) in both modes: it is the whole window of a stateless frame and
-// the initial history of a stateful stream. DEFLATE finds matches cheaper
-// the closer they are to the end, so the most frequent fragments come last.
+// presetDict primes the LZ coder for the residual (bodies and literal
+// header values) in both modes: it is the initial history of every
+// stateless frame and of a stateful session, and the models start as they
+// are after coding it (lz.go, primed). Matches are cheaper the closer they
+// are, so the most frequent fragments come last.
 // Part of the wire format (formatVersion).
 const presetDict = `SIP/2.0/UDP ;branch=z9hG4bK;rport;received=;transport=tcp;lr>;tag=;expires=3600;q=1.0` +
 	`Digest username="",realm="",nonce="",uri="sip:",response="",algorithm=MD5,cnonce="",opaque="",qop=auth,nc=00000001` +

@@ -7,7 +7,7 @@ import (
 
 // Residual escapes: inside bodies and literal values, Fetion URIs, 32-hex
 // ids and long decimal numbers are replaced by an escape byte and binary,
-// so DEFLATE sees fewer, denser bytes. Escape bytes occurring in the text
+// so the LZ coder sees fewer, denser bytes. Escape bytes occurring in the text
 // are themselves escaped, so any byte string survives.
 const (
 	escURI      = 0x01 // num N, num P: sip:N@fetion.com.cn;p=P

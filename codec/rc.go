@@ -1,0 +1,188 @@
+package codec
+
+// Adaptive binary range coder (the LZMA design): every coded bit has an
+// 11-bit probability that adapts as it is used, so a model that lives as
+// long as the connection keeps learning, and a frame carries no tables.
+//
+// Each frame is its own range-coder run (the probabilities persist, the
+// coder registers do not). Two changes against LZMA trim the per-frame
+// cost to about one byte: the always-zero first byte is not sent, and the
+// end chooses the value with the most trailing zero bits inside the final
+// interval and drops those zero bytes (the decoder reads zeros past the
+// end of the frame).
+
+const (
+	probBits  = 11
+	probOne   = 1 << probBits
+	probInit  = probOne / 2
+	moveBits  = 5
+	rcTopBits = 1 << 24
+)
+
+type rcEncoder struct {
+	low       uint64
+	rng       uint32
+	cache     byte
+	cacheSize int
+	skip      bool // the first byte of a run is always 0: not sent
+	out       []byte
+	start     int // len(out) when the run began
+}
+
+func (e *rcEncoder) init(out []byte) {
+	e.low, e.rng, e.cache, e.cacheSize, e.skip = 0, 0xFFFFFFFF, 0, 1, true
+	e.out, e.start = out, len(out)
+}
+
+func (e *rcEncoder) shiftLow() {
+	if uint32(e.low) < 0xFF000000 || e.low>>32 != 0 {
+		carry := byte(e.low >> 32)
+		temp := e.cache
+		for {
+			if e.skip {
+				e.skip = false
+			} else {
+				e.out = append(e.out, temp+carry)
+			}
+			temp = 0xFF
+			e.cacheSize--
+			if e.cacheSize == 0 {
+				break
+			}
+		}
+		e.cache = byte(e.low >> 24)
+	}
+	e.cacheSize++
+	e.low = (e.low & 0x00FFFFFF) << 8
+}
+
+func (e *rcEncoder) bit(p *uint16, b uint32) {
+	bound := (e.rng >> probBits) * uint32(*p)
+	if b == 0 {
+		e.rng = bound
+		*p += (probOne - *p) >> moveBits
+	} else {
+		e.low += uint64(bound)
+		e.rng -= bound
+		*p -= *p >> moveBits
+	}
+	for e.rng < rcTopBits {
+		e.rng <<= 8
+		e.shiftLow()
+	}
+}
+
+// direct codes the low n bits of v, most significant first, at p = 1/2.
+func (e *rcEncoder) direct(v uint32, n int) {
+	for i := n - 1; i >= 0; i-- {
+		e.rng >>= 1
+		if v>>uint(i)&1 != 0 {
+			e.low += uint64(e.rng)
+		}
+		for e.rng < rcTopBits {
+			e.rng <<= 8
+			e.shiftLow()
+		}
+	}
+}
+
+// tree codes the n-bit symbol v with the bit tree p[1:1<<n].
+func (e *rcEncoder) tree(p []uint16, v uint32, n int) {
+	m := uint32(1)
+	for i := n - 1; i >= 0; i-- {
+		b := v >> uint(i) & 1
+		e.bit(&p[m], b)
+		m = m<<1 | b
+	}
+}
+
+// finish ends the run and returns the output with this run appended.
+func (e *rcEncoder) finish() []byte {
+	// Any value in [low, low+rng) decodes the same symbols; take the one
+	// with the most trailing zeros (rng >= 2^24, so at least 24).
+	for k := uint(32); ; k-- {
+		mask := uint64(1)<<k - 1
+		if v := (e.low + mask) &^ mask; v < e.low+uint64(e.rng) {
+			e.low = v
+			break
+		}
+	}
+	for range 5 {
+		e.shiftLow()
+	}
+	for t := 0; t < rcMaxTrim && len(e.out) > e.start && e.out[len(e.out)-1] == 0; t++ {
+		e.out = e.out[:len(e.out)-1]
+	}
+	return e.out
+}
+
+type rcDecoder struct {
+	rng, code uint32
+	in        []byte
+	pos       int // may run past len(in): those bytes read as zero
+}
+
+func (d *rcDecoder) init(in []byte) {
+	d.rng, d.code, d.in, d.pos = 0xFFFFFFFF, 0, in, 0
+	for range 4 {
+		d.code = d.code<<8 | uint32(d.next())
+	}
+}
+
+func (d *rcDecoder) next() byte {
+	var c byte
+	if d.pos < len(d.in) {
+		c = d.in[d.pos]
+	}
+	d.pos++
+	return c
+}
+
+func (d *rcDecoder) bit(p *uint16) uint32 {
+	bound := (d.rng >> probBits) * uint32(*p)
+	var b uint32
+	if d.code < bound {
+		d.rng = bound
+		*p += (probOne - *p) >> moveBits
+	} else {
+		d.code -= bound
+		d.rng -= bound
+		*p -= *p >> moveBits
+		b = 1
+	}
+	for d.rng < rcTopBits {
+		d.rng <<= 8
+		d.code = d.code<<8 | uint32(d.next())
+	}
+	return b
+}
+
+func (d *rcDecoder) direct(n int) uint32 {
+	var v uint32
+	for range n {
+		d.rng >>= 1
+		var b uint32
+		if d.code >= d.rng {
+			d.code -= d.rng
+			b = 1
+		}
+		v = v<<1 | b
+		for d.rng < rcTopBits {
+			d.rng <<= 8
+			d.code = d.code<<8 | uint32(d.next())
+		}
+	}
+	return v
+}
+
+func (d *rcDecoder) tree(p []uint16, n int) uint32 {
+	m := uint32(1)
+	for range n {
+		m = m<<1 | d.bit(&p[m])
+	}
+	return m - 1<<uint(n)
+}
+
+// done reports whether the run read every byte of its input (an encoder
+// never leaves bytes its decoder does not read).
+func (d *rcDecoder) done() bool { return d.pos >= len(d.in) }
