@@ -8,6 +8,9 @@ cd "$(dirname "$0")"
 
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+command -v kamailio >/dev/null 2>&1 || need+=(kamailio kamailio-presence-modules)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 if ((${#need[@]})); then
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "test.sh: missing interop peers (${need[*]}); install them or run as root" >&2

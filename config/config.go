@@ -51,6 +51,7 @@ type Config struct {
 	AdminListen      string        // pprof and expvar, for operators only ("" = off)
 	StoreMemtableMB  int           // badger memtable size (two are kept)
 	StoreCacheMB     int           // badger block and index caches, each
+	ReginfoFrom      []string      // IM servers allowed to push RFC 3680 registration state
 	PartnerSites     []string      // ID,VERIFY_URL,SERVER_ID,SECRET[,CONTACTS_URL[,POSTS_URL]]
 	SocialSites      []string      // ID:HEXKEY
 	SSOServices      []string      // ID:KEY_ID:HEXKEY[:TTL]
@@ -105,6 +106,7 @@ var options = []option{
 	{"dedup-window", kDuration, "2m", "a resubmission of the same message (same account, sender, recipient and text) within this window is acknowledged with the first id and not delivered again (0 = off)", false, func(c *Config) any { return &c.DedupWindow }},
 	{"store-memtable-mb", kInt, "64", "badger memtable size in MiB (two are kept in memory)", false, func(c *Config) any { return &c.StoreMemtableMB }},
 	{"store-cache-mb", kInt, "32", "badger block cache and index cache size in MiB, each", false, func(c *Config) any { return &c.StoreCacheMB }},
+	{"reginfo-from", kList, "", "IP, CIDR or host name of an IM server (Kamailio pua_reginfo) allowed to PUBLISH/NOTIFY registration state, RFC 3680 (repeatable; none = refused)", false, func(c *Config) any { return &c.ReginfoFrom }},
 	{"partner-site", kList, "", "partner website for delegated login: ID,VERIFY_URL,SERVER_ID,SERVER_SECRET[,CONTACTS_URL[,POSTS_URL]] (repeatable; users log in as user#ID)", true, func(c *Config) any { return &c.PartnerSites }},
 	{"social-site", kList, "", "social site whose signed tokens admit account@ID: ID:HEX_HMAC_KEY (repeatable)", true, func(c *Config) any { return &c.SocialSites }},
 	{"sso-service", kList, "", "third-party service that gets single sign-on tickets: ID:KEY_ID:HEX_AES256_KEY[:TTL] (repeatable)", true, func(c *Config) any { return &c.SSOServices }},

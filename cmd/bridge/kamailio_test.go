@@ -60,19 +60,19 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-// syncBuffer collects a child's output for the failure log.
-type syncBuffer struct {
+// kamailioLog collects a child's output for the failure log.
+type kamailioLog struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *kamailioLog) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *kamailioLog) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -81,7 +81,7 @@ func (s *syncBuffer) String() string {
 type kamailio struct {
 	addr string // 127.0.0.1:port, UDP
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *kamailioLog
 	done chan struct{}
 }
 
@@ -101,7 +101,7 @@ func startKamailio(t *testing.T, bin, addr, bridgeSIP string) *kamailio {
 			t.Fatal(err)
 		}
 	}
-	k := &kamailio{addr: addr, out: &syncBuffer{}, done: make(chan struct{})}
+	k := &kamailio{addr: addr, out: &kamailioLog{}, done: make(chan struct{})}
 	k.cmd = exec.Command(bin, "-DD", "-E", "-m", "32", "-M", "4",
 		"-f", filepath.Join(root, "kamailio", "kamailio.cfg"),
 		"-A", "LISTEN=udp:"+addr,

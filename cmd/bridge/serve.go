@@ -145,7 +145,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		// logins by /v1/login.
 		HA1:           lg.auth.HA1,
 		OutboundProxy: cfg.OutboundProxy, MessageTimeout: cfg.IMTimeout, MinExpires: cfg.SIPMinExpires,
-		Logger: log.With("part", "sip"),
+		ReginfoFrom: cfg.ReginfoFrom,
+		Logger:      log.With("part", "sip"),
 	}, pres, rt)
 	if err != nil {
 		return fmt.Errorf("sip: %w", err)
