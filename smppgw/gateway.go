@@ -114,6 +114,10 @@ func New(cfg Config, sub Submitter) *Gateway {
 // AttachServer lets the gateway deliver SMS to ESMEs bound to srv.
 func (g *Gateway) AttachServer(srv *smpp.Server) { g.server = srv }
 
+// UpstreamBound reports whether the bind to the upstream SMSC is up (false
+// when there is none).
+func (g *Gateway) UpstreamBound() bool { return g.upstream != nil && g.upstream.Bound() }
+
 // AttachUpstream lets the gateway submit SMS over the upstream bind.
 func (g *Gateway) AttachUpstream(c *smpp.Client) { g.upstream = c }
 

@@ -12,6 +12,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/fiorix/go-smpp/smpp/pdu/pdutext"
 
 	"github.com/smsbridge/bridge/login"
 	"github.com/smsbridge/bridge/login/partnersite"
@@ -105,4 +108,33 @@ func TestPartnerLoginThenSIPRegisterAndSSO(t *testing.T) {
 	if rc := run([]string{"sso", "verify", "--key-id", "k1", "--key", hex.EncodeToString(key), "--service", "wiki", tk.Ticket}, nil, &out, &errb); rc != 0 || !strings.Contains(out.String(), "alice.shop") {
 		t.Fatalf("bridge sso verify: rc %d out %q err %q", rc, out.String(), errb.String())
 	}
+}
+
+func TestMetricsAndHealth(t *testing.T) {
+	sc := startSMSC(t)
+	b := startBridge(t, t.TempDir(), "--http-listen", "127.0.0.1:0", "--smsc", sc.url())
+	api := "http://" + b.addrs.HTTP
+	waitFor(t, "the SMSC bind", 10*time.Second, func() bool { return len(sc.srv.Sessions("bridge")) > 0 })
+	if _, err := fiorixSubmit(t, b, "esme1", "secret1", "8613900000050", "8613700000050", pdutext.Raw("count me")); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200} {
+		res, err := http.Get(api + path)
+		if err != nil || res.StatusCode != want {
+			t.Fatalf("%s: %v %v", path, res, err)
+		}
+		res.Body.Close()
+	}
+	waitFor(t, "metrics", 10*time.Second, func() bool {
+		res, err := http.Get(api + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		var buf bytes.Buffer
+		buf.ReadFrom(res.Body)
+		m := buf.String()
+		return strings.Contains(m, "bridge_accepted_total 1") && strings.Contains(m, "bridge_smsc_up 1") &&
+			strings.Contains(m, "bridge_sms_delivered_total 1") && strings.Contains(m, "# TYPE bridge_queue_depth gauge")
+	})
 }

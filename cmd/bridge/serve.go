@@ -193,7 +193,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	apiSrv := api.New(api.Config{
 		Tokens: cfg.APITokens, CountryCode: cfg.CountryCode, Logger: log.With("part", "http"),
 		Ready:   db.Healthy,
-		Metrics: func() []api.Metric { return metrics(rt, db, pres, gw) },
+		Metrics: func() []api.Metric { return metrics(rt, db, pres, gw, smppSrv) },
 		Domain:  cfg.SIPDomain, Provision: prov, Presence: pres,
 		Logins: lg.auth, Tickets: lg.issuer, Partners: lg.partners, HA1: lg.auth.HA1,
 	}, rt, db)
@@ -285,7 +285,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	return err
 }
 
-func metrics(rt *router.Router, db *store.DB, pres *presence.Store, gw *smppgw.Gateway) []api.Metric {
+func metrics(rt *router.Router, db *store.DB, pres *presence.Store, gw *smppgw.Gateway, smppSrv *smpp.Server) []api.Metric {
 	c := rt.Stats()
 	counter := func(name, help string, v func() uint64) api.Metric {
 		return api.Metric{Name: name, Help: help, Type: "counter", Value: func() float64 { return float64(v()) }}
@@ -311,6 +311,14 @@ func metrics(rt *router.Router, db *store.DB, pres *presence.Store, gw *smppgw.G
 		counter("bridge_esme_receipts_sent_total", "Delivery receipts delivered to ESMEs.", gw.ReceiptsSent.Load),
 		counter("bridge_esme_receipts_dropped_total", "Delivery receipts given up.", gw.ReceiptsDropped.Load),
 		{Name: "bridge_queue_depth", Help: "Accepted messages not yet final.", Type: "gauge", Value: func() float64 { return float64(rt.Pending()) }},
+		{Name: "bridge_smpp_binds", Help: "SMPP sessions bound to us.", Type: "gauge", Value: func() float64 { return float64(smppSrv.Bound()) }},
+		{Name: "bridge_smsc_up", Help: "1 while the bind to the upstream SMSC is up.", Type: "gauge", Value: func() float64 {
+			if gw.UpstreamBound() {
+				return 1
+			}
+			return 0
+		}},
+		{Name: "bridge_store_batches_total", Help: "Group commits (one fsync each).", Type: "counter", Value: func() float64 { return float64(db.Stats().Batches) }},
 		{Name: "bridge_presence_users", Help: "Users with a presence binding.", Type: "gauge", Value: func() float64 { return float64(pres.Len()) }},
 	}
 }
