@@ -38,11 +38,11 @@ func TestNormalizeNumber(t *testing.T) {
 
 func TestFromAOR(t *testing.T) {
 	cases := map[string]Address{
-		"sip:+8613800000001@example.com":            "+8613800000001",
-		"sip:8613800000001@example.com":             "+8613800000001",
-		"<sip:13800000001@example.com;user=phone>":  "+8613800000001",
+		"sip:+8613800000001@example.com":             "+8613800000001",
+		"sip:8613800000001@example.com":              "+8613800000001",
+		"<sip:13800000001@example.com;user=phone>":   "+8613800000001",
 		"\"Alice\" <sip:Alice@Example.COM>;tag=1234": "sip:alice@example.com",
-		"sips:bob@example.com":                      "sip:bob@example.com",
+		"sips:bob@example.com":                       "sip:bob@example.com",
 	}
 	for in, want := range cases {
 		got, err := FromAOR(in, "86")

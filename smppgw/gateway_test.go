@@ -145,7 +145,6 @@ func TestParseRoute(t *testing.T) {
 	}
 }
 
-
 func FuzzParseSMPPTime(f *testing.F) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, s string) {

@@ -58,7 +58,7 @@ type DB struct {
 	room    *sync.Cond // signalled when the committer takes a batch
 	cur     *batch
 	closed  bool
-	closedA atomic.Bool // closed, readable without mu
+	closedA atomic.Bool  // closed, readable without mu
 	pending atomic.Int64 // len(cur.ops), read without mu on the fast path
 	kick    chan struct{}
 
