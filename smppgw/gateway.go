@@ -73,6 +73,20 @@ type Config struct {
 	// ReceiptTTL bounds how long a receipt waits for its ESME to bind
 	// (default 1h).
 	ReceiptTTL time.Duration
+	// Policy holds provisioned per-account limits and routes; nil = none.
+	Policy Policy
+}
+
+// Policy is what provisioning says about accounts and routes; it may change
+// at any time (the gateway asks on every message).
+type Policy interface {
+	// SourceAllowed: may systemID send with this source address?
+	SourceAllowed(systemID, source string) bool
+	// TPS is systemID's submit rate limit (0 = none).
+	TPS(systemID string) int
+	// RouteFor picks the SMS route for a recipient ("smsc" or
+	// "esme:ID"); false = the default route.
+	RouteFor(to msg.Address) (string, bool)
 }
 
 // Gateway translates between SMPP and the router. One Gateway serves the
@@ -88,11 +102,12 @@ type Gateway struct {
 
 	meta         sync.Map      // smstext.Key → partMeta of restored reassemblies
 	rmu          sync.Mutex    // receipt accounting of one message at a time
+	buckets      sync.Map      // system_id → *bucket (TPS limits)
 	receiptSlots chan struct{} // bounds receipts waiting for their ESME
 
 	Received, Rejected, Parts, SentSMS                         atomic.Uint64
 	Receipts, UnmatchedReceipts, ReceiptsSent, ReceiptsDropped atomic.Uint64
-	PartialMessages                                            atomic.Uint64
+	PartialMessages, Throttled                                 atomic.Uint64
 }
 
 // New builds a gateway feeding sub.
@@ -144,6 +159,18 @@ func (g *Gateway) HandleSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU
 		g.Rejected.Add(1)
 		resp.Status = smpp.ESME_RINVSRCADR
 		return
+	}
+	if p := g.cfg.Policy; p != nil && kind == msg.FromESME {
+		if !p.SourceAllowed(s.SystemID(), string(from)) {
+			g.Rejected.Add(1)
+			resp.Status = smpp.ESME_RINVSRCADR
+			return
+		}
+		if tps := p.TPS(s.SystemID()); tps > 0 && !g.allow(s.SystemID(), tps) {
+			g.Throttled.Add(1)
+			resp.Status = smpp.ESME_RTHROTTLED
+			return
+		}
 	}
 	to, err := msg.NormalizeNumber(req.DestAddr, req.DestAddrTON, req.DestAddrNPI, g.cfg.CountryCode)
 	if err != nil || !to.IsMSISDN() {
@@ -279,11 +306,19 @@ func (g *Gateway) SendSMS(ctx context.Context, m *msg.Message) error {
 	if err != nil {
 		return &sendError{status: smpp.ESME_RINVMSGLEN, err: fmt.Errorf("sms: encode: %w", err)}
 	}
+	route := g.cfg.Route
+	if g.cfg.Policy != nil {
+		if target, ok := g.cfg.Policy.RouteFor(m.To); ok {
+			if r, err := ParseRoute(target); err == nil {
+				route = r
+			}
+		}
+	}
 	var p smpp.PDU
 	for i, part := range parts {
 		p.Reset()
 		p.ID = smpp.SubmitSM
-		if !g.cfg.Route.Upstream {
+		if !route.Upstream {
 			p.ID = smpp.DeliverSM
 		}
 		p.SourceAddrTON, p.SourceAddrNPI, p.SourceAddr = sourceAddr(m.From)
@@ -298,15 +333,15 @@ func (g *Gateway) SendSMS(ctx context.Context, m *msg.Message) error {
 		default:
 			p.ShortMessage = part.Body
 		}
-		if g.cfg.Route.Upstream {
+		if route.Upstream {
 			p.RegisteredDelivery = 1
 		}
 		var resp *smpp.PDU
 		switch {
-		case g.cfg.Route.Upstream && g.upstream != nil:
+		case route.Upstream && g.upstream != nil:
 			resp, err = g.upstream.Send(ctx, &p)
-		case g.cfg.Route.ESME != "" && g.server != nil:
-			resp, err = g.server.Deliver(ctx, g.cfg.Route.ESME, &p)
+		case route.ESME != "" && g.server != nil:
+			resp, err = g.server.Deliver(ctx, route.ESME, &p)
 		default:
 			return errors.New("sms: no SMS route is up")
 		}
@@ -317,7 +352,7 @@ func (g *Gateway) SendSMS(ctx context.Context, m *msg.Message) error {
 			}
 			return fmt.Errorf("sms part %d/%d: %w", i+1, len(parts), err)
 		}
-		if g.cfg.Route.Upstream {
+		if route.Upstream {
 			g.rememberPart(ctx, resp.MessageID, m.ID, i+1, len(parts))
 		}
 	}
@@ -375,4 +410,27 @@ func ParseSMPPTime(s string, now time.Time) (time.Time, error) {
 		return t.Add(-off), nil
 	}
 	return time.Time{}, fmt.Errorf("smpp time %q: last character must be R, + or -", s)
+}
+
+// bucket is a token bucket: tps tokens a second, a burst of one second.
+type bucket struct {
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+}
+
+// allow takes one token from systemID's bucket.
+func (g *Gateway) allow(systemID string, tps int) bool {
+	v, _ := g.buckets.LoadOrStore(systemID, &bucket{tokens: float64(tps), last: g.cfg.Now()})
+	b := v.(*bucket)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := g.cfg.Now()
+	b.tokens = min(float64(tps), b.tokens+now.Sub(b.last).Seconds()*float64(tps))
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }

@@ -6,8 +6,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -19,6 +22,7 @@ import (
 	"github.com/smsbridge/bridge/login"
 	"github.com/smsbridge/bridge/login/partnersite"
 	"github.com/smsbridge/bridge/login/ssoticket"
+	"github.com/smsbridge/bridge/smpp"
 )
 
 func startPartner(t *testing.T, serverID string) string {
@@ -137,4 +141,74 @@ func TestMetricsAndHealth(t *testing.T) {
 		return strings.Contains(m, "bridge_accepted_total 1") && strings.Contains(m, "bridge_smsc_up 1") &&
 			strings.Contains(m, "bridge_sms_delivered_total 1") && strings.Contains(m, "# TYPE bridge_queue_depth gauge")
 	})
+}
+
+// Provisioned through the API, without a restart: an SMPP account with
+// allowed sources and a TPS limit, and a route that sends one prefix to a
+// bound receiver instead of the SMSC.
+func TestProvisionedAccountLimitsAndRoutes(t *testing.T) {
+	sc := startSMSC(t)
+	b := startBridge(t, t.TempDir(), "--http-listen", "127.0.0.1:0", "--api-token", "tok", "--smsc", sc.url())
+	api := "http://" + b.addrs.HTTP
+	if code := postJSON(t, api+"/v1/accounts", "tok", map[string]any{"system_id": "shop", "password": "shoppw", "allowed_sources": []string{"+86139"}, "tps": 3}, nil); code != 201 && code != 200 {
+		t.Fatalf("create account: %d", code)
+	}
+	if code := postJSON(t, api+"/v1/accounts", "tok", map[string]any{"system_id": "rx", "password": "rxpw"}, nil); code != 201 && code != 200 {
+		t.Fatalf("create account: %d", code)
+	}
+	body, _ := json.Marshal(map[string]any{"routes": []map[string]string{{"name": "default", "target": "smsc"}, {"name": "rx", "target": "esme:rx", "prefix": "+86136"}}})
+	req, _ := http.NewRequest("PUT", api+"/v1/routes", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer tok")
+	req.Header.Set("Content-Type", "application/json")
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 200 {
+		t.Fatalf("routes: %v %v", res, err)
+	}
+
+	c := smpp.NewClient(smpp.ClientConfig{Addr: b.addrs.SMPP, SystemID: "shop", Password: "shoppw"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(ctx)
+	submit := func(src, dst, text string) error {
+		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+		defer scancel()
+		_, err := c.Send(sctx, &smpp.PDU{ID: smpp.SubmitSM, SourceAddrTON: 1, SourceAddrNPI: 1, SourceAddr: src,
+			DestAddrTON: 1, DestAddrNPI: 1, DestAddr: dst, ShortMessage: []byte(text)})
+		return err
+	}
+	var se *smpp.StatusError
+	if err := submit("8613500000060", "8613700000060", "bad source"); !errors.As(err, &se) || se.Status != smpp.ESME_RINVSRCADR {
+		t.Fatalf("source outside allowed_sources: %v, want ESME_RINVSRCADR", err)
+	}
+	throttled := 0
+	for i := range 10 {
+		if err := submit("8613900000060", "8613700000060", fmt.Sprintf("burst %d", i)); errors.As(err, &se) && se.Status == smpp.ESME_RTHROTTLED {
+			throttled++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if throttled == 0 {
+		t.Fatal("10 submits at once under a 3 TPS limit: none throttled")
+	}
+
+	// The route for +86136 goes to the receiver bound as rx.
+	got := make(chan string, 4)
+	rx := smpp.NewClient(smpp.ClientConfig{Addr: b.addrs.SMPP, SystemID: "rx", Password: "rxpw", Bind: smpp.BindReceiver,
+		Handler: smpp.HandlerFunc(func(_ context.Context, _ *smpp.Session, req, _ *smpp.PDU) {
+			got <- req.DestAddr + "|" + string(req.ShortMessage)
+		})})
+	go rx.Run(ctx)
+	waitFor(t, "receiver bind", 10*time.Second, rx.Bound)
+	time.Sleep(time.Second) // refill the TPS bucket
+	if err := submit("8613900000060", "8613600000060", "to the receiver"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-got:
+		if s != "8613600000060|to the receiver" {
+			t.Fatalf("receiver got %q", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("routed message did not reach the receiver")
+	}
 }

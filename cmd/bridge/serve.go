@@ -59,6 +59,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	if err != nil {
 		return err
 	}
+	prov, err := provision.Open(provision.Options{KV: db, Domain: cfg.SIPDomain, CountryCode: cfg.CountryCode,
+		Logger: log.With("part", "provision")})
+	if err != nil {
+		return err
+	}
 
 	route, err := smppgw.ParseRoute(cfg.SMSRoute)
 	if err != nil {
@@ -113,7 +118,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	alphabet := map[string]smstext.Preference{"auto": smstext.Auto, "ucs2": smstext.ForceUCS2, "latin1": smstext.ForceLatin1}[cfg.SMSAlphabet]
 	gw = smppgw.New(smppgw.Config{
 		CountryCode: cfg.CountryCode, Route: route, Logger: log.With("part", "smpp"),
-		KV: db, OnReceipt: rt.Receipt, Alphabet: alphabet, Payload: cfg.SMSPayload,
+		KV: db, OnReceipt: rt.Receipt, Alphabet: alphabet, Payload: cfg.SMSPayload, Policy: provPolicy{prov},
 		Reassembly: smstext.ReassemblyConfig{Timeout: cfg.ReassemblyWait, Partial: cfg.ReassemblyPolicy == "partial", Logger: log.With("part", "reassembly")},
 	}, rt)
 
@@ -123,11 +128,6 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	acc, usr := cfg.Accounts(), cfg.Users()
 	accounts.Store(&acc)
 	users.Store(&usr)
-	prov, err := provision.Open(provision.Options{KV: db, Domain: cfg.SIPDomain, CountryCode: cfg.CountryCode,
-		Logger: log.With("part", "provision")})
-	if err != nil {
-		return err
-	}
 	ha1 := func(u string) (string, bool) {
 		if h, ok := (*users.Load())[u]; ok {
 			return h, true
@@ -368,4 +368,23 @@ func reloadOnHUP(ctx context.Context, reload func() (*config.Config, error), acc
 		}
 		log.Info("configuration reloaded", "smpp_accounts", len(acc), "sip_users", len(usr))
 	}
+}
+
+// provPolicy gives the SMPP gateway the provisioned per-account limits and
+// routes.
+type provPolicy struct{ p *provision.Store }
+
+func (pp provPolicy) SourceAllowed(id, src string) bool { return pp.p.SourceAllowed(id, src) }
+
+func (pp provPolicy) TPS(id string) int {
+	a, ok := pp.p.Account(id)
+	if !ok {
+		return 0
+	}
+	return a.TPS
+}
+
+func (pp provPolicy) RouteFor(to msg.Address) (string, bool) {
+	r, ok := pp.p.RouteFor(to)
+	return r.Target, ok
 }
