@@ -139,7 +139,8 @@ func TestMetricsAndHealth(t *testing.T) {
 		buf.ReadFrom(res.Body)
 		m := buf.String()
 		return strings.Contains(m, "bridge_accepted_total 1") && strings.Contains(m, "bridge_smsc_up 1") &&
-			strings.Contains(m, "bridge_sms_delivered_total 1") && strings.Contains(m, "# TYPE bridge_queue_depth gauge")
+			strings.Contains(m, "bridge_sms_delivered_total 1") && strings.Contains(m, "# TYPE bridge_queue_depth gauge") &&
+			strings.Contains(m, `bridge_delivery_seconds_count{route="sms"} 1`)
 	})
 }
 

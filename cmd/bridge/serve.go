@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -108,10 +109,22 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 			}
 		}),
 	}
+	// Acceptance → final state, by the network that took it.
+	latency := map[string]*api.Histogram{"im": api.NewHistogram(), "sms": api.NewHistogram(), "failed": api.NewHistogram()}
+	onFinal := func(m *msg.Message, st store.State, detail string) {
+		route := "failed"
+		switch {
+		case st == store.Delivered && strings.HasPrefix(detail, "im"):
+			route = "im"
+		case st == store.Delivered:
+			route = "sms"
+		}
+		latency[route].Observe(time.Since(m.Accepted).Seconds())
+	}
 	rt := router.New(router.Config{
 		Workers: cfg.Workers, QueueDepth: cfg.QueueDepth,
 		DefaultValidity: cfg.DefaultValidity, IMTimeout: cfg.IMTimeout,
-		Logger: log.With("part", "router"), Reporters: reporters, DedupWindow: cfg.DedupWindow,
+		Logger: log.With("part", "router"), Reporters: reporters, DedupWindow: cfg.DedupWindow, OnFinal: onFinal,
 	}, db, pres, imSenders, smsSender)
 	pres.OnRegister(func(b presence.Binding) { rt.Online(b.AOR) })
 
@@ -192,9 +205,16 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 
 	apiSrv := api.New(api.Config{
 		Tokens: cfg.APITokens, CountryCode: cfg.CountryCode, Logger: log.With("part", "http"),
-		Ready:   db.Healthy,
-		Metrics: func() []api.Metric { return metrics(rt, db, pres, gw, smppSrv) },
-		Domain:  cfg.SIPDomain, Provision: prov, Presence: pres,
+		Ready: db.Healthy,
+		Metrics: func() []api.Metric {
+			ms := metrics(rt, db, pres, gw, smppSrv)
+			for _, route := range []string{"im", "sms", "failed"} {
+				ms = append(ms, api.Metric{Name: "bridge_delivery_seconds", Help: "Time from acceptance to the final state, by route.",
+					Type: "histogram", Histogram: latency[route], Labels: map[string]string{"route": route}})
+			}
+			return ms
+		},
+		Domain: cfg.SIPDomain, Provision: prov, Presence: pres,
 		Logins: lg.auth, Tickets: lg.issuer, Partners: lg.partners, HA1: lg.auth.HA1,
 	}, rt, db)
 
