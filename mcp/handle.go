@@ -70,6 +70,13 @@ func (c *conn) handle(ctx context.Context, req *Message) {
 	case "M":
 		c.message(ctx, req)
 	case "S":
+		if f := c.s.cfg.Service; f != nil {
+			user, aor, _ := c.registration()
+			if code, reason, res, ok := f(ctx, user, aor, req.Get("N"), req.Body); ok {
+				c.reply(req, code, reason, nil, res)
+				return
+			}
+		}
 		var body string
 		switch n := req.Get("N"); {
 		case strings.EqualFold(n, "GetContactList"):

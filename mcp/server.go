@@ -39,7 +39,11 @@ type Config struct {
 	// is not online in IM be answered "280 Send SMS OK" even without
 	// N: SendCatSMS.
 	Lookup func(msg.Address) (presence.Binding, bool)
-	Logger *slog.Logger
+	// Service, when set, answers S service requests first (e.g. an SSO
+	// ticket, a partner user's contact list); handled=false falls back to
+	// the built-in answers. user is the registered user of the connection.
+	Service func(ctx context.Context, user string, aor msg.Address, name string, body []byte) (code int, reason string, result []byte, handled bool)
+	Logger  *slog.Logger
 }
 
 func (c *Config) defaults() error {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/smsbridge/bridge/login"
 	"github.com/smsbridge/bridge/login/partnersite"
 	"github.com/smsbridge/bridge/login/ssoticket"
+	"github.com/smsbridge/bridge/mcp"
 	"github.com/smsbridge/bridge/smpp"
 )
 
@@ -211,5 +213,61 @@ func TestProvisionedAccountLimitsAndRoutes(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("routed message did not reach the receiver")
+	}
+}
+
+// The same partner user on the handset link: it registers with the issued
+// SIP password, gets its partner contacts with S GetContactList and an SSO
+// ticket with S GetSSOTicket.
+func TestPartnerUserOnHandsetLink(t *testing.T) {
+	site := startPartner(t, "bridge-1")
+	key := bytes.Repeat([]byte{9}, 32)
+	b := startBridge(t, t.TempDir(), "--http-listen", "127.0.0.1:0", "--api-token", "tok", "--mcp-listen", "127.0.0.1:0",
+		"--partner-site", "shop,"+site+"/verify,bridge-1,s3cret,"+site+"/contacts",
+		"--sso-service", "wiki:k1:"+hex.EncodeToString(key))
+	var res struct {
+		User string `json:"user"`
+		SIP  struct {
+			Password string `json:"password"`
+		} `json:"sip"`
+	}
+	if code := postJSON(t, "http://"+b.addrs.HTTP+"/v1/login", "tok", map[string]string{"user": "alice#shop", "password": "wonderland"}, &res); code != 200 {
+		t.Fatalf("login: %d", code)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	h, err := mcp.Dial(ctx, b.addrs.MCP, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.Register(ctx, res.User, res.SIP.Password, testDomain, 600); err != nil {
+		t.Fatalf("handset register as %s: %v", res.User, err)
+	}
+	service := func(name, body string) *mcp.Message {
+		m := &mcp.Message{Method: "S", Target: testDomain, Version: mcp.Version}
+		m.Add("F", res.User)
+		m.Add("I", name)
+		m.Add("Q", "1 S")
+		m.Add("N", name)
+		m.SetBody([]byte(body))
+		r, err := h.Request(ctx, m)
+		if err != nil || r.Code != 200 {
+			t.Fatalf("S %s: %+v %v", name, r, err)
+		}
+		return r
+	}
+	if r := service("GetContactList", "<args><contacts /></args>"); !strings.Contains(string(r.Body), "sip:bob.shop@"+testDomain) {
+		t.Fatalf("contacts: %s", r.Body)
+	}
+	r := service("GetSSOTicket", `<args><service id="wiki" /></args>`)
+	m := regexp.MustCompile(`value="([^"]+)"`).FindSubmatch(r.Body)
+	if m == nil {
+		t.Fatalf("no ticket in %s", r.Body)
+	}
+	var k [32]byte
+	copy(k[:], key)
+	if c, err := ssoticket.Verify(string(m[1]), map[string][32]byte{"k1": k}, "wiki"); err != nil || !strings.HasPrefix(c.User, "alice.shop") {
+		t.Fatalf("ticket over SIP-C: %+v %v", c, err)
 	}
 }

@@ -170,6 +170,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		mcpSrv, err = mcp.New(mcp.Config{
 			Listen: cfg.MCPListen, Domain: cfg.SIPDomain, CountryCode: cfg.CountryCode,
 			HA1: lg.auth.HA1, OpenRegistration: cfg.OpenRegistration, Lookup: pres.Lookup,
+			Service: lg.mcpService(cfg.SIPDomain),
 			// ~92 KiB of codec state per stateful connection: 10,000 ≈ 0.9 GiB.
 			MaxConns: 10000,
 			Logger:   log.With("part", "mcp"),
