@@ -78,6 +78,7 @@ type Tickets interface {
 // PartnerContacts reads contact lists from partner sites (*login.Partners).
 type PartnerContacts interface {
 	Contacts(ctx context.Context, site, user string) ([]login.Contact, error)
+	Posts(ctx context.Context, site, user string) ([]login.Post, error)
 }
 
 // Config configures the API server. Every dependency after Metrics is
@@ -264,6 +265,7 @@ func (s *Server) table() []route {
 		{pattern: "/v1/login", methods: map[string]handler{"POST": s.postLogin}},
 		{pattern: "/v1/sso/tickets", methods: map[string]handler{"POST": s.postTicket}},
 		{pattern: "/v1/partners/{site}/contacts", methods: map[string]handler{"GET": s.getContacts}},
+		{pattern: "/v1/partners/{site}/posts", methods: map[string]handler{"GET": s.getPosts}},
 	}
 	for i := range rs {
 		rs[i].segs = strings.Split(strings.TrimPrefix(rs[i].pattern, "/"), "/")

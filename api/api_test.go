@@ -191,6 +191,9 @@ func TestLoginTicketsContacts(t *testing.T) {
 		{"contacts", "GET", "/v1/partners/shop/contacts?user=alice", "", "", 200, `"user":"bob"`},
 		{"contacts no user", "GET", "/v1/partners/shop/contacts", "", "", 400, "user"},
 		{"contacts unknown site", "GET", "/v1/partners/nosuch/contacts?user=alice", "", "", 404, ""},
+		{"posts", "GET", "/v1/partners/shop/posts?user=alice", "", "", 200, `"title":"Spring sale"`},
+		{"posts no user", "GET", "/v1/partners/shop/posts", "", "", 400, "user"},
+		{"posts unknown site", "GET", "/v1/partners/nosuch/posts?user=alice", "", "", 404, ""},
 		{"ticket own password", "POST", "/v1/sso/tickets", js, `{"service":"wiki","user":"zoe","password":"zoe-pw"}`, 200, `"subject":"zoe@im.example"`},
 		{"ticket wrong pw", "POST", "/v1/sso/tickets", js, `{"service":"wiki","user":"zoe","password":"x"}`, 403, ""},
 		{"ticket unknown user", "POST", "/v1/sso/tickets", js, `{"service":"wiki","user":"ghost","password":"x"}`, 403, ""},
@@ -234,6 +237,7 @@ func TestNotConfigured(t *testing.T) {
 		{"login", "POST", "/v1/login", js, `{}`, 501, ""},
 		{"sso", "POST", "/v1/sso/tickets", js, `{}`, 501, ""},
 		{"contacts", "GET", "/v1/partners/shop/contacts?user=a", "", "", 501, ""},
+		{"posts", "GET", "/v1/partners/shop/posts?user=a", "", "", 501, ""},
 	})
 }
 

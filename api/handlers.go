@@ -497,3 +497,35 @@ func (s *Server) getContacts(ctx *fasthttp.RequestCtx, p []string) {
 	}
 	writeJSON(ctx, fasthttp.StatusOK, ContactList{Site: p[0], User: user, Contacts: cs})
 }
+
+// PostList is the answer of GET /v1/partners/{site}/posts.
+type PostList struct {
+	Site  string       `json:"site"`
+	User  string       `json:"user"`
+	Posts []login.Post `json:"posts"`
+}
+
+func (s *Server) getPosts(ctx *fasthttp.RequestCtx, p []string) {
+	if s.cfg.Partners == nil {
+		notConfigured(ctx, "partner sites")
+		return
+	}
+	user := string(ctx.QueryArgs().Peek("user"))
+	if user == "" || len(user) > 256 {
+		fail(ctx, fasthttp.StatusBadRequest, "query parameter user is required (the user's name at the site)")
+		return
+	}
+	ps, err := s.cfg.Partners.Posts(ctx, p[0], user)
+	if err != nil {
+		code := loginStatus(err)
+		if code >= 500 {
+			ctx.Response.Header.Set("Retry-After", "30")
+		}
+		fail(ctx, code, "%v", err)
+		return
+	}
+	if ps == nil {
+		ps = []login.Post{}
+	}
+	writeJSON(ctx, fasthttp.StatusOK, PostList{Site: p[0], User: user, Posts: ps})
+}

@@ -67,14 +67,15 @@ func startEnv(t testing.TB, opts ...envOpt) *env {
 	}
 	h, err := partnersite.NewHandler(partnersite.Config{SiteID: "shop", ServerID: "bridge-1", ServerSecret: "s3cret",
 		Users: []partnersite.User{{Name: "alice", Password: "wonderland", Display: "Alice",
-			Contacts: []login.Contact{{User: "bob", Display: "Bob"}}}}, Logger: quietLog()})
+			Contacts: []login.Contact{{User: "bob", Display: "Bob"}}}},
+		Posts: []login.Post{{ID: "p1", Title: "Spring sale", Body: "Everything half price"}}, Logger: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	site := httptest.NewServer(h)
 	t.Cleanup(site.Close)
 	partners, err := login.NewPartners(login.PartnersConfig{Sites: []login.Site{{ID: "shop", Enabled: true,
-		ServerID: "bridge-1", ServerSecret: "s3cret", VerifyURL: site.URL + "/verify", ContactsURL: site.URL + "/contacts"}}, Logger: quietLog()})
+		ServerID: "bridge-1", ServerSecret: "s3cret", VerifyURL: site.URL + "/verify", ContactsURL: site.URL + "/contacts", PostsURL: site.URL + "/posts"}}, Logger: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
