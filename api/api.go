@@ -443,6 +443,9 @@ type SendRequest struct {
 	Text    string `json:"text"`
 	Receipt bool   `json:"receipt,omitempty"`
 	Ref     string `json:"ref,omitempty"` // the client's own id, kept as the origin reference
+	// Route hint: "" (the router decides), "im", "sms", "smsc" or
+	// "esme:SYSTEM_ID".
+	Route string `json:"route,omitempty"`
 }
 
 // MaxTextBytes bounds a message's text (a long SMS of 255 parts of UCS-2).
@@ -481,7 +484,13 @@ func ParseSendRequest(body []byte, cc string) (*msg.Message, error) {
 	if len(req.Ref) > 64 {
 		return nil, errors.New("ref longer than 64 bytes")
 	}
-	return &msg.Message{From: from, To: to, Text: req.Text, Receipt: req.Receipt,
+	if !msg.ValidRoute(req.Route) || len(req.Route) > 64 {
+		return nil, fmt.Errorf("route %q: want im, sms, smsc or esme:SYSTEM_ID", req.Route)
+	}
+	if req.Route != "" && req.Route != "im" && !to.IsMSISDN() {
+		return nil, fmt.Errorf("route %q: the recipient is not a phone number", req.Route)
+	}
+	return &msg.Message{From: from, To: to, Text: req.Text, Receipt: req.Receipt, Route: req.Route,
 		Origin: msg.Origin{Kind: msg.FromAPI, Ref: req.Ref}}, nil
 }
 

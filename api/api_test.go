@@ -91,6 +91,10 @@ func TestMessages(t *testing.T) {
 		{"bad from", "POST", "/v1/messages", js, `{"from":"abc","to":"+8613800000002","text":"x"}`, 400, "from"},
 		{"bad to", "POST", "/v1/messages", js, `{"from":"+8613800000001","to":"sip:@x","text":"x"}`, 400, "to"},
 		{"no text", "POST", "/v1/messages", js, `{"from":"+8613800000001","to":"+8613800000002"}`, 400, "text"},
+		{"route sms", "POST", "/v1/messages", js, `{"from":"+8613800000001","to":"+8613800000002","text":"x","route":"sms"}`, 202, ""},
+		{"route esme", "POST", "/v1/messages", js, `{"from":"+8613800000001","to":"+8613800000002","text":"x","route":"esme:carrier1"}`, 202, ""},
+		{"bad route", "POST", "/v1/messages", js, `{"from":"+8613800000001","to":"+8613800000002","text":"x","route":"pigeon"}`, 400, "route"},
+		{"sms route to IM address", "POST", "/v1/messages", js, `{"from":"+8613800000001","to":"sip:alice@im.example","text":"x","route":"sms"}`, 400, "not a phone number"},
 		{"xml", "POST", "/v1/messages", "application/xml", `<m/>`, 415, ""},
 		{"too big", "POST", "/v1/messages", js, `{"text":"` + strings.Repeat("a", 5000) + `"}`, 413, ""},
 	})

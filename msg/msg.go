@@ -49,4 +49,13 @@ type Message struct {
 	Receipt  bool      // the originator asked for a delivery receipt
 	Accepted time.Time // when the bridge acknowledged it
 	Expires  time.Time // validity: after this it is failed as expired; zero = default policy
+	// Route is the sender's hint: "" lets the router decide; "im" delivers
+	// only into IM (waiting while the user is offline); "sms" always sends
+	// SMS; "smsc" or "esme:SYSTEM_ID" send SMS over that route.
+	Route string
+}
+
+// ValidRoute reports whether r is a route hint the router understands.
+func ValidRoute(r string) bool {
+	return r == "" || r == "im" || r == "sms" || r == "smsc" || (len(r) > 5 && r[:5] == "esme:")
 }

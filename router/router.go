@@ -212,7 +212,8 @@ func (r *Router) Pending() int64 { return r.pending.Load() }
 // allows the adapter to acknowledge; msg.ErrOverloaded and msg.ErrNotStored
 // tell it to answer "try later" and "failed" instead.
 func (r *Router) Submit(ctx context.Context, m *msg.Message) error {
-	if m.To == "" || (!m.To.IsMSISDN() && len(m.To) < 5) || hasPrefix(string(m.To), "alpha:") {
+	if m.To == "" || (!m.To.IsMSISDN() && len(m.To) < 5) || hasPrefix(string(m.To), "alpha:") ||
+		!msg.ValidRoute(m.Route) || (m.Route != "" && m.Route != "im" && !m.To.IsMSISDN()) {
 		r.count.NoRoute.Add(1)
 		return fmt.Errorf("%w: %q", msg.ErrNoRoute, m.To)
 	}
@@ -371,12 +372,15 @@ const (
 )
 
 func (r *Router) decide(m *msg.Message) (route, presence.Binding) {
-	if b, ok := r.pres.Lookup(m.To); ok {
-		if _, ok := r.im[b.Via]; ok {
-			return routeIM, b
+	sms := m.Route != "" && m.Route != "im" // "sms", "smsc", "esme:ID"
+	if !sms {
+		if b, ok := r.pres.Lookup(m.To); ok {
+			if _, ok := r.im[b.Via]; ok {
+				return routeIM, b
+			}
 		}
 	}
-	if m.To.IsMSISDN() {
+	if m.To.IsMSISDN() && m.Route != "im" {
 		return routeSMS, presence.Binding{}
 	}
 	return routePark, presence.Binding{}
@@ -410,7 +414,7 @@ func (r *Router) deliver(ctx context.Context, j *job) {
 		}
 		r.count.IMFailed.Add(1)
 		r.log.Info("im delivery failed", "id", m.ID, "to", m.To, "err", err)
-		if !m.To.IsMSISDN() {
+		if !m.To.IsMSISDN() || m.Route == "im" {
 			r.retry(ctx, j, "im: "+err.Error())
 			return
 		}

@@ -180,6 +180,54 @@ func TestIMOnlyUserParkedUntilRegister(t *testing.T) {
 	}
 }
 
+func TestRouteHint(t *testing.T) {
+	g := newRig(t, "", Config{})
+	g.imErr = func(m *msg.Message) error {
+		if m.Text == "im fails" {
+			return errors.New("408 request timeout")
+		}
+		return nil
+	}
+	g.run(t)
+	g.online(t, "+8613800000005", "sip:e@127.0.0.1:5062")
+	submit := func(to msg.Address, text, route string) string {
+		m := &msg.Message{From: "+8613900000009", To: to, Text: text, Route: route, Origin: msg.Origin{Kind: msg.FromAPI}}
+		if err := g.r.Submit(context.Background(), m); err != nil {
+			t.Fatalf("submit %q: %v", route, err)
+		}
+		return m.ID
+	}
+	// "sms" sends SMS even though the recipient is online in IM.
+	g.waitState(t, submit("+8613800000005", "forced sms", "sms"), store.Delivered)
+	// "im" waits for an offline number instead of falling back to SMS.
+	parked := submit("+8613800000006", "im only", "im")
+	// "im" retries a failing IM contact instead of falling back either.
+	failing := submit("+8613800000005", "im fails", "im")
+	time.Sleep(100 * time.Millisecond)
+	if got := g.sent.sms_(); len(got) != 1 || got[0] != "+8613800000005|forced sms" {
+		t.Fatalf("sms %v", got)
+	}
+	for _, id := range []string{parked, failing} {
+		if rec, _ := g.db.Message(id); rec.State.Final() {
+			t.Fatalf("im-only message %s ended %v", id, rec.State)
+		}
+	}
+	g.online(t, "+8613800000006", "sip:f@127.0.0.1:5062")
+	g.waitState(t, parked, store.Delivered)
+	if got := g.sent.im(); len(got) != 1 || got[0] != "+8613800000006|im only|sip:f@127.0.0.1:5062" {
+		t.Fatalf("im %v", got)
+	}
+	for _, bad := range []struct {
+		to    msg.Address
+		route string
+	}{{"+8613800000005", "pigeon"}, {"sip:bob@example.com", "sms"}} {
+		err := g.r.Submit(context.Background(), &msg.Message{From: "+8613900000009", To: bad.to, Text: "x", Route: bad.route})
+		if !errors.Is(err, msg.ErrNoRoute) {
+			t.Fatalf("route %q to %s: %v, want ErrNoRoute", bad.route, bad.to, err)
+		}
+	}
+}
+
 type permanent struct{ error }
 
 func (permanent) Permanent() bool { return true }

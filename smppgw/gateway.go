@@ -307,7 +307,9 @@ func (g *Gateway) SendSMS(ctx context.Context, m *msg.Message) error {
 		return &sendError{status: smpp.ESME_RINVMSGLEN, err: fmt.Errorf("sms: encode: %w", err)}
 	}
 	route := g.cfg.Route
-	if g.cfg.Policy != nil {
+	if r, err := ParseRoute(m.Route); err == nil && m.Route != "" && m.Route != "sms" && m.Route != "im" {
+		route = r // the sender named the route
+	} else if g.cfg.Policy != nil {
 		if target, ok := g.cfg.Policy.RouteFor(m.To); ok {
 			if r, err := ParseRoute(target); err == nil {
 				route = r

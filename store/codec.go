@@ -13,7 +13,8 @@ import (
 //
 //	0x01 state attempts:uvarint next:varint-unixnano
 //	from to text account ref: uvarint length + bytes
-//	kind flags(bit0 receipt) accepted:varint-unixnano expires:varint-unixnano
+//	kind flags(bit0 receipt, bit1 route) accepted:varint-unixnano expires:varint-unixnano
+//	[route: uvarint length + bytes, only with flags bit1]
 //	nevents:uvarint { state at:varint-unixnano detail:uvarint length + bytes }
 //
 // The message ID is the key and is not repeated. A zero time is encoded as 0.
@@ -39,9 +40,15 @@ func appendRecord(dst []byte, r *Record) []byte {
 	if m.Receipt {
 		flags |= 1
 	}
+	if m.Route != "" {
+		flags |= 2
+	}
 	dst = append(dst, byte(m.Origin.Kind), flags)
 	dst = binary.AppendVarint(dst, nanos(m.Accepted))
 	dst = binary.AppendVarint(dst, nanos(m.Expires))
+	if m.Route != "" {
+		dst = appendString(dst, m.Route)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(r.Events)))
 	for i := range r.Events {
 		e := &r.Events[i]
@@ -153,9 +160,15 @@ func decodeRecord(id string, b []byte) (Record, error) {
 	m.Origin.Account = r.string()
 	m.Origin.Ref = r.string()
 	m.Origin.Kind = msg.Kind(r.byte())
-	m.Receipt = r.byte()&1 != 0
+	flags := r.byte()
+	m.Receipt = flags&1 != 0
 	m.Accepted = fromNanos(r.varint())
 	m.Expires = fromNanos(r.varint())
+	if flags&2 != 0 {
+		if m.Route = r.string(); r.err == nil && m.Route == "" {
+			r.fail("empty route")
+		}
+	}
 	n := r.uvarint()
 	if n > uint64(len(r.b)) { // every event takes at least 3 bytes: bounds the allocation
 		r.fail("event count past end")

@@ -28,7 +28,9 @@ func sampleRecord() Record {
 }
 
 func TestRecordRoundTrip(t *testing.T) {
-	for _, r := range []Record{sampleRecord(), {State: Accepted, Msg: msg.Message{ID: "x"}}} {
+	routed := sampleRecord()
+	routed.Msg.Route = "esme:carrier1"
+	for _, r := range []Record{sampleRecord(), routed, {State: Accepted, Msg: msg.Message{ID: "x"}}} {
 		b := appendRecord(nil, &r)
 		got, err := decodeRecord(r.Msg.ID, b)
 		if err != nil {
@@ -38,6 +40,9 @@ func TestRecordRoundTrip(t *testing.T) {
 			t.Fatalf("round trip differs:\n%+v\n%+v", got, r)
 		}
 		sameMsg(t, got.Msg, r.Msg)
+		if got.Msg.Route != r.Msg.Route {
+			t.Fatalf("route %q, want %q", got.Msg.Route, r.Msg.Route)
+		}
 		if got.State != r.State || got.Attempts != r.Attempts || !got.NextAttempt.Equal(r.NextAttempt) || len(got.Events) != len(r.Events) {
 			t.Fatalf("got %+v want %+v", got, r)
 		}
