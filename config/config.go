@@ -104,7 +104,7 @@ var options = []option{
 	{"reassembly-timeout", kDuration, "5m", "how long parts of a long SMS wait for the missing ones", false, func(c *Config) any { return &c.ReassemblyWait }},
 	{"reassembly-policy", kString, "partial", "when parts are still missing at the timeout: partial (deliver with a marker) or drop", false, func(c *Config) any { return &c.ReassemblyPolicy }},
 	{"dedup-window", kDuration, "2m", "a resubmission of the same message (same account, sender, recipient and text) within this window is acknowledged with the first id and not delivered again (0 = off)", false, func(c *Config) any { return &c.DedupWindow }},
-	{"store-memtable-mb", kInt, "64", "badger memtable size in MiB (two are kept in memory)", false, func(c *Config) any { return &c.StoreMemtableMB }},
+	{"store-memtable-mb", kInt, "32", "badger memtable size in MiB (two are kept in memory)", false, func(c *Config) any { return &c.StoreMemtableMB }},
 	{"store-cache-mb", kInt, "32", "badger block cache and index cache size in MiB, each", false, func(c *Config) any { return &c.StoreCacheMB }},
 	{"reginfo-from", kList, "", "IP, CIDR or host name of an IM server (Kamailio pua_reginfo) allowed to PUBLISH/NOTIFY registration state, RFC 3680 (repeatable; none = refused)", false, func(c *Config) any { return &c.ReginfoFrom }},
 	{"partner-site", kList, "", "partner website for delegated login: ID,VERIFY_URL,SERVER_ID,SERVER_SECRET[,CONTACTS_URL[,POSTS_URL]] (repeatable; users log in as user#ID)", true, func(c *Config) any { return &c.PartnerSites }},

@@ -29,7 +29,7 @@ type Options struct {
 	Dir            string        // "" = in-memory badger (tests, labs): nothing survives Close
 	Logger         *slog.Logger  // nil = discard
 	MaxBatch       int           // soft cap on writes per group commit; writers wait when it is reached (default 1024)
-	MemTableSize   int64         // default 64 MiB
+	MemTableSize   int64         // default 32 MiB
 	BlockCacheSize int64         // default 32 MiB
 	IndexCacheSize int64         // default 32 MiB (bounded, unlike badger's unbounded 0)
 	GCInterval     time.Duration // value-log GC period (default 5m)
@@ -121,7 +121,7 @@ func Open(opts Options) (*DB, error) {
 		opts.MaxBatch = 1024
 	}
 	if opts.MemTableSize <= 0 {
-		opts.MemTableSize = 64 << 20
+		opts.MemTableSize = 32 << 20
 	}
 	if opts.BlockCacheSize <= 0 {
 		opts.BlockCacheSize = 32 << 20
