@@ -141,6 +141,15 @@ func (s *Server) send(ctx context.Context, o outgoing) error {
 		return errors.New("bad contact: no host")
 	}
 	aorURI := o.target.AOR.SIPURI(s.cfg.Domain)
+	if c := s.udp.Load(); c != nil {
+		dst := &contact
+		if s.proxy != nil {
+			dst = s.proxy
+		}
+		if t, ok := udpTargetOf(dst); ok && !unsafeInHeader(aorURI) && !unsafeInHeader(o.from) {
+			return s.sendUDP(ctx, c, t, o, aorURI)
+		}
+	}
 	var toURI, fromURI sip.Uri
 	if err := sip.ParseUri(aorURI, &toURI); err != nil {
 		return fmt.Errorf("bad AOR %q: %w", aorURI, err)
@@ -200,4 +209,33 @@ func (s *Server) send(ctx context.Context, o outgoing) error {
 		return nil
 	}
 	return &StatusError{Code: res.StatusCode, Reason: res.Reason}
+}
+
+// sendUDP is send over the UDP fast path (udpclient.go).
+func (s *Server) sendUDP(ctx context.Context, c *udpClient, t udpTarget, o outgoing, aorURI string) error {
+	r := udpRequest{
+		ruri: o.target.Contact, from: o.from, to: aorURI, userAgent: s.cfg.UserAgent,
+		headers: o.headers, contentType: o.contentType, body: o.body,
+	}
+	if s.proxy != nil {
+		r.ruri, r.route = aorURI, s.proxyURI
+	}
+	tctx, cancel := context.WithTimeout(ctx, s.cfg.MessageTimeout)
+	defer cancel()
+	start := s.now()
+	code, reason, callID, err := c.do(tctx, t, &r)
+	if err != nil {
+		if tctx.Err() != nil && ctx.Err() == nil {
+			return fmt.Errorf("no final response within %s: %w", s.cfg.MessageTimeout, context.DeadlineExceeded)
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("MESSAGE abandoned: %w", ctx.Err())
+		}
+		return fmt.Errorf("MESSAGE failed: %w", err)
+	}
+	s.log.Debug("sip MESSAGE sent", "to", o.target.AOR, "contact", o.target.Contact, "call_id", callID, "status", code, "took", s.now().Sub(start))
+	if code >= 200 && code < 300 {
+		return nil
+	}
+	return &StatusError{Code: code, Reason: reason}
 }

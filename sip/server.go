@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -99,10 +101,11 @@ type Server struct {
 	nonces nonces
 	now    func() time.Time
 
-	ua     *sipgo.UserAgent
-	srv    *sipgo.Server
-	client *sipgo.Client
-	proxy  *sip.Uri // parsed OutboundProxy with ;lr, or nil
+	ua       *sipgo.UserAgent
+	srv      *sipgo.Server
+	client   *sipgo.Client
+	proxy    *sip.Uri // parsed OutboundProxy with ;lr, or nil
+	proxyURI string   // proxy rendered, for Route headers
 
 	sem chan struct{} // MaxInFlight tokens
 
@@ -111,9 +114,18 @@ type Server struct {
 	served    sync.Once
 
 	mu      sync.RWMutex
-	addr    string          // actual ip:port after Ready
-	udpAddr sip.Addr        // UDP listener, used as the source of our requests
-	baseCtx context.Context // Serve's ctx, for handlers
+	addr    string                    // actual ip:port after Ready
+	udpAddr sip.Addr                  // UDP listener, used as the source of our requests
+	udp     atomic.Pointer[udpClient] // our MESSAGEs over UDP, once Serve listens
+	baseCtx context.Context           // Serve's ctx, for handlers
+}
+
+// onUnmatchedResponse gets responses that match none of sipgo's client
+// transactions: those of our UDP fast path, and late retransmissions.
+func (s *Server) onUnmatchedResponse(res *sip.Response) {
+	if c := s.udp.Load(); c != nil {
+		c.onResponse(res)
+	}
 }
 
 // allowed is what we answer in Allow headers.
@@ -144,7 +156,7 @@ func New(cfg Config, reg Registrar, sub Submitter) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.proxy = u
+		s.proxy, s.proxyURI = u, u.String()
 	}
 	// sipgo's own logs go through a handler that drops raw message text, so
 	// bodies never reach the logs even when its parser complains.
@@ -153,7 +165,8 @@ func New(cfg Config, reg Registrar, sub Submitter) (*Server, error) {
 		sipgo.WithUserAgent(cfg.UserAgent),
 		sipgo.WithUserAgentHostname(cfg.Domain),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog),
+			sip.WithTransactionLayerUnhandledResponseHandler(s.onUnmatchedResponse)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("sip: user agent: %w", err)
@@ -286,6 +299,16 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.udpAddr = sip.Addr{IP: ip, Port: p, Hostname: host}
 	}
 	s.mu.Unlock()
+	if uc, ok := pc.(*net.UDPConn); ok {
+		local, _ := netip.ParseAddr(host)
+		c, err := newUDPClient(uc, local)
+		if err != nil {
+			pc.Close()
+			ln.Close()
+			return err
+		}
+		s.udp.Store(c)
+	}
 
 	errc := make(chan error, 2)
 	go func() { errc <- s.srv.ServeUDP(pc) }()

@@ -522,10 +522,12 @@ func (db *DB) AcceptDedup(ctx context.Context, m *msg.Message, key []byte, windo
 		return "", fmt.Errorf("store: accept: nil message: %w", msg.ErrNotStored)
 	}
 	dkey := append([]byte(prefixDedup), key...)
-	if v, err := db.get(dkey); err == nil {
-		return string(v), nil
-	} else if !errors.Is(err, ErrNotFound) {
-		return "", fmt.Errorf("store: accept: dedup lookup: %w: %w", msg.ErrNotStored, err)
+	if db.seen.mayHave(dkey) {
+		if v, err := db.get(dkey); err == nil {
+			return string(v), nil
+		} else if !errors.Is(err, ErrNotFound) {
+			return "", fmt.Errorf("store: accept: dedup lookup: %w: %w", msg.ErrNotStored, err)
+		}
 	}
 	if err := db.acceptPrep(ctx); err != nil {
 		return "", err
@@ -538,6 +540,7 @@ func (db *DB) AcceptDedup(ctx context.Context, m *msg.Message, key []byte, windo
 		return "", fmt.Errorf("store: accept: %w: %w", msg.ErrNotStored, err)
 	}
 	all := append(ops[:n:n], op{key: dkey, val: []byte(m.ID), expiresAt: uint64(now.Add(window).Unix())})
+	db.seen.add(dkey, now, window)
 	b, err := db.submit(all, buf)
 	if err != nil {
 		m.ID = ""

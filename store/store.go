@@ -73,6 +73,7 @@ type DB struct {
 
 	ids   idGen
 	cache cache
+	seen  seenFilter // dedup keys written recently (seen.go)
 
 	syncHook atomic.Pointer[func() error] // test-only: replaces bdb.Sync to inject fsync failures
 
@@ -170,6 +171,13 @@ func Open(opts Options) (*DB, error) {
 	if err := db.ids.init(bdb); err != nil {
 		bdb.Close()
 		return nil, err
+	}
+	db.seen.init()
+	if n, err := db.seen.load(bdb, time.Now()); err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("store: load duplicate-suppression keys: %w", err)
+	} else if n > 0 {
+		db.log.Info("duplicate-suppression keys loaded", "keys", n)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	db.stop = cancel

@@ -1,0 +1,135 @@
+package sip
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/smsbridge/bridge/msg"
+	"github.com/smsbridge/bridge/presence"
+)
+
+// answer renders a response to the raw request req, copying the headers a
+// UAS must copy (RFC 3261 §8.2.6.2).
+func answer(req, status string) []byte {
+	var b strings.Builder
+	b.WriteString("SIP/2.0 " + status + "\r\n")
+	for _, line := range strings.Split(strings.SplitN(req, "\r\n\r\n", 2)[0], "\r\n")[1:] {
+		name, _, _ := strings.Cut(line, ":")
+		switch strings.ToLower(name) {
+		case "via", "from", "call-id", "cseq":
+			b.WriteString(line + "\r\n")
+		case "to":
+			b.WriteString(line + ";tag=uas1\r\n")
+		}
+	}
+	b.WriteString("Content-Length: 0\r\n\r\n")
+	return []byte(b.String())
+}
+
+// A UA that loses the first MESSAGE gets it again after T1 (same
+// transaction, byte for byte), answers 100 then 200, and SendIM succeeds;
+// a stray response for another branch changes nothing.
+func TestUDPFastPathRetransmitsAndMatches(t *testing.T) {
+	pres, _ := presence.Open(presence.Options{})
+	cfg := baseConfig()
+	cfg.MessageTimeout = 5 * time.Second
+	s := startServer(t, cfg, pres, submitFunc(func(context.Context, *msg.Message) error { return nil }))
+	if s.udp.Load() == nil {
+		t.Fatal("no UDP fast path on a 127.0.0.1 listener")
+	}
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	m := &msg.Message{ID: "r-1", From: "+8613800000001", To: "sip:erin@" + testDomain, Text: "again 你好"}
+	b := presence.Binding{AOR: m.To, Contact: "sip:erin@" + pc.LocalAddr().String(), Via: "sip"}
+	errc := make(chan error, 1)
+	go func() { errc <- s.SendIM(context.Background(), m, b) }()
+
+	buf := make([]byte, 4096)
+	read := func() (string, net.Addr) {
+		t.Helper()
+		pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		return string(buf[:n]), from
+	}
+	first, _ := read()
+	second, from := read() // the first was "lost": this is the retransmission
+	if first != second {
+		t.Fatalf("retransmission differs:\n%s\n---\n%s", first, second)
+	}
+	for _, want := range []string{"MESSAGE sip:erin@", "Via: SIP/2.0/UDP 127.0.0.1:", ";branch=z9hG4bK", "CSeq: 1 MESSAGE", "Imdn-Message-ID: r-1",
+		"Content-Type: text/plain;charset=UTF-8", "Content-Length: 12\r\n\r\nagain 你好"} {
+		if !strings.Contains(first, want) {
+			t.Fatalf("request lacks %q:\n%s", want, first)
+		}
+	}
+	stray := strings.Replace(first, ";branch=z9hG4bK", ";branch=z9hG4bKother", 1)
+	pc.WriteTo(answer(stray, "500 Server Error"), from)
+	pc.WriteTo(answer(first, "100 Trying"), from)
+	select {
+	case err := <-errc:
+		t.Fatalf("SendIM returned %v before the final response", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	pc.WriteTo(answer(first, "200 OK"), from)
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("SendIM: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("SendIM did not return after 200")
+	}
+	c := s.udp.Load()
+	c.mu.Lock()
+	left := len(c.txs)
+	c.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d transactions left after the final response", left)
+	}
+}
+
+// Targets the fast path cannot take (a host name, TCP) go through sipgo.
+func TestUDPFastPathFallsBack(t *testing.T) {
+	pres, _ := presence.Open(presence.Options{})
+	s := startServer(t, baseConfig(), pres, submitFunc(func(context.Context, *msg.Message) error { return nil }))
+	ua := newTestUA(t, 200, "OK")
+	m := &msg.Message{ID: "f-1", From: "+8613800000001", To: "sip:fred@" + testDomain, Text: "by name"}
+	b := presence.Binding{AOR: m.To, Contact: "sip:fred@localhost:" + strconv.Itoa(ua.port), Via: "sip"}
+	if err := s.SendIM(context.Background(), m, b); err != nil {
+		t.Fatalf("SendIM to a host name: %v", err)
+	}
+	if got := ua.waitMessage(t); string(got.Body()) != "by name" {
+		t.Fatalf("body %q", got.Body())
+	}
+	for _, c := range []string{"sip:fred@localhost:5060", "sip:fred@127.0.0.1:5060;transport=tcp", "sips:fred@127.0.0.1", "sip:fred@127.0.0.1;maddr=10.0.0.1"} {
+		u := parseURIForTest(t, c)
+		if _, ok := udpTargetOf(&u); ok {
+			t.Errorf("%s took the UDP fast path", c)
+		}
+	}
+	u := parseURIForTest(t, "sip:fred@[::1]:5070;transport=UDP")
+	if tg, ok := udpTargetOf(&u); !ok || tg.addr.String() != "[::1]:5070" {
+		t.Errorf("IPv6 literal: %v %v", tg, ok)
+	}
+}
+
+func parseURIForTest(t *testing.T, s string) sip.Uri {
+	t.Helper()
+	var u sip.Uri
+	if err := sip.ParseUri(s, &u); err != nil {
+		t.Fatalf("%s: %v", s, err)
+	}
+	return u
+}
