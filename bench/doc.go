@@ -8,10 +8,20 @@
 // send time, so the sinks can tell what arrived, how late, and what never
 // arrived at all (LOST: acknowledged but not delivered after a drain period).
 //
-// A run has up to two phases. The ceiling phase drives the same generator
-// against a minimal SMPP echo peer and SIP MESSAGE responder with no bridge in
-// between; the bridge phase spawns (or targets) a bridge. The report puts the
-// bridge's delivered rate next to the ceiling's.
+// A run has up to two phases. The bridge phase spawns (or targets) a bridge.
+// The ceiling phase measures what the transports and the machine allow for
+// the same work with no bridge: the bridge carries every message over two
+// legs (SMS→IM: submit_sm in, MESSAGE out; SMS→SMS: submit_sm in, submit_sm
+// out over its one bind to the SMSC; IM→SMS: MESSAGE in, submit_sm out;
+// IM→IM: MESSAGE in, MESSAGE out), so the ceiling's generator does both legs
+// of each message itself, as a zero-logic relay with no store and no routing
+// would: leg 1 to an echo SMPP peer or SIP responder that acknowledges but
+// counts nothing, then, in the same worker, leg 2 (Relay) to a counting SIP
+// responder or, split into parts over one SMPP bind, to a counting SMSC.
+// Only that egress sink counts a message delivered, as in the bridge phase.
+// (The ceiling used to drive the ingress leg alone, half the work per
+// message, which made the bridge/ceiling ratio meaningless.) The report puts
+// the bridge's delivered rate next to the ceiling's.
 //
 //	go run ./bench --duration 60s --warmup 5s --mix sms-im:1 --out /tmp/bench
 //

@@ -134,9 +134,12 @@ type Load struct {
 
 // Generator drives a Load through ESMEs and the UA pool.
 type Generator struct {
-	load   Load
-	tr     *Tracker
-	pool   *UAPool
+	load Load
+	tr   *Tracker
+	pool *UAPool
+	// relay runs each acknowledged message's second leg in the ceiling
+	// phase; nil in the bridge phase, where the bridge does it.
+	relay  *Relay
 	log    *slog.Logger
 	missed atomic.Uint64 // rate mode: jobs dropped because every worker was busy
 }
@@ -278,65 +281,112 @@ func (g *Generator) next(j job) Token {
 	return g.tr.Next(j.route)
 }
 
+// smsSource is the number every bench ESME submits from.
+const smsSource = "8613800000001"
+
+// errRefused is a SIP final status that is neither 2xx nor a transport error.
+var errRefused = errors.New("refused")
+
 func (g *Generator) esmeWorker(ctx context.Context, cli *smpp.Client, rng *rand.Rand, jobs <-chan job, fatal *atomic.Pointer[error]) {
 	var p smpp.PDU
 	for j := range jobs {
 		tok := g.next(j)
 		dst := g.dest(rng, j.route)
-		dcs, parts, err := smstext.Split(Text(tok, j.alpha), smstext.Auto, uint16(tok.Seq), true)
-		if err != nil {
-			g.tr.Refused(tok, false)
+		text := Text(tok, j.alpha)
+		if err := submitSMS(ctx, cli, &p, smsSource, dst, text, uint16(tok.Seq)); err != nil {
+			throttled := smppThrottled(err)
+			g.tr.Refused(tok, throttled)
+			var se *smpp.StatusError
+			if !throttled && !errors.As(err, &se) {
+				g.log.Debug("submit failed", "err", err)
+			}
 			continue
 		}
-		ok := true
-		for _, part := range parts {
-			p.Reset()
-			p.ID = smpp.SubmitSM
-			p.SourceAddrTON, p.SourceAddrNPI, p.SourceAddr = 1, 1, "8613800000001"
-			p.DestAddrTON, p.DestAddrNPI, p.DestAddr = 1, 1, dst
-			p.DataCoding = dcs
-			p.ShortMessage = append(append(p.ShortMessage[:0], part.UDH...), part.Body...)
-			if len(part.UDH) > 0 {
-				p.ESMClass = 0x40
-			}
-			// Submits may not be cut off by the end of the run: an
-			// unanswered submit is neither accepted nor refused.
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			_, err := cli.Send(sctx, &p)
-			cancel()
-			if err != nil {
-				var se *smpp.StatusError
-				throttled := errors.As(err, &se) && (se.Status == smpp.ESME_RTHROTTLED || se.Status == smpp.ESME_RMSGQFUL)
-				g.tr.Refused(tok, throttled)
-				ok = false
-				if !throttled && se == nil {
-					g.log.Debug("submit failed", "err", err)
-				}
-				break
-			}
-		}
-		if ok {
-			g.tr.Acked(tok)
-		}
+		g.acked(ctx, &p, tok, smsSource, dst, text)
 	}
 }
 
 func (g *Generator) sipWorker(ctx context.Context, rng *rand.Rand, jobs <-chan job) {
+	var p smpp.PDU // the relay's scratch PDU
 	for j := range jobs {
 		tok := g.next(j)
 		from := g.load.Online[rng.IntN(len(g.load.Online))]
 		to := g.dest(rng, j.route)
+		text := Text(tok, j.alpha)
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		code, err := g.pool.Message(sctx, g.load.SIPAddr, from, to, Text(tok, j.alpha), g.load.SIPAuth)
+		code, err := g.pool.Message(sctx, g.load.SIPAddr, from, to, text, g.load.SIPAuth)
 		cancel()
-		switch {
-		case err == nil && code >= 200 && code < 300:
-			g.tr.Acked(tok)
-		case code == 503 || code == 429 || code == 486:
-			g.tr.Refused(tok, true)
-		default:
-			g.tr.Refused(tok, false)
-			g.log.Debug("MESSAGE failed", "code", code, "err", err)
+		if ok, throttled := sipOutcome(code, err); !ok {
+			g.tr.Refused(tok, throttled)
+			if !throttled {
+				g.log.Debug("MESSAGE failed", "code", code, "err", err)
+			}
+			continue
+		}
+		g.acked(ctx, &p, tok, from, to, text)
+	}
+}
+
+// acked records leg 1's acknowledgement and, in the ceiling phase, runs leg
+// 2 through the relay in the same worker, as a zero-logic relay would.
+func (g *Generator) acked(ctx context.Context, p *smpp.PDU, tok Token, from, to, text string) {
+	g.tr.Acked(tok)
+	if g.relay == nil {
+		return
+	}
+	if throttled, err := g.relay.Forward(ctx, p, tok, from, to, text); err != nil {
+		// Leg 1 was acknowledged, so the census counts the message lost;
+		// counting the refusal as well puts it in the per-second
+		// throttle/error series when it happens.
+		g.tr.Refused(tok, throttled)
+		g.log.Debug("relay egress failed", "route", tok.Route, "err", err)
+	}
+}
+
+// submitSMS submits text from src to dst over cli, split as smstext.Split
+// cuts it (UCS-2 when GSM 7-bit does not fit, 16-bit UDH reference ref for
+// concatenated parts), and returns the first part's error.
+func submitSMS(ctx context.Context, cli *smpp.Client, p *smpp.PDU, src, dst, text string, ref uint16) error {
+	dcs, parts, err := smstext.Split(text, smstext.Auto, ref, true)
+	if err != nil {
+		return fmt.Errorf("split: %w", err)
+	}
+	for i, part := range parts {
+		p.Reset()
+		p.ID = smpp.SubmitSM
+		p.SourceAddrTON, p.SourceAddrNPI, p.SourceAddr = 1, 1, src
+		p.DestAddrTON, p.DestAddrNPI, p.DestAddr = 1, 1, dst
+		p.DataCoding = dcs
+		p.ShortMessage = append(append(p.ShortMessage[:0], part.UDH...), part.Body...)
+		if len(part.UDH) > 0 {
+			p.ESMClass = 0x40
+		}
+		// Submits may not be cut off by the end of the run: an
+		// unanswered submit is neither accepted nor refused.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		_, err := cli.Send(sctx, p)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("part %d/%d: %w", i+1, len(parts), err)
 		}
 	}
+	return nil
+}
+
+// smppThrottled reports whether err is the SMSC (or bridge) pushing back.
+func smppThrottled(err error) bool {
+	var se *smpp.StatusError
+	return errors.As(err, &se) && (se.Status == smpp.ESME_RTHROTTLED || se.Status == smpp.ESME_RMSGQFUL)
+}
+
+// sipOutcome classifies a MESSAGE's final status: accepted, or refused as
+// back-pressure (throttled) or as a failure.
+func sipOutcome(code int, err error) (ok, throttled bool) {
+	switch {
+	case err == nil && code >= 200 && code < 300:
+		return true, false
+	case code == 503 || code == 429 || code == 486:
+		return false, true
+	}
+	return false, false
 }

@@ -47,29 +47,36 @@ type Options struct {
 // userName is the i-th bench IM user: a number, so it is also an MSISDN.
 func userName(i int) string { return fmt.Sprintf("86139%08d", i) }
 
-// Run runs the ceiling phase and the bridge phase as o asks and writes the
-// report files. progress gets one line per second.
-func Run(ctx context.Context, o Options, progress io.Writer, log *slog.Logger) (*Report, error) {
+// planLoad turns o into the load both phases share and the IM users.
+func planLoad(o Options) (Load, []string, error) {
 	routes, err := Weights(o.Mix, routeNames[:])
 	if err != nil {
-		return nil, fmt.Errorf("--mix: %w", err)
+		return Load{}, nil, fmt.Errorf("--mix: %w", err)
 	}
 	alphas, err := Weights(o.Alphabet, alphabetNames[:])
 	if err != nil {
-		return nil, fmt.Errorf("--alphabet: %w", err)
+		return Load{}, nil, fmt.Errorf("--alphabet: %w", err)
 	}
 	nOnline := int(float64(o.Users)*o.Online + 0.5)
 	if (routes[SMSToIM] > 0 || routes[IMToIM] > 0 || routes[IMToSMS] > 0) && nOnline == 0 {
-		return nil, errors.New("the mix needs IM users online: raise --users or --online")
+		return Load{}, nil, errors.New("the mix needs IM users online: raise --users or --online")
 	}
 	users := make([]string, o.Users)
 	for i := range users {
 		users[i] = userName(i)
 	}
-	online := users[:nOnline]
-	load := Load{
+	return Load{
 		Rate: o.Rate, Duration: o.Duration, Warmup: o.Warmup, Routes: routes, Alphas: alphas,
-		Binds: o.Binds, Window: o.Window, SIPWindow: o.SIPWindow, Online: online, SMSNumbers: o.Numbers,
+		Binds: o.Binds, Window: o.Window, SIPWindow: o.SIPWindow, Online: users[:nOnline], SMSNumbers: o.Numbers,
+	}, users, nil
+}
+
+// Run runs the ceiling phase and the bridge phase as o asks and writes the
+// report files. progress gets one line per second.
+func Run(ctx context.Context, o Options, progress io.Writer, log *slog.Logger) (*Report, error) {
+	load, users, err := planLoad(o)
+	if err != nil {
+		return nil, err
 	}
 	rep := &Report{
 		Started: time.Now().UTC(), GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(),
@@ -79,10 +86,7 @@ func Run(ctx context.Context, o Options, progress io.Writer, log *slog.Logger) (
 		return nil, fmt.Errorf("output dir: %w", err)
 	}
 	if !o.NoCeiling {
-		l := load
-		l.Rate = 0 // the ceiling is the most the transport takes
-		l.Duration = o.CeilingDuration
-		res, err := runCeiling(ctx, o, l, progress, log)
+		res, err := runCeiling(ctx, o, load, progress, log)
 		if err != nil {
 			return nil, fmt.Errorf("ceiling: %w", err)
 		}
@@ -102,28 +106,96 @@ func Run(ctx context.Context, o Options, progress io.Writer, log *slog.Logger) (
 	return rep, nil
 }
 
+// ceiling is the ceiling phase's cast, everything the bridge phase has but
+// the bridge, which a zero-logic Relay replaces. Leg 1 goes to inSMSC (SMS
+// origin) or inSIP (IM origin), which acknowledge without counting; leg 2
+// goes to outSIP (IM destination) or, over the relay's one bind, to outSMSC
+// (SMS destination), which count deliveries as the bridge phase's sinks do.
+type ceiling struct {
+	tr      *Tracker
+	inSMSC  *SMSC
+	inSIP   *UAPool
+	senders *UAPool // the generator's IM users
+	outSMSC *SMSC
+	outSIP  *UAPool
+	relayUA *UAPool
+	relay   *Relay
+}
+
+// startCeiling starts the peers and the relay; Close stops them.
+func startCeiling(ctx context.Context, o Options, log *slog.Logger) (_ *ceiling, err error) {
+	c := &ceiling{tr: NewTracker()}
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
+	if c.inSMSC, err = StartSMSC(ctx, "127.0.0.1:0", o.Window, nil, log); err != nil {
+		return nil, fmt.Errorf("ingress smsc: %w", err)
+	}
+	if c.inSIP, err = StartUAPool(ctx, o.Domain, o.Password, nil, log); err != nil {
+		return nil, fmt.Errorf("ingress sip responder: %w", err)
+	}
+	if c.senders, err = StartUAPool(ctx, o.Domain, o.Password, nil, log); err != nil {
+		return nil, fmt.Errorf("sip senders: %w", err)
+	}
+	// One bind carries every *→SMS message, as the bridge's one bind to
+	// its SMSC does; its window is what all the ingress binds had together.
+	window := min(o.Window*o.Binds, maxRelayWindow)
+	if c.outSMSC, err = StartSMSC(ctx, "127.0.0.1:0", window, c.tr, log); err != nil {
+		return nil, fmt.Errorf("egress smsc: %w", err)
+	}
+	if c.outSIP, err = StartUAPool(ctx, o.Domain, o.Password, c.tr, log); err != nil {
+		return nil, fmt.Errorf("egress sip responder: %w", err)
+	}
+	if c.relayUA, err = StartUAPool(ctx, o.Domain, o.Password, nil, log); err != nil {
+		return nil, fmt.Errorf("relay sip ua: %w", err)
+	}
+	c.relay = StartRelay(ctx, c.outSMSC.Addr(), c.outSIP.Addr(), window, c.relayUA, log)
+	return c, nil
+}
+
+// Close stops the relay first, so its bind unbinds from a live SMSC.
+func (c *ceiling) Close() {
+	if c.relay != nil {
+		c.relay.Close()
+	}
+	for _, s := range []*SMSC{c.inSMSC, c.outSMSC} {
+		if s != nil {
+			s.Close()
+		}
+	}
+	for _, p := range []*UAPool{c.inSIP, c.senders, c.outSIP, c.relayUA} {
+		if p != nil {
+			p.Close()
+		}
+	}
+}
+
+// run drives l open loop for o.CeilingDuration through both legs.
+func (c *ceiling) run(ctx context.Context, o Options, l Load, progress io.Writer, log *slog.Logger) (*PhaseResult, error) {
+	l.Rate = 0 // the ceiling is the most the transport takes
+	l.Duration = o.CeilingDuration
+	l.SMPPAddr, l.SIPAddr = c.inSMSC.Addr(), c.inSIP.Addr()
+	g := &Generator{load: l, tr: c.tr, pool: c.senders, relay: c.relay, log: log}
+	res, err := runPhase(ctx, "ceiling", g, 0, o.Drain, progress)
+	if err != nil {
+		return nil, err
+	}
+	res.SMSCBad = c.inSMSC.bad.Load() + c.outSMSC.bad.Load()
+	res.SIPBad = c.inSIP.bad.Load() + c.outSIP.bad.Load()
+	return res, nil
+}
+
 func runCeiling(ctx context.Context, o Options, l Load, progress io.Writer, log *slog.Logger) (*PhaseResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	tr := NewTracker()
-	smsc, err := StartSMSC(ctx, "127.0.0.1:0", o.Window, tr, log)
+	c, err := startCeiling(ctx, o, log)
 	if err != nil {
 		return nil, err
 	}
-	defer smsc.Close()
-	responder, err := StartUAPool(ctx, o.Domain, o.Password, tr, log)
-	if err != nil {
-		return nil, err
-	}
-	defer responder.Close()
-	senders, err := StartUAPool(ctx, o.Domain, o.Password, tr, log)
-	if err != nil {
-		return nil, err
-	}
-	defer senders.Close()
-	l.SMPPAddr, l.SIPAddr = smsc.Addr(), responder.Addr()
-	g := &Generator{load: l, tr: tr, pool: senders, log: log}
-	return runPhase(ctx, "ceiling", g, 0, o.Drain, progress)
+	defer c.Close()
+	return c.run(ctx, o, l, progress, log)
 }
 
 func runBridge(ctx context.Context, o Options, l Load, users []string, progress io.Writer, log *slog.Logger) (*PhaseResult, error) {

@@ -28,6 +28,9 @@ func (r Route) String() string {
 // FromSMS reports whether the route enters the bridge over SMPP.
 func (r Route) FromSMS() bool { return r == SMSToIM || r == SMSToSMS }
 
+// ToSMS reports whether the route leaves the bridge over SMPP.
+func (r Route) ToSMS() bool { return r == SMSToSMS || r == IMToSMS }
+
 // ParseRoute maps a route name to its Route.
 func ParseRoute(s string) (Route, bool) {
 	for i, n := range routeNames {

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+)
+
+func total[K comparable](m map[K]uint64) uint64 {
+	var n uint64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// TestCeilingRelaysBothLegs runs a short ceiling-only phase per route and
+// checks that each message took both legs: the ingress peer of the route's
+// origin saw it, and it was counted delivered only at the egress sink of the
+// route's destination (a SIP responder for *→IM, the SMSC behind the relay's
+// one bind for *→SMS), with nothing lost.
+func TestCeilingRelaysBothLegs(t *testing.T) {
+	for _, route := range routeNames {
+		t.Run(route, func(t *testing.T) {
+			r, _ := ParseRoute(route)
+			o, err := ParseFlags([]string{
+				"--ceiling", "--ceiling-duration", "1s", "--warmup", "0s", "--drain", "10s",
+				"--users", "10", "--binds", "2", "--window", "8", "--sip-window", "16", "--sms-numbers", "50",
+				"--mix", route + ":1", "--alphabet", "gsm7:2,ucs2:1,long:1", "--out", t.TempDir(),
+			}, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, _, err := planLoad(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			log := slog.New(slog.DiscardHandler)
+			c, err := startCeiling(ctx, o, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			var progress bytes.Buffer
+			res, err := c.run(ctx, o, l, &progress, log)
+			if err != nil {
+				t.Fatalf("ceiling: %v\n%s", err, progress.String())
+			}
+
+			if res.TotalDelivered == 0 || res.Routes[route].Delivered == 0 {
+				t.Fatalf("nothing delivered: %+v", res)
+			}
+			if res.Lost != 0 || res.Errors != 0 || res.Throttled != 0 || res.Unanswered != 0 ||
+				res.DeliveredUnacked != 0 || res.Duplicates != 0 || res.Unknown != 0 ||
+				res.SMSCBad != 0 || res.SIPBad != 0 {
+				t.Fatalf("lost %d (samples %v), errors %d, throttled %d, unanswered %d, unacked %d, dups %d, unknown %d, bad %d/%d",
+					res.Lost, res.LostSamples, res.Errors, res.Throttled, res.Unanswered, res.DeliveredUnacked,
+					res.Duplicates, res.Unknown, res.SMSCBad, res.SIPBad)
+			}
+			if res.TotalDelivered != res.TotalAcked {
+				t.Errorf("acked %d, delivered %d", res.TotalAcked, res.TotalDelivered)
+			}
+
+			// Leg 1: the origin's ingress peer took every message.
+			in := total(c.inSIP.ByUser())
+			if r.FromSMS() {
+				in = total(c.inSMSC.ByDest())
+			}
+			if in < res.TotalAcked {
+				t.Errorf("ingress peer saw %d messages, %d acknowledged", in, res.TotalAcked)
+			}
+			// Leg 2: every delivery was counted at the destination's egress
+			// sink, and only there.
+			toIM, toSMS := total(c.outSIP.ByUser()), total(c.outSMSC.ByDest())
+			want, other := toIM, toSMS
+			if r.ToSMS() {
+				want, other = toSMS, toIM
+				if n := c.outSMSC.Bound(); n != 1 {
+					t.Errorf("egress SMSC has %d binds, want the relay's one", n)
+				}
+			}
+			if want != res.TotalDelivered || other != 0 {
+				t.Errorf("egress sinks: %d at the route's (IM %d, SMS %d), tracker delivered %d",
+					want, toIM, toSMS, res.TotalDelivered)
+			}
+		})
+	}
+}
