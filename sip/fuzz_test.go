@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 func quoteDigest(s string) string {
@@ -88,6 +90,43 @@ func FuzzParseDeltaSeconds(f *testing.F) {
 		}
 		if n2, err := parseDeltaSeconds(strconv.FormatInt(n, 10)); err != nil || n2 != n {
 			t.Fatalf("%d does not round trip: %d %v", n, n2, err)
+		}
+	})
+}
+
+// FuzzParseResponseHead: the fast path's response reader never panics, and
+// whatever it accepts agrees with sipgo's full parser on the status code and
+// the top Via's branch, the two things a transaction is matched and ended by.
+func FuzzParseResponseHead(f *testing.F) {
+	f.Add([]byte("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;rport=5060;branch=z9hG4bKabc1;received=127.0.0.1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n"))
+	f.Add([]byte("SIP/2.0 100 Trying\r\nv: SIP/2.0/UDP h;branch=z9hG4bKp, SIP/2.0/UDP g;branch=z9hG4bKq\r\n\r\n"))
+	f.Add([]byte("SIP/2.0 480 Temporarily Unavailable\r\nCall-ID: x\r\nvia:SIP/2.0/UDP h ; branch=z9hG4bKs ;rport\r\n\r\n"))
+	f.Add([]byte("MESSAGE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKr\r\n\r\n"))
+	f.Add([]byte("SIP/2.0 2000 OK\r\n\r\n"))
+	f.Add([]byte("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		code, reason, branch, ok := parseResponseHead(b)
+		if !ok {
+			return
+		}
+		if code < 100 || code > 999 || len(branch) == 0 || strings.ContainsAny(string(branch), "; ,\t\r\n") || strings.ContainsAny(string(reason), "\r\n") {
+			t.Fatalf("accepted %q: code %d reason %q branch %q", b, code, reason, branch)
+		}
+		m, err := sip.ParseMessage(b)
+		if err != nil {
+			return // sipgo is stricter; we only need to agree where it parses
+		}
+		res, isRes := m.(*sip.Response)
+		if !isRes {
+			t.Fatalf("%q: we read a response, sipgo a %T", b, m)
+		}
+		if res.StatusCode != code {
+			t.Fatalf("%q: code %d, sipgo %d", b, code, res.StatusCode)
+		}
+		if via := res.Via(); via != nil {
+			if br, _ := via.Params.Get("branch"); strings.TrimSpace(br) != "" && strings.TrimSpace(br) != string(branch) {
+				t.Fatalf("%q: branch %q, sipgo %q", b, branch, br)
+			}
 		}
 	})
 }

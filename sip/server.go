@@ -311,7 +311,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 
 	errc := make(chan error, 2)
-	go func() { errc <- s.srv.ServeUDP(pc) }()
+	var served net.PacketConn = pc
+	if c := s.udp.Load(); c != nil {
+		served = &interceptConn{UDPConn: pc.(*net.UDPConn), c: c}
+	}
+	go func() { errc <- s.srv.ServeUDP(served) }()
 	go func() { errc <- s.srv.ServeTCP(ln) }()
 	// ServeUDP registers the listener in sipgo's connection pool from its
 	// goroutine; until then a request sourced from it would try to bind the

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -32,7 +33,7 @@ type udpClient struct {
 	seq    atomic.Uint64
 
 	mu  sync.Mutex
-	txs map[string]chan *sip.Response // by Via branch
+	txs map[string]chan udpResponse // by Via branch
 
 	srcMu sync.Mutex
 	src   map[netip.Addr]string // wildcard listener: our source IP toward a destination
@@ -51,7 +52,7 @@ func newUDPClient(pc *net.UDPConn, local netip.Addr) (*udpClient, error) {
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, fmt.Errorf("sip: udp client id: %w", err)
 	}
-	c := &udpClient{pc: pc, prefix: hex.EncodeToString(b[:]), txs: map[string]chan *sip.Response{}, src: map[netip.Addr]string{}}
+	c := &udpClient{pc: pc, prefix: hex.EncodeToString(b[:]), txs: map[string]chan udpResponse{}, src: map[netip.Addr]string{}}
 	c.bufs.New = func() any { b := make([]byte, 0, 1500); return &b }
 	if ap, err := netip.ParseAddrPort(pc.LocalAddr().String()); err == nil {
 		c.port = int(ap.Port())
@@ -62,14 +63,26 @@ func newUDPClient(pc *net.UDPConn, local netip.Addr) (*udpClient, error) {
 	return c, nil
 }
 
-// onResponse takes a response sipgo could not match to one of its own
-// transactions. Retransmitted finals of finished transactions are dropped.
+// udpResponse is what a client transaction needs of a response.
+type udpResponse struct {
+	code   int
+	reason string
+}
+
+// onResponse takes a response sipgo parsed but could not match to one of
+// its own transactions (those our reader did not recognise first).
 func (c *udpClient) onResponse(res *sip.Response) {
 	via := res.Via()
 	if via == nil {
 		return
 	}
 	branch, _ := via.Params.Get("branch")
+	c.deliver(branch, udpResponse{code: res.StatusCode, reason: res.Reason})
+}
+
+// deliver hands a response to its transaction. Retransmitted finals of
+// finished transactions find none and are dropped.
+func (c *udpClient) deliver(branch string, r udpResponse) {
 	c.mu.Lock()
 	ch := c.txs[branch]
 	c.mu.Unlock()
@@ -77,8 +90,175 @@ func (c *udpClient) onResponse(res *sip.Response) {
 		return
 	}
 	select {
-	case ch <- res:
+	case ch <- r:
 	default: // the caller is behind on provisionals; a final will follow
+	}
+}
+
+// ours reports whether branch is one of this process's fast-path branches.
+func (c *udpClient) ours(branch []byte) bool {
+	return len(branch) > len(branchMagic)+len(c.prefix) &&
+		string(branch[:len(branchMagic)]) == branchMagic &&
+		string(branch[len(branchMagic):len(branchMagic)+len(c.prefix)]) == c.prefix
+}
+
+const branchMagic = "z9hG4bK"
+
+// parseResponseHead reads the status code, reason and the top Via's branch
+// of a SIP response; ok is false for anything else (requests, garbage), which
+// then goes to sipgo's full parser.
+func parseResponseHead(b []byte) (code int, reason, branch []byte, ok bool) {
+	const proto = "SIP/2.0 "
+	if len(b) < len(proto)+4 || string(b[:len(proto)]) != proto {
+		return 0, nil, nil, false
+	}
+	b = b[len(proto):]
+	for i := 0; i < 3; i++ {
+		if b[i] < '0' || b[i] > '9' {
+			return 0, nil, nil, false
+		}
+		code = code*10 + int(b[i]-'0')
+	}
+	if code < 100 || b[3] != ' ' {
+		return 0, nil, nil, false
+	}
+	eol := bytesIndex(b, "\r\n")
+	if eol < 0 {
+		return 0, nil, nil, false
+	}
+	reason, b = b[4:eol], b[eol+2:]
+	if bytesIndexAny(reason, "\r\n") >= 0 {
+		return 0, nil, nil, false
+	}
+	for len(b) > 0 {
+		eol = bytesIndex(b, "\r\n")
+		if eol <= 0 { // end of headers (or no CRLF): no Via
+			return 0, nil, nil, false
+		}
+		line := b[:eol]
+		b = b[eol+2:]
+		colon := bytesIndex(line, ":")
+		if colon < 0 {
+			return 0, nil, nil, false
+		}
+		name := trimSpace(line[:colon])
+		if !(len(name) == 3 && asciiLower(name[0]) == 'v' && asciiLower(name[1]) == 'i' && asciiLower(name[2]) == 'a') &&
+			!(len(name) == 1 && asciiLower(name[0]) == 'v') {
+			continue
+		}
+		via := trimSpace(line[colon+1:])
+		if i := bytesIndex(via, ","); i >= 0 {
+			if next := trimSpace(via[i+1:]); len(next) < 8 || string(next[:8]) != "SIP/2.0/" {
+				return 0, nil, nil, false
+			}
+			via = via[:i] // only the top Via
+		}
+		if !sentByOK(via) {
+			return 0, nil, nil, false
+		}
+		// sent-by, then ;params. Exactly one branch, whose whole value is a
+		// token: anything odder is left to sipgo.
+		var found []byte
+		for {
+			i := bytesIndex(via, ";")
+			if i < 0 {
+				break
+			}
+			via = via[i+1:]
+			param := via
+			if j := bytesIndex(param, ";"); j >= 0 {
+				param = param[:j]
+			}
+			param = trimSpace(param)
+			if len(param) >= 7 && string(param[:7]) == "branch=" {
+				if found != nil {
+					return 0, nil, nil, false
+				}
+				found = param[7:]
+				if len(found) == 0 || !isToken(found) {
+					return 0, nil, nil, false
+				}
+			}
+		}
+		return code, reason, found, found != nil
+	}
+	return 0, nil, nil, false
+}
+
+// sentByOK: the top Via starts "SIP/2.0/TRANSPORT host" before its params.
+func sentByOK(via []byte) bool {
+	if len(via) < 8 || string(via[:8]) != "SIP/2.0/" {
+		return false
+	}
+	rest := via[8:]
+	sp := bytesIndexAny(rest, " \t")
+	if sp <= 0 || !isToken(rest[:sp]) {
+		return false
+	}
+	host := rest[sp:]
+	if i := bytesIndex(host, ";"); i >= 0 {
+		host = host[:i]
+	}
+	host = trimSpace(host)
+	return len(host) > 0 && bytesIndexAny(host, " \t,") < 0
+}
+
+// isToken: RFC 3261 token characters only; anything else is left to sipgo.
+func isToken(b []byte) bool {
+	for _, c := range b {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-.!%*_+`'~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func bytesIndex(b []byte, sep string) int { return strings.Index(unsafeString(b), sep) }
+func bytesIndexAny(b []byte, chars string) int {
+	return strings.IndexAny(unsafeString(b), chars)
+}
+func asciiLower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// unsafeString views b as a string for searching; it must not escape.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// interceptConn is the UDP listener as sipgo sees it: responses to our
+// fast-path transactions are taken out of the stream here (a few hundred
+// nanoseconds instead of sipgo's full parse and per-packet bookkeeping);
+// everything else reads through unchanged.
+type interceptConn struct {
+	*net.UDPConn
+	c *udpClient
+}
+
+func (ic *interceptConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, ap, err := ic.UDPConn.ReadFromUDPAddrPort(b)
+		if err != nil {
+			return n, nil, err
+		}
+		if code, reason, branch, ok := parseResponseHead(b[:n]); ok && ic.c.ours(branch) {
+			ic.c.deliver(string(branch), udpResponse{code: code, reason: string(reason)})
+			continue
+		}
+		return n, net.UDPAddrFromAddrPort(ap), nil
 	}
 }
 
@@ -211,14 +391,14 @@ func (c *udpClient) do(ctx context.Context, t udpTarget, r *udpRequest) (code in
 		return 0, "", "", err
 	}
 	id := c.next()
-	branch := "z9hG4bK" + id
+	branch := branchMagic + id
 	callID = id + "@" + src
 	bp := c.bufs.Get().(*[]byte)
 	defer func() { *bp = (*bp)[:0]; c.bufs.Put(bp) }()
 	*bp = c.render((*bp)[:0], r, src, branch, id, callID)
 	wire := *bp
 
-	ch := make(chan *sip.Response, 4)
+	ch := make(chan udpResponse, 4)
 	c.mu.Lock()
 	c.txs[branch] = ch
 	c.mu.Unlock()
@@ -237,12 +417,12 @@ func (c *udpClient) do(ctx context.Context, t udpTarget, r *udpRequest) (code in
 	for {
 		select {
 		case res := <-ch:
-			if res.StatusCode < 200 {
+			if res.code < 200 {
 				// Proceeding: retransmit every T2 until the final answer.
 				interval = timerT2
 				continue
 			}
-			return res.StatusCode, res.Reason, callID, nil
+			return res.code, res.reason, callID, nil
 		case <-timer.C:
 			if _, err := c.pc.WriteToUDPAddrPort(wire, t.addr); err != nil {
 				return 0, "", callID, fmt.Errorf("retransmit to %s: %w", t.addr, err)

@@ -133,3 +133,23 @@ func parseURIForTest(t *testing.T, s string) sip.Uri {
 	}
 	return u
 }
+
+func TestParseResponseHead(t *testing.T) {
+	for _, c := range []struct {
+		in, branch string
+		code       int
+	}{
+		{"SIP/2.0 200 OK\r\nFrom: <sip:a@b>\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;rport=5060;branch=z9hG4bKx1;received=10.0.0.9\r\n\r\n", "z9hG4bKx1", 200},
+		{"SIP/2.0 100 Trying\r\nv: SIP/2.0/UDP [::1]:5070 ; branch=z9hG4bKa , SIP/2.0/TCP p;branch=z9hG4bKb\r\n\r\n", "z9hG4bKa", 100},
+		{"SIP/2.0 480 Temporarily Unavailable\r\nVIA:SIP/2.0/UDP h;branch=z9hG4bKc\r\n\r\n", "z9hG4bKc", 480},
+		{"MESSAGE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKr\r\n\r\n", "", 0},
+		{"SIP/2.0 503 Busy\r\nRetry-After: 5\r\n\r\n", "", 0},
+		{"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=a;branch=b\r\n\r\n", "", 0},
+		{"SIP/2.0 200 OK\nVia: SIP/2.0/UDP h;branch=z9hG4bKd\n\n", "", 0}, // bare LF: sipgo's job
+	} {
+		code, _, branch, ok := parseResponseHead([]byte(c.in))
+		if ok != (c.code != 0) || code != c.code || string(branch) != c.branch {
+			t.Errorf("%q: %d %q %v, want %d %q", c.in, code, branch, ok, c.code, c.branch)
+		}
+	}
+}
