@@ -70,7 +70,7 @@ func StartUAPool(ctx context.Context, domain, password string, tr *Tracker, log 
 			continue
 		}
 		p.port = pc.LocalAddr().(*net.UDPAddr).Port
-		go p.srv.ServeUDP(pc)
+		go p.srv.ServeUDP(newResponderConn(pc.(*net.UDPConn), p.received))
 		go p.srv.ServeTCP(ln)
 		go func() { <-ctx.Done(); pc.Close(); ln.Close() }()
 		last = nil
@@ -136,11 +136,16 @@ func (p *UAPool) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 			user = to.Address.User
 		}
 	}
+	_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	p.received(user, req.Body())
+}
+
+// received counts one MESSAGE for user and reports its token.
+func (p *UAPool) received(user string, body []byte) {
 	p.mu.Lock()
 	p.byUser[user]++
 	p.mu.Unlock()
-	_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-	if tok, ok := ParseToken(string(req.Body())); ok {
+	if tok, ok := ParseToken(string(body)); ok {
 		if p.tr != nil {
 			p.tr.Delivered(tok)
 		}
