@@ -70,6 +70,10 @@ type Config struct {
 	// Payload sends a long message as one PDU with the message_payload TLV
 	// instead of concatenated parts.
 	Payload bool
+	// AlwaysReceipts asks the SMSC for a receipt for every message; by
+	// default only when someone will be told: the sender asked
+	// (m.Receipt), or the sender is an IM user (IMDN).
+	AlwaysReceipts bool
 	// ReceiptTTL bounds how long a receipt waits for its ESME to bind
 	// (default 1h).
 	ReceiptTTL time.Duration
@@ -316,6 +320,8 @@ func (g *Gateway) SendSMS(ctx context.Context, m *msg.Message) error {
 			}
 		}
 	}
+	receipt := route.Upstream && (g.cfg.AlwaysReceipts || m.Receipt ||
+		m.Origin.Kind == msg.FromSIP || m.Origin.Kind == msg.FromMCP)
 	var p smpp.PDU
 	for i, part := range parts {
 		p.Reset()
@@ -335,7 +341,7 @@ func (g *Gateway) SendSMS(ctx context.Context, m *msg.Message) error {
 		default:
 			p.ShortMessage = part.Body
 		}
-		if route.Upstream {
+		if receipt {
 			p.RegisteredDelivery = 1
 		}
 		var resp *smpp.PDU
@@ -354,7 +360,7 @@ func (g *Gateway) SendSMS(ctx context.Context, m *msg.Message) error {
 			}
 			return fmt.Errorf("sms part %d/%d: %w", i+1, len(parts), err)
 		}
-		if route.Upstream {
+		if receipt {
 			g.rememberPart(ctx, resp.MessageID, m.ID, i+1, len(parts))
 		}
 	}

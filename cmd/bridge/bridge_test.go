@@ -147,6 +147,9 @@ func TestOfflineRecipientGoesToSMSC(t *testing.T) {
 	if p.DestAddr != "8613800000077" || p.SourceAddr != "8613900000009" || p.DestAddrTON != 1 || p.SourceAddrTON != 1 {
 		t.Fatalf("addresses: src %q/%d dst %q/%d", p.SourceAddr, p.SourceAddrTON, p.DestAddr, p.DestAddrTON)
 	}
+	if p.RegisteredDelivery != 0 { // nobody asked: --sms-receipts requested
+		t.Fatalf("registered_delivery %d for a message nobody wants a receipt for", p.RegisteredDelivery)
+	}
 	if got := sc.texts(t)["8613800000077"]; got != text {
 		t.Fatalf("SMSC got %q, want %q", got, text)
 	}
@@ -167,6 +170,9 @@ func TestIMToOfflineNumberGoesToSMSC(t *testing.T) {
 	p := sc.received()[0]
 	if p.SourceAddr != "8613800000003" || p.DestAddr != "8613700000001" {
 		t.Fatalf("addresses: %q -> %q", p.SourceAddr, p.DestAddr)
+	}
+	if p.RegisteredDelivery&1 == 0 { // the IM sender gets an IMDN
+		t.Fatalf("registered_delivery %d for an IM sender's message", p.RegisteredDelivery)
 	}
 	if got := sc.texts(t)["8613700000001"]; got != text {
 		t.Fatalf("SMSC got %q", got)

@@ -131,7 +131,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	alphabet := map[string]smstext.Preference{"auto": smstext.Auto, "ucs2": smstext.ForceUCS2, "latin1": smstext.ForceLatin1}[cfg.SMSAlphabet]
 	gw = smppgw.New(smppgw.Config{
 		CountryCode: cfg.CountryCode, Route: route, Logger: log.With("part", "smpp"),
-		KV: db, OnReceipt: rt.Receipt, Alphabet: alphabet, Payload: cfg.SMSPayload, Policy: provPolicy{prov},
+		KV: db, OnReceipt: rt.Receipt, Alphabet: alphabet, Payload: cfg.SMSPayload, AlwaysReceipts: cfg.SMSReceipts == "always", Policy: provPolicy{prov},
 		Reassembly: smstext.ReassemblyConfig{Timeout: cfg.ReassemblyWait, Partial: cfg.ReassemblyPolicy == "partial", Logger: log.With("part", "reassembly")},
 	}, rt)
 
