@@ -34,6 +34,11 @@
 // Outgoing MESSAGEs over UDP leave from the listening socket, so replies and
 // NAT bindings see the registrar's address. With Config.OutboundProxy the
 // Request-URI is the recipient's AOR and the proxy is the first Route (;lr).
+// To an IP-literal UDP target (the common case) they do not use sipgo's
+// client transactions, which profiling showed to be the bridge's largest
+// single cost: udpclient.go renders the request once, runs the RFC 3261
+// §17.1.2 timers in the caller's goroutine and takes the responses off the
+// socket before sipgo parses them. Host names, TCP and sips use sipgo.
 //
 // Interoperability is tested against SIPp (Debian package sip-tester) with
 // the scenarios in testdata/sipp; TestSippInterop skips when sipp is missing
