@@ -160,7 +160,7 @@ func New(cfg Config, reg Registrar, sub Submitter) (*Server, error) {
 	}
 	// sipgo's own logs go through a handler that drops raw message text, so
 	// bodies never reach the logs even when its parser complains.
-	sipLog := slog.New(redactHandler{cfg.Logger.Handler()}).With("component", "sipgo")
+	sipLog := LibraryLogger(cfg.Logger)
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(cfg.UserAgent),
 		sipgo.WithUserAgentHostname(cfg.Domain),
@@ -410,6 +410,14 @@ func (s *Server) ourDomain(host string) bool {
 		return true
 	}
 	return net.ParseIP(strings.Trim(host, "[]")) != nil
+}
+
+// LibraryLogger wraps l the way the server wraps its own logger for sipgo:
+// raw SIP text (message bodies) is dropped. cmd/bridge installs it as sipgo's
+// process-wide default logger, which sipgo uses where no logger can be
+// passed in (connection pool warnings).
+func LibraryLogger(l *slog.Logger) *slog.Logger {
+	return slog.New(redactHandler{l.Handler()}).With("component", "sipgo")
 }
 
 // redactHandler drops the attributes in which sipgo logs raw SIP text

@@ -19,7 +19,10 @@ import (
 	"os/signal"
 	"syscall"
 
+	sipgosip "github.com/emiago/sipgo/sip"
+
 	"github.com/smsbridge/bridge/config"
+	"github.com/smsbridge/bridge/sip"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -41,6 +44,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return usageError(stderr, err)
 		}
 		log := newLogger(cfg, stderr)
+		// sipgo logs some warnings through its package default, not the
+		// loggers we hand it: route those through ours too (level, format,
+		// no message bodies).
+		sipgosip.SetDefaultLogger(sip.LibraryLogger(log))
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		reload := func() (*config.Config, error) { return config.Load("bridge serve", args, os.Getenv, io.Discard) }
