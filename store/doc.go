@@ -7,8 +7,13 @@
 // group-committed by one committer goroutine (one badger transaction and one
 // db.Sync per batch), so thousands of writers share each fsync.
 //
+// Duplicate suppression (AcceptDedup) stores a key per message for the
+// window in the same commit as the message; a Bloom filter of the keys
+// written in the last window or two (seen.go, reloaded from disk at Open)
+// lets a new message skip the disk read that would only find nothing.
+//
 // Key space: "m/" holds message records, "_/" is internal (ID epoch, the
-// unfinished-message index). Put, Delete, Get and Iterate refuse keys under
+// unfinished-message index, dedup keys). Put, Delete, Get and Iterate refuse keys under
 // those two prefixes; other packages choose their own prefixes ("p/" presence,
 // "k/" generic).
 package store
