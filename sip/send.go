@@ -220,12 +220,10 @@ func (s *Server) sendUDP(ctx context.Context, c *udpClient, t udpTarget, o outgo
 	if s.proxy != nil {
 		r.ruri, r.route = aorURI, s.proxyURI
 	}
-	tctx, cancel := context.WithTimeout(ctx, s.cfg.MessageTimeout)
-	defer cancel()
 	start := s.now()
-	code, reason, callID, err := c.do(tctx, t, &r)
+	code, reason, callID, err := c.do(ctx, s.cfg.MessageTimeout, t, &r)
 	if err != nil {
-		if tctx.Err() != nil && ctx.Err() == nil {
+		if errors.Is(err, errTimerF) {
 			return fmt.Errorf("no final response within %s: %w", s.cfg.MessageTimeout, context.DeadlineExceeded)
 		}
 		if ctx.Err() != nil {

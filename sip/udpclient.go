@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -382,10 +383,13 @@ func unsafeInHeader(s string) bool {
 	return strings.ContainsAny(s, "\r\n<>")
 }
 
-// do sends r to t and waits for the final response; ctx bounds the wait
-// (Timer F is the caller's MessageTimeout). It returns the final response's
-// status and reason, and the Call-ID used.
-func (c *udpClient) do(ctx context.Context, t udpTarget, r *udpRequest) (code int, reason, callID string, err error) {
+// errTimerF: no final response within the transaction timeout.
+var errTimerF = errors.New("sip: no final response (timer F)")
+
+// do sends r to t and waits for the final response, at most timeout (Timer
+// F, a plain timer: no derived context per message) or until ctx ends. It
+// returns the final response's status and reason, and the Call-ID used.
+func (c *udpClient) do(ctx context.Context, timeout time.Duration, t udpTarget, r *udpRequest) (code int, reason, callID string, err error) {
 	src, err := c.sourceFor(t.addr.Addr())
 	if err != nil {
 		return 0, "", "", err
@@ -414,6 +418,8 @@ func (c *udpClient) do(ctx context.Context, t udpTarget, r *udpRequest) (code in
 	interval := timerT1
 	timer := time.NewTimer(interval)
 	defer timer.Stop()
+	timerF := time.NewTimer(timeout)
+	defer timerF.Stop()
 	for {
 		select {
 		case res := <-ch:
@@ -429,6 +435,8 @@ func (c *udpClient) do(ctx context.Context, t udpTarget, r *udpRequest) (code in
 			}
 			interval = min(2*interval, timerT2)
 			timer.Reset(interval)
+		case <-timerF.C:
+			return 0, "", callID, errTimerF
 		case <-ctx.Done():
 			return 0, "", callID, ctx.Err()
 		}
