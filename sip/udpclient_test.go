@@ -153,3 +153,28 @@ func TestParseResponseHead(t *testing.T) {
 		}
 	}
 }
+
+// On a wildcard listener (the default ":5060") the fast path still sends
+// from the listening socket, with our address toward the UA in Via.
+func TestUDPFastPathWildcardListener(t *testing.T) {
+	pres, _ := presence.Open(presence.Options{})
+	cfg := baseConfig()
+	cfg.Listen = ":0"
+	s := startServer(t, cfg, pres, submitFunc(func(context.Context, *msg.Message) error { return nil }))
+	if c := s.udp.Load(); c == nil || c.local != "" {
+		t.Fatalf("want the fast path with no fixed local address on a wildcard listener")
+	}
+	ua := newTestUA(t, 200, "OK")
+	m := &msg.Message{ID: "w-1", From: "+8613800000001", To: "sip:gina@" + testDomain, Text: "from anywhere"}
+	b := presence.Binding{AOR: m.To, Contact: ua.contact("gina"), Via: "sip"}
+	if err := s.SendIM(context.Background(), m, b); err != nil {
+		t.Fatalf("SendIM: %v", err)
+	}
+	got := ua.waitMessage(t)
+	if via := got.Via(); via == nil || via.Host != "127.0.0.1" {
+		t.Fatalf("Via %v, want our address toward the UA", got.Via())
+	}
+	if string(got.Body()) != "from anywhere" {
+		t.Fatalf("body %q", got.Body())
+	}
+}
