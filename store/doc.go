@@ -12,8 +12,9 @@
 // written in the last window or two (seen.go, reloaded from disk at Open)
 // lets a new message skip the disk read that would only find nothing.
 //
-// Key space: "m/" holds message records, "_/" is internal (ID epoch, the
-// unfinished-message index, dedup keys). Put, Delete, Get and Iterate refuse keys under
+// Key space: an unfinished message's record is "_/u/<id>" (also what
+// start-up recovery walks), a finished one "m/<id>" with the retention TTL;
+// "_/" is internal (ID epoch, those records, dedup keys). Put, Delete, Get and Iterate refuse keys under
 // those two prefixes; other packages choose their own prefixes ("p/" presence,
 // "k/" generic).
 package store

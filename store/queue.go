@@ -153,35 +153,38 @@ func (c *cache) len() int {
 	return n
 }
 
-// recordOps encodes r into buf and returns the ops writing it: the record
-// under "m/<id>" (with the retention TTL once final) and its entry in the
-// unfinished index "_/u/<id>" (set on accept, deleted once final).
-func (db *DB) recordOps(r *Record, buf *[]byte, index bool) ([2]op, int, error) {
+// recordOps encodes r into buf and returns the ops writing it. An unfinished
+// record lives under "_/u/<id>", which is also the index start-up recovery
+// walks; a final one moves to "m/<id>" with the retention TTL, and its
+// "_/u/" key is deleted. A message thus costs one key at acceptance and two
+// at the end (the layout before kept the record under "m/" from the start
+// plus an empty index key: one write more per message, and badger's writes
+// are the bridge's largest cost).
+func (db *DB) recordOps(r *Record, buf *[]byte) ([2]op, int, error) {
 	id := r.Msg.ID
-	b := append(*buf, prefixMsg...)
+	b := append(*buf, prefixUnfinshed...)
 	b = append(b, id...)
+	u := len(b)
+	if r.State.Final() {
+		b = append(b, prefixMsg...)
+		b = append(b, id...)
+	}
 	k := len(b)
 	b = appendRecord(b, r)
 	v := len(b)
-	b = append(b, prefixUnfinshed...)
-	b = append(b, id...)
 	*buf = b
 	if v-k > maxRecordBytes {
 		return [2]op{}, 0, fmt.Errorf("%w: message %s encodes to %d bytes (max %d)", ErrTooLarge, id, v-k, maxRecordBytes)
 	}
-	final := r.State.Final()
 	var ops [2]op
-	ops[0] = op{key: b[:k:k], val: b[k:v:v], id: id, final: final}
-	if final {
-		ops[0].expiresAt = uint64(time.Now().Add(db.opts.Retention).Unix())
-		ops[1] = op{key: b[v:], del: true}
-		return ops, 2, nil
+	if !r.State.Final() {
+		ops[0] = op{key: b[:u:u], val: b[k:v:v], id: id}
+		return ops, 1, nil
 	}
-	if index {
-		ops[1] = op{key: b[v:], val: nil}
-		return ops, 2, nil
-	}
-	return ops, 1, nil
+	ops[0] = op{key: b[u:k:k], val: b[k:v:v], id: id, final: true,
+		expiresAt: uint64(time.Now().Add(db.opts.Retention).Unix())}
+	ops[1] = op{key: b[:u:u], del: true}
+	return ops, 2, nil
 }
 
 // Accept assigns m.ID and m.Accepted, and durably stores the message in state
@@ -276,7 +279,7 @@ func (db *DB) newRecord(m *msg.Message, now time.Time, buf *[]byte) (*centry, [2
 	m.ID, m.Accepted = id, now
 	e := &centry{rec: Record{Msg: *m, State: Accepted, Events: make([]Event, 1, 4)}}
 	e.rec.Events[0] = Event{State: Accepted, At: now}
-	ops, n, err := db.recordOps(&e.rec, buf, true)
+	ops, n, err := db.recordOps(&e.rec, buf)
 	return e, ops, n, err
 }
 
@@ -403,7 +406,7 @@ func (db *DB) update(ctx context.Context, id string, fn func(*Record)) (*batch, 
 	saved := e.rec
 	fn(&e.rec)
 	buf := db.getBuf()
-	ops, n, err := db.recordOps(&e.rec, buf, false)
+	ops, n, err := db.recordOps(&e.rec, buf)
 	if err != nil {
 		e.rec = saved
 		db.putBuf(buf)
@@ -423,7 +426,15 @@ func (db *DB) update(ctx context.Context, id string, fn func(*Record)) (*batch, 
 }
 
 func (db *DB) loadRecord(id string) (Record, error) {
-	v, err := db.get([]byte(prefixMsg + id))
+	v, err := db.get([]byte(prefixUnfinshed + id))
+	if err == nil && len(v) > 0 {
+		return decodeRecord(id, v)
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Record{}, err
+	}
+	// Final, or written by the older layout (empty index value).
+	v, err = db.get([]byte(prefixMsg + id))
 	if err != nil {
 		return Record{}, err
 	}
@@ -456,14 +467,13 @@ func (db *DB) Message(id string) (Record, error) {
 func (db *DB) Unfinished(fn func(Record) error) error {
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		io := badger.DefaultIteratorOptions
-		io.PrefetchValues = false
 		io.Prefix = []byte(prefixUnfinshed)
 		it := txn.NewIterator(io)
 		defer it.Close()
 		key := make([]byte, 0, len(prefixMsg)+idLen)
 		for it.Rewind(); it.Valid(); it.Next() {
 			id := string(it.Item().Key()[len(prefixUnfinshed):])
-			rec, ok, err := db.unfinishedRecord(txn, id, key)
+			rec, ok, err := db.unfinishedRecord(txn, it.Item(), id, key)
 			if err != nil {
 				return err
 			}
@@ -482,7 +492,7 @@ func (db *DB) Unfinished(fn func(Record) error) error {
 	return err
 }
 
-func (db *DB) unfinishedRecord(txn *badger.Txn, id string, key []byte) (Record, bool, error) {
+func (db *DB) unfinishedRecord(txn *badger.Txn, index *badger.Item, id string, key []byte) (Record, bool, error) {
 	sh := db.cache.shard(id)
 	sh.mu.Lock()
 	if e := sh.m[id]; e != nil {
@@ -491,13 +501,17 @@ func (db *DB) unfinishedRecord(txn *badger.Txn, id string, key []byte) (Record, 
 		return r, !r.State.Final(), nil
 	}
 	sh.mu.Unlock()
-	item, err := txn.Get(append(append(key[:0], prefixMsg...), id...))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		db.log.Warn("unfinished index names a missing record", "id", id)
-		return Record{}, false, nil
-	}
-	if err != nil {
-		return Record{}, false, fmt.Errorf("store: unfinished %s: %w", id, err)
+	item := index
+	if index.ValueSize() == 0 { // older layout: the record is under "m/"
+		var err error
+		item, err = txn.Get(append(append(key[:0], prefixMsg...), id...))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			db.log.Warn("unfinished index names a missing record", "id", id)
+			return Record{}, false, nil
+		}
+		if err != nil {
+			return Record{}, false, fmt.Errorf("store: unfinished %s: %w", id, err)
+		}
 	}
 	var rec Record
 	if err := item.Value(func(v []byte) (err error) {
