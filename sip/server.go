@@ -107,7 +107,8 @@ type Server struct {
 	proxy    *sip.Uri // parsed OutboundProxy with ;lr, or nil
 	proxyURI string   // proxy rendered, for Route headers
 
-	sem chan struct{} // MaxInFlight tokens
+	sem       chan struct{}        // MaxInFlight tokens
+	onMessage sipgo.RequestHandler // handleMessage, bounded
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -117,6 +118,7 @@ type Server struct {
 	addr    string                    // actual ip:port after Ready
 	udpAddr sip.Addr                  // UDP listener, used as the source of our requests
 	udp     atomic.Pointer[udpClient] // our MESSAGEs over UDP, once Serve listens
+	udpSrv  atomic.Pointer[udpServer] // MESSAGEs to us over UDP, once Serve listens
 	baseCtx context.Context           // Serve's ctx, for handlers
 }
 
@@ -183,7 +185,8 @@ func New(cfg Config, reg Registrar, sub Submitter) (*Server, error) {
 	}
 	s.ua, s.srv, s.client = ua, srv, client
 	srv.OnRegister(s.bounded(s.handleRegister))
-	srv.OnMessage(s.bounded(s.handleMessage))
+	s.onMessage = s.bounded(s.handleMessage)
+	srv.OnMessage(s.onMessage)
 	srv.OnOptions(s.bounded(s.handleOptions))
 	srv.OnPublish(s.bounded(s.handleReginfo)) // reginfo.go
 	srv.OnNotify(s.bounded(s.handleReginfo))
@@ -313,7 +316,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 2)
 	var served net.PacketConn = pc
 	if c := s.udp.Load(); c != nil {
-		served = &interceptConn{UDPConn: pc.(*net.UDPConn), c: c}
+		uc := pc.(*net.UDPConn)
+		us := newUDPServer(s, uc)
+		s.udpSrv.Store(us)
+		served = &interceptConn{UDPConn: uc, c: c, srv: us}
 	}
 	go func() { errc <- s.srv.ServeUDP(served) }()
 	go func() { errc <- s.srv.ServeTCP(ln) }()

@@ -242,11 +242,13 @@ func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), l
 
 // interceptConn is the UDP listener as sipgo sees it: responses to our
 // fast-path transactions are taken out of the stream here (a few hundred
-// nanoseconds instead of sipgo's full parse and per-packet bookkeeping);
-// everything else reads through unchanged.
+// nanoseconds instead of sipgo's full parse and per-packet bookkeeping), and
+// so are MESSAGE requests (udpserver.go); everything else reads through
+// unchanged.
 type interceptConn struct {
 	*net.UDPConn
-	c *udpClient
+	c   *udpClient
+	srv *udpServer // MESSAGE requests (udpserver.go)
 }
 
 func (ic *interceptConn) ReadFrom(b []byte) (int, net.Addr, error) {
@@ -257,6 +259,9 @@ func (ic *interceptConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		}
 		if code, reason, branch, ok := parseResponseHead(b[:n]); ok && ic.c.ours(branch) {
 			ic.c.deliver(string(branch), udpResponse{code: code, reason: string(reason)})
+			continue
+		}
+		if ic.srv != nil && ic.srv.take(b[:n], ap) {
 			continue
 		}
 		return n, net.UDPAddrFromAddrPort(ap), nil

@@ -1,0 +1,140 @@
+package sip
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// udpServer takes MESSAGE requests over UDP off the listener before sipgo's
+// transaction layer and runs them through the same handler (handleMessage,
+// bounded by MaxInFlight) with a minimal server transaction of our own.
+// sipgo keeps every completed UDP server transaction with its request,
+// response, FSM and timer for Timer J (64·T1 = 32 s): at 10k MESSAGE/s
+// that was 1.6-1.7 GB of RSS and a large share of the CPU. Here a completed
+// transaction is just its response bytes in a map rotated every Timer J,
+// enough to answer a retransmitted request again without handling it twice
+// (RFC 3261 §17.2.2). sipgo's parser still parses the request; everything
+// that is not a MESSAGE reads through to sipgo unchanged.
+type udpServer struct {
+	s  *Server
+	pc *net.UDPConn
+
+	mu      sync.Mutex
+	txs     [2]map[string]*fastTx // current and previous generation, by branch and source
+	rotated time.Time
+}
+
+// timerJ is how long a completed non-INVITE server transaction answers
+// retransmissions over UDP.
+const timerJ = 64 * timerT1
+
+func newUDPServer(s *Server, pc *net.UDPConn) *udpServer {
+	return &udpServer{s: s, pc: pc, txs: [2]map[string]*fastTx{{}, {}}, rotated: time.Now()}
+}
+
+// take handles datagram b from src when it is a MESSAGE request and returns
+// true; false hands it to sipgo.
+func (u *udpServer) take(b []byte, src netip.AddrPort) bool {
+	if !bytes.HasPrefix(b, []byte("MESSAGE ")) {
+		return false
+	}
+	data := append([]byte(nil), b...) // sipgo's parser keeps slices of it
+	m, err := sip.ParseMessage(data)
+	if err != nil {
+		return false // sipgo logs and drops it
+	}
+	req, ok := m.(*sip.Request)
+	if !ok || req.Method != sip.MESSAGE {
+		return false
+	}
+	via := req.Via()
+	if via == nil {
+		return false
+	}
+	branch, _ := via.Params.Get("branch")
+	if !strings.HasPrefix(branch, branchMagic) { // RFC 2543 peers: sipgo matches those
+		return false
+	}
+	key := branch + "|" + src.String()
+	u.mu.Lock()
+	if now := time.Now(); now.Sub(u.rotated) >= timerJ {
+		u.txs[1], u.txs[0], u.rotated = u.txs[0], map[string]*fastTx{}, now
+	}
+	tx := u.txs[0][key]
+	if tx == nil {
+		tx = u.txs[1][key]
+	}
+	if tx != nil {
+		u.mu.Unlock()
+		tx.retransmitted()
+		return true
+	}
+	tx = &fastTx{pc: u.pc, dst: src}
+	u.txs[0][key] = tx
+	u.mu.Unlock()
+
+	req.SetTransport("UDP")
+	req.SetSource(src.String())
+	go u.s.onMessage(req, tx)
+	return true
+}
+
+// fastTx is a non-INVITE server transaction over UDP: its final response is
+// kept to answer retransmissions; nothing else is.
+type fastTx struct {
+	pc  *net.UDPConn
+	dst netip.AddrPort
+
+	mu   sync.Mutex
+	resp []byte        // final response, once sent
+	done chan struct{} // made on demand: handlers do not ask for it
+}
+
+var errTxDone = errors.New("sip: transaction already answered")
+
+func (t *fastTx) Respond(res *sip.Response) error {
+	var b strings.Builder
+	res.StringWrite(&b)
+	wire := []byte(b.String())
+	t.mu.Lock()
+	if t.resp != nil {
+		t.mu.Unlock()
+		return errTxDone
+	}
+	if res.StatusCode >= 200 {
+		t.resp = wire
+		if t.done != nil {
+			close(t.done)
+		}
+	}
+	t.mu.Unlock()
+	_, err := t.pc.WriteToUDPAddrPort(wire, t.dst)
+	return err
+}
+
+// retransmitted answers a retransmitted request with the final response,
+// or not at all while the request is still being handled.
+func (t *fastTx) retransmitted() {
+	t.mu.Lock()
+	resp := t.resp
+	t.mu.Unlock()
+	if resp != nil {
+		_, _ = t.pc.WriteToUDPAddrPort(resp, t.dst)
+	}
+}
+
+func (t *fastTx) Acks() <-chan *sip.Request          { return nil }
+func (t *fastTx) OnCancel(sip.FnTxCancel) bool       { return false }
+func (t *fastTx) Terminate()                         {}
+func (t *fastTx) OnTerminate(sip.FnTxTerminate) bool { return false }
+func (t *fastTx) Done() <-chan struct{}              { return t.done }
+func (t *fastTx) Err() error                         { return nil }
+
+var _ sip.ServerTransaction = (*fastTx)(nil)
