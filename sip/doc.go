@@ -39,6 +39,10 @@
 // single cost: udpclient.go renders the request once, runs the RFC 3261
 // §17.1.2 timers in the caller's goroutine and takes the responses off the
 // socket before sipgo parses them. Host names, TCP and sips use sipgo.
+// MESSAGE requests arriving over UDP skip sipgo's transaction layer too
+// (udpserver.go): sipgo's parser and our handler, with a minimal server
+// transaction that keeps only the final response for Timer J, instead of
+// sipgo's full transaction per request (1.6 GB RSS at 10k MESSAGE/s).
 //
 // Interoperability is tested against SIPp (Debian package sip-tester) with
 // the scenarios in testdata/sipp; TestSippInterop skips when sipp is missing

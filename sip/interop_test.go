@@ -134,4 +134,19 @@ func TestSippInterop(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+
+	// The other direction: sipp sends a MESSAGE (digest-authenticated) and
+	// gets 202 once the bridge stored it.
+	minf := filepath.Join(dir, "message.csv")
+	if err := os.WriteFile(minf, []byte(fmt.Sprintf("SEQUENTIAL\n%s;%s;%s\n", user, testDomain, "8613900000009")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	accepted := b.rt.Stats().Accepted.Load()
+	sender := startSipp(t, dir, b.srv.Addr(), "-sf", filepath.Join(scen, "message.xml"),
+		"-inf", minf, "-au", user, "-ap", testPasswords[user], "-i", "127.0.0.1", "-p", strconv.Itoa(freeUDPPort(t)),
+		"-m", "1", "-timeout", "20s", "-timeout_error", "-trace_err", "-nostdin")
+	sender.wait(t, "MESSAGE UAC")
+	if got := b.rt.Stats().Accepted.Load(); got != accepted+1 {
+		t.Fatalf("accepted %d messages from sipp, want 1", got-accepted)
+	}
 }
