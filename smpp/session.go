@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -329,6 +330,9 @@ func (s *Session) flusher() {
 			return
 		case <-s.wkick:
 		}
+		// Let the goroutines that are about to queue more PDUs do so: one
+		// write for several PDUs is the cheapest syscall saving there is.
+		runtime.Gosched()
 		if err := s.flush(); err != nil {
 			s.close(err)
 			return
