@@ -484,11 +484,11 @@ func ParseSendRequest(body []byte, cc string) (*msg.Message, error) {
 	if len(req.Ref) > 64 {
 		return nil, errors.New("ref longer than 64 bytes")
 	}
-	if !msg.ValidRoute(req.Route) || len(req.Route) > 64 {
-		return nil, fmt.Errorf("route %q: want im, sms, smsc or esme:SYSTEM_ID", req.Route)
+	if len(req.Route) > 64 {
+		return nil, errors.New("route longer than 64 bytes")
 	}
-	if req.Route != "" && req.Route != "im" && !to.IsMSISDN() {
-		return nil, fmt.Errorf("route %q: the recipient is not a phone number", req.Route)
+	if err := msg.CheckRoute(req.Route, to); err != nil {
+		return nil, err
 	}
 	return &msg.Message{From: from, To: to, Text: req.Text, Receipt: req.Receipt, Route: req.Route,
 		Origin: msg.Origin{Kind: msg.FromAPI, Ref: req.Ref}}, nil

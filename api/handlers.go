@@ -474,28 +474,37 @@ type ContactList struct {
 }
 
 func (s *Server) getContacts(ctx *fasthttp.RequestCtx, p []string) {
+	if user, cs, ok := partnerList(s, ctx, p[0], PartnerContacts.Contacts); ok {
+		writeJSON(ctx, fasthttp.StatusOK, ContactList{Site: p[0], User: user, Contacts: cs})
+	}
+}
+
+// partnerList runs one of the partner sites' per-user list calls for the
+// request's ?user=, answering the error itself; ok says whether to write list.
+func partnerList[T any](s *Server, ctx *fasthttp.RequestCtx, site string,
+	get func(PartnerContacts, context.Context, string, string) ([]T, error)) (user string, list []T, ok bool) {
 	if s.cfg.Partners == nil {
 		notConfigured(ctx, "partner sites")
-		return
+		return "", nil, false
 	}
-	user := string(ctx.QueryArgs().Peek("user"))
+	user = string(ctx.QueryArgs().Peek("user"))
 	if user == "" || len(user) > 256 {
 		fail(ctx, fasthttp.StatusBadRequest, "query parameter user is required (the user's name at the site)")
-		return
+		return "", nil, false
 	}
-	cs, err := s.cfg.Partners.Contacts(ctx, p[0], user)
+	list, err := get(s.cfg.Partners, ctx, site, user)
 	if err != nil {
 		code := loginStatus(err)
 		if code >= 500 {
 			ctx.Response.Header.Set("Retry-After", "30")
 		}
 		fail(ctx, code, "%v", err)
-		return
+		return "", nil, false
 	}
-	if cs == nil {
-		cs = []login.Contact{}
+	if list == nil {
+		list = []T{}
 	}
-	writeJSON(ctx, fasthttp.StatusOK, ContactList{Site: p[0], User: user, Contacts: cs})
+	return user, list, true
 }
 
 // PostList is the answer of GET /v1/partners/{site}/posts.
@@ -506,26 +515,7 @@ type PostList struct {
 }
 
 func (s *Server) getPosts(ctx *fasthttp.RequestCtx, p []string) {
-	if s.cfg.Partners == nil {
-		notConfigured(ctx, "partner sites")
-		return
+	if user, ps, ok := partnerList(s, ctx, p[0], PartnerContacts.Posts); ok {
+		writeJSON(ctx, fasthttp.StatusOK, PostList{Site: p[0], User: user, Posts: ps})
 	}
-	user := string(ctx.QueryArgs().Peek("user"))
-	if user == "" || len(user) > 256 {
-		fail(ctx, fasthttp.StatusBadRequest, "query parameter user is required (the user's name at the site)")
-		return
-	}
-	ps, err := s.cfg.Partners.Posts(ctx, p[0], user)
-	if err != nil {
-		code := loginStatus(err)
-		if code >= 500 {
-			ctx.Response.Header.Set("Retry-After", "30")
-		}
-		fail(ctx, code, "%v", err)
-		return
-	}
-	if ps == nil {
-		ps = []login.Post{}
-	}
-	writeJSON(ctx, fasthttp.StatusOK, PostList{Site: p[0], User: user, Posts: ps})
 }

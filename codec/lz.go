@@ -87,6 +87,21 @@ func stateAfterRep(s uint8) uint8 {
 
 func litCtx(part int, prev byte) int { return (part<<lcBits | int(prev>>(8-lcBits))) * litSize }
 
+// litProbs is the literal model for position i of history h, whose current
+// message starts at start: its first tokLen bytes (the typed tokens) and the
+// rest have separate contexts, each by the previous byte.
+func (m *lzModel) litProbs(h []byte, i, start, tokLen int) []uint16 {
+	part := 1
+	if i-start < tokLen {
+		part = 0
+	}
+	var prev byte
+	if i > 0 {
+		prev = h[i-1]
+	}
+	return m.p[pLit+litCtx(part, prev):][:litSize]
+}
+
 func distSlot(d uint32) uint32 {
 	if d < 4 {
 		return d
@@ -164,15 +179,7 @@ func (z *lzEnc) encode(rc *rcEncoder, tok, res []byte) {
 		s := m.state
 		if bestLen == 0 {
 			rc.bit(&m.p[pIsMatch+int(s)], 0)
-			part := 1
-			if i-start < tokLen {
-				part = 0
-			}
-			var prev byte
-			if i > 0 {
-				prev = h[i-1]
-			}
-			probs := m.p[pLit+litCtx(part, prev):][:litSize]
+			probs := m.litProbs(h, i, start, tokLen)
 			if s >= 7 && int(m.rep[0]) <= i {
 				encMatchedLit(rc, probs, h[i], h[i-int(m.rep[0])])
 			} else {
@@ -373,15 +380,7 @@ func (z *lzDec) decode(rc *rcDecoder, n, tokLen int) ([]byte, error) {
 		i := len(h)
 		s := m.state
 		if rc.bit(&m.p[pIsMatch+int(s)]) == 0 {
-			part := 1
-			if i-start < tokLen {
-				part = 0
-			}
-			var prev byte
-			if i > 0 {
-				prev = h[i-1]
-			}
-			probs := m.p[pLit+litCtx(part, prev):][:litSize]
+			probs := m.litProbs(h, i, start, tokLen)
 			var c byte
 			if s >= 7 && int(m.rep[0]) <= i {
 				c = decMatchedLit(rc, probs, h[i-int(m.rep[0])])

@@ -250,36 +250,23 @@ func (p *Partners) verify(ctx context.Context, siteID string, vr VerifyRequest) 
 
 // Contacts returns user's contact list at site, cached for CacheTTL.
 func (p *Partners) Contacts(ctx context.Context, site, user string) ([]Contact, error) {
-	site, user, err := resolve(site, user)
-	if err != nil {
-		return nil, err
-	}
-	s, err := p.site(site)
-	if err != nil {
-		return nil, err
-	}
-	key := site + "\x00" + user
-	if v, ok := p.contacts.get(key); ok {
-		return v, nil
-	}
-	if s.ContactsURL == "" {
-		return nil, fmt.Errorf("%w: contacts at %q", ErrNotOffered, site)
-	}
-	raw, err := p.call(ctx, s, fasthttp.MethodGet, withUser(s.ContactsURL, user), nil)
-	if err != nil {
-		return nil, err
-	}
-	var ans ContactsResponse
-	if err := json.Unmarshal(raw, &ans); err != nil {
-		return nil, fmt.Errorf("%w: site %q: bad contacts answer: %v", ErrPartnerUnavailable, site, err)
-	}
-	p.contacts.put(key, ans.Contacts)
-	return ans.Contacts, nil
+	return fetchList(ctx, p, p.contacts, site, user, "contacts",
+		func(s Site) string { return s.ContactsURL },
+		func(r *ContactsResponse) []Contact { return r.Contacts })
 }
 
 // Posts returns the site's published posts as shown to user, cached for
 // CacheTTL.
 func (p *Partners) Posts(ctx context.Context, site, user string) ([]Post, error) {
+	return fetchList(ctx, p, p.posts, site, user, "posts",
+		func(s Site) string { return s.PostsURL },
+		func(r *PostsResponse) []Post { return r.Posts })
+}
+
+// fetchList gets one of a site's per-user lists (answer type R holding a
+// []T), through cache.
+func fetchList[T, R any](ctx context.Context, p *Partners, cache *ttlCache[[]T], site, user, what string,
+	url func(Site) string, list func(*R) []T) ([]T, error) {
 	site, user, err := resolve(site, user)
 	if err != nil {
 		return nil, err
@@ -289,22 +276,23 @@ func (p *Partners) Posts(ctx context.Context, site, user string) ([]Post, error)
 		return nil, err
 	}
 	key := site + "\x00" + user
-	if v, ok := p.posts.get(key); ok {
+	if v, ok := cache.get(key); ok {
 		return v, nil
 	}
-	if s.PostsURL == "" {
-		return nil, fmt.Errorf("%w: posts at %q", ErrNotOffered, site)
+	if url(s) == "" {
+		return nil, fmt.Errorf("%w: %s at %q", ErrNotOffered, what, site)
 	}
-	raw, err := p.call(ctx, s, fasthttp.MethodGet, withUser(s.PostsURL, user), nil)
+	raw, err := p.call(ctx, s, fasthttp.MethodGet, withUser(url(s), user), nil)
 	if err != nil {
 		return nil, err
 	}
-	var ans PostsResponse
+	var ans R
 	if err := json.Unmarshal(raw, &ans); err != nil {
-		return nil, fmt.Errorf("%w: site %q: bad posts answer: %v", ErrPartnerUnavailable, site, err)
+		return nil, fmt.Errorf("%w: site %q: bad %s answer: %v", ErrPartnerUnavailable, site, what, err)
 	}
-	p.posts.put(key, ans.Posts)
-	return ans.Posts, nil
+	v := list(&ans)
+	cache.put(key, v)
+	return v, nil
 }
 
 func withUser(base, user string) string {

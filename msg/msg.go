@@ -1,6 +1,7 @@
 package msg
 
 import (
+	"fmt"
 	"time"
 )
 
@@ -55,7 +56,20 @@ type Message struct {
 	Route string
 }
 
-// ValidRoute reports whether r is a route hint the router understands.
-func ValidRoute(r string) bool {
-	return r == "" || r == "im" || r == "sms" || r == "smsc" || (len(r) > 5 && r[:5] == "esme:")
+// CheckRoute returns nil when route is a hint the router understands for a
+// message to to, else why not: only "im" (or none) suits an IM address.
+func CheckRoute(route string, to Address) error {
+	switch {
+	case route == "" || route == "im":
+		return nil
+	case route != "sms" && route != "smsc" && (len(route) <= 5 || route[:5] != "esme:"):
+		return fmt.Errorf("route %q: want im, sms, smsc or esme:SYSTEM_ID", route)
+	case !to.IsMSISDN():
+		return fmt.Errorf("route %q: the recipient is not a phone number", route)
+	}
+	return nil
 }
+
+// ForcesSMS reports whether the route hint sends m as SMS even when its
+// recipient is online in IM.
+func (m *Message) ForcesSMS() bool { return m.Route != "" && m.Route != "im" }

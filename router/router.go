@@ -213,7 +213,7 @@ func (r *Router) Pending() int64 { return r.pending.Load() }
 // tell it to answer "try later" and "failed" instead.
 func (r *Router) Submit(ctx context.Context, m *msg.Message) error {
 	if m.To == "" || (!m.To.IsMSISDN() && len(m.To) < 5) || hasPrefix(string(m.To), "alpha:") ||
-		!msg.ValidRoute(m.Route) || (m.Route != "" && m.Route != "im" && !m.To.IsMSISDN()) {
+		msg.CheckRoute(m.Route, m.To) != nil {
 		r.count.NoRoute.Add(1)
 		return fmt.Errorf("%w: %q", msg.ErrNoRoute, m.To)
 	}
@@ -372,8 +372,7 @@ const (
 )
 
 func (r *Router) decide(m *msg.Message) (route, presence.Binding) {
-	sms := m.Route != "" && m.Route != "im" // "sms", "smsc", "esme:ID"
-	if !sms {
+	if !m.ForcesSMS() {
 		if b, ok := r.pres.Lookup(m.To); ok {
 			if _, ok := r.im[b.Via]; ok {
 				return routeIM, b

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -212,7 +213,7 @@ func (s *Server) send(ctx context.Context, o outgoing) error {
 }
 
 // sendUDP is send over the UDP fast path (udpclient.go).
-func (s *Server) sendUDP(ctx context.Context, c *udpClient, t udpTarget, o outgoing, aorURI string) error {
+func (s *Server) sendUDP(ctx context.Context, c *udpClient, t netip.AddrPort, o outgoing, aorURI string) error {
 	r := udpRequest{
 		ruri: o.target.Contact, from: o.from, to: aorURI, userAgent: s.cfg.UserAgent,
 		headers: o.headers, contentType: o.contentType, body: o.body,

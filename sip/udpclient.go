@@ -268,35 +268,30 @@ func (ic *interceptConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	}
 }
 
-// udpTarget is where a request goes: an IP literal and port over UDP.
-type udpTarget struct {
-	addr netip.AddrPort
-}
-
-// target returns u's UDP destination, or false when u needs sipgo (a host
-// name to resolve, TCP/TLS, sips).
-func udpTargetOf(u *sip.Uri) (udpTarget, bool) {
+// udpTargetOf returns u's UDP destination (an IP literal and port), or
+// false when u needs sipgo (a host name to resolve, TCP/TLS, sips).
+func udpTargetOf(u *sip.Uri) (netip.AddrPort, bool) {
 	if u == nil || !strings.EqualFold(u.Scheme, "sip") {
-		return udpTarget{}, false
+		return netip.AddrPort{}, false
 	}
 	if t, ok := u.UriParams.Get("transport"); ok && !strings.EqualFold(t, "udp") {
-		return udpTarget{}, false
+		return netip.AddrPort{}, false
 	}
 	if _, ok := u.UriParams.Get("maddr"); ok {
-		return udpTarget{}, false
+		return netip.AddrPort{}, false
 	}
 	ip, err := netip.ParseAddr(strings.Trim(u.Host, "[]"))
 	if err != nil {
-		return udpTarget{}, false
+		return netip.AddrPort{}, false
 	}
 	port := u.Port
 	if port <= 0 {
 		port = 5060
 	}
 	if port > 65535 {
-		return udpTarget{}, false
+		return netip.AddrPort{}, false
 	}
-	return udpTarget{addr: netip.AddrPortFrom(ip.Unmap(), uint16(port))}, true
+	return netip.AddrPortFrom(ip.Unmap(), uint16(port)), true
 }
 
 // sourceFor is the address we put in Via toward dst.
@@ -394,8 +389,8 @@ var errTimerF = errors.New("sip: no final response (timer F)")
 // do sends r to t and waits for the final response, at most timeout (Timer
 // F, a plain timer: no derived context per message) or until ctx ends. It
 // returns the final response's status and reason, and the Call-ID used.
-func (c *udpClient) do(ctx context.Context, timeout time.Duration, t udpTarget, r *udpRequest) (code int, reason, callID string, err error) {
-	src, err := c.sourceFor(t.addr.Addr())
+func (c *udpClient) do(ctx context.Context, timeout time.Duration, t netip.AddrPort, r *udpRequest) (code int, reason, callID string, err error) {
+	src, err := c.sourceFor(t.Addr())
 	if err != nil {
 		return 0, "", "", err
 	}
@@ -417,8 +412,8 @@ func (c *udpClient) do(ctx context.Context, timeout time.Duration, t udpTarget, 
 		c.mu.Unlock()
 	}()
 
-	if _, err := c.pc.WriteToUDPAddrPort(wire, t.addr); err != nil {
-		return 0, "", callID, fmt.Errorf("send to %s: %w", t.addr, err)
+	if _, err := c.pc.WriteToUDPAddrPort(wire, t); err != nil {
+		return 0, "", callID, fmt.Errorf("send to %s: %w", t, err)
 	}
 	interval := timerT1
 	timer := time.NewTimer(interval)
@@ -435,8 +430,8 @@ func (c *udpClient) do(ctx context.Context, timeout time.Duration, t udpTarget, 
 			}
 			return res.code, res.reason, callID, nil
 		case <-timer.C:
-			if _, err := c.pc.WriteToUDPAddrPort(wire, t.addr); err != nil {
-				return 0, "", callID, fmt.Errorf("retransmit to %s: %w", t.addr, err)
+			if _, err := c.pc.WriteToUDPAddrPort(wire, t); err != nil {
+				return 0, "", callID, fmt.Errorf("retransmit to %s: %w", t, err)
 			}
 			interval = min(2*interval, timerT2)
 			timer.Reset(interval)

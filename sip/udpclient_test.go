@@ -120,7 +120,7 @@ func TestUDPFastPathFallsBack(t *testing.T) {
 		}
 	}
 	u := parseURIForTest(t, "sip:fred@[::1]:5070;transport=UDP")
-	if tg, ok := udpTargetOf(&u); !ok || tg.addr.String() != "[::1]:5070" {
+	if tg, ok := udpTargetOf(&u); !ok || tg.String() != "[::1]:5070" {
 		t.Errorf("IPv6 literal: %v %v", tg, ok)
 	}
 }

@@ -62,7 +62,8 @@ func (u *udpServer) take(b []byte, src netip.AddrPort) bool {
 	if !strings.HasPrefix(branch, branchMagic) { // RFC 2543 peers: sipgo matches those
 		return false
 	}
-	key := branch + "|" + src.String()
+	source := src.String()
+	key := branch + "|" + source
 	u.mu.Lock()
 	if now := time.Now(); now.Sub(u.rotated) >= timerJ {
 		u.txs[1], u.txs[0], u.rotated = u.txs[0], map[string]*fastTx{}, now
@@ -81,7 +82,7 @@ func (u *udpServer) take(b []byte, src netip.AddrPort) bool {
 	u.mu.Unlock()
 
 	req.SetTransport("UDP")
-	req.SetSource(src.String())
+	req.SetSource(source)
 	go u.s.onMessage(req, tx)
 	return true
 }
@@ -100,9 +101,9 @@ type fastTx struct {
 var errTxDone = errors.New("sip: transaction already answered")
 
 func (t *fastTx) Respond(res *sip.Response) error {
-	var b strings.Builder
+	var b bytes.Buffer
 	res.StringWrite(&b)
-	wire := []byte(b.String())
+	wire := b.Bytes()
 	t.mu.Lock()
 	if t.resp != nil {
 		t.mu.Unlock()

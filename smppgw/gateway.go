@@ -311,9 +311,13 @@ func (g *Gateway) SendSMS(ctx context.Context, m *msg.Message) error {
 		return &sendError{status: smpp.ESME_RINVMSGLEN, err: fmt.Errorf("sms: encode: %w", err)}
 	}
 	route := g.cfg.Route
-	if r, err := ParseRoute(m.Route); err == nil && m.Route != "" && m.Route != "sms" && m.Route != "im" {
-		route = r // the sender named the route
-	} else if g.cfg.Policy != nil {
+	named := false
+	if m.ForcesSMS() && m.Route != "sms" { // the sender named the route
+		if r, err := ParseRoute(m.Route); err == nil {
+			route, named = r, true
+		}
+	}
+	if !named && g.cfg.Policy != nil {
 		if target, ok := g.cfg.Policy.RouteFor(m.To); ok {
 			if r, err := ParseRoute(target); err == nil {
 				route = r

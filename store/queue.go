@@ -295,28 +295,38 @@ func (db *DB) cacheNew(e *centry, b *batch) {
 	sh.mu.Unlock()
 }
 
+// submitMany queues ops (whose key/val live in bufs, returned to the pool
+// after commit) into the current batch and returns it. In SyncEach mode it
+// writes them itself, synchronously, and returns a nil batch.
 func (db *DB) submitMany(ops []op, bufs []*[]byte) (*batch, error) {
 	if db.opts.SyncEach {
-		if db.isClosed() {
-			return nil, ErrClosed
+		err := ErrClosed
+		if !db.isClosed() {
+			err = db.writeOps(ops)
+			db.writes.Add(uint64(len(ops)))
+			db.batches.Add(1)
+			db.noteResult(err)
 		}
-		err := db.writeOps(ops)
-		for _, b := range bufs {
-			db.putBuf(b)
+		for _, buf := range bufs {
+			db.putBuf(buf)
 		}
-		db.writes.Add(uint64(len(ops)))
-		db.batches.Add(1)
-		db.noteResult(err)
 		return nil, err
 	}
 	db.mu.Lock()
 	if db.closed {
 		db.mu.Unlock()
+		for _, buf := range bufs {
+			db.putBuf(buf)
+		}
 		return nil, ErrClosed
 	}
 	b := db.cur
 	b.ops = append(b.ops, ops...)
-	b.bufs = append(b.bufs, bufs...)
+	for _, buf := range bufs {
+		if buf != nil {
+			b.bufs = append(b.bufs, buf)
+		}
+	}
 	db.pending.Store(int64(len(b.ops)))
 	db.mu.Unlock()
 	db.signal()

@@ -243,37 +243,10 @@ func (db *DB) waitRoom() error {
 	return nil
 }
 
-// submit queues ops (whose key/val live in buf, returned to the pool after
-// commit) into the current batch and returns it. In SyncEach mode it writes
-// them itself, synchronously, and returns a nil batch.
+// submit is submitMany for ops whose key/val live in one buffer (nil: none).
 func (db *DB) submit(ops []op, buf *[]byte) (*batch, error) {
-	if db.opts.SyncEach {
-		if db.isClosed() {
-			db.putBuf(buf)
-			return nil, ErrClosed
-		}
-		err := db.writeOps(ops)
-		db.putBuf(buf)
-		db.writes.Add(uint64(len(ops)))
-		db.batches.Add(1)
-		db.noteResult(err)
-		return nil, err
-	}
-	db.mu.Lock()
-	if db.closed {
-		db.mu.Unlock()
-		db.putBuf(buf)
-		return nil, ErrClosed
-	}
-	b := db.cur
-	b.ops = append(b.ops, ops...)
-	if buf != nil {
-		b.bufs = append(b.bufs, buf)
-	}
-	db.pending.Store(int64(len(b.ops)))
-	db.mu.Unlock()
-	db.signal()
-	return b, nil
+	bufs := [1]*[]byte{buf}
+	return db.submitMany(ops, bufs[:])
 }
 
 func (db *DB) isClosed() bool { return db.closedA.Load() }
