@@ -317,7 +317,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	var served net.PacketConn = pc
 	if c := s.udp.Load(); c != nil {
 		uc := pc.(*net.UDPConn)
-		us := newUDPServer(s, uc)
+		us := newUDPServer(ctx, s, uc)
 		s.udpSrv.Store(us)
 		served = &interceptConn{UDPConn: uc, c: c, srv: us}
 	}

@@ -37,6 +37,7 @@ type Options struct {
 	Retention      time.Duration // how long final message records stay queryable (default 24h)
 	CacheRecords   int           // in-memory cache of unfinished records (default 32768)
 	ProbeInterval  time.Duration // while unhealthy, how often a probe write checks for recovery (default 1s)
+	CommitInterval time.Duration // least time between the starts of two group commits (0 = commit as soon as the last one ends)
 }
 
 const (
@@ -267,8 +268,11 @@ func (db *DB) wait(ctx context.Context, b *batch) error {
 
 func (db *DB) committer() {
 	defer db.bg.Done()
+	var last time.Time // start of the last commit
 	for range db.kick {
 		for {
+			db.pace(last)
+			last = time.Now()
 			db.mu.Lock()
 			b := db.cur
 			if len(b.ops) == 0 {
@@ -285,6 +289,22 @@ func (db *DB) committer() {
 			db.mu.Unlock()
 			db.commit(b)
 		}
+	}
+}
+
+// pace waits until CommitInterval has passed since the last commit started,
+// unless the batch is already half full. Measured on the bench (bridge and
+// load generator sharing 2 cores), 1 ms between fsyncs took SMS→SMS from
+// 46.7 to 42.1 µs of bridge CPU per message and SMS→IM at 10,500 msg/s from
+// 97% to 86% of a core: each badger Sync is an msync of the whole memtable
+// log, which costs CPU however few messages it covers.
+func (db *DB) pace(last time.Time) {
+	iv := db.opts.CommitInterval
+	if iv <= 0 || db.pending.Load() >= int64(db.opts.MaxBatch)/2 {
+		return
+	}
+	if d := iv - time.Since(last); d > 0 {
+		time.Sleep(d)
 	}
 }
 
