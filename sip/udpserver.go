@@ -136,13 +136,19 @@ var errTxDone = errors.New("sip: transaction already answered")
 func (t *fastTx) Respond(res *sip.Response) error {
 	var b bytes.Buffer
 	res.StringWrite(&b)
-	wire := b.Bytes()
+	return t.send(b.Bytes(), res.StatusCode >= 200)
+}
+
+// respondFinal sends a final response rendered by the caller.
+func (t *fastTx) respondFinal(wire []byte) error { return t.send(wire, true) }
+
+func (t *fastTx) send(wire []byte, final bool) error {
 	t.mu.Lock()
 	if t.resp != nil {
 		t.mu.Unlock()
 		return errTxDone
 	}
-	if res.StatusCode >= 200 {
+	if final {
 		t.resp = wire
 		if t.done != nil {
 			close(t.done)

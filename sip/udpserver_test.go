@@ -91,3 +91,95 @@ func TestUDPServerTransaction(t *testing.T) {
 }
 
 func itoaT(n int) string { return strconv.Itoa(n) }
+
+// The 202 rendered straight from the request carries the same headers as
+// sipgo's NewResponseFromRequest (Record-Route, every Via with rport filled
+// in, From, To, Call-ID, CSeq), the To tag being the message id.
+func TestAcceptedMatchesSipgo(t *testing.T) {
+	raw := "MESSAGE sip:+8613800000002@" + testDomain + " SIP/2.0\r\n" +
+		"Record-Route: <sip:10.0.0.9;lr>\r\n" +
+		"Via: SIP/2.0/UDP 10.0.0.9:5070;rport;branch=z9hG4bKproxy\r\n" +
+		"Via: SIP/2.0/UDP 192.0.2.1:5060;received=192.0.2.1;branch=z9hG4bKua\r\n" +
+		"From: \"Alice\" <sip:+8613800000001@" + testDomain + ">;tag=a1\r\n" +
+		"To: <sip:+8613800000002@" + testDomain + ">\r\n" +
+		"Call-ID: c1@test\r\nCSeq: 7 MESSAGE\r\nMax-Forwards: 70\r\n" +
+		"Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"
+	m, err := sip.ParseMessage([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := m.(*sip.Request)
+	req.SetSource("10.0.0.9:5070")
+	s := &Server{cfg: Config{UserAgent: "bridge-test"}}
+	got, err := sip.ParseMessage(s.accepted(req, "0123456789abcdefghij"))
+	if err != nil {
+		t.Fatalf("rendered 202 does not parse: %v", err)
+	}
+	res := got.(*sip.Response)
+	want := sip.NewResponseFromRequest(req, 202, "Accepted", nil)
+	if res.StatusCode != 202 || res.Reason != "Accepted" {
+		t.Fatalf("status %d %q", res.StatusCode, res.Reason)
+	}
+	for _, name := range []string{"Record-Route", "Via", "From", "Call-ID", "CSeq"} {
+		var g, w []string
+		for _, h := range res.GetHeaders(name) {
+			g = append(g, h.Value())
+		}
+		for _, h := range want.GetHeaders(name) {
+			w = append(w, h.Value())
+		}
+		if strings.Join(g, "\n") != strings.Join(w, "\n") || len(g) == 0 {
+			t.Errorf("%s: got %q, sipgo has %q", name, g, w)
+		}
+	}
+	if v := res.Via(); !strings.Contains(v.Value(), "rport=5070") || !strings.Contains(v.Value(), "received=10.0.0.9") {
+		t.Errorf("top Via %q: rport not filled in", v.Value())
+	}
+	to := res.To()
+	if tag, _ := to.Params.Get("tag"); tag != "0123456789abcdefghij" || to.Address.String() != req.To().Address.String() {
+		t.Errorf("To %q: want the request's with tag=message id", to.Value())
+	}
+	if h := res.GetHeader("Imdn-Message-ID"); h == nil || h.Value() != "0123456789abcdefghij" {
+		t.Errorf("Imdn-Message-ID %v", h)
+	}
+	if h := res.GetHeader("Server"); h == nil || h.Value() != "bridge-test" {
+		t.Errorf("Server %v", h)
+	}
+	if res.ContentLength() == nil || res.ContentLength().Value() != "0" {
+		t.Errorf("Content-Length %v", res.ContentLength())
+	}
+}
+
+// BenchmarkAccepted202 compares the directly rendered 202 with sipgo's
+// response construction and rendering, which it replaced on the UDP path.
+func BenchmarkAccepted202(b *testing.B) {
+	raw := "MESSAGE sip:+8613800000002@" + testDomain + " SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bKua1\r\n" +
+		"From: <sip:+8613800000001@" + testDomain + ">;tag=a1\r\n" +
+		"To: <sip:+8613800000002@" + testDomain + ">\r\n" +
+		"Call-ID: c1@test\r\nCSeq: 7 MESSAGE\r\nMax-Forwards: 70\r\n" +
+		"Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"
+	m, err := sip.ParseMessage([]byte(raw))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := m.(*sip.Request)
+	req.SetSource("192.0.2.1:5060")
+	s := &Server{cfg: Config{UserAgent: "bridge"}}
+	b.Run("sipgo", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			res := sip.NewResponseFromRequest(req, 202, "Accepted", nil)
+			res.AppendHeader(sip.NewHeader("Imdn-Message-ID", "0123456789abcdefghij"))
+			res.AppendHeader(sip.NewHeader("Server", s.cfg.UserAgent))
+			var buf strings.Builder
+			res.StringWrite(&buf)
+		}
+	})
+	b.Run("direct", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			s.accepted(req, "0123456789abcdefghij")
+		}
+	})
+}
