@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/panjf2000/ants/v2"
 )
 
 // udpServer takes MESSAGE requests over UDP off the listener before sipgo's
@@ -24,10 +25,9 @@ import (
 // (RFC 3261 §17.2.2). sipgo's parser still parses the request; everything
 // that is not a MESSAGE reads through to sipgo unchanged.
 type udpServer struct {
-	s    *Server
-	pc   *net.UDPConn
-	ctx  context.Context // ends the handler goroutines
-	work chan udpWork    // requests for idle handler goroutines
+	s       *Server
+	pc      *net.UDPConn
+	workers *ants.Pool // handler goroutines, reused (see dispatch)
 
 	mu      sync.Mutex
 	txs     [2]map[string]*fastTx // current and previous generation, by branch and source
@@ -39,36 +39,27 @@ type udpServer struct {
 const timerJ = 64 * timerT1
 
 func newUDPServer(ctx context.Context, s *Server, pc *net.UDPConn) *udpServer {
-	return &udpServer{s: s, pc: pc, ctx: ctx, work: make(chan udpWork),
-		txs: [2]map[string]*fastTx{{}, {}}, rotated: time.Now()}
-}
-
-type udpWork struct {
-	req *sip.Request
-	tx  *fastTx
-}
-
-// dispatch hands a request to an idle handler goroutine, or starts one.
-// Handlers outlive their request: a goroutine per request grows a fresh
-// stack through the store's call depth every time (runtime.copystack was 5%
-// of the bridge's CPU with SMPP's per-request goroutines). How many run at
-// once is bounded by MaxInFlight in onMessage, as before.
-func (u *udpServer) dispatch(w udpWork) {
-	select {
-	case u.work <- w:
-	default:
-		go u.handler(w)
+	u := &udpServer{s: s, pc: pc, txs: [2]map[string]*fastTx{{}, {}}, rotated: time.Now()}
+	// Unbounded here: MaxInFlight bounds the handlers (onMessage answers 503
+	// beyond it), and the read loop must never wait on a worker. Idle
+	// workers expire after ants' default second. Nil only on invalid
+	// options; dispatch then starts a goroutine per request.
+	u.workers, _ = ants.NewPool(-1, ants.WithPanicHandler(func(p any) {
+		s.log.Error("sip handler panic", "panic", p)
+	}))
+	if u.workers != nil {
+		context.AfterFunc(ctx, u.workers.Release)
 	}
+	return u
 }
 
-func (u *udpServer) handler(w udpWork) {
-	for {
-		u.s.onMessage(w.req, w.tx)
-		select {
-		case w = <-u.work:
-		case <-u.ctx.Done():
-			return
-		}
+// dispatch runs the MESSAGE handler on a pooled goroutine: a goroutine per
+// request grows a fresh stack through the store's call depth every time
+// (runtime.copystack was 5% of the bridge's CPU with SMPP's per-request
+// goroutines).
+func (u *udpServer) dispatch(req *sip.Request, tx *fastTx) {
+	if u.workers == nil || u.workers.Submit(func() { u.s.onMessage(req, tx) }) != nil {
+		go u.s.onMessage(req, tx)
 	}
 }
 
@@ -116,7 +107,7 @@ func (u *udpServer) take(b []byte, src netip.AddrPort) bool {
 
 	req.SetTransport("UDP")
 	req.SetSource(source)
-	u.dispatch(udpWork{req, tx})
+	u.dispatch(req, tx)
 	return true
 }
 

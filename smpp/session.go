@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/panjf2000/ants/v2"
 )
 
 // Handler serves the peer's requests (submit_sm, deliver_sm, data_sm,
@@ -151,7 +153,7 @@ type Session struct {
 	seq     atomic.Uint32
 	window  chan struct{}
 	inbound chan struct{}
-	work    chan *PDU // requests for idle handler goroutines (see dispatch)
+	workers *ants.Pool // handler goroutines, reused (see dispatch)
 
 	pmu     sync.Mutex
 	pending map[uint32]chan *PDU
@@ -182,7 +184,6 @@ func newSession(ctx context.Context, conn net.Conn, cfg sessionConfig, pool *syn
 		wkick:   make(chan struct{}, 1),
 		window:  make(chan struct{}, cfg.Window),
 		inbound: make(chan struct{}, cfg.InboundWindow),
-		work:    make(chan *PDU),
 		pending: make(map[uint32]chan *PDU),
 		done:    make(chan struct{}),
 		pool:    pool,
@@ -400,12 +401,18 @@ func (s *Session) Close() error {
 // binds (server role) and malformed PDUs itself and hands other requests to
 // the handler.
 func (s *Session) serve() error {
+	// Nil only on invalid options, which these are not; dispatch then falls
+	// back to a goroutine per request.
+	s.workers, _ = ants.NewPool(s.cfg.InboundWindow, ants.WithDisablePurge(true))
 	go s.flusher()
 	if s.cfg.EnquireInterval > 0 {
 		go s.keepalive()
 	}
 	defer func() {
 		s.handlers.Wait()
+		if s.workers != nil {
+			s.workers.Release()
+		}
 	}()
 	for {
 		p := s.pool.Get().(*PDU)
@@ -467,27 +474,14 @@ func (s *Session) serve() error {
 	}
 }
 
-// dispatch hands p to an idle handler goroutine, or starts one. Handlers
-// live as long as the session (at most InboundWindow of them, since each
-// holds an inbound slot while it works): a goroutine per request would grow
-// a fresh stack through the store's call depth every time, which measured
-// 5% of the bridge's CPU in runtime.copystack.
+// dispatch runs the handler for p on a pooled goroutine. The pool holds at
+// most InboundWindow of them (each holds an inbound slot while it works) and
+// keeps them for the session's life: a goroutine per request grew a fresh
+// stack through the store's call depth every time, which measured 5% of the
+// bridge's CPU in runtime.copystack.
 func (s *Session) dispatch(p *PDU) {
-	select {
-	case s.work <- p:
-	default:
-		go s.handler(p)
-	}
-}
-
-func (s *Session) handler(p *PDU) {
-	for {
-		s.handle(p)
-		select {
-		case p = <-s.work:
-		case <-s.done:
-			return
-		}
+	if s.workers == nil || s.workers.Submit(func() { s.handle(p) }) != nil {
+		go s.handle(p) // pool closed: the session is ending
 	}
 }
 
