@@ -256,11 +256,11 @@ func (s *Server) table() []route {
 		{pattern: "/v1/openapi.json", public: true, methods: map[string]handler{"GET": s.openapi}},
 		{pattern: "/v1/messages", methods: map[string]handler{"POST": s.postMessage}},
 		{pattern: "/v1/messages/{id}", methods: map[string]handler{"GET": s.getMessage}},
-		{pattern: "/v1/users", methods: map[string]handler{"GET": s.listUsers, "POST": s.createUser}},
-		{pattern: "/v1/users/{user}", methods: map[string]handler{"GET": s.getUser, "PUT": s.putUser, "DELETE": s.deleteUser}},
-		{pattern: "/v1/accounts", methods: map[string]handler{"GET": s.listAccounts, "POST": s.createAccount}},
-		{pattern: "/v1/accounts/{system_id}", methods: map[string]handler{"GET": s.getAccount, "DELETE": s.deleteAccount}},
-		{pattern: "/v1/routes", methods: map[string]handler{"GET": s.getRoutes, "PUT": s.putRoutes}},
+		{pattern: "/v1/users", methods: map[string]handler{"GET": s.provisioning(s.listUsers), "POST": s.provisioning(s.createUser)}},
+		{pattern: "/v1/users/{user}", methods: map[string]handler{"GET": s.provisioning(s.getUser), "PUT": s.provisioning(s.putUser), "DELETE": s.provisioning(s.deleteUser)}},
+		{pattern: "/v1/accounts", methods: map[string]handler{"GET": s.provisioning(s.listAccounts), "POST": s.provisioning(s.createAccount)}},
+		{pattern: "/v1/accounts/{system_id}", methods: map[string]handler{"GET": s.provisioning(s.getAccount), "DELETE": s.provisioning(s.deleteAccount)}},
+		{pattern: "/v1/routes", methods: map[string]handler{"GET": s.provisioning(s.getRoutes), "PUT": s.provisioning(s.putRoutes)}},
 		{pattern: "/v1/presence/{address}", methods: map[string]handler{"GET": s.getPresence, "PUT": s.putPresence, "DELETE": s.deletePresence}},
 		{pattern: "/v1/login", methods: map[string]handler{"POST": s.postLogin}},
 		{pattern: "/v1/sso/tickets", methods: map[string]handler{"POST": s.postTicket}},
@@ -271,6 +271,17 @@ func (s *Server) table() []route {
 		rs[i].segs = strings.Split(strings.TrimPrefix(rs[i].pattern, "/"), "/")
 	}
 	return rs
+}
+
+// provisioning wraps a provisioning endpoint: 503 when the server has none.
+func (s *Server) provisioning(h handler) handler {
+	return func(ctx *fasthttp.RequestCtx, p []string) {
+		if s.cfg.Provision == nil {
+			notConfigured(ctx, "provisioning")
+			return
+		}
+		h(ctx, p)
+	}
 }
 
 // Endpoints lists every method and path pattern the server answers, e.g.

@@ -46,18 +46,10 @@ type ImportResult struct {
 }
 
 func (s *Server) listUsers(ctx *fasthttp.RequestCtx, _ []string) {
-	if s.cfg.Provision == nil {
-		notConfigured(ctx, "provisioning")
-		return
-	}
 	writeJSON(ctx, fasthttp.StatusOK, UserList{Users: s.cfg.Provision.Users()})
 }
 
 func (s *Server) createUser(ctx *fasthttp.RequestCtx, _ []string) {
-	if s.cfg.Provision == nil {
-		notConfigured(ctx, "provisioning")
-		return
-	}
 	if isCSV(ctx) {
 		n, err := s.cfg.Provision.ImportCSV(ctx, bytes.NewReader(ctx.PostBody()))
 		if err != nil {
@@ -81,10 +73,6 @@ func (s *Server) createUser(ctx *fasthttp.RequestCtx, _ []string) {
 }
 
 func (s *Server) getUser(ctx *fasthttp.RequestCtx, p []string) {
-	if s.cfg.Provision == nil {
-		notConfigured(ctx, "provisioning")
-		return
-	}
 	if _, err := provision.NormalizeUserName(p[0]); err != nil {
 		s.provFail(ctx, err)
 		return
@@ -98,10 +86,6 @@ func (s *Server) getUser(ctx *fasthttp.RequestCtx, p []string) {
 }
 
 func (s *Server) putUser(ctx *fasthttp.RequestCtx, p []string) {
-	if s.cfg.Provision == nil {
-		notConfigured(ctx, "provisioning")
-		return
-	}
 	var spec provision.UserSpec
 	if !readJSON(ctx, &spec) {
 		return
@@ -119,10 +103,6 @@ func (s *Server) putUser(ctx *fasthttp.RequestCtx, p []string) {
 }
 
 func (s *Server) deleteUser(ctx *fasthttp.RequestCtx, p []string) {
-	if s.cfg.Provision == nil {
-		notConfigured(ctx, "provisioning")
-		return
-	}
 	if err := s.cfg.Provision.DeleteUser(ctx, p[0]); err != nil {
 		s.provFail(ctx, err)
 		return
@@ -136,18 +116,10 @@ type AccountList struct {
 }
 
 func (s *Server) listAccounts(ctx *fasthttp.RequestCtx, _ []string) {
-	if s.cfg.Provision == nil {
-		notConfigured(ctx, "provisioning")
-		return
-	}
 	writeJSON(ctx, fasthttp.StatusOK, AccountList{Accounts: s.cfg.Provision.Accounts()})
 }
 
 func (s *Server) createAccount(ctx *fasthttp.RequestCtx, _ []string) {
-	if s.cfg.Provision == nil {
-		notConfigured(ctx, "provisioning")
-		return
-	}
 	var spec provision.AccountSpec
 	if !readJSON(ctx, &spec) {
 		return
@@ -162,10 +134,6 @@ func (s *Server) createAccount(ctx *fasthttp.RequestCtx, _ []string) {
 }
 
 func (s *Server) getAccount(ctx *fasthttp.RequestCtx, p []string) {
-	if s.cfg.Provision == nil {
-		notConfigured(ctx, "provisioning")
-		return
-	}
 	a, ok := s.cfg.Provision.Account(p[0])
 	if !ok {
 		fail(ctx, fasthttp.StatusNotFound, "no account %q", p[0])
@@ -175,10 +143,6 @@ func (s *Server) getAccount(ctx *fasthttp.RequestCtx, p []string) {
 }
 
 func (s *Server) deleteAccount(ctx *fasthttp.RequestCtx, p []string) {
-	if s.cfg.Provision == nil {
-		notConfigured(ctx, "provisioning")
-		return
-	}
 	if err := s.cfg.Provision.DeleteAccount(ctx, p[0]); err != nil {
 		s.provFail(ctx, err)
 		return
@@ -192,10 +156,6 @@ type RouteTable struct {
 }
 
 func (s *Server) getRoutes(ctx *fasthttp.RequestCtx, _ []string) {
-	if s.cfg.Provision == nil {
-		notConfigured(ctx, "provisioning")
-		return
-	}
 	rs := s.cfg.Provision.Routes()
 	if rs == nil {
 		rs = []provision.Route{}
@@ -204,10 +164,6 @@ func (s *Server) getRoutes(ctx *fasthttp.RequestCtx, _ []string) {
 }
 
 func (s *Server) putRoutes(ctx *fasthttp.RequestCtx, _ []string) {
-	if s.cfg.Provision == nil {
-		notConfigured(ctx, "provisioning")
-		return
-	}
 	var t RouteTable
 	if !readJSON(ctx, &t) {
 		return

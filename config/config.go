@@ -19,44 +19,44 @@ import (
 
 // Config is the effective configuration of one bridge process.
 type Config struct {
-	SMPPListen       string
-	SIPListen        string
-	HTTPListen       string
-	MCPListen        string
-	DataDir          string
-	SIPDomain        string
-	CountryCode      string
-	SMSC             string   // smpp://SYSTEM_ID:PASSWORD@HOST:PORT, "" = none
-	SMSCBind         string   // transceiver | transmitter
-	SMPPAccounts     []string // SYSTEM_ID:PASSWORD
-	SMSRoute         string   // where SMS goes out: "smsc" or "esme:SYSTEM_ID"
-	SIPUsers         []string // USER:HA1 (HA1 = md5(user:realm:password))
-	APITokens        []string
-	OpenRegistration bool
-	OutboundProxy    string
-	SIPMinExpires    time.Duration
-	DefaultValidity  time.Duration
-	IMTimeout        time.Duration
-	Workers          int
-	QueueDepth       int
-	SMPPWindow       int
-	LogLevel         string
-	LogFormat        string
-	EnquireInterval  time.Duration
-	SMSAlphabet      string        // auto | ucs2 | latin1
-	SMSPayload       bool          // long SMS as one PDU with message_payload
-	SMSReceipts      string        // "requested" or "always": when to ask the SMSC for receipts
-	ReassemblyWait   time.Duration // how long parts of a long SMS wait for the rest
-	ReassemblyPolicy string        // partial | drop
-	DedupWindow      time.Duration // duplicate suppression window (0 = off)
-	AdminListen      string        // pprof and expvar, for operators only ("" = off)
-	StoreMemtableMB  int           // badger memtable size (two are kept)
-	StoreCacheMB     int           // badger block and index caches, each
-	StoreCommitEvery time.Duration // least time between the starts of two group commits
-	ReginfoFrom      []string      // IM servers allowed to push RFC 3680 registration state
-	PartnerSites     []string      // ID,VERIFY_URL,SERVER_ID,SECRET[,CONTACTS_URL[,POSTS_URL]]
-	SocialSites      []string      // ID:HEXKEY
-	SSOServices      []string      // ID:KEY_ID:HEXKEY[:TTL]
+	SMPPListen          string
+	SIPListen           string
+	HTTPListen          string
+	MCPListen           string
+	DataDir             string
+	SIPDomain           string
+	CountryCode         string
+	SMSC                string   // smpp://SYSTEM_ID:PASSWORD@HOST:PORT, "" = none
+	SMSCBind            string   // transceiver | transmitter
+	SMPPAccounts        []string // SYSTEM_ID:PASSWORD
+	SMSRoute            string   // where SMS goes out: "smsc" or "esme:SYSTEM_ID"
+	SIPUsers            []string // USER:HA1 (HA1 = md5(user:realm:password))
+	APITokens           []string
+	OpenRegistration    bool
+	OutboundProxy       string
+	SIPMinExpires       time.Duration
+	DefaultValidity     time.Duration
+	IMTimeout           time.Duration
+	Workers             int
+	QueueDepth          int
+	SMPPWindow          int
+	LogLevel            string
+	LogFormat           string
+	EnquireInterval     time.Duration
+	SMSAlphabet         string        // auto | ucs2 | latin1
+	SMSPayload          bool          // long SMS as one PDU with message_payload
+	SMSReceipts         string        // "requested" or "always": when to ask the SMSC for receipts
+	ReassemblyWait      time.Duration // how long parts of a long SMS wait for the rest
+	ReassemblyPolicy    string        // partial | drop
+	DedupWindow         time.Duration // duplicate suppression window (0 = off)
+	AdminListen         string        // pprof and expvar, for operators only ("" = off)
+	StoreMemtableMB     int           // badger memtable size (two are kept)
+	StoreCacheMB        int           // badger block and index caches, each
+	StoreCommitInterval time.Duration // least time between the starts of two group commits
+	ReginfoFrom         []string      // IM servers allowed to push RFC 3680 registration state
+	PartnerSites        []string      // ID,VERIFY_URL,SERVER_ID,SECRET[,CONTACTS_URL[,POSTS_URL]]
+	SocialSites         []string      // ID:HEXKEY
+	SSOServices         []string      // ID:KEY_ID:HEXKEY[:TTL]
 }
 
 type kind int
@@ -108,7 +108,7 @@ var options = []option{
 	{"reassembly-policy", kString, "partial", "when parts are still missing at the timeout: partial (deliver with a marker) or drop", false, func(c *Config) any { return &c.ReassemblyPolicy }},
 	{"dedup-window", kDuration, "2m", "a resubmission of the same message (same account, sender, recipient and text) within this window is acknowledged with the first id and not delivered again (0 = off)", false, func(c *Config) any { return &c.DedupWindow }},
 	{"store-memtable-mb", kInt, "32", "badger memtable size in MiB (two are kept in memory)", false, func(c *Config) any { return &c.StoreMemtableMB }},
-	{"store-commit-interval", kDuration, "1ms", "least time between two group commits (fsyncs) of the store: fewer, larger commits cost less CPU per message for at most this much more acknowledgement latency (0 = commit as soon as the last one ends)", false, func(c *Config) any { return &c.StoreCommitEvery }},
+	{"store-commit-interval", kDuration, "1ms", "least time between two group commits (fsyncs) of the store: fewer, larger commits cost less CPU per message for at most this much more acknowledgement latency (0 = commit as soon as the last one ends)", false, func(c *Config) any { return &c.StoreCommitInterval }},
 	{"store-cache-mb", kInt, "32", "badger block cache and index cache size in MiB, each", false, func(c *Config) any { return &c.StoreCacheMB }},
 	{"reginfo-from", kList, "", "IP, CIDR or host name of an IM server (Kamailio pua_reginfo) allowed to PUBLISH/NOTIFY registration state, RFC 3680 (repeatable; none = refused)", false, func(c *Config) any { return &c.ReginfoFrom }},
 	{"partner-site", kList, "", "partner website for delegated login: ID,VERIFY_URL,SERVER_ID,SERVER_SECRET[,CONTACTS_URL[,POSTS_URL]] (repeatable; users log in as user#ID)", true, func(c *Config) any { return &c.PartnerSites }},

@@ -150,39 +150,38 @@ func (s *Server) accepted(req *sip.Request, id string) []byte {
 	var b bytes.Buffer
 	b.Grow(512)
 	b.WriteString("SIP/2.0 202 Accepted\r\n")
-	writeHeaders(&b, req.GetHeaders("Record-Route")) // §12.1.1: a 2xx to a non-REGISTER copies them
-	vias := req.GetHeaders("Via")
-	if len(vias) > 0 {
+	for _, h := range req.GetHeaders("Record-Route") { // §12.1.1: a 2xx to a non-REGISTER copies them
+		writeHeader(&b, h, "")
+	}
+	for i, h := range req.GetHeaders("Via") {
 		// RFC 3581 §4: an empty rport gets the source port, and received its address.
-		if v, ok := vias[0].(*sip.ViaHeader); ok {
+		if v, ok := h.(*sip.ViaHeader); ok && i == 0 {
 			if val, ok := v.Params.Get("rport"); ok && val == "" {
 				if host, port, err := net.SplitHostPort(req.Source()); err == nil {
 					v = v.Clone()
 					v.Params.Add("rport", port)
 					v.Params.Add("received", host)
-					writeHeaders(&b, []sip.Header{v})
-					vias = vias[1:]
+					h = v
 				}
 			}
 		}
+		writeHeader(&b, h, "")
 	}
-	writeHeaders(&b, vias)
 	if h := req.From(); h != nil {
-		writeHeaders(&b, []sip.Header{h})
+		writeHeader(&b, h, "")
 	}
 	if h := req.To(); h != nil {
-		h.StringWrite(&b)
+		tag := ""
 		if !h.Params.Has("tag") {
-			b.WriteString(";tag=")
-			b.WriteString(id)
+			tag = ";tag=" + id
 		}
-		b.WriteString("\r\n")
+		writeHeader(&b, h, tag)
 	}
 	if h := req.CallID(); h != nil {
-		writeHeaders(&b, []sip.Header{h})
+		writeHeader(&b, h, "")
 	}
 	if h := req.CSeq(); h != nil {
-		writeHeaders(&b, []sip.Header{h})
+		writeHeader(&b, h, "")
 	}
 	b.WriteString("Imdn-Message-ID: ")
 	b.WriteString(id)
@@ -192,9 +191,9 @@ func (s *Server) accepted(req *sip.Request, id string) []byte {
 	return b.Bytes()
 }
 
-func writeHeaders(b *bytes.Buffer, hs []sip.Header) {
-	for _, h := range hs {
-		h.StringWrite(b)
-		b.WriteString("\r\n")
-	}
+// writeHeader writes h, then suffix (e.g. a parameter), then CRLF.
+func writeHeader(b *bytes.Buffer, h sip.Header, suffix string) {
+	h.StringWrite(b)
+	b.WriteString(suffix)
+	b.WriteString("\r\n")
 }

@@ -317,7 +317,12 @@ func (s *Server) Serve(ctx context.Context) error {
 	var served net.PacketConn = pc
 	if c := s.udp.Load(); c != nil {
 		uc := pc.(*net.UDPConn)
-		us := newUDPServer(ctx, s, uc)
+		us, err := newUDPServer(ctx, s, uc)
+		if err != nil {
+			pc.Close()
+			ln.Close()
+			return err
+		}
 		s.udpSrv.Store(us)
 		served = &interceptConn{UDPConn: uc, c: c, srv: us}
 	}

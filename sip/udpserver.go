@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -38,27 +39,28 @@ type udpServer struct {
 // retransmissions over UDP.
 const timerJ = 64 * timerT1
 
-func newUDPServer(ctx context.Context, s *Server, pc *net.UDPConn) *udpServer {
-	u := &udpServer{s: s, pc: pc, txs: [2]map[string]*fastTx{{}, {}}, rotated: time.Now()}
+func newUDPServer(ctx context.Context, s *Server, pc *net.UDPConn) (*udpServer, error) {
 	// Unbounded here: MaxInFlight bounds the handlers (onMessage answers 503
 	// beyond it), and the read loop must never wait on a worker. Idle
-	// workers expire after ants' default second. Nil only on invalid
-	// options; dispatch then starts a goroutine per request.
-	u.workers, _ = ants.NewPool(-1, ants.WithPanicHandler(func(p any) {
+	// workers expire after ants' default second.
+	workers, err := ants.NewPool(-1, ants.WithPanicHandler(func(p any) {
 		s.log.Error("sip handler panic", "panic", p)
 	}))
-	if u.workers != nil {
-		context.AfterFunc(ctx, u.workers.Release)
+	if err != nil {
+		return nil, fmt.Errorf("sip: handler pool: %w", err)
 	}
-	return u
+	context.AfterFunc(ctx, workers.Release)
+	return &udpServer{s: s, pc: pc, workers: workers, txs: [2]map[string]*fastTx{{}, {}}, rotated: time.Now()}, nil
 }
 
 // dispatch runs the MESSAGE handler on a pooled goroutine: a goroutine per
 // request grows a fresh stack through the store's call depth every time
 // (runtime.copystack was 5% of the bridge's CPU with SMPP's per-request
 // goroutines).
+// Once the server's context ends the pool is released while the listener
+// may still deliver a last datagram; that one gets its own goroutine.
 func (u *udpServer) dispatch(req *sip.Request, tx *fastTx) {
-	if u.workers == nil || u.workers.Submit(func() { u.s.onMessage(req, tx) }) != nil {
+	if err := u.workers.Submit(func() { u.s.onMessage(req, tx) }); err != nil {
 		go u.s.onMessage(req, tx)
 	}
 }

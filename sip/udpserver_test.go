@@ -96,20 +96,11 @@ func itoaT(n int) string { return strconv.Itoa(n) }
 // sipgo's NewResponseFromRequest (Record-Route, every Via with rport filled
 // in, From, To, Call-ID, CSeq), the To tag being the message id.
 func TestAcceptedMatchesSipgo(t *testing.T) {
-	raw := "MESSAGE sip:+8613800000002@" + testDomain + " SIP/2.0\r\n" +
-		"Record-Route: <sip:10.0.0.9;lr>\r\n" +
-		"Via: SIP/2.0/UDP 10.0.0.9:5070;rport;branch=z9hG4bKproxy\r\n" +
-		"Via: SIP/2.0/UDP 192.0.2.1:5060;received=192.0.2.1;branch=z9hG4bKua\r\n" +
-		"From: \"Alice\" <sip:+8613800000001@" + testDomain + ">;tag=a1\r\n" +
-		"To: <sip:+8613800000002@" + testDomain + ">\r\n" +
-		"Call-ID: c1@test\r\nCSeq: 7 MESSAGE\r\nMax-Forwards: 70\r\n" +
-		"Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"
-	m, err := sip.ParseMessage([]byte(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := m.(*sip.Request)
-	req.SetSource("10.0.0.9:5070")
+	req := parsedMessage(t, "10.0.0.9:5070",
+		"Record-Route: <sip:10.0.0.9;lr>",
+		"Via: SIP/2.0/UDP 10.0.0.9:5070;rport;branch=z9hG4bKproxy",
+		"Via: SIP/2.0/UDP 192.0.2.1:5060;received=192.0.2.1;branch=z9hG4bKua",
+		"From: \"Alice\" <sip:+8613800000001@"+testDomain+">;tag=a1")
 	s := &Server{cfg: Config{UserAgent: "bridge-test"}}
 	got, err := sip.ParseMessage(s.accepted(req, "0123456789abcdefghij"))
 	if err != nil {
@@ -153,18 +144,9 @@ func TestAcceptedMatchesSipgo(t *testing.T) {
 // BenchmarkAccepted202 compares the directly rendered 202 with sipgo's
 // response construction and rendering, which it replaced on the UDP path.
 func BenchmarkAccepted202(b *testing.B) {
-	raw := "MESSAGE sip:+8613800000002@" + testDomain + " SIP/2.0\r\n" +
-		"Via: SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bKua1\r\n" +
-		"From: <sip:+8613800000001@" + testDomain + ">;tag=a1\r\n" +
-		"To: <sip:+8613800000002@" + testDomain + ">\r\n" +
-		"Call-ID: c1@test\r\nCSeq: 7 MESSAGE\r\nMax-Forwards: 70\r\n" +
-		"Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"
-	m, err := sip.ParseMessage([]byte(raw))
-	if err != nil {
-		b.Fatal(err)
-	}
-	req := m.(*sip.Request)
-	req.SetSource("192.0.2.1:5060")
+	req := parsedMessage(b, "192.0.2.1:5060",
+		"Via: SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bKua1",
+		"From: <sip:+8613800000001@"+testDomain+">;tag=a1")
 	s := &Server{cfg: Config{UserAgent: "bridge"}}
 	b.Run("sipgo", func(b *testing.B) {
 		b.ReportAllocs()
@@ -182,4 +164,21 @@ func BenchmarkAccepted202(b *testing.B) {
 			s.accepted(req, "0123456789abcdefghij")
 		}
 	})
+}
+
+// parsedMessage parses a MESSAGE to +8613800000002 carrying the given
+// Record-Route, Via and From lines, as if received from source.
+func parsedMessage(tb testing.TB, source string, lines ...string) *sip.Request {
+	tb.Helper()
+	raw := "MESSAGE sip:+8613800000002@" + testDomain + " SIP/2.0\r\n" + strings.Join(lines, "\r\n") + "\r\n" +
+		"To: <sip:+8613800000002@" + testDomain + ">\r\n" +
+		"Call-ID: c1@test\r\nCSeq: 7 MESSAGE\r\nMax-Forwards: 70\r\n" +
+		"Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"
+	m, err := sip.ParseMessage([]byte(raw))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req := m.(*sip.Request)
+	req.SetSource(source)
+	return req
 }

@@ -401,18 +401,20 @@ func (s *Session) Close() error {
 // binds (server role) and malformed PDUs itself and hands other requests to
 // the handler.
 func (s *Session) serve() error {
-	// Nil only on invalid options, which these are not; dispatch then falls
-	// back to a goroutine per request.
-	s.workers, _ = ants.NewPool(s.cfg.InboundWindow, ants.WithDisablePurge(true))
+	workers, err := ants.NewPool(s.cfg.InboundWindow, ants.WithDisablePurge(true))
+	if err != nil {
+		err = fmt.Errorf("smpp: handler pool: %w", err)
+		s.close(err)
+		return err
+	}
+	s.workers = workers
 	go s.flusher()
 	if s.cfg.EnquireInterval > 0 {
 		go s.keepalive()
 	}
 	defer func() {
 		s.handlers.Wait()
-		if s.workers != nil {
-			s.workers.Release()
-		}
+		s.workers.Release()
 	}()
 	for {
 		p := s.pool.Get().(*PDU)
@@ -479,9 +481,12 @@ func (s *Session) serve() error {
 // keeps them for the session's life: a goroutine per request grew a fresh
 // stack through the store's call depth every time, which measured 5% of the
 // bridge's CPU in runtime.copystack.
+// The pool is released only after the read loop ends, and it waits rather
+// than refuses when busy, so Submit cannot fail here; if it ever did, the
+// request still gets its own goroutine rather than being dropped.
 func (s *Session) dispatch(p *PDU) {
-	if s.workers == nil || s.workers.Submit(func() { s.handle(p) }) != nil {
-		go s.handle(p) // pool closed: the session is ending
+	if err := s.workers.Submit(func() { s.handle(p) }); err != nil {
+		go s.handle(p)
 	}
 }
 

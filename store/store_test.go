@@ -585,3 +585,30 @@ func TestRecordLayout(t *testing.T) {
 		t.Fatalf("older-layout record after finishing: %v %v", r.State, err)
 	}
 }
+
+// With CommitInterval, a commit starts no sooner than the interval after the
+// previous one started, and a write after an idle spell is not held back.
+func TestCommitInterval(t *testing.T) {
+	const iv = 200 * time.Millisecond
+	db := openT(t, Options{Dir: t.TempDir(), CommitInterval: iv})
+	ctx := context.Background()
+	put := func(k string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		if err := db.Put(ctx, []byte(k), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	put("a")
+	if d := put("b"); d < iv*3/4 {
+		t.Errorf("second commit right after the first took %v, want about %v", d, iv)
+	}
+	time.Sleep(iv + iv/4)
+	if d := put("c"); d >= iv*3/4 {
+		t.Errorf("commit after an idle %v took %v, want no wait", iv+iv/4, d)
+	}
+	if got := db.Stats().Batches; got != 3 {
+		t.Errorf("batches = %d, want 3", got)
+	}
+}
