@@ -21,7 +21,9 @@ import (
 
 // Queue is the durable message store (store.DB).
 type Queue interface {
-	Accept(ctx context.Context, m *msg.Message) error
+	// Stage queues m's acceptance into the next group commit and returns
+	// at once; Pending.Wait says when it is durable.
+	Stage(ctx context.Context, m *msg.Message) (store.Pending, error)
 	Transition(ctx context.Context, id string, ev store.Event, durable bool) error
 	Reschedule(ctx context.Context, id string, attempts int, next time.Time, detail string) error
 	Unfinished(fn func(store.Record) error) error
@@ -144,7 +146,7 @@ type Counters struct {
 
 // DedupQueue is a Queue that can suppress duplicates (store.DB).
 type DedupQueue interface {
-	AcceptDedup(ctx context.Context, m *msg.Message, key []byte, window time.Duration) (dup string, err error)
+	StageDedup(ctx context.Context, m *msg.Message, key []byte, window time.Duration) (dup string, p store.Pending, err error)
 }
 
 // Router routes and delivers. Construct with New, start with Run.
@@ -178,6 +180,7 @@ type Router struct {
 
 type job struct {
 	m        msg.Message
+	accept   store.Pending // acceptance commit not yet seen durable (zero: it is)
 	attempts int
 	due      time.Time
 	index    int // in heap; -1 when not scheduled
@@ -237,7 +240,7 @@ func (r *Router) Submit(ctx context.Context, m *msg.Message) error {
 		r.count.NotStored.Add(1)
 		return fmt.Errorf("%w: router not started: %v", msg.ErrNotStored, ctx.Err())
 	}
-	dup, err := r.accept(ctx, m)
+	dup, p, release, err := r.stage(ctx, m)
 	if err != nil {
 		r.pending.Add(-1)
 		r.count.NotStored.Add(1)
@@ -250,16 +253,28 @@ func (r *Router) Submit(ctx context.Context, m *msg.Message) error {
 		r.log.Debug("duplicate suppressed", "id", dup, "from", m.From, "to", m.To, "origin", m.Origin.Kind)
 		return nil
 	}
+	// Delivery starts while the group commit is in flight, so the fsync is
+	// not in the message's delivery latency; the sender's acknowledgement
+	// still waits for it. From here the job owns the pending slot.
+	r.work <- &job{m: *m, index: -1, accept: p}
+	err = p.Wait(ctx)
+	release()
+	if err != nil {
+		m.ID = "" // not acknowledged: nobody may refer to it
+		r.count.NotStored.Add(1)
+		return err
+	}
 	r.count.Accepted.Add(1)
-	r.work <- &job{m: *m, index: -1}
 	return nil
 }
 
-// accept stores m, or finds the earlier copy of it within the dedup window.
-func (r *Router) accept(ctx context.Context, m *msg.Message) (dup string, err error) {
+// stage queues m's acceptance, or finds the earlier copy of it within the
+// dedup window. release must be called once the acceptance is settled.
+func (r *Router) stage(ctx context.Context, m *msg.Message) (dup string, p store.Pending, release func(), err error) {
 	dq, ok := r.q.(DedupQueue)
 	if r.cfg.DedupWindow <= 0 || !ok {
-		return "", r.q.Accept(ctx, m)
+		p, err := r.q.Stage(ctx, m)
+		return "", p, func() {}, err
 	}
 	h := sha256.New()
 	for _, f := range []string{m.Origin.Kind.String(), m.Origin.Account, string(m.From), string(m.To), m.Text} {
@@ -287,16 +302,20 @@ func (r *Router) accept(ctx context.Context, m *msg.Message) (dup string, err er
 		select {
 		case <-busy:
 		case <-ctx.Done():
-			return "", ctx.Err()
+			return "", store.Pending{}, nil, ctx.Err()
 		}
 	}
-	defer func() {
+	release = func() {
 		r.dedupMu.Lock()
 		close(r.dedupBusy[k])
 		delete(r.dedupBusy, k)
 		r.dedupMu.Unlock()
-	}()
-	return dq.AcceptDedup(ctx, m, key, r.cfg.DedupWindow)
+	}
+	dup, p, err = dq.StageDedup(ctx, m, key, r.cfg.DedupWindow)
+	if err != nil || dup != "" {
+		release()
+	}
+	return dup, p, release, err
 }
 
 func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
@@ -404,8 +423,9 @@ func (r *Router) deliver(ctx context.Context, j *job) {
 		cancel()
 		if err == nil {
 			r.count.IMDelivered.Add(1)
-			r.finish(ctx, j, store.Delivered, "im "+b.Via+" "+b.Contact)
-			r.report(ctx, &j.m, Outcome{Delivered: true, State: store.Delivered, Detail: "im", Via: "im"})
+			if r.finish(ctx, j, store.Delivered, "im "+b.Via+" "+b.Contact) {
+				r.report(ctx, &j.m, Outcome{Delivered: true, State: store.Delivered, Detail: "im", Via: "im"})
+			}
 			return
 		}
 		if ctx.Err() != nil {
@@ -424,7 +444,7 @@ func (r *Router) deliver(ctx context.Context, j *job) {
 		if debug {
 			r.log.Debug("route", "id", m.ID, "from", m.From, "to", m.To, "decision", "offline")
 		}
-		r.park(j)
+		r.park(ctx, j)
 		return
 	}
 	if debug {
@@ -454,7 +474,29 @@ func (r *Router) deliver(ctx context.Context, j *job) {
 	r.retry(ctx, j, "sms: "+err.Error())
 }
 
-func (r *Router) finish(ctx context.Context, j *job, st store.State, detail string) {
+// stored waits until j's acceptance is durable: delivery may run ahead of
+// the group commit, but recording an outcome, a retry or parking must not.
+// false ends the job: the router is stopping (the record, if committed, is
+// resumed at the next start), or the commit failed, in which case the sender
+// was refused and will resubmit, so the job must not go on.
+func (r *Router) stored(ctx context.Context, j *job) bool {
+	err := j.accept.Wait(ctx)
+	if err == nil {
+		j.accept = store.Pending{}
+		return true
+	}
+	if ctx.Err() == nil {
+		r.pending.Add(-1)
+		r.log.Warn("acceptance not stored: dropping the message, its sender was refused", "id", j.m.ID, "err", err)
+	}
+	return false
+}
+
+// finish records a final state; false: the job ended without one (see stored).
+func (r *Router) finish(ctx context.Context, j *job, st store.State, detail string) bool {
+	if !r.stored(ctx, j) {
+		return false
+	}
 	// Waited for: a final state lost in a crash means the message is sent
 	// once more after the restart (at-least-once, never lost); waiting for
 	// the group commit narrows that window to one commit.
@@ -472,6 +514,7 @@ func (r *Router) finish(ctx context.Context, j *job, st store.State, detail stri
 		}
 		r.report(ctx, &j.m, Outcome{State: st, Detail: detail, Via: via})
 	}
+	return true
 }
 
 // report hands an outcome to the originator's reporter. SMS hand-offs are
@@ -513,6 +556,9 @@ func (r *Router) backoff(attempts int) time.Duration {
 }
 
 func (r *Router) retry(ctx context.Context, j *job, detail string) {
+	if !r.stored(ctx, j) {
+		return
+	}
 	j.attempts++
 	due := r.cfg.Now().Add(r.backoff(j.attempts))
 	if due.After(j.m.Expires) {
@@ -526,7 +572,10 @@ func (r *Router) retry(ctx context.Context, j *job, detail string) {
 }
 
 // park holds a message for an IM-only user until they register or it expires.
-func (r *Router) park(j *job) {
+func (r *Router) park(ctx context.Context, j *job) {
+	if !r.stored(ctx, j) {
+		return
+	}
 	r.count.Parked.Add(1)
 	r.schedule(j, j.m.Expires.Add(time.Millisecond), true)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,7 +46,12 @@ type rig struct {
 
 func newRig(t *testing.T, dir string, cfg Config) *rig {
 	t.Helper()
-	db, err := store.Open(store.Options{Dir: dir})
+	return newRigStore(t, store.Options{Dir: dir}, cfg)
+}
+
+func newRigStore(t *testing.T, so store.Options, cfg Config) *rig {
+	t.Helper()
+	db, err := store.Open(so)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,6 +168,68 @@ func TestIMFailureFallsBackToSMS(t *testing.T) {
 	g.waitState(t, id, store.Delivered)
 	if len(g.sent.sms_()) != 1 || g.r.Stats().Fallbacks.Load() != 1 {
 		t.Fatalf("sms %v fallbacks %d", g.sent.sms_(), g.r.Stats().Fallbacks.Load())
+	}
+}
+
+// Delivery does not wait for the acceptance's group commit; the
+// acknowledgement (Submit's return) does. Commits here are at least a second
+// apart, so the IM send must happen while Submit still waits.
+func TestDeliveryOverlapsCommit(t *testing.T) {
+	g := newRigStore(t, store.Options{CommitInterval: time.Second}, Config{})
+	sending := make(chan struct{}, 1)
+	g.imErr = func(*msg.Message) error { sending <- struct{}{}; return nil }
+	g.run(t)
+	g.online(t, "+8613800000004", "sip:d@127.0.0.1:5062") // a commit: the next one waits a second
+	m := &msg.Message{From: "+8613900000009", To: "+8613800000004", Text: "early", Origin: msg.Origin{Kind: msg.FromESME}}
+	res := make(chan error, 1)
+	go func() { res <- g.r.Submit(context.Background(), m) }()
+	select {
+	case <-sending:
+	case err := <-res:
+		t.Fatalf("Submit returned (%v) before the IM send started", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no IM send")
+	}
+	select {
+	case err := <-res:
+		t.Fatalf("Submit returned (%v) within the commit interval: acknowledged before the commit", err)
+	default:
+	}
+	if err := <-res; err != nil || m.ID == "" {
+		t.Fatalf("submit: %v, id %q", err, m.ID)
+	}
+	g.waitState(t, m.ID, store.Delivered)
+}
+
+// When the acceptance's commit fails, the sender is refused, so the job
+// started early must end there: no retry, no final record, no pending slot.
+func TestFailedCommitEndsEarlyDelivery(t *testing.T) {
+	var failing atomic.Bool
+	g := newRigStore(t, store.Options{Dir: t.TempDir(), SyncFault: func() error {
+		if failing.Load() {
+			return errors.New("injected: disk full")
+		}
+		return nil
+	}}, Config{})
+	var sends atomic.Int32
+	g.imErr = func(*msg.Message) error { sends.Add(1); return errors.New("408 request timeout") }
+	g.run(t)
+	g.online(t, "sip:eve@example.com", "sip:e@127.0.0.1:5062")
+	failing.Store(true)
+	m := &msg.Message{From: "+8613900000009", To: "sip:eve@example.com", Text: "lost?", Origin: msg.Origin{Kind: msg.FromESME}}
+	if err := g.r.Submit(context.Background(), m); !errors.Is(err, msg.ErrNotStored) || m.ID != "" {
+		t.Fatalf("submit with a failing disk: %v, id %q; want ErrNotStored and no id", err, m.ID)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for g.r.Pending() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pending %d after a refused submit", g.r.Pending())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // ten retry periods (RetryMin 10 ms): none may come
+	if n, r := sends.Load(), g.r.Stats().Retries.Load(); n > 1 || r != 0 {
+		t.Fatalf("refused message: %d IM sends, %d retries; want at most the one early send and no retry", n, r)
 	}
 }
 

@@ -191,30 +191,76 @@ func (db *DB) recordOps(r *Record, buf *[]byte) ([2]op, int, error) {
 // Accepted. It returns nil only once the record is fsynced: only then may the
 // sender be acknowledged. Errors wrap msg.ErrNotStored.
 func (db *DB) Accept(ctx context.Context, m *msg.Message) error {
+	p, err := db.Stage(ctx, m)
+	if err != nil {
+		return err
+	}
+	return p.settle(ctx, m)
+}
+
+// Pending is an acceptance queued in a group commit. The message may be
+// worked on at once (its ID is set); its sender may be acknowledged only
+// after Wait returns nil.
+type Pending struct {
+	db *DB
+	b  *batch // nil: already written (SyncEach)
+	id string
+}
+
+// Wait blocks until the acceptance is durable, or returns why it is not
+// (wrapping msg.ErrNotStored). An error from ctx says nothing about the
+// write: it may still become durable.
+func (p Pending) Wait(ctx context.Context) error {
+	if p.db == nil {
+		return nil
+	}
+	if err := p.db.wait(ctx, p.b); err != nil {
+		return fmt.Errorf("store: accept %s: %w: %w", p.id, msg.ErrNotStored, err)
+	}
+	return nil
+}
+
+// settle is Wait for a caller that acknowledges m: on failure nobody may
+// refer to the message, so its ID is cleared.
+func (p Pending) settle(ctx context.Context, m *msg.Message) error {
+	err := p.Wait(ctx)
+	if err != nil && p.b != nil {
+		p.db.cache.dropIfSeq(p.id, p.b.seq)
+		m.ID = ""
+	}
+	return err
+}
+
+// Stage assigns m.ID and m.Accepted and queues the record into the next
+// group commit without waiting for it: delivery can overlap the fsync
+// while the acknowledgement still waits for it (Pending.Wait). If the
+// commit fails the message was never acknowledged, so a delivery that
+// already happened is at worst repeated when the sender resubmits.
+func (db *DB) Stage(ctx context.Context, m *msg.Message) (Pending, error) {
 	if m == nil {
-		return fmt.Errorf("store: accept: nil message: %w", msg.ErrNotStored)
+		return Pending{}, fmt.Errorf("store: accept: nil message: %w", msg.ErrNotStored)
 	}
 	if err := db.acceptPrep(ctx); err != nil {
-		return err
+		return Pending{}, err
 	}
 	buf := db.getBuf()
 	e, ops, n, err := db.newRecord(m, time.Now(), buf)
 	if err != nil {
 		db.putBuf(buf)
-		return fmt.Errorf("store: accept: %w: %w", msg.ErrNotStored, err)
+		return Pending{}, fmt.Errorf("store: accept: %w: %w", msg.ErrNotStored, err)
 	}
-	b, err := db.submit(ops[:n], buf)
+	return db.stageRecord(e, ops[:n], buf, m)
+}
+
+// stageRecord queues a new record's ops and caches it.
+func (db *DB) stageRecord(e *centry, ops []op, buf *[]byte, m *msg.Message) (Pending, error) {
+	b, err := db.submit(ops, buf)
 	if err != nil {
 		m.ID = ""
-		return fmt.Errorf("store: accept: %w: %w", msg.ErrNotStored, err)
+		return Pending{}, fmt.Errorf("store: accept: %w: %w", msg.ErrNotStored, err)
 	}
 	db.cacheNew(e, b)
-	if err := db.wait(ctx, b); err != nil {
-		db.cache.dropIfSeq(e.rec.Msg.ID, e.seq)
-		m.ID = "" // not acknowledged: nobody may refer to it
-		return fmt.Errorf("store: accept %s: %w: %w", e.rec.Msg.ID, msg.ErrNotStored, err)
-	}
-	return nil
+	return Pending{db: db, b: b, id: e.rec.Msg.ID}, nil
 }
 
 // AcceptBatch is Accept for several messages, committed together: nil means
@@ -542,39 +588,39 @@ const prefixDedup = "_/d/"
 // message acknowledged without its key or a key without its message.
 // Callers serialise concurrent calls with the same key.
 func (db *DB) AcceptDedup(ctx context.Context, m *msg.Message, key []byte, window time.Duration) (dup string, err error) {
+	dup, p, err := db.StageDedup(ctx, m, key, window)
+	if err != nil || dup != "" {
+		return dup, err
+	}
+	return "", p.settle(ctx, m)
+}
+
+// StageDedup is AcceptDedup without the wait, as Stage is to Accept. The
+// caller keeps other copies with the same key out until Wait returns.
+func (db *DB) StageDedup(ctx context.Context, m *msg.Message, key []byte, window time.Duration) (dup string, p Pending, err error) {
 	if m == nil {
-		return "", fmt.Errorf("store: accept: nil message: %w", msg.ErrNotStored)
+		return "", Pending{}, fmt.Errorf("store: accept: nil message: %w", msg.ErrNotStored)
 	}
 	dkey := append([]byte(prefixDedup), key...)
 	if db.seen.mayHave(dkey) {
 		if v, err := db.get(dkey); err == nil {
-			return string(v), nil
+			return string(v), Pending{}, nil
 		} else if !errors.Is(err, ErrNotFound) {
-			return "", fmt.Errorf("store: accept: dedup lookup: %w: %w", msg.ErrNotStored, err)
+			return "", Pending{}, fmt.Errorf("store: accept: dedup lookup: %w: %w", msg.ErrNotStored, err)
 		}
 	}
 	if err := db.acceptPrep(ctx); err != nil {
-		return "", err
+		return "", Pending{}, err
 	}
 	buf := db.getBuf()
 	now := time.Now()
 	e, ops, n, err := db.newRecord(m, now, buf)
 	if err != nil {
 		db.putBuf(buf)
-		return "", fmt.Errorf("store: accept: %w: %w", msg.ErrNotStored, err)
+		return "", Pending{}, fmt.Errorf("store: accept: %w: %w", msg.ErrNotStored, err)
 	}
 	all := append(ops[:n:n], op{key: dkey, val: []byte(m.ID), expiresAt: uint64(now.Add(window).Unix())})
 	db.seen.add(dkey, now, window)
-	b, err := db.submit(all, buf)
-	if err != nil {
-		m.ID = ""
-		return "", fmt.Errorf("store: accept: %w: %w", msg.ErrNotStored, err)
-	}
-	db.cacheNew(e, b)
-	if err := db.wait(ctx, b); err != nil {
-		db.cache.dropIfSeq(e.rec.Msg.ID, e.seq)
-		m.ID = ""
-		return "", fmt.Errorf("store: accept %s: %w: %w", e.rec.Msg.ID, msg.ErrNotStored, err)
-	}
-	return "", nil
+	p, err = db.stageRecord(e, all, buf, m)
+	return "", p, err
 }

@@ -38,6 +38,10 @@ type Options struct {
 	CacheRecords   int           // in-memory cache of unfinished records (default 32768)
 	ProbeInterval  time.Duration // while unhealthy, how often a probe write checks for recovery (default 1s)
 	CommitInterval time.Duration // least time between the starts of two group commits (0 = commit as soon as the last one ends)
+	// SyncFault, for fault-injection tests, runs after each group commit's
+	// fsync: a non-nil error fails that commit as a full or broken disk
+	// would. Always nil outside tests.
+	SyncFault func() error
 }
 
 const (
@@ -75,8 +79,6 @@ type DB struct {
 	ids   idGen
 	cache cache
 	seen  seenFilter // dedup keys written recently (seen.go)
-
-	syncHook atomic.Pointer[func() error] // test-only: replaces bdb.Sync to inject fsync failures
 
 	stop      context.CancelFunc
 	bg        sync.WaitGroup
@@ -311,10 +313,9 @@ func (db *DB) pace(last time.Time) {
 func (db *DB) commit(b *batch) {
 	err := db.writeOps(b.ops)
 	if err == nil {
-		if h := db.syncHook.Load(); h != nil {
-			err = (*h)()
-		} else {
-			err = db.bdb.Sync()
+		err = db.bdb.Sync()
+		if f := db.opts.SyncFault; err == nil && f != nil {
+			err = f()
 		}
 		if err != nil {
 			err = fmt.Errorf("store: fsync: %w", err)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -342,10 +343,15 @@ func TestRetentionTTL(t *testing.T) {
 }
 
 func TestSyncFailureReachesEveryWaiter(t *testing.T) {
-	db := openT(t, Options{Dir: t.TempDir(), ProbeInterval: 10 * time.Millisecond})
 	injected := errors.New("injected: no space left on device")
-	fail := func() error { return injected }
-	db.syncHook.Store(&fail)
+	var failing atomic.Bool
+	failing.Store(true)
+	db := openT(t, Options{Dir: t.TempDir(), ProbeInterval: 10 * time.Millisecond, SyncFault: func() error {
+		if failing.Load() {
+			return injected
+		}
+		return nil
+	}})
 
 	var wg sync.WaitGroup
 	errs := make([]error, 16)
@@ -375,7 +381,7 @@ func TestSyncFailureReachesEveryWaiter(t *testing.T) {
 	if s := db.Stats(); s.Failed == 0 || !errors.Is(s.LastError, injected) {
 		t.Fatalf("stats %+v", s)
 	}
-	db.syncHook.Store(nil) // the disk recovers: the probe write makes the store healthy again
+	failing.Store(false) // the disk recovers: the probe write makes the store healthy again
 	deadline := time.Now().Add(10 * time.Second)
 	for db.Healthy() != nil {
 		if time.Now().After(deadline) {
