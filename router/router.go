@@ -494,13 +494,17 @@ func (r *Router) stored(ctx context.Context, j *job) bool {
 
 // finish records a final state; false: the job ended without one (see stored).
 func (r *Router) finish(ctx context.Context, j *job, st store.State, detail string) bool {
+	// Queued without waiting for the acceptance's commit: while that batch
+	// is open, the store writes the message once, already final. Waited
+	// for: a final state lost in a crash means the message is sent once more
+	// after the restart (at-least-once, never lost); waiting for the group
+	// commit narrows that window to one commit. Its batch is the
+	// acceptance's or a later one, so stored does not block after it.
+	err := r.q.Transition(ctx, j.m.ID, store.Event{State: st, At: r.cfg.Now(), Detail: detail}, true)
 	if !r.stored(ctx, j) {
 		return false
 	}
-	// Waited for: a final state lost in a crash means the message is sent
-	// once more after the restart (at-least-once, never lost); waiting for
-	// the group commit narrows that window to one commit.
-	if err := r.q.Transition(ctx, j.m.ID, store.Event{State: st, At: r.cfg.Now(), Detail: detail}, true); err != nil {
+	if err != nil {
 		r.log.Warn("recording final state failed", "id", j.m.ID, "state", st, "err", err)
 	}
 	r.pending.Add(-1)

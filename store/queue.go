@@ -98,8 +98,10 @@ type shard struct {
 }
 
 type centry struct {
-	rec Record
-	seq uint64 // batch of the last write queued for this record
+	rec  Record
+	seq  uint64 // batch of the last write queued for this record
+	at   int    // index of that write (the record's put) in its batch
+	born uint64 // batch of the record's first write
 }
 
 func (c *cache) init(capacity int) {
@@ -254,12 +256,12 @@ func (db *DB) Stage(ctx context.Context, m *msg.Message) (Pending, error) {
 
 // stageRecord queues a new record's ops and caches it.
 func (db *DB) stageRecord(e *centry, ops []op, buf *[]byte, m *msg.Message) (Pending, error) {
-	b, err := db.submit(ops, buf)
+	b, err := db.submitRecord(e, ops, buf, true)
 	if err != nil {
 		m.ID = ""
 		return Pending{}, fmt.Errorf("store: accept: %w: %w", msg.ErrNotStored, err)
 	}
-	db.cacheNew(e, b)
+	db.cacheNew(e)
 	return Pending{db: db, b: b, id: e.rec.Msg.ID}, nil
 }
 
@@ -291,12 +293,15 @@ func (db *DB) AcceptBatch(ctx context.Context, ms []*msg.Message) error {
 		es[i] = e
 		ops = append(ops, o[:n]...)
 	}
-	b, err := db.submitMany(ops, bufs)
+	b, start, err := db.enqueue(ops, bufs, nil, false)
 	if err != nil {
 		return fmt.Errorf("store: accept batch: %w: %w", msg.ErrNotStored, err)
 	}
-	for _, e := range es {
-		db.cacheNew(e, b)
+	for i, e := range es { // one op each: unfinished records
+		if b != nil {
+			e.seq, e.at, e.born = b.seq, start+i, b.seq
+		}
+		db.cacheNew(e)
 	}
 	if err := db.wait(ctx, b); err != nil {
 		for _, e := range es {
@@ -331,10 +336,7 @@ func (db *DB) newRecord(m *msg.Message, now time.Time, buf *[]byte) (*centry, [2
 
 // cacheNew caches a record after its write was queued: until then nobody
 // knows its ID, and a Transition that sees no cache entry reads the disk.
-func (db *DB) cacheNew(e *centry, b *batch) {
-	if b != nil {
-		e.seq = b.seq
-	}
+func (db *DB) cacheNew(e *centry) {
 	sh := db.cache.shard(e.rec.Msg.ID)
 	sh.mu.Lock()
 	db.cache.putLocked(sh, e.rec.Msg.ID, e, db.committed.Load())
@@ -345,6 +347,37 @@ func (db *DB) cacheNew(e *centry, b *batch) {
 // after commit) into the current batch and returns it. In SyncEach mode it
 // writes them itself, synchronously, and returns a nil batch.
 func (db *DB) submitMany(ops []op, bufs []*[]byte) (*batch, error) {
+	b, _, err := db.enqueue(ops, bufs, nil, false)
+	return b, err
+}
+
+// submitRecord queues the ops writing e's record: ops[0] is its put and, for
+// a final record, ops[1] deletes its "_/u/" key. If e's previous put is
+// still in the open batch, it is superseded there and never written; if that
+// batch also holds the record's first write, the key never reaches disk, so
+// the delete goes too. A message whose delivery ends before its acceptance
+// is committed (delivery overlaps the commit, see Stage) is thus written
+// once, already final: two badger entries fewer.
+func (db *DB) submitRecord(e *centry, ops []op, buf *[]byte, fresh bool) (*batch, error) {
+	bufs := [1]*[]byte{buf}
+	sup := e
+	if fresh {
+		sup = nil
+	}
+	b, start, err := db.enqueue(ops, bufs[:], sup, e.rec.State.Final())
+	if err == nil && b != nil {
+		e.seq, e.at = b.seq, start
+		if fresh {
+			e.born = b.seq
+		}
+	}
+	return b, err
+}
+
+// enqueue is submitMany; with sup, sup's earlier put in the open batch is
+// superseded (see submitRecord), and with final also its delete, if the
+// record was born in that batch. It returns the index of ops[0] in the batch.
+func (db *DB) enqueue(ops []op, bufs []*[]byte, sup *centry, final bool) (*batch, int, error) {
 	if db.opts.SyncEach {
 		err := ErrClosed
 		if !db.isClosed() {
@@ -356,7 +389,7 @@ func (db *DB) submitMany(ops []op, bufs []*[]byte) (*batch, error) {
 		for _, buf := range bufs {
 			db.putBuf(buf)
 		}
-		return nil, err
+		return nil, 0, err
 	}
 	db.mu.Lock()
 	if db.closed {
@@ -364,9 +397,16 @@ func (db *DB) submitMany(ops []op, bufs []*[]byte) (*batch, error) {
 		for _, buf := range bufs {
 			db.putBuf(buf)
 		}
-		return nil, ErrClosed
+		return nil, 0, ErrClosed
 	}
 	b := db.cur
+	if sup != nil && sup.seq == b.seq {
+		b.ops[sup.at].dead = true
+		if final && sup.born == b.seq && len(ops) == 2 && ops[1].del {
+			ops = ops[:1]
+		}
+	}
+	start := len(b.ops)
 	b.ops = append(b.ops, ops...)
 	for _, buf := range bufs {
 		if buf != nil {
@@ -376,7 +416,7 @@ func (db *DB) submitMany(ops []op, bufs []*[]byte) (*batch, error) {
 	db.pending.Store(int64(len(b.ops)))
 	db.mu.Unlock()
 	db.signal()
-	return b, nil
+	return b, start, nil
 }
 
 // Transition appends ev to the message's history and sets its state. With
@@ -468,14 +508,12 @@ func (db *DB) update(ctx context.Context, id string, fn func(*Record)) (*batch, 
 		db.putBuf(buf)
 		return nil, err
 	}
-	b, err := db.submit(ops[:n], buf)
+	b, err := db.submitRecord(e, ops[:n], buf, false)
 	if err != nil {
 		e.rec = saved
 		return nil, err
 	}
-	if b != nil {
-		e.seq = b.seq
-	} else if e.rec.State.Final() { // SyncEach: already committed
+	if b == nil && e.rec.State.Final() { // SyncEach: already committed
 		delete(sh.m, id)
 	}
 	return b, nil

@@ -95,6 +95,7 @@ type op struct {
 	del       bool
 	id        string // message id when this op writes a record (cache upkeep)
 	final     bool   // record reached a final state: drop it from the cache once committed
+	dead      bool   // superseded by a later write of the same record in this batch: skipped
 }
 
 type batch struct {
@@ -321,7 +322,13 @@ func (db *DB) commit(b *batch) {
 			err = fmt.Errorf("store: fsync: %w", err)
 		}
 	}
-	db.writes.Add(uint64(len(b.ops)))
+	live := 0
+	for i := range b.ops {
+		if !b.ops[i].dead {
+			live++
+		}
+	}
+	db.writes.Add(uint64(live))
 	db.batches.Add(1)
 	db.noteResult(err)
 	b.err = err
@@ -369,6 +376,9 @@ func (db *DB) writeOps(ops []op) error {
 	defer func() { txn.Discard() }()
 	for i := 0; i < len(ops); i++ {
 		o := &ops[i]
+		if o.dead {
+			continue
+		}
 		var err error
 		if o.del {
 			err = txn.Delete(o.key)

@@ -618,3 +618,54 @@ func TestCommitInterval(t *testing.T) {
 		t.Errorf("batches = %d, want 3", got)
 	}
 }
+
+// A record that turns final while its earlier write still waits in the open
+// batch is written once: the superseded put is skipped and, if the record was
+// born in that batch, its "_/u/" key never reaches disk, so no delete either.
+func TestFinalInOpenBatchWrittenOnce(t *testing.T) {
+	dir := t.TempDir()
+	db := openT(t, Options{Dir: dir, CommitInterval: time.Second})
+	ctx := context.Background()
+	old := newMsg(1)
+	if err := db.Accept(ctx, old); err != nil { // committed: its "_/u/" key is on disk
+		t.Fatal(err)
+	}
+	before := db.Stats()
+	fresh := newMsg(2)
+	p, err := db.Stage(ctx, fresh) // the next batch stays open for about a second
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range []struct {
+		id string
+		st State
+	}{{old.ID, Routed}, {old.ID, Delivered}, {fresh.ID, Delivered}} {
+		if err := db.Transition(ctx, tr.id, Event{State: tr.st, Detail: "t"}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after := db.Stats()
+	// fresh: its final record only; old: final record and the delete of its
+	// "_/u/" key (the Routed put is superseded). Without this: 3 + 3.
+	if w, b := after.Commits-before.Commits, after.Batches-before.Batches; w != 3 || b != 1 {
+		t.Fatalf("%d writes in %d batches, want 3 in 1", w, b)
+	}
+	db.Close()
+	db = openT(t, Options{Dir: dir})
+	if err := db.Unfinished(func(r Record) error { return fmt.Errorf("unfinished after reopen: %s %v", r.Msg.ID, r.State) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*msg.Message{old, fresh} {
+		r, err := db.Message(m.ID)
+		if err != nil || r.State != Delivered {
+			t.Fatalf("%s after reopen: %v %v", m.ID, r.State, err)
+		}
+		sameMsg(t, r.Msg, *m)
+	}
+	if r, _ := db.Message(old.ID); len(r.Events) != 3 || r.Events[1].State != Routed {
+		t.Fatalf("old's history %+v, want accepted, routed, delivered", r.Events)
+	}
+}
