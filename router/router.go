@@ -181,6 +181,7 @@ type Router struct {
 type job struct {
 	m        msg.Message
 	accept   store.Pending // acceptance commit not yet seen durable (zero: it is)
+	acked    chan struct{} // closed when Submit returns (nil: long done)
 	attempts int
 	due      time.Time
 	index    int // in heap; -1 when not scheduled
@@ -256,9 +257,11 @@ func (r *Router) Submit(ctx context.Context, m *msg.Message) error {
 	// Delivery starts while the group commit is in flight, so the fsync is
 	// not in the message's delivery latency; the sender's acknowledgement
 	// still waits for it. From here the job owns the pending slot.
-	r.work <- &job{m: *m, index: -1, accept: p}
+	j := &job{m: *m, index: -1, accept: p, acked: make(chan struct{})}
+	r.work <- j
 	err = p.Wait(ctx)
 	release()
+	close(j.acked)
 	if err != nil {
 		m.ID = "" // not acknowledged: nobody may refer to it
 		r.count.NotStored.Add(1)
@@ -424,7 +427,7 @@ func (r *Router) deliver(ctx context.Context, j *job) {
 		if err == nil {
 			r.count.IMDelivered.Add(1)
 			if r.finish(ctx, j, store.Delivered, "im "+b.Via+" "+b.Contact) {
-				r.report(ctx, &j.m, Outcome{Delivered: true, State: store.Delivered, Detail: "im", Via: "im"})
+				r.reportJob(ctx, j, Outcome{Delivered: true, State: store.Delivered, Detail: "im", Via: "im"})
 			}
 			return
 		}
@@ -516,9 +519,24 @@ func (r *Router) finish(ctx context.Context, j *job, st store.State, detail stri
 		if !j.m.To.IsMSISDN() {
 			via = "im"
 		}
-		r.report(ctx, &j.m, Outcome{State: st, Detail: detail, Via: via})
+		r.reportJob(ctx, j, Outcome{State: st, Detail: detail, Via: via})
 	}
 	return true
+}
+
+// reportJob reports j's outcome once Submit has returned for it. The final
+// state can commit in the acceptance's own batch, and a receipt must not
+// overtake the acknowledgement: the adapter sends that as soon as Submit
+// returns, while a reporter builds and queues the receipt after this.
+func (r *Router) reportJob(ctx context.Context, j *job, o Outcome) {
+	if j.acked != nil {
+		select {
+		case <-j.acked:
+		case <-ctx.Done():
+			return
+		}
+	}
+	r.report(ctx, &j.m, o)
 }
 
 // report hands an outcome to the originator's reporter. SMS hand-offs are
