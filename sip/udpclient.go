@@ -415,11 +415,12 @@ func (c *udpClient) do(ctx context.Context, timeout time.Duration, t netip.AddrP
 	if _, err := c.pc.WriteToUDPAddrPort(wire, t); err != nil {
 		return 0, "", callID, fmt.Errorf("send to %s: %w", t, err)
 	}
+	// One timer serves both Timer E (retransmit) and Timer F (give up).
 	interval := timerT1
-	timer := time.NewTimer(interval)
+	now := time.Now()
+	next, giveUp := now.Add(interval), now.Add(timeout)
+	timer := time.NewTimer(min(interval, timeout))
 	defer timer.Stop()
-	timerF := time.NewTimer(timeout)
-	defer timerF.Stop()
 	for {
 		select {
 		case res := <-ch:
@@ -429,14 +430,22 @@ func (c *udpClient) do(ctx context.Context, timeout time.Duration, t netip.AddrP
 				continue
 			}
 			return res.code, res.reason, callID, nil
-		case <-timer.C:
-			if _, err := c.pc.WriteToUDPAddrPort(wire, t); err != nil {
-				return 0, "", callID, fmt.Errorf("retransmit to %s: %w", t, err)
+		case now := <-timer.C:
+			if !now.Before(giveUp) {
+				return 0, "", callID, errTimerF
 			}
-			interval = min(2*interval, timerT2)
-			timer.Reset(interval)
-		case <-timerF.C:
-			return 0, "", callID, errTimerF
+			if !now.Before(next) {
+				if _, err := c.pc.WriteToUDPAddrPort(wire, t); err != nil {
+					return 0, "", callID, fmt.Errorf("retransmit to %s: %w", t, err)
+				}
+				interval = min(2*interval, timerT2)
+				next = now.Add(interval)
+			}
+			if giveUp.Before(next) {
+				timer.Reset(giveUp.Sub(now))
+			} else {
+				timer.Reset(next.Sub(now))
+			}
 		case <-ctx.Done():
 			return 0, "", callID, ctx.Err()
 		}

@@ -100,6 +100,59 @@ func TestUDPFastPathRetransmitsAndMatches(t *testing.T) {
 	}
 }
 
+// A UA that never answers gets the MESSAGE at 0 and T1 (the next
+// retransmission, at 3·T1, is after the timeout), and SendIM gives up at
+// MessageTimeout, not before, leaving no transaction behind.
+func TestUDPFastPathTimerF(t *testing.T) {
+	pres, _ := presence.Open(presence.Options{})
+	cfg := baseConfig()
+	cfg.MessageTimeout = 1200 * time.Millisecond
+	s := startServer(t, cfg, pres, submitFunc(func(context.Context, *msg.Message) error { return nil }))
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	m := &msg.Message{ID: "f-2", From: "+8613800000001", To: "sip:gina@" + testDomain, Text: "anyone?"}
+	b := presence.Binding{AOR: m.To, Contact: "sip:gina@" + pc.LocalAddr().String(), Via: "sip"}
+	start := time.Now()
+	errc := make(chan error, 1)
+	go func() { errc <- s.SendIM(context.Background(), m, b) }()
+	var got []time.Duration
+	buf := make([]byte, 4096)
+	for {
+		pc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, _, err := pc.ReadFrom(buf); err == nil {
+			got = append(got, time.Since(start))
+		}
+		select {
+		case err := <-errc:
+			took := time.Since(start)
+			if err == nil {
+				t.Fatal("SendIM to a silent UA succeeded")
+			}
+			if took < cfg.MessageTimeout || took > cfg.MessageTimeout+time.Second {
+				t.Fatalf("gave up after %v, want about %v", took, cfg.MessageTimeout)
+			}
+			if len(got) != 2 || got[1] < timerT1 {
+				t.Fatalf("MESSAGE sent at %v, want at 0 and after T1 (%v)", got, timerT1)
+			}
+			c := s.udp.Load()
+			c.mu.Lock()
+			left := len(c.txs)
+			c.mu.Unlock()
+			if left != 0 {
+				t.Fatalf("%d transactions left after timer F", left)
+			}
+			return
+		default:
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("SendIM did not give up")
+		}
+	}
+}
+
 // Targets the fast path cannot take (a host name, TCP) go through sipgo.
 func TestUDPFastPathFallsBack(t *testing.T) {
 	pres, _ := presence.Open(presence.Options{})
