@@ -36,18 +36,7 @@ func answer(req, status string) []byte {
 // transaction, byte for byte), answers 100 then 200, and SendIM succeeds;
 // a stray response for another branch changes nothing.
 func TestUDPFastPathRetransmitsAndMatches(t *testing.T) {
-	pres, _ := presence.Open(presence.Options{})
-	cfg := baseConfig()
-	cfg.MessageTimeout = 5 * time.Second
-	s := startServer(t, cfg, pres, submitFunc(func(context.Context, *msg.Message) error { return nil }))
-	if s.udp.Load() == nil {
-		t.Fatal("no UDP fast path on a 127.0.0.1 listener")
-	}
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
+	s, pc := fastPathPeer(t, 5*time.Second)
 	m := &msg.Message{ID: "r-1", From: "+8613800000001", To: "sip:erin@" + testDomain, Text: "again 你好"}
 	b := presence.Binding{AOR: m.To, Contact: "sip:erin@" + pc.LocalAddr().String(), Via: "sip"}
 	errc := make(chan error, 1)
@@ -91,28 +80,24 @@ func TestUDPFastPathRetransmitsAndMatches(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("SendIM did not return after 200")
 	}
+	if n := openTxs(s); n != 0 {
+		t.Fatalf("%d transactions left after the final response", n)
+	}
+}
+
+func openTxs(s *Server) int {
 	c := s.udp.Load()
 	c.mu.Lock()
-	left := len(c.txs)
-	c.mu.Unlock()
-	if left != 0 {
-		t.Fatalf("%d transactions left after the final response", left)
-	}
+	defer c.mu.Unlock()
+	return len(c.txs)
 }
 
 // A UA that never answers gets the MESSAGE at 0 and T1 (the next
 // retransmission, at 3·T1, is after the timeout), and SendIM gives up at
 // MessageTimeout, not before, leaving no transaction behind.
 func TestUDPFastPathTimerF(t *testing.T) {
-	pres, _ := presence.Open(presence.Options{})
-	cfg := baseConfig()
-	cfg.MessageTimeout = 1200 * time.Millisecond
-	s := startServer(t, cfg, pres, submitFunc(func(context.Context, *msg.Message) error { return nil }))
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
+	timeout := 1200 * time.Millisecond
+	s, pc := fastPathPeer(t, timeout)
 	m := &msg.Message{ID: "f-2", From: "+8613800000001", To: "sip:gina@" + testDomain, Text: "anyone?"}
 	b := presence.Binding{AOR: m.To, Contact: "sip:gina@" + pc.LocalAddr().String(), Via: "sip"}
 	start := time.Now()
@@ -131,18 +116,14 @@ func TestUDPFastPathTimerF(t *testing.T) {
 			if err == nil {
 				t.Fatal("SendIM to a silent UA succeeded")
 			}
-			if took < cfg.MessageTimeout || took > cfg.MessageTimeout+time.Second {
-				t.Fatalf("gave up after %v, want about %v", took, cfg.MessageTimeout)
+			if took < timeout || took > timeout+time.Second {
+				t.Fatalf("gave up after %v, want about %v", took, timeout)
 			}
 			if len(got) != 2 || got[1] < timerT1 {
 				t.Fatalf("MESSAGE sent at %v, want at 0 and after T1 (%v)", got, timerT1)
 			}
-			c := s.udp.Load()
-			c.mu.Lock()
-			left := len(c.txs)
-			c.mu.Unlock()
-			if left != 0 {
-				t.Fatalf("%d transactions left after timer F", left)
+			if n := openTxs(s); n != 0 {
+				t.Fatalf("%d transactions left after timer F", n)
 			}
 			return
 		default:
@@ -151,6 +132,25 @@ func TestUDPFastPathTimerF(t *testing.T) {
 			t.Fatal("SendIM did not give up")
 		}
 	}
+}
+
+// fastPathPeer starts a server whose MESSAGEs to 127.0.0.1 take the UDP
+// fast path, and a bare UDP socket to play the UA.
+func fastPathPeer(t *testing.T, timeout time.Duration) (*Server, net.PacketConn) {
+	t.Helper()
+	pres, _ := presence.Open(presence.Options{})
+	cfg := baseConfig()
+	cfg.MessageTimeout = timeout
+	s := startServer(t, cfg, pres, submitFunc(func(context.Context, *msg.Message) error { return nil }))
+	if s.udp.Load() == nil {
+		t.Fatal("no UDP fast path on a 127.0.0.1 listener")
+	}
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	return s, pc
 }
 
 // Targets the fast path cannot take (a host name, TCP) go through sipgo.
