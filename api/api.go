@@ -273,7 +273,7 @@ func (s *Server) table() []route {
 	return rs
 }
 
-// provisioning wraps a provisioning endpoint: 503 when the server has none.
+// provisioning wraps a provisioning endpoint: 501 when the server has none.
 func (s *Server) provisioning(h handler) handler {
 	return func(ctx *fasthttp.RequestCtx, p []string) {
 		if s.cfg.Provision == nil {

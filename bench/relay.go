@@ -28,15 +28,14 @@ type Relay struct {
 	done    chan struct{}
 }
 
-// StartRelay binds once to the counting SMSC at smscAddr with window
-// (capped at maxRelayWindow) and sends MESSAGEs through ua to sipAddr. The
+// StartRelay binds once to the counting SMSC at smscAddr with window and sends MESSAGEs through ua to sipAddr. The
 // bind lives until Close, not ctx: Close comes after the generator stopped,
 // so no acknowledged message loses its second leg to the end of the run.
 func StartRelay(ctx context.Context, smscAddr, sipAddr string, window int, ua *UAPool, log *slog.Logger) *Relay {
 	r := &Relay{
 		sms: smpp.NewClient(smpp.ClientConfig{
 			Addr: smscAddr, SystemID: "relay", Password: "relaypw", Bind: smpp.BindTransmitter,
-			Window: min(window, maxRelayWindow), Logger: log, RespTimeout: 30 * time.Second,
+			Window: window, Logger: log, RespTimeout: 30 * time.Second,
 			MinBackoff: 100 * time.Millisecond,
 		}),
 		ua: ua, sipAddr: sipAddr, done: make(chan struct{}),
@@ -68,15 +67,10 @@ func (r *Relay) Forward(ctx context.Context, p *smpp.PDU, tok Token, from, to, t
 	code, err := r.ua.Message(sctx, r.sipAddr, from, to, text, false)
 	cancel()
 	if ok, thr := sipOutcome(code, err); !ok {
-		return thr, fmt.Errorf("relay MESSAGE to %s: status %d: %w", to, code, errOr(err))
+		if err == nil {
+			err = errRefused
+		}
+		return thr, fmt.Errorf("relay MESSAGE to %s: status %d: %w", to, code, err)
 	}
 	return false, nil
-}
-
-// errOr turns a missing error into one that says the status was a refusal.
-func errOr(err error) error {
-	if err != nil {
-		return err
-	}
-	return errRefused
 }

@@ -165,9 +165,11 @@ func viaBranch(via []byte) []byte {
 	if i := bytes.IndexByte(via, ','); i >= 0 {
 		via = via[:i]
 	}
-	for _, p := range bytes.Split(via, []byte(";"))[1:] {
-		p = bytes.TrimSpace(p)
-		if v, ok := bytes.CutPrefix(p, []byte("branch=")); ok {
+	_, rest, _ := bytes.Cut(via, []byte(";"))
+	for len(rest) > 0 {
+		var p []byte
+		p, rest, _ = bytes.Cut(rest, []byte(";"))
+		if v, ok := bytes.CutPrefix(bytes.TrimSpace(p), []byte("branch=")); ok {
 			return v
 		}
 	}

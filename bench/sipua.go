@@ -146,9 +146,7 @@ func (p *UAPool) received(user string, body []byte) {
 	p.byUser[user]++
 	p.mu.Unlock()
 	if tok, ok := ParseToken(string(body)); ok {
-		if p.tr != nil {
-			p.tr.Delivered(tok)
-		}
+		p.tr.Delivered(tok)
 	} else {
 		p.bad.Add(1)
 	}

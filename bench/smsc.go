@@ -129,9 +129,7 @@ func (s *SMSC) HandleSMPP(_ context.Context, _ *smpp.Session, req, resp *smpp.PD
 			s.bad.Add(1)
 			return
 		}
-		if s.tr != nil {
-			s.tr.Delivered(tok)
-		}
+		s.tr.Delivered(tok)
 		return
 	}
 	// A part: the message is delivered when every part has arrived.
@@ -162,7 +160,5 @@ func (s *SMSC) HandleSMPP(_ context.Context, _ *smpp.Session, req, resp *smpp.PD
 		s.bad.Add(1)
 		return
 	}
-	if s.tr != nil {
-		s.tr.Delivered(p.tok)
-	}
+	s.tr.Delivered(p.tok)
 }

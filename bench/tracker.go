@@ -94,8 +94,12 @@ func (t *Tracker) Refused(tok Token, throttled bool) {
 	}
 }
 
-// Delivered records that a sink received tok.
+// Delivered records that a sink received tok. A nil Tracker (a sink that
+// only counts, as the ceiling's ingress peers) records nothing.
 func (t *Tracker) Delivered(tok Token) {
+	if t == nil {
+		return
+	}
 	before, known := t.mark(tok.Seq, stDelivered)
 	r := tok.Route
 	if r >= numRoutes {

@@ -52,7 +52,7 @@ type Config struct {
 	AdminListen         string        // pprof and expvar, for operators only ("" = off)
 	StoreMemtableMB     int           // badger memtable size (two are kept)
 	StoreCacheMB        int           // badger block and index caches, each
-	StoreCommitInterval time.Duration // least time between the starts of two group commits
+	StoreCommitInterval time.Duration // least time between the starts of two group commits while the batch is under half of its cap
 	ReginfoFrom         []string      // IM servers allowed to push RFC 3680 registration state
 	PartnerSites        []string      // ID,VERIFY_URL,SERVER_ID,SECRET[,CONTACTS_URL[,POSTS_URL]]
 	SocialSites         []string      // ID:HEXKEY
@@ -102,13 +102,13 @@ var options = []option{
 	{"smpp-window", kInt, "256", "in-flight requests per SMPP session, each direction", false, func(c *Config) any { return &c.SMPPWindow }},
 	{"enquire-interval", kDuration, "30s", "SMPP enquire_link interval on idle sessions", false, func(c *Config) any { return &c.EnquireInterval }},
 	{"sms-alphabet", kString, "auto", "alphabet of outgoing SMS: auto (GSM7 when it fits exactly, else UCS-2), ucs2 or latin1", false, func(c *Config) any { return &c.SMSAlphabet }},
-	{"sms-receipts", kString, "requested", "ask the upstream SMSC for delivery receipts: requested (when the sender asked for one, and for IM senders, who get IMDNs) or always (every message's final state tracked, one more stored mapping and one more PDU per part)", false, func(c *Config) any { return &c.SMSReceipts }},
+	{"sms-receipts", kString, "requested", "ask the upstream SMSC for delivery receipts: requested (when the sender asked for one, and for IM senders; SIP senders get IMDNs) or always (every message's final state tracked, one more stored mapping and one more PDU per part)", false, func(c *Config) any { return &c.SMSReceipts }},
 	{"sms-payload", kBool, "false", "send a long SMS as one PDU with the message_payload TLV instead of concatenated parts", false, func(c *Config) any { return &c.SMSPayload }},
 	{"reassembly-timeout", kDuration, "5m", "how long parts of a long SMS wait for the missing ones", false, func(c *Config) any { return &c.ReassemblyWait }},
 	{"reassembly-policy", kString, "partial", "when parts are still missing at the timeout: partial (deliver with a marker) or drop", false, func(c *Config) any { return &c.ReassemblyPolicy }},
 	{"dedup-window", kDuration, "2m", "a resubmission of the same message (same account, sender, recipient and text) within this window is acknowledged with the first id and not delivered again (0 = off)", false, func(c *Config) any { return &c.DedupWindow }},
 	{"store-memtable-mb", kInt, "32", "badger memtable size in MiB (two are kept in memory)", false, func(c *Config) any { return &c.StoreMemtableMB }},
-	{"store-commit-interval", kDuration, "1ms", "least time between two group commits (fsyncs) of the store: fewer, larger commits cost less CPU per message for at most this much more acknowledgement latency (0 = commit as soon as the last one ends)", false, func(c *Config) any { return &c.StoreCommitInterval }},
+	{"store-commit-interval", kDuration, "1ms", "least time between two group commits (fsyncs) of the store, unless half a batch is already waiting: fewer, larger commits cost less CPU per message for at most this much more acknowledgement latency (0 = commit as soon as the last one ends)", false, func(c *Config) any { return &c.StoreCommitInterval }},
 	{"store-cache-mb", kInt, "32", "badger block cache and index cache size in MiB, each", false, func(c *Config) any { return &c.StoreCacheMB }},
 	{"reginfo-from", kList, "", "IP, CIDR or host name of an IM server (Kamailio pua_reginfo) allowed to PUBLISH/NOTIFY registration state, RFC 3680 (repeatable; none = refused)", false, func(c *Config) any { return &c.ReginfoFrom }},
 	{"partner-site", kList, "", "partner website for delegated login: ID,VERIFY_URL,SERVER_ID,SERVER_SECRET[,CONTACTS_URL[,POSTS_URL]] (repeatable; users log in as user#ID)", true, func(c *Config) any { return &c.PartnerSites }},

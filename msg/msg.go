@@ -2,6 +2,7 @@ package msg
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -62,7 +63,7 @@ func CheckRoute(route string, to Address) error {
 	switch {
 	case route == "" || route == "im":
 		return nil
-	case route != "sms" && route != "smsc" && (len(route) <= 5 || route[:5] != "esme:"):
+	case route != "sms" && route != "smsc" && (!strings.HasPrefix(route, "esme:") || len(route) == 5):
 		return fmt.Errorf("route %q: want im, sms, smsc or esme:SYSTEM_ID", route)
 	case !to.IsMSISDN():
 		return fmt.Errorf("route %q: the recipient is not a phone number", route)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"time"
@@ -16,7 +17,8 @@ import (
 )
 
 // submitTimeout bounds how long one MESSAGE waits for the store; the UA
-// retransmits over UDP meanwhile and sipgo absorbs those.
+// retransmits over UDP meanwhile, and the server transaction absorbs those
+// (fastTx on the UDP fast path, sipgo's otherwise).
 const submitTimeout = 10 * time.Second
 
 // mediaType splits a Content-Type value into its lower-case type/subtype and
@@ -120,16 +122,10 @@ func (s *Server) handleMessage(req *sip.Request, tx sip.ServerTransaction) {
 	cancel()
 	switch {
 	case err == nil:
-		s.log.Debug("sip message accepted", "id", m.ID, "from", fromAOR, "to", toAddr, "call_id", callID(req), "len", len(text))
-		if ftx, ok := tx.(*fastTx); ok {
-			if err := ftx.respondFinal(s.accepted(req, m.ID)); err != nil {
-				s.log.Warn("sip respond failed", "method", req.Method, "call_id", callID(req), "status", 202, "err", err)
-			}
-			return
+		if s.log.Enabled(context.Background(), slog.LevelDebug) {
+			s.log.Debug("sip message accepted", "id", m.ID, "from", fromAOR, "to", toAddr, "call_id", callID(req), "len", len(text))
 		}
-		res := sip.NewResponseFromRequest(req, 202, "Accepted", nil)
-		res.AppendHeader(sip.NewHeader("Imdn-Message-ID", m.ID))
-		s.respond(tx, req, res)
+		s.accept(tx, req, m.ID)
 	case errors.Is(err, msg.ErrOverloaded):
 		s.reply(tx, req, 503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
 	case errors.Is(err, msg.ErrNoRoute):

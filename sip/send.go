@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -143,11 +144,11 @@ func (s *Server) send(ctx context.Context, o outgoing) error {
 	}
 	aorURI := o.target.AOR.SIPURI(s.cfg.Domain)
 	if c := s.udp.Load(); c != nil {
-		dst := &contact
-		if s.proxy != nil {
-			dst = s.proxy
+		t, ok := s.proxyUDP, s.proxyUDP.IsValid()
+		if s.proxy == nil {
+			t, ok = udpTargetOf(&contact)
 		}
-		if t, ok := udpTargetOf(dst); ok && !unsafeInHeader(aorURI) && !unsafeInHeader(o.from) {
+		if ok && !unsafeInHeader(aorURI) && !unsafeInHeader(o.from) {
 			return s.sendUDP(ctx, c, t, o, aorURI)
 		}
 	}
@@ -197,19 +198,9 @@ func (s *Server) send(ctx context.Context, o outgoing) error {
 	start := s.now()
 	res, err := s.client.Do(tctx, req)
 	if err != nil {
-		if tctx.Err() != nil && ctx.Err() == nil {
-			return fmt.Errorf("no final response within %s: %w", s.cfg.MessageTimeout, context.DeadlineExceeded)
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("MESSAGE abandoned: %w", ctx.Err())
-		}
-		return fmt.Errorf("MESSAGE failed: %w", err)
+		return s.sent(ctx, o.target, string(cid), start, 0, "", err, tctx.Err() != nil && ctx.Err() == nil)
 	}
-	s.log.Debug("sip MESSAGE sent", "to", o.target.AOR, "contact", o.target.Contact, "call_id", string(cid), "status", res.StatusCode, "took", s.now().Sub(start))
-	if res.StatusCode >= 200 && res.StatusCode < 300 {
-		return nil
-	}
-	return &StatusError{Code: res.StatusCode, Reason: res.Reason}
+	return s.sent(ctx, o.target, string(cid), start, res.StatusCode, res.Reason, nil, false)
 }
 
 // sendUDP is send over the UDP fast path (udpclient.go).
@@ -223,8 +214,16 @@ func (s *Server) sendUDP(ctx context.Context, c *udpClient, t netip.AddrPort, o 
 	}
 	start := s.now()
 	code, reason, callID, err := c.do(ctx, s.cfg.MessageTimeout, t, &r)
+	return s.sent(ctx, o.target, callID, start, code, reason, err, errors.Is(err, errTimerF))
+}
+
+// sent is how send and sendUDP end: the final status of the MESSAGE to b
+// (nil for 2xx, else *StatusError), or err when there was none, timedOut
+// telling the transaction timeout from the caller giving up and from other
+// failures.
+func (s *Server) sent(ctx context.Context, b presence.Binding, callID string, start time.Time, code int, reason string, err error, timedOut bool) error {
 	if err != nil {
-		if errors.Is(err, errTimerF) {
+		if timedOut {
 			return fmt.Errorf("no final response within %s: %w", s.cfg.MessageTimeout, context.DeadlineExceeded)
 		}
 		if ctx.Err() != nil {
@@ -232,7 +231,9 @@ func (s *Server) sendUDP(ctx context.Context, c *udpClient, t netip.AddrPort, o 
 		}
 		return fmt.Errorf("MESSAGE failed: %w", err)
 	}
-	s.log.Debug("sip MESSAGE sent", "to", o.target.AOR, "contact", o.target.Contact, "call_id", callID, "status", code, "took", s.now().Sub(start))
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		s.log.Debug("sip MESSAGE sent", "to", b.AOR, "contact", b.Contact, "call_id", callID, "status", code, "took", s.now().Sub(start))
+	}
 	if code >= 200 && code < 300 {
 		return nil
 	}

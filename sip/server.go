@@ -104,8 +104,9 @@ type Server struct {
 	ua       *sipgo.UserAgent
 	srv      *sipgo.Server
 	client   *sipgo.Client
-	proxy    *sip.Uri // parsed OutboundProxy with ;lr, or nil
-	proxyURI string   // proxy rendered, for Route headers
+	proxy    *sip.Uri       // parsed OutboundProxy with ;lr, or nil
+	proxyURI string         // proxy rendered, for Route headers
+	proxyUDP netip.AddrPort // proxy's UDP fast-path target (udpTargetOf); invalid when it has none
 
 	sem       chan struct{}        // MaxInFlight tokens
 	onMessage sipgo.RequestHandler // handleMessage, bounded
@@ -159,6 +160,7 @@ func New(cfg Config, reg Registrar, sub Submitter) (*Server, error) {
 			return nil, err
 		}
 		s.proxy, s.proxyURI = u, u.String()
+		s.proxyUDP, _ = udpTargetOf(u)
 	}
 	// sipgo's own logs go through a handler that drops raw message text, so
 	// bodies never reach the logs even when its parser complains.
@@ -284,9 +286,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Bursts of MESSAGE and their 200s arrive faster than one read loop
-	// drains them; a dropped datagram costs a 500 ms retransmission.
-	if uc, ok := pc.(*net.UDPConn); ok {
+	uc, isUDP := pc.(*net.UDPConn)
+	if isUDP {
+		// Bursts of MESSAGE and their 200s arrive faster than one read loop
+		// drains them; a dropped datagram costs a 500 ms retransmission.
 		uc.SetReadBuffer(4 << 20)
 		uc.SetWriteBuffer(4 << 20)
 	}
@@ -302,30 +305,27 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.udpAddr = sip.Addr{IP: ip, Port: p, Hostname: host}
 	}
 	s.mu.Unlock()
-	if uc, ok := pc.(*net.UDPConn); ok {
-		local, _ := netip.ParseAddr(host)
-		c, err := newUDPClient(uc, local)
+
+	// The UDP fast paths (udpclient.go, udpserver.go) sit between the
+	// listener and sipgo.
+	var served net.PacketConn = pc
+	if isUDP {
+		c, err := newUDPClient(uc)
+		var us *udpServer
+		if err == nil {
+			us, err = newUDPServer(ctx, s, uc)
+		}
 		if err != nil {
 			pc.Close()
 			ln.Close()
 			return err
 		}
 		s.udp.Store(c)
-	}
-
-	errc := make(chan error, 2)
-	var served net.PacketConn = pc
-	if c := s.udp.Load(); c != nil {
-		uc := pc.(*net.UDPConn)
-		us, err := newUDPServer(ctx, s, uc)
-		if err != nil {
-			pc.Close()
-			ln.Close()
-			return err
-		}
 		s.udpSrv.Store(us)
 		served = &interceptConn{UDPConn: uc, c: c, srv: us}
 	}
+
+	errc := make(chan error, 2)
 	go func() { errc <- s.srv.ServeUDP(served) }()
 	go func() { errc <- s.srv.ServeTCP(ln) }()
 	// ServeUDP registers the listener in sipgo's connection pool from its
@@ -377,12 +377,36 @@ func (s *Server) bounded(h sipgo.RequestHandler) sipgo.RequestHandler {
 }
 
 func (s *Server) respond(tx sip.ServerTransaction, req *sip.Request, res *sip.Response) {
-	if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		s.log.Debug("sip request", "method", req.Method, "call_id", callID(req), "source", req.Source(), "status", res.StatusCode, "reason", res.Reason)
-	}
+	s.logRequest(req, res.StatusCode, res.Reason)
 	res.AppendHeader(sip.NewHeader("Server", s.cfg.UserAgent))
-	if err := tx.Respond(res); err != nil {
-		s.log.Warn("sip respond failed", "method", req.Method, "call_id", callID(req), "status", res.StatusCode, "err", err)
+	s.logRespondErr(req, res.StatusCode, tx.Respond(res))
+}
+
+// accept answers a MESSAGE 202 Accepted with its message id. A fast-path
+// transaction (udpserver.go) gets the 202 rendered straight from the request
+// (accepted), the rest sipgo's response.
+func (s *Server) accept(tx sip.ServerTransaction, req *sip.Request, id string) {
+	ftx, ok := tx.(*fastTx)
+	if !ok {
+		s.reply(tx, req, 202, "Accepted", sip.NewHeader("Imdn-Message-ID", id))
+		return
+	}
+	s.logRequest(req, 202, "Accepted")
+	s.logRespondErr(req, 202, ftx.respondFinal(s.accepted(req, id)))
+}
+
+// logRequest logs a request with the status it is answered (at debug level,
+// building no arguments otherwise).
+func (s *Server) logRequest(req *sip.Request, code int, reason string) {
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("sip request", "method", req.Method, "call_id", callID(req), "source", req.Source(), "status", code, "reason", reason)
+	}
+}
+
+// logRespondErr logs a response that could not be sent.
+func (s *Server) logRespondErr(req *sip.Request, code int, err error) {
+	if err != nil {
+		s.log.Warn("sip respond failed", "method", req.Method, "call_id", callID(req), "status", code, "err", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -13,7 +14,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -24,8 +24,10 @@ import (
 // goroutine, timers, header re-rendering) as the largest single cost of the
 // bridge; here the request is rendered once into bytes, written from the
 // listening socket, and the caller's goroutine runs the retransmission timers
-// itself. Responses still arrive through sipgo's UDP read loop: they match no
-// sipgo transaction and reach onResponse, which hands them over by branch.
+// itself. Responses are taken off the listener by interceptConn before sipgo
+// sees them; only those parseResponseHead does not accept go through sipgo's
+// parser, match none of its transactions and reach onResponse. Either way a
+// response goes to its transaction by Via branch.
 type udpClient struct {
 	pc     *net.UDPConn
 	port   int    // our listening port, for Via
@@ -48,18 +50,20 @@ const (
 	timerT2 = 4 * time.Second
 )
 
-func newUDPClient(pc *net.UDPConn, local netip.Addr) (*udpClient, error) {
+func newUDPClient(pc *net.UDPConn) (*udpClient, error) {
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, fmt.Errorf("sip: udp client id: %w", err)
 	}
 	c := &udpClient{pc: pc, prefix: hex.EncodeToString(b[:]), txs: map[string]chan udpResponse{}, src: map[netip.Addr]string{}}
 	c.bufs.New = func() any { b := make([]byte, 0, 1500); return &b }
+	// The listening address: its port goes in Via, and so does its IP unless
+	// it is a wildcard (then sourceFor asks the routing table per destination).
 	if ap, err := netip.ParseAddrPort(pc.LocalAddr().String()); err == nil {
 		c.port = int(ap.Port())
-	}
-	if local.IsValid() && !local.IsUnspecified() {
-		c.local = local.String()
+		if local := ap.Addr().Unmap(); !local.IsUnspecified() {
+			c.local = local.String()
+		}
 	}
 	return c, nil
 }
@@ -67,11 +71,11 @@ func newUDPClient(pc *net.UDPConn, local netip.Addr) (*udpClient, error) {
 // udpResponse is what a client transaction needs of a response.
 type udpResponse struct {
 	code   int
-	reason string
+	reason string // read for 3xx-6xx only (StatusError); interceptConn leaves it "" below 300
 }
 
 // onResponse takes a response sipgo parsed but could not match to one of
-// its own transactions (those our reader did not recognise first).
+// its own transactions: ours that parseResponseHead refused, and strays.
 func (c *udpClient) onResponse(res *sip.Response) {
 	via := res.Via()
 	if via == nil {
@@ -98,12 +102,9 @@ func (c *udpClient) deliver(branch string, r udpResponse) {
 
 // ours reports whether branch is one of this process's fast-path branches.
 func (c *udpClient) ours(branch []byte) bool {
-	return len(branch) > len(branchMagic)+len(c.prefix) &&
-		string(branch[:len(branchMagic)]) == branchMagic &&
-		string(branch[len(branchMagic):len(branchMagic)+len(c.prefix)]) == c.prefix
+	id, ok := bytes.CutPrefix(branch, []byte(sip.RFC3261BranchMagicCookie))
+	return ok && len(id) > len(c.prefix) && string(id[:len(c.prefix)]) == c.prefix
 }
-
-const branchMagic = "z9hG4bK"
 
 // parseResponseHead reads the status code, reason and the top Via's branch
 // of a SIP response; ok is false for anything else (requests, garbage), which
@@ -123,33 +124,41 @@ func parseResponseHead(b []byte) (code int, reason, branch []byte, ok bool) {
 	if code < 100 || b[3] != ' ' {
 		return 0, nil, nil, false
 	}
-	eol := bytesIndex(b, "\r\n")
+	eol := bytes.Index(b, []byte("\r\n"))
 	if eol < 0 {
 		return 0, nil, nil, false
 	}
 	reason, b = b[4:eol], b[eol+2:]
-	if bytesIndexAny(reason, "\r\n") >= 0 {
+	if bytes.IndexAny(reason, "\r\n") >= 0 {
 		return 0, nil, nil, false
 	}
 	for len(b) > 0 {
-		eol = bytesIndex(b, "\r\n")
+		eol = bytes.Index(b, []byte("\r\n"))
 		if eol <= 0 { // end of headers (or no CRLF): no Via
 			return 0, nil, nil, false
 		}
 		line := b[:eol]
 		b = b[eol+2:]
-		colon := bytesIndex(line, ":")
+		if line[0] == ' ' || line[0] == '\t' { // a folded line (RFC 3261 §7.3.1): sipgo's job
+			return 0, nil, nil, false
+		}
+		colon := bytes.IndexByte(line, ':')
 		if colon < 0 {
 			return 0, nil, nil, false
 		}
 		name := trimSpace(line[:colon])
-		if !(len(name) == 3 && asciiLower(name[0]) == 'v' && asciiLower(name[1]) == 'i' && asciiLower(name[2]) == 'a') &&
-			!(len(name) == 1 && asciiLower(name[0]) == 'v') {
+		if !bytes.EqualFold(name, []byte("via")) && !bytes.EqualFold(name, []byte("v")) {
 			continue
 		}
+		if len(b) > 0 && (b[0] == ' ' || b[0] == '\t') { // the Via is folded: sipgo's job
+			return 0, nil, nil, false
+		}
 		via := trimSpace(line[colon+1:])
-		if i := bytesIndex(via, ","); i >= 0 {
-			if next := trimSpace(via[i+1:]); len(next) < 8 || string(next[:8]) != "SIP/2.0/" {
+		if !bracketsOK(via) {
+			return 0, nil, nil, false
+		}
+		if i := bytes.IndexByte(via, ','); i >= 0 {
+			if next := trimSpace(via[i+1:]); !bytes.HasPrefix(next, []byte("SIP/2.0/")) {
 				return 0, nil, nil, false
 			}
 			via = via[:i] // only the top Via
@@ -161,21 +170,21 @@ func parseResponseHead(b []byte) (code int, reason, branch []byte, ok bool) {
 		// token: anything odder is left to sipgo.
 		var found []byte
 		for {
-			i := bytesIndex(via, ";")
+			i := bytes.IndexByte(via, ';')
 			if i < 0 {
 				break
 			}
 			via = via[i+1:]
 			param := via
-			if j := bytesIndex(param, ";"); j >= 0 {
+			if j := bytes.IndexByte(param, ';'); j >= 0 {
 				param = param[:j]
 			}
 			param = trimSpace(param)
-			if len(param) >= 7 && string(param[:7]) == "branch=" {
+			if value, isBranch := bytes.CutPrefix(param, []byte("branch=")); isBranch {
 				if found != nil {
 					return 0, nil, nil, false
 				}
-				found = param[7:]
+				found = value
 				if len(found) == 0 || !isToken(found) {
 					return 0, nil, nil, false
 				}
@@ -186,22 +195,33 @@ func parseResponseHead(b []byte) (code int, reason, branch []byte, ok bool) {
 	return 0, nil, nil, false
 }
 
+// bracketsOK: an IPv6 reference's brackets hold none of the separators the
+// Via is split at (sipgo takes a host from '[' to ']' whatever is inside).
+func bracketsOK(via []byte) bool {
+	i := bytes.IndexByte(via, '[')
+	if i < 0 {
+		return true
+	}
+	j := bytes.IndexByte(via[i:], ']')
+	return j > 0 && bytes.IndexAny(via[i:i+j], ";, \t") < 0
+}
+
 // sentByOK: the top Via starts "SIP/2.0/TRANSPORT host" before its params.
 func sentByOK(via []byte) bool {
-	if len(via) < 8 || string(via[:8]) != "SIP/2.0/" {
+	rest, ok := bytes.CutPrefix(via, []byte("SIP/2.0/"))
+	if !ok {
 		return false
 	}
-	rest := via[8:]
-	sp := bytesIndexAny(rest, " \t")
+	sp := bytes.IndexAny(rest, " \t")
 	if sp <= 0 || !isToken(rest[:sp]) {
 		return false
 	}
 	host := rest[sp:]
-	if i := bytesIndex(host, ";"); i >= 0 {
+	if i := bytes.IndexByte(host, ';'); i >= 0 {
 		host = host[:i]
 	}
 	host = trimSpace(host)
-	return len(host) > 0 && bytesIndexAny(host, " \t,") < 0
+	return len(host) > 0 && bytes.IndexAny(host, " \t,") < 0
 }
 
 // isToken: RFC 3261 token characters only; anything else is left to sipgo.
@@ -217,16 +237,9 @@ func isToken(b []byte) bool {
 	return true
 }
 
-func bytesIndex(b []byte, sep string) int { return strings.Index(unsafeString(b), sep) }
-func bytesIndexAny(b []byte, chars string) int {
-	return strings.IndexAny(unsafeString(b), chars)
-}
-func asciiLower(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
-}
+// trimSpace trims SIP's linear white space (space, tab) from both ends:
+// bytes.Trim(b, " \t") builds its character set on every call, which made
+// parseResponseHead about 30% slower.
 func trimSpace(b []byte) []byte {
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
 		b = b[1:]
@@ -237,14 +250,14 @@ func trimSpace(b []byte) []byte {
 	return b
 }
 
-// unsafeString views b as a string for searching; it must not escape.
-func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
 // interceptConn is the UDP listener as sipgo sees it: responses to our
 // fast-path transactions are taken out of the stream here (a few hundred
 // nanoseconds instead of sipgo's full parse and per-packet bookkeeping), and
 // so are MESSAGE requests (udpserver.go); everything else reads through
-// unchanged.
+// unchanged. sipgo's read filter hook (sip.WithTransportLayerReadFilter) is
+// not used for this: sipgo builds a net.UDPAddr and calls its String() for
+// every datagram before the filter runs, the per-packet cost this avoids
+// (ReadFromUDPAddrPort allocates no address).
 type interceptConn struct {
 	*net.UDPConn
 	c   *udpClient
@@ -258,10 +271,14 @@ func (ic *interceptConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			return n, nil, err
 		}
 		if code, reason, branch, ok := parseResponseHead(b[:n]); ok && ic.c.ours(branch) {
-			ic.c.deliver(string(branch), udpResponse{code: code, reason: string(reason)})
+			r := udpResponse{code: code}
+			if code >= 300 { // only a failure's reason is used (StatusError)
+				r.reason = string(reason)
+			}
+			ic.c.deliver(string(branch), r)
 			continue
 		}
-		if ic.srv != nil && ic.srv.take(b[:n], ap) {
+		if ic.srv.take(b[:n], ap) {
 			continue
 		}
 		return n, net.UDPAddrFromAddrPort(ap), nil
@@ -395,10 +412,10 @@ func (c *udpClient) do(ctx context.Context, timeout time.Duration, t netip.AddrP
 		return 0, "", "", err
 	}
 	id := c.next()
-	branch := branchMagic + id
+	branch := sip.RFC3261BranchMagicCookie + id
 	callID = id + "@" + src
 	bp := c.bufs.Get().(*[]byte)
-	defer func() { *bp = (*bp)[:0]; c.bufs.Put(bp) }()
+	defer c.bufs.Put(bp)
 	*bp = c.render((*bp)[:0], r, src, branch, id, callID)
 	wire := *bp
 

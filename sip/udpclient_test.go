@@ -141,7 +141,7 @@ func fastPathPeer(t *testing.T, timeout time.Duration) (*Server, net.PacketConn)
 	pres, _ := presence.Open(presence.Options{})
 	cfg := baseConfig()
 	cfg.MessageTimeout = timeout
-	s := startServer(t, cfg, pres, submitFunc(func(context.Context, *msg.Message) error { return nil }))
+	s := startServer(t, cfg, pres, noSubmit())
 	if s.udp.Load() == nil {
 		t.Fatal("no UDP fast path on a 127.0.0.1 listener")
 	}
@@ -156,7 +156,7 @@ func fastPathPeer(t *testing.T, timeout time.Duration) (*Server, net.PacketConn)
 // Targets the fast path cannot take (a host name, TCP) go through sipgo.
 func TestUDPFastPathFallsBack(t *testing.T) {
 	pres, _ := presence.Open(presence.Options{})
-	s := startServer(t, baseConfig(), pres, submitFunc(func(context.Context, *msg.Message) error { return nil }))
+	s := startServer(t, baseConfig(), pres, noSubmit())
 	ua := newTestUA(t, 200, "OK")
 	m := &msg.Message{ID: "f-1", From: "+8613800000001", To: "sip:fred@" + testDomain, Text: "by name"}
 	b := presence.Binding{AOR: m.To, Contact: "sip:fred@localhost:" + strconv.Itoa(ua.port), Via: "sip"}
@@ -213,7 +213,7 @@ func TestUDPFastPathWildcardListener(t *testing.T) {
 	pres, _ := presence.Open(presence.Options{})
 	cfg := baseConfig()
 	cfg.Listen = ":0"
-	s := startServer(t, cfg, pres, submitFunc(func(context.Context, *msg.Message) error { return nil }))
+	s := startServer(t, cfg, pres, noSubmit())
 	if c := s.udp.Load(); c == nil || c.local != "" {
 		t.Fatalf("want the fast path with no fixed local address on a wildcard listener")
 	}

@@ -23,16 +23,25 @@ import (
 // that was 1.6-1.7 GB of RSS and a large share of the CPU. Here a completed
 // transaction is just its response bytes in a map rotated every Timer J,
 // enough to answer a retransmitted request again without handling it twice
-// (RFC 3261 §17.2.2). sipgo's parser still parses the request; everything
-// that is not a MESSAGE reads through to sipgo unchanged.
+// (RFC 3261 §17.2.2). sipgo's parser still parses the request. What reads
+// through to sipgo unchanged: every other request, a MESSAGE that does not
+// parse or whose top Via has no RFC 3261 branch, and responses that are not
+// to our fast-path transactions (interceptConn).
 type udpServer struct {
 	s       *Server
 	pc      *net.UDPConn
 	workers *ants.Pool // handler goroutines, reused (see dispatch)
 
 	mu      sync.Mutex
-	txs     [2]map[string]*fastTx // current and previous generation, by branch and source
+	txs     [2]map[txKey]*fastTx // current and previous generation
 	rotated time.Time
+}
+
+// txKey identifies a server transaction: the top Via's branch and the
+// address the request came from.
+type txKey struct {
+	branch string
+	src    netip.AddrPort
 }
 
 // timerJ is how long a completed non-INVITE server transaction answers
@@ -50,7 +59,7 @@ func newUDPServer(ctx context.Context, s *Server, pc *net.UDPConn) (*udpServer, 
 		return nil, fmt.Errorf("sip: handler pool: %w", err)
 	}
 	context.AfterFunc(ctx, workers.Release)
-	return &udpServer{s: s, pc: pc, workers: workers, txs: [2]map[string]*fastTx{{}, {}}, rotated: time.Now()}, nil
+	return &udpServer{s: s, pc: pc, workers: workers, txs: [2]map[txKey]*fastTx{{}, {}}, rotated: time.Now()}, nil
 }
 
 // dispatch runs the MESSAGE handler on a pooled goroutine: a goroutine per
@@ -85,14 +94,13 @@ func (u *udpServer) take(b []byte, src netip.AddrPort) bool {
 		return false
 	}
 	branch, _ := via.Params.Get("branch")
-	if !strings.HasPrefix(branch, branchMagic) { // RFC 2543 peers: sipgo matches those
+	if !strings.HasPrefix(branch, sip.RFC3261BranchMagicCookie) { // RFC 2543 peers: sipgo matches those
 		return false
 	}
-	source := src.String()
-	key := branch + "|" + source
+	key := txKey{branch, src}
 	u.mu.Lock()
 	if now := time.Now(); now.Sub(u.rotated) >= timerJ {
-		u.txs[1], u.txs[0], u.rotated = u.txs[0], map[string]*fastTx{}, now
+		u.txs[1], u.txs[0], u.rotated = u.txs[0], map[txKey]*fastTx{}, now
 	}
 	tx := u.txs[0][key]
 	if tx == nil {
@@ -108,7 +116,7 @@ func (u *udpServer) take(b []byte, src netip.AddrPort) bool {
 	u.mu.Unlock()
 
 	req.SetTransport("UDP")
-	req.SetSource(source)
+	req.SetSource(src.String())
 	u.dispatch(req, tx)
 	return true
 }
@@ -120,8 +128,7 @@ type fastTx struct {
 	dst netip.AddrPort
 
 	mu   sync.Mutex
-	resp []byte        // final response, once sent
-	done chan struct{} // made on demand: handlers do not ask for it
+	resp []byte // final response, once sent
 }
 
 var errTxDone = errors.New("sip: transaction already answered")
@@ -143,9 +150,6 @@ func (t *fastTx) send(wire []byte, final bool) error {
 	}
 	if final {
 		t.resp = wire
-		if t.done != nil {
-			close(t.done)
-		}
 	}
 	t.mu.Unlock()
 	_, err := t.pc.WriteToUDPAddrPort(wire, t.dst)
@@ -167,7 +171,7 @@ func (t *fastTx) Acks() <-chan *sip.Request          { return nil }
 func (t *fastTx) OnCancel(sip.FnTxCancel) bool       { return false }
 func (t *fastTx) Terminate()                         {}
 func (t *fastTx) OnTerminate(sip.FnTxTerminate) bool { return false }
-func (t *fastTx) Done() <-chan struct{}              { return t.done }
+func (t *fastTx) Done() <-chan struct{}              { return nil } // handlers do not wait on it
 func (t *fastTx) Err() error                         { return nil }
 
 var _ sip.ServerTransaction = (*fastTx)(nil)

@@ -35,12 +35,9 @@ func TestUDPServerTransaction(t *testing.T) {
 	defer pc.Close()
 	dst, _ := net.ResolveUDPAddr("udp", s.Addr())
 	request := func(branch, text string) string {
-		return "MESSAGE sip:+8613800000002@" + testDomain + " SIP/2.0\r\n" +
-			"Via: SIP/2.0/UDP " + pc.LocalAddr().String() + ";rport;branch=" + branch + "\r\n" +
-			"From: <sip:+8613800000001@" + testDomain + ">;tag=a1\r\n" +
-			"To: <sip:+8613800000002@" + testDomain + ">\r\n" +
-			"Call-ID: " + branch + "@test\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\n" +
-			"Content-Type: text/plain;charset=UTF-8\r\nContent-Length: " + itoaT(len(text)) + "\r\n\r\n" + text
+		return rawMessage(branch+"@test", "1", "text/plain;charset=UTF-8", text,
+			"Via: SIP/2.0/UDP "+pc.LocalAddr().String()+";rport;branch="+branch,
+			"From: <sip:+8613800000001@"+testDomain+">;tag=a1")
 	}
 	buf := make([]byte, 4096)
 	exchange := func(req string) *sip.Response {
@@ -89,8 +86,6 @@ func TestUDPServerTransaction(t *testing.T) {
 		t.Fatalf("unsupported type: %d, submitted %d", res.StatusCode, submitted.Load())
 	}
 }
-
-func itoaT(n int) string { return strconv.Itoa(n) }
 
 // The 202 rendered straight from the request carries the same headers as
 // sipgo's NewResponseFromRequest (Record-Route, every Via with rport filled
@@ -166,15 +161,19 @@ func BenchmarkAccepted202(b *testing.B) {
 	})
 }
 
-// parsedMessage parses a MESSAGE to +8613800000002 carrying the given
-// Record-Route, Via and From lines, as if received from source.
+// rawMessage is a MESSAGE to +8613800000002 carrying the given lines
+// (Record-Route, Via, From) before To, Call-ID, CSeq and the body.
+func rawMessage(callID, cseq, contentType, body string, lines ...string) string {
+	return "MESSAGE sip:+8613800000002@" + testDomain + " SIP/2.0\r\n" + strings.Join(lines, "\r\n") + "\r\n" +
+		"To: <sip:+8613800000002@" + testDomain + ">\r\n" +
+		"Call-ID: " + callID + "\r\nCSeq: " + cseq + " MESSAGE\r\nMax-Forwards: 70\r\n" +
+		"Content-Type: " + contentType + "\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+}
+
+// parsedMessage parses rawMessage's MESSAGE as if received from source.
 func parsedMessage(tb testing.TB, source string, lines ...string) *sip.Request {
 	tb.Helper()
-	raw := "MESSAGE sip:+8613800000002@" + testDomain + " SIP/2.0\r\n" + strings.Join(lines, "\r\n") + "\r\n" +
-		"To: <sip:+8613800000002@" + testDomain + ">\r\n" +
-		"Call-ID: c1@test\r\nCSeq: 7 MESSAGE\r\nMax-Forwards: 70\r\n" +
-		"Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"
-	m, err := sip.ParseMessage([]byte(raw))
+	m, err := sip.ParseMessage([]byte(rawMessage("c1@test", "7", "text/plain", "hi", lines...)))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -37,7 +37,7 @@ func BenchmarkDispatch(b *testing.B) {
 		}
 	})
 	b.Run("impl=ants", func(b *testing.B) {
-		p, err := ants.NewPool(inFlight, ants.WithDisablePurge(true))
+		p, err := ants.NewPoolWithFuncGeneric(inFlight, task, ants.WithDisablePurge(true))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -46,7 +46,7 @@ func BenchmarkDispatch(b *testing.B) {
 		for b.Loop() {
 			wg.Add(inFlight)
 			for range inFlight {
-				if err := p.Submit(func() { task(&wg) }); err != nil {
+				if err := p.Invoke(&wg); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -153,7 +153,7 @@ type Session struct {
 	seq     atomic.Uint32
 	window  chan struct{}
 	inbound chan struct{}
-	workers *ants.Pool // handler goroutines, reused (see dispatch)
+	workers *ants.PoolWithFuncGeneric[*PDU] // handler goroutines running handle, reused (see dispatch)
 
 	pmu     sync.Mutex
 	pending map[uint32]chan *PDU
@@ -401,7 +401,7 @@ func (s *Session) Close() error {
 // binds (server role) and malformed PDUs itself and hands other requests to
 // the handler.
 func (s *Session) serve() error {
-	workers, err := ants.NewPool(s.cfg.InboundWindow, ants.WithDisablePurge(true))
+	workers, err := ants.NewPoolWithFuncGeneric(s.cfg.InboundWindow, s.handle, ants.WithDisablePurge(true))
 	if err != nil {
 		err = fmt.Errorf("smpp: handler pool: %w", err)
 		s.close(err)
@@ -483,9 +483,10 @@ func (s *Session) serve() error {
 // bridge's CPU in runtime.copystack.
 // The pool is released only after the read loop ends, and it waits rather
 // than refuses when busy, so Submit cannot fail here; if it ever did, the
-// request still gets its own goroutine rather than being dropped.
+// request still gets its own goroutine rather than being dropped. Invoke
+// passes p to the pool's one function: no closure per request.
 func (s *Session) dispatch(p *PDU) {
-	if err := s.workers.Submit(func() { s.handle(p) }); err != nil {
+	if err := s.workers.Invoke(p); err != nil {
 		go s.handle(p)
 	}
 }

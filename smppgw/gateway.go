@@ -71,8 +71,9 @@ type Config struct {
 	// instead of concatenated parts.
 	Payload bool
 	// AlwaysReceipts asks the SMSC for a receipt for every message; by
-	// default only when someone will be told: the sender asked
-	// (m.Receipt), or the sender is an IM user (IMDN).
+	// default only when the sender asked (m.Receipt) or is an IM user:
+	// SIP senders get an IMDN; for MCP senders the receipt is tracked but
+	// no reporter tells them yet (cmd/bridge wires SIP and ESME reporters).
 	AlwaysReceipts bool
 	// ReceiptTTL bounds how long a receipt waits for its ESME to bind
 	// (default 1h).
@@ -311,13 +312,9 @@ func (g *Gateway) SendSMS(ctx context.Context, m *msg.Message) error {
 		return &sendError{status: smpp.ESME_RINVMSGLEN, err: fmt.Errorf("sms: encode: %w", err)}
 	}
 	route := g.cfg.Route
-	named := false
-	if m.ForcesSMS() && m.Route != "sms" { // the sender named the route
-		if r, err := ParseRoute(m.Route); err == nil {
-			route, named = r, true
-		}
-	}
-	if !named && g.cfg.Policy != nil {
+	if r, err := ParseRoute(m.Route); m.Route != "" && err == nil { // the sender named the route
+		route = r
+	} else if g.cfg.Policy != nil {
 		if target, ok := g.cfg.Policy.RouteFor(m.To); ok {
 			if r, err := ParseRoute(target); err == nil {
 				route = r

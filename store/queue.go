@@ -293,7 +293,7 @@ func (db *DB) AcceptBatch(ctx context.Context, ms []*msg.Message) error {
 		es[i] = e
 		ops = append(ops, o[:n]...)
 	}
-	b, start, err := db.enqueue(ops, bufs, nil, false)
+	b, start, err := db.enqueue(ops, bufs, nil)
 	if err != nil {
 		return fmt.Errorf("store: accept batch: %w: %w", msg.ErrNotStored, err)
 	}
@@ -343,14 +343,6 @@ func (db *DB) cacheNew(e *centry) {
 	sh.mu.Unlock()
 }
 
-// submitMany queues ops (whose key/val live in bufs, returned to the pool
-// after commit) into the current batch and returns it. In SyncEach mode it
-// writes them itself, synchronously, and returns a nil batch.
-func (db *DB) submitMany(ops []op, bufs []*[]byte) (*batch, error) {
-	b, _, err := db.enqueue(ops, bufs, nil, false)
-	return b, err
-}
-
 // submitRecord queues the ops writing e's record: ops[0] is its put and, for
 // a final record, ops[1] deletes its "_/u/" key. If e's previous put is
 // still in the open batch, it is superseded there and never written; if that
@@ -364,7 +356,7 @@ func (db *DB) submitRecord(e *centry, ops []op, buf *[]byte, fresh bool) (*batch
 	if fresh {
 		sup = nil
 	}
-	b, start, err := db.enqueue(ops, bufs[:], sup, e.rec.State.Final())
+	b, start, err := db.enqueue(ops, bufs[:], sup)
 	if err == nil && b != nil {
 		e.seq, e.at = b.seq, start
 		if fresh {
@@ -374,10 +366,13 @@ func (db *DB) submitRecord(e *centry, ops []op, buf *[]byte, fresh bool) (*batch
 	return b, err
 }
 
-// enqueue is submitMany; with sup, sup's earlier put in the open batch is
-// superseded (see submitRecord), and with final also its delete, if the
-// record was born in that batch. It returns the index of ops[0] in the batch.
-func (db *DB) enqueue(ops []op, bufs []*[]byte, sup *centry, final bool) (*batch, int, error) {
+// enqueue queues ops (whose key/val live in bufs, returned to the pool after
+// commit) into the current batch and returns it with the index of ops[0] in
+// it. With sup, sup's earlier put in the open batch is superseded, and if
+// sup is now final and was born in that batch, its delete is dropped (see
+// submitRecord). In SyncEach mode it writes the ops itself, synchronously,
+// and returns a nil batch.
+func (db *DB) enqueue(ops []op, bufs []*[]byte, sup *centry) (*batch, int, error) {
 	if db.opts.SyncEach {
 		err := ErrClosed
 		if !db.isClosed() {
@@ -402,7 +397,8 @@ func (db *DB) enqueue(ops []op, bufs []*[]byte, sup *centry, final bool) (*batch
 	b := db.cur
 	if sup != nil && sup.seq == b.seq {
 		b.ops[sup.at].dead = true
-		if final && sup.born == b.seq && len(ops) == 2 && ops[1].del {
+		b.dead++
+		if sup.rec.State.Final() && sup.born == b.seq && len(ops) == 2 && ops[1].del {
 			ops = ops[:1]
 		}
 	}

@@ -37,7 +37,7 @@ type Options struct {
 	Retention      time.Duration // how long final message records stay queryable (default 24h)
 	CacheRecords   int           // in-memory cache of unfinished records (default 32768)
 	ProbeInterval  time.Duration // while unhealthy, how often a probe write checks for recovery (default 1s)
-	CommitInterval time.Duration // least time between the starts of two group commits (0 = commit as soon as the last one ends)
+	CommitInterval time.Duration // least time between the starts of two group commits while the batch is under MaxBatch/2 (0 = commit as soon as the last one ends)
 	// SyncFault, for fault-injection tests, runs after each group commit's
 	// fsync: a non-nil error fails that commit as a full or broken disk
 	// would. Always nil outside tests.
@@ -101,6 +101,7 @@ type op struct {
 type batch struct {
 	seq  uint64
 	ops  []op
+	dead int // ops superseded within the batch (op.dead): not written
 	bufs []*[]byte
 	done chan struct{}
 	err  error // valid after done is closed
@@ -247,10 +248,11 @@ func (db *DB) waitRoom() error {
 	return nil
 }
 
-// submit is submitMany for ops whose key/val live in one buffer (nil: none).
+// submit is enqueue for ops whose key/val live in one buffer (nil: none).
 func (db *DB) submit(ops []op, buf *[]byte) (*batch, error) {
 	bufs := [1]*[]byte{buf}
-	return db.submitMany(ops, bufs[:])
+	b, _, err := db.enqueue(ops, bufs[:], nil)
+	return b, err
 }
 
 func (db *DB) isClosed() bool { return db.closedA.Load() }
@@ -322,13 +324,7 @@ func (db *DB) commit(b *batch) {
 			err = fmt.Errorf("store: fsync: %w", err)
 		}
 	}
-	live := 0
-	for i := range b.ops {
-		if !b.ops[i].dead {
-			live++
-		}
-	}
-	db.writes.Add(uint64(live))
+	db.writes.Add(uint64(len(b.ops) - b.dead))
 	db.batches.Add(1)
 	db.noteResult(err)
 	b.err = err
