@@ -337,8 +337,18 @@ func TestExpiry(t *testing.T) {
 	g.run(t)
 	id := g.submit(t, "+8613900000009", "+8613800000006", "too late")
 	g.waitState(t, id, store.Expired)
-	if st, _ := finals.Load(id); st != store.Expired {
-		t.Fatalf("OnFinal saw %v", st)
+	// The record is readable once badger has it, before the commit's
+	// waiter, which then calls OnFinal, wakes: wait for that call too.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, _ := finals.Load(id)
+		if st == store.Expired {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("OnFinal saw %v", st)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
