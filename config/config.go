@@ -50,6 +50,7 @@ type Config struct {
 	ReassemblyPolicy    string        // partial | drop
 	DedupWindow         time.Duration // duplicate suppression window (0 = off)
 	AdminListen         string        // pprof and expvar, for operators only ("" = off)
+	Procs               int           // Go scheduler threads (GOMAXPROCS); 0 = available CPUs + 2
 	StoreMemtableMB     int           // badger memtable size (two are kept)
 	StoreCacheMB        int           // badger block and index caches, each
 	StoreCommitInterval time.Duration // least time between the starts of two group commits while the batch is under half of its cap
@@ -114,6 +115,7 @@ var options = []option{
 	{"partner-site", kList, "", "partner website for delegated login: ID,VERIFY_URL,SERVER_ID,SERVER_SECRET[,CONTACTS_URL[,POSTS_URL]] (repeatable; users log in as user#ID)", true, func(c *Config) any { return &c.PartnerSites }},
 	{"social-site", kList, "", "social site whose signed tokens admit account@ID: ID:HEX_HMAC_KEY (repeatable)", true, func(c *Config) any { return &c.SocialSites }},
 	{"sso-service", kList, "", "third-party service that gets single sign-on tickets: ID:KEY_ID:HEX_AES256_KEY[:TTL] (repeatable)", true, func(c *Config) any { return &c.SSOServices }},
+	{"procs", kInt, "0", "threads running Go code at once (GOMAXPROCS); 0 = the CPUs available + 2, so the store's CPU-bound compactions never hold every thread and the kernel interleaves them with deliveries (a GOMAXPROCS environment variable also wins over 0)", false, func(c *Config) any { return &c.Procs }},
 	{"admin-listen", kString, "", "admin-only listener for Go pprof profiles, e.g. 127.0.0.1:6060 (\"\" = off; never expose it)", false, func(c *Config) any { return &c.AdminListen }},
 	{"log-level", kString, "info", "debug, info, warn or error", false, func(c *Config) any { return &c.LogLevel }},
 	{"log-format", kString, "text", "text or json", false, func(c *Config) any { return &c.LogFormat }},
@@ -357,6 +359,9 @@ func (c *Config) Validate() error {
 	case strings.HasPrefix(c.SMSRoute, "esme:") && len(c.SMSRoute) > 5:
 	default:
 		errs = append(errs, fmt.Errorf("--sms-route %q: want smsc or esme:SYSTEM_ID", c.SMSRoute))
+	}
+	if c.Procs < 0 {
+		errs = append(errs, fmt.Errorf("--procs %d: want 0 (automatic) or more", c.Procs))
 	}
 	if c.Workers < 1 || c.QueueDepth < 1 || c.SMPPWindow < 1 {
 		errs = append(errs, errors.New("--workers, --queue-depth and --smpp-window must be at least 1"))

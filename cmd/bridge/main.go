@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	sipgosip "github.com/emiago/sipgo/sip"
@@ -32,6 +33,27 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
+// procs is how many threads run Go code at once: configured if set, else
+// what the GOMAXPROCS environment variable asked for (already applied by the
+// runtime), else the available CPUs + 2. The extra two are for badger's two
+// compactors, which are CPU-bound for hundreds of milliseconds at a time:
+// with only as many Ps as cores they can hold both cores of a 2-core box
+// while SMPP and SIP goroutines wait behind them; with more Ps the kernel
+// shares the cores and runs a thread woken by the network promptly. Measured
+// on the 2-core VM, SMS→IM at 10,500 msg/s, four alternated 20 s runs:
+// p99 28/44/38/40 ms with 2 Ps, 19/14/18/15 ms with 4; open-loop throughput
+// unchanged.
+func procs(configured int, env string, avail int) int {
+	switch {
+	case configured > 0:
+		return configured
+	case env != "":
+		return avail
+	default:
+		return avail + 2
+	}
+}
+
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := "serve"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
@@ -44,6 +66,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return usageError(stderr, err)
 		}
 		log := newLogger(cfg, stderr)
+		if n := procs(cfg.Procs, os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0)); n != runtime.GOMAXPROCS(0) {
+			runtime.GOMAXPROCS(n)
+			log.Info("scheduler threads", "procs", n, "cpus", runtime.NumCPU())
+		}
 		// sipgo logs some warnings through its package default, not the
 		// loggers we hand it: route those through ours too (level, format,
 		// no message bodies).
