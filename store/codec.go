@@ -15,6 +15,7 @@ import (
 //	from to text account ref: uvarint length + bytes
 //	kind flags(bit0 receipt, bit1 route) accepted:varint-unixnano expires:varint-unixnano
 //	[route: uvarint length + bytes, only with flags bit1]
+//	[dedup key: uvarint length + bytes, until: varint unix seconds, only with flags bit2]
 //	nevents:uvarint { state at:varint-unixnano detail:uvarint length + bytes }
 //
 // The message ID is the key and is not repeated. A zero time is encoded as 0.
@@ -43,11 +44,18 @@ func appendRecord(dst []byte, r *Record) []byte {
 	if m.Route != "" {
 		flags |= 2
 	}
+	if r.dedup != "" {
+		flags |= 4
+	}
 	dst = append(dst, byte(m.Origin.Kind), flags)
 	dst = binary.AppendVarint(dst, nanos(m.Accepted))
 	dst = binary.AppendVarint(dst, nanos(m.Expires))
 	if m.Route != "" {
 		dst = appendString(dst, m.Route)
+	}
+	if r.dedup != "" {
+		dst = appendString(dst, r.dedup)
+		dst = binary.AppendVarint(dst, r.dedupUntil)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(r.Events)))
 	for i := range r.Events {
@@ -168,6 +176,15 @@ func decodeRecord(id string, b []byte) (Record, error) {
 		if m.Route = r.string(); r.err == nil && m.Route == "" {
 			r.fail("empty route")
 		}
+	}
+	if flags&4 != 0 {
+		if rec.dedup = r.string(); r.err == nil && rec.dedup == "" {
+			r.fail("empty dedup key")
+		}
+		rec.dedupUntil = r.varint()
+	}
+	if flags&^7 != 0 {
+		r.fail("unknown flags")
 	}
 	n := r.uvarint()
 	if n > uint64(len(r.b)) { // every event takes at least 3 bytes: bounds the allocation

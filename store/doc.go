@@ -10,14 +10,13 @@
 // commit starts at least that long after the previous one while its batch is
 // small: fewer, larger fsyncs, since each costs CPU however little it covers.
 //
-// Duplicate suppression (AcceptDedup) stores a key per message for the
-// window in the same commit as the message; a Bloom filter of the keys
-// written in the last window or two (seen.go, reloaded from disk at Open)
-// lets a new message skip the disk read that would only find nothing.
+// Duplicate suppression (AcceptDedup) keeps each message's key inside its
+// record and an in-memory index of the keys of the last window or two
+// (dedup.go), rebuilt from the recent records at Open.
 //
 // Key space: an unfinished message's record is "_/u/<id>" (also what
 // start-up recovery walks), a finished one "m/<id>" with the retention TTL;
-// "_/" is internal (ID epoch, those records, dedup keys). Put, Delete, Get and Iterate refuse keys under
+// "_/" is internal (ID epoch, those records). Put, Delete, Get and Iterate refuse keys under
 // those two prefixes; other packages choose their own prefixes ("p/" presence,
 // "k/" generic).
 package store

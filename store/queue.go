@@ -62,6 +62,11 @@ type Record struct {
 	Events      []Event // oldest first; capped at 64 (the first and the latest are kept)
 	Attempts    int
 	NextAttempt time.Time // zero = not scheduled
+
+	// The duplicate-suppression key the message was accepted under
+	// (StageDedup) and until when (unix seconds) it suppresses copies.
+	dedup      string
+	dedupUntil int64
 }
 
 func (r *Record) addEvent(ev Event) {
@@ -246,7 +251,7 @@ func (db *DB) Stage(ctx context.Context, m *msg.Message) (Pending, error) {
 		return Pending{}, err
 	}
 	buf := db.getBuf()
-	e, ops, n, err := db.newRecord(m, time.Now(), buf)
+	e, ops, n, err := db.newRecord(m, time.Now(), buf, "", 0)
 	if err != nil {
 		db.putBuf(buf)
 		return Pending{}, fmt.Errorf("store: accept: %w: %w", msg.ErrNotStored, err)
@@ -283,7 +288,7 @@ func (db *DB) AcceptBatch(ctx context.Context, ms []*msg.Message) error {
 	bufs := make([]*[]byte, len(ms))
 	for i, m := range ms {
 		bufs[i] = db.getBuf()
-		e, o, n, err := db.newRecord(m, now, bufs[i])
+		e, o, n, err := db.newRecord(m, now, bufs[i], "", 0)
 		if err != nil {
 			for _, b := range bufs[:i+1] {
 				db.putBuf(b)
@@ -322,13 +327,13 @@ func (db *DB) acceptPrep(ctx context.Context) error {
 	return nil
 }
 
-func (db *DB) newRecord(m *msg.Message, now time.Time, buf *[]byte) (*centry, [2]op, int, error) {
+func (db *DB) newRecord(m *msg.Message, now time.Time, buf *[]byte, dedup string, dedupUntil int64) (*centry, [2]op, int, error) {
 	id, err := db.ids.next()
 	if err != nil {
 		return nil, [2]op{}, 0, err
 	}
 	m.ID, m.Accepted = id, now
-	e := &centry{rec: Record{Msg: *m, State: Accepted, Events: make([]Event, 1, 4)}}
+	e := &centry{rec: Record{Msg: *m, State: Accepted, Events: make([]Event, 1, 4), dedup: dedup, dedupUntil: dedupUntil}}
 	e.rec.Events[0] = Event{State: Accepted, At: now}
 	ops, n, err := db.recordOps(&e.rec, buf)
 	return e, ops, n, err
@@ -613,14 +618,17 @@ func (db *DB) unfinishedRecord(txn *badger.Txn, index *badger.Item, id string, k
 	return rec, !rec.State.Final(), nil
 }
 
+// prefixDedup held a key of its own per message in older versions; Open
+// still reads what is left of them (loadDedup).
 const prefixDedup = "_/d/"
 
 // AcceptDedup is Accept with duplicate suppression: if a message with the
 // same dedup key was accepted within window, nothing is stored and its id is
-// returned as dup. Otherwise m is accepted and the key is written in the
-// same group commit (with window as its TTL), so a crash can never leave a
-// message acknowledged without its key or a key without its message.
-// Callers serialise concurrent calls with the same key.
+// returned as dup. Otherwise m is accepted with the key inside its record,
+// so a crash can never leave a message acknowledged without its key or a
+// key without its message. Copies are recognised across a restart when the
+// store is opened with Options.DedupWindow at least window. Callers
+// serialise concurrent calls with the same key.
 func (db *DB) AcceptDedup(ctx context.Context, m *msg.Message, key []byte, window time.Duration) (dup string, err error) {
 	dup, p, err := db.StageDedup(ctx, m, key, window)
 	if err != nil || dup != "" {
@@ -635,11 +643,21 @@ func (db *DB) StageDedup(ctx context.Context, m *msg.Message, key []byte, window
 	if m == nil {
 		return "", Pending{}, fmt.Errorf("store: accept: nil message: %w", msg.ErrNotStored)
 	}
-	dkey := append([]byte(prefixDedup), key...)
-	if db.seen.mayHave(dkey) {
-		if v, err := db.get(dkey); err == nil {
-			return string(v), Pending{}, nil
-		} else if !errors.Is(err, ErrNotFound) {
+	if len(key) == 0 {
+		return "", Pending{}, fmt.Errorf("store: accept: empty dedup key: %w", msg.ErrNotStored)
+	}
+	now := time.Now()
+	if id, ok := db.dedup.get(key, now); ok {
+		// The index is only as good as the record it names: one whose
+		// commit failed was never acknowledged, and one under another key
+		// is a hash collision; neither is a duplicate (the new message
+		// takes the key over below). A record without a key was written
+		// before keys moved into records and was found by its "_/d/" key.
+		r, err := db.Message(id)
+		if err == nil && (r.dedup == string(key) || r.dedup == "") {
+			return id, Pending{}, nil
+		}
+		if err != nil && !errors.Is(err, ErrNotFound) {
 			return "", Pending{}, fmt.Errorf("store: accept: dedup lookup: %w: %w", msg.ErrNotStored, err)
 		}
 	}
@@ -647,14 +665,15 @@ func (db *DB) StageDedup(ctx context.Context, m *msg.Message, key []byte, window
 		return "", Pending{}, err
 	}
 	buf := db.getBuf()
-	now := time.Now()
-	e, ops, n, err := db.newRecord(m, now, buf)
+	dk, until := string(key), now.Add(window).Unix()
+	e, ops, n, err := db.newRecord(m, now, buf, dk, until)
 	if err != nil {
 		db.putBuf(buf)
 		return "", Pending{}, fmt.Errorf("store: accept: %w: %w", msg.ErrNotStored, err)
 	}
-	all := append(ops[:n:n], op{key: dkey, val: []byte(m.ID), expiresAt: uint64(now.Add(window).Unix())})
-	db.seen.add(dkey, now, window)
-	p, err = db.stageRecord(e, all, buf, m)
-	return "", p, err
+	if p, err = db.stageRecord(e, ops[:n], buf, m); err != nil {
+		return "", p, err
+	}
+	db.dedup.put(key, m.ID, until, now, window)
+	return "", p, nil
 }

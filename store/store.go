@@ -38,6 +38,7 @@ type Options struct {
 	CacheRecords   int           // in-memory cache of unfinished records (default 32768)
 	ProbeInterval  time.Duration // while unhealthy, how often a probe write checks for recovery (default 1s)
 	CommitInterval time.Duration // least time between the starts of two group commits while the batch is under MaxBatch/2 (0 = commit as soon as the last one ends)
+	DedupWindow    time.Duration // longest window given to AcceptDedup: Open reloads the keys of messages accepted that recently (0 = only unfinished ones)
 	// SyncFault, for fault-injection tests, runs after each group commit's
 	// fsync: a non-nil error fails that commit as a full or broken disk
 	// would. Always nil outside tests.
@@ -78,7 +79,7 @@ type DB struct {
 
 	ids   idGen
 	cache cache
-	seen  seenFilter // dedup keys written recently (seen.go)
+	dedup dedupIndex // duplicate-suppression keys (dedup.go)
 
 	stop      context.CancelFunc
 	bg        sync.WaitGroup
@@ -177,8 +178,8 @@ func Open(opts Options) (*DB, error) {
 		bdb.Close()
 		return nil, err
 	}
-	db.seen.init()
-	if n, err := db.seen.load(bdb, time.Now()); err != nil {
+	db.dedup.init()
+	if n, err := db.loadDedup(time.Now()); err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("store: load duplicate-suppression keys: %w", err)
 	} else if n > 0 {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	badger "github.com/dgraph-io/badger/v4"
 	"slices"
 	"sort"
 	"sync"
@@ -511,7 +512,7 @@ func TestKV(t *testing.T) {
 
 func TestAcceptDedup(t *testing.T) {
 	dir := t.TempDir()
-	db := openT(t, Options{Dir: dir})
+	db := openT(t, Options{Dir: dir, DedupWindow: time.Hour})
 	ctx := context.Background()
 	a := newMsg(1)
 	if dup, err := db.AcceptDedup(ctx, a, []byte("k1"), time.Hour); err != nil || dup != "" || a.ID == "" {
@@ -525,16 +526,112 @@ func TestAcceptDedup(t *testing.T) {
 	if dup, err := db.AcceptDedup(ctx, c, []byte("k2"), time.Hour); err != nil || dup != "" || c.ID == a.ID {
 		t.Fatalf("other key: dup %q err %v", dup, err)
 	}
+	// c finishes: its key must come back from the final record, a's from
+	// the unfinished one.
+	if err := db.Transition(ctx, c.ID, Event{State: Delivered}, true); err != nil {
+		t.Fatal(err)
+	}
 	db.Close()
-	db = openT(t, Options{Dir: dir})
+	db = openT(t, Options{Dir: dir, DedupWindow: time.Hour})
 	d := newMsg(1)
 	if dup, err := db.AcceptDedup(ctx, d, []byte("k1"), time.Hour); err != nil || dup != a.ID {
 		t.Fatalf("after reopen: dup %q err %v, want %q", dup, err, a.ID)
 	}
+	e := newMsg(2)
+	if dup, err := db.AcceptDedup(ctx, e, []byte("k2"), time.Hour); err != nil || dup != c.ID {
+		t.Fatalf("after reopen, finished message: dup %q err %v, want %q", dup, err, c.ID)
+	}
 	n := 0
 	db.Unfinished(func(Record) error { n++; return nil })
-	if n != 2 {
-		t.Fatalf("%d unfinished records, want 2 (duplicates stored nothing)", n)
+	if n != 1 {
+		t.Fatalf("%d unfinished records, want 1 (duplicates stored nothing)", n)
+	}
+	if st := db.Stats(); st.Commits != 0 {
+		t.Fatalf("%d writes after reopen, want 0: a duplicate writes nothing", st.Commits)
+	}
+}
+
+// A key is one badger write fewer per message than it used to be: it lives
+// in the record, so an accepted message is one write.
+func TestDedupKeyIsInTheRecord(t *testing.T) {
+	db := openT(t, Options{Dir: t.TempDir()})
+	ctx := context.Background()
+	m := newMsg(1)
+	if _, err := db.AcceptDedup(ctx, m, []byte("k1"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if st := db.Stats(); st.Commits != 1 {
+		t.Fatalf("%d writes for one accepted message, want 1", st.Commits)
+	}
+	r, err := db.Message(m.ID)
+	if err != nil || r.dedup != "k1" || r.dedupUntil < time.Now().Add(59*time.Minute).Unix() {
+		t.Fatalf("record: key %q until %d, err %v", r.dedup, r.dedupUntil, err)
+	}
+}
+
+// The window is exact (second resolution), and a key leaves memory within
+// two windows.
+func TestDedupIndexWindow(t *testing.T) {
+	var x dedupIndex
+	x.init()
+	t0 := time.Unix(1700000000, 0)
+	w := time.Minute
+	id1, id2, id3 := "0000000000000000000a", "0000000000000000000b", "0000000000000000000c"
+	x.put([]byte("k"), id1, t0.Add(w).Unix(), t0, w)
+	if id, ok := x.get([]byte("k"), t0.Add(w-time.Second)); !ok || id != id1 {
+		t.Fatalf("inside the window: %q %v", id, ok)
+	}
+	if _, ok := x.get([]byte("k"), t0.Add(w)); ok {
+		t.Fatal("found at the end of its window")
+	}
+	x.put([]byte("x"), id2, t0.Add(2*w).Unix(), t0.Add(w), w) // rotation: k moves to prev
+	if _, ok := x.prev[x.key([]byte("k"))]; !ok {
+		t.Fatal("rotation lost a key younger than two windows")
+	}
+	x.put([]byte("y"), id3, t0.Add(3*w).Unix(), t0.Add(2*w), w) // second rotation drops k
+	if _, ok := x.get([]byte("k"), t0); ok || len(x.cur)+len(x.prev) != 2 {
+		t.Fatalf("after two windows: %d keys kept, want 2", len(x.cur)+len(x.prev))
+	}
+}
+
+// An index entry naming a record that is not there (its commit never
+// happened) is no duplicate: the message is accepted and takes the key.
+func TestDedupEntryWithoutRecord(t *testing.T) {
+	db := openT(t, Options{Dir: t.TempDir()})
+	ctx := context.Background()
+	now := time.Now()
+	ghost := "0000000000000000000a"
+	db.dedup.put([]byte("k1"), ghost, now.Add(time.Hour).Unix(), now, time.Hour)
+	m := newMsg(1)
+	if dup, err := db.AcceptDedup(ctx, m, []byte("k1"), time.Hour); err != nil || dup != "" || m.ID == "" {
+		t.Fatalf("dup %q err %v id %q, want a new message", dup, err, m.ID)
+	}
+	if id, ok := db.dedup.get([]byte("k1"), time.Now()); !ok || id != m.ID {
+		t.Fatalf("key names %q, want %q", id, m.ID)
+	}
+}
+
+// Keys an older version stored under "_/d/" are still honoured after an
+// upgrade.
+func TestDedupLegacyKeys(t *testing.T) {
+	dir := t.TempDir()
+	db := openT(t, Options{Dir: dir})
+	ctx := context.Background()
+	a := newMsg(1)
+	if err := db.Accept(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	err := db.bdb.Update(func(txn *badger.Txn) error {
+		e := badger.NewEntry([]byte(prefixDedup+"k1"), []byte(a.ID)).WithTTL(time.Hour)
+		return txn.SetEntry(e)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db = openT(t, Options{Dir: dir})
+	if dup, err := db.AcceptDedup(ctx, newMsg(1), []byte("k1"), time.Hour); err != nil || dup != a.ID {
+		t.Fatalf("dup %q err %v, want %q", dup, err, a.ID)
 	}
 }
 
@@ -667,5 +764,22 @@ func TestFinalInOpenBatchWrittenOnce(t *testing.T) {
 	}
 	if r, _ := db.Message(old.ID); len(r.Events) != 3 || r.Events[1].State != Routed {
 		t.Fatalf("old's history %+v, want accepted, routed, delivered", r.Events)
+	}
+}
+
+// Keys that are not 16 bytes are hashed into the index; a hit whose record
+// carries another key (a collision) is no duplicate.
+func TestDedupCollisionIsNoDuplicate(t *testing.T) {
+	db := openT(t, Options{Dir: t.TempDir()})
+	ctx := context.Background()
+	a := newMsg(1)
+	if _, err := db.AcceptDedup(ctx, a, []byte("k1"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	db.dedup.put([]byte("k2"), a.ID, now.Add(time.Hour).Unix(), now, time.Hour) // as if k2 hashed like k1
+	b := newMsg(1)
+	if dup, err := db.AcceptDedup(ctx, b, []byte("k2"), time.Hour); err != nil || dup != "" || b.ID == "" || b.ID == a.ID {
+		t.Fatalf("dup %q err %v id %q: a collision suppressed a message", dup, err, b.ID)
 	}
 }

@@ -50,7 +50,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		Dir: cfg.DataDir, Logger: log.With("part", "store"),
 		MemTableSize:   int64(cfg.StoreMemtableMB) << 20,
 		BlockCacheSize: int64(cfg.StoreCacheMB) << 20, IndexCacheSize: int64(cfg.StoreCacheMB) << 20,
-		CommitInterval: cfg.StoreCommitInterval,
+		CommitInterval: cfg.StoreCommitInterval, DedupWindow: cfg.DedupWindow,
 	})
 	if err != nil {
 		return fmt.Errorf("open store %q: %w", cfg.DataDir, err)
