@@ -241,7 +241,7 @@ func (r *Router) Submit(ctx context.Context, m *msg.Message) error {
 		r.count.NotStored.Add(1)
 		return fmt.Errorf("%w: router not started: %v", msg.ErrNotStored, ctx.Err())
 	}
-	dup, p, release, err := r.stage(ctx, m)
+	dup, p, held, err := r.stage(ctx, m)
 	if err != nil {
 		r.pending.Add(-1)
 		r.count.NotStored.Add(1)
@@ -260,7 +260,7 @@ func (r *Router) Submit(ctx context.Context, m *msg.Message) error {
 	j := &job{m: *m, index: -1, accept: p, acked: make(chan struct{})}
 	r.work <- j
 	err = p.Wait(ctx)
-	release()
+	r.release(held)
 	close(j.acked)
 	if err != nil {
 		m.ID = "" // not acknowledged: nobody may refer to it
@@ -272,12 +272,13 @@ func (r *Router) Submit(ctx context.Context, m *msg.Message) error {
 }
 
 // stage queues m's acceptance, or finds the earlier copy of it within the
-// dedup window. release must be called once the acceptance is settled.
-func (r *Router) stage(ctx context.Context, m *msg.Message) (dup string, p store.Pending, release func(), err error) {
+// dedup window. A staged copy holds its dedup key until release is called
+// with held, once the acceptance is settled.
+func (r *Router) stage(ctx context.Context, m *msg.Message) (dup string, p store.Pending, held dedupHold, err error) {
 	dq, ok := r.q.(DedupQueue)
 	if r.cfg.DedupWindow <= 0 || !ok {
 		p, err := r.q.Stage(ctx, m)
-		return "", p, func() {}, err
+		return "", p, dedupHold{}, err
 	}
 	h := sha256.New()
 	for _, f := range []string{m.Origin.Kind.String(), m.Origin.Account, string(m.From), string(m.To), m.Text} {
@@ -305,20 +306,33 @@ func (r *Router) stage(ctx context.Context, m *msg.Message) (dup string, p store
 		select {
 		case <-busy:
 		case <-ctx.Done():
-			return "", store.Pending{}, nil, ctx.Err()
+			return "", store.Pending{}, dedupHold{}, ctx.Err()
 		}
 	}
-	release = func() {
-		r.dedupMu.Lock()
-		close(r.dedupBusy[k])
-		delete(r.dedupBusy, k)
-		r.dedupMu.Unlock()
-	}
 	dup, p, err = dq.StageDedup(ctx, m, key, r.cfg.DedupWindow)
+	hold := dedupHold{k, true}
 	if err != nil || dup != "" {
-		release()
+		r.release(hold)
+		return dup, p, dedupHold{}, err
 	}
-	return dup, p, release, err
+	return "", p, hold, nil
+}
+
+// dedupHold is a dedup key held by a staged message (none when !held).
+type dedupHold struct {
+	key  [16]byte
+	held bool
+}
+
+// release lets other copies of a staged message in (see stage).
+func (r *Router) release(h dedupHold) {
+	if !h.held {
+		return
+	}
+	r.dedupMu.Lock()
+	close(r.dedupBusy[h.key])
+	delete(r.dedupBusy, h.key)
+	r.dedupMu.Unlock()
 }
 
 func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
@@ -498,11 +512,13 @@ func (r *Router) stored(ctx context.Context, j *job) bool {
 // finish records a final state; false: the job ended without one (see stored).
 func (r *Router) finish(ctx context.Context, j *job, st store.State, detail string) bool {
 	// Queued without waiting for the acceptance's commit: while that batch
-	// is open, the store writes the message once, already final. Waited
-	// for: a final state lost in a crash means the message is sent once more
-	// after the restart (at-least-once, never lost); waiting for the group
-	// commit narrows that window to one commit. Its batch is the
-	// acceptance's or a later one, so stored does not block after it.
+	// is open, the store writes the message once, already final (while it
+	// is being committed, the store waits for it and writes nothing if it
+	// failed). Waited for: a final state lost in a crash means the message
+	// is sent once more after the restart (at-least-once, never lost);
+	// waiting for the group commit narrows that window to one commit. Its
+	// batch is the acceptance's or a later one, so stored does not block
+	// after it.
 	err := r.q.Transition(ctx, j.m.ID, store.Event{State: st, At: r.cfg.Now(), Detail: detail}, true)
 	if !r.stored(ctx, j) {
 		return false
@@ -525,9 +541,11 @@ func (r *Router) finish(ctx context.Context, j *job, st store.State, detail stri
 }
 
 // reportJob reports j's outcome once Submit has returned for it. The final
-// state can commit in the acceptance's own batch, and a receipt must not
+// state can commit in the acceptance's own batch, and a receipt should not
 // overtake the acknowledgement: the adapter sends that as soon as Submit
-// returns, while a reporter builds and queues the receipt after this.
+// returns, while a reporter builds and queues the receipt after this. That
+// narrows the window to the adapter's few µs between Submit returning and
+// queueing its response; it does not close it.
 func (r *Router) reportJob(ctx context.Context, j *job, o Outcome) {
 	if j.acked != nil {
 		select {

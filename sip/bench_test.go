@@ -14,7 +14,7 @@ import (
 // that answers 200, per iteration (sequential: latency-bound).
 func BenchmarkSendIM(b *testing.B) {
 	pres, _ := presence.Open(presence.Options{})
-	s := startServer(b, baseConfig(), pres, submitFunc(func(context.Context, *msg.Message) error { return nil }))
+	s := startServer(b, baseConfig(), pres, noSubmit())
 	ua := newTestUA(b, 200, "OK")
 	bd := presence.Binding{AOR: "+8613900000009", Contact: ua.contact("8613900000009"), Via: "sip", Expires: time.Now().Add(time.Hour)}
 	m := &msg.Message{ID: "bench", From: "+8613800000001", To: bd.AOR, Text: "benchmark message text"}
@@ -35,7 +35,7 @@ func BenchmarkSendIM(b *testing.B) {
 // BenchmarkSendIMParallel: concurrent MESSAGE transactions (throughput).
 func BenchmarkSendIMParallel(b *testing.B) {
 	pres, _ := presence.Open(presence.Options{})
-	s := startServer(b, baseConfig(), pres, submitFunc(func(context.Context, *msg.Message) error { return nil }))
+	s := startServer(b, baseConfig(), pres, noSubmit())
 	ua := newTestUA(b, 200, "OK")
 	go func() {
 		for range ua.got {

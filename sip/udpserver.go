@@ -30,7 +30,7 @@ import (
 type udpServer struct {
 	s       *Server
 	pc      *net.UDPConn
-	workers *ants.Pool // handler goroutines, reused (see dispatch)
+	workers *ants.PoolWithFuncGeneric[inbound] // handler goroutines, reused (see dispatch)
 
 	mu      sync.Mutex
 	txs     [2]map[txKey]*fastTx // current and previous generation
@@ -52,14 +52,20 @@ func newUDPServer(ctx context.Context, s *Server, pc *net.UDPConn) (*udpServer, 
 	// Unbounded here: MaxInFlight bounds the handlers (onMessage answers 503
 	// beyond it), and the read loop must never wait on a worker. Idle
 	// workers expire after ants' default second.
-	workers, err := ants.NewPool(-1, ants.WithPanicHandler(func(p any) {
-		s.log.Error("sip handler panic", "panic", p)
-	}))
+	workers, err := ants.NewPoolWithFuncGeneric(-1, func(in inbound) { s.onMessage(in.req, in.tx) },
+		ants.WithPanicHandler(func(p any) { s.log.Error("sip handler panic", "panic", p) }))
 	if err != nil {
 		return nil, fmt.Errorf("sip: handler pool: %w", err)
 	}
 	context.AfterFunc(ctx, workers.Release)
 	return &udpServer{s: s, pc: pc, workers: workers, txs: [2]map[txKey]*fastTx{{}, {}}, rotated: time.Now()}, nil
+}
+
+// inbound is one MESSAGE for the handler pool: one function for the pool,
+// so no closure per request.
+type inbound struct {
+	req *sip.Request
+	tx  *fastTx
 }
 
 // dispatch runs the MESSAGE handler on a pooled goroutine: a goroutine per
@@ -69,7 +75,7 @@ func newUDPServer(ctx context.Context, s *Server, pc *net.UDPConn) (*udpServer, 
 // Once the server's context ends the pool is released while the listener
 // may still deliver a last datagram; that one gets its own goroutine.
 func (u *udpServer) dispatch(req *sip.Request, tx *fastTx) {
-	if err := u.workers.Submit(func() { u.s.onMessage(req, tx) }); err != nil {
+	if err := u.workers.Invoke(inbound{req, tx}); err != nil {
 		go u.s.onMessage(req, tx)
 	}
 }
@@ -80,8 +86,10 @@ func (u *udpServer) take(b []byte, src netip.AddrPort) bool {
 	if !bytes.HasPrefix(b, []byte("MESSAGE ")) {
 		return false
 	}
-	data := append([]byte(nil), b...) // sipgo's parser keeps slices of it
-	m, err := sip.ParseMessage(data)
+	// No copy of b (the reader's buffer, reused): sipgo v1.7.2's parser
+	// copies the start line, header values and body out of its input and
+	// writes nothing into it, so b also reaches sipgo intact on false.
+	m, err := sip.ParseMessage(b)
 	if err != nil {
 		return false // sipgo logs and drops it
 	}
@@ -122,7 +130,10 @@ func (u *udpServer) take(b []byte, src netip.AddrPort) bool {
 }
 
 // fastTx is a non-INVITE server transaction over UDP: its final response is
-// kept to answer retransmissions; nothing else is.
+// kept to answer retransmissions; nothing else is. Responses go to the
+// request's source address and port, as with rport (RFC 3581) even when
+// the Via does not ask for it; sipgo, like RFC 3261 §18.2.2, would use the
+// Via's sent-by port then.
 type fastTx struct {
 	pc  *net.UDPConn
 	dst netip.AddrPort

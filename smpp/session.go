@@ -482,7 +482,7 @@ func (s *Session) serve() error {
 // stack through the store's call depth every time, which measured 5% of the
 // bridge's CPU in runtime.copystack.
 // The pool is released only after the read loop ends, and it waits rather
-// than refuses when busy, so Submit cannot fail here; if it ever did, the
+// than refuses when busy, so Invoke cannot fail here; if it ever did, the
 // request still gets its own goroutine rather than being dropped. Invoke
 // passes p to the pool's one function: no closure per request.
 func (s *Session) dispatch(p *PDU) {

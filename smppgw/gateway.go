@@ -312,7 +312,7 @@ func (g *Gateway) SendSMS(ctx context.Context, m *msg.Message) error {
 		return &sendError{status: smpp.ESME_RINVMSGLEN, err: fmt.Errorf("sms: encode: %w", err)}
 	}
 	route := g.cfg.Route
-	if r, err := ParseRoute(m.Route); m.Route != "" && err == nil { // the sender named the route
+	if r, ok := namedRoute(m.Route); ok { // the sender named the route
 		route = r
 	} else if g.cfg.Policy != nil {
 		if target, ok := g.cfg.Policy.RouteFor(m.To); ok {
@@ -442,4 +442,14 @@ func (g *Gateway) allow(systemID string, tps int) bool {
 	}
 	b.tokens--
 	return true
+}
+
+// namedRoute is the SMS route a message names, if any: "" names none
+// (without building ParseRoute's error for it on every SMS).
+func namedRoute(s string) (Route, bool) {
+	if s == "" {
+		return Route{}, false
+	}
+	r, err := ParseRoute(s)
+	return r, err == nil
 }

@@ -103,10 +103,10 @@ type shard struct {
 }
 
 type centry struct {
-	rec  Record
-	seq  uint64 // batch of the last write queued for this record
-	at   int    // index of that write (the record's put) in its batch
-	born uint64 // batch of the record's first write
+	rec Record
+	seq uint64 // batch of the last write queued for this record
+	at  int    // index of that write (the record's put) in its batch
+	acc *batch // batch of the record's first write: its acceptance
 }
 
 func (c *cache) init(capacity int) {
@@ -247,21 +247,22 @@ func (db *DB) Stage(ctx context.Context, m *msg.Message) (Pending, error) {
 	if m == nil {
 		return Pending{}, fmt.Errorf("store: accept: nil message: %w", msg.ErrNotStored)
 	}
+	return db.stage(ctx, m, time.Now(), "", 0)
+}
+
+// stage creates m's record (with its dedup key, if any), queues it and
+// caches it.
+func (db *DB) stage(ctx context.Context, m *msg.Message, now time.Time, dedup string, dedupUntil int64) (Pending, error) {
 	if err := db.acceptPrep(ctx); err != nil {
 		return Pending{}, err
 	}
 	buf := db.getBuf()
-	e, ops, n, err := db.newRecord(m, time.Now(), buf, "", 0)
+	e, ops, n, err := db.newRecord(m, now, buf, dedup, dedupUntil)
 	if err != nil {
 		db.putBuf(buf)
 		return Pending{}, fmt.Errorf("store: accept: %w: %w", msg.ErrNotStored, err)
 	}
-	return db.stageRecord(e, ops[:n], buf, m)
-}
-
-// stageRecord queues a new record's ops and caches it.
-func (db *DB) stageRecord(e *centry, ops []op, buf *[]byte, m *msg.Message) (Pending, error) {
-	b, err := db.submitRecord(e, ops, buf, true)
+	b, _, err := db.submitRecord(e, ops[:n], buf, true)
 	if err != nil {
 		m.ID = ""
 		return Pending{}, fmt.Errorf("store: accept: %w: %w", msg.ErrNotStored, err)
@@ -298,13 +299,13 @@ func (db *DB) AcceptBatch(ctx context.Context, ms []*msg.Message) error {
 		es[i] = e
 		ops = append(ops, o[:n]...)
 	}
-	b, start, err := db.enqueue(ops, bufs, nil)
+	b, start, _, err := db.enqueue(ops, bufs, nil)
 	if err != nil {
 		return fmt.Errorf("store: accept batch: %w: %w", msg.ErrNotStored, err)
 	}
 	for i, e := range es { // one op each: unfinished records
 		if b != nil {
-			e.seq, e.at, e.born = b.seq, start+i, b.seq
+			e.seq, e.at, e.acc = b.seq, start+i, b
 		}
 		db.cacheNew(e)
 	}
@@ -355,29 +356,36 @@ func (db *DB) cacheNew(e *centry) {
 // the delete goes too. A message whose delivery ends before its acceptance
 // is committed (delivery overlaps the commit, see Stage) is thus written
 // once, already final: two badger entries fewer.
-func (db *DB) submitRecord(e *centry, ops []op, buf *[]byte, fresh bool) (*batch, error) {
+//
+// A later write never goes into a batch after the acceptance's while that
+// one is still being committed: if it failed, the record was refused, and
+// a later batch must not make it exist after all. The caller gets the
+// acceptance's batch as wait instead, and nothing is queued (buf is still
+// the caller's).
+func (db *DB) submitRecord(e *centry, ops []op, buf *[]byte, fresh bool) (b, wait *batch, err error) {
 	bufs := [1]*[]byte{buf}
 	sup := e
 	if fresh {
 		sup = nil
 	}
-	b, start, err := db.enqueue(ops, bufs[:], sup)
+	b, start, wait, err := db.enqueue(ops, bufs[:], sup)
 	if err == nil && b != nil {
 		e.seq, e.at = b.seq, start
 		if fresh {
-			e.born = b.seq
+			e.acc = b
 		}
 	}
-	return b, err
+	return b, wait, err
 }
 
 // enqueue queues ops (whose key/val live in bufs, returned to the pool after
 // commit) into the current batch and returns it with the index of ops[0] in
 // it. With sup, sup's earlier put in the open batch is superseded, and if
 // sup is now final and was born in that batch, its delete is dropped (see
-// submitRecord). In SyncEach mode it writes the ops itself, synchronously,
-// and returns a nil batch.
-func (db *DB) enqueue(ops []op, bufs []*[]byte, sup *centry) (*batch, int, error) {
+// submitRecord). If sup's acceptance is being committed, nothing is queued
+// and that batch is returned as wait. In SyncEach mode it writes the ops
+// itself, synchronously, and returns a nil batch.
+func (db *DB) enqueue(ops []op, bufs []*[]byte, sup *centry) (b *batch, start int, wait *batch, err error) {
 	if db.opts.SyncEach {
 		err := ErrClosed
 		if !db.isClosed() {
@@ -389,7 +397,7 @@ func (db *DB) enqueue(ops []op, bufs []*[]byte, sup *centry) (*batch, int, error
 		for _, buf := range bufs {
 			db.putBuf(buf)
 		}
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	db.mu.Lock()
 	if db.closed {
@@ -397,17 +405,21 @@ func (db *DB) enqueue(ops []op, bufs []*[]byte, sup *centry) (*batch, int, error
 		for _, buf := range bufs {
 			db.putBuf(buf)
 		}
-		return nil, 0, ErrClosed
+		return nil, 0, nil, ErrClosed
 	}
-	b := db.cur
+	b = db.cur
+	if sup != nil && sup.acc != nil && sup.acc != b && db.committed.Load() < sup.acc.seq {
+		db.mu.Unlock()
+		return nil, 0, sup.acc, nil
+	}
 	if sup != nil && sup.seq == b.seq {
 		b.ops[sup.at].dead = true
 		b.dead++
-		if sup.rec.State.Final() && sup.born == b.seq && len(ops) == 2 && ops[1].del {
+		if sup.rec.State.Final() && sup.acc == b && len(ops) == 2 && ops[1].del {
 			ops = ops[:1]
 		}
 	}
-	start := len(b.ops)
+	start = len(b.ops)
 	b.ops = append(b.ops, ops...)
 	for _, buf := range bufs {
 		if buf != nil {
@@ -417,7 +429,7 @@ func (db *DB) enqueue(ops []op, bufs []*[]byte, sup *centry) (*batch, int, error
 	db.pending.Store(int64(len(b.ops)))
 	db.mu.Unlock()
 	db.signal()
-	return b, start, nil
+	return b, start, nil, nil
 }
 
 // Transition appends ev to the message's history and sets its state. With
@@ -476,12 +488,28 @@ func (db *DB) update(ctx context.Context, id string, fn func(*Record)) (*batch, 
 	if !validID(id) {
 		return nil, fmt.Errorf("%w: %q", ErrBadID, id)
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := db.waitRoom(); err != nil {
+			return nil, err
+		}
+		b, acc, err := db.updateOnce(id, fn)
+		if acc == nil {
+			return b, err
+		}
+		// The acceptance is being committed: write after it, or not at
+		// all if it failed (the message was refused).
+		if err := db.wait(ctx, acc); err != nil {
+			return nil, fmt.Errorf("%w: its acceptance was not stored: %w", msg.ErrNotStored, err)
+		}
 	}
-	if err := db.waitRoom(); err != nil {
-		return nil, err
-	}
+}
+
+// updateOnce is update's attempt; acc != nil means nothing was queued
+// because the record's acceptance (acc) is still being committed.
+func (db *DB) updateOnce(id string, fn func(*Record)) (b, acc *batch, err error) {
 	sh := db.cache.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -489,16 +517,16 @@ func (db *DB) update(ctx context.Context, id string, fn func(*Record)) (*batch, 
 	if e == nil {
 		rec, err := db.loadRecord(id)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if rec.State.Final() {
-			return nil, ErrFinal
+			return nil, nil, ErrFinal
 		}
 		e = &centry{rec: rec}
 		db.cache.putLocked(sh, id, e, db.committed.Load())
 	}
 	if e.rec.State.Final() {
-		return nil, ErrFinal
+		return nil, nil, ErrFinal
 	}
 	saved := e.rec
 	fn(&e.rec)
@@ -507,17 +535,20 @@ func (db *DB) update(ctx context.Context, id string, fn func(*Record)) (*batch, 
 	if err != nil {
 		e.rec = saved
 		db.putBuf(buf)
-		return nil, err
+		return nil, nil, err
 	}
-	b, err := db.submitRecord(e, ops[:n], buf, false)
-	if err != nil {
+	b, acc, err = db.submitRecord(e, ops[:n], buf, false)
+	if err != nil || acc != nil {
 		e.rec = saved
-		return nil, err
+		if acc != nil {
+			db.putBuf(buf)
+		}
+		return nil, acc, err
 	}
 	if b == nil && e.rec.State.Final() { // SyncEach: already committed
 		delete(sh.m, id)
 	}
-	return b, nil
+	return b, nil, nil
 }
 
 func (db *DB) loadRecord(id string) (Record, error) {
@@ -661,17 +692,8 @@ func (db *DB) StageDedup(ctx context.Context, m *msg.Message, key []byte, window
 			return "", Pending{}, fmt.Errorf("store: accept: dedup lookup: %w: %w", msg.ErrNotStored, err)
 		}
 	}
-	if err := db.acceptPrep(ctx); err != nil {
-		return "", Pending{}, err
-	}
-	buf := db.getBuf()
-	dk, until := string(key), now.Add(window).Unix()
-	e, ops, n, err := db.newRecord(m, now, buf, dk, until)
-	if err != nil {
-		db.putBuf(buf)
-		return "", Pending{}, fmt.Errorf("store: accept: %w: %w", msg.ErrNotStored, err)
-	}
-	if p, err = db.stageRecord(e, ops[:n], buf, m); err != nil {
+	until := now.Add(window).Unix()
+	if p, err = db.stage(ctx, m, now, string(key), until); err != nil {
 		return "", p, err
 	}
 	db.dedup.put(key, m.ID, until, now, window)

@@ -252,7 +252,7 @@ func (db *DB) waitRoom() error {
 // submit is enqueue for ops whose key/val live in one buffer (nil: none).
 func (db *DB) submit(ops []op, buf *[]byte) (*batch, error) {
 	bufs := [1]*[]byte{buf}
-	b, _, err := db.enqueue(ops, bufs[:], nil)
+	b, _, _, err := db.enqueue(ops, bufs[:], nil)
 	return b, err
 }
 

@@ -783,3 +783,45 @@ func TestDedupCollisionIsNoDuplicate(t *testing.T) {
 		t.Fatalf("dup %q err %v id %q: a collision suppressed a message", dup, err, b.ID)
 	}
 }
+
+// A final state queued while the acceptance's batch is being committed
+// waits for that commit, and is not written if it failed: a later batch
+// must not make a refused message exist, final, after all (its dedup key
+// would then suppress its own resubmission).
+func TestNoWriteAfterFailedAcceptance(t *testing.T) {
+	syncing, release := make(chan struct{}), make(chan error)
+	var first atomic.Bool
+	first.Store(true)
+	db := openT(t, Options{Dir: t.TempDir(), SyncFault: func() error {
+		if !first.CompareAndSwap(true, false) {
+			return nil
+		}
+		close(syncing)
+		return <-release // the acceptance's commit, held until the final state is queued
+	}})
+	ctx := context.Background()
+	m := newMsg(1)
+	_, p, err := db.StageDedup(ctx, m, []byte("k1"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := m.ID
+	<-syncing
+	done := make(chan error, 1)
+	go func() { done <- db.Transition(ctx, id, Event{State: Failed, Detail: "t"}, true) }()
+	select {
+	case err := <-done:
+		t.Fatalf("final state queued while the acceptance was being committed: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	release <- errors.New("injected")
+	if err := p.Wait(ctx); err == nil {
+		t.Fatal("acceptance committed despite the injected failure")
+	}
+	if err := <-done; !errors.Is(err, msg.ErrNotStored) {
+		t.Fatalf("final state after a failed acceptance: %v, want ErrNotStored", err)
+	}
+	if _, err := db.get([]byte(prefixMsg + id)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("refused message has a final record: %v", err)
+	}
+}
