@@ -130,3 +130,33 @@ func FuzzParseResponseHead(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTopViaBranch: the retransmission scan never panics, and a branch it
+// returns for a message sipgo parses is sipgo's top Via branch: the scan
+// and the parse must build the same transaction key.
+func FuzzTopViaBranch(f *testing.F) {
+	f.Fuzz(func(t *testing.T, b []byte) {
+		branch, ok := topViaBranch(b)
+		if !ok {
+			return
+		}
+		if len(branch) == 0 || !isToken(branch) {
+			t.Fatalf("%q: branch %q", b, branch)
+		}
+		m, err := sip.ParseMessage(b)
+		if err != nil {
+			return // no key of its own: only one a parsed request left is answered
+		}
+		req, isReq := m.(*sip.Request)
+		if !isReq {
+			return
+		}
+		via := req.Via()
+		if via == nil {
+			t.Fatalf("%q: branch %q, sipgo finds no Via", b, branch)
+		}
+		if br, has := via.Params.Get("branch"); !has || br != string(branch) {
+			t.Fatalf("%q: branch %q, sipgo %q (%v)", b, branch, br, has)
+		}
+	})
+}

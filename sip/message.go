@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -136,19 +138,29 @@ func (s *Server) handleMessage(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
-// accepted renders the 202 to a MESSAGE from the parsed request, the headers
-// RFC 3261 §8.2.6.2 copies written as they are: sipgo's
-// NewResponseFromRequest clones each of them and draws a UUID for the To
-// tag, and rendering walks them once more (BenchmarkAccepted202: 3.2 → 1.6 µs,
-// 33 → 17 allocations). The To tag is the message id: unique, though not
-// the 32 random bits §19.3 wants for dialogs, which a MESSAGE does not
-// create.
-func (s *Server) accepted(req *sip.Request, id string) []byte {
+// renderResponse renders a final response to req for a fast-path
+// transaction (udpserver.go): the headers RFC 3261 §8.2.6.2 copies, in the
+// order and form sipgo's NewResponseFromRequest gives them, then
+// Content-Length, hdrs and Server as respond adds them. It writes them
+// straight from the parsed request: sipgo clones each header and draws a
+// UUID for the To tag, and rendering walks them once more
+// (BenchmarkRender503). A request without a To tag gets tag (a 202's is
+// the message id: unique, though not the 32 random bits §19.3 wants for
+// dialogs, which a MESSAGE does not create), or 64 random bits when tag is
+// "".
+func (s *Server) renderResponse(req *sip.Request, code int, reason, tag string, hdrs ...sip.Header) []byte {
 	var b bytes.Buffer
 	b.Grow(512)
-	b.WriteString("SIP/2.0 202 Accepted\r\n")
-	for _, h := range req.GetHeaders("Record-Route") { // §12.1.1: a 2xx to a non-REGISTER copies them
-		writeHeader(&b, h, "")
+	b.WriteString(req.SipVersion)
+	b.WriteByte(' ')
+	b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(code), 10))
+	b.WriteByte(' ')
+	b.WriteString(reason)
+	b.WriteString("\r\n")
+	if code >= 200 && code < 300 && req.Method != sip.REGISTER { // §12.1.1: a 2xx copies them
+		for _, h := range req.GetHeaders("Record-Route") {
+			writeHeader(&b, h)
+		}
 	}
 	for i, h := range req.GetHeaders("Via") {
 		// RFC 3581 §4: an empty rport gets the source port, and received its address.
@@ -162,35 +174,40 @@ func (s *Server) accepted(req *sip.Request, id string) []byte {
 				}
 			}
 		}
-		writeHeader(&b, h, "")
+		writeHeader(&b, h)
 	}
 	if h := req.From(); h != nil {
-		writeHeader(&b, h, "")
+		writeHeader(&b, h)
 	}
 	if h := req.To(); h != nil {
-		tag := ""
+		h.StringWrite(&b)
 		if !h.Params.Has("tag") {
-			tag = ";tag=" + id
+			b.WriteString(";tag=")
+			if tag == "" {
+				b.Write(strconv.AppendUint(b.AvailableBuffer(), rand.Uint64(), 16))
+			} else {
+				b.WriteString(tag)
+			}
 		}
-		writeHeader(&b, h, tag)
+		b.WriteString("\r\n")
 	}
 	if h := req.CallID(); h != nil {
-		writeHeader(&b, h, "")
+		writeHeader(&b, h)
 	}
 	if h := req.CSeq(); h != nil {
-		writeHeader(&b, h, "")
+		writeHeader(&b, h)
 	}
-	b.WriteString("Imdn-Message-ID: ")
-	b.WriteString(id)
-	b.WriteString("\r\nServer: ")
+	b.WriteString("Content-Length: 0\r\n")
+	for _, h := range hdrs {
+		writeHeader(&b, h)
+	}
+	b.WriteString("Server: ")
 	b.WriteString(s.cfg.UserAgent)
-	b.WriteString("\r\nContent-Length: 0\r\n\r\n")
+	b.WriteString("\r\n\r\n")
 	return b.Bytes()
 }
 
-// writeHeader writes h, then suffix (e.g. a parameter), then CRLF.
-func writeHeader(b *bytes.Buffer, h sip.Header, suffix string) {
+func writeHeader(b *bytes.Buffer, h sip.Header) {
 	h.StringWrite(b)
-	b.WriteString(suffix)
 	b.WriteString("\r\n")
 }

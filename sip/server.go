@@ -366,9 +366,7 @@ func (s *Server) bounded(h sipgo.RequestHandler) sipgo.RequestHandler {
 			if req.IsAck() {
 				return
 			}
-			res := sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
-			res.AppendHeader(sip.NewHeader("Retry-After", "5"))
-			s.respond(tx, req, res)
+			s.reply(tx, req, 503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
 			return
 		}
 		defer func() { <-s.sem }()
@@ -382,17 +380,15 @@ func (s *Server) respond(tx sip.ServerTransaction, req *sip.Request, res *sip.Re
 	s.logRespondErr(req, res.StatusCode, tx.Respond(res))
 }
 
-// accept answers a MESSAGE 202 Accepted with its message id. A fast-path
-// transaction (udpserver.go) gets the 202 rendered straight from the request
-// (accepted), the rest sipgo's response.
+// accept answers a MESSAGE 202 Accepted with its message id, which is also
+// the To tag on the fast path.
 func (s *Server) accept(tx sip.ServerTransaction, req *sip.Request, id string) {
-	ftx, ok := tx.(*fastTx)
-	if !ok {
-		s.reply(tx, req, 202, "Accepted", sip.NewHeader("Imdn-Message-ID", id))
+	imdn := sip.NewHeader("Imdn-Message-ID", id)
+	if ftx, ok := tx.(*fastTx); ok {
+		s.replyFast(ftx, req, 202, "Accepted", id, imdn)
 		return
 	}
-	s.logRequest(req, 202, "Accepted")
-	s.logRespondErr(req, 202, ftx.respondFinal(s.accepted(req, id)))
+	s.reply(tx, req, 202, "Accepted", imdn)
 }
 
 // logRequest logs a request with the status it is answered (at debug level,
@@ -410,12 +406,25 @@ func (s *Server) logRespondErr(req *sip.Request, code int, err error) {
 	}
 }
 
+// reply answers req. A final response on a fast-path transaction
+// (udpserver.go) is rendered by renderResponse, the rest through sipgo.
 func (s *Server) reply(tx sip.ServerTransaction, req *sip.Request, code int, reason string, hdrs ...sip.Header) {
+	if ftx, ok := tx.(*fastTx); ok && code >= 200 {
+		s.replyFast(ftx, req, code, reason, "", hdrs...)
+		return
+	}
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}
 	s.respond(tx, req, res)
+}
+
+// replyFast sends a final response on a fast-path transaction; tag is the
+// To tag when the request has none ("" for a random one).
+func (s *Server) replyFast(tx *fastTx, req *sip.Request, code int, reason, tag string, hdrs ...sip.Header) {
+	s.logRequest(req, code, reason)
+	s.logRespondErr(req, code, tx.respondFinal(s.renderResponse(req, code, reason, tag, hdrs...)))
 }
 
 func callID(req *sip.Request) string {

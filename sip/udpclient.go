@@ -227,14 +227,19 @@ func sentByOK(via []byte) bool {
 // isToken: RFC 3261 token characters only; anything else is left to sipgo.
 func isToken(b []byte) bool {
 	for _, c := range b {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("-.!%*_+`'~", c) >= 0:
-		default:
+		if !isTokenChar(c) {
 			return false
 		}
 	}
 	return true
+}
+
+func isTokenChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-.!%*_+`'~", c) >= 0
 }
 
 // trimSpace trims SIP's linear white space (space, tab) from both ends:

@@ -23,7 +23,8 @@ import (
 // that was 1.6-1.7 GB of RSS and a large share of the CPU. Here a completed
 // transaction is just its response bytes in a map rotated every Timer J,
 // enough to answer a retransmitted request again without handling it twice
-// (RFC 3261 §17.2.2). sipgo's parser still parses the request. What reads
+// (RFC 3261 §17.2.2). sipgo's parser still parses each new request; a
+// retransmission is answered on a scan of its top Via (topViaBranch). What reads
 // through to sipgo unchanged: every other request, a MESSAGE that does not
 // parse or whose top Via has no RFC 3261 branch, and responses that are not
 // to our fast-path transactions (interceptConn).
@@ -86,6 +87,17 @@ func (u *udpServer) take(b []byte, src netip.AddrPort) bool {
 	if !bytes.HasPrefix(b, []byte("MESSAGE ")) {
 		return false
 	}
+	// A retransmission needs only its key, and sipgo's parse was most of
+	// what it cost (BenchmarkTakeRetransmission). A miss is parsed below.
+	if branch, ok := topViaBranch(b); ok && bytes.HasPrefix(branch, []byte(sip.RFC3261BranchMagicCookie)) {
+		u.mu.Lock()
+		tx := u.lookup(txKey{string(branch), src})
+		u.mu.Unlock()
+		if tx != nil {
+			tx.retransmitted()
+			return true
+		}
+	}
 	// No copy of b (the reader's buffer, reused): sipgo v1.7.2's parser
 	// copies the start line, header values and body out of its input and
 	// writes nothing into it, so b also reaches sipgo intact on false.
@@ -107,19 +119,12 @@ func (u *udpServer) take(b []byte, src netip.AddrPort) bool {
 	}
 	key := txKey{branch, src}
 	u.mu.Lock()
-	if now := time.Now(); now.Sub(u.rotated) >= timerJ {
-		u.txs[1], u.txs[0], u.rotated = u.txs[0], map[txKey]*fastTx{}, now
-	}
-	tx := u.txs[0][key]
-	if tx == nil {
-		tx = u.txs[1][key]
-	}
-	if tx != nil {
+	if tx := u.lookup(key); tx != nil {
 		u.mu.Unlock()
 		tx.retransmitted()
 		return true
 	}
-	tx = &fastTx{pc: u.pc, dst: src}
+	tx := &fastTx{pc: u.pc, dst: src}
 	u.txs[0][key] = tx
 	u.mu.Unlock()
 
@@ -127,6 +132,152 @@ func (u *udpServer) take(b []byte, src netip.AddrPort) bool {
 	req.SetSource(src.String())
 	u.dispatch(req, tx)
 	return true
+}
+
+// lookup finds key's transaction in either generation, first retiring the
+// older one when it is Timer J old. u.mu must be held.
+func (u *udpServer) lookup(key txKey) *fastTx {
+	if now := time.Now(); now.Sub(u.rotated) >= timerJ {
+		u.txs[1], u.txs[0], u.rotated = u.txs[0], map[txKey]*fastTx{}, now
+	}
+	if tx := u.txs[0][key]; tx != nil {
+		return tx
+	}
+	return u.txs[1][key]
+}
+
+// topViaBranch returns the branch parameter of the top Via of SIP message
+// b without parsing it. The transaction map is keyed by what sipgo's parser
+// (v1.7.2) makes of that branch, so the scan reads only what it reads
+// exactly as sipgo does, and refuses the rest (ok false): header lines end
+// at CRLF and fold onto the one before, names are trimmed and compared
+// case-insensitively (Via or v), the value is trimmed; of its first value it
+// accepts only the strict form "token/token/token SP host[:port]" or
+// "[IPv6][:port]" then ";name[=value]" tokens up to a comma or the end, the
+// last branch winning (sipgo's HeaderParams.Add overwrites). sipgo matches
+// the name "branch" case-sensitively and keeps whitespace around params in
+// names and values, so a param with any whitespace, quotes or other
+// non-token bytes is refused, as is a folded Via. A refusal costs a parse,
+// never a wrong answer; FuzzTopViaBranch checks the agreement.
+func topViaBranch(b []byte) (branch []byte, ok bool) {
+	_, rest, ok := cutLine(b) // start line
+	for ok {
+		var line []byte
+		if line, rest, ok = cutLine(rest); !ok || len(line) == 0 {
+			return nil, false // no Via before the end of the headers
+		}
+		folded := false
+		for ok && len(rest) > 0 && (rest[0] == ' ' || rest[0] == '\t') {
+			_, rest, ok = cutLine(rest)
+			folded = true
+		}
+		name, value, hasColon := bytes.Cut(line, []byte(":"))
+		if !ok || !hasColon {
+			return nil, false
+		}
+		if name = bytes.TrimSpace(name); isVia(name) {
+			if folded {
+				return nil, false
+			}
+			return viaBranch(bytes.TrimSpace(value))
+		}
+	}
+	return nil, false
+}
+
+// cutLine splits b after its first line, which ends at the first CR and
+// must be followed by LF (sipgo's nextLine).
+func cutLine(b []byte) (line, rest []byte, ok bool) {
+	i := bytes.IndexByte(b, '\r')
+	if i < 0 || i+1 >= len(b) || b[i+1] != '\n' {
+		return nil, nil, false
+	}
+	return b[:i], b[i+2:], true
+}
+
+// isVia: the header name is Via in any ASCII case, or its compact form v.
+func isVia(name []byte) bool {
+	switch len(name) {
+	case 1:
+		return name[0]|0x20 == 'v'
+	case 3:
+		return name[0]|0x20 == 'v' && name[1]|0x20 == 'i' && name[2]|0x20 == 'a'
+	}
+	return false
+}
+
+// viaBranch returns the branch of the first value of a trimmed Via header
+// value in the strict form topViaBranch describes.
+func viaBranch(v []byte) (branch []byte, ok bool) {
+	i := 0
+	for _, seps := range [...]string{"/", "/", " \t"} { // sent-protocol, then one SP or HT
+		j := i + tokenLen(v[i:])
+		if j == i || j >= len(v) || strings.IndexByte(seps, v[j]) < 0 {
+			return nil, false
+		}
+		i = j + 1
+	}
+	if i < len(v) && v[i] == '[' {
+		j := i + 1
+		for j < len(v) && (v[j] == ':' || v[j] == '.' || isHex(v[j])) {
+			j++
+		}
+		if j == i+1 || j >= len(v) || v[j] != ']' {
+			return nil, false
+		}
+		i = j + 1
+	} else if n := tokenLen(v[i:]); n > 0 {
+		i += n
+	} else {
+		return nil, false
+	}
+	if i < len(v) && v[i] == ':' {
+		n := 0
+		for i+1+n < len(v) && '0' <= v[i+1+n] && v[i+1+n] <= '9' {
+			n++
+		}
+		if n == 0 || n > 5 {
+			return nil, false
+		}
+		i += 1 + n
+	}
+	for i < len(v) && v[i] == ';' {
+		n := tokenLen(v[i+1:])
+		if n == 0 {
+			return nil, false
+		}
+		name := v[i+1 : i+1+n]
+		i += 1 + n
+		var val []byte
+		if i < len(v) && v[i] == '=' {
+			if n = tokenLen(v[i+1:]); n == 0 {
+				return nil, false
+			}
+			val = v[i+1 : i+1+n]
+			i += 1 + n
+		}
+		if string(name) == "branch" {
+			branch = val
+		}
+	}
+	if (i < len(v) && v[i] != ',') || len(branch) == 0 {
+		return nil, false
+	}
+	return branch, true
+}
+
+// tokenLen is the length of the run of RFC 3261 token characters b starts with.
+func tokenLen(b []byte) int {
+	for i, c := range b {
+		if !isTokenChar(c) {
+			return i
+		}
+	}
+	return len(b)
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // fastTx is a non-INVITE server transaction over UDP: its final response is
