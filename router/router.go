@@ -259,11 +259,10 @@ func (r *Router) Submit(ctx context.Context, m *msg.Message) error {
 	// still waits for it. From here the job owns the pending slot.
 	j := &job{m: *m, index: -1, accept: p, acked: make(chan struct{})}
 	r.work <- j
-	err = p.Wait(ctx)
+	err = p.Settle(ctx, m)
 	r.release(held)
 	close(j.acked)
 	if err != nil {
-		m.ID = "" // not acknowledged: nobody may refer to it
 		r.count.NotStored.Add(1)
 		return err
 	}
@@ -388,6 +387,10 @@ func (r *Router) recover(ctx context.Context) error {
 }
 
 func (r *Router) worker(ctx context.Context) {
+	// Each delivery's timeout context registers with its parent under the
+	// parent's lock: one parent per worker, not one for all workers.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	for {
 		select {
 		case <-ctx.Done():

@@ -71,9 +71,10 @@ type Config struct {
 	// instead of concatenated parts.
 	Payload bool
 	// AlwaysReceipts asks the SMSC for a receipt for every message; by
-	// default only when the sender asked (m.Receipt) or is an IM user:
-	// SIP senders get an IMDN; for MCP senders the receipt is tracked but
-	// no reporter tells them yet (cmd/bridge wires SIP and ESME reporters).
+	// default only when the sender asked (m.Receipt) or is a SIP user, who
+	// gets an IMDN. MCP senders have no report channel (SIP-C over MCP has
+	// no IMDN here), so a receipt for them would cost the SMSC's traffic
+	// and our tracking for nobody.
 	AlwaysReceipts bool
 	// ReceiptTTL bounds how long a receipt waits for its ESME to bind
 	// (default 1h).
@@ -321,8 +322,7 @@ func (g *Gateway) SendSMS(ctx context.Context, m *msg.Message) error {
 			}
 		}
 	}
-	receipt := route.Upstream && (g.cfg.AlwaysReceipts || m.Receipt ||
-		m.Origin.Kind == msg.FromSIP || m.Origin.Kind == msg.FromMCP)
+	receipt := route.Upstream && (g.cfg.AlwaysReceipts || m.Receipt || m.Origin.Kind == msg.FromSIP)
 	var p smpp.PDU
 	for i, part := range parts {
 		p.Reset()

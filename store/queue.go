@@ -202,7 +202,7 @@ func (db *DB) Accept(ctx context.Context, m *msg.Message) error {
 	if err != nil {
 		return err
 	}
-	return p.settle(ctx, m)
+	return p.Settle(ctx, m)
 }
 
 // Pending is an acceptance queued in a group commit. The message may be
@@ -227,12 +227,13 @@ func (p Pending) Wait(ctx context.Context) error {
 	return nil
 }
 
-// settle is Wait for a caller that acknowledges m: on failure nobody may
-// refer to the message, so its ID is cleared.
-func (p Pending) settle(ctx context.Context, m *msg.Message) error {
+// Settle is Wait for a caller that acknowledges m: on failure nobody may
+// refer to the message, so its ID is cleared. Its cached record stays: a
+// failed commit drops it (commit), and after ctx gave up the commit may
+// still succeed and the message's later updates need it.
+func (p Pending) Settle(ctx context.Context, m *msg.Message) error {
 	err := p.Wait(ctx)
-	if err != nil && p.b != nil {
-		p.db.cache.dropIfSeq(p.id, p.b.seq)
+	if err != nil {
 		m.ID = ""
 	}
 	return err
@@ -665,7 +666,7 @@ func (db *DB) AcceptDedup(ctx context.Context, m *msg.Message, key []byte, windo
 	if err != nil || dup != "" {
 		return dup, err
 	}
-	return "", p.settle(ctx, m)
+	return "", p.Settle(ctx, m)
 }
 
 // StageDedup is AcceptDedup without the wait, as Stage is to Accept. The

@@ -53,7 +53,11 @@ func TestHandsetOverMCP(t *testing.T) {
 		t.Fatalf("handset M answered %d, %v", code, err)
 	}
 	waitFor(t, "reply at the SMSC", 10*time.Second, func() bool { return sc.texts(t)["8613900000040"] == "reply from the handset" })
-	if p := sc.received()[0]; p.SourceAddr != "8613800000040" {
+	p := sc.received()[0]
+	if p.SourceAddr != "8613800000040" {
 		t.Fatalf("reply source %q", p.SourceAddr)
+	}
+	if p.RegisteredDelivery != 0 { // an MCP sender has no way to hear a receipt
+		t.Fatalf("registered_delivery %d for an MCP sender's message", p.RegisteredDelivery)
 	}
 }
