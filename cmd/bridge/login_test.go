@@ -214,6 +214,26 @@ func TestProvisionedAccountLimitsAndRoutes(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("routed message did not reach the receiver")
 	}
+
+	// A route the sender names overrides the prefix routes: +86137 goes to
+	// the SMSC by "default", this one to rx.
+	if code := postJSON(t, api+"/v1/messages", "tok", map[string]string{"from": "+8613900000061", "to": "+8613700000061",
+		"text": "named route", "route": "esme:rx"}, nil); code != 202 {
+		t.Fatalf("POST /v1/messages with route esme:rx: %d", code)
+	}
+	select {
+	case s := <-got:
+		if s != "8613700000061|named route" {
+			t.Fatalf("receiver got %q", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("message naming esme:rx did not reach the receiver")
+	}
+	for _, p := range sc.received() {
+		if p.DestAddr == "8613700000061" && string(p.ShortMessage) == "named route" {
+			t.Fatal("message naming esme:rx also went to the SMSC")
+		}
+	}
 }
 
 // The same partner user on the handset link: it registers with the issued
