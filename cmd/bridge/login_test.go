@@ -206,14 +206,18 @@ func TestProvisionedAccountLimitsAndRoutes(t *testing.T) {
 	if err := submit("8613900000060", "8613600000060", "to the receiver"); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case s := <-got:
-		if s != "8613600000060|to the receiver" {
-			t.Fatalf("receiver got %q", s)
+	atReceiver := func(want, what string) {
+		t.Helper()
+		select {
+		case s := <-got:
+			if s != want {
+				t.Fatalf("receiver got %q, want %q", s, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s did not reach the receiver", what)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("routed message did not reach the receiver")
 	}
+	atReceiver("8613600000060|to the receiver", "routed message")
 
 	// A route the sender names overrides the prefix routes: +86137 goes to
 	// the SMSC by "default", this one to rx.
@@ -221,14 +225,7 @@ func TestProvisionedAccountLimitsAndRoutes(t *testing.T) {
 		"text": "named route", "route": "esme:rx"}, nil); code != 202 {
 		t.Fatalf("POST /v1/messages with route esme:rx: %d", code)
 	}
-	select {
-	case s := <-got:
-		if s != "8613700000061|named route" {
-			t.Fatalf("receiver got %q", s)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("message naming esme:rx did not reach the receiver")
-	}
+	atReceiver("8613700000061|named route", "message naming esme:rx")
 	for _, p := range sc.received() {
 		if p.DestAddr == "8613700000061" && string(p.ShortMessage) == "named route" {
 			t.Fatal("message naming esme:rx also went to the SMSC")
