@@ -422,6 +422,11 @@ func (db *DB) enqueue(ops []op, bufs []*[]byte, sup *centry) (b *batch, start in
 	}
 	start = len(b.ops)
 	b.ops = append(b.ops, ops...)
+	if sup == nil || sup.acc == b {
+		for i := start; i < len(b.ops); i++ {
+			b.ops[i].born = b.ops[i].id != ""
+		}
+	}
 	for _, buf := range bufs {
 		if buf != nil {
 			b.bufs = append(b.bufs, buf)

@@ -97,6 +97,7 @@ type op struct {
 	id        string // message id when this op writes a record (cache upkeep)
 	final     bool   // record reached a final state: drop it from the cache once committed
 	dead      bool   // superseded by a later write of the same record in this batch: skipped
+	born      bool   // writes a record accepted in this batch: undone if the batch fails
 }
 
 type batch struct {
@@ -325,6 +326,9 @@ func (db *DB) commit(b *batch) {
 			err = fmt.Errorf("store: fsync: %w", err)
 		}
 	}
+	if err != nil {
+		db.undoBorn(b.ops)
+	}
 	db.writes.Add(uint64(len(b.ops) - b.dead))
 	db.batches.Add(1)
 	db.noteResult(err)
@@ -360,6 +364,28 @@ func (db *DB) noteResult(err error) {
 	if db.lastErr.Load() != nil {
 		db.log.Info("store writes succeed again")
 		db.lastErr.Store(nil)
+	}
+}
+
+// undoBorn deletes, best effort, what a failed batch wrote for messages
+// accepted in it: a failed fsync leaves badger's write readable, and a
+// refused message must not be (its dedup key would answer the sender's
+// resubmission with an ID nobody delivers until the next start). If the
+// record still reaches the disk without its delete, it is delivered after
+// a restart: at least once, never lost. Updates of earlier messages stay:
+// their durable state is older, which again errs towards delivering twice.
+func (db *DB) undoBorn(ops []op) {
+	var dels []op
+	for i := range ops {
+		if o := &ops[i]; o.born && !o.dead && !o.del {
+			dels = append(dels, op{key: o.key, del: true})
+		}
+	}
+	if len(dels) == 0 {
+		return
+	}
+	if err := db.writeOps(dels); err != nil {
+		db.log.Warn("refused messages may stay readable until restart", "count", len(dels), "err", err)
 	}
 }
 

@@ -825,3 +825,45 @@ func TestNoWriteAfterFailedAcceptance(t *testing.T) {
 		t.Fatalf("refused message has a final record: %v", err)
 	}
 }
+
+// A refused acceptance (its fsync failed after badger took the write) must
+// not stay readable: its dedup key would make the sender's resubmission a
+// "duplicate" of a message nobody will deliver until the next restart.
+func TestRefusedAcceptanceIsGone(t *testing.T) {
+	var fail atomic.Bool
+	fail.Store(true)
+	db := openT(t, Options{Dir: t.TempDir(), SyncFault: func() error {
+		if fail.CompareAndSwap(true, false) {
+			return errors.New("injected: fsync failed")
+		}
+		return nil
+	}})
+	ctx := context.Background()
+	m := newMsg(1)
+	_, p, err := db.StageDedup(ctx, m, []byte("k1"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := m.ID
+	if err := p.Settle(ctx, m); !errors.Is(err, msg.ErrNotStored) {
+		t.Fatalf("acceptance: %v, want ErrNotStored", err)
+	}
+	if _, err := db.Message(refused); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("refused message still readable: %v", err)
+	}
+	again := newMsg(1)
+	dup, err := db.AcceptDedup(ctx, again, []byte("k1"), time.Hour)
+	if err != nil || dup != "" || again.ID == "" || again.ID == refused {
+		t.Fatalf("resubmission: dup %q err %v id %q, want a new message", dup, err, again.ID)
+	}
+	n := 0
+	if err := db.Unfinished(func(r Record) error {
+		if r.Msg.ID == refused {
+			t.Errorf("refused message %s is unfinished work", refused)
+		}
+		n++
+		return nil
+	}); err != nil || n != 1 {
+		t.Fatalf("unfinished: %d records, %v; want the resubmission only", n, err)
+	}
+}
