@@ -140,9 +140,6 @@ func FuzzTopViaBranch(f *testing.F) {
 		if !ok {
 			return
 		}
-		if len(branch) == 0 || !isToken(branch) {
-			t.Fatalf("%q: branch %q", b, branch)
-		}
 		m, err := sip.ParseMessage(b)
 		if err != nil {
 			return // no key of its own: only one a parsed request left is answered

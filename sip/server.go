@@ -380,17 +380,6 @@ func (s *Server) respond(tx sip.ServerTransaction, req *sip.Request, res *sip.Re
 	s.logRespondErr(req, res.StatusCode, tx.Respond(res))
 }
 
-// accept answers a MESSAGE 202 Accepted with its message id, which is also
-// the To tag on the fast path.
-func (s *Server) accept(tx sip.ServerTransaction, req *sip.Request, id string) {
-	imdn := sip.NewHeader("Imdn-Message-ID", id)
-	if ftx, ok := tx.(*fastTx); ok {
-		s.replyFast(ftx, req, 202, "Accepted", id, imdn)
-		return
-	}
-	s.reply(tx, req, 202, "Accepted", imdn)
-}
-
 // logRequest logs a request with the status it is answered (at debug level,
 // building no arguments otherwise).
 func (s *Server) logRequest(req *sip.Request, code int, reason string) {
@@ -406,11 +395,19 @@ func (s *Server) logRespondErr(req *sip.Request, code int, err error) {
 	}
 }
 
-// reply answers req. A final response on a fast-path transaction
-// (udpserver.go) is rendered by renderResponse, the rest through sipgo.
+// reply answers req; see replyTagged.
 func (s *Server) reply(tx sip.ServerTransaction, req *sip.Request, code int, reason string, hdrs ...sip.Header) {
+	s.replyTagged(tx, req, code, reason, "", hdrs...)
+}
+
+// replyTagged answers req. A final response on a fast-path transaction
+// (udpserver.go) is rendered by renderResponse, with tag as the To tag when
+// the request has none ("" for a random one); the rest goes through sipgo,
+// which draws its own.
+func (s *Server) replyTagged(tx sip.ServerTransaction, req *sip.Request, code int, reason, tag string, hdrs ...sip.Header) {
 	if ftx, ok := tx.(*fastTx); ok && code >= 200 {
-		s.replyFast(ftx, req, code, reason, "", hdrs...)
+		s.logRequest(req, code, reason)
+		s.logRespondErr(req, code, ftx.respondFinal(s.renderResponse(req, code, reason, tag, hdrs...)))
 		return
 	}
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
@@ -418,13 +415,6 @@ func (s *Server) reply(tx sip.ServerTransaction, req *sip.Request, code int, rea
 		res.AppendHeader(h)
 	}
 	s.respond(tx, req, res)
-}
-
-// replyFast sends a final response on a fast-path transaction; tag is the
-// To tag when the request has none ("" for a random one).
-func (s *Server) replyFast(tx *fastTx, req *sip.Request, code int, reason, tag string, hdrs ...sip.Header) {
-	s.logRequest(req, code, reason)
-	s.logRespondErr(req, code, tx.respondFinal(s.renderResponse(req, code, reason, tag, hdrs...)))
 }
 
 func callID(req *sip.Request) string {

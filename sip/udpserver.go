@@ -89,9 +89,11 @@ func (u *udpServer) take(b []byte, src netip.AddrPort) bool {
 	}
 	// A retransmission needs only its key, and sipgo's parse was most of
 	// what it cost (BenchmarkTakeRetransmission). A miss is parsed below.
-	if branch, ok := topViaBranch(b); ok && bytes.HasPrefix(branch, []byte(sip.RFC3261BranchMagicCookie)) {
+	scanned, scanOK := topViaBranch(b)
+	scanOK = scanOK && bytes.HasPrefix(scanned, []byte(sip.RFC3261BranchMagicCookie))
+	if scanOK {
 		u.mu.Lock()
-		tx := u.lookup(txKey{string(branch), src})
+		tx := u.lookup(txKey{string(scanned), src})
 		u.mu.Unlock()
 		if tx != nil {
 			tx.retransmitted()
@@ -119,10 +121,14 @@ func (u *udpServer) take(b []byte, src netip.AddrPort) bool {
 	}
 	key := txKey{branch, src}
 	u.mu.Lock()
-	if tx := u.lookup(key); tx != nil {
-		u.mu.Unlock()
-		tx.retransmitted()
-		return true
+	// Only this read loop adds transactions, so a key the scan already
+	// missed cannot be there now.
+	if !scanOK || string(scanned) != branch {
+		if tx := u.lookup(key); tx != nil {
+			u.mu.Unlock()
+			tx.retransmitted()
+			return true
+		}
 	}
 	tx := &fastTx{pc: u.pc, dst: src}
 	u.txs[0][key] = tx
@@ -264,16 +270,6 @@ func viaBranch(v []byte) (branch []byte, ok bool) {
 		return nil, false
 	}
 	return branch, true
-}
-
-// tokenLen is the length of the run of RFC 3261 token characters b starts with.
-func tokenLen(b []byte) int {
-	for i, c := range b {
-		if !isTokenChar(c) {
-			return i
-		}
-	}
-	return len(b)
 }
 
 func isHex(c byte) bool {

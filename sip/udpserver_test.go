@@ -316,9 +316,7 @@ func TestRenderResponseMatchesSipgo(t *testing.T) {
 // BenchmarkAccepted202 compares the directly rendered 202 with sipgo's
 // response construction and rendering, which it replaced on the UDP path.
 func BenchmarkAccepted202(b *testing.B) {
-	req := parsedMessage(b, "192.0.2.1:5060",
-		"Via: SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bKua1",
-		"From: <sip:+8613800000001@"+testDomain+">;tag=a1")
+	req := benchRequest(b)
 	s := &Server{cfg: Config{UserAgent: "bridge"}}
 	b.Run("sipgo", func(b *testing.B) {
 		b.ReportAllocs()
