@@ -249,6 +249,8 @@ type route struct {
 
 // table is every endpoint; it drives dispatch, 405s and the OpenAPI test.
 func (s *Server) table() []route {
+	prov := func(h handler) handler { return needs("provisioning", s.cfg.Provision != nil, h) }
+	pres := func(h handler) handler { return needs("presence", s.cfg.Presence != nil, h) }
 	rs := []route{
 		{pattern: "/healthz", public: true, methods: map[string]handler{"GET": s.healthz}},
 		{pattern: "/readyz", public: true, methods: map[string]handler{"GET": s.readyz}},
@@ -256,12 +258,12 @@ func (s *Server) table() []route {
 		{pattern: "/v1/openapi.json", public: true, methods: map[string]handler{"GET": s.openapi}},
 		{pattern: "/v1/messages", methods: map[string]handler{"POST": s.postMessage}},
 		{pattern: "/v1/messages/{id}", methods: map[string]handler{"GET": s.getMessage}},
-		{pattern: "/v1/users", methods: map[string]handler{"GET": s.provisioning(s.listUsers), "POST": s.provisioning(s.createUser)}},
-		{pattern: "/v1/users/{user}", methods: map[string]handler{"GET": s.provisioning(s.getUser), "PUT": s.provisioning(s.putUser), "DELETE": s.provisioning(s.deleteUser)}},
-		{pattern: "/v1/accounts", methods: map[string]handler{"GET": s.provisioning(s.listAccounts), "POST": s.provisioning(s.createAccount)}},
-		{pattern: "/v1/accounts/{system_id}", methods: map[string]handler{"GET": s.provisioning(s.getAccount), "DELETE": s.provisioning(s.deleteAccount)}},
-		{pattern: "/v1/routes", methods: map[string]handler{"GET": s.provisioning(s.getRoutes), "PUT": s.provisioning(s.putRoutes)}},
-		{pattern: "/v1/presence/{address}", methods: map[string]handler{"GET": s.getPresence, "PUT": s.putPresence, "DELETE": s.deletePresence}},
+		{pattern: "/v1/users", methods: map[string]handler{"GET": prov(s.listUsers), "POST": prov(s.createUser)}},
+		{pattern: "/v1/users/{user}", methods: map[string]handler{"GET": prov(s.getUser), "PUT": prov(s.putUser), "DELETE": prov(s.deleteUser)}},
+		{pattern: "/v1/accounts", methods: map[string]handler{"GET": prov(s.listAccounts), "POST": prov(s.createAccount)}},
+		{pattern: "/v1/accounts/{system_id}", methods: map[string]handler{"GET": prov(s.getAccount), "DELETE": prov(s.deleteAccount)}},
+		{pattern: "/v1/routes", methods: map[string]handler{"GET": prov(s.getRoutes), "PUT": prov(s.putRoutes)}},
+		{pattern: "/v1/presence/{address}", methods: map[string]handler{"GET": pres(s.getPresence), "PUT": pres(s.putPresence), "DELETE": pres(s.deletePresence)}},
 		{pattern: "/v1/login", methods: map[string]handler{"POST": s.postLogin}},
 		{pattern: "/v1/sso/tickets", methods: map[string]handler{"POST": s.postTicket}},
 		{pattern: "/v1/partners/{site}/contacts", methods: map[string]handler{"GET": s.getContacts}},
@@ -273,15 +275,13 @@ func (s *Server) table() []route {
 	return rs
 }
 
-// provisioning wraps a provisioning endpoint: 501 when the server has none.
-func (s *Server) provisioning(h handler) handler {
-	return func(ctx *fasthttp.RequestCtx, p []string) {
-		if s.cfg.Provision == nil {
-			notConfigured(ctx, "provisioning")
-			return
-		}
-		h(ctx, p)
+// needs is h when the part it needs is configured (ok), else a 501 naming
+// the part (what); the configuration is fixed when the table is built.
+func needs(what string, ok bool, h handler) handler {
+	if ok {
+		return h
 	}
+	return func(ctx *fasthttp.RequestCtx, _ []string) { notConfigured(ctx, what) }
 }
 
 // Endpoints lists every method and path pattern the server answers, e.g.

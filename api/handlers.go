@@ -242,10 +242,6 @@ func (s *Server) presenceView(a msg.Address) PresenceView {
 }
 
 func (s *Server) getPresence(ctx *fasthttp.RequestCtx, p []string) {
-	if s.cfg.Presence == nil {
-		notConfigured(ctx, "presence")
-		return
-	}
 	a, ok := s.presenceAddr(ctx, p[0])
 	if !ok {
 		return
@@ -254,10 +250,6 @@ func (s *Server) getPresence(ctx *fasthttp.RequestCtx, p []string) {
 }
 
 func (s *Server) putPresence(ctx *fasthttp.RequestCtx, p []string) {
-	if s.cfg.Presence == nil {
-		notConfigured(ctx, "presence")
-		return
-	}
 	a, ok := s.presenceAddr(ctx, p[0])
 	if !ok {
 		return
@@ -282,10 +274,6 @@ func (s *Server) putPresence(ctx *fasthttp.RequestCtx, p []string) {
 }
 
 func (s *Server) deletePresence(ctx *fasthttp.RequestCtx, p []string) {
-	if s.cfg.Presence == nil {
-		notConfigured(ctx, "presence")
-		return
-	}
 	a, ok := s.presenceAddr(ctx, p[0])
 	if !ok {
 		return

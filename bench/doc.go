@@ -16,8 +16,9 @@
 // IM→IM: MESSAGE in, MESSAGE out), so the ceiling's generator does both legs
 // of each message itself, as a zero-logic relay with no store and no routing
 // would: leg 1 to an echo SMPP peer or SIP responder that acknowledges and
-// counts per destination but reports no delivery, then, in the same worker, leg 2 (Relay) to a counting SIP
-// responder or, split into parts over one SMPP bind, to a counting SMSC.
+// counts per destination but reports no delivery, then, in the same worker,
+// leg 2 (Relay) to a counting SIP responder or, split into parts over one
+// SMPP bind, to a counting SMSC.
 // Only that egress sink counts a message delivered, as in the bridge phase.
 // (The ceiling used to drive the ingress leg alone, half the work per
 // message, which made the bridge/ceiling ratio meaningless.) The report puts

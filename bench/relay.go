@@ -28,9 +28,10 @@ type Relay struct {
 	done    chan struct{}
 }
 
-// StartRelay binds once to the counting SMSC at smscAddr with window and sends MESSAGEs through ua to sipAddr. The
-// bind lives until Close, not ctx: Close comes after the generator stopped,
-// so no acknowledged message loses its second leg to the end of the run.
+// StartRelay binds once to the counting SMSC at smscAddr with window and
+// sends MESSAGEs through ua to sipAddr. The bind lives until Close, not
+// ctx: Close comes after the generator stopped, so no acknowledged message
+// loses its second leg to the end of the run.
 func StartRelay(ctx context.Context, smscAddr, sipAddr string, window int, ua *UAPool, log *slog.Logger) *Relay {
 	r := &Relay{
 		sms: smpp.NewClient(smpp.ClientConfig{

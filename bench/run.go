@@ -109,9 +109,9 @@ func Run(ctx context.Context, o Options, progress io.Writer, log *slog.Logger) (
 // ceiling is the ceiling phase's cast, everything the bridge phase has but
 // the bridge, which a zero-logic Relay replaces. Leg 1 goes to inSMSC (SMS
 // origin) or inSIP (IM origin), which acknowledge and count per destination
-// but report no delivery; leg 2
-// goes to outSIP (IM destination) or, over the relay's one bind, to outSMSC
-// (SMS destination), which count deliveries as the bridge phase's sinks do.
+// but report no delivery; leg 2 goes to outSIP (IM destination) or, over the
+// relay's one bind, to outSMSC (SMS destination), which count deliveries as
+// the bridge phase's sinks do.
 type ceiling struct {
 	tr      *Tracker
 	inSMSC  *SMSC

@@ -103,7 +103,7 @@ var options = []option{
 	{"smpp-window", kInt, "256", "in-flight requests per SMPP session, each direction", false, func(c *Config) any { return &c.SMPPWindow }},
 	{"enquire-interval", kDuration, "30s", "SMPP enquire_link interval on idle sessions", false, func(c *Config) any { return &c.EnquireInterval }},
 	{"sms-alphabet", kString, "auto", "alphabet of outgoing SMS: auto (GSM7 when it fits exactly, else UCS-2), ucs2 or latin1", false, func(c *Config) any { return &c.SMSAlphabet }},
-	{"sms-receipts", kString, "requested", "ask the upstream SMSC for delivery receipts: requested (when the sender asked for one, and for IM senders; SIP senders get IMDNs) or always (every message's final state tracked, one more stored mapping and one more PDU per part)", false, func(c *Config) any { return &c.SMSReceipts }},
+	{"sms-receipts", kString, "requested", "ask the upstream SMSC for delivery receipts: requested (when the sender asked for one, or is a SIP user, who gets an IMDN) or always (every message's final state tracked, one more stored mapping and one more PDU per part)", false, func(c *Config) any { return &c.SMSReceipts }},
 	{"sms-payload", kBool, "false", "send a long SMS as one PDU with the message_payload TLV instead of concatenated parts", false, func(c *Config) any { return &c.SMSPayload }},
 	{"reassembly-timeout", kDuration, "5m", "how long parts of a long SMS wait for the missing ones", false, func(c *Config) any { return &c.ReassemblyWait }},
 	{"reassembly-policy", kString, "partial", "when parts are still missing at the timeout: partial (deliver with a marker) or drop", false, func(c *Config) any { return &c.ReassemblyPolicy }},

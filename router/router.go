@@ -181,7 +181,7 @@ type Router struct {
 type job struct {
 	m        msg.Message
 	accept   store.Pending // acceptance commit not yet seen durable (zero: it is)
-	acked    chan struct{} // closed when Submit returns (nil: long done)
+	acked    chan struct{} // closed when Submit returns (nil: long done, or nobody to report to)
 	attempts int
 	due      time.Time
 	index    int // in heap; -1 when not scheduled
@@ -216,7 +216,7 @@ func (r *Router) Pending() int64 { return r.pending.Load() }
 // allows the adapter to acknowledge; msg.ErrOverloaded and msg.ErrNotStored
 // tell it to answer "try later" and "failed" instead.
 func (r *Router) Submit(ctx context.Context, m *msg.Message) error {
-	if m.To == "" || (!m.To.IsMSISDN() && len(m.To) < 5) || hasPrefix(string(m.To), "alpha:") ||
+	if m.To == "" || (!m.To.IsMSISDN() && len(m.To) < 5) || strings.HasPrefix(string(m.To), "alpha:") ||
 		msg.CheckRoute(m.Route, m.To) != nil {
 		r.count.NoRoute.Add(1)
 		return fmt.Errorf("%w: %q", msg.ErrNoRoute, m.To)
@@ -257,11 +257,16 @@ func (r *Router) Submit(ctx context.Context, m *msg.Message) error {
 	// Delivery starts while the group commit is in flight, so the fsync is
 	// not in the message's delivery latency; the sender's acknowledgement
 	// still waits for it. From here the job owns the pending slot.
-	j := &job{m: *m, index: -1, accept: p, acked: make(chan struct{})}
+	j := &job{m: *m, index: -1, accept: p}
+	if r.cfg.Reporters[m.Origin.Kind] != nil { // only a report waits for it
+		j.acked = make(chan struct{})
+	}
 	r.work <- j
 	err = p.Settle(ctx, m)
 	r.release(held)
-	close(j.acked)
+	if j.acked != nil {
+		close(j.acked)
+	}
 	if err != nil {
 		r.count.NotStored.Add(1)
 		return err
@@ -333,8 +338,6 @@ func (r *Router) release(h dedupHold) {
 	delete(r.dedupBusy, h.key)
 	r.dedupMu.Unlock()
 }
-
-func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
 
 // Run resumes unfinished messages from the store, then delivers until ctx
 // ends. In-flight deliveries finish or are left unfinished in the store, to

@@ -125,14 +125,22 @@ func (g *rig) submit(t *testing.T, from, to msg.Address, text string) string {
 
 func (g *rig) waitState(t *testing.T, id string, want store.State) store.Record {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		rec, err := g.db.Message(id)
-		if err == nil && rec.State == want {
-			return rec
-		}
+	var rec store.Record
+	var err error
+	waitUntil(t, 10*time.Second, func() bool {
+		rec, err = g.db.Message(id)
+		return err == nil && rec.State == want
+	}, func() string { return fmt.Sprintf("message %s: state %v (err %v), want %v", id, rec.State, err, want) })
+	return rec
+}
+
+// waitUntil polls cond until it holds, failing with why() after d.
+func waitUntil(t *testing.T, d time.Duration, cond func() bool, why func() string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("message %s: state %v (err %v), want %v", id, rec.State, err, want)
+			t.Fatal(why())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -220,13 +228,8 @@ func TestFailedCommitEndsEarlyDelivery(t *testing.T) {
 	if err := g.r.Submit(context.Background(), m); !errors.Is(err, msg.ErrNotStored) || m.ID != "" {
 		t.Fatalf("submit with a failing disk: %v, id %q; want ErrNotStored and no id", err, m.ID)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for g.r.Pending() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("pending %d after a refused submit", g.r.Pending())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(t, 5*time.Second, func() bool { return g.r.Pending() == 0 },
+		func() string { return fmt.Sprintf("pending %d after a refused submit", g.r.Pending()) })
 	time.Sleep(100 * time.Millisecond) // ten retry periods (RetryMin 10 ms): none may come
 	if n, r := sends.Load(), g.r.Stats().Retries.Load(); n > 1 || r != 0 {
 		t.Fatalf("refused message: %d IM sends, %d retries; want at most the one early send and no retry", n, r)
@@ -339,17 +342,9 @@ func TestExpiry(t *testing.T) {
 	g.waitState(t, id, store.Expired)
 	// The record is readable once badger has it, before the commit's
 	// waiter, which then calls OnFinal, wakes: wait for that call too.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		st, _ := finals.Load(id)
-		if st == store.Expired {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("OnFinal saw %v", st)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	var st any
+	waitUntil(t, 5*time.Second, func() bool { st, _ = finals.Load(id); return st == store.Expired },
+		func() string { return fmt.Sprintf("OnFinal saw %v", st) })
 }
 
 func TestOverloadThrottles(t *testing.T) {

@@ -28,15 +28,10 @@ type Route struct {
 	ESME     string // else deliver_sm to a receiver bound with this system_id
 }
 
-// ParseRoute reads "smsc" or "esme:SYSTEM_ID".
+// ParseRoute reads "smsc" or "esme:SYSTEM_ID" ("" is no route).
 func ParseRoute(s string) (Route, error) {
-	switch {
-	case s == "smsc":
-		return Route{Upstream: true}, nil
-	case strings.HasPrefix(s, "esme:") && len(s) > 5:
-		return Route{ESME: s[5:]}, nil
-	case s == "":
-		return Route{}, nil
+	if r, ok := namedRoute(s); ok || s == "" {
+		return r, nil
 	}
 	return Route{}, fmt.Errorf("sms route %q: want smsc or esme:SYSTEM_ID", s)
 }
@@ -444,12 +439,14 @@ func (g *Gateway) allow(systemID string, tps int) bool {
 	return true
 }
 
-// namedRoute is the SMS route a message names, if any: "" names none
-// (without building ParseRoute's error for it on every SMS).
+// namedRoute is the SMS route s names, if any ("" and anything else name
+// none): ParseRoute without building an error on every SMS.
 func namedRoute(s string) (Route, bool) {
-	if s == "" {
-		return Route{}, false
+	switch {
+	case s == "smsc":
+		return Route{Upstream: true}, true
+	case strings.HasPrefix(s, "esme:") && len(s) > 5:
+		return Route{ESME: s[5:]}, true
 	}
-	r, err := ParseRoute(s)
-	return r, err == nil
+	return Route{}, false
 }
