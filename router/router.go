@@ -37,6 +37,9 @@ type Presence interface {
 }
 
 // IMSender delivers to an IM binding and returns nil on the client's 2xx.
+// It bounds each attempt itself (sip and mcp give up after --im-timeout, the
+// transaction timer they run anyway): a context timer per delivery here was
+// 2.9% of the bridge's CPU on SMS→IM.
 type IMSender interface {
 	SendIM(ctx context.Context, m *msg.Message, b presence.Binding) error
 }
@@ -84,7 +87,6 @@ type Config struct {
 	Workers         int           // concurrent deliveries (default 512)
 	QueueDepth      int           // accepted-but-unfinished messages before Submit throttles (default 100000)
 	DefaultValidity time.Duration // when a message carries no expiry (default 48h)
-	IMTimeout       time.Duration // per IM attempt (default 8s)
 	SMSTimeout      time.Duration // per SMS attempt (default 30s)
 	RetryMin        time.Duration // first retry delay (default 2s)
 	RetryMax        time.Duration // cap on retry delay (default 10m)
@@ -112,9 +114,6 @@ func (c *Config) defaults() {
 	}
 	if c.DefaultValidity <= 0 {
 		c.DefaultValidity = 48 * time.Hour
-	}
-	if c.IMTimeout <= 0 {
-		c.IMTimeout = 8 * time.Second
 	}
 	if c.SMSTimeout <= 0 {
 		c.SMSTimeout = 30 * time.Second
@@ -390,8 +389,8 @@ func (r *Router) recover(ctx context.Context) error {
 }
 
 func (r *Router) worker(ctx context.Context) {
-	// Each delivery's timeout context registers with its parent under the
-	// parent's lock: one parent per worker, not one for all workers.
+	// Each SMS attempt's timeout context registers with its parent under
+	// the parent's lock: one parent per worker, not one for all workers.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for {
@@ -441,9 +440,7 @@ func (r *Router) deliver(ctx context.Context, j *job) {
 		if debug {
 			r.log.Debug("route", "id", m.ID, "from", m.From, "to", m.To, "decision", "im", "via", b.Via, "contact", b.Contact)
 		}
-		ictx, cancel := context.WithTimeout(ctx, r.cfg.IMTimeout)
-		err := r.im[b.Via].SendIM(ictx, m, b)
-		cancel()
+		err := r.im[b.Via].SendIM(ctx, m, b)
 		if err == nil {
 			r.count.IMDelivered.Add(1)
 			if r.finish(ctx, j, store.Delivered, "im "+b.Via+" "+b.Contact) {
@@ -520,12 +517,16 @@ func (r *Router) finish(ctx context.Context, j *job, st store.State, detail stri
 	// Queued without waiting for the acceptance's commit: while that batch
 	// is open, the store writes the message once, already final (while it
 	// is being committed, the store waits for it and writes nothing if it
-	// failed). Waited for: a final state lost in a crash means the message
-	// is sent once more after the restart (at-least-once, never lost);
-	// waiting for the group commit narrows that window to one commit. Its
-	// batch is the acceptance's or a later one, so stored does not block
-	// after it.
-	err := r.q.Transition(ctx, j.m.ID, store.Event{State: st, At: r.cfg.Now(), Detail: detail}, true)
+	// failed). The final state reaches the disk with the same batch whether
+	// this worker waits or not, and if a crash comes first the message is
+	// sent once more after the restart (at-least-once, never lost). So the
+	// commit is waited for only before a report, which must not tell the
+	// originator of an outcome that may be undone: failures, and deliveries
+	// whose originator asked for a receipt. Its batch is the acceptance's
+	// or a later one, so stored does not block after it. Not waiting frees
+	// the worker at once: one goroutine park and wake-up fewer per message.
+	durable := st != store.Delivered || j.m.Receipt
+	err := r.q.Transition(ctx, j.m.ID, store.Event{State: st, At: r.cfg.Now(), Detail: detail}, durable)
 	if !r.stored(ctx, j) {
 		return false
 	}

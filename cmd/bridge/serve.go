@@ -124,8 +124,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 	}
 	rt := router.New(router.Config{
 		Workers: cfg.Workers, QueueDepth: cfg.QueueDepth,
-		DefaultValidity: cfg.DefaultValidity, IMTimeout: cfg.IMTimeout,
-		Logger: log.With("part", "router"), Reporters: reporters, DedupWindow: cfg.DedupWindow, OnFinal: onFinal,
+		DefaultValidity: cfg.DefaultValidity,
+		Logger:          log.With("part", "router"), Reporters: reporters, DedupWindow: cfg.DedupWindow, OnFinal: onFinal,
 	}, db, pres, imSenders, smsSender)
 	pres.OnRegister(func(b presence.Binding) { rt.Online(b.AOR) })
 
@@ -171,7 +171,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		mcpSrv, err = mcp.New(mcp.Config{
 			Listen: cfg.MCPListen, Domain: cfg.SIPDomain, CountryCode: cfg.CountryCode,
 			HA1: lg.auth.HA1, OpenRegistration: cfg.OpenRegistration, Lookup: pres.Lookup,
-			Service: lg.mcpService(cfg.SIPDomain),
+			Service: lg.mcpService(cfg.SIPDomain), MessageTimeout: cfg.IMTimeout,
 			// ~92 KiB of codec state per stateful connection: 10,000 ≈ 0.9 GiB.
 			MaxConns: 10000,
 			Logger:   log.With("part", "mcp"),
