@@ -215,20 +215,43 @@ func (r *Router) Pending() int64 { return r.pending.Load() }
 // allows the adapter to acknowledge; msg.ErrOverloaded and msg.ErrNotStored
 // tell it to answer "try later" and "failed" instead.
 func (r *Router) Submit(ctx context.Context, m *msg.Message) error {
+	t, err := r.Stage(ctx, m)
+	if err != nil {
+		return err
+	}
+	return t.Settle(ctx)
+}
+
+// Ticket is a submission whose acceptance is queued in a group commit. Its
+// sender may be acknowledged only after Settle returns nil.
+type Ticket struct {
+	r    *Router
+	m    *msg.Message
+	p    store.Pending
+	held dedupHold
+	j    *job // nil: a duplicate of a message already stored (m.ID is its ID)
+}
+
+// Stage is Submit without the wait for the commit, for adapters that
+// acknowledge many messages per commit from one goroutine: it returns once
+// the acceptance is queued (or refused, with Submit's errors), and the
+// message is already on its way to delivery. It waits only for room in the
+// store's batch and for an earlier copy of m being stored.
+func (r *Router) Stage(ctx context.Context, m *msg.Message) (*Ticket, error) {
 	if m.To == "" || (!m.To.IsMSISDN() && len(m.To) < 5) || strings.HasPrefix(string(m.To), "alpha:") ||
 		msg.CheckRoute(m.Route, m.To) != nil {
 		r.count.NoRoute.Add(1)
-		return fmt.Errorf("%w: %q", msg.ErrNoRoute, m.To)
+		return nil, fmt.Errorf("%w: %q", msg.ErrNoRoute, m.To)
 	}
 	if r.pending.Add(1) > int64(r.cfg.QueueDepth) {
 		r.pending.Add(-1)
 		r.count.Throttled.Add(1)
-		return msg.ErrOverloaded
+		return nil, msg.ErrOverloaded
 	}
 	if err := r.q.Healthy(); err != nil {
 		r.pending.Add(-1)
 		r.count.NotStored.Add(1)
-		return fmt.Errorf("%w: store unhealthy: %v", msg.ErrNotStored, err)
+		return nil, fmt.Errorf("%w: store unhealthy: %v", msg.ErrNotStored, err)
 	}
 	if m.Expires.IsZero() {
 		m.Expires = r.cfg.Now().Add(r.cfg.DefaultValidity)
@@ -238,20 +261,20 @@ func (r *Router) Submit(ctx context.Context, m *msg.Message) error {
 	case <-ctx.Done():
 		r.pending.Add(-1)
 		r.count.NotStored.Add(1)
-		return fmt.Errorf("%w: router not started: %v", msg.ErrNotStored, ctx.Err())
+		return nil, fmt.Errorf("%w: router not started: %v", msg.ErrNotStored, ctx.Err())
 	}
 	dup, p, held, err := r.stage(ctx, m)
 	if err != nil {
 		r.pending.Add(-1)
 		r.count.NotStored.Add(1)
-		return fmt.Errorf("%w: %v", msg.ErrNotStored, err)
+		return nil, fmt.Errorf("%w: %v", msg.ErrNotStored, err)
 	}
 	if dup != "" {
 		r.pending.Add(-1)
 		r.count.Duplicates.Add(1)
 		m.ID = dup
 		r.log.Debug("duplicate suppressed", "id", dup, "from", m.From, "to", m.To, "origin", m.Origin.Kind)
-		return nil
+		return &Ticket{r: r, m: m}, nil
 	}
 	// Delivery starts while the group commit is in flight, so the fsync is
 	// not in the message's delivery latency; the sender's acknowledgement
@@ -261,10 +284,25 @@ func (r *Router) Submit(ctx context.Context, m *msg.Message) error {
 		j.acked = make(chan struct{})
 	}
 	r.work <- j
-	err = p.Settle(ctx, m)
-	r.release(held)
-	if j.acked != nil {
-		close(j.acked)
+	return &Ticket{r: r, m: m, p: p, held: held, j: j}, nil
+}
+
+// Done is closed when the acceptance's commit has ended, ok or not; nil
+// when there is nothing to wait for.
+func (t *Ticket) Done() <-chan struct{} { return t.p.Done() }
+
+// Settle waits for the commit and says whether the sender may be
+// acknowledged (nil) with the message's ID. It must be called once per
+// ticket, also when the sender has gone: it releases what Stage held.
+func (t *Ticket) Settle(ctx context.Context) error {
+	if t.j == nil {
+		return nil
+	}
+	r := t.r
+	err := t.p.Settle(ctx, t.m)
+	r.release(t.held)
+	if t.j.acked != nil {
+		close(t.j.acked)
 	}
 	if err != nil {
 		r.count.NotStored.Add(1)

@@ -24,6 +24,29 @@ type Handler interface {
 	HandleSMPP(ctx context.Context, s *Session, req, resp *PDU)
 }
 
+// Stager is a Handler that can take requests on the session's read
+// goroutine and finish them later, so a burst of them costs no goroutine
+// each: a store that commits many messages at once answers them all with
+// one wake-up. StageSMPP may wait for room (the session then stops reading,
+// which is backpressure) but never for an answer. handled=false sends req
+// to HandleSMPP on a pooled goroutine instead. With handled and a nil
+// Deferred, resp is complete; with a Deferred, the session completes resp
+// with Finish once Ready is closed and writes it; requests deferred on one
+// session finish in the order they were read.
+type Stager interface {
+	Handler
+	StageSMPP(ctx context.Context, s *Session, req, resp *PDU) (d Deferred, handled bool)
+}
+
+// Deferred is a response a Stager completes later.
+type Deferred interface {
+	// Ready is closed when Finish will not block (nil: at once).
+	Ready() <-chan struct{}
+	// Finish fills in resp. It is called once, also when the session has
+	// ended, so the handler can release what it holds for the request.
+	Finish(resp *PDU)
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, s *Session, req, resp *PDU)
 
@@ -158,6 +181,11 @@ type Session struct {
 	pmu     sync.Mutex
 	pending map[uint32]chan *PDU
 
+	// Deferred responses in read order (Stager), finished by acker.
+	dmu      sync.Mutex
+	deferred []deferredResp
+	dkick    chan struct{}
+
 	ctx      context.Context
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -185,6 +213,7 @@ func newSession(ctx context.Context, conn net.Conn, cfg sessionConfig, pool *syn
 		window:  make(chan struct{}, cfg.Window),
 		inbound: make(chan struct{}, cfg.InboundWindow),
 		pending: make(map[uint32]chan *PDU),
+		dkick:   make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		pool:    pool,
 	}
@@ -412,8 +441,17 @@ func (s *Session) serve() error {
 	if s.cfg.EnquireInterval > 0 {
 		go s.keepalive()
 	}
+	stager, _ := s.cfg.Handler.(Stager)
+	var ackerDone chan struct{}
+	if stager != nil {
+		ackerDone = make(chan struct{})
+		go s.acker(ackerDone)
+	}
 	defer func() {
 		s.handlers.Wait()
+		if ackerDone != nil {
+			close(ackerDone)
+		}
 		s.workers.Release()
 	}()
 	for {
@@ -472,8 +510,99 @@ func (s *Session) serve() error {
 			return s.err
 		}
 		s.handlers.Add(1)
-		s.dispatch(p)
+		if stager == nil || !s.stage(stager, p) {
+			s.dispatch(p)
+		}
 	}
+}
+
+type deferredResp struct {
+	d    Deferred
+	resp *PDU
+}
+
+// stage offers p to the Stager on the read goroutine; false: it goes to
+// the pool. It owns p's inbound slot and handler count from here when true.
+func (s *Session) stage(st Stager, req *PDU) (handled bool) {
+	resp := s.pool.Get().(*PDU)
+	resp.Reset()
+	resp.ID, resp.Seq = req.ID.Resp(), req.Seq
+	var d Deferred
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("handler panic", "cmd", req.ID, "panic", r)
+				d, handled = nil, true
+				resp.Status = ESME_RSYSERR
+			}
+		}()
+		d, handled = st.StageSMPP(s.ctx, s, req, resp)
+	}()
+	if !handled {
+		s.pool.Put(resp)
+		return false
+	}
+	s.pool.Put(req)
+	if d == nil {
+		s.respond(resp)
+		return true
+	}
+	s.dmu.Lock()
+	s.deferred = append(s.deferred, deferredResp{d, resp})
+	s.dmu.Unlock()
+	select {
+	case s.dkick <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// acker finishes deferred responses in order: one wake-up answers all the
+// requests a commit made ready. It finishes every one, also after the
+// session ended (the handler releases what it held), and returns when
+// done is closed, which serve does once no request is outstanding.
+func (s *Session) acker(done chan struct{}) {
+	var q []deferredResp
+	for {
+		s.dmu.Lock()
+		q, s.deferred = s.deferred, q[:0]
+		s.dmu.Unlock()
+		if len(q) == 0 {
+			select {
+			case <-s.dkick:
+			case <-done:
+				return
+			}
+			continue
+		}
+		for i := range q {
+			e := &q[i]
+			if ch := e.d.Ready(); ch != nil {
+				<-ch
+			}
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						s.log.Error("handler panic", "cmd", e.resp.ID, "panic", r)
+						e.resp.Status = ESME_RSYSERR
+					}
+				}()
+				e.d.Finish(e.resp)
+			}()
+			s.respond(e.resp)
+			*e = deferredResp{}
+		}
+	}
+}
+
+// respond writes a handler's response and gives back its request's slot.
+func (s *Session) respond(resp *PDU) {
+	if err := s.write(resp); err != nil && !errors.Is(err, ErrClosed) {
+		s.log.Debug("response not written", "cmd", resp.ID, "err", err)
+	}
+	s.pool.Put(resp)
+	<-s.inbound
+	s.handlers.Done()
 }
 
 // dispatch runs the handler for p on a pooled goroutine. The pool holds at
@@ -552,10 +681,6 @@ func (s *Session) nack(seq, status uint32) {
 }
 
 func (s *Session) handle(req *PDU) {
-	defer func() {
-		<-s.inbound
-		s.handlers.Done()
-	}()
 	resp := s.pool.Get().(*PDU)
 	resp.Reset()
 	resp.ID, resp.Seq = req.ID.Resp(), req.Seq
@@ -568,11 +693,8 @@ func (s *Session) handle(req *PDU) {
 		}()
 		s.cfg.Handler.HandleSMPP(s.ctx, s, req, resp)
 	}()
-	if err := s.write(resp); err != nil && !errors.Is(err, ErrClosed) {
-		s.log.Debug("response not written", "cmd", resp.ID, "err", err)
-	}
 	s.pool.Put(req)
-	s.pool.Put(resp)
+	s.respond(resp)
 }
 
 // keepalive probes an idle peer and ends the session when it stops

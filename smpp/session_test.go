@@ -367,3 +367,117 @@ func BenchmarkSubmitRoundTrip(b *testing.B) {
 		}
 	})
 }
+
+// gated is a Stager whose deferred responses become ready when gate is
+// closed; text "pool" goes to HandleSMPP instead, "panic" panics.
+type gated struct {
+	echo
+	gate             chan struct{}
+	staged, finished atomic.Int64
+}
+
+type gatedResp struct {
+	g    *gated
+	text string
+}
+
+func (d gatedResp) Ready() <-chan struct{} { return d.g.gate }
+
+func (d gatedResp) Finish(resp *PDU) {
+	d.g.finished.Add(1)
+	resp.MessageID = "staged-" + d.text
+}
+
+func (g *gated) StageSMPP(_ context.Context, _ *Session, req, resp *PDU) (Deferred, bool) {
+	switch string(req.ShortMessage) {
+	case "pool":
+		return nil, false
+	case "panic":
+		panic("staging failed")
+	case "now":
+		resp.MessageID = "now"
+		return nil, true
+	}
+	g.staged.Add(1)
+	return gatedResp{g, string(req.ShortMessage)}, true
+}
+
+func TestStagedResponsesWaitForReady(t *testing.T) {
+	g := &gated{gate: make(chan struct{})}
+	_, addr := startServer(t, g, nil)
+	c := startClient(t, ClientConfig{Addr: addr, SystemID: "esme1", Password: "secret"})
+	waitUntil(t, "bind", c.Bound)
+	send := func(text string) (*PDU, error) {
+		return c.Send(context.Background(), &PDU{ID: SubmitSM, SourceAddr: "1", DestAddr: "2", ShortMessage: []byte(text)})
+	}
+	// Answered without the gate: the pool path, an immediate answer, a panic.
+	if r, err := send("pool"); err != nil || r.MessageID != "id-pool" {
+		t.Fatalf("pool path: %v %v", r, err)
+	}
+	if r, err := send("now"); err != nil || r.MessageID != "now" {
+		t.Fatalf("immediate answer: %v %v", r, err)
+	}
+	var se *StatusError
+	if _, err := send("panic"); !errors.As(err, &se) || se.Status != ESME_RSYSERR {
+		t.Fatalf("panicking stager: %v, want ESME_RSYSERR", err)
+	}
+	const n = 20
+	type result struct {
+		i   int
+		id  string
+		err error
+	}
+	got := make(chan result, n)
+	for i := range n {
+		go func() {
+			r, err := send(strconv.Itoa(i))
+			res := result{i: i, err: err}
+			if r != nil {
+				res.id = r.MessageID
+			}
+			got <- res
+		}()
+	}
+	waitUntil(t, "all staged", func() bool { return g.staged.Load() == n })
+	select {
+	case r := <-got:
+		t.Fatalf("request %d answered before its response was ready: %q %v", r.i, r.id, r.err)
+	default:
+	}
+	if f := g.finished.Load(); f != 0 {
+		t.Fatalf("%d finished before ready", f)
+	}
+	close(g.gate)
+	for range n {
+		r := <-got
+		if want := "staged-" + strconv.Itoa(r.i); r.err != nil || r.id != want {
+			t.Fatalf("request %d: %q %v, want %q", r.i, r.id, r.err, want)
+		}
+	}
+	// The session still serves the pool path afterwards.
+	if r, err := send("pool"); err != nil || r.MessageID != "id-pool" {
+		t.Fatalf("pool path after: %v %v", r, err)
+	}
+}
+
+func TestStagedFinishedAfterSessionEnds(t *testing.T) {
+	g := &gated{gate: make(chan struct{})}
+	srv, addr := startServer(t, g, nil)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(conn)
+	buf, _ := (&PDU{ID: BindTransmitter, Seq: 1, SystemID: "esme1", Password: "secret"}).AppendTo(nil)
+	const n = 5
+	for i := range n {
+		buf, _ = (&PDU{ID: SubmitSM, Seq: uint32(2 + i), SourceAddr: "1", DestAddr: "2", ShortMessage: []byte(strconv.Itoa(i))}).AppendTo(buf)
+	}
+	w.Write(buf)
+	w.Flush()
+	waitUntil(t, "all staged", func() bool { return g.staged.Load() == n })
+	conn.Close() // the peer is gone before any commit ended
+	waitUntil(t, "session ended", func() bool { return srv.Bound() == 0 })
+	close(g.gate)
+	waitUntil(t, "every deferred request finished", func() bool { return g.finished.Load() == n })
+}

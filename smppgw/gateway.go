@@ -139,119 +139,101 @@ func (g *Gateway) AttachUpstream(c *smpp.Client) { g.upstream = c }
 
 // HandleSMPP implements smpp.Handler for both roles.
 func (g *Gateway) HandleSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU, resp *smpp.PDU) {
+	if !g.takes(ctx, req, resp) {
+		return
+	}
+	m, part := g.message(ctx, s, req, resp)
+	if m == nil {
+		return
+	}
+	err := g.sub.Submit(ctx, m)
+	if part != nil {
+		if err == nil {
+			g.dropParts(ctx, part.Key)
+		} else {
+			// This last part is refused and will come again; keep the rest.
+			g.restoreParts(part.Key, part.Seq)
+		}
+	}
+	g.answer(m, err, resp)
+}
+
+// Stager is a Submitter that can queue a message without waiting for its
+// commit (router.Router): the gateway then answers on the session's read
+// goroutine and acknowledges a commit's messages together (smpp.Stager).
+type Stager interface {
+	Stage(ctx context.Context, m *msg.Message) (*router.Ticket, error)
+}
+
+// StageSMPP implements smpp.Stager: a whole short message is staged on the
+// session's read goroutine and acknowledged once its commit ends. Parts of
+// long messages (their storage waits for its commit) and receipts go to
+// HandleSMPP.
+func (g *Gateway) StageSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU, resp *smpp.PDU) (smpp.Deferred, bool) {
+	st, ok := g.sub.(Stager)
+	if !ok || concatenated(req) || isReceipt(req) {
+		return nil, false
+	}
+	if !g.takes(ctx, req, resp) {
+		return nil, true
+	}
+	m, _ := g.message(ctx, s, req, resp)
+	if m == nil {
+		return nil, true
+	}
+	t, err := st.Stage(ctx, m)
+	if err != nil {
+		g.answer(m, err, resp)
+		return nil, true
+	}
+	return &staged{g: g, ctx: ctx, m: m, t: t}, true
+}
+
+// staged is a submission waiting for its commit (smpp.Deferred).
+type staged struct {
+	g   *Gateway
+	ctx context.Context
+	m   *msg.Message
+	t   *router.Ticket
+}
+
+func (d *staged) Ready() <-chan struct{} { return d.t.Done() }
+
+func (d *staged) Finish(resp *smpp.PDU) { d.g.answer(d.m, d.t.Settle(d.ctx), resp) }
+
+// takes screens the command: false when resp already says no or the
+// request was a receipt (handled here).
+func (g *Gateway) takes(ctx context.Context, req, resp *smpp.PDU) bool {
 	switch req.ID {
 	case smpp.SubmitSM, smpp.DeliverSM, smpp.DataSM:
 	default:
 		resp.Status = smpp.ESME_RINVCMDID
-		return
+		return false
 	}
-	kind := msg.FromESME
-	if req.ID == smpp.DeliverSM {
-		kind = msg.FromSMSC
-		if req.ESMClass&0x3C == 0x04 || req.ESMClass&0x3C == 0x08 {
-			// A delivery receipt for something we submitted.
-			g.handleSMSCReceipt(ctx, req)
-			return
-		}
+	if isReceipt(req) {
+		g.handleSMSCReceipt(ctx, req)
+		return false
 	}
-	g.Received.Add(1)
-	from, err := msg.NormalizeNumber(req.SourceAddr, req.SourceAddrTON, req.SourceAddrNPI, g.cfg.CountryCode)
-	if err != nil {
-		g.Rejected.Add(1)
-		resp.Status = smpp.ESME_RINVSRCADR
-		return
-	}
-	if p := g.cfg.Policy; p != nil && kind == msg.FromESME {
-		if !p.SourceAllowed(s.SystemID(), string(from)) {
-			g.Rejected.Add(1)
-			resp.Status = smpp.ESME_RINVSRCADR
-			return
-		}
-		if tps := p.TPS(s.SystemID()); tps > 0 && !g.allow(s.SystemID(), tps) {
-			g.Throttled.Add(1)
-			resp.Status = smpp.ESME_RTHROTTLED
-			return
-		}
-	}
-	to, err := msg.NormalizeNumber(req.DestAddr, req.DestAddrTON, req.DestAddrNPI, g.cfg.CountryCode)
-	if err != nil || !to.IsMSISDN() {
-		g.Rejected.Add(1)
-		resp.Status = smpp.ESME_RINVDSTADR
-		return
-	}
-	body := req.ShortMessage
-	if p, ok := req.TLV(smpp.TagMessagePayload); ok && len(body) == 0 {
-		body = p
-	}
-	var concat smstext.Concat
+	return true
+}
+
+// isReceipt: a deliver_sm carrying a delivery receipt for something we submitted.
+func isReceipt(req *smpp.PDU) bool {
+	return req.ID == smpp.DeliverSM && (req.ESMClass&0x3C == 0x04 || req.ESMClass&0x3C == 0x08)
+}
+
+// concatenated: one part of a long message (UDH or SAR parameters).
+func concatenated(req *smpp.PDU) bool {
 	if req.ESMClass&0x40 != 0 {
-		_, b, c, err := smstext.ParseUDH(body)
-		if err != nil {
-			g.Rejected.Add(1)
-			resp.Status = smpp.ESME_RINVESMCLASS
-			return
-		}
-		body, concat = b, c
-	} else if ref, ok := req.TLV(smpp.TagSARMsgRefNum); ok && len(ref) == 2 {
-		tot, ok1 := req.TLV(smpp.TagSARTotalSegments)
-		seq, ok2 := req.TLV(smpp.TagSARSegmentSeqnum)
-		if ok1 && ok2 && len(tot) == 1 && len(seq) == 1 {
-			concat = smstext.Concat{Ref: uint16(ref[0])<<8 | uint16(ref[1]), Total: tot[0], Seq: seq[0], Ok: true}
-		}
+		return true
 	}
-	var text string
-	var partKey *smstext.Key
-	if concat.Ok && concat.Total > 1 {
-		g.Parts.Add(1)
-		k := smstext.Key{Source: string(from), Dest: string(to), Ref: concat.Ref}
-		sp := storedPart{
-			StoredPart: smstext.StoredPart{Key: k, Total: concat.Total, Seq: concat.Seq, DCS: req.DataCoding, Body: body, First: g.cfg.Now()},
-			Account:    s.SystemID(), Receipt: req.RegisteredDelivery&0x03 != 0, Kind: kind,
-		}
-		// Acknowledged means durable: the part is stored before its resp.
-		if err := g.storePart(ctx, sp); err != nil {
-			g.log.Warn("part not stored", "err", err)
-			resp.Status = smpp.ESME_RSYSERR
-			return
-		}
-		done, err := g.reasm.Add(k, concat.Total, concat.Seq, req.DataCoding, body)
-		if err != nil {
-			g.Rejected.Add(1)
-			resp.Status = smpp.ESME_RINVMSGLEN
-			return
-		}
-		if done == nil {
-			resp.MessageID = g.partID()
-			return
-		}
-		text, partKey = done.Text, &k
-	} else {
-		text, err = smstext.Decode(req.DataCoding, body)
-		if err != nil {
-			g.Rejected.Add(1)
-			resp.Status = smpp.ESME_RINVDCS
-			return
-		}
-	}
-	m := &msg.Message{
-		From: from, To: to, Text: text,
-		Origin:  msg.Origin{Kind: kind, Account: s.SystemID(), Ref: strconv.FormatUint(uint64(req.Seq), 10)},
-		Receipt: req.RegisteredDelivery&0x03 != 0,
-	}
-	if req.ValidityPeriod != "" {
-		if exp, err := ParseSMPPTime(req.ValidityPeriod, g.cfg.Now()); err == nil {
-			m.Expires = exp
-		}
-	}
-	err = g.sub.Submit(ctx, m)
-	if partKey != nil {
-		if err == nil {
-			g.dropParts(ctx, *partKey)
-		} else {
-			// This last part is refused and will come again; keep the rest.
-			g.restoreParts(*partKey, concat.Seq)
-		}
-	}
+	_, ok := req.TLV(smpp.TagSARMsgRefNum)
+	return ok
+}
+
+// answer fills in resp for a submission that Submit (or a Ticket) settled
+// with err.
+func (g *Gateway) answer(m *msg.Message, err error, resp *smpp.PDU) {
 	switch {
 	case err == nil:
 		resp.MessageID = m.ID
@@ -263,6 +245,111 @@ func (g *Gateway) HandleSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU
 		g.log.Warn("submit not stored", "err", err)
 		resp.Status = smpp.ESME_RSYSERR
 	}
+}
+
+// lastPart is the part that completed a long message.
+type lastPart struct {
+	Key smstext.Key
+	Seq byte
+}
+
+// message translates a short message request into m; nil when resp already
+// answers it (refused, or a part stored while its message is incomplete).
+// part is set when m was completed by this part.
+func (g *Gateway) message(ctx context.Context, s *smpp.Session, req, resp *smpp.PDU) (m *msg.Message, part *lastPart) {
+	kind := msg.FromESME
+	if req.ID == smpp.DeliverSM {
+		kind = msg.FromSMSC
+	}
+	g.Received.Add(1)
+	from, err := msg.NormalizeNumber(req.SourceAddr, req.SourceAddrTON, req.SourceAddrNPI, g.cfg.CountryCode)
+	if err != nil {
+		g.Rejected.Add(1)
+		resp.Status = smpp.ESME_RINVSRCADR
+		return nil, nil
+	}
+	if p := g.cfg.Policy; p != nil && kind == msg.FromESME {
+		if !p.SourceAllowed(s.SystemID(), string(from)) {
+			g.Rejected.Add(1)
+			resp.Status = smpp.ESME_RINVSRCADR
+			return nil, nil
+		}
+		if tps := p.TPS(s.SystemID()); tps > 0 && !g.allow(s.SystemID(), tps) {
+			g.Throttled.Add(1)
+			resp.Status = smpp.ESME_RTHROTTLED
+			return nil, nil
+		}
+	}
+	to, err := msg.NormalizeNumber(req.DestAddr, req.DestAddrTON, req.DestAddrNPI, g.cfg.CountryCode)
+	if err != nil || !to.IsMSISDN() {
+		g.Rejected.Add(1)
+		resp.Status = smpp.ESME_RINVDSTADR
+		return nil, nil
+	}
+	body := req.ShortMessage
+	if p, ok := req.TLV(smpp.TagMessagePayload); ok && len(body) == 0 {
+		body = p
+	}
+	var concat smstext.Concat
+	if req.ESMClass&0x40 != 0 {
+		_, b, c, err := smstext.ParseUDH(body)
+		if err != nil {
+			g.Rejected.Add(1)
+			resp.Status = smpp.ESME_RINVESMCLASS
+			return nil, nil
+		}
+		body, concat = b, c
+	} else if ref, ok := req.TLV(smpp.TagSARMsgRefNum); ok && len(ref) == 2 {
+		tot, ok1 := req.TLV(smpp.TagSARTotalSegments)
+		seq, ok2 := req.TLV(smpp.TagSARSegmentSeqnum)
+		if ok1 && ok2 && len(tot) == 1 && len(seq) == 1 {
+			concat = smstext.Concat{Ref: uint16(ref[0])<<8 | uint16(ref[1]), Total: tot[0], Seq: seq[0], Ok: true}
+		}
+	}
+	var text string
+	if concat.Ok && concat.Total > 1 {
+		g.Parts.Add(1)
+		k := smstext.Key{Source: string(from), Dest: string(to), Ref: concat.Ref}
+		sp := storedPart{
+			StoredPart: smstext.StoredPart{Key: k, Total: concat.Total, Seq: concat.Seq, DCS: req.DataCoding, Body: body, First: g.cfg.Now()},
+			Account:    s.SystemID(), Receipt: req.RegisteredDelivery&0x03 != 0, Kind: kind,
+		}
+		// Acknowledged means durable: the part is stored before its resp.
+		if err := g.storePart(ctx, sp); err != nil {
+			g.log.Warn("part not stored", "err", err)
+			resp.Status = smpp.ESME_RSYSERR
+			return nil, nil
+		}
+		done, err := g.reasm.Add(k, concat.Total, concat.Seq, req.DataCoding, body)
+		if err != nil {
+			g.Rejected.Add(1)
+			resp.Status = smpp.ESME_RINVMSGLEN
+			return nil, nil
+		}
+		if done == nil {
+			resp.MessageID = g.partID()
+			return nil, nil
+		}
+		text, part = done.Text, &lastPart{k, concat.Seq}
+	} else {
+		text, err = smstext.Decode(req.DataCoding, body)
+		if err != nil {
+			g.Rejected.Add(1)
+			resp.Status = smpp.ESME_RINVDCS
+			return nil, nil
+		}
+	}
+	m = &msg.Message{
+		From: from, To: to, Text: text,
+		Origin:  msg.Origin{Kind: kind, Account: s.SystemID(), Ref: strconv.FormatUint(uint64(req.Seq), 10)},
+		Receipt: req.RegisteredDelivery&0x03 != 0,
+	}
+	if req.ValidityPeriod != "" {
+		if exp, err := ParseSMPPTime(req.ValidityPeriod, g.cfg.Now()); err == nil {
+			m.Expires = exp
+		}
+	}
+	return m, part
 }
 
 func (g *Gateway) partID() string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,9 +23,11 @@ type rig struct {
 	cli *smpp.Client
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { return newRigStore(t, store.Options{}) }
+
+func newRigStore(t *testing.T, opts store.Options) *rig {
 	t.Helper()
-	db, err := store.Open(store.Options{})
+	db, err := store.Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +67,29 @@ func status(err error) uint32 {
 		return 0xFFFFFFFF
 	}
 	return 0
+}
+
+// A submit_sm is staged on the session's read goroutine and answered when
+// its commit ends: a failed commit must answer ESME_RSYSERR with no id.
+func TestStagedSubmitRefusedWhenCommitFails(t *testing.T) {
+	var failing atomic.Bool
+	r := newRigStore(t, store.Options{SyncFault: func() error {
+		if failing.Load() {
+			return errors.New("injected: disk full")
+		}
+		return nil
+	}})
+	p := smpp.PDU{SourceAddrTON: 1, SourceAddrNPI: 1, SourceAddr: "8613900000001", DestAddrTON: 1, DestAddrNPI: 1, DestAddr: "8613800000001", ShortMessage: []byte("ok")}
+	resp, err := r.submit(t, &p)
+	if err != nil || resp.MessageID == "" {
+		t.Fatalf("submit with a good disk: %v", err)
+	}
+	failing.Store(true)
+	p.ShortMessage = []byte("refused")
+	resp, err = r.submit(t, &p)
+	if st := status(err); st != smpp.ESME_RSYSERR || resp == nil || resp.MessageID != "" {
+		t.Fatalf("submit with a failing disk: status %#x, resp %+v; want ESME_RSYSERR and no id", st, resp)
+	}
 }
 
 func TestSubmitStatuses(t *testing.T) {

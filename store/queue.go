@@ -227,6 +227,15 @@ func (p Pending) Wait(ctx context.Context) error {
 	return nil
 }
 
+// Done is closed when the commit holding the acceptance has ended, ok or
+// not (Wait then returns at once); nil when there is nothing to wait for.
+func (p Pending) Done() <-chan struct{} {
+	if p.b == nil {
+		return nil
+	}
+	return p.b.done
+}
+
 // Settle is Wait for a caller that acknowledges m: on failure nobody may
 // refer to the message, so its ID is cleared. Its cached record stays: a
 // failed commit drops it (commit), and after ctx gave up the commit may

@@ -266,6 +266,11 @@ func (db *DB) wait(ctx context.Context, b *batch) error {
 		return nil
 	}
 	select {
+	case <-b.done: // first: a commit that has ended wins over a ctx that has too
+		return b.err
+	default:
+	}
+	select {
 	case <-b.done:
 		return b.err
 	case <-ctx.Done():
