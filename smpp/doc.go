@@ -8,5 +8,8 @@
 // requests that waits instead of failing, response timeouts, enquire_link
 // both ways, unbind, and generic_nack for unknown or malformed PDUs with the
 // session kept up. The PDU codec decodes into reusable PDU values so the hot
-// path allocates little.
+// path allocates little. A handler that is also a Stager takes requests on
+// the session's read goroutine and answers them later, in order, from one
+// acker goroutine per session: a store that commits many messages at once
+// acknowledges them with one wake-up instead of a goroutine each.
 package smpp
