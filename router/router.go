@@ -235,23 +235,25 @@ type Ticket struct {
 // Stage is Submit without the wait for the commit, for adapters that
 // acknowledge many messages per commit from one goroutine: it returns once
 // the acceptance is queued (or refused, with Submit's errors), and the
-// message is already on its way to delivery. It waits only for room in the
-// store's batch and for an earlier copy of m being stored.
-func (r *Router) Stage(ctx context.Context, m *msg.Message) (*Ticket, error) {
+// message is already on its way to delivery. It waits only for the
+// recovery scan at start, for room in the store's batch and for an
+// earlier copy of m being stored. The Ticket is a value so an adapter can
+// keep it inside its own per-request state without another allocation.
+func (r *Router) Stage(ctx context.Context, m *msg.Message) (Ticket, error) {
 	if m.To == "" || (!m.To.IsMSISDN() && len(m.To) < 5) || strings.HasPrefix(string(m.To), "alpha:") ||
 		msg.CheckRoute(m.Route, m.To) != nil {
 		r.count.NoRoute.Add(1)
-		return nil, fmt.Errorf("%w: %q", msg.ErrNoRoute, m.To)
+		return Ticket{}, fmt.Errorf("%w: %q", msg.ErrNoRoute, m.To)
 	}
 	if r.pending.Add(1) > int64(r.cfg.QueueDepth) {
 		r.pending.Add(-1)
 		r.count.Throttled.Add(1)
-		return nil, msg.ErrOverloaded
+		return Ticket{}, msg.ErrOverloaded
 	}
 	if err := r.q.Healthy(); err != nil {
 		r.pending.Add(-1)
 		r.count.NotStored.Add(1)
-		return nil, fmt.Errorf("%w: store unhealthy: %v", msg.ErrNotStored, err)
+		return Ticket{}, fmt.Errorf("%w: store unhealthy: %v", msg.ErrNotStored, err)
 	}
 	if m.Expires.IsZero() {
 		m.Expires = r.cfg.Now().Add(r.cfg.DefaultValidity)
@@ -261,20 +263,20 @@ func (r *Router) Stage(ctx context.Context, m *msg.Message) (*Ticket, error) {
 	case <-ctx.Done():
 		r.pending.Add(-1)
 		r.count.NotStored.Add(1)
-		return nil, fmt.Errorf("%w: router not started: %v", msg.ErrNotStored, ctx.Err())
+		return Ticket{}, fmt.Errorf("%w: router not started: %v", msg.ErrNotStored, ctx.Err())
 	}
 	dup, p, held, err := r.stage(ctx, m)
 	if err != nil {
 		r.pending.Add(-1)
 		r.count.NotStored.Add(1)
-		return nil, fmt.Errorf("%w: %v", msg.ErrNotStored, err)
+		return Ticket{}, fmt.Errorf("%w: %v", msg.ErrNotStored, err)
 	}
 	if dup != "" {
 		r.pending.Add(-1)
 		r.count.Duplicates.Add(1)
 		m.ID = dup
 		r.log.Debug("duplicate suppressed", "id", dup, "from", m.From, "to", m.To, "origin", m.Origin.Kind)
-		return &Ticket{r: r, m: m}, nil
+		return Ticket{r: r, m: m}, nil
 	}
 	// Delivery starts while the group commit is in flight, so the fsync is
 	// not in the message's delivery latency; the sender's acknowledgement
@@ -284,7 +286,7 @@ func (r *Router) Stage(ctx context.Context, m *msg.Message) (*Ticket, error) {
 		j.acked = make(chan struct{})
 	}
 	r.work <- j
-	return &Ticket{r: r, m: m, p: p, held: held, j: j}, nil
+	return Ticket{r: r, m: m, p: p, held: held, j: j}, nil
 }
 
 // Done is closed when the acceptance's commit has ended, ok or not; nil

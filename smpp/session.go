@@ -524,20 +524,11 @@ type deferredResp struct {
 // stage offers p to the Stager on the read goroutine; false: it goes to
 // the pool. It owns p's inbound slot and handler count from here when true.
 func (s *Session) stage(st Stager, req *PDU) (handled bool) {
-	resp := s.pool.Get().(*PDU)
-	resp.Reset()
-	resp.ID, resp.Seq = req.ID.Resp(), req.Seq
+	resp := s.respFor(req)
 	var d Deferred
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				s.log.Error("handler panic", "cmd", req.ID, "panic", r)
-				d, handled = nil, true
-				resp.Status = ESME_RSYSERR
-			}
-		}()
-		d, handled = st.StageSMPP(s.ctx, s, req, resp)
-	}()
+	if s.guard(req.ID, resp, func() { d, handled = st.StageSMPP(s.ctx, s, req, resp) }) {
+		d, handled = nil, true
+	}
 	if !handled {
 		s.pool.Put(resp)
 		return false
@@ -580,19 +571,25 @@ func (s *Session) acker(done chan struct{}) {
 			if ch := e.d.Ready(); ch != nil {
 				<-ch
 			}
-			func() {
-				defer func() {
-					if r := recover(); r != nil {
-						s.log.Error("handler panic", "cmd", e.resp.ID, "panic", r)
-						e.resp.Status = ESME_RSYSERR
-					}
-				}()
-				e.d.Finish(e.resp)
-			}()
+			s.guard(e.resp.ID, e.resp, func() { e.d.Finish(e.resp) })
 			s.respond(e.resp)
 			*e = deferredResp{}
 		}
 	}
+}
+
+// guard runs a piece of a handler; a panic is logged and answered with
+// ESME_RSYSERR instead of ending the process.
+func (s *Session) guard(cmd CommandID, resp *PDU, fn func()) (panicked bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("handler panic", "cmd", cmd, "panic", r)
+			resp.Status = ESME_RSYSERR
+			panicked = true
+		}
+	}()
+	fn()
+	return false
 }
 
 // respond writes a handler's response and gives back its request's slot.
@@ -681,20 +678,18 @@ func (s *Session) nack(seq, status uint32) {
 }
 
 func (s *Session) handle(req *PDU) {
+	resp := s.respFor(req)
+	s.guard(req.ID, resp, func() { s.cfg.Handler.HandleSMPP(s.ctx, s, req, resp) })
+	s.pool.Put(req)
+	s.respond(resp)
+}
+
+// respFor is the response a handler fills in: command id, sequence, status 0.
+func (s *Session) respFor(req *PDU) *PDU {
 	resp := s.pool.Get().(*PDU)
 	resp.Reset()
 	resp.ID, resp.Seq = req.ID.Resp(), req.Seq
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				s.log.Error("handler panic", "cmd", req.ID, "panic", r)
-				resp.Status = ESME_RSYSERR
-			}
-		}()
-		s.cfg.Handler.HandleSMPP(s.ctx, s, req, resp)
-	}()
-	s.pool.Put(req)
-	s.respond(resp)
+	return resp
 }
 
 // keepalive probes an idle peer and ends the session when it stops

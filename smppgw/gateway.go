@@ -95,6 +95,7 @@ type Policy interface {
 type Gateway struct {
 	cfg      Config
 	sub      Submitter
+	stager   Stager // sub, when it can stage (nil: every request takes HandleSMPP)
 	log      *slog.Logger
 	server   *smpp.Server // set by AttachServer; for deliver_sm on an ESME route
 	upstream *smpp.Client // set by AttachUpstream
@@ -123,6 +124,7 @@ func New(cfg Config, sub Submitter) *Gateway {
 		cfg.ReceiptTTL = time.Hour
 	}
 	g := &Gateway{cfg: cfg, sub: sub, log: cfg.Logger, receiptSlots: make(chan struct{}, 4096)}
+	g.stager, _ = sub.(Stager)
 	g.reasm = smstext.NewReassembler(cfg.Reassembly, cfg.Now)
 	return g
 }
@@ -162,7 +164,7 @@ func (g *Gateway) HandleSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU
 // commit (router.Router): the gateway then answers on the session's read
 // goroutine and acknowledges a commit's messages together (smpp.Stager).
 type Stager interface {
-	Stage(ctx context.Context, m *msg.Message) (*router.Ticket, error)
+	Stage(ctx context.Context, m *msg.Message) (router.Ticket, error)
 }
 
 // StageSMPP implements smpp.Stager: a whole short message is staged on the
@@ -170,8 +172,7 @@ type Stager interface {
 // long messages (their storage waits for its commit) and receipts go to
 // HandleSMPP.
 func (g *Gateway) StageSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU, resp *smpp.PDU) (smpp.Deferred, bool) {
-	st, ok := g.sub.(Stager)
-	if !ok || concatenated(req) || isReceipt(req) {
+	if g.stager == nil || concatenated(req) || isReceipt(req) {
 		return nil, false
 	}
 	if !g.takes(ctx, req, resp) {
@@ -181,7 +182,7 @@ func (g *Gateway) StageSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU,
 	if m == nil {
 		return nil, true
 	}
-	t, err := st.Stage(ctx, m)
+	t, err := g.stager.Stage(ctx, m)
 	if err != nil {
 		g.answer(m, err, resp)
 		return nil, true
@@ -194,7 +195,7 @@ type staged struct {
 	g   *Gateway
 	ctx context.Context
 	m   *msg.Message
-	t   *router.Ticket
+	t   router.Ticket
 }
 
 func (d *staged) Ready() <-chan struct{} { return d.t.Done() }
