@@ -127,18 +127,21 @@ func (r *reader) varint() int64 {
 	return v
 }
 
-func (r *reader) string() string {
+func (r *reader) string() string { return string(r.bytes()) }
+
+// bytes reads a length-prefixed field; the result aliases the input.
+func (r *reader) bytes() []byte {
 	n := r.uvarint()
 	if r.err != nil {
-		return ""
+		return nil
 	}
 	if n > uint64(len(r.b)) {
 		r.fail("string length past end")
-		return ""
+		return nil
 	}
-	s := string(r.b[:n])
+	b := r.b[:n:n]
 	r.b = r.b[n:]
-	return s
+	return b
 }
 
 func (r *reader) fail(why string) {

@@ -4,8 +4,14 @@
 //
 // "Acknowledged means durable": every durable write returns only after its
 // batch has been committed and fsynced. Writers from many goroutines are
-// group-committed by one committer goroutine (one badger transaction and one
-// db.Sync per batch), so thousands of writers share each fsync. With
+// group-committed by one committer goroutine, so thousands of writers share
+// each fsync. On disk, a batch is durable once it is appended to the
+// store's own commit log ("commit.log", wal.go) and fdatasynced; badger then
+// gets it without a sync, and is synced at a checkpoint about once a second,
+// after which the log starts over. Open replays the log's batches since the
+// last checkpoint into badger. Unfinished records wait in memory until the
+// checkpoint, so a message finished before it costs badger one write, its
+// final record. In memory (Dir "") and in SyncEach mode there is no log. With
 // Options.CommitInterval (the bridge's --store-commit-interval, 1 ms) a
 // commit starts at least that long after the previous one while its batch is
 // small: fewer, larger fsyncs, since each costs CPU however little it covers.

@@ -567,6 +567,9 @@ func (db *DB) updateOnce(id string, fn func(*Record)) (b, acc *batch, err error)
 }
 
 func (db *DB) loadRecord(id string) (Record, error) {
+	if v, ok := db.deferredRecord(id); ok {
+		return decodeRecord(id, v)
+	}
 	v, err := db.get([]byte(prefixUnfinshed + id))
 	if err == nil && len(v) > 0 {
 		return decodeRecord(id, v)
@@ -606,6 +609,9 @@ func (db *DB) Message(id string) (Record, error) {
 // acceptance order (used at start-up to resume work). An error from fn stops
 // the walk and is returned.
 func (db *DB) Unfinished(fn func(Record) error) error {
+	if err := db.flushDeferred(); err != nil {
+		return err
+	}
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		io := badger.DefaultIteratorOptions
 		io.Prefix = []byte(prefixUnfinshed)

@@ -636,11 +636,13 @@ func TestDedupLegacyKeys(t *testing.T) {
 }
 
 // An unfinished record is one key under "_/u/"; finishing moves it to "m/".
+// Until a checkpoint an unfinished record is only in the commit log and in
+// memory, and one finished before it never reaches badger's "_/u/".
 // Records written by the older layout (record under "m/", empty "_/u/"
 // index value) are still found and resumed.
 func TestRecordLayout(t *testing.T) {
 	dir := t.TempDir()
-	db := openT(t, Options{Dir: dir})
+	db := openT(t, Options{Dir: dir, CheckpointInterval: time.Hour})
 	ctx := context.Background()
 	a, b := newMsg(1), newMsg(2)
 	for _, m := range []*msg.Message{a, b} {
@@ -652,6 +654,15 @@ func TestRecordLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	has := func(key string) bool { _, err := db.get([]byte(key)); return err == nil }
+	if has(prefixUnfinshed + b.ID) {
+		t.Fatal("unfinished record in badger before the checkpoint")
+	}
+	if r, err := db.Message(b.ID); err != nil || r.State != Accepted {
+		t.Fatalf("deferred record: %v %v", r.State, err)
+	}
+	if err := db.flushDeferred(); err != nil {
+		t.Fatal(err)
+	}
 	if has(prefixUnfinshed+a.ID) || !has(prefixMsg+a.ID) || !has(prefixUnfinshed+b.ID) || has(prefixMsg+b.ID) {
 		t.Fatalf("layout: u/a %v m/a %v u/b %v m/b %v", has(prefixUnfinshed+a.ID), has(prefixMsg+a.ID), has(prefixUnfinshed+b.ID), has(prefixMsg+b.ID))
 	}

@@ -1,0 +1,339 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// copyLog copies src's commit log into a new directory, the state a power
+// loss leaves when badger kept none of its unsynced writes since the last
+// checkpoint: only what the log holds.
+func copyLog(t *testing.T, src string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(src, walFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dst, walFile), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// Everything acknowledged since the last checkpoint is rebuilt from the
+// commit log alone: finished and unfinished messages, their states, plain
+// keys and deletions.
+func TestLogReplayRebuildsStateAfterCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	db := openT(t, Options{Dir: dir, CheckpointInterval: time.Hour})
+	ctx := context.Background()
+	ms := acceptConcurrently(t, db, 4, 40)
+	for _, m := range ms[:30] {
+		if err := db.Transition(ctx, m.ID, Event{State: Delivered, Detail: "ok"}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Transition(ctx, ms[30].ID, Event{State: Routed}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Put(ctx, []byte("k/kept"), []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Put(ctx, []byte("k/dropped"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Delete(ctx, []byte("k/dropped")); err != nil {
+		t.Fatal(err)
+	}
+
+	db2 := openT(t, Options{Dir: copyLog(t, dir)})
+	for i, m := range ms {
+		r, err := db2.Message(m.ID)
+		if err != nil {
+			t.Fatalf("message %d after replay: %v", i, err)
+		}
+		want := Accepted
+		switch {
+		case i < 30:
+			want = Delivered
+		case i == 30:
+			want = Routed
+		}
+		if r.State != want {
+			t.Fatalf("message %d: state %v, want %v", i, r.State, want)
+		}
+		sameMsg(t, r.Msg, *m)
+	}
+	var unfinished []string
+	if err := db2.Unfinished(func(r Record) error { unfinished = append(unfinished, r.Msg.ID); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, m := range ms[30:] {
+		want = append(want, m.ID)
+	}
+	slices.Sort(unfinished)
+	slices.Sort(want)
+	if !slices.Equal(unfinished, want) {
+		t.Fatalf("unfinished after replay %v, want %v", unfinished, want)
+	}
+	if v, err := db2.Get([]byte("k/kept")); err != nil || string(v) != "v1" {
+		t.Fatalf("k/kept = %q, %v", v, err)
+	}
+	if _, err := db2.Get([]byte("k/dropped")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("k/dropped after replay: %v", err)
+	}
+}
+
+// A torn last record (never acknowledged: its fdatasync had not returned)
+// is ignored; what came before it is replayed.
+func TestLogReplayStopsAtTornRecord(t *testing.T) {
+	dir := t.TempDir()
+	db := openT(t, Options{Dir: dir, CheckpointInterval: time.Hour})
+	ctx := context.Background()
+	a, b := newMsg(1), newMsg(2)
+	if err := db.Accept(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Accept(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	end := db.wal.used() // the committer wrote it before b's commit ended
+	cp := copyLog(t, dir)
+	f, err := os.OpenFile(filepath.Join(cp, walFile), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last [1]byte
+	if _, err := f.ReadAt(last[:], end-1); err != nil {
+		t.Fatal(err)
+	}
+	last[0] ^= 0xff
+	if _, err := f.WriteAt(last[:], end-1); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	db2 := openT(t, Options{Dir: cp})
+	if _, err := db2.Message(a.ID); err != nil {
+		t.Fatalf("record before the torn one: %v", err)
+	}
+	if _, err := db2.Message(b.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("torn record's message: %v, want not found", err)
+	}
+	// The log goes on after the replayed prefix: a new acceptance survives
+	// the next replay too.
+	c := newMsg(3)
+	if err := db2.Accept(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	db3 := openT(t, Options{Dir: copyLog(t, cp)})
+	if _, err := db3.Message(c.ID); err != nil {
+		t.Fatalf("acceptance after a torn tail, replayed: %v", err)
+	}
+}
+
+// A checkpoint syncs badger and starts the log over: the old records are
+// not replayed (badger has them), and the store reopens with everything.
+func TestCheckpointStartsLogOver(t *testing.T) {
+	dir := t.TempDir()
+	db := openT(t, Options{Dir: dir, CheckpointInterval: time.Hour})
+	ctx := context.Background()
+	ms := acceptConcurrently(t, db, 2, 10)
+	for _, m := range ms[:5] {
+		if err := db.Transition(ctx, m.ID, Event{State: Delivered}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil { // Close checkpoints
+		t.Fatal(err)
+	}
+	w, err := openWAL(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := w.replay(func([]op) error { return nil })
+	w.close()
+	if err != nil || n != 0 {
+		t.Fatalf("after a checkpoint the log replays %d records (%v), want 0", n, err)
+	}
+	db = openT(t, Options{Dir: dir})
+	var open int
+	if err := db.Unfinished(func(Record) error { open++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if open != 5 {
+		t.Fatalf("%d unfinished after reopening, want 5", open)
+	}
+	for _, m := range ms[:5] {
+		if r, err := db.Message(m.ID); err != nil || r.State != Delivered {
+			t.Fatalf("finished message: %v %v", r.State, err)
+		}
+	}
+}
+
+// The header is written to alternate slots: a torn write of the newest
+// leaves the previous one, and only both corrupt refuses to open (an
+// operator must look, rather than the store guess what to replay).
+func TestLogHeaderSlots(t *testing.T) {
+	dir := t.TempDir()
+	db := openT(t, Options{Dir: dir})
+	m := newMsg(1)
+	if err := db.Accept(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	gen := db.wal.gen
+	db.Close()
+	corrupt := func(slot uint64) {
+		f, err := os.OpenFile(filepath.Join(dir, walFile), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteAt(bytes.Repeat([]byte{0xee}, 32), int64(slot%2)*walSlot); err != nil {
+			t.Fatal(err)
+		}
+	}
+	corrupt(gen + 1) // Close's checkpoint wrote gen+1
+	db = openT(t, Options{Dir: dir})
+	if _, err := db.Message(m.ID); err != nil {
+		t.Fatalf("after losing the newest header slot: %v", err)
+	}
+	db.Close()
+	corrupt(0)
+	corrupt(1)
+	if db, err := Open(Options{Dir: dir}); !errors.Is(err, errWALHeader) {
+		if db != nil {
+			db.Close()
+		}
+		t.Fatalf("both header slots corrupt: Open error %v, want %v", err, errWALHeader)
+	}
+}
+
+// A message finished before the checkpoint costs badger only its final
+// record: its unfinished record and that record's delete stay in the log.
+func TestFinishedBeforeCheckpointSkipsBadger(t *testing.T) {
+	db := openT(t, Options{Dir: t.TempDir(), CheckpointInterval: time.Hour})
+	ctx := context.Background()
+	m := newMsg(1)
+	if err := db.Accept(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := db.deferredRecord(m.ID); !ok {
+		t.Fatal("unfinished record not deferred")
+	}
+	if err := db.Transition(ctx, m.ID, Event{State: Delivered}, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := db.deferredRecord(m.ID); ok {
+		t.Fatal("finished record still deferred")
+	}
+	// Badger has seen one write under the message's keys, the final one:
+	// no version of "_/u/<id>", not even a tombstone.
+	var versions []string
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		io := badger.DefaultIteratorOptions
+		io.AllVersions = true
+		it := txn.NewIterator(io)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if k := string(it.Item().Key()); bytes.HasSuffix([]byte(k), []byte(m.ID)) {
+				versions = append(versions, k)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{prefixMsg + m.ID}; !slices.Equal(versions, want) {
+		t.Fatalf("badger versions %v, want %v", versions, want)
+	}
+}
+
+// A record that reached badger at a checkpoint and was updated after it is
+// deleted from badger when it finishes: it must not come back as unfinished.
+func TestCheckpointedRecordFinishes(t *testing.T) {
+	dir := t.TempDir()
+	db := openT(t, Options{Dir: dir, CheckpointInterval: time.Hour})
+	ctx := context.Background()
+	m := newMsg(1)
+	if err := db.Accept(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.flushDeferred(); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []State{Routed, Delivered} {
+		if err := db.Transition(ctx, m.ID, Event{State: st}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	db = openT(t, Options{Dir: dir})
+	if err := db.Unfinished(func(r Record) error {
+		return fmt.Errorf("finished message %s back as %v", r.Msg.ID, r.State)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FuzzLogReplay: whatever follows a valid header, replay never panics and
+// hands over only well-formed ops.
+func FuzzLogReplay(f *testing.F) {
+	good := func(ops []op) []byte {
+		var b []byte
+		for i := range ops {
+			b = appendOp(b, &ops[i])
+		}
+		return sealRecord(1, b)
+	}
+	f.Add(good([]op{{key: []byte("_/u/a"), val: []byte("rec"), expiresAt: 7}, {key: []byte("_/u/a"), del: true}}))
+	f.Add([]byte{})
+	f.Add([]byte{3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 'k'})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		w, err := createWAL(dir, filepath.Join(dir, walFile), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.close()
+		if _, err := w.f.WriteAt(data, walData); err != nil {
+			t.Fatal(err)
+		}
+		if len(data) > 4 { // also a correctly framed record around the data
+			rec := sealRecord(1, data[4:])
+			if _, err := w.f.WriteAt(rec, walData); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, _ := w.f.Stat()
+		w.size = st.Size()
+		_, _ = w.replay(func(ops []op) error {
+			for _, o := range ops {
+				if len(o.key) == 0 || (o.del && o.val != nil) {
+					t.Fatalf("malformed op %+v", o)
+				}
+			}
+			return nil
+		})
+	})
+}
+
+// sealRecord frames payload as record seq.
+func sealRecord(seq uint64, payload []byte) []byte {
+	b := make([]byte, walRecHead, walRecHead+len(payload))
+	b = append(b, payload...)
+	putRecordHead(b, seq)
+	return b
+}
