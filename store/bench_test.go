@@ -38,3 +38,41 @@ func BenchmarkAccept(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLifecycle is a message's life in the store on the hot path:
+// accepted (durable before the acknowledgement), then delivered (queued,
+// durable with a later commit), from 128 writers. The commit log against
+// the design before it, a badger Sync per group commit, in one run:
+//
+//	go test -run '^$' -bench Lifecycle -count 6 ./store/ | benchstat -col /commit -
+func BenchmarkLifecycle(b *testing.B) {
+	for _, mode := range []struct {
+		name       string
+		badgerSync bool
+	}{{"log", false}, {"badger-sync", true}} {
+		b.Run("commit="+mode.name, func(b *testing.B) {
+			db := openT(b, Options{Dir: b.TempDir(), BadgerSync: mode.badgerSync})
+			b.SetParallelism(128)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				ctx := context.Background()
+				i := 0
+				for pb.Next() {
+					m := newMsg(i)
+					i++
+					if err := db.Accept(ctx, m); err != nil {
+						b.Error(err)
+						return
+					}
+					if err := db.Transition(ctx, m.ID, Event{State: Delivered}, false); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}

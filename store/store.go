@@ -34,6 +34,7 @@ type Options struct {
 	IndexCacheSize int64         // default 32 MiB (bounded, unlike badger's unbounded 0)
 	GCInterval     time.Duration // value-log GC period (default 5m)
 	SyncEach       bool          // fsync every write on its own (badger SyncWrites): only for benchmark comparison
+	BadgerSync     bool          // group commit by badger Sync instead of the commit log (the design before it): only for benchmark comparison
 	Retention      time.Duration // how long final message records stay queryable (default 24h)
 	CacheRecords   int           // in-memory cache of unfinished records (default 32768)
 	ProbeInterval  time.Duration // while unhealthy, how often a probe write checks for recovery (default 1s)
@@ -205,7 +206,7 @@ func Open(opts Options) (*DB, error) {
 	db.cur = db.newBatch(1)
 	db.cache.init(opts.CacheRecords)
 	db.deferred = make(map[string]deferredRec)
-	if opts.Dir != "" && !opts.SyncEach {
+	if opts.Dir != "" && !opts.SyncEach && !opts.BadgerSync {
 		if err := db.openLog(); err != nil {
 			bdb.Close()
 			return nil, err
