@@ -342,6 +342,43 @@ func TestClientSendWaitsForBind(t *testing.T) {
 	}
 }
 
+// A request nobody answers fails with ErrTimeout about RespTimeout after
+// it was sent (the session's sweeper), and one in flight when the session
+// ends gets ErrClosed at once, not at its timeout.
+func TestUnansweredRequestTimesOutAndCloseAnswers(t *testing.T) {
+	e := &echo{delay: time.Second}
+	_, addr := startServer(t, e, nil)
+	submit := func() *PDU { return &PDU{ID: SubmitSM, SourceAddr: "1", DestAddr: "2", ShortMessage: []byte("x")} }
+	c := startClient(t, ClientConfig{Addr: addr, SystemID: "esme1", Password: "secret", RespTimeout: 200 * time.Millisecond})
+	waitUntil(t, "bind", c.Bound)
+	start := time.Now()
+	if _, err := c.Send(context.Background(), submit()); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("unanswered submit: %v, want %v", err, ErrTimeout)
+	}
+	if d := time.Since(start); d < 200*time.Millisecond || d > 2*time.Second {
+		t.Fatalf("timed out after %v, want about 200ms", d)
+	}
+
+	c2 := startClient(t, ClientConfig{Addr: addr, SystemID: "esme1", Password: "secret", RespTimeout: time.Minute})
+	waitUntil(t, "second bind", c2.Bound)
+	s := c2.Session()
+	errc := make(chan error, 1)
+	go func() { _, err := s.Send(context.Background(), submit()); errc <- err }()
+	waitUntil(t, "submit in flight", func() bool { return e.n.Load() >= 2 })
+	s.close(errors.New("test ends the session"))
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("waiter at close: %v, want %v", err, ErrClosed)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("waiter not answered when the session closed")
+	}
+	if _, err := s.Send(context.Background(), submit()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("send on a closed session: %v, want %v", err, ErrClosed)
+	}
+}
+
 func BenchmarkSubmitRoundTrip(b *testing.B) {
 	srv := NewServer(ServerConfig{Handler: &echo{}, Window: 256, InboundWindow: 256,
 		Auth: func(string, string, CommandID, net.Addr) uint32 { return 0 }})
