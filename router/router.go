@@ -52,7 +52,8 @@ func (f IMSenderFunc) SendIM(ctx context.Context, m *msg.Message, b presence.Bin
 }
 
 // SMSSender hands a message to the SMS network and returns nil once the
-// SMSC (or the designated receiver bind) accepted it.
+// SMSC (or the designated receiver bind) accepted it. The router passes no
+// deadline: SendSMS bounds its own wait.
 type SMSSender interface {
 	SendSMS(ctx context.Context, m *msg.Message) error
 }
@@ -87,7 +88,6 @@ type Config struct {
 	Workers         int           // concurrent deliveries (default 512)
 	QueueDepth      int           // accepted-but-unfinished messages before Submit throttles (default 100000)
 	DefaultValidity time.Duration // when a message carries no expiry (default 48h)
-	SMSTimeout      time.Duration // per SMS attempt (default 30s)
 	RetryMin        time.Duration // first retry delay (default 2s)
 	RetryMax        time.Duration // cap on retry delay (default 10m)
 	Logger          *slog.Logger
@@ -114,9 +114,6 @@ func (c *Config) defaults() {
 	}
 	if c.DefaultValidity <= 0 {
 		c.DefaultValidity = 48 * time.Hour
-	}
-	if c.SMSTimeout <= 0 {
-		c.SMSTimeout = 30 * time.Second
 	}
 	if c.RetryMin <= 0 {
 		c.RetryMin = 2 * time.Second
@@ -429,10 +426,6 @@ func (r *Router) recover(ctx context.Context) error {
 }
 
 func (r *Router) worker(ctx context.Context) {
-	// Each SMS attempt's timeout context registers with its parent under
-	// the parent's lock: one parent per worker, not one for all workers.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	for {
 		select {
 		case <-ctx.Done():
@@ -514,9 +507,10 @@ func (r *Router) deliver(ctx context.Context, j *job) {
 		r.retry(ctx, j, "sms: no SMS route configured")
 		return
 	}
-	sctx, cancel := context.WithTimeout(ctx, r.cfg.SMSTimeout)
-	err := r.sms.SendSMS(sctx, m)
-	cancel()
+	// No timeout context per attempt (3% of the CPU on SMS→SMS): the SMS
+	// side bounds it, smppgw's SMPP sessions by their response timeout for
+	// window room and for each response, and its client by its bind wait.
+	err := r.sms.SendSMS(ctx, m)
 	if err == nil {
 		r.count.SMSDelivered.Add(1)
 		r.finish(ctx, j, store.Delivered, "sms")

@@ -26,6 +26,7 @@ type ClientConfig struct {
 	MinBackoff           time.Duration // first rebind delay (default 500ms), doubling
 	MaxBackoff           time.Duration // default 30s
 	DialTimeout          time.Duration // default 5s
+	BindWait             time.Duration // how long Send waits for a bind before ErrNotBound (default 30s)
 	OnBound, OnUnbound   func()
 	MaxPDU               int
 	AddrTON, AddrNPI     byte
@@ -61,6 +62,9 @@ func NewClient(cfg ClientConfig) *Client {
 	}
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = 5 * time.Second
+	}
+	if cfg.BindWait <= 0 {
+		cfg.BindWait = 30 * time.Second
 	}
 	if cfg.InterfaceVersionByte == 0 {
 		cfg.InterfaceVersionByte = 0x34
@@ -163,6 +167,7 @@ func (c *Client) Bound() bool { return c.Session() != nil }
 // Send sends p over the bind, waiting (up to ctx) for a bind if there is
 // none right now.
 func (c *Client) Send(ctx context.Context, p *PDU) (*PDU, error) {
+	var giveUp <-chan time.Time // the bind wait's timer, made only if needed
 	for {
 		c.mu.Lock()
 		s, ch := c.sess, c.boundCh
@@ -176,10 +181,17 @@ func (c *Client) Send(ctx context.Context, p *PDU) (*PDU, error) {
 			}
 			return resp, err
 		}
+		if giveUp == nil {
+			t := time.NewTimer(c.cfg.BindWait)
+			defer t.Stop()
+			giveUp = t.C
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w to %s: %w", ErrNotBound, c.cfg.Addr, ctx.Err())
+		case <-giveUp:
+			return nil, fmt.Errorf("%w to %s after %v", ErrNotBound, c.cfg.Addr, c.cfg.BindWait)
 		}
 	}
 }

@@ -283,16 +283,26 @@ func (s *Session) nextSeq() uint32 {
 	}
 }
 
-// Send sends request p and waits for its response, first waiting for room
-// in the window if it is full. It sets p.Seq. A response with a non-zero
+// Send sends request p and waits for its response, first waiting (at most
+// RespTimeout) for room in the window if it is full. It sets p.Seq. A response with a non-zero
 // status is returned together with a *StatusError.
 func (s *Session) Send(ctx context.Context, p *PDU) (*PDU, error) {
 	select {
 	case s.window <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-s.done:
-		return nil, ErrClosed
+	default: // full: wait, at most RespTimeout (the timer only on this path)
+		t := time.NewTimer(s.cfg.RespTimeout)
+		select {
+		case s.window <- struct{}{}:
+			t.Stop()
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-s.done:
+			t.Stop()
+			return nil, ErrClosed
+		case <-t.C:
+			return nil, fmt.Errorf("%w: no room in the window of %d after %v", ErrTimeout, cap(s.window), s.cfg.RespTimeout)
+		}
 	}
 	defer func() { <-s.window }()
 	return s.roundTrip(ctx, p)

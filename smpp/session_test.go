@@ -342,6 +342,33 @@ func TestClientSendWaitsForBind(t *testing.T) {
 	}
 }
 
+// Without a deadline from the caller, Send gives up waiting for a bind
+// after BindWait.
+func TestClientBindWaitBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens
+	c := startClient(t, ClientConfig{Addr: addr, SystemID: "esme1", Password: "secret", BindWait: 150 * time.Millisecond,
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { _, err := c.Send(context.Background(), &PDU{ID: SubmitSM}); done <- err }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrNotBound) {
+			t.Fatalf("send with no SMSC: %v, want ErrNotBound", err)
+		}
+		if d := time.Since(start); d < 150*time.Millisecond {
+			t.Fatalf("gave up after %v, before BindWait", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("send with no SMSC and no deadline still waiting after 5s")
+	}
+}
+
 // A request nobody answers fails with ErrTimeout about RespTimeout after
 // it was sent (the session's sweeper), and one in flight when the session
 // ends gets ErrClosed at once, not at its timeout.
