@@ -12,6 +12,8 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/smsbridge/bridge/msg"
 )
 
 // copyLog copies src's commit log into a new directory, the state a power
@@ -30,6 +32,19 @@ func copyLog(t *testing.T, src string) string {
 	return dst
 }
 
+// acceptDeliverSome accepts n messages and finishes the first delivered of
+// them as Delivered, durably.
+func acceptDeliverSome(t *testing.T, db *DB, n, delivered int) []*msg.Message {
+	t.Helper()
+	ms := acceptConcurrently(t, db, 4, n)
+	for _, m := range ms[:delivered] {
+		if err := db.Transition(context.Background(), m.ID, Event{State: Delivered, Detail: "ok"}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ms
+}
+
 // Everything acknowledged since the last checkpoint is rebuilt from the
 // commit log alone: finished and unfinished messages, their states, plain
 // keys and deletions.
@@ -37,12 +52,7 @@ func TestLogReplayRebuildsStateAfterCheckpoint(t *testing.T) {
 	dir := t.TempDir()
 	db := openT(t, Options{Dir: dir, CheckpointInterval: time.Hour})
 	ctx := context.Background()
-	ms := acceptConcurrently(t, db, 4, 40)
-	for _, m := range ms[:30] {
-		if err := db.Transition(ctx, m.ID, Event{State: Delivered, Detail: "ok"}, true); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ms := acceptDeliverSome(t, db, 40, 30)
 	if err := db.Transition(ctx, ms[30].ID, Event{State: Routed}, true); err != nil {
 		t.Fatal(err)
 	}
@@ -148,13 +158,7 @@ func TestLogReplayStopsAtTornRecord(t *testing.T) {
 func TestCheckpointStartsLogOver(t *testing.T) {
 	dir := t.TempDir()
 	db := openT(t, Options{Dir: dir, CheckpointInterval: time.Hour})
-	ctx := context.Background()
-	ms := acceptConcurrently(t, db, 2, 10)
-	for _, m := range ms[:5] {
-		if err := db.Transition(ctx, m.ID, Event{State: Delivered}, true); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ms := acceptDeliverSome(t, db, 10, 5)
 	if err := db.Close(); err != nil { // Close checkpoints
 		t.Fatal(err)
 	}
