@@ -15,6 +15,20 @@ func BenchmarkEncodeGSM7(b *testing.B) {
 	}
 }
 
+func BenchmarkDecodeGSM7(b *testing.B) {
+	_, body, err := Encode(strings.Repeat("Hello {world} €5 Ä ñ @ ", 7)[:160], Auto)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Decode(0, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkDecodeUCS2(b *testing.B) {
 	_, body, err := Encode(strings.Repeat("短信😀", 23), ForceUCS2)
 	if err != nil {

@@ -1,5 +1,7 @@
 package smstext
 
+import "strings"
+
 // GSM 03.38 / 3GPP TS 23.038 §6.2.1 default alphabet and its extension table.
 
 // esc is the escape to the extension table (§6.2.1.1).
@@ -92,20 +94,24 @@ func encodeGSM7(dst []byte, text string) ([]byte, bool) {
 // decodeGSM7 decodes unpacked septets. A septet > 0x7F is an error (it
 // cannot be a septet); the caller wraps the error with context.
 func decodeGSM7(b []byte) (string, error) {
-	out := make([]rune, 0, len(b))
+	// Straight to UTF-8: most septets are ASCII, so len(b) bytes nearly
+	// always suffice, and the Builder's String does not copy (a []rune
+	// buffer was four bytes a character plus the string's copy).
+	var out strings.Builder
+	out.Grow(len(b) + len(b)/8)
 	for i := 0; i < len(b); i++ {
 		c := b[i]
 		if c > 0x7F {
 			return "", errSeptet(i, c)
 		}
 		if c != esc {
-			out = append(out, gsmBasic[c])
+			out.WriteRune(gsmBasic[c])
 			continue
 		}
 		if i+1 >= len(b) {
 			// A trailing escape has nothing to extend: §6.2.1 says show
 			// it as a space.
-			out = append(out, ' ')
+			out.WriteByte(' ')
 			continue
 		}
 		n := b[i+1]
@@ -116,18 +122,18 @@ func decodeGSM7(b []byte) (string, error) {
 			// 0x1B1B is reserved for a further extension table we do not
 			// have: the first escape shows as a space, the second is
 			// looked at again with what follows it.
-			out = append(out, ' ')
+			out.WriteByte(' ')
 		case gsmExt[n] != 0:
-			out = append(out, gsmExt[n])
+			out.WriteRune(gsmExt[n])
 			i++
 		default:
 			// §6.2.1.1: an undefined extension shows the default
 			// alphabet character instead.
-			out = append(out, gsmBasic[n])
+			out.WriteRune(gsmBasic[n])
 			i++
 		}
 	}
-	return string(out), nil
+	return out.String(), nil
 }
 
 // Pack7 packs GSM 7-bit septets (one per byte, high bit ignored) into octets,
