@@ -167,7 +167,7 @@ type Router struct {
 	draining map[msg.Address][]*job // woken messages per user, in order
 
 	dedupMu   sync.Mutex
-	dedupBusy map[[16]byte]chan struct{} // keys being stored right now
+	dedupBusy map[[16]byte]chan struct{} // keys being stored right now; the channel, made once a copy waits, closes when stored
 
 	mu      sync.Mutex
 	later   jobHeap                           // retries and parked messages, by due time
@@ -320,22 +320,27 @@ func (r *Router) stage(ctx context.Context, m *msg.Message) (dup string, p store
 		p, err := r.q.Stage(ctx, m)
 		return "", p, dedupHold{}, err
 	}
-	h := sha256.New()
-	for _, f := range []string{m.Origin.Kind.String(), m.Origin.Account, string(m.From), string(m.To), m.Text} {
-		h.Write([]byte(f))
-		h.Write([]byte{0})
+	// The key hashes each field followed by a zero byte (the same bytes,
+	// so the same keys, as when they were written to a hash one by one).
+	var buf [384]byte
+	b := buf[:0]
+	for _, f := range [...]string{m.Origin.Kind.String(), m.Origin.Account, string(m.From), string(m.To), m.Text} {
+		b = append(append(b, f...), 0)
 	}
-	var sum [sha256.Size]byte
-	key := h.Sum(sum[:0])[:16]
+	sum := sha256.Sum256(b)
+	key := sum[:16]
 	// A second copy arriving while the first is being stored waits for it
 	// and then finds it committed; different messages never wait on each
-	// other.
+	// other. The first copy's entry gets a channel only when a second one
+	// comes to wait on it.
 	var k [16]byte
 	copy(k[:], key)
 	for {
 		r.dedupMu.Lock()
 		busy, ok := r.dedupBusy[k]
 		if !ok {
+			r.dedupBusy[k] = nil
+		} else if busy == nil {
 			busy = make(chan struct{})
 			r.dedupBusy[k] = busy
 		}
@@ -370,7 +375,9 @@ func (r *Router) release(h dedupHold) {
 		return
 	}
 	r.dedupMu.Lock()
-	close(r.dedupBusy[h.key])
+	if busy := r.dedupBusy[h.key]; busy != nil {
+		close(busy)
+	}
 	delete(r.dedupBusy, h.key)
 	r.dedupMu.Unlock()
 }

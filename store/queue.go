@@ -344,7 +344,7 @@ func (db *DB) newRecord(m *msg.Message, now time.Time, buf *[]byte, dedup string
 		return nil, [2]op{}, 0, err
 	}
 	m.ID, m.Accepted = id, now
-	e := &centry{rec: Record{Msg: *m, State: Accepted, Events: make([]Event, 1, 4), dedup: dedup, dedupUntil: dedupUntil}}
+	e := &centry{rec: Record{Msg: *m, State: Accepted, Events: make([]Event, 1, 2), dedup: dedup, dedupUntil: dedupUntil}}
 	e.rec.Events[0] = Event{State: Accepted, At: now}
 	ops, n, err := db.recordOps(&e.rec, buf)
 	return e, ops, n, err
