@@ -54,6 +54,7 @@ type Config struct {
 	StoreMemtableMB     int           // badger memtable size (two are kept)
 	StoreCacheMB        int           // badger block and index caches, each
 	StoreCommitInterval time.Duration // least time between the starts of two group commits while the batch is under half of its cap
+	RetainText          bool          // a finished message's record keeps its whole text, not only what a receipt quotes
 	ReginfoFrom         []string      // IM servers allowed to push RFC 3680 registration state
 	PartnerSites        []string      // ID,VERIFY_URL,SERVER_ID,SECRET[,CONTACTS_URL[,POSTS_URL]]
 	SocialSites         []string      // ID:HEXKEY
@@ -109,6 +110,7 @@ var options = []option{
 	{"reassembly-policy", kString, "partial", "when parts are still missing at the timeout: partial (deliver with a marker) or drop", false, func(c *Config) any { return &c.ReassemblyPolicy }},
 	{"dedup-window", kDuration, "2m", "a resubmission of the same message (same account, sender, recipient and text) within this window is acknowledged with the first id and not delivered again (0 = off)", false, func(c *Config) any { return &c.DedupWindow }},
 	{"store-memtable-mb", kInt, "32", "badger memtable size in MiB (two are kept in memory)", false, func(c *Config) any { return &c.StoreMemtableMB }},
+	{"retain-text", kBool, "false", "keep a finished message's whole text for the retention period; by default its record keeps the first 20 characters, which delivery receipts quote, and the content goes once the message is done", false, func(c *Config) any { return &c.RetainText }},
 	{"store-commit-interval", kDuration, "1ms", "least time between two group commits (fsyncs) of the store, unless half a batch is already waiting: fewer, larger commits cost less CPU per message for at most this much more acknowledgement latency (0 = commit as soon as the last one ends)", false, func(c *Config) any { return &c.StoreCommitInterval }},
 	{"store-cache-mb", kInt, "32", "badger block cache and index cache size in MiB, each", false, func(c *Config) any { return &c.StoreCacheMB }},
 	{"reginfo-from", kList, "", "IP, CIDR or host name of an IM server (Kamailio pua_reginfo) allowed to PUBLISH/NOTIFY registration state, RFC 3680 (repeatable; none = refused)", false, func(c *Config) any { return &c.ReginfoFrom }},

@@ -35,6 +35,12 @@ type Options struct {
 	GCInterval     time.Duration // value-log GC period (default 5m)
 	SyncEach       bool          // fsync every write on its own (badger SyncWrites): only for benchmark comparison
 	BadgerSync     bool          // group commit by badger Sync instead of the commit log (the design before it): only for benchmark comparison
+	// KeepText keeps a final record's whole text. By default it keeps the
+	// first ReceiptTextRunes characters, which a delivery receipt quotes
+	// ("text:" of SMPP's receipt format): nothing else reads a finished
+	// message's text, and every byte of the records kept for the retention
+	// period is written, flushed and compacted by badger.
+	KeepText       bool
 	Retention      time.Duration // how long final message records stay queryable (default 24h)
 	CacheRecords   int           // in-memory cache of unfinished records (default 32768)
 	ProbeInterval  time.Duration // while unhealthy, how often a probe write checks for recovery (default 1s)

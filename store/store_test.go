@@ -878,3 +878,34 @@ func TestRefusedAcceptanceIsGone(t *testing.T) {
 		t.Fatalf("unfinished: %d records, %v; want the resubmission only", n, err)
 	}
 }
+
+// A finished message's record keeps the start of its text that a delivery
+// receipt quotes, unless KeepText; an unfinished one keeps all of it.
+func TestFinalRecordKeepsReceiptText(t *testing.T) {
+	ctx := context.Background()
+	text := "短信 which is longer than what a receipt quotes"
+	for _, keep := range []bool{false, true} {
+		db := openT(t, Options{Dir: t.TempDir(), KeepText: keep})
+		m := newMsg(1)
+		m.Text = text
+		if err := db.Accept(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := db.Message(m.ID); err != nil || r.Msg.Text != text {
+			t.Fatalf("unfinished: %q %v", r.Msg.Text, err)
+		}
+		if err := db.Transition(ctx, m.ID, Event{State: Delivered}, true); err != nil {
+			t.Fatal(err)
+		}
+		want := text
+		if !keep {
+			want = string([]rune(text)[:ReceiptTextRunes])
+		}
+		if n := db.cache.len(); n != 0 { // read back from disk, not from the cache
+			t.Fatalf("%d records still cached", n)
+		}
+		if r, err := db.Message(m.ID); err != nil || r.Msg.Text != want || r.State != Delivered {
+			t.Fatalf("KeepText %v: final text %q (%v, %v), want %q", keep, r.Msg.Text, r.State, err, want)
+		}
+	}
+}
