@@ -57,6 +57,10 @@ type Options struct {
 	// fsync: a non-nil error fails that commit as a full or broken disk
 	// would. Always nil outside tests.
 	SyncFault func() error
+	// ApplyFault, for fault-injection tests, runs before a logged batch is
+	// handed to badger: a non-nil error fails that step as badger refusing
+	// the write would. Always nil outside tests.
+	ApplyFault func() error
 }
 
 const (
@@ -97,7 +101,11 @@ type DB struct {
 	// wal is the commit log (wal.go); nil in memory and in SyncEach mode.
 	wal      *wal
 	lastCkpt time.Time // committer's: when the last checkpoint ended
-	direct   []op      // committer's scratch: the ops of a batch badger gets now
+	// unapplied (committer's): badger refused writes that the log holds;
+	// only a replay at the next Open puts them back, so the log is no
+	// longer started over.
+	unapplied bool
+	direct    []op // committer's scratch: the ops of a batch badger gets now
 	// deferred holds the newest "_/u/" record of messages whose record is
 	// in the commit log but not yet in badger: a message finished before
 	// the next checkpoint never costs badger its unfinished record or that
@@ -474,12 +482,22 @@ func (db *DB) commitLogged(ops []op) error {
 		db.deferred[id] = d
 	}
 	db.defMu.Unlock()
-	err = db.writeOps(direct)
+	if f := db.opts.ApplyFault; f != nil {
+		err = f()
+	}
+	if err == nil {
+		err = db.writeOps(direct)
+	}
 	clear(direct)
 	db.direct = direct[:0]
 	if err != nil {
-		// Logged, so durable: a restart replays it. Until then badger
-		// misses these writes, so say so (Healthy) rather than serve them.
+		// Logged, so durable: the next Open replays it. Until then badger
+		// misses these writes, so say so (Healthy) rather than serve them,
+		// and keep the log.
+		if !db.unapplied {
+			db.log.Error("store: badger refused logged writes; the commit log is kept until the next start replays it", "err", err)
+		}
+		db.unapplied = true
 		return fmt.Errorf("store: logged but not applied: %w", err)
 	}
 	return nil
@@ -488,7 +506,10 @@ func (db *DB) commitLogged(ops []op) error {
 // maybeCheckpoint checkpoints when the interval has passed or the log is
 // half full.
 func (db *DB) maybeCheckpoint() {
-	if db.wal == nil || (time.Since(db.lastCkpt) < db.opts.CheckpointInterval && db.wal.used() < db.wal.size/2) {
+	if db.wal == nil {
+		return
+	}
+	if time.Since(db.lastCkpt) < db.opts.CheckpointInterval && (db.unapplied || db.wal.used() < db.wal.size/2) {
 		return
 	}
 	if err := db.checkpoint(); err != nil {
@@ -504,6 +525,10 @@ func (db *DB) checkpoint() error {
 	}
 	if err := db.bdb.Sync(); err != nil {
 		return fmt.Errorf("store: checkpoint: sync badger: %w", err)
+	}
+	if db.unapplied { // see unapplied: the log grows until the next Open
+		db.lastCkpt = time.Now()
+		return nil
 	}
 	if err := db.wal.restart(); err != nil {
 		return fmt.Errorf("store: checkpoint: %w", err)

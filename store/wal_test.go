@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -289,6 +290,41 @@ func TestCheckpointedRecordFinishes(t *testing.T) {
 		return fmt.Errorf("finished message %s back as %v", r.Msg.ID, r.State)
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A batch that is logged but that badger refuses is not lost: the log is no
+// longer started over, and the next Open replays it.
+func TestUnappliedBatchKeptForReplay(t *testing.T) {
+	dir := t.TempDir()
+	var fail atomic.Bool
+	opts := Options{Dir: dir, CheckpointInterval: time.Millisecond, ApplyFault: func() error {
+		if fail.Load() {
+			return errors.New("injected: badger refuses the write")
+		}
+		return nil
+	}}
+	db := openT(t, opts)
+	ctx := context.Background()
+	m := newMsg(1)
+	if err := db.Accept(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	fail.Store(true)
+	if err := db.Transition(ctx, m.ID, Event{State: Delivered}, true); err == nil {
+		t.Fatal("a batch badger refused was reported stored")
+	}
+	fail.Store(false)
+	for i := range 3 { // later batches, and checkpoints after them
+		time.Sleep(2 * time.Millisecond)
+		if err := db.Accept(ctx, newMsg(2+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	db = openT(t, Options{Dir: dir})
+	if r, err := db.Message(m.ID); err != nil || r.State != Delivered {
+		t.Fatalf("after replay: %v %v, want delivered", r.State, err)
 	}
 }
 
