@@ -63,6 +63,9 @@ type Options struct {
 	ApplyFault func() error
 }
 
+// valueThreshold: values this long or longer live in badger's value log.
+const valueThreshold = 64
+
 const (
 	prefixMsg       = "m/"
 	prefixInternal  = "_/"
@@ -206,6 +209,16 @@ func Open(opts Options) (*DB, error) {
 		WithIndexCacheSize(opts.IndexCacheSize).
 		WithMetricsEnabled(false). // badger metrics are process-global expvars
 		WithDetectConflicts(false) // all writes are blind sets from one committer
+	if opts.Dir != "" {
+		// Values (message records) go to badger's value log and only keys
+		// and value pointers through its LSM tree: the final records kept
+		// for the retention period are then written once, not rewritten by
+		// every compaction. Alternated runs against records in the tree:
+		// SMS→IM 50 s open loop 21.9 / 20.3k → 24.8 / 22.8k msg/s (the last
+		// 25 s 21.8 / 17.2k → 26.6 / 22.2k), SMS→SMS 30 s 30.7 / 28.5k →
+		// 32.8 / 30.3k at 9–13% less bridge CPU per message.
+		bo = bo.WithValueThreshold(valueThreshold)
+	}
 	bdb, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("store: open badger at %q: %w", opts.Dir, err)
