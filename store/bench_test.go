@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
+	"time"
 
 	"testing"
 )
@@ -76,5 +78,28 @@ func BenchmarkLifecycle(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 		})
+	}
+}
+
+// BenchmarkDedupMiss looks up keys the duplicate index does not hold (the
+// common case: most messages are new) with a million keys in it.
+func BenchmarkDedupMiss(b *testing.B) {
+	var x dedupIndex
+	x.init()
+	now := time.Now()
+	var key [16]byte
+	for i := range 1 << 20 {
+		binary.LittleEndian.PutUint64(key[:], uint64(i)*0x9e3779b97f4a7c15)
+		x.put(key[:], "0123456789abcdefghij", now.Add(time.Hour).Unix(), now, time.Hour)
+	}
+	b.ResetTimer()
+	i := uint64(1 << 40)
+	for b.Loop() {
+		i++
+		binary.LittleEndian.PutUint64(key[:], i*0x9e3779b97f4a7c15)
+		binary.LittleEndian.PutUint64(key[8:], i)
+		if _, ok := x.get(key[:], now); ok {
+			b.Fatal("hit on an absent key")
+		}
 	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	badger "github.com/dgraph-io/badger/v4"
@@ -907,5 +908,31 @@ func TestFinalRecordKeepsReceiptText(t *testing.T) {
 		if r, err := db.Message(m.ID); err != nil || r.Msg.Text != want || r.State != Delivered {
 			t.Fatalf("KeepText %v: final text %q (%v, %v), want %q", keep, r.Msg.Text, r.State, err, want)
 		}
+	}
+}
+
+// The duplicate index's filter never hides a key it was given, and lets
+// few absent ones through to the map.
+func TestDedupBloom(t *testing.T) {
+	f := newBloom()
+	var k dedupKey
+	for i := range 200_000 {
+		binary.LittleEndian.PutUint64(k[:], uint64(i)*0x9e3779b97f4a7c15)
+		binary.LittleEndian.PutUint64(k[8:], uint64(i)*0xc2b2ae3d27d4eb4f)
+		f.add(&k)
+	}
+	fp := 0
+	for i := range 400_000 {
+		binary.LittleEndian.PutUint64(k[:], uint64(i)*0x9e3779b97f4a7c15)
+		binary.LittleEndian.PutUint64(k[8:], uint64(i)*0xc2b2ae3d27d4eb4f)
+		if i < 200_000 && !f.has(&k) {
+			t.Fatalf("key %d added but not found", i)
+		}
+		if i >= 200_000 && f.has(&k) {
+			fp++
+		}
+	}
+	if fp > 2000 { // 1% of the absent keys
+		t.Fatalf("%d false positives in 200,000 absent keys", fp)
 	}
 }
