@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/router"
@@ -191,12 +190,8 @@ func (g *Gateway) Report(ctx context.Context, m *msg.Message, o router.Outcome) 
 	if !o.Delivered {
 		errCode = "001"
 	}
-	text := m.Text
-	if utf8.RuneCountInString(text) > 20 {
-		text = string([]rune(text)[:20])
-	}
-	body := smstext.FormatReceipt(smstext.Receipt{
-		ID: m.ID, Sub: 1, Dlvrd: dlvrd, Submit: m.Accepted, Done: o.At, Stat: stat, Err: errCode, Text: text,
+	body := smstext.FormatReceipt(smstext.Receipt{ // quotes the text's start
+		ID: m.ID, Sub: 1, Dlvrd: dlvrd, Submit: m.Accepted, Done: o.At, Stat: stat, Err: errCode, Text: m.Text,
 	})
 	p := &smpp.PDU{ID: smpp.DeliverSM, ESMClass: 0x04}
 	p.SourceAddrTON, p.SourceAddrNPI, p.SourceAddr = sourceAddr(m.To)

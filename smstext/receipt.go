@@ -7,8 +7,23 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
+
+// ReceiptTextRunes is how much of the original text a receipt quotes
+// ("text:", SMPP 3.4 Appendix B).
+const ReceiptTextRunes = 20
+
+// ReceiptText is the start of s that a receipt quotes.
+func ReceiptText(s string) string {
+	n := 0
+	for i := range s {
+		if n == ReceiptTextRunes {
+			return s[:i]
+		}
+		n++
+	}
+	return s
+}
 
 // ErrReceipt marks text that is not a delivery receipt.
 var ErrReceipt = errors.New("smstext: not a delivery receipt")
@@ -38,12 +53,8 @@ func FormatReceipt(r Receipt) string {
 	} else if n, err := strconv.Atoi(e); err == nil && n >= 0 && len(e) < 3 {
 		e = fmt.Sprintf("%03d", n)
 	}
-	text := r.Text
-	if utf8.RuneCountInString(text) > 20 {
-		text = string([]rune(text)[:20])
-	}
 	return fmt.Sprintf("id:%s sub:%03d dlvrd:%03d submit date:%s done date:%s stat:%s err:%s text:%s",
-		r.ID, r.Sub, r.Dlvrd, fmtReceiptDate(r.Submit), fmtReceiptDate(r.Done), r.Stat, e, text)
+		r.ID, r.Sub, r.Dlvrd, fmtReceiptDate(r.Submit), fmtReceiptDate(r.Done), r.Stat, e, ReceiptText(r.Text))
 }
 
 func fmtReceiptDate(t time.Time) string {

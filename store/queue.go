@@ -11,6 +11,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/smsbridge/bridge/msg"
+	"github.com/smsbridge/bridge/smstext"
 )
 
 // State is where a message is in its life.
@@ -178,7 +179,7 @@ func (db *DB) recordOps(r *Record, buf *[]byte) ([2]op, int, error) {
 	}
 	k := len(b)
 	if r.State.Final() && !db.opts.KeepText {
-		if t := receiptText(r.Msg.Text); len(t) < len(r.Msg.Text) {
+		if t := smstext.ReceiptText(r.Msg.Text); len(t) < len(r.Msg.Text) {
 			fin := *r
 			fin.Msg.Text = t
 			r = &fin
@@ -199,21 +200,6 @@ func (db *DB) recordOps(r *Record, buf *[]byte) ([2]op, int, error) {
 		expiresAt: uint64(time.Now().Add(db.opts.Retention).Unix())}
 	ops[1] = op{key: b[:u:u], del: true}
 	return ops, 2, nil
-}
-
-// ReceiptTextRunes is how much of its text a final record keeps unless
-// Options.KeepText: what an SMPP delivery receipt quotes.
-const ReceiptTextRunes = 20
-
-func receiptText(s string) string {
-	n := 0
-	for i := range s {
-		if n == ReceiptTextRunes {
-			return s[:i]
-		}
-		n++
-	}
-	return s
 }
 
 // Accept assigns m.ID and m.Accepted, and durably stores the message in state

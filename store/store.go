@@ -35,9 +35,8 @@ type Options struct {
 	GCInterval     time.Duration // value-log GC period (default 5m)
 	SyncEach       bool          // fsync every write on its own (badger SyncWrites): only for benchmark comparison
 	BadgerSync     bool          // group commit by badger Sync instead of the commit log (the design before it): only for benchmark comparison
-	// KeepText keeps a final record's whole text. By default it keeps the
-	// first ReceiptTextRunes characters, which a delivery receipt quotes
-	// ("text:" of SMPP's receipt format): nothing else reads a finished
+	// KeepText keeps a final record's whole text. By default it keeps what
+	// a delivery receipt quotes (smstext.ReceiptText): nothing else reads a finished
 	// message's text, and every byte of the records kept for the retention
 	// period is written, flushed and compacted by badger.
 	KeepText       bool
@@ -112,8 +111,9 @@ type DB struct {
 	// deferred holds the newest "_/u/" record of messages whose record is
 	// in the commit log but not yet in badger: a message finished before
 	// the next checkpoint never costs badger its unfinished record or that
-	// record's delete. The committer alone changes it; readers look here
-	// before badger (loadRecord).
+	// record's delete. The committer fills it; flushDeferred (checkpoints,
+	// Unfinished) empties it into badger; readers look here before badger
+	// (loadRecord).
 	defMu    sync.Mutex
 	deferred map[string]deferredRec
 
@@ -455,8 +455,9 @@ func (db *DB) noteResult(err error) {
 
 // commitLogged makes ops durable in the commit log, then hands them to
 // badger unsynced, except the unfinished records, which wait in deferred.
-// A batch that fails here reached neither badger nor (as far as replay
-// goes) the log.
+// A batch whose log write fails reached neither badger nor (as far as
+// replay goes) the log; one badger refuses after it is logged is replayed
+// at the next Open (unapplied).
 func (db *DB) commitLogged(ops []op) error {
 	n, err := db.wal.append(ops)
 	if f := db.opts.SyncFault; err == nil && f != nil {
@@ -479,7 +480,10 @@ func (db *DB) commitLogged(ops []op) error {
 			direct = append(direct, *o)
 			continue
 		}
-		id := string(o.key[len(prefixUnfinshed):])
+		id := o.id // record puts carry it; the delete only its key
+		if id == "" {
+			id = string(o.key[len(prefixUnfinshed):])
+		}
 		d, ok := db.deferred[id]
 		if o.del {
 			delete(db.deferred, id)
@@ -539,12 +543,10 @@ func (db *DB) checkpoint() error {
 	if err := db.bdb.Sync(); err != nil {
 		return fmt.Errorf("store: checkpoint: sync badger: %w", err)
 	}
-	if db.unapplied { // see unapplied: the log grows until the next Open
-		db.lastCkpt = time.Now()
-		return nil
-	}
-	if err := db.wal.restart(); err != nil {
-		return fmt.Errorf("store: checkpoint: %w", err)
+	if !db.unapplied { // else the log grows until the next Open replays it
+		if err := db.wal.restart(); err != nil {
+			return fmt.Errorf("store: checkpoint: %w", err)
+		}
 	}
 	db.lastCkpt = time.Now()
 	return nil

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/smsbridge/bridge/msg"
+	"github.com/smsbridge/bridge/smstext"
 )
 
 func openT(t testing.TB, opts Options) *DB {
@@ -900,7 +901,7 @@ func TestFinalRecordKeepsReceiptText(t *testing.T) {
 		}
 		want := text
 		if !keep {
-			want = string([]rune(text)[:ReceiptTextRunes])
+			want = string([]rune(text)[:smstext.ReceiptTextRunes])
 		}
 		if n := db.cache.len(); n != 0 { // read back from disk, not from the cache
 			t.Fatalf("%d records still cached", n)
