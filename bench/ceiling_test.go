@@ -9,14 +9,6 @@ import (
 	"time"
 )
 
-func total[K comparable](m map[K]uint64) uint64 {
-	var n uint64
-	for _, v := range m {
-		n += v
-	}
-	return n
-}
-
 // TestCeilingRelaysBothLegs runs a short ceiling-only phase per route and
 // checks that each message took both legs: the ingress peer of the route's
 // origin saw it, and it was counted delivered only at the egress sink of the
@@ -67,16 +59,16 @@ func TestCeilingRelaysBothLegs(t *testing.T) {
 			}
 
 			// Leg 1: the origin's ingress peer took every message.
-			in := total(c.inSIP.ByUser())
+			in := c.inSIP.Received()
 			if r.FromSMS() {
-				in = total(c.inSMSC.ByDest())
+				in = c.inSMSC.Received()
 			}
 			if in < res.TotalAcked {
 				t.Errorf("ingress peer saw %d messages, %d acknowledged", in, res.TotalAcked)
 			}
 			// Leg 2: every delivery was counted at the destination's egress
 			// sink, and only there.
-			toIM, toSMS := total(c.outSIP.ByUser()), total(c.outSMSC.ByDest())
+			toIM, toSMS := c.outSIP.Received(), c.outSMSC.Received()
 			want, other := toIM, toSMS
 			if r.ToSMS() {
 				want, other = toSMS, toIM

@@ -362,11 +362,9 @@ func submitSMS(ctx context.Context, cli *smpp.Client, p *smpp.PDU, src, dst, tex
 			p.ESMClass = 0x40
 		}
 		// Submits may not be cut off by the end of the run: an
-		// unanswered submit is neither accepted nor refused.
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		_, err := cli.Send(sctx, p)
-		cancel()
-		if err != nil {
+		// unanswered submit is neither accepted nor refused. The clients'
+		// RespTimeout (30 s) bounds the wait, without a timer per submit.
+		if _, err := cli.Send(context.WithoutCancel(ctx), p); err != nil {
 			return fmt.Errorf("part %d/%d: %w", i+1, len(parts), err)
 		}
 	}

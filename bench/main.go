@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -49,6 +50,7 @@ func ParseFlags(args []string, usage io.Writer) (Options, error) {
 	fs.BoolVar(&o.NoCeiling, "no-ceiling", false, "skip the ceiling phase")
 	fs.StringVar(&o.Out, "out", "bench-out", "output directory")
 	fs.StringVar(&o.LogLevel, "log-level", "warn", "bench log level: debug, info, warn or error")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write the load generator's own CPU profile to this file (to see what the bench costs the box)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -90,6 +92,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(o.LogLevel)) // validated by ParseFlags
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "bench: --cpuprofile:", err)
+			return 2
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	rep, err := Run(ctx, o, stderr, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "bench:", err)

@@ -42,6 +42,7 @@ type Options struct {
 	NoCeiling       bool          `json:"no_ceiling"`
 	Out             string        `json:"out"`
 	LogLevel        string        `json:"-"`
+	CPUProfile      string        `json:"-"`
 }
 
 // userName is the i-th bench IM user: a number, so it is also an MSISDN.

@@ -10,7 +10,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,15 +38,13 @@ type UAPool struct {
 	bad   atomic.Uint64
 	nonce atomic.Pointer[string] // last digest nonce; stateless on the bridge, so shared by all users
 	nc    atomic.Uint64
-
-	mu     sync.Mutex
-	byUser map[string]uint64
+	got   atomic.Uint64 // MESSAGEs received
 }
 
 // StartUAPool listens on a free loopback port (UDP and TCP). With a nil tr it
 // answers and counts per user but reports no delivery.
 func StartUAPool(ctx context.Context, domain, password string, tr *Tracker, log *slog.Logger) (*UAPool, error) {
-	p := &UAPool{host: "127.0.0.1", domain: domain, pw: password, tr: tr, byUser: map[string]uint64{}}
+	p := &UAPool{host: "127.0.0.1", domain: domain, pw: password, tr: tr}
 	var err error
 	p.agent, err = sipgo.NewUA(sipgo.WithUserAgent("bridge-bench"), sipgo.WithUserAgentHostname(p.host))
 	if err != nil {
@@ -70,7 +67,7 @@ func StartUAPool(ctx context.Context, domain, password string, tr *Tracker, log 
 			continue
 		}
 		p.port = pc.LocalAddr().(*net.UDPAddr).Port
-		go p.srv.ServeUDP(newResponderConn(pc.(*net.UDPConn), p.received))
+		go p.srv.ServeUDP(newResponderConn(pc.(*net.UDPConn), func(_ string, body []byte) { p.received(body) }))
 		go p.srv.ServeTCP(ln)
 		go func() { <-ctx.Done(); pc.Close(); ln.Close() }()
 		last = nil
@@ -118,33 +115,17 @@ func (p *UAPool) Close() {
 	p.agent.Close()
 }
 
-// ByUser returns how many MESSAGEs each user received.
-func (p *UAPool) ByUser() map[string]uint64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make(map[string]uint64, len(p.byUser))
-	for k, v := range p.byUser {
-		out[k] = v
-	}
-	return out
-}
+// Received counts the MESSAGEs received.
+func (p *UAPool) Received() uint64 { return p.got.Load() }
 
 func (p *UAPool) onMessage(req *sip.Request, tx sip.ServerTransaction) {
-	user := req.Recipient.User
-	if user == "" {
-		if to := req.To(); to != nil {
-			user = to.Address.User
-		}
-	}
 	_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-	p.received(user, req.Body())
+	p.received(req.Body())
 }
 
-// received counts one MESSAGE for user and reports its token.
-func (p *UAPool) received(user string, body []byte) {
-	p.mu.Lock()
-	p.byUser[user]++
-	p.mu.Unlock()
+// received counts one MESSAGE and reports its token.
+func (p *UAPool) received(body []byte) {
+	p.got.Add(1)
 	if tok, ok := ParseToken(string(body)); ok {
 		p.tr.Delivered(tok)
 	} else {

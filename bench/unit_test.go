@@ -120,3 +120,57 @@ func TestDigestParam(t *testing.T) {
 		t.Error("Basic challenge parsed")
 	}
 }
+
+func TestTrackerCensus(t *testing.T) {
+	tr := NewTracker()
+	var toks []Token
+	for range chunkLen + 9 { // crosses a chunk boundary; the last is i%5 == 4
+		toks = append(toks, tr.Next(SMSToSMS))
+	}
+	last := toks[len(toks)-1]
+	for i, tok := range toks {
+		switch i % 5 {
+		case 0: // acked, delivered
+			tr.Acked(tok)
+			tr.Delivered(tok)
+		case 1: // delivered before its acknowledgement was read
+			tr.Delivered(tok)
+			tr.Acked(tok)
+		case 2: // refused
+			tr.Refused(tok, true)
+		case 3: // unanswered
+		case 4: // acked, never delivered
+			if tok != last {
+				tr.Acked(tok)
+			}
+		}
+	}
+	tr.Delivered(toks[0])                                          // a duplicate
+	tr.Delivered(Token{Route: SMSToIM, Seq: last.Seq + 1})         // never handed out
+	tr.Delivered(Token{Route: SMSToIM, Seq: chunkLen * maxChunks}) // beyond the table
+	tr.Acked(last)
+	tr.Delivered(last)
+	toks = append(toks, tr.Next(SMSToSMS)) // the unknown one's number, now handed out: unanswered
+
+	n := uint64(len(toks)) - 1
+	f := tr.Census()
+	per := func(k uint64) uint64 { // how many of 0..n-1 have i%5 == k
+		return (n + 4 - k) / 5
+	}
+	lost := per(4) - 1 // last was acked and delivered in the end
+	if f.Sent != n+1 || f.Refused != per(2) || f.Unanswered != per(3)+1 || f.Lost != lost {
+		t.Fatalf("census %+v, want sent %d refused %d unanswered %d lost %d", f, n+1, per(2), per(3)+1, lost)
+	}
+	if f.Delivered != per(0)+per(1)+1 || f.Acked != per(0)+per(1)+per(4) {
+		t.Fatalf("census %+v: delivered/acked wrong", f)
+	}
+	if f.LostByRoute[SMSToSMS] != lost || len(f.LostSamples) != 20 || f.LostSamples[0] != toks[4].Seq {
+		t.Fatalf("lost by route %v, samples %v", f.LostByRoute, f.LostSamples)
+	}
+	if got := tr.Outstanding(); got != int(lost) {
+		t.Fatalf("outstanding %d, want %d", got, lost)
+	}
+	if d, u := tr.dups[SMSToSMS].Load(), tr.unknown[SMSToIM].Load(); d != 1 || u != 2 {
+		t.Fatalf("dups %d unknown %d, want 1 and 2", d, u)
+	}
+}
