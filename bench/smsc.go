@@ -86,6 +86,14 @@ func (s *SMSC) Close() error { return s.srv.Close() }
 // Received counts the whole messages received (all parts of a long one).
 func (s *SMSC) Received() uint64 { return s.got.Load() }
 
+// StageSMPP answers on the session's read goroutine (smpp.Stager): the
+// work is a few µs and never waits, so handing each PDU to a pooled
+// goroutine cost more than the work (the pool was 24% of the bench's CPU).
+func (s *SMSC) StageSMPP(ctx context.Context, ss *smpp.Session, req, resp *smpp.PDU) (smpp.Deferred, bool) {
+	s.HandleSMPP(ctx, ss, req, resp)
+	return nil, true
+}
+
 // HandleSMPP implements smpp.Handler.
 func (s *SMSC) HandleSMPP(_ context.Context, _ *smpp.Session, req, resp *smpp.PDU) {
 	switch req.ID {
