@@ -397,6 +397,7 @@ func (r *Router) Run(ctx context.Context) error {
 			r.worker(ctx)
 		}()
 	}
+	go r.stopWorkers(ctx)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -432,13 +433,32 @@ func (r *Router) recover(ctx context.Context) error {
 	return nil
 }
 
+// worker delivers until ctx ends. It receives from r.work alone: a select
+// with ctx.Done on the channel all workers share was 3% of the CPU on
+// SMS→SMS (its lock taken on two channels per message). stopWorkers wakes
+// the idle ones; a job taken after the end stays unfinished in the store,
+// as do those left in the channel, and is resumed at the next start.
 func (r *Router) worker(ctx context.Context) {
 	for {
-		select {
-		case <-ctx.Done():
+		j := <-r.work
+		if j == nil || ctx.Err() != nil {
 			return
-		case j := <-r.work:
-			r.deliver(ctx, j)
+		}
+		r.deliver(ctx, j)
+	}
+}
+
+// stopWorkers wakes every worker once ctx has ended, with a nil job each.
+// A send that finds the channel full stops: then every worker has a job
+// to take, after which it sees ctx ended. r.work has room for Workers more
+// than the queue depth, so producers never block on the stoppers' nils.
+func (r *Router) stopWorkers(ctx context.Context) {
+	<-ctx.Done()
+	for range r.cfg.Workers {
+		select {
+		case r.work <- nil:
+		default:
+			return
 		}
 	}
 }
