@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/binary"
+	"runtime"
 	"time"
 
 	"testing"
@@ -102,4 +103,28 @@ func BenchmarkDedupMiss(b *testing.B) {
 			b.Fatal("hit on an absent key")
 		}
 	}
+}
+
+// BenchmarkDedupPut: the index's insert into a generation that grows to
+// millions of keys (the window at tens of thousands of messages a second).
+func BenchmarkDedupPut(b *testing.B) {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+	var x dedupIndex
+	x.init()
+	now := time.Now()
+	until := now.Add(time.Hour).Unix()
+	var key [16]byte
+	i := uint64(0)
+	for b.Loop() {
+		i++
+		binary.LittleEndian.PutUint64(key[:], i*0x9e3779b97f4a7c15)
+		binary.LittleEndian.PutUint64(key[8:], i)
+		x.put(key[:], "0123456789abcdefghij", until, now, time.Hour)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapAlloc-before)/float64(len(x.cur)), "heap-B/key")
 }

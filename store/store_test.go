@@ -587,7 +587,7 @@ func TestDedupIndexWindow(t *testing.T) {
 		t.Fatal("found at the end of its window")
 	}
 	x.put([]byte("x"), id2, t0.Add(2*w).Unix(), t0.Add(w), w) // rotation: k moves to prev
-	if _, ok := x.prev[x.key([]byte("k"))]; !ok {
+	if k := x.key([]byte("k")); x.prev[k.mapKey()] == (dedupEntry{}) {
 		t.Fatal("rotation lost a key younger than two windows")
 	}
 	x.put([]byte("y"), id3, t0.Add(3*w).Unix(), t0.Add(2*w), w) // second rotation drops k
@@ -908,6 +908,26 @@ func TestFinalRecordKeepsReceiptText(t *testing.T) {
 		}
 		if r, err := db.Message(m.ID); err != nil || r.Msg.Text != want || r.State != Delivered {
 			t.Fatalf("KeepText %v: final text %q (%v, %v), want %q", keep, r.Msg.Text, r.State, err, want)
+		}
+	}
+}
+
+// A packed ID reads back as the ID.
+func TestPackID(t *testing.T) {
+	for _, id := range []string{"00000000000000000000", "vvvvvvvvvvvvvvvvvvvv", "0123456789abcdefghij", "klmnopqrstuv01234567", "0000000000000000000a"} {
+		p, ok := packID(id)
+		if !ok || p.String() != id {
+			t.Errorf("%q -> %x -> %q (%v)", id, p, p.String(), ok)
+		}
+	}
+	a, _ := packID("0000000000000000000a")
+	b, _ := packID("0000000000000000000b")
+	if a == b {
+		t.Fatal("two IDs pack alike")
+	}
+	for _, bad := range []string{"", "0000000000000000000w", "0000000000000000000", "000000000000000000000", "000000000000000000A0"} {
+		if _, ok := packID(bad); ok {
+			t.Errorf("%q packed", bad)
 		}
 	}
 }
