@@ -32,7 +32,7 @@ type Options struct {
 	MemTableSize   int64         // default 32 MiB
 	BlockCacheSize int64         // default 32 MiB
 	IndexCacheSize int64         // default 32 MiB (bounded, unlike badger's unbounded 0)
-	GCInterval     time.Duration // value-log GC period (default 5m)
+	GCInterval     time.Duration // period of deleting expired records and value-log GC (default 5m)
 	SyncEach       bool          // fsync every write on its own (badger SyncWrites): only for benchmark comparison
 	BadgerSync     bool          // group commit by badger Sync instead of the commit log (the design before it): only for benchmark comparison
 	// KeepText keeps a final record's whole text. By default it keeps what
@@ -116,6 +116,11 @@ type DB struct {
 	// (loadRecord).
 	defMu    sync.Mutex
 	deferred map[string]deferredRec
+
+	// sweepFrom is where the next pass of sweepExpired (retention.go)
+	// starts: the first live final record the last one met.
+	sweepMu   sync.Mutex
+	sweepFrom []byte
 
 	stop      context.CancelFunc
 	bg        sync.WaitGroup
@@ -687,7 +692,8 @@ func (db *DB) putBuf(p *[]byte) {
 	db.bufs.Put(p)
 }
 
-// maintain runs value-log GC on a timer and, while unhealthy, probe writes
+// maintain deletes expired final records and runs value-log GC on a timer
+// and, while unhealthy, probe writes
 // so that Healthy recovers once the disk does (callers stop writing then).
 func (db *DB) maintain(ctx context.Context) {
 	defer db.bg.Done()
@@ -700,6 +706,11 @@ func (db *DB) maintain(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-gc.C:
+			if d, err := db.sweepExpired(ctx, time.Now()); err != nil {
+				db.log.Warn("deleting expired records failed", "err", err)
+			} else if d > 0 {
+				db.log.Info("expired records deleted", "count", d, "retention", db.opts.Retention)
+			}
 			n := 0
 			for ctx.Err() == nil && db.bdb.RunValueLogGC(0.5) == nil {
 				n++
