@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,5 +172,34 @@ func BenchmarkLookup(b *testing.B) {
 			s.Lookup("+8613800012345")
 			i++
 		}
+	})
+}
+
+// BenchmarkLookupMany: lookups from every core spread over 100,000 online
+// users and as many numbers with no binding (the SMS→SMS case), as the
+// router's workers do.
+func BenchmarkLookupMany(b *testing.B) {
+	s, _ := Open(Options{})
+	exp := time.Now().Add(time.Hour)
+	const n = 100_000
+	aors := make([]msg.Address, 2*n)
+	for i := range aors {
+		aors[i] = msg.Address(fmt.Sprintf("+86138%08d", i))
+		if i < n {
+			s.Register(context.Background(), bind(aors[i], "sip:x@h", exp))
+		}
+	}
+	var seed atomic.Uint64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(seed.Add(7919))
+		hits := 0
+		for pb.Next() {
+			i = (i + 7919) % len(aors)
+			if _, ok := s.Lookup(aors[i]); ok {
+				hits++
+			}
+		}
+		_ = hits
 	})
 }
