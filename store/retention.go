@@ -30,66 +30,91 @@ import (
 // have expired.
 const sweepLiveRun = 4096
 
+// sweepChunk: keys visited per read transaction. A transaction held open
+// keeps badger from discarding what changed since it began, and the first
+// pass after an upgrade, or after a long stop, may have days to delete.
+const sweepChunk = 1 << 18
+
 // sweepExpired deletes final records whose retention has ended, walking
 // "m/" from where the last pass met its first live record (a message that
 // finished late holds that place until it expires; the expired ones after
 // it are deleted all the same). It reports how many it deleted.
 func (db *DB) sweepExpired(ctx context.Context, now time.Time) (int, error) {
+	return db.sweep(ctx, now, sweepChunk)
+}
+
+// sweep is sweepExpired visiting at most chunk keys per read transaction.
+func (db *DB) sweep(ctx context.Context, now time.Time, chunk int) (int, error) {
 	db.sweepMu.Lock()
 	defer db.sweepMu.Unlock()
 	at := uint64(now.Unix())
-	wb := db.bdb.NewWriteBatch()
-	defer wb.Cancel()
 	deleted, live := 0, 0
 	var next, last []byte
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		io := badger.DefaultIteratorOptions
-		io.Prefix = []byte(prefixMsg)
-		io.PrefetchValues = false
-		io.AllVersions = true // an ordinary iterator hides expired keys
-		it := txn.NewIterator(io)
-		defer it.Close()
-		if db.sweepFrom == nil {
-			it.Rewind()
-		} else {
-			it.Seek(db.sweepFrom)
+	done := false
+	for !done && ctx.Err() == nil {
+		wb := db.bdb.NewWriteBatch()
+		from := last
+		if from == nil {
+			from = db.sweepFrom
 		}
-		for ; it.Valid() && live < sweepLiveRun; it.Next() {
-			item := it.Item()
-			if last != nil && string(item.Key()) == string(last) {
-				continue // an older version: the newest decides
+		err := db.bdb.View(func(txn *badger.Txn) error {
+			io := badger.DefaultIteratorOptions
+			io.Prefix = []byte(prefixMsg)
+			io.PrefetchValues = false
+			io.AllVersions = true // an ordinary iterator hides expired keys
+			it := txn.NewIterator(io)
+			defer it.Close()
+			if from == nil {
+				it.Rewind()
+			} else {
+				it.Seek(from)
 			}
-			last = item.KeyCopy(last[:0])
-			exp := item.ExpiresAt()
-			switch {
-			case !item.IsDeletedOrExpired():
-				if next == nil {
-					next = item.KeyCopy(nil)
+			visited := 0
+			for ; it.Valid(); it.Next() {
+				item := it.Item()
+				if last != nil && string(item.Key()) == string(last) {
+					continue // an older version (or, after a chunk, the key it ended on)
 				}
-				live++
-				continue
-			case exp == 0 || exp > at:
-				continue // already a delete marker
+				if live >= sweepLiveRun {
+					done = true
+					return nil
+				}
+				if visited == chunk {
+					return nil // the next chunk starts after last
+				}
+				visited++
+				last = item.KeyCopy(last[:0])
+				exp := item.ExpiresAt()
+				switch {
+				case !item.IsDeletedOrExpired():
+					if next == nil {
+						next = item.KeyCopy(nil)
+					}
+					live++
+					continue
+				case exp == 0 || exp > at:
+					continue // already a delete marker
+				}
+				live = 0
+				if err := wb.Delete(item.KeyCopy(nil)); err != nil {
+					return err
+				}
+				deleted++
 			}
-			live = 0
-			if err := wb.Delete(item.KeyCopy(nil)); err != nil {
-				return err
-			}
-			deleted++
-			if deleted%65536 == 0 && ctx.Err() != nil {
-				return ctx.Err()
-			}
+			done = true
+			return nil
+		})
+		if err == nil {
+			err = wb.Flush()
+		} else {
+			wb.Cancel()
 		}
-		return nil
-	})
-	if err == nil {
-		err = wb.Flush()
-	}
-	if err != nil {
-		if errors.Is(err, badger.ErrDBClosed) {
-			err = ErrClosed
+		if err != nil {
+			if errors.Is(err, badger.ErrDBClosed) {
+				err = ErrClosed
+			}
+			return deleted, fmt.Errorf("store: delete expired records: %w", err)
 		}
-		return 0, fmt.Errorf("store: delete expired records: %w", err)
 	}
 	switch {
 	case next != nil:
