@@ -16,9 +16,9 @@ import (
 // SMSC is the SMPP sink: the SMSC simulator the bridge binds to, and in the
 // ceiling phase both the minimal echo peer the ESMEs submit to directly
 // (ingress) and the SMSC the relay's one bind submits to (egress). It
-// answers every submit_sm/deliver_sm/data_sm with status 0, counts the
-// whole messages it received, joins concatenated parts and reports each whole message's
-// token to the tracker.
+// answers every submit_sm/deliver_sm/data_sm with status 0, joins
+// concatenated parts, counts whole messages and reports each one's token to
+// the tracker.
 type SMSC struct {
 	srv *smpp.Server
 	ln  net.Listener
