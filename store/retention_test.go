@@ -11,7 +11,7 @@ import (
 // Expired final records are deleted, not just hidden; live and unfinished
 // ones stay, and a second pass finds nothing more.
 func TestSweepExpiredRecords(t *testing.T) {
-	db := openT(t, Options{Dir: t.TempDir(), Retention: 2 * time.Second})
+	db := openT(t, Options{Dir: t.TempDir(), Retention: 3 * time.Second})
 	ctx := context.Background()
 	finish := func(i int) string {
 		m := newMsg(i)
@@ -31,7 +31,7 @@ func TestSweepExpiredRecords(t *testing.T) {
 	if err := db.Accept(ctx, open); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3100 * time.Millisecond) // the 50 have expired (second resolution)
+	time.Sleep(4100 * time.Millisecond) // the 50 have expired (second resolution); the fresh have ~3 s to go
 	fresh, fresh2 := finish(101), finish(102)
 
 	n, err := db.sweep(ctx, time.Now(), 7) // several read transactions
