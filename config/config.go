@@ -55,6 +55,7 @@ type Config struct {
 	StoreCacheMB        int           // badger block and index caches, each
 	StoreCommitInterval time.Duration // least time between the starts of two group commits while the batch is under half of its cap
 	RetainText          bool          // a finished message's record keeps its whole text, not only what a receipt quotes
+	Retention           time.Duration // how long a finished message's record is kept
 	ReginfoFrom         []string      // IM servers allowed to push RFC 3680 registration state
 	PartnerSites        []string      // ID,VERIFY_URL,SERVER_ID,SECRET[,CONTACTS_URL[,POSTS_URL]]
 	SocialSites         []string      // ID:HEXKEY
@@ -110,7 +111,8 @@ var options = []option{
 	{"reassembly-policy", kString, "partial", "when parts are still missing at the timeout: partial (deliver with a marker) or drop", false, func(c *Config) any { return &c.ReassemblyPolicy }},
 	{"dedup-window", kDuration, "2m", "a resubmission of the same message (same account, sender, recipient and text) within this window is acknowledged with the first id and not delivered again (0 = off)", false, func(c *Config) any { return &c.DedupWindow }},
 	{"store-memtable-mb", kInt, "32", "badger memtable size in MiB (two are kept in memory)", false, func(c *Config) any { return &c.StoreMemtableMB }},
-	{"retain-text", kBool, "false", "keep a finished message's whole text for the retention period; by default its record keeps the first 20 characters, which delivery receipts quote, and the content goes once the message is done", false, func(c *Config) any { return &c.RetainText }},
+	{"retain-text", kBool, "false", "keep a finished message's whole text for the retention period (--retention); by default its record keeps the first 20 characters, which delivery receipts quote, and the content goes once the message is done", false, func(c *Config) any { return &c.RetainText }},
+	{"retention", kDuration, "24h", "how long a finished message's record is kept: queryable over the HTTP API, quoted by delivery receipts, and what duplicate suppression checks a resubmission against (so at least --dedup-window); then the store deletes it and its disk is reclaimed", false, func(c *Config) any { return &c.Retention }},
 	{"store-commit-interval", kDuration, "1ms", "least time between two group commits (fsyncs) of the store, unless half a batch is already waiting: fewer, larger commits cost less CPU per message for at most this much more acknowledgement latency (0 = commit as soon as the last one ends)", false, func(c *Config) any { return &c.StoreCommitInterval }},
 	{"store-cache-mb", kInt, "32", "badger block cache and index cache size in MiB, each", false, func(c *Config) any { return &c.StoreCacheMB }},
 	{"reginfo-from", kList, "", "IP, CIDR or host name of an IM server (Kamailio pua_reginfo) allowed to PUBLISH/NOTIFY registration state, RFC 3680 (repeatable; none = refused)", false, func(c *Config) any { return &c.ReginfoFrom }},
@@ -370,6 +372,11 @@ func (c *Config) Validate() error {
 	}
 	if c.DefaultValidity <= 0 || c.IMTimeout <= 0 || c.EnquireInterval <= 0 || c.SIPMinExpires <= 0 {
 		errs = append(errs, errors.New("--default-validity, --im-timeout, --enquire-interval and --sip-min-expires must be positive"))
+	}
+	if c.Retention <= 0 || c.Retention < c.DedupWindow {
+		// A resubmission is a duplicate only while the first copy's record
+		// is there to check it against.
+		errs = append(errs, fmt.Errorf("--retention %v: want positive and at least --dedup-window (%v)", c.Retention, c.DedupWindow))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

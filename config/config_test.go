@@ -19,8 +19,8 @@ func TestDefaults(t *testing.T) {
 	if c.SMPPListen != ":2775" || c.SIPListen != ":5060" || c.HTTPListen != ":8080" || c.DataDir != "./data" || c.CountryCode != "86" || c.SMSC != "" || c.OpenRegistration {
 		t.Fatalf("defaults: %+v", c)
 	}
-	if c.DefaultValidity != 48*time.Hour {
-		t.Fatalf("validity %v", c.DefaultValidity)
+	if c.DefaultValidity != 48*time.Hour || c.Retention != 24*time.Hour {
+		t.Fatalf("validity %v, retention %v", c.DefaultValidity, c.Retention)
 	}
 }
 
@@ -65,6 +65,7 @@ func TestValidationNamesTheSetting(t *testing.T) {
 		"--sms-route":        {"--sms-route", "carrier-pigeon"},
 		"--log-level":        {"--log-level", "loud"},
 		"--default-validity": {"--default-validity", "0s"},
+		"--retention":        {"--retention", "1m"}, // shorter than the 2m dedup window
 	}
 	for want, args := range cases {
 		_, err := Load("t", args, env(nil), &bytes.Buffer{})

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -333,4 +335,31 @@ func TestSilentUAFallsBackToSMS(t *testing.T) {
 	if len(u.received()) == 0 {
 		t.Fatal("the UA was never tried")
 	}
+}
+
+// --retention reaches the store: a delivered message is queryable, and
+// gone once its retention has passed.
+func TestRetentionFlag(t *testing.T) {
+	sc := startSMSC(t)
+	b := startBridge(t, t.TempDir(), "--http-listen", "127.0.0.1:0", "--api-token", "tok",
+		"--smsc", sc.url(), "--retention", "2s", "--dedup-window", "1s")
+	api := "http://" + b.addrs.HTTP
+	var sent struct{ ID string }
+	if code := postJSON(t, api+"/v1/messages", "tok", map[string]string{"from": "+8613900000071", "to": "+8613700000071", "text": "kept 2 s"}, &sent); code != 202 || sent.ID == "" {
+		t.Fatalf("POST /v1/messages: %d %+v", code, sent)
+	}
+	state := func() (int, string) {
+		req, _ := http.NewRequest("GET", api+"/v1/messages/"+sent.ID, nil)
+		req.Header.Set("Authorization", "Bearer tok")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var v struct{ State string }
+		json.NewDecoder(res.Body).Decode(&v)
+		return res.StatusCode, v.State
+	}
+	waitFor(t, "delivered", 10*time.Second, func() bool { code, st := state(); return code == 200 && st == "delivered" })
+	waitFor(t, "the record to expire", 10*time.Second, func() bool { code, _ := state(); return code == 404 })
 }

@@ -51,7 +51,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		MemTableSize:   int64(cfg.StoreMemtableMB) << 20,
 		BlockCacheSize: int64(cfg.StoreCacheMB) << 20, IndexCacheSize: int64(cfg.StoreCacheMB) << 20,
 		CommitInterval: cfg.StoreCommitInterval, DedupWindow: cfg.DedupWindow,
-		KeepText: cfg.RetainText,
+		KeepText: cfg.RetainText, Retention: cfg.Retention,
 	})
 	if err != nil {
 		return fmt.Errorf("open store %q: %w", cfg.DataDir, err)
