@@ -30,12 +30,19 @@ import (
 // have expired.
 const sweepLiveRun = 4096
 
-// sweepChunk: keys visited per read transaction. A transaction held open
-// keeps badger from discarding what changed since it began, and the first
-// pass after an upgrade, or after a long stop, may have days to delete.
-const sweepChunk = 1 << 18
+// sweepChunk: keys visited per read transaction and write batch. A
+// transaction held open keeps badger from discarding what changed since it
+// began, and a batch holds its deletes in memory. After a chunk that
+// deleted anything the sweep rests as long as the chunk took, so it never
+// takes more than half a core from deliveries: the first pass after an
+// upgrade or a long stop may have days to delete. A first version swept
+// every 5 minutes in chunks of 262,144: at 20,000 msg/s with a 60 s
+// retention its pass deleted 4.8M records at once, deliveries fell to
+// 4.7–10k msg/s for 10 s, p99 reached 324 ms and RSS rose by 330 MB.
+const sweepChunk = 1 << 14
 
-// sweepExpired deletes final records whose retention has ended, walking
+// sweepExpired deletes final records whose retention has ended (every
+// Options.SweepInterval, so each pass has seconds of them), walking
 // "m/" from where the last pass met its first live record (a message that
 // finished late holds that place until it expires; the expired ones after
 // it are deleted all the same). It reports how many it deleted.
@@ -52,6 +59,7 @@ func (db *DB) sweep(ctx context.Context, now time.Time, chunk int) (int, error) 
 	var next, last []byte
 	done := false
 	for !done && ctx.Err() == nil {
+		began, before := time.Now(), deleted
 		wb := db.bdb.NewWriteBatch()
 		from := last
 		if from == nil {
@@ -108,6 +116,12 @@ func (db *DB) sweep(ctx context.Context, now time.Time, chunk int) (int, error) 
 			err = wb.Flush()
 		} else {
 			wb.Cancel()
+		}
+		if err == nil && !done && deleted > before {
+			select { // rest as long as the chunk took (see sweepChunk)
+			case <-ctx.Done():
+			case <-time.After(time.Since(began)):
+			}
 		}
 		if err != nil {
 			if errors.Is(err, badger.ErrDBClosed) {

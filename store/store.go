@@ -32,7 +32,8 @@ type Options struct {
 	MemTableSize   int64         // default 32 MiB
 	BlockCacheSize int64         // default 32 MiB
 	IndexCacheSize int64         // default 32 MiB (bounded, unlike badger's unbounded 0)
-	GCInterval     time.Duration // period of deleting expired records and value-log GC (default 5m)
+	GCInterval     time.Duration // value-log GC period (default 5m)
+	SweepInterval  time.Duration // how often final records past their retention are deleted (default 10s)
 	SyncEach       bool          // fsync every write on its own (badger SyncWrites): only for benchmark comparison
 	BadgerSync     bool          // group commit by badger Sync instead of the commit log (the design before it): only for benchmark comparison
 	// KeepText keeps a final record's whole text. By default it keeps what
@@ -185,6 +186,9 @@ func Open(opts Options) (*DB, error) {
 	}
 	if opts.GCInterval <= 0 {
 		opts.GCInterval = 5 * time.Minute
+	}
+	if opts.SweepInterval <= 0 {
+		opts.SweepInterval = 10 * time.Second
 	}
 	if opts.Retention <= 0 {
 		opts.Retention = 24 * time.Hour
@@ -692,25 +696,28 @@ func (db *DB) putBuf(p *[]byte) {
 	db.bufs.Put(p)
 }
 
-// maintain deletes expired final records and runs value-log GC on a timer
+// maintain deletes expired final records and runs value-log GC on timers
 // and, while unhealthy, probe writes
 // so that Healthy recovers once the disk does (callers stop writing then).
 func (db *DB) maintain(ctx context.Context) {
 	defer db.bg.Done()
 	gc := time.NewTicker(db.opts.GCInterval)
 	defer gc.Stop()
+	sweep := time.NewTicker(db.opts.SweepInterval)
+	defer sweep.Stop()
 	probe := time.NewTicker(db.opts.ProbeInterval)
 	defer probe.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-gc.C:
+		case <-sweep.C:
 			if d, err := db.sweepExpired(ctx, time.Now()); err != nil {
 				db.log.Warn("deleting expired records failed", "err", err)
 			} else if d > 0 {
-				db.log.Info("expired records deleted", "count", d, "retention", db.opts.Retention)
+				db.log.Debug("expired records deleted", "count", d, "retention", db.opts.Retention)
 			}
+		case <-gc.C:
 			n := 0
 			for ctx.Err() == nil && db.bdb.RunValueLogGC(0.5) == nil {
 				n++
