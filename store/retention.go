@@ -41,29 +41,48 @@ const sweepLiveRun = 4096
 // 4.7–10k msg/s for 10 s, p99 reached 324 ms and RSS rose by 330 MB.
 const sweepChunk = 1 << 14
 
+// sweepBackEvery: one pass in this many starts from the oldest live
+// record instead of the live frontier. A message that finished long after
+// its neighbours (retried for hours) stays behind the frontier; walking
+// back to it means stepping over every delete marker since, which
+// compaction takes a while to drop, so it is done every few minutes, not
+// every pass.
+const sweepBackEvery = 30
+
 // sweepExpired deletes final records whose retention has ended (every
-// Options.SweepInterval, so each pass has seconds of them), walking
-// "m/" from where the last pass met its first live record (a message that
-// finished late holds that place until it expires; the expired ones after
-// it are deleted all the same). It reports how many it deleted.
+// Options.SweepInterval, so each pass has seconds of them). A pass walks
+// "m/" from where the last one met its final run of live records (the
+// frontier: records finished too recently to expire), or, every
+// sweepBackEvery passes, from the oldest live record it knows of. It
+// reports how many it deleted.
 func (db *DB) sweepExpired(ctx context.Context, now time.Time) (int, error) {
-	return db.sweep(ctx, now, sweepChunk)
+	db.sweepMu.Lock()
+	back := db.sweepPasses%sweepBackEvery == 0
+	db.sweepPasses++
+	db.sweepMu.Unlock()
+	return db.sweep(ctx, now, sweepChunk, back)
 }
 
-// sweep is sweepExpired visiting at most chunk keys per read transaction.
-func (db *DB) sweep(ctx context.Context, now time.Time, chunk int) (int, error) {
+// sweep is one pass of sweepExpired, as of now, visiting at most chunk keys
+// per read transaction, from the oldest live record when back is set.
+func (db *DB) sweep(ctx context.Context, now time.Time, chunk int, back bool) (int, error) {
 	db.sweepMu.Lock()
 	defer db.sweepMu.Unlock()
 	at := uint64(now.Unix())
+	back = back || db.sweepFront == nil
+	start := db.sweepFront
+	if back {
+		start = db.sweepBack
+	}
 	deleted, live := 0, 0
-	var next, last []byte
+	var first, runStart, last []byte // first live record; where the current run of live ones began
 	done := false
 	for !done && ctx.Err() == nil {
 		began, before := time.Now(), deleted
 		wb := db.bdb.NewWriteBatch()
 		from := last
 		if from == nil {
-			from = db.sweepFrom
+			from = start
 		}
 		err := db.bdb.View(func(txn *badger.Txn) error {
 			io := badger.DefaultIteratorOptions
@@ -94,14 +113,17 @@ func (db *DB) sweep(ctx context.Context, now time.Time, chunk int) (int, error) 
 				last = item.KeyCopy(last[:0])
 				exp := item.ExpiresAt()
 				switch {
-				case !item.IsDeletedOrExpired():
-					if next == nil {
-						next = item.KeyCopy(nil)
+				case exp == 0 && item.IsDeletedOrExpired():
+					continue // a delete marker (deletes carry no TTL)
+				case exp == 0 || exp > at: // live (exp 0: a record of an older layout, kept)
+					if first == nil {
+						first = item.KeyCopy(nil)
+					}
+					if live == 0 {
+						runStart = item.KeyCopy(runStart[:0])
 					}
 					live++
 					continue
-				case exp == 0 || exp > at:
-					continue // already a delete marker
 				}
 				live = 0
 				if err := wb.Delete(item.KeyCopy(nil)); err != nil {
@@ -130,11 +152,22 @@ func (db *DB) sweep(ctx context.Context, now time.Time, chunk int) (int, error) 
 			return deleted, fmt.Errorf("store: delete expired records: %w", err)
 		}
 	}
+	if ctx.Err() != nil {
+		return deleted, nil // cursors unchanged: the next pass walks this part again
+	}
 	switch {
-	case next != nil:
-		db.sweepFrom = next
+	case live > 0:
+		db.sweepFront = append([]byte(nil), runStart...)
 	case last != nil:
-		db.sweepFrom = last // all expired up to the end: start there next time
+		db.sweepFront = append([]byte(nil), last...) // expired up to the end
+	}
+	if back || db.sweepBack == nil {
+		switch {
+		case first != nil:
+			db.sweepBack = first
+		case db.sweepFront != nil:
+			db.sweepBack = db.sweepFront
+		}
 	}
 	return deleted, nil
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/smsbridge/bridge/msg"
 )
 
 // Expired final records are deleted, not just hidden; live and unfinished
@@ -34,7 +36,7 @@ func TestSweepExpiredRecords(t *testing.T) {
 	time.Sleep(4100 * time.Millisecond) // the 50 have expired (second resolution); the fresh have ~3 s to go
 	fresh, fresh2 := finish(101), finish(102)
 
-	n, err := db.sweep(ctx, time.Now(), 7) // several read transactions
+	n, err := db.sweep(ctx, time.Now(), 7, true) // several read transactions
 	if err != nil || n != len(old) {
 		t.Fatalf("swept %d (%v), want %d", n, err, len(old))
 	}
@@ -58,16 +60,84 @@ func TestSweepExpiredRecords(t *testing.T) {
 	if unfinished != 1 {
 		t.Fatal("the unfinished message is gone")
 	}
+	if string(db.sweepFront) != prefixMsg+fresh || string(db.sweepBack) != prefixMsg+fresh {
+		t.Fatalf("next passes start at %q / %q, want the first live record", db.sweepFront, db.sweepBack)
+	}
 	if n, err := db.sweepExpired(ctx, time.Now()); err != nil || n != 0 {
 		t.Fatalf("second pass swept %d (%v)", n, err)
 	}
-	if string(db.sweepFrom) != prefixMsg+fresh {
-		t.Fatalf("next pass starts at %q, want the first live record", db.sweepFrom)
-	}
-	db.sweepFrom = nil // as after a restart: the delete markers are not deleted again
-	if n, err := db.sweepExpired(ctx, time.Now()); err != nil || n != 0 {
+	db.sweepFront, db.sweepBack = nil, nil // as after a restart: the delete markers are not deleted again
+	if n, err := db.sweep(ctx, time.Now(), sweepChunk, true); err != nil || n != 0 {
 		t.Fatalf("a pass from the start swept %d (%v)", n, err)
 	}
+}
+
+// A message that finished long after the ones accepted around it stays
+// behind the live frontier: passes from the frontier leave it, a pass from
+// the back deletes it once it has expired. Time is simulated through the
+// pass's now; records finish a second apart so their deadlines differ.
+func TestSweepFrontierAndStraggler(t *testing.T) {
+	db := openT(t, Options{Dir: t.TempDir(), Retention: time.Hour})
+	ctx := context.Background()
+	finish := func(m *msg.Message) string {
+		if err := db.Transition(ctx, m.ID, Event{State: Delivered, At: time.Now()}, true); err != nil {
+			t.Fatal(err)
+		}
+		return m.ID
+	}
+	accept := func(i int) *msg.Message {
+		m := newMsg(i)
+		if err := db.Accept(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	straggler := accept(0)
+	var early []string
+	for i := range 20 {
+		early = append(early, finish(accept(1+i)))
+	}
+	time.Sleep(1100 * time.Millisecond)
+	late := finish(straggler)
+	time.Sleep(1100 * time.Millisecond)
+	var fresh []string
+	for i := range 3 {
+		fresh = append(fresh, finish(accept(100+i)))
+	}
+	at := func(id string) time.Time { return time.Unix(int64(expiresAt(t, db, id)), 0) }
+
+	if n, err := db.sweep(ctx, at(early[0]), 5, true); err != nil || n != len(early) {
+		t.Fatalf("swept %d (%v), want the %d early ones", n, err, len(early))
+	}
+	if string(db.sweepBack) != prefixMsg+late || string(db.sweepFront) != prefixMsg+fresh[0] {
+		t.Fatalf("back %q front %q, want the straggler and the first fresh record", db.sweepBack, db.sweepFront)
+	}
+	if n, err := db.sweep(ctx, at(late), 5, false); err != nil || n != 0 || deleteMarker(t, db, late) {
+		t.Fatalf("a pass from the frontier swept %d (%v): it must not walk back", n, err)
+	}
+	if n, err := db.sweep(ctx, at(late), 5, true); err != nil || n != 1 || !deleteMarker(t, db, late) {
+		t.Fatalf("a pass from the back swept %d (%v), want the expired straggler", n, err)
+	}
+	for _, id := range fresh {
+		if deleteMarker(t, db, id) {
+			t.Fatalf("%s deleted before its time", id)
+		}
+	}
+}
+
+// expiresAt is id's final record's deadline (unix seconds).
+func expiresAt(t *testing.T, db *DB, id string) uint64 {
+	t.Helper()
+	var exp uint64
+	db.bdb.View(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(prefixMsg + id))
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		exp = item.ExpiresAt()
+		return nil
+	})
+	return exp
 }
 
 // deleteMarker reports whether id's newest version in badger is a delete.

@@ -118,10 +118,12 @@ type DB struct {
 	defMu    sync.Mutex
 	deferred map[string]deferredRec
 
-	// sweepFrom is where the next pass of sweepExpired (retention.go)
-	// starts: the first live final record the last one met.
-	sweepMu   sync.Mutex
-	sweepFrom []byte
+	// Where passes of sweepExpired (retention.go) start: the live frontier
+	// the last pass stopped at, and the oldest live final record the last
+	// pass from the back met.
+	sweepMu               sync.Mutex
+	sweepFront, sweepBack []byte
+	sweepPasses           int
 
 	stop      context.CancelFunc
 	bg        sync.WaitGroup
