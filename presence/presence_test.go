@@ -193,13 +193,9 @@ func BenchmarkLookupMany(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		i := int(seed.Add(7919))
-		hits := 0
 		for pb.Next() {
 			i = (i + 7919) % len(aors)
-			if _, ok := s.Lookup(aors[i]); ok {
-				hits++
-			}
+			s.Lookup(aors[i])
 		}
-		_ = hits
 	})
 }

@@ -98,6 +98,23 @@ func putB32(dst []byte, v uint64) {
 	}
 }
 
+// getB32 reads fixed-width base32hex, putB32's inverse; ok is false for a
+// character outside the alphabet.
+func getB32(src string) (v uint64, ok bool) {
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		switch {
+		case '0' <= c && c <= '9':
+			v = v<<5 | uint64(c-'0')
+		case 'a' <= c && c <= 'v':
+			v = v<<5 | uint64(c-'a'+10)
+		default:
+			return 0, false
+		}
+	}
+	return v, true
+}
+
 func validID(id string) bool {
 	if len(id) != idLen {
 		return false

@@ -33,8 +33,8 @@ const sweepLiveRun = 4096
 // sweepChunk: keys visited per read transaction and write batch. A
 // transaction held open keeps badger from discarding what changed since it
 // began, and a batch holds its deletes in memory. After a chunk that
-// deleted anything the sweep rests as long as the chunk took, so it never
-// takes more than half a core from deliveries: the first pass after an
+// deleted anything the sweep rests as long as the chunk took, so its own
+// goroutine never uses more than half a core: the first pass after an
 // upgrade or a long stop may have days to delete. A first version swept
 // every 5 minutes in chunks of 262,144: at 20,000 msg/s with a 60 s
 // retention its pass deleted 4.8M records at once, deliveries fell to
@@ -56,20 +56,18 @@ const sweepBackEvery = 30
 // sweepBackEvery passes, from the oldest live record it knows of. It
 // reports how many it deleted.
 func (db *DB) sweepExpired(ctx context.Context, now time.Time) (int, error) {
-	db.sweepMu.Lock()
-	back := db.sweepPasses%sweepBackEvery == 0
-	db.sweepPasses++
-	db.sweepMu.Unlock()
-	return db.sweep(ctx, now, sweepChunk, back)
+	return db.sweep(ctx, now, sweepChunk, false)
 }
 
 // sweep is one pass of sweepExpired, as of now, visiting at most chunk keys
-// per read transaction, from the oldest live record when back is set.
+// per read transaction; back makes it start from the oldest live record
+// whatever pass it is.
 func (db *DB) sweep(ctx context.Context, now time.Time, chunk int, back bool) (int, error) {
 	db.sweepMu.Lock()
 	defer db.sweepMu.Unlock()
 	at := uint64(now.Unix())
-	back = back || db.sweepFront == nil
+	back = back || db.sweepFront == nil || db.sweepPasses%sweepBackEvery == 0
+	db.sweepPasses++
 	start := db.sweepFront
 	if back {
 		start = db.sweepBack
