@@ -32,11 +32,6 @@ var openAPI []byte
 // OpenAPI returns the OpenAPI 3 document served at /v1/openapi.json.
 func OpenAPI() []byte { return bytes.Clone(openAPI) }
 
-// Submitter is the router.
-type Submitter interface {
-	Submit(ctx context.Context, m *msg.Message) error
-}
-
 // Messages answers state queries (store.DB).
 type Messages interface {
 	Message(id string) (store.Record, error)
@@ -107,7 +102,7 @@ type Config struct {
 // Server serves the HTTP API.
 type Server struct {
 	cfg    Config
-	sub    Submitter
+	sub    msg.Stager
 	msgs   Messages
 	log    *slog.Logger
 	srv    *fasthttp.Server
@@ -127,7 +122,7 @@ func isNil(v any) bool {
 }
 
 // New builds the server.
-func New(cfg Config, sub Submitter, msgs Messages) *Server {
+func New(cfg Config, sub msg.Stager, msgs Messages) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -521,7 +516,7 @@ func (s *Server) postMessage(ctx *fasthttp.RequestCtx, _ []string) {
 		fail(ctx, fasthttp.StatusBadRequest, "%v", err)
 		return
 	}
-	switch err := s.sub.Submit(ctx, m); {
+	switch err := msg.Accept(ctx, s.sub, m); {
 	case err == nil:
 		ctx.Response.Header.Set("Location", "/v1/messages/"+m.ID)
 		writeJSON(ctx, fasthttp.StatusAccepted, map[string]string{"id": m.ID})

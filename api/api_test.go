@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/smsbridge/bridge/login/ssoticket"
+	"github.com/smsbridge/bridge/msg"
 )
 
 const js = "application/json"
@@ -98,7 +99,7 @@ func TestMessages(t *testing.T) {
 		{"xml", "POST", "/v1/messages", "application/xml", `<m/>`, 415, ""},
 		{"too big", "POST", "/v1/messages", js, `{"text":"` + strings.Repeat("a", 5000) + `"}`, 413, ""},
 	})
-	e2 := startEnv(t, func(_ *Config, s *Submitter) { *s = overloaded{} })
+	e2 := startEnv(t, func(_ *Config, s *msg.Stager) { *s = overloaded{} })
 	code, _, h = e2.do(t, "POST", "/v1/messages", js, `{"from":"+8613800000001","to":"+8613800000002","text":"x"}`)
 	if code != 429 || h.Get("Retry-After") == "" {
 		t.Fatalf("overloaded: %d %v", code, h)
@@ -232,7 +233,7 @@ func TestLoginTicketsContacts(t *testing.T) {
 }
 
 func TestNotConfigured(t *testing.T) {
-	e := startEnv(t, func(c *Config, _ *Submitter) {
+	e := startEnv(t, func(c *Config, _ *msg.Stager) {
 		c.Provision, c.Presence, c.Logins, c.Tickets, c.Partners = nil, nil, nil, nil, nil
 	})
 	run(t, e, []tc{

@@ -28,12 +28,20 @@ const (
 // way the router's first step does (the router itself is built elsewhere).
 type storeSubmitter struct{ db *store.DB }
 
-func (s storeSubmitter) Submit(ctx context.Context, m *msg.Message) error { return s.db.Accept(ctx, m) }
+func (s storeSubmitter) Stage(ctx context.Context, m *msg.Message) (msg.Ack, error) {
+	_, p, err := s.db.Stage(ctx, m, store.Dedup{})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
 
 // overloaded stands in for a saturated router.
 type overloaded struct{}
 
-func (overloaded) Submit(context.Context, *msg.Message) error { return msg.ErrOverloaded }
+func (overloaded) Stage(context.Context, *msg.Message) (msg.Ack, error) {
+	return nil, msg.ErrOverloaded
+}
 
 type env struct {
 	base string
@@ -43,7 +51,7 @@ type env struct {
 	key  [32]byte
 }
 
-type envOpt func(*Config, *Submitter)
+type envOpt func(*Config, *msg.Stager)
 
 // startEnv runs a full API server on loopback over real parts: an
 // in-memory store, provisioning, presence, login with a reference partner
@@ -97,7 +105,7 @@ func startEnv(t testing.TB, opts ...envOpt) *env {
 		Metrics: func() []Metric {
 			return []Metric{{Name: "bridge_presence_users", Help: "Users online.", Type: "gauge", Value: func() float64 { return float64(pres.Len()) }}}
 		}}
-	var sub Submitter = storeSubmitter{db}
+	var sub msg.Stager = storeSubmitter{db}
 	for _, o := range opts {
 		o(&cfg, &sub)
 	}

@@ -1,9 +1,8 @@
 package main
 
-// An opt-in profiling harness: the bridge's parts wired in-process as
-// cmd/bridge/serve.go wires them (cmd/bridge is a main package and cannot be
-// imported), driven by the bench's own generator and sinks, under a CPU
-// profile. It asserts only the bench's invariants (nothing lost); run it
+// An opt-in profiling harness: the bridge in-process (package bridge, as
+// cmd/bridge runs it), driven by the bench's own generator and sinks, under
+// a CPU profile. It asserts only the bench's invariants (nothing lost); run it
 // with
 //
 //	BENCH_PROFILE=/tmp/cpu.pprof BENCH_MIX=sms-im:1 go test -run TestProfile -count=1 ./bench/
@@ -13,22 +12,15 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"runtime"
 	"runtime/pprof"
 	"testing"
 	"time"
 
+	"github.com/smsbridge/bridge/bridge"
 	"github.com/smsbridge/bridge/config"
-	"github.com/smsbridge/bridge/msg"
-	"github.com/smsbridge/bridge/presence"
-	"github.com/smsbridge/bridge/router"
-	"github.com/smsbridge/bridge/sip"
-	"github.com/smsbridge/bridge/smpp"
-	"github.com/smsbridge/bridge/smppgw"
-	"github.com/smsbridge/bridge/smstext"
-	"github.com/smsbridge/bridge/store"
+	"github.com/smsbridge/bridge/internal/testutil"
 )
 
 func TestProfile(t *testing.T) {
@@ -56,67 +48,36 @@ func TestProfile(t *testing.T) {
 	}
 	defer pool.Close()
 
-	db, err := store.Open(store.Options{Dir: t.TempDir(), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	pres, err := presence.Open(presence.Options{KV: db, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sipSrv *sip.Server
-	var gw *smppgw.Gateway
-	rt := router.New(router.Config{Logger: log, Reporters: map[msg.Kind]router.Reporter{
-		msg.FromESME: router.ReporterFunc(func(ctx context.Context, m *msg.Message, o router.Outcome) { gw.Report(ctx, m, o) }),
-	}}, db, pres,
-		map[string]router.IMSender{"sip": router.IMSenderFunc(func(ctx context.Context, m *msg.Message, b presence.Binding) error {
-			return sipSrv.SendIM(ctx, m, b)
-		})},
-		router.SMSSenderFunc(func(ctx context.Context, m *msg.Message) error { return gw.SendSMS(ctx, m) }))
-	pres.OnRegister(func(b presence.Binding) { rt.Online(b.AOR) })
-	gw = smppgw.New(smppgw.Config{CountryCode: "86", Route: smppgw.Route{Upstream: true}, Logger: log, KV: db,
-		OnReceipt: rt.Receipt, Reassembly: smstext.ReassemblyConfig{Timeout: time.Minute, Logger: log}}, rt)
 	users := make([]string, 200)
-	ha1 := map[string]string{}
+	args := []string{
+		"--smpp-listen", "127.0.0.1:0", "--sip-listen", "127.0.0.1:0", "--http-listen", "", "--mcp-listen", "",
+		"--data-dir", t.TempDir(), "--sip-domain", domain,
+		"--smsc", "smpp://bridge:bridgepw@" + smsc.Addr(), "--smpp-account", "bench:benchpw",
+	}
 	for i := range users {
 		users[i] = userName(i)
-		ha1[users[i]] = config.HA1(users[i], domain, "benchpw")
+		args = append(args, "--sip-user", users[i]+":"+config.HA1(users[i], domain, "benchpw"))
 	}
-	sipSrv, err = sip.New(sip.Config{Listen: "127.0.0.1:0", Domain: domain, CountryCode: "86",
-		HA1: func(u string) (string, bool) { h, ok := ha1[u]; return h, ok }, Logger: log}, pres, rt)
+	cfg, err := config.Load("profile", args, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	smppSrv := smpp.NewServer(smpp.ServerConfig{
-		Auth:    func(string, string, smpp.CommandID, net.Addr) uint32 { return smpp.ESME_ROK },
-		Handler: gw, Logger: log, SystemID: "bridge", Window: 64, InboundWindow: 64,
-	})
-	gw.AttachServer(smppSrv)
-	up := smpp.NewClient(smpp.ClientConfig{Addr: smsc.Addr(), SystemID: "bridge", Password: "x", Handler: gw, Window: 64, Logger: log})
-	gw.AttachUpstream(up)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	br, err := bridge.New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	go rt.Run(ctx)
-	go gw.Run(ctx)
-	go sipSrv.Serve(ctx)
-	go smppSrv.Serve(ctx, ln)
-	go up.Run(ctx)
-	defer smppSrv.Close()
-	<-sipSrv.Ready()
-	for smsc.Bound() == 0 {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := registerAll(ctx, pool, sipSrv.Addr(), users); err != nil {
+	addrs := br.Addrs()
+	go br.Run(ctx)
+	<-br.Ready()
+	testutil.WaitFor(t, "the bridge's bind to the SMSC", 20*time.Second, func() bool { return smsc.Bound() > 0 })
+	if err := registerAll(ctx, pool, addrs.SIP, users); err != nil {
 		t.Fatal(err)
 	}
 	routes, _ := Weights(mix, routeNames[:])
 	alphas, _ := Weights("gsm7:1", alphabetNames[:])
 	g := &Generator{tr: tr, pool: pool, log: log, load: Load{
 		Duration: 15 * time.Second, Warmup: 2 * time.Second, Routes: routes, Alphas: alphas,
-		Binds: 4, Window: 64, SIPWindow: 256, SMPPAddr: ln.Addr().String(), SIPAddr: sipSrv.Addr(),
+		Binds: 4, Window: 64, SIPWindow: 256, SMPPAddr: addrs.SMPP, SIPAddr: addrs.SIP,
 		SIPAuth: true, Online: users, SMSNumbers: 10000,
 	}}
 	f, err := os.Create(out)

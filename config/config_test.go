@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +17,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.SMPPListen != ":2775" || c.SIPListen != ":5060" || c.HTTPListen != ":8080" || c.DataDir != "./data" || c.CountryCode != "86" || c.SMSC != "" || c.OpenRegistration {
+	if c.SMPPListen != ":2775" || c.SIPListen != ":5060" || c.HTTPListen != ":8080" || c.DataDir != "./data" || c.CountryCode != "86" || c.SMSC != nil || c.OpenRegistration {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if c.DefaultValidity != 48*time.Hour || c.Retention != 24*time.Hour {
@@ -107,9 +108,9 @@ func TestPrintMasksSecrets(t *testing.T) {
 }
 
 func TestParseSMSC(t *testing.T) {
-	addr, id, pw, err := ParseSMSC("smpp://carrier:pw@127.0.0.1:2776")
-	if err != nil || addr != "127.0.0.1:2776" || id != "carrier" || pw != "pw" {
-		t.Fatalf("%q %q %q %v", addr, id, pw, err)
+	s, err := ParseSMSC("smpp://carrier:pw@127.0.0.1:2776")
+	if err != nil || s != (SMSC{Addr: "127.0.0.1:2776", SystemID: "carrier", Password: "pw"}) {
+		t.Fatalf("%+v %v", s, err)
 	}
 }
 
@@ -117,5 +118,63 @@ func TestHA1(t *testing.T) {
 	// RFC 2617 §3.5 example: Mufasa:testrealm@host.com:Circle Of Life
 	if got := HA1("Mufasa", "testrealm@host.com", "Circle Of Life"); got != "939e7578ed9e3c518a452acee763bce9" {
 		t.Fatalf("HA1 = %s", got)
+	}
+}
+
+// Every bad value is reported at once, whichever source gave it.
+func TestEveryErrorReported(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(file, []byte("workers: lots\nsmpp_account:\n  - nopassword\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load("t", []string{"--config", file, "--dedup-window", "-5m", "--smpp-listen", ":99999", "--sms-alphabet", "klingon"},
+		env(map[string]string{"BRIDGE_IM_TIMEOUT": "soon"}), &bytes.Buffer{})
+	if err == nil {
+		t.Fatal("bad configuration accepted")
+	}
+	for _, want := range []string{"--workers", "--smpp-account", "--dedup-window", "--smpp-listen", "--sms-alphabet", "BRIDGE_IM_TIMEOUT"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s:\n%v", want, err)
+		}
+	}
+}
+
+// Values arrive parsed and typed.
+func TestTypedValues(t *testing.T) {
+	key := strings.Repeat("ab", 32)
+	c, err := Load("t", []string{
+		"--smsc", "smpp://carrier:pw@127.0.0.1:2776", "--smsc-bind", "transmitter",
+		"--partner-site", "shop,http://127.0.0.1:9/verify,bridge1,s3cret,http://127.0.0.1:9/contacts",
+		"--social-site", "weibo:" + strings.Repeat("01", 16),
+		"--sso-service", "wiki:k1:" + key + ":5m",
+		"--log-level", "debug", "--log-format", "json", "--sms-receipts", "always",
+	}, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SMSC == nil || c.SMSC.SystemID != "carrier" || c.SMSCBind != BindTransmitter || !c.SMSRoute.SMSC {
+		t.Fatalf("smsc %+v bind %v route %+v (an SMSC is the default route)", c.SMSC, c.SMSCBind, c.SMSRoute)
+	}
+	if len(c.PartnerSites) != 1 || c.PartnerSites[0] != (PartnerSite{ID: "shop", VerifyURL: "http://127.0.0.1:9/verify", ServerID: "bridge1", ServerSecret: "s3cret", ContactsURL: "http://127.0.0.1:9/contacts"}) {
+		t.Fatalf("partner sites %+v", c.PartnerSites)
+	}
+	if len(c.SocialSites) != 1 || len(c.SocialSites[0].Key) != 16 {
+		t.Fatalf("social sites %+v", c.SocialSites)
+	}
+	if len(c.SSOServices) != 1 || c.SSOServices[0].TTL != 5*time.Minute || c.SSOServices[0].Key[0] != 0xab {
+		t.Fatalf("sso services %+v", c.SSOServices)
+	}
+	if c.LogLevel != slog.LevelDebug || c.LogFormat != LogJSON || c.SMSReceipts != ReceiptsAlways {
+		t.Fatalf("log %v %v receipts %v", c.LogLevel, c.LogFormat, c.SMSReceipts)
+	}
+	c, err = Load("t", []string{"--smsc", "smpp://carrier:pw@127.0.0.1:2776", "--sms-route", "esme:rx"}, env(nil), &bytes.Buffer{})
+	if err != nil || c.SMSRoute != (SMSRoute{ESME: "rx"}) {
+		t.Fatalf("explicit route %+v %v", c.SMSRoute, err)
+	}
+	var out bytes.Buffer
+	c2, _ := Load("t", []string{"--api-token", "tok3n", "--partner-site", "shop,http://x/v,b,s3cret"}, env(nil), &bytes.Buffer{})
+	c2.Print(&out)
+	if s := out.String(); strings.Contains(s, "tok3n") || strings.Contains(s, "s3cret") || !strings.Contains(s, "shop,http://x/v,b,****") {
+		t.Fatalf("secrets in print:\n%s", s)
 	}
 }

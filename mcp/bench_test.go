@@ -8,7 +8,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/smsbridge/bridge/internal/testutil"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
 )
@@ -44,16 +46,13 @@ func (l *countListener) Accept() (net.Conn, error) {
 	return countConn{c, &l.in, &l.out}, nil
 }
 
-// linkOnly is the server with a Submitter that only numbers messages: the
+// linkOnly is the server with a router that only numbers messages: the
 // cost of the link itself (TCP, framing, codec, SIP-C, digest-free).
 func linkOnly(b *testing.B, stateless bool) (*Server, *countListener, *presence.Store) {
 	pres, _ := presence.Open(presence.Options{})
 	var n atomic.Uint64
 	srv, err := New(Config{Domain: domain, CountryCode: "86", HA1: testHA1, Stateless: stateless}, pres,
-		SubmitterFunc(func(ctx context.Context, m *msg.Message) error {
-			m.ID = "m" + strconv.FormatUint(n.Add(1), 10)
-			return nil
-		}))
+		numberer(func(m *msg.Message) { m.ID = "m" + strconv.FormatUint(n.Add(1), 10) }))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -204,17 +203,21 @@ func BenchmarkConnMemory(b *testing.B) {
 			}
 			conns[j] = c
 		}
-		for srv.Conns() < n {
-			runtime.Gosched()
-		}
+		testutil.WaitFor(b, "every connection accepted", 10*time.Second, func() bool { return srv.Conns() >= n })
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-B/conn")
 		for _, c := range conns {
 			c.Close()
 		}
-		for srv.Conns() > 0 {
-			runtime.Gosched()
-		}
+		testutil.WaitFor(b, "every connection gone", 10*time.Second, func() bool { return srv.Conns() == 0 })
 	}
+}
+
+// numberer is a msg.Stager that only gives each message an ID.
+type numberer func(m *msg.Message)
+
+func (f numberer) Stage(_ context.Context, m *msg.Message) (msg.Ack, error) {
+	f(m)
+	return msg.Settled{}, nil
 }

@@ -63,7 +63,7 @@
 //   - M from a registered handset: T is sip:N@host, tel:+N, a bare number,
 //     or sip:user@host; C text/plain (default) or text/html-fragment (the
 //     text inside Fetion's <Font> markup, entities unescaped). The message
-//     is handed to the Submitter and answered only after it is durably
+//     is handed to the router (a msg.Stager) and answered only after it is durably
 //     stored: "280 Send SMS OK" when N: SendCatSMS, or when Config.Lookup is
 //     set and the recipient is a number not online in IM; otherwise 200 OK
 //     (with XI: the bridge message id and D: the date). msg.ErrOverloaded →

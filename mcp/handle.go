@@ -385,7 +385,7 @@ func (c *conn) message(ctx context.Context, req *Message) {
 		Origin: msg.Origin{Kind: msg.FromMCP, Account: string(from), Ref: req.Get("I")},
 	}
 	sctx, cancel := context.WithTimeout(ctx, submitTimeout)
-	err = c.s.sub.Submit(sctx, m)
+	err = msg.Accept(sctx, c.s.sub, m)
 	cancel()
 	switch {
 	case err == nil:

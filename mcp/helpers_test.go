@@ -80,17 +80,16 @@ func startBridge(t testing.TB, mutate func(*Config)) *bridge {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	var rt *router.Router
-	srv, err := New(cfg, pres, SubmitterFunc(func(ctx context.Context, m *msg.Message) error { return rt.Submit(ctx, m) }))
+	rt := router.New(router.Config{Workers: 16, RetryMin: 50 * time.Millisecond, Logger: log}, db, pres)
+	srv, err := New(cfg, pres, rt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt = router.New(router.Config{Workers: 16, RetryMin: 50 * time.Millisecond, Logger: log}, db, pres,
-		map[string]router.IMSender{"mcp": srv},
-		router.SMSSenderFunc(func(ctx context.Context, m *msg.Message) error {
-			b.sms <- *m
-			return nil
-		}))
+	rt.AddIM("mcp", srv)
+	rt.SetSMS(router.SMSSenderFunc(func(ctx context.Context, m *msg.Message) error {
+		b.sms <- *m
+		return nil
+	}))
 	b.srv, b.rt = srv, rt
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -145,18 +144,6 @@ func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return c
-}
-
-// eventually waits for cond; a state change, not a timing assertion.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never happened: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func recvIM(t testing.TB, h *Handset) Incoming {

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/smsbridge/bridge/internal/testutil"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
 )
@@ -81,7 +83,7 @@ func TestRegisterDigest(t *testing.T) {
 	}
 
 	h.Close()
-	eventually(t, "binding removed on disconnect", func() bool {
+	testutil.WaitFor(t, "binding removed on disconnect", 10*time.Second, func() bool {
 		_, ok := b.pres.Lookup(aor)
 		return !ok && b.srv.Conns() == 0
 	})
@@ -163,7 +165,7 @@ func TestHandsetToHandset(t *testing.T) {
 	if back.Text != "回复 ✓" || back.From != "tel:+8613800000002" {
 		t.Fatalf("reply received as %+v", back)
 	}
-	eventually(t, "both counted as IM deliveries", func() bool { return b.rt.Stats().IMDelivered.Load() == 2 })
+	testutil.WaitFor(t, "both counted as IM deliveries", 10*time.Second, func() bool { return b.rt.Stats().IMDelivered.Load() == 2 })
 	select {
 	case m := <-b.sms:
 		t.Fatalf("online recipient got an SMS: %+v", m)
@@ -327,7 +329,7 @@ func TestGarbageFrameClosesStatefulConnection(t *testing.T) {
 	case <-ctx(t).Done():
 		t.Fatal("connection not closed after a garbage frame")
 	}
-	eventually(t, "binding removed", func() bool {
+	testutil.WaitFor(t, "binding removed", 10*time.Second, func() bool {
 		_, ok := b.pres.Lookup("+8613800000001")
 		return !ok && b.srv.Conns() == 0
 	})
@@ -389,7 +391,7 @@ func TestSendIMVanished(t *testing.T) {
 		t.Fatalf("SendIM for another user on this connection: %v", err)
 	}
 	h.Close()
-	eventually(t, "connection gone", func() bool { return b.srv.Conns() == 0 })
+	testutil.WaitFor(t, "connection gone", 10*time.Second, func() bool { return b.srv.Conns() == 0 })
 	if err := b.srv.SendIM(ctx(t), m, bd); !errors.Is(err, ErrGone) {
 		t.Fatalf("SendIM to a vanished connection: %v", err)
 	}
@@ -516,12 +518,12 @@ func TestIdleTimeoutDropsHandset(t *testing.T) {
 	case <-ctx(t).Done():
 		t.Fatal("silent handset never dropped")
 	}
-	eventually(t, "binding removed after idle drop", func() bool {
+	testutil.WaitFor(t, "binding removed after idle drop", 10*time.Second, func() bool {
 		_, ok := b.pres.Lookup("+8613800000001")
 		return !ok && b.srv.Conns() == 0
 	})
 	// The close is logged after the connection is forgotten: wait for it too.
-	eventually(t, "idle drop logged with its reason", func() bool {
+	testutil.WaitFor(t, "idle drop logged with its reason", 10*time.Second, func() bool {
 		return strings.Contains(b.logs.String(), "idle timeout")
 	})
 }

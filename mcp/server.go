@@ -83,18 +83,6 @@ type Registrar interface {
 	Unregister(ctx context.Context, aor msg.Address, contact string) error
 }
 
-// Submitter takes messages into the bridge (router.Router): nil means m is
-// durably stored.
-type Submitter interface {
-	Submit(ctx context.Context, m *msg.Message) error
-}
-
-// SubmitterFunc adapts a function to Submitter.
-type SubmitterFunc func(ctx context.Context, m *msg.Message) error
-
-// Submit calls f.
-func (f SubmitterFunc) Submit(ctx context.Context, m *msg.Message) error { return f(ctx, m) }
-
 // ErrGone is returned by SendIM when the binding's connection is closed or
 // now belongs to someone else.
 var ErrGone = errors.New("mcp: handset connection gone")
@@ -125,7 +113,7 @@ const (
 type Server struct {
 	cfg  Config
 	reg  Registrar
-	sub  Submitter
+	sub  msg.Stager
 	log  *slog.Logger
 	boot string // distinguishes this process's connection ids from a previous run's
 	seq  atomic.Uint64
@@ -137,12 +125,12 @@ type Server struct {
 }
 
 // New checks cfg and returns a server; start it with Serve or ListenAndServe.
-func New(cfg Config, reg Registrar, sub Submitter) (*Server, error) {
+func New(cfg Config, reg Registrar, sub msg.Stager) (*Server, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
 	if reg == nil || sub == nil {
-		return nil, errors.New("mcp: a Registrar and a Submitter are required")
+		return nil, errors.New("mcp: a Registrar and a msg.Stager are required")
 	}
 	var b [3]byte
 	if _, err := rand.Read(b[:]); err != nil {

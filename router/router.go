@@ -22,8 +22,9 @@ import (
 // Queue is the durable message store (store.DB).
 type Queue interface {
 	// Stage queues m's acceptance into the next group commit and returns
-	// at once; Pending.Wait says when it is durable.
-	Stage(ctx context.Context, m *msg.Message) (store.Pending, error)
+	// at once; Pending says when it is durable. With a dedup key it finds
+	// an earlier copy instead (dup).
+	Stage(ctx context.Context, m *msg.Message, d store.Dedup) (dup string, p store.Pending, err error)
 	Transition(ctx context.Context, id string, ev store.Event, durable bool) error
 	Reschedule(ctx context.Context, id string, attempts int, next time.Time, detail string) error
 	Unfinished(fn func(store.Record) error) error
@@ -31,24 +32,19 @@ type Queue interface {
 	Healthy() error
 }
 
-// Presence answers who is online (presence.Store).
+// Presence answers who is online (presence.Store) and tells the router
+// when someone registers, so their parked messages go out.
 type Presence interface {
 	Lookup(aor msg.Address) (presence.Binding, bool)
+	OnRegister(fn func(presence.Binding))
 }
 
 // IMSender delivers to an IM binding and returns nil on the client's 2xx.
 // It bounds each attempt itself (sip and mcp give up after --im-timeout, the
-// transaction timer they run anyway): a context timer per delivery here was
-// 2.9% of the bridge's CPU on SMS→IM.
+// transaction timer they run anyway), so the router needs no timer of its
+// own per delivery.
 type IMSender interface {
 	SendIM(ctx context.Context, m *msg.Message, b presence.Binding) error
-}
-
-// IMSenderFunc adapts a function to IMSender.
-type IMSenderFunc func(ctx context.Context, m *msg.Message, b presence.Binding) error
-
-func (f IMSenderFunc) SendIM(ctx context.Context, m *msg.Message, b presence.Binding) error {
-	return f(ctx, m, b)
 }
 
 // SMSSender hands a message to the SMS network and returns nil once the
@@ -58,42 +54,26 @@ type SMSSender interface {
 	SendSMS(ctx context.Context, m *msg.Message) error
 }
 
-// Outcome is how a message ended, for its originator.
-type Outcome struct {
-	Delivered bool
-	State     store.State // Delivered, Failed or Expired
-	Detail    string
-	At        time.Time
-	Via       string // "im" or "sms": which network gave the outcome
-}
-
 // Reporter tells an originator how its message ended: an SMPP delivery
 // receipt to an ESME, an IMDN to an IM user. It must not block for long;
 // it owns its own retries.
 type Reporter interface {
-	Report(ctx context.Context, m *msg.Message, o Outcome)
+	Report(ctx context.Context, m *msg.Message, o msg.Outcome)
 }
 
-// ReporterFunc adapts a function to Reporter.
-type ReporterFunc func(ctx context.Context, m *msg.Message, o Outcome)
-
-func (f ReporterFunc) Report(ctx context.Context, m *msg.Message, o Outcome) { f(ctx, m, o) }
-
-// Final is told of every message that reached a final state. It must not
-// block.
-type Final func(m *msg.Message, st store.State, detail string)
+// Final is told of every message that reached a final state (o.Via: the
+// network that delivered it, or that it was meant for). It must not block.
+type Final func(m *msg.Message, o msg.Outcome)
 
 // Config tunes the router.
 type Config struct {
 	Workers         int           // concurrent deliveries (default 512)
-	QueueDepth      int           // accepted-but-unfinished messages before Submit throttles (default 100000)
+	QueueDepth      int           // accepted-but-unfinished messages before Stage throttles (default 100000)
 	DefaultValidity time.Duration // when a message carries no expiry (default 48h)
 	RetryMin        time.Duration // first retry delay (default 2s)
 	RetryMax        time.Duration // cap on retry delay (default 10m)
 	Logger          *slog.Logger
 	OnFinal         Final
-	// Reporters by origin: who tells the originator the outcome.
-	Reporters map[msg.Kind]Reporter
 	// DedupWindow: a message with the same origin account, sender,
 	// recipient and text within this window is acknowledged with the first
 	// one's id and not delivered again (an ESME resubmitting after a lost
@@ -140,26 +120,24 @@ type Counters struct {
 	Recovered, Duplicates                          atomic.Uint64
 }
 
-// DedupQueue is a Queue that can suppress duplicates (store.DB).
-type DedupQueue interface {
-	StageDedup(ctx context.Context, m *msg.Message, key []byte, window time.Duration) (dup string, p store.Pending, err error)
-}
-
-// Router routes and delivers. Construct with New, start with Run.
+// Router routes and delivers. Construct with New, register the edges that
+// deliver (AddIM, SetSMS, AddReporter), then start with Run.
 type Router struct {
-	cfg   Config
-	q     Queue
-	pres  Presence
-	im    map[string]IMSender // by presence.Binding.Via
-	sms   SMSSender
-	log   *slog.Logger
-	work  chan *job
-	wake  chan struct{}
-	count Counters
+	cfg       Config
+	q         Queue
+	pres      Presence
+	im        map[string]IMSender // by presence.Binding.Via
+	sms       SMSSender
+	reporters map[msg.Kind]Reporter // by origin: who tells the originator the outcome
+	started   atomic.Bool           // edges are registered before Run, read without locks after
+	log       *slog.Logger
+	work      chan *job
+	wake      chan struct{}
+	count     Counters
 
 	pending atomic.Int64 // accepted, not final
 	// scanned is closed once Run has listed the store's unfinished
-	// messages; Submit waits for it so a new message is never also picked
+	// messages; Stage waits for it so a new message is never also picked
 	// up as "recovered" and delivered twice.
 	scanned chan struct{}
 
@@ -174,31 +152,68 @@ type Router struct {
 	offline map[msg.Address]map[*job]struct{} // parked for an IM-only user, woken on register
 }
 
+// job is one message on its way. It is also the msg.Ack of the message's
+// acceptance (Done, Settle), so staging allocates nothing more.
 type job struct {
 	m        msg.Message
-	accept   store.Pending // acceptance commit not yet seen durable (zero: it is)
-	acked    chan struct{} // closed when Submit returns (nil: long done, or nobody to report to)
+	accept   store.Pending // the acceptance's commit (done once Wait returns nil)
+	acked    chan struct{} // closed when the acceptance is settled (nil: nobody to report to, or recovered)
 	attempts int
 	due      time.Time
 	index    int // in heap; -1 when not scheduled
 	parked   bool
+
+	// The settling side (Settle), the staging adapter's alone.
+	r      *Router
+	sender *msg.Message // the adapter's message: its ID is cleared if the commit fails
+	held   dedupHold
 }
 
-// New builds a router. im maps a binding's Via ("sip", "mcp", ...) to the
-// adapter that delivers to it; sms may be nil when the bridge has no SMS
-// route (SMS then waits, retried, until expiry).
-func New(cfg Config, q Queue, p Presence, im map[string]IMSender, sms SMSSender) *Router {
+// New builds a router over its store and presence. It delivers nothing
+// until edges are registered; an SMS route is optional (SMS then waits,
+// retried, until expiry).
+func New(cfg Config, q Queue, p Presence) *Router {
 	cfg.defaults()
-	return &Router{
-		cfg: cfg, q: q, pres: p, im: im, sms: sms, log: cfg.Logger,
-		work:    make(chan *job, cfg.QueueDepth+cfg.Workers),
-		wake:    make(chan struct{}, 1),
-		offline: make(map[msg.Address]map[*job]struct{}),
-		scanned: make(chan struct{}),
+	r := &Router{
+		cfg: cfg, q: q, pres: p, log: cfg.Logger,
+		im:        make(map[string]IMSender),
+		reporters: make(map[msg.Kind]Reporter),
+		work:      make(chan *job, cfg.QueueDepth+cfg.Workers),
+		wake:      make(chan struct{}, 1),
+		offline:   make(map[msg.Address]map[*job]struct{}),
+		scanned:   make(chan struct{}),
 
 		dedupBusy: make(map[[16]byte]chan struct{}),
 		runCtx:    context.Background(),
 		draining:  make(map[msg.Address][]*job),
+	}
+	p.OnRegister(func(b presence.Binding) { r.Online(b.AOR) })
+	return r
+}
+
+// AddIM registers the edge that delivers to bindings whose Via is via
+// ("sip", "mcp", ...). Edges are registered before Run.
+func (r *Router) AddIM(via string, s IMSender) {
+	r.mustNotRun("AddIM")
+	r.im[via] = s
+}
+
+// SetSMS registers the edge that hands messages to the SMS network.
+func (r *Router) SetSMS(s SMSSender) {
+	r.mustNotRun("SetSMS")
+	r.sms = s
+}
+
+// AddReporter registers who tells originators of kind how their messages
+// ended: an SMPP delivery receipt to an ESME, an IMDN to an IM user.
+func (r *Router) AddReporter(kind msg.Kind, rep Reporter) {
+	r.mustNotRun("AddReporter")
+	r.reporters[kind] = rep
+}
+
+func (r *Router) mustNotRun(what string) {
+	if r.started.Load() {
+		panic("router: " + what + " after Run") // the maps are read without locks
 	}
 }
 
@@ -208,49 +223,27 @@ func (r *Router) Stats() *Counters { return &r.count }
 // Pending is the number of accepted messages not yet final.
 func (r *Router) Pending() int64 { return r.pending.Load() }
 
-// Submit validates m, stores it durably and queues it. Only a nil return
-// allows the adapter to acknowledge; msg.ErrOverloaded and msg.ErrNotStored
-// tell it to answer "try later" and "failed" instead.
-func (r *Router) Submit(ctx context.Context, m *msg.Message) error {
-	t, err := r.Stage(ctx, m)
-	if err != nil {
-		return err
-	}
-	return t.Settle(ctx)
-}
-
-// Ticket is a submission whose acceptance is queued in a group commit. Its
-// sender may be acknowledged only after Settle returns nil.
-type Ticket struct {
-	r    *Router
-	m    *msg.Message
-	p    store.Pending
-	held dedupHold
-	j    *job // nil: a duplicate of a message already stored (m.ID is its ID)
-}
-
-// Stage is Submit without the wait for the commit, for adapters that
-// acknowledge many messages per commit from one goroutine: it returns once
-// the acceptance is queued (or refused, with Submit's errors), and the
-// message is already on its way to delivery. It waits only for the
-// recovery scan at start, for room in the store's batch and for an
-// earlier copy of m being stored. The Ticket is a value so an adapter can
-// keep it inside its own per-request state without another allocation.
-func (r *Router) Stage(ctx context.Context, m *msg.Message) (Ticket, error) {
+// Stage validates m, assigns its ID and queues its acceptance into the
+// next group commit (msg.Stager); the message is on its way to delivery at
+// once, and its sender may be acknowledged once the Ack settles. It waits
+// only for the recovery scan at start, for room in the store's batch and
+// for an earlier copy of m being stored. It refuses with msg.ErrNoRoute,
+// msg.ErrOverloaded or msg.ErrNotStored.
+func (r *Router) Stage(ctx context.Context, m *msg.Message) (msg.Ack, error) {
 	if m.To == "" || (!m.To.IsMSISDN() && len(m.To) < 5) || strings.HasPrefix(string(m.To), "alpha:") ||
 		msg.CheckRoute(m.Route, m.To) != nil {
 		r.count.NoRoute.Add(1)
-		return Ticket{}, fmt.Errorf("%w: %q", msg.ErrNoRoute, m.To)
+		return nil, fmt.Errorf("%w: %q", msg.ErrNoRoute, m.To)
 	}
 	if r.pending.Add(1) > int64(r.cfg.QueueDepth) {
 		r.pending.Add(-1)
 		r.count.Throttled.Add(1)
-		return Ticket{}, msg.ErrOverloaded
+		return nil, msg.ErrOverloaded
 	}
 	if err := r.q.Healthy(); err != nil {
 		r.pending.Add(-1)
 		r.count.NotStored.Add(1)
-		return Ticket{}, fmt.Errorf("%w: store unhealthy: %v", msg.ErrNotStored, err)
+		return nil, fmt.Errorf("%w: store unhealthy: %v", msg.ErrNotStored, err)
 	}
 	if m.Expires.IsZero() {
 		m.Expires = r.cfg.Now().Add(r.cfg.DefaultValidity)
@@ -260,48 +253,46 @@ func (r *Router) Stage(ctx context.Context, m *msg.Message) (Ticket, error) {
 	case <-ctx.Done():
 		r.pending.Add(-1)
 		r.count.NotStored.Add(1)
-		return Ticket{}, fmt.Errorf("%w: router not started: %v", msg.ErrNotStored, ctx.Err())
+		return nil, fmt.Errorf("%w: router not started: %v", msg.ErrNotStored, ctx.Err())
 	}
 	dup, p, held, err := r.stage(ctx, m)
 	if err != nil {
 		r.pending.Add(-1)
 		r.count.NotStored.Add(1)
-		return Ticket{}, fmt.Errorf("%w: %v", msg.ErrNotStored, err)
+		return nil, fmt.Errorf("%w: %v", msg.ErrNotStored, err)
 	}
 	if dup != "" {
 		r.pending.Add(-1)
 		r.count.Duplicates.Add(1)
 		m.ID = dup
 		r.log.Debug("duplicate suppressed", "id", dup, "from", m.From, "to", m.To, "origin", m.Origin.Kind)
-		return Ticket{r: r, m: m}, nil
+		return msg.Settled{}, nil
 	}
 	// Delivery starts while the group commit is in flight, so the fsync is
 	// not in the message's delivery latency; the sender's acknowledgement
 	// still waits for it. From here the job owns the pending slot.
-	j := &job{m: *m, index: -1, accept: p}
-	if r.cfg.Reporters[m.Origin.Kind] != nil { // only a report waits for it
+	j := &job{m: *m, index: -1, accept: p, r: r, sender: m, held: held}
+	if r.reporters[m.Origin.Kind] != nil { // only a report waits for it
 		j.acked = make(chan struct{})
 	}
 	r.work <- j
-	return Ticket{r: r, m: m, p: p, held: held, j: j}, nil
+	return j, nil
 }
 
-// Done is closed when the acceptance's commit has ended, ok or not; nil
-// when there is nothing to wait for.
-func (t *Ticket) Done() <-chan struct{} { return t.p.Done() }
+// Done is closed when the acceptance's commit has ended, ok or not.
+func (j *job) Done() <-chan struct{} { return j.accept.Done() }
 
-// Settle waits for the commit and says whether the sender may be
-// acknowledged (nil) with the message's ID. It must be called once per
-// ticket, also when the sender has gone: it releases what Stage held.
-func (t *Ticket) Settle(ctx context.Context) error {
-	if t.j == nil {
-		return nil
+// Settle waits for the acceptance's commit (msg.Ack). It releases the
+// message's dedup key, and lets its outcome be reported.
+func (j *job) Settle(ctx context.Context) error {
+	r := j.r
+	err := j.accept.Wait(ctx)
+	if err != nil {
+		j.sender.ID = ""
 	}
-	r := t.r
-	err := t.p.Settle(ctx, t.m)
-	r.release(t.held)
-	if t.j.acked != nil {
-		close(t.j.acked)
+	r.release(j.held)
+	if j.acked != nil {
+		close(j.acked)
 	}
 	if err != nil {
 		r.count.NotStored.Add(1)
@@ -315,9 +306,8 @@ func (t *Ticket) Settle(ctx context.Context) error {
 // dedup window. A staged copy holds its dedup key until release is called
 // with held, once the acceptance is settled.
 func (r *Router) stage(ctx context.Context, m *msg.Message) (dup string, p store.Pending, held dedupHold, err error) {
-	dq, ok := r.q.(DedupQueue)
-	if r.cfg.DedupWindow <= 0 || !ok {
-		p, err := r.q.Stage(ctx, m)
+	if r.cfg.DedupWindow <= 0 {
+		_, p, err := r.q.Stage(ctx, m, store.Dedup{})
 		return "", p, dedupHold{}, err
 	}
 	// The key hashes each field followed by a zero byte (the same bytes,
@@ -354,7 +344,7 @@ func (r *Router) stage(ctx context.Context, m *msg.Message) (dup string, p store
 			return "", store.Pending{}, dedupHold{}, ctx.Err()
 		}
 	}
-	dup, p, err = dq.StageDedup(ctx, m, key, r.cfg.DedupWindow)
+	dup, p, err = r.q.Stage(ctx, m, store.Dedup{Key: key, Window: r.cfg.DedupWindow})
 	hold := dedupHold{k, true}
 	if err != nil || dup != "" {
 		r.release(hold)
@@ -386,6 +376,7 @@ func (r *Router) release(h dedupHold) {
 // ends. In-flight deliveries finish or are left unfinished in the store, to
 // be resumed by the next start.
 func (r *Router) Run(ctx context.Context) error {
+	r.started.Store(true)
 	r.mu.Lock()
 	r.runCtx = ctx
 	r.mu.Unlock()
@@ -434,8 +425,8 @@ func (r *Router) recover(ctx context.Context) error {
 }
 
 // worker delivers until ctx ends. It receives from r.work alone: a select
-// with ctx.Done on the channel all workers share was 3% of the CPU on
-// SMS→SMS (its lock taken on two channels per message). stopWorkers wakes
+// with ctx.Done would take the locks of two channels, one of them shared by
+// every worker, for each message. stopWorkers wakes
 // the idle ones; a job taken after the end stays unfinished in the store,
 // as do those left in the channel, and is resumed at the next start.
 func (r *Router) worker(ctx context.Context) {
@@ -491,7 +482,7 @@ func (r *Router) deliver(ctx context.Context, j *job) {
 	now := r.cfg.Now()
 	if !m.Expires.IsZero() && now.After(m.Expires) {
 		r.count.Expired.Add(1)
-		r.finish(ctx, j, store.Expired, "validity period ended")
+		r.finish(ctx, j, msg.Outcome{State: msg.Expired, Detail: "validity period ended", Via: intended(m)}, "")
 		return
 	}
 	rt, b := r.decide(m)
@@ -503,8 +494,9 @@ func (r *Router) deliver(ctx context.Context, j *job) {
 		err := r.im[b.Via].SendIM(ctx, m, b)
 		if err == nil {
 			r.count.IMDelivered.Add(1)
-			if r.finish(ctx, j, store.Delivered, "im "+b.Via+" "+b.Contact) {
-				r.reportJob(ctx, j, Outcome{Delivered: true, State: store.Delivered, Detail: "im", Via: "im"})
+			o := msg.Outcome{Delivered: true, State: msg.Delivered, Detail: "im", Via: msg.ViaIM}
+			if r.finish(ctx, j, o, "im "+b.Via+" "+b.Contact) {
+				r.reportJob(ctx, j, o)
 			}
 			return
 		}
@@ -534,13 +526,13 @@ func (r *Router) deliver(ctx context.Context, j *job) {
 		r.retry(ctx, j, "sms: no SMS route configured")
 		return
 	}
-	// No timeout context per attempt (3% of the CPU on SMS→SMS): the SMS
-	// side bounds it, smppgw's SMPP sessions by their response timeout for
+	// No timeout context per attempt (a timer per message): the SMS side
+	// bounds it, smppgw's SMPP sessions by their response timeout for
 	// window room and for each response, and its client by its bind wait.
 	err := r.sms.SendSMS(ctx, m)
 	if err == nil {
 		r.count.SMSDelivered.Add(1)
-		r.finish(ctx, j, store.Delivered, "sms")
+		r.finish(ctx, j, msg.Outcome{Delivered: true, State: msg.Delivered, Detail: "sms", Via: msg.ViaSMS}, "")
 		return
 	}
 	if ctx.Err() != nil {
@@ -549,7 +541,7 @@ func (r *Router) deliver(ctx context.Context, j *job) {
 	r.count.SMSFailed.Add(1)
 	var perm interface{ Permanent() bool }
 	if errors.As(err, &perm) && perm.Permanent() {
-		r.finish(ctx, j, store.Failed, "sms: "+err.Error())
+		r.finish(ctx, j, msg.Outcome{State: msg.Failed, Detail: "sms: " + err.Error(), Via: msg.ViaSMS}, "")
 		return
 	}
 	r.retry(ctx, j, "sms: "+err.Error())
@@ -563,7 +555,6 @@ func (r *Router) deliver(ctx context.Context, j *job) {
 func (r *Router) stored(ctx context.Context, j *job) bool {
 	err := j.accept.Wait(ctx)
 	if err == nil {
-		j.accept = store.Pending{}
 		return true
 	}
 	if ctx.Err() == nil {
@@ -573,8 +564,23 @@ func (r *Router) stored(ctx context.Context, j *job) bool {
 	return false
 }
 
-// finish records a final state; false: the job ended without one (see stored).
-func (r *Router) finish(ctx context.Context, j *job, st store.State, detail string) bool {
+// intended is the network a message was meant for, for the outcome of one
+// that never got there.
+func intended(m *msg.Message) msg.Network {
+	if m.To.IsMSISDN() {
+		return msg.ViaSMS
+	}
+	return msg.ViaIM
+}
+
+// finish records o's final state, with detail in the message's history if
+// it says more than o.Detail; false: the job ended without one (see stored).
+// Failures are reported here, deliveries by the caller.
+func (r *Router) finish(ctx context.Context, j *job, o msg.Outcome, detail string) bool {
+	if detail == "" {
+		detail = o.Detail
+	}
+	st := o.State
 	// Queued without waiting for the acceptance's commit: while that batch
 	// is open, the store writes the message once, already final (while it
 	// is being committed, the store waits for it and writes nothing if it
@@ -586,7 +592,7 @@ func (r *Router) finish(ctx context.Context, j *job, st store.State, detail stri
 	// whose originator asked for a receipt. Its batch is the acceptance's
 	// or a later one, so stored does not block after it. Not waiting frees
 	// the worker at once: one goroutine park and wake-up fewer per message.
-	durable := st != store.Delivered || j.m.Receipt
+	durable := st != msg.Delivered || j.m.Receipt
 	err := r.q.Transition(ctx, j.m.ID, store.Event{State: st, At: r.cfg.Now(), Detail: detail}, durable)
 	if !r.stored(ctx, j) {
 		return false
@@ -596,25 +602,21 @@ func (r *Router) finish(ctx context.Context, j *job, st store.State, detail stri
 	}
 	r.pending.Add(-1)
 	if r.cfg.OnFinal != nil {
-		r.cfg.OnFinal(&j.m, st, detail)
+		r.cfg.OnFinal(&j.m, o)
 	}
-	if st != store.Delivered {
-		via := "sms"
-		if !j.m.To.IsMSISDN() {
-			via = "im"
-		}
-		r.reportJob(ctx, j, Outcome{State: st, Detail: detail, Via: via})
+	if st != msg.Delivered {
+		r.reportJob(ctx, j, o)
 	}
 	return true
 }
 
-// reportJob reports j's outcome once Submit has returned for it. The final
+// reportJob reports j's outcome once its acceptance has settled. The final
 // state can commit in the acceptance's own batch, and a receipt should not
-// overtake the acknowledgement: the adapter sends that as soon as Submit
+// overtake the acknowledgement: the adapter sends that as soon as Settle
 // returns, while a reporter builds and queues the receipt after this. That
-// narrows the window to the adapter's few µs between Submit returning and
+// narrows the window to the adapter's few µs between Settle returning and
 // queueing its response; it does not close it.
-func (r *Router) reportJob(ctx context.Context, j *job, o Outcome) {
+func (r *Router) reportJob(ctx context.Context, j *job, o msg.Outcome) {
 	if j.acked != nil {
 		select {
 		case <-j.acked:
@@ -627,8 +629,8 @@ func (r *Router) reportJob(ctx context.Context, j *job, o Outcome) {
 
 // report hands an outcome to the originator's reporter. SMS hand-offs are
 // not reported here: the SMSC's receipt comes back through Receipt.
-func (r *Router) report(ctx context.Context, m *msg.Message, o Outcome) {
-	rep := r.cfg.Reporters[m.Origin.Kind]
+func (r *Router) report(ctx context.Context, m *msg.Message, o msg.Outcome) {
+	rep := r.reporters[m.Origin.Kind]
 	if rep == nil {
 		return
 	}
@@ -640,13 +642,13 @@ func (r *Router) report(ctx context.Context, m *msg.Message, o Outcome) {
 
 // Receipt reports the network's final word on a message the bridge sent as
 // SMS (an SMSC delivery receipt, all parts accounted for) to its originator.
-func (r *Router) Receipt(ctx context.Context, id string, o Outcome) error {
+func (r *Router) Receipt(ctx context.Context, id string, o msg.Outcome) error {
 	rec, err := r.q.Message(id)
 	if err != nil {
 		return fmt.Errorf("router: receipt for %s: %w", id, err)
 	}
 	if o.Via == "" {
-		o.Via = "sms"
+		o.Via = msg.ViaSMS
 	}
 	r.log.Debug("receipt", "id", id, "delivered", o.Delivered, "detail", o.Detail)
 	r.report(ctx, &rec.Msg, o)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smsbridge/bridge/internal/testutil"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
 	"github.com/smsbridge/bridge/store"
@@ -46,12 +47,12 @@ type rig struct {
 
 func newRig(t *testing.T, dir string, cfg Config) *rig {
 	t.Helper()
-	return newRigStore(t, store.Options{Dir: dir}, cfg)
+	return newRigStore(t, store.Options{Dir: dir}, store.Faults{}, cfg)
 }
 
-func newRigStore(t *testing.T, so store.Options, cfg Config) *rig {
+func newRigStore(t *testing.T, so store.Options, faults store.Faults, cfg Config) *rig {
 	t.Helper()
-	db, err := store.Open(so)
+	db, err := store.OpenWithFaults(so, faults)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,40 +61,45 @@ func newRigStore(t *testing.T, so store.Options, cfg Config) *rig {
 		t.Fatal(err)
 	}
 	g := &rig{db: db, pres: pres, sent: &sent{}}
-	im := IMSenderFunc(func(ctx context.Context, m *msg.Message, b presence.Binding) error {
-		g.mu.Lock()
-		f := g.imErr
-		g.mu.Unlock()
-		if f != nil {
-			if err := f(m); err != nil {
-				return err
-			}
-		}
-		g.sent.mu.Lock()
-		g.sent.ims = append(g.sent.ims, string(m.To)+"|"+m.Text+"|"+b.Contact)
-		g.sent.mu.Unlock()
-		return nil
-	})
-	sms := SMSSenderFunc(func(ctx context.Context, m *msg.Message) error {
-		g.mu.Lock()
-		f := g.smsErr
-		g.mu.Unlock()
-		if f != nil {
-			if err := f(m); err != nil {
-				return err
-			}
-		}
-		g.sent.mu.Lock()
-		g.sent.sms = append(g.sent.sms, string(m.To)+"|"+m.Text)
-		g.sent.mu.Unlock()
-		return nil
-	})
 	if cfg.RetryMin == 0 {
 		cfg.RetryMin = 10 * time.Millisecond
 	}
-	g.r = New(cfg, db, pres, map[string]IMSender{"sip": im}, sms)
-	pres.OnRegister(func(b presence.Binding) { g.r.Online(b.AOR) })
+	g.r = New(cfg, db, pres)
+	g.r.AddIM("sip", g)
+	g.r.SetSMS(g)
 	return g
+}
+
+// SendIM records an IM delivery, or fails it with imErr.
+func (g *rig) SendIM(ctx context.Context, m *msg.Message, b presence.Binding) error {
+	g.mu.Lock()
+	f := g.imErr
+	g.mu.Unlock()
+	if f != nil {
+		if err := f(m); err != nil {
+			return err
+		}
+	}
+	g.sent.mu.Lock()
+	g.sent.ims = append(g.sent.ims, string(m.To)+"|"+m.Text+"|"+b.Contact)
+	g.sent.mu.Unlock()
+	return nil
+}
+
+// SendSMS records an SMS hand-off, or fails it with smsErr.
+func (g *rig) SendSMS(ctx context.Context, m *msg.Message) error {
+	g.mu.Lock()
+	f := g.smsErr
+	g.mu.Unlock()
+	if f != nil {
+		if err := f(m); err != nil {
+			return err
+		}
+	}
+	g.sent.mu.Lock()
+	g.sent.sms = append(g.sent.sms, string(m.To)+"|"+m.Text)
+	g.sent.mu.Unlock()
+	return nil
 }
 
 func (g *rig) run(t *testing.T) {
@@ -114,7 +120,7 @@ func (g *rig) online(t *testing.T, aor msg.Address, contact string) {
 func (g *rig) submit(t *testing.T, from, to msg.Address, text string) string {
 	t.Helper()
 	m := &msg.Message{From: from, To: to, Text: text, Origin: msg.Origin{Kind: msg.FromESME, Account: "esme1"}}
-	if err := g.r.Submit(context.Background(), m); err != nil {
+	if err := msg.Accept(context.Background(), g.r, m); err != nil {
 		t.Fatalf("submit: %v", err)
 	}
 	if m.ID == "" {
@@ -123,27 +129,37 @@ func (g *rig) submit(t *testing.T, from, to msg.Address, text string) string {
 	return m.ID
 }
 
-func (g *rig) waitState(t *testing.T, id string, want store.State) store.Record {
+func (g *rig) waitState(t *testing.T, id string, want msg.State) store.Record {
 	t.Helper()
 	var rec store.Record
 	var err error
-	waitUntil(t, 10*time.Second, func() bool {
+	testutil.WaitForState(t, 10*time.Second, func() bool {
 		rec, err = g.db.Message(id)
 		return err == nil && rec.State == want
 	}, func() string { return fmt.Sprintf("message %s: state %v (err %v), want %v", id, rec.State, err, want) })
 	return rec
 }
 
-// waitUntil polls cond until it holds, failing with why() after d.
-func waitUntil(t *testing.T, d time.Duration, cond func() bool, why func() string) {
+// waitParked waits until n messages are in the router's set parked for aor,
+// the set Online wakes when aor registers (the Parked counter moves before
+// a message joins it, so it cannot tell).
+func (g *rig) waitParked(t *testing.T, aor msg.Address, n int) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal(why())
-		}
-		time.Sleep(5 * time.Millisecond)
+	parked := func() int {
+		g.r.mu.Lock()
+		defer g.r.mu.Unlock()
+		return len(g.r.offline[aor])
 	}
+	testutil.WaitForState(t, 10*time.Second, func() bool { return parked() == n },
+		func() string { return fmt.Sprintf("%d messages parked for %s, want %d", parked(), aor, n) })
+}
+
+// waitIdle waits until every message the router took is final (Pending
+// counts recovered ones too), so whatever it was going to send is sent.
+func (g *rig) waitIdle(t *testing.T) {
+	t.Helper()
+	testutil.WaitForState(t, 10*time.Second, func() bool { return g.r.Pending() == 0 },
+		func() string { return fmt.Sprintf("%d messages still pending", g.r.Pending()) })
 }
 
 func TestOnlineRecipientGetsIM(t *testing.T) {
@@ -151,7 +167,7 @@ func TestOnlineRecipientGetsIM(t *testing.T) {
 	g.run(t)
 	g.online(t, "+8613800000001", "sip:a@127.0.0.1:5062")
 	id := g.submit(t, "+8613900000009", "+8613800000001", "hi")
-	g.waitState(t, id, store.Delivered)
+	g.waitState(t, id, msg.Delivered)
 	if got := g.sent.im(); len(got) != 1 || got[0] != "+8613800000001|hi|sip:a@127.0.0.1:5062" || len(g.sent.sms_()) != 0 {
 		t.Fatalf("im %v sms %v", got, g.sent.sms_())
 	}
@@ -161,7 +177,7 @@ func TestOfflineNumberGetsSMS(t *testing.T) {
 	g := newRig(t, "", Config{})
 	g.run(t)
 	id := g.submit(t, "+8613900000009", "+8613800000002", "to sms")
-	g.waitState(t, id, store.Delivered)
+	g.waitState(t, id, msg.Delivered)
 	if got := g.sent.sms_(); len(got) != 1 || got[0] != "+8613800000002|to sms" || len(g.sent.im()) != 0 {
 		t.Fatalf("sms %v im %v", got, g.sent.im())
 	}
@@ -173,7 +189,7 @@ func TestIMFailureFallsBackToSMS(t *testing.T) {
 	g.run(t)
 	g.online(t, "+8613800000003", "sip:c@127.0.0.1:5062")
 	id := g.submit(t, "+8613900000009", "+8613800000003", "fallback")
-	g.waitState(t, id, store.Delivered)
+	g.waitState(t, id, msg.Delivered)
 	if len(g.sent.sms_()) != 1 || g.r.Stats().Fallbacks.Load() != 1 {
 		t.Fatalf("sms %v fallbacks %d", g.sent.sms_(), g.r.Stats().Fallbacks.Load())
 	}
@@ -183,14 +199,14 @@ func TestIMFailureFallsBackToSMS(t *testing.T) {
 // acknowledgement (Submit's return) does. Commits here are at least a second
 // apart, so the IM send must happen while Submit still waits.
 func TestDeliveryOverlapsCommit(t *testing.T) {
-	g := newRigStore(t, store.Options{CommitInterval: time.Second}, Config{})
+	g := newRigStore(t, store.Options{CommitInterval: time.Second}, store.Faults{}, Config{})
 	sending := make(chan struct{}, 1)
 	g.imErr = func(*msg.Message) error { sending <- struct{}{}; return nil }
 	g.run(t)
 	g.online(t, "+8613800000004", "sip:d@127.0.0.1:5062") // a commit: the next one waits a second
 	m := &msg.Message{From: "+8613900000009", To: "+8613800000004", Text: "early", Origin: msg.Origin{Kind: msg.FromESME}}
 	res := make(chan error, 1)
-	go func() { res <- g.r.Submit(context.Background(), m) }()
+	go func() { res <- msg.Accept(context.Background(), g.r, m) }()
 	select {
 	case <-sending:
 	case err := <-res:
@@ -206,14 +222,14 @@ func TestDeliveryOverlapsCommit(t *testing.T) {
 	if err := <-res; err != nil || m.ID == "" {
 		t.Fatalf("submit: %v, id %q", err, m.ID)
 	}
-	g.waitState(t, m.ID, store.Delivered)
+	g.waitState(t, m.ID, msg.Delivered)
 }
 
 // When the acceptance's commit fails, the sender is refused, so the job
 // started early must end there: no retry, no final record, no pending slot.
 func TestFailedCommitEndsEarlyDelivery(t *testing.T) {
 	var failing atomic.Bool
-	g := newRigStore(t, store.Options{Dir: t.TempDir(), SyncFault: func() error {
+	g := newRigStore(t, store.Options{Dir: t.TempDir()}, store.Faults{Sync: func() error {
 		if failing.Load() {
 			return errors.New("injected: disk full")
 		}
@@ -225,12 +241,12 @@ func TestFailedCommitEndsEarlyDelivery(t *testing.T) {
 	g.online(t, "sip:eve@example.com", "sip:e@127.0.0.1:5062")
 	failing.Store(true)
 	m := &msg.Message{From: "+8613900000009", To: "sip:eve@example.com", Text: "lost?", Origin: msg.Origin{Kind: msg.FromESME}}
-	if err := g.r.Submit(context.Background(), m); !errors.Is(err, msg.ErrNotStored) || m.ID != "" {
+	if err := msg.Accept(context.Background(), g.r, m); !errors.Is(err, msg.ErrNotStored) || m.ID != "" {
 		t.Fatalf("submit with a failing disk: %v, id %q; want ErrNotStored and no id", err, m.ID)
 	}
-	waitUntil(t, 5*time.Second, func() bool { return g.r.Pending() == 0 },
+	testutil.WaitForState(t, 5*time.Second, func() bool { return g.r.Pending() == 0 },
 		func() string { return fmt.Sprintf("pending %d after a refused submit", g.r.Pending()) })
-	time.Sleep(100 * time.Millisecond) // ten retry periods (RetryMin 10 ms): none may come
+	time.Sleep(25 * time.Millisecond) // nothing marks "no retry": wait twice the longest first backoff (RetryMin 10 ms +20%)
 	if n, r := sends.Load(), g.r.Stats().Retries.Load(); n > 1 || r != 0 {
 		t.Fatalf("refused message: %d IM sends, %d retries; want at most the one early send and no retry", n, r)
 	}
@@ -240,12 +256,12 @@ func TestIMOnlyUserParkedUntilRegister(t *testing.T) {
 	g := newRig(t, "", Config{})
 	g.run(t)
 	id := g.submit(t, "+8613900000009", "sip:bob@example.com", "wait for me")
-	time.Sleep(50 * time.Millisecond)
+	g.waitParked(t, "sip:bob@example.com", 1)
 	if rec, _ := g.db.Message(id); rec.State.Final() || len(g.sent.im()) != 0 {
 		t.Fatalf("IM-only offline message should wait, state %v", rec.State)
 	}
 	g.online(t, "sip:bob@example.com", "sip:bob@127.0.0.1:5099")
-	g.waitState(t, id, store.Delivered)
+	g.waitState(t, id, msg.Delivered)
 	if got := g.sent.im(); len(got) != 1 || got[0] != "sip:bob@example.com|wait for me|sip:bob@127.0.0.1:5099" {
 		t.Fatalf("im %v", got)
 	}
@@ -263,18 +279,23 @@ func TestRouteHint(t *testing.T) {
 	g.online(t, "+8613800000005", "sip:e@127.0.0.1:5062")
 	submit := func(to msg.Address, text, route string) string {
 		m := &msg.Message{From: "+8613900000009", To: to, Text: text, Route: route, Origin: msg.Origin{Kind: msg.FromAPI}}
-		if err := g.r.Submit(context.Background(), m); err != nil {
+		if err := msg.Accept(context.Background(), g.r, m); err != nil {
 			t.Fatalf("submit %q: %v", route, err)
 		}
 		return m.ID
 	}
 	// "sms" sends SMS even though the recipient is online in IM.
-	g.waitState(t, submit("+8613800000005", "forced sms", "sms"), store.Delivered)
+	g.waitState(t, submit("+8613800000005", "forced sms", "sms"), msg.Delivered)
 	// "im" waits for an offline number instead of falling back to SMS.
 	parked := submit("+8613800000006", "im only", "im")
 	// "im" retries a failing IM contact instead of falling back either.
 	failing := submit("+8613800000005", "im fails", "im")
-	time.Sleep(100 * time.Millisecond)
+	g.waitParked(t, "+8613800000006", 1)
+	// Until its first attempt and first retry have both failed and been
+	// retried (nothing else here retries), or one fell back to SMS after all.
+	testutil.WaitFor(t, "two retries of the failing IM", 10*time.Second, func() bool {
+		return g.r.Stats().Retries.Load() >= 2 || len(g.sent.sms_()) > 1
+	})
 	if got := g.sent.sms_(); len(got) != 1 || got[0] != "+8613800000005|forced sms" {
 		t.Fatalf("sms %v", got)
 	}
@@ -284,7 +305,7 @@ func TestRouteHint(t *testing.T) {
 		}
 	}
 	g.online(t, "+8613800000006", "sip:f@127.0.0.1:5062")
-	g.waitState(t, parked, store.Delivered)
+	g.waitState(t, parked, msg.Delivered)
 	if got := g.sent.im(); len(got) != 1 || got[0] != "+8613800000006|im only|sip:f@127.0.0.1:5062" {
 		t.Fatalf("im %v", got)
 	}
@@ -292,7 +313,7 @@ func TestRouteHint(t *testing.T) {
 		to    msg.Address
 		route string
 	}{{"+8613800000005", "pigeon"}, {"sip:bob@example.com", "sms"}} {
-		err := g.r.Submit(context.Background(), &msg.Message{From: "+8613900000009", To: bad.to, Text: "x", Route: bad.route})
+		err := msg.Accept(context.Background(), g.r, &msg.Message{From: "+8613900000009", To: bad.to, Text: "x", Route: bad.route})
 		if !errors.Is(err, msg.ErrNoRoute) {
 			t.Fatalf("route %q to %s: %v, want ErrNoRoute", bad.route, bad.to, err)
 		}
@@ -318,7 +339,7 @@ func TestSMSRetriesThenDelivers(t *testing.T) {
 	}
 	g.run(t)
 	id := g.submit(t, "+8613900000009", "+8613800000004", "retry me")
-	rec := g.waitState(t, id, store.Delivered)
+	rec := g.waitState(t, id, msg.Delivered)
 	if rec.Attempts != 2 || g.r.Stats().Retries.Load() != 2 {
 		t.Fatalf("attempts %d retries %d, want 2", rec.Attempts, g.r.Stats().Retries.Load())
 	}
@@ -329,21 +350,21 @@ func TestPermanentSMSErrorFails(t *testing.T) {
 	g.smsErr = func(*msg.Message) error { return permanent{errors.New("invalid destination")} }
 	g.run(t)
 	id := g.submit(t, "+8613900000009", "+8613800000005", "bad")
-	g.waitState(t, id, store.Failed)
+	g.waitState(t, id, msg.Failed)
 }
 
 func TestExpiry(t *testing.T) {
 	g := newRig(t, "", Config{DefaultValidity: 100 * time.Millisecond})
 	g.smsErr = func(*msg.Message) error { return errors.New("smsc down") }
 	var finals sync.Map
-	g.r.cfg.OnFinal = func(m *msg.Message, st store.State, _ string) { finals.Store(m.ID, st) }
+	g.r.cfg.OnFinal = func(m *msg.Message, o msg.Outcome) { finals.Store(m.ID, o.State) }
 	g.run(t)
 	id := g.submit(t, "+8613900000009", "+8613800000006", "too late")
-	g.waitState(t, id, store.Expired)
+	g.waitState(t, id, msg.Expired)
 	// The record is readable once badger has it, before the commit's
 	// waiter, which then calls OnFinal, wakes: wait for that call too.
 	var st any
-	waitUntil(t, 5*time.Second, func() bool { st, _ = finals.Load(id); return st == store.Expired },
+	testutil.WaitForState(t, 5*time.Second, func() bool { st, _ = finals.Load(id); return st == msg.Expired },
 		func() string { return fmt.Sprintf("OnFinal saw %v", st) })
 }
 
@@ -355,7 +376,7 @@ func TestOverloadThrottles(t *testing.T) {
 	defer close(block)
 	g.submit(t, "+8613900000009", "+8613800000007", "1")
 	g.submit(t, "+8613900000009", "+8613800000007", "2")
-	err := g.r.Submit(context.Background(), &msg.Message{From: "+8613900000009", To: "+8613800000007", Text: "3"})
+	err := msg.Accept(context.Background(), g.r, &msg.Message{From: "+8613900000009", To: "+8613800000007", Text: "3"})
 	if !errors.Is(err, msg.ErrOverloaded) {
 		t.Fatalf("third submit over depth 2: %v, want ErrOverloaded", err)
 	}
@@ -366,7 +387,7 @@ func TestOverloadThrottles(t *testing.T) {
 
 func TestNoRouteForAlphanumeric(t *testing.T) {
 	g := newRig(t, "", Config{})
-	err := g.r.Submit(context.Background(), &msg.Message{From: "+8613900000009", To: "alpha:BANK", Text: "x"})
+	err := msg.Accept(context.Background(), g.r, &msg.Message{From: "+8613900000009", To: "alpha:BANK", Text: "x"})
 	if !errors.Is(err, msg.ErrNoRoute) {
 		t.Fatalf("got %v", err)
 	}
@@ -379,14 +400,14 @@ func TestSubmitWaitsForRecoveryScan(t *testing.T) {
 	g := newRig(t, "", Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	err := g.r.Submit(ctx, &msg.Message{From: "+8613900000009", To: "+8613800000009", Text: "early"})
+	err := msg.Accept(ctx, g.r, &msg.Message{From: "+8613900000009", To: "+8613800000009", Text: "early"})
 	if !errors.Is(err, msg.ErrNotStored) {
 		t.Fatalf("submit before Run: %v, want ErrNotStored after the context ends", err)
 	}
 	g.run(t)
 	id := g.submit(t, "+8613900000009", "+8613800000009", "after start")
-	g.waitState(t, id, store.Delivered)
-	time.Sleep(20 * time.Millisecond)
+	g.waitState(t, id, msg.Delivered)
+	g.waitIdle(t)
 	if n := len(g.sent.sms_()); n != 1 {
 		t.Fatalf("delivered %d times, want once", n)
 	}
@@ -402,7 +423,11 @@ func TestRecoveryAfterRestart(t *testing.T) {
 	// Accepted and durable, never attempted: what a crash right after the
 	// acknowledgement leaves behind.
 	m := &msg.Message{From: "+8613900000009", To: "+8613800000008", Text: "survive", Expires: time.Now().Add(time.Hour)}
-	if err := db.Accept(context.Background(), m); err != nil {
+	_, p, err := db.Stage(context.Background(), m, store.Dedup{})
+	if err == nil {
+		err = p.Settle(context.Background())
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	id := m.ID
@@ -410,7 +435,7 @@ func TestRecoveryAfterRestart(t *testing.T) {
 
 	g2 := newRig(t, dir, Config{})
 	g2.run(t)
-	g2.waitState(t, id, store.Delivered)
+	g2.waitState(t, id, msg.Delivered)
 	if got := g2.sent.sms_(); len(got) != 1 || got[0] != "+8613800000008|survive" {
 		t.Fatalf("after restart sms %v", got)
 	}
@@ -420,7 +445,7 @@ func TestRecoveryAfterRestart(t *testing.T) {
 }
 
 func TestBackoffGrowsAndCaps(t *testing.T) {
-	r := New(Config{RetryMin: time.Second, RetryMax: 8 * time.Second}, nil, nil, nil, nil)
+	r := New(Config{RetryMin: time.Second, RetryMax: 8 * time.Second}, nil, &presence.Store{})
 	for attempts, base := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 8 * time.Second, 9: 8 * time.Second} {
 		d := r.backoff(attempts)
 		if d < base*8/10 || d > base*12/10 {
@@ -438,9 +463,9 @@ func TestDuplicateSuppressed(t *testing.T) {
 	if second != first || other == first {
 		t.Fatalf("ids %s %s %s: the resubmission must get the first id", first, second, other)
 	}
-	g.waitState(t, other, store.Delivered)
-	g.waitState(t, first, store.Delivered)
-	time.Sleep(20 * time.Millisecond)
+	g.waitState(t, other, msg.Delivered)
+	g.waitState(t, first, msg.Delivered)
+	g.waitIdle(t)
 	if n := len(g.sent.sms_()); n != 2 || g.r.Stats().Duplicates.Load() != 1 {
 		t.Fatalf("sent %d, duplicates %d; want 2 and 1", n, g.r.Stats().Duplicates.Load())
 	}
@@ -456,7 +481,7 @@ func TestConcurrentDuplicatesStoredOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			m := &msg.Message{From: "+8613900000009", To: "+8613800000011", Text: "burst", Origin: msg.Origin{Kind: msg.FromESME, Account: "esme1"}}
-			if err := g.r.Submit(context.Background(), m); err != nil {
+			if err := msg.Accept(context.Background(), g.r, m); err != nil {
 				t.Error(err)
 			}
 			ids[i] = m.ID
@@ -468,8 +493,8 @@ func TestConcurrentDuplicatesStoredOnce(t *testing.T) {
 			t.Fatalf("ids %v: concurrent copies must share the first id", ids)
 		}
 	}
-	g.waitState(t, ids[0], store.Delivered)
-	time.Sleep(20 * time.Millisecond)
+	g.waitState(t, ids[0], msg.Delivered)
+	g.waitIdle(t)
 	if n := len(g.sent.sms_()); n != 1 {
 		t.Fatalf("delivered %d times", n)
 	}
@@ -484,10 +509,10 @@ func TestParkedDrainInOrder(t *testing.T) {
 	for i := range 6 {
 		ids = append(ids, g.submit(t, "+8613900000009", "sip:carol@example.com", fmt.Sprintf("m%d", i)))
 	}
-	time.Sleep(50 * time.Millisecond)
+	g.waitParked(t, "sip:carol@example.com", len(ids))
 	g.online(t, "sip:carol@example.com", "sip:carol@127.0.0.1:5098")
 	for _, id := range ids {
-		g.waitState(t, id, store.Delivered)
+		g.waitState(t, id, msg.Delivered)
 	}
 	got := g.sent.im()
 	for i, s := range got {

@@ -56,7 +56,7 @@ func baseConfig() Config {
 }
 
 // startServer runs a Server until the test ends.
-func startServer(t testing.TB, cfg Config, reg Registrar, sub Submitter, prep ...func(*Server)) *Server {
+func startServer(t testing.TB, cfg Config, reg Registrar, sub msg.Stager, prep ...func(*Server)) *Server {
 	t.Helper()
 	s, err := New(cfg, reg, sub)
 	if err != nil {
@@ -103,16 +103,13 @@ func startBridge(t testing.TB, mod func(*Config), prep ...func(*Server)) *bridge
 		t.Fatalf("presence.Open: %v", err)
 	}
 	b := &bridge{pres: pres, db: db}
-	im := map[string]router.IMSender{"sip": router.IMSenderFunc(func(ctx context.Context, m *msg.Message, bd presence.Binding) error {
-		return b.srv.SendIM(ctx, m, bd)
-	})}
-	b.rt = router.New(router.Config{Workers: 8, RetryMin: 100 * time.Millisecond, Logger: testLogger()}, db, pres, im, nil)
-	pres.OnRegister(func(bd presence.Binding) { b.rt.Online(bd.AOR) })
+	b.rt = router.New(router.Config{Workers: 8, RetryMin: 100 * time.Millisecond, Logger: testLogger()}, db, pres)
 	cfg := baseConfig()
 	if mod != nil {
 		mod(&cfg)
 	}
 	b.srv = startServer(t, cfg, pres, b.rt, prep...)
+	b.rt.AddIM("sip", b.srv)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smsbridge/bridge/internal/testutil"
 	"github.com/smsbridge/bridge/msg"
 )
 
@@ -122,18 +123,15 @@ func TestSippInterop(t *testing.T) {
 	}
 
 	m := &msg.Message{From: "+8613900000009", To: "+" + user, Text: "hello sipp, from the bridge"}
-	if err := b.rt.Submit(context.Background(), m); err != nil {
+	if err := msg.Accept(context.Background(), b.rt, m); err != nil {
 		t.Fatalf("Submit: %v", err)
 	}
 	uas.wait(t, "MESSAGE UAS")
 
-	deadline := time.Now().Add(10 * time.Second)
-	for b.rt.Stats().IMDelivered.Load() != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("router did not record the delivery to sipp (IMFailed=%d)", b.rt.Stats().IMFailed.Load())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitForState(t, 10*time.Second, func() bool { return b.rt.Stats().IMDelivered.Load() == 1 },
+		func() string {
+			return fmt.Sprintf("router did not record the delivery to sipp (IMFailed=%d)", b.rt.Stats().IMFailed.Load())
+		})
 
 	// The other direction: sipp sends a MESSAGE (digest-authenticated) and
 	// gets 202 once the bridge stored it.

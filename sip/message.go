@@ -120,7 +120,7 @@ func (s *Server) handleMessage(req *sip.Request, tx sip.ServerTransaction) {
 		Origin: msg.Origin{Kind: msg.FromSIP, Account: string(fromAOR), Ref: callID(req)},
 	}
 	ctx, cancel := context.WithTimeout(s.ctx(), submitTimeout)
-	err = s.sub.Submit(ctx, m)
+	err = msg.Accept(ctx, s.sub, m)
 	cancel()
 	switch {
 	case err == nil:

@@ -120,7 +120,7 @@ func publishReq(t testing.TB, s *Server, method sip.RequestMethod, user, event, 
 	return req
 }
 
-func noSubmit() Submitter {
+func noSubmit() msg.Stager {
 	return submitFunc(func(context.Context, *msg.Message) error { return nil })
 }
 

@@ -99,6 +99,18 @@ func imdnBody(id string, at time.Time, delivered bool) []byte {
 		"</imdn>\n")
 }
 
+// Report tells an IM user how a message they sent ended, by IMDN, when it
+// left as SMS (router.Reporter); a message delivered in IM is the receiving
+// client's to report.
+func (s *Server) Report(ctx context.Context, m *msg.Message, o msg.Outcome) {
+	if o.Via != msg.ViaSMS {
+		return
+	}
+	if err := s.SendIMDN(ctx, m.From, m.ID, o.Delivered); err != nil {
+		s.log.Info("imdn not sent", "id", m.ID, "to", m.From, "err", err)
+	}
+}
+
 // SendIMDN tells IM user to whether the message id it sent was delivered
 // (RFC 5438 message/imdn+xml). It tries to's bindings freshest first and
 // returns ErrOffline when there are none.

@@ -86,17 +86,11 @@ type Registrar interface {
 	Bindings(aor msg.Address) []presence.Binding
 }
 
-// Submitter takes messages into the bridge (router.Router). A nil error
-// means m is durably stored and m.ID is set.
-type Submitter interface {
-	Submit(ctx context.Context, m *msg.Message) error
-}
-
 // Server is the SIP edge: registrar, MESSAGE receiver and MESSAGE sender.
 type Server struct {
 	cfg    Config
 	reg    Registrar
-	sub    Submitter
+	sub    msg.Stager
 	log    *slog.Logger
 	nonces nonces
 	now    func() time.Time
@@ -114,6 +108,8 @@ type Server struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 	served    sync.Once
+	pc        net.PacketConn // bound by Listen, served by Serve
+	ln        net.Listener
 
 	mu      sync.RWMutex
 	addr    string                    // actual ip:port after Ready
@@ -135,12 +131,12 @@ func (s *Server) onUnmatchedResponse(res *sip.Response) {
 const allowed = "REGISTER, MESSAGE, OPTIONS"
 
 // New builds a server; call Serve to start it.
-func New(cfg Config, reg Registrar, sub Submitter) (*Server, error) {
+func New(cfg Config, reg Registrar, sub msg.Stager) (*Server, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
 	if reg == nil || sub == nil {
-		return nil, errors.New("sip: New needs a Registrar and a Submitter")
+		return nil, errors.New("sip: New needs a Registrar and a msg.Stager")
 	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
@@ -218,10 +214,10 @@ func parseProxy(p string) (*sip.Uri, error) {
 	return &u, nil
 }
 
-// Ready is closed once both listeners are up.
+// Ready is closed once both listeners are served.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
-// Addr is the actual "ip:port" both listeners use (valid after Ready).
+// Addr is the actual "ip:port" both listeners use (valid after Listen).
 func (s *Server) Addr() string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -274,18 +270,62 @@ func listen(addr string) (net.PacketConn, net.Listener, error) {
 	return nil, nil, fmt.Errorf("sip: no port free for both udp and tcp on %s: %w", host, lastErr)
 }
 
-// Serve listens on UDP and TCP until ctx ends, then closes the listeners and
-// the transaction layer. It returns nil when ctx ended.
-func (s *Server) Serve(ctx context.Context) error {
-	first := false
-	s.served.Do(func() { first = true })
-	if !first {
-		return errors.New("sip: Serve called twice")
+// Listen binds UDP and TCP on the configured address (one port for both),
+// so that Addr is known before Serve. Serve calls it if nobody did.
+func (s *Server) Listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		return nil
 	}
 	pc, ln, err := listen(s.cfg.Listen)
 	if err != nil {
 		return err
 	}
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	p, _ := strconv.Atoi(port)
+	s.pc, s.ln = pc, ln
+	s.addr = net.JoinHostPort(host, port)
+	// Our requests leave from the UDP listener (so replies and NATs see the
+	// registrar's address) unless it is a wildcard address, which sipgo
+	// cannot match to its listener.
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		s.udpAddr = sip.Addr{IP: ip, Port: p, Hostname: host}
+	}
+	return nil
+}
+
+// Close releases listeners bound by Listen when Serve never ran.
+func (s *Server) Close() {
+	first := false
+	s.served.Do(func() { first = true })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !first {
+		return
+	}
+	if s.ln != nil {
+		s.pc.Close()
+		s.ln.Close()
+	}
+	s.ua.Close()
+}
+
+// Serve serves UDP and TCP until ctx ends, then closes the listeners and
+// the transaction layer. It returns nil when ctx ended.
+func (s *Server) Serve(ctx context.Context) error {
+	first := false
+	s.served.Do(func() { first = true })
+	if !first {
+		return errors.New("sip: Serve called twice, or after Close")
+	}
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	pc, ln := s.pc, s.ln
+	s.baseCtx = ctx
+	s.mu.Unlock()
 	uc, isUDP := pc.(*net.UDPConn)
 	if isUDP {
 		// Bursts of MESSAGE and their 200s arrive faster than one read loop
@@ -293,18 +333,6 @@ func (s *Server) Serve(ctx context.Context) error {
 		uc.SetReadBuffer(4 << 20)
 		uc.SetWriteBuffer(4 << 20)
 	}
-	host, port, _ := net.SplitHostPort(ln.Addr().String())
-	p, _ := strconv.Atoi(port)
-	s.mu.Lock()
-	s.addr = net.JoinHostPort(host, port)
-	s.baseCtx = ctx
-	// Our requests leave from the UDP listener (so replies and NATs see the
-	// registrar's address) unless it is a wildcard address, which sipgo
-	// cannot match to its listener.
-	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
-		s.udpAddr = sip.Addr{IP: ip, Port: p, Hostname: host}
-	}
-	s.mu.Unlock()
 
 	// The UDP fast paths (udpclient.go, udpserver.go) sit between the
 	// listener and sipgo.

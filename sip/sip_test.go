@@ -16,6 +16,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/smsbridge/bridge/internal/testutil"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
 	"github.com/smsbridge/bridge/router"
@@ -267,13 +268,10 @@ func TestMessageIMToIM(t *testing.T) {
 	if headerValue(got, "Imdn-Message-ID") != id {
 		t.Errorf("Imdn-Message-ID %q, want %q", headerValue(got, "Imdn-Message-ID"), id)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for b.rt.Stats().IMDelivered.Load() != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("router never recorded the IM delivery (pending %d)", b.rt.Pending())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitForState(t, 10*time.Second, func() bool { return b.rt.Stats().IMDelivered.Load() == 1 },
+		func() string {
+			return fmt.Sprintf("router never recorded the IM delivery (pending %d)", b.rt.Pending())
+		})
 }
 
 func TestMessageRejections(t *testing.T) {
@@ -343,7 +341,7 @@ func TestMessageSubmitErrors(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	// No SMS route and nobody online: the first message stays pending
 	// (retried), so with QueueDepth 1 the second one is throttled.
-	rt := router.New(router.Config{QueueDepth: 1, Workers: 1, RetryMin: time.Hour, Logger: testLogger()}, db, pres, nil, nil)
+	rt := router.New(router.Config{QueueDepth: 1, Workers: 1, RetryMin: time.Hour, Logger: testLogger()}, db, pres)
 	ctx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan struct{})
 	go func() { defer close(runDone); rt.Run(ctx) }()
@@ -364,7 +362,7 @@ func TestMessageSubmitErrors(t *testing.T) {
 		t.Fatalf("overloaded: got %d Retry-After=%q, want 503 / 5", r.StatusCode, headerValue(r, "Retry-After"))
 	}
 	db.Close()
-	rt2 := router.New(router.Config{Logger: testLogger()}, db, pres, nil, nil)
+	rt2 := router.New(router.Config{Logger: testLogger()}, db, pres)
 	s2 := startServer(t, cfg, pres, rt2)
 	_, final := ua.do(t, messageReq(t, s2, "carol", "8613900000009", "text/plain", "hi"), "", "")
 	if final.StatusCode != 500 {
@@ -372,10 +370,16 @@ func TestMessageSubmitErrors(t *testing.T) {
 	}
 }
 
-// submitFunc adapts a function to Submitter.
+// submitFunc is a msg.Stager whose acceptance is f, over by the time Stage
+// returns.
 type submitFunc func(ctx context.Context, m *msg.Message) error
 
-func (f submitFunc) Submit(ctx context.Context, m *msg.Message) error { return f(ctx, m) }
+func (f submitFunc) Stage(ctx context.Context, m *msg.Message) (msg.Ack, error) {
+	if err := f(ctx, m); err != nil {
+		return nil, err
+	}
+	return msg.Settled{}, nil
+}
 
 // The real router never answers ErrNoRoute for a SIP recipient (every SIP
 // user is routable), so that mapping is checked with a stand-in.

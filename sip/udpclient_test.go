@@ -66,6 +66,7 @@ func TestUDPFastPathRetransmitsAndMatches(t *testing.T) {
 	stray := strings.Replace(first, ";branch=z9hG4bK", ";branch=z9hG4bKother", 1)
 	pc.WriteTo(answer(stray, "500 Server Error"), from)
 	pc.WriteTo(answer(first, "100 Trying"), from)
+	// Negative check on a window: nothing shows when the 500 and 100 were taken, so they get 100ms to (wrongly) end SendIM.
 	select {
 	case err := <-errc:
 		t.Fatalf("SendIM returned %v before the final response", err)

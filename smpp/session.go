@@ -316,9 +316,8 @@ type waiter struct {
 // roundTrip sends p outside the window (binds, enquire_link, unbind).
 // RespTimeout is enforced by the session's sweeper, not a timer per request,
 // and the end of the session by close answering every waiter: the wait is a
-// select on the response and ctx alone (the four-way select with a timer
-// per request was 4.4% of the SMS→SMS profile; BenchmarkSubmitRoundTrip
-// −19% without it).
+// select on the response and ctx alone, with no timer per request and no
+// channel that every waiter locks (BenchmarkSubmitRoundTrip).
 func (s *Session) roundTrip(ctx context.Context, p *PDU) (*PDU, error) {
 	p.Seq = s.nextSeq()
 	ch := make(chan *PDU, 1)
@@ -553,6 +552,11 @@ func (s *Session) serve() error {
 				s.pool.Put(p)
 				continue
 			}
+			if p.Status == ESME_ROK && (p.ID &^ 0x80000000).IsBind() {
+				// The peer may send requests right behind its bind_resp:
+				// they must find the session bound, before our waiter wakes.
+				s.bound.Store(true)
+			}
 			w.ch <- p // the waiter owns p now; it is not returned to the pool
 			continue
 		}
@@ -667,9 +671,8 @@ func (s *Session) respond(resp *PDU) {
 
 // dispatch runs the handler for p on a pooled goroutine. The pool holds at
 // most InboundWindow of them (each holds an inbound slot while it works) and
-// keeps them for the session's life: a goroutine per request grew a fresh
-// stack through the store's call depth every time, which measured 5% of the
-// bridge's CPU in runtime.copystack.
+// keeps them for the session's life: a goroutine per request would grow a
+// fresh stack through the store's call depth every time (runtime.copystack).
 // The pool is released only after the read loop ends, and it waits rather
 // than refuses when busy, so Invoke cannot fail here; if it ever did, the
 // request still gets its own goroutine rather than being dropped. Invoke

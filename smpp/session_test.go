@@ -3,6 +3,7 @@ package smpp
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -14,30 +15,25 @@ import (
 
 	fsmpp "github.com/fiorix/go-smpp/smpp"
 	"github.com/fiorix/go-smpp/smpp/pdu/pdutext"
-)
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+	"github.com/smsbridge/bridge/internal/testutil"
+)
 
 // echo answers every submit_sm/deliver_sm with a message id derived from
 // the text, so a test can check each response went to its own request.
 type echo struct {
 	n     atomic.Int64
-	delay time.Duration
+	delay time.Duration   // simulated work per request (a load shape, not a wait)
+	hold  <-chan struct{} // if set, every request waits for it to close: never answered in time
 }
 
 func (e *echo) HandleSMPP(_ context.Context, _ *Session, req, resp *PDU) {
 	e.n.Add(1)
 	if e.delay > 0 {
 		time.Sleep(e.delay)
+	}
+	if e.hold != nil {
+		<-e.hold
 	}
 	resp.MessageID = "id-" + string(req.ShortMessage)
 }
@@ -48,6 +44,12 @@ func startServer(t *testing.T, h Handler, mod func(*ServerConfig)) (*Server, str
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveOn(t, ln, h, mod), ln.Addr().String()
+}
+
+// serveOn runs a server on ln until the test ends.
+func serveOn(t *testing.T, ln net.Listener, h Handler, mod func(*ServerConfig)) *Server {
+	t.Helper()
 	cfg := ServerConfig{
 		Handler: h,
 		Auth: func(id, pw string, _ CommandID, _ net.Addr) uint32 {
@@ -68,7 +70,7 @@ func startServer(t *testing.T, h Handler, mod func(*ServerConfig)) (*Server, str
 	done := make(chan struct{})
 	go func() { srv.Serve(ctx, ln); close(done) }()
 	t.Cleanup(func() { cancel(); srv.Close(); <-done })
-	return srv, ln.Addr().String()
+	return srv
 }
 
 func startClient(t *testing.T, cfg ClientConfig) *Client {
@@ -125,7 +127,7 @@ func TestTransceiverBothDirections(t *testing.T) {
 	srvEcho, cliEcho := &echo{delay: time.Millisecond}, &echo{delay: time.Millisecond}
 	srv, addr := startServer(t, srvEcho, func(c *ServerConfig) { c.Window = 4 })
 	c := startClient(t, ClientConfig{Addr: addr, SystemID: "esme1", Password: "secret", Handler: cliEcho, Window: 3})
-	waitUntil(t, "bind", func() bool { return len(srv.Sessions("esme1")) == 1 })
+	testutil.WaitFor(t, "bind", 10*time.Second, func() bool { return len(srv.Sessions("esme1")) == 1 })
 	const n = 200
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*n)
@@ -232,6 +234,51 @@ func TestMalformedGetsGenericNackAndSessionSurvives(t *testing.T) {
 	}
 }
 
+// An SMSC may send deliver_sm right behind its bind_resp, in the same
+// segment: the client must already count as bound when it reads it.
+func TestDeliverRightAfterBindResp(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan *PDU, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		r := bufio.NewReader(conn)
+		var bind PDU
+		if ReadPDU(r, &bind, 4096) != nil {
+			return
+		}
+		b, _ := (&PDU{ID: bind.ID.Resp(), Seq: bind.Seq, SystemID: "smsc"}).AppendTo(nil)
+		b, _ = (&PDU{ID: DeliverSM, Seq: 1, SourceAddr: "1", DestAddr: "2", ShortMessage: []byte("mo")}).AppendTo(b)
+		conn.Write(b) // one write: both arrive in one read
+		for {
+			var p PDU
+			if ReadPDU(r, &p, 4096) != nil {
+				return
+			}
+			if p.ID == DeliverSMResp {
+				got <- &p
+				return
+			}
+		}
+	}()
+	startClient(t, ClientConfig{Addr: ln.Addr().String(), SystemID: "esme1", Password: "secret", Handler: &echo{}})
+	select {
+	case p := <-got:
+		if p.Status != ESME_ROK || p.MessageID != "id-mo" {
+			t.Fatalf("deliver_sm right after bind_resp answered %s, id %q", StatusName(p.Status), p.MessageID)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no deliver_sm_resp")
+	}
+}
+
 func TestSubmitBeforeBindRefused(t *testing.T) {
 	_, addr := startServer(t, &echo{}, nil)
 	conn, err := net.Dial("tcp", addr)
@@ -266,14 +313,90 @@ func TestReceiverMayNotSubmit(t *testing.T) {
 // The server probes an idle peer with enquire_link; a peer that answers
 // stays bound, and the client side answers the server's probes by itself.
 func TestEnquireLinkKeepsIdleBind(t *testing.T) {
-	srv, addr := startServer(t, &echo{}, func(c *ServerConfig) { c.EnquireInterval = 50 * time.Millisecond })
-	c := startClient(t, ClientConfig{Addr: addr, SystemID: "esme1", Password: "secret", EnquireInterval: 40 * time.Millisecond, Handler: &echo{}})
-	waitUntil(t, "bind", c.Bound)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &countingListener{Listener: ln}
+	srv := serveOn(t, cl, &echo{}, func(c *ServerConfig) { c.EnquireInterval = 50 * time.Millisecond })
+	c := startClient(t, ClientConfig{Addr: ln.Addr().String(), SystemID: "esme1", Password: "secret", EnquireInterval: 40 * time.Millisecond, Handler: &echo{}})
+	testutil.WaitFor(t, "bind", 10*time.Second, c.Bound)
 	s := c.Session()
-	time.Sleep(400 * time.Millisecond) // several probe intervals, both ways
+	// Several probe intervals, both ways: enquire_link_resp read by the
+	// server (the client answered its probes) and written by it (it answered
+	// the client's).
+	const probes = 3
+	testutil.WaitForState(t, 10*time.Second, func() bool {
+		return cl.in.count(EnquireLinkResp) >= probes && cl.out.count(EnquireLinkResp) >= probes
+	}, func() string {
+		return fmt.Sprintf("want %d enquire_link answered each way; the client answered %d, the server %d",
+			probes, cl.in.count(EnquireLinkResp), cl.out.count(EnquireLinkResp))
+	})
 	if c.Session() != s || !c.Bound() || srv.Bound() != 1 {
 		t.Fatal("idle bind with working enquire_link was dropped")
 	}
+}
+
+// countingListener counts the PDUs its connections read and write.
+type countingListener struct {
+	net.Listener
+	in, out pduCounter
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, l: l}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	l *countingListener
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.l.in.add(p[:n])
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.l.out.add(p[:n])
+	return n, err
+}
+
+// pduCounter counts PDUs by command id in a stream that arrives in pieces.
+// One stream per counter: the test has one connection.
+type pduCounter struct {
+	mu   sync.Mutex
+	buf  []byte
+	seen map[CommandID]int
+}
+
+func (c *pduCounter) add(p []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf = append(c.buf, p...)
+	for len(c.buf) >= 16 {
+		n := int(binary.BigEndian.Uint32(c.buf))
+		if n < 16 || len(c.buf) < n {
+			break
+		}
+		if c.seen == nil {
+			c.seen = map[CommandID]int{}
+		}
+		c.seen[CommandID(binary.BigEndian.Uint32(c.buf[4:]))]++
+		c.buf = c.buf[n:]
+	}
+}
+
+func (c *pduCounter) count(id CommandID) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seen[id]
 }
 
 // A peer that stops answering enquire_link is dropped.
@@ -284,8 +407,8 @@ func TestEnquireLinkDropsDeadPeer(t *testing.T) {
 	})
 	conn, _ := rawBind(t, addr) // binds, then never reads again
 	_ = conn
-	waitUntil(t, "bound", func() bool { return srv.Bound() == 1 })
-	waitUntil(t, "dead peer dropped", func() bool { return srv.Bound() == 0 })
+	testutil.WaitFor(t, "bound", 10*time.Second, func() bool { return srv.Bound() == 1 })
+	testutil.WaitFor(t, "dead peer dropped", 10*time.Second, func() bool { return srv.Bound() == 0 })
 }
 
 func TestClientRebindsAfterLoss(t *testing.T) {
@@ -293,11 +416,11 @@ func TestClientRebindsAfterLoss(t *testing.T) {
 	var binds atomic.Int32
 	c := startClient(t, ClientConfig{Addr: addr, SystemID: "esme1", Password: "secret",
 		MinBackoff: 10 * time.Millisecond, OnBound: func() { binds.Add(1) }})
-	waitUntil(t, "first bind", c.Bound)
+	testutil.WaitFor(t, "first bind", 10*time.Second, c.Bound)
 	for _, s := range srv.Sessions("esme1") {
 		s.close(errors.New("test kills the session"))
 	}
-	waitUntil(t, "rebind", func() bool { return binds.Load() == 2 && c.Bound() })
+	testutil.WaitFor(t, "rebind", 10*time.Second, func() bool { return binds.Load() == 2 && c.Bound() })
 	resp, err := c.Send(context.Background(), &PDU{ID: SubmitSM, SourceAddr: "1", DestAddr: "2", ShortMessage: []byte("again")})
 	if err != nil || resp.MessageID != "id-again" {
 		t.Fatalf("after rebind: %v %v", resp, err)
@@ -373,11 +496,13 @@ func TestClientBindWaitBounded(t *testing.T) {
 // it was sent (the session's sweeper), and one in flight when the session
 // ends gets ErrClosed at once, not at its timeout.
 func TestUnansweredRequestTimesOutAndCloseAnswers(t *testing.T) {
-	e := &echo{delay: time.Second}
+	hold := make(chan struct{})
+	e := &echo{hold: hold}
 	_, addr := startServer(t, e, nil)
+	t.Cleanup(func() { close(hold) }) // runs before the server's cleanup, which waits for handlers
 	submit := func() *PDU { return &PDU{ID: SubmitSM, SourceAddr: "1", DestAddr: "2", ShortMessage: []byte("x")} }
 	c := startClient(t, ClientConfig{Addr: addr, SystemID: "esme1", Password: "secret", RespTimeout: 200 * time.Millisecond})
-	waitUntil(t, "bind", c.Bound)
+	testutil.WaitFor(t, "bind", 10*time.Second, c.Bound)
 	start := time.Now()
 	if _, err := c.Send(context.Background(), submit()); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("unanswered submit: %v, want %v", err, ErrTimeout)
@@ -387,11 +512,11 @@ func TestUnansweredRequestTimesOutAndCloseAnswers(t *testing.T) {
 	}
 
 	c2 := startClient(t, ClientConfig{Addr: addr, SystemID: "esme1", Password: "secret", RespTimeout: time.Minute})
-	waitUntil(t, "second bind", c2.Bound)
+	testutil.WaitFor(t, "second bind", 10*time.Second, c2.Bound)
 	s := c2.Session()
 	errc := make(chan error, 1)
 	go func() { _, err := s.Send(context.Background(), submit()); errc <- err }()
-	waitUntil(t, "submit in flight", func() bool { return e.n.Load() >= 2 })
+	testutil.WaitFor(t, "submit in flight", 10*time.Second, func() bool { return e.n.Load() >= 2 })
 	s.close(errors.New("test ends the session"))
 	select {
 	case err := <-errc:
@@ -416,9 +541,7 @@ func BenchmarkSubmitRoundTrip(b *testing.B) {
 	defer srv.Close()
 	c := NewClient(ClientConfig{Addr: ln.Addr().String(), SystemID: "b", Window: 256})
 	go c.Run(ctx)
-	for !c.Bound() {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(b, "bind", 10*time.Second, c.Bound)
 	b.ReportAllocs()
 	b.SetParallelism(64)
 	b.RunParallel(func(pb *testing.PB) {
@@ -470,7 +593,7 @@ func TestStagedResponsesWaitForReady(t *testing.T) {
 	g := &gated{gate: make(chan struct{})}
 	_, addr := startServer(t, g, nil)
 	c := startClient(t, ClientConfig{Addr: addr, SystemID: "esme1", Password: "secret"})
-	waitUntil(t, "bind", c.Bound)
+	testutil.WaitFor(t, "bind", 10*time.Second, c.Bound)
 	send := func(text string) (*PDU, error) {
 		return c.Send(context.Background(), &PDU{ID: SubmitSM, SourceAddr: "1", DestAddr: "2", ShortMessage: []byte(text)})
 	}
@@ -502,7 +625,7 @@ func TestStagedResponsesWaitForReady(t *testing.T) {
 			got <- res
 		}()
 	}
-	waitUntil(t, "all staged", func() bool { return g.staged.Load() == n })
+	testutil.WaitFor(t, "all staged", 10*time.Second, func() bool { return g.staged.Load() == n })
 	select {
 	case r := <-got:
 		t.Fatalf("request %d answered before its response was ready: %q %v", r.i, r.id, r.err)
@@ -539,9 +662,9 @@ func TestStagedFinishedAfterSessionEnds(t *testing.T) {
 	}
 	w.Write(buf)
 	w.Flush()
-	waitUntil(t, "all staged", func() bool { return g.staged.Load() == n })
+	testutil.WaitFor(t, "all staged", 10*time.Second, func() bool { return g.staged.Load() == n })
 	conn.Close() // the peer is gone before any commit ended
-	waitUntil(t, "session ended", func() bool { return srv.Bound() == 0 })
+	testutil.WaitFor(t, "session ended", 10*time.Second, func() bool { return srv.Bound() == 0 })
 	close(g.gate)
-	waitUntil(t, "every deferred request finished", func() bool { return g.finished.Load() == n })
+	testutil.WaitFor(t, "every deferred request finished", 10*time.Second, func() bool { return g.finished.Load() == n })
 }

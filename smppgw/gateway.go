@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,15 +13,9 @@ import (
 	"time"
 
 	"github.com/smsbridge/bridge/msg"
-	"github.com/smsbridge/bridge/router"
 	"github.com/smsbridge/bridge/smpp"
 	"github.com/smsbridge/bridge/smstext"
 )
-
-// Submitter is the router: nil only once the message is durable.
-type Submitter interface {
-	Submit(ctx context.Context, m *msg.Message) error
-}
 
 // Route names where SMS leaves the bridge.
 type Route struct {
@@ -57,8 +52,8 @@ type Config struct {
 	// keeps neither (labs).
 	KV KV
 	// OnReceipt is told when the SMSC's receipts settle a message the
-	// bridge sent as SMS (wire to router.Receipt).
-	OnReceipt func(ctx context.Context, id string, o router.Outcome) error
+	// bridge sent as SMS (the router's Receipt).
+	OnReceipt func(ctx context.Context, id string, o msg.Outcome) error
 	// Alphabet for outgoing SMS: smstext.Auto (cheapest exact), ForceUCS2
 	// or ForceLatin1.
 	Alphabet smstext.Preference
@@ -76,6 +71,21 @@ type Config struct {
 	ReceiptTTL time.Duration
 	// Policy holds provisioned per-account limits and routes; nil = none.
 	Policy Policy
+
+	// The server role: ESMEs binding to us. Auth checks each bind (nil
+	// refuses every bind); SystemID is ours in bind responses.
+	Auth            func(systemID, password string, bind smpp.CommandID, remote net.Addr) uint32
+	SystemID        string
+	Window          int           // requests in flight per SMPP session, each direction
+	EnquireInterval time.Duration // enquire_link on idle sessions
+	// Upstream is the SMSC the gateway binds to as a client (nil: none).
+	Upstream *Upstream
+}
+
+// Upstream names the SMSC to bind to.
+type Upstream struct {
+	Addr, SystemID, Password string
+	Bind                     smpp.CommandID // smpp.BindTransceiver or smpp.BindTransmitter
 }
 
 // Policy is what provisioning says about accounts and routes; it may change
@@ -91,14 +101,14 @@ type Policy interface {
 }
 
 // Gateway translates between SMPP and the router. One Gateway serves the
-// server role (ESMEs binding to us) and the client role (our bind upstream).
+// server role (ESMEs binding to us) and the client role (our bind upstream),
+// and owns the SMPP sessions of both.
 type Gateway struct {
 	cfg      Config
-	sub      Submitter
-	stager   Stager // sub, when it can stage (nil: every request takes HandleSMPP)
+	rt       msg.Stager
 	log      *slog.Logger
-	server   *smpp.Server // set by AttachServer; for deliver_sm on an ESME route
-	upstream *smpp.Client // set by AttachUpstream
+	server   *smpp.Server // ESMEs' binds; deliver_sm on an ESME route
+	upstream *smpp.Client // nil without Config.Upstream
 	reasm    *smstext.Reassembler
 	ref      atomic.Uint32
 
@@ -112,8 +122,9 @@ type Gateway struct {
 	PartialMessages, Throttled                                 atomic.Uint64
 }
 
-// New builds a gateway feeding sub.
-func New(cfg Config, sub Submitter) *Gateway {
+// New builds a gateway feeding rt. Serve runs its server role on a
+// listener, Run its upstream bind and upkeep.
+func New(cfg Config, rt msg.Stager) *Gateway {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -123,21 +134,40 @@ func New(cfg Config, sub Submitter) *Gateway {
 	if cfg.ReceiptTTL <= 0 {
 		cfg.ReceiptTTL = time.Hour
 	}
-	g := &Gateway{cfg: cfg, sub: sub, log: cfg.Logger, receiptSlots: make(chan struct{}, 4096)}
-	g.stager, _ = sub.(Stager)
+	g := &Gateway{cfg: cfg, rt: rt, log: cfg.Logger, receiptSlots: make(chan struct{}, 4096)}
 	g.reasm = smstext.NewReassembler(cfg.Reassembly, cfg.Now)
+	g.server = smpp.NewServer(smpp.ServerConfig{
+		Auth: cfg.Auth, Handler: g, Logger: cfg.Logger, SystemID: cfg.SystemID,
+		Window: cfg.Window, InboundWindow: cfg.Window, EnquireInterval: cfg.EnquireInterval,
+	})
+	if u := cfg.Upstream; u != nil {
+		g.upstream = smpp.NewClient(smpp.ClientConfig{
+			Addr: u.Addr, SystemID: u.SystemID, Password: u.Password, Bind: u.Bind, Handler: g,
+			Window: cfg.Window, EnquireInterval: cfg.EnquireInterval,
+			Logger: cfg.Logger.With("peer", "smsc"),
+		})
+	}
 	return g
 }
 
-// AttachServer lets the gateway deliver SMS to ESMEs bound to srv.
-func (g *Gateway) AttachServer(srv *smpp.Server) { g.server = srv }
+// Serve accepts ESMEs' binds on ln until ctx ends, then closes every
+// session.
+func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
+	stop := context.AfterFunc(ctx, func() { g.server.Close() })
+	defer stop()
+	err := g.server.Serve(ctx, ln)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// Binds is the number of SMPP sessions bound to us.
+func (g *Gateway) Binds() int { return g.server.Bound() }
 
 // UpstreamBound reports whether the bind to the upstream SMSC is up (false
 // when there is none).
 func (g *Gateway) UpstreamBound() bool { return g.upstream != nil && g.upstream.Bound() }
-
-// AttachUpstream lets the gateway submit SMS over the upstream bind.
-func (g *Gateway) AttachUpstream(c *smpp.Client) { g.upstream = c }
 
 // HandleSMPP implements smpp.Handler for both roles.
 func (g *Gateway) HandleSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU, resp *smpp.PDU) {
@@ -148,7 +178,7 @@ func (g *Gateway) HandleSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU
 	if m == nil {
 		return
 	}
-	err := g.sub.Submit(ctx, m)
+	err := msg.Accept(ctx, g.rt, m)
 	if part != nil {
 		if err == nil {
 			g.dropParts(ctx, part.Key)
@@ -160,19 +190,12 @@ func (g *Gateway) HandleSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU
 	g.answer(m, err, resp)
 }
 
-// Stager is a Submitter that can queue a message without waiting for its
-// commit (router.Router): the gateway then answers on the session's read
-// goroutine and acknowledges a commit's messages together (smpp.Stager).
-type Stager interface {
-	Stage(ctx context.Context, m *msg.Message) (router.Ticket, error)
-}
-
 // StageSMPP implements smpp.Stager: a whole short message is staged on the
 // session's read goroutine and acknowledged once its commit ends. Parts of
 // long messages (their storage waits for its commit) and receipts go to
 // HandleSMPP.
 func (g *Gateway) StageSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU, resp *smpp.PDU) (smpp.Deferred, bool) {
-	if g.stager == nil || concatenated(req) || isReceipt(req) {
+	if concatenated(req) || isReceipt(req) {
 		return nil, false
 	}
 	if !g.takes(ctx, req, resp) {
@@ -182,25 +205,26 @@ func (g *Gateway) StageSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU,
 	if m == nil {
 		return nil, true
 	}
-	t, err := g.stager.Stage(ctx, m)
+	a, err := g.rt.Stage(ctx, m)
 	if err != nil {
 		g.answer(m, err, resp)
 		return nil, true
 	}
-	return &staged{g: g, ctx: ctx, m: m, t: t}, true
+	return &staged{g: g, ctx: ctx, m: m, a: a}, true
 }
 
-// staged is a submission waiting for its commit (smpp.Deferred).
+// staged is the SMPP response of a staged submission (smpp.Deferred): it
+// is completed from the message's Ack.
 type staged struct {
 	g   *Gateway
 	ctx context.Context
 	m   *msg.Message
-	t   router.Ticket
+	a   msg.Ack
 }
 
-func (d *staged) Ready() <-chan struct{} { return d.t.Done() }
+func (d *staged) Ready() <-chan struct{} { return d.a.Done() }
 
-func (d *staged) Finish(resp *smpp.PDU) { d.g.answer(d.m, d.t.Settle(d.ctx), resp) }
+func (d *staged) Finish(resp *smpp.PDU) { d.g.answer(d.m, d.a.Settle(d.ctx), resp) }
 
 // takes screens the command: false when resp already says no or the
 // request was a receipt (handled here).
@@ -232,8 +256,7 @@ func concatenated(req *smpp.PDU) bool {
 	return ok
 }
 
-// answer fills in resp for a submission that Submit (or a Ticket) settled
-// with err.
+// answer fills in resp for a submission that settled with err.
 func (g *Gateway) answer(m *msg.Message, err error, resp *smpp.PDU) {
 	switch {
 	case err == nil:
@@ -432,7 +455,7 @@ func (g *Gateway) SendSMS(ctx context.Context, m *msg.Message) error {
 		switch {
 		case route.Upstream && g.upstream != nil:
 			resp, err = g.upstream.Send(ctx, &p)
-		case route.ESME != "" && g.server != nil:
+		case route.ESME != "":
 			resp, err = g.server.Deliver(ctx, route.ESME, &p)
 		default:
 			return errors.New("sms: no SMS route is up")

@@ -23,28 +23,25 @@ type rig struct {
 	cli *smpp.Client
 }
 
-func newRig(t *testing.T) *rig { return newRigStore(t, store.Options{}) }
+func newRig(t *testing.T) *rig { return newRigStore(t, store.Options{}, store.Faults{}) }
 
-func newRigStore(t *testing.T, opts store.Options) *rig {
+func newRigStore(t *testing.T, opts store.Options, faults store.Faults) *rig {
 	t.Helper()
-	db, err := store.Open(opts)
+	db, err := store.OpenWithFaults(opts, faults)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pres, _ := presence.Open(presence.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	rt := router.New(router.Config{}, db, pres, nil, nil)
+	rt := router.New(router.Config{}, db, pres)
 	go rt.Run(ctx)
-	g := New(Config{CountryCode: "86", KV: db}, rt)
-	srv := smpp.NewServer(smpp.ServerConfig{Handler: g, Auth: func(string, string, smpp.CommandID, net.Addr) uint32 { return 0 }})
-	g.AttachServer(srv)
+	g := New(Config{CountryCode: "86", KV: db, Auth: func(string, string, smpp.CommandID, net.Addr) uint32 { return 0 }}, rt)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(ctx, ln)
-	t.Cleanup(func() { srv.Close() })
+	go g.Serve(ctx, ln)
 	cli := smpp.NewClient(smpp.ClientConfig{Addr: ln.Addr().String(), SystemID: "esme1"})
 	go cli.Run(ctx)
 	return &rig{db: db, gw: g, cli: cli}
@@ -73,7 +70,7 @@ func status(err error) uint32 {
 // its commit ends: a failed commit must answer ESME_RSYSERR with no id.
 func TestStagedSubmitRefusedWhenCommitFails(t *testing.T) {
 	var failing atomic.Bool
-	r := newRigStore(t, store.Options{SyncFault: func() error {
+	r := newRigStore(t, store.Options{}, store.Faults{Sync: func() error {
 		if failing.Load() {
 			return errors.New("injected: disk full")
 		}

@@ -106,10 +106,26 @@ func (g *Gateway) restoreParts(k smstext.Key, skip byte) {
 	}
 }
 
-// Run restores unfinished long messages from the KV, then hands out
-// reassemblies that time out (partial ones if the policy says so) until
-// ctx ends.
+// Run keeps the bind to the upstream SMSC up, and restores unfinished long
+// messages from the KV, then hands out reassemblies that time out (partial
+// ones if the policy says so), until ctx ends.
 func (g *Gateway) Run(ctx context.Context) error {
+	if g.upstream == nil {
+		return g.reassemble(ctx)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	up := make(chan struct{})
+	go func() {
+		defer close(up)
+		g.upstream.Run(ctx) // returns once ctx has ended
+	}()
+	err := g.reassemble(ctx)
+	cancel()
+	<-up
+	return err
+}
+
+func (g *Gateway) reassemble(ctx context.Context) error {
 	if g.cfg.KV != nil {
 		n := 0
 		err := g.cfg.KV.Iterate([]byte(prefixParts), func(key, v []byte) error {
@@ -168,7 +184,7 @@ func (g *Gateway) submitAssembled(ctx context.Context, a *smstext.Assembled) {
 		Origin:  msg.Origin{Kind: meta.kind, Account: meta.account, Ref: fmt.Sprintf("sar-%04x", a.Key.Ref)},
 		Receipt: meta.receipt,
 	}
-	if err := g.sub.Submit(ctx, m); err != nil {
+	if err := msg.Accept(ctx, g.rt, m); err != nil {
 		// Parts stay stored; the next start tries again.
 		g.log.Warn("reassembled message not accepted", "key", a.Key, "err", err)
 		return

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/smsbridge/bridge/msg"
-	"github.com/smsbridge/bridge/router"
 	"github.com/smsbridge/bridge/smpp"
 	"github.com/smsbridge/bridge/smstext"
 )
@@ -158,7 +157,7 @@ func (g *Gateway) settle(ctx context.Context, ref []byte, stat string) {
 	if g.cfg.OnReceipt == nil {
 		return
 	}
-	o := router.Outcome{Delivered: failed == "", Detail: "smsc receipt " + stat, At: g.cfg.Now(), Via: "sms"}
+	o := msg.Outcome{Delivered: failed == "", Detail: "smsc receipt " + stat, At: g.cfg.Now(), Via: msg.ViaSMS}
 	if failed != "" {
 		o.Detail = "smsc receipt " + failed
 	}
@@ -170,14 +169,14 @@ func (g *Gateway) settle(ctx context.Context, ref []byte, stat string) {
 // Report implements router.Reporter for messages that came from an ESME:
 // if it asked for one, it gets a deliver_sm delivery receipt (esm_class
 // 0x04) on a receiving bind. Receipts wait, retried, for the ESME to bind.
-func (g *Gateway) Report(ctx context.Context, m *msg.Message, o router.Outcome) {
-	if !m.Receipt || g.server == nil {
+func (g *Gateway) Report(ctx context.Context, m *msg.Message, o msg.Outcome) {
+	if !m.Receipt {
 		return
 	}
 	stat := "DELIVRD"
 	switch {
 	case o.Delivered:
-	case o.State.String() == "expired":
+	case o.State == msg.Expired:
 		stat = "EXPIRED"
 	default:
 		stat = "UNDELIV"

@@ -7,12 +7,14 @@ import (
 	"time"
 
 	"testing"
+
+	"github.com/smsbridge/bridge/msg"
 )
 
 // BenchmarkAccept measures durable acknowledgements per second from many
-// concurrent writers: group commit (one fsync of the commit log per batch;
-// and, as before the log, one badger Sync per batch) against badger's
-// SyncWrites (one fsync per write), in one run:
+// concurrent writers: group commit (one fsync of the commit log per batch,
+// or one badger Sync per batch) against badger's SyncWrites (one fsync per
+// write), in one run:
 //
 //	go test -run '^$' -bench Accept -benchtime 3s ./store/
 func BenchmarkAccept(b *testing.B) {
@@ -22,14 +24,14 @@ func BenchmarkAccept(b *testing.B) {
 		badgerSync bool
 	}{{"group-commit", false, false}, {"group-commit-badger-sync", false, true}, {"fsync-each", true, false}} {
 		b.Run(mode.name, func(b *testing.B) {
-			db := openT(b, Options{Dir: b.TempDir(), SyncEach: mode.each, BadgerSync: mode.badgerSync})
+			db := openKnobsT(b, Options{Dir: b.TempDir()}, knobs{syncEach: mode.each, badgerSync: mode.badgerSync})
 			b.SetParallelism(128) // many ESME windows' worth of writers
 			b.ReportAllocs()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				i := 0
 				for pb.Next() {
-					if err := db.Accept(context.Background(), newMsg(i)); err != nil {
+					if err := accept(db, context.Background(), newMsg(i)); err != nil {
 						b.Error(err)
 						return
 					}
@@ -46,8 +48,8 @@ func BenchmarkAccept(b *testing.B) {
 
 // BenchmarkLifecycle is a message's life in the store on the hot path:
 // accepted (durable before the acknowledgement), then delivered (queued,
-// durable with a later commit), from 128 writers. The commit log against
-// the design before it, a badger Sync per group commit, in one run:
+// durable with a later commit), from 128 writers. The commit log against a
+// badger Sync per group commit, in one run:
 //
 //	go test -run '^$' -bench Lifecycle -count 6 ./store/ | benchstat -col /commit -
 func BenchmarkLifecycle(b *testing.B) {
@@ -56,7 +58,7 @@ func BenchmarkLifecycle(b *testing.B) {
 		badgerSync bool
 	}{{"log", false}, {"badger-sync", true}} {
 		b.Run("commit="+mode.name, func(b *testing.B) {
-			db := openT(b, Options{Dir: b.TempDir(), BadgerSync: mode.badgerSync})
+			db := openKnobsT(b, Options{Dir: b.TempDir()}, knobs{badgerSync: mode.badgerSync})
 			b.SetParallelism(128)
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -66,11 +68,11 @@ func BenchmarkLifecycle(b *testing.B) {
 				for pb.Next() {
 					m := newMsg(i)
 					i++
-					if err := db.Accept(ctx, m); err != nil {
+					if err := accept(db, ctx, m); err != nil {
 						b.Error(err)
 						return
 					}
-					if err := db.Transition(ctx, m.ID, Event{State: Delivered}, false); err != nil {
+					if err := db.Transition(ctx, m.ID, Event{State: msg.Delivered}, false); err != nil {
 						b.Error(err)
 						return
 					}

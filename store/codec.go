@@ -156,7 +156,7 @@ func decodeRecord(id string, b []byte) (Record, error) {
 	if v := r.byte(); r.err == nil && v != codecVersion {
 		return Record{}, fmt.Errorf("%w: version %d", errCorrupt, v)
 	}
-	rec.State = State(r.byte())
+	rec.State = msg.State(r.byte())
 	att := r.uvarint()
 	if att > 1<<31 {
 		r.fail("attempts out of range")
@@ -197,15 +197,15 @@ func decodeRecord(id string, b []byte) (Record, error) {
 		rec.Events = make([]Event, n)
 		for i := range rec.Events {
 			e := &rec.Events[i]
-			e.State = State(r.byte())
+			e.State = msg.State(r.byte())
 			e.At = fromNanos(r.varint())
 			e.Detail = r.string()
-			if r.err == nil && !e.State.valid() {
+			if r.err == nil && !e.State.Valid() {
 				r.fail("bad event state")
 			}
 		}
 	}
-	if r.err == nil && !rec.State.valid() {
+	if r.err == nil && !rec.State.Valid() {
 		r.fail("bad state")
 	}
 	if r.err == nil && len(r.b) != 0 {

@@ -16,13 +16,13 @@ func sampleRecord() Record {
 	m.Accepted = time.Unix(1700000000, 42)
 	return Record{
 		Msg:         *m,
-		State:       InFlight,
+		State:       msg.InFlight,
 		Attempts:    3,
 		NextAttempt: time.Unix(1700000100, 0),
 		Events: []Event{
-			{State: Accepted, At: m.Accepted},
-			{State: Routed, At: m.Accepted.Add(time.Millisecond), Detail: "im sip:alice@example.com"},
-			{State: InFlight, At: m.Accepted.Add(2 * time.Millisecond), Detail: "480 Temporarily Unavailable"},
+			{State: msg.Accepted, At: m.Accepted},
+			{State: msg.Routed, At: m.Accepted.Add(time.Millisecond), Detail: "im sip:alice@example.com"},
+			{State: msg.InFlight, At: m.Accepted.Add(2 * time.Millisecond), Detail: "480 Temporarily Unavailable"},
 		},
 	}
 }
@@ -32,7 +32,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	routed.Msg.Route = "esme:carrier1"
 	dedup := routed
 	dedup.dedup, dedup.dedupUntil = "0123456789abcdef", 1700000120
-	for _, r := range []Record{sampleRecord(), routed, dedup, {State: Accepted, Msg: msg.Message{ID: "x"}}} {
+	for _, r := range []Record{sampleRecord(), routed, dedup, {State: msg.Accepted, Msg: msg.Message{ID: "x"}}} {
 		b := appendRecord(nil, &r)
 		got, err := decodeRecord(r.Msg.ID, b)
 		if err != nil {
@@ -74,9 +74,9 @@ func TestDecodeRejectsCorrupt(t *testing.T) {
 func TestHistoryCapped(t *testing.T) {
 	r := sampleRecord()
 	for i := 0; i < 3*maxEvents; i++ {
-		r.addEvent(Event{State: Routed, Detail: strings.Repeat("x", i%5)})
+		r.addEvent(Event{State: msg.Routed, Detail: strings.Repeat("x", i%5)})
 	}
-	if len(r.Events) != maxEvents || r.Events[0].State != Accepted {
+	if len(r.Events) != maxEvents || r.Events[0].State != msg.Accepted {
 		t.Fatalf("%d events, first %v", len(r.Events), r.Events[0].State)
 	}
 }

@@ -35,7 +35,7 @@ func TestCrashChild(t *testing.T) {
 			defer wg.Done()
 			for i := 0; ; i++ {
 				m := newMsg(g*1_000_000 + i)
-				if err := db.Accept(context.Background(), m); err != nil {
+				if err := accept(db, context.Background(), m); err != nil {
 					fmt.Println("accept error:", err)
 					os.Exit(2)
 				}

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,24 +14,16 @@ import (
 
 // dedupIndex maps duplicate-suppression keys to the message accepted under
 // each, in memory. The key itself is stored inside that message's record
-// (so a crash can never separate the two), and Open rebuilds the index from
-// the records of the last window. This replaced a badger entry of its own
-// per message with a TTL (plus a Bloom filter to skip the read for new
-// keys): one badger write in three or four per message, and alternated
-// SMS→SMS runs with dedup on and off put it at ~10–15% of the bridge's CPU
-// per message.
+// (so a crash can never separate the two, and the key costs no badger
+// write of its own), and Open rebuilds the index from the records of the
+// last window (load).
 //
 // Two generations, rotated every window: a key is kept for at least one
 // window and at most two, and an entry past its own deadline is ignored, so
 // the window is exact. Entries hold no pointers, so the garbage collector
-// never scans the index (a first version with string keys and IDs had
-// 107–195 ms maximum latencies in three 15 s SMS→SMS runs, this one
-// 69–112 ms: not a controlled comparison). A map slot is 32 bytes: the
-// key's first 64 bits, the ID as two numbers, the deadline in 32 bits
-// (BenchmarkDedupPut: 57 heap bytes per key, 80 with the 48-byte slots of
-// 16-byte keys and IDs as text). Two generations at the 2-minute default
-// hold 4.8M keys at 20,000 msg/s sustained; the heap profile of a 39k
-// msg/s SMS→IM run put the index, with 48-byte slots, at 220 MB 58 s in.
+// never scans the index, however many millions of keys a window holds. A
+// map slot is 32 bytes: the key's first 64 bits, the ID as two numbers,
+// the deadline in 32 bits.
 type dedupIndex struct {
 	seed      [2]maphash.Seed
 	mu        sync.Mutex
@@ -40,8 +31,7 @@ type dedupIndex struct {
 	cur, prev map[uint64]dedupEntry
 	// A Bloom filter per generation answers most lookups of a new key (the
 	// common case) from a few MB that stay in cache, instead of a random
-	// read of a map of millions of entries: BenchmarkDedupMiss, a million
-	// keys, 391 → 75 ns per lookup (−81%), for 4 MiB per generation.
+	// read of a map of millions of entries.
 	curF, prevF bloom
 }
 
@@ -50,7 +40,7 @@ type dedupIndex struct {
 type bloom []uint64
 
 const (
-	bloomWords = 1 << 19 // 4 MiB: 0.4% false positives measured at 2M keys
+	bloomWords = 1 << 19 // 4 MiB per generation
 	bloomBlock = 8       // words per block (64 bytes)
 )
 
@@ -183,15 +173,14 @@ func (x *dedupIndex) put(key []byte, id string, until int64, now time.Time, wind
 	x.curF.add(&k)
 }
 
-// loadDedup rebuilds the index at Open from unfinished records, final
+// load fills the index at Open from bdb's unfinished records and the final
 // records accepted within the last window (walked newest first: IDs sort
-// in acceptance order), and dedup keys of their own that an older version
-// wrote under "_/d/".
-func (db *DB) loadDedup(now time.Time) (int, error) {
+// in acceptance order).
+func (x *dedupIndex) load(bdb *badger.DB, now time.Time, window time.Duration) (int, error) {
 	n := 0
 	add := func(key []byte, id string, until int64) {
 		if until > now.Unix() {
-			db.dedup.put(key, id, until, now, time.Hour) // one generation: now does not move
+			x.put(key, id, until, now, time.Hour) // one generation: now does not move
 			n++
 		}
 	}
@@ -208,11 +197,8 @@ func (db *DB) loadDedup(now time.Time) (int, error) {
 		for ; it.Valid(); it.Next() {
 			id := string(it.Item().Key()[len(prefix):])
 			var rec Record
-			err := it.Item().Value(func(v []byte) error {
-				var err error
-				if len(v) > 0 { // older layout: empty index value
-					rec, err = decodeRecord(id, v)
-				}
+			err := it.Item().Value(func(v []byte) (err error) {
+				rec, err = decodeRecord(id, v)
 				return err
 			})
 			if err != nil {
@@ -227,27 +213,15 @@ func (db *DB) loadDedup(now time.Time) (int, error) {
 		}
 		return nil
 	}
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		if err := fromRecords(txn, prefixUnfinshed, false, time.Time{}); err != nil {
+	err := bdb.View(func(txn *badger.Txn) error {
+		if err := fromRecords(txn, prefixUnfinished, false, time.Time{}); err != nil {
 			return err
 		}
-		if w := db.opts.DedupWindow; w > 0 {
+		if w := window; w > 0 {
 			// A second of slack for acceptance times taken out of ID order.
 			if err := fromRecords(txn, prefixMsg, true, now.Add(-w-time.Second)); err != nil {
 				return err
 			}
-		}
-		io := badger.DefaultIteratorOptions
-		io.Prefix = []byte(prefixDedup)
-		it := txn.NewIterator(io)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			add(bytes.TrimPrefix(item.Key(), []byte(prefixDedup)), string(v), int64(item.ExpiresAt()))
 		}
 		return nil
 	})

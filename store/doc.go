@@ -2,27 +2,40 @@
 // (accepted messages, their state and delivery history) and a small durable
 // key-value space for other packages, both on one badger database.
 //
-// "Acknowledged means durable": every durable write returns only after its
-// batch has been committed and fsynced. Writers from many goroutines are
-// group-committed by one committer goroutine, so thousands of writers share
-// each fsync. On disk, a batch is durable once it is appended to the
-// store's own commit log ("commit.log", wal.go) and fdatasynced; badger then
-// gets it without a sync, and is synced at a checkpoint about once a second,
-// after which the log starts over. Open replays the log's batches since the
-// last checkpoint into badger. Unfinished records wait in memory until the
-// checkpoint, so a message finished before it costs badger one write, its
-// final record. In memory (Dir "") and in SyncEach mode there is no log. With
-// Options.CommitInterval (the bridge's --store-commit-interval, 1 ms) a
-// commit starts at least that long after the previous one while its batch is
-// small: fewer, larger fsyncs, since each costs CPU however little it covers.
+// "Acknowledged means durable": every durable write returns only after the
+// group commit holding it has been made durable. DB (store.go) composes the
+// parts, each with its own state and locks:
 //
-// Duplicate suppression (AcceptDedup) keeps each message's key inside its
-// record and an in-memory index of the keys of the last window or two
-// (dedup.go), rebuilt from the recent records at Open.
+//   - committer (commit.go, commitlog.go) group-commits the writes of all
+//     goroutines: writers queue into the open batch, one goroutine commits
+//     it, so a batch's writers share one fsync. A batch is durable once it
+//     is appended to the store's own commit log (wal.go, "commit.log") and
+//     fdatasynced; badger then gets it unsynced, and is synced at a
+//     checkpoint (Options.CheckpointInterval), after which the log starts
+//     over. Open replays the log's batches since the last checkpoint into
+//     badger. With Options.CommitInterval a commit starts no sooner than
+//     that after the previous one while its batch is small: fewer, larger
+//     fsyncs. In memory (Dir "") there is no log: badger is synced per batch.
+//   - deferredRecs (deferred.go), the committer's: unfinished records that
+//     are in the log but not yet in badger wait there until the checkpoint,
+//     so a message finished before it costs badger one write, its final
+//     record.
+//   - cache (cache.go) holds records with writes in flight and recently
+//     used unfinished ones, so a state change is an in-memory update plus
+//     one blind write (queue.go: Stage, Transition, Reschedule).
+//   - dedupIndex (dedup.go) suppresses duplicates (Stage with a Dedup key):
+//     each message's key is kept inside its record, and an in-memory index
+//     of the keys of the last window or two is rebuilt from the recent
+//     records at Open.
+//   - sweeper (retention.go) deletes final records whose retention has
+//     ended, which a badger TTL alone would not free.
+//   - idGen (id.go) makes sortable message IDs; codec.go encodes records.
 //
 // Key space: an unfinished message's record is "_/u/<id>" (also what
-// start-up recovery walks), a finished one "m/<id>" with the retention TTL;
-// "_/" is internal (ID epoch, those records). Put, Delete, Get and Iterate refuse keys under
-// those two prefixes; other packages choose their own prefixes ("p/" presence,
-// "k/" generic).
+// start-up recovery walks), a finished one "m/<id>" with the retention
+// TTL; "_/" is internal (ID epoch, those records). Put, Delete, Get and
+// Iterate (kv.go) refuse keys under those two prefixes; other packages
+// choose their own ("p/" presence, "k/" generic).
+//
+// Tests that need a failing disk open a store with OpenWithFaults.
 package store

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -15,15 +16,9 @@ import (
 // keys expired is never rewritten: message IDs only grow, so no newer
 // table overlaps it, and badger picks last-level tables for a rewrite by
 // the stale data counted when they were built. The value-log GC then never
-// sees the records' space as discardable. Measured with badger alone (this
-// store's layout: ascending keys, 250-byte values in the value log, 40 s
-// TTL, ~40k writes/s, small levels so keys reach the last one in ~10 s,
-// GC every 10 s): after 140 s, 1.6 GB of value log and 86 MB of tables for
-// ~470 MB live, growing linearly, GC never rewriting a file. Deleting the
-// expired keys explicitly, as sweepExpired does, held it at ~520 MB and
-// ~30 MB from 60 s on, GC rewriting 5–9 files per round: the delete
-// markers overlap the old tables, so compaction merges them away and
-// counts the values discardable.
+// sees the records' space as discardable. The sweeper deletes the expired
+// keys explicitly: the delete markers overlap the old tables, so
+// compaction merges them away and counts the values discardable.
 
 // sweepLiveRun: a pass stops after this many live records in a row; IDs
 // grow with acceptance, so past them records finished too recently to
@@ -34,11 +29,8 @@ const sweepLiveRun = 4096
 // transaction held open keeps badger from discarding what changed since it
 // began, and a batch holds its deletes in memory. After a chunk that
 // deleted anything the sweep rests as long as the chunk took, so its own
-// goroutine never uses more than half a core: the first pass after an
-// upgrade or a long stop may have days to delete. A first version swept
-// every 5 minutes in chunks of 262,144: at 20,000 msg/s with a 60 s
-// retention its pass deleted 4.8M records at once, deliveries fell to
-// 4.7–10k msg/s for 10 s, p99 reached 324 ms and RSS rose by 330 MB.
+// goroutine never uses more than half a core: the first pass after a long
+// stop may have days to delete, and deliveries must not stall meanwhile.
 const sweepChunk = 1 << 14
 
 // sweepBackEvery: one pass in this many starts from the oldest live
@@ -49,40 +41,48 @@ const sweepChunk = 1 << 14
 // every pass.
 const sweepBackEvery = 30
 
-// sweepExpired deletes final records whose retention has ended (every
-// Options.SweepInterval, so each pass has seconds of them). A pass walks
-// "m/" from where the last one met its final run of live records (the
-// frontier: records finished too recently to expire), or, every
-// sweepBackEvery passes, from the oldest live record it knows of. It
-// reports how many it deleted.
-func (db *DB) sweepExpired(ctx context.Context, now time.Time) (int, error) {
-	return db.sweep(ctx, now, sweepChunk, false)
+// sweeper deletes final records whose retention has ended. A pass walks
+// "m/" from where the last one met its final run of live records (front,
+// the frontier: records finished too recently to expire), or, every
+// sweepBackEvery passes, from the oldest live record it knows of (back).
+type sweeper struct {
+	bdb    *badger.DB
+	mu     sync.Mutex // one pass at a time
+	front  []byte
+	back   []byte
+	passes int
 }
 
-// sweep is one pass of sweepExpired, as of now, visiting at most chunk keys
-// per read transaction; back makes it start from the oldest live record
-// whatever pass it is.
-func (db *DB) sweep(ctx context.Context, now time.Time, chunk int, back bool) (int, error) {
-	db.sweepMu.Lock()
-	defer db.sweepMu.Unlock()
+// expired runs a pass (every Options.SweepInterval, so each pass has
+// seconds of expired records) and reports how many it deleted.
+func (s *sweeper) expired(ctx context.Context, now time.Time) (int, error) {
+	return s.pass(ctx, now, sweepChunk, false)
+}
+
+// pass is one pass as of now, visiting at most chunk keys per read
+// transaction; back makes it start from the oldest live record whatever
+// pass it is.
+func (s *sweeper) pass(ctx context.Context, now time.Time, chunk int, back bool) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	at := uint64(now.Unix())
-	back = back || db.sweepFront == nil || db.sweepPasses%sweepBackEvery == 0
-	db.sweepPasses++
-	start := db.sweepFront
+	back = back || s.front == nil || s.passes%sweepBackEvery == 0
+	s.passes++
+	start := s.front
 	if back {
-		start = db.sweepBack
+		start = s.back
 	}
 	deleted, live := 0, 0
 	var first, runStart, last []byte // first live record; where the current run of live ones began
 	done := false
 	for !done && ctx.Err() == nil {
 		began, before := time.Now(), deleted
-		wb := db.bdb.NewWriteBatch()
+		wb := s.bdb.NewWriteBatch()
 		from := last
 		if from == nil {
 			from = start
 		}
-		err := db.bdb.View(func(txn *badger.Txn) error {
+		err := s.bdb.View(func(txn *badger.Txn) error {
 			io := badger.DefaultIteratorOptions
 			io.Prefix = []byte(prefixMsg)
 			io.PrefetchValues = false
@@ -113,7 +113,7 @@ func (db *DB) sweep(ctx context.Context, now time.Time, chunk int, back bool) (i
 				switch {
 				case exp == 0 && item.IsDeletedOrExpired():
 					continue // a delete marker (deletes carry no TTL)
-				case exp == 0 || exp > at: // live (exp 0: a record of an older layout, kept)
+				case exp == 0 || exp > at: // live (exp 0, no TTL: not the sweep's to delete)
 					if first == nil {
 						first = item.KeyCopy(nil)
 					}
@@ -155,16 +155,16 @@ func (db *DB) sweep(ctx context.Context, now time.Time, chunk int, back bool) (i
 	}
 	switch {
 	case live > 0:
-		db.sweepFront = append([]byte(nil), runStart...)
+		s.front = append([]byte(nil), runStart...)
 	case last != nil:
-		db.sweepFront = append([]byte(nil), last...) // expired up to the end
+		s.front = append([]byte(nil), last...) // expired up to the end
 	}
-	if back || db.sweepBack == nil {
+	if back || s.back == nil {
 		switch {
 		case first != nil:
-			db.sweepBack = first
-		case db.sweepFront != nil:
-			db.sweepBack = db.sweepFront
+			s.back = first
+		case s.front != nil:
+			s.back = s.front
 		}
 	}
 	return deleted, nil

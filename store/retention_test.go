@@ -7,6 +7,7 @@ import (
 
 	badger "github.com/dgraph-io/badger/v4"
 
+	"github.com/smsbridge/bridge/internal/testutil"
 	"github.com/smsbridge/bridge/msg"
 )
 
@@ -17,10 +18,10 @@ func TestSweepExpiredRecords(t *testing.T) {
 	ctx := context.Background()
 	finish := func(i int) string {
 		m := newMsg(i)
-		if err := db.Accept(ctx, m); err != nil {
+		if err := accept(db, ctx, m); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.Transition(ctx, m.ID, Event{State: Delivered, At: time.Now()}, true); err != nil {
+		if err := db.Transition(ctx, m.ID, Event{State: msg.Delivered, At: time.Now()}, true); err != nil {
 			t.Fatal(err)
 		}
 		return m.ID
@@ -30,13 +31,16 @@ func TestSweepExpiredRecords(t *testing.T) {
 		old = append(old, finish(i))
 	}
 	open := newMsg(100)
-	if err := db.Accept(ctx, open); err != nil {
+	if err := accept(db, ctx, open); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(4100 * time.Millisecond) // the 50 have expired (second resolution); the fresh have ~3 s to go
+	waitLaterDeadline(t, db, old[len(old)-1])
 	fresh, fresh2 := finish(101), finish(102)
+	// The sweep's clock: the 50 have expired (second resolution); the fresh
+	// have at least a second to go.
+	now := time.Unix(int64(expiresAt(t, db, old[len(old)-1])), 0)
 
-	n, err := db.sweep(ctx, time.Now(), 7, true) // several read transactions
+	n, err := db.sweeper.pass(ctx, now, 7, true) // several read transactions
 	if err != nil || n != len(old) {
 		t.Fatalf("swept %d (%v), want %d", n, err, len(old))
 	}
@@ -46,7 +50,7 @@ func TestSweepExpiredRecords(t *testing.T) {
 		}
 	}
 	for _, id := range []string{fresh, fresh2} {
-		if r, err := db.Message(id); err != nil || r.State != Delivered || deleteMarker(t, db, id) {
+		if r, err := db.Message(id); err != nil || r.State != msg.Delivered || deleteMarker(t, db, id) {
 			t.Fatalf("a live record was touched: %+v %v", r, err)
 		}
 	}
@@ -60,14 +64,14 @@ func TestSweepExpiredRecords(t *testing.T) {
 	if unfinished != 1 {
 		t.Fatal("the unfinished message is gone")
 	}
-	if string(db.sweepFront) != prefixMsg+fresh || string(db.sweepBack) != prefixMsg+fresh {
-		t.Fatalf("next passes start at %q / %q, want the first live record", db.sweepFront, db.sweepBack)
+	if string(db.sweeper.front) != prefixMsg+fresh || string(db.sweeper.back) != prefixMsg+fresh {
+		t.Fatalf("next passes start at %q / %q, want the first live record", db.sweeper.front, db.sweeper.back)
 	}
-	if n, err := db.sweepExpired(ctx, time.Now()); err != nil || n != 0 {
+	if n, err := db.sweeper.expired(ctx, now); err != nil || n != 0 {
 		t.Fatalf("second pass swept %d (%v)", n, err)
 	}
-	db.sweepFront, db.sweepBack = nil, nil // as after a restart: the delete markers are not deleted again
-	if n, err := db.sweep(ctx, time.Now(), sweepChunk, true); err != nil || n != 0 {
+	db.sweeper.front, db.sweeper.back = nil, nil // as after a restart: the delete markers are not deleted again
+	if n, err := db.sweeper.pass(ctx, now, sweepChunk, true); err != nil || n != 0 {
 		t.Fatalf("a pass from the start swept %d (%v)", n, err)
 	}
 }
@@ -75,19 +79,19 @@ func TestSweepExpiredRecords(t *testing.T) {
 // A message that finished long after the ones accepted around it stays
 // behind the live frontier: passes from the frontier leave it, a pass from
 // the back deletes it once it has expired. Time is simulated through the
-// pass's now; records finish a second apart so their deadlines differ.
+// pass's now; records finish in later seconds so their deadlines differ.
 func TestSweepFrontierAndStraggler(t *testing.T) {
 	db := openT(t, Options{Dir: t.TempDir(), Retention: time.Hour})
 	ctx := context.Background()
 	finish := func(m *msg.Message) string {
-		if err := db.Transition(ctx, m.ID, Event{State: Delivered, At: time.Now()}, true); err != nil {
+		if err := db.Transition(ctx, m.ID, Event{State: msg.Delivered, At: time.Now()}, true); err != nil {
 			t.Fatal(err)
 		}
 		return m.ID
 	}
 	accept := func(i int) *msg.Message {
 		m := newMsg(i)
-		if err := db.Accept(ctx, m); err != nil {
+		if err := accept(db, ctx, m); err != nil {
 			t.Fatal(err)
 		}
 		return m
@@ -97,25 +101,25 @@ func TestSweepFrontierAndStraggler(t *testing.T) {
 	for i := range 20 {
 		early = append(early, finish(accept(1+i)))
 	}
-	time.Sleep(1100 * time.Millisecond)
+	waitLaterDeadline(t, db, early[len(early)-1])
 	late := finish(straggler)
-	time.Sleep(1100 * time.Millisecond)
+	waitLaterDeadline(t, db, late)
 	var fresh []string
 	for i := range 3 {
 		fresh = append(fresh, finish(accept(100+i)))
 	}
 	at := func(id string) time.Time { return time.Unix(int64(expiresAt(t, db, id)), 0) }
 
-	if n, err := db.sweep(ctx, at(early[0]), 5, true); err != nil || n != len(early) {
+	if n, err := db.sweeper.pass(ctx, at(early[len(early)-1]), 5, true); err != nil || n != len(early) {
 		t.Fatalf("swept %d (%v), want the %d early ones", n, err, len(early))
 	}
-	if string(db.sweepBack) != prefixMsg+late || string(db.sweepFront) != prefixMsg+fresh[0] {
-		t.Fatalf("back %q front %q, want the straggler and the first fresh record", db.sweepBack, db.sweepFront)
+	if string(db.sweeper.back) != prefixMsg+late || string(db.sweeper.front) != prefixMsg+fresh[0] {
+		t.Fatalf("back %q front %q, want the straggler and the first fresh record", db.sweeper.back, db.sweeper.front)
 	}
-	if n, err := db.sweep(ctx, at(late), 5, false); err != nil || n != 0 || deleteMarker(t, db, late) {
+	if n, err := db.sweeper.pass(ctx, at(late), 5, false); err != nil || n != 0 || deleteMarker(t, db, late) {
 		t.Fatalf("a pass from the frontier swept %d (%v): it must not walk back", n, err)
 	}
-	if n, err := db.sweep(ctx, at(late), 5, true); err != nil || n != 1 || !deleteMarker(t, db, late) {
+	if n, err := db.sweeper.pass(ctx, at(late), 5, true); err != nil || n != 1 || !deleteMarker(t, db, late) {
 		t.Fatalf("a pass from the back swept %d (%v), want the expired straggler", n, err)
 	}
 	for _, id := range fresh {
@@ -123,6 +127,17 @@ func TestSweepFrontierAndStraggler(t *testing.T) {
 			t.Fatalf("%s deleted before its time", id)
 		}
 	}
+}
+
+// waitLaterDeadline waits until a record finishing now gets a later deadline
+// than id's. Deadlines are whole seconds of the real clock (the store takes
+// no other), so this is the wait for the clock's next second, at most one.
+func waitLaterDeadline(t *testing.T, db *DB, id string) {
+	t.Helper()
+	exp := expiresAt(t, db, id)
+	testutil.WaitFor(t, "a later deadline second", 3*time.Second, func() bool {
+		return uint64(time.Now().Add(db.opts.Retention).Unix()) > exp
+	})
 }
 
 // expiresAt is id's final record's deadline (unix seconds).

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	badger "github.com/dgraph-io/badger/v4"
 	"slices"
 	"sort"
 	"sync"
@@ -14,13 +13,38 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smsbridge/bridge/internal/testutil"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/smstext"
 )
 
+// accept stages m and waits for its commit, as msg.Accept does for adapters.
+func accept(db *DB, ctx context.Context, m *msg.Message) error {
+	_, p, err := db.Stage(ctx, m, Dedup{})
+	if err != nil {
+		return err
+	}
+	return p.Settle(ctx)
+}
+
+// acceptDedup is accept with duplicate suppression under key.
+func acceptDedup(db *DB, ctx context.Context, m *msg.Message, key []byte, window time.Duration) (dup string, err error) {
+	dup, p, err := db.Stage(ctx, m, Dedup{key, window})
+	if err != nil || dup != "" {
+		return dup, err
+	}
+	return "", p.Settle(ctx)
+}
+
 func openT(t testing.TB, opts Options) *DB {
 	t.Helper()
-	db, err := Open(opts)
+	return openKnobsT(t, opts, knobs{})
+}
+
+// openKnobsT is openT with test-only settings (faults, baselines).
+func openKnobsT(t testing.TB, opts Options, k knobs) *DB {
+	t.Helper()
+	db, err := open(opts, k)
 	if err != nil {
 		t.Fatalf("Open(%+v): %v", opts, err)
 	}
@@ -62,7 +86,7 @@ func acceptConcurrently(t *testing.T, db *DB, w, n int) []*msg.Message {
 		go func() {
 			defer wg.Done()
 			for i := g; i < n; i += w {
-				if err := db.Accept(context.Background(), ms[i]); err != nil {
+				if err := accept(db, context.Background(), ms[i]); err != nil {
 					errs <- err
 					return
 				}
@@ -100,7 +124,7 @@ func TestAcceptDurableAcrossReopen(t *testing.T) {
 			return fmt.Errorf("unexpected id %s", r.Msg.ID)
 		}
 		sameMsg(t, r.Msg, *m)
-		if r.State != Accepted || len(r.Events) != 1 || r.Events[0].State != Accepted || !r.Events[0].At.Equal(m.Accepted) {
+		if r.State != msg.Accepted || len(r.Events) != 1 || r.Events[0].State != msg.Accepted || !r.Events[0].At.Equal(m.Accepted) {
 			return fmt.Errorf("record %s: state %v events %+v", r.Msg.ID, r.State, r.Events)
 		}
 		got = append(got, r.Msg.ID)
@@ -124,7 +148,7 @@ func TestIDsUniqueAndIncreasingAcrossReopen(t *testing.T) {
 		db := openT(t, Options{Dir: dir})
 		for i := 0; i < 200; i++ {
 			m := newMsg(i)
-			if err := db.Accept(context.Background(), m); err != nil {
+			if err := accept(db, context.Background(), m); err != nil {
 				t.Fatal(err)
 			}
 			if !validID(m.ID) {
@@ -142,38 +166,14 @@ func TestIDsUniqueAndIncreasingAcrossReopen(t *testing.T) {
 	// Two stores sharing nothing, opened in the same second, still differ.
 	a, b := openT(t, Options{}), openT(t, Options{})
 	ma, mb := newMsg(1), newMsg(1)
-	if err := a.Accept(context.Background(), ma); err != nil {
+	if err := accept(a, context.Background(), ma); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Accept(context.Background(), mb); err != nil {
+	if err := accept(b, context.Background(), mb); err != nil {
 		t.Fatal(err)
 	}
 	if ma.ID == mb.ID {
 		t.Fatalf("two independent stores issued the same id %s", ma.ID)
-	}
-}
-
-func TestAcceptBatch(t *testing.T) {
-	dir := t.TempDir()
-	db := openT(t, Options{Dir: dir})
-	ms := []*msg.Message{newMsg(1), newMsg(2), newMsg(3)}
-	if err := db.AcceptBatch(context.Background(), ms); err != nil {
-		t.Fatal(err)
-	}
-	if !(ms[0].ID < ms[1].ID && ms[1].ID < ms[2].ID) {
-		t.Fatalf("batch ids not increasing: %s %s %s", ms[0].ID, ms[1].ID, ms[2].ID)
-	}
-	if err := db.AcceptBatch(context.Background(), []*msg.Message{newMsg(4), nil}); !errors.Is(err, msg.ErrNotStored) {
-		t.Fatalf("nil message in batch: %v", err)
-	}
-	db.Close()
-	db = openT(t, Options{Dir: dir})
-	for _, m := range ms {
-		r, err := db.Message(m.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sameMsg(t, r.Msg, *m)
 	}
 }
 
@@ -183,27 +183,27 @@ func TestTransitionsAndHistory(t *testing.T) {
 	ctx := context.Background()
 	done, open, lazy := newMsg(1), newMsg(2), newMsg(3)
 	for _, m := range []*msg.Message{done, open, lazy} {
-		if err := db.Accept(ctx, m); err != nil {
+		if err := accept(db, ctx, m); err != nil {
 			t.Fatal(err)
 		}
 	}
 	steps := []Event{
-		{State: Routed, Detail: "im sip:alice@example.com"},
-		{State: InFlight, Detail: "sip MESSAGE sent"},
-		{State: Delivered, Detail: "200 OK"},
+		{State: msg.Routed, Detail: "im sip:alice@example.com"},
+		{State: msg.InFlight, Detail: "sip MESSAGE sent"},
+		{State: msg.Delivered, Detail: "200 OK"},
 	}
 	for i, ev := range steps {
 		if err := db.Transition(ctx, done.ID, ev, i != 1); err != nil { // the middle one not waited for
 			t.Fatal(err)
 		}
 	}
-	if err := db.Transition(ctx, done.ID, Event{State: Failed}, true); !errors.Is(err, ErrFinal) {
+	if err := db.Transition(ctx, done.ID, Event{State: msg.Failed}, true); !errors.Is(err, ErrFinal) {
 		t.Fatalf("transition after final: %v, want ErrFinal", err)
 	}
-	if err := db.Transition(ctx, open.ID, Event{State: Routed, Detail: "sms smsc"}, true); err != nil {
+	if err := db.Transition(ctx, open.ID, Event{State: msg.Routed, Detail: "sms smsc"}, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Transition(ctx, lazy.ID, Event{State: Routed, Detail: "queued lazily"}, false); err != nil {
+	if err := db.Transition(ctx, lazy.ID, Event{State: msg.Routed, Detail: "queued lazily"}, false); err != nil {
 		t.Fatal(err)
 	}
 	next := time.Now().Add(time.Minute)
@@ -214,10 +214,10 @@ func TestTransitionsAndHistory(t *testing.T) {
 	if err := db.Transition(ctx, open.ID, Event{State: 0}, true); !errors.Is(err, ErrBadState) {
 		t.Fatalf("state 0: %v", err)
 	}
-	if err := db.Transition(ctx, "nope", Event{State: Routed}, true); !errors.Is(err, ErrBadID) {
+	if err := db.Transition(ctx, "nope", Event{State: msg.Routed}, true); !errors.Is(err, ErrBadID) {
 		t.Fatalf("bad id: %v", err)
 	}
-	if err := db.Transition(ctx, "00000000000000000000", Event{State: Routed}, true); !errors.Is(err, ErrNotFound) {
+	if err := db.Transition(ctx, "00000000000000000000", Event{State: msg.Routed}, true); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown id: %v", err)
 	}
 	if _, err := db.Message("00000000000000000000"); !errors.Is(err, ErrNotFound) {
@@ -230,7 +230,7 @@ func TestTransitionsAndHistory(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.State != Delivered || len(r.Events) != 4 {
+		if r.State != msg.Delivered || len(r.Events) != 4 {
 			t.Fatalf("%s: done: state %v, %d events", when, r.State, len(r.Events))
 		}
 		for i, ev := range steps {
@@ -243,8 +243,8 @@ func TestTransitionsAndHistory(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.State != Routed || r.Attempts != 2 || !r.NextAttempt.Equal(next) || len(r.Events) != 3 ||
-			r.Events[2] != (Event{State: Routed, At: r.Events[2].At, Detail: "480 Temporarily Unavailable"}) {
+		if r.State != msg.Routed || r.Attempts != 2 || !r.NextAttempt.Equal(next) || len(r.Events) != 3 ||
+			r.Events[2] != (Event{State: msg.Routed, At: r.Events[2].At, Detail: "480 Temporarily Unavailable"}) {
 			t.Fatalf("%s: open: %+v", when, r)
 		}
 		var ids []string
@@ -259,10 +259,10 @@ func TestTransitionsAndHistory(t *testing.T) {
 	db.Close() // also flushes the lazy transition
 	db = openT(t, Options{Dir: dir})
 	check("after reopen")
-	if r, err := db.Message(lazy.ID); err != nil || r.State != Routed {
+	if r, err := db.Message(lazy.ID); err != nil || r.State != msg.Routed {
 		t.Fatalf("non-durable transition lost over Close: %+v %v", r, err)
 	}
-	if err := db.Transition(ctx, done.ID, Event{State: Expired}, true); !errors.Is(err, ErrFinal) {
+	if err := db.Transition(ctx, done.ID, Event{State: msg.Expired}, true); !errors.Is(err, ErrFinal) {
 		t.Fatalf("transition of final record read from disk: %v, want ErrFinal", err)
 	}
 }
@@ -272,7 +272,7 @@ func TestTransitionsAndHistory(t *testing.T) {
 func TestConcurrentTransitionsOneRecord(t *testing.T) {
 	db := openT(t, Options{Dir: t.TempDir()})
 	m := newMsg(1)
-	if err := db.Accept(context.Background(), m); err != nil {
+	if err := accept(db, context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
 	const n = 40
@@ -299,7 +299,7 @@ func TestCacheBounded(t *testing.T) {
 	db := openT(t, Options{Dir: t.TempDir(), CacheRecords: 1})
 	ms := acceptConcurrently(t, db, 8, 1500)
 	for _, m := range ms {
-		if err := db.Transition(context.Background(), m.ID, Event{State: Routed, Detail: "x"}, true); err != nil {
+		if err := db.Transition(context.Background(), m.ID, Event{State: msg.Routed, Detail: "x"}, true); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -308,7 +308,7 @@ func TestCacheBounded(t *testing.T) {
 	}
 	for _, m := range ms {
 		r, err := db.Message(m.ID)
-		if err != nil || r.State != Routed || len(r.Events) != 2 {
+		if err != nil || r.State != msg.Routed || len(r.Events) != 2 {
 			t.Fatalf("%s: %+v %v", m.ID, r, err)
 		}
 	}
@@ -319,28 +319,24 @@ func TestRetentionTTL(t *testing.T) {
 	ctx := context.Background()
 	m, keep := newMsg(1), newMsg(2)
 	for _, x := range []*msg.Message{m, keep} {
-		if err := db.Accept(ctx, x); err != nil {
+		if err := accept(db, ctx, x); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := db.Transition(ctx, m.ID, Event{State: Delivered}, true); err != nil {
+	if err := db.Transition(ctx, m.ID, Event{State: msg.Delivered}, true); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		_, err := db.Message(m.ID)
-		if errors.Is(err, ErrNotFound) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("final record did not expire")
-		}
-		time.Sleep(50 * time.Millisecond) // polling for badger's TTL clock, not synchronisation
+	// badger's TTL runs on the real clock (none to inject): the record goes
+	// at its deadline second, within about a second.
+	var err error
+	testutil.WaitFor(t, "the final record to expire", 15*time.Second, func() bool {
+		_, err = db.Message(m.ID)
+		return err != nil
+	})
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
 	}
-	if r, err := db.Message(keep.ID); err != nil || r.State != Accepted {
+	if r, err := db.Message(keep.ID); err != nil || r.State != msg.Accepted {
 		t.Fatalf("unfinished record must not expire: %+v %v", r, err)
 	}
 }
@@ -349,7 +345,7 @@ func TestSyncFailureReachesEveryWaiter(t *testing.T) {
 	injected := errors.New("injected: no space left on device")
 	var failing atomic.Bool
 	failing.Store(true)
-	db := openT(t, Options{Dir: t.TempDir(), ProbeInterval: 10 * time.Millisecond, SyncFault: func() error {
+	db := openKnobsT(t, Options{Dir: t.TempDir(), ProbeInterval: 10 * time.Millisecond}, knobs{syncFault: func() error {
 		if failing.Load() {
 			return injected
 		}
@@ -363,7 +359,7 @@ func TestSyncFailureReachesEveryWaiter(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			m := newMsg(i)
-			errs[i] = db.Accept(context.Background(), m)
+			errs[i] = accept(db, context.Background(), m)
 			if errs[i] != nil && m.ID != "" {
 				errs[i] = fmt.Errorf("failed accept left id %q set", m.ID)
 			}
@@ -385,14 +381,9 @@ func TestSyncFailureReachesEveryWaiter(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 	failing.Store(false) // the disk recovers: the probe write makes the store healthy again
-	deadline := time.Now().Add(10 * time.Second)
-	for db.Healthy() != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("still unhealthy: %v", db.Healthy())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := db.Accept(context.Background(), newMsg(99)); err != nil {
+	testutil.WaitForState(t, 10*time.Second, func() bool { return db.Healthy() == nil },
+		func() string { return fmt.Sprintf("still unhealthy: %v", db.Healthy()) })
+	if err := accept(db, context.Background(), newMsg(99)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -401,16 +392,16 @@ func TestSyncFailureReachesEveryWaiter(t *testing.T) {
 func TestBadgerFailure(t *testing.T) {
 	db := openT(t, Options{Dir: t.TempDir()})
 	m := newMsg(1)
-	if err := db.Accept(context.Background(), m); err != nil {
+	if err := accept(db, context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.bdb.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Accept(context.Background(), newMsg(2)); !errors.Is(err, msg.ErrNotStored) {
+	if err := accept(db, context.Background(), newMsg(2)); !errors.Is(err, msg.ErrNotStored) {
 		t.Fatalf("Accept on failed disk: %v", err)
 	}
-	if err := db.Transition(context.Background(), m.ID, Event{State: Routed}, true); err == nil {
+	if err := db.Transition(context.Background(), m.ID, Event{State: msg.Routed}, true); err == nil {
 		t.Fatal("Transition on failed disk succeeded")
 	}
 	if db.Healthy() == nil {
@@ -424,7 +415,7 @@ func TestBadgerFailure(t *testing.T) {
 func TestClosed(t *testing.T) {
 	db := openT(t, Options{Dir: t.TempDir()})
 	m := newMsg(1)
-	if err := db.Accept(context.Background(), m); err != nil {
+	if err := accept(db, context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {
@@ -435,12 +426,11 @@ func TestClosed(t *testing.T) {
 	}
 	ctx := context.Background()
 	for name, err := range map[string]error{
-		"Accept":      db.Accept(ctx, newMsg(2)),
-		"AcceptBatch": db.AcceptBatch(ctx, []*msg.Message{newMsg(3)}),
-		"Transition":  db.Transition(ctx, m.ID, Event{State: Routed}, false),
-		"Put":         db.Put(ctx, []byte("k/a"), nil),
-		"Delete":      db.Delete(ctx, []byte("k/a")),
-		"Healthy":     db.Healthy(),
+		"Accept":     accept(db, ctx, newMsg(2)),
+		"Transition": db.Transition(ctx, m.ID, Event{State: msg.Routed}, false),
+		"Put":        db.Put(ctx, []byte("k/a"), nil),
+		"Delete":     db.Delete(ctx, []byte("k/a")),
+		"Healthy":    db.Healthy(),
 	} {
 		if !errors.Is(err, ErrClosed) {
 			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
@@ -453,7 +443,7 @@ func TestCanceledContextIsNotAnAck(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	m := newMsg(1)
-	if err := db.Accept(ctx, m); !errors.Is(err, context.Canceled) || !errors.Is(err, msg.ErrNotStored) {
+	if err := accept(db, ctx, m); !errors.Is(err, context.Canceled) || !errors.Is(err, msg.ErrNotStored) {
 		t.Fatalf("Accept with canceled ctx: %v", err)
 	}
 }
@@ -463,7 +453,7 @@ func TestKV(t *testing.T) {
 	db := openT(t, Options{Dir: dir})
 	ctx := context.Background()
 	m := newMsg(1)
-	if err := db.Accept(ctx, m); err != nil { // internal keys must not show in Iterate
+	if err := accept(db, ctx, m); err != nil { // internal keys must not show in Iterate
 		t.Fatal(err)
 	}
 	kv := map[string]string{"p/+8613800000001": "online", "p/+8613800000002": "away", "k/x": "1"}
@@ -517,30 +507,30 @@ func TestAcceptDedup(t *testing.T) {
 	db := openT(t, Options{Dir: dir, DedupWindow: time.Hour})
 	ctx := context.Background()
 	a := newMsg(1)
-	if dup, err := db.AcceptDedup(ctx, a, []byte("k1"), time.Hour); err != nil || dup != "" || a.ID == "" {
+	if dup, err := acceptDedup(db, ctx, a, []byte("k1"), time.Hour); err != nil || dup != "" || a.ID == "" {
 		t.Fatalf("first: dup %q err %v id %q", dup, err, a.ID)
 	}
 	b := newMsg(1)
-	if dup, err := db.AcceptDedup(ctx, b, []byte("k1"), time.Hour); err != nil || dup != a.ID || b.ID != "" {
+	if dup, err := acceptDedup(db, ctx, b, []byte("k1"), time.Hour); err != nil || dup != a.ID || b.ID != "" {
 		t.Fatalf("second: dup %q (want %q) err %v id %q", dup, a.ID, err, b.ID)
 	}
 	c := newMsg(2)
-	if dup, err := db.AcceptDedup(ctx, c, []byte("k2"), time.Hour); err != nil || dup != "" || c.ID == a.ID {
+	if dup, err := acceptDedup(db, ctx, c, []byte("k2"), time.Hour); err != nil || dup != "" || c.ID == a.ID {
 		t.Fatalf("other key: dup %q err %v", dup, err)
 	}
 	// c finishes: its key must come back from the final record, a's from
 	// the unfinished one.
-	if err := db.Transition(ctx, c.ID, Event{State: Delivered}, true); err != nil {
+	if err := db.Transition(ctx, c.ID, Event{State: msg.Delivered}, true); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
 	db = openT(t, Options{Dir: dir, DedupWindow: time.Hour})
 	d := newMsg(1)
-	if dup, err := db.AcceptDedup(ctx, d, []byte("k1"), time.Hour); err != nil || dup != a.ID {
+	if dup, err := acceptDedup(db, ctx, d, []byte("k1"), time.Hour); err != nil || dup != a.ID {
 		t.Fatalf("after reopen: dup %q err %v, want %q", dup, err, a.ID)
 	}
 	e := newMsg(2)
-	if dup, err := db.AcceptDedup(ctx, e, []byte("k2"), time.Hour); err != nil || dup != c.ID {
+	if dup, err := acceptDedup(db, ctx, e, []byte("k2"), time.Hour); err != nil || dup != c.ID {
 		t.Fatalf("after reopen, finished message: dup %q err %v, want %q", dup, err, c.ID)
 	}
 	n := 0
@@ -553,13 +543,13 @@ func TestAcceptDedup(t *testing.T) {
 	}
 }
 
-// A key is one badger write fewer per message than it used to be: it lives
-// in the record, so an accepted message is one write.
+// A key costs no badger write of its own: it lives in the record, so an
+// accepted message is one write.
 func TestDedupKeyIsInTheRecord(t *testing.T) {
 	db := openT(t, Options{Dir: t.TempDir()})
 	ctx := context.Background()
 	m := newMsg(1)
-	if _, err := db.AcceptDedup(ctx, m, []byte("k1"), time.Hour); err != nil {
+	if _, err := acceptDedup(db, ctx, m, []byte("k1"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if st := db.Stats(); st.Commits != 1 {
@@ -605,7 +595,7 @@ func TestDedupEntryWithoutRecord(t *testing.T) {
 	ghost := "0000000000000000000a"
 	db.dedup.put([]byte("k1"), ghost, now.Add(time.Hour).Unix(), now, time.Hour)
 	m := newMsg(1)
-	if dup, err := db.AcceptDedup(ctx, m, []byte("k1"), time.Hour); err != nil || dup != "" || m.ID == "" {
+	if dup, err := acceptDedup(db, ctx, m, []byte("k1"), time.Hour); err != nil || dup != "" || m.ID == "" {
 		t.Fatalf("dup %q err %v id %q, want a new message", dup, err, m.ID)
 	}
 	if id, ok := db.dedup.get([]byte("k1"), time.Now()); !ok || id != m.ID {
@@ -613,69 +603,34 @@ func TestDedupEntryWithoutRecord(t *testing.T) {
 	}
 }
 
-// Keys an older version stored under "_/d/" are still honoured after an
-// upgrade.
-func TestDedupLegacyKeys(t *testing.T) {
-	dir := t.TempDir()
-	db := openT(t, Options{Dir: dir})
-	ctx := context.Background()
-	a := newMsg(1)
-	if err := db.Accept(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	err := db.bdb.Update(func(txn *badger.Txn) error {
-		e := badger.NewEntry([]byte(prefixDedup+"k1"), []byte(a.ID)).WithTTL(time.Hour)
-		return txn.SetEntry(e)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	db = openT(t, Options{Dir: dir})
-	if dup, err := db.AcceptDedup(ctx, newMsg(1), []byte("k1"), time.Hour); err != nil || dup != a.ID {
-		t.Fatalf("dup %q err %v, want %q", dup, err, a.ID)
-	}
-}
-
 // An unfinished record is one key under "_/u/"; finishing moves it to "m/".
 // Until a checkpoint an unfinished record is only in the commit log and in
 // memory, and one finished before it never reaches badger's "_/u/".
-// Records written by the older layout (record under "m/", empty "_/u/"
-// index value) are still found and resumed.
 func TestRecordLayout(t *testing.T) {
 	dir := t.TempDir()
 	db := openT(t, Options{Dir: dir, CheckpointInterval: time.Hour})
 	ctx := context.Background()
 	a, b := newMsg(1), newMsg(2)
 	for _, m := range []*msg.Message{a, b} {
-		if err := db.Accept(ctx, m); err != nil {
+		if err := accept(db, ctx, m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := db.Transition(ctx, a.ID, Event{State: Delivered}, true); err != nil {
+	if err := db.Transition(ctx, a.ID, Event{State: msg.Delivered}, true); err != nil {
 		t.Fatal(err)
 	}
 	has := func(key string) bool { _, err := db.get([]byte(key)); return err == nil }
-	if has(prefixUnfinshed + b.ID) {
+	if has(prefixUnfinished + b.ID) {
 		t.Fatal("unfinished record in badger before the checkpoint")
 	}
-	if r, err := db.Message(b.ID); err != nil || r.State != Accepted {
+	if r, err := db.Message(b.ID); err != nil || r.State != msg.Accepted {
 		t.Fatalf("deferred record: %v %v", r.State, err)
 	}
-	if err := db.flushDeferred(); err != nil {
+	if err := db.committer.flushDeferred(); err != nil {
 		t.Fatal(err)
 	}
-	if has(prefixUnfinshed+a.ID) || !has(prefixMsg+a.ID) || !has(prefixUnfinshed+b.ID) || has(prefixMsg+b.ID) {
-		t.Fatalf("layout: u/a %v m/a %v u/b %v m/b %v", has(prefixUnfinshed+a.ID), has(prefixMsg+a.ID), has(prefixUnfinshed+b.ID), has(prefixMsg+b.ID))
-	}
-	// The older layout, written straight to badger.
-	old := Record{Msg: *newMsg(3), State: Routed, Events: []Event{{State: Accepted, At: time.Unix(1700000000, 0)}}}
-	old.Msg.ID = "00000000000000000003"
-	if err := db.writeOps([]op{
-		{key: []byte(prefixMsg + old.Msg.ID), val: appendRecord(nil, &old)},
-		{key: []byte(prefixUnfinshed + old.Msg.ID), val: nil},
-	}); err != nil {
-		t.Fatal(err)
+	if has(prefixUnfinished+a.ID) || !has(prefixMsg+a.ID) || !has(prefixUnfinished+b.ID) || has(prefixMsg+b.ID) {
+		t.Fatalf("layout: u/a %v m/a %v u/b %v m/b %v", has(prefixUnfinished+a.ID), has(prefixMsg+a.ID), has(prefixUnfinished+b.ID), has(prefixMsg+b.ID))
 	}
 	db.Close()
 	db = openT(t, Options{Dir: dir})
@@ -684,21 +639,15 @@ func TestRecordLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(ids)
-	want := []string{old.Msg.ID + ":" + Routed.String(), b.ID + ":" + Accepted.String()}
+	want := []string{b.ID + ":" + msg.Accepted.String()}
 	slices.Sort(want)
 	if !slices.Equal(ids, want) {
 		t.Fatalf("unfinished %v, want %v", ids, want)
 	}
-	for _, id := range []string{a.ID, b.ID, old.Msg.ID} {
+	for _, id := range []string{a.ID, b.ID} {
 		if _, err := db.Message(id); err != nil {
 			t.Fatalf("Message(%s): %v", id, err)
 		}
-	}
-	if err := db.Transition(ctx, old.Msg.ID, Event{State: Delivered}, true); err != nil {
-		t.Fatalf("finishing an older-layout record: %v", err)
-	}
-	if r, err := db.Message(old.Msg.ID); err != nil || r.State != Delivered {
-		t.Fatalf("older-layout record after finishing: %v %v", r.State, err)
 	}
 }
 
@@ -720,9 +669,9 @@ func TestCommitInterval(t *testing.T) {
 	if d := put("b"); d < iv*3/4 {
 		t.Errorf("second commit right after the first took %v, want about %v", d, iv)
 	}
-	time.Sleep(iv + iv/4)
+	time.Sleep(iv) // the committer paces on the real clock, none to inject: b's commit began before put returned
 	if d := put("c"); d >= iv*3/4 {
-		t.Errorf("commit after an idle %v took %v, want no wait", iv+iv/4, d)
+		t.Errorf("commit after an idle %v took %v, want no wait", iv, d)
 	}
 	if got := db.Stats().Batches; got != 3 {
 		t.Errorf("batches = %d, want 3", got)
@@ -737,19 +686,19 @@ func TestFinalInOpenBatchWrittenOnce(t *testing.T) {
 	db := openT(t, Options{Dir: dir, CommitInterval: time.Second})
 	ctx := context.Background()
 	old := newMsg(1)
-	if err := db.Accept(ctx, old); err != nil { // committed: its "_/u/" key is on disk
+	if err := accept(db, ctx, old); err != nil { // committed: its "_/u/" key is on disk
 		t.Fatal(err)
 	}
 	before := db.Stats()
 	fresh := newMsg(2)
-	p, err := db.Stage(ctx, fresh) // the next batch stays open for about a second
+	_, p, err := db.Stage(ctx, fresh, Dedup{}) // the next batch stays open for about a second
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tr := range []struct {
 		id string
-		st State
-	}{{old.ID, Routed}, {old.ID, Delivered}, {fresh.ID, Delivered}} {
+		st msg.State
+	}{{old.ID, msg.Routed}, {old.ID, msg.Delivered}, {fresh.ID, msg.Delivered}} {
 		if err := db.Transition(ctx, tr.id, Event{State: tr.st, Detail: "t"}, false); err != nil {
 			t.Fatal(err)
 		}
@@ -770,12 +719,12 @@ func TestFinalInOpenBatchWrittenOnce(t *testing.T) {
 	}
 	for _, m := range []*msg.Message{old, fresh} {
 		r, err := db.Message(m.ID)
-		if err != nil || r.State != Delivered {
+		if err != nil || r.State != msg.Delivered {
 			t.Fatalf("%s after reopen: %v %v", m.ID, r.State, err)
 		}
 		sameMsg(t, r.Msg, *m)
 	}
-	if r, _ := db.Message(old.ID); len(r.Events) != 3 || r.Events[1].State != Routed {
+	if r, _ := db.Message(old.ID); len(r.Events) != 3 || r.Events[1].State != msg.Routed {
 		t.Fatalf("old's history %+v, want accepted, routed, delivered", r.Events)
 	}
 }
@@ -786,13 +735,13 @@ func TestDedupCollisionIsNoDuplicate(t *testing.T) {
 	db := openT(t, Options{Dir: t.TempDir()})
 	ctx := context.Background()
 	a := newMsg(1)
-	if _, err := db.AcceptDedup(ctx, a, []byte("k1"), time.Hour); err != nil {
+	if _, err := acceptDedup(db, ctx, a, []byte("k1"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
 	db.dedup.put([]byte("k2"), a.ID, now.Add(time.Hour).Unix(), now, time.Hour) // as if k2 hashed like k1
 	b := newMsg(1)
-	if dup, err := db.AcceptDedup(ctx, b, []byte("k2"), time.Hour); err != nil || dup != "" || b.ID == "" || b.ID == a.ID {
+	if dup, err := acceptDedup(db, ctx, b, []byte("k2"), time.Hour); err != nil || dup != "" || b.ID == "" || b.ID == a.ID {
 		t.Fatalf("dup %q err %v id %q: a collision suppressed a message", dup, err, b.ID)
 	}
 }
@@ -805,7 +754,7 @@ func TestNoWriteAfterFailedAcceptance(t *testing.T) {
 	syncing, release := make(chan struct{}), make(chan error)
 	var first atomic.Bool
 	first.Store(true)
-	db := openT(t, Options{Dir: t.TempDir(), SyncFault: func() error {
+	db := openKnobsT(t, Options{Dir: t.TempDir()}, knobs{syncFault: func() error {
 		if !first.CompareAndSwap(true, false) {
 			return nil
 		}
@@ -814,14 +763,14 @@ func TestNoWriteAfterFailedAcceptance(t *testing.T) {
 	}})
 	ctx := context.Background()
 	m := newMsg(1)
-	_, p, err := db.StageDedup(ctx, m, []byte("k1"), time.Hour)
+	_, p, err := db.Stage(ctx, m, Dedup{[]byte("k1"), time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := m.ID
 	<-syncing
 	done := make(chan error, 1)
-	go func() { done <- db.Transition(ctx, id, Event{State: Failed, Detail: "t"}, true) }()
+	go func() { done <- db.Transition(ctx, id, Event{State: msg.Failed, Detail: "t"}, true) }()
 	select {
 	case err := <-done:
 		t.Fatalf("final state queued while the acceptance was being committed: %v", err)
@@ -845,7 +794,7 @@ func TestNoWriteAfterFailedAcceptance(t *testing.T) {
 func TestRefusedAcceptanceIsGone(t *testing.T) {
 	var fail atomic.Bool
 	fail.Store(true)
-	db := openT(t, Options{Dir: t.TempDir(), SyncFault: func() error {
+	db := openKnobsT(t, Options{Dir: t.TempDir()}, knobs{syncFault: func() error {
 		if fail.CompareAndSwap(true, false) {
 			return errors.New("injected: fsync failed")
 		}
@@ -853,19 +802,19 @@ func TestRefusedAcceptanceIsGone(t *testing.T) {
 	}})
 	ctx := context.Background()
 	m := newMsg(1)
-	_, p, err := db.StageDedup(ctx, m, []byte("k1"), time.Hour)
+	_, p, err := db.Stage(ctx, m, Dedup{[]byte("k1"), time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	refused := m.ID
-	if err := p.Settle(ctx, m); !errors.Is(err, msg.ErrNotStored) {
+	if err := p.Settle(ctx); !errors.Is(err, msg.ErrNotStored) {
 		t.Fatalf("acceptance: %v, want ErrNotStored", err)
 	}
 	if _, err := db.Message(refused); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("refused message still readable: %v", err)
 	}
 	again := newMsg(1)
-	dup, err := db.AcceptDedup(ctx, again, []byte("k1"), time.Hour)
+	dup, err := acceptDedup(db, ctx, again, []byte("k1"), time.Hour)
 	if err != nil || dup != "" || again.ID == "" || again.ID == refused {
 		t.Fatalf("resubmission: dup %q err %v id %q, want a new message", dup, err, again.ID)
 	}
@@ -890,13 +839,13 @@ func TestFinalRecordKeepsReceiptText(t *testing.T) {
 		db := openT(t, Options{Dir: t.TempDir(), KeepText: keep})
 		m := newMsg(1)
 		m.Text = text
-		if err := db.Accept(ctx, m); err != nil {
+		if err := accept(db, ctx, m); err != nil {
 			t.Fatal(err)
 		}
 		if r, err := db.Message(m.ID); err != nil || r.Msg.Text != text {
 			t.Fatalf("unfinished: %q %v", r.Msg.Text, err)
 		}
-		if err := db.Transition(ctx, m.ID, Event{State: Delivered}, true); err != nil {
+		if err := db.Transition(ctx, m.ID, Event{State: msg.Delivered}, true); err != nil {
 			t.Fatal(err)
 		}
 		want := text
@@ -906,7 +855,7 @@ func TestFinalRecordKeepsReceiptText(t *testing.T) {
 		if n := db.cache.len(); n != 0 { // read back from disk, not from the cache
 			t.Fatalf("%d records still cached", n)
 		}
-		if r, err := db.Message(m.ID); err != nil || r.Msg.Text != want || r.State != Delivered {
+		if r, err := db.Message(m.ID); err != nil || r.Msg.Text != want || r.State != msg.Delivered {
 			t.Fatalf("KeepText %v: final text %q (%v, %v), want %q", keep, r.Msg.Text, r.State, err, want)
 		}
 	}

@@ -14,16 +14,15 @@ import (
 
 // The commit log is what makes a group commit durable. Each batch is
 // appended to it as one record and fdatasynced; badger gets the same writes
-// without a sync, and is synced only at a checkpoint (about once a second),
+// without a sync, and is synced only at a checkpoint (CheckpointInterval),
 // after which the log starts over. badger's own sync is an msync of its
-// whole memory-mapped write-ahead log; per commit it cost ~11% of the
-// bridge's CPU at 25k msg/s, and it write-protects the pages it flushed, so
-// badger's next writes fault on them again. A pwrite and an fdatasync of a
-// file whose blocks are already allocated cost a fraction of that. With the
-// log as the durable copy, an unfinished message's record can also wait in
-// memory until the checkpoint: most messages are finished long before it,
-// and then only their final record reaches badger (see deferred in
-// store.go).
+// whole memory-mapped write-ahead log, which also write-protects the pages
+// it flushed, so badger's next writes fault on them again; a pwrite and an
+// fdatasync of a file whose blocks are already allocated cost far less.
+// With the log as the durable copy, an unfinished message's record can
+// also wait in memory until the checkpoint: most messages are finished
+// long before it, and then only their final record reaches badger
+// (deferred.go). The committer's use of the log is in commitlog.go.
 //
 // Layout: two 512-byte header slots at offsets 0 and 512 (written
 // alternately, so a torn header write leaves the other slot valid), records

@@ -14,6 +14,7 @@ import (
 
 	badger "github.com/dgraph-io/badger/v4"
 
+	"github.com/smsbridge/bridge/internal/testutil"
 	"github.com/smsbridge/bridge/msg"
 )
 
@@ -39,7 +40,7 @@ func acceptDeliverSome(t *testing.T, db *DB, n, delivered int) []*msg.Message {
 	t.Helper()
 	ms := acceptConcurrently(t, db, 4, n)
 	for _, m := range ms[:delivered] {
-		if err := db.Transition(context.Background(), m.ID, Event{State: Delivered, Detail: "ok"}, true); err != nil {
+		if err := db.Transition(context.Background(), m.ID, Event{State: msg.Delivered, Detail: "ok"}, true); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -54,7 +55,7 @@ func TestLogReplayRebuildsStateAfterCheckpoint(t *testing.T) {
 	db := openT(t, Options{Dir: dir, CheckpointInterval: time.Hour})
 	ctx := context.Background()
 	ms := acceptDeliverSome(t, db, 40, 30)
-	if err := db.Transition(ctx, ms[30].ID, Event{State: Routed}, true); err != nil {
+	if err := db.Transition(ctx, ms[30].ID, Event{State: msg.Routed}, true); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Put(ctx, []byte("k/kept"), []byte("v1")); err != nil {
@@ -73,12 +74,12 @@ func TestLogReplayRebuildsStateAfterCheckpoint(t *testing.T) {
 		if err != nil {
 			t.Fatalf("message %d after replay: %v", i, err)
 		}
-		want := Accepted
+		want := msg.Accepted
 		switch {
 		case i < 30:
-			want = Delivered
+			want = msg.Delivered
 		case i == 30:
-			want = Routed
+			want = msg.Routed
 		}
 		if r.State != want {
 			t.Fatalf("message %d: state %v, want %v", i, r.State, want)
@@ -113,13 +114,13 @@ func TestLogReplayStopsAtTornRecord(t *testing.T) {
 	db := openT(t, Options{Dir: dir, CheckpointInterval: time.Hour})
 	ctx := context.Background()
 	a, b := newMsg(1), newMsg(2)
-	if err := db.Accept(ctx, a); err != nil {
+	if err := accept(db, ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Accept(ctx, b); err != nil {
+	if err := accept(db, ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	end := db.wal.used() // the committer wrote it before b's commit ended
+	end := db.committer.wal.used() // the committer wrote it before b's commit ended
 	cp := copyLog(t, dir)
 	f, err := os.OpenFile(filepath.Join(cp, walFile), os.O_RDWR, 0)
 	if err != nil {
@@ -145,7 +146,7 @@ func TestLogReplayStopsAtTornRecord(t *testing.T) {
 	// The log goes on after the replayed prefix: a new acceptance survives
 	// the next replay too.
 	c := newMsg(3)
-	if err := db2.Accept(ctx, c); err != nil {
+	if err := accept(db2, ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	db3 := openT(t, Options{Dir: copyLog(t, cp)})
@@ -181,7 +182,7 @@ func TestCheckpointStartsLogOver(t *testing.T) {
 		t.Fatalf("%d unfinished after reopening, want 5", open)
 	}
 	for _, m := range ms[:5] {
-		if r, err := db.Message(m.ID); err != nil || r.State != Delivered {
+		if r, err := db.Message(m.ID); err != nil || r.State != msg.Delivered {
 			t.Fatalf("finished message: %v %v", r.State, err)
 		}
 	}
@@ -194,10 +195,10 @@ func TestLogHeaderSlots(t *testing.T) {
 	dir := t.TempDir()
 	db := openT(t, Options{Dir: dir})
 	m := newMsg(1)
-	if err := db.Accept(context.Background(), m); err != nil {
+	if err := accept(db, context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
-	gen := db.wal.gen
+	gen := db.committer.wal.gen
 	db.Close()
 	corrupt := func(slot uint64) {
 		f, err := os.OpenFile(filepath.Join(dir, walFile), os.O_RDWR, 0)
@@ -231,16 +232,16 @@ func TestFinishedBeforeCheckpointSkipsBadger(t *testing.T) {
 	db := openT(t, Options{Dir: t.TempDir(), CheckpointInterval: time.Hour})
 	ctx := context.Background()
 	m := newMsg(1)
-	if err := db.Accept(ctx, m); err != nil {
+	if err := accept(db, ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := db.deferredRecord(m.ID); !ok {
+	if _, ok := db.committer.deferredRecord(m.ID); !ok {
 		t.Fatal("unfinished record not deferred")
 	}
-	if err := db.Transition(ctx, m.ID, Event{State: Delivered}, true); err != nil {
+	if err := db.Transition(ctx, m.ID, Event{State: msg.Delivered}, true); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := db.deferredRecord(m.ID); ok {
+	if _, ok := db.committer.deferredRecord(m.ID); ok {
 		t.Fatal("finished record still deferred")
 	}
 	// Badger has seen one write under the message's keys, the final one:
@@ -273,13 +274,13 @@ func TestCheckpointedRecordFinishes(t *testing.T) {
 	db := openT(t, Options{Dir: dir, CheckpointInterval: time.Hour})
 	ctx := context.Background()
 	m := newMsg(1)
-	if err := db.Accept(ctx, m); err != nil {
+	if err := accept(db, ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.flushDeferred(); err != nil {
+	if err := db.committer.flushDeferred(); err != nil {
 		t.Fatal(err)
 	}
-	for _, st := range []State{Routed, Delivered} {
+	for _, st := range []msg.State{msg.Routed, msg.Delivered} {
 		if err := db.Transition(ctx, m.ID, Event{State: st}, true); err != nil {
 			t.Fatal(err)
 		}
@@ -298,32 +299,44 @@ func TestCheckpointedRecordFinishes(t *testing.T) {
 func TestUnappliedBatchKeptForReplay(t *testing.T) {
 	dir := t.TempDir()
 	var fail atomic.Bool
-	opts := Options{Dir: dir, CheckpointInterval: time.Millisecond, ApplyFault: func() error {
+	db := openKnobsT(t, Options{Dir: dir, CheckpointInterval: time.Millisecond}, knobs{applyFault: func() error {
 		if fail.Load() {
 			return errors.New("injected: badger refuses the write")
 		}
 		return nil
-	}}
-	db := openT(t, opts)
+	}})
 	ctx := context.Background()
 	m := newMsg(1)
-	if err := db.Accept(ctx, m); err != nil {
+	if err := accept(db, ctx, m); err != nil {
 		t.Fatal(err)
 	}
 	fail.Store(true)
-	if err := db.Transition(ctx, m.ID, Event{State: Delivered}, true); err == nil {
+	if err := db.Transition(ctx, m.ID, Event{State: msg.Delivered}, true); err == nil {
 		t.Fatal("a batch badger refused was reported stored")
 	}
 	fail.Store(false)
-	for i := range 3 { // later batches, and checkpoints after them
-		time.Sleep(2 * time.Millisecond)
-		if err := db.Accept(ctx, newMsg(2+i)); err != nil {
+	// Later batches, and checkpoints after them. Only a checkpoint moves an
+	// accepted record from the deferred set into badger, and the committer
+	// checkpoints after a batch once CheckpointInterval has passed since the
+	// last one: until it has, another write gives it the next chance.
+	for i := range 3 {
+		later := newMsg(2 + i)
+		if err := accept(db, ctx, later); err != nil {
 			t.Fatal(err)
 		}
+		testutil.WaitFor(t, "a checkpoint after a later batch", 10*time.Second, func() bool {
+			if _, deferred := db.committer.deferredRecord(later.ID); !deferred {
+				return true
+			}
+			if err := db.Put(ctx, []byte("k/nudge"), []byte("v")); err != nil {
+				t.Fatal(err)
+			}
+			return false
+		})
 	}
 	db.Close()
 	db = openT(t, Options{Dir: dir})
-	if r, err := db.Message(m.ID); err != nil || r.State != Delivered {
+	if r, err := db.Message(m.ID); err != nil || r.State != msg.Delivered {
 		t.Fatalf("after replay: %v %v, want delivered", r.State, err)
 	}
 }

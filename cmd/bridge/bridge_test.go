@@ -17,6 +17,7 @@ import (
 
 	fpdu "github.com/fiorix/go-smpp/smpp/pdu"
 
+	"github.com/smsbridge/bridge/internal/testutil"
 	"github.com/smsbridge/bridge/smpp"
 	"github.com/smsbridge/bridge/smstext"
 )
@@ -27,7 +28,7 @@ const fsmppDeliverSM = fpdu.DeliverSMID
 
 // fiorixSubmit binds a fiorix/go-smpp transmitter to the bridge and submits
 // one message, returning the message id the bridge answered.
-func fiorixSubmit(t *testing.T, b *bridge, user, pass, src, dst string, text pdutext.Codec) (string, error) {
+func fiorixSubmit(t *testing.T, b *running, user, pass, src, dst string, text pdutext.Codec) (string, error) {
 	t.Helper()
 	tx := &fsmpp.Transmitter{Addr: b.addrs.SMPP, User: user, Passwd: pass, RespTimeout: 10 * time.Second}
 	conn := tx.Bind()
@@ -62,7 +63,7 @@ func TestSMSToOnlineIMUserFiorix(t *testing.T) {
 	if id == "" {
 		t.Fatal("no message id in submit_sm_resp")
 	}
-	waitFor(t, "MESSAGE at the UA", 10*time.Second, func() bool { return len(u.received()) == 1 })
+	testutil.WaitFor(t, "MESSAGE at the UA", 10*time.Second, func() bool { return len(u.received()) == 1 })
 	if got := u.received()[0]; got != text {
 		t.Fatalf("UA got %q, want %q", got, text)
 	}
@@ -119,7 +120,7 @@ func TestSMSToOnlineIMUserGosmpp(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no submit_sm_resp")
 	}
-	waitFor(t, "MESSAGE at the UA", 10*time.Second, func() bool { return len(u.received()) == 1 })
+	testutil.WaitFor(t, "MESSAGE at the UA", 10*time.Second, func() bool { return len(u.received()) == 1 })
 	if got := u.received()[0]; got != text {
 		t.Fatalf("UA got %q, want %q", got, text)
 	}
@@ -144,7 +145,7 @@ func TestOfflineRecipientGoesToSMSC(t *testing.T) {
 	if _, err := fiorixSubmit(t, b, "esme1", "secret1", "8613900000009", "8613800000077", pdutext.UCS2(text)); err != nil {
 		t.Fatalf("submit: %v", err)
 	}
-	waitFor(t, "submit_sm at the SMSC", 15*time.Second, func() bool { return len(sc.received()) > 0 })
+	testutil.WaitFor(t, "submit_sm at the SMSC", 15*time.Second, func() bool { return len(sc.received()) > 0 })
 	p := sc.received()[0]
 	if p.DestAddr != "8613800000077" || p.SourceAddr != "8613900000009" || p.DestAddrTON != 1 || p.SourceAddrTON != 1 {
 		t.Fatalf("addresses: src %q/%d dst %q/%d", p.SourceAddr, p.SourceAddrTON, p.DestAddr, p.DestAddrTON)
@@ -168,7 +169,7 @@ func TestIMToOfflineNumberGoesToSMSC(t *testing.T) {
 	if code := u.message(t, b, "+8613700000001", text); code != 202 {
 		t.Fatalf("MESSAGE answered %d, want 202", code)
 	}
-	waitFor(t, "submit_sm at the SMSC", 15*time.Second, func() bool { return len(sc.received()) > 0 })
+	testutil.WaitFor(t, "submit_sm at the SMSC", 15*time.Second, func() bool { return len(sc.received()) > 0 })
 	p := sc.received()[0]
 	if p.SourceAddr != "8613800000003" || p.DestAddr != "8613700000001" {
 		t.Fatalf("addresses: %q -> %q", p.SourceAddr, p.DestAddr)
@@ -193,7 +194,7 @@ func TestIMToOnlineIMUser(t *testing.T) {
 	if code := a.message(t, b, "8613800000005", "IM to IM"); code != 202 {
 		t.Fatalf("MESSAGE: %d", code)
 	}
-	waitFor(t, "MESSAGE at c", 10*time.Second, func() bool { return len(c.received()) == 1 })
+	testutil.WaitFor(t, "MESSAGE at c", 10*time.Second, func() bool { return len(c.received()) == 1 })
 	if c.received()[0] != "IM to IM" {
 		t.Fatalf("got %q", c.received()[0])
 	}
@@ -209,12 +210,12 @@ func TestRegistrationExpiryFlipsToSMS(t *testing.T) {
 	if _, err := fiorixSubmit(t, b, "esme1", "secret1", "8613900000009", "8613800000006", pdutext.Raw("while online")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "IM while registered", 10*time.Second, func() bool { return len(u.received()) == 1 })
+	testutil.WaitFor(t, "IM while registered", 10*time.Second, func() bool { return len(u.received()) == 1 })
 	time.Sleep(2500 * time.Millisecond) // let the 2 s registration run out: this is the behaviour under test
 	if _, err := fiorixSubmit(t, b, "esme1", "secret1", "8613900000009", "8613800000006", pdutext.Raw("after expiry")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "SMS after expiry", 15*time.Second, func() bool { return len(sc.received()) == 1 })
+	testutil.WaitFor(t, "SMS after expiry", 15*time.Second, func() bool { return len(sc.received()) == 1 })
 	if got := sc.texts(t)["8613800000006"]; got != "after expiry" {
 		t.Fatalf("SMSC got %q", got)
 	}
@@ -236,7 +237,7 @@ func TestRestartKeepsPresence(t *testing.T) {
 	if _, err := fiorixSubmit(t, b2, "esme1", "secret1", "8613900000009", "8613800000007", pdutext.Raw("after restart")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "MESSAGE after restart", 10*time.Second, func() bool { return len(u.received()) == 1 })
+	testutil.WaitFor(t, "MESSAGE after restart", 10*time.Second, func() bool { return len(u.received()) == 1 })
 	if u.received()[0] != "after restart" {
 		t.Fatalf("got %q", u.received()[0])
 	}
@@ -254,7 +255,7 @@ func TestIMFailureFallsBackToSMS(t *testing.T) {
 	if _, err := fiorixSubmit(t, b, "esme1", "secret1", "8613900000009", "8613800000008", pdutext.Raw("fallback")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "SMS fallback", 15*time.Second, func() bool { return len(sc.received()) == 1 })
+	testutil.WaitFor(t, "SMS fallback", 15*time.Second, func() bool { return len(sc.received()) == 1 })
 	if got := sc.texts(t)["8613800000008"]; got != "fallback" {
 		t.Fatalf("SMSC got %q", got)
 	}
@@ -268,7 +269,7 @@ func TestSMSCDeliverToIMUser(t *testing.T) {
 	if code := u.register(t, b, 3600); code != 200 {
 		t.Fatalf("REGISTER: %d", code)
 	}
-	waitFor(t, "the bridge's bind at the SMSC", 10*time.Second, func() bool { return len(sc.srv.Sessions("bridge")) > 0 })
+	testutil.WaitFor(t, "the bridge's bind at the SMSC", 10*time.Second, func() bool { return len(sc.srv.Sessions("bridge")) > 0 })
 	dcs, parts, err := smstext.Split("from the SMSC 来自短信中心", smstext.Auto, 1, false)
 	if err != nil || len(parts) != 1 {
 		t.Fatal(err)
@@ -281,7 +282,7 @@ func TestSMSCDeliverToIMUser(t *testing.T) {
 	if err != nil || resp.Status != 0 {
 		t.Fatalf("deliver_sm: %v %+v", err, resp)
 	}
-	waitFor(t, "MESSAGE at the UA", 10*time.Second, func() bool { return len(u.received()) == 1 })
+	testutil.WaitFor(t, "MESSAGE at the UA", 10*time.Second, func() bool { return len(u.received()) == 1 })
 	if got := u.received()[0]; got != "from the SMSC 来自短信中心" {
 		t.Fatalf("UA got %q", got)
 	}
@@ -331,7 +332,7 @@ func TestSilentUAFallsBackToSMS(t *testing.T) {
 	if _, err := fiorixSubmit(t, b, "esme1", "secret1", "8613900000012", "8613800000012", pdutext.Raw("are you there")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "fallback SMS at the SMSC", 15*time.Second, func() bool { return sc.texts(t)["8613800000012"] == "are you there" })
+	testutil.WaitFor(t, "fallback SMS at the SMSC", 15*time.Second, func() bool { return sc.texts(t)["8613800000012"] == "are you there" })
 	if len(u.received()) == 0 {
 		t.Fatal("the UA was never tried")
 	}
@@ -360,6 +361,6 @@ func TestRetentionFlag(t *testing.T) {
 		json.NewDecoder(res.Body).Decode(&v)
 		return res.StatusCode, v.State
 	}
-	waitFor(t, "delivered", 10*time.Second, func() bool { code, st := state(); return code == 200 && st == "delivered" })
-	waitFor(t, "the record to expire", 10*time.Second, func() bool { code, _ := state(); return code == 404 })
+	testutil.WaitFor(t, "delivered", 10*time.Second, func() bool { code, st := state(); return code == 200 && st == "delivered" })
+	testutil.WaitFor(t, "the record to expire", 10*time.Second, func() bool { code, _ := state(); return code == 404 })
 }

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smsbridge/bridge/internal/testutil"
 	"github.com/smsbridge/bridge/smpp"
 	"github.com/smsbridge/bridge/smstext"
 )
@@ -89,20 +90,18 @@ func startProc(t *testing.T, smppAddr string, args ...string) *proc {
 		t.Fatal(err)
 	}
 	p := &proc{cmd: cmd, smpp: smppAddr, log: logf}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	up := func() bool {
 		c, err := net.DialTimeout("tcp", smppAddr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			break
 		}
-		if time.Now().After(deadline) {
-			p.kill()
-			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("bridge did not come up on %s:\n%s", smppAddr, b)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return err == nil
 	}
+	testutil.WaitForState(t, 20*time.Second, up, func() string {
+		p.kill()
+		b, _ := os.ReadFile(logf.Name())
+		return fmt.Sprintf("bridge did not come up on %s:\n%s", smppAddr, b)
+	})
 	return p
 }
 
@@ -275,14 +274,20 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	ctx, stopLoad := context.WithCancel(context.Background())
 	load := &esmeLoad{}
 	wg := load.run(ctx, addr, 2, "crash")
+	// Each process is killed at a random point of a load it is taking:
+	// once a random number of messages more has been acknowledged.
+	acknowledged := func(more int) func() bool {
+		target := len(load.ackedTexts()) + more
+		return func() bool { return len(load.ackedTexts()) >= target }
+	}
 	const kills = 4
 	for k := range kills {
-		time.Sleep(time.Duration(400+rand.IntN(1200)) * time.Millisecond)
+		testutil.WaitFor(t, "acknowledgements before a kill", 30*time.Second, acknowledged(100+rand.IntN(900)))
 		p.kill()
 		t.Logf("kill %d: %d acknowledged so far", k+1, len(load.ackedTexts()))
 		p = startProc(t, addr, args...)
 	}
-	time.Sleep(time.Second)
+	testutil.WaitFor(t, "acknowledgements after the last restart", 30*time.Second, acknowledged(500))
 	stopLoad()
 	wg.Wait()
 
@@ -290,20 +295,18 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	if len(acked) < 100 {
 		t.Fatalf("only %d messages acknowledged: the load did not run", len(acked))
 	}
-	deadline := time.Now().Add(60 * time.Second)
 	var lost []string
-	for {
+	testutil.WaitForState(t, 60*time.Second, func() bool {
 		lost = lost[:0]
 		for _, txt := range acked {
 			if sc.count(txt) == 0 {
 				lost = append(lost, txt)
 			}
 		}
-		if len(lost) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return len(lost) == 0
+	}, func() string {
+		return fmt.Sprintf("%d acknowledged messages never reached the SMSC, e.g. %q", len(lost), lost[:min(5, len(lost))])
+	})
 	dups, resubDups := 0, 0
 	for _, txt := range acked {
 		if n := sc.count(txt); n > 1 {
@@ -320,9 +323,10 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	}
 }
 
-// Offered load far beyond what a slow SMSC takes, for 30 s: the bridge throttles
-// (ESME_RTHROTTLED) at its queue depth, its memory stays bounded, and
-// everything it acknowledged is delivered once the SMSC catches up.
+// Offered load far beyond what a slow SMSC takes: the bridge throttles
+// (ESME_RTHROTTLED) at its queue depth, its memory stays bounded while its
+// queue turns over many times, and everything it acknowledged is delivered
+// once the SMSC catches up.
 func TestOverloadThrottlesAndLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real process; skipped with -short")
@@ -336,28 +340,29 @@ func TestOverloadThrottlesAndLosesNothing(t *testing.T) {
 	ctx, stopLoad := context.WithCancel(context.Background())
 	load := &esmeLoad{}
 	wg := load.run(ctx, addr, 4, "flood")
+	// Overloaded until the full queue (2,000) has been acknowledged and
+	// delivered 25 times over, sampling the bridge's memory all along.
+	const turnover = 25 * 2000
 	peak := 0
-	for range 30 {
-		time.Sleep(time.Second)
+	testutil.WaitForState(t, 120*time.Second, func() bool {
 		peak = max(peak, p.rssKB())
-	}
+		return load.throttled.Load() > 0 && len(load.ackedTexts()) >= turnover
+	}, func() string {
+		return fmt.Sprintf("overload: %d acknowledged, %d throttled", len(load.ackedTexts()), load.throttled.Load())
+	})
 	stopLoad()
 	wg.Wait()
 	acked := load.ackedTexts()
-	deadline := time.Now().Add(60 * time.Second)
 	missing := 0
-	for {
+	testutil.WaitForState(t, 60*time.Second, func() bool {
 		missing = 0
 		for _, txt := range acked {
 			if sc.count(txt) == 0 {
 				missing++
 			}
 		}
-		if missing == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return missing == 0
+	}, func() string { return fmt.Sprintf("%d acknowledged messages lost", missing) })
 	t.Logf("overload: %d acknowledged, %d throttled, peak RSS %d MB, %d lost", len(acked), load.throttled.Load(), peak/1024, missing)
 	if load.throttled.Load() == 0 {
 		t.Fatal("no ESME_RTHROTTLED under overload")
@@ -396,9 +401,8 @@ func TestSMSCOutageAndReturn(t *testing.T) {
 			t.Fatalf("submit %d during the SMSC outage: %v (must be stored and acknowledged)", i, err)
 		}
 	}
-	time.Sleep(500 * time.Millisecond)
 	sc2 := startCountingSMSC(t, smscAddr) // back
-	waitFor(t, "all 20 at the returned SMSC", 60*time.Second, func() bool {
+	testutil.WaitFor(t, "all 20 at the returned SMSC", 60*time.Second, func() bool {
 		for i := range 20 {
 			if sc2.count("during outage "+strconv.Itoa(i)) == 0 {
 				return false
@@ -435,25 +439,14 @@ func TestSIGHUPReloadsAccounts(t *testing.T) {
 	}
 	write("smpp_account:\n  - old:oldpw\n  - new:newpw\n")
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	if !waitOK(10*time.Second, func() bool { return bind("new", "newpw") == nil }) {
-		b, _ := os.ReadFile(p.log.Name())
-		t.Fatalf("the new account cannot bind after SIGHUP; bridge log:\n%s", b)
-	}
+	logged := func() string { b, _ := os.ReadFile(p.log.Name()); return string(b) }
+	testutil.WaitForState(t, 10*time.Second, func() bool { return bind("new", "newpw") == nil }, func() string {
+		return "the new account cannot bind after SIGHUP; bridge log:\n" + logged()
+	})
 	write("smpp_account: [unterminated\n")
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	time.Sleep(300 * time.Millisecond)
+	testutil.WaitFor(t, "the broken file refused", 10*time.Second, func() bool { return strings.Contains(logged(), "reload refused") })
 	if err := bind("new", "newpw"); err != nil {
 		t.Fatalf("a broken file replaced the running configuration: %v", err)
 	}
-}
-
-func waitOK(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return true
 }

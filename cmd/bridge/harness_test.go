@@ -19,6 +19,7 @@ import (
 	"github.com/emiago/sipgo"
 	sipmsg "github.com/emiago/sipgo/sip"
 
+	"github.com/smsbridge/bridge/bridge"
 	"github.com/smsbridge/bridge/config"
 	"github.com/smsbridge/bridge/smpp"
 	"github.com/smsbridge/bridge/smstext"
@@ -33,26 +34,15 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-type bridge struct {
-	addrs  Addrs
+// running is a bridge started by startBridge.
+type running struct {
+	addrs  bridge.Addrs
 	cancel context.CancelFunc
 	done   chan error
 }
 
-// startBridge runs serve with test defaults plus args (flag syntax).
-func startBridge(t *testing.T, dataDir string, args ...string) *bridge {
+// startBridge runs a bridge with test defaults plus args (flag syntax).
+func startBridge(t *testing.T, dataDir string, args ...string) *running {
 	t.Helper()
 	base := []string{
 		"--smpp-listen", "127.0.0.1:0", "--sip-listen", "127.0.0.1:0", "--http-listen", "", "--mcp-listen", "",
@@ -65,11 +55,15 @@ func startBridge(t *testing.T, dataDir string, args ...string) *bridge {
 		t.Fatalf("config: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &bridge{cancel: cancel, done: make(chan error, 1)}
-	up := make(chan Addrs, 1)
-	go func() { b.done <- serve(ctx, cfg, testLogger(t), func(a Addrs) { up <- a }, nil) }()
+	br, err := bridge.New(cfg, testLogger(t))
+	if err != nil {
+		cancel()
+		t.Fatalf("bridge: %v", err)
+	}
+	b := &running{cancel: cancel, done: make(chan error, 1), addrs: br.Addrs()}
+	go func() { b.done <- br.Run(ctx) }()
 	select {
-	case b.addrs = <-up:
+	case <-br.Ready():
 	case err := <-b.done:
 		cancel()
 		t.Fatalf("bridge exited at start: %v", err)
@@ -81,7 +75,7 @@ func startBridge(t *testing.T, dataDir string, args ...string) *bridge {
 	return b
 }
 
-func (b *bridge) stop() {
+func (b *running) stop() {
 	if b.cancel == nil {
 		return
 	}
@@ -250,7 +244,7 @@ func (u *ua) received() []string {
 	return out
 }
 
-func bridgeURI(b *bridge) sipmsg.Uri {
+func bridgeURI(b *running) sipmsg.Uri {
 	host, port, _ := net.SplitHostPort(b.addrs.SIP)
 	p, _ := strconv.Atoi(port)
 	return sipmsg.Uri{Scheme: "sip", Host: host, Port: p}
@@ -258,7 +252,7 @@ func bridgeURI(b *bridge) sipmsg.Uri {
 
 // register sends REGISTER (answering a digest challenge) and returns the
 // final status code.
-func (u *ua) register(t *testing.T, b *bridge, expires int) int {
+func (u *ua) register(t *testing.T, b *running, expires int) int {
 	t.Helper()
 	req := sipmsg.NewRequest(sipmsg.REGISTER, bridgeURI(b))
 	aor := "<sip:" + u.user + "@" + testDomain + ">"
@@ -283,7 +277,7 @@ func (u *ua) register(t *testing.T, b *bridge, expires int) int {
 
 // message sends a MESSAGE to the recipient AOR user part and returns the
 // final status code.
-func (u *ua) message(t *testing.T, b *bridge, toUser, text string) int {
+func (u *ua) message(t *testing.T, b *running, toUser, text string) int {
 	t.Helper()
 	to := sipmsg.Uri{Scheme: "sip", User: toUser, Host: testDomain}
 	req := sipmsg.NewRequest(sipmsg.MESSAGE, to)

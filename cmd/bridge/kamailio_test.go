@@ -25,6 +25,8 @@ import (
 
 	sipmsg "github.com/emiago/sipgo/sip"
 	"github.com/fiorix/go-smpp/smpp/pdu/pdutext"
+
+	"github.com/smsbridge/bridge/internal/testutil"
 )
 
 // requireInterop skips when tool is not installed, unless the run demands
@@ -173,7 +175,7 @@ func (u *ua) registerAt(t *testing.T, addr string, expires int) int {
 }
 
 // presenceUsers reads bridge_presence_users from /metrics.
-func presenceUsers(t *testing.T, b *bridge) int {
+func presenceUsers(t *testing.T, b *running) int {
 	t.Helper()
 	res, err := http.Get("http://" + b.addrs.HTTP + "/metrics")
 	if err != nil {
@@ -226,7 +228,7 @@ func TestKamailioInterop(t *testing.T) {
 	u := startUA(t, user, "")
 	// Kamailio is up when it answers OPTIONS (the config answers 200 to
 	// OPTIONS for the server itself).
-	waitFor(t, "kamailio answering OPTIONS", 15*time.Second, func() bool {
+	testutil.WaitFor(t, "kamailio answering OPTIONS", 15*time.Second, func() bool {
 		if k.exited() {
 			t.Fatalf("kamailio exited:\n%s", k.out.String())
 		}
@@ -240,13 +242,13 @@ func TestKamailioInterop(t *testing.T) {
 	if code := u.registerAt(t, kaddr, 60); code != 200 {
 		t.Fatalf("REGISTER at kamailio: %d", code)
 	}
-	waitFor(t, "the bridge learning the registration from kamailio", 10*time.Second, func() bool { return presenceUsers(t, b) == 1 })
+	testutil.WaitFor(t, "the bridge learning the registration from kamailio", 10*time.Second, func() bool { return presenceUsers(t, b) == 1 })
 
 	const text1 = "via Kamailio 经由"
 	if _, err := fiorixSubmit(t, b, "esme1", "secret1", "8613900000009", user, pdutext.UCS2(text1)); err != nil {
 		t.Fatalf("submit 1: %v", err)
 	}
-	waitFor(t, "MESSAGE at the UA", 15*time.Second, func() bool { return len(u.received()) == 1 })
+	testutil.WaitFor(t, "MESSAGE at the UA", 15*time.Second, func() bool { return len(u.received()) == 1 })
 	if got := u.received()[0]; got != text1 {
 		t.Fatalf("UA got %q, want %q", got, text1)
 	}
@@ -272,13 +274,13 @@ func TestKamailioInterop(t *testing.T) {
 	if code := u.registerAt(t, kaddr, 0); code != 200 {
 		t.Fatalf("unREGISTER at kamailio: %d", code)
 	}
-	waitFor(t, "the bridge learning the unregistration", 10*time.Second, func() bool { return presenceUsers(t, b) == 0 })
+	testutil.WaitFor(t, "the bridge learning the unregistration", 10*time.Second, func() bool { return presenceUsers(t, b) == 0 })
 
 	const text2 = "offline now, as SMS"
 	if _, err := fiorixSubmit(t, b, "esme1", "secret1", "8613900000009", user, pdutext.Raw(text2)); err != nil {
 		t.Fatalf("submit 2: %v", err)
 	}
-	waitFor(t, "submit_sm at the SMSC", 15*time.Second, func() bool { return sc.texts(t)[user] == text2 })
+	testutil.WaitFor(t, "submit_sm at the SMSC", 15*time.Second, func() bool { return sc.texts(t)[user] == text2 })
 	if n := len(u.received()); n != 1 {
 		t.Fatalf("UA got %d messages, want only the first", n)
 	}

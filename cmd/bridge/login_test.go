@@ -20,6 +20,7 @@ import (
 
 	"github.com/fiorix/go-smpp/smpp/pdu/pdutext"
 
+	"github.com/smsbridge/bridge/internal/testutil"
 	"github.com/smsbridge/bridge/login"
 	"github.com/smsbridge/bridge/login/partnersite"
 	"github.com/smsbridge/bridge/login/ssoticket"
@@ -120,7 +121,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	sc := startSMSC(t)
 	b := startBridge(t, t.TempDir(), "--http-listen", "127.0.0.1:0", "--smsc", sc.url())
 	api := "http://" + b.addrs.HTTP
-	waitFor(t, "the SMSC bind", 10*time.Second, func() bool { return len(sc.srv.Sessions("bridge")) > 0 })
+	testutil.WaitFor(t, "the SMSC bind", 10*time.Second, func() bool { return len(sc.srv.Sessions("bridge")) > 0 })
 	if _, err := fiorixSubmit(t, b, "esme1", "secret1", "8613900000050", "8613700000050", pdutext.Raw("count me")); err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +132,7 @@ func TestMetricsAndHealth(t *testing.T) {
 		}
 		res.Body.Close()
 	}
-	waitFor(t, "metrics", 10*time.Second, func() bool {
+	testutil.WaitFor(t, "metrics", 10*time.Second, func() bool {
 		res, err := http.Get(api + "/metrics")
 		if err != nil {
 			return false
@@ -201,9 +202,14 @@ func TestProvisionedAccountLimitsAndRoutes(t *testing.T) {
 			got <- req.DestAddr + "|" + string(req.ShortMessage)
 		})})
 	go rx.Run(ctx)
-	waitFor(t, "receiver bind", 10*time.Second, rx.Bound)
-	time.Sleep(time.Second) // refill the TPS bucket
-	if err := submit("8613900000060", "8613600000060", "to the receiver"); err != nil {
+	testutil.WaitFor(t, "receiver bind", 10*time.Second, rx.Bound)
+	// Sent as soon as the TPS bucket has a token again.
+	var err error
+	testutil.WaitFor(t, "a submit under the TPS limit", 10*time.Second, func() bool {
+		err = submit("8613900000060", "8613600000060", "to the receiver")
+		return !errors.As(err, &se) || se.Status != smpp.ESME_RTHROTTLED
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	atReceiver := func(want, what string) {

@@ -12,6 +12,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +24,7 @@ import (
 
 	sipgosip "github.com/emiago/sipgo/sip"
 
+	"github.com/smsbridge/bridge/bridge"
 	"github.com/smsbridge/bridge/config"
 	"github.com/smsbridge/bridge/sip"
 )
@@ -39,11 +42,10 @@ func main() {
 // compactors, which are CPU-bound for hundreds of milliseconds at a time:
 // with only as many Ps as cores they can hold both cores of a 2-core box
 // while SMPP and SIP goroutines wait behind them; with more Ps the kernel
-// shares the cores and runs a thread woken by the network promptly. Measured
-// on the 2-core VM, SMS→IM at 10,500 msg/s, four alternated 20 s runs:
-// p99 28/44/38/40 ms with 2 Ps, 19/14/18/15 ms with 4; open-loop throughput
-// unchanged. Setting it stops the runtime from following later changes of
-// a container's CPU limit: the count is fixed at start-up.
+// shares the cores and runs a thread woken by the network promptly (the
+// p99 this buys is in PERFORMANCE.md). Setting it stops the runtime from
+// following later changes of a container's CPU limit: the count is fixed at
+// start-up.
 func procs(configured int, env string, avail int) int {
 	switch {
 	case configured > 0:
@@ -77,8 +79,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		sipgosip.SetDefaultLogger(sip.LibraryLogger(log))
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		reload := func() (*config.Config, error) { return config.Load("bridge serve", args, os.Getenv, io.Discard) }
-		if err := serve(ctx, cfg, log, nil, reload); err != nil {
+		b, err := bridge.New(cfg, log)
+		if err != nil {
+			log.Error("bridge not started", "err", err)
+			return 1
+		}
+		go reloadOnHUP(ctx, b, func() (*config.Config, error) { return config.Load("bridge serve", args, os.Getenv, io.Discard) }, log)
+		if err := b.Run(ctx); err != nil {
 			log.Error("bridge stopped", "err", err)
 			return 1
 		}
@@ -112,7 +119,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func usageError(w io.Writer, err error) int {
-	if err.Error() == "flag: help requested" {
+	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
 	fmt.Fprintln(w, "bridge:", err)
@@ -120,11 +127,33 @@ func usageError(w io.Writer, err error) int {
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: lvl}
-	if cfg.LogFormat == "json" {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == config.LogJSON {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// reloadOnHUP re-reads the configuration on every SIGHUP and hands it to
+// the bridge (SMPP accounts and SIP users change without a restart); a
+// configuration that does not load keeps the running one.
+func reloadOnHUP(ctx context.Context, b *bridge.Bridge, load func() (*config.Config, error), log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		cfg, err := load()
+		if err != nil {
+			log.Error("reload refused: keeping the running configuration", "err", err)
+			continue
+		}
+		if err := b.Reload(cfg); err != nil {
+			log.Error("reload", "err", err)
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/fiorix/go-smpp/smpp/pdu/pdutext"
 
+	"github.com/smsbridge/bridge/internal/testutil"
 	"github.com/smsbridge/bridge/mcp"
 )
 
@@ -52,7 +53,7 @@ func TestHandsetOverMCP(t *testing.T) {
 	if err != nil || (code != 200 && code != 280) {
 		t.Fatalf("handset M answered %d, %v", code, err)
 	}
-	waitFor(t, "reply at the SMSC", 10*time.Second, func() bool { return sc.texts(t)["8613900000040"] == "reply from the handset" })
+	testutil.WaitFor(t, "reply at the SMSC", 10*time.Second, func() bool { return sc.texts(t)["8613900000040"] == "reply from the handset" })
 	p := sc.received()[0]
 	if p.SourceAddr != "8613800000040" {
 		t.Fatalf("reply source %q", p.SourceAddr)

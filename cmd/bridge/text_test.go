@@ -19,6 +19,7 @@ import (
 	"github.com/fiorix/go-smpp/smpp/pdu/pdutext"
 	"github.com/fiorix/go-smpp/smpp/pdu/pdutlv"
 
+	"github.com/smsbridge/bridge/internal/testutil"
 	"github.com/smsbridge/bridge/smpp"
 	"github.com/smsbridge/bridge/smstext"
 )
@@ -30,7 +31,7 @@ type fiorixESME struct {
 	dlv []fpdu.Body
 }
 
-func bindFiorix(t *testing.T, b *bridge, user, pass string) *fiorixESME {
+func bindFiorix(t *testing.T, b *running, user, pass string) *fiorixESME {
 	t.Helper()
 	e := &fiorixESME{}
 	e.tx = &fsmpp.Transceiver{Addr: b.addrs.SMPP, User: user, Passwd: pass, RespTimeout: 10 * time.Second,
@@ -94,7 +95,7 @@ func TestESMEGetsDeliveredReceipt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "receipt at the ESME", 10*time.Second, func() bool { return len(e.delivered()) == 1 })
+	testutil.WaitFor(t, "receipt at the ESME", 10*time.Second, func() bool { return len(e.delivered()) == 1 })
 	checkReceipt(t, e.delivered()[0], sm.RespID(), "DELIVRD")
 	if got := u.received(); len(got) != 1 || got[0] != "收到请回执 receipt please" {
 		t.Fatalf("UA got %q", got)
@@ -111,7 +112,7 @@ func TestESMEGetsExpiredReceipt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "EXPIRED receipt", 15*time.Second, func() bool { return len(e.delivered()) == 1 })
+	testutil.WaitFor(t, "EXPIRED receipt", 15*time.Second, func() bool { return len(e.delivered()) == 1 })
 	checkReceipt(t, e.delivered()[0], sm.RespID(), "EXPIRED")
 }
 
@@ -168,7 +169,7 @@ func TestLongIMToSMSReceiptsGiveOneIMDN(t *testing.T) {
 	if code := u.message(t, b, "+8613700000023", text); code != 202 {
 		t.Fatalf("MESSAGE: %d", code)
 	}
-	waitFor(t, "15 parts at the SMSC", 15*time.Second, func() bool { return len(sc.received()) == 15 })
+	testutil.WaitFor(t, "15 parts at the SMSC", 15*time.Second, func() bool { return len(sc.received()) == 15 })
 	if got := sc.texts(t)["8613700000023"]; got != text {
 		t.Fatalf("SMSC parts do not join to the text (%d runes vs %d)", len([]rune(got)), 1000)
 	}
@@ -180,7 +181,7 @@ func TestLongIMToSMSReceiptsGiveOneIMDN(t *testing.T) {
 	ids := sc.submittedIDs()
 	for i, id := range ids {
 		if i == len(ids)-1 {
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond) // nothing to wait on: the IMDN must NOT come yet
 			if n := len(u.imdns()); n != 0 {
 				t.Fatalf("IMDN sent before the last part's receipt (%d)", n)
 			}
@@ -192,7 +193,7 @@ func TestLongIMToSMSReceiptsGiveOneIMDN(t *testing.T) {
 		}
 		sc.deliverReceipt(t, form, "8613700000023", "DELIVRD")
 	}
-	waitFor(t, "IMDN at the IM sender", 10*time.Second, func() bool { return len(u.imdns()) == 1 })
+	testutil.WaitFor(t, "IMDN at the IM sender", 10*time.Second, func() bool { return len(u.imdns()) == 1 })
 	if x := u.imdns()[0]; !strings.Contains(x, "<delivered") {
 		t.Fatalf("IMDN body: %s", x)
 	}
@@ -208,9 +209,9 @@ func TestSMSCUndeliveredGivesFailedIMDN(t *testing.T) {
 	if code := u.message(t, b, "+8613700000024", "will fail"); code != 202 {
 		t.Fatalf("MESSAGE: %d", code)
 	}
-	waitFor(t, "submit_sm", 10*time.Second, func() bool { return len(sc.received()) == 1 })
+	testutil.WaitFor(t, "submit_sm", 10*time.Second, func() bool { return len(sc.received()) == 1 })
 	sc.deliverReceipt(t, sc.submittedIDs()[0], "8613700000024", "UNDELIV")
-	waitFor(t, "IMDN", 10*time.Second, func() bool { return len(u.imdns()) == 1 })
+	testutil.WaitFor(t, "IMDN", 10*time.Second, func() bool { return len(u.imdns()) == 1 })
 	if x := u.imdns()[0]; !strings.Contains(x, "<failed") {
 		t.Fatalf("IMDN body: %s", x)
 	}
@@ -231,7 +232,7 @@ func TestFivePartsRoundTripOutOfOrder(t *testing.T) {
 	if code := sender.message(t, b, "+8613700000025", text); code != 202 {
 		t.Fatal(code)
 	}
-	waitFor(t, "5 parts", 10*time.Second, func() bool { return len(sc.received()) == 5 })
+	testutil.WaitFor(t, "5 parts", 10*time.Second, func() bool { return len(sc.received()) == 5 })
 	parts := sc.received()
 	if parts[0].DataCoding != 0 {
 		t.Fatalf("GSM text left with dcs %d, want 0 (GSM7)", parts[0].DataCoding)
@@ -242,7 +243,7 @@ func TestFivePartsRoundTripOutOfOrder(t *testing.T) {
 	if code := rcpt.register(t, b, 3600); code != 200 {
 		t.Fatal(code)
 	}
-	waitFor(t, "bind", 10*time.Second, func() bool { return len(sc.srv.Sessions("bridge")) > 0 })
+	testutil.WaitFor(t, "bind", 10*time.Second, func() bool { return len(sc.srv.Sessions("bridge")) > 0 })
 	for _, i := range rand.Perm(5) {
 		p := parts[i]
 		p.ID, p.DestAddr, p.SourceAddr = smpp.DeliverSM, "8613800000026", "8613800000025"
@@ -254,7 +255,7 @@ func TestFivePartsRoundTripOutOfOrder(t *testing.T) {
 			t.Fatalf("part %d: %v", i, err)
 		}
 	}
-	waitFor(t, "reassembled MESSAGE", 10*time.Second, func() bool { return len(rcpt.received()) == 1 })
+	testutil.WaitFor(t, "reassembled MESSAGE", 10*time.Second, func() bool { return len(rcpt.received()) == 1 })
 	if got := rcpt.received()[0]; got != text {
 		t.Fatalf("reassembled %q\nwant %q", got, text)
 	}
@@ -300,7 +301,7 @@ func TestPartsSurviveRestart(t *testing.T) {
 		t.Fatal(code)
 	}
 	sendParts(t, b.addrs.SMPP, parts, dcs, 1)
-	waitFor(t, "MESSAGE", 10*time.Second, func() bool { return len(u.received()) == 1 })
+	testutil.WaitFor(t, "MESSAGE", 10*time.Second, func() bool { return len(u.received()) == 1 })
 	if got := u.received()[0]; got != text {
 		t.Fatalf("got %q", got)
 	}

@@ -1,10 +1,8 @@
-package main
+package bridge
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/xml"
-	"fmt"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -25,22 +23,12 @@ type logins struct {
 
 func buildLogins(cfg *config.Config, ordinaryHA1 func(string) (string, bool), log *slog.Logger) (*logins, error) {
 	l := &logins{}
-	var sites []login.Site
-	for _, s := range cfg.PartnerSites {
-		f := strings.Split(s, ",")
-		if len(f) < 4 || len(f) > 6 {
-			return nil, fmt.Errorf("--partner-site %q: want ID,VERIFY_URL,SERVER_ID,SERVER_SECRET[,CONTACTS_URL[,POSTS_URL]]", f[0])
+	if len(cfg.PartnerSites) > 0 {
+		sites := make([]login.Site, len(cfg.PartnerSites))
+		for i, s := range cfg.PartnerSites {
+			sites[i] = login.Site{ID: s.ID, VerifyURL: s.VerifyURL, ServerID: s.ServerID, ServerSecret: s.ServerSecret,
+				ContactsURL: s.ContactsURL, PostsURL: s.PostsURL, Enabled: true}
 		}
-		site := login.Site{ID: f[0], VerifyURL: f[1], ServerID: f[2], ServerSecret: f[3], Enabled: true}
-		if len(f) > 4 {
-			site.ContactsURL = f[4]
-		}
-		if len(f) > 5 {
-			site.PostsURL = f[5]
-		}
-		sites = append(sites, site)
-	}
-	if len(sites) > 0 {
 		p, err := login.NewPartners(login.PartnersConfig{Sites: sites, Logger: log.With("part", "partners")})
 		if err != nil {
 			return nil, err
@@ -49,39 +37,20 @@ func buildLogins(cfg *config.Config, ordinaryHA1 func(string) (string, bool), lo
 	}
 	var social *login.SocialAccounts
 	if len(cfg.SocialSites) > 0 {
-		var ss []login.SocialSite
-		for _, s := range cfg.SocialSites {
-			id, k, ok := strings.Cut(s, ":")
-			key, err := hex.DecodeString(k)
-			if !ok || err != nil || len(key) < 16 {
-				return nil, fmt.Errorf("--social-site %q: want ID:HEX_KEY with at least 16 key bytes", id)
-			}
-			ss = append(ss, login.SocialSite{ID: id, Key: key})
+		ss := make([]login.SocialSite, len(cfg.SocialSites))
+		for i, s := range cfg.SocialSites {
+			ss[i] = login.SocialSite{ID: s.ID, Key: s.Key}
 		}
 		var err error
 		if social, err = login.NewSocialAccounts(login.SocialConfig{Sites: ss}); err != nil {
 			return nil, err
 		}
 	}
-	var services []login.Service
-	for _, s := range cfg.SSOServices {
-		f := strings.Split(s, ":")
-		if len(f) < 3 || len(f) > 4 {
-			return nil, fmt.Errorf("--sso-service %q: want ID:KEY_ID:HEX_KEY[:TTL]", f[0])
+	if len(cfg.SSOServices) > 0 {
+		services := make([]login.Service, len(cfg.SSOServices))
+		for i, s := range cfg.SSOServices {
+			services[i] = login.Service{ID: s.ID, KeyID: s.KeyID, Key: s.Key, TTL: s.TTL}
 		}
-		key, err := login.ParseKey(f[2])
-		if err != nil {
-			return nil, fmt.Errorf("--sso-service %s: %w", f[0], err)
-		}
-		svc := login.Service{ID: f[0], KeyID: f[1], Key: key}
-		if len(f) == 4 {
-			if svc.TTL, err = time.ParseDuration(f[3]); err != nil {
-				return nil, fmt.Errorf("--sso-service %s: ttl: %w", f[0], err)
-			}
-		}
-		services = append(services, svc)
-	}
-	if len(services) > 0 {
 		iss, err := login.NewIssuer(services, time.Now)
 		if err != nil {
 			return nil, err

@@ -1,0 +1,431 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/smsbridge/bridge/api"
+	"github.com/smsbridge/bridge/config"
+	"github.com/smsbridge/bridge/mcp"
+	"github.com/smsbridge/bridge/msg"
+	"github.com/smsbridge/bridge/presence"
+	"github.com/smsbridge/bridge/provision"
+	"github.com/smsbridge/bridge/router"
+	"github.com/smsbridge/bridge/sip"
+	"github.com/smsbridge/bridge/smpp"
+	"github.com/smsbridge/bridge/smppgw"
+	"github.com/smsbridge/bridge/smstext"
+	"github.com/smsbridge/bridge/store"
+)
+
+// Addrs are the addresses the bridge listens on, port 0 resolved; "" for a
+// listener that is off.
+type Addrs struct {
+	SMPP, SIP, HTTP, MCP, Admin string
+}
+
+// Bridge is one gateway process's parts, built and wired.
+type Bridge struct {
+	cfg *config.Config
+	log *slog.Logger
+
+	db   *store.DB
+	pres *presence.Store
+	prov *provision.Store
+	rt   *router.Router
+	lg   *logins
+	gw   *smppgw.Gateway
+	sip  *sip.Server
+	mcp  *mcp.Server // nil when the handset link is off
+	api  *api.Server
+
+	smppLn, httpLn, mcpLn, adminLn net.Listener
+
+	// Accounts and users from the configuration, swapped by Reload;
+	// provisioned ones are in the store.
+	accounts, users atomic.Pointer[map[string]string]
+	latency         map[string]*api.Histogram // acceptance → final state, by route
+
+	ready     chan struct{}
+	ran       atomic.Bool
+	closeOnce sync.Once
+}
+
+// New builds every part of the bridge from cfg and binds its listeners, so
+// Addrs is known at once; Run serves. log may be nil (discard). A Bridge
+// whose Run is never called must be closed with Close.
+func New(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	b := &Bridge{cfg: cfg, log: log, ready: make(chan struct{})}
+	acc, usr := cfg.Accounts(), cfg.Users()
+	b.accounts.Store(&acc)
+	b.users.Store(&usr)
+	for _, step := range []struct {
+		name  string
+		build func() error
+	}{
+		{"store", b.openStore},
+		{"directory", b.openDirectory},
+		{"router", b.buildRouter},
+		{"logins", b.buildLogins},
+		{"smpp", b.buildSMPP},
+		{"sip", b.buildSIP},
+		{"mcp", b.buildMCP},
+		{"http", b.buildAPI},
+		{"listeners", b.listen},
+	} {
+		if err := step.build(); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("bridge: %s: %w", step.name, err)
+		}
+	}
+	b.connect()
+	return b, nil
+}
+
+func (b *Bridge) openStore() error {
+	cfg := b.cfg
+	if cfg.OpenRegistration {
+		b.log.Warn("OPEN REGISTRATION IS ON: any SIP client can register as anyone. Labs only.")
+	}
+	db, err := store.Open(store.Options{
+		Dir: cfg.DataDir, Logger: b.log.With("part", "store"),
+		MemTableSize:   int64(cfg.StoreMemtableMB) << 20,
+		BlockCacheSize: int64(cfg.StoreCacheMB) << 20, IndexCacheSize: int64(cfg.StoreCacheMB) << 20,
+		CommitInterval: cfg.StoreCommitInterval, DedupWindow: cfg.DedupWindow,
+		KeepText: cfg.RetainText, Retention: cfg.Retention,
+	})
+	if err != nil {
+		return fmt.Errorf("open %q: %w", cfg.DataDir, err)
+	}
+	b.db = db
+	return nil
+}
+
+// openDirectory opens presence and provisioning, both kept in the store.
+func (b *Bridge) openDirectory() error {
+	var err error
+	if b.pres, err = presence.Open(presence.Options{KV: b.db, Logger: b.log.With("part", "presence")}); err != nil {
+		return err
+	}
+	b.prov, err = provision.Open(provision.Options{KV: b.db, Domain: b.cfg.SIPDomain, CountryCode: b.cfg.CountryCode,
+		Logger: b.log.With("part", "provision")})
+	return err
+}
+
+func (b *Bridge) buildRouter() error {
+	b.latency = map[string]*api.Histogram{"im": api.NewHistogram(), "sms": api.NewHistogram(), "failed": api.NewHistogram()}
+	b.rt = router.New(router.Config{
+		Workers: b.cfg.Workers, QueueDepth: b.cfg.QueueDepth, DefaultValidity: b.cfg.DefaultValidity,
+		DedupWindow: b.cfg.DedupWindow, OnFinal: b.observeFinal, Logger: b.log.With("part", "router"),
+	}, b.db, b.pres)
+	return nil
+}
+
+// observeFinal records the time from acceptance to the final state, by the
+// network that delivered the message ("failed" when none did).
+func (b *Bridge) observeFinal(m *msg.Message, o msg.Outcome) {
+	route := "failed"
+	if o.Delivered {
+		route = string(o.Via)
+	}
+	if h := b.latency[route]; h != nil {
+		h.Observe(time.Since(m.Accepted).Seconds())
+	}
+}
+
+// ha1 finds a SIP user's credential: configured users first, then
+// provisioned ones.
+func (b *Bridge) ha1(user string) (string, bool) {
+	if h, ok := (*b.users.Load())[user]; ok {
+		return h, true
+	}
+	return b.prov.HA1(user)
+}
+
+func (b *Bridge) buildLogins() error {
+	lg, err := buildLogins(b.cfg, b.ha1, b.log)
+	b.lg = lg
+	return err
+}
+
+var alphabets = map[config.Alphabet]smstext.Preference{
+	config.AlphabetAuto: smstext.Auto, config.AlphabetUCS2: smstext.ForceUCS2, config.AlphabetLatin1: smstext.ForceLatin1,
+}
+
+func (b *Bridge) buildSMPP() error {
+	cfg := b.cfg
+	gc := smppgw.Config{
+		CountryCode: cfg.CountryCode, Logger: b.log.With("part", "smpp"),
+		Route: smppgw.Route{Upstream: cfg.SMSRoute.SMSC, ESME: cfg.SMSRoute.ESME},
+		KV:    b.db, OnReceipt: b.rt.Receipt, Policy: provPolicy{b.prov},
+		Alphabet: alphabets[cfg.SMSAlphabet], Payload: cfg.SMSPayload, AlwaysReceipts: cfg.SMSReceipts == config.ReceiptsAlways,
+		Reassembly: smstext.ReassemblyConfig{Timeout: cfg.ReassemblyWait, Partial: cfg.ReassemblyPolicy == config.ReassemblyPartial,
+			Logger: b.log.With("part", "reassembly")},
+		Auth: b.authSMPP, SystemID: "bridge", Window: cfg.SMPPWindow, EnquireInterval: cfg.EnquireInterval,
+	}
+	if s := cfg.SMSC; s != nil {
+		bind := smpp.BindTransceiver
+		if cfg.SMSCBind == config.BindTransmitter {
+			bind = smpp.BindTransmitter
+		}
+		gc.Upstream = &smppgw.Upstream{Addr: s.Addr, SystemID: s.SystemID, Password: s.Password, Bind: bind}
+	}
+	b.gw = smppgw.New(gc, b.rt)
+	return nil
+}
+
+// authSMPP checks a bind: configured accounts first, then provisioned ones.
+func (b *Bridge) authSMPP(systemID, password string, _ smpp.CommandID, _ net.Addr) uint32 {
+	if want, ok := (*b.accounts.Load())[systemID]; ok {
+		if !smpp.CheckPassword(want, password) {
+			return smpp.ESME_RINVPASWD
+		}
+		return smpp.ESME_ROK
+	}
+	switch ok, known := b.prov.CheckAccount(systemID, password); {
+	case !known:
+		return smpp.ESME_RINVSYSID
+	case !ok:
+		return smpp.ESME_RINVPASWD
+	}
+	return smpp.ESME_ROK
+}
+
+func (b *Bridge) buildSIP() error {
+	cfg := b.cfg
+	s, err := sip.New(sip.Config{
+		Listen: cfg.SIPListen, Domain: cfg.SIPDomain, CountryCode: cfg.CountryCode,
+		OpenRegistration: cfg.OpenRegistration,
+		// Own users first, then SIP passwords issued to partner and social
+		// logins by /v1/login.
+		HA1:           b.lg.auth.HA1,
+		OutboundProxy: cfg.OutboundProxy, MessageTimeout: cfg.IMTimeout, MinExpires: cfg.SIPMinExpires,
+		ReginfoFrom: cfg.ReginfoFrom,
+		Logger:      b.log.With("part", "sip"),
+	}, b.pres, b.rt)
+	b.sip = s
+	return err
+}
+
+func (b *Bridge) buildMCP() error {
+	cfg := b.cfg
+	if cfg.MCPListen == "" {
+		return nil
+	}
+	s, err := mcp.New(mcp.Config{
+		Listen: cfg.MCPListen, Domain: cfg.SIPDomain, CountryCode: cfg.CountryCode,
+		HA1: b.lg.auth.HA1, OpenRegistration: cfg.OpenRegistration, Lookup: b.pres.Lookup,
+		Service: b.lg.mcpService(cfg.SIPDomain), MessageTimeout: cfg.IMTimeout,
+		// Each stateful connection keeps its codec state: this bounds that memory.
+		MaxConns: 10000,
+		Logger:   b.log.With("part", "mcp"),
+	}, b.pres, b.rt)
+	b.mcp = s
+	return err
+}
+
+func (b *Bridge) buildAPI() error {
+	cfg := b.cfg
+	b.api = api.New(api.Config{
+		Tokens: cfg.APITokens, CountryCode: cfg.CountryCode, Logger: b.log.With("part", "http"),
+		Ready: b.db.Healthy, Metrics: b.metrics,
+		Domain: cfg.SIPDomain, Provision: b.prov, Presence: b.pres,
+		Logins: b.lg.auth, Tickets: b.lg.issuer, Partners: b.lg.partners, HA1: b.lg.auth.HA1,
+	}, b.rt, b.db)
+	return nil
+}
+
+// listen binds every listener; "" leaves an optional one off.
+func (b *Bridge) listen() error {
+	bind := func(addr, name string, ln *net.Listener) error {
+		if addr == "" {
+			return nil
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("%s listen: %w", name, err)
+		}
+		*ln = l
+		return nil
+	}
+	if err := bind(b.cfg.SMPPListen, "smpp", &b.smppLn); err != nil {
+		return err
+	}
+	if b.smppLn == nil { // an empty SMPP address listens on any free port, as net.Listen does
+		if err := bind(":0", "smpp", &b.smppLn); err != nil {
+			return err
+		}
+	}
+	if err := bind(b.cfg.HTTPListen, "http", &b.httpLn); err != nil {
+		return err
+	}
+	if b.mcp != nil {
+		if err := bind(b.cfg.MCPListen, "mcp", &b.mcpLn); err != nil {
+			return err
+		}
+	}
+	if err := bind(b.cfg.AdminListen, "admin", &b.adminLn); err != nil {
+		return err
+	}
+	return b.sip.Listen()
+}
+
+// connect registers the edges that deliver and report with the router.
+func (b *Bridge) connect() {
+	b.rt.AddIM("sip", b.sip)
+	if b.mcp != nil {
+		b.rt.AddIM("mcp", b.mcp)
+	}
+	if r := b.cfg.SMSRoute; r.SMSC || r.ESME != "" {
+		b.rt.SetSMS(b.gw)
+	} else {
+		b.log.Warn("no SMS route: messages for offline numbers wait until one is configured (--smsc or --sms-route esme:ID)")
+	}
+	// Originators hear how their message ended: ESMEs by delivery receipt,
+	// IM users by IMDN.
+	b.rt.AddReporter(msg.FromESME, b.gw)
+	b.rt.AddReporter(msg.FromSIP, b.sip)
+}
+
+// Addrs returns the addresses the bridge listens on.
+func (b *Bridge) Addrs() Addrs {
+	a := Addrs{SMPP: b.smppLn.Addr().String(), SIP: b.sip.Addr()}
+	for _, l := range []struct {
+		ln  net.Listener
+		dst *string
+	}{{b.httpLn, &a.HTTP}, {b.mcpLn, &a.MCP}, {b.adminLn, &a.Admin}} {
+		if l.ln != nil {
+			*l.dst = l.ln.Addr().String()
+		}
+	}
+	return a
+}
+
+// Ready is closed once every listener is served.
+func (b *Bridge) Ready() <-chan struct{} { return b.ready }
+
+// Run serves until ctx ends or a part fails, then shuts down: the edges stop
+// taking work, in-flight deliveries end (unfinished ones stay in the store
+// for the next start), and the store closes last. It may be called once.
+func (b *Bridge) Run(ctx context.Context) error {
+	if !b.ran.CompareAndSwap(false, true) {
+		return errors.New("bridge: Run called twice")
+	}
+	defer b.Close()
+	g, gctx := errgroup.WithContext(ctx)
+	if b.adminLn != nil {
+		g.Go(func() error { return serveAdmin(gctx, b.adminLn) })
+	}
+	if b.httpLn != nil {
+		g.Go(func() error { return b.api.Serve(gctx, b.httpLn) })
+	}
+	g.Go(func() error { return b.rt.Run(gctx) })
+	g.Go(func() error { return b.gw.Run(gctx) })
+	g.Go(func() error { return b.gw.Serve(gctx, b.smppLn) })
+	g.Go(func() error { b.pres.Run(gctx, 30*time.Second); return nil })
+	g.Go(func() error { return b.sip.Serve(gctx) })
+	if b.mcp != nil {
+		g.Go(func() error { return b.mcp.Serve(gctx, b.mcpLn) })
+	}
+	g.Go(func() error {
+		select {
+		case <-b.sip.Ready():
+		case <-gctx.Done():
+			return nil
+		}
+		a := b.Addrs()
+		b.log.Info("bridge up", "smpp", a.SMPP, "sip", a.SIP, "http", a.HTTP, "mcp", a.MCP,
+			"data_dir", b.cfg.DataDir, "presence", b.pres.Len())
+		close(b.ready)
+		return nil
+	})
+	err := g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	b.log.Info("bridge stopped", "pending", b.rt.Pending())
+	return err
+}
+
+// Close releases what New acquired; Run calls it when it ends.
+func (b *Bridge) Close() error {
+	var err error
+	b.closeOnce.Do(func() {
+		for _, ln := range []net.Listener{b.smppLn, b.httpLn, b.mcpLn, b.adminLn} {
+			if ln != nil {
+				ln.Close()
+			}
+		}
+		if b.sip != nil {
+			b.sip.Close() // only what Serve did not take over
+		}
+		if b.db != nil {
+			err = b.db.Close()
+		}
+	})
+	return err
+}
+
+// Reload swaps in the SMPP accounts and SIP users of a re-read
+// configuration and re-reads the provisioned ones; nothing else changes
+// without a restart.
+func (b *Bridge) Reload(cfg *config.Config) error {
+	acc, usr := cfg.Accounts(), cfg.Users()
+	b.accounts.Store(&acc)
+	b.users.Store(&usr)
+	if err := b.prov.Reload(); err != nil {
+		return fmt.Errorf("bridge: reload provisioned users and accounts: %w", err)
+	}
+	b.log.Info("configuration reloaded", "smpp_accounts", len(acc), "sip_users", len(usr))
+	return nil
+}
+
+// serveAdmin serves Go's profiles on a listener of its own, so they are
+// never reachable through the public API port.
+func serveAdmin(ctx context.Context, ln net.Listener) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	stop := context.AfterFunc(ctx, func() { srv.Close() })
+	defer stop()
+	if err := srv.Serve(ln); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	return nil
+}
+
+// provPolicy gives the SMPP gateway the provisioned per-account limits and
+// routes.
+type provPolicy struct{ p *provision.Store }
+
+func (pp provPolicy) SourceAllowed(id, src string) bool { return pp.p.SourceAllowed(id, src) }
+
+func (pp provPolicy) TPS(id string) int {
+	a, ok := pp.p.Account(id)
+	if !ok {
+		return 0
+	}
+	return a.TPS
+}
+
+func (pp provPolicy) RouteFor(to msg.Address) (string, bool) {
+	r, ok := pp.p.RouteFor(to)
+	return r.Target, ok
+}

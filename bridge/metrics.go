@@ -1,0 +1,50 @@
+package bridge
+
+import "github.com/smsbridge/bridge/api"
+
+// metrics lists what /metrics exposes: the router's outcome counters, the
+// SMPP edge's, the store's and presence's, and delivery latency by route.
+func (b *Bridge) metrics() []api.Metric {
+	rt, db, pres, gw := b.rt, b.db, b.pres, b.gw
+	c := rt.Stats()
+	counter := func(name, help string, v func() uint64) api.Metric {
+		return api.Metric{Name: name, Help: help, Type: "counter", Value: func() float64 { return float64(v()) }}
+	}
+	ms := []api.Metric{
+		counter("bridge_accepted_total", "Messages stored and acknowledged.", c.Accepted.Load),
+		counter("bridge_throttled_total", "Messages refused because the bridge was saturated.", c.Throttled.Load),
+		counter("bridge_not_stored_total", "Messages refused because the store could not take them.", c.NotStored.Load),
+		counter("bridge_im_delivered_total", "Messages delivered into IM.", c.IMDelivered.Load),
+		counter("bridge_im_failed_total", "IM delivery attempts that failed.", c.IMFailed.Load),
+		counter("bridge_sms_delivered_total", "Messages handed to the SMS network.", c.SMSDelivered.Load),
+		counter("bridge_sms_failed_total", "SMS attempts that failed.", c.SMSFailed.Load),
+		counter("bridge_fallbacks_total", "IM failures that fell back to SMS.", c.Fallbacks.Load),
+		counter("bridge_retries_total", "Delivery attempts scheduled again.", c.Retries.Load),
+		counter("bridge_duplicates_total", "Resubmissions suppressed as duplicates.", c.Duplicates.Load),
+		counter("bridge_expired_total", "Messages that expired undelivered.", c.Expired.Load),
+		counter("bridge_parked_total", "Messages parked for an offline IM-only user.", c.Parked.Load),
+		counter("bridge_smpp_received_total", "submit_sm/deliver_sm received.", gw.Received.Load),
+		counter("bridge_smpp_rejected_total", "submit_sm/deliver_sm refused for bad content.", gw.Rejected.Load),
+		counter("bridge_smpp_parts_total", "Parts of long SMS received.", gw.Parts.Load),
+		counter("bridge_smsc_receipts_total", "Delivery receipts received from the SMSC.", gw.Receipts.Load),
+		counter("bridge_smsc_receipts_unmatched_total", "SMSC receipts that matched no message.", gw.UnmatchedReceipts.Load),
+		counter("bridge_esme_receipts_sent_total", "Delivery receipts delivered to ESMEs.", gw.ReceiptsSent.Load),
+		counter("bridge_esme_receipts_dropped_total", "Delivery receipts given up.", gw.ReceiptsDropped.Load),
+		{Name: "bridge_queue_depth", Help: "Accepted messages not yet final.", Type: "gauge", Value: func() float64 { return float64(rt.Pending()) }},
+		{Name: "bridge_smpp_binds", Help: "SMPP sessions bound to us.", Type: "gauge", Value: func() float64 { return float64(gw.Binds()) }},
+		{Name: "bridge_smsc_up", Help: "1 while the bind to the upstream SMSC is up.", Type: "gauge", Value: func() float64 {
+			if gw.UpstreamBound() {
+				return 1
+			}
+			return 0
+		}},
+		{Name: "bridge_store_batches_total", Help: "Group commits (one fsync each).", Type: "counter", Value: func() float64 { return float64(db.Stats().Batches) }},
+		{Name: "bridge_store_writes_total", Help: "Key writes handed to badger in group commits, failed ones included (a record's write superseded within its batch is not written, nor counted).", Type: "counter", Value: func() float64 { return float64(db.Stats().Commits) }},
+		{Name: "bridge_presence_users", Help: "Users with a presence binding.", Type: "gauge", Value: func() float64 { return float64(pres.Len()) }},
+	}
+	for _, route := range []string{"im", "sms", "failed"} {
+		ms = append(ms, api.Metric{Name: "bridge_delivery_seconds", Help: "Time from acceptance to the final state, by route.",
+			Type: "histogram", Histogram: b.latency[route], Labels: map[string]string{"route": route}})
+	}
+	return ms
+}

@@ -1,0 +1,435 @@
+package config
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// option is one setting: its flag name (env and YAML names derive from it),
+// default, help and where it lives in a Config.
+type option struct {
+	name    string
+	def     string
+	help    string
+	list    bool // repeatable; a source replaces the lists of the sources below it
+	boolean bool // a flag that needs no value
+	secret  bool // masked by Print
+	quoted  bool // printed as a YAML string
+	bind    func(*Config) value
+	mask    func(string) string // for secrets; default: all but what precedes the first ':'
+}
+
+// value parses into and renders a typed field of a Config.
+type value interface {
+	set(string) error // for a list: append one item
+	get() []string
+	reset() // for a list: empty it
+}
+
+var options = []option{
+	addr("smpp-listen", ":2775", "SMPP 3.4 listen address for carriers' binds", func(c *Config) *string { return &c.SMPPListen }),
+	addr("sip-listen", ":5060", "SIP listen address (UDP and TCP)", func(c *Config) *string { return &c.SIPListen }),
+	addr("http-listen", ":8080", "HTTP API and metrics listen address (\"\" = off)", func(c *Config) *string { return &c.HTTPListen }),
+	addr("mcp-listen", ":5070", "MCP handset link listen address (\"\" = off)", func(c *Config) *string { return &c.MCPListen }),
+	str("data-dir", "./data", "directory of the durable store (\"\" = in memory, loses everything on exit: labs only)", func(c *Config) *string { return &c.DataDir }, nil),
+	str("sip-domain", "localhost", "our SIP domain and digest realm", func(c *Config) *string { return &c.SIPDomain }, nil),
+	str("country-code", "86", "default country code for national numbers", func(c *Config) *string { return &c.CountryCode }, func(v string) error {
+		if _, err := strconv.Atoi(v); v != "" && (err != nil || len(v) > 3 || v[0] == '-' || v[0] == '+') {
+			return fmt.Errorf("%q: must be 1-3 digits", v)
+		}
+		return nil
+	}),
+	{name: "smsc", help: "upstream SMSC to bind to, smpp://SYSTEM_ID:PASSWORD@HOST:PORT (\"\" = none)", secret: true, quoted: true,
+		bind: func(c *Config) value { return smscValue{&c.SMSC} }, mask: maskSMSC},
+	enum("smsc-bind", BindTransceiver, "bind type toward the SMSC: transceiver or transmitter", func(c *Config) *SMSCBind { return &c.SMSCBind }, BindTransmitter),
+	list("smpp-account", "SMPP account SYSTEM_ID:PASSWORD allowed to bind (repeatable)", true, func(c *Config) *[]Account { return &c.SMPPAccounts },
+		parseAccount, func(a Account) string { return a.SystemID + ":" + a.Password }),
+	{name: "sms-route", help: "where SMS leaves the bridge: smsc (submit_sm upstream) or esme:SYSTEM_ID (deliver_sm to that bound receiver); default smsc when --smsc is set", quoted: true,
+		bind: func(c *Config) value { return routeValue{&c.SMSRoute} }},
+	list("sip-user", "SIP user USER:HA1 with HA1=md5(USER:DOMAIN:PASSWORD) (repeatable)", true, func(c *Config) *[]SIPUser { return &c.SIPUsers },
+		parseSIPUser, func(u SIPUser) string { return u.User + ":" + u.HA1 }),
+	withMask(list("api-token", "bearer token accepted by the HTTP API /v1 (repeatable; none = /v1 refuses everyone)", true, func(c *Config) *[]string { return &c.APITokens },
+		func(v string) (string, error) { return v, nil }, func(v string) string { return v }), func(string) string { return "****" }),
+	boolean("open-registration", false, "accept any SIP REGISTER without authentication (labs only)", func(c *Config) *bool { return &c.OpenRegistration }),
+	str("outbound-proxy", "", "send IM through this SIP proxy (e.g. sip:127.0.0.1:5080) instead of to the contact", func(c *Config) *string { return &c.OutboundProxy }, nil),
+	dur("sip-min-expires", "60s", "shortest REGISTER expiry accepted (shorter gets 423 Interval Too Brief)", func(c *Config) *time.Duration { return &c.SIPMinExpires }),
+	dur("default-validity", "48h", "how long a message is retried before it expires", func(c *Config) *time.Duration { return &c.DefaultValidity }),
+	dur("im-timeout", "8s", "how long to wait for an IM client's answer before falling back", func(c *Config) *time.Duration { return &c.IMTimeout }),
+	integer("workers", "512", "concurrent deliveries", func(c *Config) *int { return &c.Workers }),
+	integer("queue-depth", "100000", "messages accepted but not yet delivered before new ones are throttled", func(c *Config) *int { return &c.QueueDepth }),
+	integer("smpp-window", "256", "in-flight requests per SMPP session, each direction", func(c *Config) *int { return &c.SMPPWindow }),
+	dur("enquire-interval", "30s", "SMPP enquire_link interval on idle sessions", func(c *Config) *time.Duration { return &c.EnquireInterval }),
+	enum("sms-alphabet", AlphabetAuto, "alphabet of outgoing SMS: auto (GSM7 when it fits exactly, else UCS-2), ucs2 or latin1", func(c *Config) *Alphabet { return &c.SMSAlphabet }, AlphabetUCS2, AlphabetLatin1),
+	enum("sms-receipts", ReceiptsRequested, "ask the upstream SMSC for delivery receipts: requested (when the sender asked for one, or is a SIP user, who gets an IMDN) or always (every message's final state tracked, one more stored mapping and one more PDU per part)", func(c *Config) *Receipts { return &c.SMSReceipts }, ReceiptsAlways),
+	boolean("sms-payload", false, "send a long SMS as one PDU with the message_payload TLV instead of concatenated parts", func(c *Config) *bool { return &c.SMSPayload }),
+	dur("reassembly-timeout", "5m", "how long parts of a long SMS wait for the missing ones", func(c *Config) *time.Duration { return &c.ReassemblyWait }),
+	enum("reassembly-policy", ReassemblyPartial, "when parts are still missing at the timeout: partial (deliver with a marker) or drop", func(c *Config) *ReassemblyPolicy { return &c.ReassemblyPolicy }, ReassemblyDrop),
+	nonNegative(dur("dedup-window", "2m", "a resubmission of the same message (same account, sender, recipient and text) within this window is acknowledged with the first id and not delivered again (0 = off)", func(c *Config) *time.Duration { return &c.DedupWindow })),
+	integer("store-memtable-mb", "32", "badger memtable size in MiB (two are kept in memory)", func(c *Config) *int { return &c.StoreMemtableMB }),
+	boolean("retain-text", false, "keep a finished message's whole text for the retention period (--retention); by default its record keeps the first 20 characters, which delivery receipts quote, and the content goes once the message is done", func(c *Config) *bool { return &c.RetainText }),
+	dur("retention", "24h", "how long a finished message's record is kept: queryable over the HTTP API, quoted by delivery receipts, and what duplicate suppression checks a resubmission against (so at least --dedup-window); then the store deletes it and its disk is reclaimed", func(c *Config) *time.Duration { return &c.Retention }),
+	nonNegative(dur("store-commit-interval", "1ms", "least time between two group commits (fsyncs) of the store, unless half a batch is already waiting: fewer, larger commits cost less CPU per message for at most this much more acknowledgement latency (0 = commit as soon as the last one ends)", func(c *Config) *time.Duration { return &c.StoreCommitInterval })),
+	integer("store-cache-mb", "32", "badger block cache and index cache size in MiB, each", func(c *Config) *int { return &c.StoreCacheMB }),
+	list("reginfo-from", "IP, CIDR or host name of an IM server (Kamailio pua_reginfo) allowed to PUBLISH/NOTIFY registration state, RFC 3680 (repeatable; none = refused)", false, func(c *Config) *[]string { return &c.ReginfoFrom },
+		func(v string) (string, error) { return v, nil }, func(v string) string { return v }),
+	withMask(list("partner-site", "partner website for delegated login: ID,VERIFY_URL,SERVER_ID,SERVER_SECRET[,CONTACTS_URL[,POSTS_URL]] (repeatable; users log in as user#ID)", true, func(c *Config) *[]PartnerSite { return &c.PartnerSites },
+		parsePartnerSite, formatPartnerSite), maskPartnerSite),
+	list("social-site", "social site whose signed tokens admit account@ID: ID:HEX_HMAC_KEY (repeatable)", true, func(c *Config) *[]SocialSite { return &c.SocialSites },
+		parseSocialSite, func(s SocialSite) string { return s.ID + ":" + hex.EncodeToString(s.Key) }),
+	list("sso-service", "third-party service that gets single sign-on tickets: ID:KEY_ID:HEX_AES256_KEY[:TTL] (repeatable)", true, func(c *Config) *[]SSOService { return &c.SSOServices },
+		parseSSOService, formatSSOService),
+	integer("procs", "0", "threads running Go code at once (GOMAXPROCS); 0 = the CPUs available + 2, so the store's CPU-bound compactions never hold every thread and the kernel interleaves them with deliveries (a GOMAXPROCS environment variable also wins over 0)", func(c *Config) *int { return &c.Procs }),
+	addr("admin-listen", "", "admin-only listener for Go pprof profiles, e.g. 127.0.0.1:6060 (\"\" = off; never expose it)", func(c *Config) *string { return &c.AdminListen }),
+	{name: "log-level", def: "info", help: "debug, info, warn or error", quoted: true, bind: func(c *Config) value { return levelValue{&c.LogLevel} }},
+	enum("log-format", LogText, "text or json", func(c *Config) *LogFormat { return &c.LogFormat }, LogJSON),
+}
+
+// Constructors of options by kind.
+
+func str(name, def, help string, p func(*Config) *string, check func(string) error) option {
+	return option{name: name, def: def, help: help, quoted: true, bind: func(c *Config) value { return stringValue{p(c), check} }}
+}
+
+func addr(name, def, help string, p func(*Config) *string) option {
+	return str(name, def, help, p, func(v string) error {
+		if v == "" {
+			return nil
+		}
+		_, port, err := net.SplitHostPort(v)
+		if err != nil {
+			return fmt.Errorf("%q: %v", v, err)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			return fmt.Errorf("%q: port must be 0-65535", v)
+		}
+		return nil
+	})
+}
+
+func boolean(name string, def bool, help string, p func(*Config) *bool) option {
+	return option{name: name, def: strconv.FormatBool(def), help: help, boolean: true, bind: func(c *Config) value { return boolValue{p(c)} }}
+}
+
+func dur(name, def, help string, p func(*Config) *time.Duration) option {
+	return option{name: name, def: def, help: help, bind: func(c *Config) value { return durValue{p(c), false} }}
+}
+
+// nonNegative lets a duration option be 0 but never negative.
+func nonNegative(o option) option {
+	b := o.bind
+	o.bind = func(c *Config) value { v := b(c).(durValue); v.nonNeg = true; return v }
+	return o
+}
+
+func integer(name, def, help string, p func(*Config) *int) option {
+	return option{name: name, def: def, help: help, bind: func(c *Config) value { return intValue{p(c)} }}
+}
+
+func enum[T ~string](name string, def T, help string, p func(*Config) *T, others ...T) option {
+	allowed := append([]T{def}, others...)
+	return option{name: name, def: string(def), help: help, quoted: true, bind: func(c *Config) value { return enumValue[T]{p(c), allowed} }}
+}
+
+func list[T any](name, help string, secret bool, p func(*Config) *[]T, parse func(string) (T, error), format func(T) string) option {
+	return option{name: name, help: help, list: true, secret: secret, mask: maskAfterColon,
+		bind: func(c *Config) value { return listValue[T]{p(c), parse, format} }}
+}
+
+func withMask(o option, mask func(string) string) option {
+	o.mask = mask
+	return o
+}
+
+// Values.
+
+type stringValue struct {
+	p     *string
+	check func(string) error
+}
+
+func (v stringValue) set(s string) error {
+	if v.check != nil {
+		if err := v.check(s); err != nil {
+			return err
+		}
+	}
+	*v.p = s
+	return nil
+}
+func (v stringValue) get() []string { return []string{*v.p} }
+func (v stringValue) reset()        {}
+
+type boolValue struct{ p *bool }
+
+func (v boolValue) set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("%q is not true or false", s)
+	}
+	*v.p = b
+	return nil
+}
+func (v boolValue) get() []string { return []string{strconv.FormatBool(*v.p)} }
+func (v boolValue) reset()        {}
+
+type durValue struct {
+	p      *time.Duration
+	nonNeg bool
+}
+
+func (v durValue) set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration like 30s or 48h", s)
+	}
+	if v.nonNeg && d < 0 {
+		return fmt.Errorf("%q: must not be negative", s)
+	}
+	*v.p = d
+	return nil
+}
+func (v durValue) get() []string { return []string{v.p.String()} }
+func (v durValue) reset()        {}
+
+type intValue struct{ p *int }
+
+func (v intValue) set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a whole number", s)
+	}
+	*v.p = n
+	return nil
+}
+func (v intValue) get() []string { return []string{strconv.Itoa(*v.p)} }
+func (v intValue) reset()        {}
+
+type enumValue[T ~string] struct {
+	p       *T
+	allowed []T
+}
+
+func (v enumValue[T]) set(s string) error {
+	if !slices.Contains(v.allowed, T(s)) {
+		names := make([]string, len(v.allowed))
+		for i, a := range v.allowed {
+			names[i] = string(a)
+		}
+		return fmt.Errorf("%q: want %s", s, strings.Join(names, ", "))
+	}
+	*v.p = T(s)
+	return nil
+}
+func (v enumValue[T]) get() []string { return []string{string(*v.p)} }
+func (v enumValue[T]) reset()        {}
+
+type listValue[T any] struct {
+	p      *[]T
+	parse  func(string) (T, error)
+	format func(T) string
+}
+
+func (v listValue[T]) set(s string) error {
+	x, err := v.parse(s)
+	if err != nil {
+		return err
+	}
+	*v.p = append(*v.p, x)
+	return nil
+}
+
+func (v listValue[T]) get() []string {
+	out := make([]string, len(*v.p))
+	for i, x := range *v.p {
+		out[i] = v.format(x)
+	}
+	return out
+}
+func (v listValue[T]) reset() { *v.p = nil }
+
+type smscValue struct{ p **SMSC }
+
+func (v smscValue) set(s string) error {
+	if s == "" {
+		*v.p = nil
+		return nil
+	}
+	smsc, err := ParseSMSC(s)
+	if err != nil {
+		return err
+	}
+	*v.p = &smsc
+	return nil
+}
+
+func (v smscValue) get() []string {
+	if *v.p == nil {
+		return []string{""}
+	}
+	s := *v.p
+	return []string{"smpp://" + s.SystemID + ":" + s.Password + "@" + s.Addr}
+}
+func (v smscValue) reset() {}
+
+type routeValue struct{ p *SMSRoute }
+
+func (v routeValue) set(s string) error {
+	switch {
+	case s == "":
+		*v.p = SMSRoute{}
+	case s == "smsc":
+		*v.p = SMSRoute{SMSC: true}
+	case strings.HasPrefix(s, "esme:") && len(s) > 5:
+		*v.p = SMSRoute{ESME: s[5:]}
+	default:
+		return fmt.Errorf("%q: want smsc or esme:SYSTEM_ID", s)
+	}
+	return nil
+}
+func (v routeValue) get() []string { return []string{v.p.String()} }
+func (v routeValue) reset()        {}
+
+type levelValue struct{ p *slog.Level }
+
+func (v levelValue) set(s string) error {
+	switch s {
+	case "debug", "info", "warn", "error":
+		return v.p.UnmarshalText([]byte(s))
+	}
+	return fmt.Errorf("%q: want debug, info, warn or error", s)
+}
+func (v levelValue) get() []string { return []string{strings.ToLower(v.p.String())} }
+func (v levelValue) reset()        {}
+
+// Parsers of list items.
+
+// ParseSMSC reads smpp://SYSTEM_ID:PASSWORD@HOST:PORT.
+func ParseSMSC(u string) (SMSC, error) {
+	rest, ok := strings.CutPrefix(u, "smpp://")
+	if !ok {
+		return SMSC{}, fmt.Errorf("%q: want smpp://SYSTEM_ID:PASSWORD@HOST:PORT", maskSMSC(u))
+	}
+	cred, hostport, ok := strings.Cut(rest, "@")
+	if !ok {
+		return SMSC{}, errors.New("missing SYSTEM_ID:PASSWORD@")
+	}
+	id, pw, _ := strings.Cut(cred, ":")
+	if id == "" {
+		return SMSC{}, errors.New("missing system_id")
+	}
+	if _, _, err := net.SplitHostPort(hostport); err != nil {
+		return SMSC{}, fmt.Errorf("host:port: %w", err)
+	}
+	return SMSC{Addr: hostport, SystemID: id, Password: pw}, nil
+}
+
+func parseAccount(v string) (Account, error) {
+	id, pw, ok := strings.Cut(v, ":")
+	if !ok || id == "" || pw == "" || len(id) > 15 || len(pw) > 8 {
+		return Account{}, fmt.Errorf("%q: want SYSTEM_ID:PASSWORD (system_id ≤15, password ≤8 chars)", maskAfterColon(v))
+	}
+	return Account{id, pw}, nil
+}
+
+func parseSIPUser(v string) (SIPUser, error) {
+	user, ha1, ok := strings.Cut(v, ":")
+	if _, err := hex.DecodeString(ha1); !ok || user == "" || len(ha1) != 32 || err != nil {
+		return SIPUser{}, fmt.Errorf("%q: want USER:HA1 with a 32-hex-digit HA1", maskAfterColon(v))
+	}
+	return SIPUser{user, strings.ToLower(ha1)}, nil
+}
+
+func parsePartnerSite(v string) (PartnerSite, error) {
+	f := strings.Split(v, ",")
+	if len(f) < 4 || len(f) > 6 || f[0] == "" || f[1] == "" || f[2] == "" || f[3] == "" {
+		return PartnerSite{}, fmt.Errorf("%q: want ID,VERIFY_URL,SERVER_ID,SERVER_SECRET[,CONTACTS_URL[,POSTS_URL]]", f[0])
+	}
+	s := PartnerSite{ID: f[0], VerifyURL: f[1], ServerID: f[2], ServerSecret: f[3]}
+	if len(f) > 4 {
+		s.ContactsURL = f[4]
+	}
+	if len(f) > 5 {
+		s.PostsURL = f[5]
+	}
+	return s, nil
+}
+
+func formatPartnerSite(s PartnerSite) string {
+	f := []string{s.ID, s.VerifyURL, s.ServerID, s.ServerSecret}
+	if s.ContactsURL != "" || s.PostsURL != "" {
+		f = append(f, s.ContactsURL)
+	}
+	if s.PostsURL != "" {
+		f = append(f, s.PostsURL)
+	}
+	return strings.Join(f, ",")
+}
+
+func parseSocialSite(v string) (SocialSite, error) {
+	id, k, ok := strings.Cut(v, ":")
+	key, err := hex.DecodeString(k)
+	if !ok || id == "" || err != nil || len(key) < 16 {
+		return SocialSite{}, fmt.Errorf("%q: want ID:HEX_KEY with at least 16 key bytes", id)
+	}
+	return SocialSite{ID: id, Key: key}, nil
+}
+
+func parseSSOService(v string) (SSOService, error) {
+	f := strings.Split(v, ":")
+	if len(f) < 3 || len(f) > 4 || f[0] == "" || f[1] == "" {
+		return SSOService{}, fmt.Errorf("%q: want ID:KEY_ID:HEX_KEY[:TTL]", f[0])
+	}
+	s := SSOService{ID: f[0], KeyID: f[1]}
+	key, err := hex.DecodeString(strings.TrimSpace(f[2]))
+	if err != nil || len(key) != 32 {
+		return SSOService{}, fmt.Errorf("%s: key: want 64 hex digits (an AES-256 key)", f[0])
+	}
+	copy(s.Key[:], key)
+	if len(f) == 4 {
+		if s.TTL, err = time.ParseDuration(f[3]); err != nil || s.TTL <= 0 {
+			return SSOService{}, fmt.Errorf("%s: ttl %q: want a positive duration", f[0], f[3])
+		}
+	}
+	return s, nil
+}
+
+func formatSSOService(s SSOService) string {
+	v := s.ID + ":" + s.KeyID + ":" + hex.EncodeToString(s.Key[:])
+	if s.TTL > 0 {
+		v += ":" + s.TTL.String()
+	}
+	return v
+}
+
+// Masks of secrets, for Print and errors.
+
+func maskAfterColon(s string) string {
+	if id, _, ok := strings.Cut(s, ":"); ok {
+		return id + ":****"
+	}
+	return "****"
+}
+
+func maskSMSC(s string) string {
+	if i := strings.LastIndexByte(s, '@'); strings.HasPrefix(s, "smpp://") && i > 0 {
+		if id, _, ok := strings.Cut(s[len("smpp://"):i], ":"); ok {
+			return "smpp://" + id + ":****" + s[i:]
+		}
+	}
+	return s
+}
+
+func maskPartnerSite(s string) string {
+	f := strings.Split(s, ",")
+	if len(f) >= 4 {
+		f[3] = "****"
+	}
+	return strings.Join(f, ",")
+}

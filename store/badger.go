@@ -1,0 +1,97 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// valueThreshold: values this long or longer live in badger's value log.
+const valueThreshold = 64
+
+// badgerOptions configures badger for opts; syncWrites makes badger fsync
+// every write itself.
+func badgerOptions(opts Options, syncWrites bool) badger.Options {
+	bo := badger.DefaultOptions(opts.Dir).
+		WithInMemory(opts.Dir == "").
+		WithLogger(badgerLogger{opts.Logger}).
+		WithSyncWrites(syncWrites).
+		WithMemTableSize(opts.MemTableSize).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(3).
+		WithNumLevelZeroTablesStall(8).
+		WithNumCompactors(2).
+		WithBlockCacheSize(opts.BlockCacheSize).
+		WithIndexCacheSize(opts.IndexCacheSize).
+		WithMetricsEnabled(false). // badger metrics are process-global expvars
+		WithDetectConflicts(false) // all writes are blind sets from one committer
+	if opts.Dir != "" {
+		// Values (message records) go to badger's value log and only keys
+		// and value pointers through its LSM tree: the final records kept
+		// for the retention period are then written once, not rewritten by
+		// every compaction.
+		bo = bo.WithValueThreshold(valueThreshold)
+	}
+	return bo
+}
+
+// writeOps writes ops to bdb, unsynced, in as few transactions as badger's
+// size limit allows. Superseded ops (op.dead) are skipped.
+func writeOps(bdb *badger.DB, ops []op) error {
+	if bdb.IsClosed() {
+		// badger blocks forever in NewTransaction once closed.
+		return badger.ErrDBClosed
+	}
+	txn := bdb.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	for i := 0; i < len(ops); i++ {
+		o := &ops[i]
+		if o.dead {
+			continue
+		}
+		var err error
+		if o.del {
+			err = txn.Delete(o.key)
+		} else {
+			e := badger.NewEntry(o.key, o.val)
+			e.ExpiresAt = o.expiresAt
+			err = txn.SetEntry(e)
+		}
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			if err := txn.Commit(); err != nil {
+				return fmt.Errorf("store: commit: %w", err)
+			}
+			txn = bdb.NewTransaction(true)
+			i--
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("store: write %q: %w", o.key, err)
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// badgerLogger routes badger's logs to slog; badger's Info is chatty, so it
+// goes to Debug.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.logf(slog.LevelError, f, a) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.logf(slog.LevelWarn, f, a) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.logf(slog.LevelDebug, f, a) }
+func (b badgerLogger) Debugf(f string, a ...any)   { b.logf(slog.LevelDebug-4, f, a) }
+
+func (b badgerLogger) logf(level slog.Level, f string, a []any) {
+	ctx := context.Background()
+	if !b.l.Enabled(ctx, level) { // badger calls Debugf on every write: don't format
+		return
+	}
+	b.l.Log(ctx, level, string(bytes.TrimSpace(fmt.Appendf(nil, f, a...))), "component", "badger")
+}
