@@ -614,7 +614,7 @@ func (r *Router) finish(ctx context.Context, j *job, o msg.Outcome, detail strin
 // state can commit in the acceptance's own batch, and a receipt should not
 // overtake the acknowledgement: the adapter sends that as soon as Settle
 // returns, while a reporter builds and queues the receipt after this. That
-// narrows the window to the adapter's few µs between Settle returning and
+// narrows the window to the adapter's moment between Settle returning and
 // queueing its response; it does not close it.
 func (r *Router) reportJob(ctx context.Context, j *job, o msg.Outcome) {
 	if j.acked != nil {

@@ -314,7 +314,7 @@ func TestRenderResponseMatchesSipgo(t *testing.T) {
 }
 
 // BenchmarkAccepted202 compares the directly rendered 202 with sipgo's
-// response construction and rendering, which it replaced on the UDP path.
+// response construction and rendering, which the UDP path does not use.
 func BenchmarkAccepted202(b *testing.B) {
 	req := benchRequest(b)
 	s := &Server{cfg: Config{UserAgent: "bridge"}}

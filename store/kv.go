@@ -26,6 +26,19 @@ func (db *DB) Put(ctx context.Context, key, val []byte) error {
 }
 
 func (db *DB) put(ctx context.Context, key, val []byte) error {
+	return db.writeKey(ctx, key, val, false)
+}
+
+// Delete durably removes key.
+func (db *DB) Delete(ctx context.Context, key []byte) error {
+	if reserved(key) {
+		return fmt.Errorf("delete %q: %w", key, ErrReservedKey)
+	}
+	return db.writeKey(ctx, key, nil, true)
+}
+
+// writeKey queues one put (or delete) and waits for its commit.
+func (db *DB) writeKey(ctx context.Context, key, val []byte, del bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -36,29 +49,7 @@ func (db *DB) put(ctx context.Context, key, val []byte) error {
 	// Copy: if ctx ends first the batch still holds the bytes after we return.
 	buf := c.getBuf()
 	*buf = append(append(*buf, key...), val...)
-	ops := [1]op{{key: (*buf)[:len(key):len(key)], val: (*buf)[len(key):]}}
-	b, err := c.submit(ops[:], buf)
-	if err != nil {
-		return err
-	}
-	return c.wait(ctx, b)
-}
-
-// Delete durably removes key.
-func (db *DB) Delete(ctx context.Context, key []byte) error {
-	if reserved(key) {
-		return fmt.Errorf("delete %q: %w", key, ErrReservedKey)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c := &db.committer
-	if err := c.waitRoom(); err != nil {
-		return err
-	}
-	buf := c.getBuf()
-	*buf = append(*buf, key...)
-	ops := [1]op{{key: *buf, del: true}}
+	ops := [1]op{{key: (*buf)[:len(key):len(key)], val: (*buf)[len(key):], del: del}}
 	b, err := c.submit(ops[:], buf)
 	if err != nil {
 		return err
