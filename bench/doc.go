@@ -20,8 +20,8 @@
 // leg 2 (Relay) to a counting SIP responder or, split into parts over one
 // SMPP bind, to a counting SMSC.
 // Only that egress sink counts a message delivered, as in the bridge phase.
-// (The ceiling used to drive the ingress leg alone, half the work per
-// message, which made the bridge/ceiling ratio meaningless.) The report puts
+// (A ceiling that drove the ingress leg alone would do half the work per
+// message and make the bridge/ceiling ratio meaningless.) The report puts
 // the bridge's delivered rate next to the ceiling's.
 //
 //	go run ./bench --duration 60s --warmup 5s --mix sms-im:1 --out /tmp/bench

@@ -38,9 +38,9 @@ type Tracker struct {
 
 	// states holds one byte per sequence number, four to a word, in
 	// chunks allocated as the run reaches them. Sequence numbers are dense,
-	// so this replaced 64 mutex-guarded maps: the maps' random reads and
-	// locks were 28% of the bench's own CPU in an SMS→SMS run (pprof via
-	// --cpuprofile), CPU the bridge under test shares on this box.
+	// so an array needs no lock and no hashing, where locked maps would
+	// spend CPU that the bridge under test shares on this box (profile the
+	// generator with --cpuprofile).
 	states [maxChunks]atomic.Pointer[chunk]
 	seq    atomic.Uint64
 

@@ -12,7 +12,7 @@ import (
 const (
 	magic         = 0xB0
 	magicMask     = 0xF0
-	formatVersion = 2 // 1 was DEFLATE residuals and a 13-bit stateful check
+	formatVersion = 2 // frames of any other version are refused (ErrVersion)
 	versionMask   = 0x0C
 	flagStateful  = 0x02
 	flagCoded     = 0x01 // residual range-coded (else raw)

@@ -33,8 +33,9 @@
 // length, residual length, LZ symbols. A range-coder run ends in about one
 // byte: trailing zero bytes are not sent.
 //
-// Memory per stateful Encoder+Decoder pair is about 93 KiB (history 20 KiB
-// and models 15 KiB on each end, an 8 KiB match index on the encoder).
+// Memory per stateful Encoder+Decoder pair: history 20 KiB and models
+// 15 KiB on each end, an 8 KiB match index on the encoder
+// (TestConnectionMemory measures the whole).
 //
 // AppendFrame and ReadFrame add a varint length prefix for stream links.
 package codec

@@ -13,8 +13,8 @@ import (
 // they are after coding it ("primed"), on both ends.
 //
 // Memory is bounded on purpose (the handset link keeps one encoder and one
-// decoder per connection): history 24 KiB, models 15 KiB, encoder match
-// index 8 KiB.
+// decoder per connection): history 20 KiB (lzHistCap), models 15 KiB,
+// encoder match index 8 KiB.
 
 const (
 	lzWindow  = 16 << 10            // maximum match distance

@@ -19,8 +19,8 @@ import (
 // transaction layer and runs them through the same handler (handleMessage,
 // bounded by MaxInFlight) with a minimal server transaction of our own.
 // sipgo keeps every completed UDP server transaction with its request,
-// response, FSM and timer for Timer J (64·T1 = 32 s): at 10k MESSAGE/s
-// that was 1.6-1.7 GB of RSS and a large share of the CPU. Here a completed
+// response, FSM and timer for Timer J (64·T1 = 32 s): 32 s of traffic in
+// memory and a large share of the CPU. Here a completed
 // transaction is just its response bytes in a map rotated every Timer J,
 // enough to answer a retransmitted request again without handling it twice
 // (RFC 3261 §17.2.2). sipgo's parser still parses each new request; a
@@ -70,9 +70,8 @@ type inbound struct {
 }
 
 // dispatch runs the MESSAGE handler on a pooled goroutine: a goroutine per
-// request grows a fresh stack through the store's call depth every time
-// (runtime.copystack was 5% of the bridge's CPU with SMPP's per-request
-// goroutines).
+// request would grow a fresh stack through the store's call depth every
+// time (runtime.copystack).
 // Once the server's context ends the pool is released while the listener
 // may still deliver a last datagram; that one gets its own goroutine.
 func (u *udpServer) dispatch(req *sip.Request, tx *fastTx) {
@@ -87,8 +86,9 @@ func (u *udpServer) take(b []byte, src netip.AddrPort) bool {
 	if !bytes.HasPrefix(b, []byte("MESSAGE ")) {
 		return false
 	}
-	// A retransmission needs only its key, and sipgo's parse was most of
-	// what it cost (BenchmarkTakeRetransmission). A miss is parsed below.
+	// A retransmission needs only its key, and a full parse would be most
+	// of what answering it costs (BenchmarkTakeRetransmission). A miss is
+	// parsed below.
 	scanned, scanOK := topViaBranch(b)
 	scanOK = scanOK && bytes.HasPrefix(scanned, []byte(sip.RFC3261BranchMagicCookie))
 	if scanOK {

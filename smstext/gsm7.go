@@ -96,7 +96,7 @@ func encodeGSM7(dst []byte, text string) ([]byte, bool) {
 func decodeGSM7(b []byte) (string, error) {
 	// Straight to UTF-8: most septets are ASCII, so len(b) bytes nearly
 	// always suffice, and the Builder's String does not copy (a []rune
-	// buffer was four bytes a character plus the string's copy).
+	// buffer would take four bytes a character plus the string's copy).
 	var out strings.Builder
 	out.Grow(len(b) + len(b)/8)
 	for i := 0; i < len(b); i++ {
