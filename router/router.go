@@ -39,6 +39,13 @@ type Presence interface {
 	OnRegister(fn func(presence.Binding))
 }
 
+// People tells who an address belongs to (the identity directory): a
+// message for any of a person's addresses goes to wherever that person is
+// online, and their SMS leave from their number.
+type People interface {
+	Resolve(addr msg.Address) (msg.Person, bool)
+}
+
 // IMSender delivers to an IM binding and returns nil on the client's 2xx.
 // It bounds each attempt itself (sip and mcp give up after --im-timeout, the
 // transaction timer they run anyway), so the router needs no timer of its
@@ -74,6 +81,8 @@ type Config struct {
 	RetryMax        time.Duration // cap on retry delay (default 10m)
 	Logger          *slog.Logger
 	OnFinal         Final
+	// People resolves addresses to persons; nil routes by address alone.
+	People People
 	// DedupWindow: a message with the same origin account, sender,
 	// recipient and text within this window is acknowledged with the first
 	// one's id and not delivered again (an ESME resubmitting after a lost
@@ -142,14 +151,14 @@ type Router struct {
 	scanned chan struct{}
 
 	runCtx   context.Context        // Run's context, for drains started by Online
-	draining map[msg.Address][]*job // woken messages per user, in order
+	draining map[msg.Address][]*job // woken messages per person (parkKey), in order
 
 	dedupMu   sync.Mutex
 	dedupBusy map[[16]byte]chan struct{} // keys being stored right now; the channel, made once a copy waits, closes when stored
 
 	mu      sync.Mutex
 	later   jobHeap                           // retries and parked messages, by due time
-	offline map[msg.Address]map[*job]struct{} // parked for an IM-only user, woken on register
+	offline map[msg.Address]map[*job]struct{} // parked for an offline person (parkKey), woken on register
 }
 
 // job is one message on its way. It is also the msg.Ack of the message's
@@ -162,6 +171,7 @@ type job struct {
 	due      time.Time
 	index    int // in heap; -1 when not scheduled
 	parked   bool
+	key      msg.Address // where a parked job waits in offline (parkKey at parking)
 
 	// The settling side (Settle), the staging adapter's alone.
 	r      *Router
@@ -465,16 +475,59 @@ const (
 
 func (r *Router) decide(m *msg.Message) (route, presence.Binding) {
 	if !m.ForcesSMS() {
-		if b, ok := r.pres.Lookup(m.To); ok {
-			if _, ok := r.im[b.Via]; ok {
-				return routeIM, b
-			}
+		if b, ok := r.online(m.To); ok {
+			return routeIM, b
 		}
 	}
 	if m.To.IsMSISDN() && m.Route != "im" {
 		return routeSMS, presence.Binding{}
 	}
 	return routePark, presence.Binding{}
+}
+
+// online finds where the person to belongs to is online in IM: the
+// freshest binding of any of their endpoints that an edge delivers to.
+func (r *Router) online(to msg.Address) (presence.Binding, bool) {
+	if r.cfg.People != nil {
+		if p, ok := r.cfg.People.Resolve(to); ok {
+			var best presence.Binding
+			found := false
+			for _, ep := range p.Endpoints {
+				if b, ok := r.pres.Lookup(ep); ok && r.im[b.Via] != nil && (!found || b.Updated.After(best.Updated)) {
+					best, found = b, true
+				}
+			}
+			return best, found
+		}
+	}
+	b, ok := r.pres.Lookup(to)
+	return b, ok && r.im[b.Via] != nil
+}
+
+// parkKey is what parked messages for to wait under: its person, so that
+// any of their endpoints coming online wakes them.
+func (r *Router) parkKey(to msg.Address) msg.Address {
+	if r.cfg.People != nil {
+		if p, ok := r.cfg.People.Resolve(to); ok {
+			return msg.Address("person:" + p.Name)
+		}
+	}
+	return to
+}
+
+// smsFrom is m as it leaves as SMS: an IM user's message carries their
+// number as its source, so the reply comes back to them.
+func (r *Router) smsFrom(m *msg.Message) *msg.Message {
+	if m.From.IsMSISDN() || r.cfg.People == nil {
+		return m
+	}
+	p, ok := r.cfg.People.Resolve(m.From)
+	if !ok || p.Number == "" {
+		return m
+	}
+	c := *m
+	c.From = p.Number
+	return &c
 }
 
 func (r *Router) deliver(ctx context.Context, j *job) {
@@ -529,7 +582,7 @@ func (r *Router) deliver(ctx context.Context, j *job) {
 	// No timeout context per attempt (a timer per message): the SMS side
 	// bounds it, smppgw's SMPP sessions by their response timeout for
 	// window room and for each response, and its client by its bind wait.
-	err := r.sms.SendSMS(ctx, m)
+	err := r.sms.SendSMS(ctx, r.smsFrom(m))
 	if err == nil {
 		r.count.SMSDelivered.Add(1)
 		r.finish(ctx, j, msg.Outcome{Delivered: true, State: msg.Delivered, Detail: "sms", Via: msg.ViaSMS}, "")
@@ -687,6 +740,7 @@ func (r *Router) park(ctx context.Context, j *job) {
 		return
 	}
 	r.count.Parked.Add(1)
+	j.key = r.parkKey(j.m.To)
 	r.schedule(j, j.m.Expires.Add(time.Millisecond), true)
 }
 
@@ -695,10 +749,10 @@ func (r *Router) schedule(j *job, due time.Time, parked bool) {
 	j.due, j.parked = due, parked
 	heap.Push(&r.later, j)
 	if parked {
-		set := r.offline[j.m.To]
+		set := r.offline[j.key]
 		if set == nil {
 			set = make(map[*job]struct{})
-			r.offline[j.m.To] = set
+			r.offline[j.key] = set
 		}
 		set[j] = struct{}{}
 	}
@@ -709,21 +763,28 @@ func (r *Router) schedule(j *job, due time.Time, parked bool) {
 	}
 }
 
-// Online hands the messages parked for aor to a drain that delivers them in
-// the order they were accepted, at most DrainRate per second, so a user
-// coming back after a week does not get (or cause) a storm. Wire it to
-// presence.OnRegister.
+// Online hands the messages parked for the person aor belongs to (and any
+// parked for aor itself before it was theirs) to a drain that delivers them
+// in the order they were accepted, at most DrainRate per second, so a user
+// coming back after a week does not get (or cause) a storm. New wires it to
+// presence's registrations.
 func (r *Router) Online(aor msg.Address) {
+	key := r.parkKey(aor)
 	r.mu.Lock()
-	set := r.offline[aor]
-	delete(r.offline, aor)
-	jobs := make([]*job, 0, len(set))
-	for j := range set {
-		if j.index >= 0 {
-			heap.Remove(&r.later, j.index)
+	var jobs []*job
+	for _, k := range []msg.Address{key, aor} {
+		for j := range r.offline[k] {
+			if j.index >= 0 {
+				heap.Remove(&r.later, j.index)
+			}
+			j.parked = false
+			jobs = append(jobs, j)
 		}
-		j.parked = false
-		jobs = append(jobs, j)
+		delete(r.offline, k)
+	}
+	if len(jobs) == 0 {
+		r.mu.Unlock()
+		return
 	}
 	slices.SortFunc(jobs, func(a, b *job) int {
 		if c := a.m.Accepted.Compare(b.m.Accepted); c != 0 {
@@ -731,32 +792,30 @@ func (r *Router) Online(aor msg.Address) {
 		}
 		return strings.Compare(a.m.ID, b.m.ID)
 	})
-	q, running := r.draining[aor]
-	r.draining[aor] = append(q, jobs...)
+	q, running := r.draining[key]
+	r.draining[key] = append(q, jobs...)
 	ctx := r.runCtx
 	r.mu.Unlock()
-	if len(jobs) == 0 {
-		return
-	}
 	r.count.Unparked.Add(uint64(len(jobs)))
 	if !running {
-		go r.drain(ctx, aor)
+		go r.drain(ctx, key)
 	}
 }
 
-// drain delivers aor's woken messages one after the other.
-func (r *Router) drain(ctx context.Context, aor msg.Address) {
+// drain delivers the woken messages of a person (parkKey) one after the
+// other.
+func (r *Router) drain(ctx context.Context, key msg.Address) {
 	gap := time.Second / time.Duration(r.cfg.DrainRate)
 	for {
 		r.mu.Lock()
-		q := r.draining[aor]
+		q := r.draining[key]
 		if len(q) == 0 || ctx.Err() != nil {
-			delete(r.draining, aor)
+			delete(r.draining, key)
 			r.mu.Unlock()
 			return
 		}
 		j := q[0]
-		r.draining[aor] = q[1:]
+		r.draining[key] = q[1:]
 		r.mu.Unlock()
 		r.deliver(ctx, j)
 		select {
@@ -776,10 +835,10 @@ func (r *Router) scheduler(ctx context.Context) {
 		for r.later.Len() > 0 && !r.later[0].due.After(now) {
 			j := heap.Pop(&r.later).(*job)
 			if j.parked {
-				if set := r.offline[j.m.To]; set != nil {
+				if set := r.offline[j.key]; set != nil {
 					delete(set, j)
 					if len(set) == 0 {
-						delete(r.offline, j.m.To)
+						delete(r.offline, j.key)
 					}
 				}
 			}

@@ -23,6 +23,7 @@ type sent struct {
 	mu  sync.Mutex
 	ims []string // "to|text|contact"
 	sms []string // "to|text"
+	src []string // the SMS's sources, in the same order
 }
 
 func (s *sent) im() []string {
@@ -98,6 +99,7 @@ func (g *rig) SendSMS(ctx context.Context, m *msg.Message) error {
 	}
 	g.sent.mu.Lock()
 	g.sent.sms = append(g.sent.sms, string(m.To)+"|"+m.Text)
+	g.sent.src = append(g.sent.src, string(m.From))
 	g.sent.mu.Unlock()
 	return nil
 }
@@ -148,7 +150,7 @@ func (g *rig) waitParked(t *testing.T, aor msg.Address, n int) {
 	parked := func() int {
 		g.r.mu.Lock()
 		defer g.r.mu.Unlock()
-		return len(g.r.offline[aor])
+		return len(g.r.offline[g.r.parkKey(aor)])
 	}
 	testutil.WaitForState(t, 10*time.Second, func() bool { return parked() == n },
 		func() string { return fmt.Sprintf("%d messages parked for %s, want %d", parked(), aor, n) })
@@ -520,4 +522,115 @@ func TestParkedDrainInOrder(t *testing.T) {
 			t.Fatalf("delivery %d: %q, want %q (all: %v)", i, s, want, got)
 		}
 	}
+}
+
+// people is a directory of persons for the router's tests: every address of
+// a person resolves to it.
+type people map[msg.Address]msg.Person
+
+func (p people) add(name string, number msg.Address, endpoints ...msg.Address) {
+	per := msg.Person{Name: name, Endpoints: endpoints, Number: number}
+	for _, a := range endpoints {
+		p[a] = per
+	}
+}
+
+func (p people) Resolve(a msg.Address) (msg.Person, bool) {
+	per, ok := p[a]
+	return per, ok
+}
+
+func bobAndDave() people {
+	p := people{}
+	p.add("bob", "+8613800000002", "sip:bob@example.com", "+8613800000002")
+	p.add("dave", "", "sip:dave@example.com", "sip:dave@other.example")
+	return p
+}
+
+// An SMS to a person's number reaches them in IM where they are online
+// under another address; the same number goes out as SMS once they are not.
+func TestNumberOfOnlinePersonGoesToIM(t *testing.T) {
+	g := newRig(t, "", Config{People: bobAndDave()})
+	g.run(t)
+	g.online(t, "sip:bob@example.com", "sip:bob@127.0.0.1:5062")
+	id := g.submit(t, "+8613900000009", "+8613800000002", "to bob's number")
+	g.waitState(t, id, msg.Delivered)
+	if got := g.sent.im(); len(got) != 1 || got[0] != "+8613800000002|to bob's number|sip:bob@127.0.0.1:5062" || len(g.sent.sms_()) != 0 {
+		t.Fatalf("im %v sms %v", got, g.sent.sms_())
+	}
+	if err := g.pres.Unregister(context.Background(), "sip:bob@example.com", ""); err != nil {
+		t.Fatal(err)
+	}
+	id = g.submit(t, "+8613900000009", "+8613800000002", "bob offline")
+	g.waitState(t, id, msg.Delivered)
+	if got := g.sent.sms_(); len(got) != 1 || got[0] != "+8613800000002|bob offline" {
+		t.Fatalf("sms %v", got)
+	}
+}
+
+// An IM user's message to a phone leaves with the user's number as its
+// source, so the reply comes back; a user without a number keeps theirs.
+func TestIMToNumberLeavesFromUsersNumber(t *testing.T) {
+	g := newRig(t, "", Config{People: bobAndDave()})
+	g.run(t)
+	for _, from := range []msg.Address{"sip:bob@example.com", "sip:dave@example.com"} {
+		m := &msg.Message{From: from, To: "+8613900000009", Text: "hi", Origin: msg.Origin{Kind: msg.FromSIP, Account: string(from)}}
+		if err := msg.Accept(context.Background(), g.r, m); err != nil {
+			t.Fatal(err)
+		}
+		g.waitState(t, m.ID, msg.Delivered)
+	}
+	g.sent.mu.Lock()
+	src := append([]string(nil), g.sent.src...)
+	g.sent.mu.Unlock()
+	if len(src) != 2 || src[0] != "+8613800000002" || src[1] != "sip:dave@example.com" {
+		t.Fatalf("SMS sources %v, want bob's number, then dave's address (no number)", src)
+	}
+	// The stored message keeps who sent it.
+	if rec, err := g.db.Message(g.submitFrom(t, "sip:bob@example.com", "+8613900000008")); err != nil || rec.Msg.From != "sip:bob@example.com" {
+		t.Fatalf("stored sender %q %v", rec.Msg.From, err)
+	}
+}
+
+func (g *rig) submitFrom(t *testing.T, from, to msg.Address) string {
+	t.Helper()
+	m := &msg.Message{From: from, To: to, Text: "x", Origin: msg.Origin{Kind: msg.FromSIP, Account: string(from)}}
+	if err := msg.Accept(context.Background(), g.r, m); err != nil {
+		t.Fatal(err)
+	}
+	g.waitState(t, m.ID, msg.Delivered)
+	return m.ID
+}
+
+// A message parked for a person drains when any of their endpoints comes
+// online, also when that person registered before with nothing waiting.
+func TestParkedForPersonDrainsOnAnyEndpoint(t *testing.T) {
+	g := newRig(t, "", Config{People: bobAndDave()})
+	g.run(t)
+	g.online(t, "sip:dave@example.com", "sip:d@127.0.0.1:5062") // nothing parked yet
+	if err := g.pres.Unregister(context.Background(), "sip:dave@example.com", ""); err != nil {
+		t.Fatal(err)
+	}
+	id := g.submit(t, "+8613900000009", "sip:dave@example.com", "for dave")
+	g.waitParked(t, "sip:dave@example.com", 1)
+	g.online(t, "sip:dave@other.example", "sip:d2@127.0.0.1:5063")
+	g.waitState(t, id, msg.Delivered)
+	if got := g.sent.im(); len(got) != 1 || got[0] != "sip:dave@example.com|for dave|sip:d2@127.0.0.1:5063" {
+		t.Fatalf("im %v", got)
+	}
+}
+
+// Without a directory, registering with nothing parked must not keep the
+// next parked message from draining.
+func TestRegisterWithNothingParkedThenParkedDrains(t *testing.T) {
+	g := newRig(t, "", Config{})
+	g.run(t)
+	g.online(t, "sip:dave@example.com", "sip:d@127.0.0.1:5062")
+	if err := g.pres.Unregister(context.Background(), "sip:dave@example.com", ""); err != nil {
+		t.Fatal(err)
+	}
+	id := g.submit(t, "+8613900000009", "sip:dave@example.com", "parked")
+	g.waitParked(t, "sip:dave@example.com", 1)
+	g.online(t, "sip:dave@example.com", "sip:d@127.0.0.1:5062")
+	g.waitState(t, id, msg.Delivered)
 }
