@@ -12,12 +12,14 @@ import (
 	"log/slog"
 	"mime"
 	"net"
+	"net/url"
 	"reflect"
 	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/smsbridge/bridge/directory"
 	"github.com/smsbridge/bridge/login"
 	"github.com/smsbridge/bridge/login/ssoticket"
 	"github.com/smsbridge/bridge/msg"
@@ -37,14 +39,29 @@ type Messages interface {
 	Message(id string) (store.Record, error)
 }
 
-// Provisioner is the provisioning store (*provision.Store).
-type Provisioner interface {
-	CreateUser(ctx context.Context, spec provision.UserSpec) (provision.User, error)
-	PutUser(ctx context.Context, name string, spec provision.UserSpec) (provision.User, bool, error)
-	User(name string) (provision.User, bool)
-	Users() []provision.User
+// Directory is the identity directory (*directory.Directory): users, the
+// addresses bound to them and their contacts.
+type Directory interface {
+	CreateUser(ctx context.Context, spec directory.UserSpec) (directory.User, error)
+	PutUser(ctx context.Context, name string, spec directory.UserSpec) (directory.User, bool, error)
+	User(name string) (directory.User, bool)
+	Users() []directory.User
 	DeleteUser(ctx context.Context, name string) error
 	ImportCSV(ctx context.Context, r io.Reader) (int, error)
+	ParseAddress(raw string) (msg.Address, error)
+	Bind(ctx context.Context, name string, addr msg.Address) (directory.User, error)
+	Unbind(ctx context.Context, name string, addr msg.Address) (directory.User, error)
+	Where(c directory.Contact, bindings func(msg.Address) []presence.Binding) []presence.Binding
+	Contacts(name string) ([]directory.Contact, error)
+	PutContact(ctx context.Context, name string, c directory.Contact) (directory.Contact, bool, error)
+	DeleteContact(ctx context.Context, name, id string) error
+	BindContact(ctx context.Context, name, id string, addr msg.Address) (directory.Contact, error)
+	UnbindContact(ctx context.Context, name, id string, addr msg.Address) (directory.Contact, error)
+}
+
+// Provisioner is the provisioning store of SMPP accounts and SMS routes
+// (*provision.Store).
+type Provisioner interface {
 	CreateAccount(ctx context.Context, spec provision.AccountSpec) (provision.Account, error)
 	Account(systemID string) (provision.Account, bool)
 	Accounts() []provision.Account
@@ -60,9 +77,14 @@ type Presence interface {
 	Bindings(aor msg.Address) []presence.Binding
 }
 
-// Logins admits password logins (*login.Authenticator).
+// Logins admits password logins and logs devices out (*login.Authenticator).
 type Logins interface {
-	Password(ctx context.Context, name, password string) (login.Result, error)
+	Password(ctx context.Context, name, password, device string) (login.Result, error)
+	Revoke(ctx context.Context, user, device string) error
+	RevokeAll(ctx context.Context, user string) error
+	// CheckSIPPassword tells whether password is user's SIP password: their
+	// own, or one issued to one of their devices by a login.
+	CheckSIPPassword(user, password string) bool
 }
 
 // Tickets seals SSO tickets (*login.Issuer).
@@ -88,15 +110,13 @@ type Config struct {
 	MaxBody     int // bytes (default 64 KiB); CSV imports get MaxImport
 	MaxImport   int // bytes for POST /v1/users with text/csv (default 8 MiB)
 
+	Directory Directory
 	Provision Provisioner
 	Presence  Presence
 	Logins    Logins
 	Tickets   Tickets
 	Partners  PartnerContacts
-	// HA1 looks up a user's SIP credential (login.Authenticator.HA1): the
-	// user part of POST /v1/sso/tickets proves itself with it.
-	HA1 func(user string) (string, bool)
-	Now func() time.Time
+	Now       func() time.Time
 }
 
 // Server serves the HTTP API.
@@ -135,6 +155,9 @@ func New(cfg Config, sub msg.Stager, msgs Messages) *Server {
 	cfg.MaxImport = max(cfg.MaxImport, cfg.MaxBody)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if isNil(cfg.Directory) {
+		cfg.Directory = nil
 	}
 	if isNil(cfg.Provision) {
 		cfg.Provision = nil
@@ -245,6 +268,7 @@ type route struct {
 // table is every endpoint; it drives dispatch, 405s and the OpenAPI test.
 func (s *Server) table() []route {
 	prov := func(h handler) handler { return needs("provisioning", s.cfg.Provision != nil, h) }
+	dir := func(h handler) handler { return needs("directory", s.cfg.Directory != nil, h) }
 	pres := func(h handler) handler { return needs("presence", s.cfg.Presence != nil, h) }
 	rs := []route{
 		{pattern: "/healthz", public: true, methods: map[string]handler{"GET": s.healthz}},
@@ -253,13 +277,21 @@ func (s *Server) table() []route {
 		{pattern: "/v1/openapi.json", public: true, methods: map[string]handler{"GET": s.openapi}},
 		{pattern: "/v1/messages", methods: map[string]handler{"POST": s.postMessage}},
 		{pattern: "/v1/messages/{id}", methods: map[string]handler{"GET": s.getMessage}},
-		{pattern: "/v1/users", methods: map[string]handler{"GET": prov(s.listUsers), "POST": prov(s.createUser)}},
-		{pattern: "/v1/users/{user}", methods: map[string]handler{"GET": prov(s.getUser), "PUT": prov(s.putUser), "DELETE": prov(s.deleteUser)}},
+		{pattern: "/v1/users", methods: map[string]handler{"GET": dir(s.listUsers), "POST": dir(s.createUser)}},
+		{pattern: "/v1/users/{user}", methods: map[string]handler{"GET": dir(s.getUser), "PUT": dir(s.putUser), "DELETE": dir(s.deleteUser)}},
+		{pattern: "/v1/users/{user}/addresses", methods: map[string]handler{"POST": dir(s.bindAddress)}},
+		{pattern: "/v1/users/{user}/addresses/{address}", methods: map[string]handler{"DELETE": dir(s.unbindAddress)}},
+		{pattern: "/v1/users/{user}/contacts", methods: map[string]handler{"GET": dir(s.listContacts), "POST": dir(s.createContact)}},
+		{pattern: "/v1/users/{user}/contacts/{id}", methods: map[string]handler{"GET": dir(s.getContact), "PUT": dir(s.putContact), "DELETE": dir(s.deleteContact)}},
+		{pattern: "/v1/users/{user}/contacts/{id}/addresses", methods: map[string]handler{"POST": dir(s.bindContactAddress)}},
+		{pattern: "/v1/users/{user}/contacts/{id}/addresses/{address}", methods: map[string]handler{"DELETE": dir(s.unbindContactAddress)}},
 		{pattern: "/v1/accounts", methods: map[string]handler{"GET": prov(s.listAccounts), "POST": prov(s.createAccount)}},
 		{pattern: "/v1/accounts/{system_id}", methods: map[string]handler{"GET": prov(s.getAccount), "DELETE": prov(s.deleteAccount)}},
 		{pattern: "/v1/routes", methods: map[string]handler{"GET": prov(s.getRoutes), "PUT": prov(s.putRoutes)}},
 		{pattern: "/v1/presence/{address}", methods: map[string]handler{"GET": pres(s.getPresence), "PUT": pres(s.putPresence), "DELETE": pres(s.deletePresence)}},
 		{pattern: "/v1/login", methods: map[string]handler{"POST": s.postLogin}},
+		{pattern: "/v1/login/{user}", methods: map[string]handler{"DELETE": s.deleteLogins}},
+		{pattern: "/v1/login/{user}/{device}", methods: map[string]handler{"DELETE": s.deleteLogin}},
 		{pattern: "/v1/sso/tickets", methods: map[string]handler{"POST": s.postTicket}},
 		{pattern: "/v1/partners/{site}/contacts", methods: map[string]handler{"GET": s.getContacts}},
 		{pattern: "/v1/partners/{site}/posts", methods: map[string]handler{"GET": s.getPosts}},
@@ -291,8 +323,28 @@ func (s *Server) Endpoints() []string {
 	return out
 }
 
-func (s *Server) match(path string) (*route, []string) {
-	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
+// pathSegments splits a request's path as sent (PathOriginal) at '/' and
+// only then unescapes each segment, so that a path parameter may hold an
+// escaped '/': an address such as "partner:site:a/b" or "sip:a/b@host"
+// (fasthttp's decoded Path would split it and the route would not match).
+// ok is false for a malformed %-escape.
+func pathSegments(raw string) (segs []string, ok bool) {
+	segs = strings.Split(strings.TrimPrefix(raw, "/"), "/")
+	for i, seg := range segs {
+		if strings.IndexByte(seg, '%') < 0 {
+			continue
+		}
+		u, err := url.PathUnescape(seg)
+		if err != nil {
+			return nil, false
+		}
+		segs[i] = u
+	}
+	return segs, true
+}
+
+// match finds the route of a path split by pathSegments.
+func (s *Server) match(segs []string) (*route, []string) {
 	for i := range s.routes {
 		r := &s.routes[i]
 		if len(r.segs) != len(segs) {
@@ -323,7 +375,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	path := string(ctx.Path())
 	method := string(ctx.Method())
-	r, params := s.match(path)
+	segs, escOK := pathSegments(string(ctx.URI().PathOriginal()))
+	r, params := s.match(segs)
 	pattern := "other"
 	if r != nil {
 		pattern = r.pattern
@@ -331,6 +384,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	defer func() {
 		s.stats.observe(pattern, method, ctx.Response.StatusCode(), time.Since(start))
 	}()
+	if !escOK {
+		fail(ctx, fasthttp.StatusBadRequest, "malformed %%-escape in path %q", ctx.URI().PathOriginal())
+		return
+	}
 	if r == nil {
 		fail(ctx, fasthttp.StatusNotFound, "no such endpoint %s", path)
 		return

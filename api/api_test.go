@@ -109,10 +109,10 @@ func TestMessages(t *testing.T) {
 func TestUsersAccountsRoutes(t *testing.T) {
 	e := startEnv(t)
 	run(t, e, []tc{
-		{"create", "POST", "/v1/users", js, `{"name":"alice","password":"pw","msisdn":"13800000001","display":"Alice"}`, 201, `"aor":"sip:alice@im.example"`},
+		{"create", "POST", "/v1/users", js, `{"name":"alice","password":"pw","msisdn":"13800000001","display":"Alice"}`, 201, `"addresses":["sip:alice@im.example","+8613800000001"]`},
 		{"no password in answer", "GET", "/v1/users/alice", "", "", 200, `"sip_credential":true`},
 		{"dup", "POST", "/v1/users", js, `{"name":"alice"}`, 409, ""},
-		{"msisdn taken", "POST", "/v1/users", js, `{"name":"bob","msisdn":"+8613800000001"}`, 409, "alice"},
+		{"msisdn taken", "POST", "/v1/users", js, `{"name":"bob","msisdn":"+8613800000001"}`, 409, "bound to another user"},
 		{"static", "POST", "/v1/users", js, `{"name":"carol"}`, 409, "static"},
 		{"bad name", "POST", "/v1/users", js, `{"name":"a b"}`, 400, ""},
 		{"bad msisdn", "POST", "/v1/users", js, `{"name":"dan","msisdn":"x1"}`, 400, "msisdn"},
@@ -151,7 +151,7 @@ func TestUsersAccountsRoutes(t *testing.T) {
 		{"routes wrong shape", "PUT", "/v1/routes", js, `[]`, 400, ""},
 	})
 	// Changes are live: the imported user authenticates at once.
-	if !e.prov.CheckPassword("dave", "pw") {
+	if !e.dir.CheckPassword("dave", "pw") {
 		t.Fatal("imported user not live")
 	}
 	if r, ok := e.prov.RouteFor("+8613800000009"); !ok || r.Name != "cm" {
@@ -183,7 +183,7 @@ func TestPresence(t *testing.T) {
 
 func TestLoginTicketsContacts(t *testing.T) {
 	e := startEnv(t)
-	if _, err := e.prov.CreateUser(t.Context(), provisionSpec("zoe", "zoe-pw", "Zoe")); err != nil {
+	if _, err := e.dir.CreateUser(t.Context(), userSpec("zoe", "zoe-pw", "Zoe")); err != nil {
 		t.Fatal(err)
 	}
 	run(t, e, []tc{
@@ -215,10 +215,10 @@ func TestLoginTicketsContacts(t *testing.T) {
 		User string
 		SIP  struct{ Password string }
 	}
-	if err := json.Unmarshal([]byte(body), &lr); err != nil || lr.User != "alice.shop" || lr.SIP.Password == "" {
+	if err := json.Unmarshal([]byte(body), &lr); err != nil || lr.User != "alice~shop" || lr.SIP.Password == "" {
 		t.Fatalf("login result %s", body)
 	}
-	code, body, _ = e.do(t, "POST", "/v1/sso/tickets", js, `{"service":"wiki","user":"alice.shop","password":"`+lr.SIP.Password+`"}`)
+	code, body, _ = e.do(t, "POST", "/v1/sso/tickets", js, `{"service":"wiki","user":"alice~shop","password":"`+lr.SIP.Password+`"}`)
 	if code != 200 {
 		t.Fatalf("ticket %d %s", code, body)
 	}
@@ -227,19 +227,25 @@ func TestLoginTicketsContacts(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, err := ssoticket.Verify(tr.Ticket, map[string][32]byte{"wiki-1": e.key}, "wiki")
-	if err != nil || c.User != "alice.shop@im.example" || c.ID != tr.ID {
+	if err != nil || c.User != "alice~shop@im.example" || c.ID != tr.ID {
 		t.Fatalf("ticket does not open: %+v %v", c, err)
 	}
 }
 
 func TestNotConfigured(t *testing.T) {
 	e := startEnv(t, func(c *Config, _ *msg.Stager) {
-		c.Provision, c.Presence, c.Logins, c.Tickets, c.Partners = nil, nil, nil, nil, nil
+		c.Directory, c.Provision, c.Presence, c.Logins, c.Tickets, c.Partners = nil, nil, nil, nil, nil, nil
 	})
 	run(t, e, []tc{
 		{"users", "GET", "/v1/users", "", "", 501, "not configured"},
 		{"presence", "GET", "/v1/presence/+8613800000001", "", "", 501, ""},
 		{"login", "POST", "/v1/login", js, `{}`, 501, ""},
+		{"logout", "DELETE", "/v1/login/alice~shop/phone", "", "", 501, ""},
+		{"logout all", "DELETE", "/v1/login/alice~shop", "", "", 501, ""},
+		{"bind", "POST", "/v1/users/alice/addresses", js, `{"address":"+8613800000002"}`, 501, "directory"},
+		{"unbind", "DELETE", "/v1/users/alice/addresses/+8613800000002", "", "", 501, ""},
+		{"user contacts", "GET", "/v1/users/alice/contacts", "", "", 501, "directory"},
+		{"user contact", "PUT", "/v1/users/alice/contacts/c1", js, `{}`, 501, ""},
 		{"sso", "POST", "/v1/sso/tickets", js, `{}`, 501, ""},
 		{"contacts", "GET", "/v1/partners/shop/contacts?user=a", "", "", 501, ""},
 		{"posts", "GET", "/v1/partners/shop/posts?user=a", "", "", 501, ""},

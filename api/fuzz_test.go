@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smsbridge/bridge/provision"
+	"github.com/smsbridge/bridge/directory"
 )
 
 // FuzzMessageRequest: any body is either a message with normalized parties
@@ -50,11 +50,11 @@ func FuzzUserRequest(f *testing.F) {
 	f.Add([]byte(`{"name":"Bob","ha1":"0123456789abcdef0123456789abcdef"}`))
 	f.Add([]byte(`{"name":"x","password":"p","ha1":"y"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var spec provision.UserSpec
+		var spec directory.UserSpec
 		if err := decodeStrict(body, &spec); err != nil {
 			return
 		}
-		s, err := provision.Open(provision.Options{Domain: "im.example", CountryCode: "86"})
+		s, err := directory.Open(directory.Options{Domain: "im.example", CountryCode: "86"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +62,7 @@ func FuzzUserRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if u.Name != strings.ToLower(u.Name) || u.AOR == "" {
+		if u.Name != strings.ToLower(u.Name) || len(u.Addresses) == 0 {
 			t.Fatalf("bad user %+v from %q", u, body)
 		}
 	})

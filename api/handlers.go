@@ -1,9 +1,7 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/url"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/smsbridge/bridge/directory"
 	"github.com/smsbridge/bridge/login"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
@@ -33,81 +32,6 @@ func (s *Server) provFail(ctx *fasthttp.RequestCtx, err error) {
 		s.log.Warn("api provisioning not stored", "err", err)
 		fail(ctx, fasthttp.StatusServiceUnavailable, "not stored: %s", msg)
 	}
-}
-
-// UserList is the body of GET /v1/users.
-type UserList struct {
-	Users []provision.User `json:"users"`
-}
-
-// ImportResult is the answer to a CSV import.
-type ImportResult struct {
-	Imported int `json:"imported"`
-}
-
-func (s *Server) listUsers(ctx *fasthttp.RequestCtx, _ []string) {
-	writeJSON(ctx, fasthttp.StatusOK, UserList{Users: s.cfg.Provision.Users()})
-}
-
-func (s *Server) createUser(ctx *fasthttp.RequestCtx, _ []string) {
-	if isCSV(ctx) {
-		n, err := s.cfg.Provision.ImportCSV(ctx, bytes.NewReader(ctx.PostBody()))
-		if err != nil {
-			s.provFail(ctx, err)
-			return
-		}
-		writeJSON(ctx, fasthttp.StatusOK, ImportResult{Imported: n})
-		return
-	}
-	var spec provision.UserSpec
-	if !readJSON(ctx, &spec) {
-		return
-	}
-	u, err := s.cfg.Provision.CreateUser(ctx, spec)
-	if err != nil {
-		s.provFail(ctx, err)
-		return
-	}
-	ctx.Response.Header.Set("Location", "/v1/users/"+url.PathEscape(u.Name))
-	writeJSON(ctx, fasthttp.StatusCreated, u)
-}
-
-func (s *Server) getUser(ctx *fasthttp.RequestCtx, p []string) {
-	if _, err := provision.NormalizeUserName(p[0]); err != nil {
-		s.provFail(ctx, err)
-		return
-	}
-	u, ok := s.cfg.Provision.User(p[0])
-	if !ok {
-		fail(ctx, fasthttp.StatusNotFound, "no user %q", p[0])
-		return
-	}
-	writeJSON(ctx, fasthttp.StatusOK, u)
-}
-
-func (s *Server) putUser(ctx *fasthttp.RequestCtx, p []string) {
-	var spec provision.UserSpec
-	if !readJSON(ctx, &spec) {
-		return
-	}
-	u, created, err := s.cfg.Provision.PutUser(ctx, p[0], spec)
-	if err != nil {
-		s.provFail(ctx, err)
-		return
-	}
-	code := fasthttp.StatusOK
-	if created {
-		code = fasthttp.StatusCreated
-	}
-	writeJSON(ctx, code, u)
-}
-
-func (s *Server) deleteUser(ctx *fasthttp.RequestCtx, p []string) {
-	if err := s.cfg.Provision.DeleteUser(ctx, p[0]); err != nil {
-		s.provFail(ctx, err)
-		return
-	}
-	ctx.SetStatusCode(fasthttp.StatusNoContent)
 }
 
 // AccountList is the body of GET /v1/accounts.
@@ -291,13 +215,17 @@ func (s *Server) deletePresence(ctx *fasthttp.RequestCtx, p []string) {
 type LoginRequest struct {
 	User     string `json:"user"`
 	Password string `json:"password"`
+	// Device names the client's device: each device of a user holds its own
+	// SIP password, and a login on one leaves the others logged in. "" =
+	// the bridge names a new device (Result.SIP.Device).
+	Device string `json:"device,omitempty"`
 }
 
 // loginStatus maps login errors: refusals of the user are 403 (401 is kept
 // for the bearer token), malformed input 400, partner trouble 502/503.
 func loginStatus(err error) int {
 	switch {
-	case errors.Is(err, login.ErrBadName), errors.Is(err, login.ErrMalformedToken):
+	case errors.Is(err, login.ErrBadName), errors.Is(err, login.ErrMalformedToken), errors.Is(err, login.ErrBadDevice):
 		return fasthttp.StatusBadRequest
 	case errors.Is(err, login.ErrUnknownSite), errors.Is(err, login.ErrUnknownSocial), errors.Is(err, login.ErrUnknownService):
 		return fasthttp.StatusNotFound
@@ -330,7 +258,7 @@ func (s *Server) postLogin(ctx *fasthttp.RequestCtx, _ []string) {
 		fail(ctx, fasthttp.StatusBadRequest, "user and password are required (user ≤ 256, password ≤ 4096 bytes)")
 		return
 	}
-	r, err := s.cfg.Logins.Password(ctx, req.User, req.Password)
+	r, err := s.cfg.Logins.Password(ctx, req.User, req.Password, req.Device)
 	if err != nil {
 		code := loginStatus(err)
 		if code >= 500 {
@@ -340,6 +268,48 @@ func (s *Server) postLogin(ctx *fasthttp.RequestCtx, _ []string) {
 		return
 	}
 	writeJSON(ctx, fasthttp.StatusOK, LoginView{Result: r, Kind: r.Kind.String()})
+}
+
+// deleteLogin logs one device of a user out: its SIP password stops
+// working; the user's other devices stay logged in.
+func (s *Server) deleteLogin(ctx *fasthttp.RequestCtx, p []string) {
+	s.logout(ctx, p[0], p[1])
+}
+
+// deleteLogins logs every device of a user out.
+func (s *Server) deleteLogins(ctx *fasthttp.RequestCtx, p []string) {
+	s.logout(ctx, p[0], "")
+}
+
+func (s *Server) logout(ctx *fasthttp.RequestCtx, user, device string) {
+	if s.cfg.Logins == nil {
+		notConfigured(ctx, "login")
+		return
+	}
+	// Credentials are issued to the canonical IM user name ("alice~shop"):
+	// any other spelling, or the login name "alice#shop", would revoke
+	// nothing and still answer 204.
+	n, err := directory.NormalizeName(user)
+	if err != nil {
+		fail(ctx, fasthttp.StatusBadRequest, "%s (give the IM user name, the \"user\" of the login answer)",
+			strings.TrimPrefix(err.Error(), "directory: "))
+		return
+	}
+	user = n
+	if device == "" {
+		err = s.cfg.Logins.RevokeAll(ctx, user)
+	} else {
+		err = s.cfg.Logins.Revoke(ctx, user, device)
+	}
+	if err != nil {
+		code := loginStatus(err)
+		if code == fasthttp.StatusForbidden { // not a refusal: the store failed
+			code = fasthttp.StatusServiceUnavailable
+		}
+		fail(ctx, code, "%v", err)
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
 }
 
 // LoginView is the answer of POST /v1/login: the login result with its kind
@@ -368,7 +338,7 @@ type TicketResponse struct {
 }
 
 func (s *Server) postTicket(ctx *fasthttp.RequestCtx, _ []string) {
-	if s.cfg.Tickets == nil || s.cfg.HA1 == nil || s.cfg.Domain == "" {
+	if s.cfg.Tickets == nil || s.cfg.Logins == nil || s.cfg.Domain == "" {
 		notConfigured(ctx, "single sign-on")
 		return
 	}
@@ -384,15 +354,13 @@ func (s *Server) postTicket(ctx *fasthttp.RequestCtx, _ []string) {
 		fail(ctx, fasthttp.StatusBadRequest, "user must be an IM user name (the \"user\" of a login result)")
 		return
 	}
-	have, ok := s.cfg.HA1(req.User)
-	want := login.HA1(req.User, s.cfg.Domain, req.Password)
-	if subtle.ConstantTimeCompare([]byte(strings.ToLower(have)), []byte(want)) != 1 || !ok {
+	if !s.cfg.Logins.CheckSIPPassword(req.User, req.Password) {
 		fail(ctx, fasthttp.StatusForbidden, "wrong user name or password")
 		return
 	}
 	display := ""
-	if s.cfg.Provision != nil {
-		if u, ok := s.cfg.Provision.User(req.User); ok {
+	if s.cfg.Directory != nil {
+		if u, ok := s.cfg.Directory.User(req.User); ok {
 			display = u.Display
 		}
 	}

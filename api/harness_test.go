@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smsbridge/bridge/directory"
 	"github.com/smsbridge/bridge/login"
 	"github.com/smsbridge/bridge/login/partnersite"
 	"github.com/smsbridge/bridge/msg"
@@ -47,6 +48,7 @@ type env struct {
 	base string
 	db   *store.DB
 	prov *provision.Store
+	dir  *directory.Directory
 	pres *presence.Store
 	key  [32]byte
 }
@@ -63,9 +65,13 @@ func startEnv(t testing.TB, opts ...envOpt) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	static := map[string]string{"carol": provision.HA1Of("carol", testDomain, "carol-pw")}
+	static := map[string]string{"carol": directory.HA1Of("carol", testDomain, "carol-pw")}
+	dir, err := directory.Open(directory.Options{KV: db, Domain: testDomain, CountryCode: "86", Static: static})
+	if err != nil {
+		t.Fatal(err)
+	}
 	prov, err := provision.Open(provision.Options{KV: db, Domain: testDomain, CountryCode: "86",
-		StaticUsers: static, StaticAccounts: map[string]string{"cfgesme": "pw"}, HashIterations: 16})
+		StaticAccounts: map[string]string{"cfgesme": "pw"}, HashIterations: 16})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,9 +93,12 @@ func startEnv(t testing.TB, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds := login.NewCredentials(login.CredentialsConfig{Realm: testDomain})
-	auth, err := login.New(login.Config{Domain: testDomain, OrdinaryHA1: prov.HA1, Partners: partners,
-		Credentials: creds, Logger: quietLog()})
+	creds, err := login.NewCredentials(login.CredentialsConfig{Realm: testDomain, Store: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := login.New(login.Config{Domain: testDomain, OrdinaryHA1: dir.HA1, Partners: partners,
+		Users: dir, Credentials: creds, Logger: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +109,7 @@ func startEnv(t testing.TB, opts ...envOpt) *env {
 		t.Fatal(err)
 	}
 	cfg := Config{Tokens: []string{"other", testToken}, CountryCode: "86", Domain: testDomain,
-		Provision: prov, Presence: pres, Logins: auth, Tickets: iss, Partners: partners, HA1: auth.HA1,
+		Directory: dir, Provision: prov, Presence: pres, Logins: auth, Tickets: iss, Partners: partners,
 		MaxBody: 4096, MaxImport: 1 << 20, Logger: quietLog(),
 		Metrics: func() []Metric {
 			return []Metric{{Name: "bridge_presence_users", Help: "Users online.", Type: "gauge", Value: func() float64 { return float64(pres.Len()) }}}
@@ -123,7 +132,7 @@ func startEnv(t testing.TB, opts ...envOpt) *env {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return &env{base: "http://" + ln.Addr().String(), db: db, prov: prov, pres: pres, key: key}
+	return &env{base: "http://" + ln.Addr().String(), db: db, prov: prov, dir: dir, pres: pres, key: key}
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -163,6 +172,6 @@ func (e *env) doTok(t testing.TB, tok, method, path, ctype, body string) (int, s
 	return resp.StatusCode, string(b), resp.Header
 }
 
-func provisionSpec(name, pw, display string) provision.UserSpec {
-	return provision.UserSpec{Name: name, Password: pw, Display: display}
+func userSpec(name, pw, display string) directory.UserSpec {
+	return directory.UserSpec{Name: name, Password: pw, Display: display}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/smsbridge/bridge/api"
 	"github.com/smsbridge/bridge/config"
+	"github.com/smsbridge/bridge/directory"
 	"github.com/smsbridge/bridge/mcp"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
@@ -41,6 +42,7 @@ type Bridge struct {
 
 	db   *store.DB
 	pres *presence.Store
+	dir  *directory.Directory
 	prov *provision.Store
 	rt   *router.Router
 	lg   *logins
@@ -51,10 +53,10 @@ type Bridge struct {
 
 	smppLn, httpLn, mcpLn, adminLn net.Listener
 
-	// Accounts and users from the configuration, swapped by Reload;
-	// provisioned ones are in the store.
-	accounts, users atomic.Pointer[map[string]string]
-	latency         map[string]*api.Histogram // acceptance → final state, by route
+	// SMPP accounts from the configuration, swapped by Reload; provisioned
+	// ones are in the store.
+	accounts atomic.Pointer[map[string]string]
+	latency  map[string]*api.Histogram // acceptance → final state, by route
 
 	ready     chan struct{}
 	ran       atomic.Bool
@@ -69,9 +71,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	b := &Bridge{cfg: cfg, log: log, ready: make(chan struct{})}
-	acc, usr := cfg.Accounts(), cfg.Users()
+	acc := cfg.Accounts()
 	b.accounts.Store(&acc)
-	b.users.Store(&usr)
 	for _, step := range []struct {
 		name  string
 		build func() error
@@ -114,9 +115,15 @@ func (b *Bridge) openStore() error {
 	return nil
 }
 
-// openDirectory opens presence and provisioning, both kept in the store.
+// openDirectory opens who is who (the identity directory, with the SIP
+// users of the configuration), who is online (presence) and the SMPP
+// provisioning, all kept in the store.
 func (b *Bridge) openDirectory() error {
 	var err error
+	if b.dir, err = directory.Open(directory.Options{KV: b.db, Domain: b.cfg.SIPDomain, CountryCode: b.cfg.CountryCode,
+		Static: b.cfg.Users(), Logger: b.log.With("part", "directory")}); err != nil {
+		return err
+	}
 	if b.pres, err = presence.Open(presence.Options{KV: b.db, Logger: b.log.With("part", "presence")}); err != nil {
 		return err
 	}
@@ -129,7 +136,7 @@ func (b *Bridge) buildRouter() error {
 	b.latency = map[string]*api.Histogram{"im": api.NewHistogram(), "sms": api.NewHistogram(), "failed": api.NewHistogram()}
 	b.rt = router.New(router.Config{
 		Workers: b.cfg.Workers, QueueDepth: b.cfg.QueueDepth, DefaultValidity: b.cfg.DefaultValidity,
-		DedupWindow: b.cfg.DedupWindow, OnFinal: b.observeFinal, Logger: b.log.With("part", "router"),
+		DedupWindow: b.cfg.DedupWindow, OnFinal: b.observeFinal, People: b.dir, Logger: b.log.With("part", "router"),
 	}, b.db, b.pres)
 	return nil
 }
@@ -146,17 +153,8 @@ func (b *Bridge) observeFinal(m *msg.Message, o msg.Outcome) {
 	}
 }
 
-// ha1 finds a SIP user's credential: configured users first, then
-// provisioned ones.
-func (b *Bridge) ha1(user string) (string, bool) {
-	if h, ok := (*b.users.Load())[user]; ok {
-		return h, true
-	}
-	return b.prov.HA1(user)
-}
-
 func (b *Bridge) buildLogins() error {
-	lg, err := buildLogins(b.cfg, b.ha1, b.log)
+	lg, err := buildLogins(b.cfg, b.dir.HA1, b.db, b.dir, b.log)
 	b.lg = lg
 	return err
 }
@@ -209,9 +207,9 @@ func (b *Bridge) buildSIP() error {
 	s, err := sip.New(sip.Config{
 		Listen: cfg.SIPListen, Domain: cfg.SIPDomain, CountryCode: cfg.CountryCode,
 		OpenRegistration: cfg.OpenRegistration,
-		// Own users first, then SIP passwords issued to partner and social
-		// logins by /v1/login.
-		HA1:           b.lg.auth.HA1,
+		// The directory's users, then SIP passwords issued to the devices
+		// of partner and social logins by /v1/login.
+		HA1: b.lg.auth.HA1, Issued: b.lg.auth.Issued,
 		OutboundProxy: cfg.OutboundProxy, MessageTimeout: cfg.IMTimeout, MinExpires: cfg.SIPMinExpires,
 		ReginfoFrom: cfg.ReginfoFrom,
 		Logger:      b.log.With("part", "sip"),
@@ -227,8 +225,8 @@ func (b *Bridge) buildMCP() error {
 	}
 	s, err := mcp.New(mcp.Config{
 		Listen: cfg.MCPListen, Domain: cfg.SIPDomain, CountryCode: cfg.CountryCode,
-		HA1: b.lg.auth.HA1, OpenRegistration: cfg.OpenRegistration, Lookup: b.pres.Lookup,
-		Service: b.lg.mcpService(cfg.SIPDomain), MessageTimeout: cfg.IMTimeout,
+		HA1: b.lg.auth.HA1, Issued: b.lg.auth.Issued, OpenRegistration: cfg.OpenRegistration, Lookup: b.pres.Lookup,
+		Service: b.handsetService, MessageTimeout: cfg.IMTimeout,
 		// Each stateful connection keeps its codec state: this bounds that memory.
 		MaxConns: 10000,
 		Logger:   b.log.With("part", "mcp"),
@@ -242,8 +240,8 @@ func (b *Bridge) buildAPI() error {
 	b.api = api.New(api.Config{
 		Tokens: cfg.APITokens, CountryCode: cfg.CountryCode, Logger: b.log.With("part", "http"),
 		Ready: b.db.Healthy, Metrics: b.metrics,
-		Domain: cfg.SIPDomain, Provision: b.prov, Presence: b.pres,
-		Logins: b.lg.auth, Tickets: b.lg.issuer, Partners: b.lg.partners, HA1: b.lg.auth.HA1,
+		Domain: cfg.SIPDomain, Directory: b.dir, Provision: b.prov, Presence: b.pres,
+		Logins: b.lg.auth, Tickets: b.lg.issuer, Partners: b.lg.partners,
 	}, b.rt, b.db)
 	return nil
 }
@@ -298,6 +296,9 @@ func (b *Bridge) connect() {
 	// IM users by IMDN.
 	b.rt.AddReporter(msg.FromESME, b.gw)
 	b.rt.AddReporter(msg.FromSIP, b.sip)
+	if b.mcp != nil {
+		b.dir.OnChange(b.pushContacts)
+	}
 }
 
 // Addrs returns the addresses the bridge listens on.
@@ -380,14 +381,16 @@ func (b *Bridge) Close() error {
 }
 
 // Reload swaps in the SMPP accounts and SIP users of a re-read
-// configuration and re-reads the provisioned ones; nothing else changes
+// configuration and re-reads the provisioned accounts; nothing else changes
 // without a restart.
 func (b *Bridge) Reload(cfg *config.Config) error {
 	acc, usr := cfg.Accounts(), cfg.Users()
 	b.accounts.Store(&acc)
-	b.users.Store(&usr)
+	if err := b.dir.Reload(usr); err != nil {
+		return fmt.Errorf("bridge: reload SIP users: %w", err)
+	}
 	if err := b.prov.Reload(); err != nil {
-		return fmt.Errorf("bridge: reload provisioned users and accounts: %w", err)
+		return fmt.Errorf("bridge: reload provisioned accounts: %w", err)
 	}
 	b.log.Info("configuration reloaded", "smpp_accounts", len(acc), "sip_users", len(usr))
 	return nil

@@ -1,16 +1,11 @@
 package bridge
 
 import (
-	"context"
-	"encoding/xml"
 	"log/slog"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/smsbridge/bridge/config"
 	"github.com/smsbridge/bridge/login"
-	"github.com/smsbridge/bridge/msg"
 )
 
 // logins builds the login side from the configuration: the bridge's own
@@ -21,7 +16,9 @@ type logins struct {
 	issuer   *login.Issuer
 }
 
-func buildLogins(cfg *config.Config, ordinaryHA1 func(string) (string, bool), log *slog.Logger) (*logins, error) {
+// The KV keeps used social tokens and issued SIP passwords across restarts;
+// users holds the users external logins create.
+func buildLogins(cfg *config.Config, ordinaryHA1 func(string) (string, bool), kv login.KV, users login.UserStore, log *slog.Logger) (*logins, error) {
 	l := &logins{}
 	if len(cfg.PartnerSites) > 0 {
 		sites := make([]login.Site, len(cfg.PartnerSites))
@@ -42,7 +39,7 @@ func buildLogins(cfg *config.Config, ordinaryHA1 func(string) (string, bool), lo
 			ss[i] = login.SocialSite{ID: s.ID, Key: s.Key}
 		}
 		var err error
-		if social, err = login.NewSocialAccounts(login.SocialConfig{Sites: ss}); err != nil {
+		if social, err = login.NewSocialAccounts(login.SocialConfig{Sites: ss, Store: kv}); err != nil {
 			return nil, err
 		}
 	}
@@ -57,11 +54,15 @@ func buildLogins(cfg *config.Config, ordinaryHA1 func(string) (string, bool), lo
 		}
 		l.issuer = iss
 	}
+	creds, err := login.NewCredentials(login.CredentialsConfig{Realm: cfg.SIPDomain, Store: kv})
+	if err != nil {
+		return nil, err
+	}
 	auth, err := login.New(login.Config{
 		Domain:      cfg.SIPDomain,
 		OrdinaryHA1: ordinaryHA1,
-		Partners:    l.partners, Social: social,
-		Credentials: login.NewCredentials(login.CredentialsConfig{Realm: cfg.SIPDomain}),
+		Partners:    l.partners, Social: social, Users: users,
+		Credentials: creds,
 		Logger:      log.With("part", "login"),
 	})
 	if err != nil {
@@ -69,57 +70,4 @@ func buildLogins(cfg *config.Config, ordinaryHA1 func(string) (string, bool), lo
 	}
 	l.auth = auth
 	return l, nil
-}
-
-var attrID = regexp.MustCompile(`\bid="([^"]{1,64})"`)
-
-// mcpService answers SIP-C S requests that need the login side: N:
-// GetSSOTicket (body `<args><service id="wiki"/></args>`) issues a ticket
-// for the handset's user; N: GetContactList for a partner user returns the
-// partner site's contacts.
-func (l *logins) mcpService(domain string) func(ctx context.Context, user string, aor msg.Address, name string, body []byte) (int, string, []byte, bool) {
-	return func(ctx context.Context, user string, aor msg.Address, name string, body []byte) (int, string, []byte, bool) {
-		switch {
-		case strings.EqualFold(name, "GetSSOTicket"):
-			if l.issuer == nil {
-				return 501, "Not Implemented", nil, true
-			}
-			m := attrID.FindSubmatch(body)
-			if m == nil {
-				return 400, "Bad Request", nil, true
-			}
-			ticket, _, err := l.issuer.IssueClaims(user+"@"+domain, "", string(m[1]))
-			if err != nil {
-				return 404, "Not Found", nil, true
-			}
-			var b strings.Builder
-			b.WriteString(`<results><ticket service="`)
-			xml.EscapeText(&b, m[1])
-			b.WriteString(`" value="`)
-			xml.EscapeText(&b, []byte(ticket))
-			b.WriteString(`" /></results>`)
-			return 200, "OK", []byte(b.String()), true
-		case strings.EqualFold(name, "GetContactList") && l.partners != nil:
-			i := strings.LastIndexByte(user, '.')
-			if i <= 0 || !l.partners.Authorized(user[i+1:]) {
-				return 0, "", nil, false // not a partner user: the built-in answer
-			}
-			cs, err := l.partners.Contacts(ctx, user[i+1:], user[:i])
-			if err != nil {
-				return 503, "Service Unavailable", nil, true
-			}
-			var b strings.Builder
-			b.WriteString(`<results><contacts version="1"><buddies>`)
-			for _, c := range cs {
-				b.WriteString(`<buddy uri="`)
-				xml.EscapeText(&b, []byte("sip:"+c.User+"."+user[i+1:]+"@"+domain))
-				b.WriteString(`" local-name="`)
-				xml.EscapeText(&b, []byte(c.Display))
-				b.WriteString(`" />`)
-			}
-			b.WriteString(`</buddies></contacts></results>`)
-			return 200, "OK", []byte(b.String()), true
-		}
-		return 0, "", nil, false
-	}
 }

@@ -20,12 +20,11 @@ type Config struct {
 	OrdinaryHA1 func(user string) (ha1 string, ok bool) // the bridge's own users (config.Users())
 	Partners    *Partners
 	Social      *SocialAccounts
-	Users       UserStore    // nil = NewMemoryUsers()
-	Credentials *Credentials // nil = no SIP password is issued
-	// MapUser turns an external account into the IM user name (a SIP user
-	// part). nil = "account.site".
-	MapUser func(kind Kind, account, site string) string
-	Logger  *slog.Logger
+	// Users names and creates the IM users of partner and social accounts
+	// (the bridge's directory); nil = NewMemoryUsers().
+	Users       UserStore
+	Credentials *Credentials // nil = no SIP password is issued; its realm must be Domain
+	Logger      *slog.Logger
 }
 
 // Result is an admitted login.
@@ -37,7 +36,7 @@ type Result struct {
 	Display string      `json:"display,omitempty"` // from the site, if any
 	Site    string      `json:"site,omitempty"`
 	Created bool        `json:"created,omitempty"` // the IM user was created by this login
-	SIP     *Credential `json:"sip,omitempty"`     // issued SIP password (partner and social)
+	SIP     *Credential `json:"sip,omitempty"`     // SIP password issued to this device (partner and social)
 }
 
 // Authenticator admits or refuses logins by the form of the name. Safe for
@@ -55,8 +54,8 @@ func New(cfg Config) (*Authenticator, error) {
 	if cfg.Users == nil {
 		cfg.Users = NewMemoryUsers()
 	}
-	if cfg.MapUser == nil {
-		cfg.MapUser = func(_ Kind, account, site string) string { return imUserName(account, site) }
+	if cfg.Credentials != nil && cfg.Credentials.Realm() != cfg.Domain {
+		return nil, fmt.Errorf("login: credentials realm %q is not the domain %q", cfg.Credentials.Realm(), cfg.Domain)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -72,8 +71,9 @@ func (a *Authenticator) Classify(name string) Kind {
 // Password admits name/password on any path: the HTTP API (/v1/login) and
 // SIP-C logins that carry the password. For partner and social logins it
 // creates the IM user on first login and, with Credentials configured,
-// issues a SIP password.
-func (a *Authenticator) Password(ctx context.Context, name, password string) (Result, error) {
+// issues a SIP password for device ("" = a random device id, returned in
+// Result.SIP.Device), leaving the user's other devices logged in.
+func (a *Authenticator) Password(ctx context.Context, name, password, device string) (Result, error) {
 	switch a.Classify(name) {
 	case Partner:
 		if a.cfg.Partners == nil {
@@ -83,14 +83,17 @@ func (a *Authenticator) Password(ctx context.Context, name, password string) (Re
 		if err != nil {
 			return Result{}, err
 		}
-		return a.admit(ctx, Partner, name, id.User, id.Site, id.Display)
+		return a.admit(ctx, Partner, name, id.User, id.Site, id.Display, device)
 	case Social:
 		account, site, _ := SplitSocial(name)
-		if _, err := a.cfg.Social.Verify(account, site, password); err != nil {
+		if a.cfg.Social == nil {
+			return Result{}, fmt.Errorf("%w %q", ErrUnknownSocial, site)
+		}
+		if _, err := a.cfg.Social.Verify(ctx, account, site, password); err != nil {
 			a.log.Info("social login refused", "site", site, "account", account, "err", err)
 			return Result{}, err
 		}
-		return a.admit(ctx, Social, name, account, site, "")
+		return a.admit(ctx, Social, name, account, site, "", device)
 	default:
 		return a.ordinary(name, password)
 	}
@@ -134,10 +137,9 @@ func (a *Authenticator) ordinary(name, password string) (Result, error) {
 func (a *Authenticator) aor(user string) string { return "sip:" + user + "@" + a.cfg.Domain }
 
 func (a *Authenticator) ensure(ctx context.Context, k Kind, name, account, site, display string) (Result, error) {
-	user := a.cfg.MapUser(k, account, site)
-	created, err := a.cfg.Users.Ensure(ctx, user, display)
+	user, created, err := a.cfg.Users.EnsureExternal(ctx, k.String(), site, account, display)
 	if err != nil {
-		return Result{}, fmt.Errorf("login: create IM user %q: %w", user, err)
+		return Result{}, fmt.Errorf("login: IM user for %s account %q at %q: %w", k, account, site, err)
 	}
 	if created {
 		a.log.Info("IM user created on first login", "user", user, "kind", k.String(), "site", site)
@@ -145,13 +147,13 @@ func (a *Authenticator) ensure(ctx context.Context, k Kind, name, account, site,
 	return Result{Kind: k, Name: name, User: user, AOR: a.aor(user), Display: display, Site: site, Created: created}, nil
 }
 
-func (a *Authenticator) admit(ctx context.Context, k Kind, name, account, site, display string) (Result, error) {
+func (a *Authenticator) admit(ctx context.Context, k Kind, name, account, site, display, device string) (Result, error) {
 	r, err := a.ensure(ctx, k, name, account, site, display)
 	if err != nil {
 		return Result{}, err
 	}
 	if a.cfg.Credentials != nil {
-		c, err := a.cfg.Credentials.Issue(r.User)
+		c, err := a.cfg.Credentials.Issue(ctx, r.User, device)
 		if err != nil {
 			return Result{}, err
 		}
@@ -160,12 +162,57 @@ func (a *Authenticator) admit(ctx context.Context, k Kind, name, account, site, 
 	return r, nil
 }
 
-// HA1 is the lookup to give the sip package: the bridge's own users first,
-// then SIP passwords issued after partner and social logins.
+// HA1 is the ordinary lookup to give the sip and mcp packages (Config.HA1):
+// the bridge's own users. Issued SIP passwords are not in it: a user may
+// have several, one per device (Issued).
 func (a *Authenticator) HA1(user string) (string, bool) {
-	var issued func(string) (string, bool)
-	if a.cfg.Credentials != nil {
-		issued = a.cfg.Credentials.HA1Func(a.cfg.Domain)
+	if a.cfg.OrdinaryHA1 == nil {
+		return "", false
 	}
-	return Chain(a.cfg.OrdinaryHA1, issued)(user)
+	return a.cfg.OrdinaryHA1(user)
+}
+
+// Issued returns the HA1s of user's live issued SIP passwords, one per
+// device (sip.Config.Issued, mcp.Config.Issued); nil without Credentials.
+func (a *Authenticator) Issued(user string) []string {
+	if a.cfg.Credentials == nil {
+		return nil
+	}
+	return a.cfg.Credentials.Issued(user)
+}
+
+// CheckSIPPassword reports whether password is user's ordinary password or
+// one of its live issued SIP passwords, comparing every candidate in
+// constant time (for an HTTP endpoint that takes SIP credentials).
+func (a *Authenticator) CheckSIPPassword(user, password string) bool {
+	want := HA1(user, a.cfg.Domain, password)
+	have, ok := a.HA1(user)
+	match := subtle.ConstantTimeCompare([]byte(strings.ToLower(have)), []byte(want)) & boolInt(ok)
+	for _, h := range a.Issued(user) {
+		match |= subtle.ConstantTimeCompare([]byte(h), []byte(want))
+	}
+	return match == 1
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Revoke logs one device of user out (Credentials.Revoke).
+func (a *Authenticator) Revoke(ctx context.Context, user, device string) error {
+	if a.cfg.Credentials == nil {
+		return nil
+	}
+	return a.cfg.Credentials.Revoke(ctx, user, device)
+}
+
+// RevokeAll logs every device of user out (Credentials.RevokeAll).
+func (a *Authenticator) RevokeAll(ctx context.Context, user string) error {
+	if a.cfg.Credentials == nil {
+		return nil
+	}
+	return a.cfg.Credentials.RevokeAll(ctx, user)
 }

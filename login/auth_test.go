@@ -32,7 +32,10 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.creds = login.NewCredentials(login.CredentialsConfig{Realm: domain, TTL: time.Hour, Now: f.clk.Now})
+	f.creds, err = login.NewCredentials(login.CredentialsConfig{Realm: domain, TTL: time.Hour, Now: f.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
 	static := map[string]string{"carol": login.HA1("carol", domain, "carol-pw")}
 	f.auth, err = login.New(login.Config{
 		Domain:      domain,
@@ -82,13 +85,13 @@ func TestOrdinaryLogin(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	for _, name := range []string{"carol", "carol@" + domain} {
-		r, err := f.auth.Password(ctx, name, "carol-pw")
+		r, err := f.auth.Password(ctx, name, "carol-pw", "")
 		if err != nil || r.Kind != login.Ordinary || r.User != "carol" || r.AOR != "sip:carol@"+domain || r.SIP != nil {
 			t.Fatalf("%s: %+v %v", name, r, err)
 		}
 	}
 	for _, c := range [][2]string{{"carol", "wrong"}, {"nobody", "carol-pw"}, {"carol@elsewhere", "carol-pw"}, {"", ""}} {
-		if _, err := f.auth.Password(ctx, c[0], c[1]); !errors.Is(err, login.ErrBadPassword) {
+		if _, err := f.auth.Password(ctx, c[0], c[1], ""); !errors.Is(err, login.ErrBadPassword) {
 			t.Errorf("%q/%q: %v", c[0], c[1], err)
 		}
 	}
@@ -100,43 +103,67 @@ func TestOrdinaryLogin(t *testing.T) {
 func TestPartnerLoginIssuesSIPPassword(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	r, err := f.auth.Password(ctx, "alice#shop", "wonderland")
+	r, err := f.auth.Password(ctx, "alice#shop", "wonderland", "phone")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Kind != login.Partner || r.User != "alice.shop" || r.Site != "shop" || r.Display != "Alice" || !r.Created {
+	if r.Kind != login.Partner || r.User != "alice~shop" || r.AOR != "sip:alice~shop@"+domain || r.Site != "shop" || r.Display != "Alice" || !r.Created {
 		t.Fatalf("result %+v", r)
 	}
-	if r.SIP == nil || r.SIP.User != "alice.shop" || r.SIP.Password == "" {
+	if r.SIP == nil || r.SIP.User != "alice~shop" || r.SIP.Device != "phone" || r.SIP.Password == "" {
 		t.Fatalf("no SIP credential: %+v", r.SIP)
 	}
-	// The SIP layer finds the issued password's HA1 through the chain,
-	// and the static users still work.
-	if h, ok := f.auth.HA1("alice.shop"); !ok || h != login.HA1("alice.shop", domain, r.SIP.Password) {
-		t.Fatalf("HA1 lookup %q %v", h, ok)
+	// The SIP layer finds the issued password's HA1 among the user's issued
+	// ones; the ordinary lookup keeps the static users only.
+	if hs := f.auth.Issued("alice~shop"); len(hs) != 1 || hs[0] != login.HA1("alice~shop", domain, r.SIP.Password) {
+		t.Fatalf("Issued = %q", hs)
+	}
+	if _, ok := f.auth.HA1("alice~shop"); ok {
+		t.Fatal("an issued password leaked into the ordinary lookup")
 	}
 	if h, ok := f.auth.HA1("carol"); !ok || h != login.HA1("carol", domain, "carol-pw") {
-		t.Fatal("static user lost from the chain")
+		t.Fatal("static user lost")
 	}
-	if d, ok := f.users.Lookup("alice.shop"); !ok || d != "Alice" {
+	if !f.auth.CheckSIPPassword("alice~shop", r.SIP.Password) || !f.auth.CheckSIPPassword("carol", "carol-pw") ||
+		f.auth.CheckSIPPassword("alice~shop", "guess") || f.auth.CheckSIPPassword("carol", r.SIP.Password) {
+		t.Fatal("CheckSIPPassword")
+	}
+	if d, ok := f.users.Lookup("alice~shop"); !ok || d != "Alice" {
 		t.Fatalf("user not created: %q %v", d, ok)
 	}
-	r2, err := f.auth.Password(ctx, "alice#shop", "wonderland")
-	if err != nil || r2.Created {
+	// A second device logs in: both passwords work.
+	r2, err := f.auth.Password(ctx, "alice#shop", "wonderland", "")
+	if err != nil || r2.Created || r2.User != "alice~shop" || r2.SIP == nil || r2.SIP.Device == "" || r2.SIP.Device == "phone" {
 		t.Fatalf("second login: %+v %v", r2, err)
 	}
-	if _, ok := f.auth.HA1("alice.shop"); !ok {
-		t.Fatal("renewed credential missing")
+	if !f.auth.CheckSIPPassword("alice~shop", r.SIP.Password) || !f.auth.CheckSIPPassword("alice~shop", r2.SIP.Password) {
+		t.Fatal("a second device's login logged the first out")
 	}
-	if h, _ := f.auth.HA1("alice.shop"); h == login.HA1("alice.shop", domain, r.SIP.Password) {
-		t.Fatal("old SIP password still valid after a new login")
+	// The same device again replaces only that device's password.
+	r3, err := f.auth.Password(ctx, "alice#shop", "wonderland", "phone")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := f.auth.Password(ctx, "alice#shop", "nope"); !errors.Is(err, login.ErrDenied) {
+	if f.auth.CheckSIPPassword("alice~shop", r.SIP.Password) || !f.auth.CheckSIPPassword("alice~shop", r3.SIP.Password) ||
+		!f.auth.CheckSIPPassword("alice~shop", r2.SIP.Password) || len(f.auth.Issued("alice~shop")) != 2 {
+		t.Fatal("re-login of one device")
+	}
+	// Logout of one device.
+	if err := f.auth.Revoke(ctx, "alice~shop", "phone"); err != nil {
+		t.Fatal(err)
+	}
+	if f.auth.CheckSIPPassword("alice~shop", r3.SIP.Password) || !f.auth.CheckSIPPassword("alice~shop", r2.SIP.Password) {
+		t.Fatal("Revoke of one device")
+	}
+	if _, err := f.auth.Password(ctx, "alice#shop", "nope", ""); !errors.Is(err, login.ErrDenied) {
 		t.Fatalf("wrong password: %v", err)
+	}
+	if _, err := f.auth.Password(ctx, "alice#shop", "wonderland", "bad device"); !errors.Is(err, login.ErrBadDevice) {
+		t.Fatalf("bad device id: %v", err)
 	}
 	// issued passwords expire
 	f.clk.Advance(time.Hour)
-	if _, ok := f.auth.HA1("alice.shop"); ok {
+	if hs := f.auth.Issued("alice~shop"); len(hs) != 0 || f.auth.CheckSIPPassword("alice~shop", r2.SIP.Password) {
 		t.Fatal("expired SIP password still accepted")
 	}
 }
@@ -144,7 +171,7 @@ func TestPartnerLoginIssuesSIPPassword(t *testing.T) {
 func TestPartnerDigestLogin(t *testing.T) {
 	f := newFixture(t)
 	r, err := f.auth.PartnerDigest(context.Background(), uaDigest("alice#shop", domain, "wonderland", true))
-	if err != nil || r.User != "alice.shop" || r.SIP != nil {
+	if err != nil || r.User != "alice~shop" || r.SIP != nil {
 		t.Fatalf("%+v %v", r, err)
 	}
 	if _, err := f.auth.PartnerDigest(context.Background(), uaDigest("alice#shop", domain, "x", true)); !errors.Is(err, login.ErrDenied) {
@@ -159,22 +186,22 @@ func TestSocialLogin(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	tok := f.token(t, socialKey, "u123", "sess-1", 5*time.Minute)
-	r, err := f.auth.Password(ctx, "u123@friendbook", tok)
+	r, err := f.auth.Password(ctx, "u123@friendbook", tok, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Kind != login.Social || r.User != "u123.friendbook" || r.AOR != "sip:u123.friendbook@"+domain || !r.Created || r.SIP == nil {
+	if r.Kind != login.Social || r.User != "u123!friendbook" || r.AOR != "sip:u123!friendbook@"+domain || !r.Created || r.SIP == nil {
 		t.Fatalf("result %+v", r)
 	}
-	if _, ok := f.auth.HA1("u123.friendbook"); !ok {
+	if !f.auth.CheckSIPPassword("u123!friendbook", r.SIP.Password) {
 		t.Fatal("no SIP credential for the social user")
 	}
 	// replay of the same token
-	if _, err := f.auth.Password(ctx, "u123@friendbook", tok); !errors.Is(err, login.ErrReplayed) {
+	if _, err := f.auth.Password(ctx, "u123@friendbook", tok, ""); !errors.Is(err, login.ErrReplayed) {
 		t.Fatalf("replay: %v", err)
 	}
 	// a fresh session of the same account: admitted, not created again
-	r, err = f.auth.Password(ctx, "u123@friendbook", f.token(t, socialKey, "u123", "sess-2", time.Minute))
+	r, err = f.auth.Password(ctx, "u123@friendbook", f.token(t, socialKey, "u123", "sess-2", time.Minute), "")
 	if err != nil || r.Created {
 		t.Fatalf("second session: %+v %v", r, err)
 	}
@@ -210,7 +237,7 @@ func TestSocialLogin(t *testing.T) {
 		want      error
 	}{"u123@friendbook", fb64 + "." + sig, login.ErrBadSignature}
 	for name, c := range deny {
-		if _, err := f.auth.Password(ctx, c.name, c.tok); !errors.Is(err, c.want) {
+		if _, err := f.auth.Password(ctx, c.name, c.tok, ""); !errors.Is(err, c.want) {
 			t.Errorf("%s: %v, want %v", name, err, c.want)
 		}
 	}
@@ -218,7 +245,7 @@ func TestSocialLogin(t *testing.T) {
 		t.Fatalf("denied logins created users: %d", f.users.Len())
 	}
 	// an unknown social site is not social at all: ordinary, refused
-	if _, err := f.auth.Password(ctx, "u123@otherbook", tok); !errors.Is(err, login.ErrBadPassword) {
+	if _, err := f.auth.Password(ctx, "u123@otherbook", tok, ""); !errors.Is(err, login.ErrBadPassword) {
 		t.Errorf("unknown social site: %v", err)
 	}
 }
@@ -239,22 +266,23 @@ func TestSocialReplayMemoryBounded(t *testing.T) {
 		return x
 	}
 	t1 := tok("a")
+	ctx := context.Background()
 	for _, sid := range []string{"a", "b"} {
-		if _, err := s.Verify("u", "fb", tok(sid)); err != nil {
+		if _, err := s.Verify(ctx, "u", "fb", tok(sid)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Verify("u", "fb", tok("c")); !errors.Is(err, login.ErrReplayFull) {
+	if _, err := s.Verify(ctx, "u", "fb", tok("c")); !errors.Is(err, login.ErrReplayFull) {
 		t.Fatalf("full: %v", err)
 	}
-	if _, err := s.Verify("u", "fb", t1); !errors.Is(err, login.ErrReplayed) {
+	if _, err := s.Verify(ctx, "u", "fb", t1); !errors.Is(err, login.ErrReplayed) {
 		t.Fatalf("replay while full: %v", err)
 	}
 	clk.Advance(time.Minute)
-	if _, err := s.Verify("u", "fb", tok("c")); err != nil {
+	if _, err := s.Verify(ctx, "u", "fb", tok("c")); err != nil {
 		t.Fatalf("after expiry purge: %v", err)
 	}
-	if _, err := s.Verify("u", "fb", t1); !errors.Is(err, login.ErrExpired) {
+	if _, err := s.Verify(ctx, "u", "fb", t1); !errors.Is(err, login.ErrExpired) {
 		t.Fatalf("old token after purge: %v", err)
 	}
 }
@@ -273,26 +301,42 @@ func TestNewSocialValidates(t *testing.T) {
 
 func TestCredentialsBounded(t *testing.T) {
 	clk := newClock()
-	c := login.NewCredentials(login.CredentialsConfig{Realm: domain, TTL: time.Minute, MaxEntries: 1, Now: clk.Now})
-	a, err := c.Issue("a")
+	ctx := context.Background()
+	c, err := login.NewCredentials(login.CredentialsConfig{Realm: domain, TTL: time.Minute, MaxEntries: 2, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h, ok := c.HA1("a"); !ok || h != a.HA1 {
-		t.Fatal("HA1")
+	a, err := c.Issue(ctx, "a", "d1")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if h, ok := c.HA1Func("other")("a"); !ok || h != login.HA1("a", "other", a.Password) {
-		t.Fatal("HA1Func other realm")
+	if hs := c.Issued("a"); len(hs) != 1 || hs[0] != a.HA1 || a.HA1 != login.HA1("a", domain, a.Password) {
+		t.Fatal("Issued")
 	}
-	if _, err := c.Issue("b"); !errors.Is(err, login.ErrTooManyCredentials) {
+	if _, err := c.Issue(ctx, "a", "d2"); err != nil {
+		t.Fatal(err)
+	}
+	// Full: a new device is refused, a device that has one may renew it.
+	if _, err := c.Issue(ctx, "b", "d1"); !errors.Is(err, login.ErrTooManyCredentials) {
 		t.Fatalf("full: %v", err)
 	}
+	if _, err := c.Issue(ctx, "a", "d1"); err != nil {
+		t.Fatalf("renewal while full: %v", err)
+	}
 	clk.Advance(time.Minute)
-	if _, err := c.Issue("b"); err != nil {
+	if _, err := c.Issue(ctx, "b", "d1"); err != nil {
 		t.Fatalf("after expiry: %v", err)
 	}
-	c.Revoke("b")
-	if _, ok := c.HA1("b"); ok {
+	if err := c.Revoke(ctx, "b", "d1"); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Issued("b")) != 0 {
 		t.Fatal("revoked")
+	}
+	if _, err := login.NewCredentials(login.CredentialsConfig{}); err == nil {
+		t.Fatal("credentials without a realm")
+	}
+	if _, err := login.New(login.Config{Domain: "other.example", Credentials: c}); err == nil {
+		t.Fatal("credentials of another realm accepted")
 	}
 }

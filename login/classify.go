@@ -65,8 +65,3 @@ func SplitSocial(name string) (account, site string, ok bool) {
 	}
 	return name[:i], name[i+1:], true
 }
-
-// imUserName joins an external account and its site into a bridge user name
-// that is a valid SIP user part: "alice.site". The caller may configure
-// another mapping (Authenticator.MapUser).
-func imUserName(account, site string) string { return account + "." + site }

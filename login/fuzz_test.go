@@ -1,6 +1,7 @@
 package login_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/smsbridge/bridge/login"
@@ -50,6 +51,36 @@ func FuzzClassify(f *testing.F) {
 			_, _, alsoPartner := login.SplitPartner(s)
 			if !ok || a == "" || site != "fb" || a+"@"+site != s || alsoPartner {
 				t.Fatalf("social %q splits to %q %q %v", s, a, site, ok)
+			}
+		}
+	})
+}
+
+// FuzzExternalUserName: every name is a SIP user part of the unreserved
+// characters, deterministic, unhashed exactly for canonical accounts, and
+// ends with the separator and the site.
+func FuzzExternalUserName(f *testing.F) {
+	for _, s := range [][3]string{{"partner", "shop", "alice"}, {"social", "weibo", "VCase"}, {"social", "fb", "bob smith"}, {"partner", "s", "ü~!="}} {
+		f.Add(s[0], s[1], s[2])
+	}
+	f.Fuzz(func(t *testing.T, kind, site, account string) {
+		n, err := login.ExternalUserName(kind, site, account)
+		if err != nil {
+			return
+		}
+		again, _ := login.ExternalUserName(kind, site, account)
+		sep := map[string]string{"partner": login.PartnerUserSep, "social": login.SocialUserSep}[kind]
+		if again != n || sep == "" || !strings.HasSuffix(n, sep+site) {
+			t.Fatalf("%q %q %q → %q", kind, site, account, n)
+		}
+		head := strings.TrimSuffix(n, sep+site)
+		base, hash, hashed := strings.Cut(head, "=")
+		if hashed != (head != account) || (hashed && len(hash) != 5) {
+			t.Fatalf("%q → %q: hashed %v", account, n, hashed)
+		}
+		for _, c := range base + hash {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+				t.Fatalf("%q → %q has %q", account, n, c)
 			}
 		}
 	})

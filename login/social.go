@@ -2,6 +2,7 @@ package login
 
 import (
 	"container/heap"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -136,7 +137,10 @@ type SocialConfig struct {
 	MaxTTL     time.Duration // tokens valid for longer are refused; default 15m (bounds replay memory)
 	MaxEntries int           // live session ids remembered; default 100000
 	Leeway     time.Duration // clock skew tolerated on expiry; default 0
-	Now        func() time.Time
+	// Store keeps used session ids across restarts (nil = memory only: a
+	// token used before a restart is accepted again after it).
+	Store KV
+	Now   func() time.Time
 }
 
 // SocialAccounts verifies social-account tokens. Safe for concurrent use.
@@ -159,8 +163,9 @@ func NewSocialAccounts(cfg SocialConfig) (*SocialAccounts, error) {
 	}
 	s := &SocialAccounts{cfg: cfg, keys: make(map[string][]byte, len(cfg.Sites))}
 	s.used.init(cfg.MaxEntries)
+	s.used.keep = cfg.Store != nil
 	for _, site := range cfg.Sites {
-		if site.ID == "" || strings.ContainsAny(site.ID, "@#") {
+		if site.ID == "" || strings.ContainsAny(site.ID, "@#\x00") {
 			return nil, fmt.Errorf("login: social site id %q", site.ID)
 		}
 		if len(site.Key) < 32 {
@@ -171,7 +176,41 @@ func NewSocialAccounts(cfg SocialConfig) (*SocialAccounts, error) {
 		}
 		s.keys[site.ID] = append([]byte(nil), site.Key...)
 	}
+	if cfg.Store != nil {
+		if err := s.load(); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// load fills the replay set with the live session ids in the store and
+// deletes the expired ones. A record that does not parse is kept for the
+// longest a token can live (MaxTTL + Leeway from now), never forgotten early.
+func (s *SocialAccounts) load() error {
+	now := s.cfg.Now()
+	var stale [][]byte
+	err := s.cfg.Store.Iterate([]byte(kvSocialPrefix), func(key, val []byte) error {
+		until, err := decodeSocialRecord(val)
+		if err != nil {
+			until = now.Add(s.cfg.MaxTTL + s.cfg.Leeway)
+		}
+		if !now.Before(until) {
+			stale = append(stale, append([]byte(nil), key...))
+			return nil
+		}
+		s.used.load(string(key[len(kvSocialPrefix):]), until)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("login: load used social sessions: %w", err)
+	}
+	for _, k := range stale {
+		if err := s.cfg.Store.Delete(context.Background(), k); err != nil {
+			return fmt.Errorf("login: delete expired social session: %w", err)
+		}
+	}
+	return nil
 }
 
 // IsSite reports whether id is a configured social site; pass it to Classify.
@@ -184,10 +223,11 @@ func (s *SocialAccounts) IsSite(id string) bool {
 }
 
 // Verify checks token for login name account@site (given split) and, if it
-// is good, marks its session id used. The order matters: the signature is
-// checked before anything is remembered, so only the site can fill the
-// replay set.
-func (s *SocialAccounts) Verify(account, site, token string) (SocialToken, error) {
+// is good, marks its session id used; with a Store the session id is on
+// disk before Verify returns success, so the token is refused after a
+// restart too. The order matters: the signature is checked before anything
+// is remembered, so only the site can fill the replay set.
+func (s *SocialAccounts) Verify(ctx context.Context, account, site, token string) (SocialToken, error) {
 	key, ok := s.keys[site]
 	if !ok {
 		return SocialToken{}, fmt.Errorf("%w %q", ErrUnknownSocial, site)
@@ -209,10 +249,40 @@ func (s *SocialAccounts) Verify(account, site, token string) (SocialToken, error
 	if t.Expires.Sub(now) > s.cfg.MaxTTL {
 		return SocialToken{}, fmt.Errorf("%w: expires in %s, limit %s", ErrTooLong, t.Expires.Sub(now).Round(time.Second), s.cfg.MaxTTL)
 	}
-	if err := s.used.add(site+"\x00"+t.SessionID, t.Expires.Add(s.cfg.Leeway), now); err != nil {
+	k := site + "\x00" + t.SessionID
+	until := t.Expires.Add(s.cfg.Leeway)
+	err = s.used.add(k, until, now)
+	if s.cfg.Store != nil {
+		defer s.forget(ctx)
+	}
+	if err != nil {
 		return SocialToken{}, err
 	}
+	if s.cfg.Store != nil {
+		// The session id is already taken in memory, so a concurrent replay
+		// is refused while this write is in flight.
+		if err := s.cfg.Store.Put(ctx, []byte(kvSocialPrefix+k), encodeSocialRecord(until)); err != nil {
+			s.used.remove(k, until)
+			return SocialToken{}, fmt.Errorf("login: record social session: %w", err)
+		}
+	}
 	return t, nil
+}
+
+// forgetBatch bounds the store deletions one Verify makes for the session
+// ids purged from memory: a burst of expiries is spread over later logins
+// instead of delaying one.
+const forgetBatch = 16
+
+// forget deletes from the store a few of the session ids purged from memory
+// (best effort: the next load deletes what stays).
+func (s *SocialAccounts) forget(ctx context.Context) {
+	for _, k := range s.used.takeStale(forgetBatch) {
+		if s.used.has(k) { // used again meanwhile: its new record stays
+			continue
+		}
+		_ = s.cfg.Store.Delete(ctx, []byte(kvSocialPrefix+k))
+	}
 }
 
 // replaySet remembers used session ids until their expiry. A min-heap on
@@ -220,10 +290,12 @@ func (s *SocialAccounts) Verify(account, site, token string) (SocialToken, error
 // reached with live entries we refuse rather than forget (forgetting would
 // reopen replay).
 type replaySet struct {
-	mu  sync.Mutex
-	max int
-	m   map[string]time.Time
-	h   expHeap
+	mu    sync.Mutex
+	max   int
+	m     map[string]time.Time
+	h     expHeap
+	stale []string // purged from m, still to be deleted from the store
+	keep  bool     // collect stale (there is a store)
 }
 
 func (r *replaySet) init(max int) {
@@ -231,12 +303,20 @@ func (r *replaySet) init(max int) {
 	r.m = make(map[string]time.Time)
 }
 
+// add remembers k until exp, or refuses: ErrReplayed if k is live,
+// ErrReplayFull if the set is full of live entries.
 func (r *replaySet) add(k string, exp, now time.Time) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for len(r.h) > 0 && !now.Before(r.h[0].exp) {
 		e := heap.Pop(&r.h).(expItem)
-		delete(r.m, e.k)
+		// A heap item whose entry was removed (or re-added later) is stale.
+		if x, ok := r.m[e.k]; ok && x.Equal(e.exp) {
+			delete(r.m, e.k)
+			if r.keep {
+				r.stale = append(r.stale, e.k)
+			}
+		}
 	}
 	if _, ok := r.m[k]; ok {
 		return ErrReplayed
@@ -247,6 +327,44 @@ func (r *replaySet) add(k string, exp, now time.Time) error {
 	r.m[k] = exp
 	heap.Push(&r.h, expItem{k: k, exp: exp})
 	return nil
+}
+
+// takeStale removes and returns up to n purged keys.
+func (r *replaySet) takeStale(n int) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n = min(n, len(r.stale))
+	out := append([]string(nil), r.stale[len(r.stale)-n:]...)
+	r.stale = r.stale[:len(r.stale)-n]
+	return out
+}
+
+// load adds a remembered entry regardless of the cap: what was used before a
+// restart is never forgotten early.
+func (r *replaySet) load(k string, exp time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if x, ok := r.m[k]; ok && !exp.After(x) {
+		return
+	}
+	r.m[k] = exp
+	heap.Push(&r.h, expItem{k: k, exp: exp})
+}
+
+// remove undoes add(k, exp) when the session id could not be stored.
+func (r *replaySet) remove(k string, exp time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if x, ok := r.m[k]; ok && x.Equal(exp) {
+		delete(r.m, k)
+	}
+}
+
+func (r *replaySet) has(k string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.m[k]
+	return ok
 }
 
 func (r *replaySet) len() int {

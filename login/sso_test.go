@@ -2,6 +2,7 @@ package login_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -33,7 +34,7 @@ func TestIssuerTicket(t *testing.T) {
 	if got := is.Services(); len(got) != 2 || got[0] != "mail" || got[1] != "wiki" {
 		t.Fatalf("services %v", got)
 	}
-	tk, claims, err := is.IssueClaims("alice.shop@"+domain, "Alice", "wiki")
+	tk, claims, err := is.IssueClaims("alice~shop@"+domain, "Alice", "wiki")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +46,7 @@ func TestIssuerTicket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c != claims || c.User != "alice.shop@"+domain || c.Display != "Alice" || c.IssuedAt != clk.Now().Unix() || c.Expires != clk.Now().Add(time.Minute).Unix() {
+	if c != claims || c.User != "alice~shop@"+domain || c.Display != "Alice" || c.IssuedAt != clk.Now().Unix() || c.Expires != clk.Now().Add(time.Minute).Unix() {
 		t.Fatalf("claims %+v / %+v", c, claims)
 	}
 	// a ticket for mail does not open at the wiki (other key id, other key)
@@ -151,7 +152,7 @@ func BenchmarkSocialVerify(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := range b.N {
-		if _, err := s.Verify("u1", "fb", toks[i]); err != nil {
+		if _, err := s.Verify(context.Background(), "u1", "fb", toks[i]); err != nil {
 			b.Fatal(err)
 		}
 	}

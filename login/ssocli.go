@@ -15,11 +15,15 @@ import (
 )
 
 // RunSSOCLI implements `bridge sso verify --key-id K --key HEX [--service S]
-// [--leeway D] [TICKET]`: with no TICKET argument the ticket is read from the
-// first line of stdin. It prints the claims as JSON and returns 0, or prints
-// the reason and returns 1; usage errors return 2.
+// [--leeway D] [--seen FILE] [TICKET]`: with no TICKET argument the ticket
+// is read from the first line of stdin. It prints the claims as JSON and
+// returns 0, or prints the reason and returns 1; usage errors return 2.
+// With --seen, FILE (a SeenFile) remembers every accepted ticket until it
+// expires and a second verify of the same ticket, by this process or
+// another, fails with "replayed"; without it (the default) there is no
+// replay check.
 func RunSSOCLI(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	const usage = "usage: bridge sso verify --key-id K --key HEX64 [--service S] [--leeway 0s] [TICKET]\n"
+	const usage = "usage: bridge sso verify --key-id K --key HEX64 [--service S] [--leeway 0s] [--seen FILE] [TICKET]\n"
 	if len(args) == 0 || args[0] != "verify" {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -30,6 +34,8 @@ func RunSSOCLI(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	keyHex := fs.String("key", "", "the service's AES-256 key, 64 hex digits")
 	service := fs.String("service", "", "required service id (empty = any)")
 	leeway := fs.Duration("leeway", 0, "tolerated clock skew")
+	seen := fs.String("seen", "", "file remembering accepted ticket ids until they expire, shared safely by concurrent verifiers;\n"+
+		"a ticket already in it fails as replayed (default none: no replay check, a ticket verifies until it expires)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -51,7 +57,11 @@ func RunSSOCLI(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		ticket = strings.TrimSpace(line)
 	}
-	c, err := ssoticket.Verifier{Keys: map[string][32]byte{*keyID: key}, Service: *service, Leeway: *leeway, Now: time.Now}.Verify(ticket)
+	v := ssoticket.Verifier{Keys: map[string][32]byte{*keyID: key}, Service: *service, Leeway: *leeway, Now: time.Now}
+	if *seen != "" {
+		v.Replay = SeenFile{Path: *seen, Now: time.Now}
+	}
+	c, err := v.Verify(ticket)
 	if err != nil {
 		fmt.Fprintf(stderr, "sso verify: %v\n", err)
 		return 1

@@ -44,11 +44,13 @@
 //	A: Digest response="<hex>",cnonce="<hex>"
 //
 // where response = hex(md5(HA1 ":" nonce ":" cnonce)) and HA1 = lower-case
-// hex md5(user ":" domain ":" password), the same credential source
-// (Config.HA1) as the SIP edge, realm = Config.Domain. Hex is compared
-// case-insensitively; other A parameters (algorithm, salt) are ignored. A
-// right answer gets 200 OK with X: the granted expiry (the request's X,
-// default 600 s, clamped to 60..86400) and the handset becomes present:
+// hex md5(user ":" domain ":" password), the same credential sources as the
+// SIP edge (Config.HA1, then, when it does not match, any of the user's live
+// issued credentials, one per device: Config.Issued), realm = Config.Domain.
+// Hex is compared case-insensitively; other A parameters (algorithm, salt)
+// are ignored. A right answer gets 200 OK with X: the granted expiry (the
+// request's X, default 600 s, clamped to 60..86400) and the handset becomes
+// present:
 // presence.Binding{AOR: msg.FromAOR("sip:user@domain"), Contact: the
 // connection id "mcp:<boot>.<n>", Via: "mcp"}. A wrong answer gets a fresh
 // 401; the third wrong answer on a connection gets 403 Forbidden and so does
@@ -69,8 +71,12 @@
 //     (with XI: the bridge message id and D: the date). msg.ErrOverloaded →
 //     503 Service Unavailable, msg.ErrNoRoute or a bad T → 404 Not Found /
 //     400, any other failure → 500. Not registered → 401.
-//   - S: N: GetContactList → 200 with an empty contact list; SetPresence →
-//     200; any other service → 200 with <results />.
+//   - S: N: GetContactList → Config.Service's answer (the bridge answers
+//     with the user's contacts from the identity directory), else 200 with
+//     an empty contact list; SetPresence → 200; any other service → 200
+//     with <results />.
+//   - Server.Notify pushes BN with an event (N: contact when a user's
+//     contact list changed) to every connection registered as that user.
 //   - B, BN, O, I, A, SUB: 200 OK (accepted and ignored: the bridge keeps no
 //     sessions, invitations or subscriptions for handsets).
 //   - anything else: 501 Not Implemented.

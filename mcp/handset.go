@@ -24,6 +24,12 @@ type Incoming struct {
 	ID   string // the XI header: the bridge's message id
 }
 
+// Notification is a BN the handset received: an event the bridge pushed.
+type Notification struct {
+	Event string // the N header, e.g. "contact"
+	Body  []byte
+}
+
 // Handset simulates a SIP-C handset on the MCP link for tests: it has its
 // own codec state per connection exactly like a real client, matches
 // responses by I and Q, and answers incoming M by itself.
@@ -46,6 +52,7 @@ type Handset struct {
 	answer    func(Incoming) int
 
 	in     chan Incoming
+	notes  chan Notification
 	done   chan struct{}
 	closed atomic.Bool
 	err    atomic.Value // error that ended the read loop
@@ -67,6 +74,7 @@ func Dial(ctx context.Context, addr string, stateful bool) (*Handset, error) {
 		dec:     codec.NewDecoder(stateful),
 		pending: make(map[string]chan *Message),
 		in:      make(chan Incoming, 1024),
+		notes:   make(chan Notification, 16),
 		done:    make(chan struct{}),
 	}
 	go h.read()
@@ -75,6 +83,10 @@ func Dial(ctx context.Context, addr string, stateful bool) (*Handset, error) {
 
 // Messages delivers the M requests the handset received (already answered).
 func (h *Handset) Messages() <-chan Incoming { return h.in }
+
+// Notifications yields the BN requests the handset received (the 16 latest
+// unread).
+func (h *Handset) Notifications() <-chan Notification { return h.notes }
 
 // Done is closed when the connection is gone; Err then says why.
 func (h *Handset) Done() <-chan struct{} { return h.done }
@@ -148,6 +160,12 @@ func (h *Handset) read() {
 // incoming answers a request from the bridge.
 func (h *Handset) incoming(m *Message) {
 	code, reason := 200, "OK"
+	if canonMethod(m.Method) == "BN" {
+		select {
+		case h.notes <- Notification{Event: m.Get("N"), Body: append([]byte(nil), m.Body...)}:
+		default: // a test that does not read them must not stall the link
+		}
+	}
 	var in Incoming
 	if canonMethod(m.Method) == "M" {
 		text, _, err := bodyText(m.Get("C"), m.Body)

@@ -561,3 +561,33 @@ func TestSIPNamesRegister(t *testing.T) {
 		t.Fatal("alice not present")
 	}
 }
+
+// Notify reaches every connection registered as the user, and only those.
+func TestNotifyPushesToTheUsersHandsets(t *testing.T) {
+	b := startBridge(t, nil)
+	h1, h2 := b.login(t, "alice"), b.login(t, "alice")
+	other := b.login(t, "13800000001")
+	aor, err := msg.FromAOR("sip:alice@"+domain, "86")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`<results><contacts version="2"/></results>`)
+	if n := b.srv.Notify(ctx(t), aor, "contact", body); n != 2 {
+		t.Fatalf("Notify reached %d handsets, want alice's 2", n)
+	}
+	for i, h := range []*Handset{h1, h2} {
+		select {
+		case nt := <-h.Notifications():
+			if nt.Event != "contact" || string(nt.Body) != string(body) {
+				t.Fatalf("handset %d got %q %q", i, nt.Event, nt.Body)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("handset %d got no BN", i)
+		}
+	}
+	select {
+	case nt := <-other.Notifications():
+		t.Fatalf("another user's handset got %q", nt.Event)
+	default:
+	}
+}

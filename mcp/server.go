@@ -26,6 +26,7 @@ type Config struct {
 	Domain           string                                  // digest realm; handset AORs are sip:user@Domain
 	CountryCode      string                                  // default country code for numbers (msg.FromAOR)
 	HA1              func(user string) (ha1 string, ok bool) // lower-case hex md5(user:Domain:password), as for SIP
+	Issued           func(user string) []string              // optional: HA1s of the user's live issued credentials, one per device (login.Authenticator.Issued), tried when HA1 does not match
 	OpenRegistration bool                                    // labs: register without digest
 	MaxFrame         int                                     // largest inbound frame (default 64 KiB)
 	MaxConns         int                                     // connections beyond this are closed at once (default 10000)
@@ -50,7 +51,7 @@ func (c *Config) defaults() error {
 	if c.Domain == "" {
 		return errors.New("mcp: Config.Domain is required")
 	}
-	if !c.OpenRegistration && c.HA1 == nil {
+	if !c.OpenRegistration && c.HA1 == nil && c.Issued == nil {
 		return errors.New("mcp: Config.HA1 is required unless OpenRegistration")
 	}
 	if c.Listen == "" {
@@ -264,6 +265,37 @@ func (s *Server) SendIM(ctx context.Context, m *msg.Message, b presence.Binding)
 		return fmt.Errorf("mcp: send %s to %s at %s: %w", m.ID, b.AOR, b.Contact, &StatusError{resp.Code, resp.Reason})
 	}
 	return nil
+}
+
+// Notify pushes a BN request with event N: event and body to every handset
+// connection registered as aor (e.g. a changed contact list), and returns
+// how many answered it with a 2xx. A handset that does not answer in time
+// is not retried: its next GetContactList has the change.
+func (s *Server) Notify(ctx context.Context, aor msg.Address, event string, body []byte) int {
+	s.mu.Lock()
+	var targets []*conn
+	for _, c := range s.conns {
+		if _, a, ok := c.registration(); ok && a == aor {
+			targets = append(targets, c)
+		}
+	}
+	s.mu.Unlock()
+	n := 0
+	for _, c := range targets {
+		user, _, ok := c.registration()
+		if !ok {
+			continue
+		}
+		req := &Message{Method: "BN", Target: user, Version: Version}
+		req.Add("I", strconv.FormatUint(c.outSeq.Add(1), 10))
+		req.Add("Q", "1 BN")
+		req.Add("N", event)
+		req.SetBody(body)
+		if resp, err := c.request(ctx, req, s.cfg.MessageTimeout); err == nil && resp.Code >= 200 && resp.Code <= 299 {
+			n++
+		}
+	}
+	return n
 }
 
 // conn is one handset connection. The reader goroutine owns dec and

@@ -2,8 +2,6 @@ package provision
 
 import (
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,8 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/smsbridge/bridge/msg"
 )
 
 // Errors callers classify with errors.Is.
@@ -35,7 +31,6 @@ type KV interface {
 }
 
 const (
-	prefixUser    = "prov/u/"
 	prefixAccount = "prov/a/"
 	keyRoutes     = "prov/routes"
 )
@@ -45,8 +40,6 @@ type Options struct {
 	KV          KV     // nil keeps everything in memory (labs, tests of other packages)
 	Domain      string // SIP domain and digest realm; required
 	CountryCode string // for national MSISDNs
-	// StaticUsers maps user → HA1 from the configuration (--sip-user).
-	StaticUsers map[string]string
 	// StaticAccounts maps system_id → plain password from the
 	// configuration (--smpp-account).
 	StaticAccounts map[string]string
@@ -73,36 +66,12 @@ type Store struct {
 }
 
 type cache struct {
-	users    map[string]userRec
-	byMSISDN map[msg.Address]string // MSISDN → user
-	byAOR    map[msg.Address]string // AOR → user
 	accounts map[string]accountRec
 	routes   []Route
 }
 
 func newCache() cache {
-	return cache{users: map[string]userRec{}, byMSISDN: map[msg.Address]string{},
-		byAOR: map[msg.Address]string{}, accounts: map[string]accountRec{}}
-}
-
-func (c *cache) addUser(u userRec) {
-	c.users[u.Name] = u
-	c.byAOR[u.AOR] = u.Name
-	if u.MSISDN != "" {
-		c.byMSISDN[u.MSISDN] = u.Name
-	}
-}
-
-func (c *cache) dropUser(name string) {
-	u, ok := c.users[name]
-	if !ok {
-		return
-	}
-	delete(c.users, name)
-	delete(c.byAOR, u.AOR)
-	if u.MSISDN != "" && c.byMSISDN[u.MSISDN] == name {
-		delete(c.byMSISDN, u.MSISDN)
-	}
+	return cache{accounts: map[string]accountRec{}}
 }
 
 // Open loads everything provisioned from opts.KV.
@@ -131,19 +100,7 @@ func Open(opts Options) (*Store, error) {
 func (s *Store) Reload() error {
 	c := newCache()
 	if s.opts.KV != nil {
-		err := s.opts.KV.Iterate([]byte(prefixUser), func(k, v []byte) error {
-			var u userRec
-			if err := json.Unmarshal(v, &u); err != nil || u.Name == "" {
-				s.log.Warn("provision: skipping unreadable user", "key", string(k), "err", err)
-				return nil
-			}
-			c.addUser(u)
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("provision: load users: %w", err)
-		}
-		err = s.opts.KV.Iterate([]byte(prefixAccount), func(k, v []byte) error {
+		err := s.opts.KV.Iterate([]byte(prefixAccount), func(k, v []byte) error {
 			var a accountRec
 			if err := json.Unmarshal(v, &a); err != nil || a.SystemID == "" {
 				s.log.Warn("provision: skipping unreadable account", "key", string(k), "err", err)
@@ -174,7 +131,7 @@ func (s *Store) Reload() error {
 	s.c = c
 	s.mu.Unlock()
 	s.wmu.Unlock()
-	s.log.Info("provisioning loaded", "users", len(c.users), "accounts", len(c.accounts), "routes", len(c.routes))
+	s.log.Info("provisioning loaded", "accounts", len(c.accounts), "routes", len(c.routes))
 	s.changed()
 	return nil
 }
@@ -220,13 +177,6 @@ func (s *Store) del(ctx context.Context, key string) error {
 	return nil
 }
 
-// HA1Of computes md5(user:realm:password) as hex, the only form in which a
-// SIP password is kept.
-func HA1Of(user, realm, password string) string {
-	h := md5.Sum([]byte(user + ":" + realm + ":" + password))
-	return hex.EncodeToString(h[:])
-}
-
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
@@ -248,14 +198,6 @@ func validToken(s string, max int, extra string) error {
 		}
 	}
 	return nil
-}
-
-func isHex32(s string) bool {
-	if len(s) != 32 {
-		return false
-	}
-	_, err := hex.DecodeString(s)
-	return err == nil
 }
 
 // keys returns m's keys sorted.

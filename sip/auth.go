@@ -186,8 +186,12 @@ func md5hex(s string) string {
 }
 
 // verify checks an Authorization header value for method against realm and
-// the HA1 lookup. It returns the authenticated username.
-func (n nonces) verify(header, method, realm string, ha1 func(string) (string, bool)) (string, error) {
+// the credentials of its username: the HA1 lookup, then, when that has no
+// match, each HA1 issued returns (one per device). Every candidate is
+// compared in constant time and all of them are compared, so the time
+// tells nothing about which one matched. It returns the authenticated
+// username.
+func (n nonces) verify(header, method, realm string, ha1 func(string) (string, bool), issued func(string) []string) (string, error) {
 	if header == "" {
 		return "", errNoCredentials
 	}
@@ -198,23 +202,40 @@ func (n nonces) verify(header, method, realm string, ha1 func(string) (string, b
 	if c.Realm != realm {
 		return "", fmt.Errorf("authorization: realm %q is not %q: %w", c.Realm, realm, errBadResponse)
 	}
-	if ha1 == nil {
-		return "", errUnknownUser
+	var match, known bool
+	if ha1 != nil {
+		if secret, ok := ha1(c.Username); ok {
+			known = true
+			match = digestMatches(secret, method, c)
+		}
 	}
-	secret, ok := ha1(c.Username)
-	if !ok {
+	if !match && issued != nil {
+		for _, secret := range issued(c.Username) {
+			known = true
+			if digestMatches(secret, method, c) {
+				match = true
+			}
+		}
+	}
+	if !known {
 		return "", fmt.Errorf("%w %q", errUnknownUser, c.Username)
 	}
 	// Check the response before the nonce age so that a stale nonce is only
 	// reported to a UA that knows the password (RFC 2617 §3.2.1 stale).
-	want := digestResponse(strings.ToLower(secret), method, c)
-	if subtle.ConstantTimeCompare([]byte(want), []byte(c.Response)) != 1 {
+	if !match {
 		return "", errBadResponse
 	}
 	if err := n.check(c.Nonce); err != nil {
 		return "", err
 	}
 	return c.Username, nil
+}
+
+// digestMatches compares c's response with the one HA1 secret gives, in
+// constant time.
+func digestMatches(secret, method string, c credentials) bool {
+	want := digestResponse(strings.ToLower(secret), method, c)
+	return subtle.ConstantTimeCompare([]byte(want), []byte(c.Response)) == 1
 }
 
 // challenge renders a WWW-Authenticate value.

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,28 +58,28 @@ func TestVerify(t *testing.T) {
 		return `Digest username="` + c.Username + `", realm="` + c.Realm + `", nonce="` + c.Nonce + `", uri="` + c.URI +
 			`", response="` + c.Response + `", qop=auth, nc=` + c.NC + `, cnonce="` + c.CNonce + `", algorithm=MD5`
 	}
-	if u, err := n.verify(hdr(c), "REGISTER", "example.test", ha1); err != nil || u != "alice" {
+	if u, err := n.verify(hdr(c), "REGISTER", "example.test", ha1, nil); err != nil || u != "alice" {
 		t.Fatalf("verify good credentials: %q %v", u, err)
 	}
-	if _, err := n.verify(hdr(c), "MESSAGE", "example.test", ha1); !errors.Is(err, errBadResponse) {
+	if _, err := n.verify(hdr(c), "MESSAGE", "example.test", ha1, nil); !errors.Is(err, errBadResponse) {
 		t.Errorf("other method: %v, want errBadResponse", err)
 	}
-	if _, err := n.verify(hdr(c), "REGISTER", "other.test", ha1); !errors.Is(err, errBadResponse) {
+	if _, err := n.verify(hdr(c), "REGISTER", "other.test", ha1, nil); !errors.Is(err, errBadResponse) {
 		t.Errorf("other realm: %v", err)
 	}
 	bob := c
 	bob.Username = "bob"
-	if _, err := n.verify(hdr(bob), "REGISTER", "example.test", ha1); !errors.Is(err, errUnknownUser) {
+	if _, err := n.verify(hdr(bob), "REGISTER", "example.test", ha1, nil); !errors.Is(err, errUnknownUser) {
 		t.Errorf("unknown user: %v", err)
 	}
-	if _, err := n.verify("", "REGISTER", "example.test", ha1); !errors.Is(err, errNoCredentials) {
+	if _, err := n.verify("", "REGISTER", "example.test", ha1, nil); !errors.Is(err, errNoCredentials) {
 		t.Errorf("no header: %v", err)
 	}
 	// RFC 2069 style (no qop) is still accepted.
 	old := credentials{Username: "alice", Realm: "example.test", Nonce: nonce, URI: "sip:example.test"}
 	old.Response = digestResponse(ha1Must(ha1, "alice"), "REGISTER", old)
 	h := `Digest username="alice", realm="example.test", nonce="` + nonce + `", uri="sip:example.test", response="` + old.Response + `"`
-	if _, err := n.verify(h, "REGISTER", "example.test", ha1); err != nil {
+	if _, err := n.verify(h, "REGISTER", "example.test", ha1, nil); err != nil {
 		t.Errorf("no-qop credentials: %v", err)
 	}
 }
@@ -86,4 +87,50 @@ func TestVerify(t *testing.T) {
 func ha1Must(f func(string) (string, bool), u string) string {
 	h, _ := f(u)
 	return h
+}
+
+func TestVerifyIssued(t *testing.T) {
+	n := nonces{key: []byte("k"), now: time.Now}
+	nonce := n.issue()
+	const realm = "example.test"
+	hdr := func(user, password string) string {
+		c := credentials{Username: user, Realm: realm, Nonce: nonce, URI: "sip:" + realm, QOP: "auth", NC: "00000001", CNonce: "abc"}
+		c.Response = digestResponse(config.HA1(user, realm, password), "REGISTER", c)
+		return `Digest username="` + c.Username + `", realm="` + realm + `", nonce="` + nonce + `", uri="` + c.URI +
+			`", response="` + c.Response + `", qop=auth, nc=00000001, cnonce="abc"`
+	}
+	ha1 := func(u string) (string, bool) {
+		if u == "both" {
+			return config.HA1(u, realm, "ordinary"), true
+		}
+		return "", false
+	}
+	issued := func(u string) []string {
+		switch u {
+		case "dev", "both":
+			return []string{config.HA1(u, realm, "phone"), strings.ToUpper(config.HA1(u, realm, "laptop"))}
+		}
+		return nil
+	}
+	for _, c := range []struct {
+		user, pw string
+		want     error
+	}{
+		{"dev", "phone", nil},
+		{"dev", "laptop", nil},
+		{"dev", "guess", errBadResponse},
+		{"both", "ordinary", nil},
+		{"both", "laptop", nil},
+		{"both", "guess", errBadResponse},
+		{"nobody", "phone", errUnknownUser},
+	} {
+		u, err := n.verify(hdr(c.user, c.pw), "REGISTER", realm, ha1, issued)
+		if !errors.Is(err, c.want) || (c.want == nil && u != c.user) {
+			t.Errorf("%s/%s: %q %v, want %v", c.user, c.pw, u, err, c.want)
+		}
+	}
+	// Issued alone is enough for a server.
+	if _, err := n.verify(hdr("dev", "phone"), "REGISTER", realm, nil, issued); err != nil {
+		t.Errorf("issued only: %v", err)
+	}
 }

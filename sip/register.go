@@ -50,7 +50,7 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction, aor ms
 	if h := req.GetHeader("Authorization"); h != nil {
 		hv = h.Value()
 	}
-	user, err := s.nonces.verify(hv, string(req.Method), s.cfg.Domain, s.cfg.HA1)
+	user, err := s.nonces.verify(hv, string(req.Method), s.cfg.Domain, s.cfg.HA1, s.cfg.Issued)
 	if err != nil {
 		stale := errors.Is(err, errStaleNonce)
 		if !errors.Is(err, errNoCredentials) {

@@ -28,6 +28,7 @@ type Config struct {
 	CountryCode      string                                  // default country code for msg.FromAOR
 	OpenRegistration bool                                    // labs: accept any REGISTER/MESSAGE without authentication
 	HA1              func(user string) (ha1 string, ok bool) // digest credentials: lower-case hex md5(user:realm:password)
+	Issued           func(user string) []string              // optional: HA1s of the user's live issued credentials, one per device (login.Authenticator.Issued), tried when HA1 does not match
 	OutboundProxy    string                                  // "host:port" or SIP URI; when set every outgoing MESSAGE goes there
 	MessageTimeout   time.Duration                           // wait for a final response to our MESSAGE (default 5s)
 	MinExpires       time.Duration                           // shorter REGISTER expiry gets 423 (default 60s)
@@ -73,7 +74,7 @@ func (c *Config) defaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if !c.OpenRegistration && c.HA1 == nil {
+	if !c.OpenRegistration && c.HA1 == nil && c.Issued == nil {
 		return errors.New("sip: Config.HA1 is required unless OpenRegistration")
 	}
 	return nil

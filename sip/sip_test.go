@@ -640,6 +640,9 @@ func TestConfigValidation(t *testing.T) {
 	if _, err := New(Config{Domain: "d"}, pres, sub); err == nil {
 		t.Error("no HA1 without OpenRegistration accepted")
 	}
+	if _, err := New(Config{Domain: "d", Issued: func(string) []string { return nil }}, pres, sub); err != nil {
+		t.Errorf("Issued without HA1: %v", err)
+	}
 	if _, err := New(Config{Domain: "d", OpenRegistration: true}, nil, sub); err == nil {
 		t.Error("nil Registrar accepted")
 	}

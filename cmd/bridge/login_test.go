@@ -83,8 +83,8 @@ func TestPartnerLoginThenSIPRegisterAndSSO(t *testing.T) {
 	if code := postJSON(t, api+"/v1/login", "tok", map[string]string{"user": "alice#shop", "password": "wonderland"}, &res); code != 200 {
 		t.Fatalf("partner login: %d", code)
 	}
-	if res.User != "alice.shop" || res.SIP.Password == "" {
-		t.Fatalf("login result %+v: want IM user alice.shop with an issued SIP password", res)
+	if res.User != "alice~shop" || res.SIP.Password == "" {
+		t.Fatalf("login result %+v: want IM user alice~shop with an issued SIP password", res)
 	}
 	u := startUA(t, res.User, res.SIP.Password)
 	if code := u.register(t, b, 3600); code != 200 {
@@ -104,7 +104,7 @@ func TestPartnerLoginThenSIPRegisterAndSSO(t *testing.T) {
 	var k [32]byte
 	copy(k[:], key)
 	c, err := ssoticket.Verify(tk.Ticket, map[string][32]byte{"k1": k}, "wiki")
-	if err != nil || !strings.HasPrefix(c.User, "alice.shop") {
+	if err != nil || !strings.HasPrefix(c.User, "alice~shop") {
 		t.Fatalf("ticket %q: claims %+v, %v", tk.Ticket, c, err)
 	}
 	if _, err := ssoticket.Verify(tk.Ticket, map[string][32]byte{"k1": {1}}, "wiki"); err == nil {
@@ -112,7 +112,7 @@ func TestPartnerLoginThenSIPRegisterAndSSO(t *testing.T) {
 	}
 	// The CLI a third party runs opens it too.
 	var out, errb bytes.Buffer
-	if rc := run([]string{"sso", "verify", "--key-id", "k1", "--key", hex.EncodeToString(key), "--service", "wiki", tk.Ticket}, nil, &out, &errb); rc != 0 || !strings.Contains(out.String(), "alice.shop") {
+	if rc := run([]string{"sso", "verify", "--key-id", "k1", "--key", hex.EncodeToString(key), "--service", "wiki", tk.Ticket}, nil, &out, &errb); rc != 0 || !strings.Contains(out.String(), "alice~shop") {
 		t.Fatalf("bridge sso verify: rc %d out %q err %q", rc, out.String(), errb.String())
 	}
 }
@@ -275,7 +275,7 @@ func TestPartnerUserOnHandsetLink(t *testing.T) {
 		}
 		return r
 	}
-	if r := service("GetContactList", "<args><contacts /></args>"); !strings.Contains(string(r.Body), "sip:bob.shop@"+testDomain) {
+	if r := service("GetContactList", "<args><contacts /></args>"); !strings.Contains(string(r.Body), "sip:bob~shop@"+testDomain) {
 		t.Fatalf("contacts: %s", r.Body)
 	}
 	r := service("GetSSOTicket", `<args><service id="wiki" /></args>`)
@@ -285,7 +285,7 @@ func TestPartnerUserOnHandsetLink(t *testing.T) {
 	}
 	var k [32]byte
 	copy(k[:], key)
-	if c, err := ssoticket.Verify(string(m[1]), map[string][32]byte{"k1": k}, "wiki"); err != nil || !strings.HasPrefix(c.User, "alice.shop") {
+	if c, err := ssoticket.Verify(string(m[1]), map[string][32]byte{"k1": k}, "wiki"); err != nil || !strings.HasPrefix(c.User, "alice~shop") {
 		t.Fatalf("ticket over SIP-C: %+v %v", c, err)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"os"
 
 	"github.com/smsbridge/bridge/config"
-	"github.com/smsbridge/bridge/provision"
+	"github.com/smsbridge/bridge/directory"
 	"github.com/smsbridge/bridge/store"
 )
 
@@ -43,12 +43,12 @@ func runUsers(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer db.Close()
-	prov, err := provision.Open(provision.Options{KV: db, Domain: cfg.SIPDomain, CountryCode: cfg.CountryCode, StaticUsers: cfg.Users()})
+	dir, err := directory.Open(directory.Options{KV: db, Domain: cfg.SIPDomain, CountryCode: cfg.CountryCode, Static: cfg.Users()})
 	if err != nil {
 		fmt.Fprintln(stderr, "bridge users import:", err)
 		return 1
 	}
-	n, err := prov.ImportCSV(context.Background(), in)
+	n, err := dir.ImportCSV(context.Background(), in)
 	if err != nil {
 		fmt.Fprintf(stderr, "bridge users import %s: %v\n", file, err)
 		return 1

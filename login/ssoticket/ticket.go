@@ -10,7 +10,8 @@
 // header "sso1.<key-id>" is the GCM additional data, so swapping the key id
 // breaks the seal. The claims carry the user, the service, the key id, the
 // issue and expiry times and a random ticket id (jti) that a service can use
-// to refuse a second use.
+// to refuse a second use: Verifier.Replay (a ReplayCache such as
+// MemoryReplay) does that.
 package ssoticket
 
 import (
@@ -22,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -45,7 +47,17 @@ var (
 	ErrExpired      = errors.New("ssoticket: ticket expired")
 	ErrNotYetValid  = errors.New("ssoticket: ticket issued in the future")
 	ErrWrongService = errors.New("ssoticket: ticket is for another service")
+	ErrReplayed     = errors.New("ssoticket: ticket replayed (already used)")
 )
+
+// ReplayCache remembers the ids of accepted tickets until they expire, so a
+// Verifier with one refuses a second use. An implementation shared by
+// several processes (e.g. a locked file) makes the check hold across them.
+type ReplayCache interface {
+	// Seen records ticket id as used until until and reports whether it was
+	// already recorded and still live; then it records nothing.
+	Seen(id string, until time.Time) (replayed bool, err error)
+}
 
 // Claims is what a ticket says. Times are Unix seconds.
 type Claims struct {
@@ -179,6 +191,10 @@ type Verifier struct {
 	Service string              // required service id; "" accepts any (not recommended)
 	Now     func() time.Time    // clock; nil = time.Now
 	Leeway  time.Duration       // tolerated clock skew for iat/exp
+	// Replay, when set, makes tickets single-use: an accepted ticket's id is
+	// recorded until its expiry (plus Leeway), and a ticket whose id is
+	// recorded fails with ErrReplayed. nil = no replay check.
+	Replay ReplayCache
 }
 
 // Verify opens the ticket and checks service, issue time and expiry.
@@ -201,7 +217,70 @@ func (v Verifier) Verify(ticket string) (Claims, error) {
 	if time.Unix(c.IssuedAt, 0).After(t.Add(v.Leeway)) {
 		return c, ErrNotYetValid
 	}
+	if v.Replay != nil {
+		if !ValidTicketID(c.ID) {
+			return c, fmt.Errorf("%w: ticket id %q cannot be remembered", ErrMalformed, c.ID)
+		}
+		replayed, err := v.Replay.Seen(c.ID, time.Unix(c.Expires, 0).Add(v.Leeway))
+		if err != nil {
+			return c, fmt.Errorf("ssoticket: replay check: %w", err)
+		}
+		if replayed {
+			return c, fmt.Errorf("%w: jti %s", ErrReplayed, c.ID)
+		}
+	}
 	return c, nil
+}
+
+// ValidTicketID reports whether id can be remembered by a ReplayCache: 1-128
+// characters of [A-Za-z0-9_-] (the issuer makes 32 hex digits).
+func ValidTicketID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// MemoryReplay is an in-process ReplayCache. The zero value is ready.
+type MemoryReplay struct {
+	Now func() time.Time // nil = time.Now
+
+	mu    sync.Mutex
+	seen  map[string]time.Time
+	purge int // purge expired ids when the map reaches this size
+}
+
+// Seen implements ReplayCache; expired ids are dropped as the map grows.
+func (m *MemoryReplay) Seen(id string, until time.Time) (bool, error) {
+	now := time.Now
+	if m.Now != nil {
+		now = m.Now
+	}
+	t := now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.seen == nil {
+		m.seen = make(map[string]time.Time)
+	}
+	if u, ok := m.seen[id]; ok && t.Before(u) {
+		return true, nil
+	}
+	if len(m.seen) >= m.purge {
+		for k, u := range m.seen {
+			if !t.Before(u) {
+				delete(m.seen, k)
+			}
+		}
+		m.purge = max(1024, 2*len(m.seen))
+	}
+	m.seen[id] = until
+	return false, nil
 }
 
 // Verify is Verifier{Keys: keys, Service: service}.Verify(ticket) on the

@@ -112,3 +112,57 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+func TestVerifyReplay(t *testing.T) {
+	now := t0.Add(time.Minute)
+	clock := func() time.Time { return now }
+	cache := &ssoticket.MemoryReplay{Now: clock}
+	v := ssoticket.Verifier{Keys: map[string][32]byte{"k1": k1}, Service: "wiki", Now: clock, Replay: cache}
+	tk := seal(t, k1, "k1", "wiki", 2*time.Minute)
+	if _, err := v.Verify(tk); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(tk); !errors.Is(err, ssoticket.ErrReplayed) {
+		t.Fatalf("second use: %v", err)
+	}
+	// A ticket refused for another reason is not remembered.
+	other := seal(t, k1, "k1", "mail", 2*time.Minute)
+	if _, err := v.Verify(other); !errors.Is(err, ssoticket.ErrWrongService) {
+		t.Fatal(err)
+	}
+	if _, err := (ssoticket.Verifier{Keys: v.Keys, Now: clock, Replay: cache}).Verify(other); err != nil {
+		t.Fatalf("ticket refused earlier for its service: %v", err)
+	}
+	// Without Replay a ticket verifies again.
+	if _, err := (ssoticket.Verifier{Keys: v.Keys, Service: "wiki", Now: clock}).Verify(tk); err != nil {
+		t.Fatal(err)
+	}
+	// A ticket without a usable id cannot be single-use.
+	noID, err := ssoticket.Seal(k1, ssoticket.Claims{Service: "wiki", KeyID: "k1", IssuedAt: t0.Unix(), Expires: t0.Unix() + 120, ID: "a b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(noID); !errors.Is(err, ssoticket.ErrMalformed) {
+		t.Fatalf("ticket id with a space: %v", err)
+	}
+	// Once expired, the id is forgotten by the cache (the ticket itself is
+	// refused as expired anyway).
+	now = t0.Add(3 * time.Minute)
+	if r, _ := cache.Seen(mustOpen(t, tk).ID, now.Add(time.Minute)); r {
+		t.Fatal("expired id still remembered")
+	}
+	for id, ok := range map[string]bool{"0123abcdef": true, "A_b-9": true, "": false, "a.b": false, strings.Repeat("a", 129): false, strings.Repeat("a", 128): true} {
+		if ssoticket.ValidTicketID(id) != ok {
+			t.Errorf("ValidTicketID(%q) != %v", id, ok)
+		}
+	}
+}
+
+func mustOpen(t *testing.T, tk string) ssoticket.Claims {
+	t.Helper()
+	c, err := ssoticket.Open(tk, map[string][32]byte{"k1": k1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
