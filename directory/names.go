@@ -97,25 +97,10 @@ func describeRune(r rune) string {
 	return fmt.Sprintf("%U", r)
 }
 
-// isNumberName reports whether a user name is a number (as msg.FromAOR
-// decides): three or more digits, optionally after a '+'.
-func isNumberName(u string) bool {
-	u = strings.TrimPrefix(u, "+")
-	if len(u) < 3 {
-		return false
-	}
-	for i := 0; i < len(u); i++ {
-		if u[i] < '0' || u[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
 // ownAOR is the address of record of user name (canonical): the number
 // for a numeric name, else "sip:<name>@<domain>".
 func (d *Directory) ownAOR(name string) (msg.Address, error) {
-	if isNumberName(name) {
+	if msg.IsNumberUser(name) {
 		a, err := msg.FromAOR("sip:"+name+"@"+d.domain, d.opts.CountryCode)
 		if err != nil {
 			return "", invalid("user name %q is not a number: %v", name, err)

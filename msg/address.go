@@ -101,7 +101,7 @@ func FromAOR(aor, cc string) (Address, error) {
 	if user == "" {
 		return "", fmt.Errorf("%w: AOR %q has no user part", ErrBadNumber, aor)
 	}
-	if isNumber(user) {
+	if IsNumberUser(user) {
 		digits := strings.TrimPrefix(user, "+")
 		if strings.HasPrefix(user, "+") || len(digits) > 11 {
 			return NormalizeNumber("+"+digits, TONInternational, NPIISDN, cc)
@@ -114,7 +114,9 @@ func FromAOR(aor, cc string) (Address, error) {
 	return Address("sip:" + strings.ToLower(user) + "@" + strings.ToLower(host)), nil
 }
 
-func isNumber(u string) bool {
+// IsNumberUser reports whether a SIP user part names a number, as
+// FromAOR reads it: three or more digits, optionally after a '+'.
+func IsNumberUser(u string) bool {
 	u = strings.TrimPrefix(u, "+")
 	if len(u) < 3 {
 		return false
