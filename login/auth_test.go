@@ -203,7 +203,7 @@ func TestSocialLogin(t *testing.T) {
 	// a fresh session of the same account: admitted, not created again
 	r, err = f.auth.Password(ctx, "u123@friendbook", f.token(t, socialKey, "u123", "sess-2", time.Minute), "")
 	if err != nil || r.Created {
-		t.Fatalf("second session: %+v %v", r, err)
+		t.Fatalf("fresh social session id: %+v %v", r, err)
 	}
 	if f.users.Len() != 1 {
 		t.Fatalf("%d users", f.users.Len())
