@@ -19,6 +19,34 @@ type Binding struct {
 	Via     string      `json:"via"`     // which adapter delivers to it: "sip", "mcp", "api"
 	Expires time.Time   `json:"expires"`
 	Updated time.Time   `json:"updated"`
+	// Show is how available the user says they are at this contact
+	// (XMPP show; SIP registrations are available): routing prefers
+	// available over away over dnd, then Priority (XMPP priority, SIP q
+	// scaled to 0..1000), then the most recent Updated.
+	Show     Show `json:"show,omitempty"`
+	Priority int  `json:"priority,omitempty"`
+}
+
+// Show is a binding's availability, best first.
+type Show uint8
+
+const (
+	Available    Show = iota // online (SIP registration, XMPP presence without show or "chat")
+	Away                     // XMPP "away"
+	ExtendedAway             // XMPP "xa"
+	DoNotDisturb             // XMPP "dnd"
+)
+
+// Better reports whether b is a better place to deliver to than c: more
+// available, then higher priority, then more recently updated.
+func (b Binding) Better(c Binding) bool {
+	if b.Show != c.Show {
+		return b.Show < c.Show
+	}
+	if b.Priority != c.Priority {
+		return b.Priority > c.Priority
+	}
+	return b.Updated.After(c.Updated)
 }
 
 // KV is the durable store presence writes through; store.DB satisfies it.
@@ -163,17 +191,20 @@ func (s *Store) Unregister(ctx context.Context, aor msg.Address, contact string)
 	return nil
 }
 
-// Lookup returns the freshest unexpired binding of aor.
+// Lookup returns the best unexpired binding of aor (Binding.Better): for
+// bindings alike, the freshest.
 func (s *Store) Lookup(aor msg.Address) (Binding, bool) {
 	now := s.now()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for _, b := range s.users[aor] {
-		if b.Expires.After(now) {
-			return b, true
+	var best Binding
+	found := false
+	for _, b := range s.users[aor] { // newest first, so ties keep the freshest
+		if b.Expires.After(now) && (!found || b.Better(best)) {
+			best, found = b, true
 		}
 	}
-	return Binding{}, false
+	return best, found
 }
 
 // Bindings returns all unexpired bindings of aor, freshest first.

@@ -36,6 +36,7 @@ type Queue interface {
 // when someone registers, so their parked messages go out.
 type Presence interface {
 	Lookup(aor msg.Address) (presence.Binding, bool)
+	Bindings(aor msg.Address) []presence.Binding
 	OnRegister(fn func(presence.Binding))
 }
 
@@ -485,15 +486,16 @@ func (r *Router) decide(m *msg.Message) (route, presence.Binding) {
 	return routePark, presence.Binding{}
 }
 
-// online finds where the person to belongs to is online in IM: the
-// freshest binding of any of their endpoints that an edge delivers to.
+// online finds where the person to belongs to is online in IM: the best
+// binding (presence.Binding.Better) of any of their endpoints that an edge
+// delivers to.
 func (r *Router) online(to msg.Address) (presence.Binding, bool) {
 	if r.cfg.People != nil {
 		if p, ok := r.cfg.People.Resolve(to); ok {
 			var best presence.Binding
 			found := false
 			for _, ep := range p.Endpoints {
-				if b, ok := r.pres.Lookup(ep); ok && r.im[b.Via] != nil && (!found || b.Updated.After(best.Updated)) {
+				if b, ok := r.pres.Lookup(ep); ok && r.im[b.Via] != nil && (!found || b.Better(best)) {
 					best, found = b, true
 				}
 			}
@@ -502,6 +504,38 @@ func (r *Router) online(to msg.Address) (presence.Binding, bool) {
 	}
 	b, ok := r.pres.Lookup(to)
 	return b, ok && r.im[b.Via] != nil
+}
+
+// maxIMAttempts bounds the endpoints one delivery tries before SMS or a
+// retry: each attempt may take the edge's whole timeout.
+const maxIMAttempts = 4
+
+// nextBinding is where to try after the bindings in tried failed: the best
+// other binding of to's person (or of to), if any. Only failed deliveries
+// come here, so it may allocate.
+func (r *Router) nextBinding(to msg.Address, tried []presence.Binding) (presence.Binding, bool) {
+	if len(tried) >= maxIMAttempts {
+		return presence.Binding{}, false
+	}
+	eps := []msg.Address{to}
+	if r.cfg.People != nil {
+		if p, ok := r.cfg.People.Resolve(to); ok {
+			eps = p.Endpoints
+		}
+	}
+	var best presence.Binding
+	found := false
+	for _, ep := range eps {
+		for _, b := range r.pres.Bindings(ep) {
+			if r.im[b.Via] == nil || slices.ContainsFunc(tried, func(t presence.Binding) bool { return t.Via == b.Via && t.Contact == b.Contact }) {
+				continue
+			}
+			if !found || b.Better(best) {
+				best, found = b, true
+			}
+		}
+	}
+	return best, found
 }
 
 // parkKey is what parked messages for to wait under: its person, so that
@@ -544,20 +578,30 @@ func (r *Router) deliver(ctx context.Context, j *job) {
 		if debug {
 			r.log.Debug("route", "id", m.ID, "from", m.From, "to", m.To, "decision", "im", "via", b.Via, "contact", b.Contact)
 		}
-		err := r.im[b.Via].SendIM(ctx, m, b)
-		if err == nil {
-			r.count.IMDelivered.Add(1)
-			o := msg.Outcome{Delivered: true, State: msg.Delivered, Detail: "im", Via: msg.ViaIM}
-			if r.finish(ctx, j, o, "im "+b.Via+" "+b.Contact) {
-				r.reportJob(ctx, j, o)
+		var tried []presence.Binding
+		var err error
+		for {
+			err = r.im[b.Via].SendIM(ctx, m, b)
+			if err == nil {
+				r.count.IMDelivered.Add(1)
+				o := msg.Outcome{Delivered: true, State: msg.Delivered, Detail: "im", Via: msg.ViaIM}
+				if r.finish(ctx, j, o, "im "+b.Via+" "+b.Contact) {
+					r.reportJob(ctx, j, o)
+				}
+				return
 			}
-			return
+			if ctx.Err() != nil {
+				return // shutting down: stays unfinished in the store
+			}
+			r.count.IMFailed.Add(1)
+			r.log.Info("im delivery failed", "id", m.ID, "to", m.To, "via", b.Via, "contact", b.Contact, "err", err)
+			tried = append(tried, b)
+			next, ok := r.nextBinding(m.To, tried)
+			if !ok {
+				break
+			}
+			b = next
 		}
-		if ctx.Err() != nil {
-			return // shutting down: stays unfinished in the store
-		}
-		r.count.IMFailed.Add(1)
-		r.log.Info("im delivery failed", "id", m.ID, "to", m.To, "err", err)
 		if !m.To.IsMSISDN() || m.Route == "im" {
 			r.retry(ctx, j, "im: "+err.Error())
 			return

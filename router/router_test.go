@@ -634,3 +634,97 @@ func TestRegisterWithNothingParkedThenParkedDrains(t *testing.T) {
 	g.online(t, "sip:dave@example.com", "sip:d@127.0.0.1:5062")
 	g.waitState(t, id, msg.Delivered)
 }
+
+// edge is a second IM network for the router's tests: it records what it
+// delivers, or fails every delivery while down.
+type edge struct {
+	mu   sync.Mutex
+	down bool
+	got  []string // "contact|text"
+}
+
+func (e *edge) SendIM(ctx context.Context, m *msg.Message, b presence.Binding) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.down {
+		return errors.New("edge down")
+	}
+	e.got = append(e.got, b.Contact+"|"+m.Text)
+	return nil
+}
+
+func (e *edge) setDown(d bool) {
+	e.mu.Lock()
+	e.down = d
+	e.mu.Unlock()
+}
+
+func (e *edge) delivered() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.got...)
+}
+
+// A person on two IM networks gets each message on the better binding
+// (availability, then priority), on the other when that one fails, and as
+// SMS when both fail.
+func TestBestEndpointThenTheOtherThenSMS(t *testing.T) {
+	p := people{}
+	p.add("alice", "+8613800000001", "sip:alice@example.com", "xmpp:alice@example.com", "+8613800000001")
+	cfg := Config{People: p}
+	db, err := store.Open(store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pres, err := presence.Open(presence.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &rig{db: db, pres: pres, sent: &sent{}}
+	cfg.RetryMin = 10 * time.Millisecond
+	g.r = New(cfg, db, pres)
+	g.r.AddIM("sip", g)
+	x := &edge{}
+	g.r.AddIM("xmpp", x)
+	g.r.SetSMS(g)
+	g.run(t)
+
+	now := time.Now()
+	reg := func(b presence.Binding) {
+		t.Helper()
+		b.Expires = now.Add(time.Hour)
+		if err := pres.Register(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg(presence.Binding{AOR: "sip:alice@example.com", Contact: "sip:alice@127.0.0.1:5062", Via: "sip", Updated: now})
+	reg(presence.Binding{AOR: "xmpp:alice@example.com", Contact: "alice@example.com/phone", Via: "xmpp", Updated: now.Add(-time.Minute), Priority: 5})
+
+	send := func(text string) {
+		t.Helper()
+		g.waitState(t, g.submit(t, "+8613900000009", "+8613800000001", text), msg.Delivered)
+	}
+	send("one") // same availability: the higher priority wins over the fresher
+	if got := x.delivered(); len(got) != 1 || got[0] != "alice@example.com/phone|one" || len(g.sent.im()) != 0 {
+		t.Fatalf("xmpp %v sip %v", got, g.sent.im())
+	}
+	x.setDown(true)
+	send("two") // the better one fails: the other
+	if got := g.sent.im(); len(got) != 1 || got[0] != "+8613800000001|two|sip:alice@127.0.0.1:5062" {
+		t.Fatalf("sip %v", got)
+	}
+	x.setDown(false)
+	reg(presence.Binding{AOR: "xmpp:alice@example.com", Contact: "alice@example.com/phone", Via: "xmpp", Updated: now, Priority: 5, Show: presence.Away})
+	send("three") // away loses to available, whatever the priority
+	if got := g.sent.im(); len(got) != 2 || got[1] != "+8613800000001|three|sip:alice@127.0.0.1:5062" {
+		t.Fatalf("sip %v", got)
+	}
+	x.setDown(true)
+	g.mu.Lock()
+	g.imErr = func(*msg.Message) error { return errors.New("sip down") }
+	g.mu.Unlock()
+	send("four") // both fail: SMS
+	if got := g.sent.sms_(); len(got) != 1 || got[0] != "+8613800000001|four" {
+		t.Fatalf("sms %v", got)
+	}
+}

@@ -481,7 +481,10 @@ func sourceAddr(a msg.Address) (ton, npi byte, addr string) {
 	if a.IsMSISDN() {
 		return msg.TONInternational, msg.NPIISDN, a.Digits()
 	}
-	s := strings.TrimPrefix(strings.TrimPrefix(string(a), "sip:"), "alpha:")
+	s := string(a)
+	if i := strings.IndexByte(s, ':'); i >= 0 { // sip:, xmpp:, alpha:
+		s = s[i+1:]
+	}
 	if i := strings.IndexByte(s, '@'); i >= 0 {
 		s = s[:i]
 	}
