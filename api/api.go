@@ -116,6 +116,10 @@ type Config struct {
 	Logins    Logins
 	Tickets   Tickets
 	Partners  PartnerContacts
+	// XMPPLogin admits a login at the XMPP server on behalf of its auth
+	// module (POST /v1/xmpp/auth): local is the JID's localpart, password
+	// the site's signed token. nil answers 501.
+	XMPPLogin func(ctx context.Context, local, host, password string) (login.Result, error)
 	Now       func() time.Time
 }
 
@@ -292,6 +296,7 @@ func (s *Server) table() []route {
 		{pattern: "/v1/login", methods: map[string]handler{"POST": s.postLogin}},
 		{pattern: "/v1/login/{user}", methods: map[string]handler{"DELETE": s.deleteLogins}},
 		{pattern: "/v1/login/{user}/{device}", methods: map[string]handler{"DELETE": s.deleteLogin}},
+		{pattern: "/v1/xmpp/auth", methods: map[string]handler{"POST": s.postXMPPAuth}},
 		{pattern: "/v1/sso/tickets", methods: map[string]handler{"POST": s.postTicket}},
 		{pattern: "/v1/partners/{site}/contacts", methods: map[string]handler{"GET": s.getContacts}},
 		{pattern: "/v1/partners/{site}/posts", methods: map[string]handler{"GET": s.getPosts}},
@@ -515,6 +520,9 @@ type SendRequest struct {
 const MaxTextBytes = 255 * 67 * 4
 
 func parseParty(s, cc string) (msg.Address, error) {
+	if len(s) > 5 && strings.EqualFold(s[:5], "xmpp:") {
+		return directory.ParseXMPP(s)
+	}
 	if strings.HasPrefix(s, "sip:") || strings.Contains(s, "@") {
 		return msg.FromAOR(s, cc)
 	}

@@ -151,7 +151,7 @@ func (s *Server) presenceAddr(ctx *fasthttp.RequestCtx, raw string) (msg.Address
 		err = errors.New("an alphanumeric address has no presence")
 	}
 	if err != nil {
-		fail(ctx, fasthttp.StatusBadRequest, "address %q: %v (use +E164, a national number or sip:user@domain)", raw, err)
+		fail(ctx, fasthttp.StatusBadRequest, "address %q: %v (use +E164, a national number, sip:user@domain or xmpp:user@domain)", raw, err)
 		return "", false
 	}
 	return a, true
@@ -268,6 +268,36 @@ func (s *Server) postLogin(ctx *fasthttp.RequestCtx, _ []string) {
 		return
 	}
 	writeJSON(ctx, fasthttp.StatusOK, LoginView{Result: r, Kind: r.Kind.String()})
+}
+
+// XMPPAuthRequest is what the XMPP server's auth module asks.
+type XMPPAuthRequest struct {
+	User     string `json:"user"` // the JID's localpart, as the server prepared it
+	Host     string `json:"host"` // the JID's domain
+	Password string `json:"password"`
+}
+
+// postXMPPAuth admits or refuses a login at the XMPP server: 200 with the
+// IM user, or the status /v1/login gives for the same refusal.
+func (s *Server) postXMPPAuth(ctx *fasthttp.RequestCtx, _ []string) {
+	if s.cfg.XMPPLogin == nil {
+		notConfigured(ctx, "XMPP login")
+		return
+	}
+	var req XMPPAuthRequest
+	if !readJSON(ctx, &req) {
+		return
+	}
+	if req.User == "" || req.Host == "" || req.Password == "" || len(req.User) > 1023 || len(req.Host) > 1023 || len(req.Password) > 4096 {
+		fail(ctx, fasthttp.StatusBadRequest, "user, host and password are required (user and host ≤ 1023, password ≤ 4096 bytes)")
+		return
+	}
+	r, err := s.cfg.XMPPLogin(ctx, req.User, req.Host, req.Password)
+	if err != nil {
+		fail(ctx, loginStatus(err), "%v", err)
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"user": r.User})
 }
 
 // deleteLogin logs one device of a user out: its SIP password stops

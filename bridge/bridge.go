@@ -27,6 +27,7 @@ import (
 	"github.com/smsbridge/bridge/smppgw"
 	"github.com/smsbridge/bridge/smstext"
 	"github.com/smsbridge/bridge/store"
+	"github.com/smsbridge/bridge/xmpp"
 )
 
 // Addrs are the addresses the bridge listens on, port 0 resolved; "" for a
@@ -48,7 +49,8 @@ type Bridge struct {
 	lg   *logins
 	gw   *smppgw.Gateway
 	sip  *sip.Server
-	mcp  *mcp.Server // nil when the handset link is off
+	mcp  *mcp.Server   // nil when the handset link is off
+	xmpp *xmpp.Gateway // nil without --xmpp-server
 	api  *api.Server
 
 	smppLn, httpLn, mcpLn, adminLn net.Listener
@@ -84,6 +86,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
 		{"smpp", b.buildSMPP},
 		{"sip", b.buildSIP},
 		{"mcp", b.buildMCP},
+		{"xmpp", b.buildXMPP},
 		{"http", b.buildAPI},
 		{"listeners", b.listen},
 	} {
@@ -235,6 +238,33 @@ func (b *Bridge) buildMCP() error {
 	return err
 }
 
+func (b *Bridge) buildXMPP() error {
+	cfg := b.cfg
+	if cfg.XMPPServer == "" {
+		return nil
+	}
+	g, err := xmpp.New(xmpp.Config{
+		Server: cfg.XMPPServer, Domain: cfg.XMPPDomain, Secret: cfg.XMPPSecret,
+		Stager: b.rt, Presence: b.pres, KV: b.db, Local: b.xmppLocal, Timeout: cfg.IMTimeout,
+		Logger: b.log.With("part", "xmpp"),
+	})
+	b.xmpp = g
+	return err
+}
+
+// xmppLocal reads a JID at the gateway's domain: a number, or the name of
+// a user of the directory (their own address, so it reaches them wherever
+// they are).
+func (b *Bridge) xmppLocal(local string) (msg.Address, bool) {
+	if a, err := msg.NormalizeNumber(local, msg.TONInternational, msg.NPIISDN, b.cfg.CountryCode); err == nil {
+		return a, true
+	}
+	if u, ok := b.dir.User(local); ok && len(u.Addresses) > 0 {
+		return u.Addresses[0], true
+	}
+	return "", false
+}
+
 func (b *Bridge) buildAPI() error {
 	cfg := b.cfg
 	b.api = api.New(api.Config{
@@ -242,6 +272,7 @@ func (b *Bridge) buildAPI() error {
 		Ready: b.db.Healthy, Metrics: b.metrics,
 		Domain: cfg.SIPDomain, Directory: b.dir, Provision: b.prov, Presence: b.pres,
 		Logins: b.lg.auth, Tickets: b.lg.issuer, Partners: b.lg.partners,
+		XMPPLogin: b.xmppLogin,
 	}, b.rt, b.db)
 	return nil
 }
@@ -296,6 +327,10 @@ func (b *Bridge) connect() {
 	// IM users by IMDN.
 	b.rt.AddReporter(msg.FromESME, b.gw)
 	b.rt.AddReporter(msg.FromSIP, b.sip)
+	if b.xmpp != nil {
+		b.rt.AddIM(xmpp.Via, b.xmpp)
+		b.rt.AddReporter(msg.FromXMPP, b.xmpp)
+	}
 	if b.mcp != nil {
 		b.dir.OnChange(b.pushContacts)
 	}
@@ -338,6 +373,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 	g.Go(func() error { return b.gw.Serve(gctx, b.smppLn) })
 	g.Go(func() error { b.pres.Run(gctx, 30*time.Second); return nil })
 	g.Go(func() error { return b.sip.Serve(gctx) })
+	if b.xmpp != nil {
+		g.Go(func() error { return b.xmpp.Run(gctx) })
+	}
 	if b.mcp != nil {
 		g.Go(func() error { return b.mcp.Serve(gctx, b.mcpLn) })
 	}

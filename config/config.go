@@ -41,6 +41,10 @@ type Config struct {
 	OutboundProxy    string
 	ReginfoFrom      []string // IP, CIDR or host name of IM servers allowed to push registration state
 
+	XMPPServer string // component address of the XMPP server; "" = no XMPP
+	XMPPDomain string // the gateway's component domain
+	XMPPSecret string
+
 	SIPMinExpires   time.Duration
 	DefaultValidity time.Duration
 	IMTimeout       time.Duration
@@ -383,6 +387,9 @@ func (c *Config) validate() []error {
 	}
 	if c.DefaultValidity <= 0 || c.IMTimeout <= 0 || c.EnquireInterval <= 0 || c.SIPMinExpires <= 0 {
 		errs = append(errs, errors.New("--default-validity, --im-timeout, --enquire-interval and --sip-min-expires must be positive"))
+	}
+	if c.XMPPServer != "" && (c.XMPPDomain == "" || c.XMPPSecret == "") {
+		errs = append(errs, errors.New("--xmpp-server needs --xmpp-domain and --xmpp-secret"))
 	}
 	if c.Retention <= 0 || c.Retention < c.DedupWindow {
 		// A resubmission is a duplicate only while the first copy's record

@@ -316,6 +316,17 @@ func userPhone(params string) bool {
 // that it parses again as the same URI.
 const xmppEscape = "%?#"
 
+// ParseXMPP canonicalizes an XMPP URI ("xmpp:Bob@Example.com/phone") to the
+// address of its bare JID ("xmpp:bob@example.com"), as ParseAddress does.
+func ParseXMPP(raw string) (msg.Address, error) {
+	s := strings.TrimSpace(raw)
+	scheme, rest, ok := strings.Cut(s, ":")
+	if !ok || !strings.EqualFold(scheme, "xmpp") {
+		return "", invalid("%q is not an xmpp: URI", raw)
+	}
+	return parseXMPP(raw, rest)
+}
+
 // parseXMPP canonicalizes an XMPP URI (RFC 5122) to "xmpp:local@domain".
 func parseXMPP(raw, rest string) (msg.Address, error) {
 	if strings.HasPrefix(rest, "//") { // an authority: "xmpp://me@host/them@there"

@@ -74,6 +74,17 @@ func (a *Authenticator) Classify(name string) Kind {
 // issues a SIP password for device ("" = a random device id, returned in
 // Result.SIP.Device), leaving the user's other devices logged in.
 func (a *Authenticator) Password(ctx context.Context, name, password, device string) (Result, error) {
+	return a.password(ctx, name, password, device, true)
+}
+
+// Check admits name/password as Password does, creating the IM user of a
+// first partner or social login, but issues no SIP password: for servers
+// that only ask whether a login is good (the XMPP server's auth module).
+func (a *Authenticator) Check(ctx context.Context, name, password string) (Result, error) {
+	return a.password(ctx, name, password, "", false)
+}
+
+func (a *Authenticator) password(ctx context.Context, name, password, device string, issue bool) (Result, error) {
 	switch a.Classify(name) {
 	case Partner:
 		if a.cfg.Partners == nil {
@@ -83,7 +94,7 @@ func (a *Authenticator) Password(ctx context.Context, name, password, device str
 		if err != nil {
 			return Result{}, err
 		}
-		return a.admit(ctx, Partner, name, id.User, id.Site, id.Display, device)
+		return a.admit(ctx, Partner, name, id.User, id.Site, id.Display, device, issue)
 	case Social:
 		account, site, _ := SplitSocial(name)
 		if a.cfg.Social == nil {
@@ -93,7 +104,7 @@ func (a *Authenticator) Password(ctx context.Context, name, password, device str
 			a.log.Info("social login refused", "site", site, "account", account, "err", err)
 			return Result{}, err
 		}
-		return a.admit(ctx, Social, name, account, site, "", device)
+		return a.admit(ctx, Social, name, account, site, "", device, issue)
 	default:
 		return a.ordinary(name, password)
 	}
@@ -147,12 +158,12 @@ func (a *Authenticator) ensure(ctx context.Context, k Kind, name, account, site,
 	return Result{Kind: k, Name: name, User: user, AOR: a.aor(user), Display: display, Site: site, Created: created}, nil
 }
 
-func (a *Authenticator) admit(ctx context.Context, k Kind, name, account, site, display, device string) (Result, error) {
+func (a *Authenticator) admit(ctx context.Context, k Kind, name, account, site, display, device string, issue bool) (Result, error) {
 	r, err := a.ensure(ctx, k, name, account, site, display)
 	if err != nil {
 		return Result{}, err
 	}
-	if a.cfg.Credentials != nil {
+	if issue && a.cfg.Credentials != nil {
 		c, err := a.cfg.Credentials.Issue(ctx, r.User, device)
 		if err != nil {
 			return Result{}, err

@@ -15,6 +15,7 @@ const (
 	FromSIP                  // SIP MESSAGE from an IM user
 	FromMCP                  // SIP-C M over the MCP handset link
 	FromAPI                  // HTTP API
+	FromXMPP                 // XMPP message through the component
 )
 
 func (k Kind) String() string {
@@ -29,6 +30,8 @@ func (k Kind) String() string {
 		return "mcp"
 	case FromAPI:
 		return "api"
+	case FromXMPP:
+		return "xmpp"
 	}
 	return "unknown"
 }
