@@ -85,6 +85,7 @@ type User struct {
 	Name          string        `json:"name"`
 	Display       string        `json:"display,omitempty"`
 	Kind          string        `json:"kind"`
+	Offline       string        `json:"offline"`   // OfflineHold or OfflineSMS
 	Addresses     []msg.Address `json:"addresses"` // own AOR first
 	SIPCredential bool          `json:"sip_credential"`
 	Created       time.Time     `json:"created"`
@@ -106,7 +107,17 @@ type UserSpec struct {
 	HA1      string `json:"ha1,omitempty"`      // md5(name:domain:password), 32 hex
 	MSISDN   string `json:"msisdn,omitempty"`   // any form ParseAddress takes for a number
 	Display  string `json:"display,omitempty"`
+	// Offline is what happens to a message for the user while they are
+	// online nowhere: OfflineHold ("" too) keeps it until they come
+	// online; OfflineSMS sends it to their number as SMS.
+	Offline string `json:"offline,omitempty"`
 }
+
+// What a user's messages do while they are offline everywhere.
+const (
+	OfflineHold = "hold"
+	OfflineSMS  = "sms"
+)
 
 type userKind uint8
 
@@ -164,6 +175,9 @@ type recCold struct {
 	created int64 // unix nanoseconds
 	updated int64
 	ha1     [16]byte
+	// offlineSMS: messages for the user go to their number as SMS while
+	// they are online nowhere (else they are held).
+	offlineSMS bool
 }
 
 // newDraft starts a record to be completed with withAddrs.
@@ -191,7 +205,10 @@ func (r *rec) aor() msg.Address { return r.p.Endpoints[0] }
 func (r *rec) bound() []msg.Address { return r.all()[1:] }
 
 func (r *rec) view() User {
-	u := User{Name: r.p.Name, Display: r.cold.display, Kind: r.kind.String(), Addresses: slices.Clone(r.all()), SIPCredential: r.hasHA1}
+	u := User{Name: r.p.Name, Display: r.cold.display, Kind: r.kind.String(), Offline: OfflineHold, Addresses: slices.Clone(r.all()), SIPCredential: r.hasHA1}
+	if r.cold.offlineSMS {
+		u.Offline = OfflineSMS
+	}
 	if r.cold.created != 0 {
 		u.Created = time.Unix(0, r.cold.created).UTC()
 	}
@@ -334,13 +351,17 @@ type userRec struct {
 	Kind    string        `json:"kind"`
 	Display string        `json:"display,omitempty"`
 	HA1     string        `json:"ha1,omitempty"`
-	Bound   []msg.Address `json:"addrs,omitempty"` // the own AOR is derived from the name, not stored
+	Offline string        `json:"offline,omitempty"` // "" = hold
+	Bound   []msg.Address `json:"addrs,omitempty"`   // the own AOR is derived from the name, not stored
 	Created time.Time     `json:"created"`
 	Updated time.Time     `json:"updated"`
 }
 
 func (r *rec) stored() userRec {
 	u := userRec{Name: r.p.Name, Kind: r.kind.String(), Display: r.cold.display, HA1: r.ha1Hex(), Bound: r.bound()}
+	if r.cold.offlineSMS {
+		u.Offline = OfflineSMS
+	}
 	if r.cold.created != 0 {
 		u.Created = time.Unix(0, r.cold.created).UTC()
 	}
@@ -529,6 +550,7 @@ func (d *Directory) fromStored(u userRec) (*rec, error) {
 	}
 	r := newDraft(name, k)
 	r.cold.display = u.Display
+	r.cold.offlineSMS = u.Offline == OfflineSMS
 	if u.HA1 != "" {
 		if err := r.setHA1(u.HA1); err != nil {
 			return nil, err

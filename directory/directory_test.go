@@ -461,8 +461,11 @@ func TestExternalUsers(t *testing.T) {
 func TestDurability(t *testing.T) {
 	k := newDisk(t)
 	d := openDir(t, k.db, nil)
-	if _, err := d.CreateUser(ctx, UserSpec{Name: "alice", Password: "topsecret", MSISDN: "+8613800000001", Display: "Alice"}); err != nil {
+	if _, err := d.CreateUser(ctx, UserSpec{Name: "alice", Password: "topsecret", MSISDN: "+8613800000001", Display: "Alice", Offline: OfflineSMS}); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := d.CreateUser(ctx, UserSpec{Name: "odd", Offline: "later"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("offline %q: %v", "later", err)
 	}
 	for _, a := range []msg.Address{"sip:Alice@other.example", "xmpp:alice@jabber.example", "social:weibo:Alice"} {
 		if _, err := d.Bind(ctx, "alice", a); err != nil {
@@ -496,8 +499,12 @@ func TestDurability(t *testing.T) {
 	k.reopen()
 	d = openDir(t, k.db, nil)
 	after, ok := d.User("alice")
-	if !ok || !slices.Equal(after.Addresses, before.Addresses) || after.Display != "Alice" || !after.Created.Equal(before.Created) {
+	if !ok || !slices.Equal(after.Addresses, before.Addresses) || after.Display != "Alice" || !after.Created.Equal(before.Created) ||
+		after.Offline != OfflineSMS || !d.OfflineSMS("alice") {
 		t.Fatalf("after reopen %+v, before %+v", after, before)
+	}
+	if _, _, err := d.PutUser(ctx, "alice", UserSpec{Display: "Alice"}); err != nil || d.OfflineSMS("alice") {
+		t.Fatalf("a PUT without offline keeps sending SMS: %v", err)
 	}
 	if !d.CheckPassword("alice", "topsecret") {
 		t.Fatal("credential lost")

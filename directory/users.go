@@ -54,6 +54,13 @@ func (d *Directory) get(name string) (r *rec, static bool) {
 	return r, false
 }
 
+// OfflineSMS reports whether messages for user name go to their number as
+// SMS while they are online nowhere (their setting Offline).
+func (d *Directory) OfflineSMS(name string) bool {
+	r, _ := d.get(name)
+	return r != nil && r.cold.offlineSMS
+}
+
 // User returns one user by name (any spelling NormalizeName maps to it).
 func (d *Directory) User(name string) (User, bool) {
 	n, err := NormalizeName(name)
@@ -140,6 +147,14 @@ func (d *Directory) build(name string, spec UserSpec, old *rec) (*rec, error) {
 		if aor, err = d.ownAOR(name); err != nil {
 			return nil, err
 		}
+	}
+	switch spec.Offline {
+	case "", OfflineHold:
+		r.cold.offlineSMS = false
+	case OfflineSMS:
+		r.cold.offlineSMS = true
+	default:
+		return nil, invalid("offline %q: want %q or %q", spec.Offline, OfflineHold, OfflineSMS)
 	}
 	r.cold.display = strings.TrimSpace(spec.Display)
 	if len(r.cold.display) > MaxDisplayLen {

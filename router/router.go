@@ -45,6 +45,9 @@ type Presence interface {
 // online, and their SMS leave from their number.
 type People interface {
 	Resolve(addr msg.Address) (msg.Person, bool)
+	// OfflineSMS tells whether messages for the person go to their number
+	// as SMS while they are online nowhere, instead of waiting for them.
+	OfflineSMS(name string) bool
 }
 
 // IMSender delivers to an IM binding and returns nil on the client's 2xx.
@@ -480,7 +483,7 @@ func (r *Router) decide(m *msg.Message) (route, presence.Binding) {
 			return routeIM, b
 		}
 	}
-	if m.To.IsMSISDN() && m.Route != "im" {
+	if m.To.IsMSISDN() && m.Route != "im" || m.Route == "" && r.offlineNumber(m.To) != "" {
 		return routeSMS, presence.Binding{}
 	}
 	return routePark, presence.Binding{}
@@ -549,18 +552,35 @@ func (r *Router) parkKey(to msg.Address) msg.Address {
 	return to
 }
 
-// smsFrom is m as it leaves as SMS: an IM user's message carries their
-// number as its source, so the reply comes back to them.
-func (r *Router) smsFrom(m *msg.Message) *msg.Message {
-	if m.From.IsMSISDN() || r.cfg.People == nil {
-		return m
+// offlineNumber is where a message for the IM address to goes as SMS
+// while its person is online nowhere: their number, if they chose so.
+func (r *Router) offlineNumber(to msg.Address) msg.Address {
+	if r.cfg.People == nil {
+		return ""
 	}
-	p, ok := r.cfg.People.Resolve(m.From)
-	if !ok || p.Number == "" {
+	p, ok := r.cfg.People.Resolve(to)
+	if !ok || p.Number == "" || !r.cfg.People.OfflineSMS(p.Name) {
+		return ""
+	}
+	return p.Number
+}
+
+// smsOf is m as it leaves as SMS: an IM user's message carries their
+// number as its source, so the reply comes back to them; a message for an
+// IM address goes to its person's number.
+func (r *Router) smsOf(m *msg.Message) *msg.Message {
+	if r.cfg.People == nil || m.From.IsMSISDN() && m.To.IsMSISDN() {
 		return m
 	}
 	c := *m
-	c.From = p.Number
+	if !m.From.IsMSISDN() {
+		if p, ok := r.cfg.People.Resolve(m.From); ok && p.Number != "" {
+			c.From = p.Number
+		}
+	}
+	if !m.To.IsMSISDN() {
+		c.To = r.offlineNumber(m.To)
+	}
 	return &c
 }
 
@@ -626,7 +646,7 @@ func (r *Router) deliver(ctx context.Context, j *job) {
 	// No timeout context per attempt (a timer per message): the SMS side
 	// bounds it, smppgw's SMPP sessions by their response timeout for
 	// window room and for each response, and its client by its bind wait.
-	err := r.sms.SendSMS(ctx, r.smsFrom(m))
+	err := r.sms.SendSMS(ctx, r.smsOf(m))
 	if err == nil {
 		r.count.SMSDelivered.Add(1)
 		r.finish(ctx, j, msg.Outcome{Delivered: true, State: msg.Delivered, Detail: "sms", Via: msg.ViaSMS}, "")

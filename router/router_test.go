@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -540,6 +541,9 @@ func (p people) Resolve(a msg.Address) (msg.Person, bool) {
 	return per, ok
 }
 
+// OfflineSMS: persons whose name ends in "-sms" chose SMS while offline.
+func (p people) OfflineSMS(name string) bool { return strings.HasSuffix(name, "-sms") }
+
 func bobAndDave() people {
 	p := people{}
 	p.add("bob", "+8613800000002", "sip:bob@example.com", "+8613800000002")
@@ -727,4 +731,45 @@ func TestBestEndpointThenTheOtherThenSMS(t *testing.T) {
 	if got := g.sent.sms_(); len(got) != 1 || got[0] != "+8613800000001|four" {
 		t.Fatalf("sms %v", got)
 	}
+}
+
+// A message for a person's IM address waits while they are offline, or
+// goes to their number as SMS if they chose so; it still goes into IM
+// while they are online.
+func TestOfflinePersonHoldOrSMS(t *testing.T) {
+	p := people{}
+	p.add("erin", "+8613800000005", "sip:erin@example.com", "+8613800000005")
+	p.add("fred-sms", "+8613800000006", "sip:fred-sms@example.com", "+8613800000006")
+	g := newRig(t, "", Config{People: p})
+	g.run(t)
+	held := g.submitFrom0(t, "sip:alice@example.com", "sip:erin@example.com")
+	id := g.submitFrom0(t, "sip:alice@example.com", "sip:fred-sms@example.com")
+	g.waitState(t, id, msg.Delivered)
+	g.sent.mu.Lock()
+	sms, src := append([]string(nil), g.sent.sms...), append([]string(nil), g.sent.src...)
+	g.sent.mu.Unlock()
+	if len(sms) != 1 || sms[0] != "+8613800000006|x" || src[0] != "sip:alice@example.com" {
+		t.Fatalf("SMS %v from %v; want one to fred's number", sms, src)
+	}
+	if rec, err := g.db.Message(held); err != nil || rec.State != msg.Accepted {
+		t.Fatalf("erin's message: %+v %v; want it held", rec.State, err)
+	}
+	if rec, err := g.db.Message(id); err != nil || rec.Msg.To != "sip:fred-sms@example.com" {
+		t.Fatalf("the stored message's recipient changed: %q %v", rec.Msg.To, err)
+	}
+	g.online(t, "sip:fred-sms@example.com", "sip:f@127.0.0.1:5062")
+	g.waitState(t, g.submitFrom0(t, "sip:alice@example.com", "sip:fred-sms@example.com"), msg.Delivered)
+	if got := g.sent.im(); len(got) != 1 || got[0] != "sip:fred-sms@example.com|x|sip:f@127.0.0.1:5062" {
+		t.Fatalf("im %v", got)
+	}
+}
+
+// submitFrom0 accepts a message and returns its id without waiting.
+func (g *rig) submitFrom0(t *testing.T, from, to msg.Address) string {
+	t.Helper()
+	m := &msg.Message{From: from, To: to, Text: "x", Origin: msg.Origin{Kind: msg.FromSIP, Account: string(from)}}
+	if err := msg.Accept(context.Background(), g.r, m); err != nil {
+		t.Fatal(err)
+	}
+	return m.ID
 }
