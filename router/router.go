@@ -795,7 +795,10 @@ func (r *Router) retry(ctx context.Context, j *job, detail string) {
 	if err := r.q.Reschedule(ctx, j.m.ID, j.attempts, due, detail); err != nil {
 		r.log.Warn("recording retry failed", "id", j.m.ID, "err", err)
 	}
-	r.schedule(j, due, false)
+	// Also woken by a registration of its person: an IM edge that was down
+	// (its server restarting) is back when its users are.
+	j.key = r.parkKey(j.m.To)
+	r.schedule(j, due, true)
 }
 
 // park holds a message for an IM-only user until they register or it expires.
@@ -827,11 +830,11 @@ func (r *Router) schedule(j *job, due time.Time, parked bool) {
 	}
 }
 
-// Online hands the messages parked for the person aor belongs to (and any
-// parked for aor itself before it was theirs) to a drain that delivers them
-// in the order they were accepted, at most DrainRate per second, so a user
-// coming back after a week does not get (or cause) a storm. New wires it to
-// presence's registrations.
+// Online hands the messages parked or waiting for a retry for the person
+// aor belongs to (and any for aor itself before it was theirs) to a drain
+// that delivers them in the order they were accepted, at most DrainRate per
+// second, so a user coming back after a week does not get (or cause) a
+// storm. New wires it to presence's registrations.
 func (r *Router) Online(aor msg.Address) {
 	key := r.parkKey(aor)
 	r.mu.Lock()

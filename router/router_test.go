@@ -773,3 +773,21 @@ func (g *rig) submitFrom0(t *testing.T, from, to msg.Address) string {
 	}
 	return m.ID
 }
+
+// A message whose IM delivery failed waits for its retry, or for the next
+// registration of its person, whichever comes first.
+func TestRetryWokenByRegistration(t *testing.T) {
+	g := newRig(t, "", Config{People: bobAndDave(), RetryMin: time.Hour})
+	g.run(t)
+	g.online(t, "sip:dave@example.com", "sip:d@127.0.0.1:5062")
+	g.mu.Lock()
+	g.imErr = func(*msg.Message) error { return errors.New("edge down") }
+	g.mu.Unlock()
+	id := g.submitFrom0(t, "+8613900000009", "sip:dave@example.com")
+	testutil.WaitFor(t, "the failed attempt", 10*time.Second, func() bool { return g.r.Stats().Retries.Load() == 1 })
+	g.mu.Lock()
+	g.imErr = nil
+	g.mu.Unlock()
+	g.online(t, "sip:dave@other.example", "sip:d@127.0.0.1:5064") // another of dave's addresses
+	g.waitState(t, id, msg.Delivered)
+}

@@ -6,9 +6,12 @@ package main
 // sipgo user agents on the SIP side.
 
 import (
+	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -262,3 +265,85 @@ func containsString(list []string, s string) bool {
 	}
 	return false
 }
+
+// Prosody is killed and restarted while messages for an XMPP user keep
+// coming over the HTTP API: every message the API acknowledged reaches the
+// user once they are back (they wait in the store meanwhile); duplicates
+// are counted and bounded.
+func TestXMPPServerRestartUnderLoad(t *testing.T) {
+	srv, xargs := startXMPP(t, prosodytest.Options{Users: map[string]string{"dave@" + xmppHost: "d4ve"}})
+	b := startBridge(t, t.TempDir(), append(xargs, "--http-listen", "127.0.0.1:0", "--api-token", "tok")...)
+	api := "http://" + b.addrs.HTTP
+	dave := srv.Login(t, "dave@"+xmppHost, "d4ve", "phone")
+	dave.RequestSubscription(xmppGateway)
+	waitOnline(t, api, "xmpp:dave@"+xmppHost, "xmpp")
+
+	const n = 300
+	acked := make(chan string, n)
+	go func() {
+		defer close(acked)
+		for i := range n {
+			body, _ := json.Marshal(map[string]string{"from": "+8613900000009", "to": "xmpp:dave@" + xmppHost, "text": fmt.Sprintf("m%03d", i)})
+			req, _ := http.NewRequest("POST", api+"/v1/messages", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer tok")
+			req.Header.Set("Content-Type", "application/json")
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				continue
+			}
+			res.Body.Close()
+			if res.StatusCode == 202 {
+				acked <- fmt.Sprintf("m%03d", i)
+			}
+			time.Sleep(5 * time.Millisecond) // a steady stream across the restart
+		}
+	}()
+	testutil.WaitFor(t, "the first messages at dave", 10*time.Second, func() bool { return countTexts(dave) >= 50 })
+	srv.Restart(t)
+	// dave's client lost its server too: it logs in again, as clients do.
+	dave2 := srv.Login(t, "dave@"+xmppHost, "d4ve", "phone2")
+	dave2.SendOrg("<presence/>")
+	var want []string
+	for id := range acked {
+		want = append(want, id)
+	}
+	if len(want) < n*9/10 {
+		t.Fatalf("the API acknowledged only %d of %d messages", len(want), n)
+	}
+	seen := map[string]int{}
+	testutil.WaitForState(t, 60*time.Second, func() bool {
+		clear(seen)
+		for _, c := range []*prosodytest.Client{dave, dave2} {
+			for _, text := range chatTexts(c) {
+				seen[text]++
+			}
+		}
+		for _, id := range want {
+			if seen[id] == 0 {
+				return false
+			}
+		}
+		return true
+	}, func() string { return fmt.Sprintf("%d of %d acknowledged messages at dave", len(seen), len(want)) })
+	dups := 0
+	for _, c := range seen {
+		dups += c - 1
+	}
+	t.Logf("acknowledged %d, all delivered, %d duplicates (messages in flight when the server died)", len(want), dups)
+	if dups > len(want)/20 {
+		t.Fatalf("%d duplicates of %d messages", dups, len(want))
+	}
+}
+
+// chatTexts lists the bodies of the chat messages a client received.
+func chatTexts(c *prosodytest.Client) []string {
+	var out []string
+	for _, st := range c.Received() {
+		if ch, ok := st.(goxmpp.Chat); ok && ch.Text != "" {
+			out = append(out, ch.Text)
+		}
+	}
+	return out
+}
+
+func countTexts(c *prosodytest.Client) int { return len(chatTexts(c)) }

@@ -119,6 +119,13 @@ func (c *Client) WaitIQ(t testing.TB, id string) goxmpp.IQ {
 	}).(goxmpp.IQ)
 }
 
+// Received returns every stanza received so far.
+func (c *Client) Received() []any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]any(nil), c.got...)
+}
+
 func (c *Client) Dump() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
