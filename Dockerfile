@@ -5,8 +5,10 @@
 #   docker build -t smsbridge/bridge .                      # the gateway (default, last stage)
 #   docker build --target smscsim  -t smsbridge/smscsim .   # SMSC simulator
 #   docker build --target kamailio -t smsbridge/kamailio .  # Kamailio 5.6 + pua_reginfo (Debian)
+#   docker build --target prosody  -t smsbridge/prosody .   # Prosody 0.12 + the bridge's auth module (Debian)
 #
-# docker-compose.yml builds and wires all three; kamailio/README.md explains.
+# docker-compose.yml builds and wires all four; kamailio/README.md and
+# xmpp/README.md explain.
 
 ########## build: static Go binaries ##########
 FROM golang:1.26 AS build
@@ -40,6 +42,24 @@ RUN chown -R kamailio:kamailio /var/lib/kamailio
 USER kamailio
 EXPOSE 5060/udp
 ENTRYPOINT ["kamailio", "-DD", "-E", "-f", "/etc/kamailio/kamailio.cfg"]
+
+########## prosody: the XMPP server (config in prosody/, see docker-compose.yml) ##########
+FROM debian:bookworm-slim AS prosody
+ARG XMPP_DOMAIN=bridge.test
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends prosody openssl ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+# A self-signed certificate for the lab's domains; clients must be told to trust it.
+RUN openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+      -subj "/CN=${XMPP_DOMAIN}" \
+      -addext "subjectAltName=DNS:${XMPP_DOMAIN},DNS:social.${XMPP_DOMAIN},DNS:sms.${XMPP_DOMAIN}" \
+      -keyout /etc/prosody/certs/${XMPP_DOMAIN}.key -out /etc/prosody/certs/${XMPP_DOMAIN}.crt \
+ && chown -R prosody:prosody /etc/prosody/certs
+COPY prosody/mod_auth_bridge.lua /etc/prosody/bridge/mod_auth_bridge.lua
+COPY prosody/prosody.cfg.lua /etc/prosody/prosody.cfg.lua
+USER prosody
+EXPOSE 5222/tcp 5347/tcp
+ENTRYPOINT ["prosody", "-F"]
 
 ########## bridge: the gateway (default target) ##########
 FROM gcr.io/distroless/static-debian12:nonroot AS bridge

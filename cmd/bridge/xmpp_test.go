@@ -13,6 +13,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -347,3 +349,14 @@ func chatTexts(c *prosodytest.Client) []string {
 }
 
 func countTexts(c *prosodytest.Client) int { return len(chatTexts(c)) }
+
+// The lab's Prosody config (docker-compose.yml) is one Prosody accepts.
+func TestLabProsodyConfig(t *testing.T) {
+	requireInterop(t, "prosody")
+	cmd := exec.Command("prosodyctl", "--config", filepath.Join(repoRoot(t), "prosody", "prosody.cfg.lua"), "check", "config")
+	cmd.Env = append(os.Environ(), "XMPP_DOMAIN=bridge.test", "XMPP_SECRET=s", "BRIDGE_API_TOKEN=t")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "All checks passed") {
+		t.Fatalf("prosodyctl check config: %v\n%s", err, out)
+	}
+}
