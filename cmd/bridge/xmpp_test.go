@@ -125,7 +125,7 @@ func TestXMPPUserAndSMS(t *testing.T) {
 // XMPP goes unavailable the next one arrives on SIP within a second; with
 // both offline it goes out as SMS.
 func TestPersonOnSIPAndXMPP(t *testing.T) {
-	srv, xargs := startXMPP(t, prosodytest.Options{Users: map[string]string{"alice@" + xmppHost: "4lice"}})
+	srv, xargs := startXMPP(t, prosodytest.Options{Users: map[string]string{"alice@" + xmppHost: "4lice", "carol@" + xmppHost: "c4rol"}})
 	sc := startSMSC(t)
 	b := startBridge(t, t.TempDir(), append(xargs, "--http-listen", "127.0.0.1:0", "--api-token", "tok", "--smsc", sc.url())...)
 	api := "http://" + b.addrs.HTTP
@@ -167,6 +167,17 @@ func TestPersonOnSIPAndXMPP(t *testing.T) {
 		return len(r) == 1 && strings.Contains(r[0], "two")
 	})
 	t.Logf("XMPP unavailable: the next SMS reached SIP in %v", time.Since(start))
+
+	// An XMPP user writing to alice's number reaches her where she is: SIP.
+	carol := srv.Login(t, "carol@"+xmppHost, "c4rol", "phone")
+	carol.SendOrg(`<message to='+8613800000001@` + xmppGateway + `' type='chat' id='x1'><body>from carol in XMPP</body></message>`)
+	testutil.WaitFor(t, "carol's XMPP message on alice's SIP phone", 10*time.Second, func() bool {
+		r := sipUA.received()
+		return len(r) == 2 && strings.Contains(r[1], "from carol in XMPP")
+	})
+	if n := len(sc.received()); n != 0 {
+		t.Fatalf("%d SMS went out while alice was on SIP", n)
+	}
 
 	if code := sipUA.register(t, b, 0); code != 200 {
 		t.Fatalf("unREGISTER: %d", code)
