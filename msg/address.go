@@ -82,7 +82,9 @@ func NormalizeNumber(raw string, ton, npi byte, cc string) (Address, error) {
 
 // FromAOR maps a SIP address of record ("sip:+8613800000001@domain",
 // "sip:8613800000001@domain", "sip:alice@domain", with or without scheme or
-// angle brackets) to an Address: a user part that is a number is that MSISDN.
+// angle brackets) to an Address: a user part that is a number is that MSISDN;
+// one that is a JID with its '@' escaped ("sip:bob%40example.org@domain",
+// how SIPURI shows an XMPP user to SIP) is that XMPP user.
 func FromAOR(aor, cc string) (Address, error) {
 	s := strings.TrimSpace(aor)
 	if i := strings.IndexByte(s, '<'); i >= 0 {
@@ -94,9 +96,9 @@ func FromAOR(aor, cc string) (Address, error) {
 	if i := strings.IndexAny(s, ";?"); i >= 0 {
 		s = s[:i]
 	}
-	user, host, ok := strings.Cut(s, "@")
-	if !ok {
-		user, host = s, ""
+	user, host := s, ""
+	if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		user, host = s[:i], s[i+1:]
 	}
 	if user == "" {
 		return "", fmt.Errorf("%w: AOR %q has no user part", ErrBadNumber, aor)
@@ -110,6 +112,12 @@ func FromAOR(aor, cc string) (Address, error) {
 	}
 	if host == "" {
 		return "", fmt.Errorf("%w: AOR %q has no domain", ErrBadNumber, aor)
+	}
+	if jid := strings.ReplaceAll(user, "%40", "@"); strings.Contains(jid, "@") {
+		if l, d, _ := strings.Cut(jid, "@"); l == "" || d == "" || strings.ContainsAny(d, "@/") {
+			return "", fmt.Errorf("%w: AOR %q: user part is neither a name nor a JID", ErrBadNumber, aor)
+		}
+		return Address(xmppScheme + strings.ToLower(jid)), nil
 	}
 	return Address("sip:" + strings.ToLower(user) + "@" + strings.ToLower(host)), nil
 }
@@ -129,10 +137,16 @@ func IsNumberUser(u string) bool {
 	return true
 }
 
-// SIPURI renders the address as a SIP URI in domain.
+const xmppScheme = "xmpp:"
+
+// SIPURI renders the address as a SIP URI in domain: an XMPP user as their
+// JID with its '@' escaped, so that a reply to it comes back to the bridge.
 func (a Address) SIPURI(domain string) string {
 	if a.IsMSISDN() {
 		return "sip:" + string(a) + "@" + domain
+	}
+	if jid, ok := strings.CutPrefix(string(a), xmppScheme); ok {
+		return "sip:" + strings.ReplaceAll(jid, "@", "%40") + "@" + domain
 	}
 	if strings.HasPrefix(string(a), "alpha:") {
 		return "sip:" + strings.TrimPrefix(string(a), "alpha:") + "@" + domain

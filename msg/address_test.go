@@ -43,6 +43,8 @@ func TestFromAOR(t *testing.T) {
 		"<sip:13800000001@example.com;user=phone>":   "+8613800000001",
 		"\"Alice\" <sip:Alice@Example.COM>;tag=1234": "sip:alice@example.com",
 		"sips:bob@example.com":                       "sip:bob@example.com",
+		"sip:Carol%40Example.test@d.example":         "xmpp:carol@example.test",
+		"<sip:carol@example.test@d.example>":         "xmpp:carol@example.test",
 	}
 	for in, want := range cases {
 		got, err := FromAOR(in, "86")
@@ -50,7 +52,7 @@ func TestFromAOR(t *testing.T) {
 			t.Errorf("FromAOR(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "sip:@example.com", "sip:alice"} {
+	for _, bad := range []string{"", "sip:@example.com", "sip:alice", "sip:%40x@d.example", "sip:a%40@d.example"} {
 		if got, err := FromAOR(bad, "86"); err == nil {
 			t.Errorf("FromAOR(%q) = %q; want an error", bad, got)
 		}
@@ -63,6 +65,14 @@ func TestSIPURI(t *testing.T) {
 	}
 	if got := Address("sip:alice@x.example").SIPURI("d.example"); got != "sip:alice@x.example" {
 		t.Fatalf("got %q", got)
+	}
+	// An XMPP user shows to SIP as a user of the bridge, and maps back.
+	x := Address("xmpp:carol@example.test")
+	if got := x.SIPURI("d.example"); got != "sip:carol%40example.test@d.example" {
+		t.Fatalf("got %q", got)
+	}
+	if back, err := FromAOR(x.SIPURI("d.example"), "86"); err != nil || back != x {
+		t.Fatalf("back %q %v", back, err)
 	}
 }
 
@@ -81,6 +91,12 @@ func FuzzFromAOR(f *testing.F) {
 			b, err := NormalizeNumber(string(a), TONInternational, NPIISDN, "86")
 			if err != nil || b != a {
 				t.Fatalf("%q -> %q not stable: %q %v", s, a, b, err)
+			}
+			return
+		}
+		if strings.HasPrefix(string(a), "xmpp:") {
+			if b, err := FromAOR(a.SIPURI("d.example"), "86"); err != nil || b != a {
+				t.Fatalf("%q -> %q does not map back from SIP: %q %v", s, a, b, err)
 			}
 			return
 		}

@@ -244,6 +244,16 @@ func (u *ua) received() []string {
 	return out
 }
 
+// fromOf is the From header of the i-th MESSAGE a UA received.
+func (u *ua) fromOf(i int) string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if i >= len(u.msgs) || u.msgs[i].From() == nil {
+		return ""
+	}
+	return u.msgs[i].From().Value()
+}
+
 func bridgeURI(b *running) sipmsg.Uri {
 	host, port, _ := net.SplitHostPort(b.addrs.SIP)
 	p, _ := strconv.Atoi(port)

@@ -170,6 +170,8 @@ func TestPersonOnSIPAndXMPP(t *testing.T) {
 
 	// An XMPP user writing to alice's number reaches her where she is: SIP.
 	carol := srv.Login(t, "carol@"+xmppHost, "c4rol", "phone")
+	carol.RequestSubscription(xmppGateway) // so that the gateway may write to her
+	waitOnline(t, api, "xmpp:carol@"+xmppHost, "xmpp")
 	carol.SendOrg(`<message to='+8613800000001@` + xmppGateway + `' type='chat' id='x1'><body>from carol in XMPP</body></message>`)
 	testutil.WaitFor(t, "carol's XMPP message on alice's SIP phone", 10*time.Second, func() bool {
 		r := sipUA.received()
@@ -177,6 +179,17 @@ func TestPersonOnSIPAndXMPP(t *testing.T) {
 	})
 	if n := len(sc.received()); n != 0 {
 		t.Fatalf("%d SMS went out while alice was on SIP", n)
+	}
+	// Her SIP phone shows carol as sip:carol%40example.test@<domain>; the
+	// reply to that reaches carol in XMPP, from alice's name at the gateway.
+	if from := sipUA.fromOf(1); !strings.Contains(from, "carol%40example.test@") {
+		t.Fatalf("carol shows to SIP as: %q", from)
+	}
+	if code := sipUA.message(t, b, "carol%40"+xmppHost, "alice answers carol"); code != 202 {
+		t.Fatalf("alice's MESSAGE to carol: %d", code)
+	}
+	if got := carol.WaitChat(t, "alice's answer in XMPP", func(ch goxmpp.Chat) bool { return ch.Text == "alice answers carol" }); got.Remote != "alice@"+xmppGateway {
+		t.Fatalf("alice's answer came from %q", got.Remote)
 	}
 
 	if code := sipUA.register(t, b, 0); code != 200 {
