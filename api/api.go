@@ -120,6 +120,7 @@ type Config struct {
 	// module (POST /v1/xmpp/auth): local is the JID's localpart, password
 	// the site's signed token. nil answers 501.
 	XMPPLogin func(ctx context.Context, local, host, password string) (login.Result, error)
+	Accounts  Accounts
 	Now       func() time.Time
 }
 
@@ -171,6 +172,9 @@ func New(cfg Config, sub msg.Stager, msgs Messages) *Server {
 	}
 	if isNil(cfg.Logins) {
 		cfg.Logins = nil
+	}
+	if isNil(cfg.Accounts) {
+		cfg.Accounts = nil
 	}
 	if isNil(cfg.Tickets) {
 		cfg.Tickets = nil
@@ -274,6 +278,9 @@ func (s *Server) table() []route {
 	prov := func(h handler) handler { return needs("provisioning", s.cfg.Provision != nil, h) }
 	dir := func(h handler) handler { return needs("directory", s.cfg.Directory != nil, h) }
 	pres := func(h handler) handler { return needs("presence", s.cfg.Presence != nil, h) }
+	acct := func(h handler) handler {
+		return needs("external accounts", s.cfg.Directory != nil && s.cfg.Accounts != nil, h)
+	}
 	rs := []route{
 		{pattern: "/healthz", public: true, methods: map[string]handler{"GET": s.healthz}},
 		{pattern: "/readyz", public: true, methods: map[string]handler{"GET": s.readyz}},
@@ -285,6 +292,8 @@ func (s *Server) table() []route {
 		{pattern: "/v1/users/{user}", methods: map[string]handler{"GET": dir(s.getUser), "PUT": dir(s.putUser), "DELETE": dir(s.deleteUser)}},
 		{pattern: "/v1/users/{user}/addresses", methods: map[string]handler{"POST": dir(s.bindAddress)}},
 		{pattern: "/v1/users/{user}/addresses/{address}", methods: map[string]handler{"DELETE": dir(s.unbindAddress)}},
+		{pattern: "/v1/users/{user}/accounts", methods: map[string]handler{"GET": acct(s.listIMAccounts), "POST": acct(s.bindIMAccount)}},
+		{pattern: "/v1/users/{user}/accounts/{jid}", methods: map[string]handler{"DELETE": acct(s.unbindIMAccount)}},
 		{pattern: "/v1/users/{user}/contacts", methods: map[string]handler{"GET": dir(s.listContacts), "POST": dir(s.createContact)}},
 		{pattern: "/v1/users/{user}/contacts/{id}", methods: map[string]handler{"GET": dir(s.getContact), "PUT": dir(s.putContact), "DELETE": dir(s.deleteContact)}},
 		{pattern: "/v1/users/{user}/contacts/{id}/addresses", methods: map[string]handler{"POST": dir(s.bindContactAddress)}},

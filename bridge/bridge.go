@@ -17,6 +17,7 @@ import (
 	"github.com/smsbridge/bridge/api"
 	"github.com/smsbridge/bridge/config"
 	"github.com/smsbridge/bridge/directory"
+	"github.com/smsbridge/bridge/fusion"
 	"github.com/smsbridge/bridge/mcp"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
@@ -41,17 +42,18 @@ type Bridge struct {
 	cfg *config.Config
 	log *slog.Logger
 
-	db   *store.DB
-	pres *presence.Store
-	dir  *directory.Directory
-	prov *provision.Store
-	rt   *router.Router
-	lg   *logins
-	gw   *smppgw.Gateway
-	sip  *sip.Server
-	mcp  *mcp.Server   // nil when the handset link is off
-	xmpp *xmpp.Gateway // nil without --xmpp-server
-	api  *api.Server
+	db     *store.DB
+	pres   *presence.Store
+	dir    *directory.Directory
+	prov   *provision.Store
+	rt     *router.Router
+	lg     *logins
+	gw     *smppgw.Gateway
+	sip    *sip.Server
+	mcp    *mcp.Server   // nil when the handset link is off
+	xmpp   *xmpp.Gateway // nil without --xmpp-server
+	fusion *fusion.Proxy // nil without --fusion-key
+	api    *api.Server
 
 	smppLn, httpLn, mcpLn, adminLn net.Listener
 
@@ -87,6 +89,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
 		{"sip", b.buildSIP},
 		{"mcp", b.buildMCP},
 		{"xmpp", b.buildXMPP},
+		{"fusion", b.buildFusion},
 		{"http", b.buildAPI},
 		{"listeners", b.listen},
 	} {
@@ -272,7 +275,7 @@ func (b *Bridge) buildAPI() error {
 		Ready: b.db.Healthy, Metrics: b.metrics,
 		Domain: cfg.SIPDomain, Directory: b.dir, Provision: b.prov, Presence: b.pres,
 		Logins: b.lg.auth, Tickets: b.lg.issuer, Partners: b.lg.partners,
-		XMPPLogin: b.xmppLogin,
+		XMPPLogin: b.xmppLogin, Accounts: b.fusion,
 	}, b.rt, b.db)
 	return nil
 }
@@ -327,6 +330,9 @@ func (b *Bridge) connect() {
 	// IM users by IMDN.
 	b.rt.AddReporter(msg.FromESME, b.gw)
 	b.rt.AddReporter(msg.FromSIP, b.sip)
+	if b.fusion != nil {
+		b.rt.AddIM(fusion.Via, b.fusion)
+	}
 	if b.xmpp != nil {
 		b.rt.AddIM(xmpp.Via, b.xmpp)
 		b.rt.AddReporter(msg.FromXMPP, b.xmpp)
@@ -375,6 +381,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 	g.Go(func() error { return b.sip.Serve(gctx) })
 	if b.xmpp != nil {
 		g.Go(func() error { return b.xmpp.Run(gctx) })
+	}
+	if b.fusion != nil {
+		g.Go(func() error { return b.fusion.Run(gctx) })
 	}
 	if b.mcp != nil {
 		g.Go(func() error { return b.mcp.Serve(gctx, b.mcpLn) })

@@ -3,12 +3,14 @@ package bridge
 import (
 	"context"
 	"encoding/xml"
+	"errors"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/smsbridge/bridge/directory"
+	"github.com/smsbridge/bridge/fusion"
 	"github.com/smsbridge/bridge/login"
 	"github.com/smsbridge/bridge/msg"
 )
@@ -19,7 +21,8 @@ var attrID = regexp.MustCompile(`\bid="([^"]{1,64})"`)
 // the link: N: GetSSOTicket (body `<args><service id="wiki"/></args>`)
 // issues a ticket for the handset's user; N: GetContactList returns the
 // user's contacts from the directory, with a partner user's contacts at
-// their site after them.
+// their site after them; N: BindAccount, UnbindAccount and GetAccounts keep
+// the user's external IM accounts (`<args><account jid="…" password="…"/></args>`).
 func (b *Bridge) handsetService(ctx context.Context, user string, aor msg.Address, name string, body []byte) (int, string, []byte, bool) {
 	switch {
 	case strings.EqualFold(name, "GetSSOTicket"):
@@ -41,6 +44,8 @@ func (b *Bridge) handsetService(ctx context.Context, user string, aor msg.Addres
 		xml.EscapeText(&w, []byte(ticket))
 		w.WriteString(`" /></results>`)
 		return 200, "OK", []byte(w.String()), true
+	case strings.EqualFold(name, "BindAccount"), strings.EqualFold(name, "UnbindAccount"), strings.EqualFold(name, "GetAccounts"):
+		return b.handsetAccounts(ctx, user, name, body)
 	case strings.EqualFold(name, "GetContactList"):
 		list, err := b.contactList(ctx, user)
 		if err != nil {
@@ -155,4 +160,52 @@ func (b *Bridge) pushContacts(name string) {
 		}
 		b.mcp.Notify(ctx, u.Addresses[0], "contact", list)
 	}()
+}
+
+// handsetAccounts binds, unbinds or lists the handset user's external IM
+// accounts: 200 with `<results><accounts><account jid state/>…`, 403 for a
+// password the account's server refused, 404 for no such account.
+func (b *Bridge) handsetAccounts(ctx context.Context, user, name string, body []byte) (int, string, []byte, bool) {
+	if b.fusion == nil {
+		return 501, "Not Implemented", nil, true
+	}
+	var args struct {
+		Account struct {
+			JID      string `xml:"jid,attr"`
+			Password string `xml:"password,attr"`
+		} `xml:"account"`
+	}
+	if !strings.EqualFold(name, "GetAccounts") {
+		if err := xml.Unmarshal(body, &args); err != nil || args.Account.JID == "" {
+			return 400, "Bad Request", nil, true
+		}
+	}
+	var err error
+	switch {
+	case strings.EqualFold(name, "BindAccount"):
+		_, err = b.fusion.Bind(ctx, user, args.Account.JID, args.Account.Password)
+	case strings.EqualFold(name, "UnbindAccount"):
+		err = b.fusion.Unbind(ctx, user, args.Account.JID)
+	}
+	switch {
+	case errors.Is(err, fusion.ErrAuth):
+		return 403, "Forbidden", nil, true
+	case errors.Is(err, fusion.ErrNotFound):
+		return 404, "Not Found", nil, true
+	case errors.Is(err, fusion.ErrInvalid):
+		return 400, "Bad Request", nil, true
+	case err != nil:
+		return 504, "Server Time-out", nil, true
+	}
+	var w strings.Builder
+	w.WriteString(`<results><accounts>`)
+	for _, a := range b.fusion.Accounts(user) {
+		w.WriteString(`<account jid="`)
+		xml.EscapeText(&w, []byte(a.JID))
+		w.WriteString(`" state="`)
+		xml.EscapeText(&w, []byte(a.State))
+		w.WriteString(`"/>`)
+	}
+	w.WriteString(`</accounts></results>`)
+	return 200, "OK", []byte(w.String()), true
 }

@@ -45,6 +45,10 @@ type Config struct {
 	XMPPDomain string // the gateway's component domain
 	XMPPSecret string
 
+	FusionKey     string   // hex AES-256 key sealing external IM accounts; "" = none
+	FusionCA      string   // PEM roots for external IM servers; "" = the system's
+	FusionServers []string // DOMAIN=HOST:PORT
+
 	SIPMinExpires   time.Duration
 	DefaultValidity time.Duration
 	IMTimeout       time.Duration

@@ -63,6 +63,11 @@ var options = []option{
 	str("xmpp-domain", "", "the gateway's XMPP domain, as the server's Component line names it (e.g. sms.example.com): numbers are +E164@DOMAIN", func(c *Config) *string { return &c.XMPPDomain }, nil),
 	withMask(option{name: "xmpp-secret", help: "shared secret of the XMPP component", secret: true, quoted: true,
 		bind: func(c *Config) value { return stringValue{&c.XMPPSecret, nil} }}, func(string) string { return "****" }),
+	withMask(option{name: "fusion-key", help: "64 hex digits: the AES-256 key that seals the passwords of users' external IM accounts at rest (\"\" = no external accounts)", secret: true, quoted: true,
+		bind: func(c *Config) value { return stringValue{&c.FusionKey, checkHexKey} }}, func(string) string { return "****" }),
+	str("fusion-ca", "", "PEM file of the CAs that external IM servers' certificates must chain to (\"\" = the system's)", func(c *Config) *string { return &c.FusionCA }, nil),
+	list("fusion-server", "where to reach an external IM domain: DOMAIN=HOST:PORT (repeatable; others are dialed at DOMAIN:5222)", false, func(c *Config) *[]string { return &c.FusionServers },
+		checkFusionServer, func(v string) string { return v }),
 	dur("sip-min-expires", "60s", "shortest REGISTER expiry accepted (shorter gets 423 Interval Too Brief)", func(c *Config) *time.Duration { return &c.SIPMinExpires }),
 	dur("default-validity", "48h", "how long a message is retried before it expires", func(c *Config) *time.Duration { return &c.DefaultValidity }),
 	dur("im-timeout", "8s", "how long to wait for an IM client's answer before falling back", func(c *Config) *time.Duration { return &c.IMTimeout }),
@@ -436,4 +441,26 @@ func maskPartnerSite(s string) string {
 		f[3] = "****"
 	}
 	return strings.Join(f, ",")
+}
+
+// checkHexKey accepts "" or an AES-256 key in hex.
+func checkHexKey(v string) error {
+	if v == "" {
+		return nil
+	}
+	if k, err := hex.DecodeString(v); err != nil || len(k) != 32 {
+		return errors.New("want 64 hex digits (an AES-256 key)")
+	}
+	return nil
+}
+
+func checkFusionServer(v string) (string, error) {
+	d, a, ok := strings.Cut(v, "=")
+	if !ok || d == "" {
+		return "", fmt.Errorf("%q: want DOMAIN=HOST:PORT", v)
+	}
+	if _, _, err := net.SplitHostPort(a); err != nil {
+		return "", fmt.Errorf("%q: %v", v, err)
+	}
+	return v, nil
 }

@@ -10,12 +10,13 @@ import (
 type Kind uint8
 
 const (
-	FromESME Kind = iota + 1 // submit_sm from an ESME bound to us
-	FromSMSC                 // deliver_sm from the upstream SMSC we bound to
-	FromSIP                  // SIP MESSAGE from an IM user
-	FromMCP                  // SIP-C M over the MCP handset link
-	FromAPI                  // HTTP API
-	FromXMPP                 // XMPP message through the component
+	FromESME   Kind = iota + 1 // submit_sm from an ESME bound to us
+	FromSMSC                   // deliver_sm from the upstream SMSC we bound to
+	FromSIP                    // SIP MESSAGE from an IM user
+	FromMCP                    // SIP-C M over the MCP handset link
+	FromAPI                    // HTTP API
+	FromXMPP                   // XMPP message through the component
+	FromFusion                 // a user's external IM account the bridge is logged in to
 )
 
 func (k Kind) String() string {
@@ -32,6 +33,8 @@ func (k Kind) String() string {
 		return "api"
 	case FromXMPP:
 		return "xmpp"
+	case FromFusion:
+		return "fusion"
 	}
 	return "unknown"
 }

@@ -154,3 +154,31 @@ func Attr(e goxmpp.XMLElement, name string) string {
 	}
 	return ""
 }
+
+// Befriend makes the users a and b (bare JIDs, with these passwords)
+// contacts of each other, through clients of their own that it closes.
+func (srv *Server) Befriend(t testing.TB, a, aPass, b, bPass string) {
+	t.Helper()
+	ca, err := srv.Dial(a, aPass, "setup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	cb, err := srv.Dial(b, bPass, "setup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close()
+	// Prosody does not forward the approval itself; it pushes the roster
+	// change and sends the presence of the new contact's resources.
+	subscribed := func(from string) func(any) bool {
+		return func(st any) bool {
+			p, ok := st.(goxmpp.Presence)
+			return ok && (p.Type == "subscribed" || p.Type == "" && p.From == from+"/setup")
+		}
+	}
+	ca.RequestSubscription(b)
+	ca.Wait(t, b+"'s approval", subscribed(b))
+	cb.RequestSubscription(a)
+	cb.Wait(t, a+"'s approval", subscribed(a))
+}

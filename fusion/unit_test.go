@@ -1,0 +1,327 @@
+package fusion
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/smsbridge/bridge/msg"
+	"github.com/smsbridge/bridge/presence"
+)
+
+func TestSealOpen(t *testing.T) {
+	s, err := newSealer(newKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := storageKey("alice", alice)
+	rec := record{User: "alice", JID: alice, Password: "correct horse battery staple", Bound: time.Unix(1, 0).UTC()}
+	sealed, err := s.seal(k, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(sealed, []byte(rec.Password)) || bytes.Contains(sealed, []byte(alice)) {
+		t.Fatalf("sealed record shows its content: %q", sealed)
+	}
+	again, _ := s.seal(k, rec)
+	if bytes.Equal(sealed, again) {
+		t.Error("two seals of one record are equal: the nonce is not fresh")
+	}
+	got, err := s.open(k, sealed)
+	if err != nil || got != rec {
+		t.Fatalf("open: %+v, %v", got, err)
+	}
+
+	// The record moved under another user's key, or another account's,
+	// does not open.
+	for _, other := range []string{storageKey("eve", alice), storageKey("alice", "alice@else.test")} {
+		if _, err := s.open(other, sealed); !errors.Is(err, errUnreadable) {
+			t.Errorf("record opened under %q: %v", other, err)
+		}
+	}
+	// A record sealed for another key but claiming this one inside.
+	forged, _ := s.seal(k, record{User: "eve", JID: alice, Password: "x"})
+	if _, err := s.open(k, forged); !errors.Is(err, errUnreadable) {
+		t.Errorf("record naming another user opened: %v", err)
+	}
+	// Another key, a flipped bit, a truncated record.
+	s2, _ := newSealer(newKey(t))
+	if _, err := s2.open(k, sealed); !errors.Is(err, errUnreadable) {
+		t.Errorf("opened with another key: %v", err)
+	}
+	flipped := bytes.Clone(sealed)
+	flipped[len(flipped)-1] ^= 1
+	for _, bad := range [][]byte{flipped, sealed[:10], nil, append([]byte{9}, sealed[1:]...)} {
+		if _, err := s.open(k, bad); !errors.Is(err, errUnreadable) {
+			t.Errorf("opened a damaged record: %v", err)
+		}
+	}
+	if _, err := newSealer(make([]byte, 16)); err == nil {
+		t.Error("a 16-byte key was taken")
+	}
+}
+
+func TestParseContact(t *testing.T) {
+	good := []struct{ in, user, account, contact string }{
+		{"alice|alice@other.test|bob@other.test/phone", "alice", alice, "bob@other.test/phone"},
+		{"alice|alice@other.test|bob@other.test", "alice", alice, "bob@other.test"},
+		{"a b|alice@other.test|bob@other.test/res|with|bars", "a b", alice, "bob@other.test/res|with|bars"},
+		{"alice|alice@other.test|b|ob@other.test/x", "alice", alice, "b|ob@other.test/x"},
+	}
+	for _, c := range good {
+		user, account, contact, err := parseContact(c.in)
+		if err != nil || user != c.user || account.String() != c.account || contact.String() != c.contact {
+			t.Errorf("parseContact(%q) = %q, %q, %q, %v", c.in, user, account, contact, err)
+			continue
+		}
+		if back := contactOf(user, account, contact); back != c.in {
+			t.Errorf("contactOf(parseContact(%q)) = %q", c.in, back)
+		}
+	}
+	for _, in := range []string{
+		"", "alice", "alice|alice@other.test", "|alice@other.test|bob@other.test",
+		"alice|other.test|bob@other.test", "alice|alice@other.test/r|bob@other.test",
+		"alice|Alice@other.test|bob@other.test", "alice|alice@other.test|other.test",
+		"alice|alice@other.test|Bob@other.test", "a\x00|alice@other.test|bob@other.test",
+		"alice|alice@other.test|bob@@other.test",
+	} {
+		if _, _, _, err := parseContact(in); !errors.Is(err, errContact) {
+			t.Errorf("parseContact(%q) = %v, want errContact", in, err)
+		}
+	}
+}
+
+func decode(t testing.TB, s string) inbound {
+	t.Helper()
+	d := xml.NewDecoder(strings.NewReader(s))
+	tok, err := d.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := decodeInbound(tok.(xml.StartElement), d)
+	if err != nil {
+		t.Fatalf("decode %q: %v", s, err)
+	}
+	return in
+}
+
+func TestDecodeInbound(t *testing.T) {
+	in := decode(t, `<message from='bob@other.test/p' to='alice@other.test' type='chat' id='1'><body>hi</body><body>two</body>`+
+		`<received xmlns='urn:xmpp:receipts' id='r9'/></message>`)
+	if in.Kind != "message" || in.Body != "hi" || !in.HasBody || in.ReceiptFor != "r9" || in.From != "bob@other.test/p" || in.ID != "1" {
+		t.Errorf("message: %+v", in)
+	}
+	in = decode(t, `<message><body>`+strings.Repeat("é", MaxText/2)+`x</body></message>`)
+	if !in.BodyTooLong || in.Body != "" {
+		t.Errorf("too long body: too long %v, kept %d bytes", in.BodyTooLong, len(in.Body))
+	}
+	in = decode(t, `<presence from='bob@other.test/p'><show> away </show><priority>300</priority></presence>`)
+	if in.Show != "away" || in.Priority != 127 {
+		t.Errorf("presence: %+v", in)
+	}
+	in = decode(t, `<iq type='set' id='push'><query xmlns='jabber:iq:roster' ver='3'>`+
+		`<item jid='carol@other.test' name='Carol' subscription='both'><group>Friends</group></item>`+
+		`<item jid='dave@other.test' subscription='remove'/></query></iq>`)
+	want := []pushItem{{JID: "carol@other.test", Name: "Carol", Subscription: "both"}, {JID: "dave@other.test", Subscription: "remove"}}
+	if in.Payload != (xml.Name{Space: nsRoster, Local: "query"}) || len(in.Items) != 2 || in.Items[0] != want[0] || in.Items[1] != want[1] {
+		t.Errorf("roster push: %+v", in)
+	}
+	// Items outside a roster query are not roster items.
+	in = decode(t, `<iq type='set' id='x'><query xmlns='urn:other'><item jid='eve@other.test'/></query></iq>`)
+	if len(in.Items) != 0 {
+		t.Errorf("items of another query read: %+v", in.Items)
+	}
+	in = decode(t, `<iq type='error' id='p' from='bob@other.test/p'><ping xmlns='urn:xmpp:ping'/><error type='cancel'>`+
+		`<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>no</text></error></iq>`)
+	if !in.HasErr || in.Err.Condition != "service-unavailable" || in.Err.Text[""] != "no" {
+		t.Errorf("error: %+v", in)
+	}
+	var se stanza.Error
+	if err := answerError(in); !errors.As(err, &se) || se.Condition != stanza.ServiceUnavailable {
+		t.Errorf("answerError: %v", err)
+	}
+}
+
+func TestCleanText(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain":                 "plain",
+		"tab\tnl\ncr\r":         "tab\tnl\ncr\r",
+		"nul\x00bell\x07":       "nulbell",
+		"bad\xffutf8":           "badutf8",
+		"nonchar\uFFFE\uFFFF!":  "nonchar!",
+		"emoji 😀 and ü":         "emoji 😀 and ü",
+		"\x01\x02":              "",
+		"keep \uFFFD replaced?": "keep \uFFFD replaced?",
+	} {
+		if got := cleanText(in); got != want {
+			t.Errorf("cleanText(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// saslErr stands in for mellium's SASL failure, which marshals itself.
+type saslErr struct{ cond string }
+
+func (e saslErr) Error() string { return e.cond }
+func (e saslErr) TokenReader() xml.TokenReader {
+	return xmlstream.Wrap(xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Local: e.cond}}),
+		xml.StartElement{Name: xml.Name{Space: nsSASL, Local: "failure"}})
+}
+
+func TestSASLFailure(t *testing.T) {
+	if cond, ok := saslFailure(errors.Join(errors.New("x"), saslErr{"not-authorized"})); !ok || cond != "not-authorized" {
+		t.Errorf("saslFailure = %q, %v", cond, ok)
+	}
+	if _, ok := saslFailure(errors.New("dial: refused")); ok {
+		t.Error("a plain error read as a SASL failure")
+	}
+}
+
+func testConfig(kv KV, key []byte) Config {
+	pres, _ := presence.Open(presence.Options{})
+	return Config{Key: key, KV: kv, Stager: &recorder{}, Presence: pres, Owner: owner, UserAddress: userAddress}
+}
+
+func TestNewChecksConfig(t *testing.T) {
+	key := newKey(t)
+	for name, mod := range map[string]func(*Config){
+		"no key":         func(c *Config) { c.Key = nil },
+		"short key":      func(c *Config) { c.Key = key[:16] },
+		"no KV":          func(c *Config) { c.KV = nil },
+		"no Stager":      func(c *Config) { c.Stager = nil },
+		"no Presence":    func(c *Config) { c.Presence = nil },
+		"no Owner":       func(c *Config) { c.Owner = nil },
+		"no UserAddress": func(c *Config) { c.UserAddress = nil },
+	} {
+		cfg := testConfig(newMemKV(), key)
+		mod(&cfg)
+		if _, err := New(cfg); err == nil {
+			t.Errorf("%s: New succeeded", name)
+		}
+	}
+}
+
+func TestBindRefusesBadInput(t *testing.T) {
+	p, err := New(testConfig(newMemKV(), newKey(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, c := range []struct{ user, jid, pw string }{
+		{"", alice, "pw"}, {"a|b", alice, "pw"}, {"a\x00b", alice, "pw"},
+		{"alice", "other.test", "pw"}, {"alice", alice + "/res", "pw"}, {"alice", "a|b@other.test", "pw"},
+		{"alice", "not a jid@", "pw"}, {"alice", alice, ""},
+	} {
+		if _, err := p.Bind(ctx, c.user, c.jid, c.pw); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Bind(%q, %q, %q) = %v, want ErrInvalid", c.user, c.jid, c.pw, err)
+		}
+	}
+	if err := p.Unbind(ctx, "alice", alice); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Unbind of nothing: %v", err)
+	}
+}
+
+// A stored account, loaded while Run is not running, is offline: SendIM
+// says so at once, and refuses whatever is not its owner's.
+func TestSendIMWithoutSession(t *testing.T) {
+	kv, key := newMemKV(), newKey(t)
+	s, _ := newSealer(key)
+	k := storageKey("alice", alice)
+	sealed, _ := s.seal(k, record{User: "alice", JID: alice, Password: "pw"})
+	kv.Put(context.Background(), []byte(k), sealed)
+	kv.Put(context.Background(), []byte(keyPrefix+"garbage"), []byte("x"))
+	p, err := New(testConfig(kv, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Accounts("alice"); len(got) != 1 || got[0].State != StateOffline || got[0].JID != alice {
+		t.Fatalf("accounts %+v", got)
+	}
+	ctx := context.Background()
+	b := presence.Binding{AOR: bobAOR, Contact: "alice|" + alice + "|" + bob + "/phone", Via: Via}
+	m := &msg.Message{ID: "1", From: aliceAddr, Text: "x"}
+	if err := p.SendIM(ctx, m, b); !errors.Is(err, ErrNotConnected) {
+		t.Errorf("SendIM while offline: %v", err)
+	}
+	if err := p.SendIM(ctx, &msg.Message{ID: "2", From: eveAddr}, b); !errors.Is(err, ErrNotOwner) {
+		t.Errorf("SendIM from eve: %v", err)
+	}
+	nobody := b
+	nobody.Contact = "alice|carol@other.test|" + bob + "/phone"
+	if err := p.SendIM(ctx, m, nobody); !errors.Is(err, ErrNotFound) {
+		t.Errorf("SendIM through an account not bound: %v", err)
+	}
+	bad := b
+	bad.Contact = "bob@other.test/phone"
+	if err := p.SendIM(ctx, m, bad); !errors.Is(err, errContact) {
+		t.Errorf("SendIM to a foreign contact: %v", err)
+	}
+	if err := p.SendIM(ctx, nil, b); err == nil {
+		t.Error("SendIM of nil succeeded")
+	}
+}
+
+func FuzzParseContact(f *testing.F) {
+	for _, s := range []string{"alice|alice@other.test|bob@other.test/phone", "a|b@c|d@e", "a|b@c|d|e@f/g|h", "||", "a|b|c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		user, account, contact, err := parseContact(s)
+		if err != nil {
+			return
+		}
+		if !validUser(user) || account.Localpart() == "" || account.Resourcepart() != "" || contact.Localpart() == "" {
+			t.Fatalf("parseContact(%q) = %q, %q, %q", s, user, account, contact)
+		}
+		if back := contactOf(user, account, contact); back != s {
+			t.Fatalf("parseContact(%q) written back as %q", s, back)
+		}
+	})
+}
+
+func FuzzDecodeInbound(f *testing.F) {
+	f.Add([]byte(`<message from='bob@other.test/p' type='chat' id='1'><body>hi</body></message>`))
+	f.Add([]byte(`<iq type='set' id='r'><query xmlns='jabber:iq:roster'><item jid='c@d' name='C'/></query></iq>`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d := xml.NewDecoder(bytes.NewReader(data))
+		for {
+			tok, err := d.Token()
+			if err != nil {
+				return
+			}
+			s, ok := tok.(xml.StartElement)
+			if !ok {
+				continue
+			}
+			in, err := decodeInbound(s, d)
+			if err != nil {
+				return
+			}
+			if len(in.Body) > MaxText || len(in.Show) > maxSmall || len(in.Err.Text[""]) > maxSmall || len(in.Items) > maxPushItems {
+				t.Fatalf("kept too much: body %d, show %d, error text %d, items %d", len(in.Body), len(in.Show), len(in.Err.Text[""]), len(in.Items))
+			}
+			if in.BodyTooLong && in.Body != "" {
+				t.Fatal("a body too long was kept")
+			}
+			if in.Priority < -128 || in.Priority > 127 {
+				t.Fatalf("priority %d", in.Priority)
+			}
+			for _, it := range in.Items {
+				if len(it.Name) > maxName || !utf8.ValidString(it.Name) {
+					t.Fatalf("item name %q", it.Name)
+				}
+			}
+			if !utf8.ValidString(in.Body) {
+				t.Fatalf("body not UTF-8: %q", in.Body)
+			}
+		}
+	})
+}
