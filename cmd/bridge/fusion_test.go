@@ -7,6 +7,7 @@ package main
 // and the user's SIP phone, holding them while the user is offline.
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/smsbridge/bridge/internal/prosodytest"
 	"github.com/smsbridge/bridge/internal/testutil"
+	"github.com/smsbridge/bridge/mcp"
 )
 
 func TestFusionAccountRelaysBothWays(t *testing.T) {
@@ -36,7 +38,7 @@ func TestFusionAccountRelaysBothWays(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := startBridge(t, t.TempDir(), "--http-listen", "127.0.0.1:0", "--api-token", "tok",
-		"--fusion-key", strings.Repeat("ab", 32), "--fusion-ca", ca, "--fusion-server", other+"="+srv.C2SAddr)
+		"--fusion-key", strings.Repeat("ab", 32), "--fusion-ca", ca, "--fusion-server", other+"="+srv.C2SAddr, "--mcp-listen", "127.0.0.1:0")
 	api := "http://" + b.addrs.HTTP
 	if code := postJSON(t, api+"/v1/users", "tok", map[string]string{"name": "alice", "password": "alicepw"}, nil); code != 201 {
 		t.Fatalf("create alice: %d", code)
@@ -98,6 +100,40 @@ func TestFusionAccountRelaysBothWays(t *testing.T) {
 		r := phone.received()
 		return len(r) == 2 && strings.Contains(r[1], "while you were away")
 	})
+
+	// Her handset sees the account and may bind and unbind accounts too.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	h, err := mcp.Dial(ctx, b.addrs.MCP, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.Register(ctx, "alice", "alicepw", testDomain, 600); err != nil {
+		t.Fatalf("handset REGISTER: %v", err)
+	}
+	service := func(name, body string) *mcp.Message {
+		t.Helper()
+		m := &mcp.Message{Method: "S", Target: testDomain, Version: mcp.Version}
+		m.Add("F", "alice")
+		m.Add("I", name)
+		m.Add("Q", "1 S")
+		m.Add("N", name)
+		if body != "" {
+			m.SetBody([]byte(body))
+		}
+		resp, err := h.Request(ctx, m)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return resp
+	}
+	if r := service("GetAccounts", ""); r.Code != 200 || !strings.Contains(string(r.Body), `<account jid="alice@`+other+`" state="online"/>`) {
+		t.Fatalf("GetAccounts: %d %s", r.Code, r.Body)
+	}
+	if r := service("BindAccount", `<args><account jid="bob@`+other+`" password="wrong"/></args>`); r.Code != 403 {
+		t.Fatalf("BindAccount with a wrong password: %+v", r)
+	}
 
 	req, _ := http.NewRequest("DELETE", api+"/v1/users/alice/accounts/"+url.PathEscape("alice@"+other), nil)
 	req.Header.Set("Authorization", "Bearer tok")
