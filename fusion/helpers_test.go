@@ -1,14 +1,11 @@
 package fusion
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -50,115 +47,6 @@ func owner(from msg.Address) (string, bool) {
 
 func userAddress(user string) msg.Address { return msg.Address("sip:" + user + "@bridge.test") }
 
-// recorder is a Stager that keeps what it is given; fail makes Stage
-// refuse with that error, failSettle makes the commit fail.
-type recorder struct {
-	mu         sync.Mutex
-	msgs       []msg.Message
-	fail       error
-	failSettle bool
-}
-
-func (r *recorder) Stage(_ context.Context, m *msg.Message) (msg.Ack, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.fail != nil {
-		return nil, r.fail
-	}
-	m.ID = fmt.Sprintf("m%d", len(r.msgs)+1)
-	r.msgs = append(r.msgs, *m)
-	if r.failSettle {
-		return failingAck{done: closedChan()}, nil
-	}
-	return msg.Settled{}, nil
-}
-
-func (r *recorder) set(fail error, failSettle bool) {
-	r.mu.Lock()
-	r.fail, r.failSettle = fail, failSettle
-	r.mu.Unlock()
-}
-
-func (r *recorder) all() []msg.Message {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]msg.Message(nil), r.msgs...)
-}
-
-// failingAck is a commit that fails, waited for off the read loop.
-type failingAck struct{ done chan struct{} }
-
-func (a failingAck) Done() <-chan struct{}        { return a.done }
-func (a failingAck) Settle(context.Context) error { return msg.ErrNotStored }
-
-func closedChan() chan struct{} {
-	c := make(chan struct{})
-	close(c)
-	return c
-}
-
-// memKV is an in-memory KV.
-type memKV struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
-
-var errNotFound = errors.New("not found")
-
-func newMemKV() *memKV { return &memKV{m: make(map[string][]byte)} }
-
-func (k *memKV) Put(_ context.Context, key, val []byte) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.m[string(key)] = bytes.Clone(val)
-	return nil
-}
-
-func (k *memKV) Get(key []byte) ([]byte, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	v, ok := k.m[string(key)]
-	if !ok {
-		return nil, errNotFound
-	}
-	return bytes.Clone(v), nil
-}
-
-func (k *memKV) Delete(_ context.Context, key []byte) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	delete(k.m, string(key))
-	return nil
-}
-
-func (k *memKV) Iterate(prefix []byte, fn func(key, val []byte) error) error {
-	k.mu.Lock()
-	keys := make([]string, 0, len(k.m))
-	for key := range k.m {
-		if strings.HasPrefix(key, string(prefix)) {
-			keys = append(keys, key)
-		}
-	}
-	sort.Strings(keys)
-	vals := make([][]byte, len(keys))
-	for i, key := range keys {
-		vals[i] = bytes.Clone(k.m[key])
-	}
-	k.mu.Unlock()
-	for i, key := range keys {
-		if err := fn([]byte(key), vals[i]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (k *memKV) len() int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return len(k.m)
-}
-
 // rosters records OnRoster calls.
 type rosters struct {
 	mu      sync.Mutex
@@ -188,9 +76,9 @@ func (r *rosters) last() []RosterItem {
 // rosters, and a proxy for it.
 type rig struct {
 	srv     *prosodytest.Server
-	kv      *memKV
+	kv      *testutil.MemKV
 	pres    *presence.Store
-	rec     *recorder
+	rec     *testutil.Stager
 	rosters *rosters
 	key     []byte
 	ttl     time.Duration
@@ -247,7 +135,7 @@ func startRig(t *testing.T) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rig{srv: srv, kv: newMemKV(), pres: pres, rec: &recorder{}, rosters: &rosters{}, key: newKey(t)}
+	return &rig{srv: srv, kv: testutil.NewMemKV(), pres: pres, rec: &testutil.Stager{}, rosters: &rosters{}, key: newKey(t)}
 }
 
 // befriend makes alice and bob subscribe to each other, with clients of

@@ -14,6 +14,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/smsbridge/bridge/internal/xmppwire"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
 	bx "github.com/smsbridge/bridge/xmpp"
@@ -25,8 +26,8 @@ import (
 type handler struct{ s *session }
 
 func (h handler) HandleXMPP(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
-	in, err := decodeInbound(*start, t)
-	h.s.c.meter.reset()
+	in, err := xmppwire.Decode(*start, t)
+	h.s.c.meter.Reset()
 	if err != nil {
 		return fmt.Errorf("read %s: %w", start.Name.Local, err)
 	}
@@ -45,10 +46,10 @@ func (h handler) HandleXMPP(t xmlstream.TokenReadEncoder, start *xml.StartElemen
 // user. A message with a body is staged or answered with a stanza error;
 // one without (chat states, receipts) is consumed, a receipt completing
 // our delivery.
-func (s *session) onMessage(w xmlstream.TokenWriter, in inbound) {
+func (s *session) onMessage(w xmlstream.TokenWriter, in xmppwire.Stanza) {
 	switch {
 	case in.Type == "error":
-		s.complete(in.ID, in.From, answerError(in))
+		s.complete(in.ID, in.From, xmppwire.AnswerError(in))
 		return
 	case in.ReceiptFor != "":
 		s.complete(in.ReceiptFor, in.From, nil)
@@ -111,7 +112,7 @@ func (s *session) settle(ack msg.Ack) error {
 
 // notStored tells the contact their message was not taken in, on w when
 // called from the read loop, else on the stream.
-func (s *session) notStored(in inbound, m *msg.Message, err error, w xmlstream.TokenWriter) {
+func (s *session) notStored(in xmppwire.Stanza, m *msg.Message, err error, w xmlstream.TokenWriter) {
 	s.p.log.Warn("fusion: message not stored", "account", s.a.jid.String(), "from", m.From, "to", m.To, "stanza", in.ID, "err", err)
 	t := errorReply(in, stanza.Wait, stanza.ResourceConstraint, "not stored, send again later")
 	if w != nil {
@@ -128,7 +129,7 @@ func (s *session) notStored(in inbound, m *msg.Message, err error, w xmlstream.T
 }
 
 // refuse answers a message the bridge did not stage.
-func (s *session) refuse(w xmlstream.TokenWriter, in inbound, m *msg.Message, err error) {
+func (s *session) refuse(w xmlstream.TokenWriter, in xmppwire.Stanza, m *msg.Message, err error) {
 	switch {
 	case errors.Is(err, msg.ErrNoRoute):
 		s.reject(w, in, stanza.Cancel, stanza.ItemNotFound, "no route to recipient")
@@ -141,18 +142,24 @@ func (s *session) refuse(w xmlstream.TokenWriter, in inbound, m *msg.Message, er
 }
 
 // reject answers in with a stanza error on the stream it came on.
-func (s *session) reject(w xmlstream.TokenWriter, in inbound, typ stanza.ErrorType, cond stanza.Condition, text string) {
+func (s *session) reject(w xmlstream.TokenWriter, in xmppwire.Stanza, typ stanza.ErrorType, cond stanza.Condition, text string) {
 	t := errorReply(in, typ, cond, text)
 	if _, err := xmlstream.Copy(w, &t); err != nil {
 		s.p.log.Debug("fusion: error reply not written", "to", in.From, "err", err)
 	}
 }
 
+// errorReply is the error stanza answering in: same kind and id, sent to
+// its sender (the server stamps our address as from).
+func errorReply(in xmppwire.Stanza, typ stanza.ErrorType, cond stanza.Condition, text string) xmppwire.Tokens {
+	return xmppwire.ErrorReply(in, "", typ, cond, text)
+}
+
 // onPresence binds the available resource of a roster contact in
 // Config.Presence with Via "fusion" and unbinds it when it becomes
 // unavailable.
 // Subscription requests are left to the account owner's own client.
-func (s *session) onPresence(in inbound) {
+func (s *session) onPresence(in xmppwire.Stanza) {
 	from, err := jid.Parse(in.From)
 	if err != nil || from.Localpart() == "" || from.Bare().Equal(s.a.jid) {
 		return // the server, or the account's own other resources
@@ -175,7 +182,7 @@ func (s *session) onPresence(in inbound) {
 		b := presence.Binding{
 			AOR: bx.UserAddress(from), Contact: contactOf(s.a.user, s.a.jid, from), Via: Via,
 			Expires: now.Add(s.p.cfg.TTL), Updated: now,
-			Show: showOf(in.Show), Priority: in.Priority,
+			Show: xmppwire.ShowOf(in.Show), Priority: in.Priority,
 		}
 		s.enqueue(func(ctx context.Context) { s.register(ctx, b) })
 	case "unavailable", "error":
@@ -218,34 +225,22 @@ func (s *session) unbindContact(ctx context.Context, from jid.JID) {
 	}
 }
 
-func showOf(show string) presence.Show {
-	switch show {
-	case "away":
-		return presence.Away
-	case "xa":
-		return presence.ExtendedAway
-	case "dnd":
-		return presence.DoNotDisturb
-	}
-	return presence.Available
-}
-
 // onIQ answers pings and roster pushes; results and errors complete our
 // pings. Other requests are left to mellium, which answers them
 // service-unavailable.
-func (s *session) onIQ(w xmlstream.TokenWriter, in inbound) error {
+func (s *session) onIQ(w xmlstream.TokenWriter, in xmppwire.Stanza) error {
 	switch in.Type {
 	case "result":
 		s.complete(in.ID, in.From, nil)
 		return nil
 	case "error":
-		s.complete(in.ID, in.From, answerError(in))
+		s.complete(in.ID, in.From, xmppwire.AnswerError(in))
 		return nil
 	}
-	res := el(xml.Name{Local: "iq"}, "type", "result", "id", in.ID, "to", in.From)
+	res := xmppwire.El(xml.Name{Local: "iq"}, "type", "result", "id", in.ID, "to", in.From)
 	switch {
-	case in.Type == "get" && in.Payload == xml.Name{Space: nsPing, Local: "ping"}:
-	case in.Type == "set" && in.Payload == xml.Name{Space: nsRoster, Local: "query"}:
+	case in.Type == "get" && in.Payload == xml.Name{Space: xmppwire.NSPing, Local: "ping"}:
+	case in.Type == "set" && in.Payload == xml.Name{Space: xmppwire.NSRoster, Local: "query"}:
 		// Only the account's own server may push (RFC 6121 §2.1.6);
 		// mellium blanks a from that is our own bare JID.
 		if in.From != "" {
@@ -255,13 +250,13 @@ func (s *session) onIQ(w xmlstream.TokenWriter, in inbound) error {
 	default:
 		return nil
 	}
-	t := empty(nil, res)
+	t := xmppwire.Empty(nil, res)
 	_, err := xmlstream.Copy(w, &t)
 	return err
 }
 
 // rosterPush applies a roster push and tells OnRoster the new roster.
-func (s *session) rosterPush(items []pushItem) {
+func (s *session) rosterPush(items []xmppwire.PushItem) {
 	s.a.mu.Lock()
 	for _, it := range items {
 		j, err := jid.Parse(it.JID)

@@ -32,7 +32,7 @@ func TestBindChecksPasswordAndReadsRoster(t *testing.T) {
 	if strings.Contains(err.Error(), "wrong") {
 		t.Errorf("the error shows the password: %v", err)
 	}
-	if n := r.kv.len(); n != 0 || len(r.p.Accounts("alice")) != 0 {
+	if n := r.kv.Len(); n != 0 || len(r.p.Accounts("alice")) != 0 {
 		t.Fatalf("after a refused Bind: %d records, accounts %+v", n, r.p.Accounts("alice"))
 	}
 
@@ -48,14 +48,15 @@ func TestBindChecksPasswordAndReadsRoster(t *testing.T) {
 		got := r.rosters.last()
 		return len(got) == 1 && got[0] == RosterItem{JID: bob}
 	})
-	if r.kv.len() != 1 {
-		t.Fatalf("%d records stored, want 1", r.kv.len())
+	if r.kv.Len() != 1 {
+		t.Fatalf("%d records stored, want 1", r.kv.Len())
 	}
-	for k, v := range r.kv.m {
-		if strings.Contains(string(v), alicePW) || !strings.HasPrefix(k, keyPrefix+"alice\x00"+alice) {
+	r.kv.Iterate(nil, func(k, v []byte) error {
+		if strings.Contains(string(v), alicePW) || !strings.HasPrefix(string(k), keyPrefix+"alice\x00"+alice) {
 			t.Fatalf("record %q = %q: not sealed, or under the wrong key", k, v)
 		}
-	}
+		return nil
+	})
 	// Another user's account view does not show alice's.
 	if got := r.p.Accounts("eve"); len(got) != 0 {
 		t.Errorf("eve sees %+v", got)
@@ -90,7 +91,7 @@ func TestContactPresenceBindsAndUnbinds(t *testing.T) {
 	carol := r.srv.Login(t, "carol@other.test", "c4rol", "x")
 	carol.SendOrg("<presence to='" + proxy + "'/>")
 	carol.SendOrg("<message to='" + proxy + "' type='chat' id='c1'><body>after my presence</body></message>")
-	testutil.WaitFor(t, "carol's message", waitFor, func() bool { return len(r.rec.all()) == 1 })
+	testutil.WaitFor(t, "carol's message", waitFor, func() bool { return len(r.rec.All()) == 1 })
 	r.flush(t)
 	if got := r.pres.Bindings("xmpp:carol@other.test"); len(got) != 0 {
 		t.Errorf("a stranger's presence bound: %+v", got)
@@ -136,29 +137,30 @@ func TestInboundMessageStaged(t *testing.T) {
 	// A chat state alone is consumed, not staged.
 	c.SendOrg(`<message to='alice@other.test' type='chat' id='cs'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`)
 	c.SendOrg(`<message to='alice@other.test' type='chat' id='b1'><body>hi &amp; bye</body><request xmlns='urn:xmpp:receipts'/></message>`)
-	testutil.WaitFor(t, "the message to be staged", waitFor, func() bool { return len(r.rec.all()) > 0 })
+	testutil.WaitFor(t, "the message to be staged", waitFor, func() bool { return len(r.rec.All()) > 0 })
 	want := msg.Message{
 		ID: "m1", From: bobAOR, To: userAddress("alice"), Text: "hi & bye",
 		Origin: msg.Origin{Kind: msg.FromFusion, Account: alice, Ref: "b1"},
 	}
-	if got := r.rec.all(); len(got) != 1 || got[0] != want {
+	if got := r.rec.All(); len(got) != 1 || got[0] != want {
 		t.Fatalf("staged %+v\nwant %+v", got, want)
 	}
 
 	// Not taken in: the contact hears it, wait / resource-constraint.
-	r.rec.set(msg.ErrOverloaded, false)
+	r.rec.Refuse(msg.ErrOverloaded)
 	c.SendOrg(`<message to='alice@other.test' type='chat' id='b2'><body>busy?</body></message>`)
 	expectError(t, c, "b2", "resource-constraint")
-	r.rec.set(nil, true)
+	r.rec.Refuse(nil)
+	r.rec.FailSettle(true)
 	c.SendOrg(`<message to='alice@other.test' type='normal' id='b3'><body>lost?</body></message>`)
 	expectError(t, c, "b3", "resource-constraint")
-	r.rec.set(nil, false)
+	r.rec.FailSettle(false)
 
 	// Too long: policy-violation, nothing staged.
-	n := len(r.rec.all())
+	n := len(r.rec.All())
 	c.SendOrg(`<message to='alice@other.test' type='chat' id='b4'><body>` + strings.Repeat("x", MaxText+1) + `</body></message>`)
 	expectError(t, c, "b4", "policy-violation")
-	if len(r.rec.all()) != n {
+	if len(r.rec.All()) != n {
 		t.Errorf("a too long message was staged")
 	}
 }
@@ -245,8 +247,8 @@ func TestAccountsSurviveRestart(t *testing.T) {
 	if v.State != StateUnreadable || v.Error == "" {
 		t.Fatalf("account under another key: %+v, want unreadable with a reason", v)
 	}
-	if r.kv.len() != 1 {
-		t.Fatalf("%d records, want the unreadable one kept", r.kv.len())
+	if r.kv.Len() != 1 {
+		t.Fatalf("%d records, want the unreadable one kept", r.kv.Len())
 	}
 	r.bind(t) // binding again seals it under the new key
 	r.stop()
@@ -339,8 +341,8 @@ func TestUnbindEndsSessionAndBindings(t *testing.T) {
 	if got := r.pres.Bindings(bobAOR); len(got) != 0 {
 		t.Errorf("bob's bindings after Unbind: %+v", got)
 	}
-	if r.kv.len() != 0 || len(r.p.Accounts("alice")) != 0 {
-		t.Errorf("after Unbind: %d records, accounts %+v", r.kv.len(), r.p.Accounts("alice"))
+	if r.kv.Len() != 0 || len(r.p.Accounts("alice")) != 0 {
+		t.Errorf("after Unbind: %d records, accounts %+v", r.kv.Len(), r.p.Accounts("alice"))
 	}
 	// bob sees alice's session leave.
 	c.Wait(t, "alice's session to leave", func(st any) bool {
@@ -385,7 +387,7 @@ func TestBindRefusesUnverifiedServer(t *testing.T) {
 	if err == nil || errors.Is(err, ErrAuth) || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("Bind to a server with an unverifiable certificate: %v", err)
 	}
-	if r.kv.len() != 0 {
+	if r.kv.Len() != 0 {
 		t.Fatal("stored although the login failed")
 	}
 	if scramAuth(r.srv.LogTail(100000)) {
@@ -403,7 +405,7 @@ func TestNoAuthenticationWithoutTLS(t *testing.T) {
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true`},
 	})
-	cfg := testConfig(newMemKV(), newKey(t))
+	cfg := testConfig(testutil.NewMemKV(), newKey(t))
 	cfg.RootCAs = srv.CertPool()
 	cfg.Resolve = func(string) string { return srv.C2SAddr }
 	cfg.Logger = logger(t)

@@ -17,6 +17,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/smsbridge/bridge/internal/xmppwire"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
 )
@@ -119,6 +120,10 @@ var (
 	// ErrNoAnswer: neither a receipt nor the ping's answer came in time.
 	ErrNoAnswer = errors.New("fusion: no receipt or ping answer")
 )
+
+// MaxText is the longest message body taken in, in bytes (the XMPP edge's
+// bound); a longer one is refused with policy-violation.
+const MaxText = xmppwire.MaxText
 
 // Limits and timers.
 const (

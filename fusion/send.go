@@ -2,13 +2,13 @@ package fusion
 
 import (
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"strconv"
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/smsbridge/bridge/internal/xmppwire"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
 	bx "github.com/smsbridge/bridge/xmpp"
@@ -72,20 +72,13 @@ func (s *session) send(ctx context.Context, m *msg.Message, to jid.JID) error {
 
 	ctx, cancel := context.WithTimeout(ctx, s.p.cfg.Timeout)
 	defer cancel()
-	ms := el(xml.Name{Local: "message"}, "type", "chat", "id", id, "to", to.String())
-	t := tokens{ms}
-	t = textEl(t, xml.StartElement{Name: xml.Name{Local: "body"}}, cleanText(m.Text))
-	t = empty(t, xml.StartElement{Name: xml.Name{Space: nsReceipts, Local: "request"}})
-	t = append(t, ms.End())
+	t := xmppwire.Chat(id, "", to.String(), m.Text)
 	if err := s.c.xs.Send(ctx, &t); err != nil {
 		return fmt.Errorf("fusion: message %s to %s: %w", m.ID, to, err)
 	}
 	// A bare JID names no client to ping; only a receipt can answer then.
 	if to.Resourcepart() != "" {
-		iq := el(xml.Name{Local: "iq"}, "type", "get", "id", pingID, "to", to.String())
-		t = tokens{iq}
-		t = empty(t, xml.StartElement{Name: xml.Name{Space: nsPing, Local: "ping"}})
-		t = append(t, iq.End())
+		t = xmppwire.Ping(pingID, "", to.String())
 		if err := s.c.xs.Send(ctx, &t); err != nil {
 			return fmt.Errorf("fusion: ping after message %s to %s: %w", m.ID, to, err)
 		}

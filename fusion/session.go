@@ -9,7 +9,6 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"mellium.im/sasl"
@@ -17,6 +16,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/roster"
 
+	"github.com/smsbridge/bridge/internal/xmppwire"
 	"github.com/smsbridge/bridge/presence"
 )
 
@@ -24,7 +24,7 @@ import (
 type conn struct {
 	xs    *xmpp.Session
 	raw   net.Conn
-	meter *meteredConn
+	meter *xmppwire.MeteredConn
 	addr  string
 }
 
@@ -54,7 +54,7 @@ func (p *Proxy) login(ctx context.Context, bare jid.JID, password string) (*conn
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	meter := &meteredConn{Conn: raw, limit: maxStanza}
+	meter := xmppwire.NewMeteredConn(raw, maxStanza, "fusion")
 	tlsCfg := &tls.Config{RootCAs: p.cfg.RootCAs, ServerName: bare.Domainpart(), MinVersion: tls.VersionTLS12}
 	xs, err := xmpp.NewClientSession(ctx, bare, meter,
 		xmpp.StartTLS(tlsCfg), xmpp.SASL("", password, mechanisms...), xmpp.BindResource())
@@ -75,9 +75,12 @@ func (p *Proxy) login(ctx context.Context, bare jid.JID, password string) (*conn
 		raw.Close()
 		return nil, fmt.Errorf("log in at %s: the stream is not encrypted", addr)
 	}
-	meter.reset()
+	meter.Reset()
 	return &conn{xs: xs, raw: raw, meter: meter, addr: addr}, nil
 }
+
+// nsSASL is the namespace of a SASL <failure/> (RFC 6120 §6.4.5).
+const nsSASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 
 // saslFailure reports the condition of a SASL <failure/> the server
 // answered with. mellium keeps its error type internal, but it marshals
@@ -257,7 +260,7 @@ func (s *session) start() error {
 			continue
 		}
 		bare := item.JID.Bare().String()
-		items[bare] = RosterItem{JID: bare, Name: truncate(item.Name, maxName)}
+		items[bare] = RosterItem{JID: bare, Name: xmppwire.RosterName(item.Name)}
 	}
 	err := it.Err()
 	if err == nil {
@@ -268,14 +271,14 @@ func (s *session) start() error {
 		s.a.mu.Unlock()
 	}
 	it.Close()
-	s.c.meter.reset()
+	s.c.meter.Reset()
 	if err != nil {
 		return fmt.Errorf("roster of %s: %w", s.a.jid, err)
 	}
 	s.enqueue(s.rosterChanged())
 	// Initial presence: the server answers with the contacts' presence.
 	// Priority 0 keeps messages to the bare JID coming to us.
-	t := empty(nil, el(xml.Name{Local: "presence"}))
+	t := xmppwire.Empty(nil, xmppwire.El(xml.Name{Local: "presence"}))
 	if err := s.c.xs.Send(ctx, &t); err != nil {
 		return fmt.Errorf("initial presence of %s: %w", s.a.jid, err)
 	}
@@ -352,25 +355,3 @@ func (s *session) register(ctx context.Context, b presence.Binding) {
 	s.a.bound[b.Contact] = b
 	s.a.mu.Unlock()
 }
-
-// meteredConn counts the bytes read since the last reset and fails reads
-// past limit, so one stanza cannot make the decoder buffer without bound.
-type meteredConn struct {
-	net.Conn
-	limit int64
-	n     atomic.Int64
-}
-
-var errTooLarge = errors.New("fusion: stanza exceeds the size limit")
-
-func (c *meteredConn) Read(b []byte) (int, error) {
-	if c.n.Load() >= c.limit {
-		return 0, errTooLarge
-	}
-	n, err := c.Conn.Read(b)
-	c.n.Add(int64(n))
-	return n, err
-}
-
-// reset starts the count for the next stanza.
-func (c *meteredConn) reset() { c.n.Store(0) }

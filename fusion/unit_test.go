@@ -5,14 +5,12 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
-	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"mellium.im/xmlstream"
-	"mellium.im/xmpp/stanza"
 
+	"github.com/smsbridge/bridge/internal/testutil"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
 )
@@ -99,74 +97,6 @@ func TestParseContact(t *testing.T) {
 	}
 }
 
-func decode(t testing.TB, s string) inbound {
-	t.Helper()
-	d := xml.NewDecoder(strings.NewReader(s))
-	tok, err := d.Token()
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := decodeInbound(tok.(xml.StartElement), d)
-	if err != nil {
-		t.Fatalf("decode %q: %v", s, err)
-	}
-	return in
-}
-
-func TestDecodeInbound(t *testing.T) {
-	in := decode(t, `<message from='bob@other.test/p' to='alice@other.test' type='chat' id='1'><body>hi</body><body>two</body>`+
-		`<received xmlns='urn:xmpp:receipts' id='r9'/></message>`)
-	if in.Kind != "message" || in.Body != "hi" || !in.HasBody || in.ReceiptFor != "r9" || in.From != "bob@other.test/p" || in.ID != "1" {
-		t.Errorf("message: %+v", in)
-	}
-	in = decode(t, `<message><body>`+strings.Repeat("é", MaxText/2)+`x</body></message>`)
-	if !in.BodyTooLong || in.Body != "" {
-		t.Errorf("too long body: too long %v, kept %d bytes", in.BodyTooLong, len(in.Body))
-	}
-	in = decode(t, `<presence from='bob@other.test/p'><show> away </show><priority>300</priority></presence>`)
-	if in.Show != "away" || in.Priority != 127 {
-		t.Errorf("presence: %+v", in)
-	}
-	in = decode(t, `<iq type='set' id='push'><query xmlns='jabber:iq:roster' ver='3'>`+
-		`<item jid='carol@other.test' name='Carol' subscription='both'><group>Friends</group></item>`+
-		`<item jid='dave@other.test' subscription='remove'/></query></iq>`)
-	want := []pushItem{{JID: "carol@other.test", Name: "Carol", Subscription: "both"}, {JID: "dave@other.test", Subscription: "remove"}}
-	if in.Payload != (xml.Name{Space: nsRoster, Local: "query"}) || len(in.Items) != 2 || in.Items[0] != want[0] || in.Items[1] != want[1] {
-		t.Errorf("roster push: %+v", in)
-	}
-	// Items outside a roster query are not roster items.
-	in = decode(t, `<iq type='set' id='x'><query xmlns='urn:other'><item jid='eve@other.test'/></query></iq>`)
-	if len(in.Items) != 0 {
-		t.Errorf("items of another query read: %+v", in.Items)
-	}
-	in = decode(t, `<iq type='error' id='p' from='bob@other.test/p'><ping xmlns='urn:xmpp:ping'/><error type='cancel'>`+
-		`<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>no</text></error></iq>`)
-	if !in.HasErr || in.Err.Condition != "service-unavailable" || in.Err.Text[""] != "no" {
-		t.Errorf("error: %+v", in)
-	}
-	var se stanza.Error
-	if err := answerError(in); !errors.As(err, &se) || se.Condition != stanza.ServiceUnavailable {
-		t.Errorf("answerError: %v", err)
-	}
-}
-
-func TestCleanText(t *testing.T) {
-	for in, want := range map[string]string{
-		"plain":                 "plain",
-		"tab\tnl\ncr\r":         "tab\tnl\ncr\r",
-		"nul\x00bell\x07":       "nulbell",
-		"bad\xffutf8":           "badutf8",
-		"nonchar\uFFFE\uFFFF!":  "nonchar!",
-		"emoji 😀 and ü":         "emoji 😀 and ü",
-		"\x01\x02":              "",
-		"keep \uFFFD replaced?": "keep \uFFFD replaced?",
-	} {
-		if got := cleanText(in); got != want {
-			t.Errorf("cleanText(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // saslErr stands in for mellium's SASL failure, which marshals itself.
 type saslErr struct{ cond string }
 
@@ -187,7 +117,7 @@ func TestSASLFailure(t *testing.T) {
 
 func testConfig(kv KV, key []byte) Config {
 	pres, _ := presence.Open(presence.Options{})
-	return Config{Key: key, KV: kv, Stager: &recorder{}, Presence: pres, Owner: owner, UserAddress: userAddress}
+	return Config{Key: key, KV: kv, Stager: &testutil.Stager{}, Presence: pres, Owner: owner, UserAddress: userAddress}
 }
 
 func TestNewChecksConfig(t *testing.T) {
@@ -201,7 +131,7 @@ func TestNewChecksConfig(t *testing.T) {
 		"no Owner":       func(c *Config) { c.Owner = nil },
 		"no UserAddress": func(c *Config) { c.UserAddress = nil },
 	} {
-		cfg := testConfig(newMemKV(), key)
+		cfg := testConfig(testutil.NewMemKV(), key)
 		mod(&cfg)
 		if _, err := New(cfg); err == nil {
 			t.Errorf("%s: New succeeded", name)
@@ -210,7 +140,7 @@ func TestNewChecksConfig(t *testing.T) {
 }
 
 func TestBindRefusesBadInput(t *testing.T) {
-	p, err := New(testConfig(newMemKV(), newKey(t)))
+	p, err := New(testConfig(testutil.NewMemKV(), newKey(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +162,7 @@ func TestBindRefusesBadInput(t *testing.T) {
 // A stored account, loaded while Run is not running, is offline: SendIM
 // says so at once, and refuses whatever is not its owner's.
 func TestSendIMWithoutSession(t *testing.T) {
-	kv, key := newMemKV(), newKey(t)
+	kv, key := testutil.NewMemKV(), newKey(t)
 	s, _ := newSealer(key)
 	k := storageKey("alice", alice)
 	sealed, _ := s.seal(k, record{User: "alice", JID: alice, Password: "pw"})
@@ -283,45 +213,6 @@ func FuzzParseContact(f *testing.F) {
 		}
 		if back := contactOf(user, account, contact); back != s {
 			t.Fatalf("parseContact(%q) written back as %q", s, back)
-		}
-	})
-}
-
-func FuzzDecodeInbound(f *testing.F) {
-	f.Add([]byte(`<message from='bob@other.test/p' type='chat' id='1'><body>hi</body></message>`))
-	f.Add([]byte(`<iq type='set' id='r'><query xmlns='jabber:iq:roster'><item jid='c@d' name='C'/></query></iq>`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		d := xml.NewDecoder(bytes.NewReader(data))
-		for {
-			tok, err := d.Token()
-			if err != nil {
-				return
-			}
-			s, ok := tok.(xml.StartElement)
-			if !ok {
-				continue
-			}
-			in, err := decodeInbound(s, d)
-			if err != nil {
-				return
-			}
-			if len(in.Body) > MaxText || len(in.Show) > maxSmall || len(in.Err.Text[""]) > maxSmall || len(in.Items) > maxPushItems {
-				t.Fatalf("kept too much: body %d, show %d, error text %d, items %d", len(in.Body), len(in.Show), len(in.Err.Text[""]), len(in.Items))
-			}
-			if in.BodyTooLong && in.Body != "" {
-				t.Fatal("a body too long was kept")
-			}
-			if in.Priority < -128 || in.Priority > 127 {
-				t.Fatalf("priority %d", in.Priority)
-			}
-			for _, it := range in.Items {
-				if len(it.Name) > maxName || !utf8.ValidString(it.Name) {
-					t.Fatalf("item name %q", it.Name)
-				}
-			}
-			if !utf8.ValidString(in.Body) {
-				t.Fatalf("body not UTF-8: %q", in.Body)
-			}
 		}
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/smsbridge/bridge/internal/testutil"
+	"github.com/smsbridge/bridge/internal/xmppwire"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
 )
@@ -138,13 +139,13 @@ func (c *fakeConn) write(t testing.TB, s string) {
 	}
 }
 
-func attrVal(s xml.StartElement, name string) string { return attr(s, name) }
+func attrVal(s xml.StartElement, name string) string { return xmppwire.Attr(s, name) }
 
 // startFakeGateway runs a gateway against a fake server.
-func startFakeGateway(t testing.TB, f *fakeServer, tune func(*Config)) (*Gateway, *recorder, *presence.Store) {
+func startFakeGateway(t testing.TB, f *fakeServer, tune func(*Config)) (*Gateway, *testutil.Stager, *presence.Store) {
 	t.Helper()
 	pres, _ := presence.Open(presence.Options{})
-	rec := &recorder{}
+	rec := &testutil.Stager{}
 	cfg := Config{
 		Server: f.l.Addr().String(), Domain: domain, Secret: fakeSecret,
 		Stager: rec, Presence: pres, Timeout: time.Second, Logger: testLogger(t),
@@ -182,12 +183,12 @@ func TestFakeOversizedStanzaDropsStream(t *testing.T) {
 	// The gateway gives up on that stream and opens a new one.
 	c2 := f.next(t)
 	testutil.WaitFor(t, "reconnected", waitFor, g.Connected)
-	if n := len(rec.all()); n != 0 {
+	if n := len(rec.All()); n != 0 {
 		t.Fatalf("%d messages staged from the oversized stream", n)
 	}
 	// The new stream works.
 	c2.write(t, `<message from='carol@example.test/x' to='+8613900000002@sms.example.test' type='chat' id='ok'><body>fine</body></message>`)
-	testutil.WaitFor(t, "the message on the new stream", waitFor, func() bool { return len(rec.all()) == 1 })
+	testutil.WaitFor(t, "the message on the new stream", waitFor, func() bool { return len(rec.All()) == 1 })
 }
 
 func TestFakeOddStanzasKeepStream(t *testing.T) {
@@ -225,8 +226,8 @@ func TestFakeOddStanzasKeepStream(t *testing.T) {
 	if !g.Connected() || f.accepts.Load() != 1 {
 		t.Fatalf("stream replaced: connected %v, %d connections", g.Connected(), f.accepts.Load())
 	}
-	if len(rec.all()) != 0 {
-		t.Fatalf("staged %+v", rec.all())
+	if len(rec.All()) != 0 {
+		t.Fatalf("staged %+v", rec.All())
 	}
 	testutil.WaitFor(t, "the binding of the odd presence", waitFor, func() bool {
 		_, ok := pres.Lookup("xmpp:carol@example.test")
@@ -335,7 +336,7 @@ func BenchmarkSendIM(b *testing.B) {
 				continue
 			}
 			c.dec.Skip()
-			fmt.Fprintf(c, `<iq from='%s' to='%s' type='result' id='%s'/>`, attr(s, "to"), domain, attr(s, "id"))
+			fmt.Fprintf(c, `<iq from='%s' to='%s' type='result' id='%s'/>`, xmppwire.Attr(s, "to"), domain, xmppwire.Attr(s, "id"))
 		}
 	}()
 	bind := presence.Binding{AOR: "xmpp:carol@example.test", Contact: "carol@example.test/x", Via: Via}

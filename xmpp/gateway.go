@@ -21,6 +21,7 @@ import (
 	"mellium.im/xmpp/component"
 	"mellium.im/xmpp/jid"
 
+	"github.com/smsbridge/bridge/internal/xmppwire"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
 )
@@ -72,6 +73,10 @@ var (
 	// ErrNoAnswer: neither a receipt nor the ping's answer came in time.
 	ErrNoAnswer = errors.New("xmpp: no receipt or ping answer")
 )
+
+// MaxText is the longest message body taken in, in bytes; a longer one is
+// refused with a policy-violation stanza error.
+const MaxText = xmppwire.MaxText
 
 // Limits and timers.
 const (
@@ -132,7 +137,7 @@ type origin struct {
 // session is one component stream.
 type session struct {
 	xs     *xmpp.Session
-	conn   *meteredConn
+	conn   *xmppwire.MeteredConn
 	ctx    context.Context // Run's
 	closed chan struct{}   // closed when the stream is over
 }
@@ -253,7 +258,7 @@ func (g *Gateway) runOnce(ctx context.Context) error {
 		return fmt.Errorf("xmpp: dial %s: %w", g.cfg.Server, err)
 	}
 	defer raw.Close()
-	conn := &meteredConn{Conn: raw, limit: maxStanza}
+	conn := xmppwire.NewMeteredConn(raw, maxStanza, "xmpp")
 	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	xs, err := component.NewSession(hctx, g.domain, []byte(g.cfg.Secret), conn)
 	cancel()
@@ -311,11 +316,11 @@ func (g *Gateway) announce(s *session, hello bool) {
 	ctx, cancel := context.WithTimeout(s.ctx, g.cfg.TTL/2)
 	defer cancel()
 	for _, bare := range g.subscribers() {
-		var t tokens
+		var t xmppwire.Tokens
 		if hello {
-			t = empty(t, el(xml.Name{Local: "presence"}, "from", g.cfg.Domain, "to", bare))
+			t = xmppwire.Empty(t, xmppwire.El(xml.Name{Local: "presence"}, "from", g.cfg.Domain, "to", bare))
 		}
-		t = empty(t, el(xml.Name{Local: "presence"}, "type", "probe", "from", g.cfg.Domain, "to", bare))
+		t = xmppwire.Empty(t, xmppwire.El(xml.Name{Local: "presence"}, "type", "probe", "from", g.cfg.Domain, "to", bare))
 		for len(t) > 0 {
 			if err := s.xs.Send(ctx, &t); err != nil {
 				g.log.Debug("xmpp: probe not sent", "to", bare, "err", err)
@@ -330,7 +335,7 @@ func (g *Gateway) goodbye(s *session) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), closeWait)
 	defer cancel()
 	for _, bare := range g.subscribers() {
-		t := empty(nil, el(xml.Name{Local: "presence"}, "type", "unavailable", "from", g.cfg.Domain, "to", bare))
+		t := xmppwire.Empty(nil, xmppwire.El(xml.Name{Local: "presence"}, "type", "unavailable", "from", g.cfg.Domain, "to", bare))
 		if err := s.xs.Send(ctx, &t); err != nil {
 			return
 		}
@@ -348,30 +353,10 @@ func (g *Gateway) subscribers() []string {
 }
 
 // send transmits one stanza on the live stream.
-func (g *Gateway) send(ctx context.Context, t tokens) error {
+func (g *Gateway) send(ctx context.Context, t xmppwire.Tokens) error {
 	s := g.cur.Load()
 	if s == nil {
 		return ErrNotConnected
 	}
 	return s.xs.Send(ctx, &t)
 }
-
-// meteredConn counts the bytes read since the last reset and fails reads
-// past limit, so one stanza cannot make the decoder buffer without bound.
-type meteredConn struct {
-	net.Conn
-	limit int64
-	n     atomic.Int64
-}
-
-func (c *meteredConn) Read(p []byte) (int, error) {
-	if c.n.Load() >= c.limit {
-		return 0, errTooLarge
-	}
-	n, err := c.Conn.Read(p)
-	c.n.Add(int64(n))
-	return n, err
-}
-
-// reset starts the count for the next stanza.
-func (c *meteredConn) reset() { c.n.Store(0) }

@@ -12,6 +12,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/smsbridge/bridge/internal/xmppwire"
 	"github.com/smsbridge/bridge/msg"
 )
 
@@ -24,8 +25,8 @@ type handler struct {
 }
 
 func (h handler) HandleXMPP(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
-	in, err := decodeInbound(*start, t)
-	h.s.conn.reset()
+	in, err := xmppwire.Decode(*start, t)
+	h.s.conn.Reset()
 	if err != nil {
 		return fmt.Errorf("read %s: %w", start.Name.Local, err)
 	}
@@ -43,10 +44,10 @@ func (h handler) HandleXMPP(t xmlstream.TokenReadEncoder, start *xml.StartElemen
 // onMessage takes a message from an XMPP user into the bridge. A message
 // with a body is staged or answered with a stanza error; one without (chat
 // states, receipts) is consumed, a receipt completing our delivery.
-func (g *Gateway) onMessage(s *session, w xmlstream.TokenWriter, in inbound) {
+func (g *Gateway) onMessage(s *session, w xmlstream.TokenWriter, in xmppwire.Stanza) {
 	switch {
 	case in.Type == "error":
-		g.complete(in.ID, in.From, answerError(in))
+		g.complete(in.ID, in.From, xmppwire.AnswerError(in))
 		return
 	case in.ReceiptFor != "":
 		g.complete(in.ReceiptFor, in.From, nil)
@@ -115,13 +116,13 @@ func (g *Gateway) onMessage(s *session, w xmlstream.TokenWriter, in inbound) {
 
 // settle waits for the message's commit. Shutting down does not cut the
 // wait short: the sender then hears how it ended.
-func (g *Gateway) settle(s *session, in inbound, m *msg.Message, ack msg.Ack) {
+func (g *Gateway) settle(s *session, in xmppwire.Stanza, m *msg.Message, ack msg.Ack) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), stageTimeout)
 	defer cancel()
 	g.settled(s, in, m, ack.Settle(ctx))
 }
 
-func (g *Gateway) settled(s *session, in inbound, m *msg.Message, err error) {
+func (g *Gateway) settled(s *session, in xmppwire.Stanza, m *msg.Message, err error) {
 	if err == nil {
 		g.log.Debug("xmpp: message accepted", "id", m.ID, "from", m.From, "to", m.To, "stanza", in.ID, "len", len(m.Text))
 		return
@@ -137,7 +138,7 @@ func (g *Gateway) settled(s *session, in inbound, m *msg.Message, err error) {
 }
 
 // refuse answers a message the bridge did not stage.
-func (g *Gateway) refuse(w xmlstream.TokenWriter, in inbound, m *msg.Message, err error) {
+func (g *Gateway) refuse(w xmlstream.TokenWriter, in xmppwire.Stanza, m *msg.Message, err error) {
 	switch {
 	case errors.Is(err, msg.ErrNoRoute):
 		g.reject(w, in, stanza.Cancel, stanza.ItemNotFound, "no route to recipient")
@@ -150,7 +151,7 @@ func (g *Gateway) refuse(w xmlstream.TokenWriter, in inbound, m *msg.Message, er
 }
 
 // reject answers in with a stanza error on the stream it came on.
-func (g *Gateway) reject(w xmlstream.TokenWriter, in inbound, typ stanza.ErrorType, cond stanza.Condition, text string) {
+func (g *Gateway) reject(w xmlstream.TokenWriter, in xmppwire.Stanza, typ stanza.ErrorType, cond stanza.Condition, text string) {
 	t := errorReply(in, typ, cond, text)
 	if _, err := xmlstream.Copy(w, &t); err != nil {
 		g.log.Debug("xmpp: error reply not written", "to", in.From, "err", err)
@@ -159,40 +160,30 @@ func (g *Gateway) reject(w xmlstream.TokenWriter, in inbound, typ stanza.ErrorTy
 
 // errorReply is the error stanza answering in: same kind and id, addresses
 // swapped.
-func errorReply(in inbound, typ stanza.ErrorType, cond stanza.Condition, text string) tokens {
-	s := el(xml.Name{Local: in.Kind}, "type", "error", "id", in.ID, "from", in.To, "to", in.From)
-	return append(errorEl(append(tokens{}, s), typ, cond, text), s.End())
-}
-
-// answerError is the error a peer answered one of our stanzas with.
-func answerError(in inbound) error {
-	e := in.Err
-	if !in.HasErr || e.Condition == "" {
-		e.Condition = stanza.UndefinedCondition
-	}
-	return fmt.Errorf("%s answered %s %s: %w", in.From, in.Kind, in.Type, e)
+func errorReply(in xmppwire.Stanza, typ stanza.ErrorType, cond stanza.Condition, text string) xmppwire.Tokens {
+	return xmppwire.ErrorReply(in, in.To, typ, cond, text)
 }
 
 // onIQ answers ping and disco#info, and service-unavailable to every other
 // request; results and errors complete our pings. Its answers go through
 // w, so mellium sees the IQ answered.
-func (g *Gateway) onIQ(w xmlstream.TokenWriter, in inbound) error {
+func (g *Gateway) onIQ(w xmlstream.TokenWriter, in xmppwire.Stanza) error {
 	switch in.Type {
 	case "result":
 		g.complete(in.ID, in.From, nil)
 		return nil
 	case "error":
-		g.complete(in.ID, in.From, answerError(in))
+		g.complete(in.ID, in.From, xmppwire.AnswerError(in))
 		return nil
 	case "get", "set":
 	default:
 		return nil
 	}
-	res := el(xml.Name{Local: "iq"}, "type", "result", "id", in.ID, "from", in.To, "to", in.From)
-	var t tokens
+	res := xmppwire.El(xml.Name{Local: "iq"}, "type", "result", "id", in.ID, "from", in.To, "to", in.From)
+	var t xmppwire.Tokens
 	switch {
-	case in.Type == "get" && in.Payload == xml.Name{Space: nsPing, Local: "ping"}:
-		t = empty(t, res)
+	case in.Type == "get" && in.Payload == xml.Name{Space: xmppwire.NSPing, Local: "ping"}:
+		t = xmppwire.Empty(t, res)
 	case in.Type == "get" && in.Payload == xml.Name{Space: nsDiscoInfo, Local: "query"}:
 		t = append(t, res)
 		t = g.discoInfo(t, in.To)
@@ -204,18 +195,21 @@ func (g *Gateway) onIQ(w xmlstream.TokenWriter, in inbound) error {
 	return err
 }
 
+// nsDiscoInfo is the namespace of the XEP-0030 queries the gateway answers.
+const nsDiscoInfo = "http://jabber.org/protocol/disco#info"
+
 // discoInfo describes the gateway (XEP-0030): an SMS gateway, and each
 // number behind it an SMS client, both with receipts and ping.
-func (g *Gateway) discoInfo(t tokens, to string) tokens {
+func (g *Gateway) discoInfo(t xmppwire.Tokens, to string) xmppwire.Tokens {
 	q := xml.StartElement{Name: xml.Name{Space: nsDiscoInfo, Local: "query"}}
 	t = append(t, q)
 	if j, err := jid.Parse(to); err == nil && j.Localpart() == "" {
-		t = empty(t, el(xml.Name{Local: "identity"}, "category", "gateway", "type", "sms", "name", "SMS"))
+		t = xmppwire.Empty(t, xmppwire.El(xml.Name{Local: "identity"}, "category", "gateway", "type", "sms", "name", "SMS"))
 	} else {
-		t = empty(t, el(xml.Name{Local: "identity"}, "category", "client", "type", "sms"))
+		t = xmppwire.Empty(t, xmppwire.El(xml.Name{Local: "identity"}, "category", "client", "type", "sms"))
 	}
-	for _, f := range []string{nsDiscoInfo, nsReceipts, nsPing} {
-		t = empty(t, el(xml.Name{Local: "feature"}, "var", f))
+	for _, f := range []string{nsDiscoInfo, xmppwire.NSReceipts, xmppwire.NSPing} {
+		t = xmppwire.Empty(t, xmppwire.El(xml.Name{Local: "feature"}, "var", f))
 	}
 	return append(t, q.End())
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/smsbridge/bridge/internal/prosodytest"
 	"github.com/smsbridge/bridge/internal/testutil"
+	"github.com/smsbridge/bridge/internal/xmppwire"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
 )
@@ -85,8 +86,8 @@ func TestInboundMessageAndReceipt(t *testing.T) {
 	c := r.srv.Login(t, carol, carolPW, "phone")
 	c.SendOrg(`<message to='+8613900000002@sms.example.test' type='chat' id='c1'>` +
 		`<body>hello &amp; goodbye</body><request xmlns='urn:xmpp:receipts'/></message>`)
-	testutil.WaitFor(t, "the message to be staged", waitFor, func() bool { return len(r.rec.all()) == 1 })
-	m := r.rec.all()[0]
+	testutil.WaitFor(t, "the message to be staged", waitFor, func() bool { return len(r.rec.All()) == 1 })
+	m := r.rec.All()[0]
 	want := msg.Message{
 		ID: "m1", From: "xmpp:carol@example.test", To: "+8613900000002", Text: "hello & goodbye",
 		Origin:  msg.Origin{Kind: msg.FromXMPP, Account: carol, Ref: "c1"},
@@ -108,8 +109,8 @@ func TestInboundMessageAndReceipt(t *testing.T) {
 	// Digits without "+" are an international number too; no receipt was
 	// asked for, so none comes; a failure comes back as an error.
 	c.SendOrg(`<message to='8613900000003@sms.example.test' type='normal' id='c2'><body>x</body></message>`)
-	testutil.WaitFor(t, "the second message", waitFor, func() bool { return len(r.rec.all()) == 2 })
-	m2 := r.rec.all()[1]
+	testutil.WaitFor(t, "the second message", waitFor, func() bool { return len(r.rec.All()) == 2 })
+	m2 := r.rec.All()[1]
 	if m2.To != "+8613900000003" || m2.Receipt {
 		t.Fatalf("second message %+v", m2)
 	}
@@ -122,11 +123,9 @@ func TestInboundMessageAndReceipt(t *testing.T) {
 
 func TestInboundRefusals(t *testing.T) {
 	r := startRig(t, nil)
-	r.rec.refuse = map[msg.Address]error{
-		"+8613900000004": msg.ErrOverloaded,
-		"+8613900000005": msg.ErrNoRoute,
-		"+8613900000006": msg.ErrNotStored,
-	}
+	r.rec.RefuseTo("+8613900000004", msg.ErrOverloaded)
+	r.rec.RefuseTo("+8613900000005", msg.ErrNoRoute)
+	r.rec.RefuseTo("+8613900000006", msg.ErrNotStored)
 	c := r.srv.Login(t, carol, carolPW, "phone")
 	cases := []struct{ to, id, cond string }{
 		{"bob@sms.example.test", "e1", "item-not-found"}, // not a number, no Local mapping
@@ -150,8 +149,8 @@ func TestInboundRefusals(t *testing.T) {
 	// Chat states and other bodiless messages are consumed without a word.
 	c.SendOrg(`<message to='+8613900000002@sms.example.test' type='chat' id='s1'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`)
 	c.SendOrg(`<message to='+8613900000002@sms.example.test' type='chat' id='ok'><body>fine</body></message>`)
-	testutil.WaitFor(t, "the good message", waitFor, func() bool { return len(r.rec.all()) == 1 })
-	if got := r.rec.all()[0]; got.Text != "fine" {
+	testutil.WaitFor(t, "the good message", waitFor, func() bool { return len(r.rec.All()) == 1 })
+	if got := r.rec.All()[0]; got.Text != "fine" {
 		t.Fatalf("staged %+v", got)
 	}
 }
@@ -277,7 +276,7 @@ func TestDiscoPingAndUnknownIQ(t *testing.T) {
 	if len(disco.Identities) != 1 || disco.Identities[0].Category != "gateway" || disco.Identities[0].Type != "sms" {
 		t.Errorf("identities %+v", disco.Identities)
 	}
-	for _, f := range []string{nsReceipts, nsPing} {
+	for _, f := range []string{xmppwire.NSReceipts, xmppwire.NSPing} {
 		if !slices.Contains(disco.Features, f) {
 			t.Errorf("features %v lack %s", disco.Features, f)
 		}

@@ -9,19 +9,20 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/smsbridge/bridge/internal/xmppwire"
 	"github.com/smsbridge/bridge/presence"
 )
 
 // presenceIn is a presence stanza waiting for its worker.
 type presenceIn struct {
-	in       inbound
+	in       xmppwire.Stanza
 	from, to jid.JID
 }
 
 // queuePresence hands a presence stanza to the worker of its sender, so
 // one user's updates keep their order while the store writes of different
 // users overlap and the read loop does not wait for them.
-func (g *Gateway) queuePresence(ctx context.Context, in inbound) {
+func (g *Gateway) queuePresence(ctx context.Context, in xmppwire.Stanza) {
 	from, err := jid.Parse(in.From)
 	if err != nil || from.Localpart() == "" {
 		return // servers and other components have no presence here
@@ -71,7 +72,7 @@ func (g *Gateway) onPresence(ctx context.Context, p presenceIn) {
 		b := presence.Binding{
 			AOR: aor, Contact: p.from.String(), Via: Via,
 			Expires: now.Add(g.cfg.TTL), Updated: now,
-			Show: showOf(p.in.Show), Priority: p.in.Priority,
+			Show: xmppwire.ShowOf(p.in.Show), Priority: p.in.Priority,
 		}
 		if err := g.cfg.Presence.Register(ctx, b); err != nil {
 			g.log.Warn("xmpp: binding not stored", "aor", aor, "contact", b.Contact, "err", err)
@@ -111,20 +112,8 @@ func (g *Gateway) onPresence(ctx context.Context, p presenceIn) {
 	}
 }
 
-func showOf(s string) presence.Show {
-	switch s {
-	case "away":
-		return presence.Away
-	case "xa":
-		return presence.ExtendedAway
-	case "dnd":
-		return presence.DoNotDisturb
-	}
-	return presence.Available
-}
-
 func (g *Gateway) sendPresence(ctx context.Context, typ, from, to string) {
-	t := empty(nil, el(xml.Name{Local: "presence"}, "type", typ, "from", from, "to", to))
+	t := xmppwire.Empty(nil, xmppwire.El(xml.Name{Local: "presence"}, "type", typ, "from", from, "to", to))
 	if err := g.send(ctx, t); err != nil {
 		g.log.Info("xmpp: presence not sent", "type", typ, "to", to, "err", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/smsbridge/bridge/internal/xmppwire"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
 )
@@ -61,19 +62,13 @@ func (g *Gateway) SendIM(ctx context.Context, m *msg.Message, b presence.Binding
 
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
 	defer cancel()
-	ms := el(xml.Name{Local: "message"}, "type", "chat", "id", id, "from", from.String(), "to", to.String())
-	t := tokens{ms}
-	t = textEl(t, xml.StartElement{Name: xml.Name{Local: "body"}}, xmlText(m.Text))
-	t = empty(t, xml.StartElement{Name: xml.Name{Space: nsReceipts, Local: "request"}})
-	t = append(t, ms.End())
+	t := xmppwire.Chat(id, from.String(), to.String(), m.Text)
 	if err := s.xs.Send(ctx, &t); err != nil {
 		return fmt.Errorf("xmpp: message %s to %s: %w", m.ID, b.Contact, err)
 	}
 	// A bare JID names no client to ping; only a receipt can answer then.
 	if to.Resourcepart() != "" {
-		iq := el(xml.Name{Local: "iq"}, "type", "get", "id", pingID, "from", g.cfg.Domain, "to", to.String())
-		t = append(tokens{iq}, xml.StartElement{Name: xml.Name{Space: nsPing, Local: "ping"}})
-		t = append(t, xml.EndElement{Name: xml.Name{Space: nsPing, Local: "ping"}}, iq.End())
+		t = xmppwire.Ping(pingID, g.cfg.Domain, to.String())
 		if err := s.xs.Send(ctx, &t); err != nil {
 			return fmt.Errorf("xmpp: ping after message %s to %s: %w", m.ID, b.Contact, err)
 		}
@@ -149,14 +144,14 @@ func (g *Gateway) Report(ctx context.Context, m *msg.Message, o msg.Outcome) {
 		}
 		from = j.String()
 	}
-	var t tokens
+	var t xmppwire.Tokens
 	if o.Delivered {
-		ms := el(xml.Name{Local: "message"}, "from", from, "to", to)
+		ms := xmppwire.El(xml.Name{Local: "message"}, "from", from, "to", to)
 		t = append(t, ms)
-		t = empty(t, el(xml.Name{Space: nsReceipts, Local: "received"}, "id", m.Origin.Ref))
+		t = xmppwire.Empty(t, xmppwire.El(xml.Name{Space: xmppwire.NSReceipts, Local: "received"}, "id", m.Origin.Ref))
 		t = append(t, ms.End())
 	} else {
-		in := inbound{Kind: "message", ID: m.Origin.Ref, From: to, To: from}
+		in := xmppwire.Stanza{Kind: "message", ID: m.Origin.Ref, From: to, To: from}
 		cond, typ := stanza.ServiceUnavailable, stanza.Cancel
 		if o.State == msg.Expired {
 			cond, typ = stanza.RecipientUnavailable, stanza.Wait

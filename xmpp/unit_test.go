@@ -1,12 +1,8 @@
 package xmpp
 
 import (
-	"encoding/xml"
 	"strings"
 	"testing"
-	"unicode/utf8"
-
-	"mellium.im/xmpp/stanza"
 
 	"github.com/smsbridge/bridge/msg"
 )
@@ -95,123 +91,6 @@ func TestEscapeRoundTrip(t *testing.T) {
 			t.Errorf("Unescape(Escape(%q)) = %q", s, u)
 		}
 	}
-}
-
-func TestXMLText(t *testing.T) {
-	for in, want := range map[string]string{
-		"plain":                 "plain",
-		"tab\tnl\ncr\r":         "tab\tnl\ncr\r",
-		"nul\x00esc\x1bdel\x7f": "nulescdel\x7f",
-		"bad\xffutf8":           "badutf8",
-		"nonchar\uFFFE\uFFFF.":  "nonchar.",
-		"emoji 😀 ok":            "emoji 😀 ok",
-		"\uFFFD stays":          "\uFFFD stays",
-	} {
-		if got := xmlText(in); got != want {
-			t.Errorf("xmlText(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
-// decode reads one stanza from raw XML the way the gateway does.
-func decode(t testing.TB, raw string) (inbound, error) {
-	t.Helper()
-	d := xml.NewDecoder(strings.NewReader(raw))
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			return inbound{}, err
-		}
-		if s, ok := tok.(xml.StartElement); ok {
-			return decodeInbound(s, d)
-		}
-	}
-}
-
-func TestDecodeInbound(t *testing.T) {
-	in, err := decode(t, `<message xmlns='jabber:component:accept' from='carol@example.test/phone' to='+8613900000002@sms.example.test' type='chat' id='c1'>`+
-		`<body>one</body><body xml:lang='de'>eins</body><request xmlns='urn:xmpp:receipts'/><x xmlns='urn:example'><body>not this</body></x></message>`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if in.Kind != "message" || in.ID != "c1" || in.Type != "chat" || in.From != "carol@example.test/phone" ||
-		in.To != "+8613900000002@sms.example.test" || !in.HasBody || in.Body != "one" || !in.ReceiptRequest || in.BodyTooLong {
-		t.Fatalf("message: %+v", in)
-	}
-
-	in, err = decode(t, `<message from='a@b/c' type='error' id='x1'><error type='cancel'>`+
-		`<item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>gone</text></error></message>`)
-	if err != nil || !in.HasErr || in.Err.Type != stanza.Cancel || in.Err.Condition != stanza.ItemNotFound || in.Err.Text[""] != "gone" {
-		t.Fatalf("error message: %+v %v", in, err)
-	}
-
-	in, err = decode(t, `<message from='a@b/c'><received xmlns='urn:xmpp:receipts' id='r9'/></message>`)
-	if err != nil || in.ReceiptFor != "r9" || in.HasBody {
-		t.Fatalf("receipt: %+v %v", in, err)
-	}
-
-	in, err = decode(t, `<presence from='a@b/c'><show> dnd </show><priority>300</priority><status>busy</status></presence>`)
-	if err != nil || in.Show != "dnd" || in.Priority != 127 {
-		t.Fatalf("presence: %+v %v", in, err)
-	}
-
-	in, err = decode(t, `<iq type='get' id='i1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
-	if err != nil || in.Payload != (xml.Name{Space: nsDiscoInfo, Local: "query"}) {
-		t.Fatalf("iq: %+v %v", in, err)
-	}
-
-	in, err = decode(t, `<message><body>`+strings.Repeat("é", MaxText/2)+`x</body></message>`)
-	if err != nil || !in.BodyTooLong || in.Body != "" {
-		t.Fatalf("long body: too long %v, %d bytes kept, %v", in.BodyTooLong, len(in.Body), err)
-	}
-	in, err = decode(t, `<message><body>`+strings.Repeat("a", MaxText)+`</body></message>`)
-	if err != nil || in.BodyTooLong || len(in.Body) != MaxText {
-		t.Fatalf("body of MaxText: too long %v, %d bytes, %v", in.BodyTooLong, len(in.Body), err)
-	}
-
-	if _, err := decode(t, `<message><body>unclosed</message>`); err == nil {
-		t.Fatal("malformed stanza decoded")
-	}
-	if _, err := decode(t, `<message><body>cut`); err == nil {
-		t.Fatal("truncated stanza decoded")
-	}
-}
-
-// FuzzDecodeInbound: any input decodes without panicking, and what is kept
-// stays within its bounds.
-func FuzzDecodeInbound(f *testing.F) {
-	f.Add([]byte(`<message from='a@b/c' to='+1234@sms.example.test' type='chat' id='1'><body>hi</body><request xmlns='urn:xmpp:receipts'/></message>`))
-	f.Add([]byte(`<presence from='a@b/c'><show>away</show><priority>-5</priority></presence>`))
-	f.Add([]byte(`<iq type='error' id='p'><error type='wait'><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		d := xml.NewDecoder(strings.NewReader(string(data)))
-		for {
-			tok, err := d.Token()
-			if err != nil {
-				return
-			}
-			s, ok := tok.(xml.StartElement)
-			if !ok {
-				continue
-			}
-			in, err := decodeInbound(s, d)
-			if err != nil {
-				return
-			}
-			if len(in.Body) > MaxText || len(in.Show) > maxSmall || len(in.Err.Text[""]) > maxSmall {
-				t.Fatalf("kept too much: body %d, show %d, error text %d", len(in.Body), len(in.Show), len(in.Err.Text[""]))
-			}
-			if in.Priority < -128 || in.Priority > 127 {
-				t.Fatalf("priority %d", in.Priority)
-			}
-			if in.BodyTooLong && in.Body != "" {
-				t.Fatal("a body too long was kept")
-			}
-			if !utf8.ValidString(in.Body) {
-				t.Fatalf("body not UTF-8: %q", in.Body)
-			}
-		}
-	})
 }
 
 // FuzzAddressOf: reading a localpart never panics; an address read back is

@@ -1,0 +1,111 @@
+package xmppwire
+
+import (
+	"encoding/xml"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"mellium.im/xmpp/stanza"
+)
+
+// Tokens is an xml.TokenReader over a slice: stanzas are built as token
+// lists and sent (or copied to a stream) from one.
+type Tokens []xml.Token
+
+func (t *Tokens) Token() (xml.Token, error) {
+	if len(*t) == 0 {
+		return nil, io.EOF
+	}
+	tok := (*t)[0]
+	*t = (*t)[1:]
+	return tok, nil
+}
+
+// El opens an element with the attributes given as name, value pairs,
+// leaving out those with an empty value.
+func El(name xml.Name, attrs ...string) xml.StartElement {
+	s := xml.StartElement{Name: name}
+	for i := 0; i+1 < len(attrs); i += 2 {
+		if attrs[i+1] != "" {
+			s.Attr = append(s.Attr, xml.Attr{Name: xml.Name{Local: attrs[i]}, Value: attrs[i+1]})
+		}
+	}
+	return s
+}
+
+// Empty appends an element without content.
+func Empty(dst Tokens, s xml.StartElement) Tokens { return append(dst, s, s.End()) }
+
+// TextEl appends an element holding text.
+func TextEl(dst Tokens, s xml.StartElement, text string) Tokens {
+	return append(dst, s, xml.CharData(text), s.End())
+}
+
+// ErrorReply is the error stanza answering in: same kind and id, sent to
+// its sender, with an <error/> of type typ, condition cond and an optional
+// human-readable text. from is left out when empty (a client's server
+// stamps it).
+func ErrorReply(in Stanza, from string, typ stanza.ErrorType, cond stanza.Condition, text string) Tokens {
+	s := El(xml.Name{Local: in.Kind}, "type", "error", "id", in.ID, "from", from, "to", in.From)
+	e := El(xml.Name{Local: "error"}, "type", string(typ))
+	t := Tokens{s, e}
+	t = Empty(t, xml.StartElement{Name: xml.Name{Space: stanza.NSError, Local: string(cond)}})
+	if text != "" {
+		t = TextEl(t, xml.StartElement{Name: xml.Name{Space: stanza.NSError, Local: "text"}}, text)
+	}
+	return append(t, e.End(), s.End())
+}
+
+// Chat is a chat message carrying body, cleaned by CleanText, and an
+// XEP-0184 receipt request. from is left out when empty.
+func Chat(id, from, to, body string) Tokens {
+	ms := El(xml.Name{Local: "message"}, "type", "chat", "id", id, "from", from, "to", to)
+	t := Tokens{ms}
+	t = TextEl(t, xml.StartElement{Name: xml.Name{Local: "body"}}, CleanText(body))
+	t = Empty(t, xml.StartElement{Name: xml.Name{Space: NSReceipts, Local: "request"}})
+	return append(t, ms.End())
+}
+
+// Ping is an XEP-0199 ping. from is left out when empty.
+func Ping(id, from, to string) Tokens {
+	iq := El(xml.Name{Local: "iq"}, "type", "get", "id", id, "from", from, "to", to)
+	t := Empty(Tokens{iq}, xml.StartElement{Name: xml.Name{Space: NSPing, Local: "ping"}})
+	return append(t, iq.End())
+}
+
+// CleanText returns s without what XML 1.0 cannot carry: invalid UTF-8 and
+// the characters outside its Char production (most C0 controls,
+// surrogates, U+FFFE and U+FFFF).
+func CleanText(s string) string {
+	clean := true
+	for i, r := range s {
+		if !xmlChar(r) || (r == utf8.RuneError && isBadRune(s[i:])) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i, r := range s {
+		if xmlChar(r) && !(r == utf8.RuneError && isBadRune(s[i:])) {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// isBadRune reports whether s starts with a byte that is not UTF-8, as
+// opposed to a U+FFFD written out.
+func isBadRune(s string) bool {
+	_, n := utf8.DecodeRuneInString(s)
+	return n <= 1
+}
+
+func xmlChar(r rune) bool {
+	return r == 0x09 || r == 0x0A || r == 0x0D ||
+		(r >= 0x20 && r <= 0xD7FF) || (r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF)
+}
