@@ -65,3 +65,18 @@ func Baselines(msgs [][]byte) DeflateSizes {
 	s.StreamDict = stream(dict)
 	return s
 }
+
+// StreamBaseline is the DEFLATE stream of a session alone (the other
+// baselines compress every message on its own, which costs more).
+func StreamBaseline(msgs [][]byte) int {
+	var buf bytes.Buffer
+	w, _ := flate.NewWriter(&buf, flate.BestCompression)
+	n := 0
+	for _, m := range msgs {
+		buf.Reset()
+		_, _ = w.Write(m)
+		_ = w.Flush()
+		n += buf.Len() - 4
+	}
+	return n
+}

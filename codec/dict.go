@@ -1,11 +1,9 @@
 package codec
 
-// presetDict primes the LZ coder for the residual (bodies and literal
-// header values) in both modes: it is the initial history of every
-// stateless frame and of a stateful session, and the models start as they
-// are after coding it (lz.go, primed). Matches are cheaper the closer they
-// are, so the most frequent fragments come last.
-// Part of the wire format (formatVersion).
+// presetDict primed the LZ coder of format version 2 (lz.go, primed): the
+// initial history of every frame, and the models as they are after coding
+// it. The version 2 decoder needs it as it is. Version 3 primes from
+// dict3/ instead.
 const presetDict = `SIP/2.0/UDP ;branch=z9hG4bK;rport;received=;transport=tcp;lr>;tag=;expires=3600;q=1.0` +
 	`Digest username="",realm="",nonce="",uri="sip:",response="",algorithm=MD5,cnonce="",opaque="",qop=auth,nc=00000001` +
 	`<?xml version="1.0" encoding="UTF-8"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:"><tuple id=""><status><basic>open</basic></status></tuple></presence>` +

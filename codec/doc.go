@@ -1,41 +1,46 @@
-// Package codec converts one SIP-C/2.0 (Fetion) or RFC 3261 SIP message
-// to a compact binary MCP frame and back, byte-exact for any input.
+// Package codec converts one SIP-C/2.0 or SIP-C/4.0 (Fetion) or RFC 3261
+// SIP message to a compact binary MCP frame and back, byte-exact for any
+// input.
 //
-// A message is tokenized: the start line and every header line become a
-// one-byte opcode (header name from a static table, value kind) followed by
-// a typed value — varints for numbers and call ids, two integers for
-// sip:N@fetion.com.cn;p=P, 16 raw bytes for 32-hex ids, 4 bytes for RFC 1123
-// dates, nothing at all for a Content-Length that equals the body length.
-// Whatever does not re-render to exactly the original bytes stays literal.
-// Literals and the body form the residual.
+// A frame (format version 3) is one adaptive binary range-coder run over
+// the message's fields, each with its own model:
 //
-// Compression is a small LZMA-like coder (lz.go, rc.go): LZ77 over a
-// 16 KiB history with every symbol coded by an adaptive binary range coder
-// (literal contexts, two repeat distances, length and distance slots). Both
-// ends start from the same primed state: the preset dictionary of Fetion
-// XML and SIP text as history, and the models after coding it.
+//   - the start line: kind (by the previous message's), body length,
+//     version, method or status, request URI as a value;
+//   - each header line as an op (a name from a static table, a literal
+//     name or line, or the end) predicted from the message's context and
+//     the two previous ops, then whether the value is one of the last few
+//     of that header (one symbol), else the value by kind: numbers as "the
+//     same as / one more or less than the last of this header" or by
+//     magnitude, tokens from a static table, Fetion URIs and user numbers,
+//     32-hex ids and dates in binary, lengths implied by the body;
+//   - text without structure (other values, bodies) through an LZ77 coder
+//     (lz3.go) at the point where it occurs: a value ends with its CRLF,
+//     a body has its length; runs of digits or hex digits are coded as
+//     numbers (or as one of the recent numbers) and nibbles, and the first
+//     repeat distance points at the last text of the same kind, or at what
+//     followed the same number last time.
 //
-//   - stateless mode: each frame starts from the primed state; tokens are
-//     sent raw and the residual range-coded (or raw if that is smaller);
-//   - stateful mode: one Encoder and one Decoder per connection direction
-//     keep a table of recent header lines (repeats cost one byte), date
-//     deltas, and the LZ history and models across frames, through which
-//     tokens and residual both go, so a repeated message shape costs a few
-//     bits. Each stateful frame carries a 16-bit state check (CRC-32C of the
-//     decoded message seeded by the frame sequence number), so a lost,
-//     repeated or mis-decoded frame is reported as ErrStateMismatch, never
-//     delivered silently; Reset both ends on reconnect.
+// Both ends start from the primed state of a profile (SIP-C or SIP): the
+// state after coding the profile's prototype messages and dictionary,
+// which TestTrainV3 (train_test.go) derives from the tuned families of
+// codec/corpus only and stores in dict3/. Stateless frames code with the
+// primed models without adapting them; a stateful session (one Encoder and
+// one Decoder per connection direction, Reset on reconnect) copies them at
+// its first frame and adapts from there.
 //
-// Stateless frame: byte 0 = magic 0xB in the high nibble, format version
-// (2) in bits 3-2, bit 0 residual coded; then the token stream; then the
-// residual (coded: its length, then LZ symbols). Stateful frame: 2 bytes
-// (01, 14 check bits), then one range-coder run: 2 more check bits, token
-// length, residual length, LZ symbols. A range-coder run ends in about one
-// byte: trailing zero bytes are not sent.
+// Stateless frame: byte 0 = magic 0xB in the high nibble, format version 3
+// in bits 3-2, profile in bits 1-0; then the run. Stateful frame: 2 bytes
+// (mark 11, 14 bits of a 16-bit check), then the run: the check's last 2
+// bits, on the first frame of a session the profile, then the message.
+// The check is CRC-32C of the message seeded by the frame sequence
+// number: a lost, repeated, reordered or corrupted frame is reported as
+// ErrStateMismatch and the decoder refuses everything until Reset. A run
+// ends in about one byte: trailing zero bytes are not sent.
 //
-// Memory per stateful Encoder+Decoder pair: history 20 KiB and models
-// 15 KiB on each end, an 8 KiB match index on the encoder
-// (TestConnectionMemory measures the whole).
+// Decoders also read format version 2 (v2dec.go: version bits 10,
+// stateful mark 01), the version before, so an older peer's frames still
+// decode; a stateful session keeps the version of its first frame.
 //
 // AppendFrame and ReadFrame add a varint length prefix for stream links.
 package codec

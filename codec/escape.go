@@ -5,10 +5,10 @@ import (
 	"strings"
 )
 
-// Residual escapes: inside bodies and literal values, Fetion URIs, 32-hex
-// ids and long decimal numbers are replaced by an escape byte and binary,
-// so the LZ coder sees fewer, denser bytes. Escape bytes occurring in the text
-// are themselves escaped, so any byte string survives.
+// Residual escapes of format version 2: inside bodies and literal values,
+// Fetion URIs, 32-hex ids and long decimal numbers were replaced by an
+// escape byte and binary; escape bytes occurring in the text were escaped
+// themselves. Only the v2 decoder still reads them.
 const (
 	escURI      = 0x01 // num N, num P: sip:N@fetion.com.cn;p=P
 	escHexLower = 0x02 // 16 bytes
@@ -26,81 +26,6 @@ var residualDict = []byte(strings.ReplaceAll(presetDict, `"sip:@fetion.com.cn;p=
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 func isHex(c byte) bool { return isDigit(c) || (c|0x20 >= 'a' && c|0x20 <= 'f') }
-
-// appendEscaped appends the escaped form of b and reports whether it
-// differs from b.
-func appendEscaped(dst, b []byte) ([]byte, bool) {
-	changed := false
-	lit := 0 // start of the pending unescaped run
-	for i := 0; i < len(b); {
-		c := b[i]
-		var n int // bytes consumed by an escape starting at i
-		switch {
-		case c >= escURI && c <= escLiteral:
-			dst = append(dst, b[lit:i]...)
-			dst = append(dst, escLiteral, c)
-			n = 1
-		case c == 's' && i+len(sipPrefix) < len(b) && string(b[i:i+len(sipPrefix)]) == sipPrefix:
-			j := i + len(sipPrefix)
-			k := j
-			for k < len(b) && isDigit(b[k]) {
-				k++
-			}
-			if k-j == 0 || k+len(fetionHost) >= len(b) || string(b[k:k+len(fetionHost)]) != fetionHost {
-				break
-			}
-			nv, ok := parseUint(b[j:k])
-			if !ok {
-				break
-			}
-			m := k + len(fetionHost)
-			q := m
-			for q < len(b) && isDigit(b[q]) {
-				q++
-			}
-			pv, ok := parseUint(b[m:q])
-			if !ok {
-				break
-			}
-			dst = append(dst, b[lit:i]...)
-			dst = append(dst, escURI)
-			dst = appendNum(dst, nv)
-			dst = appendNum(dst, pv)
-			n = q - i
-		case isHex(c) && (i == 0 || !isHex(b[i-1])) && i+32 <= len(b) && (i+32 == len(b) || !isHex(b[i+32])):
-			hc := hexCase(b[i : i+32])
-			if hc == 0 {
-				break
-			}
-			// All digits is better as a number only when short; 32 digits are not.
-			dst = append(dst, b[lit:i]...)
-			dst = append(dst, byte(escHexLower+hc-1))
-			dst = appendHexBytes(dst, b[i:i+32])
-			n = 32
-		case c >= '1' && c <= '9' && (i == 0 || !isDigit(b[i-1])):
-			k := i
-			for k < len(b) && isDigit(b[k]) {
-				k++
-			}
-			if k-i < minDigitRun || k-i > 19 {
-				break
-			}
-			v, _ := parseUint(b[i:k])
-			dst = append(dst, b[lit:i]...)
-			dst = append(dst, escNumber)
-			dst = appendNum(dst, v)
-			n = k - i
-		}
-		if n == 0 {
-			i++
-			continue
-		}
-		changed = true
-		i += n
-		lit = i
-	}
-	return append(dst, b[lit:]...), changed
-}
 
 // appendUnescaped appends the original form of the escaped bytes e.
 func appendUnescaped(dst, e []byte) ([]byte, error) {

@@ -1,20 +1,20 @@
 package codec
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/bits"
 )
 
-// LZ77 over a 16 KiB history with every symbol range-coded by adaptive
-// models (a small LZMA): literals by part (tokens or residual), the top
-// bits of the previous byte and, right after a match, the byte the match
-// would have continued with; two repeat distances; lengths and distances
-// by slot. The history starts as the preset dictionary and the models as
-// they are after coding it ("primed"), on both ends.
-//
-// Memory is bounded on purpose (the handset link keeps one encoder and one
-// decoder per connection): history 20 KiB (lzHistCap), models 15 KiB,
-// encoder match index 8 KiB.
+// The LZ coder of format version 2, kept to decode its frames (lz3.go is
+// version 3's): LZ77 over a 16 KiB history with every symbol range-coded
+// by adaptive models (a small LZMA): literals by part (tokens or residual),
+// the top bits of the previous byte and, right after a match, the byte the
+// match would have continued with; two repeat distances; lengths and
+// distances by slot. The history starts as the preset dictionary and the
+// models as they are after coding it ("primed"), on both ends. The
+// encoding half (lzEnc) only builds that primed state now, and its
+// helpers (lengths, distance slots, matched literals) serve version 3.
 
 const (
 	lzWindow  = 16 << 10            // maximum match distance
@@ -150,8 +150,15 @@ func slideHist(h []byte, base uint32, n int) ([]byte, uint32) {
 	return h[:lzWindow], base + uint32(drop)
 }
 
+// matchLen is the length of the common prefix of h[i:] and h[j:], at most max.
 func matchLen(h []byte, i, j, max int) int {
 	n := 0
+	for n+8 <= max {
+		if x := binary.LittleEndian.Uint64(h[i+n:]) ^ binary.LittleEndian.Uint64(h[j+n:]); x != 0 {
+			return n + bits.TrailingZeros64(x)>>3
+		}
+		n += 8
+	}
 	for n < max && h[i+n] == h[j+n] {
 		n++
 	}
@@ -329,20 +336,6 @@ func decDist(rc *rcDecoder, m *lzModel, l int) uint32 {
 // Payload lengths (which = 0 tokens, 1 residual): bit length by an
 // adaptive tree, then up to 4 adaptive bits below the leading one, the
 // rest direct.
-func encPayLen(rc *rcEncoder, m *lzModel, which int, v uint32) {
-	p := m.p[pPayLen+which*payLenSz:][:payLenSz]
-	nb := bits.Len32(v)
-	rc.tree(p[:nSlots], uint32(nb), 5)
-	if nb <= 1 {
-		return
-	}
-	n := nb - 1
-	hi := min(n, 4)
-	rem := v &^ (1 << uint(n))
-	rc.tree(p[nSlots+(nb-2)*16:][:16], rem>>uint(n-hi), hi)
-	rc.direct(rem, n-hi)
-}
-
 func decPayLen(rc *rcDecoder, m *lzModel, which int) (uint32, bool) {
 	p := m.p[pPayLen+which*payLenSz:][:payLenSz]
 	nb := int(rc.tree(p[:nSlots], 5))
@@ -438,15 +431,6 @@ func buildPrimed() *primedState {
 	return &primedState{m: z.m, hist: z.hist, hash: z.hash}
 }
 
-// restart puts the encoding end in the primed state.
-func (z *lzEnc) restart() {
-	z.m, z.hash, z.base = primed.m, primed.hash, 0
-	if cap(z.hist) > 2*lzHistCap {
-		z.hist = make([]byte, 0, lzHistCap)
-	}
-	z.hist = append(z.hist[:0], primed.hist...)
-}
-
 // restart puts the decoding end in the primed state.
 func (z *lzDec) restart() {
 	z.m, z.base = primed.m, 0
@@ -457,16 +441,8 @@ func (z *lzDec) restart() {
 }
 
 // rewind is restart for stateless frames: the history still starts with
-// the dictionary (a stateless end never slides, base stays 0), so only
-// the models and the index are copied.
-func (z *lzEnc) rewind() {
-	if z.base != 0 || len(z.hist) < len(primed.hist) || cap(z.hist) > 2*lzHistCap {
-		z.restart()
-		return
-	}
-	z.m, z.hash, z.hist = primed.m, primed.hash, z.hist[:len(primed.hist)]
-}
-
+// the dictionary (a stateless end never slides, base stays 0), so only the
+// models are copied.
 func (z *lzDec) rewind() {
 	if z.base != 0 || len(z.hist) < len(primed.hist) || cap(z.hist) > 2*lzHistCap {
 		z.restart()

@@ -2,7 +2,7 @@ package codec
 
 import "encoding/binary"
 
-// Numbers use a prefix varint tuned for Fetion: 9-digit user numbers fit in
+// Numbers of format version 2 use a prefix varint tuned for Fetion: 9-digit user numbers fit in
 // 4 bytes (a LEB128 varint needs 5), small call ids and CSeqs in 1.
 //
 //	0xxxxxxx                    v < 128
@@ -16,23 +16,6 @@ const (
 	num4Base = num3Base + 1<<21
 	num5Base = num4Base + 63<<24
 )
-
-func appendNum(dst []byte, v uint64) []byte {
-	switch {
-	case v < num2Base:
-		return append(dst, byte(v))
-	case v < num3Base:
-		w := v - num2Base
-		return append(dst, 0x80|byte(w>>8), byte(w))
-	case v < num4Base:
-		w := v - num3Base
-		return append(dst, 0xA0|byte(w>>16), byte(w>>8), byte(w))
-	case v < num5Base:
-		w := v - num4Base
-		return append(dst, 0xC0+byte(w>>24), byte(w>>16), byte(w>>8), byte(w))
-	}
-	return binary.AppendUvarint(append(dst, 0xFF), v)
-}
 
 // readNum decodes a number from b; n <= 0 means malformed.
 func readNum(b []byte) (v uint64, n int) {

@@ -2,10 +2,10 @@ package codec
 
 import "sync"
 
-// The stateless helpers borrow encoders and decoders: each holds ~40 KiB of
-// history, models and index, so building one per message would dominate
-// the cost. The pools
-// are caches only; no behaviour depends on them.
+// The stateless helpers borrow encoders and decoders: each holds a copy of
+// the primed history and (encoders) a match index, so building one per
+// message would dominate the cost. The pools are caches only; no
+// behaviour depends on them.
 var (
 	encPool = sync.Pool{New: func() any { return NewEncoder(false) }}
 	decPool = sync.Pool{New: func() any { return NewDecoder(false) }}

@@ -26,7 +26,8 @@ type rcEncoder struct {
 	cacheSize int
 	skip      bool // the first byte of a run is always 0: not sent
 	out       []byte
-	start     int // len(out) when the run began
+	start     int  // len(out) when the run began
+	frozen    bool // code with the probabilities without adapting them (shared primed models)
 }
 
 func (e *rcEncoder) init(out []byte) {
@@ -60,13 +61,17 @@ func (e *rcEncoder) bit(p *uint16, b uint32) {
 	bound := (e.rng >> probBits) * uint32(*p)
 	if b == 0 {
 		e.rng = bound
-		*p += (probOne - *p) >> moveBits
+		if !e.frozen {
+			*p += (probOne - *p) >> moveBits
+		}
 	} else {
 		e.low += uint64(bound)
 		e.rng -= bound
-		*p -= *p >> moveBits
+		if !e.frozen {
+			*p -= *p >> moveBits
+		}
 	}
-	for e.rng < rcTopBits {
+	if e.rng < rcTopBits { // one byte is enough (see rcDecoder.tree)
 		e.rng <<= 8
 		e.shiftLow()
 	}
@@ -86,14 +91,47 @@ func (e *rcEncoder) direct(v uint32, n int) {
 	}
 }
 
+// uniform codes the low n (<= 16) bits of v at once, each at p = 1/2
+// (format version 3; version 2 codes direct bits one by one).
+func (e *rcEncoder) uniform(v uint32, n int) {
+	e.rng >>= uint(n)
+	e.low += uint64(v&(1<<uint(n)-1)) * uint64(e.rng)
+	for e.rng < rcTopBits {
+		e.rng <<= 8
+		e.shiftLow()
+	}
+}
+
 // tree codes the n-bit symbol v with the bit tree p[1:1<<n].
 func (e *rcEncoder) tree(p []uint16, v uint32, n int) {
+	rng, low := e.rng, e.low
 	m := uint32(1)
 	for i := n - 1; i >= 0; i-- {
 		b := v >> uint(i) & 1
-		e.bit(&p[m], b)
+		q := &p[m]
+		bound := (rng >> probBits) * uint32(*q)
+		if b == 0 {
+			rng = bound
+			if !e.frozen {
+				*q += (probOne - *q) >> moveBits
+			}
+		} else {
+			low += uint64(bound)
+			rng -= bound
+			if !e.frozen {
+				*q -= *q >> moveBits
+			}
+		}
+		// One byte restores rng >= 2^24 (see rcDecoder.tree).
+		if rng < rcTopBits {
+			rng <<= 8
+			e.low = low
+			e.shiftLow()
+			low = e.low
+		}
 		m = m<<1 | b
 	}
+	e.rng, e.low = rng, low
 }
 
 // finish ends the run and returns the output with this run appended.
@@ -119,7 +157,8 @@ func (e *rcEncoder) finish() []byte {
 type rcDecoder struct {
 	rng, code uint32
 	in        []byte
-	pos       int // may run past len(in): those bytes read as zero
+	pos       int  // may run past len(in): those bytes read as zero
+	frozen    bool // as rcEncoder.frozen
 }
 
 func (d *rcDecoder) init(in []byte) {
@@ -143,14 +182,18 @@ func (d *rcDecoder) bit(p *uint16) uint32 {
 	var b uint32
 	if d.code < bound {
 		d.rng = bound
-		*p += (probOne - *p) >> moveBits
+		if !d.frozen {
+			*p += (probOne - *p) >> moveBits
+		}
 	} else {
 		d.code -= bound
 		d.rng -= bound
-		*p -= *p >> moveBits
+		if !d.frozen {
+			*p -= *p >> moveBits
+		}
 		b = 1
 	}
-	for d.rng < rcTopBits {
+	if d.rng < rcTopBits { // one byte is enough (see tree)
 		d.rng <<= 8
 		d.code = d.code<<8 | uint32(d.next())
 	}
@@ -175,11 +218,55 @@ func (d *rcDecoder) direct(n int) uint32 {
 	return v
 }
 
+func (d *rcDecoder) uniform(n int) uint32 {
+	d.rng >>= uint(n)
+	v := d.code / d.rng
+	if v >= 1<<uint(n) { // only a damaged frame gets here
+		v = 1<<uint(n) - 1
+	}
+	d.code -= v * d.rng
+	for d.rng < rcTopBits {
+		d.rng <<= 8
+		d.code = d.code<<8 | uint32(d.next())
+	}
+	return v
+}
+
+// tree decodes an n-bit symbol (bit with the registers in locals: the
+// hot loop of every decoder).
 func (d *rcDecoder) tree(p []uint16, n int) uint32 {
+	rng, code := d.rng, d.code
 	m := uint32(1)
 	for range n {
-		m = m<<1 | d.bit(&p[m])
+		q := &p[m]
+		bound := (rng >> probBits) * uint32(*q)
+		if code < bound {
+			rng = bound
+			if !d.frozen {
+				*q += (probOne - *q) >> moveBits
+			}
+			m <<= 1
+		} else {
+			code -= bound
+			rng -= bound
+			if !d.frozen {
+				*q -= *q >> moveBits
+			}
+			m = m<<1 | 1
+		}
+		// One byte always restores rng >= 2^24: a probability is at least
+		// 31/2048 of the range, and so is its complement.
+		if rng < rcTopBits {
+			rng <<= 8
+			var c byte
+			if d.pos < len(d.in) {
+				c = d.in[d.pos]
+			}
+			d.pos++
+			code = code<<8 | uint32(c)
+		}
 	}
+	d.rng, d.code = rng, code
 	return m - 1<<uint(n)
 }
 

@@ -129,6 +129,19 @@ func statsMessages(msgs [][]byte, timing bool) StatsReport {
 	return rep
 }
 
+// timeMessages encodes msgs in both modes (stateful as one session) and
+// times encoding and decoding them.
+func timeMessages(msgs [][]byte) (encSL, decSL, encSF, decSF float64) {
+	se, fe := NewEncoder(false), NewEncoder(true)
+	stateless := make([][]byte, len(msgs))
+	stateful := make([][]byte, len(msgs))
+	for i, m := range msgs {
+		stateless[i], _ = se.Encode(nil, m)
+		stateful[i], _ = fe.Encode(nil, m)
+	}
+	return timeCodec(msgs, stateless, stateful)
+}
+
 // timeCodec measures average ns per message over whole passes of the
 // session (at least ~50ms each), stateful passes starting from Reset.
 func timeCodec(msgs, stateless, stateful [][]byte) (encSL, decSL, encSF, decSF float64) {

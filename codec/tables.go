@@ -1,8 +1,9 @@
 package codec
 
-// Static tables shared by every encoder and decoder. They are part of the
-// wire format: changing any of them (or the preset dictionary) requires a
-// new formatVersion. Never mutated after package initialization.
+// Static tables of format version 2, which version 3 reuses for methods,
+// versions and reason phrases (tables3.go has its own names and tokens).
+// They are part of both wire formats: never change them. Never mutated
+// after package initialization.
 
 // methods are request methods, SIP-C first (one letter on the wire) and
 // RFC 3261 after. Index 0xFF on the wire means a literal method.

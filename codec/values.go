@@ -1,9 +1,6 @@
 package codec
 
-import (
-	"encoding/binary"
-	"time"
-)
+import "time"
 
 // Typed value parsers. Each accepts only the canonical text that its
 // renderer reproduces byte for byte; anything else stays literal.
@@ -123,13 +120,6 @@ func unhex(c byte) byte {
 	return c - 'A' + 10
 }
 
-func appendHexBytes(dst, src []byte) []byte {
-	for i := 0; i+1 < len(src); i += 2 {
-		dst = append(dst, unhex(src[i])<<4|unhex(src[i+1]))
-	}
-	return dst
-}
-
 func appendHex(dst, raw []byte, upper bool) []byte {
 	digits := "0123456789abcdef"
 	if upper {
@@ -207,5 +197,3 @@ func appendDate(dst []byte, u uint32) []byte {
 	dst = two(dst, t.Second())
 	return append(dst, " GMT"...)
 }
-
-func appendU32(dst []byte, v uint32) []byte { return binary.BigEndian.AppendUint32(dst, v) }

@@ -2,62 +2,60 @@ package codec
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 )
 
-// Decoder turns MCP frames back into messages. A stateful Decoder belongs
-// to one direction of one connection; it is not safe for concurrent use.
-type Decoder struct {
+// dynTable holds recent header lines (version 2), identical on both ends
+// of a stateful link because both insert exactly the lines sent in full.
+type dynTable struct {
+	lines [dynSize][]byte
+	n     int
+	next  int
+}
+
+const maxDynLine = 512 // longer lines never enter the dynamic table
+
+func (t *dynTable) insert(line []byte) {
+	if len(line) > maxDynLine {
+		return
+	}
+	t.lines[t.next] = append(t.lines[t.next][:0], line...)
+	t.next = (t.next + 1) % dynSize
+	if t.n < dynSize {
+		t.n++
+	}
+}
+
+func (t *dynTable) reset() { t.n, t.next = 0, 0 }
+
+// decV2 decodes frames of format version 2 (the v2 encoder is gone; its
+// frames stay decodable). Its state exists only once a v2 frame arrives.
+type decV2 struct {
 	stateful bool
 	lz       lzDec
 	rc       rcDecoder
 	body     []byte
 	dyn      dynTable
 	seq      uint32
-	broken   error
 	lastDate uint32 // stateful: the previous date decoded
 	hasDate  bool
 }
 
-// NewDecoder returns a decoder in stateless or stateful mode.
-func NewDecoder(stateful bool) *Decoder {
-	d := &Decoder{stateful: stateful}
+func newDecV2(stateful bool) *decV2 {
+	d := &decV2{stateful: stateful}
 	d.lz.hist = make([]byte, 0, lzHistCap)
 	d.lz.restart()
 	return d
 }
 
-// Reset returns a stateful decoder to the state of a new connection.
-func (d *Decoder) Reset() {
+func (d *decV2) reset() {
 	d.dyn.reset()
 	d.lastDate, d.hasDate = 0, false
 	d.seq = 0
-	d.broken = nil
 	d.lz.restart()
 }
 
-// Decode appends the message carried by frame to dst. A stateful decoder
-// that returns an error stays failed (every later call returns an error
-// wrapping ErrStateMismatch) until Reset: its state can no longer be trusted.
-func (d *Decoder) Decode(dst, frame []byte) ([]byte, error) {
-	if d.broken != nil {
-		return dst, fmt.Errorf("codec: decoder failed earlier (%v): %w", d.broken, ErrStateMismatch)
-	}
-	out, err := d.decode(dst, frame)
-	if err != nil {
-		if d.stateful {
-			d.broken = err
-			if !errors.Is(err, ErrStateMismatch) {
-				err = fmt.Errorf("%w (%w)", err, ErrStateMismatch)
-			}
-		}
-		return dst, err
-	}
-	return out, nil
-}
-
-func (d *Decoder) decode(dst, frame []byte) ([]byte, error) {
+func (d *decV2) decode(dst, frame []byte) ([]byte, error) {
 	if len(frame) == 0 {
 		return nil, ErrNotFrame
 	}
@@ -91,7 +89,7 @@ func (d *Decoder) decode(dst, frame []byte) ([]byte, error) {
 		}
 		tok, res = p[:nt], p[nt:]
 	} else {
-		if h&versionMask != formatVersion<<2 {
+		if h&versionMask != formatV2<<2 {
 			return nil, fmt.Errorf("codec: frame version %d: %w", h&versionMask>>2, ErrVersion)
 		}
 		if h&flagStateful != 0 {
@@ -152,7 +150,7 @@ func (d *Decoder) decode(dst, frame []byte) ([]byte, error) {
 
 // decodeResidual decodes a stateless frame's range-coded residual from
 // the primed state.
-func (d *Decoder) decodeResidual(z []byte) ([]byte, error) {
+func (d *decV2) decodeResidual(z []byte) ([]byte, error) {
 	d.lz.rewind()
 	d.rc.init(z)
 	n, ok := decPayLen(&d.rc, &d.lz.m, 1)
@@ -268,7 +266,7 @@ func (r *reader) literal() {
 	}
 }
 
-func (r *reader) run(d *Decoder) {
+func (r *reader) run(d *decV2) {
 	layout := r.byte()
 	r.esc = layout&layoutEscaped != 0
 	layout &^= layoutEscaped
@@ -395,7 +393,7 @@ func (r *reader) putBody() {
 	}
 }
 
-func (r *reader) value(d *Decoder, kind byte, header bool) {
+func (r *reader) value(d *decV2, kind byte, header bool) {
 	switch kind {
 	case kLit:
 		r.literal()

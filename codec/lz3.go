@@ -1,0 +1,765 @@
+package codec
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/bits"
+)
+
+// The LZ coder of format version 3 codes the text of a message (literal
+// header values, bodies) span by span, each span right where the message
+// needs it. It is the version 2 coder (lz.go) plus items: a run of 5..19
+// decimal digits, or of 8..263 hexadecimal digits of one case, may be
+// coded as a number (digit count, then the value in binary) or as nibbles,
+// close to their entropy, instead of byte by byte. The history holds the
+// text itself, so a repeated id is still one match.
+
+const (
+	lz3Window  = 16 << 10
+	lz3HistCap = lz3Window + 4<<10
+	lit3Ctx    = 4 // span part (header value or body) × top bit of the previous byte
+
+	minDigitItem = 5
+	maxDigitItem = 19
+	minHexItem   = 8
+	maxHexItem   = minHexItem + 255
+
+	q3IsMatch = 0
+	q3IsRep   = q3IsMatch + nStates
+	q3IsRep0  = q3IsRep + nStates
+	q3IsItem  = q3IsRep0 + nStates
+	q3ItemHex = q3IsItem + nStates // by part
+	q3HexCase = q3ItemHex + 2
+	q3NumHit  = q3HexCase + 2  // by part: the number is a recent one
+	q3NumIdx  = q3NumHit + 2   // 7-bit tree: its index
+	q3Digits  = q3NumIdx + 128 // 5-bit tree: digit count
+	q3HexLen  = q3Digits + 32  // 8-bit tree: length - minHexItem
+	q3Lit     = q3HexLen + 256
+	q3LenM    = q3Lit + lit3Ctx*litSize
+	q3LenR    = q3LenM + lenSize
+	q3Slot    = q3LenR + lenSize
+	q3Foot    = q3Slot + 4*nSlots
+	q3Align   = q3Foot + endSlot*32
+	n3Probs   = q3Align + 16
+
+	goodLen   = 48 // a match this long ends the search
+	lazyBelow = 16 // a shorter match may give way to a longer one a byte later
+	skipAfter = 4  // after this many positions without a match, search every fourth one
+
+	partValue = 0 // a CRLF-ended literal
+	partBody  = 1 // a body, or a dictionary
+
+	litReserve = 1 << 10
+)
+
+// pow10 are the powers of ten below 2^64.
+var pow10 = func() (p [20]uint64) {
+	p[0] = 1
+	for i := 1; i < 20; i++ {
+		p[i] = p[i-1] * 10
+	}
+	return p
+}()
+
+// lzRun is the small mutable part of the LZ model: state and repeat
+// distances.
+type lzRun struct {
+	state uint8
+	rep   [2]uint32
+}
+
+// hist3 is the history of one end and, on the encoding end, its match
+// indexes (2-byte positions; a stale entry is harmless, every candidate
+// is verified).
+type hist3 struct {
+	b    []byte
+	base uint32
+	hash *matchIndex
+	loc  *localIndex // stateless: the frame's positions
+	dict *dictIndex  // stateless: the primed history's, read-only (hash is unused then)
+}
+
+// dictIndex finds the positions of the primed history by their exact
+// first 4 bytes, most recent first: a stateless frame searches the whole
+// dictionary with one probe and no false candidates. Built once per
+// profile.
+type dictIndex struct {
+	key  []uint32
+	pos  [][dictWays]uint16
+	n    []uint8 // positions held, at most dictWays
+	mask uint32
+}
+
+const dictWays = 8
+
+func newDictIndex(h []byte, base uint32) *dictIndex {
+	distinct := map[uint32]bool{}
+	for i := 0; i+4 <= len(h); i++ {
+		distinct[binary.LittleEndian.Uint32(h[i:])] = true
+	}
+	size := 1
+	for size < 2*len(distinct) {
+		size <<= 1
+	}
+	d := &dictIndex{key: make([]uint32, size), pos: make([][dictWays]uint16, size), n: make([]uint8, size), mask: uint32(size - 1)}
+	for i := 0; i+4 <= len(h); i++ {
+		k := binary.LittleEndian.Uint32(h[i:])
+		s := d.slot(k)
+		d.key[s] = k
+		e := &d.pos[s]
+		copy(e[1:], e[:dictWays-1])
+		e[0] = uint16(base + uint32(i))
+		d.n[s] = min(d.n[s]+1, dictWays)
+	}
+	return d
+}
+
+// slot is k's slot, or the empty one where it would go.
+func (d *dictIndex) slot(k uint32) uint32 {
+	for s := k * 2654435761 >> 7 & d.mask; ; s = (s + 1) & d.mask {
+		if d.n[s] == 0 || d.key[s] == k {
+			return s
+		}
+	}
+}
+
+// localIndex indexes the positions of one stateless frame; a bucket
+// whose gen is not the frame's is empty, so a frame starts without
+// clearing anything.
+type localIndex struct {
+	t   [1 << locBits][locWays]uint16
+	n   [1 << locBits]uint8
+	gen [1 << locBits]uint32
+	cur uint32
+}
+
+const (
+	locBits = 9
+	locWays = 8
+)
+
+// matchIndex finds match candidates: recent positions by the hash of
+// their first 3 bytes, and, for the long matches that 3-byte buckets lose
+// among frequent prefixes (XML tags, "sip:"), by their first 6 bytes.
+type matchIndex struct {
+	t3 [1 << t3Bits][t3Ways]uint16 // rings: next[i] is the slot written next
+	n3 [1 << t3Bits]uint8
+	t6 [1 << long6Bits][long6Ways]uint16
+	n6 [1 << long6Bits]uint8
+}
+
+const (
+	t3Bits    = 9
+	t3Ways    = 16
+	long6Bits = 8
+	long6Ways = 4
+)
+
+func hash3x(b []byte) uint32 {
+	return (uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16) * 2654435761 >> (32 - t3Bits)
+}
+
+func hash6(b []byte) uint32 {
+	v := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 | uint64(b[4])<<32 | uint64(b[5])<<40
+	return uint32(v * 0x9E3779B97F4A7C15 >> (64 - long6Bits))
+}
+
+func (h *hist3) insert(i int) {
+	if i+3 > len(h.b) {
+		return
+	}
+	pos := uint16(h.base + uint32(i))
+	if l := h.loc; l != nil {
+		x := hash3(h.b[i:]) >> (hashBits - locBits)
+		if l.gen[x] != l.cur {
+			l.gen[x], l.n[x] = l.cur, 0
+		}
+		l.t[x][l.n[x]%locWays] = pos
+		l.n[x]++
+		return
+	}
+	x := hash3x(h.b[i:])
+	h.hash.t3[x][h.hash.n3[x]%t3Ways] = pos
+	h.hash.n3[x]++
+	if i+6 <= len(h.b) {
+		y := hash6(h.b[i:])
+		h.hash.t6[y][h.hash.n6[y]%long6Ways] = pos
+		h.hash.n6[y]++
+	}
+}
+
+// slide makes room for n more bytes within lz3HistCap by dropping the
+// oldest history, keeping at most lz3Window. It depends on lengths only,
+// never on capacities, which grow differently on the two ends.
+func (h *hist3) slide(n int) {
+	if len(h.b)+n <= lz3HistCap {
+		return
+	}
+	keep := min(max(lz3HistCap-n, 0), lz3Window, len(h.b))
+	drop := len(h.b) - keep
+	if cap(h.b) > 2*lz3HistCap { // after a huge message: back to the normal size
+		nb := make([]byte, keep, lz3HistCap)
+		copy(nb, h.b[drop:])
+		h.b = nb
+	} else {
+		copy(h.b, h.b[drop:])
+		h.b = h.b[:keep]
+	}
+	h.base += uint32(drop)
+}
+
+func lit3Probs(p *[n3Probs]uint16, part int, prev byte) []uint16 {
+	return p[q3Lit+(part<<1|int(prev>>7))*litSize:][:litSize]
+}
+
+func isLowerHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
+func isUpperHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'A' && c <= 'F' }
+
+// item reports an item starting at b[i] (of the span b[start:end]): its
+// length, and whether it is hexadecimal (upper case: upper).
+func item(b []byte, i, start, end int) (n int, hex, upper bool) {
+	c := b[i]
+	if !isLowerHex(c) && !isUpperHex(c) {
+		return 0, false, false
+	}
+	// Hex runs start where the run of their case starts.
+	if i == start || !isLowerHex(b[i-1]) {
+		k, letter := i, false
+		for k < end && k-i < maxHexItem && isLowerHex(b[k]) {
+			letter = letter || b[k] > '9'
+			k++
+		}
+		if letter && k-i >= minHexItem {
+			return k - i, true, false
+		}
+	}
+	if i == start || !isUpperHex(b[i-1]) {
+		k, letter := i, false
+		for k < end && k-i < maxHexItem && isUpperHex(b[k]) {
+			letter = letter || b[k] > '9'
+			k++
+		}
+		if letter && k-i >= minHexItem {
+			return k - i, true, true
+		}
+	}
+	if isDigit(c) && (i == start || !isDigit(b[i-1])) {
+		k := i
+		for k < end && isDigit(b[k]) {
+			k++
+		}
+		if n := k - i; n >= minDigitItem && n <= maxDigitItem {
+			return n, false, false
+		}
+	}
+	return 0, false, false
+}
+
+// encodeSpan appends span to the history and codes it. A CRLF-ended
+// literal makes room for litReserve bytes (its decoder cannot know its
+// length), anything else for its length.
+func (c *coder3) encodeSpan(rc *rcEncoder, span []byte, part int) {
+	p, run, h := &c.st.lz, &c.sc.run, &c.h
+	if part == partValue {
+		h.slide(litReserve)
+	} else {
+		h.slide(len(span))
+	}
+	start := len(h.b)
+	h.b = append(h.b, span...)
+	b, end := h.b, len(h.b)
+	misses := 0 // positions since the last match: in random text, search every other one
+	for i := start; i < end; {
+		var bestLen, rep int
+		var bestDist uint32
+		if misses < skipAfter || misses&3 == 0 {
+			bestLen, bestDist, rep = h.find(run, i, end)
+		}
+		if bestLen == 0 {
+			misses++
+		} else {
+			misses = 0
+		}
+		if end-i >= 3 {
+			h.insert(i)
+		}
+		if n, hex, upper := item(b, i, start, end); n > bestLen || (n > 0 && !hex && bestLen < n+24 && c.cachedNumber(b[i:i+n])) {
+			s := run.state
+			rc.bit(&p[q3IsMatch+int(s)], 0)
+			rc.bit(&p[q3IsItem+int(s)], 1)
+			c.encItem(rc, b[i:i+n], part, hex, upper, h.base+uint32(i+n))
+			run.state = stateAfterLit(s)
+			for k := i + 1; k < i+n; k++ {
+				h.insert(k)
+			}
+			i += n
+			continue
+		}
+		// Lazy step: a clearly better match one byte later wins.
+		if bestLen > 0 && bestLen < lazyBelow && i+1 < end {
+			if l2, _, rep2 := h.find(run, i+1, end); l2 > bestLen+1 || (l2 > bestLen && rep2 >= 0 && rep < 0) {
+				bestLen = 0
+			}
+		}
+		s := run.state
+		if bestLen == 0 {
+			rc.bit(&p[q3IsMatch+int(s)], 0)
+			rc.bit(&p[q3IsItem+int(s)], 0)
+			var prev byte
+			if i > 0 {
+				prev = b[i-1]
+			}
+			probs := lit3Probs(p, part, prev)
+			if s >= 7 && int(run.rep[0]) <= i && run.rep[0] > 0 {
+				encMatchedLit(rc, probs, b[i], b[i-int(run.rep[0])])
+			} else {
+				rc.tree(probs, uint32(b[i]), 8)
+			}
+			run.state = stateAfterLit(s)
+			i++
+			continue
+		}
+		rc.bit(&p[q3IsMatch+int(s)], 1)
+		if rep >= 0 {
+			rc.bit(&p[q3IsRep+int(s)], 1)
+			rc.bit(&p[q3IsRep0+int(s)], uint32(rep))
+			if rep == 1 {
+				run.rep[0], run.rep[1] = run.rep[1], run.rep[0]
+			}
+			encLen(rc, p[q3LenR:][:lenSize], bestLen-lzMinLen)
+			run.state = stateAfterRep(s)
+		} else {
+			rc.bit(&p[q3IsRep+int(s)], 0)
+			encLen(rc, p[q3LenM:][:lenSize], bestLen-lzMinLen)
+			encDist3(rc, p, bestDist-1, bestLen-lzMinLen)
+			run.rep[1], run.rep[0] = run.rep[0], bestDist
+			run.state = stateAfterMatch(s)
+		}
+		// Inside a long match, index its head and tail only.
+		for k := i + 1; k < i+bestLen; k++ {
+			if k < i+16 || k >= i+bestLen-4 {
+				h.insert(k)
+			}
+		}
+		i += bestLen
+	}
+}
+
+// find returns the best match at i ending by end: a repeat distance (rep
+// 0 or 1) or a new distance from the index (rep -1); length 0 for none.
+func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep int) {
+	b := h.b
+	maxLen := min(lzMaxLen, end-i)
+	rep = -1
+	for r := range 2 {
+		if d := int(run.rep[r]); d >= 1 && d <= i && d <= lz3Window {
+			if l := matchLen(b, i, i-d, maxLen); l >= lzMinLen && l > bestLen {
+				bestLen, bestDist, rep = l, run.rep[r], r
+			}
+		}
+	}
+	// A new distance costs more than a repeat: it must be longer by two.
+	need := max(bestLen+2, 3)
+	if need > maxLen || bestLen >= goodLen {
+		return bestLen, bestDist, rep
+	}
+	cur := uint16(h.base + uint32(i))
+	maxD := min(lz3Window, i)
+	c0 := b[i]
+	// Candidates most recent first: this frame's positions (stateless),
+	// then by 3-byte hash, then by 6-byte hash. Each is checked at its
+	// first byte and at the byte it must match to be better.
+	if l := h.loc; l != nil {
+		if x := hash3(b[i:]); l.gen[x] == l.cur {
+			bk, n := &l.t[x], l.n[x]
+			for k := range min(n, locWays) {
+				d := int(uint16(cur - bk[(n-1-k)%locWays]))
+				if d == 0 || d > maxD || b[i-d] != c0 || b[i-d+need-1] != b[i+need-1] {
+					continue
+				}
+				if m := matchLen(b, i, i-d, maxLen); m >= need {
+					bestLen, bestDist, rep, need = m, uint32(d), -1, m+2
+					if need > maxLen || m >= goodLen {
+						return bestLen, bestDist, rep
+					}
+				}
+			}
+		}
+	}
+	if dx := h.dict; dx != nil {
+		if maxLen >= 4 {
+			if s := dx.slot(binary.LittleEndian.Uint32(b[i:])); dx.n[s] > 0 {
+				for _, c := range dx.pos[s][:dx.n[s]] {
+					d := int(uint16(cur - c))
+					if d == 0 || d > maxD || b[i-d+need-1] != b[i+need-1] {
+						continue
+					}
+					if m := matchLen(b, i, i-d, maxLen); m >= need {
+						bestLen, bestDist, rep, need = m, uint32(d), -1, m+2
+						if need > maxLen || m >= goodLen {
+							break
+						}
+					}
+				}
+			}
+		}
+		return bestLen, bestDist, rep
+	}
+	x := hash3x(b[i:])
+	bk, n := &h.hash.t3[x], h.hash.n3[x]
+	for k := range uint8(t3Ways) {
+		d := int(uint16(cur - bk[(n-1-k)%t3Ways]))
+		if d == 0 || d > maxD || b[i-d] != c0 || b[i-d+need-1] != b[i+need-1] {
+			continue
+		}
+		if m := matchLen(b, i, i-d, maxLen); m >= need {
+			bestLen, bestDist, rep, need = m, uint32(d), -1, m+2
+			if need > maxLen || m >= goodLen {
+				return bestLen, bestDist, rep
+			}
+		}
+	}
+	if maxLen >= 6 {
+		y := hash6(b[i:])
+		bk, n := &h.hash.t6[y], h.hash.n6[y]
+		for k := range uint8(long6Ways) {
+			d := int(uint16(cur - bk[(n-1-k)%long6Ways]))
+			if d == 0 || d > maxD || b[i-d] != c0 || b[i-d+need-1] != b[i+need-1] {
+				continue
+			}
+			if m := matchLen(b, i, i-d, maxLen); m >= need {
+				bestLen, bestDist, rep, need = m, uint32(d), -1, m+2
+				if need > maxLen || m >= goodLen {
+					break
+				}
+			}
+		}
+	}
+	return bestLen, bestDist, rep
+}
+
+func digitBits(n int) int { return bits.Len64(pow10[n] - 1) }
+
+// encItem codes a number (one of the recent ones, or its digit count and
+// value) or a hex run (case, length, nibbles).
+func (c *coder3) encItem(rc *rcEncoder, t []byte, part int, hex, upper bool, after uint32) {
+	p := &c.st.lz
+	if !hex {
+		rc.bit(&p[q3ItemHex+part], 0)
+		v, _ := parseDigits(t)
+		c.anchor(c.encNumber(rc, v, len(t), part, after), after)
+		return
+	}
+	rc.bit(&p[q3ItemHex+part], 1)
+	cs := uint32(0)
+	if upper {
+		cs = 1
+	}
+	rc.bit(&p[q3HexCase+part], cs)
+	rc.tree(p[q3HexLen:][:256], uint32(len(t)-minHexItem), 8)
+	for i := 0; i < len(t); i += 4 {
+		var w uint32
+		k := min(4, len(t)-i)
+		for _, ch := range t[i : i+k] {
+			w = w<<4 | uint32(unhex(ch))
+		}
+		rc.uniform(w, 4*k)
+	}
+}
+
+// encNumber codes a number of d digits (leading zeros counted): the index
+// of an equal recent number, or the digit count and the value. after is
+// the history position after it; it returns the position after its last
+// occurrence (0: none).
+func (c *coder3) encNumber(rc *rcEncoder, v uint64, d, part int, after uint32) uint32 {
+	p, nc := &c.st.lz, &c.st.nc
+	if k := nc.find(v, d); k >= 0 {
+		rc.bit(&p[q3NumHit+part], 1)
+		rc.tree(p[q3NumIdx:][:nCache], uint32(k), nCacheBits)
+		prev := nc.pos[k]
+		if !c.frozen {
+			nc.use(k)
+			nc.pos[0] = after
+		}
+		return prev
+	}
+	rc.bit(&p[q3NumHit+part], 0)
+	rc.tree(p[q3Digits:][:32], uint32(d), 5)
+	directBits(rc, v, digitBits(d))
+	if !c.frozen {
+		nc.insert(v, d, after)
+	}
+	return 0
+}
+
+func (c *coder3) decNumber(rc *rcDecoder, part int, at uint32) (v uint64, d int, prev uint32, ok bool) {
+	p, nc := &c.st.lz, &c.st.nc
+	if rc.bit(&p[q3NumHit+part]) == 1 {
+		k := int(rc.tree(p[q3NumIdx:][:nCache], nCacheBits))
+		if k >= nc.n {
+			return 0, 0, 0, false
+		}
+		v, d, prev = nc.v[k], int(nc.d[k]), nc.pos[k]
+		if !c.frozen {
+			nc.use(k)
+			nc.pos[0] = at + uint32(d)
+		}
+		return v, d, prev, true
+	}
+	d = int(rc.tree(p[q3Digits:][:32], 5))
+	if d < 1 || d > maxDigitItem {
+		return 0, 0, 0, false
+	}
+	if v = readDirectBits(rc, digitBits(d)); v >= pow10[d] {
+		return 0, 0, 0, false
+	}
+	if !c.frozen {
+		nc.insert(v, d, at+uint32(d))
+	}
+	return v, d, 0, true
+}
+
+// cachedNumber reports whether the digits t are a recent number.
+func (c *coder3) cachedNumber(t []byte) bool {
+	v, _ := parseDigits(t)
+	return c.st.nc.find(v, len(t)) >= 0
+}
+
+// anchor points the first repeat distance, after a recent number, at
+// what followed that number last time: an entity's number tends to be
+// followed by the same text as before.
+func (c *coder3) anchor(prev, after uint32) {
+	if prev == 0 || prev < c.h.base || prev >= after || after-prev > lz3Window {
+		return
+	}
+	if d := after - prev; d != c.sc.run.rep[0] {
+		c.sc.run.rep[1], c.sc.run.rep[0] = c.sc.run.rep[0], d
+	}
+}
+
+// parseDigits is the value of a run of decimal digits (leading zeros allowed).
+func parseDigits(t []byte) (uint64, bool) {
+	var v uint64
+	for _, c := range t {
+		if !isDigit(c) {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v, true
+}
+
+// directBits codes the low n (<= 64) bits of v at p = 1/2, in chunks of
+// up to 16 bits, most significant first.
+func directBits(rc *rcEncoder, v uint64, n int) {
+	for n > 0 {
+		k := min(n, 16)
+		n -= k
+		rc.uniform(uint32(v>>uint(n)), k)
+	}
+}
+
+func readDirectBits(rc *rcDecoder, n int) uint64 {
+	var v uint64
+	for n > 0 {
+		k := min(n, 16)
+		n -= k
+		v = v<<uint(k) | uint64(rc.uniform(k))
+	}
+	return v
+}
+
+func encDist3(rc *rcEncoder, p *[n3Probs]uint16, d uint32, l int) {
+	slot := distSlot(d)
+	rc.tree(p[q3Slot+min(l, 3)*nSlots:][:nSlots], slot, 5)
+	if slot < 4 {
+		return
+	}
+	nd := int(slot>>1) - 1
+	rem := d - (2|slot&1)<<uint(nd)
+	if slot < endSlot {
+		rc.tree(p[q3Foot+int(slot)*32:][:32], rem, nd)
+		return
+	}
+	rc.uniform(rem>>4, nd-4)
+	rc.tree(p[q3Align:][:16], rem&15, 4)
+}
+
+func decDist3(rc *rcDecoder, p *[n3Probs]uint16, l int) uint32 {
+	slot := rc.tree(p[q3Slot+min(l, 3)*nSlots:][:nSlots], 5)
+	if slot < 4 {
+		return slot
+	}
+	nd := int(slot>>1) - 1
+	base := (2 | slot&1) << uint(nd)
+	if slot < endSlot {
+		return base + rc.tree(p[q3Foot+int(slot)*32:][:32], nd)
+	}
+	hi := rc.uniform(nd - 4)
+	return base + hi<<4 + rc.tree(p[q3Align:][:16], 4)
+}
+
+const hexLower, hexUpper = "0123456789abcdef", "0123456789ABCDEF"
+
+// decodeSpan decodes n bytes into the history and returns them; n < 0:
+// up to and including the first CRLF (encLiteral).
+func (c *coder3) decodeSpan(rc *rcDecoder, n, part int) ([]byte, error) {
+	p, run, h := &c.st.lz, &c.sc.run, &c.h
+	toCRLF := n < 0
+	if toCRLF {
+		n = MaxMessageSize
+	}
+	if toCRLF {
+		h.slide(litReserve)
+	} else {
+		h.slide(n)
+	}
+	start := len(h.b)
+	b := h.b
+	end := start + n
+	for len(b) < end {
+		if toCRLF && len(b)-start >= 2 && b[len(b)-2] == '\r' && b[len(b)-1] == '\n' {
+			break
+		}
+		if rc.pos > len(rc.in)+rcMaxTrim {
+			h.b = b[:start]
+			return nil, errOverrun
+		}
+		i := len(b)
+		s := run.state
+		if rc.bit(&p[q3IsMatch+int(s)]) == 0 {
+			if rc.bit(&p[q3IsItem+int(s)]) == 1 {
+				var ok bool
+				if b, ok = c.decItem(rc, b, part, end); !ok {
+					h.b = b[:start]
+					return nil, errBadItem
+				}
+				run.state = stateAfterLit(s)
+				continue
+			}
+			var prev byte
+			if i > 0 {
+				prev = b[i-1]
+			}
+			probs := lit3Probs(p, part, prev)
+			var c byte
+			if s >= 7 && int(run.rep[0]) <= i && run.rep[0] > 0 {
+				c = decMatchedLit(rc, probs, b[i-int(run.rep[0])])
+			} else {
+				c = byte(rc.tree(probs, 8))
+			}
+			b = append(b, c)
+			run.state = stateAfterLit(s)
+			continue
+		}
+		var l int
+		if rc.bit(&p[q3IsRep+int(s)]) == 1 {
+			if rc.bit(&p[q3IsRep0+int(s)]) == 1 {
+				run.rep[0], run.rep[1] = run.rep[1], run.rep[0]
+			}
+			l = decLen(rc, p[q3LenR:][:lenSize])
+			run.state = stateAfterRep(s)
+		} else {
+			l = decLen(rc, p[q3LenM:][:lenSize])
+			d := decDist3(rc, p, l) + 1
+			run.rep[1], run.rep[0] = run.rep[0], d
+			run.state = stateAfterMatch(s)
+		}
+		l += lzMinLen
+		d := int(run.rep[0])
+		if d > i || d > lz3Window || l > end-i {
+			h.b = b[:start]
+			return nil, errBadMatch
+		}
+		for k := range l {
+			b = append(b, b[i-d+k])
+		}
+		if toCRLF {
+			// A CRLF may only end the text: the last byte of a match or
+			// the one after it.
+			if at := bytes.Index(b[max(i-1, start):len(b)-1], crlfcrlf[:2]); at >= 0 && max(i-1, start)+at+2 < len(b) {
+				h.b = b[:start]
+				return nil, errBadMatch
+			}
+		}
+	}
+	if toCRLF && (len(b)-start < 2 || b[len(b)-2] != '\r' || b[len(b)-1] != '\n') {
+		h.b = b[:start]
+		return nil, errTooLarge
+	}
+	h.b = b
+	return b[start:], nil
+}
+
+func (c *coder3) decItem(rc *rcDecoder, b []byte, part, end int) ([]byte, bool) {
+	p := &c.st.lz
+	if rc.bit(&p[q3ItemHex+part]) == 0 {
+		at := c.h.base + uint32(len(b))
+		v, n, prev, ok := c.decNumber(rc, part, at)
+		if !ok || n < minDigitItem || len(b)+n > end {
+			return b, false
+		}
+		for k := n - 1; k >= 0; k-- {
+			b = append(b, byte('0'+v/pow10[k]%10))
+		}
+		c.anchor(prev, at+uint32(n))
+		return b, true
+	}
+	digits := hexLower
+	if rc.bit(&p[q3HexCase+part]) == 1 {
+		digits = hexUpper
+	}
+	n := int(rc.tree(p[q3HexLen:][:256], 8)) + minHexItem
+	if len(b)+n > end {
+		return b, false
+	}
+	for i := 0; i < n; i += 4 {
+		k := min(4, n-i)
+		w := rc.uniform(4 * k)
+		for s := 4 * (k - 1); s >= 0; s -= 4 {
+			b = append(b, digits[w>>uint(s)&15])
+		}
+	}
+	return b, true
+}
+
+// numCache holds recent numbers (value and digit count), most recent
+// first; both ends insert exactly the numbers coded in full.
+type numCache struct {
+	v   [nCache]uint64
+	d   [nCache]uint8
+	pos [nCache]uint32 // history position after its last occurrence; 0: none
+	n   int
+}
+
+const (
+	nCacheBits = 7
+	nCache     = 1 << nCacheBits
+)
+
+func (c *numCache) find(v uint64, d int) int {
+	for i := 0; i < c.n; i++ {
+		if c.v[i] == v && int(c.d[i]) == d {
+			return i
+		}
+	}
+	return -1
+}
+
+func (c *numCache) use(i int) {
+	v, d, p := c.v[i], c.d[i], c.pos[i]
+	copy(c.v[1:i+1], c.v[:i])
+	copy(c.d[1:i+1], c.d[:i])
+	copy(c.pos[1:i+1], c.pos[:i])
+	c.v[0], c.d[0], c.pos[0] = v, d, p
+}
+
+func (c *numCache) insert(v uint64, d int, pos uint32) {
+	if c.n < nCache {
+		c.n++
+	}
+	copy(c.v[1:c.n], c.v[:c.n-1])
+	copy(c.d[1:c.n], c.d[:c.n-1])
+	copy(c.pos[1:c.n], c.pos[:c.n-1])
+	c.v[0], c.d[0], c.pos[0] = v, uint8(d), pos
+}
