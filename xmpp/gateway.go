@@ -322,7 +322,7 @@ func (g *Gateway) announce(s *session, hello bool) {
 		}
 		t = xmppwire.Empty(t, xmppwire.El(xml.Name{Local: "presence"}, "type", "probe", "from", g.cfg.Domain, "to", bare))
 		for len(t) > 0 {
-			if err := s.xs.Send(ctx, &t); err != nil {
+			if err := xmppwire.Send(ctx, s.xs, t); err != nil {
 				g.log.Debug("xmpp: probe not sent", "to", bare, "err", err)
 				return
 			}
@@ -336,7 +336,7 @@ func (g *Gateway) goodbye(s *session) {
 	defer cancel()
 	for _, bare := range g.subscribers() {
 		t := xmppwire.Empty(nil, xmppwire.El(xml.Name{Local: "presence"}, "type", "unavailable", "from", g.cfg.Domain, "to", bare))
-		if err := s.xs.Send(ctx, &t); err != nil {
+		if err := xmppwire.Send(ctx, s.xs, t); err != nil {
 			return
 		}
 	}
@@ -358,5 +358,5 @@ func (g *Gateway) send(ctx context.Context, t xmppwire.Tokens) error {
 	if s == nil {
 		return ErrNotConnected
 	}
-	return s.xs.Send(ctx, &t)
+	return xmppwire.Send(ctx, s.xs, t)
 }

@@ -1,10 +1,13 @@
 package xmppwire
 
 import (
+	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"net"
 	"sync/atomic"
+	"time"
 )
 
 // ErrTooLarge ends a stream on which one stanza ran past its size limit.
@@ -38,3 +41,32 @@ func (c *MeteredConn) Read(b []byte) (int, error) {
 
 // Reset starts the count for the next stanza.
 func (c *MeteredConn) Reset() { c.n.Store(0) }
+
+// WriteTimeout bounds each write on a connection Send writes to.
+const WriteTimeout = 10 * time.Second
+
+// Write bounds each write by WriteTimeout: Send gives mellium no deadline
+// (see Send), so the connection keeps its own.
+func (c *MeteredConn) Write(b []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(WriteTimeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(b)
+}
+
+// Sender is a stream stanzas are written to (*xmpp.Session).
+type Sender interface {
+	Send(ctx context.Context, r xml.TokenReader) error
+}
+
+// Send writes t if ctx is still live. It hands mellium a context that is
+// never cancelled: mellium's Send watches the caller's context in a
+// goroutine that may see it cancelled after Send returned and then set a
+// past write deadline under another goroutine's write, failing that write
+// and so the whole stream. The MeteredConn bounds each write instead.
+func Send(ctx context.Context, s Sender, t Tokens) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.Send(context.Background(), &t)
+}
