@@ -130,6 +130,10 @@ type Load struct {
 	SIPAuth       bool
 	Online        []string // registered IM users
 	SMSNumbers    int      // offline numbers for the SMS routes
+	// XMPP is the generator's XMPP users (nil without XMPP routes);
+	// XMPPWindow bounds the XMPP messages in flight.
+	XMPP       *XMPPPool
+	XMPPWindow int
 }
 
 // Generator drives a Load through ESMEs and the UA pool.
@@ -151,17 +155,30 @@ func (g *Generator) Run(ctx context.Context) error {
 	l := g.load
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var smsW, imW float64
+	var smsW, imW, xmppW float64
 	for r, w := range l.Routes {
-		if Route(r).FromSMS() {
+		switch {
+		case Route(r).FromSMS():
 			smsW += w
-		} else {
+		case Route(r).FromXMPP():
+			xmppW += w
+		default:
 			imW += w
 		}
 	}
-	depth := max(l.Binds*l.Window, l.SIPWindow)
+	depth := max(l.Binds*l.Window, l.SIPWindow, l.XMPPWindow)
 	smsJobs := make(chan job, depth)
 	imJobs := make(chan job, depth)
+	xmppJobs := make(chan job, depth)
+	queue := func(r Route) chan job {
+		switch {
+		case r.FromSMS():
+			return smsJobs
+		case r.FromXMPP():
+			return xmppJobs
+		}
+		return imJobs
+	}
 
 	var wg sync.WaitGroup
 	var bindErr atomic.Pointer[error]
@@ -205,6 +222,19 @@ func (g *Generator) Run(ctx context.Context) error {
 			}()
 		}
 	}
+	if xmppW > 0 {
+		if l.XMPP == nil || l.XMPP.Len() == 0 {
+			return errors.New("the mix has XMPP routes but there are no XMPP users")
+		}
+		for w := range l.XMPPWindow {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewPCG(uint64(w), 11))
+				g.xmppWorker(ctx, rng, xmppJobs)
+			}()
+		}
+	}
 
 	// The pacer decides every message's route and alphabet, so the mix
 	// holds whichever side is slower.
@@ -226,12 +256,8 @@ pace:
 		}
 		if l.Rate <= 0 {
 			j := job{route: Route(pick(rng, l.Routes)), alpha: Alphabet(pick(rng, l.Alphas))}
-			ch := smsJobs
-			if !j.route.FromSMS() {
-				ch = imJobs
-			}
 			select {
-			case ch <- j:
+			case queue(j.route) <- j:
 			case <-end.C:
 				break pace
 			case <-ctx.Done():
@@ -243,12 +269,8 @@ pace:
 		for ; sent < due; sent++ {
 			at := start + uint64(float64(sent)*1e6/l.Rate)
 			j := job{route: Route(pick(rng, l.Routes)), alpha: Alphabet(pick(rng, l.Alphas)), atUs: at}
-			ch := smsJobs
-			if !j.route.FromSMS() {
-				ch = imJobs
-			}
 			select {
-			case ch <- j:
+			case queue(j.route) <- j:
 			default:
 				g.missed.Add(1)
 			}
@@ -260,6 +282,7 @@ pace:
 	}
 	close(smsJobs)
 	close(imJobs)
+	close(xmppJobs)
 	wg.Wait()
 	if e := bindErr.Load(); e != nil {
 		return *e
@@ -268,8 +291,11 @@ pace:
 }
 
 func (g *Generator) dest(rng *rand.Rand, r Route) string {
-	if r == SMSToIM || r == IMToIM {
+	switch {
+	case r == SMSToIM || r == IMToIM:
 		return g.load.Online[rng.IntN(len(g.load.Online))]
+	case r.ToXMPP():
+		return xmppNumber(rng.IntN(g.load.XMPP.Len()))
 	}
 	return smsNumber(rng.IntN(max(g.load.SMSNumbers, 1)))
 }
@@ -289,6 +315,7 @@ var errRefused = errors.New("refused")
 
 func (g *Generator) esmeWorker(ctx context.Context, cli *smpp.Client, rng *rand.Rand, jobs <-chan job, fatal *atomic.Pointer[error]) {
 	var p smpp.PDU
+	var bo backoff
 	for j := range jobs {
 		tok := g.next(j)
 		dst := g.dest(rng, j.route)
@@ -300,14 +327,17 @@ func (g *Generator) esmeWorker(ctx context.Context, cli *smpp.Client, rng *rand.
 			if !throttled && !errors.As(err, &se) {
 				g.log.Debug("submit failed", "err", err)
 			}
+			bo.refused(ctx, throttled)
 			continue
 		}
+		bo.accepted()
 		g.acked(ctx, &p, tok, smsSource, dst, text)
 	}
 }
 
 func (g *Generator) sipWorker(ctx context.Context, rng *rand.Rand, jobs <-chan job) {
 	var p smpp.PDU // the relay's scratch PDU
+	var bo backoff
 	for j := range jobs {
 		tok := g.next(j)
 		from := g.load.Online[rng.IntN(len(g.load.Online))]
@@ -321,9 +351,71 @@ func (g *Generator) sipWorker(ctx context.Context, rng *rand.Rand, jobs <-chan j
 			if !throttled {
 				g.log.Debug("MESSAGE failed", "code", code, "err", err)
 			}
+			bo.refused(ctx, throttled)
 			continue
 		}
+		bo.accepted()
 		g.acked(ctx, &p, tok, from, to, text)
+	}
+}
+
+// xmppWorker sends XMPP-originated messages: a chat message from a random
+// user to +<number>@<gateway domain>, acknowledged by the gateway's answer
+// to the ping that follows it (XMPPPool.Send).
+func (g *Generator) xmppWorker(ctx context.Context, rng *rand.Rand, jobs <-chan job) {
+	var p smpp.PDU // the relay's scratch PDU
+	var bo backoff
+	pool := g.load.XMPP
+	for j := range jobs {
+		tok := g.next(j)
+		i := rng.IntN(pool.Len())
+		to := g.dest(rng, j.route)
+		text := Text(tok, j.alpha)
+		err := pool.Send(ctx, i, "+"+to+"@"+pool.domain, text, strconv.FormatUint(tok.Seq, 36))
+		switch {
+		case errors.Is(err, errXMPPNoAnswer):
+			// No error came back either: by XMPP's rules the gateway has
+			// the message, so it counts as taken and, never delivered, as
+			// lost.
+			g.log.Warn("no answer from the XMPP gateway", "token", tok.String())
+		case err != nil:
+			throttled := xmppThrottled(err)
+			g.tr.Refused(tok, throttled)
+			if !throttled {
+				g.log.Debug("xmpp send failed", "err", err)
+			}
+			bo.refused(ctx, throttled)
+			continue
+		}
+		bo.accepted()
+		g.acked(ctx, &p, tok, xmppNumber(i), to, text)
+	}
+}
+
+// backoff is a worker's pause after the bridge pushed back, as a real ESME
+// or client waits before it sends again: without it, an open-loop worker
+// would answer a full queue with a storm of refused submissions that takes
+// the CPU the bridge needs to empty it. The pause doubles from 10 ms to 1 s
+// with each throttle and halves with each acceptance, so a worker settles
+// near the rate the bridge takes.
+type backoff struct{ d time.Duration }
+
+func (b *backoff) refused(ctx context.Context, throttled bool) {
+	if !throttled {
+		return
+	}
+	b.d = min(max(2*b.d, 10*time.Millisecond), time.Second)
+	t := time.NewTimer(b.d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+func (b *backoff) accepted() {
+	if b.d /= 2; b.d < 10*time.Millisecond {
+		b.d = 0
 	}
 }
 

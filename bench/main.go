@@ -39,13 +39,16 @@ func ParseFlags(args []string, usage io.Writer) (Options, error) {
 	fs.IntVar(&o.Users, "users", 200, "SIP users (all provisioned on the spawned bridge)")
 	fs.Float64Var(&o.Online, "online", 1, "fraction of the SIP users that register")
 	fs.IntVar(&o.Numbers, "sms-numbers", 10000, "distinct non-IM numbers the SMS routes send to")
-	fs.StringVar(&o.Mix, "mix", "sms-im:1", "traffic mix, weights of sms-im, sms-sms, im-sms, im-im")
+	fs.IntVar(&o.XMPPUsers, "xmpp-users", 100, "XMPP users logged in to the bench's Prosody (XMPP routes only)")
+	fs.IntVar(&o.XMPPWindow, "xmpp-window", 256, "XMPP messages in flight (XMPP-originated traffic)")
+	fs.StringVar(&o.Mix, "mix", "sms-im:1", "traffic mix, weights of sms-im, sms-sms, im-sms, im-im, sms-xmpp, xmpp-sms")
 	fs.StringVar(&o.Alphabet, "alphabet", "gsm7:1", "text mix, weights of gsm7, ucs2 (Chinese), long (3 parts)")
 	fs.Float64Var(&o.Rate, "rate", 0, "target msg/s (0: open loop, as fast as the windows allow)")
 	fs.DurationVar(&o.Duration, "duration", 30*time.Second, "measured duration")
 	fs.DurationVar(&o.Warmup, "warmup", 3*time.Second, "warm-up before measuring")
-	fs.DurationVar(&o.Drain, "drain", 15*time.Second, "how long to wait for acknowledged messages after sending stops")
+	fs.DurationVar(&o.Drain, "drain", 15*time.Second, "after sending stops, how long to wait for acknowledged messages without seeing a delivery (at most 20 times this in all)")
 	fs.DurationVar(&o.CeilingDuration, "ceiling-duration", 10*time.Second, "measured duration of the ceiling phase")
+	fs.Float64Var(&o.CeilingRate, "ceiling-rate", 0, "msg/s of the ceiling phase (0: open loop, its maximum); a rate compares latency at the same load")
 	fs.BoolVar(&o.CeilingOnly, "ceiling", false, "run only the ceiling phase")
 	fs.BoolVar(&o.NoCeiling, "no-ceiling", false, "skip the ceiling phase")
 	fs.StringVar(&o.Out, "out", "bench-out", "output directory")
@@ -61,10 +64,11 @@ func ParseFlags(args []string, usage io.Writer) (Options, error) {
 	if (o.AddrSMPP == "") != (o.AddrSIP == "") {
 		return o, fmt.Errorf("--addr-smpp and --addr-sip go together")
 	}
-	if o.Binds < 1 || o.Window < 1 || o.SIPWindow < 1 || o.Users < 0 || o.Online < 0 || o.Online > 1 || o.Numbers < 1 {
-		return o, fmt.Errorf("--binds, --window, --sip-window, --sms-numbers must be ≥ 1 and --online within 0..1")
+	if o.Binds < 1 || o.Window < 1 || o.SIPWindow < 1 || o.XMPPWindow < 1 || o.Users < 0 || o.XMPPUsers < 0 ||
+		o.Online < 0 || o.Online > 1 || o.Numbers < 1 {
+		return o, fmt.Errorf("--binds, --window, --sip-window, --xmpp-window, --sms-numbers must be ≥ 1, --users and --xmpp-users ≥ 0, and --online within 0..1")
 	}
-	if o.Duration <= 0 || o.Warmup < 0 || o.Drain < 0 || o.CeilingDuration <= 0 || o.Rate < 0 {
+	if o.Duration <= 0 || o.Warmup < 0 || o.Drain < 0 || o.CeilingDuration <= 0 || o.Rate < 0 || o.CeilingRate < 0 {
 		return o, fmt.Errorf("durations and --rate must not be negative")
 	}
 	if o.CeilingOnly && o.NoCeiling {

@@ -10,26 +10,36 @@ import (
 
 // Second is one row of the time series.
 type Second struct {
-	T         float64 `json:"t"`
-	Accepted  float64 `json:"accepted"`
-	Delivered float64 `json:"delivered"`
-	P50Ms     float64 `json:"p50_ms"`
-	P99Ms     float64 `json:"p99_ms"`
-	Throttled float64 `json:"throttled"`
-	Errors    float64 `json:"errors"`
-	BridgeCPU float64 `json:"bridge_cpu_pct"`
-	BridgeRSS float64 `json:"bridge_rss_mb"`
-	BenchCPU  float64 `json:"bench_cpu_pct"`
-	Measured  bool    `json:"measured"`
+	T          float64 `json:"t"`
+	Accepted   float64 `json:"accepted"`
+	Delivered  float64 `json:"delivered"`
+	P50Ms      float64 `json:"p50_ms"`
+	P99Ms      float64 `json:"p99_ms"`
+	Throttled  float64 `json:"throttled"`
+	Errors     float64 `json:"errors"`
+	BridgeCPU  float64 `json:"bridge_cpu_pct"`
+	BridgeRSS  float64 `json:"bridge_rss_mb"`
+	BenchCPU   float64 `json:"bench_cpu_pct"`
+	ProsodyCPU float64 `json:"prosody_cpu_pct,omitempty"`
+	Measured   bool    `json:"measured"`
+}
+
+// Procs are the processes a phase watches besides the bench itself (0 =
+// none): the bridge, and Prosody when the mix has XMPP routes.
+type Procs struct {
+	Bridge, Prosody int
 }
 
 // RouteResult is one route's share of a phase.
 type RouteResult struct {
-	Accepted        uint64  `json:"accepted"`
-	Delivered       uint64  `json:"delivered"`
-	Throttled       uint64  `json:"throttled"`
-	Errors          uint64  `json:"errors"`
-	Lost            uint64  `json:"lost"`
+	Accepted  uint64 `json:"accepted"`
+	Delivered uint64 `json:"delivered"`
+	Throttled uint64 `json:"throttled"`
+	Errors    uint64 `json:"errors"`
+	Lost      uint64 `json:"lost"`
+	// Elsewhere counts (whole run) deliveries at another network's sink
+	// than the route's: IM deliveries the bridge fell back to SMS for.
+	Elsewhere       uint64  `json:"elsewhere,omitempty"`
 	AcceptedPerSec  float64 `json:"accepted_per_sec"`
 	DeliveredPerSec float64 `json:"delivered_per_sec"`
 	Latency         Latency `json:"latency"`
@@ -42,6 +52,10 @@ type ProcResult struct {
 	CPUSeconds float64 `json:"cpu_seconds"`
 	RSSPeakMB  float64 `json:"rss_peak_mb"`
 	RSSEndMB   float64 `json:"rss_end_mb"`
+	// Exited says the process was gone before the phase ended: its
+	// figures stop there, and a phase whose Prosody or bridge died
+	// measured something else (an IM route then falls back to SMS).
+	Exited bool `json:"exited,omitempty"`
 }
 
 // PhaseResult is what one phase measured. Counts are of the measured window
@@ -69,12 +83,15 @@ type PhaseResult struct {
 	Unanswered       uint64   `json:"unanswered"`
 	Duplicates       uint64   `json:"duplicates"`
 	Unknown          uint64   `json:"unknown"`
+	Elsewhere        uint64   `json:"elsewhere,omitempty"`
 	GeneratorMissed  uint64   `json:"generator_missed"`
 	DrainSeconds     float64  `json:"drain_seconds"`
 	SMSCBad          uint64   `json:"smsc_bad,omitempty"`
 	SIPBad           uint64   `json:"sip_bad,omitempty"`
+	XMPPBad          uint64   `json:"xmpp_bad,omitempty"`
 
 	Bridge        *ProcResult `json:"bridge,omitempty"`
+	Prosody       *ProcResult `json:"prosody,omitempty"`
 	Bench         ProcResult  `json:"bench"`
 	Series        []Second    `json:"series"`
 	BridgeLogTail string      `json:"bridge_log_tail,omitempty"`
@@ -104,68 +121,115 @@ func sum(a [numRoutes]uint64) uint64 {
 	return s
 }
 
+// watched is a process runPhase reads /proc of each second.
+type watched struct {
+	pid                    int
+	res                    *ProcResult
+	prev, warm, end, first ProcSample
+}
+
+func (w *watched) sample() ProcSample {
+	s, err := ReadProc(w.pid)
+	if err != nil {
+		w.res.Exited = true
+		return w.prev // keeps the CPU seen so far
+	}
+	if mb := float64(s.RSSBytes) / (1 << 20); mb > w.res.RSSPeakMB {
+		w.res.RSSPeakMB = mb
+	}
+	return s
+}
+
+// finish fills in the measured window's CPU and the RSS at its end.
+func (w *watched) finish(secs float64) {
+	w.res.CPUSeconds = w.end.CPUSeconds - w.warm.CPUSeconds
+	w.res.CPUPercent = 100 * w.res.CPUSeconds / secs
+	w.res.RSSEndMB = float64(w.end.RSSBytes) / (1 << 20)
+}
+
+// maxDrainFactor bounds a drain that keeps seeing deliveries, in units of
+// the drain's quiet period.
+const maxDrainFactor = 20
+
 // runPhase runs g, prints progress each second, drains and takes the census.
-func runPhase(ctx context.Context, name string, g *Generator, pid int, drain time.Duration, progress io.Writer) (*PhaseResult, error) {
+func runPhase(ctx context.Context, name string, g *Generator, procs Procs, drain time.Duration, progress io.Writer) (*PhaseResult, error) {
 	tr := g.tr
 	res := &PhaseResult{Name: name, Routes: map[string]RouteResult{}}
 	genDone := make(chan error, 1)
 	start := time.Now()
 	go func() { genDone <- g.Run(ctx) }()
 
-	self := os.Getpid()
-	bench0, _ := ReadProc(self)
-	var bridge0 ProcSample
-	if pid > 0 {
-		bridge0, _ = ReadProc(pid)
-		res.Bridge = &ProcResult{PID: pid}
+	bench := &watched{pid: os.Getpid(), res: &res.Bench}
+	var bridge, prosody *watched
+	if procs.Bridge > 0 {
+		res.Bridge = &ProcResult{PID: procs.Bridge}
+		bridge = &watched{pid: procs.Bridge, res: res.Bridge}
+	}
+	if procs.Prosody > 0 {
+		res.Prosody = &ProcResult{PID: procs.Prosody}
+		prosody = &watched{pid: procs.Prosody, res: res.Prosody}
+	}
+	all := []*watched{bench}
+	for _, w := range []*watched{bridge, prosody} {
+		if w != nil {
+			all = append(all, w)
+		}
+	}
+	for _, w := range all {
+		w.first = w.sample()
+		w.prev = w.first
 	}
 	warmEnd := start.Add(g.load.Warmup)
 	measEnd := warmEnd.Add(g.load.Duration)
 	var (
 		prev              = tr.counters()
-		prevBench, prevBr = bench0, bridge0
 		atWarm, atEnd     counters
-		benchWarm, brWarm ProcSample
-		benchEnd, brEnd   ProcSample
 		warmAt, endAt     time.Time
 		haveWarm, haveEnd bool
 		genErr            error
 		genFinished       bool
 		drainStart        time.Time
+		lastDelivery      time.Time // during the drain: when the last delivery was seen
 		last              = start
 	)
 	if g.load.Warmup <= 0 {
-		atWarm, benchWarm, brWarm, warmAt, haveWarm = prev, bench0, bridge0, start, true
+		atWarm, warmAt, haveWarm = prev, start, true
+		for _, w := range all {
+			w.warm = w.first
+		}
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	cpu := func(w *watched, now ProcSample, dt float64) float64 {
+		return 100 * (now.CPUSeconds - w.prev.CPUSeconds) / dt
+	}
 	for {
 		select {
 		case genErr = <-genDone:
 			genFinished = true
 			drainStart = time.Now()
+			lastDelivery = drainStart
 		case <-tick.C:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 		now := time.Now()
 		c := tr.counters()
-		bs, _ := ReadProc(self)
-		var brs ProcSample
-		if pid > 0 {
-			brs, _ = ReadProc(pid)
-			if mb := float64(brs.RSSBytes) / (1 << 20); mb > res.Bridge.RSSPeakMB {
-				res.Bridge.RSSPeakMB = mb
-			}
-		}
-		if mb := float64(bs.RSSBytes) / (1 << 20); mb > res.Bench.RSSPeakMB {
-			res.Bench.RSSPeakMB = mb
+		samples := make([]ProcSample, len(all))
+		for i, w := range all {
+			samples[i] = w.sample()
 		}
 		if !haveWarm && !now.Before(warmEnd) {
-			atWarm, benchWarm, brWarm, warmAt, haveWarm = c, bs, brs, now, true
+			atWarm, warmAt, haveWarm = c, now, true
+			for i, w := range all {
+				w.warm = samples[i]
+			}
 		}
 		if !haveEnd && (!now.Before(measEnd) || genFinished) {
-			atEnd, benchEnd, brEnd, endAt, haveEnd = c, bs, brs, now, true
+			atEnd, endAt, haveEnd = c, now, true
+			for i, w := range all {
+				w.end = samples[i]
+			}
 		}
 		dt := now.Sub(last).Seconds()
 		if dt <= 0 {
@@ -180,30 +244,47 @@ func runPhase(ctx context.Context, name string, g *Generator, pid int, drain tim
 			Errors:    float64(sum(c.errors)-sum(prev.errors)) / dt,
 			P50Ms:     float64(sec.Quantile(0.5)) / 1000,
 			P99Ms:     float64(sec.Quantile(0.99)) / 1000,
-			BenchCPU:  100 * (bs.CPUSeconds - prevBench.CPUSeconds) / dt,
+			BenchCPU:  cpu(bench, samples[0], dt),
 			Measured:  haveWarm && (!haveEnd || endAt.Equal(now)),
 		}
-		if pid > 0 {
-			row.BridgeCPU = 100 * (brs.CPUSeconds - prevBr.CPUSeconds) / dt
-			row.BridgeRSS = float64(brs.RSSBytes) / (1 << 20)
+		for i, w := range all[1:] {
+			switch w {
+			case bridge:
+				row.BridgeCPU = cpu(w, samples[i+1], dt)
+				row.BridgeRSS = float64(samples[i+1].RSSBytes) / (1 << 20)
+			case prosody:
+				row.ProsodyCPU = cpu(w, samples[i+1], dt)
+			}
 		}
 		res.Series = append(res.Series, row)
-		prev, prevBench, prevBr, last = c, bs, brs, now
+		if genFinished && sum(c.delivered) > sum(prev.delivered) {
+			lastDelivery = now
+		}
+		prev, last = c, now
+		for i, w := range all {
+			w.prev = samples[i]
+		}
 		out := 0
 		if genFinished {
 			out = tr.Outstanding()
 		}
 		fmt.Fprintf(progress, "[%s] %5.0fs acc %7.0f/s dlv %7.0f/s p50 %6.2fms p99 %7.2fms thr %5.0f/s err %4.0f/s",
 			name, row.T, row.Accepted, row.Delivered, row.P50Ms, row.P99Ms, row.Throttled, row.Errors)
-		if pid > 0 {
+		if bridge != nil {
 			fmt.Fprintf(progress, " bridge cpu %4.0f%% rss %5.0fMB", row.BridgeCPU, row.BridgeRSS)
+		}
+		if prosody != nil {
+			fmt.Fprintf(progress, " prosody cpu %4.0f%%", row.ProsodyCPU)
 		}
 		fmt.Fprintf(progress, " bench cpu %4.0f%%", row.BenchCPU)
 		if genFinished {
 			fmt.Fprintf(progress, " draining: %d outstanding", out)
 		}
 		fmt.Fprintln(progress)
-		if genFinished && (out == 0 || now.Sub(drainStart) >= drain) {
+		// A backlog the bridge still works through is not lost: the drain
+		// waits while deliveries come, up to drain without one (and at
+		// most maxDrainFactor times drain in all).
+		if genFinished && (out == 0 || now.Sub(lastDelivery) >= drain || now.Sub(drainStart) >= maxDrainFactor*drain) {
 			res.DrainSeconds = now.Sub(drainStart).Seconds()
 			break
 		}
@@ -212,7 +293,10 @@ func runPhase(ctx context.Context, name string, g *Generator, pid int, drain tim
 		return nil, genErr
 	}
 	if !haveWarm {
-		atWarm, benchWarm, brWarm, warmAt = atEnd, benchEnd, brEnd, endAt
+		atWarm, warmAt = atEnd, endAt
+		for _, w := range all {
+			w.warm = w.end
+		}
 	}
 	secs := endAt.Sub(warmAt).Seconds()
 	if secs <= 0 {
@@ -238,6 +322,7 @@ func runPhase(ctx context.Context, name string, g *Generator, pid int, drain tim
 			Throttled: atEnd.throttled[r] - atWarm.throttled[r],
 			Errors:    atEnd.errors[r] - atWarm.errors[r],
 			Lost:      f.LostByRoute[r],
+			Elsewhere: tr.elsewhere[r].Load(),
 			Latency:   tr.route[r].Summary(),
 		}
 		rr.AcceptedPerSec = float64(rr.Accepted) / secs
@@ -245,19 +330,15 @@ func runPhase(ctx context.Context, name string, g *Generator, pid int, drain tim
 		res.Routes[r.String()] = rr
 		res.Duplicates += tr.dups[r].Load()
 		res.Unknown += tr.unknown[r].Load()
+		res.Elsewhere += rr.Elsewhere
 	}
 	res.TotalSent, res.TotalAcked, res.TotalDelivered = f.Sent, f.Acked, f.Delivered
 	res.Lost, res.LostSamples = f.Lost, f.LostSamples
 	res.DeliveredUnacked, res.Unanswered = f.DeliveredUnacked, f.Unanswered
 	res.GeneratorMissed = g.missed.Load()
-	res.Bench.PID = self
-	res.Bench.CPUSeconds = benchEnd.CPUSeconds - benchWarm.CPUSeconds
-	res.Bench.CPUPercent = 100 * res.Bench.CPUSeconds / secs
-	res.Bench.RSSEndMB = float64(benchEnd.RSSBytes) / (1 << 20)
-	if res.Bridge != nil {
-		res.Bridge.CPUSeconds = brEnd.CPUSeconds - brWarm.CPUSeconds
-		res.Bridge.CPUPercent = 100 * res.Bridge.CPUSeconds / secs
-		res.Bridge.RSSEndMB = float64(brEnd.RSSBytes) / (1 << 20)
+	res.Bench.PID = bench.pid
+	for _, w := range all {
+		w.finish(secs)
 	}
 	return res, nil
 }

@@ -18,14 +18,20 @@ const maxRelayWindow = 256
 // acknowledged a message (leg 1), the generator's worker hands it here and
 // the relay sends it on (leg 2) to a counting sink: a SIP MESSAGE with the
 // whole text for *→IM routes, submit_sm split into parts over one SMPP bind
-// for *→SMS routes. Only that sink counts the message delivered, so the
-// ceiling does per message the same transport work the bridge does.
+// for *→SMS routes, a chat message and a ping from the gateway's component
+// through Prosody to the user's client for *→XMPP routes. Only that sink
+// counts the message delivered, so the ceiling does per message the same
+// transport work the bridge does.
 type Relay struct {
 	sms     *smpp.Client
 	ua      *UAPool // the relay's own user agent: the bridge has one too
 	sipAddr string  // the counting MESSAGE responder
-	stop    context.CancelFunc
-	done    chan struct{}
+	// xmpp is the component the *→XMPP leg leaves from, nil without
+	// Prosody; xmppHost is the vhost of the users it delivers to.
+	xmpp     *Component
+	xmppHost string
+	stop     context.CancelFunc
+	done     chan struct{}
 }
 
 // StartRelay binds once to the counting SMSC at smscAddr with window and
@@ -64,6 +70,9 @@ func (r *Relay) Forward(ctx context.Context, p *smpp.PDU, tok Token, from, to, t
 		}
 		return false, nil
 	}
+	if tok.Route.ToXMPP() {
+		return false, r.forwardXMPP(ctx, from, to, text)
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	code, err := r.ua.Message(sctx, r.sipAddr, from, to, text, false)
 	cancel()
@@ -74,4 +83,20 @@ func (r *Relay) Forward(ctx context.Context, p *smpp.PDU, tok Token, from, to, t
 		return thr, fmt.Errorf("relay MESSAGE to %s: status %d: %w", to, code, err)
 	}
 	return false, nil
+}
+
+// forwardXMPP delivers text from the number from to the XMPP user whose
+// number is to, at the full JID its client bound.
+func (r *Relay) forwardXMPP(ctx context.Context, from, to, text string) error {
+	i, ok := xmppIndex(to)
+	if r.xmpp == nil || !ok {
+		return fmt.Errorf("relay: no XMPP user has the number %s", to)
+	}
+	jid := xmppUserName(i) + "@" + r.xmppHost + "/" + xmppResource
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := r.xmpp.Deliver(sctx, "+"+from+"@"+r.xmpp.domain, jid, text); err != nil {
+		return fmt.Errorf("relay chat to %s: %w", jid, err)
+	}
+	return nil
 }

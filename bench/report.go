@@ -42,7 +42,8 @@ func (r *Report) finish() {
 		r.Lost += p.Lost
 	}
 	c, b := r.Phase("ceiling"), r.Phase("bridge")
-	if c != nil && b != nil && c.DeliveredPerSec > 0 {
+	// A ceiling held to --ceiling-rate is no ceiling of throughput.
+	if c != nil && b != nil && c.DeliveredPerSec > 0 && r.Options.CeilingRate == 0 {
 		r.CeilingRatio = b.DeliveredPerSec / c.DeliveredPerSec
 	}
 }
@@ -71,12 +72,12 @@ func (r *Report) Write(dir string) error {
 
 // WriteCSV writes the per-second series of every phase.
 func (r *Report) WriteCSV(w io.Writer) {
-	fmt.Fprintln(w, "phase,t,accepted,delivered,p50_ms,p99_ms,throttled,errors,bridge_cpu_pct,bridge_rss_mb,bench_cpu_pct,measured")
+	fmt.Fprintln(w, "phase,t,accepted,delivered,p50_ms,p99_ms,throttled,errors,bridge_cpu_pct,bridge_rss_mb,bench_cpu_pct,measured,prosody_cpu_pct")
 	for _, p := range r.Phases {
 		for _, s := range p.Series {
-			fmt.Fprintf(w, "%s,%.1f,%.0f,%.0f,%.3f,%.3f,%.0f,%.0f,%.0f,%.1f,%.0f,%t\n",
+			fmt.Fprintf(w, "%s,%.1f,%.0f,%.0f,%.3f,%.3f,%.0f,%.0f,%.0f,%.1f,%.0f,%t,%.0f\n",
 				p.Name, s.T, s.Accepted, s.Delivered, s.P50Ms, s.P99Ms, s.Throttled, s.Errors,
-				s.BridgeCPU, s.BridgeRSS, s.BenchCPU, s.Measured)
+				s.BridgeCPU, s.BridgeRSS, s.BenchCPU, s.Measured, s.ProsodyCPU)
 		}
 	}
 }
@@ -102,8 +103,14 @@ func (r *Report) Summary(w io.Writer) {
 			l.P50Ms, l.P90Ms, l.P99Ms, l.P999Ms, l.MaxMs, p.Lost)
 		fmt.Fprintf(w, "throttled %d, errors %d, duplicates %d, generator missed %d, drained in %.1fs\n",
 			p.Throttled, p.Errors, p.Duplicates, p.GeneratorMissed, p.DrainSeconds)
+		if p.Elsewhere > 0 {
+			fmt.Fprintf(w, "delivered on another network than the route's (IM fell back to SMS): %d\n", p.Elsewhere)
+		}
 		if p.Bridge != nil {
 			fmt.Fprintf(w, "bridge: cpu %.0f%% (100%% = one core), rss peak %.0f MB\n", p.Bridge.CPUPercent, p.Bridge.RSSPeakMB)
+		}
+		if p.Prosody != nil {
+			fmt.Fprintf(w, "prosody: cpu %.0f%%, rss peak %.0f MB\n", p.Prosody.CPUPercent, p.Prosody.RSSPeakMB)
 		}
 		fmt.Fprintf(w, "bench:  cpu %.0f%%, rss peak %.0f MB\n", p.Bench.CPUPercent, p.Bench.RSSPeakMB)
 	}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/smsbridge/bridge/internal/prosodytest"
 )
 
 // Options is everything a bench run is configured by.
@@ -30,10 +32,15 @@ type Options struct {
 	Users     int     `json:"users"`
 	Online    float64 `json:"online"`
 	Numbers   int     `json:"sms_numbers"`
-	Mix       string  `json:"mix"`
-	Alphabet  string  `json:"alphabet"`
+	// XMPPUsers log in to the bench's Prosody when the mix has XMPP
+	// routes; XMPPWindow bounds their messages in flight.
+	XMPPUsers  int    `json:"xmpp_users"`
+	XMPPWindow int    `json:"xmpp_window"`
+	Mix        string `json:"mix"`
+	Alphabet   string `json:"alphabet"`
 
 	Rate            float64       `json:"rate"`
+	CeilingRate     float64       `json:"ceiling_rate,omitempty"`
 	Duration        time.Duration `json:"duration_ns"`
 	Warmup          time.Duration `json:"warmup_ns"`
 	Drain           time.Duration `json:"drain_ns"`
@@ -62,6 +69,9 @@ func planLoad(o Options) (Load, []string, error) {
 	if (routes[SMSToIM] > 0 || routes[IMToIM] > 0 || routes[IMToSMS] > 0) && nOnline == 0 {
 		return Load{}, nil, errors.New("the mix needs IM users online: raise --users or --online")
 	}
+	if needsXMPP(routes) && o.XMPPUsers < 1 {
+		return Load{}, nil, errors.New("the mix needs XMPP users: raise --xmpp-users")
+	}
 	users := make([]string, o.Users)
 	for i := range users {
 		users[i] = userName(i)
@@ -69,7 +79,44 @@ func planLoad(o Options) (Load, []string, error) {
 	return Load{
 		Rate: o.Rate, Duration: o.Duration, Warmup: o.Warmup, Routes: routes, Alphas: alphas,
 		Binds: o.Binds, Window: o.Window, SIPWindow: o.SIPWindow, Online: users[:nOnline], SMSNumbers: o.Numbers,
+		XMPPWindow: o.XMPPWindow,
 	}, users, nil
+}
+
+// needsXMPP reports whether any route with a weight needs Prosody.
+func needsXMPP(routes []float64) bool {
+	for r, w := range routes {
+		if w > 0 && Route(r).XMPP() {
+			return true
+		}
+	}
+	return false
+}
+
+// xmppComponent is the gateway's component domain under the bench's vhost.
+func xmppComponent(host string) string { return "sms." + host }
+
+// prosodyOptions is the Prosody both phases share: the users of
+// xmppUserName registered on the vhost o.Domain, the component domain
+// xmppComponent(o.Domain), logging from info up (at debug, logging each
+// stanza would cost it more than routing it).
+func prosodyOptions(o Options) prosodytest.Options {
+	users := make(map[string]string, o.XMPPUsers)
+	for i := range o.XMPPUsers {
+		users[xmppUserName(i)+"@"+o.Domain] = o.Password
+	}
+	return prosodytest.Options{
+		VHosts: []string{o.Domain}, ComponentDomain: xmppComponent(o.Domain), Users: users, Quiet: true,
+	}
+}
+
+// prosodyAlive fails a phase during which Prosody went away: its XMPP
+// figures would measure the failure (and the bridge's fallback to SMS).
+func prosodyAlive(res *PhaseResult, xs *prosodytest.Server) error {
+	if res.Prosody == nil || !res.Prosody.Exited {
+		return nil
+	}
+	return fmt.Errorf("prosody (pid %d) exited during the phase; its log:\n%s", res.Prosody.PID, xs.LogTail(30))
 }
 
 // Run runs the ceiling phase and the bridge phase as o asks and writes the
@@ -86,15 +133,37 @@ func Run(ctx context.Context, o Options, progress io.Writer, log *slog.Logger) (
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("output dir: %w", err)
 	}
+	// One Prosody serves both phases, so that the ratio of the two measures
+	// the bridge and not a difference between two servers.
+	var xs *prosodytest.Server
+	if needsXMPP(load.Routes) {
+		if o.AddrSMPP != "" && !o.CeilingOnly {
+			return nil, errors.New("the XMPP routes need a spawned bridge: it is a component of the bench's own Prosody")
+		}
+		if xs, err = prosodytest.Launch(prosodyOptions(o)); err != nil {
+			return nil, err
+		}
+		defer xs.Close()
+		fmt.Fprintf(progress, "prosody pid %d: c2s %s component %s (%s)\n", xs.PID(), xs.C2SAddr, xs.ComponentAddr, xs.ComponentDomain)
+	}
 	if !o.NoCeiling {
-		res, err := runCeiling(ctx, o, load, progress, log)
+		res, err := runCeiling(ctx, o, load, xs, progress, log)
+		if err == nil {
+			err = prosodyAlive(res, xs)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("ceiling: %w", err)
 		}
 		rep.Phases = append(rep.Phases, *res)
 	}
 	if !o.CeilingOnly {
-		res, err := runBridge(ctx, o, load, users, progress, log)
+		res, err := runBridge(ctx, o, load, users, xs, progress, log)
+		if err == nil {
+			err = prosodyAlive(res, xs)
+		}
+		if err == nil && res.Bridge != nil && res.Bridge.Exited {
+			err = fmt.Errorf("the bridge (pid %d) exited during the phase:\n%s", res.Bridge.PID, res.BridgeLogTail)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("bridge: %w", err)
 		}
@@ -109,10 +178,11 @@ func Run(ctx context.Context, o Options, progress io.Writer, log *slog.Logger) (
 
 // ceiling is the ceiling phase's cast, everything the bridge phase has but
 // the bridge, which a zero-logic Relay replaces. Leg 1 goes to inSMSC (SMS
-// origin) or inSIP (IM origin), which acknowledge and count per destination
-// but report no delivery; leg 2 goes to outSIP (IM destination) or, over the
-// relay's one bind, to outSMSC (SMS destination), which count deliveries as
-// the bridge phase's sinks do.
+// origin), inSIP (IM origin) or, through Prosody, to comp (XMPP origin),
+// which acknowledge and count per destination but report no delivery; leg
+// 2 goes to outSIP (IM destination), over the relay's one bind to outSMSC
+// (SMS destination), or from comp through Prosody to the users of xmpp
+// (XMPP destination), which count deliveries as the bridge phase's sinks do.
 type ceiling struct {
 	tr      *Tracker
 	inSMSC  *SMSC
@@ -122,10 +192,14 @@ type ceiling struct {
 	outSIP  *UAPool
 	relayUA *UAPool
 	relay   *Relay
+	xmpp    *XMPPPool  // the generator's XMPP users; nil without Prosody
+	comp    *Component // the gateway's domain, played with no logic
+	prosody int        // Prosody's pid, 0 without it
 }
 
-// startCeiling starts the peers and the relay; Close stops them.
-func startCeiling(ctx context.Context, o Options, log *slog.Logger) (_ *ceiling, err error) {
+// startCeiling starts the peers and the relay (with xs, the XMPP users and
+// the component too); Close stops them.
+func startCeiling(ctx context.Context, o Options, xs *prosodytest.Server, log *slog.Logger) (_ *ceiling, err error) {
 	c := &ceiling{tr: NewTracker()}
 	defer func() {
 		if err != nil {
@@ -154,13 +228,30 @@ func startCeiling(ctx context.Context, o Options, log *slog.Logger) (_ *ceiling,
 		return nil, fmt.Errorf("relay sip ua: %w", err)
 	}
 	c.relay = StartRelay(ctx, c.outSMSC.Addr(), c.outSIP.Addr(), window, c.relayUA, log)
+	if xs != nil {
+		c.prosody = xs.PID()
+		if c.xmpp, err = StartXMPPPool(ctx, xs, o.Domain, o.Password, o.XMPPUsers, c.tr, log); err != nil {
+			return nil, err
+		}
+		if c.comp, err = DialComponent(ctx, xs.ComponentAddr, xs.ComponentDomain, xs.Secret, log); err != nil {
+			return nil, err
+		}
+		c.relay.xmpp, c.relay.xmppHost = c.comp, o.Domain
+	}
 	return c, nil
 }
 
-// Close stops the relay first, so its bind unbinds from a live SMSC.
+// Close stops the relay first, so its bind unbinds from a live SMSC, and
+// the component before the bridge phase's bridge takes its domain.
 func (c *ceiling) Close() {
 	if c.relay != nil {
 		c.relay.Close()
+	}
+	if c.comp != nil {
+		c.comp.Close()
+	}
+	if c.xmpp != nil {
+		c.xmpp.Close()
 	}
 	for _, s := range []*SMSC{c.inSMSC, c.outSMSC} {
 		if s != nil {
@@ -176,23 +267,29 @@ func (c *ceiling) Close() {
 
 // run drives l open loop for o.CeilingDuration through both legs.
 func (c *ceiling) run(ctx context.Context, o Options, l Load, progress io.Writer, log *slog.Logger) (*PhaseResult, error) {
-	l.Rate = 0 // the ceiling is the most the transport takes
+	// Open loop: the ceiling is the most the transport takes. A rate
+	// compares latency with the bridge's at the same load instead.
+	l.Rate = o.CeilingRate
 	l.Duration = o.CeilingDuration
 	l.SMPPAddr, l.SIPAddr = c.inSMSC.Addr(), c.inSIP.Addr()
+	l.XMPP = c.xmpp
 	g := &Generator{load: l, tr: c.tr, pool: c.senders, relay: c.relay, log: log}
-	res, err := runPhase(ctx, "ceiling", g, 0, o.Drain, progress)
+	res, err := runPhase(ctx, "ceiling", g, Procs{Prosody: c.prosody}, o.Drain, progress)
 	if err != nil {
 		return nil, err
 	}
 	res.SMSCBad = c.inSMSC.bad.Load() + c.outSMSC.bad.Load()
 	res.SIPBad = c.inSIP.bad.Load() + c.outSIP.bad.Load()
+	if c.xmpp != nil {
+		res.XMPPBad = c.xmpp.bad.Load()
+	}
 	return res, nil
 }
 
-func runCeiling(ctx context.Context, o Options, l Load, progress io.Writer, log *slog.Logger) (*PhaseResult, error) {
+func runCeiling(ctx context.Context, o Options, l Load, xs *prosodytest.Server, progress io.Writer, log *slog.Logger) (*PhaseResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	c, err := startCeiling(ctx, o, log)
+	c, err := startCeiling(ctx, o, xs, log)
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +297,7 @@ func runCeiling(ctx context.Context, o Options, l Load, progress io.Writer, log 
 	return c.run(ctx, o, l, progress, log)
 }
 
-func runBridge(ctx context.Context, o Options, l Load, users []string, progress io.Writer, log *slog.Logger) (*PhaseResult, error) {
+func runBridge(ctx context.Context, o Options, l Load, users []string, xs *prosodytest.Server, progress io.Writer, log *slog.Logger) (*PhaseResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	tr := NewTracker()
@@ -219,7 +316,7 @@ func runBridge(ctx context.Context, o Options, l Load, users []string, progress 
 	}
 	defer pool.Close()
 
-	pid := o.PID
+	procs := Procs{Bridge: o.PID}
 	l.SMPPAddr, l.SIPAddr = o.AddrSMPP, o.AddrSIP
 	var br *Bridge
 	if o.AddrSMPP == "" {
@@ -239,19 +336,32 @@ func runBridge(ctx context.Context, o Options, l Load, users []string, progress 
 				return nil, err
 			}
 		}
-		br, err = Spawn(ctx, SpawnOptions{
+		so := SpawnOptions{
 			Bin: bin, DataDir: dir + "/data", Domain: o.Domain, SMSCAddr: smsc.Addr(),
 			Users: users, Password: o.Password, Extra: o.BridgeArgs, Log: log,
-		})
+		}
+		if xs != nil {
+			so.XMPPServer, so.XMPPDomain, so.XMPPSecret = xs.ComponentAddr, xs.ComponentDomain, xs.Secret
+			so.APIToken = randomToken()
+		}
+		br, err = Spawn(ctx, so)
 		if err != nil {
 			return nil, err
 		}
 		defer br.Stop()
-		l.SMPPAddr, l.SIPAddr, pid = br.SMPPAddr, br.SIPAddr, br.PID()
-		fmt.Fprintf(progress, "bridge pid %d: smpp %s sip %s smsc %s\n", pid, br.SMPPAddr, br.SIPAddr, smsc.Addr())
+		l.SMPPAddr, l.SIPAddr, procs.Bridge = br.SMPPAddr, br.SIPAddr, br.PID()
+		fmt.Fprintf(progress, "bridge pid %d: smpp %s sip %s smsc %s\n", procs.Bridge, br.SMPPAddr, br.SIPAddr, smsc.Addr())
+	}
+	if xs != nil {
+		procs.Prosody = xs.PID()
+		api := &apiClient{base: "http://" + br.HTTPAddr, token: br.APIToken}
+		if l.XMPP, err = joinXMPP(ctx, o, xs, api, tr, progress, log); err != nil {
+			return nil, err
+		}
+		defer l.XMPP.Close()
 	}
 	// The SMS routes need the bridge bound to our SMSC.
-	if l.Routes[SMSToSMS] > 0 || l.Routes[IMToSMS] > 0 {
+	if l.Routes[SMSToSMS] > 0 || l.Routes[IMToSMS] > 0 || l.Routes[XMPPToSMS] > 0 {
 		deadline := time.Now().Add(20 * time.Second)
 		for smsc.Bound() == 0 {
 			if time.Now().After(deadline) {
@@ -265,17 +375,20 @@ func runBridge(ctx context.Context, o Options, l Load, users []string, progress 
 	}
 	l.SIPAuth = true
 	g := &Generator{load: l, tr: tr, pool: pool, log: log}
-	res, err := runPhase(ctx, "bridge", g, pid, o.Drain, progress)
+	res, err := runPhase(ctx, "bridge", g, procs, o.Drain, progress)
 	if err != nil {
 		return nil, err
 	}
 	res.SMSCBad = smsc.bad.Load()
 	res.SIPBad = pool.bad.Load()
+	if l.XMPP != nil {
+		res.XMPPBad = l.XMPP.bad.Load()
+	}
 	if br != nil {
 		if err := br.Stop(); err != nil {
 			log.Warn("bridge stop", "err", err)
 		}
-		if res.Lost > 0 {
+		if res.Lost > 0 || res.Elsewhere > 0 || res.Bridge.Exited {
 			res.BridgeLogTail = br.Stderr()
 		}
 	}

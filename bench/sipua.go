@@ -127,7 +127,7 @@ func (p *UAPool) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 func (p *UAPool) received(body []byte) {
 	p.got.Add(1)
 	if tok, ok := ParseToken(string(body)); ok {
-		p.tr.Delivered(tok)
+		p.tr.DeliveredAt(tok, AtSIP)
 	} else {
 		p.bad.Add(1)
 	}

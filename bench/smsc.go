@@ -129,7 +129,7 @@ func (s *SMSC) HandleSMPP(_ context.Context, _ *smpp.Session, req, resp *smpp.PD
 			s.bad.Add(1)
 			return
 		}
-		s.tr.Delivered(tok)
+		s.tr.DeliveredAt(tok, AtSMS)
 		return
 	}
 	// A part: the message is delivered when every part has arrived.
@@ -160,7 +160,7 @@ func (s *SMSC) HandleSMPP(_ context.Context, _ *smpp.Session, req, resp *smpp.PD
 		s.bad.Add(1)
 		return
 	}
-	s.tr.Delivered(p.tok)
+	s.tr.DeliveredAt(p.tok, AtSMS)
 }
 
 // tokenOf decodes only the head of body, where the token is (a few dozen

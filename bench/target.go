@@ -24,6 +24,8 @@ type Bridge struct {
 	cmd      *exec.Cmd
 	SMPPAddr string
 	SIPAddr  string
+	HTTPAddr string // the API, when SpawnOptions.APIToken asked for it
+	APIToken string
 	dataDir  string
 	done     chan error
 	stderr   *tailBuffer
@@ -88,6 +90,12 @@ type SpawnOptions struct {
 	Password string
 	Extra    []string // more flags, appended last
 	Log      *slog.Logger
+	// APIToken, if set, opens the HTTP API on a loopback port with this
+	// token (the XMPP routes provision users through it).
+	APIToken string
+	// XMPPServer, if set, attaches the bridge as the XMPPDomain component
+	// of the XMPP server at this address.
+	XMPPServer, XMPPDomain, XMPPSecret string
 }
 
 // Spawn starts the bridge and waits until its SMPP port answers.
@@ -116,23 +124,42 @@ func spawnOnce(ctx context.Context, o SpawnOptions) (*Bridge, error) {
 	b := &Bridge{
 		SMPPAddr: "127.0.0.1:" + strconv.Itoa(smppPort),
 		SIPAddr:  "127.0.0.1:" + strconv.Itoa(sipPort),
+		APIToken: o.APIToken,
 		dataDir:  o.DataDir,
 		done:     make(chan error, 1),
 		stderr:   &tailBuffer{max: 16 << 10},
 	}
+	if o.APIToken != "" {
+		httpPort, err := freeTCPPort(false)
+		if err != nil {
+			return nil, err
+		}
+		b.HTTPAddr = "127.0.0.1:" + strconv.Itoa(httpPort)
+	}
 	args := []string{"serve",
 		"--smpp-listen", b.SMPPAddr, "--sip-listen", b.SIPAddr,
-		"--http-listen", "", "--mcp-listen", "",
+		"--http-listen", b.HTTPAddr, "--mcp-listen", "",
 		"--data-dir", o.DataDir, "--sip-domain", o.Domain,
 		"--smsc", "smpp://bridge:bridgepw@" + o.SMSCAddr,
 		"--smpp-account", "bench:benchpw",
 		"--log-level", "warn",
+	}
+	// The secrets go in the environment, where other users' ps does not
+	// show them.
+	env := os.Environ()
+	if o.APIToken != "" {
+		env = append(env, "BRIDGE_API_TOKEN="+o.APIToken)
+	}
+	if o.XMPPServer != "" {
+		args = append(args, "--xmpp-server", o.XMPPServer, "--xmpp-domain", o.XMPPDomain)
+		env = append(env, "BRIDGE_XMPP_SECRET="+o.XMPPSecret)
 	}
 	for _, u := range o.Users {
 		args = append(args, "--sip-user", u+":"+config.HA1(u, o.Domain, o.Password))
 	}
 	args = append(args, o.Extra...)
 	b.cmd = exec.Command(o.Bin, args...)
+	b.cmd.Env = env
 	b.cmd.Stdout = io.Discard
 	b.cmd.Stderr = b.stderr
 	if err := b.cmd.Start(); err != nil {

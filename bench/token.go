@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Route is one of the four ways a message crosses the bridge.
+// Route is one of the ways a message crosses the bridge.
 type Route uint8
 
 const (
@@ -13,10 +13,16 @@ const (
 	SMSToSMS
 	IMToSMS
 	IMToIM
+	SMSToXMPP
+	XMPPToSMS
 	numRoutes
 )
 
-var routeNames = [numRoutes]string{"sms-im", "sms-sms", "im-sms", "im-im"}
+// The tracker keeps a message's route in the upper three bits of its state
+// byte.
+var _ [8 - numRoutes]struct{}
+
+var routeNames = [numRoutes]string{"sms-im", "sms-sms", "im-sms", "im-im", "sms-xmpp", "xmpp-sms"}
 
 func (r Route) String() string {
 	if r < numRoutes {
@@ -26,10 +32,21 @@ func (r Route) String() string {
 }
 
 // FromSMS reports whether the route enters the bridge over SMPP.
-func (r Route) FromSMS() bool { return r == SMSToIM || r == SMSToSMS }
+func (r Route) FromSMS() bool { return r == SMSToIM || r == SMSToSMS || r == SMSToXMPP }
+
+// FromXMPP reports whether the route enters the bridge over XMPP (else SMPP
+// or SIP).
+func (r Route) FromXMPP() bool { return r == XMPPToSMS }
 
 // ToSMS reports whether the route leaves the bridge over SMPP.
-func (r Route) ToSMS() bool { return r == SMSToSMS || r == IMToSMS }
+func (r Route) ToSMS() bool { return r == SMSToSMS || r == IMToSMS || r == XMPPToSMS }
+
+// ToXMPP reports whether the route leaves the bridge over XMPP (else SMPP or
+// SIP).
+func (r Route) ToXMPP() bool { return r == SMSToXMPP }
+
+// XMPP reports whether the route needs the bench's Prosody.
+func (r Route) XMPP() bool { return r.FromXMPP() || r.ToXMPP() }
 
 // ParseRoute maps a route name to its Route.
 func ParseRoute(s string) (Route, bool) {

@@ -45,7 +45,9 @@ type Tracker struct {
 	seq    atomic.Uint64
 
 	// Counters since the start, by route. The ticker turns them into rates.
-	sent, accepted, delivered, throttled, errors, dups, unknown [numRoutes]atomic.Uint64
+	// elsewhere counts deliveries at another network's sink than the
+	// route's (an IM delivery the bridge fell back to SMS for).
+	sent, accepted, delivered, throttled, errors, dups, unknown, elsewhere [numRoutes]atomic.Uint64
 
 	// Latency of deliveries of measured messages: whole run, by route, and
 	// the current second (drained by the ticker).
@@ -129,9 +131,32 @@ func (t *Tracker) Refused(tok Token, throttled bool) {
 	}
 }
 
-// Delivered records that a sink received tok. A nil Tracker (a sink that
-// only counts, as the ceiling's ingress peers) records nothing.
-func (t *Tracker) Delivered(tok Token) {
+// Sink is the network a delivery arrived on.
+type Sink uint8
+
+const (
+	AtSMS Sink = iota
+	AtSIP
+	AtXMPP
+)
+
+// Dest is the sink the route's messages are meant for.
+func (r Route) Dest() Sink {
+	switch {
+	case r.ToSMS():
+		return AtSMS
+	case r.ToXMPP():
+		return AtXMPP
+	}
+	return AtSIP
+}
+
+// Delivered records that the sink of tok's route received it.
+func (t *Tracker) Delivered(tok Token) { t.DeliveredAt(tok, tok.Route.Dest()) }
+
+// DeliveredAt records that the sink at received tok. A nil Tracker (a sink
+// that only counts, as the ceiling's ingress peers) records nothing.
+func (t *Tracker) DeliveredAt(tok Token, at Sink) {
 	if t == nil {
 		return
 	}
@@ -149,6 +174,9 @@ func (t *Tracker) Delivered(tok Token) {
 		return
 	}
 	t.delivered[r].Add(1)
+	if at != r.Dest() {
+		t.elsewhere[r].Add(1)
+	}
 	now := t.Now()
 	lat := uint64(0)
 	if now > tok.SentUs {

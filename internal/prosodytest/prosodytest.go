@@ -4,7 +4,8 @@
 // STARTTLS with a certificate generated here, and the test's users.
 //
 // Prosody is a Debian package (prosody); without it Start skips the test,
-// or fails it when BRIDGE_REQUIRE_INTEROP=1.
+// or fails it when BRIDGE_REQUIRE_INTEROP=1. Launch starts one outside a
+// test (the load tester's), in a temporary directory Close removes.
 //
 // Client is a go-xmpp user, so that the two ends of a test are not the same
 // library. It logs in with PLAIN inside verified TLS: go-xmpp's SCRAM fails
@@ -16,7 +17,10 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/pbkdf2"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
@@ -47,6 +51,10 @@ type Options struct {
 	// VirtualHost line (e.g. another authentication provider).
 	HostConfig  map[string]string
 	PluginPaths []string // folders of extra modules (e.g. the repository's prosody/)
+	// Quiet logs from level info up instead of debug: a load test's
+	// Prosody would spend more on logging every stanza at debug than on
+	// routing it. (Info still has the lines the start is recognized by.)
+	Quiet bool
 }
 
 // Server is one running Prosody. Its addresses and data survive Restart.
@@ -61,6 +69,7 @@ type Server struct {
 
 	opts                      Options
 	cfgPath, logPath, outPath string
+	ownDir                    bool // made by Launch: Close removes it
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -76,23 +85,75 @@ const (
 
 // Start starts Prosody for t and stops it when t ends; on failure the tail
 // of Prosody's log goes to the test log. It returns once both listeners
-// accept connections.
+// accept connections. Without prosody it skips t (fails it when
+// BRIDGE_REQUIRE_INTEROP=1).
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
-	for _, tool := range []string{"prosody", "prosodyctl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("BRIDGE_REQUIRE_INTEROP") == "1" {
-				t.Fatalf("%s not on PATH and BRIDGE_REQUIRE_INTEROP=1 (install Debian package prosody)", tool)
-			}
-			t.Skipf("%s not on PATH (Debian package prosody); set BRIDGE_REQUIRE_INTEROP=1 to make this fatal", tool)
+	if err := Available(); err != nil {
+		if os.Getenv("BRIDGE_REQUIRE_INTEROP") == "1" {
+			t.Fatalf("%v and BRIDGE_REQUIRE_INTEROP=1 (install Debian package prosody)", err)
 		}
+		t.Skipf("%v (Debian package prosody); set BRIDGE_REQUIRE_INTEROP=1 to make this fatal", err)
 	}
+	s, err := launch(opts, t.TempDir())
+	if err != nil {
+		t.Fatalf("prosodytest: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("prosody log tail (%s):\n%s", s.logPath, s.LogTail(60))
+		}
+		s.Stop()
+	})
+	return s
+}
+
+// Available says why Prosody cannot be started here, or nil.
+func Available() error {
+	if _, err := exec.LookPath("prosody"); err != nil {
+		return errors.New("prosody not on PATH")
+	}
+	return nil
+}
+
+// Launch starts Prosody outside a test (the load tester uses it) in a
+// temporary directory of its own, which Close removes. It returns once
+// both listeners accept connections.
+func Launch(opts Options) (*Server, error) {
+	if err := Available(); err != nil {
+		return nil, fmt.Errorf("prosodytest: %w (Debian package prosody)", err)
+	}
+	dir, err := os.MkdirTemp("", "prosody-")
+	if err != nil {
+		return nil, err
+	}
+	s, err := launch(opts, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("prosodytest: %w", err)
+	}
+	s.ownDir = true
+	return s, nil
+}
+
+// Close stops Prosody and removes the directory Launch made.
+func (s *Server) Close() {
+	s.Stop()
+	if s.ownDir {
+		os.RemoveAll(s.Dir)
+	}
+}
+
+// launch writes the configuration, certificate and accounts into dir and
+// starts Prosody. On error it has stopped whatever it started; the error
+// carries the tail of Prosody's log.
+func launch(opts Options, dir string) (*Server, error) {
 	s := &Server{
 		opts:            opts,
 		ComponentDomain: opts.ComponentDomain,
 		Secret:          opts.ComponentSecret,
 		VHosts:          slices.Clone(opts.VHosts),
-		Dir:             t.TempDir(),
+		Dir:             dir,
 	}
 	if len(s.VHosts) == 0 {
 		s.VHosts = []string{"example.test"}
@@ -110,19 +171,15 @@ func Start(t testing.TB, opts Options) *Server {
 	s.outPath = filepath.Join(s.Dir, "prosody.out")
 	for _, d := range []string{"data", "certs"} {
 		if err := os.Mkdir(filepath.Join(s.Dir, d), 0o700); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
 	if err := s.writeCert(); err != nil {
-		t.Fatalf("prosodytest: certificate: %v", err)
+		return nil, fmt.Errorf("certificate: %w", err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("prosody log tail (%s):\n%s", s.logPath, s.LogTail(60))
-		}
-		s.Stop()
-	})
-
+	if err := s.register(opts.Users); err != nil {
+		return nil, err
+	}
 	// A free port found here may be taken before Prosody binds it; then
 	// Prosody says so in its log and the start is tried on new ports.
 	var err error
@@ -133,20 +190,28 @@ func Start(t testing.TB, opts Options) *Server {
 		if err = s.writeConfig(); err != nil {
 			break
 		}
-		if try == 0 {
-			if err = s.register(opts.Users); err != nil {
-				break
-			}
-		}
 		if err = s.start(); err == nil || !errors.Is(err, errPortTaken) {
 			break
 		}
 		s.Stop()
 	}
 	if err != nil {
-		t.Fatalf("prosodytest: %v\nprosody log tail:\n%s", err, s.LogTail(60))
+		tail := s.LogTail(60)
+		s.Stop()
+		return nil, fmt.Errorf("%w\nprosody log tail:\n%s", err, tail)
 	}
-	return s
+	return s, nil
+}
+
+// PID is the running Prosody's process id (0 when it is not running), for
+// reading its CPU use from /proc.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
 }
 
 // Restart kills Prosody and starts it again on the same ports with the same
@@ -272,20 +337,80 @@ func (s *Server) choosePorts() error {
 	return nil
 }
 
-// register creates the users with prosodyctl before the server runs.
+// register writes the users' accounts into Prosody's data directory before
+// the server runs, as prosodyctl register would (internal_hashed: SCRAM-SHA-1
+// keys, hex, in Prosody's Lua serialization) but without starting a Lua
+// process per user, which a load test with hundreds of users would wait
+// seconds for. Users sharing a password share its salt, so the key
+// derivation runs once per password.
 func (s *Server) register(users map[string]string) error {
+	type keys struct{ salt, stored, server string }
+	byPass := map[string]keys{}
 	for jid, pass := range users {
 		user, host, ok := strings.Cut(jid, "@")
 		if !ok || user == "" || !slices.Contains(s.VHosts, host) {
 			return fmt.Errorf("user %q: want user@vhost with a vhost of %v", jid, s.VHosts)
 		}
-		cmd := exec.Command("prosodyctl", "--config", s.cfgPath, "register", user, host, pass)
-		cmd.Dir = s.Dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("prosodyctl register %s: %v: %s", jid, err, out)
+		if user != strings.ToLower(user) {
+			return fmt.Errorf("user %q: Prosody keeps localparts in lower case", jid)
+		}
+		k, ok := byPass[pass]
+		if !ok {
+			var b [16]byte
+			rand.Read(b[:])
+			k.salt = hex.EncodeToString(b[:])
+			stored, server, err := scramSHA1Keys(pass, k.salt, iterations)
+			if err != nil {
+				return fmt.Errorf("user %q: %w", jid, err)
+			}
+			k.stored, k.server = hex.EncodeToString(stored), hex.EncodeToString(server)
+			byPass[pass] = k
+		}
+		dir := filepath.Join(s.Dir, "data", storeEncode(host), "accounts")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		rec := fmt.Sprintf("return {\n\t[\"iteration_count\"] = %d;\n\t[\"salt\"] = %s;\n\t[\"stored_key\"] = %s;\n\t[\"server_key\"] = %s;\n};\n",
+			iterations, luaString(k.salt), luaString(k.stored), luaString(k.server))
+		if err := os.WriteFile(filepath.Join(dir, storeEncode(user)+".dat"), []byte(rec), 0o600); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// iterations is Prosody's default PBKDF2 iteration count for new accounts.
+const iterations = 10000
+
+// scramSHA1Keys derives SCRAM-SHA-1's StoredKey and ServerKey (RFC 5802)
+// from a password, as Prosody's internal_hashed stores them.
+func scramSHA1Keys(pass, salt string, iter int) (stored, server []byte, err error) {
+	salted, err := pbkdf2.Key(sha1.New, pass, []byte(salt), iter, sha1.Size)
+	if err != nil {
+		return nil, nil, err
+	}
+	mac := func(msg string) []byte {
+		h := hmac.New(sha1.New, salted)
+		h.Write([]byte(msg))
+		return h.Sum(nil)
+	}
+	ck := sha1.Sum(mac("Client Key"))
+	return ck[:], mac("Server Key"), nil
+}
+
+// storeEncode is Prosody's file name encoding of hosts and users
+// (util.datamanager): every byte but ASCII letters and digits as %xx.
+func storeEncode(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02x", c)
+	}
+	return b.String()
 }
 
 // writeCert writes a self-signed certificate for every vhost (and the
@@ -340,7 +465,11 @@ func (s *Server) writeConfig() error {
 	}
 	fmt.Fprintf(&b, "data_path = %s\n", q(filepath.Join(s.Dir, "data")))
 	fmt.Fprintf(&b, "pidfile = %s\n", q(filepath.Join(s.Dir, "prosody.pid")))
-	fmt.Fprintf(&b, "log = { debug = %s }\n", q(s.logPath))
+	level := "debug"
+	if s.opts.Quiet {
+		level = "info"
+	}
+	fmt.Fprintf(&b, "log = { %s = %s }\n", level, q(s.logPath))
 	fmt.Fprintf(&b, "certificates = %s\n", q(filepath.Join(s.Dir, "certs")))
 	fmt.Fprintf(&b, "ssl = { certificate = %s; key = %s }\n",
 		q(filepath.Join(s.Dir, "certs", "cert.pem")), q(filepath.Join(s.Dir, "certs", "key.pem")))

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -116,5 +117,40 @@ func TestWrongPasswordRefused(t *testing.T) {
 	}.NewClient()
 	if err == nil {
 		t.Fatal("login with a wrong password succeeded")
+	}
+}
+
+// TestLaunchClose covers the core the load tester uses without a testing.TB:
+// many users written at once log in, the pid is Prosody's, and Close stops
+// it and removes its directory.
+func TestLaunchClose(t *testing.T) {
+	if err := Available(); err != nil {
+		if os.Getenv("BRIDGE_REQUIRE_INTEROP") == "1" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	users := map[string]string{}
+	for i := range 50 {
+		users[fmt.Sprintf("u%d@example.test", i)] = "pw"
+	}
+	users["odd_name.x@example.test"] = "other"
+	s, err := Launch(Options{Users: users, Quiet: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", s.PID()))
+	if err != nil || !strings.Contains(string(comm), "lua") && !strings.Contains(string(comm), "prosody") {
+		t.Errorf("pid %d is %q (%v), not Prosody", s.PID(), comm, err)
+	}
+	login(t, s, "u49@example.test", "pw").Close()
+	login(t, s, "odd_name.x@example.test", "other").Close()
+	s.Close()
+	if accepts(s.C2SAddr) {
+		t.Error("c2s still accepts after Close")
+	}
+	if _, err := os.Stat(s.Dir); !os.IsNotExist(err) {
+		t.Errorf("directory %s left after Close: %v", s.Dir, err)
 	}
 }
