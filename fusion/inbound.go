@@ -123,7 +123,7 @@ func (s *session) notStored(in xmppwire.Stanza, m *msg.Message, err error, w xml
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.p.cfg.Timeout)
 	defer cancel()
-	if err := xmppwire.Send(ctx, s.c.xs, t); err != nil {
+	if err := xmppwire.Send(ctx, s.c.xs, &t); err != nil {
 		s.p.log.Info("fusion: error reply not sent", "to", in.From, "stanza", in.ID, "err", err)
 	}
 }

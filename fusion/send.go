@@ -73,13 +73,13 @@ func (s *session) send(ctx context.Context, m *msg.Message, to jid.JID) error {
 	ctx, cancel := context.WithTimeout(ctx, s.p.cfg.Timeout)
 	defer cancel()
 	t := xmppwire.Chat(id, "", to.String(), m.Text)
-	if err := xmppwire.Send(ctx, s.c.xs, t); err != nil {
+	if err := xmppwire.Send(ctx, s.c.xs, &t); err != nil {
 		return fmt.Errorf("fusion: message %s to %s: %w", m.ID, to, err)
 	}
 	// A bare JID names no client to ping; only a receipt can answer then.
 	if to.Resourcepart() != "" {
 		t = xmppwire.Ping(pingID, "", to.String())
-		if err := xmppwire.Send(ctx, s.c.xs, t); err != nil {
+		if err := xmppwire.Send(ctx, s.c.xs, &t); err != nil {
 			return fmt.Errorf("fusion: ping after message %s to %s: %w", m.ID, to, err)
 		}
 	}

@@ -279,7 +279,7 @@ func (s *session) start() error {
 	// Initial presence: the server answers with the contacts' presence.
 	// Priority 0 keeps messages to the bare JID coming to us.
 	t := xmppwire.Empty(nil, xmppwire.El(xml.Name{Local: "presence"}))
-	if err := xmppwire.Send(ctx, s.c.xs, t); err != nil {
+	if err := xmppwire.Send(ctx, s.c.xs, &t); err != nil {
 		return fmt.Errorf("initial presence of %s: %w", s.a.jid, err)
 	}
 	return nil

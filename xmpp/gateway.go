@@ -318,11 +318,20 @@ func (g *Gateway) announce(s *session, hello bool) {
 	for _, bare := range g.subscribers() {
 		var t xmppwire.Tokens
 		if hello {
+			// What we knew of their resources is stale on a new stream (a
+			// restarted server lost every session): the probe's answers
+			// bind the live ones again, and none is left that would make
+			// the server hand a message to another resource.
+			if j, err := jid.Parse(bare); err == nil {
+				if err := g.cfg.Presence.Unregister(ctx, UserAddress(j), ""); err != nil {
+					g.log.Warn("xmpp: stale bindings kept", "user", bare, "err", err)
+				}
+			}
 			t = xmppwire.Empty(t, xmppwire.El(xml.Name{Local: "presence"}, "from", g.cfg.Domain, "to", bare))
 		}
 		t = xmppwire.Empty(t, xmppwire.El(xml.Name{Local: "presence"}, "type", "probe", "from", g.cfg.Domain, "to", bare))
 		for len(t) > 0 {
-			if err := xmppwire.Send(ctx, s.xs, t); err != nil {
+			if err := xmppwire.Send(ctx, s.xs, &t); err != nil {
 				g.log.Debug("xmpp: probe not sent", "to", bare, "err", err)
 				return
 			}
@@ -336,7 +345,7 @@ func (g *Gateway) goodbye(s *session) {
 	defer cancel()
 	for _, bare := range g.subscribers() {
 		t := xmppwire.Empty(nil, xmppwire.El(xml.Name{Local: "presence"}, "type", "unavailable", "from", g.cfg.Domain, "to", bare))
-		if err := xmppwire.Send(ctx, s.xs, t); err != nil {
+		if err := xmppwire.Send(ctx, s.xs, &t); err != nil {
 			return
 		}
 	}
@@ -358,5 +367,5 @@ func (g *Gateway) send(ctx context.Context, t xmppwire.Tokens) error {
 	if s == nil {
 		return ErrNotConnected
 	}
-	return xmppwire.Send(ctx, s.xs, t)
+	return xmppwire.Send(ctx, s.xs, &t)
 }

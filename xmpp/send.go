@@ -63,13 +63,13 @@ func (g *Gateway) SendIM(ctx context.Context, m *msg.Message, b presence.Binding
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
 	defer cancel()
 	t := xmppwire.Chat(id, from.String(), to.String(), m.Text)
-	if err := xmppwire.Send(ctx, s.xs, t); err != nil {
+	if err := xmppwire.Send(ctx, s.xs, &t); err != nil {
 		return fmt.Errorf("xmpp: message %s to %s: %w", m.ID, b.Contact, err)
 	}
 	// A bare JID names no client to ping; only a receipt can answer then.
 	if to.Resourcepart() != "" {
 		t = xmppwire.Ping(pingID, g.cfg.Domain, to.String())
-		if err := xmppwire.Send(ctx, s.xs, t); err != nil {
+		if err := xmppwire.Send(ctx, s.xs, &t); err != nil {
 			return fmt.Errorf("xmpp: ping after message %s to %s: %w", m.ID, b.Contact, err)
 		}
 	}

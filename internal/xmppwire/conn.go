@@ -59,14 +59,15 @@ type Sender interface {
 	Send(ctx context.Context, r xml.TokenReader) error
 }
 
-// Send writes t if ctx is still live. It hands mellium a context that is
+// Send writes the next stanza of t (consuming its tokens) if ctx is still
+// live. It hands mellium a context that is
 // never cancelled: mellium's Send watches the caller's context in a
 // goroutine that may see it cancelled after Send returned and then set a
 // past write deadline under another goroutine's write, failing that write
 // and so the whole stream. The MeteredConn bounds each write instead.
-func Send(ctx context.Context, s Sender, t Tokens) error {
+func Send(ctx context.Context, s Sender, t *Tokens) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.Send(context.Background(), &t)
+	return s.Send(context.Background(), t)
 }
