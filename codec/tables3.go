@@ -25,28 +25,9 @@ var names3 = []string{
 	"v", "f", "t", "i", "m", "l", "c", "k", "e", "s", "o", "u", "r", "x", "y", "b", "a",
 }
 
-// tokens3 are whole header values (or request URIs) sent as one symbol.
-var tokens3 = []string{
-	"fetion.com.cn", "text/html-fragment", "text/plain", "multiparty", "nudge",
-	"share-background", "SaveHistory", "presence", "contact", "permission",
-	"registration", "system-message", "GetContactList", "SetPresence",
-	"SendCatSMS", "SendSMS", "GetPersonalInfo", "SetPersonalInfo",
-	"GetContactsInfo", "AddBuddy", "DeleteBuddy", "SetContactInfo",
-	"GetGroupList", "StartChat", "InviteBuddy", "KeepAlive", "PGGroup",
-	"PGGetGroupList", "PGGetGroupInfo", "PGGetGroupMembers", "PGPresence",
-	"SubPresence", "GetOfflineMessages", "SetUserInfo", "GetScore",
-	"conversation", "SyncUserInfo", "AddMobileBuddy", "HandleContactRequest",
-	"PresenceChanged", "BuddyApplication", "deregistered", "NoticeStatus",
-	"text/xml", "application/sdp", "application/xml", "application/pidf+xml",
-	"message/imdn+xml", "application/im-iscomposing+xml", "0", "600", "25200",
-	"3600", "70", "1800", "7200", "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE",
-	"INVITE, ACK, CANCEL, BYE, REFER, OPTIONS, NOTIFY, SUBSCRIBE, MESSAGE, INFO",
-	"ACK, BYE, CANCEL, INFO, INVITE, MESSAGE, NOTIFY, OPTIONS, PRACK, REFER, UPDATE",
-	"timer", "100rel", "path", "replaces", "norefersub", "eventlist",
-	"active", "terminated", "pending", "message-summary", "dialog",
-	"text/plain;charset=UTF-8", "text/html", "multipart/mixed", "SIP-C/2.0",
-	"Fetion", "IIC", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10",
-}
+// tokens3 are whole header values (or request URIs) sent as one symbol:
+// the same list as format 2's, whose frames must keep decoding with it.
+var tokens3 = tokens
 
 var (
 	name3Index  = tableIndex(names3)
