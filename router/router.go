@@ -809,6 +809,12 @@ func (r *Router) park(ctx context.Context, j *job) {
 	r.count.Parked.Add(1)
 	j.key = r.parkKey(j.m.To)
 	r.schedule(j, j.m.Expires.Add(time.Millisecond), true)
+	// The person may have registered since decide found them offline, and
+	// that registration's Online found nothing parked yet: look again now
+	// that the job is in r.offline, or it waits for the next one (or expiry).
+	if _, ok := r.online(j.m.To); ok {
+		r.Online(j.key)
+	}
 }
 
 func (r *Router) schedule(j *job, due time.Time, parked bool) {

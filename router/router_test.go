@@ -796,3 +796,43 @@ func TestRetryWokenByRegistration(t *testing.T) {
 		return err == nil && rec.State == msg.Delivered
 	})
 }
+
+// lateRegistration is the presence store with one interleaving forced: the
+// first Lookup of aor answers "offline" and then registers aor, so its
+// Online runs after decide chose to park but before the job is parked.
+type lateRegistration struct {
+	*presence.Store
+	aor  msg.Address
+	once sync.Once
+}
+
+func (p *lateRegistration) Lookup(aor msg.Address) (presence.Binding, bool) {
+	first := false
+	if aor == p.aor {
+		p.once.Do(func() { first = true })
+	}
+	if !first {
+		return p.Store.Lookup(aor)
+	}
+	b := presence.Binding{AOR: aor, Contact: "sip:bob@127.0.0.1:5099", Via: "sip", Expires: time.Now().Add(time.Hour)}
+	if err := p.Store.Register(context.Background(), b); err != nil {
+		panic(err)
+	}
+	return presence.Binding{}, false
+}
+
+// A registration that lands between the decision to park and the parking
+// still wakes the message: it is not left waiting for the next one.
+func TestRegistrationRacingParkWakesIt(t *testing.T) {
+	g := newRig(t, "", Config{})
+	late := &lateRegistration{Store: g.pres, aor: "sip:bob@example.com"}
+	g.r = New(Config{RetryMin: 10 * time.Millisecond}, g.db, late)
+	g.r.AddIM("sip", g)
+	g.r.SetSMS(g)
+	g.run(t)
+	id := g.submit(t, "+8613900000009", "sip:bob@example.com", "racing")
+	g.waitState(t, id, msg.Delivered)
+	if got := g.sent.im(); len(got) != 1 || got[0] != "sip:bob@example.com|racing|sip:bob@127.0.0.1:5099" {
+		t.Fatalf("im %v", got)
+	}
+}

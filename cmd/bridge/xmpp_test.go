@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -306,6 +307,7 @@ func TestXMPPServerRestartUnderLoad(t *testing.T) {
 
 	const n = 300
 	acked := make(chan string, n)
+	var idOf sync.Map // text → message id, to report what went missing
 	go func() {
 		defer close(acked)
 		for i := range n {
@@ -317,8 +319,11 @@ func TestXMPPServerRestartUnderLoad(t *testing.T) {
 			if err != nil {
 				continue
 			}
+			var id struct{ ID string }
+			json.NewDecoder(res.Body).Decode(&id)
 			res.Body.Close()
 			if res.StatusCode == 202 {
+				idOf.Store(fmt.Sprintf("m%03d", i), id.ID)
 				acked <- fmt.Sprintf("m%03d", i)
 			}
 			time.Sleep(5 * time.Millisecond) // a steady stream across the restart
@@ -350,7 +355,18 @@ func TestXMPPServerRestartUnderLoad(t *testing.T) {
 			}
 		}
 		return true
-	}, func() string { return fmt.Sprintf("%d of %d acknowledged messages at dave", len(seen), len(want)) })
+	}, func() string {
+		var missing []string
+		for _, text := range want {
+			if seen[text] == 0 {
+				id, _ := idOf.Load(text)
+				var state json.RawMessage
+				getJSON(t, api+"/v1/messages/"+id.(string), "tok", &state)
+				missing = append(missing, fmt.Sprintf("%s %s", text, state))
+			}
+		}
+		return fmt.Sprintf("%d of %d acknowledged messages at dave; missing: %s", len(seen), len(want), strings.Join(missing, "; "))
+	})
 	dups := 0
 	for _, c := range seen {
 		dups += c - 1
