@@ -18,6 +18,9 @@ component_interfaces = { "*" }
 component_ports = { 5347 }
 certificates = "/etc/prosody/certs"
 log = { info = "*console" }
+-- The bridge confirms each delivery with a ping written after the message;
+-- with Nagle on, Prosody holds it for the client's delayed ACK (~40 ms).
+network_settings = { nagle = false }
 
 VirtualHost(domain)
 

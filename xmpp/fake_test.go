@@ -260,7 +260,7 @@ func TestFakeSendIMAnswers(t *testing.T) {
 			return `<iq from='carol@example.test/x' to='sms.example.test' type='result' id='` + pid + `'/>`
 		}, nil},
 		{"message error", func(id, _ string) string {
-			return `<message from='carol@example.test/x' to='+8613900000009@sms.example.test' type='error' id='` + id + `'><error type='cancel'><not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`
+			return `<message from='carol@example.test/x2' to='+8613900000009@sms.example.test' type='error' id='` + id + `'><error type='cancel'><not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`
 		}, errAny},
 		{"ping error", func(_, pid string) string {
 			return `<iq from='carol@example.test/x' to='sms.example.test' type='error' id='` + pid + `'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`
@@ -273,6 +273,10 @@ func TestFakeSendIMAnswers(t *testing.T) {
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			m := &msg.Message{ID: fmt.Sprintf("f%d", i), From: "+8613900000009", To: b.AOR, Text: "t<&>\x01"}
+			// A resource each: a ping left unanswered holds back the next
+			// one to the same client (see TestFakePingsBatched).
+			b := b
+			b.Contact = fmt.Sprintf("%s%d", b.Contact, i)
 			errc := make(chan error, 1)
 			go func() { errc <- g.SendIM(context.Background(), m, b) }()
 			ms, inner := c.readUntil(t, "message")
@@ -280,7 +284,7 @@ func TestFakeSendIMAnswers(t *testing.T) {
 				t.Errorf("message %s", inner)
 			}
 			ps, _ := c.readUntil(t, "iq")
-			if attrVal(ps, "to") != b.Contact || !strings.HasPrefix(attrVal(ps, "id"), attrVal(ms, "id")) {
+			if attrVal(ps, "to") != b.Contact || attrVal(ms, "to") != b.Contact || attrVal(ps, "id") == attrVal(ms, "id") {
 				t.Errorf("ping %v after message %v", ps, ms)
 			}
 			if a := tc.answer(attrVal(ms, "id"), attrVal(ps, "id")); a != "" {
@@ -317,6 +321,62 @@ func TestFakeRefusedHandshakeRetries(t *testing.T) {
 	f.refuse.Store(false)
 	f.next(t)
 	testutil.WaitFor(t, "connected", waitFor, g.Connected)
+}
+
+// Messages written to a client while a ping to it is unanswered wait for
+// the next ping, sent once that one is answered: one ping confirms them
+// all, and none is confirmed by a ping written before it.
+func TestFakePingsBatched(t *testing.T) {
+	f := startFake(t)
+	g, _, _ := startFakeGateway(t, f, nil)
+	c := f.next(t)
+	testutil.WaitFor(t, "connected", waitFor, g.Connected)
+	b := presence.Binding{AOR: "xmpp:carol@example.test", Contact: "carol@example.test/y", Via: Via}
+	send := func(i int, errc chan<- error) {
+		m := &msg.Message{ID: fmt.Sprintf("b%d", i), From: "+8613900000009", To: b.AOR, Text: fmt.Sprint("batch ", i)}
+		errc <- g.SendIM(context.Background(), m, b)
+	}
+	first := make(chan error, 1)
+	go send(0, first)
+	c.readUntil(t, "message")
+	ping1, _ := c.read(t)
+	if ping1.Name.Local != "iq" {
+		t.Fatalf("%s after the first message, want its ping", ping1.Name.Local)
+	}
+	const more = 4
+	rest := make(chan error, more)
+	for i := 1; i <= more; i++ {
+		go send(i, rest)
+	}
+	for range more {
+		if s, _ := c.read(t); s.Name.Local != "message" {
+			t.Fatalf("%s while the first ping is unanswered, want only messages", s.Name.Local)
+		}
+	}
+	select {
+	case err := <-rest:
+		t.Fatalf("a message written after the first ping was confirmed by it (err %v)", err)
+	default:
+	}
+	c.write(t, `<iq from='carol@example.test/y' to='sms.example.test' type='result' id='`+attrVal(ping1, "id")+`'/>`)
+	if err := <-first; err != nil {
+		t.Fatalf("first: %v", err)
+	}
+	ping2, _ := c.read(t)
+	if ping2.Name.Local != "iq" || attrVal(ping2, "id") == attrVal(ping1, "id") {
+		t.Fatalf("after the first answer: %v, want the next ping", ping2)
+	}
+	c.write(t, `<iq from='carol@example.test/y' to='sms.example.test' type='result' id='`+attrVal(ping2, "id")+`'/>`)
+	for range more {
+		if err := <-rest; err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.pending)+len(g.pings)+len(g.pingers) != 0 {
+		t.Fatalf("left: %d deliveries, %d pings, %d pingers", len(g.pending), len(g.pings), len(g.pingers))
+	}
 }
 
 // BenchmarkSendIM delivers to a client that answers every ping at once.

@@ -122,9 +122,11 @@ type Gateway struct {
 	seed     maphash.Seed
 
 	mu      sync.Mutex
-	pending map[string]*delivery // by stanza id: our messages and pings
-	subs    map[string]time.Time // bare JID → subscribed since
-	origins map[string]origin    // message ID → where its receipt goes
+	pending map[string]*delivery  // by stanza id: our messages
+	pings   map[string]*pingRound // by stanza id: our pings
+	pingers map[string]*pinger    // by full JID: the pings to one client
+	subs    map[string]time.Time  // bare JID → subscribed since
+	origins map[string]origin     // message ID → where its receipt goes
 }
 
 // origin is where an incoming message came from, for its receipt.
@@ -171,6 +173,8 @@ func New(cfg Config) (*Gateway, error) {
 		settling: make(chan struct{}, maxSettling),
 		seed:     maphash.MakeSeed(),
 		pending:  make(map[string]*delivery),
+		pings:    make(map[string]*pingRound),
+		pingers:  make(map[string]*pinger),
 		subs:     make(map[string]time.Time),
 		origins:  make(map[string]origin),
 	}
@@ -267,6 +271,7 @@ func (g *Gateway) runOnce(ctx context.Context) error {
 	}
 	s := &session{xs: xs, conn: conn, ctx: ctx, closed: make(chan struct{})}
 	defer close(s.closed)
+	defer g.dropPings(s)
 	served := make(chan error, 1)
 	go func() { served <- xs.Serve(handler{g: g, s: s}) }()
 	g.cur.Store(s)

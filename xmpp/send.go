@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -24,12 +25,12 @@ type delivery struct {
 
 // SendIM delivers m to the XMPP client at b.Contact (a full JID) as a chat
 // message from m.From's JID at the gateway, asking for a receipt
-// (XEP-0184), and pings the client (XEP-0199) right after it. It returns
-// nil on the receipt or the ping's result, whichever comes first: the
-// client answered after our message on the same ordered stream, so it has
-// it. It returns an error on an error stanza for either, on no answer
-// within Config.Timeout (ErrNoAnswer), or at once while the stream is down
-// (ErrNotConnected).
+// (XEP-0184), and pings the client (XEP-0199) after it. It returns nil on
+// the receipt or the ping's result, whichever comes first: the client
+// answered after our message on the same ordered stream, so it has it.
+// Pings are batched per client (see pinger). It returns an error on an
+// error stanza for either, on no answer within Config.Timeout
+// (ErrNoAnswer), or at once while the stream is down (ErrNotConnected).
 func (g *Gateway) SendIM(ctx context.Context, m *msg.Message, b presence.Binding) error {
 	if m == nil {
 		return errors.New("xmpp: SendIM of nil message")
@@ -47,16 +48,13 @@ func (g *Gateway) SendIM(ctx context.Context, m *msg.Message, b presence.Binding
 		return fmt.Errorf("xmpp: message %s: sender: %w", m.ID, err)
 	}
 	id := g.stanzaID(m.ID)
-	pingID := id + ".p"
 	d := &delivery{peer: to.Bare().String(), done: make(chan error, 1)}
 	g.mu.Lock()
 	g.pending[id] = d
-	g.pending[pingID] = d
 	g.mu.Unlock()
 	defer func() {
 		g.mu.Lock()
 		delete(g.pending, id)
-		delete(g.pending, pingID)
 		g.mu.Unlock()
 	}()
 
@@ -68,9 +66,8 @@ func (g *Gateway) SendIM(ctx context.Context, m *msg.Message, b presence.Binding
 	}
 	// A bare JID names no client to ping; only a receipt can answer then.
 	if to.Resourcepart() != "" {
-		t = xmppwire.Ping(pingID, g.cfg.Domain, to.String())
-		if err := xmppwire.Send(ctx, s.xs, &t); err != nil {
-			return fmt.Errorf("xmpp: ping after message %s to %s: %w", m.ID, b.Contact, err)
+		if r := g.joinPing(s, to.String(), d); r != nil {
+			g.writePing(ctx, s, r)
 		}
 	}
 	select {
@@ -87,6 +84,133 @@ func (g *Gateway) SendIM(ctx context.Context, m *msg.Message, b presence.Binding
 		}
 		return fmt.Errorf("xmpp: message %s to %s: %w", m.ID, b.Contact, ctx.Err())
 	}
+}
+
+// pinger batches the pings to one client on one stream: at most one is
+// unanswered, and the messages written meanwhile wait for the next, sent
+// when that one is answered. Under load one ping (and its answer) then
+// confirms many messages, where a ping each would cost the server two
+// stanzas per message; alone, a message is pinged at once.
+type pinger struct {
+	s    *session
+	to   string     // full JID
+	out  *pingRound // written, unanswered; nil if none
+	next []*delivery
+}
+
+// pingRound is one ping and the messages written before it that its
+// answer confirms.
+type pingRound struct {
+	p      *pinger
+	id     string
+	at     time.Time
+	covers []*delivery
+}
+
+// joinPing adds d, just written to to on s, to the next ping to to. It
+// returns the round to write now, or nil if d waits for an answer due.
+// An unanswered ping older than the delivery timeout is given up: its
+// messages have timed out, and the next ping covers the rest.
+func (g *Gateway) joinPing(s *session, to string, d *delivery) *pingRound {
+	now := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p := g.pingers[to]
+	if p == nil || p.s != s {
+		p = &pinger{s: s, to: to}
+		g.pingers[to] = p
+	}
+	if p.out != nil && now.Sub(p.out.at) < g.cfg.Timeout {
+		p.next = append(p.next, d)
+		return nil
+	}
+	if p.out != nil {
+		delete(g.pings, p.out.id)
+	}
+	return g.newRound(p, append(p.next, d), now)
+}
+
+// newRound makes the ping covering ds the one out; g.mu is held.
+func (g *Gateway) newRound(p *pinger, ds []*delivery, now time.Time) *pingRound {
+	r := &pingRound{p: p, id: g.stanzaID("") + ".p", at: now, covers: ds}
+	p.out, p.next = r, nil
+	g.pings[r.id] = r
+	return r
+}
+
+// writePing sends r's ping; if it cannot, its messages fail with the error.
+func (g *Gateway) writePing(ctx context.Context, s *session, r *pingRound) {
+	t := xmppwire.Ping(r.id, g.cfg.Domain, r.p.to)
+	if err := xmppwire.Send(ctx, s.xs, &t); err != nil {
+		g.answerPing(r.id, "", fmt.Errorf("ping: %w", err))
+	}
+}
+
+// answerPing completes the messages ping id covers with err and, if more
+// were written meanwhile, sends the next ping. It reports whether id was
+// one of our pings. from is checked as in complete; "" is our own failure.
+func (g *Gateway) answerPing(id, from string, err error) bool {
+	g.mu.Lock()
+	r := g.pings[id]
+	if r == nil {
+		g.mu.Unlock()
+		return false
+	}
+	if from != "" && !sameBare(from, r.p.to) {
+		g.mu.Unlock()
+		g.log.Debug("xmpp: answer from another sender ignored", "id", id, "from", from, "want", r.p.to)
+		return true
+	}
+	delete(g.pings, id)
+	p := r.p
+	var next *pingRound
+	if p.out == r {
+		p.out = nil
+		if len(p.next) > 0 {
+			next = g.newRound(p, p.next, time.Now())
+		} else if g.pingers[p.to] == p {
+			delete(g.pingers, p.to)
+		}
+	}
+	g.mu.Unlock()
+	for _, d := range r.covers {
+		select {
+		case d.done <- err:
+		default:
+		}
+	}
+	if next != nil {
+		// Not on the read loop: a write may wait for the server to read.
+		go func() {
+			ctx, cancel := context.WithTimeout(p.s.ctx, g.cfg.Timeout)
+			defer cancel()
+			g.writePing(ctx, p.s, next)
+		}()
+	}
+	return true
+}
+
+// dropPings forgets the pings of a stream that ended; their messages fail
+// by the stream's end.
+func (g *Gateway) dropPings(s *session) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for to, p := range g.pingers {
+		if p.s == s {
+			delete(g.pingers, to)
+		}
+	}
+	for id, r := range g.pings {
+		if r.p.s == s {
+			delete(g.pings, id)
+		}
+	}
+}
+
+func sameBare(a, b string) bool {
+	ja, err1 := jid.Parse(a)
+	jb, err2 := jid.Parse(b)
+	return err1 == nil && err2 == nil && strings.EqualFold(ja.Bare().String(), jb.Bare().String())
 }
 
 // stanzaID is unique per attempt: the message ID, our nonce and a counter.
@@ -108,6 +232,7 @@ func (g *Gateway) complete(id, from string, err error) {
 	d := g.pending[id]
 	g.mu.Unlock()
 	if d == nil {
+		g.answerPing(id, from, err)
 		return
 	}
 	f, perr := jid.Parse(from)

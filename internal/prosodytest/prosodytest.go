@@ -489,6 +489,9 @@ component_interfaces = { "127.0.0.1" }
 s2s_ports = { }
 c2s_direct_tls_ports = { }
 legacy_ssl_ports = { }
+-- With Nagle on, a ping written right after a message waits for the
+-- client's delayed ACK: tens of milliseconds on every delivery.
+network_settings = { nagle = false }
 `)
 	fmt.Fprintf(&b, "c2s_ports = { %s }\n", port(s.C2SAddr))
 	fmt.Fprintf(&b, "component_ports = { %s }\n", port(s.ComponentAddr))
