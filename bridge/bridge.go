@@ -18,6 +18,7 @@ import (
 	"github.com/smsbridge/bridge/config"
 	"github.com/smsbridge/bridge/directory"
 	"github.com/smsbridge/bridge/fusion"
+	"github.com/smsbridge/bridge/group"
 	"github.com/smsbridge/bridge/mcp"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
@@ -47,6 +48,8 @@ type Bridge struct {
 	dir    *directory.Directory
 	prov   *provision.Store
 	rt     *router.Router
+	groups *group.Service // nil without --group-number
+	in     msg.Stager     // where the edges stage: groups, else the router
 	lg     *logins
 	gw     *smppgw.Gateway
 	sip    *sip.Server
@@ -84,6 +87,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
 		{"store", b.openStore},
 		{"directory", b.openDirectory},
 		{"router", b.buildRouter},
+		{"groups", b.buildGroups},
 		{"logins", b.buildLogins},
 		{"smpp", b.buildSMPP},
 		{"sip", b.buildSIP},
@@ -147,6 +151,24 @@ func (b *Bridge) buildRouter() error {
 	return nil
 }
 
+// buildGroups puts group chat in front of the router when it has an
+// access number: every edge stages through it (b.in).
+func (b *Bridge) buildGroups() error {
+	b.in = b.rt
+	if b.cfg.GroupNumber == "" {
+		return nil
+	}
+	g, err := group.New(group.Config{
+		Access: b.cfg.GroupNumber, CountryCode: b.cfg.CountryCode, KV: b.db, People: b.dir,
+		Logger: b.log.With("part", "groups"),
+	}, b.rt)
+	if err != nil {
+		return err
+	}
+	b.groups, b.in = g, g
+	return nil
+}
+
 // observeFinal records the time from acceptance to the final state, by the
 // network that delivered the message ("failed" when none did).
 func (b *Bridge) observeFinal(m *msg.Message, o msg.Outcome) {
@@ -187,7 +209,7 @@ func (b *Bridge) buildSMPP() error {
 		}
 		gc.Upstream = &smppgw.Upstream{Addr: s.Addr, SystemID: s.SystemID, Password: s.Password, Bind: bind}
 	}
-	b.gw = smppgw.New(gc, b.rt)
+	b.gw = smppgw.New(gc, b.in)
 	return nil
 }
 
@@ -219,7 +241,7 @@ func (b *Bridge) buildSIP() error {
 		OutboundProxy: cfg.OutboundProxy, MessageTimeout: cfg.IMTimeout, MinExpires: cfg.SIPMinExpires,
 		ReginfoFrom: cfg.ReginfoFrom,
 		Logger:      b.log.With("part", "sip"),
-	}, b.pres, b.rt)
+	}, b.pres, b.in)
 	b.sip = s
 	return err
 }
@@ -236,7 +258,7 @@ func (b *Bridge) buildMCP() error {
 		// Each stateful connection keeps its codec state: this bounds that memory.
 		MaxConns: 10000,
 		Logger:   b.log.With("part", "mcp"),
-	}, b.pres, b.rt)
+	}, b.pres, b.in)
 	b.mcp = s
 	return err
 }
@@ -248,7 +270,7 @@ func (b *Bridge) buildXMPP() error {
 	}
 	g, err := xmpp.New(xmpp.Config{
 		Server: cfg.XMPPServer, Domain: cfg.XMPPDomain, Secret: cfg.XMPPSecret,
-		Stager: b.rt, Presence: b.pres, KV: b.db, Local: b.xmppLocal, Timeout: cfg.IMTimeout,
+		Stager: b.in, Presence: b.pres, KV: b.db, Local: b.xmppLocal, Timeout: cfg.IMTimeout,
 		Logger: b.log.With("part", "xmpp"),
 	})
 	b.xmpp = g
@@ -276,7 +298,7 @@ func (b *Bridge) buildAPI() error {
 		Domain: cfg.SIPDomain, Directory: b.dir, Provision: b.prov, Presence: b.pres,
 		Logins: b.lg.auth, Tickets: b.lg.issuer, Partners: b.lg.partners,
 		XMPPLogin: b.xmppLogin, Accounts: b.fusion,
-	}, b.rt, b.db)
+	}, b.in, b.db)
 	return nil
 }
 

@@ -43,7 +43,7 @@ func (b *Bridge) buildFusion() error {
 		servers[strings.ToLower(d)] = a
 	}
 	p, err := fusion.New(fusion.Config{
-		Key: key, KV: b.db, Stager: b.rt, Presence: b.pres,
+		Key: key, KV: b.db, Stager: b.in, Presence: b.pres,
 		Owner: func(from msg.Address) (string, bool) {
 			p, ok := b.dir.Resolve(from)
 			return p.Name, ok

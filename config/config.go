@@ -45,6 +45,9 @@ type Config struct {
 	XMPPDomain string // the gateway's component domain
 	XMPPSecret string
 
+	GroupNumber string // access number of group chat; "" = no groups
+	GroupRobots string // YAML file of keyword robots
+
 	FusionKey     string   // hex AES-256 key sealing external IM accounts; "" = none
 	FusionCA      string   // PEM roots for external IM servers; "" = the system's
 	FusionServers []string // DOMAIN=HOST:PORT

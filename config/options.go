@@ -63,6 +63,13 @@ var options = []option{
 	str("xmpp-domain", "", "the gateway's XMPP domain, as the server's Component line names it (e.g. sms.example.com): numbers are +E164@DOMAIN", func(c *Config) *string { return &c.XMPPDomain }, nil),
 	withMask(option{name: "xmpp-secret", help: "shared secret of the XMPP component", secret: true, quoted: true,
 		bind: func(c *Config) value { return stringValue{&c.XMPPSecret, nil} }}, func(string) string { return "****" }),
+	str("group-number", "1065800", "access number of group chat: a group's number is it plus a 4-digit extension (\"\" = no groups)", func(c *Config) *string { return &c.GroupNumber }, func(v string) error {
+		if strings.Trim(v, "0123456789") != "" || len(v) > 11 {
+			return fmt.Errorf("%q: want at most 11 digits", v)
+		}
+		return nil
+	}),
+	str("group-robots", "", "YAML file of the groups' keyword robots (\"\" = the help robot only)", func(c *Config) *string { return &c.GroupRobots }, nil),
 	withMask(option{name: "fusion-key", help: "64 hex digits: the AES-256 key that seals the passwords of users' external IM accounts at rest (\"\" = no external accounts)", secret: true, quoted: true,
 		bind: func(c *Config) value { return stringValue{&c.FusionKey, checkHexKey} }}, func(string) string { return "****" }),
 	str("fusion-ca", "", "PEM file of the CAs that external IM servers' certificates must chain to (\"\" = the system's)", func(c *Config) *string { return &c.FusionCA }, nil),

@@ -17,6 +17,7 @@ const (
 	FromAPI                    // HTTP API
 	FromXMPP                   // XMPP message through the component
 	FromFusion                 // a user's external IM account the bridge is logged in to
+	FromGroup                  // a member's copy of a post to a group (or a group's answer)
 )
 
 func (k Kind) String() string {
@@ -35,6 +36,8 @@ func (k Kind) String() string {
 		return "xmpp"
 	case FromFusion:
 		return "fusion"
+	case FromGroup:
+		return "group"
 	}
 	return "unknown"
 }
@@ -61,6 +64,9 @@ type Message struct {
 	// only into IM (waiting while the user is offline); "sms" always sends
 	// SMS; "smsc" or "esme:SYSTEM_ID" send SMS over that route.
 	Route string
+	// Group names the group a member's copy of a post comes from; the SMS
+	// edge shows it ("[group] nick: text"), IM shows the group's address.
+	Group string
 }
 
 // CheckRoute returns nil when route is a hint the router understands for a

@@ -408,12 +408,16 @@ func (g *Gateway) SendSMS(ctx context.Context, m *msg.Message) error {
 		parts []smstext.Part
 		err   error
 	)
+	text := m.Text
+	if m.Group != "" { // a phone shows no conversation: name the group
+		text = "[" + m.Group + "] " + text
+	}
 	if g.cfg.Payload {
 		var body []byte
-		dcs, body, err = smstext.Encode(m.Text, g.cfg.Alphabet)
+		dcs, body, err = smstext.Encode(text, g.cfg.Alphabet)
 		parts = []smstext.Part{{Body: body}}
 	} else {
-		dcs, parts, err = smstext.Split(m.Text, g.cfg.Alphabet, uint16(g.ref.Add(1)), false)
+		dcs, parts, err = smstext.Split(text, g.cfg.Alphabet, uint16(g.ref.Add(1)), false)
 	}
 	if err != nil {
 		return &sendError{status: smpp.ESME_RINVMSGLEN, err: fmt.Errorf("sms: encode: %w", err)}

@@ -16,6 +16,7 @@ import (
 //	kind flags(bit0 receipt, bit1 route) accepted:varint-unixnano expires:varint-unixnano
 //	[route: uvarint length + bytes, only with flags bit1]
 //	[dedup key: uvarint length + bytes, until: varint unix seconds, only with flags bit2]
+//	[group: uvarint length + bytes, only with flags bit3]
 //	nevents:uvarint { state at:varint-unixnano detail:uvarint length + bytes }
 //
 // The message ID is the key and is not repeated. A zero time is encoded as 0.
@@ -47,6 +48,9 @@ func appendRecord(dst []byte, r *Record) []byte {
 	if r.dedup != "" {
 		flags |= 4
 	}
+	if m.Group != "" {
+		flags |= 8
+	}
 	dst = append(dst, byte(m.Origin.Kind), flags)
 	dst = binary.AppendVarint(dst, nanos(m.Accepted))
 	dst = binary.AppendVarint(dst, nanos(m.Expires))
@@ -56,6 +60,9 @@ func appendRecord(dst []byte, r *Record) []byte {
 	if r.dedup != "" {
 		dst = appendString(dst, r.dedup)
 		dst = binary.AppendVarint(dst, r.dedupUntil)
+	}
+	if m.Group != "" {
+		dst = appendString(dst, m.Group)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(r.Events)))
 	for i := range r.Events {
@@ -186,7 +193,12 @@ func decodeRecord(id string, b []byte) (Record, error) {
 		}
 		rec.dedupUntil = r.varint()
 	}
-	if flags&^7 != 0 {
+	if flags&8 != 0 {
+		if m.Group = r.string(); r.err == nil && m.Group == "" {
+			r.fail("empty group")
+		}
+	}
+	if flags&^15 != 0 {
 		r.fail("unknown flags")
 	}
 	n := r.uvarint()
