@@ -599,6 +599,8 @@ func (s *Server) postMessage(ctx *fasthttp.RequestCtx, _ []string) {
 		fail(ctx, fasthttp.StatusTooManyRequests, "bridge overloaded, retry later")
 	case errors.Is(err, msg.ErrNoRoute):
 		fail(ctx, fasthttp.StatusBadRequest, "to: %v", err)
+	case errors.Is(err, msg.ErrTooLong):
+		fail(ctx, fasthttp.StatusBadRequest, "text: %v", err)
 	default:
 		s.log.Warn("api submit not stored", "err", err)
 		fail(ctx, fasthttp.StatusServiceUnavailable, "message not stored: %v", err)

@@ -143,6 +143,8 @@ func (b *Bridge) buildRouter() error {
 	b.rt = router.New(router.Config{
 		Workers: b.cfg.Workers, QueueDepth: b.cfg.QueueDepth, DefaultValidity: b.cfg.DefaultValidity,
 		DedupWindow: b.cfg.DedupWindow, OnFinal: b.observeFinal, People: b.dir, Logger: b.log.With("part", "router"),
+		// The SMPP edge is built after the router; it is there before Run.
+		CheckSMS: func(m *msg.Message) error { return b.gw.CheckSMS(m) },
 	}, b.db, b.pres)
 	return nil
 }

@@ -92,6 +92,10 @@ type Config struct {
 	// one's id and not delivered again (an ESME resubmitting after a lost
 	// response). 0 turns suppression off.
 	DedupWindow time.Duration
+	// CheckSMS tells whether a message for a number could go as SMS at all
+	// (its text fits the SMS network's limits); Stage refuses one that
+	// could not with msg.ErrTooLong. nil checks nothing.
+	CheckSMS func(m *msg.Message) error
 	// DrainRate: messages per second delivered to a user coming online
 	// with messages waiting (default 20).
 	DrainRate int
@@ -242,12 +246,18 @@ func (r *Router) Pending() int64 { return r.pending.Load() }
 // once, and its sender may be acknowledged once the Ack settles. It waits
 // only for the recovery scan at start, for room in the store's batch and
 // for an earlier copy of m being stored. It refuses with msg.ErrNoRoute,
-// msg.ErrOverloaded or msg.ErrNotStored.
+// msg.ErrTooLong, msg.ErrOverloaded or msg.ErrNotStored.
 func (r *Router) Stage(ctx context.Context, m *msg.Message) (msg.Ack, error) {
 	if m.To == "" || (!m.To.IsMSISDN() && len(m.To) < 5) || strings.HasPrefix(string(m.To), "alpha:") ||
 		msg.CheckRoute(m.Route, m.To) != nil {
 		r.count.NoRoute.Add(1)
 		return nil, fmt.Errorf("%w: %q", msg.ErrNoRoute, m.To)
+	}
+	if r.cfg.CheckSMS != nil && m.To.IsMSISDN() && m.Route != "im" {
+		if err := r.cfg.CheckSMS(m); err != nil {
+			r.count.NoRoute.Add(1)
+			return nil, err
+		}
 	}
 	if r.pending.Add(1) > int64(r.cfg.QueueDepth) {
 		r.pending.Add(-1)
