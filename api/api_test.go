@@ -149,7 +149,11 @@ func TestUsersAccountsRoutes(t *testing.T) {
 		{"account delete static", "DELETE", "/v1/accounts/cfgesme", "", "", 409, ""},
 
 		{"routes empty", "GET", "/v1/routes", "", "", 200, `"routes":[]`},
+		{"routes unknown account", "PUT", "/v1/routes", js, `{"routes":[{"name":"cm","target":"esme:esme1","prefix":"+86138"}]}`, 400, "names no SMPP account"},
+		{"routes same prefix", "PUT", "/v1/routes", js, `{"routes":[{"name":"a","target":"smsc","prefix":"86"},{"name":"b","target":"smsc","prefix":"+86"}]}`, 400, "route a's already"},
+		{"account again", "POST", "/v1/accounts", js, `{"system_id":"esme1","password":"pw1"}`, 201, ""},
 		{"routes put", "PUT", "/v1/routes", js, `{"routes":[{"name":"all","target":"smsc"},{"name":"cm","target":"esme:esme1","prefix":"+86138"}]}`, 200, `"prefix":"86138"`},
+		{"account in use", "DELETE", "/v1/accounts/esme1", "", "", 409, "target of route cm"},
 		{"routes get", "GET", "/v1/routes", "", "", 200, `"cm"`},
 		{"routes bad target", "PUT", "/v1/routes", js, `{"routes":[{"name":"x","target":"mars"}]}`, 400, "target"},
 		{"routes missing", "PUT", "/v1/routes", js, `{}`, 400, "routes"},

@@ -26,7 +26,7 @@ func (s *Server) provFail(ctx *fasthttp.RequestCtx, err error) {
 		fail(ctx, fasthttp.StatusBadRequest, "%s", msg)
 	case errors.Is(err, provision.ErrNotFound):
 		fail(ctx, fasthttp.StatusNotFound, "%s", msg)
-	case errors.Is(err, provision.ErrExists), errors.Is(err, provision.ErrStatic):
+	case errors.Is(err, provision.ErrExists), errors.Is(err, provision.ErrStatic), errors.Is(err, provision.ErrInUse):
 		fail(ctx, fasthttp.StatusConflict, "%s", msg)
 	default:
 		s.log.Warn("api provisioning not stored", "err", err)

@@ -134,8 +134,29 @@ func (b *Bridge) openDirectory() error {
 		return err
 	}
 	b.prov, err = provision.Open(provision.Options{KV: b.db, Domain: b.cfg.SIPDomain, CountryCode: b.cfg.CountryCode,
+		SMSC: b.cfg.SMSC != nil, ConfiguredAccount: b.configuredAccount,
 		Logger: b.log.With("part", "provision")})
-	return err
+	if err != nil {
+		return err
+	}
+	// The default SMS route must lead somewhere; the provisioned table was
+	// checked when it was set, but the configuration may have changed since.
+	if id := b.cfg.SMSRoute.ESME; id != "" && !b.prov.AccountKnown(id) {
+		return fmt.Errorf("--sms-route esme:%s names no SMPP account (--smpp-account or provisioned)", id)
+	}
+	for _, r := range b.prov.Routes() {
+		if err := b.prov.CheckTarget(r.Target); err != nil {
+			b.log.Warn("provisioned route leads nowhere: its messages wait until it is fixed (PUT /v1/routes)", "route", r.Name, "err", err)
+		}
+	}
+	return nil
+}
+
+// configuredAccount tells whether the configuration (as last reloaded)
+// defines SMPP account id.
+func (b *Bridge) configuredAccount(id string) bool {
+	_, ok := (*b.accounts.Load())[id]
+	return ok
 }
 
 func (b *Bridge) buildRouter() error {
