@@ -58,7 +58,7 @@ var options = []option{
 	withMask(list("api-token", "bearer token accepted by the HTTP API /v1 (repeatable; none = /v1 refuses everyone)", true, func(c *Config) *[]string { return &c.APITokens },
 		func(v string) (string, error) { return v, nil }, func(v string) string { return v }), func(string) string { return "****" }),
 	boolean("open-registration", false, "accept any SIP REGISTER without authentication (labs only)", func(c *Config) *bool { return &c.OpenRegistration }),
-	str("outbound-proxy", "", "send IM through this SIP proxy (e.g. sip:127.0.0.1:5080) instead of to the contact", func(c *Config) *string { return &c.OutboundProxy }, nil),
+	str("outbound-proxy", "", "send IM through this SIP proxy, a SIP URI or HOST:PORT (e.g. sip:127.0.0.1:5080), instead of to the contact", func(c *Config) *string { return &c.OutboundProxy }, checkProxy),
 	addr("xmpp-server", "", "XMPP server's component port (XEP-0114) the bridge attaches to as a gateway, e.g. 127.0.0.1:5347 (\"\" = no XMPP)", func(c *Config) *string { return &c.XMPPServer }),
 	str("xmpp-domain", "", "the gateway's XMPP domain, as the server's Component line names it (e.g. sms.example.com): numbers are +E164@DOMAIN", func(c *Config) *string { return &c.XMPPDomain }, nil),
 	withMask(option{name: "xmpp-secret", help: "shared secret of the XMPP component", secret: true, quoted: true,
@@ -452,6 +452,59 @@ func checkHexKey(v string) error {
 		return errors.New("want 64 hex digits (an AES-256 key)")
 	}
 	return nil
+}
+
+// checkProxy accepts "" (none), a sip: or sips: URI with a host, or
+// HOST:PORT. A bare word is refused: it would be taken as a host name and
+// every IM message would be sent to wherever it resolves, or nowhere.
+func checkProxy(v string) error {
+	if v == "" {
+		return nil
+	}
+	want := fmt.Errorf("%q: want a SIP URI (sip:HOST[:PORT]) or HOST:PORT", v)
+	if strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f || strings.ContainsRune(`<>"`, r) }) {
+		return want
+	}
+	rest, ok := strings.CutPrefix(v, "sip:")
+	if !ok {
+		rest, ok = strings.CutPrefix(v, "sips:")
+	}
+	if !ok {
+		if _, err := checkHostPort(v); err != nil {
+			return want
+		}
+		return nil
+	}
+	if i := strings.IndexAny(rest, ";?"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	host := rest
+	if strings.Contains(strings.TrimSuffix(strings.TrimPrefix(rest, "["), "]"), ":") && !strings.HasSuffix(rest, "]") {
+		h, err := checkHostPort(rest)
+		if err != nil {
+			return fmt.Errorf("%q: %v", v, err)
+		}
+		host = h
+	}
+	if host == "" || host == "[]" {
+		return fmt.Errorf("%q: the URI names no host", v)
+	}
+	return nil
+}
+
+// checkHostPort splits HOST:PORT and checks both are there, the port in range.
+func checkHostPort(v string) (host string, err error) {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return "", err
+	}
+	if n, err := strconv.Atoi(port); host == "" || err != nil || n < 1 || n > 65535 {
+		return "", errors.New("want a host and a port 1-65535")
+	}
+	return host, nil
 }
 
 func checkFusionServer(v string) (string, error) {

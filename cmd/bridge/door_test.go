@@ -4,6 +4,8 @@ package main
 // submission, with the reason, by HTTP and by SMPP, and nothing is stored.
 
 import (
+	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,8 @@ import (
 	"github.com/linxGnu/gosmpp/data"
 	gpdu "github.com/linxGnu/gosmpp/pdu"
 
+	"github.com/smsbridge/bridge/bridge"
+	"github.com/smsbridge/bridge/config"
 	"github.com/smsbridge/bridge/smstext"
 )
 
@@ -123,4 +127,67 @@ func keysOf(m map[string]string) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// Configuration that could never work stops the start, each value named
+// with what is wrong with it, all at once.
+func TestBadConfigurationRefusedAtStart(t *testing.T) {
+	var out, errOut strings.Builder
+	code := run([]string{"serve", "--data-dir", "", "--dedup-window", "-5m", "--smpp-listen", ":99999", "--outbound-proxy", "notauri"},
+		strings.NewReader(""), &out, &errOut)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2; stderr:\n%s", code, errOut.String())
+	}
+	for _, want := range []string{`--dedup-window: "-5m": must not be negative`, `--smpp-listen: ":99999": port must be 0-65535`,
+		`--outbound-proxy: "notauri": want a SIP URI (sip:HOST[:PORT]) or HOST:PORT`} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut.String())
+		}
+	}
+
+	// A default SMS route to an ESME account nobody has: refused at start.
+	cfg, err := config.Load("test", []string{"--data-dir", "", "--smpp-listen", "127.0.0.1:0", "--sip-listen", "127.0.0.1:0",
+		"--http-listen", "", "--mcp-listen", "", "--sms-route", "esme:nobody"}, func(string) string { return "" }, &errOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if br, err := bridge.New(cfg, testLogger(t)); err == nil || !strings.Contains(err.Error(), "--sms-route esme:nobody names no SMPP account") {
+		if br != nil {
+			br.Close()
+		}
+		t.Fatalf("bridge.New: %v, want the route refused", err)
+	}
+}
+
+// Routes are checked against what the bridge has: no SMSC, no route to it;
+// no account, no route to it.
+func TestRoutesCheckedAgainstTheBridge(t *testing.T) {
+	b := startBridge(t, t.TempDir(), "--http-listen", "127.0.0.1:0", "--api-token", "tok")
+	api := "http://" + b.addrs.HTTP
+	put := func(body string) (int, string) {
+		req, _ := http.NewRequest("PUT", api+"/v1/routes", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer tok")
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var v struct{ Error string }
+		json.NewDecoder(res.Body).Decode(&v)
+		return res.StatusCode, v.Error
+	}
+	for body, want := range map[string]string{
+		`{"routes":[{"name":"up","target":"smsc"}]}`:                                                                     "no SMSC is configured",
+		`{"routes":[{"name":"rx","target":"esme:ghost"}]}`:                                                               "names no SMPP account",
+		`{"routes":[{"name":"a","target":"esme:esme1","prefix":"86"},{"name":"b","target":"esme:esme2","prefix":"86"}]}`: "route a's already",
+	} {
+		if code, msg := put(body); code != 400 || !strings.Contains(msg, want) {
+			t.Errorf("%s: %d %q, want 400 saying %q", body, code, msg, want)
+		}
+	}
+	// The accounts of --smpp-account are routes' targets too.
+	if code, msg := put(`{"routes":[{"name":"rx","target":"esme:esme2","prefix":"86138"}]}`); code != 200 {
+		t.Fatalf("route to a configured account: %d %s", code, msg)
+	}
 }
