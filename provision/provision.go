@@ -51,9 +51,9 @@ type Options struct {
 	ConfiguredAccount func(systemID string) bool
 	// SMSC says an upstream SMSC is configured: only then may a route
 	// target "smsc".
-	SMSC bool
-	Logger         *slog.Logger
-	Now            func() time.Time
+	SMSC   bool
+	Logger *slog.Logger
+	Now    func() time.Time
 	// HashIterations is the PBKDF2 cost for new SMPP passwords (default
 	// 4096; binds are rare, so a few ms per check is affordable).
 	HashIterations int
