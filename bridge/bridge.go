@@ -111,7 +111,7 @@ func (b *Bridge) openStore() error {
 		Dir: cfg.DataDir, Logger: b.log.With("part", "store"),
 		MemTableSize:   int64(cfg.StoreMemtableMB) << 20,
 		BlockCacheSize: int64(cfg.StoreCacheMB) << 20, IndexCacheSize: int64(cfg.StoreCacheMB) << 20,
-		CommitInterval: cfg.StoreCommitInterval, DedupWindow: cfg.DedupWindow,
+		CommitInterval: cfg.StoreCommitInterval, DedupWindow: cfg.DedupWindow, ClientKeyWindow: cfg.IdempotencyWindow,
 		KeepText: cfg.RetainText, Retention: cfg.Retention,
 	})
 	if err != nil {
@@ -163,7 +163,7 @@ func (b *Bridge) buildRouter() error {
 	b.latency = map[string]*api.Histogram{"im": api.NewHistogram(), "sms": api.NewHistogram(), "failed": api.NewHistogram()}
 	b.rt = router.New(router.Config{
 		Workers: b.cfg.Workers, QueueDepth: b.cfg.QueueDepth, DefaultValidity: b.cfg.DefaultValidity,
-		DedupWindow: b.cfg.DedupWindow, OnFinal: b.observeFinal, People: b.dir, Logger: b.log.With("part", "router"),
+		DedupWindow: b.cfg.DedupWindow, ClientKeyWindow: b.cfg.IdempotencyWindow, OnFinal: b.observeFinal, People: b.dir, Logger: b.log.With("part", "router"),
 		// The SMPP edge is built after the router; it is there before Run.
 		CheckSMS: func(m *msg.Message) error { return b.gw.CheckSMS(m) },
 	}, b.db, b.pres)

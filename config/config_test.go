@@ -23,6 +23,17 @@ func TestDefaults(t *testing.T) {
 	if c.DefaultValidity != 48*time.Hour || c.Retention != 24*time.Hour {
 		t.Fatalf("validity %v, retention %v", c.DefaultValidity, c.Retention)
 	}
+	// Identical texts are separate messages unless suppression by content
+	// is asked for; a client's Idempotency-Key holds for the retention.
+	if c.DedupWindow != 0 || c.IdempotencyWindow != 24*time.Hour {
+		t.Fatalf("dedup window %v, idempotency window %v", c.DedupWindow, c.IdempotencyWindow)
+	}
+	if c, err := Load("t", []string{"--retention", "1h"}, env(nil), &bytes.Buffer{}); err != nil || c.IdempotencyWindow != time.Hour {
+		t.Fatalf("the idempotency window follows the retention: %v %v", c, err)
+	}
+	if _, err := Load("t", []string{"--retention", "1h", "--idempotency-window", "2h"}, env(nil), &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "--idempotency-window") {
+		t.Fatalf("retention shorter than the idempotency window: %v", err)
+	}
 }
 
 // Precedence: flag > env > file > default, for scalars and lists.
@@ -59,14 +70,15 @@ func TestPrecedence(t *testing.T) {
 
 func TestValidationNamesTheSetting(t *testing.T) {
 	cases := map[string][]string{
-		"--smsc":             {"--smsc", "http://x"},
-		"--smpp-listen":      {"--smpp-listen", "nocolon"},
-		"--country-code":     {"--country-code", "abc"},
-		"--sip-user":         {"--sip-user", "alice:notahash"},
-		"--sms-route":        {"--sms-route", "carrier-pigeon"},
-		"--log-level":        {"--log-level", "loud"},
-		"--default-validity": {"--default-validity", "0s"},
-		"--retention":        {"--retention", "1m"}, // shorter than the 2m dedup window
+		"--smsc":               {"--smsc", "http://x"},
+		"--smpp-listen":        {"--smpp-listen", "nocolon"},
+		"--country-code":       {"--country-code", "abc"},
+		"--sip-user":           {"--sip-user", "alice:notahash"},
+		"--sms-route":          {"--sms-route", "carrier-pigeon"},
+		"--log-level":          {"--log-level", "loud"},
+		"--default-validity":   {"--default-validity", "0s"},
+		"--retention":          {"--retention", "1m", "--dedup-window", "2m"}, // shorter than the dedup window
+		"--idempotency-window": {"--idempotency-window", "-1s"},
 	}
 	for want, args := range cases {
 		_, err := Load("t", args, env(nil), &bytes.Buffer{})

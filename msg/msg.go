@@ -61,6 +61,11 @@ type Message struct {
 	// only into IM (waiting while the user is offline); "sms" always sends
 	// SMS; "smsc" or "esme:SYSTEM_ID" send SMS over that route.
 	Route string
+	// IdempotencyKey is the client's own key for the message (HTTP
+	// Idempotency-Key): a copy with the same key from the same
+	// Origin.Account is the first message, whatever its content. Only
+	// the router reads it; the store keeps its digest, not the key.
+	IdempotencyKey string
 }
 
 // CheckRoute returns nil when route is a hint the router understands for a
