@@ -3,8 +3,10 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -133,6 +135,9 @@ type Server struct {
 	srv    *fasthttp.Server
 	routes []route
 	stats  *httpStats
+	// clients are the names of the tokens' clients, by token: a digest,
+	// which the store may keep (origin of a message) where the token may not.
+	clients []string
 }
 
 // isNil catches typed nil pointers in interfaces (a nil *login.Partners
@@ -188,6 +193,10 @@ func New(cfg Config, sub msg.Stager, msgs Messages) *Server {
 	}
 	if isNil(msgs) {
 		s.msgs = nil
+	}
+	for _, t := range cfg.Tokens {
+		sum := sha256.Sum256([]byte(t))
+		s.clients = append(s.clients, "token:"+hex.EncodeToString(sum[:8]))
 	}
 	s.routes = s.table()
 	pats := make([]string, len(s.routes))
@@ -431,17 +440,32 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	h(ctx, params)
 }
 
-func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
+func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool { return s.tokenIndex(ctx) >= 0 }
+
+// tokenIndex is the index in Config.Tokens of the request's bearer token,
+// or -1. Every token is compared, so the time says nothing about which.
+func (s *Server) tokenIndex(ctx *fasthttp.RequestCtx) int {
 	h := ctx.Request.Header.Peek("Authorization")
 	tok, ok := strings.CutPrefix(string(h), "Bearer ")
 	if !ok || tok == "" {
-		return false
+		return -1
 	}
-	good := 0
-	for _, t := range s.cfg.Tokens {
-		good |= subtle.ConstantTimeCompare([]byte(t), []byte(tok))
+	found := -1
+	for i, t := range s.cfg.Tokens {
+		if subtle.ConstantTimeCompare([]byte(t), []byte(tok)) == 1 {
+			found = i
+		}
 	}
-	return good == 1
+	return found
+}
+
+// client names the client of an authorized request by its token, without
+// the token: its Idempotency-Keys are its own, apart from other clients'.
+func (s *Server) client(ctx *fasthttp.RequestCtx) string {
+	if i := s.tokenIndex(ctx); i >= 0 {
+		return s.clients[i]
+	}
+	return ""
 }
 
 func mediaType(ctx *fasthttp.RequestCtx) string {
@@ -525,6 +549,9 @@ type SendRequest struct {
 	Route string `json:"route,omitempty"`
 }
 
+// MaxIdempotencyKey bounds an Idempotency-Key header's length.
+const MaxIdempotencyKey = 255
+
 // MaxTextBytes bounds a message's text (a long SMS of 255 parts of UCS-2).
 const MaxTextBytes = 255 * 67 * 4
 
@@ -590,6 +617,16 @@ func (s *Server) postMessage(ctx *fasthttp.RequestCtx, _ []string) {
 		fail(ctx, fasthttp.StatusBadRequest, "%v", err)
 		return
 	}
+	m.Origin.Account = s.client(ctx)
+	if k := ctx.Request.Header.Peek("Idempotency-Key"); k != nil {
+		if len(k) == 0 || len(k) > MaxIdempotencyKey || bytes.ContainsFunc(k, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+			fail(ctx, fasthttp.StatusBadRequest, "Idempotency-Key must be 1 to %d printable ASCII characters", MaxIdempotencyKey)
+			return
+		}
+		// Copies under one key are one message: a client that lost the
+		// answer sends again and gets the first id, nothing delivered twice.
+		m.IdempotencyKey = string(k)
+	}
 	switch err := msg.Accept(ctx, s.sub, m); {
 	case err == nil:
 		ctx.Response.Header.Set("Location", "/v1/messages/"+m.ID)
@@ -599,6 +636,8 @@ func (s *Server) postMessage(ctx *fasthttp.RequestCtx, _ []string) {
 		fail(ctx, fasthttp.StatusTooManyRequests, "bridge overloaded, retry later")
 	case errors.Is(err, msg.ErrNoRoute):
 		fail(ctx, fasthttp.StatusBadRequest, "to: %v", err)
+	case errors.Is(err, msg.ErrTooLong):
+		fail(ctx, fasthttp.StatusBadRequest, "text: %v", err)
 	default:
 		s.log.Warn("api submit not stored", "err", err)
 		fail(ctx, fasthttp.StatusServiceUnavailable, "message not stored: %v", err)

@@ -29,13 +29,17 @@ func FuzzMessageRequest(f *testing.F) {
 // expiry within the bound.
 func FuzzPresenceRequest(f *testing.F) {
 	f.Add([]byte(`{"contact":"sip:alice@10.0.0.5","expires_in":300}`))
-	f.Add([]byte(`{"contact":"c","via":"mcp","expires_in":604800}`))
+	f.Add([]byte(`{"contact":"xmpp:a@b/c","via":"xmpp","expires_in":604800}`))
+	f.Add([]byte(`{"contact":"javascript:alert(1)","expires_in":60}`))
 	f.Add([]byte(`{"contact":" ","expires_in":-1}`))
 	now := time.Unix(1_700_000_000, 0)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		b, err := ParsePresenceRequest(body, "+8613800000001", now)
 		if err != nil {
 			return
+		}
+		if scheme, _, _ := strings.Cut(strings.ToLower(b.Contact), ":"); b.Via == "sip" && scheme != "sip" && scheme != "sips" {
+			t.Fatalf("accepted %q: contact %q via sip", body, b.Contact)
 		}
 		if b.Contact == "" || !b.Expires.After(now) || b.Expires.Sub(now) > MaxPresenceSeconds*time.Second || b.Via == "" {
 			t.Fatalf("accepted %q as %+v", body, b)

@@ -26,7 +26,7 @@ func (s *Server) provFail(ctx *fasthttp.RequestCtx, err error) {
 		fail(ctx, fasthttp.StatusBadRequest, "%s", msg)
 	case errors.Is(err, provision.ErrNotFound):
 		fail(ctx, fasthttp.StatusNotFound, "%s", msg)
-	case errors.Is(err, provision.ErrExists), errors.Is(err, provision.ErrStatic):
+	case errors.Is(err, provision.ErrExists), errors.Is(err, provision.ErrStatic), errors.Is(err, provision.ErrInUse):
 		fail(ctx, fasthttp.StatusConflict, "%s", msg)
 	default:
 		s.log.Warn("api provisioning not stored", "err", err)
@@ -106,7 +106,7 @@ func (s *Server) putRoutes(ctx *fasthttp.RequestCtx, _ []string) {
 // PresenceRequest is the body of PUT /v1/presence/{address}.
 type PresenceRequest struct {
 	Contact   string `json:"contact"`
-	Via       string `json:"via,omitempty"` // adapter that delivers to Contact; default "sip"
+	Via       string `json:"via,omitempty"` // edge that delivers to Contact: "sip" (the default, a sip: or sips: URI) or "xmpp" (an xmpp: URI)
 	ExpiresIn int    `json:"expires_in"`    // seconds, 1..MaxPresenceSeconds
 }
 
@@ -128,15 +128,29 @@ func ParsePresenceRequest(body []byte, aor msg.Address, now time.Time) (presence
 		return presence.Binding{}, err
 	}
 	c := strings.TrimSpace(req.Contact)
-	if c == "" || len(c) > 512 || strings.ContainsAny(c, " \t\r\n\x00") {
-		return presence.Binding{}, errors.New("contact must be 1 to 512 bytes without spaces (e.g. sip:alice@10.0.0.5:5060)")
+	if c == "" || len(c) > 512 || strings.IndexFunc(c, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		return presence.Binding{}, errors.New("contact must be 1 to 512 bytes without spaces or control characters (e.g. sip:alice@10.0.0.5:5060)")
 	}
 	via := req.Via
 	if via == "" {
 		via = "sip"
 	}
-	if len(via) > 32 || strings.Trim(via, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
-		return presence.Binding{}, fmt.Errorf("via %q must be a lowercase adapter name such as sip", req.Via)
+	// Messages are delivered to the contact: only a URI the named edge can
+	// send to is one (a javascript: or http: contact would be retried until
+	// the binding expires, and shown to whoever reads presence). Handsets
+	// (mcp) and external accounts bind through their own edges.
+	scheme, rest, _ := strings.Cut(c, ":")
+	switch scheme = strings.ToLower(scheme); {
+	case via == "sip" && (scheme == "sip" || scheme == "sips"):
+	case via == "xmpp" && scheme == "xmpp":
+		c = strings.TrimPrefix(rest, "//") // the XMPP edge sends to the bare or full JID
+	case via == "sip" || via == "xmpp":
+		return presence.Binding{}, fmt.Errorf("contact %q: via %s wants a %s: URI", req.Contact, via, via)
+	default:
+		return presence.Binding{}, fmt.Errorf("via %q: the API binds sip and xmpp contacts; other edges bind their own", req.Via)
+	}
+	if rest == "" || rest[0] == '@' || c == "" {
+		return presence.Binding{}, fmt.Errorf("contact %q names no user or host", req.Contact)
 	}
 	if req.ExpiresIn < 1 || req.ExpiresIn > MaxPresenceSeconds {
 		return presence.Binding{}, fmt.Errorf("expires_in must be 1 to %d seconds; DELETE takes a user offline", MaxPresenceSeconds)

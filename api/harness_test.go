@@ -70,7 +70,7 @@ func startEnv(t testing.TB, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prov, err := provision.Open(provision.Options{KV: db, Domain: testDomain, CountryCode: "86",
+	prov, err := provision.Open(provision.Options{KV: db, Domain: testDomain, CountryCode: "86", SMSC: true,
 		StaticAccounts: map[string]string{"cfgesme": "pw"}, HashIterations: 16})
 	if err != nil {
 		t.Fatal(err)

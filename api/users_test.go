@@ -267,7 +267,7 @@ func TestContacts(t *testing.T) {
 	// address has a binding of its own (not a user) is online there.
 	run(t, e, []tc{
 		{"erin online", "PUT", "/v1/presence/sip:erin@im.example", js, `{"contact":"sip:erin@10.0.0.7:5060","expires_in":300}`, 200, ""},
-		{"desk online", "PUT", "/v1/presence/sip:desk@other.example", js, `{"contact":"conn-9","via":"mcp","expires_in":300}`, 200, ""},
+		{"desk online", "PUT", "/v1/presence/sip:desk@other.example", js, `{"contact":"sip:desk@10.0.0.9:5060","expires_in":300}`, 200, ""},
 	})
 	_, body, _ = e.do(t, "GET", "/v1/users/dan/contacts/c1", "", "")
 	if v := contactView(t, body); !v.Online || !slices.Equal(v.Where, []Where{{Address: "sip:erin@im.example", Via: "sip"}}) {
@@ -288,7 +288,7 @@ func TestContacts(t *testing.T) {
 		}
 		online[c.ID] = c.Where
 	}
-	if len(online["c1"]) != 1 || len(online["c3"]) != 0 || !slices.Equal(online["work-1"], []Where{{Address: "sip:desk@other.example", Via: "mcp"}}) {
+	if len(online["c1"]) != 1 || len(online["c3"]) != 0 || !slices.Equal(online["work-1"], []Where{{Address: "sip:desk@other.example", Via: "sip"}}) {
 		t.Fatalf("presence in the list: %v", online)
 	}
 	// Offline again once erin unregisters.

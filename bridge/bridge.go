@@ -115,7 +115,7 @@ func (b *Bridge) openStore() error {
 		Dir: cfg.DataDir, Logger: b.log.With("part", "store"),
 		MemTableSize:   int64(cfg.StoreMemtableMB) << 20,
 		BlockCacheSize: int64(cfg.StoreCacheMB) << 20, IndexCacheSize: int64(cfg.StoreCacheMB) << 20,
-		CommitInterval: cfg.StoreCommitInterval, DedupWindow: cfg.DedupWindow,
+		CommitInterval: cfg.StoreCommitInterval, DedupWindow: cfg.DedupWindow, ClientKeyWindow: cfg.IdempotencyWindow,
 		KeepText: cfg.RetainText, Retention: cfg.Retention,
 	})
 	if err != nil {
@@ -138,15 +138,38 @@ func (b *Bridge) openDirectory() error {
 		return err
 	}
 	b.prov, err = provision.Open(provision.Options{KV: b.db, Domain: b.cfg.SIPDomain, CountryCode: b.cfg.CountryCode,
+		SMSC: b.cfg.SMSC != nil, ConfiguredAccount: b.configuredAccount,
 		Logger: b.log.With("part", "provision")})
-	return err
+	if err != nil {
+		return err
+	}
+	// The default SMS route must lead somewhere; the provisioned table was
+	// checked when it was set, but the configuration may have changed since.
+	if id := b.cfg.SMSRoute.ESME; id != "" && !b.prov.AccountKnown(id) {
+		return fmt.Errorf("--sms-route esme:%s names no SMPP account (--smpp-account or provisioned)", id)
+	}
+	for _, r := range b.prov.Routes() {
+		if err := b.prov.CheckTarget(r.Target); err != nil {
+			b.log.Warn("provisioned route leads nowhere: its messages wait until it is fixed (PUT /v1/routes)", "route", r.Name, "err", err)
+		}
+	}
+	return nil
+}
+
+// configuredAccount tells whether the configuration (as last reloaded)
+// defines SMPP account id.
+func (b *Bridge) configuredAccount(id string) bool {
+	_, ok := (*b.accounts.Load())[id]
+	return ok
 }
 
 func (b *Bridge) buildRouter() error {
 	b.latency = map[string]*api.Histogram{"im": api.NewHistogram(), "sms": api.NewHistogram(), "failed": api.NewHistogram()}
 	b.rt = router.New(router.Config{
 		Workers: b.cfg.Workers, QueueDepth: b.cfg.QueueDepth, DefaultValidity: b.cfg.DefaultValidity,
-		DedupWindow: b.cfg.DedupWindow, OnFinal: b.observeFinal, People: b.dir, Logger: b.log.With("part", "router"),
+		DedupWindow: b.cfg.DedupWindow, ClientKeyWindow: b.cfg.IdempotencyWindow, OnFinal: b.observeFinal, People: b.dir, Logger: b.log.With("part", "router"),
+		// The SMPP edge is built after the router; it is there before Run.
+		CheckSMS: func(m *msg.Message) error { return b.gw.CheckSMS(m) },
 	}, b.db, b.pres)
 	return nil
 }

@@ -66,7 +66,10 @@ type Config struct {
 	SMSReceipts      Receipts
 	ReassemblyWait   time.Duration
 	ReassemblyPolicy ReassemblyPolicy
-	DedupWindow      time.Duration // 0 = no suppression
+	DedupWindow      time.Duration // 0 = no suppression by content
+	// IdempotencyWindow: how long an HTTP Idempotency-Key is honoured
+	// (Load makes 0 the retention).
+	IdempotencyWindow time.Duration
 
 	StoreMemtableMB     int
 	StoreCacheMB        int
@@ -277,6 +280,9 @@ func Load(name string, args []string, getenv func(string) string, usageOut io.Wr
 		if c.SMSRoute == (SMSRoute{}) && c.SMSC != nil {
 			c.SMSRoute.SMSC = true
 		}
+		if c.IdempotencyWindow == 0 {
+			c.IdempotencyWindow = c.Retention
+		}
 		errs = append(errs, c.validate()...)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -398,10 +404,11 @@ func (c *Config) validate() []error {
 	if c.XMPPServer != "" && (c.XMPPDomain == "" || c.XMPPSecret == "") {
 		errs = append(errs, errors.New("--xmpp-server needs --xmpp-domain and --xmpp-secret"))
 	}
-	if c.Retention <= 0 || c.Retention < c.DedupWindow {
+	if c.Retention <= 0 || c.Retention < c.DedupWindow || c.Retention < c.IdempotencyWindow {
 		// A resubmission is a duplicate only while the first copy's record
 		// is there to check it against.
-		errs = append(errs, fmt.Errorf("--retention %v: want positive and at least --dedup-window (%v)", c.Retention, c.DedupWindow))
+		errs = append(errs, fmt.Errorf("--retention %v: want positive and at least --dedup-window (%v) and --idempotency-window (%v)",
+			c.Retention, c.DedupWindow, c.IdempotencyWindow))
 	}
 	return errs
 }

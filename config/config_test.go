@@ -23,6 +23,17 @@ func TestDefaults(t *testing.T) {
 	if c.DefaultValidity != 48*time.Hour || c.Retention != 24*time.Hour {
 		t.Fatalf("validity %v, retention %v", c.DefaultValidity, c.Retention)
 	}
+	// Identical texts are separate messages unless suppression by content
+	// is asked for; a client's Idempotency-Key holds for the retention.
+	if c.DedupWindow != 0 || c.IdempotencyWindow != 24*time.Hour {
+		t.Fatalf("dedup window %v, idempotency window %v", c.DedupWindow, c.IdempotencyWindow)
+	}
+	if c, err := Load("t", []string{"--retention", "1h"}, env(nil), &bytes.Buffer{}); err != nil || c.IdempotencyWindow != time.Hour {
+		t.Fatalf("the idempotency window follows the retention: %v %v", c, err)
+	}
+	if _, err := Load("t", []string{"--retention", "1h", "--idempotency-window", "2h"}, env(nil), &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "--idempotency-window") {
+		t.Fatalf("retention shorter than the idempotency window: %v", err)
+	}
 }
 
 // Precedence: flag > env > file > default, for scalars and lists.
@@ -59,14 +70,15 @@ func TestPrecedence(t *testing.T) {
 
 func TestValidationNamesTheSetting(t *testing.T) {
 	cases := map[string][]string{
-		"--smsc":             {"--smsc", "http://x"},
-		"--smpp-listen":      {"--smpp-listen", "nocolon"},
-		"--country-code":     {"--country-code", "abc"},
-		"--sip-user":         {"--sip-user", "alice:notahash"},
-		"--sms-route":        {"--sms-route", "carrier-pigeon"},
-		"--log-level":        {"--log-level", "loud"},
-		"--default-validity": {"--default-validity", "0s"},
-		"--retention":        {"--retention", "1m"}, // shorter than the 2m dedup window
+		"--smsc":               {"--smsc", "http://x"},
+		"--smpp-listen":        {"--smpp-listen", "nocolon"},
+		"--country-code":       {"--country-code", "abc"},
+		"--sip-user":           {"--sip-user", "alice:notahash"},
+		"--sms-route":          {"--sms-route", "carrier-pigeon"},
+		"--log-level":          {"--log-level", "loud"},
+		"--default-validity":   {"--default-validity", "0s"},
+		"--retention":          {"--retention", "1m", "--dedup-window", "2m"}, // shorter than the dedup window
+		"--idempotency-window": {"--idempotency-window", "-1s"},
 	}
 	for want, args := range cases {
 		_, err := Load("t", args, env(nil), &bytes.Buffer{})
@@ -127,14 +139,31 @@ func TestEveryErrorReported(t *testing.T) {
 	if err := os.WriteFile(file, []byte("workers: lots\nsmpp_account:\n  - nopassword\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Load("t", []string{"--config", file, "--dedup-window", "-5m", "--smpp-listen", ":99999", "--sms-alphabet", "klingon"},
+	_, err := Load("t", []string{"--config", file, "--dedup-window", "-5m", "--smpp-listen", ":99999", "--sms-alphabet", "klingon",
+		"--outbound-proxy", "notauri"},
 		env(map[string]string{"BRIDGE_IM_TIMEOUT": "soon"}), &bytes.Buffer{})
 	if err == nil {
 		t.Fatal("bad configuration accepted")
 	}
-	for _, want := range []string{"--workers", "--smpp-account", "--dedup-window", "--smpp-listen", "--sms-alphabet", "BRIDGE_IM_TIMEOUT"} {
+	for _, want := range []string{"--workers", "--smpp-account", "--dedup-window", "--smpp-listen", "--sms-alphabet", "BRIDGE_IM_TIMEOUT",
+		`--outbound-proxy: "notauri": want a SIP URI`, `"-5m": must not be negative`, `":99999": port must be 0-65535`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
+		}
+	}
+}
+
+// An outbound proxy is a SIP URI with a host, or HOST:PORT; nothing else.
+func TestOutboundProxy(t *testing.T) {
+	for _, good := range []string{"sip:127.0.0.1:5080", "sip:kamailio", "sips:proxy.example.com;transport=tls", "sip:[::1]:5060",
+		"sip:[::1]", "127.0.0.1:5080", "proxy.example.com:5060", "sip:edge@10.0.0.1:5060"} {
+		if c, err := Load("t", []string{"--outbound-proxy", good}, env(nil), &bytes.Buffer{}); err != nil || c.OutboundProxy != good {
+			t.Errorf("%q refused: %v", good, err)
+		}
+	}
+	for _, bad := range []string{"notauri", "http://proxy:80", "sip:", "sip::5060", "proxy.example.com:0", "sip:host:99999", "sip:a b", "10.0.0.1:", "sip:h\r\n"} {
+		if _, err := Load("t", []string{"--outbound-proxy", bad}, env(nil), &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "--outbound-proxy") {
+			t.Errorf("%q accepted or error not naming the flag: %v", bad, err)
 		}
 	}
 }

@@ -58,7 +58,7 @@ var options = []option{
 	withMask(list("api-token", "bearer token accepted by the HTTP API /v1 (repeatable; none = /v1 refuses everyone)", true, func(c *Config) *[]string { return &c.APITokens },
 		func(v string) (string, error) { return v, nil }, func(v string) string { return v }), func(string) string { return "****" }),
 	boolean("open-registration", false, "accept any SIP REGISTER without authentication (labs only)", func(c *Config) *bool { return &c.OpenRegistration }),
-	str("outbound-proxy", "", "send IM through this SIP proxy (e.g. sip:127.0.0.1:5080) instead of to the contact", func(c *Config) *string { return &c.OutboundProxy }, nil),
+	str("outbound-proxy", "", "send IM through this SIP proxy, a SIP URI or HOST:PORT (e.g. sip:127.0.0.1:5080), instead of to the contact", func(c *Config) *string { return &c.OutboundProxy }, checkProxy),
 	addr("xmpp-server", "", "XMPP server's component port (XEP-0114) the bridge attaches to as a gateway, e.g. 127.0.0.1:5347 (\"\" = no XMPP)", func(c *Config) *string { return &c.XMPPServer }),
 	str("xmpp-domain", "", "the gateway's XMPP domain, as the server's Component line names it (e.g. sms.example.com): numbers are +E164@DOMAIN", func(c *Config) *string { return &c.XMPPDomain }, nil),
 	withMask(option{name: "xmpp-secret", help: "shared secret of the XMPP component", secret: true, quoted: true,
@@ -87,7 +87,8 @@ var options = []option{
 	boolean("sms-payload", false, "send a long SMS as one PDU with the message_payload TLV instead of concatenated parts", func(c *Config) *bool { return &c.SMSPayload }),
 	dur("reassembly-timeout", "5m", "how long parts of a long SMS wait for the missing ones", func(c *Config) *time.Duration { return &c.ReassemblyWait }),
 	enum("reassembly-policy", ReassemblyPartial, "when parts are still missing at the timeout: partial (deliver with a marker) or drop", func(c *Config) *ReassemblyPolicy { return &c.ReassemblyPolicy }, ReassemblyDrop),
-	nonNegative(dur("dedup-window", "2m", "a resubmission of the same message (same account, sender, recipient and text) within this window is acknowledged with the first id and not delivered again (0 = off)", func(c *Config) *time.Duration { return &c.DedupWindow })),
+	nonNegative(dur("dedup-window", "0", "suppress by content: a message with the same account, sender, recipient and text as one accepted within this window is acknowledged with the first id and not delivered again (0 = off, the default: identical texts are separate messages, and a resubmission after a lost acknowledgement may be delivered twice)", func(c *Config) *time.Duration { return &c.DedupWindow })),
+	nonNegative(dur("idempotency-window", "0", "how long an HTTP Idempotency-Key is honoured: a POST /v1/messages with a key its client used within this window gets the first message's id and is not delivered again (0 = --retention, as long as the first message's record is kept; the start re-reads the records accepted within it)", func(c *Config) *time.Duration { return &c.IdempotencyWindow })),
 	integer("store-memtable-mb", "32", "badger memtable size in MiB (two are kept in memory)", func(c *Config) *int { return &c.StoreMemtableMB }),
 	boolean("retain-text", false, "keep a finished message's whole text for the retention period (--retention); by default its record keeps the first 20 characters, which delivery receipts quote, and the content goes once the message is done", func(c *Config) *bool { return &c.RetainText }),
 	dur("retention", "24h", "how long a finished message's record is kept: queryable over the HTTP API, quoted by delivery receipts, and what duplicate suppression checks a resubmission against (so at least --dedup-window); then the store deletes it and its disk is reclaimed", func(c *Config) *time.Duration { return &c.Retention }),
@@ -459,6 +460,59 @@ func checkHexKey(v string) error {
 		return errors.New("want 64 hex digits (an AES-256 key)")
 	}
 	return nil
+}
+
+// checkProxy accepts "" (none), a sip: or sips: URI with a host, or
+// HOST:PORT. A bare word is refused: it would be taken as a host name and
+// every IM message would be sent to wherever it resolves, or nowhere.
+func checkProxy(v string) error {
+	if v == "" {
+		return nil
+	}
+	want := fmt.Errorf("%q: want a SIP URI (sip:HOST[:PORT]) or HOST:PORT", v)
+	if strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f || strings.ContainsRune(`<>"`, r) }) {
+		return want
+	}
+	rest, ok := strings.CutPrefix(v, "sip:")
+	if !ok {
+		rest, ok = strings.CutPrefix(v, "sips:")
+	}
+	if !ok {
+		if _, err := checkHostPort(v); err != nil {
+			return want
+		}
+		return nil
+	}
+	if i := strings.IndexAny(rest, ";?"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	host := rest
+	if strings.Contains(strings.TrimSuffix(strings.TrimPrefix(rest, "["), "]"), ":") && !strings.HasSuffix(rest, "]") {
+		h, err := checkHostPort(rest)
+		if err != nil {
+			return fmt.Errorf("%q: %v", v, err)
+		}
+		host = h
+	}
+	if host == "" || host == "[]" {
+		return fmt.Errorf("%q: the URI names no host", v)
+	}
+	return nil
+}
+
+// checkHostPort splits HOST:PORT and checks both are there, the port in range.
+func checkHostPort(v string) (host string, err error) {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return "", err
+	}
+	if n, err := strconv.Atoi(port); host == "" || err != nil || n < 1 || n > 65535 {
+		return "", errors.New("want a host and a port 1-65535")
+	}
+	return host, nil
 }
 
 func checkFusionServer(v string) (string, error) {

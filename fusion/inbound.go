@@ -133,6 +133,8 @@ func (s *session) refuse(w xmlstream.TokenWriter, in xmppwire.Stanza, m *msg.Mes
 	switch {
 	case errors.Is(err, msg.ErrNoRoute):
 		s.reject(w, in, stanza.Cancel, stanza.ItemNotFound, "no route to recipient")
+	case errors.Is(err, msg.ErrTooLong):
+		s.reject(w, in, stanza.Modify, stanza.NotAcceptable, "text too long for SMS")
 	case errors.Is(err, msg.ErrOverloaded):
 		s.reject(w, in, stanza.Wait, stanza.ResourceConstraint, "busy, send again later")
 	default:

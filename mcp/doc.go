@@ -70,7 +70,8 @@
 //     set and the recipient is a number not online in IM; otherwise 200 OK
 //     (with XI: the bridge message id and D: the date). msg.ErrOverloaded →
 //     503 Service Unavailable, msg.ErrNoRoute or a bad T → 404 Not Found /
-//     400, any other failure → 500. Not registered → 401.
+//     400, msg.ErrTooLong (a text to a number that SMS cannot carry) → 413,
+//     any other failure → 500. Not registered → 401.
 //   - S: N: GetContactList → Config.Service's answer (the bridge answers
 //     with the user's contacts from the identity directory), else 200 with
 //     an empty contact list; SetPresence → 200; any other service → 200

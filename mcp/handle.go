@@ -408,6 +408,9 @@ func (c *conn) message(ctx context.Context, req *Message) {
 	case errors.Is(err, msg.ErrNoRoute):
 		c.reply(req, 404, "Not Found", nil, nil)
 		return
+	case errors.Is(err, msg.ErrTooLong):
+		c.reply(req, 413, "Request Entity Too Large", nil, nil)
+		return
 	default:
 		c.log.Warn("mcp: submit failed", "from", from, "to", to, "err", err)
 		c.reply(req, 500, "Server Internal Error", nil, nil)

@@ -18,7 +18,7 @@ type Ack interface {
 
 // Stager takes messages into the bridge (the router): Stage validates m,
 // assigns its ID and queues it durably, returning at once with its Ack, or
-// refuses it with ErrOverloaded, ErrNoRoute or ErrNotStored.
+// refuses it with ErrOverloaded, ErrNoRoute, ErrTooLong or ErrNotStored.
 type Stager interface {
 	Stage(ctx context.Context, m *Message) (Ack, error)
 }

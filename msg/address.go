@@ -33,6 +33,12 @@ const (
 
 var ErrBadNumber = errors.New("bad number")
 
+// MinE164Digits is the fewest digits, country code included, of a number
+// the bridge accepts: the shortest numbers in service (Niue, Tokelau: a
+// 3-digit country code and 4 digits) have 7. Fewer is a typo or a short
+// code of no network the bridge can name ("1" must not become "+861").
+const MinE164Digits = 7
+
 // NormalizeNumber turns an SMPP address with its TON/NPI into an Address.
 // cc is the default country code (digits) applied to national numbers.
 // Alphanumeric senders are kept as they are, prefixed "alpha:"; they can
@@ -74,8 +80,9 @@ func NormalizeNumber(raw string, ton, npi byte, cc string) (Address, error) {
 			s = cc + s
 		}
 	}
-	if len(s) < 3 || len(s) > 15 || s[0] == '0' {
-		return "", fmt.Errorf("%w: %q is not E.164 (%d digits; no country code starts with 0)", ErrBadNumber, raw, len(s))
+	if len(s) < MinE164Digits || len(s) > 15 || s[0] == '0' {
+		return "", fmt.Errorf("%w: %q is not E.164 (%d digits with the country code; want %d to 15, and no country code starts with 0)",
+			ErrBadNumber, raw, len(s), MinE164Digits)
 	}
 	return Address("+" + s), nil
 }
@@ -87,6 +94,11 @@ func NormalizeNumber(raw string, ton, npi byte, cc string) (Address, error) {
 // how SIPURI shows an XMPP user to SIP) is that XMPP user.
 func FromAOR(aor, cc string) (Address, error) {
 	s := strings.TrimSpace(aor)
+	// A control character (CR/LF above all) cannot be written into a SIP
+	// header: such an address could never be delivered, only retried.
+	if i := strings.IndexFunc(s, isControl); i >= 0 {
+		return "", fmt.Errorf("%w: AOR %q has a control character at byte %d", ErrBadNumber, aor, i)
+	}
 	if i := strings.IndexByte(s, '<'); i >= 0 {
 		if j := strings.IndexByte(s[i:], '>'); j > 0 {
 			s = s[i+1 : i+j]
@@ -121,6 +133,8 @@ func FromAOR(aor, cc string) (Address, error) {
 	}
 	return Address("sip:" + strings.ToLower(user) + "@" + strings.ToLower(host)), nil
 }
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
 
 // IsNumberUser reports whether a SIP user part names a number, as
 // FromAOR reads it: three or more digits, optionally after a '+'.

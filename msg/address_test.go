@@ -29,10 +29,21 @@ func TestNormalizeNumber(t *testing.T) {
 			t.Errorf("NormalizeNumber(%q,%d,%d) = %q, %v; want %q", c.raw, c.ton, c.npi, got, err, c.want)
 		}
 	}
-	for _, bad := range []string{"", "+", "12a4", "1", strings.Repeat("1", 21)} {
+	for _, bad := range []string{"", "+", "12a4", "1", "+123456", strings.Repeat("1", 21)} {
 		if got, err := NormalizeNumber(bad, TONInternational, NPIISDN, "86"); !errors.Is(err, ErrBadNumber) {
 			t.Errorf("NormalizeNumber(%q) = %q, %v; want ErrBadNumber", bad, got, err)
 		}
+	}
+	// A national number too short to be one is refused, not padded with
+	// the country code into something that looks like E.164.
+	for _, bad := range []string{"1", "12", "1234"} {
+		if got, err := NormalizeNumber(bad, TONUnknown, NPIISDN, "86"); !errors.Is(err, ErrBadNumber) {
+			t.Errorf("NormalizeNumber(%q, unknown TON) = %q, %v; want ErrBadNumber", bad, got, err)
+		}
+	}
+	// The shortest numbers in service: a 3-digit country code and 4 digits.
+	if got, err := NormalizeNumber("+6834002", TONUnknown, NPIISDN, "86"); err != nil || got != "+6834002" {
+		t.Errorf("Niue number: %q, %v", got, err)
 	}
 }
 
@@ -52,7 +63,8 @@ func TestFromAOR(t *testing.T) {
 			t.Errorf("FromAOR(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "sip:@example.com", "sip:alice", "sip:%40x@d.example", "sip:a%40@d.example"} {
+	for _, bad := range []string{"", "sip:@example.com", "sip:alice", "sip:%40x@d.example", "sip:a%40@d.example",
+		"sip:alice@example.com\r\nX-Injected: 1", "sip:al\x00ice@example.com", "sip:alice\t@example.com", "sip:bob@ex\x7fample.com"} {
 		if got, err := FromAOR(bad, "86"); err == nil {
 			t.Errorf("FromAOR(%q) = %q; want an error", bad, got)
 		}

@@ -13,4 +13,8 @@ var (
 	ErrNotStored = errors.New("message not stored")
 	// ErrNoRoute: nothing can deliver to the recipient (e.g. alphanumeric).
 	ErrNoRoute = errors.New("no route to recipient")
+	// ErrTooLong: the text cannot go as SMS (more than 255 parts in the
+	// configured alphabet), and the recipient is a number it may have to
+	// go to; refused at submission rather than failing after it.
+	ErrTooLong = errors.New("text too long for SMS")
 )

@@ -67,6 +67,11 @@ type Message struct {
 	// Group names the group a member's copy of a post comes from; the SMS
 	// edge shows it ("[group] nick: text"), IM shows the group's address.
 	Group string
+	// IdempotencyKey is the client's own key for the message (HTTP
+	// Idempotency-Key): a copy with the same key from the same
+	// Origin.Account is the first message, whatever its content. Only
+	// the router reads it; the store keeps its digest, not the key.
+	IdempotencyKey string
 }
 
 // CheckRoute returns nil when route is a hint the router understands for a

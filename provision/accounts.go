@@ -118,7 +118,7 @@ func (s *Store) CreateAccount(ctx context.Context, spec AccountSpec) (Account, e
 }
 
 // DeleteAccount removes a provisioned account. Sessions already bound stay
-// up; the next bind is refused.
+// up; the next bind is refused. An account a route targets stays (ErrInUse).
 func (s *Store) DeleteAccount(ctx context.Context, systemID string) error {
 	if _, ok := s.opts.StaticAccounts[systemID]; ok {
 		return fmt.Errorf("%w: account %q", ErrStatic, systemID)
@@ -131,6 +131,14 @@ func (s *Store) DeleteAccount(ctx context.Context, systemID string) error {
 	if !ok {
 		return fmt.Errorf("%w: account %q", ErrNotFound, systemID)
 	}
+	s.mu.RLock()
+	for _, r := range s.c.routes {
+		if r.Target == "esme:"+systemID {
+			s.mu.RUnlock()
+			return fmt.Errorf("%w: account %q is the target of route %s; change the routes first", ErrInUse, systemID, r.Name)
+		}
+	}
+	s.mu.RUnlock()
 	if err := s.del(ctx, prefixAccount+systemID); err != nil {
 		return err
 	}

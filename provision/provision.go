@@ -19,6 +19,8 @@ var (
 	ErrExists   = errors.New("provision: already exists")
 	// ErrStatic refuses changing what the static configuration defines.
 	ErrStatic = errors.New("provision: defined in the static configuration")
+	// ErrInUse refuses deleting what something else still names.
+	ErrInUse = errors.New("provision: in use")
 )
 
 // KV is the durable store provisioning writes through; store.DB satisfies
@@ -43,8 +45,15 @@ type Options struct {
 	// StaticAccounts maps system_id → plain password from the
 	// configuration (--smpp-account).
 	StaticAccounts map[string]string
-	Logger         *slog.Logger
-	Now            func() time.Time
+	// ConfiguredAccount tells whether an account is defined outside the
+	// store by a configuration that may change while running (the
+	// bridge's, on reload); routes may name it. nil = none.
+	ConfiguredAccount func(systemID string) bool
+	// SMSC says an upstream SMSC is configured: only then may a route
+	// target "smsc".
+	SMSC   bool
+	Logger *slog.Logger
+	Now    func() time.Time
 	// HashIterations is the PBKDF2 cost for new SMPP passwords (default
 	// 4096; binds are rare, so a few ms per check is affordable).
 	HashIterations int

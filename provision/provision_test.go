@@ -22,7 +22,7 @@ func memDB(t testing.TB) *store.DB {
 
 func open(t testing.TB, kv KV) *Store {
 	t.Helper()
-	s, err := Open(Options{KV: kv, Domain: "im.example", CountryCode: "86",
+	s, err := Open(Options{KV: kv, Domain: "im.example", CountryCode: "86", SMSC: true,
 		StaticAccounts: map[string]string{"cfgesme": "cfgpw"}, HashIterations: 64})
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +79,9 @@ func TestAccounts(t *testing.T) {
 func TestRoutes(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, memDB(t))
+	if _, err := s.CreateAccount(ctx, AccountSpec{SystemID: "esme1", Password: "pw1"}); err != nil {
+		t.Fatal(err)
+	}
 	err := s.SetRoutes(ctx, []Route{{Name: "default", Target: "smsc"}, {Name: "cn-mobile", Target: "esme:esme1", Prefix: "+86138"}, {Name: "cn", Target: "smsc", Prefix: "86"}})
 	if err != nil {
 		t.Fatal(err)
@@ -97,8 +100,44 @@ func TestRoutes(t *testing.T) {
 			t.Errorf("%v: %v", bad, err)
 		}
 	}
+	// Routes to nowhere, and a prefix twice (only the first route of it
+	// would ever be used), are refused with the reason.
+	for want, bad := range map[string][]Route{
+		"names no SMPP account": {{Name: "a", Target: "esme:nobody"}},
+		"route a's already":     {{Name: "a", Target: "smsc", Prefix: "86"}, {Name: "b", Target: "esme:esme1", Prefix: "+86"}},
+	} {
+		if err := s.SetRoutes(ctx, bad); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: %v, want ErrInvalid saying %q", bad, err, want)
+		}
+	}
+	if err := s.SetRoutes(ctx, []Route{{Name: "cfg", Target: "esme:cfgesme"}}); err != nil {
+		t.Errorf("a route to a static account: %v", err)
+	}
+	noSMSC, err := Open(Options{Domain: "im.example", ConfiguredAccount: func(id string) bool { return id == "reloaded" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := noSMSC.SetRoutes(ctx, []Route{{Name: "up", Target: "smsc"}}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "no SMSC is configured") {
+		t.Errorf("route to smsc without one: %v", err)
+	}
+	if err := noSMSC.SetRoutes(ctx, []Route{{Name: "rx", Target: "esme:reloaded"}}); err != nil {
+		t.Errorf("a route to a configured account: %v", err)
+	}
+	if err := s.SetRoutes(ctx, []Route{{Name: "default", Target: "smsc"}, {Name: "cn-mobile", Target: "esme:esme1", Prefix: "+86138"}, {Name: "cn", Target: "smsc", Prefix: "86"}}); err != nil {
+		t.Fatal(err)
+	}
 	if len(s.Routes()) != 3 {
 		t.Fatal("a refused table replaced the good one")
+	}
+	// The account a route targets cannot be deleted from under it.
+	if err := s.DeleteAccount(ctx, "esme1"); !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "cn-mobile") {
+		t.Fatalf("deleting a route's target: %v", err)
+	}
+	if err := s.SetRoutes(ctx, []Route{{Name: "default", Target: "smsc"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteAccount(ctx, "esme1"); err != nil {
+		t.Fatalf("deleting an account no route targets: %v", err)
 	}
 }
 

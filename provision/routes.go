@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -27,6 +28,7 @@ func ValidateRoutes(in []Route) ([]Route, error) {
 	}
 	out := make([]Route, 0, len(in))
 	seen := map[string]bool{}
+	prefixes := map[string]string{} // prefix → the route that has it
 	for i, r := range in {
 		if err := validToken(r.Name, 64, "._-"); err != nil {
 			return nil, invalid("routes[%d]: name %q %v", i, r.Name, err)
@@ -45,6 +47,11 @@ func ValidateRoutes(in []Route) ([]Route, error) {
 		if len(p) > 15 || strings.Trim(p, "0123456789") != "" {
 			return nil, invalid("routes[%d] %s: prefix %q is not E.164 digits", i, r.Name, r.Prefix)
 		}
+		// Two routes for one prefix: only the first would ever be used.
+		if other, dup := prefixes[p]; dup {
+			return nil, invalid("routes[%d] %s: prefix %q is route %s's already", i, r.Name, r.Prefix, other)
+		}
+		prefixes[p] = r.Name
 		out = append(out, Route{Name: r.Name, Target: r.Target, Prefix: p})
 	}
 	return out, nil
@@ -58,6 +65,13 @@ func (s *Store) SetRoutes(ctx context.Context, routes []Route) error {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	// A route to nowhere would be accepted and then hold every message for
+	// its prefix until expiry.
+	for i, r := range rs {
+		if err := s.CheckTarget(r.Target); err != nil {
+			return invalid("routes[%d] %s: %v", i, r.Name, err)
+		}
+	}
 	if err := s.put(ctx, keyRoutes, rs); err != nil {
 		return err
 	}
@@ -66,6 +80,37 @@ func (s *Store) SetRoutes(ctx context.Context, routes []Route) error {
 	s.mu.Unlock()
 	s.changed()
 	return nil
+}
+
+// CheckTarget tells whether a route target can carry SMS: "smsc" needs an
+// upstream SMSC, "esme:ID" an account ID.
+func (s *Store) CheckTarget(target string) error {
+	if target == "smsc" {
+		if !s.opts.SMSC {
+			return errors.New("target smsc, but no SMSC is configured (--smsc)")
+		}
+		return nil
+	}
+	id := strings.TrimPrefix(target, "esme:")
+	if !s.AccountKnown(id) {
+		return fmt.Errorf("target %s names no SMPP account", target)
+	}
+	return nil
+}
+
+// AccountKnown tells whether systemID is an account: provisioned, static
+// or configured.
+func (s *Store) AccountKnown(systemID string) bool {
+	if _, ok := s.opts.StaticAccounts[systemID]; ok {
+		return true
+	}
+	if s.opts.ConfiguredAccount != nil && s.opts.ConfiguredAccount(systemID) {
+		return true
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.c.accounts[systemID]
+	return ok
 }
 
 // Routes returns the route table in order.

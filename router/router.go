@@ -90,8 +90,16 @@ type Config struct {
 	// DedupWindow: a message with the same origin account, sender,
 	// recipient and text within this window is acknowledged with the first
 	// one's id and not delivered again (an ESME resubmitting after a lost
-	// response). 0 turns suppression off.
+	// response). 0 turns suppression off: identical texts are separate
+	// messages.
 	DedupWindow time.Duration
+	// ClientKeyWindow: how long a message's IdempotencyKey makes copies
+	// from the same origin account the first message (default 24h).
+	ClientKeyWindow time.Duration
+	// CheckSMS tells whether a message for a number could go as SMS at all
+	// (its text fits the SMS network's limits); Stage refuses one that
+	// could not with msg.ErrTooLong. nil checks nothing.
+	CheckSMS func(m *msg.Message) error
 	// DrainRate: messages per second delivered to a user coming online
 	// with messages waiting (default 20).
 	DrainRate int
@@ -110,6 +118,9 @@ func (c *Config) defaults() {
 	}
 	if c.RetryMin <= 0 {
 		c.RetryMin = 2 * time.Second
+	}
+	if c.ClientKeyWindow <= 0 {
+		c.ClientKeyWindow = 24 * time.Hour
 	}
 	if c.DrainRate <= 0 {
 		c.DrainRate = 20
@@ -242,12 +253,18 @@ func (r *Router) Pending() int64 { return r.pending.Load() }
 // once, and its sender may be acknowledged once the Ack settles. It waits
 // only for the recovery scan at start, for room in the store's batch and
 // for an earlier copy of m being stored. It refuses with msg.ErrNoRoute,
-// msg.ErrOverloaded or msg.ErrNotStored.
+// msg.ErrTooLong, msg.ErrOverloaded or msg.ErrNotStored.
 func (r *Router) Stage(ctx context.Context, m *msg.Message) (msg.Ack, error) {
 	if m.To == "" || (!m.To.IsMSISDN() && len(m.To) < 5) || strings.HasPrefix(string(m.To), "alpha:") ||
 		msg.CheckRoute(m.Route, m.To) != nil {
 		r.count.NoRoute.Add(1)
 		return nil, fmt.Errorf("%w: %q", msg.ErrNoRoute, m.To)
+	}
+	if r.cfg.CheckSMS != nil && m.To.IsMSISDN() && m.Route != "im" {
+		if err := r.cfg.CheckSMS(m); err != nil {
+			r.count.NoRoute.Add(1)
+			return nil, err
+		}
 	}
 	if r.pending.Add(1) > int64(r.cfg.QueueDepth) {
 		r.pending.Add(-1)
@@ -316,23 +333,33 @@ func (j *job) Settle(ctx context.Context) error {
 	return nil
 }
 
-// stage queues m's acceptance, or finds the earlier copy of it within the
-// dedup window. A staged copy holds its dedup key until release is called
-// with held, once the acceptance is settled.
+// stage queues m's acceptance, or finds the earlier copy of it: under its
+// client's idempotency key, or else with the same content within the dedup
+// window. A staged copy holds its dedup key until release is called with
+// held, once the acceptance is settled.
 func (r *Router) stage(ctx context.Context, m *msg.Message) (dup string, p store.Pending, held dedupHold, err error) {
-	if r.cfg.DedupWindow <= 0 {
+	if m.IdempotencyKey == "" && r.cfg.DedupWindow <= 0 {
 		_, p, err := r.q.Stage(ctx, m, store.Dedup{})
 		return "", p, dedupHold{}, err
 	}
 	// The key hashes each field followed by a zero byte (the same bytes,
 	// so the same keys, as when they were written to a hash one by one).
+	// A client's key replaces the content: its copies are one message
+	// whatever they say.
 	var buf [384]byte
 	b := buf[:0]
-	for _, f := range [...]string{m.Origin.Kind.String(), m.Origin.Account, string(m.From), string(m.To), m.Text} {
+	d := store.Dedup{Window: r.cfg.DedupWindow}
+	fields := [...]string{m.Origin.Kind.String(), m.Origin.Account, string(m.From), string(m.To), m.Text}
+	if m.IdempotencyKey != "" {
+		d = store.Dedup{Window: r.cfg.ClientKeyWindow, Client: true}
+		fields = [...]string{m.Origin.Kind.String(), m.Origin.Account, m.IdempotencyKey, "", ""}
+	}
+	for _, f := range fields {
 		b = append(append(b, f...), 0)
 	}
 	sum := sha256.Sum256(b)
 	key := sum[:16]
+	d.Key = key
 	// A second copy arriving while the first is being stored waits for it
 	// and then finds it committed; different messages never wait on each
 	// other. The first copy's entry gets a channel only when a second one
@@ -358,7 +385,7 @@ func (r *Router) stage(ctx context.Context, m *msg.Message) (dup string, p store
 			return "", store.Pending{}, dedupHold{}, ctx.Err()
 		}
 	}
-	dup, p, err = r.q.Stage(ctx, m, store.Dedup{Key: key, Window: r.cfg.DedupWindow})
+	dup, p, err = r.q.Stage(ctx, m, d)
 	hold := dedupHold{k, true}
 	if err != nil || dup != "" {
 		r.release(hold)

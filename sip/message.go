@@ -132,6 +132,8 @@ func (s *Server) handleMessage(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(tx, req, 503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
 	case errors.Is(err, msg.ErrNoRoute):
 		s.reply(tx, req, 404, "Not Found (no route)")
+	case errors.Is(err, msg.ErrTooLong):
+		s.reply(tx, req, 413, "Request Entity Too Large (text too long for SMS)")
 	default:
 		s.log.Warn("sip message not accepted", "from", fromAOR, "to", toAddr, "call_id", callID(req), "err", err)
 		s.reply(tx, req, 500, "Server Internal Error")

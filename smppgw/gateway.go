@@ -265,6 +265,8 @@ func (g *Gateway) answer(m *msg.Message, err error, resp *smpp.PDU) {
 		resp.Status = smpp.ESME_RTHROTTLED
 	case errors.Is(err, msg.ErrNoRoute):
 		resp.Status = smpp.ESME_RINVDSTADR
+	case errors.Is(err, msg.ErrTooLong):
+		resp.Status = smpp.ESME_RINVMSGLEN
 	default:
 		g.log.Warn("submit not stored", "err", err)
 		resp.Status = smpp.ESME_RSYSERR
@@ -397,6 +399,31 @@ func (e *sendError) Permanent() bool {
 		return true
 	}
 	return false
+}
+
+// maxSafeText is the longest text (bytes of UTF-8) that always fits 255
+// parts: every UTF-16 unit, and every GSM escape pair, takes at least one
+// byte, and a part holds at least 66 units (UCS-2 beside a surrogate pair).
+const maxSafeText = 255 * 66
+
+// CheckSMS tells whether m's text can go as SMS the way SendSMS would send
+// it (the router asks at submission): msg.ErrTooLong when it needs more
+// than 255 parts, or more than message_payload's 65535 octets.
+func (g *Gateway) CheckSMS(m *msg.Message) error {
+	if len(m.Text) <= maxSafeText {
+		return nil
+	}
+	if g.cfg.Payload {
+		_, body, err := smstext.Encode(m.Text, g.cfg.Alphabet)
+		if err == nil && len(body) > 0xffff {
+			return fmt.Errorf("%w: %d octets, message_payload holds 65535", msg.ErrTooLong, len(body))
+		}
+		return nil // what does not encode fails at sending, as before
+	}
+	if _, _, err := smstext.Split(m.Text, g.cfg.Alphabet, 0, false); errors.Is(err, smstext.ErrTooLong) {
+		return fmt.Errorf("%w: %v", msg.ErrTooLong, err)
+	}
+	return nil
 }
 
 // SendSMS implements router.SMSSender: the text leaves as one or more

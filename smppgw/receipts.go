@@ -189,19 +189,15 @@ func (g *Gateway) Report(ctx context.Context, m *msg.Message, o msg.Outcome) {
 	if !o.Delivered {
 		errCode = "001"
 	}
-	body := smstext.FormatReceipt(smstext.Receipt{ // quotes the text's start
-		ID: m.ID, Sub: 1, Dlvrd: dlvrd, Submit: m.Accepted, Done: o.At, Stat: stat, Err: errCode, Text: m.Text,
-	})
 	p := &smpp.PDU{ID: smpp.DeliverSM, ESMClass: 0x04}
 	p.SourceAddrTON, p.SourceAddrNPI, p.SourceAddr = sourceAddr(m.To)
 	p.DestAddrTON, p.DestAddrNPI, p.DestAddr = sourceAddr(m.From)
-	// The receipt text is ASCII except the original text's start: keep it
-	// GSM7 when possible so every ESME can read it.
-	dcs, enc, err := smstext.Encode(body, smstext.Auto)
-	if err != nil || len(enc) > 254 {
-		dcs, enc = 0, []byte(body[:min(len(body), 254)])
-	}
-	p.DataCoding, p.ShortMessage = dcs, enc
+	// The receipt text is ASCII except the original text's start: GSM7 when
+	// it can be, so every ESME can read it, else UCS-2 with the quote
+	// shortened to fit short_message.
+	p.DataCoding, p.ShortMessage = smstext.EncodeReceipt(smstext.Receipt{ // quotes the text's start
+		ID: m.ID, Sub: 1, Dlvrd: dlvrd, Submit: m.Accepted, Done: o.At, Stat: stat, Err: errCode, Text: m.Text,
+	}, smstext.MaxReceiptOctets)
 	p.SetTLV(smpp.TagReceiptedMessageID, append([]byte(m.ID), 0))
 	p.SetTLV(smpp.TagMessageState, []byte{smstext.MessageStateOf(stat)})
 	account := m.Origin.Account

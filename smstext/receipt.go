@@ -57,6 +57,43 @@ func FormatReceipt(r Receipt) string {
 		r.ID, r.Sub, r.Dlvrd, fmtReceiptDate(r.Submit), fmtReceiptDate(r.Done), r.Stat, e, ReceiptText(r.Text))
 }
 
+// MaxReceiptOctets is what short_message holds.
+const MaxReceiptOctets = 254
+
+// EncodeReceipt renders r (FormatReceipt) in the cheapest alphabet that
+// holds it exactly (Encode with Auto) and within max octets: when it does
+// not fit, the quoted text is shortened, a character at a time, down to
+// nothing. The fields before text: are ASCII, so the receipt always fits
+// in the alphabet it declares; it is never cut mid-character.
+func EncodeReceipt(r Receipt, max int) (dcs byte, body []byte) {
+	quote := []rune(ReceiptText(r.Text))
+	for n := len(quote); ; n-- {
+		r.Text = string(quote[:n])
+		dcs, body, err := Encode(FormatReceipt(r), Auto)
+		if err == nil && len(body) <= max {
+			return dcs, body
+		}
+		if n == 0 { // an ID too long for any receipt: cut what is ASCII
+			s := FormatReceipt(r)
+			return DCSDefault, encodeGSM7Prefix(s, max)
+		}
+	}
+}
+
+// encodeGSM7Prefix encodes the longest prefix of s within max septets that
+// is all GSM 7-bit (the receipt's fields are).
+func encodeGSM7Prefix(s string, max int) []byte {
+	var out []byte
+	for _, c := range s {
+		_, b, err := Encode(string(c), Auto)
+		if err != nil || len(out)+len(b) > max {
+			break
+		}
+		out = append(out, b...)
+	}
+	return out
+}
+
 func fmtReceiptDate(t time.Time) string {
 	if t.IsZero() {
 		return "0000000000"

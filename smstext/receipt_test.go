@@ -2,6 +2,7 @@ package smstext
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -137,5 +138,38 @@ func TestMessageState(t *testing.T) {
 	}
 	if MessageStateOf("BOGUS") != 0 || StatOf(0) != "UNKNOWN" || StatOf(9) != "UNKNOWN" {
 		t.Error("unknown values")
+	}
+}
+
+// A receipt quoting Chinese text goes as UCS-2 within 254 octets, the quote
+// shortened as far as needed and never cut inside a character; an ASCII
+// quote stays GSM 7-bit and whole.
+func TestEncodeReceiptFits(t *testing.T) {
+	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	r := Receipt{ID: "1lhamslcn0hk00000001", Sub: 1, Dlvrd: 1, Submit: at, Done: at, Stat: "DELIVRD", Text: "我们明天上午十点在公司门口见面，请准时到达，谢谢大家"}
+	dcs, body := EncodeReceipt(r, MaxReceiptOctets)
+	if dcs != DCSUCS2 || len(body) > MaxReceiptOctets || len(body)%2 != 0 {
+		t.Fatalf("dcs %d, %d octets", dcs, len(body))
+	}
+	text, err := Decode(dcs, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseReceipt(text)
+	if err != nil || got.ID != r.ID || got.Stat != "DELIVRD" {
+		t.Fatalf("decoded %q: %+v %v", text, got, err)
+	}
+	if got.Text == "" || !strings.HasPrefix(r.Text, got.Text) || len([]rune(got.Text)) >= 20 {
+		t.Fatalf("quote %q: want a shortened start of %q", got.Text, r.Text)
+	}
+	// One more character would not have fitted.
+	longer := []rune(r.Text)[:len([]rune(got.Text))+1]
+	if _, b, _ := Encode(FormatReceipt(Receipt{ID: r.ID, Sub: 1, Dlvrd: 1, Submit: at, Done: at, Stat: "DELIVRD", Text: string(longer)}), Auto); len(b) <= MaxReceiptOctets {
+		t.Fatalf("quote shortened to %d characters; %d fit", len([]rune(got.Text)), len(longer))
+	}
+	r.Text = "hello, see you at ten tomorrow"
+	dcs, body = EncodeReceipt(r, MaxReceiptOctets)
+	if text, _ := Decode(dcs, body); dcs != DCSDefault || !strings.HasSuffix(text, "text:hello, see you at te") {
+		t.Fatalf("ASCII quote: dcs %d %q", dcs, text)
 	}
 }

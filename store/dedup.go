@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -173,13 +174,30 @@ func (x *dedupIndex) put(key []byte, id string, until int64, now time.Time, wind
 	x.curF.add(&k)
 }
 
-// load fills the index at Open from bdb's unfinished records and the final
-// records accepted within the last window (walked newest first: IDs sort
-// in acceptance order).
-func (x *dedupIndex) load(bdb *badger.DB, now time.Time, window time.Duration) (int, error) {
+// clientMark starts the key a record keeps for a client's own key (Dedup
+// Client), so that Open puts it back in the clients' index.
+const clientMark = "c\x00"
+
+// recordKey is the dedup key as d's record keeps it.
+func (d Dedup) recordKey() string {
+	if d.Client {
+		return clientMark + string(d.Key)
+	}
+	return string(d.Key)
+}
+
+// loadDedup fills the indexes at Open from bdb's unfinished records and the
+// final records accepted within the last window (walked newest first: IDs
+// sort in acceptance order): content keys into content, clients' own keys
+// into clients.
+func loadDedup(bdb *badger.DB, now time.Time, window time.Duration, content, clients *dedupIndex) (int, error) {
 	n := 0
 	add := func(key []byte, id string, until int64) {
 		if until > now.Unix() {
+			x := content
+			if k, ok := bytes.CutPrefix(key, []byte(clientMark)); ok {
+				x, key = clients, k
+			}
 			x.put(key, id, until, now, time.Hour) // one generation: now does not move
 			n++
 		}

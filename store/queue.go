@@ -59,6 +59,11 @@ func (p Pending) Settle(ctx context.Context) error {
 type Dedup struct {
 	Key    []byte
 	Window time.Duration
+	// Client marks a key the client chose (an HTTP Idempotency-Key): such
+	// keys are honoured for a long window and are few, content keys for a
+	// short one and are many, so each kind has an index of its own, rotated
+	// by its own window.
+	Client bool
 }
 
 // Stage assigns m.ID and m.Accepted and queues m's record into the next
@@ -72,7 +77,7 @@ type Dedup struct {
 // key is kept inside m's record, so a crash can never leave a message
 // acknowledged without its key or a key without its message; copies are
 // recognised across a restart when the store is opened with
-// Options.DedupWindow at least d.Window. Callers keep concurrent copies with
+// Options.DedupWindow at least d.Window (a client's key: ClientKeyWindow). Callers keep concurrent copies with
 // one key out until the first one settles.
 func (db *DB) Stage(ctx context.Context, m *msg.Message, d Dedup) (dup string, p Pending, err error) {
 	if m == nil {
@@ -86,13 +91,17 @@ func (db *DB) Stage(ctx context.Context, m *msg.Message, d Dedup) (dup string, p
 	if len(d.Key) == 0 {
 		return "", Pending{}, fmt.Errorf("store: accept: empty dedup key: %w", msg.ErrNotStored)
 	}
-	if id, ok := db.dedup.get(d.Key, now); ok {
+	x := &db.dedup
+	if d.Client {
+		x = &db.clientKeys
+	}
+	if id, ok := x.get(d.Key, now); ok {
 		// The index is only as good as the record it names: one whose
 		// commit failed was never acknowledged, and one under another key
 		// is a hash collision; neither is a duplicate (the new message
 		// takes the key over below).
 		r, err := db.Message(id)
-		if err == nil && r.dedup == string(d.Key) {
+		if err == nil && r.dedup == d.recordKey() {
 			return id, Pending{}, nil
 		}
 		if err != nil && !errors.Is(err, ErrNotFound) {
@@ -100,10 +109,10 @@ func (db *DB) Stage(ctx context.Context, m *msg.Message, d Dedup) (dup string, p
 		}
 	}
 	until := now.Add(d.Window).Unix()
-	if p, err = db.stage(ctx, m, now, string(d.Key), until); err != nil {
+	if p, err = db.stage(ctx, m, now, d.recordKey(), until); err != nil {
 		return "", p, err
 	}
-	db.dedup.put(d.Key, m.ID, until, now, d.Window)
+	x.put(d.Key, m.ID, until, now, d.Window)
 	return "", p, nil
 }
 

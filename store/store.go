@@ -42,6 +42,9 @@ type Options struct {
 	ProbeInterval  time.Duration // while unhealthy, how often a probe write checks for recovery (default 1s)
 	CommitInterval time.Duration // least time between the starts of two group commits while the batch is under MaxBatch/2 (0 = commit as soon as the last one ends)
 	DedupWindow    time.Duration // longest window given to Stage's Dedup: Open reloads the keys of messages accepted that recently (0 = only unfinished ones)
+	// ClientKeyWindow is the same for clients' own keys (Dedup.Client).
+	// Open reads every record accepted within the longer of the two.
+	ClientKeyWindow time.Duration
 	// LogSize is the commit log's initial allocation (default 64 MiB; it
 	// grows if one checkpoint interval's batches need more).
 	LogSize int64
@@ -66,11 +69,12 @@ type DB struct {
 	opts Options
 	log  *slog.Logger
 
-	committer committer  // group commit, commit log, checkpoints (commit.go)
-	cache     cache      // records with writes in flight, recent unfinished ones (cache.go)
-	dedup     dedupIndex // duplicate-suppression keys (dedup.go)
-	sweeper   sweeper    // deletes expired final records (retention.go)
-	ids       idGen      // message IDs (id.go)
+	committer  committer  // group commit, commit log, checkpoints (commit.go)
+	cache      cache      // records with writes in flight, recent unfinished ones (cache.go)
+	dedup      dedupIndex // duplicate-suppression keys (dedup.go)
+	clientKeys dedupIndex // clients' own keys (Dedup.Client)
+	sweeper    sweeper    // deletes expired final records (retention.go)
+	ids        idGen      // message IDs (id.go)
 
 	stop      context.CancelFunc
 	bg        sync.WaitGroup // the committer and maintain goroutines
@@ -150,7 +154,8 @@ func open(opts Options, k knobs) (*DB, error) {
 		return nil, err
 	}
 	db.dedup.init()
-	if n, err := db.dedup.load(bdb, time.Now(), opts.DedupWindow); err != nil {
+	db.clientKeys.init()
+	if n, err := loadDedup(bdb, time.Now(), max(opts.DedupWindow, opts.ClientKeyWindow), &db.dedup, &db.clientKeys); err != nil {
 		db.committer.closeLog()
 		bdb.Close()
 		return nil, fmt.Errorf("store: load duplicate-suppression keys: %w", err)

@@ -29,7 +29,7 @@ func accept(db *DB, ctx context.Context, m *msg.Message) error {
 
 // acceptDedup is accept with duplicate suppression under key.
 func acceptDedup(db *DB, ctx context.Context, m *msg.Message, key []byte, window time.Duration) (dup string, err error) {
-	dup, p, err := db.Stage(ctx, m, Dedup{key, window})
+	dup, p, err := db.Stage(ctx, m, Dedup{Key: key, Window: window})
 	if err != nil || dup != "" {
 		return dup, err
 	}
@@ -763,7 +763,7 @@ func TestNoWriteAfterFailedAcceptance(t *testing.T) {
 	}})
 	ctx := context.Background()
 	m := newMsg(1)
-	_, p, err := db.Stage(ctx, m, Dedup{[]byte("k1"), time.Hour})
+	_, p, err := db.Stage(ctx, m, Dedup{Key: []byte("k1"), Window: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -802,7 +802,7 @@ func TestRefusedAcceptanceIsGone(t *testing.T) {
 	}})
 	ctx := context.Background()
 	m := newMsg(1)
-	_, p, err := db.Stage(ctx, m, Dedup{[]byte("k1"), time.Hour})
+	_, p, err := db.Stage(ctx, m, Dedup{Key: []byte("k1"), Window: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -904,5 +904,49 @@ func TestDedupBloom(t *testing.T) {
 	}
 	if fp > 2000 { // 1% of the absent keys
 		t.Fatalf("%d false positives in 200,000 absent keys", fp)
+	}
+}
+
+// A client's key is kept in its own index, rotated by its own window: many
+// content keys with a short window never push it out, and it is found
+// again after a restart; the same bytes as a content key are another key.
+func TestClientKeysOwnIndex(t *testing.T) {
+	dir := t.TempDir()
+	db := openT(t, Options{Dir: dir, DedupWindow: time.Second, ClientKeyWindow: time.Hour})
+	ctx := context.Background()
+	first := newMsg(1)
+	stage := func(db *DB, m *msg.Message, d Dedup) string {
+		t.Helper()
+		dup, p, err := db.Stage(ctx, m, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dup == "" {
+			if err := p.Settle(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dup
+	}
+	client := Dedup{Key: []byte("order-42"), Window: time.Hour, Client: true}
+	if dup := stage(db, first, client); dup != "" {
+		t.Fatalf("first copy a duplicate of %s", dup)
+	}
+	// Content keys with a 1 s window rotate their index: the client's key
+	// stays.
+	for i := range 3 {
+		stage(db, newMsg(10+i), Dedup{Key: fmt.Appendf(nil, "content-%d", i), Window: time.Second})
+		time.Sleep(1100 * time.Millisecond)
+	}
+	if dup := stage(db, newMsg(2), client); dup != first.ID {
+		t.Fatalf("client key after content rotations: dup %q, want %s", dup, first.ID)
+	}
+	if dup := stage(db, newMsg(3), Dedup{Key: []byte("order-42"), Window: time.Hour}); dup != "" {
+		t.Fatalf("the same bytes as a content key matched the client's key: %s", dup)
+	}
+	db.Close()
+	db = openT(t, Options{Dir: dir, DedupWindow: time.Second, ClientKeyWindow: time.Hour})
+	if dup := stage(db, newMsg(4), client); dup != first.ID {
+		t.Fatalf("client key after a restart: dup %q, want %s", dup, first.ID)
 	}
 }

@@ -142,6 +142,8 @@ func (g *Gateway) refuse(w xmlstream.TokenWriter, in xmppwire.Stanza, m *msg.Mes
 	switch {
 	case errors.Is(err, msg.ErrNoRoute):
 		g.reject(w, in, stanza.Cancel, stanza.ItemNotFound, "no route to recipient")
+	case errors.Is(err, msg.ErrTooLong):
+		g.reject(w, in, stanza.Modify, stanza.NotAcceptable, "text too long for SMS")
 	case errors.Is(err, msg.ErrOverloaded):
 		g.reject(w, in, stanza.Wait, stanza.ResourceConstraint, "busy, send again later")
 	default:

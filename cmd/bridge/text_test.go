@@ -67,7 +67,15 @@ func checkReceipt(t *testing.T, p fpdu.Body, id, stat string) {
 	if esm := f[pdufield.ESMClass].Bytes(); len(esm) != 1 || esm[0] != 0x04 {
 		t.Fatalf("receipt esm_class %v, want 0x04", esm)
 	}
-	txt := string(f[pdufield.ShortMessage].Bytes())
+	// Decoded by the coding it declares, as an ESME reads it.
+	dcs := f[pdufield.DataCoding].Bytes()
+	if len(dcs) != 1 {
+		t.Fatalf("receipt data_coding %v", dcs)
+	}
+	txt, err := smstext.Decode(dcs[0], f[pdufield.ShortMessage].Bytes())
+	if err != nil {
+		t.Fatalf("receipt undecodable under data_coding %d: %v", dcs[0], err)
+	}
 	r, err := smstext.ParseReceipt(txt)
 	if err != nil || r.ID != id || r.Stat != stat {
 		t.Fatalf("receipt text %q: id %q stat %q (%v), want id %q stat %s", txt, r.ID, r.Stat, err, id, stat)
@@ -304,5 +312,38 @@ func TestPartsSurviveRestart(t *testing.T) {
 	testutil.WaitFor(t, "MESSAGE", 10*time.Second, func() bool { return len(u.received()) == 1 })
 	if got := u.received()[0]; got != text {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// A receipt for a Chinese message reaches the ESME in the coding it
+// declares, within 254 octets: UCS-2, its quote shortened, decoded by the
+// ESME as fiorix hands it over.
+func TestChineseReceiptFitsItsCoding(t *testing.T) {
+	sc := startSMSC(t)
+	b := startBridge(t, t.TempDir(), "--smsc", sc.url())
+	e := bindFiorix(t, b, "esme1", "secret1")
+	const text = "我们明天上午十点在公司门口见面，请准时到达，谢谢大家" // 25 characters
+	sm, err := e.tx.Submit(&fsmpp.ShortMessage{Src: "8613900000031", Dst: "8613700000031", Text: pdutext.UCS2(text),
+		Register: pdufield.FinalDeliveryReceipt, SourceAddrTON: 1, SourceAddrNPI: 1, DestAddrTON: 1, DestAddrNPI: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "submit_sm at the SMSC", 10*time.Second, func() bool { return len(sc.received()) == 1 })
+	sc.deliverReceipt(t, sc.submittedIDs()[0], "8613700000031", "DELIVRD")
+	testutil.WaitFor(t, "receipt at the ESME", 10*time.Second, func() bool { return len(e.delivered()) == 1 })
+	p := e.delivered()[0]
+	f := p.Fields()
+	dcs, raw := f[pdufield.DataCoding].Bytes(), f[pdufield.ShortMessage].Bytes()
+	if len(dcs) != 1 || dcs[0] != 0x08 || len(raw) > 254 {
+		t.Fatalf("receipt data_coding %v, %d octets; want UCS-2 (8) within 254", dcs, len(raw))
+	}
+	// Decoded the way the ESME would: by the coding the PDU declares.
+	decoded := string(pdutext.UCS2(raw).Decode())
+	r, err := smstext.ParseReceipt(decoded)
+	if err != nil || r.ID != sm.RespID() || r.Stat != "DELIVRD" {
+		t.Fatalf("receipt %q: %+v %v", decoded, r, err)
+	}
+	if r.Text == "" || !strings.HasPrefix(text, r.Text) {
+		t.Fatalf("quoted %q, want the start of %q", r.Text, text)
 	}
 }
