@@ -123,6 +123,7 @@ type Config struct {
 	// the site's signed token. nil answers 501.
 	XMPPLogin func(ctx context.Context, local, host, password string) (login.Result, error)
 	Accounts  Accounts
+	Groups    Groups // nil answers 501 on /v1/groups
 	Now       func() time.Time
 }
 
@@ -183,6 +184,9 @@ func New(cfg Config, sub msg.Stager, msgs Messages) *Server {
 	}
 	if isNil(cfg.Tickets) {
 		cfg.Tickets = nil
+	}
+	if isNil(cfg.Groups) {
+		cfg.Groups = nil
 	}
 	if isNil(cfg.Partners) {
 		cfg.Partners = nil
@@ -290,6 +294,7 @@ func (s *Server) table() []route {
 	acct := func(h handler) handler {
 		return needs("external accounts", s.cfg.Directory != nil && s.cfg.Accounts != nil, h)
 	}
+	grp := func(h handler) handler { return needs("groups", s.cfg.Groups != nil, h) }
 	rs := []route{
 		{pattern: "/healthz", public: true, methods: map[string]handler{"GET": s.healthz}},
 		{pattern: "/readyz", public: true, methods: map[string]handler{"GET": s.readyz}},
@@ -311,6 +316,11 @@ func (s *Server) table() []route {
 		{pattern: "/v1/accounts/{system_id}", methods: map[string]handler{"GET": prov(s.getAccount), "DELETE": prov(s.deleteAccount)}},
 		{pattern: "/v1/routes", methods: map[string]handler{"GET": prov(s.getRoutes), "PUT": prov(s.putRoutes)}},
 		{pattern: "/v1/presence/{address}", methods: map[string]handler{"GET": pres(s.getPresence), "PUT": pres(s.putPresence), "DELETE": pres(s.deletePresence)}},
+		{pattern: "/v1/groups", methods: map[string]handler{"GET": grp(s.listGroups), "POST": grp(s.createGroup)}},
+		{pattern: "/v1/groups/{name}", methods: map[string]handler{"GET": grp(s.getGroup), "DELETE": grp(s.deleteGroup)}},
+		{pattern: "/v1/groups/{name}/members", methods: map[string]handler{"POST": grp(s.addMember)}},
+		{pattern: "/v1/groups/{name}/members/{address}", methods: map[string]handler{"DELETE": grp(s.removeMember)}},
+		{pattern: "/v1/groups/{name}/messages", methods: map[string]handler{"POST": grp(s.postToGroup)}},
 		{pattern: "/v1/login", methods: map[string]handler{"POST": s.postLogin}},
 		{pattern: "/v1/login/{user}", methods: map[string]handler{"DELETE": s.deleteLogins}},
 		{pattern: "/v1/login/{user}/{device}", methods: map[string]handler{"DELETE": s.deleteLogin}},

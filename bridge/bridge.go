@@ -49,6 +49,7 @@ type Bridge struct {
 	prov   *provision.Store
 	rt     *router.Router
 	groups *group.Service // nil without --group-number
+	robots *robots        // the groups' robots; nil without groups
 	in     msg.Stager     // where the edges stage: groups, else the router
 	lg     *logins
 	gw     *smppgw.Gateway
@@ -181,14 +182,19 @@ func (b *Bridge) buildGroups() error {
 	if b.cfg.GroupNumber == "" {
 		return nil
 	}
-	g, err := group.New(group.Config{
-		Access: b.cfg.GroupNumber, CountryCode: b.cfg.CountryCode, KV: b.db, People: b.dir,
-		Logger: b.log.With("part", "groups"),
-	}, b.rt)
+	rs, err := b.buildRobots()
 	if err != nil {
 		return err
 	}
-	b.groups, b.in = g, g
+	g, err := group.New(group.Config{
+		Access: b.cfg.GroupNumber, CountryCode: b.cfg.CountryCode, KV: b.db, People: b.dir, Robots: rs,
+		Logger: b.log.With("part", "groups"),
+	}, b.rt)
+	if err != nil {
+		rs.Close(context.Background())
+		return err
+	}
+	b.groups, b.in, b.robots = g, g, rs
 	return nil
 }
 
@@ -320,7 +326,7 @@ func (b *Bridge) buildAPI() error {
 		Ready: b.db.Healthy, Metrics: b.metrics,
 		Domain: cfg.SIPDomain, Directory: b.dir, Provision: b.prov, Presence: b.pres,
 		Logins: b.lg.auth, Tickets: b.lg.issuer, Partners: b.lg.partners,
-		XMPPLogin: b.xmppLogin, Accounts: b.fusion,
+		XMPPLogin: b.xmppLogin, Accounts: b.fusion, Groups: b.groups,
 	}, b.in, b.db)
 	return nil
 }
@@ -464,6 +470,11 @@ func (b *Bridge) Close() error {
 		}
 		if b.sip != nil {
 			b.sip.Close() // only what Serve did not take over
+		}
+		if b.robots != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), robotsCloseWait)
+			b.robots.Close(ctx)
+			cancel()
 		}
 		if b.db != nil {
 			err = b.db.Close()

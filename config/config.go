@@ -46,7 +46,8 @@ type Config struct {
 	XMPPSecret string
 
 	GroupNumber string // access number of group chat; "" = no groups
-	GroupRobots string // YAML file of keyword robots
+	GroupRobots   string   // YAML file of keyword robots
+	RobotWebhooks []string // NAME:SECRET@URL
 
 	FusionKey     string   // hex AES-256 key sealing external IM accounts; "" = none
 	FusionCA      string   // PEM roots for external IM servers; "" = the system's

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,6 +70,8 @@ var options = []option{
 		}
 		return nil
 	}),
+	withMask(list("robot-webhook", "an external robot of the groups: NAME:SECRET@URL, posts signed with SECRET (HMAC-SHA256) go to URL (repeatable)", true, func(c *Config) *[]string { return &c.RobotWebhooks },
+		checkRobotWebhook, func(v string) string { return v }), maskRobotWebhook),
 	str("group-robots", "", "YAML file of the groups' keyword robots (\"\" = the help robot only)", func(c *Config) *string { return &c.GroupRobots }, nil),
 	withMask(option{name: "fusion-key", help: "64 hex digits: the AES-256 key that seals the passwords of users' external IM accounts at rest (\"\" = no external accounts)", secret: true, quoted: true,
 		bind: func(c *Config) value { return stringValue{&c.FusionKey, checkHexKey} }}, func(string) string { return "****" }),
@@ -513,6 +516,24 @@ func checkHostPort(v string) (host string, err error) {
 		return "", errors.New("want a host and a port 1-65535")
 	}
 	return host, nil
+}
+
+func checkRobotWebhook(v string) (string, error) {
+	name, rest, ok1 := strings.Cut(v, ":")
+	secret, u, ok2 := strings.Cut(rest, "@")
+	if !ok1 || !ok2 || name == "" || secret == "" {
+		return "", fmt.Errorf("want NAME:SECRET@URL")
+	}
+	if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		return "", fmt.Errorf("%s: the URL must be http(s)://HOST…", name)
+	}
+	return v, nil
+}
+
+func maskRobotWebhook(v string) string {
+	name, rest, _ := strings.Cut(v, ":")
+	_, u, _ := strings.Cut(rest, "@")
+	return name + ":****@" + u
 }
 
 func checkFusionServer(v string) (string, error) {

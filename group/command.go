@@ -60,8 +60,8 @@ func (c Command) valid() bool {
 	return ok && len(c.Args) >= n[0] && len(c.Args) <= n[1]
 }
 
-// helpText lists the commands, for #help and HELP.
-const helpText = `Group commands (send to the group's number, or to the access number with the group's name):
+// HelpText lists the commands, for #help, HELP and the help robot.
+const HelpText = `Group commands (send to the group's number, or to the access number with the group's name):
 #create NAME [private] [limit N] - a new group, you its owner
 #join NAME (or JOIN NAME) - join an open group, or one you are invited to
 #invite ADDRESS [NAME] - invite a number or IM address (admins)

@@ -328,7 +328,7 @@ func (s *Service) exec(ctx context.Context, g *Group, sender msg.Address, c Comm
 	}
 	switch c.Name {
 	case "help":
-		return from, group, helpText
+		return from, group, HelpText
 	case "stop", "unsubscribe", "start":
 		number := s.target(sender)
 		if err := s.SetStopped(ctx, number, c.Name != "start"); err != nil {

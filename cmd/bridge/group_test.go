@@ -1,10 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -176,5 +183,165 @@ func TestGroupAcrossSMSAndSIP(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if got := dave.inbox(); len(got) != 4 {
 		t.Fatalf("dave (STOP) got %q after the restart", got[4:])
+	}
+}
+
+// Groups over the HTTP API: created with an owner, members added, a post
+// from a member and a robot's answer reach the others, errors are 4xx with
+// a reason, and a destroyed group is gone.
+func TestGroupOverAPI(t *testing.T) {
+	sc := startSMSC(t)
+	b := startBridge(t, t.TempDir(), "--http-listen", "127.0.0.1:0", "--api-token", "tok", "--smsc", sc.url())
+	api := "http://" + b.addrs.HTTP
+	if code := postJSON(t, api+"/v1/users", "tok", map[string]string{"name": "alice", "password": "alicepw"}, nil); code != 201 {
+		t.Fatalf("create alice: %d", code)
+	}
+	alice := startUA(t, "alice", "alicepw")
+	if code := alice.register(t, b, 300); code != 200 {
+		t.Fatalf("REGISTER alice: %d", code)
+	}
+	dave := phone{t, sc, "8613900000004"}
+
+	var g struct {
+		Name   string
+		Number string
+		Size   int
+	}
+	if code := postJSON(t, api+"/v1/groups", "tok", map[string]any{"name": "Chess", "owner": "+8613900000004", "limit": 3}, &g); code != 201 || g.Name != "chess" || g.Number != "+8610658000001" {
+		t.Fatalf("create chess: %d %+v", code, g)
+	}
+	var e struct{ Error string }
+	if code := postJSON(t, api+"/v1/groups", "tok", map[string]any{"name": "chess", "owner": "+8613900000004"}, &e); code != 409 || !strings.Contains(e.Error, "exists") {
+		t.Fatalf("create chess again: %d %q", code, e.Error)
+	}
+	if code := postJSON(t, api+"/v1/groups", "tok", map[string]any{"name": "a b", "owner": "+8613900000004"}, &e); code != 400 {
+		t.Fatalf("a bad name: %d %q", code, e.Error)
+	}
+	if code := postJSON(t, api+"/v1/groups/chess/members", "tok", map[string]string{"address": "sip:alice@" + testDomain}, &g); code != 200 || g.Size != 2 {
+		t.Fatalf("add alice: %d %+v", code, g)
+	}
+	var id struct{ ID string }
+	if code := postJSON(t, api+"/v1/groups/chess/messages", "tok", map[string]string{"from": "+8613900000004", "text": "e4"}, &id); code != 202 || id.ID == "" {
+		t.Fatalf("dave's post: %d %+v", code, id)
+	}
+	if got := waitIM(t, alice, "dave's post at alice", 1); got[0] != "~0004: e4" {
+		t.Fatalf("alice got %q", got)
+	}
+	if code := postJSON(t, api+"/v1/groups/chess/messages", "tok", map[string]string{"robot": "coach", "text": "good opening"}, &id); code != 202 {
+		t.Fatalf("the robot's post: %d", code)
+	}
+	if got := waitIM(t, alice, "the robot's post at alice", 2); got[1] != "coach: good opening" {
+		t.Fatalf("alice got %q", got)
+	}
+	if got := dave.waitFor("the robot's post at dave", 1); got[0] != "8610658000001|[chess] coach: good opening" {
+		t.Fatalf("dave got %q", got)
+	}
+	if code := postJSON(t, api+"/v1/groups/chess/messages", "tok", map[string]string{"from": "+8613900000009", "text": "let me in"}, &e); code != 403 {
+		t.Fatalf("a non-member's post: %d %q", code, e.Error)
+	}
+	if code := postJSON(t, api+"/v1/groups/nosuch/messages", "tok", map[string]string{"from": "+8613900000004", "text": "x"}, &e); code != 404 {
+		t.Fatalf("a post to no group: %d", code)
+	}
+	req, _ := http.NewRequest("DELETE", api+"/v1/groups/chess", nil)
+	req.Header.Set("Authorization", "Bearer tok")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != 204 {
+		t.Fatalf("DELETE chess: %v %v", err, res)
+	}
+	res.Body.Close()
+	if code := getJSON(t, api+"/v1/groups/chess", "tok", nil); code != 404 {
+		t.Fatalf("chess after DELETE: %d", code)
+	}
+}
+
+// startRobotsim builds and runs cmd/robotsim, the external robot server,
+// on a free port; it returns its URL and a func counting the posts it
+// accepted (its stdout lines after the first).
+func startRobotsim(t *testing.T, args ...string) (url string, accepted func() []string) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "robotsim")
+	if out, err := exec.Command("go", "build", "-o", bin, "../robotsim").CombinedOutput(); err != nil {
+		t.Fatalf("go build robotsim: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, append([]string{"--listen", "127.0.0.1:0"}, args...)...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() {
+		t.Fatal("robotsim printed no address")
+	}
+	addr, ok := strings.CutPrefix(sc.Text(), "listening ")
+	if !ok {
+		t.Fatalf("robotsim's first line: %q", sc.Text())
+	}
+	var mu sync.Mutex
+	var lines []string
+	go func() {
+		for sc.Scan() {
+			mu.Lock()
+			lines = append(lines, sc.Text())
+			mu.Unlock()
+		}
+	}()
+	return "http://" + addr + "/robot", func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(lines)
+	}
+}
+
+// A group with a webhook robot (robotsim, a separate process checking the
+// signature) and a keyword robot from YAML: their answers reach every
+// member, robots never see robots' answers, and a robot with a wrong secret
+// is refused by the robot server without delaying the group.
+func TestGroupRobots(t *testing.T) {
+	sc := startSMSC(t)
+	simURL, accepted := startRobotsim(t, "--secret", "s3cret", "--reply", "echo", "--trigger", "robot")
+	rules := filepath.Join(t.TempDir(), "robots.yaml")
+	os.WriteFile(rules, []byte("robots:\n  - name: faq\n    rules:\n      - match: \"(?i)opening hours\"\n        answer: \"We are open 9-18.\"\n"), 0o600)
+	b := startBridge(t, t.TempDir(), "--http-listen", "127.0.0.1:0", "--api-token", "tok", "--smsc", sc.url(),
+		"--group-robots", rules, "--robot-webhook", "echo:s3cret@"+simURL, "--robot-webhook", "liar:wrong@"+simURL)
+	api := "http://" + b.addrs.HTTP
+	if code := postJSON(t, api+"/v1/users", "tok", map[string]string{"name": "alice", "password": "alicepw"}, nil); code != 201 {
+		t.Fatalf("create alice: %d", code)
+	}
+	alice := startUA(t, "alice", "alicepw")
+	if code := alice.register(t, b, 300); code != 200 {
+		t.Fatalf("REGISTER alice: %d", code)
+	}
+	dave := phone{t, sc, "8613900000004"}
+	if code := postJSON(t, api+"/v1/groups", "tok", map[string]any{"name": "lab", "owner": "+8613900000004", "robots": []string{"echo", "faq", "liar"}}, nil); code != 201 {
+		t.Fatalf("create lab: %d", code)
+	}
+	if code := postJSON(t, api+"/v1/groups/lab/members", "tok", map[string]string{"address": "sip:alice@" + testDomain}, nil); code != 200 {
+		t.Fatalf("add alice: %d", code)
+	}
+	dave.send("8610658000001", "hello robot")
+	got := waitIM(t, alice, "dave's post and the echo robot's answer at alice", 2)
+	if got[0] != "~0004: hello robot" || got[1] != "echo: robot: hello robot" {
+		t.Fatalf("alice got %q", got)
+	}
+	if got := dave.waitFor("the echo robot's answer at dave", 1); got[0] != "8610658000001|[lab] echo: robot: hello robot" {
+		t.Fatalf("dave got %q", got)
+	}
+	if code := alice.message(t, b, "8610658000001", "what are the opening hours?"); code != 202 && code != 200 {
+		t.Fatalf("alice's post: %d", code)
+	}
+	if got := dave.waitFor("the faq robot's answer at dave", 3); got[1] != "8610658000001|[lab] alice: what are the opening hours?" || got[2] != "8610658000001|[lab] faq: We are open 9-18." {
+		t.Fatalf("dave got %q", got)
+	}
+	// The two posts reached robotsim once each, from echo only: liar's
+	// requests fail its signature check, and no robot's answer is offered.
+	testutil.WaitFor(t, "both posts at the robot server", 10*time.Second, func() bool { return len(accepted()) >= 2 })
+	time.Sleep(300 * time.Millisecond)
+	if lines := accepted(); len(lines) != 2 || !strings.Contains(lines[0], `"hello robot"`) || !strings.Contains(lines[1], "opening hours") {
+		t.Fatalf("robotsim accepted %q", lines)
 	}
 }
