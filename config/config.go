@@ -45,7 +45,7 @@ type Config struct {
 	XMPPDomain string // the gateway's component domain
 	XMPPSecret string
 
-	GroupNumber string // access number of group chat; "" = no groups
+	GroupNumber   string   // access number of group chat; "" = no groups
 	GroupRobots   string   // YAML file of keyword robots
 	RobotWebhooks []string // NAME:SECRET@URL
 
