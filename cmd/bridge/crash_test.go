@@ -1,6 +1,6 @@
 package main
 
-// Issue 6: a real bridge process under load from real SMPP clients, killed
+// A real bridge process under load from real SMPP clients, killed
 // with SIGKILL at random moments and restarted; every acknowledged message
 // must reach the SMSC. Also the overload and fault tests that need a whole
 // process.

@@ -1,6 +1,6 @@
 package main
 
-// Issue 8 through the whole bridge: a partner site's user logs in over the
+// Partner and social logins through the whole bridge: a partner site's user logs in over the
 // HTTP API, gets a SIP password and REGISTERs with it; an SSO ticket issued
 // by the bridge opens with the service's key.
 

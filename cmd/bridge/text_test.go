@@ -1,6 +1,6 @@
 package main
 
-// Issue 3 through the whole bridge: receipts both ways, long messages in
+// Text handling through the whole bridge: receipts both ways, long messages in
 // and out, alphabets, parts surviving a restart.
 
 import (
