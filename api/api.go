@@ -559,6 +559,20 @@ type SendRequest struct {
 	Route string `json:"route,omitempty"`
 }
 
+// idempotencyKey is the request's Idempotency-Key ("" without one); false
+// after answering 400 to a malformed one.
+func idempotencyKey(ctx *fasthttp.RequestCtx) (string, bool) {
+	k := ctx.Request.Header.Peek("Idempotency-Key")
+	if k == nil {
+		return "", true
+	}
+	if len(k) == 0 || len(k) > MaxIdempotencyKey || bytes.ContainsFunc(k, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+		fail(ctx, fasthttp.StatusBadRequest, "Idempotency-Key must be 1 to %d printable ASCII characters", MaxIdempotencyKey)
+		return "", false
+	}
+	return string(k), true
+}
+
 // MaxIdempotencyKey bounds an Idempotency-Key header's length.
 const MaxIdempotencyKey = 255
 
@@ -628,14 +642,11 @@ func (s *Server) postMessage(ctx *fasthttp.RequestCtx, _ []string) {
 		return
 	}
 	m.Origin.Account = s.client(ctx)
-	if k := ctx.Request.Header.Peek("Idempotency-Key"); k != nil {
-		if len(k) == 0 || len(k) > MaxIdempotencyKey || bytes.ContainsFunc(k, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
-			fail(ctx, fasthttp.StatusBadRequest, "Idempotency-Key must be 1 to %d printable ASCII characters", MaxIdempotencyKey)
-			return
-		}
-		// Copies under one key are one message: a client that lost the
-		// answer sends again and gets the first id, nothing delivered twice.
-		m.IdempotencyKey = string(k)
+	// Copies under one key are one message: a client that lost the answer
+	// sends again and gets the first id, nothing delivered twice.
+	var ok bool
+	if m.IdempotencyKey, ok = idempotencyKey(ctx); !ok {
+		return
 	}
 	switch err := msg.Accept(ctx, s.sub, m); {
 	case err == nil:

@@ -182,7 +182,10 @@ func (s *Server) postToGroup(ctx *fasthttp.RequestCtx, p []string) {
 		fail(ctx, fasthttp.StatusForbidden, "%s is not a member of %s", from, in.Name)
 		return
 	}
-	m := &msg.Message{From: from, To: in.Number, Text: req.Text, Origin: msg.Origin{Kind: msg.FromAPI, Account: "api"}}
+	m := &msg.Message{From: from, To: in.Number, Text: req.Text, Origin: msg.Origin{Kind: msg.FromAPI, Account: s.client(ctx)}}
+	if m.IdempotencyKey, ok = idempotencyKey(ctx); !ok { // a post sent again reaches each member once
+		return
+	}
 	if err := msg.Accept(ctx, s.sub, m); err != nil {
 		s.groupFail(ctx, err)
 		return

@@ -246,6 +246,11 @@ func (s *Service) post(ctx context.Context, g *Group, from msg.Address, robot st
 	for _, t := range targets {
 		c := &msg.Message{From: g.number, To: t, Text: text, Expires: m.Expires, Group: g.name,
 			Origin: msg.Origin{Kind: msg.FromGroup, Account: g.name, Ref: m.Origin.Ref}}
+		if m.IdempotencyKey != "" {
+			// A post sent again under its key finds the copies it already
+			// made: a member gets it once, however often it was sent.
+			c.IdempotencyKey = m.Origin.Kind.String() + "\x00" + m.Origin.Account + "\x00" + string(from) + "\x00" + m.IdempotencyKey + "\x00" + string(t)
+		}
 		a, err := s.next.Stage(ctx, c)
 		if err != nil {
 			// The copies staged so far are on their way; the sender is

@@ -146,6 +146,9 @@ type countingSMSC struct {
 	texts map[string]int
 	delay time.Duration
 	n     atomic.Int64
+	// byDest counts each recipient's texts apart ("dest|text"): one post
+	// reaches many members with one text.
+	byDest bool
 }
 
 func startCountingSMSC(t *testing.T, addr string) *countingSMSC {
@@ -174,6 +177,9 @@ func (s *countingSMSC) HandleSMPP(_ context.Context, _ *smpp.Session, req, resp 
 		time.Sleep(s.delay)
 	}
 	txt, _ := smstext.Decode(req.DataCoding, req.ShortMessage)
+	if s.byDest {
+		txt = req.DestAddr + "|" + txt
+	}
 	s.mu.Lock()
 	s.texts[txt]++
 	s.mu.Unlock()
