@@ -17,7 +17,11 @@ import (
 	"testing"
 	"time"
 
+	goxmpp "github.com/xmppo/go-xmpp"
+
+	"github.com/smsbridge/bridge/internal/prosodytest"
 	"github.com/smsbridge/bridge/internal/testutil"
+	"github.com/smsbridge/bridge/mcp"
 	"github.com/smsbridge/bridge/smpp"
 	"github.com/smsbridge/bridge/smstext"
 )
@@ -36,8 +40,15 @@ func (p phone) send(to, text string) {
 	defer cancel()
 	pdu := &smpp.PDU{ID: smpp.DeliverSM, SourceAddrTON: 1, SourceAddrNPI: 1, SourceAddr: p.number,
 		DestAddrTON: 0, DestAddrNPI: 1, DestAddr: to, ShortMessage: []byte(text)}
-	if _, err := p.sc.srv.Deliver(ctx, "bridge", pdu); err != nil {
-		p.t.Fatalf("deliver_sm from %s to %s: %v", p.number, to, err)
+	for {
+		_, err := p.sc.srv.Deliver(ctx, "bridge", pdu)
+		if err == nil {
+			return
+		}
+		if !strings.Contains(err.Error(), "not bound") || ctx.Err() != nil {
+			p.t.Fatalf("deliver_sm from %s to %s: %v", p.number, to, err)
+		}
+		time.Sleep(20 * time.Millisecond) // the bridge binds to its SMSC after it starts
 	}
 }
 
@@ -456,5 +467,69 @@ func TestGroupFanOutSurvivesSIGKILL(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	if after := sc.n.Load(); after != before {
 		t.Fatalf("posts sent again under their keys made %d more copies", after-before)
+	}
+}
+
+// A group reached from XMPP and the handset link: an XMPP user joins by a
+// command to the access number's JID and posts by replying to the group's;
+// a handset joins with a keyword sent as M to the group's number; a phone's
+// post reaches both, each in its own network.
+func TestGroupFromXMPPAndHandset(t *testing.T) {
+	srv, xargs := startXMPP(t, prosodytest.Options{Users: map[string]string{"erin@" + xmppHost: "er1n"}})
+	sc := startSMSC(t)
+	args := append(xargs, "--http-listen", "127.0.0.1:0", "--api-token", "tok", "--smsc", sc.url(), "--mcp-listen", "127.0.0.1:0")
+	b := startBridge(t, t.TempDir(), append(args, sipUserFlag("8613800000040", "hpw")...)...)
+	api := "http://" + b.addrs.HTTP
+	carol := phone{t, sc, "8613900000003"}
+	carol.send("1065800", "#create hikers")
+	carol.waitFor("carol's #create answer", 1)
+	group := "+8610658000001@" + xmppGateway
+
+	erin := srv.Login(t, "erin@"+xmppHost, "er1n", "phone")
+	erin.RequestSubscription(xmppGateway)
+	waitOnline(t, api, "xmpp:erin@"+xmppHost, "xmpp")
+	erin.SendOrg(`<message to='+861065800@` + xmppGateway + `' type='chat' id='j1'><body>#join hikers</body></message>`)
+	erin.WaitChat(t, "erin's welcome from the group's JID", func(ch goxmpp.Chat) bool {
+		return ch.Remote == group && strings.HasPrefix(ch.Text, "Welcome to hikers")
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h, err := mcp.Dial(ctx, b.addrs.MCP, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.Register(ctx, "8613800000040", "hpw", testDomain, 600); err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	if code, err := h.SendMessage(ctx, "tel:+8610658000001", "JOIN hikers", false); err != nil || code != 200 && code != 280 {
+		t.Fatalf("the handset's JOIN: %d, %v", code, err)
+	}
+	next := func(what string) mcp.Incoming {
+		t.Helper()
+		select {
+		case in := <-h.Messages():
+			return in
+		case <-ctx.Done():
+			t.Fatalf("no %s at the handset", what)
+		}
+		return mcp.Incoming{}
+	}
+	if in := next("welcome"); !strings.HasPrefix(in.Text, "Welcome to hikers (3 members)") {
+		t.Fatalf("the handset got %q", in.Text)
+	}
+
+	carol.send("8610658000001", "summit at noon?")
+	erin.WaitChat(t, "carol's post in XMPP", func(ch goxmpp.Chat) bool { return ch.Remote == group && ch.Text == "~0003: summit at noon?" })
+	if in := next("carol's post"); in.Text != "~0003: summit at noon?" {
+		t.Fatalf("the handset got %q", in.Text)
+	}
+	erin.SendOrg(`<message to='` + group + `' type='chat' id='p1'><body>on my way</body></message>`)
+	if got := carol.waitFor("erin's post at carol", 2); got[1] != "8610658000001|[hikers] erin: on my way" {
+		t.Fatalf("carol got %q", got)
+	}
+	if in := next("erin's post"); in.Text != "erin: on my way" {
+		t.Fatalf("the handset got %q", in.Text)
 	}
 }
