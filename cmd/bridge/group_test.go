@@ -255,6 +255,28 @@ func TestGroupOverAPI(t *testing.T) {
 	if code := postJSON(t, api+"/v1/groups/nosuch/messages", "tok", map[string]string{"from": "+8613900000004", "text": "x"}, &e); code != 404 {
 		t.Fatalf("a post to no group: %d", code)
 	}
+	// The member limit (3) and a flood from one member.
+	if code := postJSON(t, api+"/v1/groups/chess/members", "tok", map[string]string{"address": "+8613900000007"}, &g); code != 200 || g.Size != 3 {
+		t.Fatalf("the third member: %d %+v", code, g)
+	}
+	if code := postJSON(t, api+"/v1/groups/chess/members", "tok", map[string]string{"address": "+8613900000008"}, &e); code != 409 || !strings.Contains(e.Error, "full") {
+		t.Fatalf("a fourth member of a group limited to 3: %d %q", code, e.Error)
+	}
+	taken, throttled := 0, 0
+	for i := range 10 {
+		switch code := postJSON(t, api+"/v1/groups/chess/messages", "tok", map[string]string{"from": "+8613900000004", "text": fmt.Sprint("flood ", i)}, &e); code {
+		case 202:
+			taken++
+		case 429:
+			throttled++
+		default:
+			t.Fatalf("flood post %d: %d %q", i, code, e.Error)
+		}
+	}
+	if taken < 4 || throttled == 0 {
+		t.Fatalf("a flood of 10 posts: %d taken, %d throttled; want the burst of 5 taken, the rest 429", taken, throttled)
+	}
+	waitIM(t, alice, "the flood's taken posts at alice", 2+taken)
 	req, _ := http.NewRequest("DELETE", api+"/v1/groups/chess", nil)
 	req.Header.Set("Authorization", "Bearer tok")
 	res, err := http.DefaultClient.Do(req)
