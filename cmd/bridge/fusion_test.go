@@ -104,14 +104,7 @@ func TestFusionAccountRelaysBothWays(t *testing.T) {
 	// Her handset sees the account and may bind and unbind accounts too.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	h, err := mcp.Dial(ctx, b.addrs.MCP, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if err := h.Register(ctx, "alice", "alicepw", testDomain, 600); err != nil {
-		t.Fatalf("handset REGISTER: %v", err)
-	}
+	h := registeredHandset(ctx, t, b, "alice", "alicepw")
 	service := func(name, body string) *mcp.Message {
 		t.Helper()
 		m := &mcp.Message{Method: "S", Target: testDomain, Version: mcp.Version}

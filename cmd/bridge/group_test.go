@@ -206,13 +206,7 @@ func TestGroupOverAPI(t *testing.T) {
 	sc := startSMSC(t)
 	b := startBridge(t, t.TempDir(), "--http-listen", "127.0.0.1:0", "--api-token", "tok", "--smsc", sc.url())
 	api := "http://" + b.addrs.HTTP
-	if code := postJSON(t, api+"/v1/users", "tok", map[string]string{"name": "alice", "password": "alicepw"}, nil); code != 201 {
-		t.Fatalf("create alice: %d", code)
-	}
-	alice := startUA(t, "alice", "alicepw")
-	if code := alice.register(t, b, 300); code != 200 {
-		t.Fatalf("REGISTER alice: %d", code)
-	}
+	alice := registeredUser(t, b, "alice", "alicepw")
 	dave := phone{t, sc, "8613900000004"}
 
 	var g struct {
@@ -344,13 +338,7 @@ func TestGroupRobots(t *testing.T) {
 	b := startBridge(t, t.TempDir(), "--http-listen", "127.0.0.1:0", "--api-token", "tok", "--smsc", sc.url(),
 		"--group-robots", rules, "--robot-webhook", "echo:s3cret@"+simURL, "--robot-webhook", "liar:wrong@"+simURL)
 	api := "http://" + b.addrs.HTTP
-	if code := postJSON(t, api+"/v1/users", "tok", map[string]string{"name": "alice", "password": "alicepw"}, nil); code != 201 {
-		t.Fatalf("create alice: %d", code)
-	}
-	alice := startUA(t, "alice", "alicepw")
-	if code := alice.register(t, b, 300); code != 200 {
-		t.Fatalf("REGISTER alice: %d", code)
-	}
+	alice := registeredUser(t, b, "alice", "alicepw")
 	dave := phone{t, sc, "8613900000004"}
 	if code := postJSON(t, api+"/v1/groups", "tok", map[string]any{"name": "lab", "owner": "+8613900000004", "robots": []string{"echo", "faq", "liar"}}, nil); code != 201 {
 		t.Fatalf("create lab: %d", code)
@@ -517,14 +505,7 @@ func TestGroupFromXMPPAndHandset(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	h, err := mcp.Dial(ctx, b.addrs.MCP, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if err := h.Register(ctx, "8613800000040", "hpw", testDomain, 600); err != nil {
-		t.Fatalf("register: %v", err)
-	}
+	h := registeredHandset(ctx, t, b, "8613800000040", "hpw")
 	if code, err := h.SendMessage(ctx, "tel:+8610658000001", "JOIN hikers", false); err != nil || code != 200 && code != 280 {
 		t.Fatalf("the handset's JOIN: %d, %v", code, err)
 	}
@@ -554,4 +535,33 @@ func TestGroupFromXMPPAndHandset(t *testing.T) {
 	if in := next("erin's post"); in.Text != "erin: on my way" {
 		t.Fatalf("the handset got %q", in.Text)
 	}
+}
+
+// registeredUser creates a directory user over the API and registers a SIP
+// UA as them.
+func registeredUser(t *testing.T, b *running, name, password string) *ua {
+	t.Helper()
+	if code := postJSON(t, "http://"+b.addrs.HTTP+"/v1/users", "tok", map[string]string{"name": name, "password": password}, nil); code != 201 {
+		t.Fatalf("create %s: %d", name, code)
+	}
+	u := startUA(t, name, password)
+	if code := u.register(t, b, 300); code != 200 {
+		t.Fatalf("REGISTER %s: %d", name, code)
+	}
+	return u
+}
+
+// registeredHandset dials the MCP link and registers as user; it is closed
+// when the test ends.
+func registeredHandset(ctx context.Context, t *testing.T, b *running, user, password string) *mcp.Handset {
+	t.Helper()
+	h, err := mcp.Dial(ctx, b.addrs.MCP, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	if err := h.Register(ctx, user, password, testDomain, 600); err != nil {
+		t.Fatalf("handset REGISTER %s: %v", user, err)
+	}
+	return h
 }
