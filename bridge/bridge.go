@@ -426,6 +426,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 		g.Go(func() error { return b.api.Serve(gctx, b.httpLn) })
 	}
 	g.Go(func() error { return b.rt.Run(gctx) })
+	if b.groups != nil {
+		g.Go(func() error { return b.groups.Run(gctx) })
+	}
 	g.Go(func() error { return b.gw.Run(gctx) })
 	g.Go(func() error { return b.gw.Serve(gctx, b.smppLn) })
 	g.Go(func() error { b.pres.Run(gctx, 30*time.Second); return nil })

@@ -209,4 +209,5 @@ type KV interface {
 const (
 	groupPrefix = "grp/g/"
 	stopPrefix  = "grp/stop/"
+	lastPrefix  = "grp/last/"
 )

@@ -129,9 +129,7 @@ func (s *Service) Join(ctx context.Context, name string, who msg.Address, operat
 		delete(g.members, who)
 		return Info{}, err
 	}
-	s.lastMu.Lock()
-	s.last[s.target(who)] = g.name
-	s.lastMu.Unlock()
+	s.storeLast(ctx, g.name, s.target(who))
 	return g.info(), nil
 }
 

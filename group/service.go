@@ -97,6 +97,7 @@ type Service struct {
 
 	lastMu sync.Mutex
 	last   map[msg.Address]string // member → group they last received from
+	lastW  chan lastEntry         // changes of last for Run to store
 
 	limMu   sync.Mutex
 	buckets map[string]*bucket
@@ -114,7 +115,7 @@ func New(cfg Config, next msg.Stager) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, next: next, log: cfg.Logger, nextExt: 1,
 		byName: map[string]*Group{}, byNumber: map[msg.Address]*Group{}, stopped: map[msg.Address]struct{}{},
-		last: map[msg.Address]string{}, buckets: map[string]*bucket{}}
+		last: map[msg.Address]string{}, lastW: make(chan lastEntry, lastQueue), buckets: map[string]*bucket{}}
 	var err error
 	if s.access, err = s.number(""); err != nil {
 		return nil, fmt.Errorf("group: access number: %w", err)
@@ -127,6 +128,12 @@ func New(cfg Config, next msg.Stager) (*Service, error) {
 		s.add(g)
 		return nil
 	})
+	if err == nil {
+		err = cfg.KV.Iterate([]byte(lastPrefix), func(k, v []byte) error {
+			s.last[msg.Address(strings.TrimPrefix(string(k), lastPrefix))] = string(v)
+			return nil
+		})
+	}
 	if err == nil {
 		err = cfg.KV.Iterate([]byte(stopPrefix), func(k, _ []byte) error {
 			s.stopped[msg.Address(strings.TrimPrefix(string(k), stopPrefix))] = struct{}{}
@@ -267,15 +274,66 @@ func (s *Service) post(ctx context.Context, g *Group, from msg.Address, robot st
 		postID = randomID()
 	}
 	m.ID = postID
-	s.lastMu.Lock()
-	for _, t := range targets {
-		s.last[t] = g.name
-	}
-	s.lastMu.Unlock()
+	s.setLast(g.name, targets...)
+	var offer func()
 	if len(robots) > 0 && s.cfg.Robots != nil && robot == "" {
-		s.cfg.Robots.Offer(g.name, robots, Post{ID: postID, Group: g.name, From: from, Nick: nick, Text: m.Text, At: time.Now()})
+		p := Post{ID: postID, Group: g.name, From: from, Nick: nick, Text: m.Text, At: time.Now()}
+		offer = func() { s.cfg.Robots.Offer(g.name, robots, p) }
 	}
-	return newAllAck(acks, m), nil
+	return newAllAck(acks, m, offer), nil
+}
+
+// lastEntry is a member's last group, on its way to the store.
+type lastEntry struct {
+	member msg.Address
+	group  string
+}
+
+// lastQueue bounds the changes of last waiting for Run; past it they stay
+// in memory only (a reply after a restart may then ask which group).
+const lastQueue = 4096
+
+// setLast records that members last received from group; what changed is
+// stored by Run, off the post's path.
+func (s *Service) setLast(group string, members ...msg.Address) {
+	s.lastMu.Lock()
+	defer s.lastMu.Unlock()
+	for _, m := range members {
+		if s.last[m] == group {
+			continue
+		}
+		s.last[m] = group
+		select {
+		case s.lastW <- lastEntry{m, group}:
+		default:
+		}
+	}
+}
+
+// storeLast writes member's last group at once (a join: the member's next
+// reply may come right after it).
+func (s *Service) storeLast(ctx context.Context, group string, member msg.Address) {
+	s.lastMu.Lock()
+	s.last[member] = group
+	s.lastMu.Unlock()
+	if err := s.cfg.KV.Put(ctx, []byte(lastPrefix+string(member)), []byte(group)); err != nil {
+		s.log.Warn("group: a member's last group not stored", "member", member, "err", err)
+	}
+}
+
+// Run stores the members' last groups (the reply rule survives a restart)
+// until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e := <-s.lastW:
+			if err := s.cfg.KV.Put(ctx, []byte(lastPrefix+string(e.member)), []byte(e.group)); err != nil && ctx.Err() == nil {
+				s.log.Warn("group: a member's last group not stored", "member", e.member, "err", err)
+			}
+		}
+	}
 }
 
 // PostAs posts text into group as robot (a robot's answer): it fans out
@@ -426,8 +484,13 @@ type allAck struct {
 	done chan struct{}
 }
 
-func newAllAck(acks []msg.Ack, m *msg.Message) msg.Ack {
+// newAllAck also runs then, if not nil, once every copy is on disk (robots
+// see a post once it is stored, so their answers rarely overtake it).
+func newAllAck(acks []msg.Ack, m *msg.Message, then func()) msg.Ack {
 	if len(acks) == 0 {
+		if then != nil {
+			then()
+		}
 		return msg.Settled{}
 	}
 	a := &allAck{acks: acks, m: m, done: make(chan struct{})}
@@ -438,6 +501,9 @@ func newAllAck(acks []msg.Ack, m *msg.Message) msg.Ack {
 			}
 		}
 		close(a.done)
+		if then != nil {
+			then()
+		}
 	}()
 	return a
 }
