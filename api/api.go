@@ -106,7 +106,7 @@ type Config struct {
 	Tokens      []string // bearer tokens accepted on /v1; none = /v1 refuses everyone
 	CountryCode string
 	Domain      string       // SIP domain: digest realm for SSO credentials, ticket subjects
-	Ready       func() error // nil = ready
+	Ready       func() error // nil = ready; an errors.Join gives /readyz one reason per error
 	Metrics     func() []Metric
 	Logger      *slog.Logger
 	MaxBody     int // bytes (default 64 KiB); CSV imports get MaxImport
@@ -527,15 +527,30 @@ func decodeStrict(body []byte, v any) error {
 
 func (s *Server) healthz(ctx *fasthttp.RequestCtx, _ []string) { ctx.SetBodyString("ok\n") }
 
+// Readiness is the body of /readyz: "ready", or "not ready" with one
+// reason per part that is down (the store, the SMSC bind).
+type Readiness struct {
+	Status  string   `json:"status"`
+	Reasons []string `json:"reasons,omitempty"`
+}
+
 func (s *Server) readyz(ctx *fasthttp.RequestCtx, _ []string) {
 	if s.cfg.Ready != nil {
 		if err := s.cfg.Ready(); err != nil {
-			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-			ctx.SetBodyString("not ready: " + err.Error() + "\n")
+			// errors.Join of several parts: one reason each.
+			errs := []error{err}
+			if j, ok := err.(interface{ Unwrap() []error }); ok {
+				errs = j.Unwrap()
+			}
+			r := Readiness{Status: "not ready"}
+			for _, e := range errs {
+				r.Reasons = append(r.Reasons, e.Error())
+			}
+			writeJSON(ctx, fasthttp.StatusServiceUnavailable, r)
 			return
 		}
 	}
-	ctx.SetBodyString("ready\n")
+	writeJSON(ctx, fasthttp.StatusOK, Readiness{Status: "ready"})
 }
 
 func (s *Server) openapi(ctx *fasthttp.RequestCtx, _ []string) {

@@ -323,12 +323,19 @@ func (b *Bridge) buildAPI() error {
 	cfg := b.cfg
 	b.api = api.New(api.Config{
 		Tokens: cfg.APITokens, CountryCode: cfg.CountryCode, Logger: b.log.With("part", "http"),
-		Ready: b.db.Healthy, Metrics: b.metrics,
+		Ready: b.readiness, Metrics: b.metrics,
 		Domain: cfg.SIPDomain, Directory: b.dir, Provision: b.prov, Presence: b.pres,
 		Logins: b.lg.auth, Tickets: b.lg.issuer, Partners: b.lg.partners,
 		XMPPLogin: b.xmppLogin, Accounts: b.fusion, Groups: b.groups,
 	}, b.in, b.db)
 	return nil
+}
+
+// readiness is nil when the bridge can do its work: the store takes
+// writes and, with an upstream SMSC configured, its bind is up (without it
+// SMS only waits). Each part that is down is one error of the join.
+func (b *Bridge) readiness() error {
+	return errors.Join(b.db.Healthy(), b.gw.UpstreamReady())
 }
 
 // listen binds every listener; "" leaves an optional one off.

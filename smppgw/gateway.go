@@ -169,6 +169,22 @@ func (g *Gateway) Binds() int { return g.server.Bound() }
 // when there is none).
 func (g *Gateway) UpstreamBound() bool { return g.upstream != nil && g.upstream.Bound() }
 
+// UpstreamReady is nil when there is no upstream SMSC or its bind is up,
+// else an error naming the SMSC and, once an attempt has failed, why.
+func (g *Gateway) UpstreamReady() error {
+	if g.upstream == nil {
+		return nil
+	}
+	bound, err := g.upstream.State()
+	switch {
+	case bound:
+		return nil
+	case err != nil:
+		return fmt.Errorf("smsc %s not bound: %w", g.cfg.Upstream.Addr, err)
+	}
+	return fmt.Errorf("smsc %s not bound yet", g.cfg.Upstream.Addr)
+}
+
 // HandleSMPP implements smpp.Handler for both roles.
 func (g *Gateway) HandleSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU, resp *smpp.PDU) {
 	if !g.takes(ctx, req, resp) {
