@@ -22,6 +22,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/smsbridge/bridge/directory"
+	"github.com/smsbridge/bridge/dlr"
 	"github.com/smsbridge/bridge/login"
 	"github.com/smsbridge/bridge/login/ssoticket"
 	"github.com/smsbridge/bridge/msg"
@@ -124,6 +125,9 @@ type Config struct {
 	XMPPLogin func(ctx context.Context, local, host, password string) (login.Result, error)
 	Accounts  Accounts
 	Groups    Groups // nil answers 501 on /v1/groups
+	// ReportURL is where delivery reports go for a message that asks for a
+	// receipt and names no dlr_url (--dlr-url); "" = none.
+	ReportURL string
 	Now       func() time.Time
 }
 
@@ -568,7 +572,10 @@ type SendRequest struct {
 	To      string `json:"to"`
 	Text    string `json:"text"`
 	Receipt bool   `json:"receipt,omitempty"`
-	Ref     string `json:"ref,omitempty"` // the client's own id, kept as the origin reference
+	// DLRURL is where the message's delivery reports are posted (package
+	// dlr); it implies Receipt.
+	DLRURL string `json:"dlr_url,omitempty"`
+	Ref    string `json:"ref,omitempty"` // the client's own id, kept as the origin reference
 	// Route hint: "" (the router decides), "im", "sms", "smsc" or
 	// "esme:SYSTEM_ID".
 	Route string `json:"route,omitempty"`
@@ -622,8 +629,13 @@ func ParseSendRequest(body []byte, cc string) (*msg.Message, error) {
 	if err := msg.CheckRoute(req.Route, to); err != nil {
 		return nil, err
 	}
-	return &msg.Message{From: from, To: to, Text: req.Text, Receipt: req.Receipt, Route: req.Route,
-		Origin: msg.Origin{Kind: msg.FromAPI, Ref: req.Ref}}, nil
+	if req.DLRURL != "" {
+		if err := dlr.CheckURL(req.DLRURL); err != nil {
+			return nil, fmt.Errorf("dlr_url: %v", err)
+		}
+	}
+	return &msg.Message{From: from, To: to, Text: req.Text, Receipt: req.Receipt || req.DLRURL != "", Route: req.Route,
+		ReportURL: req.DLRURL, Origin: msg.Origin{Kind: msg.FromAPI, Ref: req.Ref}}, nil
 }
 
 func (s *Server) postMessage(ctx *fasthttp.RequestCtx, _ []string) {
@@ -643,6 +655,9 @@ func (s *Server) postMessage(ctx *fasthttp.RequestCtx, _ []string) {
 		return
 	}
 	m.Origin.Account = s.client(ctx)
+	if m.ReportURL == "" && m.Receipt {
+		m.ReportURL = s.cfg.ReportURL
+	}
 	if k := ctx.Request.Header.Peek("Idempotency-Key"); k != nil {
 		if len(k) == 0 || len(k) > MaxIdempotencyKey || bytes.ContainsFunc(k, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
 			fail(ctx, fasthttp.StatusBadRequest, "Idempotency-Key must be 1 to %d printable ASCII characters", MaxIdempotencyKey)
