@@ -22,6 +22,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/smsbridge/bridge/directory"
+	"github.com/smsbridge/bridge/dlr"
 	"github.com/smsbridge/bridge/login"
 	"github.com/smsbridge/bridge/login/ssoticket"
 	"github.com/smsbridge/bridge/msg"
@@ -106,7 +107,7 @@ type Config struct {
 	Tokens      []string // bearer tokens accepted on /v1; none = /v1 refuses everyone
 	CountryCode string
 	Domain      string       // SIP domain: digest realm for SSO credentials, ticket subjects
-	Ready       func() error // nil = ready
+	Ready       func() error // nil = ready; an errors.Join gives /readyz one reason per error
 	Metrics     func() []Metric
 	Logger      *slog.Logger
 	MaxBody     int // bytes (default 64 KiB); CSV imports get MaxImport
@@ -124,6 +125,9 @@ type Config struct {
 	XMPPLogin func(ctx context.Context, local, host, password string) (login.Result, error)
 	Accounts  Accounts
 	Groups    Groups // nil answers 501 on /v1/groups
+	// ReportURL is where delivery reports go for a message that asks for a
+	// receipt and names no dlr_url (--dlr-url); "" = none.
+	ReportURL string
 	Now       func() time.Time
 }
 
@@ -527,15 +531,30 @@ func decodeStrict(body []byte, v any) error {
 
 func (s *Server) healthz(ctx *fasthttp.RequestCtx, _ []string) { ctx.SetBodyString("ok\n") }
 
+// Readiness is the body of /readyz: "ready", or "not ready" with one
+// reason per part that is down (the store, the SMSC bind).
+type Readiness struct {
+	Status  string   `json:"status"`
+	Reasons []string `json:"reasons,omitempty"`
+}
+
 func (s *Server) readyz(ctx *fasthttp.RequestCtx, _ []string) {
 	if s.cfg.Ready != nil {
 		if err := s.cfg.Ready(); err != nil {
-			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-			ctx.SetBodyString("not ready: " + err.Error() + "\n")
+			// errors.Join of several parts: one reason each.
+			errs := []error{err}
+			if j, ok := err.(interface{ Unwrap() []error }); ok {
+				errs = j.Unwrap()
+			}
+			r := Readiness{Status: "not ready"}
+			for _, e := range errs {
+				r.Reasons = append(r.Reasons, e.Error())
+			}
+			writeJSON(ctx, fasthttp.StatusServiceUnavailable, r)
 			return
 		}
 	}
-	ctx.SetBodyString("ready\n")
+	writeJSON(ctx, fasthttp.StatusOK, Readiness{Status: "ready"})
 }
 
 func (s *Server) openapi(ctx *fasthttp.RequestCtx, _ []string) {
@@ -553,7 +572,10 @@ type SendRequest struct {
 	To      string `json:"to"`
 	Text    string `json:"text"`
 	Receipt bool   `json:"receipt,omitempty"`
-	Ref     string `json:"ref,omitempty"` // the client's own id, kept as the origin reference
+	// DLRURL is where the message's delivery reports are posted (package
+	// dlr); it implies Receipt.
+	DLRURL string `json:"dlr_url,omitempty"`
+	Ref    string `json:"ref,omitempty"` // the client's own id, kept as the origin reference
 	// Route hint: "" (the router decides), "im", "sms", "smsc" or
 	// "esme:SYSTEM_ID".
 	Route string `json:"route,omitempty"`
@@ -621,8 +643,13 @@ func ParseSendRequest(body []byte, cc string) (*msg.Message, error) {
 	if err := msg.CheckRoute(req.Route, to); err != nil {
 		return nil, err
 	}
-	return &msg.Message{From: from, To: to, Text: req.Text, Receipt: req.Receipt, Route: req.Route,
-		Origin: msg.Origin{Kind: msg.FromAPI, Ref: req.Ref}}, nil
+	if req.DLRURL != "" {
+		if err := dlr.CheckURL(req.DLRURL); err != nil {
+			return nil, fmt.Errorf("dlr_url: %v", err)
+		}
+	}
+	return &msg.Message{From: from, To: to, Text: req.Text, Receipt: req.Receipt || req.DLRURL != "", Route: req.Route,
+		ReportURL: req.DLRURL, Origin: msg.Origin{Kind: msg.FromAPI, Ref: req.Ref}}, nil
 }
 
 func (s *Server) postMessage(ctx *fasthttp.RequestCtx, _ []string) {
@@ -642,6 +669,9 @@ func (s *Server) postMessage(ctx *fasthttp.RequestCtx, _ []string) {
 		return
 	}
 	m.Origin.Account = s.client(ctx)
+	if m.ReportURL == "" && m.Receipt {
+		m.ReportURL = s.cfg.ReportURL
+	}
 	// Copies under one key are one message: a client that lost the answer
 	// sends again and gets the first id, nothing delivered twice.
 	var ok bool

@@ -17,6 +17,7 @@ import (
 	"github.com/smsbridge/bridge/api"
 	"github.com/smsbridge/bridge/config"
 	"github.com/smsbridge/bridge/directory"
+	"github.com/smsbridge/bridge/dlr"
 	"github.com/smsbridge/bridge/fusion"
 	"github.com/smsbridge/bridge/group"
 	"github.com/smsbridge/bridge/mcp"
@@ -58,6 +59,7 @@ type Bridge struct {
 	xmpp   *xmpp.Gateway // nil without --xmpp-server
 	fusion *fusion.Proxy // nil without --fusion-key
 	api    *api.Server
+	dlr    *dlr.Notifier // delivery reports to HTTP senders
 
 	smppLn, httpLn, mcpLn, adminLn net.Listener
 
@@ -88,6 +90,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
 		{"store", b.openStore},
 		{"directory", b.openDirectory},
 		{"router", b.buildRouter},
+		{"reports", b.buildReports},
 		{"groups", b.buildGroups},
 		{"logins", b.buildLogins},
 		{"smpp", b.buildSMPP},
@@ -172,6 +175,20 @@ func (b *Bridge) buildRouter() error {
 		// The SMPP edge is built after the router; it is there before Run.
 		CheckSMS: func(m *msg.Message) error { return b.gw.CheckSMS(m) },
 	}, b.db, b.pres)
+	return nil
+}
+
+// buildReports loads the delivery reports to HTTP senders that an earlier
+// run left undelivered; Run posts them and the new ones.
+func (b *Bridge) buildReports() error {
+	n, err := dlr.New(dlr.Config{KV: b.db, Secret: []byte(b.cfg.DLRSecret), Logger: b.log.With("part", "dlr")})
+	if err != nil {
+		return err
+	}
+	if p := n.Pending(); p > 0 {
+		b.log.Info("delivery reports waiting from the last run", "reports", p)
+	}
+	b.dlr = n
 	return nil
 }
 
@@ -323,12 +340,19 @@ func (b *Bridge) buildAPI() error {
 	cfg := b.cfg
 	b.api = api.New(api.Config{
 		Tokens: cfg.APITokens, CountryCode: cfg.CountryCode, Logger: b.log.With("part", "http"),
-		Ready: b.db.Healthy, Metrics: b.metrics,
+		Ready: b.readiness, Metrics: b.metrics,
 		Domain: cfg.SIPDomain, Directory: b.dir, Provision: b.prov, Presence: b.pres,
 		Logins: b.lg.auth, Tickets: b.lg.issuer, Partners: b.lg.partners,
-		XMPPLogin: b.xmppLogin, Accounts: b.fusion, Groups: b.groups,
+		XMPPLogin: b.xmppLogin, Accounts: b.fusion, Groups: b.groups, ReportURL: cfg.DLRURL,
 	}, b.in, b.db)
 	return nil
+}
+
+// readiness is nil when the bridge can do its work: the store takes
+// writes and, with an upstream SMSC configured, its bind is up (without it
+// SMS only waits). Each part that is down is one error of the join.
+func (b *Bridge) readiness() error {
+	return errors.Join(b.db.Healthy(), b.gw.UpstreamReady())
 }
 
 // listen binds every listener; "" leaves an optional one off.
@@ -378,9 +402,10 @@ func (b *Bridge) connect() {
 		b.log.Warn("no SMS route: messages for offline numbers wait until one is configured (--smsc or --sms-route esme:ID)")
 	}
 	// Originators hear how their message ended: ESMEs by delivery receipt,
-	// IM users by IMDN.
+	// IM users by IMDN, HTTP senders by a report to their URL.
 	b.rt.AddReporter(msg.FromESME, b.gw)
 	b.rt.AddReporter(msg.FromSIP, b.sip)
+	b.rt.AddReporter(msg.FromAPI, b.dlr) // HTTP senders: signed POSTs to their report URL
 	if b.fusion != nil {
 		b.rt.AddIM(fusion.Via, b.fusion)
 	}
@@ -429,6 +454,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if b.groups != nil {
 		g.Go(func() error { return b.groups.Run(gctx) })
 	}
+	g.Go(func() error { return b.dlr.Run(gctx) })
 	g.Go(func() error { return b.gw.Run(gctx) })
 	g.Go(func() error { return b.gw.Serve(gctx, b.smppLn) })
 	g.Go(func() error { b.pres.Run(gctx, 30*time.Second); return nil })

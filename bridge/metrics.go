@@ -30,6 +30,10 @@ func (b *Bridge) metrics() []api.Metric {
 		counter("bridge_smsc_receipts_unmatched_total", "SMSC receipts that matched no message.", gw.UnmatchedReceipts.Load),
 		counter("bridge_esme_receipts_sent_total", "Delivery receipts delivered to ESMEs.", gw.ReceiptsSent.Load),
 		counter("bridge_esme_receipts_dropped_total", "Delivery receipts given up.", gw.ReceiptsDropped.Load),
+		counter("bridge_dlr_sent_total", "Delivery reports taken (2xx) by HTTP senders' URLs.", b.dlr.Sent.Load),
+		counter("bridge_dlr_failed_attempts_total", "Delivery report attempts not answered 2xx (retried).", b.dlr.Failed.Load),
+		counter("bridge_dlr_expired_total", "Delivery reports given up after their expiry.", b.dlr.Expired.Load),
+		{Name: "bridge_dlr_pending", Help: "Delivery reports stored, not yet taken.", Type: "gauge", Value: func() float64 { return float64(b.dlr.Pending()) }},
 		{Name: "bridge_queue_depth", Help: "Accepted messages not yet final.", Type: "gauge", Value: func() float64 { return float64(rt.Pending()) }},
 		{Name: "bridge_smpp_binds", Help: "SMPP sessions bound to us.", Type: "gauge", Value: func() float64 { return float64(gw.Binds()) }},
 		{Name: "bridge_smsc_up", Help: "1 while the bind to the upstream SMSC is up.", Type: "gauge", Value: func() float64 {

@@ -36,6 +36,8 @@ type Config struct {
 	SMPPAccounts []Account
 	SIPUsers     []SIPUser
 	APITokens    []string
+	DLRURL       string // default report URL of HTTP senders asking for a receipt; "" = none
+	DLRSecret    string // signs delivery reports; "" = unsigned
 
 	OpenRegistration bool
 	OutboundProxy    string

@@ -58,6 +58,9 @@ var options = []option{
 		parseSIPUser, func(u SIPUser) string { return u.User + ":" + u.HA1 }),
 	withMask(list("api-token", "bearer token accepted by the HTTP API /v1 (repeatable; none = /v1 refuses everyone)", true, func(c *Config) *[]string { return &c.APITokens },
 		func(v string) (string, error) { return v, nil }, func(v string) string { return v }), func(string) string { return "****" }),
+	str("dlr-url", "", "where delivery reports of HTTP-sent messages that ask for a receipt go when the request names no dlr_url: an http(s) URL (\"\" = none)", func(c *Config) *string { return &c.DLRURL }, checkReportURL),
+	withMask(option{name: "dlr-secret", help: "key of the HMAC-SHA256 signature (X-Bridge-Signature) on every delivery report (\"\" = unsigned)", secret: true, quoted: true,
+		bind: func(c *Config) value { return stringValue{&c.DLRSecret, nil} }}, func(string) string { return "****" }),
 	boolean("open-registration", false, "accept any SIP REGISTER without authentication (labs only)", func(c *Config) *bool { return &c.OpenRegistration }),
 	str("outbound-proxy", "", "send IM through this SIP proxy, a SIP URI or HOST:PORT (e.g. sip:127.0.0.1:5080), instead of to the contact", func(c *Config) *string { return &c.OutboundProxy }, checkProxy),
 	addr("xmpp-server", "", "XMPP server's component port (XEP-0114) the bridge attaches to as a gateway, e.g. 127.0.0.1:5347 (\"\" = no XMPP)", func(c *Config) *string { return &c.XMPPServer }),
@@ -528,6 +531,18 @@ func checkRobotWebhook(v string) (string, error) {
 		return "", fmt.Errorf("%s: the URL must be http(s)://HOST…", name)
 	}
 	return v, nil
+}
+
+// checkReportURL: "" or an absolute http(s) URL with a host (what
+// dlr.CheckURL takes from a request's dlr_url).
+func checkReportURL(v string) error {
+	if v == "" {
+		return nil
+	}
+	if p, err := url.Parse(v); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.User != nil || len(v) > 2048 {
+		return fmt.Errorf("%q: want an http:// or https:// URL with a host, no user info, at most 2048 bytes", v)
+	}
+	return nil
 }
 
 func maskRobotWebhook(v string) string {

@@ -67,6 +67,9 @@ type Message struct {
 	// Group names the group a member's copy of a post comes from; the SMS
 	// edge shows it ("[group] nick: text"), IM shows the group's address.
 	Group string
+	// ReportURL is where an HTTP sender wants the message's delivery
+	// reports posted (its dlr_url, or the configured default); "" = none.
+	ReportURL string
 	// IdempotencyKey is the client's own key for the message (HTTP
 	// Idempotency-Key): a copy with the same key from the same
 	// Origin.Account is the first message, whatever its content. Only

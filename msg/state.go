@@ -56,4 +56,7 @@ type Outcome struct {
 	Detail    string
 	At        time.Time
 	Via       Network // which network gave the outcome
+	// Stat is the SMS network's own word when the outcome comes from its
+	// delivery receipt (DELIVRD, UNDELIV, EXPIRED, DELETED, REJECTD), else "".
+	Stat string
 }

@@ -26,6 +26,9 @@ type Queue interface {
 	// an earlier copy instead (dup).
 	Stage(ctx context.Context, m *msg.Message, d store.Dedup) (dup string, p store.Pending, err error)
 	Transition(ctx context.Context, id string, ev store.Event, durable bool) error
+	// RecordReceipt sets a message's final state from the network's
+	// receipt, also over a final one (see store.DB.RecordReceipt).
+	RecordReceipt(ctx context.Context, id string, ev store.Event) error
 	Reschedule(ctx context.Context, id string, attempts int, next time.Time, detail string) error
 	Unfinished(fn func(store.Record) error) error
 	Message(id string) (store.Record, error)
@@ -65,11 +68,26 @@ type SMSSender interface {
 	SendSMS(ctx context.Context, m *msg.Message) error
 }
 
+// TrackingSender is an SMSSender that also tells whether the SMS network
+// will send a receipt for a message it took (the receipt then settles it
+// through Receipt); without it every hand-off is taken to be tracked.
+type TrackingSender interface {
+	SendSMSTracked(ctx context.Context, m *msg.Message) (tracked bool, err error)
+}
+
 // Reporter tells an originator how its message ended: an SMPP delivery
 // receipt to an ESME, an IMDN to an IM user. It must not block for long;
 // it owns its own retries.
 type Reporter interface {
 	Report(ctx context.Context, m *msg.Message, o msg.Outcome)
+}
+
+// HandOffReporter is a Reporter that also hears when a message was handed
+// to the SMS network and its receipt is awaited (an HTTP sender's ENROUTE
+// report). Reporters without it hear only the final outcome.
+type HandOffReporter interface {
+	Reporter
+	HandedOff(ctx context.Context, m *msg.Message, at time.Time)
 }
 
 // Final is told of every message that reached a final state (o.Via: the
@@ -673,10 +691,19 @@ func (r *Router) deliver(ctx context.Context, j *job) {
 	// No timeout context per attempt (a timer per message): the SMS side
 	// bounds it, smppgw's SMPP sessions by their response timeout for
 	// window room and for each response, and its client by its bind wait.
-	err := r.sms.SendSMS(ctx, r.smsOf(m))
+	tracked := true
+	var err error
+	if ts, ok := r.sms.(TrackingSender); ok {
+		tracked, err = ts.SendSMSTracked(ctx, r.smsOf(m))
+	} else {
+		err = r.sms.SendSMS(ctx, r.smsOf(m))
+	}
 	if err == nil {
 		r.count.SMSDelivered.Add(1)
-		r.finish(ctx, j, msg.Outcome{Delivered: true, State: msg.Delivered, Detail: "sms", Via: msg.ViaSMS}, "")
+		o := msg.Outcome{Delivered: true, State: msg.Delivered, Detail: "sms", Via: msg.ViaSMS}
+		if r.finish(ctx, j, o, "") {
+			r.handedOff(ctx, j, o, tracked)
+		}
 		return
 	}
 	if ctx.Err() != nil {
@@ -771,6 +798,29 @@ func (r *Router) reportJob(ctx context.Context, j *job, o msg.Outcome) {
 	r.report(ctx, &j.m, o)
 }
 
+// handedOff tells a reporter that wants to know (HandOffReporter) that j
+// went to the SMS network, once its acceptance has settled. A tracked
+// message's final word comes with the SMSC's receipt (Receipt); for an
+// untracked one (an ESME route) the hand-off, o, is all there will be.
+func (r *Router) handedOff(ctx context.Context, j *job, o msg.Outcome, tracked bool) {
+	rep, ok := r.reporters[j.m.Origin.Kind].(HandOffReporter)
+	if !ok {
+		return
+	}
+	if !tracked {
+		r.reportJob(ctx, j, o)
+		return
+	}
+	if j.acked != nil {
+		select {
+		case <-j.acked:
+		case <-ctx.Done():
+			return
+		}
+	}
+	rep.HandedOff(ctx, &j.m, r.cfg.Now())
+}
+
 // report hands an outcome to the originator's reporter. SMS hand-offs are
 // not reported here: the SMSC's receipt comes back through Receipt.
 func (r *Router) report(ctx context.Context, m *msg.Message, o msg.Outcome) {
@@ -784,19 +834,34 @@ func (r *Router) report(ctx context.Context, m *msg.Message, o msg.Outcome) {
 	rep.Report(ctx, m, o)
 }
 
-// Receipt reports the network's final word on a message the bridge sent as
-// SMS (an SMSC delivery receipt, all parts accounted for) to its originator.
+// Receipt records the network's final word on a message the bridge sent as
+// SMS (an SMSC delivery receipt, all parts accounted for) as its state,
+// replacing the "delivered" that meant the SMSC took it, and reports it to
+// the originator. The originator hears it even if recording it failed.
 func (r *Router) Receipt(ctx context.Context, id string, o msg.Outcome) error {
-	rec, err := r.q.Message(id)
-	if err != nil {
-		return fmt.Errorf("router: receipt for %s: %w", id, err)
-	}
 	if o.Via == "" {
 		o.Via = msg.ViaSMS
 	}
-	r.log.Debug("receipt", "id", id, "delivered", o.Delivered, "detail", o.Detail)
+	if o.State == 0 {
+		o.State = msg.Failed
+		if o.Delivered {
+			o.State = msg.Delivered
+		}
+	}
+	if o.At.IsZero() {
+		o.At = r.cfg.Now()
+	}
+	r.log.Debug("receipt", "id", id, "delivered", o.Delivered, "state", o.State, "detail", o.Detail)
+	var errs []error
+	if err := r.q.RecordReceipt(ctx, id, store.Event{State: o.State, At: o.At, Detail: o.Detail}); err != nil {
+		errs = append(errs, fmt.Errorf("router: recording the receipt for %s: %w", id, err))
+	}
+	rec, err := r.q.Message(id)
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("router: receipt for %s: %w", id, err))...)
+	}
 	r.report(ctx, &rec.Msg, o)
-	return nil
+	return errors.Join(errs...)
 }
 
 // backoff is exponential with ±20% jitter so retries to one peer spread out.

@@ -44,6 +44,7 @@ type Client struct {
 	mu      sync.Mutex
 	sess    *Session
 	boundCh chan struct{} // closed while bound; replaced on loss
+	lastErr error         // why the last bind attempt or session ended; nil while bound
 }
 
 // NewClient builds a client; Run keeps it bound.
@@ -86,6 +87,9 @@ func (c *Client) Run(ctx context.Context) error {
 		if time.Since(start) > 2*c.cfg.MaxBackoff {
 			backoff = c.cfg.MinBackoff // it was up a good while: start over
 		}
+		c.mu.Lock()
+		c.lastErr = err
+		c.mu.Unlock()
 		// Full jitter keeps many gateways from rebinding in step.
 		d := backoff/2 + rand.N(backoff/2+1)
 		c.log.Warn("smsc bind lost", "addr", c.cfg.Addr, "err", err, "rebind_in", d.Round(time.Millisecond))
@@ -130,6 +134,7 @@ func (c *Client) once(ctx context.Context) error {
 	c.log.Info("bound to smsc", "addr", c.cfg.Addr, "bind", c.cfg.Bind)
 	c.mu.Lock()
 	c.sess = s
+	c.lastErr = nil
 	close(c.boundCh)
 	c.mu.Unlock()
 	if c.cfg.OnBound != nil {
@@ -163,6 +168,15 @@ func (c *Client) Session() *Session {
 
 // Bound reports whether the client is bound now.
 func (c *Client) Bound() bool { return c.Session() != nil }
+
+// State reports whether the client is bound and, if not, why the last
+// attempt failed or the last session ended (nil before the first attempt
+// has ended), so readiness can say what is wrong, not only that it is.
+func (c *Client) State() (bound bool, lastErr error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess != nil, c.lastErr
+}
 
 // Send sends p over the bind, waiting (up to ctx) for a bind if there is
 // none right now.

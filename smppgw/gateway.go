@@ -169,6 +169,22 @@ func (g *Gateway) Binds() int { return g.server.Bound() }
 // when there is none).
 func (g *Gateway) UpstreamBound() bool { return g.upstream != nil && g.upstream.Bound() }
 
+// UpstreamReady is nil when there is no upstream SMSC or its bind is up,
+// else an error naming the SMSC and, once an attempt has failed, why.
+func (g *Gateway) UpstreamReady() error {
+	if g.upstream == nil {
+		return nil
+	}
+	bound, err := g.upstream.State()
+	switch {
+	case bound:
+		return nil
+	case err != nil:
+		return fmt.Errorf("smsc %s not bound: %w", g.cfg.Upstream.Addr, err)
+	}
+	return fmt.Errorf("smsc %s not bound yet", g.cfg.Upstream.Addr)
+}
+
 // HandleSMPP implements smpp.Handler for both roles.
 func (g *Gateway) HandleSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU, resp *smpp.PDU) {
 	if !g.takes(ctx, req, resp) {
@@ -430,10 +446,17 @@ func (g *Gateway) CheckSMS(m *msg.Message) error {
 // submit_sm (upstream) or deliver_sm (ESME route), with receipts requested
 // from the SMSC and every part's SMSC id remembered for matching them.
 func (g *Gateway) SendSMS(ctx context.Context, m *msg.Message) error {
+	_, err := g.SendSMSTracked(ctx, m)
+	return err
+}
+
+// SendSMSTracked is SendSMS that also tells whether a receipt will settle
+// the message (router.TrackingSender): one was requested from the SMSC. An
+// ESME route has none; the receiver's deliver_sm_resp is the last word.
+func (g *Gateway) SendSMSTracked(ctx context.Context, m *msg.Message) (tracked bool, err error) {
 	var (
 		dcs   byte
 		parts []smstext.Part
-		err   error
 	)
 	text := m.Text
 	if m.Group != "" { // a phone shows no conversation: name the group
@@ -447,7 +470,7 @@ func (g *Gateway) SendSMS(ctx context.Context, m *msg.Message) error {
 		dcs, parts, err = smstext.Split(text, g.cfg.Alphabet, uint16(g.ref.Add(1)), false)
 	}
 	if err != nil {
-		return &sendError{status: smpp.ESME_RINVMSGLEN, err: fmt.Errorf("sms: encode: %w", err)}
+		return false, &sendError{status: smpp.ESME_RINVMSGLEN, err: fmt.Errorf("sms: encode: %w", err)}
 	}
 	route := g.cfg.Route
 	if r, ok := namedRoute(m.Route); ok { // the sender named the route
@@ -489,21 +512,21 @@ func (g *Gateway) SendSMS(ctx context.Context, m *msg.Message) error {
 		case route.ESME != "":
 			resp, err = g.server.Deliver(ctx, route.ESME, &p)
 		default:
-			return errors.New("sms: no SMS route is up")
+			return false, errors.New("sms: no SMS route is up")
 		}
 		if err != nil {
 			var se *smpp.StatusError
 			if errors.As(err, &se) {
-				return &sendError{status: se.Status, err: fmt.Errorf("sms part %d/%d: %w", i+1, len(parts), err)}
+				return false, &sendError{status: se.Status, err: fmt.Errorf("sms part %d/%d: %w", i+1, len(parts), err)}
 			}
-			return fmt.Errorf("sms part %d/%d: %w", i+1, len(parts), err)
+			return false, fmt.Errorf("sms part %d/%d: %w", i+1, len(parts), err)
 		}
 		if receipt {
 			g.rememberPart(ctx, resp.MessageID, m.ID, i+1, len(parts))
 		}
 	}
 	g.SentSMS.Add(1)
-	return nil
+	return receipt, nil
 }
 
 // sourceAddr renders a sender for SMS: its number, or for an IM-only user an

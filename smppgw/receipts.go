@@ -133,16 +133,37 @@ func (g *Gateway) settle(ctx context.Context, ref []byte, stat string) {
 	default:
 		return // ENROUTE, ACCEPTD ...: not final yet
 	}
+	failed, ok := g.account(ctx, bid, part, stat, total)
+	if !ok || g.cfg.OnReceipt == nil {
+		return
+	}
+	o := msg.Outcome{Delivered: failed == "", State: msg.Delivered, Stat: stat, Detail: "smsc receipt " + stat, At: g.cfg.Now(), Via: msg.ViaSMS}
+	if failed != "" {
+		o.Stat, o.Detail, o.State = failed, "smsc receipt "+failed, msg.Failed
+		if failed == "EXPIRED" {
+			o.State = msg.Expired
+		}
+	}
+	if err := g.cfg.OnReceipt(ctx, bid, o); err != nil {
+		g.log.Warn("receipt not reported", "id", bid, "err", err)
+	}
+}
+
+// account records one part's receipt and tells whether the message is now
+// settled (ok), and by which failure ("" = every part delivered). It runs
+// one message at a time; the outcome is reported after, outside the lock,
+// as recording and reporting it wait for commits of their own.
+func (g *Gateway) account(ctx context.Context, bid, part, stat string, total int) (failed string, ok bool) {
 	g.rmu.Lock()
 	defer g.rmu.Unlock()
 	if _, err := g.cfg.KV.Get([]byte(prefixDone + bid)); err == nil {
-		return // already reported (a failure on an earlier part)
+		return "", false // already reported (a failure on an earlier part)
 	}
 	if err := g.cfg.KV.Put(ctx, []byte(prefixPartDLR+bid+"/"+part), []byte(stat)); err != nil {
 		g.log.Warn("receipt not stored", "id", bid, "err", err)
-		return
+		return "", false
 	}
-	n, failed := 0, ""
+	n := 0
 	g.cfg.KV.Iterate([]byte(prefixPartDLR+bid+"/"), func(_, v []byte) error {
 		n++
 		if string(v) != "DELIVRD" && failed == "" {
@@ -151,19 +172,10 @@ func (g *Gateway) settle(ctx context.Context, ref []byte, stat string) {
 		return nil
 	})
 	if failed == "" && n < total {
-		return // more parts to hear about
+		return "", false // more parts to hear about
 	}
 	g.cfg.KV.Put(ctx, []byte(prefixDone+bid), []byte(stat))
-	if g.cfg.OnReceipt == nil {
-		return
-	}
-	o := msg.Outcome{Delivered: failed == "", Detail: "smsc receipt " + stat, At: g.cfg.Now(), Via: msg.ViaSMS}
-	if failed != "" {
-		o.Detail = "smsc receipt " + failed
-	}
-	if err := g.cfg.OnReceipt(ctx, bid, o); err != nil {
-		g.log.Warn("receipt not reported", "id", bid, "err", err)
-	}
+	return failed, true
 }
 
 // Report implements router.Reporter for messages that came from an ESME:

@@ -17,6 +17,7 @@ import (
 //	[route: uvarint length + bytes, only with flags bit1]
 //	[dedup key: uvarint length + bytes, until: varint unix seconds, only with flags bit2]
 //	[group: uvarint length + bytes, only with flags bit3]
+//	[report URL: uvarint length + bytes, only with flags bit4]
 //	nevents:uvarint { state at:varint-unixnano detail:uvarint length + bytes }
 //
 // The message ID is the key and is not repeated. A zero time is encoded as 0.
@@ -51,6 +52,9 @@ func appendRecord(dst []byte, r *Record) []byte {
 	if m.Group != "" {
 		flags |= 8
 	}
+	if m.ReportURL != "" {
+		flags |= 16
+	}
 	dst = append(dst, byte(m.Origin.Kind), flags)
 	dst = binary.AppendVarint(dst, nanos(m.Accepted))
 	dst = binary.AppendVarint(dst, nanos(m.Expires))
@@ -63,6 +67,9 @@ func appendRecord(dst []byte, r *Record) []byte {
 	}
 	if m.Group != "" {
 		dst = appendString(dst, m.Group)
+	}
+	if m.ReportURL != "" {
+		dst = appendString(dst, m.ReportURL)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(r.Events)))
 	for i := range r.Events {
@@ -198,7 +205,12 @@ func decodeRecord(id string, b []byte) (Record, error) {
 			r.fail("empty group")
 		}
 	}
-	if flags&^15 != 0 {
+	if flags&16 != 0 {
+		if m.ReportURL = r.string(); r.err == nil && m.ReportURL == "" {
+			r.fail("empty report URL")
+		}
+	}
+	if flags&^31 != 0 {
 		r.fail("unknown flags")
 	}
 	n := r.uvarint()

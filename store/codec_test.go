@@ -34,7 +34,9 @@ func TestRecordRoundTrip(t *testing.T) {
 	dedup.dedup, dedup.dedupUntil = "0123456789abcdef", 1700000120
 	grouped := dedup
 	grouped.Msg.Group = "hikers"
-	for _, r := range []Record{sampleRecord(), routed, dedup, grouped, {State: msg.Accepted, Msg: msg.Message{ID: "x"}}} {
+	reported := grouped
+	reported.Msg.ReportURL = "https://client.example/dlr?k=1"
+	for _, r := range []Record{sampleRecord(), routed, dedup, grouped, reported, {State: msg.Accepted, Msg: msg.Message{ID: "x"}}} {
 		b := appendRecord(nil, &r)
 		got, err := decodeRecord(r.Msg.ID, b)
 		if err != nil {
@@ -44,7 +46,7 @@ func TestRecordRoundTrip(t *testing.T) {
 			t.Fatalf("round trip differs:\n%+v\n%+v", got, r)
 		}
 		sameMsg(t, got.Msg, r.Msg)
-		if got.Msg.Route != r.Msg.Route || got.Msg.Group != r.Msg.Group || got.dedup != r.dedup || got.dedupUntil != r.dedupUntil {
+		if got.Msg.Route != r.Msg.Route || got.Msg.Group != r.Msg.Group || got.Msg.ReportURL != r.Msg.ReportURL || got.dedup != r.dedup || got.dedupUntil != r.dedupUntil {
 			t.Fatalf("route %q, dedup %q until %d; want %q, %q, %d", got.Msg.Route, got.dedup, got.dedupUntil, r.Msg.Route, r.dedup, r.dedupUntil)
 		}
 		if got.State != r.State || got.Attempts != r.Attempts || !got.NextAttempt.Equal(r.NextAttempt) || len(got.Events) != len(r.Events) {

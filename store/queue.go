@@ -173,9 +173,10 @@ func (db *DB) Transition(ctx context.Context, id string, ev Event, durable bool)
 	if ev.At.IsZero() {
 		ev.At = time.Now()
 	}
-	b, err := db.update(ctx, id, func(r *Record) {
+	b, err := db.update(ctx, id, false, func(r *Record) bool {
 		r.State = ev.State
 		r.addEvent(ev)
+		return true
 	})
 	if err != nil {
 		return fmt.Errorf("store: transition %s to %s: %w", id, ev.State, err)
@@ -197,9 +198,10 @@ func (db *DB) Reschedule(ctx context.Context, id string, attempts int, next time
 		return fmt.Errorf("store: reschedule %s: negative attempts %d", id, attempts)
 	}
 	now := time.Now()
-	b, err := db.update(ctx, id, func(r *Record) {
+	b, err := db.update(ctx, id, false, func(r *Record) bool {
 		r.Attempts, r.NextAttempt = attempts, next
 		r.addEvent(Event{State: r.State, At: now, Detail: detail})
+		return true
 	})
 	if err == nil {
 		err = db.committer.wait(ctx, b)
@@ -210,10 +212,41 @@ func (db *DB) Reschedule(ctx context.Context, id string, attempts int, next time
 	return nil
 }
 
+// RecordReceipt records the network's final word on a message, usually one
+// already final: an SMSC delivery receipt for a message handed over as SMS,
+// whose Delivered meant "the SMSC took it". It sets the state to ev.State
+// (a final one) and appends ev, durably, also to a final record (whose
+// retention starts again). The same state and detail as the latest event
+// are a receipt heard twice: nothing is written.
+func (db *DB) RecordReceipt(ctx context.Context, id string, ev Event) error {
+	if !ev.State.Final() {
+		return fmt.Errorf("store: receipt for %s: %w %s (want a final state)", id, ErrBadState, ev.State)
+	}
+	if ev.At.IsZero() {
+		ev.At = time.Now()
+	}
+	b, err := db.update(ctx, id, true, func(r *Record) bool {
+		if n := len(r.Events); r.State == ev.State && n > 0 && r.Events[n-1].State == ev.State && r.Events[n-1].Detail == ev.Detail {
+			return false
+		}
+		r.State = ev.State
+		r.addEvent(ev)
+		return true
+	})
+	if err == nil {
+		err = db.committer.wait(ctx, b)
+	}
+	if err != nil {
+		return fmt.Errorf("store: receipt for %s as %s: %w", id, ev.State, err)
+	}
+	return nil
+}
+
 // update applies fn to the record (from the cache, else from disk) and queues
-// the rewrite. The shard lock is held from read to enqueue, so writes of one
-// record reach the batches in the order they were applied.
-func (db *DB) update(ctx context.Context, id string, fn func(*Record)) (*batch, error) {
+// the rewrite unless fn reports no change. A final record is refused
+// (ErrFinal) unless settle (RecordReceipt). The shard lock is held from read to enqueue, so
+// writes of one record reach the batches in the order they were applied.
+func (db *DB) update(ctx context.Context, id string, settle bool, fn func(*Record) bool) (*batch, error) {
 	if !validID(id) {
 		return nil, fmt.Errorf("%w: %q", ErrBadID, id)
 	}
@@ -224,7 +257,7 @@ func (db *DB) update(ctx context.Context, id string, fn func(*Record)) (*batch, 
 		if err := db.committer.waitRoom(); err != nil {
 			return nil, err
 		}
-		b, acc, err := db.updateOnce(id, fn)
+		b, acc, err := db.updateOnce(id, settle, fn)
 		if acc == nil {
 			return b, err
 		}
@@ -238,7 +271,7 @@ func (db *DB) update(ctx context.Context, id string, fn func(*Record)) (*batch, 
 
 // updateOnce is update's attempt; acc != nil means nothing was queued
 // because the record's acceptance (acc) is still being committed.
-func (db *DB) updateOnce(id string, fn func(*Record)) (b, acc *batch, err error) {
+func (db *DB) updateOnce(id string, settle bool, fn func(*Record) bool) (b, acc *batch, err error) {
 	sh := db.cache.lock(id)
 	defer sh.unlock()
 	e := sh.get(id)
@@ -247,17 +280,19 @@ func (db *DB) updateOnce(id string, fn func(*Record)) (b, acc *batch, err error)
 		if err != nil {
 			return nil, nil, err
 		}
-		if rec.State.Final() {
+		if rec.State.Final() && !settle {
 			return nil, nil, ErrFinal
 		}
 		e = &centry{rec: rec}
 		db.cache.putLocked(sh, id, e, db.committer.committedSeq())
 	}
-	if e.rec.State.Final() {
+	if e.rec.State.Final() && !settle {
 		return nil, nil, ErrFinal
 	}
 	saved := e.rec
-	fn(&e.rec)
+	if !fn(&e.rec) {
+		return nil, nil, nil
+	}
 	buf := db.committer.getBuf()
 	ops, n, err := db.recordOps(&e.rec, buf)
 	if err != nil {

@@ -950,3 +950,53 @@ func TestClientKeysOwnIndex(t *testing.T) {
 		t.Fatalf("client key after a restart: dup %q, want %s", dup, first.ID)
 	}
 }
+
+// A receipt changes a final record: "delivered" (taken by the SMSC)
+// becomes the receipt's failure, durably, from the cache and from disk,
+// and a receipt heard twice is one event.
+func TestRecordReceiptAmendsFinalRecord(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db := openT(t, Options{Dir: dir})
+	hot, cold := newMsg(1), newMsg(2)
+	for _, m := range []*msg.Message{hot, cold} {
+		if err := accept(db, ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Transition(ctx, m.ID, Event{State: msg.Delivered, Detail: "sms"}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// cold's final record is read back from disk after a reopen; hot's
+	// may still be cached.
+	db.Close()
+	db = openT(t, Options{Dir: dir})
+	undeliv := Event{State: msg.Failed, Detail: "smsc receipt UNDELIV"}
+	for _, id := range []string{hot.ID, cold.ID, hot.ID} {
+		if err := db.RecordReceipt(ctx, id, undeliv); err != nil {
+			t.Fatalf("receipt for %s: %v", id, err)
+		}
+	}
+	if err := db.RecordReceipt(ctx, hot.ID, Event{State: msg.Routed}); !errors.Is(err, ErrBadState) {
+		t.Fatalf("a receipt of a state that is not final: %v", err)
+	}
+	check := func(when string) {
+		for _, id := range []string{hot.ID, cold.ID} {
+			r, err := db.Message(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := len(r.Events)
+			if r.State != msg.Failed || n != 3 || r.Events[1].State != msg.Delivered || r.Events[2].Detail != undeliv.Detail {
+				t.Fatalf("%s: %s is %v with events %+v", when, id, r.State, r.Events)
+			}
+		}
+	}
+	check("before reopen")
+	db.Close()
+	db = openT(t, Options{Dir: dir})
+	check("after reopen")
+	if err := db.Transition(ctx, hot.ID, Event{State: msg.Delivered}, true); !errors.Is(err, ErrFinal) {
+		t.Fatalf("transition after the receipt: %v, want ErrFinal", err)
+	}
+}

@@ -99,8 +99,15 @@ type smsc struct {
 
 func startSMSC(t *testing.T) *smsc {
 	t.Helper()
+	return startSMSCAt(t, "127.0.0.1:0")
+}
+
+// startSMSCAt starts the simulator on addr: one a bridge already tries to
+// bind to, for tests of what happens before the SMSC is there.
+func startSMSCAt(t *testing.T, addr string) *smsc {
+	t.Helper()
 	s := &smsc{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

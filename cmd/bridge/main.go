@@ -3,7 +3,7 @@
 // every short message by presence.
 //
 //	bridge [serve] [flags]     run the gateway (the default)
-//	bridge version             print the version
+//	bridge version             print the version, commit and Go version (also --version)
 //	bridge config print        print the effective configuration, secrets masked
 //	bridge codec ...           SIP-C ⇄ MCP codec tools
 //	bridge sso verify ...      open and check a single sign-on ticket
@@ -28,9 +28,6 @@ import (
 	"github.com/smsbridge/bridge/config"
 	"github.com/smsbridge/bridge/sip"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -59,7 +56,10 @@ func procs(configured int, env string, avail int) int {
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := "serve"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+	switch {
+	case len(args) > 0 && (args[0] == "--version" || args[0] == "-version"):
+		cmd, args = "version", args[1:]
+	case len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-':
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
@@ -91,7 +91,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case "version":
-		fmt.Fprintln(stdout, "bridge", version)
+		printVersion(stdout, readBuildInfo())
 		return 0
 	case "config":
 		if len(args) == 0 || args[0] != "print" {
@@ -111,7 +111,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "users":
 		return runUsers(args, stdin, stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: bridge [serve|version|config print|codec|sso verify|users import] [flags]; bridge serve --help lists the flags")
+		fmt.Fprintln(stdout, "usage: bridge [serve|version|config print|codec|sso verify|users import] [flags]; bridge --version; bridge serve --help lists the flags")
 		return 0
 	}
 	fmt.Fprintf(stderr, "bridge: unknown command %q (serve, version, config, codec, sso, users)\n", cmd)
