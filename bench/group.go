@@ -197,19 +197,25 @@ func (t *Tracker) GroupDelivered(tok Token, at Sink, addr string) {
 }
 
 // lostCopies counts the copies of acknowledged posts never delivered, and
-// samples the posts that miss some.
-func (t *Tracker) lostCopies() (lost uint64, samples []uint64) {
+// samples the posts that miss some. refused counts the copies delivered of
+// posts the bridge refused: it refuses a post whose fan-out it could not
+// finish, and the copies staged before that still go out.
+func (t *Tracker) lostCopies() (lost uint64, samples []uint64, refused uint64) {
 	t.group.posts.Range(func(k, v any) bool {
 		seq, p := k.(uint64), v.(*groupPost)
-		if left := p.left.Load(); left > 0 && t.state(seq)&stAcked != 0 {
+		left, st := p.left.Load(), t.state(seq)
+		switch {
+		case left > 0 && st&stAcked != 0:
 			lost += uint64(left)
 			if len(samples) < 20 {
 				samples = append(samples, seq)
 			}
+		case st&stRefused != 0:
+			refused += uint64(t.group.plan.size - 1 - int(left))
 		}
 		return true
 	})
-	return lost, samples
+	return lost, samples, refused
 }
 
 // groupWorker posts into the groups as their SMS members do: a deliver_sm
@@ -264,7 +270,10 @@ type GroupResult struct {
 	IMCopies       uint64 `json:"im_copies"`
 	SMSCopies      uint64 `json:"sms_copies"`
 	CopiesLost     uint64 `json:"copies_lost"`
-	Wrong          uint64 `json:"wrong_recipient,omitempty"`
+	// RefusedPostCopies are copies delivered of posts the bridge refused
+	// (a fan-out cut short by overload), beside CopiesExpected.
+	RefusedPostCopies uint64 `json:"refused_post_copies,omitempty"`
+	Wrong             uint64 `json:"wrong_recipient,omitempty"`
 	// PostToLastMember is from a post's send time (its schedule in rate
 	// mode) to the delivery of its last copy.
 	PostToLastMember Latency `json:"post_to_last_member"`

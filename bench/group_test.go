@@ -124,6 +124,7 @@ func TestGroupTracker(t *testing.T) {
 	refused := tr.Next(Group) // refused: none of its copies is expected
 	tr.group.add(refused.Seq, 1, 2)
 	tr.Refused(refused, true)
+	tr.GroupDelivered(refused, AtSIP, p.addrs[1][0]) // staged before the refusal
 	tr.GroupDelivered(Token{Route: Group, Seq: 999}, AtSIP, p.addrs[1][1])
 	if tr.unknown[Group].Load() != 1 {
 		t.Errorf("a token never handed out: unknown %d", tr.unknown[Group].Load())
@@ -131,6 +132,9 @@ func TestGroupTracker(t *testing.T) {
 	f := tr.Census()
 	if f.Lost != 2 || f.LostByRoute[Group] != 2 || len(f.LostSamples) != 1 || f.LostSamples[0] != b.Seq {
 		t.Errorf("census: lost %d (%d by route), samples %v; want 2 copies of post %d", f.Lost, f.LostByRoute[Group], f.LostSamples, b.Seq)
+	}
+	if _, _, n := tr.lostCopies(); n != 1 {
+		t.Errorf("copies of refused posts: %d", n)
 	}
 }
 

@@ -345,6 +345,7 @@ func runPhase(ctx context.Context, name string, g *Generator, procs Procs, drain
 			PostsAcked: acked, CopiesExpected: acked * uint64(gp.size-1),
 			IMCopies: gt.copies[AtSIP].Load(), SMSCopies: gt.copies[AtSMS].Load(), CopiesLost: rr.Lost,
 			Wrong: gt.wrong.Load(), PostToLastMember: rr.Latency}
+		_, _, res.Group.RefusedPostCopies = tr.lostCopies()
 	}
 	res.Bench.PID = bench.pid
 	for _, w := range all {

@@ -113,6 +113,9 @@ func (r *Report) Summary(w io.Writer) {
 				"post-to-last-member p50 %.2f ms p99 %.2f ms; copies expected %d, delivered %d IM + %d SMS, lost %d",
 				g.Groups, g.Size, g.IMMembers, g.SMSMembers, g.PostsAckedPerSec, g.MemberDeliveriesPerSec,
 				g.PostToLastMember.P50Ms, g.PostToLastMember.P99Ms, g.CopiesExpected, g.IMCopies, g.SMSCopies, g.CopiesLost)
+			if g.RefusedPostCopies > 0 {
+				fmt.Fprintf(w, ", and %d copies of refused posts", g.RefusedPostCopies)
+			}
 			if g.Wrong > 0 {
 				fmt.Fprintf(w, ", to a wrong recipient %d", g.Wrong)
 			}

@@ -258,7 +258,7 @@ func (t *Tracker) Census() Final {
 		}
 	})
 	if t.group != nil {
-		lost, samples := t.lostCopies()
+		lost, samples, _ := t.lostCopies()
 		f.Lost += lost
 		f.LostByRoute[Group] = lost
 		f.LostSamples = append(f.LostSamples, samples[:min(len(samples), 20-min(20, len(f.LostSamples)))]...)
