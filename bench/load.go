@@ -289,7 +289,7 @@ pace:
 			}
 			continue
 		}
-		due := uint64(float64(now-start) * l.Rate / 1e6)
+		due := dueBy(now-start, l.Rate)
 		for ; sent < due; sent++ {
 			at := start + uint64(float64(sent)*1e6/l.Rate)
 			j := job{route: Route(pick(rng, l.Routes)), alpha: Alphabet(pick(rng, l.Alphas)), atUs: at}
@@ -313,6 +313,14 @@ pace:
 		return *e
 	}
 	return nil
+}
+
+// dueBy is how many messages are due elapsedUs into a run at rate msg/s:
+// message k is due at k/rate, so k is sent as soon as that time has come,
+// and not one interval later (which latency, counted from the schedule,
+// would then include: 50 ms at 20 msg/s).
+func dueBy(elapsedUs uint64, rate float64) uint64 {
+	return uint64(float64(elapsedUs)*rate/1e6) + 1
 }
 
 func (g *Generator) dest(rng *rand.Rand, r Route) string {
