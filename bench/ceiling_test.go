@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,6 +41,13 @@ func TestCeilingRelaysBothLegs(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			log := slog.New(slog.DiscardHandler)
+			if r == Group {
+				// It has none: --ceiling alone is refused, with the reason.
+				if _, err := Run(ctx, o, io.Discard, log); err == nil || !strings.Contains(err.Error(), groupNoCeiling) {
+					t.Fatalf("--ceiling with the group route: %v", err)
+				}
+				return
+			}
 			var xs *prosodytest.Server
 			if r.XMPP() {
 				xs = prosodytest.Start(t, prosodyOptions(o))

@@ -72,3 +72,20 @@ func FuzzWeights(f *testing.F) {
 		}
 	})
 }
+
+func FuzzFindGroupToken(f *testing.F) {
+	f.Add("[bench-000] ~0001: #g1.2# hello")
+	f.Add("~0001: #a1.2#")
+	f.Fuzz(func(t *testing.T, s string) {
+		tok, ok := FindGroupToken(s)
+		if !ok {
+			return
+		}
+		if tok.Route != Group {
+			t.Fatalf("%q: route %v", s, tok.Route)
+		}
+		if back, ok := ParseToken(tok.String()); !ok || back != tok {
+			t.Fatalf("%q -> %+v does not round-trip", s, tok)
+		}
+	})
+}

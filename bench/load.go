@@ -134,6 +134,11 @@ type Load struct {
 	// XMPPWindow bounds the XMPP messages in flight.
 	XMPP       *XMPPPool
 	XMPPWindow int
+	// Group is the group route's groups and SMSC the bench's SMSC its
+	// posts leave from (nil without the group route); Window bounds the
+	// posts in flight, as it bounds that SMSC's window toward the bridge.
+	Group *groupPlan
+	SMSC  *SMSC
 }
 
 // Generator drives a Load through ESMEs and the UA pool.
@@ -155,9 +160,11 @@ func (g *Generator) Run(ctx context.Context) error {
 	l := g.load
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var smsW, imW, xmppW float64
+	var smsW, imW, xmppW, groupW float64
 	for r, w := range l.Routes {
 		switch {
+		case Route(r) == Group:
+			groupW += w
 		case Route(r).FromSMS():
 			smsW += w
 		case Route(r).FromXMPP():
@@ -170,8 +177,11 @@ func (g *Generator) Run(ctx context.Context) error {
 	smsJobs := make(chan job, depth)
 	imJobs := make(chan job, depth)
 	xmppJobs := make(chan job, depth)
+	groupJobs := make(chan job, depth)
 	queue := func(r Route) chan job {
 		switch {
+		case r == Group:
+			return groupJobs
 		case r.FromSMS():
 			return smsJobs
 		case r.FromXMPP():
@@ -236,6 +246,20 @@ func (g *Generator) Run(ctx context.Context) error {
 		}
 	}
 
+	if groupW > 0 {
+		if l.Group == nil || l.SMSC == nil {
+			return errors.New("the mix has the group route but no groups or SMSC to post from")
+		}
+		for w := range l.Window {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewPCG(uint64(w), 13))
+				g.groupWorker(ctx, rng, groupJobs)
+			}()
+		}
+	}
+
 	// The pacer decides every message's route and alphabet, so the mix
 	// holds whichever side is slower.
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -265,7 +289,7 @@ pace:
 			}
 			continue
 		}
-		due := uint64(float64(now-start) * l.Rate / 1e6)
+		due := dueBy(now-start, l.Rate)
 		for ; sent < due; sent++ {
 			at := start + uint64(float64(sent)*1e6/l.Rate)
 			j := job{route: Route(pick(rng, l.Routes)), alpha: Alphabet(pick(rng, l.Alphas)), atUs: at}
@@ -283,11 +307,20 @@ pace:
 	close(smsJobs)
 	close(imJobs)
 	close(xmppJobs)
+	close(groupJobs)
 	wg.Wait()
 	if e := bindErr.Load(); e != nil {
 		return *e
 	}
 	return nil
+}
+
+// dueBy is how many messages are due elapsedUs into a run at rate msg/s:
+// message k is due at k/rate, so k is sent as soon as that time has come,
+// and not one interval later (which latency, counted from the schedule,
+// would then include: 50 ms at 20 msg/s).
+func dueBy(elapsedUs uint64, rate float64) uint64 {
+	return uint64(float64(elapsedUs)*rate/1e6) + 1
 }
 
 func (g *Generator) dest(rng *rand.Rand, r Route) string {
@@ -439,13 +472,23 @@ func (g *Generator) acked(ctx context.Context, p *smpp.PDU, tok Token, from, to,
 // cuts it (UCS-2 when GSM 7-bit does not fit, 16-bit UDH reference ref for
 // concatenated parts), and returns the first part's error.
 func submitSMS(ctx context.Context, cli *smpp.Client, p *smpp.PDU, src, dst, text string, ref uint16) error {
+	send := func(ctx context.Context, p *smpp.PDU) error {
+		_, err := cli.Send(ctx, p)
+		return err
+	}
+	return sendSMS(ctx, smpp.SubmitSM, send, p, src, dst, text, ref)
+}
+
+// sendSMS sends text from src to dst as PDUs id (submit_sm from an ESME,
+// deliver_sm from the SMSC), split as submitSMS says, through send.
+func sendSMS(ctx context.Context, id smpp.CommandID, send func(context.Context, *smpp.PDU) error, p *smpp.PDU, src, dst, text string, ref uint16) error {
 	dcs, parts, err := smstext.Split(text, smstext.Auto, ref, true)
 	if err != nil {
 		return fmt.Errorf("split: %w", err)
 	}
 	for i, part := range parts {
 		p.Reset()
-		p.ID = smpp.SubmitSM
+		p.ID = id
 		p.SourceAddrTON, p.SourceAddrNPI, p.SourceAddr = 1, 1, src
 		p.DestAddrTON, p.DestAddrNPI, p.DestAddr = 1, 1, dst
 		p.DataCoding = dcs
@@ -453,11 +496,11 @@ func submitSMS(ctx context.Context, cli *smpp.Client, p *smpp.PDU, src, dst, tex
 		if len(part.UDH) > 0 {
 			p.ESMClass = 0x40
 		}
-		// Submits may not be cut off by the end of the run: an
-		// unanswered submit is neither accepted nor refused. The clients'
-		// RespTimeout (30 s) bounds the wait, without a timer per submit.
-		if _, err := cli.Send(context.WithoutCancel(ctx), p); err != nil {
-			return fmt.Errorf("part %d/%d: %w", i+1, len(parts), err)
+		// Sends may not be cut off by the end of the run: an unanswered
+		// one is neither accepted nor refused. The sessions' RespTimeout
+		// (30 s) bounds the wait, without a timer per PDU.
+		if err := send(context.WithoutCancel(ctx), p); err != nil {
+			return fmt.Errorf("%v part %d/%d: %w", id, i+1, len(parts), err)
 		}
 	}
 	return nil

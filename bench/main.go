@@ -41,7 +41,9 @@ func ParseFlags(args []string, usage io.Writer) (Options, error) {
 	fs.IntVar(&o.Numbers, "sms-numbers", 10000, "distinct non-IM numbers the SMS routes send to")
 	fs.IntVar(&o.XMPPUsers, "xmpp-users", 100, "XMPP users logged in to the bench's Prosody (XMPP routes only)")
 	fs.IntVar(&o.XMPPWindow, "xmpp-window", 256, "XMPP messages in flight (XMPP-originated traffic)")
-	fs.StringVar(&o.Mix, "mix", "sms-im:1", "traffic mix, weights of sms-im, sms-sms, im-sms, im-im, sms-xmpp, xmpp-sms")
+	fs.StringVar(&o.Mix, "mix", "sms-im:1", "traffic mix, weights of sms-im, sms-sms, im-sms, im-im, sms-xmpp, xmpp-sms, group")
+	fs.IntVar(&o.Groups, "groups", 20, "groups the group route posts into (created over the bridge's API)")
+	fs.IntVar(&o.GroupSize, "group-size", 50, "members of each group: half bench SIP users (registered: IM), half SMS numbers")
 	fs.StringVar(&o.Alphabet, "alphabet", "gsm7:1", "text mix, weights of gsm7, ucs2 (Chinese), long (3 parts)")
 	fs.Float64Var(&o.Rate, "rate", 0, "target msg/s (0: open loop, as fast as the windows allow)")
 	fs.DurationVar(&o.Duration, "duration", 30*time.Second, "measured duration")
@@ -67,6 +69,9 @@ func ParseFlags(args []string, usage io.Writer) (Options, error) {
 	if o.Binds < 1 || o.Window < 1 || o.SIPWindow < 1 || o.XMPPWindow < 1 || o.Users < 0 || o.XMPPUsers < 0 ||
 		o.Online < 0 || o.Online > 1 || o.Numbers < 1 {
 		return o, fmt.Errorf("--binds, --window, --sip-window, --xmpp-window, --sms-numbers must be ≥ 1, --users and --xmpp-users ≥ 0, and --online within 0..1")
+	}
+	if o.Groups < 1 || o.GroupSize < 2 {
+		return o, fmt.Errorf("--groups must be ≥ 1 and --group-size ≥ 2")
 	}
 	if o.Duration <= 0 || o.Warmup < 0 || o.Drain < 0 || o.CeilingDuration <= 0 || o.Rate < 0 || o.CeilingRate < 0 {
 		return o, fmt.Errorf("durations and --rate must not be negative")

@@ -90,11 +90,12 @@ type PhaseResult struct {
 	SIPBad           uint64   `json:"sip_bad,omitempty"`
 	XMPPBad          uint64   `json:"xmpp_bad,omitempty"`
 
-	Bridge        *ProcResult `json:"bridge,omitempty"`
-	Prosody       *ProcResult `json:"prosody,omitempty"`
-	Bench         ProcResult  `json:"bench"`
-	Series        []Second    `json:"series"`
-	BridgeLogTail string      `json:"bridge_log_tail,omitempty"`
+	Group         *GroupResult `json:"group,omitempty"`
+	Bridge        *ProcResult  `json:"bridge,omitempty"`
+	Prosody       *ProcResult  `json:"prosody,omitempty"`
+	Bench         ProcResult   `json:"bench"`
+	Series        []Second     `json:"series"`
+	BridgeLogTail string       `json:"bridge_log_tail,omitempty"`
 }
 
 type counters struct {
@@ -336,6 +337,16 @@ func runPhase(ctx context.Context, name string, g *Generator, procs Procs, drain
 	res.Lost, res.LostSamples = f.Lost, f.LostSamples
 	res.DeliveredUnacked, res.Unanswered = f.DeliveredUnacked, f.Unanswered
 	res.GeneratorMissed = g.missed.Load()
+	if gt := tr.group; gt != nil {
+		gp, rr := gt.plan, res.Routes[Group.String()]
+		acked := tr.accepted[Group].Load()
+		res.Group = &GroupResult{Groups: gp.groups, Size: gp.size, IMMembers: gp.nIM, SMSMembers: gp.nSMS,
+			PostsAckedPerSec: rr.AcceptedPerSec, MemberDeliveriesPerSec: rr.DeliveredPerSec,
+			PostsAcked: acked, CopiesExpected: acked * uint64(gp.size-1),
+			IMCopies: gt.copies[AtSIP].Load(), SMSCopies: gt.copies[AtSMS].Load(), CopiesLost: rr.Lost,
+			Wrong: gt.wrong.Load(), PostToLastMember: rr.Latency}
+		_, _, res.Group.RefusedPostCopies = tr.lostCopies()
+	}
 	res.Bench.PID = bench.pid
 	for _, w := range all {
 		w.finish(secs)

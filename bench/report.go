@@ -23,7 +23,9 @@ type Report struct {
 	// CeilingRatio is the bridge's delivered msg/s over the ceiling's, 0
 	// when either phase did not run.
 	CeilingRatio float64 `json:"ceiling_ratio"`
-	Lost         uint64  `json:"lost"` // over every phase: must be 0
+	// CeilingNote says why no ceiling phase ran, when a route has none.
+	CeilingNote string `json:"ceiling_note,omitempty"`
+	Lost        uint64 `json:"lost"` // over every phase: must be 0
 }
 
 // Phase returns the phase called name, or nil.
@@ -106,6 +108,19 @@ func (r *Report) Summary(w io.Writer) {
 		if p.Elsewhere > 0 {
 			fmt.Fprintf(w, "delivered on another network than the route's (IM fell back to SMS): %d\n", p.Elsewhere)
 		}
+		if g := p.Group; g != nil {
+			fmt.Fprintf(w, "group: %d groups of %d (%d IM, %d SMS members): posts acked %.0f/s, member deliveries %.0f/s; "+
+				"post-to-last-member p50 %.2f ms p99 %.2f ms; copies expected %d, delivered %d IM + %d SMS, lost %d",
+				g.Groups, g.Size, g.IMMembers, g.SMSMembers, g.PostsAckedPerSec, g.MemberDeliveriesPerSec,
+				g.PostToLastMember.P50Ms, g.PostToLastMember.P99Ms, g.CopiesExpected, g.IMCopies, g.SMSCopies, g.CopiesLost)
+			if g.RefusedPostCopies > 0 {
+				fmt.Fprintf(w, ", and %d copies of refused posts", g.RefusedPostCopies)
+			}
+			if g.Wrong > 0 {
+				fmt.Fprintf(w, ", to a wrong recipient %d", g.Wrong)
+			}
+			fmt.Fprintln(w)
+		}
 		if p.Bridge != nil {
 			fmt.Fprintf(w, "bridge: cpu %.0f%% (100%% = one core), rss peak %.0f MB\n", p.Bridge.CPUPercent, p.Bridge.RSSPeakMB)
 		}
@@ -113,6 +128,9 @@ func (r *Report) Summary(w io.Writer) {
 			fmt.Fprintf(w, "prosody: cpu %.0f%%, rss peak %.0f MB\n", p.Prosody.CPUPercent, p.Prosody.RSSPeakMB)
 		}
 		fmt.Fprintf(w, "bench:  cpu %.0f%%, rss peak %.0f MB\n", p.Bench.CPUPercent, p.Bench.RSSPeakMB)
+	}
+	if r.CeilingNote != "" {
+		fmt.Fprintf(w, "\nceiling: %s\n", r.CeilingNote)
 	}
 	if r.CeilingRatio > 0 {
 		fmt.Fprintf(w, "\nbridge throughput = %.0f%% of the ceiling\n", 100*r.CeilingRatio)

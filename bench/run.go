@@ -38,6 +38,9 @@ type Options struct {
 	XMPPWindow int    `json:"xmpp_window"`
 	Mix        string `json:"mix"`
 	Alphabet   string `json:"alphabet"`
+	// Groups of GroupSize members each take the group route's posts.
+	Groups    int `json:"groups"`
+	GroupSize int `json:"group_size"`
 
 	Rate            float64       `json:"rate"`
 	CeilingRate     float64       `json:"ceiling_rate,omitempty"`
@@ -72,15 +75,28 @@ func planLoad(o Options) (Load, []string, error) {
 	if needsXMPP(routes) && o.XMPPUsers < 1 {
 		return Load{}, nil, errors.New("the mix needs XMPP users: raise --xmpp-users")
 	}
-	users := make([]string, o.Users)
+	// The groups' IM members are online users of their own: as many are
+	// provisioned and registered as they need.
+	nUsers := o.Users
+	if routes[Group] > 0 {
+		nOnline = max(nOnline, groupUsers(o.Groups, o.GroupSize))
+		nUsers = max(nUsers, nOnline)
+	}
+	users := make([]string, nUsers)
 	for i := range users {
 		users[i] = userName(i)
 	}
-	return Load{
+	l := Load{
 		Rate: o.Rate, Duration: o.Duration, Warmup: o.Warmup, Routes: routes, Alphas: alphas,
 		Binds: o.Binds, Window: o.Window, SIPWindow: o.SIPWindow, Online: users[:nOnline], SMSNumbers: o.Numbers,
 		XMPPWindow: o.XMPPWindow,
-	}, users, nil
+	}
+	if routes[Group] > 0 {
+		if l.Group, err = newGroupPlan(o.Groups, o.GroupSize, l.Online); err != nil {
+			return Load{}, nil, err
+		}
+	}
+	return l, users, nil
 }
 
 // needsXMPP reports whether any route with a weight needs Prosody.
@@ -146,7 +162,13 @@ func Run(ctx context.Context, o Options, progress io.Writer, log *slog.Logger) (
 		defer xs.Close()
 		fmt.Fprintf(progress, "prosody pid %d: c2s %s component %s (%s)\n", xs.PID(), xs.C2SAddr, xs.ComponentAddr, xs.ComponentDomain)
 	}
-	if !o.NoCeiling {
+	if load.Group != nil && !o.NoCeiling {
+		if o.CeilingOnly {
+			return nil, errors.New("the group route has no ceiling phase: " + groupNoCeiling)
+		}
+		rep.CeilingNote = "n/a: " + groupNoCeiling
+		fmt.Fprintln(progress, "ceiling:", rep.CeilingNote)
+	} else if !o.NoCeiling {
 		res, err := runCeiling(ctx, o, load, xs, progress, log)
 		if err == nil {
 			err = prosodyAlive(res, xs)
@@ -175,6 +197,10 @@ func Run(ctx context.Context, o Options, progress io.Writer, log *slog.Logger) (
 	}
 	return rep, nil
 }
+
+// groupNoCeiling says why a mix with the group route runs no ceiling phase.
+const groupNoCeiling = "a post's first leg is a deliver_sm from the bench's SMSC, which needs a bound receiver, and its " +
+	"copies are the sms-im and sms-sms egress legs, whose ceilings those routes measure"
 
 // ceiling is the ceiling phase's cast, everything the bridge phase has but
 // the bridge, which a zero-logic Relay replaces. Leg 1 goes to inSMSC (SMS
@@ -318,6 +344,12 @@ func runBridge(ctx context.Context, o Options, l Load, users []string, xs *proso
 
 	procs := Procs{Bridge: o.PID}
 	l.SMPPAddr, l.SIPAddr = o.AddrSMPP, o.AddrSIP
+	if l.Group != nil {
+		if o.AddrSMPP != "" {
+			return nil, errors.New("the group route needs a spawned bridge: its groups are created over the API")
+		}
+		tr.group, l.SMSC = newGroupTracker(l.Group), smsc
+	}
 	var br *Bridge
 	if o.AddrSMPP == "" {
 		dir, err := os.MkdirTemp("", "bench-bridge-")
@@ -344,6 +376,9 @@ func runBridge(ctx context.Context, o Options, l Load, users []string, xs *proso
 			so.XMPPServer, so.XMPPDomain, so.XMPPSecret = xs.ComponentAddr, xs.ComponentDomain, xs.Secret
 			so.APIToken = randomToken()
 		}
+		if l.Group != nil {
+			so.APIToken, so.Groups = randomToken(), true
+		}
 		br, err = Spawn(ctx, so)
 		if err != nil {
 			return nil, err
@@ -360,8 +395,14 @@ func runBridge(ctx context.Context, o Options, l Load, users []string, xs *proso
 		}
 		defer l.XMPP.Close()
 	}
+	if l.Group != nil {
+		api := &apiClient{base: "http://" + br.HTTPAddr, token: br.APIToken}
+		if err := setupGroups(ctx, api, l.Group, o.Domain, progress); err != nil {
+			return nil, err
+		}
+	}
 	// The SMS routes need the bridge bound to our SMSC.
-	if l.Routes[SMSToSMS] > 0 || l.Routes[IMToSMS] > 0 || l.Routes[XMPPToSMS] > 0 {
+	if l.Routes[SMSToSMS] > 0 || l.Routes[IMToSMS] > 0 || l.Routes[XMPPToSMS] > 0 || l.Routes[Group] > 0 {
 		deadline := time.Now().Add(20 * time.Second)
 		for smsc.Bound() == 0 {
 			if time.Now().After(deadline) {

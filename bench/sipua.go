@@ -67,7 +67,7 @@ func StartUAPool(ctx context.Context, domain, password string, tr *Tracker, log 
 			continue
 		}
 		p.port = pc.LocalAddr().(*net.UDPAddr).Port
-		go p.srv.ServeUDP(newResponderConn(pc.(*net.UDPConn), func(_ string, body []byte) { p.received(body) }))
+		go p.srv.ServeUDP(newResponderConn(pc.(*net.UDPConn), p.received))
 		go p.srv.ServeTCP(ln)
 		go func() { <-ctx.Done(); pc.Close(); ln.Close() }()
 		last = nil
@@ -120,14 +120,17 @@ func (p *UAPool) Received() uint64 { return p.got.Load() }
 
 func (p *UAPool) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-	p.received(req.Body())
+	p.received(req.Recipient.User, req.Body())
 }
 
-// received counts one MESSAGE and reports its token.
-func (p *UAPool) received(body []byte) {
+// received counts one MESSAGE to user and reports its token.
+func (p *UAPool) received(user string, body []byte) {
 	p.got.Add(1)
-	if tok, ok := ParseToken(string(body)); ok {
+	text := string(body)
+	if tok, ok := ParseToken(text); ok {
 		p.tr.DeliveredAt(tok, AtSIP)
+	} else if tok, ok := FindGroupToken(text); ok {
+		p.tr.GroupDelivered(tok, AtSIP, user)
 	} else {
 		p.bad.Add(1)
 	}

@@ -129,7 +129,7 @@ func (s *SMSC) HandleSMPP(_ context.Context, _ *smpp.Session, req, resp *smpp.PD
 			s.bad.Add(1)
 			return
 		}
-		s.tr.DeliveredAt(tok, AtSMS)
+		s.delivered(tok, req.DestAddr)
 		return
 	}
 	// A part: the message is delivered when every part has arrived.
@@ -160,18 +160,28 @@ func (s *SMSC) HandleSMPP(_ context.Context, _ *smpp.Session, req, resp *smpp.PD
 		s.bad.Add(1)
 		return
 	}
-	s.tr.DeliveredAt(p.tok, AtSMS)
+	s.delivered(p.tok, k.dst)
+}
+
+// delivered reports a whole message to dst: a group post's copy for that
+// member, else a message of its route.
+func (s *SMSC) delivered(tok Token, dst string) {
+	if tok.Route == Group {
+		s.tr.GroupDelivered(tok, AtSMS, dst)
+		return
+	}
+	s.tr.DeliveredAt(tok, AtSMS)
 }
 
 // tokenOf decodes only the head of body, where the token is (a few dozen
-// characters): decoding the whole text would spend the generator's CPU on
-// bytes it never reads. A head cut inside a GSM 7-bit escape falls back to
-// the whole text.
+// characters, after a group copy's "[name] nick: "): decoding the whole
+// text would spend the generator's CPU on bytes it never reads. A head cut
+// inside a GSM 7-bit escape falls back to the whole text.
 func tokenOf(dcs byte, body []byte) (Token, bool) {
-	const head = 64 // bytes: 32 UCS-2 characters, more than a token's
+	const head = 128 // bytes: 64 UCS-2 characters, more than a prefix and a token
 	if len(body) > head {
 		if text, err := smstext.Decode(dcs, body[:head]); err == nil {
-			if tok, ok := ParseToken(text); ok {
+			if tok, ok := findToken(text); ok {
 				return tok, true
 			}
 		}
@@ -180,5 +190,13 @@ func tokenOf(dcs byte, body []byte) (Token, bool) {
 	if err != nil {
 		return Token{}, false
 	}
-	return ParseToken(text)
+	return findToken(text)
+}
+
+// findToken is the token starting text, or a group copy's after its prefix.
+func findToken(text string) (Token, bool) {
+	if tok, ok := ParseToken(text); ok {
+		return tok, true
+	}
+	return FindGroupToken(text)
 }

@@ -15,6 +15,9 @@ const (
 	IMToIM
 	SMSToXMPP
 	XMPPToSMS
+	// Group is a post into a bench group (SMS MO to the group's number):
+	// one token, one copy per other member, at the IM UA or the SMSC.
+	Group
 	numRoutes
 )
 
@@ -22,7 +25,7 @@ const (
 // byte.
 var _ [8 - numRoutes]struct{}
 
-var routeNames = [numRoutes]string{"sms-im", "sms-sms", "im-sms", "im-im", "sms-xmpp", "xmpp-sms"}
+var routeNames = [numRoutes]string{"sms-im", "sms-sms", "im-sms", "im-im", "sms-xmpp", "xmpp-sms", "group"}
 
 func (r Route) String() string {
 	if r < numRoutes {
@@ -107,3 +110,23 @@ func ParseToken(text string) (Token, bool) {
 	}
 	return Token{Route: Route(r), Seq: seq, SentUs: us}, true
 }
+
+// FindGroupToken finds the token of a group post's copy, which the bridge
+// prefixes with the poster's nick ("nick: ") and, in SMS, the group's name
+// ("[name] nick: "): the token is the first '#' on. Only a Group token is
+// taken there; other routes' tokens must start the text.
+func FindGroupToken(text string) (Token, bool) {
+	i := strings.IndexByte(text, '#')
+	if i <= 0 || i > maxGroupPrefix {
+		return Token{}, false
+	}
+	tok, ok := ParseToken(text[i:])
+	if !ok || tok.Route != Group {
+		return Token{}, false
+	}
+	return tok, true
+}
+
+// maxGroupPrefix bounds where a copy's token may start: "[" + a 32-byte
+// name + "] " + a 24-byte nick + ": ".
+const maxGroupPrefix = 64

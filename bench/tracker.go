@@ -54,6 +54,9 @@ type Tracker struct {
 	all    Hist
 	route  [numRoutes]Hist
 	second Hist
+
+	// group follows the copies of group posts; nil without the group route.
+	group *groupTracker
 }
 
 // NewTracker starts a tracker whose clock starts now.
@@ -99,6 +102,15 @@ func (t *Tracker) word(seq uint64, alloc bool) *atomic.Uint32 {
 		c = p.Load()
 	}
 	return &c[seq%chunkLen/4]
+}
+
+// state is seq's state byte (0 for a sequence number never handed out).
+func (t *Tracker) state(seq uint64) uint8 {
+	w := t.word(seq, false)
+	if w == nil {
+		return 0
+	}
+	return uint8(w.Load() >> ((seq % 4) * 8))
 }
 
 // each calls f with every handed-out message's sequence number and state.
@@ -177,6 +189,12 @@ func (t *Tracker) DeliveredAt(tok Token, at Sink) {
 	if at != r.Dest() {
 		t.elsewhere[r].Add(1)
 	}
+	t.record(tok)
+}
+
+// record adds tok's latency, from its send time to now, to the histograms.
+func (t *Tracker) record(tok Token) {
+	r := tok.Route
 	now := t.Now()
 	lat := uint64(0)
 	if now > tok.SentUs {
@@ -225,6 +243,8 @@ func (t *Tracker) Census() Final {
 			f.Delivered++
 		}
 		switch {
+		case Route(st>>routeShift) == Group && st&stAcked != 0 && st&stDelivered == 0:
+			// A post misses copies: they, not the post, are counted below.
 		case st&stAcked != 0 && st&stDelivered == 0:
 			f.Lost++
 			f.LostByRoute[Route(st>>routeShift)%numRoutes]++
@@ -237,6 +257,12 @@ func (t *Tracker) Census() Final {
 			f.Unanswered++
 		}
 	})
+	if t.group != nil {
+		lost, samples, _ := t.lostCopies()
+		f.Lost += lost
+		f.LostByRoute[Group] = lost
+		f.LostSamples = append(f.LostSamples, samples[:min(len(samples), 20-min(20, len(f.LostSamples)))]...)
+	}
 	return f
 }
 

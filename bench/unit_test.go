@@ -174,3 +174,18 @@ func TestTrackerCensus(t *testing.T) {
 		t.Fatalf("dups %d unknown %d, want 1 and 2", d, u)
 	}
 }
+
+// Message k is due at k/rate: the first at once, none an interval late.
+func TestDueBy(t *testing.T) {
+	for _, c := range []struct {
+		us   uint64
+		rate float64
+		want uint64
+	}{
+		{0, 20, 1}, {49_999, 20, 1}, {50_000, 20, 2}, {1_000_000, 20, 21}, {0, 10500, 1}, {1_000_000, 10500, 10501},
+	} {
+		if got := dueBy(c.us, c.rate); got != c.want {
+			t.Errorf("dueBy(%d µs, %v/s) = %d, want %d", c.us, c.rate, got, c.want)
+		}
+	}
+}

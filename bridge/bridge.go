@@ -205,6 +205,10 @@ func (b *Bridge) buildGroups() error {
 	}
 	g, err := group.New(group.Config{
 		Access: b.cfg.GroupNumber, CountryCode: b.cfg.CountryCode, KV: b.db, People: b.dir, Robots: rs,
+		// A raised rate gets a burst of one second's worth: a burst below
+		// the rate would refuse posts that arrive a few at a time.
+		MemberRate: b.cfg.GroupMemberRate, MemberBurst: max(5, b.cfg.GroupMemberRate),
+		GroupRate: b.cfg.GroupRate, GroupBurst: max(50, b.cfg.GroupRate),
 		Logger: b.log.With("part", "groups"),
 	}, b.rt)
 	if err != nil {

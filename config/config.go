@@ -50,6 +50,9 @@ type Config struct {
 	GroupNumber   string   // access number of group chat; "" = no groups
 	GroupRobots   string   // YAML file of keyword robots
 	RobotWebhooks []string // NAME:SECRET@URL
+	// Posts per second per member and per group; beyond them a post is
+	// refused as overload.
+	GroupMemberRate, GroupRate float64
 
 	FusionKey     string   // hex AES-256 key sealing external IM accounts; "" = none
 	FusionCA      string   // PEM roots for external IM servers; "" = the system's

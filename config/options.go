@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"slices"
@@ -73,6 +74,8 @@ var options = []option{
 		}
 		return nil
 	}),
+	rate("group-member-rate", "1", "posts per second one member may make in a group (burst: 5, or one second's worth if more); beyond it a post is refused as overload", func(c *Config) *float64 { return &c.GroupMemberRate }),
+	rate("group-rate", "20", "posts per second into one group from all its members (burst: 50, or one second's worth if more)", func(c *Config) *float64 { return &c.GroupRate }),
 	withMask(list("robot-webhook", "an external robot of the groups: NAME:SECRET@URL, posts signed with SECRET (HMAC-SHA256) go to URL (repeatable)", true, func(c *Config) *[]string { return &c.RobotWebhooks },
 		checkRobotWebhook, func(v string) string { return v }), maskRobotWebhook),
 	str("group-robots", "", "YAML file of the groups' keyword robots (\"\" = the help robot only)", func(c *Config) *string { return &c.GroupRobots }, nil),
@@ -149,6 +152,11 @@ func nonNegative(o option) option {
 	b := o.bind
 	o.bind = func(c *Config) value { v := b(c).(durValue); v.nonNeg = true; return v }
 	return o
+}
+
+// rate is a positive number of events per second.
+func rate(name, def, help string, p func(*Config) *float64) option {
+	return option{name: name, def: def, help: help, bind: func(c *Config) value { return rateValue{p(c)} }}
 }
 
 func integer(name, def, help string, p func(*Config) *int) option {
@@ -233,6 +241,19 @@ func (v intValue) set(s string) error {
 }
 func (v intValue) get() []string { return []string{strconv.Itoa(*v.p)} }
 func (v intValue) reset()        {}
+
+type rateValue struct{ p *float64 }
+
+func (v rateValue) set(s string) error {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(f > 0) || math.IsInf(f, 0) {
+		return fmt.Errorf("%q: want a positive number per second", s)
+	}
+	*v.p = f
+	return nil
+}
+func (v rateValue) get() []string { return []string{strconv.FormatFloat(*v.p, 'g', -1, 64)} }
+func (v rateValue) reset()        {}
 
 type enumValue[T ~string] struct {
 	p       *T
