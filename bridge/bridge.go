@@ -436,18 +436,42 @@ func (b *Bridge) Addrs() Addrs {
 	return a
 }
 
+// failStopGrace is how long a bridge whose store has failed keeps running,
+// refusing messages and answering /readyz 503 with the reason, before it
+// stops: a load balancer polling readiness sees why.
+const failStopGrace = 2 * time.Second
+
 // Ready is closed once every listener is served.
 func (b *Bridge) Ready() <-chan struct{} { return b.ready }
 
 // Run serves until ctx ends or a part fails, then shuts down: the edges stop
 // taking work, in-flight deliveries end (unfinished ones stay in the store
 // for the next start), and the store closes last. It may be called once.
-func (b *Bridge) Run(ctx context.Context) error {
+func (b *Bridge) Run(ctx context.Context) (err error) {
 	if !b.ran.CompareAndSwap(false, true) {
 		return errors.New("bridge: Run called twice")
 	}
-	defer b.Close()
+	defer func() {
+		// A store that failed does not close cleanly: say why, and fail.
+		if cerr := b.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("bridge: close: %w", cerr)
+		}
+	}()
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		select {
+		case <-b.db.Failed():
+		case <-gctx.Done():
+			return nil
+		}
+		ferr := b.db.Healthy()
+		b.log.Error("bridge stopping: its store has failed", "err", ferr, "after", failStopGrace)
+		select {
+		case <-time.After(failStopGrace):
+		case <-gctx.Done():
+		}
+		return fmt.Errorf("bridge: store failed: %w", ferr)
+	})
 	if b.adminLn != nil {
 		g.Go(func() error { return serveAdmin(gctx, b.adminLn) })
 	}
@@ -484,7 +508,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		close(b.ready)
 		return nil
 	})
-	err := g.Wait()
+	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}

@@ -256,8 +256,12 @@ func Load(name string, args []string, getenv func(string) string, usageOut io.Wr
 			continue
 		}
 		if o.list {
+			sep := o.envSep
+			if sep == "" {
+				sep = ","
+			}
 			var items []string
-			for _, it := range strings.Split(v, ",") {
+			for _, it := range strings.Split(v, sep) {
 				if it = strings.TrimSpace(it); it != "" {
 					items = append(items, it)
 				}

@@ -26,6 +26,7 @@ type option struct {
 	quoted  bool // printed as a YAML string
 	bind    func(*Config) value
 	mask    func(string) string // for secrets; default: all but what precedes the first ':'
+	envSep  string              // separates a list's items in its environment variable (default ",")
 }
 
 // value parses into and renders a typed field of a Config.
@@ -105,8 +106,8 @@ var options = []option{
 	integer("store-cache-mb", "32", "badger block cache and index cache size in MiB, each", func(c *Config) *int { return &c.StoreCacheMB }),
 	list("reginfo-from", "IP, CIDR or host name of an IM server (Kamailio pua_reginfo) allowed to PUBLISH/NOTIFY registration state, RFC 3680 (repeatable; none = refused)", false, func(c *Config) *[]string { return &c.ReginfoFrom },
 		func(v string) (string, error) { return v, nil }, func(v string) string { return v }),
-	withMask(list("partner-site", "partner website for delegated login: ID,VERIFY_URL,SERVER_ID,SERVER_SECRET[,CONTACTS_URL[,POSTS_URL]] (repeatable; users log in as user#ID)", true, func(c *Config) *[]PartnerSite { return &c.PartnerSites },
-		parsePartnerSite, formatPartnerSite), maskPartnerSite),
+	withEnvSep(withMask(list("partner-site", "partner website for delegated login: ID,VERIFY_URL,SERVER_ID,SERVER_SECRET[,CONTACTS_URL[,POSTS_URL]] (repeatable, ';'-separated in the environment; users log in as user#ID)", true, func(c *Config) *[]PartnerSite { return &c.PartnerSites },
+		parsePartnerSite, formatPartnerSite), maskPartnerSite), ";"),
 	list("social-site", "social site whose signed tokens admit account@ID: ID:HEX_HMAC_KEY (repeatable)", true, func(c *Config) *[]SocialSite { return &c.SocialSites },
 		parseSocialSite, func(s SocialSite) string { return s.ID + ":" + hex.EncodeToString(s.Key) }),
 	list("sso-service", "third-party service that gets single sign-on tickets: ID:KEY_ID:HEX_AES256_KEY[:TTL] (repeatable)", true, func(c *Config) *[]SSOService { return &c.SSOServices },
@@ -171,6 +172,13 @@ func enum[T ~string](name string, def T, help string, p func(*Config) *T, others
 func list[T any](name, help string, secret bool, p func(*Config) *[]T, parse func(string) (T, error), format func(T) string) option {
 	return option{name: name, help: help, list: true, secret: secret, mask: maskAfterColon,
 		bind: func(c *Config) value { return listValue[T]{p(c), parse, format} }}
+}
+
+// withEnvSep gives a list whose items contain commas another separator in
+// its environment variable.
+func withEnvSep(o option, sep string) option {
+	o.envSep = sep
+	return o
 }
 
 func withMask(o option, mask func(string) string) option {
@@ -393,7 +401,8 @@ func parseSIPUser(v string) (SIPUser, error) {
 func parsePartnerSite(v string) (PartnerSite, error) {
 	f := strings.Split(v, ",")
 	if len(f) < 4 || len(f) > 6 || f[0] == "" || f[1] == "" || f[2] == "" || f[3] == "" {
-		return PartnerSite{}, fmt.Errorf("%q: want ID,VERIFY_URL,SERVER_ID,SERVER_SECRET[,CONTACTS_URL[,POSTS_URL]]", f[0])
+		// No field is quoted: with fields missing any of them may be the secret.
+		return PartnerSite{}, fmt.Errorf("%d fields: want ID,VERIFY_URL,SERVER_ID,SERVER_SECRET[,CONTACTS_URL[,POSTS_URL]]", len(f))
 	}
 	s := PartnerSite{ID: f[0], VerifyURL: f[1], ServerID: f[2], ServerSecret: f[3]}
 	if len(f) > 4 {

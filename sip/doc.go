@@ -45,6 +45,13 @@
 // transaction that keeps only the final response for Timer J, instead of
 // sipgo's full transaction per request, which holds 32 s of traffic in memory.
 //
+// Every request read off UDP or TCP is screened before sipgo's transaction
+// layer (malformed.go): one sipgo cannot parse, or that breaks a rule of
+// RFC 3261 §8.2, is answered from its raw bytes with a reason phrase naming
+// the fault (400, 416, 483, 505, 513), never dropped, unless it has no Via
+// to address a response by. Over TCP a request that cannot be framed is
+// answered and its connection closed.
+//
 // Interoperability is tested against SIPp (Debian package sip-tester) with
 // the scenarios in testdata/sipp; TestSippInterop skips when sipp is missing
 // unless BRIDGE_REQUIRE_INTEROP=1.

@@ -157,3 +157,57 @@ func FuzzTopViaBranch(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCheckRequest: the malformed-request screen never panics; a request it
+// passes is one sipgo parses with everything a response needs; the answer
+// to one it rejects is one response with the rejection's status, no header
+// line broken by a stray CR or LF, and, when sipgo reads the request's top
+// Via, that Via's branch (control bytes blanked). Seeds: the requests TestMalformedSIPAnswered in
+// cmd/bridge sends (go test ./cmd/bridge -run TestMalformedSIPAnswered
+// -sip-corpus $PWD/sip/testdata/fuzz/FuzzCheckRequest writes them).
+func FuzzCheckRequest(f *testing.F) {
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := checkRequest(b)
+		if r == nil && strings.HasPrefix(string(b), "SIP/") {
+			return // responses are not screened
+		}
+		if r == nil {
+			m, err := sip.ParseMessage(b)
+			if err != nil {
+				t.Fatalf("passed %q, which sipgo refuses: %v", b, err)
+			}
+			if req, ok := m.(*sip.Request); ok && (req.Via() == nil || req.From() == nil || req.To() == nil || req.CallID() == nil || req.CSeq() == nil) {
+				t.Fatalf("passed %q without a header a response needs", b)
+			}
+			return
+		}
+		wire, ok := rejectionResponse(b, r, "fuzz")
+		if !ok {
+			return
+		}
+		head, rest, found := strings.Cut(string(wire), "\r\n\r\n")
+		if !found || rest != "" || strings.ContainsAny(strings.ReplaceAll(head, "\r\n", ""), "\r\n") {
+			t.Fatalf("answer to %q is not one response: %q", b, wire)
+		}
+		if want := "SIP/2.0 " + strconv.Itoa(r.code) + " " + r.reason + "\r\n"; !strings.HasPrefix(head+"\r\n", want) {
+			t.Fatalf("answer %q does not start %q", wire, want)
+		}
+		m, err := sip.ParseMessage(b)
+		if err != nil {
+			return
+		}
+		req, isReq := m.(*sip.Request)
+		if !isReq || req.Via() == nil {
+			return
+		}
+		reqBranch, _ := req.Via().Params.Get("branch")
+		if strings.ContainsFunc(reqBranch, func(c rune) bool { return c < ' ' || c == 0x7f }) {
+			return // control bytes are blanked in the copy
+		}
+		if res, err := sip.ParseMessage(wire); err == nil && res.Via() != nil {
+			if br, _ := res.Via().Params.Get("branch"); br != reqBranch {
+				t.Fatalf("answer to %q has branch %q, the request %q", b, br, reqBranch)
+			}
+		}
+	})
+}

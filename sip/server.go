@@ -356,7 +356,7 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	errc := make(chan error, 2)
 	go func() { errc <- s.srv.ServeUDP(served) }()
-	go func() { errc <- s.srv.ServeTCP(ln) }()
+	go func() { errc <- s.srv.ServeTCP(screenListener{ln, s}) }() // malformed.go
 	// ServeUDP registers the listener in sipgo's connection pool from its
 	// goroutine; until then a request sourced from it would try to bind the
 	// port again. Wait for that so SendIM works as soon as Ready is closed.

@@ -24,10 +24,11 @@ import (
 // transaction is just its response bytes in a map rotated every Timer J,
 // enough to answer a retransmitted request again without handling it twice
 // (RFC 3261 §17.2.2). sipgo's parser still parses each new request; a
-// retransmission is answered on a scan of its top Via (topViaBranch). What reads
-// through to sipgo unchanged: every other request, a MESSAGE that does not
-// parse or whose top Via has no RFC 3261 branch, and responses that are not
-// to our fast-path transactions (interceptConn).
+// retransmission is answered on a scan of its top Via (topViaBranch). A malformed
+// request of any method is answered here (malformed.go). What reads through
+// to sipgo unchanged: every other well-formed request, a MESSAGE whose top
+// Via has no RFC 3261 branch, and responses that are not to our fast-path
+// transactions (interceptConn).
 type udpServer struct {
 	s       *Server
 	pc      *net.UDPConn
@@ -80,10 +81,19 @@ func (u *udpServer) dispatch(req *sip.Request, tx *fastTx) {
 	}
 }
 
-// take handles datagram b from src when it is a MESSAGE request and returns
-// true; false hands it to sipgo.
+// take handles datagram b from src when it is a MESSAGE request or a
+// malformed request (malformed.go) and returns true; false hands it to sipgo.
 func (u *udpServer) take(b []byte, src netip.AddrPort) bool {
 	if !bytes.HasPrefix(b, []byte("MESSAGE ")) {
+		// Parsed twice when well-formed (here and by sipgo): REGISTER and
+		// the rest are rare next to MESSAGE, and sipgo would drop what fails.
+		if r := checkRequest(b); r != nil {
+			u.s.reject(b, src.String(), r, func(wire []byte) error {
+				_, err := u.pc.WriteToUDPAddrPort(wire, src)
+				return err
+			})
+			return true
+		}
 		return false
 	}
 	// A retransmission needs only its key, and a full parse would be most
@@ -104,17 +114,24 @@ func (u *udpServer) take(b []byte, src netip.AddrPort) bool {
 	// copies the start line, header values and body out of its input and
 	// writes nothing into it, so b also reaches sipgo intact on false.
 	m, err := sip.ParseMessage(b)
+	r := (*rejection)(nil)
 	if err != nil {
-		return false // sipgo logs and drops it
+		r = diagnose(b, err)
+	} else if req, ok := m.(*sip.Request); ok {
+		r = validate(req)
+	}
+	if r != nil {
+		u.s.reject(b, src.String(), r, func(wire []byte) error {
+			_, err := u.pc.WriteToUDPAddrPort(wire, src)
+			return err
+		})
+		return true
 	}
 	req, ok := m.(*sip.Request)
 	if !ok || req.Method != sip.MESSAGE {
 		return false
 	}
 	via := req.Via()
-	if via == nil {
-		return false
-	}
 	branch, _ := via.Params.Get("branch")
 	if !strings.HasPrefix(branch, sip.RFC3261BranchMagicCookie) { // RFC 2543 peers: sipgo matches those
 		return false

@@ -15,10 +15,10 @@ const valueThreshold = 64
 
 // badgerOptions configures badger for opts; syncWrites makes badger fsync
 // every write itself.
-func badgerOptions(opts Options, syncWrites bool) badger.Options {
+func badgerOptions(opts Options, syncWrites bool, fs *failStop) badger.Options {
 	bo := badger.DefaultOptions(opts.Dir).
 		WithInMemory(opts.Dir == "").
-		WithLogger(badgerLogger{opts.Logger}).
+		WithLogger(badgerLogger{opts.Logger, fs}).
 		WithSyncWrites(syncWrites).
 		WithMemTableSize(opts.MemTableSize).
 		WithNumMemtables(2).
@@ -80,10 +80,17 @@ func writeOps(bdb *badger.DB, ops []op) error {
 }
 
 // badgerLogger routes badger's logs to slog; badger's Info is chatty, so it
-// goes to Debug.
-type badgerLogger struct{ l *slog.Logger }
+// goes to Debug. Its errors also go to fs: badger has no other way to tell
+// that a flush failed.
+type badgerLogger struct {
+	l  *slog.Logger
+	fs *failStop
+}
 
-func (b badgerLogger) Errorf(f string, a ...any)   { b.logf(slog.LevelError, f, a) }
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.fs.badgerError(fmt.Sprintf(f, a...))
+	b.logf(slog.LevelError, f, a)
+}
 func (b badgerLogger) Warningf(f string, a ...any) { b.logf(slog.LevelWarn, f, a) }
 func (b badgerLogger) Infof(f string, a ...any)    { b.logf(slog.LevelDebug, f, a) }
 func (b badgerLogger) Debugf(f string, a ...any)   { b.logf(slog.LevelDebug-4, f, a) }

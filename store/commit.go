@@ -28,6 +28,7 @@ type committer struct {
 	syncEach   bool          // knobs.syncEach: enqueue writes (and badger syncs) by itself
 	syncFault  func() error  // knobs.syncFault
 	applyFault func() error  // knobs.applyFault
+	fs         *failStop     // checked before each logged batch
 
 	// the open batch, guarded by mu
 	mu      sync.Mutex
@@ -93,8 +94,8 @@ type writePos struct {
 
 // init readies c for Open. With a commit log (a store on disk, no knob
 // replacing it) the log is opened and replayed into badger first.
-func (c *committer) init(bdb *badger.DB, opts Options, k knobs, cache *cache) error {
-	c.bdb, c.log, c.cache = bdb, opts.Logger, cache
+func (c *committer) init(bdb *badger.DB, opts Options, k knobs, cache *cache, fs *failStop) error {
+	c.bdb, c.log, c.cache, c.fs = bdb, opts.Logger, cache, fs
 	c.maxBatch = opts.MaxBatch
 	c.interval, c.ckptEvery = opts.CommitInterval, opts.CheckpointInterval
 	c.syncEach, c.syncFault, c.applyFault = k.syncEach, k.syncFault, k.applyFault
@@ -432,6 +433,9 @@ func (c *committer) noteResult(err error) {
 
 // healthy is DB.Healthy.
 func (c *committer) healthy() error {
+	if err := c.fs.failed(); err != nil {
+		return err
+	}
 	if c.isClosed() {
 		return ErrClosed
 	}

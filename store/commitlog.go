@@ -46,6 +46,12 @@ func (c *committer) closeLog() {
 // replay goes) the log; one badger refuses after it is logged is replayed
 // at the next Open (unapplied).
 func (c *committer) commitLogged(ops []op) error {
+	// A few stats per group commit, next to its fsync: no batch is
+	// acknowledged from a log that no restart can read.
+	c.fs.check()
+	if err := c.fs.failed(); err != nil {
+		return err
+	}
 	n, err := c.wal.append(ops)
 	if f := c.syncFault; err == nil && f != nil {
 		if err = f(); err != nil {

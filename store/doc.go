@@ -30,6 +30,12 @@
 //   - sweeper (retention.go) deletes final records whose retention has
 //     ended, which a badger TTL alone would not free.
 //   - idGen (id.go) makes sortable message IDs; codec.go encodes records.
+//   - failStop (failstop.go) ends a store that can never make a write
+//     durable again: its directory removed, replaced or unwritable (checked
+//     before each logged batch and every ProbeInterval), or badger failing
+//     its memtable flushes. Every commit fails from then on, Healthy gives
+//     the reason, Failed is closed, and Close leaves badger behind after a
+//     few seconds rather than wait on flush retries that never end.
 //
 // Key space: an unfinished message's record is "_/u/<id>" (also what
 // start-up recovery walks), a finished one "m/<id>" with the retention

@@ -68,6 +68,7 @@ type DB struct {
 	bdb  *badger.DB
 	opts Options
 	log  *slog.Logger
+	fs   *failStop // the store's end, once it cannot go on (failstop.go)
 
 	committer  committer  // group commit, commit log, checkpoints (commit.go)
 	cache      cache      // records with writes in flight, recent unfinished ones (cache.go)
@@ -133,7 +134,8 @@ func open(opts Options, k knobs) (*DB, error) {
 	if opts.CheckpointInterval <= 0 {
 		opts.CheckpointInterval = time.Second
 	}
-	bdb, err := badger.Open(badgerOptions(opts, k.syncEach))
+	fs := newFailStop(opts.Dir, opts.Logger)
+	bdb, err := badger.Open(badgerOptions(opts, k.syncEach, fs))
 	if err != nil {
 		return nil, fmt.Errorf("store: open badger at %q: %w", opts.Dir, err)
 	}
@@ -141,10 +143,16 @@ func open(opts Options, k knobs) (*DB, error) {
 		bdb:     bdb,
 		opts:    opts,
 		log:     opts.Logger,
+		fs:      fs,
 		sweeper: sweeper{bdb: bdb},
 	}
 	db.cache.init(opts.CacheRecords)
-	if err := db.committer.init(bdb, opts, k, &db.cache); err != nil {
+	if err := db.committer.init(bdb, opts, k, &db.cache, fs); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	if err := fs.arm(); err != nil {
+		db.committer.closeLog()
 		bdb.Close()
 		return nil, err
 	}
@@ -175,11 +183,33 @@ func open(opts Options, k knobs) (*DB, error) {
 // Writes after Close return ErrClosed. Close is idempotent.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
-		db.committer.shut()
-		db.stop()
-		db.bg.Wait()
-		db.committer.finish()
-		if err := db.bdb.Close(); err != nil {
+		db.fs.check() // a directory removed a moment ago: badger's Close would retry its flush forever
+		done := make(chan error, 1)
+		go func() {
+			db.committer.shut()
+			db.stop()
+			db.bg.Wait()
+			db.committer.finish()
+			done <- db.bdb.Close()
+		}()
+		// On a failed store (now or while closing) badger gets closeAbandon,
+		// then is left behind: its flush retries never end.
+		var err error
+		select {
+		case err = <-done:
+		case <-db.fs.ch:
+			select {
+			case err = <-done:
+			case <-time.After(closeAbandon):
+				err = errors.New("badger did not close; left behind")
+			}
+		}
+		switch failed := db.fs.failed(); {
+		case failed != nil && err != nil:
+			db.closeErr = fmt.Errorf("store: closed after failing: %w (badger: %v)", failed, err)
+		case failed != nil:
+			db.closeErr = fmt.Errorf("store: closed after failing: %w", failed)
+		case err != nil:
 			db.closeErr = fmt.Errorf("store: close badger: %w", err)
 		}
 	})
@@ -215,7 +245,8 @@ func (db *DB) maintain(ctx context.Context) {
 				db.log.Debug("value log GC", "rewritten_files", n)
 			}
 		case <-probe.C:
-			if db.Healthy() != nil {
+			db.fs.check()
+			if db.Healthy() != nil && db.fs.failed() == nil {
 				_ = db.put(ctx, []byte(keyProbe), []byte{1})
 			}
 		}

@@ -285,26 +285,3 @@ func TestKamailioInterop(t *testing.T) {
 		t.Fatalf("UA got %d messages, want only the first", n)
 	}
 }
-
-// TestComposeConfig validates docker-compose.yml with docker-compose, which
-// parses and checks it without a Docker engine.
-func TestComposeConfig(t *testing.T) {
-	bin := requireInterop(t, "docker-compose")
-	root := repoRoot(t)
-	cmd := exec.Command(bin, "-f", filepath.Join(root, "docker-compose.yml"), "config", "-q")
-	cmd.Dir = root
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("docker-compose config: %v\n%s", err, out)
-	}
-	// The compose file must mount the very config the interop test runs.
-	cmd = exec.Command(bin, "-f", filepath.Join(root, "docker-compose.yml"), "config")
-	cmd.Dir = root
-	out, err = cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("docker-compose config: %v\n%s", err, out)
-	}
-	if want := filepath.Join(root, "kamailio", "kamailio.cfg"); !bytes.Contains(out, []byte(want)) {
-		t.Fatalf("compose config does not mount %s:\n%s", want, out)
-	}
-}

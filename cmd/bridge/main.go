@@ -104,6 +104,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		_ = cfg.Print(stdout)
 		return 0
+	case "health":
+		return runHealth(args, stdout, stderr)
 	case "codec":
 		return runCodec(args, stdin, stdout, stderr)
 	case "sso":
@@ -111,10 +113,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "users":
 		return runUsers(args, stdin, stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: bridge [serve|version|config print|codec|sso verify|users import] [flags]; bridge --version; bridge serve --help lists the flags")
+		fmt.Fprintln(stdout, "usage: bridge [serve|version|config print|health [URL]|codec|sso verify|users import] [flags]; bridge --version; bridge serve --help lists the flags")
 		return 0
 	}
-	fmt.Fprintf(stderr, "bridge: unknown command %q (serve, version, config, codec, sso, users)\n", cmd)
+	fmt.Fprintf(stderr, "bridge: unknown command %q (serve, version, config, health, codec, sso, users)\n", cmd)
 	return 2
 }
 
