@@ -331,6 +331,12 @@ func runBridge(ctx context.Context, o Options, l Load, users []string, xs *proso
 	if smscAddr == "" {
 		smscAddr = "127.0.0.1:0"
 	}
+	if l.Group != nil {
+		if o.AddrSMPP != "" {
+			return nil, errors.New("the group route needs a spawned bridge: its groups are created over the API")
+		}
+		tr.group = newGroupTracker(l.Group) // before the sinks that report to it start
+	}
 	smsc, err := StartSMSC(ctx, smscAddr, o.Window, tr, log)
 	if err != nil {
 		return nil, err
@@ -345,10 +351,7 @@ func runBridge(ctx context.Context, o Options, l Load, users []string, xs *proso
 	procs := Procs{Bridge: o.PID}
 	l.SMPPAddr, l.SIPAddr = o.AddrSMPP, o.AddrSIP
 	if l.Group != nil {
-		if o.AddrSMPP != "" {
-			return nil, errors.New("the group route needs a spawned bridge: its groups are created over the API")
-		}
-		tr.group, l.SMSC = newGroupTracker(l.Group), smsc
+		l.SMSC = smsc
 	}
 	var br *Bridge
 	if o.AddrSMPP == "" {
