@@ -61,13 +61,27 @@ func (g *Gateway) SendIM(ctx context.Context, m *msg.Message, b presence.Binding
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
 	defer cancel()
 	t := xmppwire.Chat(id, from.String(), to.String(), m.Text)
-	if err := xmppwire.Send(ctx, s.xs, &t); err != nil {
-		return fmt.Errorf("xmpp: message %s to %s: %w", m.ID, b.Contact, err)
-	}
 	// A bare JID names no client to ping; only a receipt can answer then.
+	// With no ping to the client unanswered, the message and its ping go
+	// in one write; else the message joins the next ping once written.
+	var r *pingRound
 	if to.Resourcepart() != "" {
-		if r := g.joinPing(s, to.String(), d); r != nil {
-			g.writePing(ctx, s, r)
+		r = g.roundFor(s, to.String(), d, false)
+	}
+	if r != nil {
+		ping := xmppwire.Ping(r.id, g.cfg.Domain, r.p.to)
+		if err := xmppwire.SendAll(ctx, s.xs, &t, &ping); err != nil {
+			g.answerPing(r.id, "", fmt.Errorf("ping: %w", err))
+			return fmt.Errorf("xmpp: message %s to %s: %w", m.ID, b.Contact, err)
+		}
+	} else {
+		if err := xmppwire.Send(ctx, s.xs, &t); err != nil {
+			return fmt.Errorf("xmpp: message %s to %s: %w", m.ID, b.Contact, err)
+		}
+		if to.Resourcepart() != "" {
+			if r := g.roundFor(s, to.String(), d, true); r != nil {
+				g.writePing(ctx, s, r)
+			}
 		}
 	}
 	select {
@@ -107,11 +121,14 @@ type pingRound struct {
 	covers []*delivery
 }
 
-// joinPing adds d, just written to to on s, to the next ping to to. It
-// returns the round to write now, or nil if d waits for an answer due.
-// An unanswered ping older than the delivery timeout is given up: its
-// messages have timed out, and the next ping covers the rest.
-func (g *Gateway) joinPing(s *session, to string, d *delivery) *pingRound {
+// roundFor returns the ping round to write now that covers d, a message to
+// to on s: a new one when no ping to to is out (an unanswered one older
+// than the delivery timeout is given up: its messages have timed out, and
+// the new ping covers the rest). With a ping out it returns nil; d, if
+// already written (written), waits for the next ping, sent when that one is
+// answered; if not, it joins once written (a message may only be covered by
+// a ping written after it).
+func (g *Gateway) roundFor(s *session, to string, d *delivery, written bool) *pingRound {
 	now := time.Now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -121,7 +138,9 @@ func (g *Gateway) joinPing(s *session, to string, d *delivery) *pingRound {
 		g.pingers[to] = p
 	}
 	if p.out != nil && now.Sub(p.out.at) < g.cfg.Timeout {
-		p.next = append(p.next, d)
+		if written {
+			p.next = append(p.next, d)
+		}
 		return nil
 	}
 	if p.out != nil {

@@ -8,6 +8,8 @@ import (
 	"net"
 	"sync/atomic"
 	"time"
+
+	"mellium.im/xmlstream"
 )
 
 // ErrTooLarge ends a stream on which one stanza ran past its size limit.
@@ -52,6 +54,29 @@ func (c *MeteredConn) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return c.Conn.Write(b)
+}
+
+// Batcher is a stream several stanzas can be written to at once
+// (*xmpp.Session).
+type Batcher interface {
+	TokenWriter() xmlstream.TokenWriteFlushCloser
+}
+
+// SendAll writes each of ts (one stanza each) and flushes once, so they go
+// out in one write: a server then reads them in one go, and with Nagle on
+// the second does not wait for the peer's ACK of the first.
+func SendAll(ctx context.Context, s Batcher, ts ...*Tokens) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w := s.TokenWriter()
+	defer w.Close()
+	for _, t := range ts {
+		if _, err := xmlstream.Copy(w, t); err != nil {
+			return err
+		}
+	}
+	return w.Flush()
 }
 
 // Sender is a stream stanzas are written to (*xmpp.Session).
