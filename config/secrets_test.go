@@ -18,6 +18,7 @@ var secretExamples = map[string]struct{ value, secret, malformed string }{
 	"sip-user":      {"alice:" + HA1("alice", "localhost", "pw"), HA1("alice", "localhost", "pw"), "alice:NotAnHA1Secret"},
 	"api-token":     {"TokenXyz123", "TokenXyz123", ""},
 	"xmpp-secret":   {"XmppSecret9", "XmppSecret9", ""},
+	"dlr-secret":    {"DlrSecret77", "DlrSecret77", ""},
 	"robot-webhook": {"bot:HookSecret@http://127.0.0.1:9/x", "HookSecret", "bot:HookSecret@ftp://127.0.0.1/x"},
 	"fusion-key":    {strings.Repeat("ab12", 16), strings.Repeat("ab12", 16), "FusionSecretNotHex"},
 	"partner-site":  {"shop,http://127.0.0.1/v,srv,PartnerSecret", "PartnerSecret", "shop,PartnerSecret"},
