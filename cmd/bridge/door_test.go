@@ -97,8 +97,11 @@ func TestTooLongForSMSRefusedAtSubmission(t *testing.T) {
 
 	// Only what was accepted reached the SMSC: the two messages that fit.
 	got := func() map[string]string { return sc.texts(t) }
+	whole := func(m map[string]string) bool { // every part of both, which come in any order
+		return len(m["8613700000082"]) == 255*153 && len([]rune(m["8613700000083"])) == 255*67
+	}
 	deadline := time.Now().Add(20 * time.Second)
-	for len(got()) < 2 && time.Now().Before(deadline) {
+	for !whole(got()) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	texts := got()
