@@ -200,7 +200,9 @@ func TestGroupAcrossSMSAndSIP(t *testing.T) {
 	eve.send("1065800", "a reply to the access number")
 	testutil.WaitForState(t, 10*time.Second, func() bool {
 		return slices.Contains(carol.inbox(), number+"|[hikers] ~0005: a reply to the access number")
-	}, func() string { return "eve's reply at carol: " + strings.Join(carol.inbox(), " / ") + "; eve: " + strings.Join(eve.inbox(), " / ") })
+	}, func() string {
+		return "eve's reply at carol: " + strings.Join(carol.inbox(), " / ") + "; eve: " + strings.Join(eve.inbox(), " / ")
+	})
 	carol.send(number, "still here")
 	if got := bobPhone.waitFor("the post after the restart", 3); got[2] != number+"|[hikers] ~0003: still here" {
 		t.Fatalf("bob's phone got %q", got)
