@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/smsbridge/bridge/internal/dueheap"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/robot"
 )
@@ -86,8 +87,8 @@ type Notifier struct {
 	log *slog.Logger
 
 	mu    sync.Mutex
-	msgs  map[string]*queue // by message id
-	heap  queueHeap         // queues with a report waiting, by due time
+	msgs  map[string]*queue    // by message id
+	heap  dueheap.Heap[*queue] // queues with a report waiting, by due time
 	wake  chan struct{}
 	sem   chan struct{}
 	inRun atomic.Bool
@@ -454,25 +455,6 @@ func (n *Notifier) post(ctx context.Context, p *pending) error {
 	return nil
 }
 
-// queueHeap orders queues by due time.
-type queueHeap []*queue
-
-func (h queueHeap) Len() int           { return len(h) }
-func (h queueHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
-func (h queueHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
-}
-func (h *queueHeap) Push(x any) {
-	q := x.(*queue)
-	q.index = len(*h)
-	*h = append(*h, q)
-}
-func (h *queueHeap) Pop() any {
-	old := *h
-	q := old[len(old)-1]
-	old[len(old)-1] = nil
-	q.index = -1
-	*h = old[:len(old)-1]
-	return q
-}
+// Due and SetIndex place a queue in the notifier's heap (dueheap.Item).
+func (q *queue) Due() time.Time { return q.due }
+func (q *queue) SetIndex(i int) { q.index = i }

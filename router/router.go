@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/smsbridge/bridge/internal/dueheap"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
 	"github.com/smsbridge/bridge/store"
@@ -190,7 +191,7 @@ type Router struct {
 	dedupBusy map[[16]byte]chan struct{} // keys being stored right now; the channel, made once a copy waits, closes when stored
 
 	mu      sync.Mutex
-	later   jobHeap                           // retries and parked messages, by due time
+	later   dueheap.Heap[*job]                // retries and parked messages, by due time
 	offline map[msg.Address]map[*job]struct{} // parked for an offline person (parkKey), woken on register
 }
 
@@ -1032,27 +1033,10 @@ func (r *Router) scheduler(ctx context.Context) {
 	}
 }
 
-type jobHeap []*job
-
-func (h jobHeap) Len() int           { return len(h) }
-func (h jobHeap) Less(i, k int) bool { return h[i].due.Before(h[k].due) }
-func (h jobHeap) Swap(i, k int) {
-	h[i], h[k] = h[k], h[i]
-	h[i].index, h[k].index = i, k
-}
-func (h *jobHeap) Push(x any) {
-	j := x.(*job)
-	j.index = len(*h)
-	*h = append(*h, j)
-}
-func (h *jobHeap) Pop() any {
-	old := *h
-	j := old[len(old)-1]
-	old[len(old)-1] = nil
-	j.index = -1
-	*h = old[:len(old)-1]
-	return j
-}
+// Due and SetIndex place a job in the heap of retries and parked messages
+// (dueheap.Item).
+func (j *job) Due() time.Time { return j.due }
+func (j *job) SetIndex(i int) { j.index = i }
 
 // SMSSenderFunc adapts a function to SMSSender.
 type SMSSenderFunc func(ctx context.Context, m *msg.Message) error
