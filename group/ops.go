@@ -496,12 +496,8 @@ func ParseAddress(s, cc string) (msg.Address, error) {
 	return msg.NormalizeNumber(s, msg.TONUnknown, msg.NPIISDN, cc)
 }
 
-// plain is err as a member reads it: the innermost cause in words.
-func plain(err error) string {
-	s := err.Error()
-	s = strings.TrimPrefix(s, "group ")
-	return s
-}
+// plain is err as a member reads it, without the package's prefix.
+func plain(err error) string { return strings.TrimPrefix(err.Error(), "group ") }
 
 func orNone(l []string) string {
 	if len(l) == 0 {

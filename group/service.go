@@ -160,9 +160,6 @@ func (s *Service) add(g *Group) {
 	}
 }
 
-// Access is the access number's address.
-func (s *Service) Access() msg.Address { return s.access }
-
 // Stage takes m in: a message to a group's number or to the access number
 // is a command or a post; anything else goes to the router unchanged.
 func (s *Service) Stage(ctx context.Context, m *msg.Message) (msg.Ack, error) {
