@@ -125,6 +125,10 @@ type Config struct {
 	XMPPLogin func(ctx context.Context, local, host, password string) (login.Result, error)
 	Accounts  Accounts
 	Groups    Groups // nil answers 501 on /v1/groups
+	// RobotAuth checks a robot's own credential on its posts to a group
+	// (headers X-Robot-Name, X-Robot-Timestamp, X-Robot-Signature over the
+	// body, as the bridge signs its webhook requests); nil: bearer tokens only.
+	RobotAuth func(name, ts, sig string, body []byte) bool
 	// ReportURL is where delivery reports go for a message that asks for a
 	// receipt and names no dlr_url (--dlr-url); "" = none.
 	ReportURL string
@@ -287,6 +291,7 @@ type route struct {
 	pattern string
 	segs    []string
 	public  bool // no bearer token needed
+	robot   bool // a robot's signature stands for the bearer token
 	methods map[string]handler
 }
 
@@ -324,7 +329,7 @@ func (s *Server) table() []route {
 		{pattern: "/v1/groups/{name}", methods: map[string]handler{"GET": grp(s.getGroup), "DELETE": grp(s.deleteGroup)}},
 		{pattern: "/v1/groups/{name}/members", methods: map[string]handler{"POST": grp(s.addMember)}},
 		{pattern: "/v1/groups/{name}/members/{address}", methods: map[string]handler{"DELETE": grp(s.removeMember)}},
-		{pattern: "/v1/groups/{name}/messages", methods: map[string]handler{"POST": grp(s.postToGroup)}},
+		{pattern: "/v1/groups/{name}/messages", robot: true, methods: map[string]handler{"POST": grp(s.postToGroup)}},
 		{pattern: "/v1/login", methods: map[string]handler{"POST": s.postLogin}},
 		{pattern: "/v1/login/{user}", methods: map[string]handler{"DELETE": s.deleteLogins}},
 		{pattern: "/v1/login/{user}/{device}", methods: map[string]handler{"DELETE": s.deleteLogin}},
@@ -429,7 +434,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		fail(ctx, fasthttp.StatusNotFound, "no such endpoint %s", path)
 		return
 	}
-	if !r.public && !s.authorized(ctx) {
+	if !r.public && !s.authorized(ctx) && !(r.robot && s.robotSigned(ctx)) {
 		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="bridge"`)
 		fail(ctx, fasthttp.StatusUnauthorized, "missing or wrong bearer token")
 		return
@@ -455,6 +460,21 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 }
 
 func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool { return s.tokenIndex(ctx) >= 0 }
+
+// robotKey is where a request signed by a robot keeps the robot's name.
+const robotKey = "robot"
+
+// robotSigned reports whether the request carries a valid signature of
+// the robot it names, and records that robot for the handler.
+func (s *Server) robotSigned(ctx *fasthttp.RequestCtx) bool {
+	name := string(ctx.Request.Header.Peek("X-Robot-Name"))
+	if s.cfg.RobotAuth == nil || name == "" || len(ctx.Request.Body()) > s.cfg.MaxBody ||
+		!s.cfg.RobotAuth(name, string(ctx.Request.Header.Peek("X-Robot-Timestamp")), string(ctx.Request.Header.Peek("X-Robot-Signature")), ctx.Request.Body()) {
+		return false
+	}
+	ctx.SetUserValue(robotKey, name)
+	return true
+}
 
 // tokenIndex is the index in Config.Tokens of the request's bearer token,
 // or -1. Every token is compared, so the time says nothing about which.

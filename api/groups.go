@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -160,6 +161,13 @@ func (s *Server) postToGroup(ctx *fasthttp.RequestCtx, p []string) {
 	if err != nil {
 		s.groupFail(ctx, err)
 		return
+	}
+	// A robot signing for itself posts only as itself, to its own groups.
+	if name, ok := ctx.UserValue(robotKey).(string); ok {
+		if req.Robot != name || req.From != "" || !slices.Contains(in.Robots, name) {
+			fail(ctx, fasthttp.StatusForbidden, "robot %s posts only as itself to a group it serves", name)
+			return
+		}
 	}
 	if req.Robot != "" {
 		id, err := s.cfg.Groups.PostAs(ctx, in.Name, req.Robot, req.Text)

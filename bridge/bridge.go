@@ -347,7 +347,7 @@ func (b *Bridge) buildAPI() error {
 		Ready: b.readiness, Metrics: b.metrics,
 		Domain: cfg.SIPDomain, Directory: b.dir, Provision: b.prov, Presence: b.pres,
 		Logins: b.lg.auth, Tickets: b.lg.issuer, Partners: b.lg.partners,
-		XMPPLogin: b.xmppLogin, Accounts: b.fusion, Groups: b.groups, ReportURL: cfg.DLRURL,
+		XMPPLogin: b.xmppLogin, Accounts: b.fusion, Groups: b.groups, RobotAuth: b.robotAuth(), ReportURL: cfg.DLRURL,
 	}, b.in, b.db)
 	return nil
 }

@@ -81,8 +81,7 @@ func (b *Bridge) buildRobots() (*robots, error) {
 		}
 	}
 	for _, spec := range b.cfg.RobotWebhooks {
-		name, rest, _ := strings.Cut(spec, ":")
-		secret, url, _ := strings.Cut(rest, "@")
+		name, secret, url := webhookSpec(spec)
 		w, err := robot.NewWebhook(robot.WebhookConfig{Name: name, URL: url, Secret: []byte(secret), Answer: ans, Logger: log})
 		if err == nil {
 			err = add(w, w.Close)
@@ -93,6 +92,31 @@ func (b *Bridge) buildRobots() (*robots, error) {
 		}
 	}
 	return rs, nil
+}
+
+// robotAuth checks a webhook robot's signature on its own posts to a group
+// (api.Config.RobotAuth): the secret it signs with is the one its requests
+// from the bridge are signed with. nil without webhook robots.
+func (b *Bridge) robotAuth() func(name, ts, sig string, body []byte) bool {
+	secrets := map[string][]byte{}
+	for _, spec := range b.cfg.RobotWebhooks {
+		name, secret, _ := webhookSpec(spec)
+		secrets[name] = []byte(secret)
+	}
+	if len(secrets) == 0 || b.groups == nil {
+		return nil
+	}
+	return func(name, ts, sig string, body []byte) bool {
+		secret, ok := secrets[name]
+		return ok && robot.Verify(secret, ts, sig, body, time.Now(), 0) == nil
+	}
+}
+
+// webhookSpec reads --robot-webhook's NAME:SECRET@URL (config checked it).
+func webhookSpec(spec string) (name, secret, url string) {
+	name, rest, _ := strings.Cut(spec, ":")
+	secret, url, _ = strings.Cut(rest, "@")
+	return name, secret, url
 }
 
 // robotsCloseWait bounds how long robots may finish at shutdown.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/smsbridge/bridge/internal/prosodytest"
 	"github.com/smsbridge/bridge/internal/testutil"
 	"github.com/smsbridge/bridge/mcp"
+	"github.com/smsbridge/bridge/robot"
 	"github.com/smsbridge/bridge/smpp"
 	"github.com/smsbridge/bridge/smstext"
 )
@@ -581,4 +583,55 @@ func registeredHandset(ctx context.Context, t *testing.T, b *running, user, pass
 		t.Fatalf("handset REGISTER %s: %v", user, err)
 	}
 	return h
+}
+
+// A robot posts later with its own credential, no API token: signed with
+// its webhook secret, as itself, to a group it serves; anything else is
+// refused.
+func TestGroupRobotOwnCredential(t *testing.T) {
+	sc := startSMSC(t)
+	b := startBridge(t, t.TempDir(), "--http-listen", "127.0.0.1:0", "--api-token", "tok", "--smsc", sc.url(),
+		"--robot-webhook", "echo:s3cret@http://127.0.0.1:9/robot", "--robot-webhook", "other:0ther@http://127.0.0.1:9/robot")
+	api := "http://" + b.addrs.HTTP
+	alice := registeredUser(t, b, "alice", "alicepw")
+	if code := postJSON(t, api+"/v1/groups", "tok", map[string]any{"name": "lab", "owner": "sip:alice@" + testDomain, "robots": []string{"echo"}}, nil); code != 201 {
+		t.Fatalf("create lab: %d", code)
+	}
+	signed := func(name, secret string, body map[string]string) int {
+		t.Helper()
+		raw, _ := json.Marshal(body)
+		ts := strconv.FormatInt(time.Now().Unix(), 10)
+		req, _ := http.NewRequest("POST", api+"/v1/groups/lab/messages", bytes.NewReader(raw))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Robot-Name", name)
+		req.Header.Set("X-Robot-Timestamp", ts)
+		req.Header.Set("X-Robot-Signature", robot.Sign([]byte(secret), ts, raw))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if code := signed("echo", "s3cret", map[string]string{"robot": "echo", "text": "later answer"}); code != 202 {
+		t.Fatalf("echo's own signed post: %d", code)
+	}
+	if got := waitIM(t, alice, "echo's later answer", 1); got[0] != "echo: later answer" {
+		t.Fatalf("alice got %q", got)
+	}
+	for name, tc := range map[string]struct {
+		robot, secret string
+		body          map[string]string
+		want          int
+	}{
+		"wrong secret":     {"echo", "guess", map[string]string{"robot": "echo", "text": "x"}, 401},
+		"unknown robot":    {"nobody", "s3cret", map[string]string{"robot": "nobody", "text": "x"}, 401},
+		"as another robot": {"echo", "s3cret", map[string]string{"robot": "other", "text": "x"}, 403},
+		"as a member":      {"echo", "s3cret", map[string]string{"from": "sip:alice@" + testDomain, "text": "x"}, 403},
+		"not its group":    {"other", "0ther", map[string]string{"robot": "other", "text": "x"}, 403},
+	} {
+		if code := signed(tc.robot, tc.secret, tc.body); code != tc.want {
+			t.Errorf("%s: %d, want %d", name, code, tc.want)
+		}
+	}
 }
