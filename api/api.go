@@ -303,7 +303,7 @@ func (s *Server) table() []route {
 	acct := func(h handler) handler {
 		return needs("external accounts", s.cfg.Directory != nil && s.cfg.Accounts != nil, h)
 	}
-	grp := func(h handler) handler { return needs("groups", s.cfg.Groups != nil, h) }
+	grp := func(h handler) handler { return needs("groups", s.cfg.Groups != nil && s.cfg.Directory != nil, h) }
 	rs := []route{
 		{pattern: "/healthz", public: true, methods: map[string]handler{"GET": s.healthz}},
 		{pattern: "/readyz", public: true, methods: map[string]handler{"GET": s.readyz}},

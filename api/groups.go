@@ -67,16 +67,6 @@ func (s *Server) groupFail(ctx *fasthttp.RequestCtx, err error) {
 	}
 }
 
-// groupAddress reads an address given for a group: a number, sip: or xmpp:.
-func (s *Server) groupAddress(ctx *fasthttp.RequestCtx, raw string) (msg.Address, bool) {
-	a, err := group.ParseAddress(raw, s.cfg.CountryCode)
-	if err != nil {
-		fail(ctx, fasthttp.StatusBadRequest, "address %q: %v", raw, err)
-		return "", false
-	}
-	return a, true
-}
-
 func (s *Server) listGroups(ctx *fasthttp.RequestCtx, _ []string) {
 	writeJSON(ctx, fasthttp.StatusOK, GroupList{Groups: s.cfg.Groups.List()})
 }
@@ -86,7 +76,7 @@ func (s *Server) createGroup(ctx *fasthttp.RequestCtx, _ []string) {
 	if !readJSON(ctx, &req) {
 		return
 	}
-	owner, ok := s.groupAddress(ctx, req.Owner)
+	owner, ok := s.parseAddress(ctx, req.Owner)
 	if !ok {
 		return
 	}
@@ -121,7 +111,7 @@ func (s *Server) addMember(ctx *fasthttp.RequestCtx, p []string) {
 	if !readJSON(ctx, &req) {
 		return
 	}
-	a, ok := s.groupAddress(ctx, req.Address)
+	a, ok := s.parseAddress(ctx, req.Address)
 	if !ok {
 		return
 	}
@@ -134,7 +124,7 @@ func (s *Server) addMember(ctx *fasthttp.RequestCtx, p []string) {
 }
 
 func (s *Server) removeMember(ctx *fasthttp.RequestCtx, p []string) {
-	a, ok := s.groupAddress(ctx, p[1])
+	a, ok := s.parseAddress(ctx, p[1])
 	if !ok {
 		return
 	}
@@ -178,7 +168,7 @@ func (s *Server) postToGroup(ctx *fasthttp.RequestCtx, p []string) {
 		writeJSON(ctx, fasthttp.StatusAccepted, map[string]string{"id": id})
 		return
 	}
-	from, ok := s.groupAddress(ctx, req.From)
+	from, ok := s.parseAddress(ctx, req.From)
 	if !ok {
 		return
 	}

@@ -22,16 +22,7 @@ func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns a bridge")
 	}
-	root, err := ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	bin, err := BuildBridge(ctx, root, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, bin := builtBridge(t)
 	out := t.TempDir()
 	o, err := ParseFlags([]string{
 		"--bridge-bin", bin, "--out", out,
@@ -110,4 +101,21 @@ func xmlWellFormed(b []byte) error {
 			return err
 		}
 	}
+}
+
+// builtBridge builds cmd/bridge for a test that spawns it, with a context
+// bounding the test's run (ended when the test ends).
+func builtBridge(t *testing.T) (context.Context, string) {
+	t.Helper()
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	bin, err := BuildBridge(ctx, root, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, bin
 }

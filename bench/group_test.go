@@ -2,11 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"log/slog"
 	"testing"
-	"time"
 )
 
 func TestFindGroupToken(t *testing.T) {
@@ -145,16 +143,7 @@ func TestGroupSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns a bridge")
 	}
-	root, err := ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	bin, err := BuildBridge(ctx, root, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, bin := builtBridge(t)
 	o, err := ParseFlags([]string{
 		"--bridge-bin", bin, "--out", t.TempDir(), "--mix", "group:1", "--groups", "3", "--group-size", "6",
 		"--rate", "50", "--duration", "2s", "--warmup", "500ms", "--users", "4", "--window", "8",

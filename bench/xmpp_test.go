@@ -34,16 +34,7 @@ func TestXMPPRoutes(t *testing.T) {
 		}
 		t.Skipf("%v (Debian package prosody); set BRIDGE_REQUIRE_INTEROP=1 to make this fatal", err)
 	}
-	root, err := ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	bin, err := BuildBridge(ctx, root, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, bin := builtBridge(t)
 	o, err := ParseFlags([]string{
 		"--bridge-bin", bin, "--out", t.TempDir(),
 		"--rate", "300", "--duration", "2s", "--warmup", "300ms", "--ceiling-duration", "1s",

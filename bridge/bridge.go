@@ -205,6 +205,7 @@ func (b *Bridge) buildGroups() error {
 	}
 	g, err := group.New(group.Config{
 		Access: b.cfg.GroupNumber, CountryCode: b.cfg.CountryCode, KV: b.db, People: b.dir, Robots: rs,
+		ParseAddress: b.dir.ParseAddress,
 		// A raised rate gets a burst of one second's worth: a burst below
 		// the rate would refuse posts that arrive a few at a time.
 		MemberRate: b.cfg.GroupMemberRate, MemberBurst: max(5, b.cfg.GroupMemberRate),

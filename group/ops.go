@@ -441,7 +441,7 @@ func (s *Service) exec(ctx context.Context, g *Group, sender msg.Address, c Comm
 		if err != nil {
 			return fail(err)
 		}
-		who, err := ParseAddress(c.Args[0], s.cfg.CountryCode)
+		who, err := s.parseAddress(c.Args[0])
 		if err != nil {
 			return fail(err)
 		}
@@ -469,7 +469,7 @@ func (s *Service) exec(ctx context.Context, g *Group, sender msg.Address, c Comm
 		if g == nil {
 			return fail(errors.New("send this to the group's number"))
 		}
-		who, err := ParseAddress(c.Args[0], s.cfg.CountryCode)
+		who, err := s.parseAddress(c.Args[0])
 		if err != nil {
 			return fail(err)
 		}
@@ -479,21 +479,6 @@ func (s *Service) exec(ctx context.Context, g *Group, sender msg.Address, c Comm
 		return from, group, fmt.Sprintf("Done: %s %s.", c.Name, c.Args[0])
 	}
 	return fail(fmt.Errorf("#%s is not handled", c.Name))
-}
-
-// ParseAddress reads an address given in a command or over the API: a
-// number, a sip: URI or an xmpp: JID.
-func ParseAddress(s, cc string) (msg.Address, error) {
-	switch {
-	case strings.HasPrefix(s, "xmpp:"):
-		if l, d, ok := strings.Cut(s[5:], "@"); !ok || l == "" || d == "" || strings.ContainsAny(d, "@/ ") {
-			return "", fmt.Errorf("address %q: want xmpp:user@domain", s)
-		}
-		return msg.Address(strings.ToLower(s)), nil
-	case strings.HasPrefix(s, "sip:") || strings.Contains(s, "@"):
-		return msg.FromAOR(s, cc)
-	}
-	return msg.NormalizeNumber(s, msg.TONUnknown, msg.NPIISDN, cc)
 }
 
 // plain is err as a member reads it, without the package's prefix.
@@ -512,4 +497,13 @@ func pow10(n int) int {
 		p *= 10
 	}
 	return p
+}
+
+// parseAddress reads an address a command names: with Config.ParseAddress
+// (the directory's), else a number.
+func (s *Service) parseAddress(raw string) (msg.Address, error) {
+	if s.cfg.ParseAddress != nil {
+		return s.cfg.ParseAddress(raw)
+	}
+	return msg.NormalizeNumber(raw, msg.TONUnknown, msg.NPIISDN, s.cfg.CountryCode)
 }

@@ -48,9 +48,12 @@ type Config struct {
 	CountryCode string
 	KV          KV
 	People      People // nil: members are reached at the address they joined with
-	Robots      Robots // nil: no robots
-	Limit       int    // member limit of a new group (default 500)
-	MaxLimit    int    // the most a creator may ask for (default 10,000)
+	// ParseAddress reads an address a command names (#invite, #mute …):
+	// the directory's, so it is the form the edges give; nil takes numbers.
+	ParseAddress func(raw string) (msg.Address, error)
+	Robots       Robots // nil: no robots
+	Limit        int    // member limit of a new group (default 500)
+	MaxLimit     int    // the most a creator may ask for (default 10,000)
 	// Posts per second and burst, per member and per group (defaults 1/5
 	// and 20/50); beyond them a post is refused with msg.ErrOverloaded.
 	MemberRate, MemberBurst float64
