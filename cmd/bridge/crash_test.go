@@ -151,9 +151,14 @@ type countingSMSC struct {
 	byDest bool
 }
 
-func startCountingSMSC(t *testing.T, addr string) *countingSMSC {
+// startCountingSMSC serves on addr; set runs before the first session can
+// read the SMSC's settings.
+func startCountingSMSC(t *testing.T, addr string, set ...func(*countingSMSC)) *countingSMSC {
 	t.Helper()
 	s := &countingSMSC{texts: map[string]int{}}
+	for _, f := range set {
+		f(s)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -337,8 +342,8 @@ func TestOverloadThrottlesAndLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real process; skipped with -short")
 	}
-	sc := startCountingSMSC(t, "127.0.0.1:0")
-	sc.delay = 2 * time.Millisecond // with window 16 upstream: ~8k msg/s at best
+	// with window 16 upstream: ~8k msg/s at best
+	sc := startCountingSMSC(t, "127.0.0.1:0", func(s *countingSMSC) { s.delay = 2 * time.Millisecond })
 	addr := freeTCPPort(t)
 	p := startProc(t, addr, "--data-dir", t.TempDir(), "--smsc", "smpp://bridge:pw@"+sc.addr,
 		"--queue-depth", "2000", "--smpp-window", "16", "--dedup-window", "0")

@@ -398,8 +398,7 @@ func TestGroupFanOutSurvivesSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test starts real processes; skipped with -short")
 	}
-	sc := startCountingSMSC(t, "127.0.0.1:0")
-	sc.byDest = true
+	sc := startCountingSMSC(t, "127.0.0.1:0", func(s *countingSMSC) { s.byDest = true })
 	dir := t.TempDir()
 	addr, httpAddr := freeTCPPort(t), freeTCPPort(t)
 	args := []string{"--data-dir", dir, "--smsc", "smpp://bridge:pw@" + sc.addr, "--http-listen", httpAddr, "--api-token", "tok",
