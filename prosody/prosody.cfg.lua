@@ -21,6 +21,9 @@ log = { info = "*console" }
 -- The bridge confirms each delivery with a ping written after the message;
 -- with Nagle on, Prosody holds it for the client's delayed ACK (~40 ms).
 network_settings = { nagle = false }
+-- Lua 5.4's generational collector (Prosody 0.12): the default incremental
+-- one nearly doubles Prosody's CPU per message at thousands of messages/s.
+gc = { mode = "generational" }
 
 VirtualHost(domain)
 

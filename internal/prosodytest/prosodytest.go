@@ -492,6 +492,9 @@ legacy_ssl_ports = { }
 -- With Nagle on, a ping written right after a message waits for the
 -- client's delayed ACK: tens of milliseconds on every delivery.
 network_settings = { nagle = false }
+-- Lua 5.4's generational collector: the default incremental one took
+-- Prosody from about 50% to 75-100% of a core at 1,800 messages/s.
+gc = { mode = "generational" }
 `)
 	fmt.Fprintf(&b, "c2s_ports = { %s }\n", port(s.C2SAddr))
 	fmt.Fprintf(&b, "component_ports = { %s }\n", port(s.ComponentAddr))
