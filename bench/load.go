@@ -148,10 +148,19 @@ type Generator struct {
 	pool *UAPool
 	// relay runs each acknowledged message's second leg in the ceiling
 	// phase; nil in the bridge phase, where the bridge does it.
-	relay  *Relay
-	log    *slog.Logger
-	missed atomic.Uint64 // rate mode: jobs dropped because every worker was busy
+	relay *Relay
+	log   *slog.Logger
+	// Rate mode. A message that cannot start on time (every window slot
+	// busy) starts late, its latency still counted from its intended time;
+	// unsent counts those still waiting when the run ended.
+	unsent    atomic.Uint64
+	late      atomic.Uint64 // started more than lateAfterUs after their intended time
+	lateMaxUs atomic.Uint64
 }
+
+// lateAfterUs is how far behind its schedule a send may start and still
+// count as on time: the pacer's tick.
+const lateAfterUs = 1000
 
 func smsNumber(i int) string { return "86137" + fmt.Sprintf("%08d", i) }
 
@@ -293,15 +302,24 @@ pace:
 		for ; sent < due; sent++ {
 			at := start + uint64(float64(sent)*1e6/l.Rate)
 			j := job{route: Route(pick(rng, l.Routes)), alpha: Alphabet(pick(rng, l.Alphas)), atUs: at}
+			// Open loop: a full queue delays this message (and the pacer),
+			// it is not skipped; its latency counts from at.
 			select {
 			case queue(j.route) <- j:
-			default:
-				g.missed.Add(1)
+			case <-end.C:
+				break pace
+			case <-ctx.Done():
+				break pace
 			}
 		}
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
+		}
+	}
+	if l.Rate > 0 {
+		if due := dueBy(total-1, l.Rate); due > sent {
+			g.unsent.Store(due - sent)
 		}
 	}
 	close(smsJobs)
@@ -335,6 +353,15 @@ func (g *Generator) dest(rng *rand.Rand, r Route) string {
 
 func (g *Generator) next(j job) Token {
 	if j.atUs != 0 {
+		if now := g.tr.Now(); now > j.atUs+lateAfterUs {
+			g.late.Add(1)
+			for late := now - j.atUs; ; {
+				m := g.lateMaxUs.Load()
+				if late <= m || g.lateMaxUs.CompareAndSwap(m, late) {
+					break
+				}
+			}
+		}
 		return g.tr.NextAt(j.route, j.atUs)
 	}
 	return g.tr.Next(j.route)

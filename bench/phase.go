@@ -84,11 +84,16 @@ type PhaseResult struct {
 	Duplicates       uint64   `json:"duplicates"`
 	Unknown          uint64   `json:"unknown"`
 	Elsewhere        uint64   `json:"elsewhere,omitempty"`
-	GeneratorMissed  uint64   `json:"generator_missed"`
-	DrainSeconds     float64  `json:"drain_seconds"`
-	SMSCBad          uint64   `json:"smsc_bad,omitempty"`
-	SIPBad           uint64   `json:"sip_bad,omitempty"`
-	XMPPBad          uint64   `json:"xmpp_bad,omitempty"`
+	// Rate mode: messages still unsent when the run ended (the run did
+	// not offer its rate), and sends that started late (their latency
+	// counts from the intended time all the same).
+	Unsent        uint64  `json:"unsent"`
+	LateSends     uint64  `json:"late_sends"`
+	MaxSendLateMs float64 `json:"max_send_late_ms"`
+	DrainSeconds  float64 `json:"drain_seconds"`
+	SMSCBad       uint64  `json:"smsc_bad,omitempty"`
+	SIPBad        uint64  `json:"sip_bad,omitempty"`
+	XMPPBad       uint64  `json:"xmpp_bad,omitempty"`
 
 	Group         *GroupResult `json:"group,omitempty"`
 	Bridge        *ProcResult  `json:"bridge,omitempty"`
@@ -336,7 +341,8 @@ func runPhase(ctx context.Context, name string, g *Generator, procs Procs, drain
 	res.TotalSent, res.TotalAcked, res.TotalDelivered = f.Sent, f.Acked, f.Delivered
 	res.Lost, res.LostSamples = f.Lost, f.LostSamples
 	res.DeliveredUnacked, res.Unanswered = f.DeliveredUnacked, f.Unanswered
-	res.GeneratorMissed = g.missed.Load()
+	res.Unsent, res.LateSends = g.unsent.Load(), g.late.Load()
+	res.MaxSendLateMs = float64(g.lateMaxUs.Load()) / 1000
 	if gt := tr.group; gt != nil {
 		gp, rr := gt.plan, res.Routes[Group.String()]
 		acked := tr.accepted[Group].Load()

@@ -45,9 +45,31 @@ func (r *Report) finish() {
 	}
 	c, b := r.Phase("ceiling"), r.Phase("bridge")
 	// A ceiling held to --ceiling-rate is no ceiling of throughput.
-	if c != nil && b != nil && c.DeliveredPerSec > 0 && r.Options.CeilingRate == 0 {
+	if c == nil || c.DeliveredPerSec <= 0 || r.Options.CeilingRate != 0 {
+		return
+	}
+	if r.GeneratorBound() {
+		r.CeilingNote = fmt.Sprintf("generator-bound: the bench used %.0f%% of the %d cores' %d%% in the ceiling phase, "+
+			"so it measured the generator; the legs' true ceiling is higher, and no ratio is given", c.Bench.CPUPercent, r.NumCPU, 100*r.NumCPU)
+		return
+	}
+	if b != nil {
 		r.CeilingRatio = b.DeliveredPerSec / c.DeliveredPerSec
 	}
+}
+
+// generatorBoundShare is the share of the machine's CPU the bench may use
+// in an open-loop ceiling phase before that ceiling is taken to be the
+// generator's limit rather than the legs' (Prosody, one Lua thread, or the
+// sinks): past it there is no CPU left that a faster relay could have used.
+const generatorBoundShare = 0.75
+
+// GeneratorBound reports whether the open-loop ceiling phase ran the bench
+// at or past generatorBoundShare of every core.
+func (r *Report) GeneratorBound() bool {
+	c := r.Phase("ceiling")
+	return c != nil && r.Options.CeilingRate == 0 && r.NumCPU > 0 &&
+		c.Bench.CPUPercent >= generatorBoundShare*100*float64(r.NumCPU)
 }
 
 // Write puts report.json, timeseries.csv and chart.svg into dir.
@@ -103,8 +125,11 @@ func (r *Report) Summary(w io.Writer) {
 		l := p.Latency
 		fmt.Fprintf(w, "%-8s %10.0f %10.0f %8.2f %8.2f %8.2f %9.2f %9.2f %6d\n", "all", p.AcceptedPerSec, p.DeliveredPerSec,
 			l.P50Ms, l.P90Ms, l.P99Ms, l.P999Ms, l.MaxMs, p.Lost)
-		fmt.Fprintf(w, "throttled %d, errors %d, duplicates %d, generator missed %d, drained in %.1fs\n",
-			p.Throttled, p.Errors, p.Duplicates, p.GeneratorMissed, p.DrainSeconds)
+		fmt.Fprintf(w, "throttled %d, errors %d, duplicates %d, late sends %d (max %.1f ms late), drained in %.1fs\n",
+			p.Throttled, p.Errors, p.Duplicates, p.LateSends, p.MaxSendLateMs, p.DrainSeconds)
+		if p.Unsent > 0 {
+			fmt.Fprintf(w, "UNSENT: %d messages were due but never sent: this run did not offer its rate\n", p.Unsent)
+		}
 		if p.Elsewhere > 0 {
 			fmt.Fprintf(w, "delivered on another network than the route's (IM fell back to SMS): %d\n", p.Elsewhere)
 		}

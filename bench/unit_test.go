@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -187,5 +188,28 @@ func TestDueBy(t *testing.T) {
 		if got := dueBy(c.us, c.rate); got != c.want {
 			t.Errorf("dueBy(%d µs, %v/s) = %d, want %d", c.us, c.rate, got, c.want)
 		}
+	}
+}
+
+// An open-loop ceiling that ran the bench on most of the machine measured
+// the generator: the report says so and gives no ratio; below the share, and
+// for a ceiling held to a rate, it does not.
+func TestCeilingGeneratorBound(t *testing.T) {
+	mk := func(benchCPU float64, ceilingRate float64) *Report {
+		r := &Report{NumCPU: 2, Options: Options{CeilingRate: ceilingRate}, Phases: []PhaseResult{
+			{Name: "ceiling", DeliveredPerSec: 40000, Bench: ProcResult{CPUPercent: benchCPU}},
+			{Name: "bridge", DeliveredPerSec: 30000},
+		}}
+		r.finish()
+		return r
+	}
+	if r := mk(190, 0); !r.GeneratorBound() || r.CeilingRatio != 0 || !strings.Contains(r.CeilingNote, "generator-bound") {
+		t.Fatalf("bench at 190%% of 2 cores: bound %v, ratio %v, note %q", r.GeneratorBound(), r.CeilingRatio, r.CeilingNote)
+	}
+	if r := mk(60, 0); r.GeneratorBound() || r.CeilingRatio != 0.75 || r.CeilingNote != "" {
+		t.Fatalf("bench at 60%%: bound %v, ratio %v, note %q", r.GeneratorBound(), r.CeilingRatio, r.CeilingNote)
+	}
+	if r := mk(190, 1800); r.GeneratorBound() || r.CeilingRatio != 0 {
+		t.Fatalf("ceiling at a fixed rate: bound %v, ratio %v", r.GeneratorBound(), r.CeilingRatio)
 	}
 }
