@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/smsbridge/bridge/api"
+	"github.com/smsbridge/bridge/cluster"
 	"github.com/smsbridge/bridge/config"
 	"github.com/smsbridge/bridge/directory"
 	"github.com/smsbridge/bridge/dlr"
@@ -46,6 +47,7 @@ type Bridge struct {
 
 	db     *store.DB
 	pres   *presence.Store
+	node   *cluster.Node // nil unless clustered (--nats-url or --nats-listen)
 	dir    *directory.Directory
 	prov   *provision.Store
 	rt     *router.Router
@@ -89,6 +91,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
 	}{
 		{"store", b.openStore},
 		{"directory", b.openDirectory},
+		{"cluster", b.buildCluster},
 		{"router", b.buildRouter},
 		{"reports", b.buildReports},
 		{"groups", b.buildGroups},
@@ -158,6 +161,25 @@ func (b *Bridge) openDirectory() error {
 		}
 	}
 	return nil
+}
+
+// buildCluster makes the bridge a node sharing presence over NATS when
+// the configuration asks for it; by default it is one node without NATS.
+// Other nodes' bindings reach the presence store as remote ones, which
+// delivery does not use yet.
+func (b *Bridge) buildCluster() error {
+	cfg := b.cfg
+	if !cfg.Clustered() {
+		return nil
+	}
+	n, err := cluster.New(cluster.Config{
+		Name: cfg.NodeName, URL: cfg.NATSURL,
+		Listen: cfg.NATSListen, ClusterListen: cfg.NATSClusterListen, Routes: cfg.NATSRoutes,
+		DataDir: cfg.DataDir, Replicas: cfg.ClusterReplicas,
+		Presence: b.pres, Logger: b.log.With("part", "cluster"),
+	})
+	b.node = n
+	return err
 }
 
 // configuredAccount tells whether the configuration (as last reloaded)
@@ -487,6 +509,16 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 	g.Go(func() error { return b.gw.Run(gctx) })
 	g.Go(func() error { return b.gw.Serve(gctx, b.smppLn) })
 	g.Go(func() error { b.pres.Run(gctx, 30*time.Second); return nil })
+	if b.node != nil {
+		// Start returns once the node is connected; it then follows the
+		// cluster until gctx ends, and Close shuts it down.
+		g.Go(func() error {
+			if err := b.node.Start(gctx); err != nil {
+				return fmt.Errorf("bridge: %w", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error { return b.sip.Serve(gctx) })
 	if b.xmpp != nil {
 		g.Go(func() error { return b.xmpp.Run(gctx) })
@@ -533,6 +565,9 @@ func (b *Bridge) Close() error {
 			ctx, cancel := context.WithTimeout(context.Background(), robotsCloseWait)
 			b.robots.Close(ctx)
 			cancel()
+		}
+		if b.node != nil {
+			b.node.Shutdown() // before the store: handing a binding over writes it
 		}
 		if b.db != nil {
 			err = b.db.Close()

@@ -96,3 +96,49 @@ func TestNewFailureReleasesStore(t *testing.T) {
 	}
 	b.Close()
 }
+
+// Without NATS settings the bridge is one node: no cluster part, no NATS.
+func TestSingleNodeHasNoCluster(t *testing.T) {
+	b, err := New(testConfig(t, t.TempDir()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.node != nil {
+		t.Fatal("a bridge without NATS settings built a cluster node")
+	}
+}
+
+// With an embedded NATS server the bridge is a node of its own one-node
+// cluster: Run starts it and joins the presence bucket, and stops it.
+func TestEmbeddedNATSNode(t *testing.T) {
+	b, err := New(testConfig(t, t.TempDir(), "--nats-listen", "127.0.0.1:0", "--node-name", "n1"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.node == nil || b.node.Name() != "n1" {
+		t.Fatalf("node %v", b.node)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	select {
+	case <-b.node.Ready():
+	case err := <-done:
+		t.Fatalf("Run ended at start: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the node did not join its bucket")
+	}
+	if !strings.HasPrefix(b.node.ClientURL(), "nats://127.0.0.1:") {
+		t.Fatalf("client URL %q", b.node.ClientURL())
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+}

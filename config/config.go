@@ -83,6 +83,15 @@ type Config struct {
 	RetainText          bool
 	Retention           time.Duration
 
+	// A cluster of bridges sharing presence over NATS JetStream; with
+	// neither NATSURL nor NATSListen the bridge is one node without NATS.
+	NodeName          string   // this node's name in the cluster; "" = the host name
+	NATSURL           string   // external NATS; "" = none
+	NATSListen        string   // embedded NATS server's client address; "" = none
+	NATSClusterListen string   // embedded server's route address; "" = a server of its own
+	NATSRoutes        []string // the other nodes' route URLs, nats://host:port
+	ClusterReplicas   int      // presence bucket replicas; 0 = min(3, nodes)
+
 	PartnerSites []PartnerSite
 	SocialSites  []SocialSite
 	SSOServices  []SSOService
@@ -414,6 +423,15 @@ func (c *Config) validate() []error {
 	if c.XMPPServer != "" && (c.XMPPDomain == "" || c.XMPPSecret == "") {
 		errs = append(errs, errors.New("--xmpp-server needs --xmpp-domain and --xmpp-secret"))
 	}
+	if c.NATSURL != "" && c.NATSListen != "" {
+		errs = append(errs, errors.New("--nats-url and --nats-listen: join an external NATS or embed a server, not both"))
+	}
+	if c.NATSListen == "" && (c.NATSClusterListen != "" || len(c.NATSRoutes) > 0) {
+		errs = append(errs, errors.New("--nats-cluster-listen and --nats-routes are the embedded server's: they need --nats-listen"))
+	}
+	if c.ClusterReplicas < 0 || c.ClusterReplicas > 5 {
+		errs = append(errs, fmt.Errorf("--cluster-replicas %d: want 0 (automatic) to 5", c.ClusterReplicas))
+	}
 	if c.Retention <= 0 || c.Retention < c.DedupWindow || c.Retention < c.IdempotencyWindow {
 		// A resubmission is a duplicate only while the first copy's record
 		// is there to check it against.
@@ -452,3 +470,7 @@ func (c *Config) Print(w io.Writer) error {
 	}
 	return nil
 }
+
+// Clustered reports whether the bridge is a node of a cluster (shares
+// presence over NATS).
+func (c *Config) Clustered() bool { return c.NATSURL != "" || c.NATSListen != "" }

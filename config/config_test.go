@@ -207,3 +207,36 @@ func TestTypedValues(t *testing.T) {
 		t.Fatalf("secrets in print:\n%s", s)
 	}
 }
+
+// Clustering is off by default; its settings come from flags, the
+// environment and YAML like the others and are checked together.
+func TestClusterSettings(t *testing.T) {
+	c, err := Load("t", nil, env(nil), &bytes.Buffer{})
+	if err != nil || c.Clustered() || c.NATSListen != "" || c.NATSURL != "" || len(c.NATSRoutes) != 0 || c.ClusterReplicas != 0 {
+		t.Fatalf("clustered by default: %+v %v", c, err)
+	}
+	c, err = Load("t", []string{"--nats-listen", "127.0.0.1:4222", "--nats-cluster-listen", ":6222", "--node-name", "n1", "--cluster-replicas", "3"},
+		env(map[string]string{"BRIDGE_NATS_ROUTES": "nats://10.0.0.2:6222, nats://10.0.0.3:6222"}), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Clustered() || c.NodeName != "n1" || c.ClusterReplicas != 3 || len(c.NATSRoutes) != 2 || c.NATSRoutes[1] != "nats://10.0.0.3:6222" {
+		t.Fatalf("cluster settings: %+v", c)
+	}
+	var out bytes.Buffer
+	c.Print(&out)
+	if !strings.Contains(out.String(), `nats_routes: "nats://10.0.0.2:6222,nats://10.0.0.3:6222"`) {
+		t.Fatalf("printed:\n%s", out.String())
+	}
+	for _, bad := range [][]string{
+		{"--nats-url", "nats://10.0.0.1:4222", "--nats-listen", ":4222"},
+		{"--nats-routes", "nats://10.0.0.2:6222"},
+		{"--nats-listen", ":4222", "--nats-routes", "http://10.0.0.2:6222"},
+		{"--nats-url", "10.0.0.1:4222"},
+		{"--nats-listen", ":4222", "--cluster-replicas", "6"},
+	} {
+		if _, err := Load("t", bad, env(nil), &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "nats") && !strings.Contains(err.Error(), "replicas") {
+			t.Fatalf("%v: %v", bad, err)
+		}
+	}
+}

@@ -112,6 +112,13 @@ var options = []option{
 		parseSocialSite, func(s SocialSite) string { return s.ID + ":" + hex.EncodeToString(s.Key) }),
 	list("sso-service", "third-party service that gets single sign-on tickets: ID:KEY_ID:HEX_AES256_KEY[:TTL] (repeatable)", true, func(c *Config) *[]SSOService { return &c.SSOServices },
 		parseSSOService, formatSSOService),
+	str("node-name", "", "this bridge's name in a cluster, unique among its nodes (\"\" = the host name)", func(c *Config) *string { return &c.NodeName }, nil),
+	str("nats-url", "", "join a cluster through an external NATS with JetStream, nats://HOST:PORT (comma-separated for several; \"\" = none)", func(c *Config) *string { return &c.NATSURL }, checkNATSURLs),
+	addr("nats-listen", "", "client address of an embedded NATS server with JetStream, e.g. 127.0.0.1:4222: the bridge becomes a cluster node sharing presence (\"\" = no NATS, one node: the default)", func(c *Config) *string { return &c.NATSListen }),
+	addr("nats-cluster-listen", "", "route address of the embedded NATS server, where the other nodes' routes connect, e.g. :6222 (\"\" = a server of its own)", func(c *Config) *string { return &c.NATSClusterListen }),
+	{name: "nats-routes", help: "route URLs of the other nodes' embedded NATS servers, comma-separated: nats://HOST:PORT,...", quoted: true,
+		bind: func(c *Config) value { return urlsValue{&c.NATSRoutes} }},
+	integer("cluster-replicas", "0", "replicas of the shared presence bucket, up to 5 (0 = min(3, nodes): this one and --nats-routes; 1 with --nats-url)", func(c *Config) *int { return &c.ClusterReplicas }),
 	integer("procs", "0", "threads running Go code at once (GOMAXPROCS); 0 = the CPUs available + 2, so the store's CPU-bound compactions never hold every thread and the kernel interleaves them with deliveries (a GOMAXPROCS environment variable also wins over 0)", func(c *Config) *int { return &c.Procs }),
 	addr("admin-listen", "", "admin-only listener for Go pprof profiles, e.g. 127.0.0.1:6060 (\"\" = off; never expose it)", func(c *Config) *string { return &c.AdminListen }),
 	{name: "log-level", def: "info", help: "debug, info, warn or error", quoted: true, bind: func(c *Config) value { return levelValue{&c.LogLevel} }},
@@ -305,6 +312,40 @@ func (v listValue[T]) get() []string {
 	return out
 }
 func (v listValue[T]) reset() { *v.p = nil }
+
+// urlsValue is a comma-separated list of NATS URLs in one setting.
+type urlsValue struct{ p *[]string }
+
+func (v urlsValue) set(s string) error {
+	var out []string
+	for _, u := range strings.Split(s, ",") {
+		if u = strings.TrimSpace(u); u == "" {
+			continue
+		}
+		if err := checkNATSURLs(u); err != nil {
+			return err
+		}
+		out = append(out, u)
+	}
+	*v.p = out
+	return nil
+}
+func (v urlsValue) get() []string { return []string{strings.Join(*v.p, ",")} }
+func (v urlsValue) reset()        {}
+
+// checkNATSURLs checks a comma-separated list of nats:// (or tls://) URLs.
+func checkNATSURLs(s string) error {
+	if s == "" {
+		return nil
+	}
+	for _, raw := range strings.Split(s, ",") {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Hostname() == "" || u.Port() == "" {
+			return fmt.Errorf("%q: want nats://HOST:PORT", raw)
+		}
+	}
+	return nil
+}
 
 type smscValue struct{ p **SMSC }
 

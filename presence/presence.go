@@ -25,6 +25,15 @@ type Binding struct {
 	// scaled to 0..1000), then the most recent Updated.
 	Show     Show `json:"show,omitempty"`
 	Priority int  `json:"priority,omitempty"`
+	// Node is the bridge node that holds the binding in a cluster; "" is
+	// this node. Only this node's bindings are delivered to for now.
+	Node string `json:"node,omitempty"`
+}
+
+// Change is a change of this node's own presence, as OnChange reports it.
+type Change struct {
+	Binding Binding
+	Gone    bool // unregistered or expired; false: registered or refreshed
 }
 
 // Show is a binding's availability, best first.
@@ -69,10 +78,14 @@ type Store struct {
 	now func() time.Time
 
 	mu    sync.RWMutex
-	users map[msg.Address][]Binding // newest first
+	users map[msg.Address][]Binding // this node's, newest first
+	// Other nodes' bindings, learned from the cluster: a map of their own so
+	// Lookup and Bindings keep answering for this node only, at today's cost.
+	remote map[msg.Address][]Binding
 
 	watchMu  sync.Mutex
 	watchers []func(Binding)
+	changes  []func(Change)
 }
 
 // Options configures a Store.
@@ -85,7 +98,8 @@ type Options struct {
 // Open builds the index from the KV, dropping bindings that expired while
 // the bridge was down.
 func Open(opts Options) (*Store, error) {
-	s := &Store{kv: opts.KV, log: opts.Logger, now: opts.Now, users: make(map[msg.Address][]Binding)}
+	s := &Store{kv: opts.KV, log: opts.Logger, now: opts.Now, users: make(map[msg.Address][]Binding),
+		remote: make(map[msg.Address][]Binding)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -108,7 +122,7 @@ func Open(opts Options) (*Store, error) {
 			stale = append(stale, append([]byte(nil), k...))
 			return nil
 		}
-		s.insert(b)
+		s.insert(s.users, b)
 		return nil
 	})
 	if err != nil {
@@ -123,9 +137,10 @@ func Open(opts Options) (*Store, error) {
 	return s, nil
 }
 
-// insert adds or refreshes b; callers hold mu (or are single-threaded).
-func (s *Store) insert(b Binding) {
-	list := s.users[b.AOR]
+// insert adds or refreshes b in index m; callers hold mu (or are
+// single-threaded).
+func (s *Store) insert(m map[msg.Address][]Binding, b Binding) {
+	list := m[b.AOR]
 	for i := range list {
 		if list[i].Contact == b.Contact {
 			list = append(list[:i], list[i+1:]...)
@@ -134,7 +149,28 @@ func (s *Store) insert(b Binding) {
 	}
 	list = append(list, b)
 	sort.SliceStable(list, func(i, j int) bool { return list[i].Updated.After(list[j].Updated) })
-	s.users[b.AOR] = list
+	m[b.AOR] = list
+}
+
+// remove takes the bindings of aor matching contact ("" = all) out of
+// index m and returns them; callers hold mu.
+func remove(m map[msg.Address][]Binding, aor msg.Address, contact string) []Binding {
+	list := m[aor]
+	var gone []Binding
+	kept := list[:0]
+	for _, b := range list {
+		if contact == "" || b.Contact == contact {
+			gone = append(gone, b)
+		} else {
+			kept = append(kept, b)
+		}
+	}
+	if len(kept) == 0 {
+		delete(m, aor)
+	} else {
+		m[aor] = kept
+	}
+	return gone
 }
 
 // Register puts b online (or refreshes it). It returns once the binding is
@@ -142,6 +178,9 @@ func (s *Store) insert(b Binding) {
 func (s *Store) Register(ctx context.Context, b Binding) error {
 	if b.AOR == "" || b.Contact == "" {
 		return fmt.Errorf("presence: binding needs an AOR and a contact")
+	}
+	if b.Node != "" {
+		return fmt.Errorf("presence: register %s: binding of node %q: other nodes' bindings go through ApplyRemote", b.AOR, b.Node)
 	}
 	if b.Updated.IsZero() {
 		b.Updated = s.now()
@@ -156,43 +195,106 @@ func (s *Store) Register(ctx context.Context, b Binding) error {
 		}
 	}
 	s.mu.Lock()
-	s.insert(b)
+	s.insert(s.users, b)
 	s.mu.Unlock()
 	s.notify(b)
+	s.changed(Change{Binding: b})
 	return nil
 }
 
 // Unregister takes one contact of aor offline; contact "" removes them all.
+// Only this node's bindings are affected.
 func (s *Store) Unregister(ctx context.Context, aor msg.Address, contact string) error {
 	s.mu.Lock()
-	list := s.users[aor]
-	var gone []Binding
-	kept := list[:0]
-	for _, b := range list {
-		if contact == "" || b.Contact == contact {
-			gone = append(gone, b)
-		} else {
-			kept = append(kept, b)
-		}
-	}
-	if len(kept) == 0 {
-		delete(s.users, aor)
-	} else {
-		s.users[aor] = kept
-	}
+	gone := remove(s.users, aor, contact)
 	s.mu.Unlock()
-	if s.kv != nil {
-		for _, b := range gone {
-			if err := s.kv.Delete(ctx, key(b.AOR, b.Contact)); err != nil {
-				return fmt.Errorf("presence: unregister %s: %w", aor, err)
-			}
+	err := s.forget(ctx, gone)
+	for _, b := range gone {
+		s.changed(Change{Binding: b, Gone: true})
+	}
+	if err != nil {
+		return fmt.Errorf("presence: unregister %s: %w", aor, err)
+	}
+	return nil
+}
+
+// forget deletes bindings taken out of the index from the KV.
+func (s *Store) forget(ctx context.Context, gone []Binding) error {
+	if s.kv == nil {
+		return nil
+	}
+	for _, b := range gone {
+		if err := s.kv.Delete(ctx, key(b.AOR, b.Contact)); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// Lookup returns the best unexpired binding of aor (Binding.Better): for
-// bindings alike, the freshest.
+// Yield takes this node's binding of (aor, contact) out of the index and
+// the KV because another node now holds it (the user registered there
+// later). Unlike Unregister it reports no Change: the new holder's binding
+// must not be withdrawn from the cluster.
+func (s *Store) Yield(ctx context.Context, aor msg.Address, contact string) error {
+	if contact == "" {
+		return fmt.Errorf("presence: yield %s: needs a contact", aor)
+	}
+	s.mu.Lock()
+	gone := remove(s.users, aor, contact)
+	s.mu.Unlock()
+	if err := s.forget(ctx, gone); err != nil {
+		return fmt.Errorf("presence: yield %s: %w", aor, err)
+	}
+	return nil
+}
+
+// ApplyRemote puts another node's binding (b.Node set) in the index of
+// remote bindings, replacing any earlier one of the same AOR and contact.
+// It is neither written to the KV (its node keeps it) nor reported to
+// OnRegister or OnChange, so it is never published again.
+func (s *Store) ApplyRemote(b Binding) error {
+	if b.AOR == "" || b.Contact == "" || b.Node == "" {
+		return fmt.Errorf("presence: remote binding needs an AOR, a contact and a node")
+	}
+	s.mu.Lock()
+	s.insert(s.remote, b)
+	s.mu.Unlock()
+	return nil
+}
+
+// RemoveRemote takes another node's binding of (aor, contact) out of the
+// index, quietly as ApplyRemote put it in.
+func (s *Store) RemoveRemote(aor msg.Address, contact string) {
+	s.mu.Lock()
+	remove(s.remote, aor, contact)
+	s.mu.Unlock()
+}
+
+// Remote returns the unexpired bindings of aor held by other nodes,
+// freshest first.
+func (s *Store) Remote(aor msg.Address) []Binding {
+	return s.unexpired(s.remote, aor)
+}
+
+// Local returns every unexpired binding of this node, e.g. to publish them
+// to the cluster at start.
+func (s *Store) Local() []Binding {
+	now := s.now()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []Binding
+	for _, list := range s.users {
+		for _, b := range list {
+			if b.Expires.After(now) {
+				out = append(out, b)
+			}
+		}
+	}
+	return out
+}
+
+// Lookup returns the best unexpired binding of aor at this node
+// (Binding.Better): for bindings alike, the freshest.
 func (s *Store) Lookup(aor msg.Address) (Binding, bool) {
 	now := s.now()
 	s.mu.RLock()
@@ -207,13 +309,18 @@ func (s *Store) Lookup(aor msg.Address) (Binding, bool) {
 	return best, found
 }
 
-// Bindings returns all unexpired bindings of aor, freshest first.
+// Bindings returns all unexpired bindings of aor at this node, freshest
+// first.
 func (s *Store) Bindings(aor msg.Address) []Binding {
+	return s.unexpired(s.users, aor)
+}
+
+func (s *Store) unexpired(m map[msg.Address][]Binding, aor msg.Address) []Binding {
 	now := s.now()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []Binding
-	for _, b := range s.users[aor] {
+	for _, b := range m[aor] {
 		if b.Expires.After(now) {
 			out = append(out, b)
 		}
@@ -221,7 +328,7 @@ func (s *Store) Bindings(aor msg.Address) []Binding {
 	return out
 }
 
-// Len counts users with at least one binding in the index (expired ones
+// Len counts users with at least one binding at this node (expired ones
 // count until the next Sweep).
 func (s *Store) Len() int {
 	s.mu.RLock()
@@ -237,6 +344,24 @@ func (s *Store) OnRegister(fn func(Binding)) {
 	s.watchMu.Unlock()
 }
 
+// OnChange calls fn after every change of this node's own bindings:
+// Register, Unregister and Sweep (e.g. to publish them to a cluster), never
+// for ApplyRemote, RemoveRemote or Yield. fn must not block.
+func (s *Store) OnChange(fn func(Change)) {
+	s.watchMu.Lock()
+	s.changes = append(s.changes, fn)
+	s.watchMu.Unlock()
+}
+
+func (s *Store) changed(c Change) {
+	s.watchMu.Lock()
+	fs := s.changes
+	s.watchMu.Unlock()
+	for _, fn := range fs {
+		fn(c)
+	}
+}
+
 func (s *Store) notify(b Binding) {
 	s.watchMu.Lock()
 	ws := s.watchers
@@ -246,12 +371,30 @@ func (s *Store) notify(b Binding) {
 	}
 }
 
-// Sweep removes expired bindings from the index and the KV.
+// Sweep removes expired bindings from the index and the KV, this node's and
+// other nodes' alike (a node that died leaves its bindings to expire), and
+// returns how many it removed.
 func (s *Store) Sweep(ctx context.Context) (int, error) {
 	now := s.now()
-	var gone []Binding
 	s.mu.Lock()
-	for aor, list := range s.users {
+	gone := expire(s.users, now)
+	n := len(gone) + len(expire(s.remote, now))
+	s.mu.Unlock()
+	err := s.forget(ctx, gone)
+	for _, b := range gone {
+		s.changed(Change{Binding: b, Gone: true})
+	}
+	if err != nil {
+		return n, fmt.Errorf("presence: sweep: %w", err)
+	}
+	return n, nil
+}
+
+// expire takes the bindings expired at now out of index m and returns
+// them; callers hold mu.
+func expire(m map[msg.Address][]Binding, now time.Time) []Binding {
+	var gone []Binding
+	for aor, list := range m {
 		kept := list[:0]
 		for _, b := range list {
 			if b.Expires.After(now) {
@@ -261,20 +404,12 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 			}
 		}
 		if len(kept) == 0 {
-			delete(s.users, aor)
+			delete(m, aor)
 		} else {
-			s.users[aor] = kept
+			m[aor] = kept
 		}
 	}
-	s.mu.Unlock()
-	if s.kv != nil {
-		for _, b := range gone {
-			if err := s.kv.Delete(ctx, key(b.AOR, b.Contact)); err != nil {
-				return len(gone), fmt.Errorf("presence: sweep: %w", err)
-			}
-		}
-	}
-	return len(gone), nil
+	return gone
 }
 
 // Run sweeps every interval until ctx ends.

@@ -199,3 +199,88 @@ func BenchmarkLookupMany(b *testing.B) {
 		}
 	})
 }
+
+// Other nodes' bindings are kept apart: delivery (Lookup, Bindings) sees
+// this node's only, nothing remote reaches the KV or the hooks, and the
+// sweep expires them like local ones.
+func TestRemoteBindings(t *testing.T) {
+	ck := &clock{t: time.Unix(1_800_000_000, 0)}
+	db := openDB(t, "")
+	defer db.Close()
+	s, err := Open(Options{KV: db, Now: ck.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var changes []Change
+	var woke int
+	s.OnChange(func(c Change) { changes = append(changes, c) })
+	s.OnRegister(func(Binding) { woke++ })
+
+	r := bind("+8613800000004", "sip:r@10.0.0.6", ck.now().Add(10*time.Second))
+	if err := s.ApplyRemote(r); err == nil {
+		t.Fatal("remote binding without a node accepted")
+	}
+	r.Node = "b"
+	if err := s.ApplyRemote(r); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Register(ctx, r); err == nil {
+		t.Fatal("Register took another node's binding")
+	}
+	if _, ok := s.Lookup(r.AOR); ok || len(s.Bindings(r.AOR)) != 0 || s.Len() != 0 {
+		t.Fatal("a remote binding is visible to delivery")
+	}
+	if got := s.Remote(r.AOR); len(got) != 1 || got[0].Node != "b" {
+		t.Fatalf("remote: %+v", got)
+	}
+	r.Priority = 5 // a newer version of the same contact replaces it
+	s.ApplyRemote(r)
+	if got := s.Remote(r.AOR); len(got) != 1 || got[0].Priority != 5 {
+		t.Fatalf("remote after update: %+v", got)
+	}
+
+	l := bind(r.AOR, "sip:l@10.0.0.7", ck.now().Add(time.Hour))
+	if err := s.Register(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Local()) != 1 || len(changes) != 1 || changes[0].Gone || woke != 1 {
+		t.Fatalf("local %d, changes %+v, woke %d", len(s.Local()), changes, woke)
+	}
+	ck.add(11 * time.Second)
+	if n, err := s.Sweep(ctx); err != nil || n != 1 || len(s.Remote(r.AOR)) != 0 {
+		t.Fatalf("sweep: %d %v, remote %d", n, err, len(s.Remote(r.AOR)))
+	}
+	if len(changes) != 1 {
+		t.Fatalf("a remote expiry was reported as a change: %+v", changes)
+	}
+
+	// Yield drops the local binding, from the KV too, without a change.
+	if err := s.Yield(ctx, l.AOR, l.Contact); err != nil {
+		t.Fatal(err)
+	}
+	var left int
+	db.Iterate([]byte(keyPrefix), func(_, _ []byte) error { left++; return nil })
+	if _, ok := s.Lookup(l.AOR); ok || left != 0 || len(changes) != 1 {
+		t.Fatalf("after yield: online %v, %d in the KV, changes %+v", ok, left, changes)
+	}
+
+	s.Register(ctx, l)
+	s.ApplyRemote(r)
+	s.RemoveRemote(r.AOR, r.Contact)
+	if len(s.Remote(r.AOR)) != 0 {
+		t.Fatal("RemoveRemote left the binding")
+	}
+	if err := s.Unregister(ctx, l.AOR, ""); err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 3 || !changes[2].Gone || changes[2].Binding.Contact != l.Contact {
+		t.Fatalf("unregister not reported: %+v", changes)
+	}
+	s.Register(ctx, bind("+8613800000005", "sip:e@10.0.0.8", ck.now().Add(time.Second)))
+	ck.add(2 * time.Second)
+	s.Sweep(ctx)
+	if last := changes[len(changes)-1]; len(changes) != 5 || !last.Gone {
+		t.Fatalf("local expiry not reported: %+v", changes)
+	}
+}

@@ -1,0 +1,290 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/smsbridge/bridge/msg"
+	"github.com/smsbridge/bridge/presence"
+)
+
+// Config configures a Node. Exactly one of URL (an external NATS) and
+// Listen (the embedded server) is set.
+type Config struct {
+	Name string // this node's name, unique in the cluster; "" = the host name
+
+	URL string // external NATS, e.g. nats://10.0.0.1:4222 (comma-separated for several)
+
+	Listen        string   // embedded server's client address, host:port
+	ClusterListen string   // embedded server's route address; "" = a server of its own
+	Routes        []string // the other nodes' route URLs, nats://host:port
+	ClusterName   string   // "" = "bridge"
+	DataDir       string   // JetStream's store goes in DataDir/nats; "" = a temporary directory
+
+	// Replicas of the presence bucket; 0 = min(3, nodes): this one and its
+	// Routes for the embedded server, 1 with URL. It is fixed by whichever
+	// node creates the bucket.
+	Replicas int
+	Bucket   string        // "" = "presence"
+	MaxAge   time.Duration // how long an unrefreshed key outlives its last write; 0 = 24h
+
+	Presence *presence.Store // required
+	Logger   *slog.Logger
+}
+
+// Defaults of Config.
+const (
+	DefaultClusterName = "bridge"
+	DefaultBucket      = "presence"
+	DefaultMaxAge      = 24 * time.Hour
+)
+
+// Node is this bridge's member of the cluster.
+type Node struct {
+	cfg  Config
+	name string
+	log  *slog.Logger
+	pres *presence.Store
+
+	srv    *server.Server // nil with an external NATS
+	nc     *nats.Conn
+	tmpDir string
+
+	ready  chan struct{}
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	queue   map[string]pkey // keys whose local state is to be published
+	wake    chan struct{}
+
+	revs map[string]uint64 // last revision applied per key; the watcher's own
+}
+
+// pkey is what a bucket key stands for.
+type pkey struct {
+	aor     msg.Address
+	contact string
+}
+
+// New checks cfg and hooks the node to the presence store: changes made
+// from now on are published once Start has joined the cluster.
+func New(cfg Config) (*Node, error) {
+	if cfg.Presence == nil {
+		return nil, errors.New("cluster: a presence store is required")
+	}
+	if (cfg.URL == "") == (cfg.Listen == "") {
+		return nil, errors.New("cluster: set either a NATS URL or an embedded server's listen address")
+	}
+	if cfg.URL != "" && (cfg.ClusterListen != "" || len(cfg.Routes) > 0) {
+		return nil, errors.New("cluster: routes are for the embedded server, not with an external NATS")
+	}
+	if cfg.Replicas < 0 || cfg.Replicas > 5 {
+		return nil, fmt.Errorf("cluster: %d replicas: want 0 (automatic) to 5", cfg.Replicas)
+	}
+	name := cfg.Name
+	if name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("cluster: node name: %w", err)
+		}
+		name = h
+	}
+	if cfg.ClusterName == "" {
+		cfg.ClusterName = DefaultClusterName
+	}
+	if cfg.Bucket == "" {
+		cfg.Bucket = DefaultBucket
+	}
+	if cfg.MaxAge == 0 {
+		cfg.MaxAge = DefaultMaxAge
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = autoReplicas(cfg)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{cfg: cfg, name: name, log: log, pres: cfg.Presence, ready: make(chan struct{}),
+		queue: make(map[string]pkey), wake: make(chan struct{}, 1), revs: make(map[string]uint64)}
+	cfg.Presence.OnChange(n.changed)
+	return n, nil
+}
+
+// autoReplicas is min(3, nodes): a route to this node's own cluster address
+// is not another node.
+func autoReplicas(cfg Config) int {
+	if cfg.URL != "" {
+		return 1
+	}
+	nodes := 1
+	for _, r := range cfg.Routes {
+		if u := server.RoutesFromStr(r); len(u) == 1 && u[0].Host == cfg.ClusterListen {
+			continue
+		}
+		nodes++
+	}
+	return min(3, nodes)
+}
+
+// Name is this node's name in the cluster.
+func (n *Node) Name() string { return n.name }
+
+// Ready is closed once the node has joined the bucket and applied the
+// bindings already in it.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// ClientURL is the embedded server's client URL; "" with an external NATS.
+func (n *Node) ClientURL() string {
+	if n.srv == nil {
+		return ""
+	}
+	return n.srv.ClientURL()
+}
+
+// Start starts the embedded server (if any) and connects to NATS, then
+// returns; joining the bucket and keeping it in step with the presence
+// store go on in the background until ctx ends or Shutdown (Ready tells
+// when joined). Errors are the ones that retrying cannot fix.
+func (n *Node) Start(ctx context.Context) error {
+	n.mu.Lock()
+	if n.started || n.stopped {
+		n.mu.Unlock()
+		return errors.New("cluster: Start called twice or after Shutdown")
+	}
+	n.started = true
+	n.mu.Unlock()
+
+	url := n.cfg.URL
+	if n.cfg.Listen != "" {
+		dir := n.cfg.DataDir
+		if dir == "" {
+			tmp, err := os.MkdirTemp("", "bridge-nats-")
+			if err != nil {
+				return fmt.Errorf("cluster: store directory: %w", err)
+			}
+			n.tmpDir, dir = tmp, tmp
+		} else {
+			dir = filepath.Join(dir, "nats")
+		}
+		srv, err := n.startServer(dir)
+		if err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		n.srv = srv
+		url = srv.ClientURL()
+	}
+	nc, err := nats.Connect(url, nats.Name("bridge "+n.name),
+		// NATS may be down or still forming: keep trying, as presence waits.
+		nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				n.log.Warn("cluster: disconnected from NATS", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { n.log.Info("cluster: reconnected to NATS", "url", c.ConnectedUrlRedacted()) }))
+	if err != nil {
+		return fmt.Errorf("cluster: connect %s: %w", url, err)
+	}
+	n.nc = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("cluster: jetstream: %w", err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	n.cancel = cancel
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.run(rctx, js)
+	}()
+	n.log.Info("cluster node started", "node", n.name, "nats", url, "bucket", n.cfg.Bucket, "replicas", n.cfg.Replicas)
+	return nil
+}
+
+// Shutdown stops keeping the bucket in step, closes the connection and
+// stops the embedded server. This node's keys stay in the bucket: its
+// users' bindings expire there as anywhere, or are re-published at the next
+// start. It may be called more than once, and without Start.
+func (n *Node) Shutdown() {
+	n.mu.Lock()
+	if n.stopped {
+		n.mu.Unlock()
+		return
+	}
+	n.stopped = true
+	n.mu.Unlock()
+	if n.cancel != nil {
+		n.cancel()
+	}
+	n.wg.Wait()
+	if n.nc != nil {
+		n.nc.Close()
+	}
+	if n.srv != nil {
+		n.srv.Shutdown()
+		n.srv.WaitForShutdown()
+	}
+	if n.tmpDir != "" {
+		os.RemoveAll(n.tmpDir)
+	}
+}
+
+// run joins the bucket, then applies its changes and publishes the local
+// ones until ctx ends.
+func (n *Node) run(ctx context.Context, js jetstream.JetStream) {
+	kv, err := n.bucket(ctx, js)
+	if err != nil {
+		return // ctx ended
+	}
+	n.watch(ctx, kv)
+}
+
+// bucket opens the presence bucket, creating it if no node has, and retries
+// while the cluster forms (no JetStream leader, too few servers for the
+// replicas) until ctx ends.
+func (n *Node) bucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	storage := jetstream.FileStorage
+	if n.cfg.Listen != "" && n.cfg.DataDir == "" {
+		storage = jetstream.MemoryStorage // a bridge that keeps nothing on disk
+	}
+	for pause, tries := 100*time.Millisecond, 1; ; tries++ {
+		kv, err := js.KeyValue(ctx, n.cfg.Bucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+				Bucket: n.cfg.Bucket, Description: "presence bindings of the bridge's nodes",
+				History: 1, TTL: n.cfg.MaxAge, Replicas: n.cfg.Replicas, Storage: storage,
+			})
+			if err == nil {
+				n.log.Info("cluster: presence bucket created", "bucket", n.cfg.Bucket, "replicas", n.cfg.Replicas)
+			}
+		}
+		if err == nil {
+			return kv, nil
+		}
+		if tries%20 == 0 {
+			n.log.Warn("cluster: presence bucket not available yet", "bucket", n.cfg.Bucket, "tries", tries, "err", err)
+		} else {
+			n.log.Debug("cluster: presence bucket not available yet", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 2*time.Second)
+	}
+}
