@@ -252,6 +252,8 @@ func (b *Bridge) buildSMPP() error {
 		Reassembly: smstext.ReassemblyConfig{Timeout: cfg.ReassemblyWait, Partial: cfg.ReassemblyPolicy == config.ReassemblyPartial,
 			Logger: b.log.With("part", "reassembly")},
 		Auth: b.authSMPP, SystemID: "bridge", Window: cfg.SMPPWindow, EnquireInterval: cfg.EnquireInterval,
+		MaxSessions: cfg.SMPPMaxSessions, MaxUnbound: cfg.PreauthMax, MaxUnboundPerSource: cfg.PreauthPerSource,
+		BindTimeout: cfg.PreauthTimeout,
 	}
 	if s := cfg.SMSC; s != nil {
 		bind := smpp.BindTransceiver

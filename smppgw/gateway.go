@@ -78,6 +78,11 @@ type Config struct {
 	SystemID        string
 	Window          int           // requests in flight per SMPP session, each direction
 	EnquireInterval time.Duration // enquire_link on idle sessions
+	// Bounds of the server role (smpp.ServerConfig): bound sessions, and
+	// connections not bound yet, in all and per source IP, with the time
+	// they have to bind. Zero takes the smpp defaults.
+	MaxSessions, MaxUnbound, MaxUnboundPerSource int
+	BindTimeout                                  time.Duration
 	// Upstream is the SMSC the gateway binds to as a client (nil: none).
 	Upstream *Upstream
 }
@@ -139,6 +144,8 @@ func New(cfg Config, rt msg.Stager) *Gateway {
 	g.server = smpp.NewServer(smpp.ServerConfig{
 		Auth: cfg.Auth, Handler: g, Logger: cfg.Logger, SystemID: cfg.SystemID,
 		Window: cfg.Window, InboundWindow: cfg.Window, EnquireInterval: cfg.EnquireInterval,
+		MaxSessions: cfg.MaxSessions, MaxUnbound: cfg.MaxUnbound, MaxUnboundPerSource: cfg.MaxUnboundPerSource,
+		BindTimeout: cfg.BindTimeout,
 	})
 	if u := cfg.Upstream; u != nil {
 		g.upstream = smpp.NewClient(smpp.ClientConfig{
