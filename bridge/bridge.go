@@ -250,6 +250,7 @@ func (b *Bridge) buildSMPP() error {
 		KV:    b.db, OnReceipt: b.rt.Receipt, Policy: provPolicy{b.prov},
 		Alphabet: alphabets[cfg.SMSAlphabet], Payload: cfg.SMSPayload, AlwaysReceipts: cfg.SMSReceipts == config.ReceiptsAlways,
 		Reassembly: smstext.ReassemblyConfig{Timeout: cfg.ReassemblyWait, Partial: cfg.ReassemblyPolicy == config.ReassemblyPartial,
+			MaxPending: cfg.ReassemblyMaxPending, MaxBytes: cfg.ReassemblyMaxMB << 20,
 			Logger: b.log.With("part", "reassembly")},
 		Auth: b.authSMPP, SystemID: "bridge", Window: cfg.SMPPWindow, EnquireInterval: cfg.EnquireInterval,
 		MaxSessions: cfg.SMPPMaxSessions, MaxUnbound: cfg.PreauthMax, MaxUnboundPerSource: cfg.PreauthPerSource,
