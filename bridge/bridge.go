@@ -352,6 +352,7 @@ func (b *Bridge) buildAPI() error {
 		Domain: cfg.SIPDomain, Directory: b.dir, Provision: b.prov, Presence: b.pres,
 		Logins: b.lg.auth, Tickets: b.lg.issuer, Partners: b.lg.partners,
 		XMPPLogin: b.xmppLogin, Accounts: b.fusion, Groups: b.groups, RobotAuth: b.robotAuth(), ReportURL: cfg.DLRURL,
+		HeaderTimeout: cfg.PreauthTimeout,
 	}, b.in, b.db)
 	return nil
 }
