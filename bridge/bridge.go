@@ -310,8 +310,9 @@ func (b *Bridge) buildMCP() error {
 		HA1: b.lg.auth.HA1, Issued: b.lg.auth.Issued, OpenRegistration: cfg.OpenRegistration, Lookup: b.pres.Lookup,
 		Service: b.handsetService, MessageTimeout: cfg.IMTimeout,
 		// Each stateful connection keeps its codec state: this bounds that memory.
-		MaxConns: 10000,
-		Logger:   b.log.With("part", "mcp"),
+		MaxConns:   10000,
+		MaxPreauth: cfg.PreauthMax, MaxPreauthPerSource: cfg.PreauthPerSource, LoginTimeout: cfg.PreauthTimeout,
+		Logger: b.log.With("part", "mcp"),
 	}, b.pres, b.in)
 	b.mcp = s
 	return err
