@@ -112,6 +112,9 @@ type Config struct {
 	Logger      *slog.Logger
 	MaxBody     int // bytes (default 64 KiB); CSV imports get MaxImport
 	MaxImport   int // bytes for POST /v1/users with text/csv (default 8 MiB)
+	// HeaderTimeout: a request's line and headers must come within it
+	// (default 5s); an authorized body then has 10s more.
+	HeaderTimeout time.Duration
 
 	Directory Directory
 	Provision Provisioner
@@ -167,6 +170,9 @@ func New(cfg Config, sub msg.Stager, msgs Messages) *Server {
 	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 64 << 10
+	}
+	if cfg.HeaderTimeout <= 0 {
+		cfg.HeaderTimeout = 5 * time.Second
 	}
 	if cfg.MaxImport <= 0 {
 		cfg.MaxImport = 8 << 20
@@ -224,7 +230,10 @@ func New(cfg Config, sub msg.Stager, msgs Messages) *Server {
 		ReadBufferSize:     8 << 10, // bounds the request line and headers
 		ErrorHandler:       s.transportError,
 		Logger:             fasthttpLogger{cfg.Logger},
-		ReadTimeout:        10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
+		// The headers must come within HeaderTimeout; headerReceived then
+		// sets the body's limit and time by who is asking.
+		HeaderReceived: s.headerReceived,
+		ReadTimeout:    cfg.HeaderTimeout, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
 	}
 	return s
 }
@@ -260,11 +269,37 @@ func fail(ctx *fasthttp.RequestCtx, code int, format string, args ...any) {
 	writeJSON(ctx, code, apiError{Error: fmt.Sprintf(format, args...)})
 }
 
+// unauthBody is the most body read of a request to a route that needs a
+// bearer token or a robot's signature and has neither: its answer is 401.
+const unauthBody = 1 << 10
+
+// headerReceived runs once a request's headers are in, before any of its
+// body is read: the token is checked here, so a request without one is
+// answered without its body being read past unauthBody (the transport
+// otherwise reads up to MaxImport before the handler can refuse it).
+func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	path, _, _ := strings.Cut(string(h.RequestURI()), "?")
+	segs, _ := pathSegments(path)
+	r, _ := s.match(segs)
+	switch {
+	case r == nil || (!r.public && !s.tokenOK(h) && !(r.robot && len(h.Peek("X-Robot-Name")) > 0)):
+		return fasthttp.RequestConfig{MaxRequestBodySize: unauthBody}
+	case r.public || r.robot && !s.tokenOK(h):
+		return fasthttp.RequestConfig{MaxRequestBodySize: s.cfg.MaxBody, ReadTimeout: 10 * time.Second}
+	}
+	return fasthttp.RequestConfig{ReadTimeout: 10 * time.Second}
+}
+
+func (s *Server) tokenOK(h *fasthttp.RequestHeader) bool { return s.tokenIndexOf(h) >= 0 }
+
 // transportError answers what fasthttp could not parse, in the API's JSON.
 func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	var nerr *net.OpError
 	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge) && s.headerReceived(&ctx.Request.Header).MaxRequestBodySize == unauthBody:
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="bridge"`)
+		fail(ctx, fasthttp.StatusUnauthorized, "missing or wrong bearer token")
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		fail(ctx, fasthttp.StatusRequestEntityTooLarge, "request body larger than %d bytes", s.cfg.MaxImport)
 	case errors.As(err, &small):
@@ -478,8 +513,10 @@ func (s *Server) robotSigned(ctx *fasthttp.RequestCtx) bool {
 
 // tokenIndex is the index in Config.Tokens of the request's bearer token,
 // or -1. Every token is compared, so the time says nothing about which.
-func (s *Server) tokenIndex(ctx *fasthttp.RequestCtx) int {
-	h := ctx.Request.Header.Peek("Authorization")
+func (s *Server) tokenIndex(ctx *fasthttp.RequestCtx) int { return s.tokenIndexOf(&ctx.Request.Header) }
+
+func (s *Server) tokenIndexOf(hdr *fasthttp.RequestHeader) int {
+	h := hdr.Peek("Authorization")
 	tok, ok := strings.CutPrefix(string(h), "Bearer ")
 	if !ok || tok == "" {
 		return -1

@@ -272,8 +272,11 @@ func (b *Bridge) buildSMPP() error {
 		KV:    b.db, OnReceipt: b.rt.Receipt, Policy: provPolicy{b.prov},
 		Alphabet: alphabets[cfg.SMSAlphabet], Payload: cfg.SMSPayload, AlwaysReceipts: cfg.SMSReceipts == config.ReceiptsAlways,
 		Reassembly: smstext.ReassemblyConfig{Timeout: cfg.ReassemblyWait, Partial: cfg.ReassemblyPolicy == config.ReassemblyPartial,
+			MaxPending: cfg.ReassemblyMaxPending, MaxBytes: cfg.ReassemblyMaxMB << 20,
 			Logger: b.log.With("part", "reassembly")},
 		Auth: b.authSMPP, SystemID: "bridge", Window: cfg.SMPPWindow, EnquireInterval: cfg.EnquireInterval,
+		MaxSessions: cfg.SMPPMaxSessions, MaxUnbound: cfg.PreauthMax, MaxUnboundPerSource: cfg.PreauthPerSource,
+		BindTimeout: cfg.PreauthTimeout,
 	}
 	if s := cfg.SMSC; s != nil {
 		bind := smpp.BindTransceiver
@@ -329,8 +332,9 @@ func (b *Bridge) buildMCP() error {
 		HA1: b.lg.auth.HA1, Issued: b.lg.auth.Issued, OpenRegistration: cfg.OpenRegistration, Lookup: b.pres.Lookup,
 		Service: b.handsetService, MessageTimeout: cfg.IMTimeout,
 		// Each stateful connection keeps its codec state: this bounds that memory.
-		MaxConns: 10000,
-		Logger:   b.log.With("part", "mcp"),
+		MaxConns:   10000,
+		MaxPreauth: cfg.PreauthMax, MaxPreauthPerSource: cfg.PreauthPerSource, LoginTimeout: cfg.PreauthTimeout,
+		Logger: b.log.With("part", "mcp"),
 	}, b.pres, b.in)
 	b.mcp = s
 	return err
@@ -371,6 +375,7 @@ func (b *Bridge) buildAPI() error {
 		Domain: cfg.SIPDomain, Directory: b.dir, Provision: b.prov, Presence: b.pres,
 		Logins: b.lg.auth, Tickets: b.lg.issuer, Partners: b.lg.partners,
 		XMPPLogin: b.xmppLogin, Accounts: b.fusion, Groups: b.groups, RobotAuth: b.robotAuth(), ReportURL: cfg.DLRURL,
+		HeaderTimeout: cfg.PreauthTimeout,
 	}, b.in, b.db)
 	return nil
 }

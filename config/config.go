@@ -65,14 +65,22 @@ type Config struct {
 	Workers         int
 	QueueDepth      int
 	SMPPWindow      int
-	Procs           int // Go scheduler threads; 0 = available CPUs + 2
+	SMPPMaxSessions int // bound SMPP sessions
+	// Connections not yet authenticated (SMPP bind, MCP login): how long
+	// they may wait, how many per listener and per source address.
+	PreauthTimeout   time.Duration
+	PreauthMax       int
+	PreauthPerSource int
+	Procs            int // Go scheduler threads; 0 = available CPUs + 2
 
 	SMSAlphabet      Alphabet
 	SMSPayload       bool // long SMS as one PDU with message_payload
 	SMSReceipts      Receipts
 	ReassemblyWait   time.Duration
 	ReassemblyPolicy ReassemblyPolicy
-	DedupWindow      time.Duration // 0 = no suppression by content
+	// Caps of the long SMS waiting for parts: messages, MiB of bodies.
+	ReassemblyMaxPending, ReassemblyMaxMB int
+	DedupWindow                           time.Duration // 0 = no suppression by content
 	// IdempotencyWindow: how long an HTTP Idempotency-Key is honoured
 	// (Load makes 0 the retention).
 	IdempotencyWindow time.Duration
@@ -410,6 +418,12 @@ func (c *Config) validate() []error {
 	}
 	if c.ReassemblyWait <= 0 {
 		errs = append(errs, errors.New("--reassembly-timeout must be positive"))
+	}
+	if c.SMPPMaxSessions < 1 || c.PreauthMax < 1 || c.PreauthPerSource < 1 || c.PreauthTimeout <= 0 {
+		errs = append(errs, errors.New("--smpp-max-sessions, --preauth-max and --preauth-per-source must be at least 1, --preauth-timeout positive"))
+	}
+	if c.ReassemblyMaxPending < 1 || c.ReassemblyMaxMB < 1 {
+		errs = append(errs, errors.New("--reassembly-max-pending and --reassembly-max-mb must be at least 1"))
 	}
 	if c.Procs < 0 {
 		errs = append(errs, fmt.Errorf("--procs %d: want 0 (automatic) or more", c.Procs))

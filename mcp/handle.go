@@ -198,6 +198,7 @@ func (c *conn) register(ctx context.Context, req *Message) {
 	}
 	c.rmu.Lock()
 	c.user, c.aor, c.registered, c.expires = user, aor, true, b.Expires
+	c.loggedIn()
 	c.rmu.Unlock()
 	c.regCallID = req.Get("I")
 	c.fails = 0

@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/smsbridge/bridge/codec"
+	"github.com/smsbridge/bridge/internal/preauth"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
 )
@@ -30,9 +32,16 @@ type Config struct {
 	OpenRegistration bool                                    // labs: register without digest
 	MaxFrame         int                                     // largest inbound frame (default 64 KiB)
 	MaxConns         int                                     // connections beyond this are closed at once (default 10000)
-	IdleTimeout      time.Duration                           // a handset silent this long is dropped (default 5m)
-	MessageTimeout   time.Duration                           // wait for the handset's answer to our M (default 10s)
-	WriteTimeout     time.Duration                           // one frame write (default 10s)
+	// Connections not logged in yet (no successful R): at most MaxPreauth
+	// (default 256), MaxPreauthPerSource from one IP (default 32), past
+	// which the longest waiting one is closed for the newcomer; each has
+	// LoginTimeout (default 5s) to register. Until its first byte one holds
+	// no read buffer, codec state or worker goroutine.
+	MaxPreauth, MaxPreauthPerSource int
+	LoginTimeout                    time.Duration
+	IdleTimeout                     time.Duration // a handset silent this long is dropped (default 5m)
+	MessageTimeout                  time.Duration // wait for the handset's answer to our M (default 10s)
+	WriteTimeout                    time.Duration // one frame write (default 10s)
 	// Stateless makes every frame stand alone (codec stateless mode);
 	// the default, false, is one stateful codec per connection direction.
 	Stateless bool
@@ -62,6 +71,15 @@ func (c *Config) defaults() error {
 	}
 	if c.MaxConns <= 0 {
 		c.MaxConns = 10000
+	}
+	if c.MaxPreauth <= 0 {
+		c.MaxPreauth = 256
+	}
+	if c.MaxPreauthPerSource <= 0 {
+		c.MaxPreauthPerSource = 32
+	}
+	if c.LoginTimeout <= 0 {
+		c.LoginTimeout = 5 * time.Second
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 5 * time.Minute
@@ -120,9 +138,10 @@ type Server struct {
 	seq  atomic.Uint64
 	addr atomic.Value // net.Addr once serving
 
-	mu    sync.Mutex
-	conns map[string]*conn
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	conns   map[string]*conn
+	wg      sync.WaitGroup
+	preauth *preauth.Gate
 }
 
 // New checks cfg and returns a server; start it with Serve or ListenAndServe.
@@ -139,8 +158,9 @@ func New(cfg Config, reg Registrar, sub msg.Stager) (*Server, error) {
 	}
 	return &Server{
 		cfg: cfg, reg: reg, sub: sub, log: cfg.Logger,
-		boot:  hex.EncodeToString(b[:]),
-		conns: make(map[string]*conn),
+		boot:    hex.EncodeToString(b[:]),
+		conns:   make(map[string]*conn),
+		preauth: preauth.New(cfg.MaxPreauth, cfg.MaxPreauthPerSource),
 	}, nil
 }
 
@@ -210,6 +230,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			nc.Close()
 			continue
 		}
+		c.ticket = s.preauth.Admit(nc.RemoteAddr(), func() { c.close("closed before login for a newer connection") })
 		go func() {
 			defer s.wg.Done()
 			c.serve(ctx)
@@ -311,6 +332,9 @@ type conn struct {
 	closed chan struct{}
 	once   sync.Once
 	why    string // first close reason, set inside once
+	born   time.Time
+	ticket *preauth.Ticket // its place among those not logged in
+	authed atomic.Bool     // registered once: LoginTimeout no longer applies
 
 	wmu                     sync.Mutex
 	enc                     *codec.Encoder // nil when stateless
@@ -339,10 +363,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		log:     s.log.With("conn", id, "remote", nc.RemoteAddr().String()),
 		closed:  make(chan struct{}),
 		pending: make(map[string]chan *Message),
-	}
-	if !s.cfg.Stateless {
-		c.dec = codec.NewDecoder(true)
-		c.enc = codec.NewEncoder(true)
+		born:    time.Now(),
 	}
 	return c
 }
@@ -371,22 +392,45 @@ func (c *conn) reason() string {
 	}
 }
 
-// serve runs the connection: this goroutine reads, a worker handles requests
-// in order. It returns after the connection is closed and its binding gone.
+// loggedIn marks the connection authenticated: it leaves the places of
+// those not logged in, and LoginTimeout no longer applies.
+func (c *conn) loggedIn() {
+	if c.authed.Swap(true) {
+		return
+	}
+	if c.ticket != nil {
+		c.ticket.Done()
+	}
+	// The reader may wait under the login deadline; it gets the idle one.
+	c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+}
+
+// serve runs the connection: this goroutine reads, a worker (started with
+// the first request) handles requests in order. It returns after the
+// connection is closed and its binding gone.
 func (c *conn) serve(ctx context.Context) {
 	c.log.Debug("mcp connection open")
-	reqs := make(chan *Message, reqQueue)
+	var reqs chan *Message
 	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for m := range reqs {
-			c.handle(ctx, m)
-		}
-	}()
-	why := c.read(reqs)
+	start := func() chan<- *Message {
+		reqs = make(chan *Message, reqQueue)
+		go func() {
+			defer close(done)
+			for m := range reqs {
+				c.handle(ctx, m)
+			}
+		}()
+		return reqs
+	}
+	why := c.read(start)
 	c.close(why)
-	close(reqs)
-	<-done
+	if c.ticket != nil {
+		c.ticket.Done()
+	}
+	if reqs != nil {
+		close(reqs)
+		<-done
+	}
 	c.pmu.Lock()
 	for k, ch := range c.pending {
 		delete(c.pending, k)
@@ -410,30 +454,43 @@ func (c *conn) serve(ctx context.Context) {
 	c.log.Info("mcp connection closed", "reason", c.reason(), "aor", aor)
 }
 
-// read loops over inbound frames and returns why it stopped.
-func (c *conn) read(reqs chan<- *Message) string {
-	br := bufio.NewReaderSize(c.nc, 4096)
+// read loops over inbound frames and returns why it stopped. The read
+// buffer, the decoder and the worker (start) come with the first byte.
+func (c *conn) read(start func() chan<- *Message) string {
+	var br *bufio.Reader
+	var reqs chan<- *Message
 	var raw []byte
 	for {
-		if err := c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout)); err != nil {
+		authed := c.authed.Load()
+		deadline := time.Now().Add(c.s.cfg.IdleTimeout)
+		if !authed {
+			deadline = c.born.Add(c.s.cfg.LoginTimeout)
+		}
+		if err := c.nc.SetReadDeadline(deadline); err != nil {
 			return "set deadline: " + err.Error()
+		}
+		if !authed && c.authed.Load() { // logged in meanwhile: loggedIn's deadline was overwritten
+			c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+		}
+		if br == nil {
+			var first [1]byte
+			if _, err := io.ReadFull(c.nc, first[:]); err != nil {
+				return c.readErr(err)
+			}
+			br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(first[:]), c.nc), 4096)
+			if !c.s.cfg.Stateless {
+				c.wmu.Lock()
+				c.dec, c.enc = codec.NewDecoder(true), codec.NewEncoder(true)
+				c.wmu.Unlock()
+			}
 		}
 		frame, err := codec.ReadFrame(br, c.s.cfg.MaxFrame)
 		if err != nil {
-			if why := c.reason(); why != "" {
-				return why
-			}
-			var ne net.Error
-			switch {
-			case errors.Is(err, io.EOF):
-				return "handset closed the connection"
-			case errors.As(err, &ne) && ne.Timeout():
-				return "idle timeout " + c.s.cfg.IdleTimeout.String()
-			case errors.Is(err, codec.ErrFrameTooLarge):
+			if errors.Is(err, codec.ErrFrameTooLarge) {
 				c.badRequest(nil, "frame too large")
 				return err.Error()
 			}
-			return "read: " + err.Error()
+			return c.readErr(err)
 		}
 		if c.dec != nil {
 			raw, err = c.dec.Decode(raw[:0], frame)
@@ -460,12 +517,32 @@ func (c *conn) read(reqs chan<- *Message) string {
 			c.deliver(m)
 			continue
 		}
+		if reqs == nil {
+			reqs = start()
+		}
 		select {
 		case reqs <- m:
 		case <-c.closed:
 			return c.reason()
 		}
 	}
+}
+
+// readErr is why a read failed.
+func (c *conn) readErr(err error) string {
+	if why := c.reason(); why != "" {
+		return why
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(err, io.EOF):
+		return "handset closed the connection"
+	case errors.As(err, &ne) && ne.Timeout() && !c.authed.Load():
+		return "no login within " + c.s.cfg.LoginTimeout.String()
+	case errors.As(err, &ne) && ne.Timeout():
+		return "idle timeout " + c.s.cfg.IdleTimeout.String()
+	}
+	return "read: " + err.Error()
 }
 
 // deliver hands a final response to the SendIM waiting for it.

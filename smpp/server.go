@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/smsbridge/bridge/internal/preauth"
 )
 
 // ServerConfig configures the server role.
@@ -25,9 +27,13 @@ type ServerConfig struct {
 	InboundWindow   int           // peer requests handled at once per session
 	EnquireInterval time.Duration // default 30s
 	RespTimeout     time.Duration // default 10s
-	BindTimeout     time.Duration // a connection must bind within this (default 10s)
-	MaxSessions     int           // default 1024; beyond it new connections are closed
-	MaxPDU          int
+	BindTimeout     time.Duration // a connection must bind within this (default 5s)
+	MaxSessions     int           // bound sessions (default 1024); a bind beyond it is refused
+	// Connections not bound yet have places of their own (default 256, 32
+	// per source IP), so they never take a bound session's; past either cap
+	// the longest waiting one is closed for the newcomer.
+	MaxUnbound, MaxUnboundPerSource int
+	MaxPDU                          int
 }
 
 // Server accepts ESME and SMSC binds.
@@ -36,13 +42,24 @@ type Server struct {
 	log  *slog.Logger
 	pool sync.Pool
 
+	unbound *preauth.Gate
+
 	mu       sync.Mutex
-	sessions map[*Session]struct{}
+	sessions map[*Session]*entry
+	bound    int // sessions counted against MaxSessions
 	lns      []net.Listener
 	closed   bool
 	rr       atomic.Uint32
 	wg       sync.WaitGroup
 }
+
+// entry is what the server keeps of a session.
+type entry struct {
+	ticket  *preauth.Ticket // its place among the unbound
+	counted bool            // bound: it holds one of MaxSessions
+}
+
+var errEvicted = errors.New("smpp: closed unbound for a newer connection (too many unbound)")
 
 // NewServer builds a server; Serve runs it on a listener.
 func NewServer(cfg ServerConfig) *Server {
@@ -50,15 +67,22 @@ func NewServer(cfg ServerConfig) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.BindTimeout <= 0 {
-		cfg.BindTimeout = 10 * time.Second
+		cfg.BindTimeout = 5 * time.Second
 	}
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = 1024
 	}
+	if cfg.MaxUnbound <= 0 {
+		cfg.MaxUnbound = 256
+	}
+	if cfg.MaxUnboundPerSource <= 0 {
+		cfg.MaxUnboundPerSource = 32
+	}
 	if cfg.SystemID == "" {
 		cfg.SystemID = "bridge"
 	}
-	srv := &Server{cfg: cfg, log: cfg.Logger, sessions: make(map[*Session]struct{})}
+	srv := &Server{cfg: cfg, log: cfg.Logger, sessions: make(map[*Session]*entry),
+		unbound: preauth.New(cfg.MaxUnbound, cfg.MaxUnboundPerSource)}
 	srv.pool.New = func() any { return new(PDU) }
 	return srv
 }
@@ -101,15 +125,13 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 			onBind: srv.bind,
 		}, &srv.pool)
 		srv.mu.Lock()
-		full := len(srv.sessions) >= srv.cfg.MaxSessions
-		if !full && !srv.closed {
-			srv.sessions[s] = struct{}{}
+		closed := srv.closed
+		if !closed {
+			srv.sessions[s] = &entry{ticket: srv.unbound.Admit(conn.RemoteAddr(), func() { s.close(errEvicted) })}
 			srv.wg.Add(1)
 		}
-		closed := srv.closed
 		srv.mu.Unlock()
-		if full || closed {
-			srv.log.Warn("connection refused", "peer", conn.RemoteAddr().String(), "sessions", srv.cfg.MaxSessions)
+		if closed {
 			conn.Close()
 			continue
 		}
@@ -128,8 +150,13 @@ func (srv *Server) run(s *Session) {
 	err := s.serve()
 	t.Stop()
 	srv.mu.Lock()
+	e := srv.sessions[s]
 	delete(srv.sessions, s)
+	if e.counted {
+		srv.bound--
+	}
 	srv.mu.Unlock()
+	e.ticket.Done()
 	if err != nil {
 		srv.log.Info("session ended", "system_id", s.SystemID(), "peer", s.RemoteAddr().String(), "err", err)
 	} else {
@@ -137,11 +164,31 @@ func (srv *Server) run(s *Session) {
 	}
 }
 
+// bind authenticates a bind and, when it succeeds, moves the session from
+// the unbound places to one of MaxSessions.
 func (srv *Server) bind(s *Session, req *PDU) uint32 {
 	if srv.cfg.Auth == nil {
 		return ESME_RBINDFAIL
 	}
-	return srv.cfg.Auth(req.SystemID, req.Password, req.ID, s.RemoteAddr())
+	if st := srv.cfg.Auth(req.SystemID, req.Password, req.ID, s.RemoteAddr()); st != ESME_ROK {
+		return st
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	e := srv.sessions[s]
+	if e == nil || e.counted {
+		return ESME_RBINDFAIL
+	}
+	if srv.bound >= srv.cfg.MaxSessions {
+		srv.log.Warn("bind refused: bound sessions at their cap", "system_id", req.SystemID, "max", srv.cfg.MaxSessions)
+		return ESME_RBINDFAIL
+	}
+	if !e.ticket.Done() {
+		return ESME_RBINDFAIL // closed for a newer connection meanwhile
+	}
+	e.counted = true
+	srv.bound++
+	return ESME_ROK
 }
 
 func (srv *Server) isClosed() bool {

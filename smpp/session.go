@@ -2,6 +2,7 @@ package smpp
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -177,6 +178,11 @@ type Session struct {
 	window  chan struct{}
 	inbound chan struct{}
 	workers *ants.PoolWithFuncGeneric[*PDU] // handler goroutines running handle, reused (see dispatch)
+	// started: the pool, flusher, sweeper, keepalive and acker run. A
+	// server session starts them only once bound, so a connection that
+	// never binds costs its reader and a few hundred bytes (preauth_test).
+	started   atomic.Bool
+	ackerDone chan struct{}
 
 	// Requests waiting for their responses. A waiter is answered once, by
 	// whoever removes its entry: the reader with the response, the sweeper
@@ -207,19 +213,28 @@ type Session struct {
 	pool *sync.Pool // *PDU
 }
 
+// readBuf is the read buffer of a new session: the smallest bufio allows
+// (a PDU header) until a server session is bound, then 16 KiB.
+func readBuf(unbound bool) int {
+	if unbound {
+		return HeaderLen
+	}
+	return 16 << 10
+}
+
 func newSession(ctx context.Context, conn net.Conn, cfg sessionConfig, pool *sync.Pool) *Session {
 	cfg.defaults()
 	s := &Session{
 		conn:       conn,
 		cfg:        cfg,
 		log:        cfg.Logger.With("peer", conn.RemoteAddr().String()),
-		r:          bufio.NewReaderSize(conn, 16<<10),
+		r:          bufio.NewReaderSize(conn, readBuf(cfg.onBind != nil)),
 		wkick:      make(chan struct{}, 1),
 		window:     make(chan struct{}, cfg.Window),
 		inbound:    make(chan struct{}, cfg.InboundWindow),
 		pending:    make(map[uint32]waiter),
-		timedOut:   new(PDU),
-		closedResp: new(PDU),
+		timedOut:   timedOutResp,
+		closedResp: closedResp,
 		dkick:      make(chan struct{}, 1),
 		done:       make(chan struct{}),
 		pool:       pool,
@@ -307,6 +322,10 @@ func (s *Session) Send(ctx context.Context, p *PDU) (*PDU, error) {
 	defer func() { <-s.window }()
 	return s.roundTrip(ctx, p)
 }
+
+// Answers to waiters that are no response, shared by every session: only
+// their addresses are compared, and each waiter's channel is its session's.
+var timedOutResp, closedResp = new(PDU), new(PDU)
 
 type waiter struct {
 	ch       chan *PDU
@@ -402,6 +421,9 @@ func (s *Session) write(p *PDU) error {
 	if err != nil {
 		return err
 	}
+	if !s.started.Load() {
+		return s.flush() // no flusher yet: only the reader writes
+	}
 	select {
 	case s.wkick <- struct{}{}:
 	default:
@@ -491,30 +513,20 @@ func (s *Session) Close() error {
 // binds (server role) and malformed PDUs itself and hands other requests to
 // the handler.
 func (s *Session) serve() error {
-	workers, err := ants.NewPoolWithFuncGeneric(s.cfg.InboundWindow, s.handle, ants.WithDisablePurge(true))
-	if err != nil {
-		err = fmt.Errorf("smpp: handler pool: %w", err)
-		s.close(err)
-		return err
-	}
-	s.workers = workers
-	go s.flusher()
-	go s.sweeper()
-	if s.cfg.EnquireInterval > 0 {
-		go s.keepalive()
+	if s.cfg.onBind == nil { // client role: we bind, which needs all of it
+		if err := s.start(); err != nil {
+			return err
+		}
 	}
 	stager, _ := s.cfg.Handler.(Stager)
-	var ackerDone chan struct{}
-	if stager != nil {
-		ackerDone = make(chan struct{})
-		go s.acker(ackerDone)
-	}
 	defer func() {
 		s.handlers.Wait()
-		if ackerDone != nil {
-			close(ackerDone)
+		if s.ackerDone != nil {
+			close(s.ackerDone)
 		}
-		s.workers.Release()
+		if s.workers != nil {
+			s.workers.Release()
+		}
 	}()
 	for {
 		p := s.pool.Get().(*PDU)
@@ -581,6 +593,41 @@ func (s *Session) serve() error {
 			s.dispatch(p)
 		}
 	}
+}
+
+// start runs what a bound session needs: the handler pool, the flusher,
+// the sweeper, keepalive and the acker, and a full-size read buffer. It
+// runs on the read goroutine (or before it starts).
+func (s *Session) start() error {
+	workers, err := ants.NewPoolWithFuncGeneric(s.cfg.InboundWindow, s.handle, ants.WithDisablePurge(true))
+	if err != nil {
+		err = fmt.Errorf("smpp: handler pool: %w", err)
+		s.close(err)
+		return err
+	}
+	s.workers = workers
+	if s.r.Size() < 16<<10 {
+		// What the small buffer holds past the bind is read first.
+		var rd io.Reader = s.conn
+		if n := s.r.Buffered(); n > 0 {
+			rest, _ := s.r.Peek(n)
+			rd = io.MultiReader(bytes.NewReader(bytes.Clone(rest)), s.conn)
+		}
+		s.r = bufio.NewReaderSize(rd, 16<<10)
+	}
+	if _, ok := s.cfg.Handler.(Stager); ok {
+		s.ackerDone = make(chan struct{})
+		go s.acker(s.ackerDone)
+	}
+	s.fmu.Lock() // a synchronous write in progress ends before the flusher takes over
+	s.started.Store(true)
+	s.fmu.Unlock()
+	go s.flusher()
+	go s.sweeper()
+	if s.cfg.EnquireInterval > 0 {
+		go s.keepalive()
+	}
+	return nil
 }
 
 type deferredResp struct {
@@ -700,6 +747,9 @@ func (s *Session) control(p *PDU) bool {
 			resp.Status = ESME_RALYBND
 		default:
 			resp.Status = s.cfg.onBind(s, p)
+		}
+		if resp.Status == ESME_ROK && !s.started.Load() && s.start() != nil {
+			resp.Status = ESME_RSYSERR
 		}
 		if resp.Status == ESME_ROK {
 			s.setBound(p.SystemID, p.ID)

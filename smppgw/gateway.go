@@ -78,6 +78,11 @@ type Config struct {
 	SystemID        string
 	Window          int           // requests in flight per SMPP session, each direction
 	EnquireInterval time.Duration // enquire_link on idle sessions
+	// Bounds of the server role (smpp.ServerConfig): bound sessions, and
+	// connections not bound yet, in all and per source IP, with the time
+	// they have to bind. Zero takes the smpp defaults.
+	MaxSessions, MaxUnbound, MaxUnboundPerSource int
+	BindTimeout                                  time.Duration
 	// Upstream is the SMSC the gateway binds to as a client (nil: none).
 	Upstream *Upstream
 }
@@ -116,10 +121,11 @@ type Gateway struct {
 	rmu          sync.Mutex    // receipt accounting of one message at a time
 	buckets      sync.Map      // system_id → *bucket (TPS limits)
 	receiptSlots chan struct{} // bounds receipts waiting for their ESME
+	closedKick   chan struct{} // the reassembler handed out a message early
 
 	Received, Rejected, Parts, SentSMS                         atomic.Uint64
 	Receipts, UnmatchedReceipts, ReceiptsSent, ReceiptsDropped atomic.Uint64
-	PartialMessages, Throttled                                 atomic.Uint64
+	PartialMessages, DroppedMessages, Throttled                atomic.Uint64
 }
 
 // New builds a gateway feeding rt. Serve runs its server role on a
@@ -134,11 +140,20 @@ func New(cfg Config, rt msg.Stager) *Gateway {
 	if cfg.ReceiptTTL <= 0 {
 		cfg.ReceiptTTL = time.Hour
 	}
-	g := &Gateway{cfg: cfg, rt: rt, log: cfg.Logger, receiptSlots: make(chan struct{}, 4096)}
-	g.reasm = smstext.NewReassembler(cfg.Reassembly, cfg.Now)
+	g := &Gateway{cfg: cfg, rt: rt, log: cfg.Logger, receiptSlots: make(chan struct{}, 4096), closedKick: make(chan struct{}, 1)}
+	ra := cfg.Reassembly
+	ra.Notify = func() {
+		select {
+		case g.closedKick <- struct{}{}:
+		default:
+		}
+	}
+	g.reasm = smstext.NewReassembler(ra, cfg.Now)
 	g.server = smpp.NewServer(smpp.ServerConfig{
 		Auth: cfg.Auth, Handler: g, Logger: cfg.Logger, SystemID: cfg.SystemID,
 		Window: cfg.Window, InboundWindow: cfg.Window, EnquireInterval: cfg.EnquireInterval,
+		MaxSessions: cfg.MaxSessions, MaxUnbound: cfg.MaxUnbound, MaxUnboundPerSource: cfg.MaxUnboundPerSource,
+		BindTimeout: cfg.BindTimeout,
 	})
 	if u := cfg.Upstream; u != nil {
 		g.upstream = smpp.NewClient(smpp.ClientConfig{
@@ -197,6 +212,7 @@ func (g *Gateway) HandleSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU
 	err := msg.Accept(ctx, g.rt, m)
 	if part != nil {
 		if err == nil {
+			g.meta.Delete(part.Key)
 			g.dropParts(ctx, part.Key)
 		} else {
 			// This last part is refused and will come again; keep the rest.
@@ -362,7 +378,16 @@ func (g *Gateway) message(ctx context.Context, s *smpp.Session, req, resp *smpp.
 			resp.Status = smpp.ESME_RSYSERR
 			return nil, nil
 		}
+		// Who sent it, for a message handed out before its last part.
+		g.meta.LoadOrStore(k, partMeta{account: sp.Account, receipt: sp.Receipt, kind: kind})
 		done, err := g.reasm.Add(k, concat.Total, concat.Seq, req.DataCoding, body)
+		if errors.Is(err, smstext.ErrBusy) {
+			// Not acknowledged, so not kept: the sender sends it again.
+			g.deletePart(ctx, sp)
+			g.Throttled.Add(1)
+			resp.Status = smpp.ESME_RTHROTTLED
+			return nil, nil
+		}
 		if err != nil {
 			g.Rejected.Add(1)
 			resp.Status = smpp.ESME_RINVMSGLEN

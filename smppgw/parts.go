@@ -71,6 +71,16 @@ func (g *Gateway) storePart(ctx context.Context, p storedPart) error {
 	return g.cfg.KV.Put(ctx, []byte(key), encodePart(p))
 }
 
+func (g *Gateway) deletePart(ctx context.Context, p storedPart) {
+	if g.cfg.KV == nil {
+		return
+	}
+	key := fmt.Sprintf("%s%02x", partPrefix(p.Key), p.Seq)
+	if err := g.cfg.KV.Delete(ctx, []byte(key)); err != nil {
+		g.log.Warn("stored part not removed", "key", p.Key, "err", err)
+	}
+}
+
 // parts lists the stored parts of one reassembly.
 func (g *Gateway) parts(k smstext.Key) []storedPart {
 	if g.cfg.KV == nil {
@@ -153,15 +163,20 @@ func (g *Gateway) reassemble(ctx context.Context) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
+		sweep := false
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			sweep = true
+		case <-g.closedKick:
 		}
 		for _, a := range g.reasm.Expire() {
 			g.submitAssembled(ctx, a)
 		}
-		g.sweepParts(ctx)
+		if sweep {
+			g.sweepParts(ctx)
+		}
 	}
 }
 
@@ -171,13 +186,18 @@ type partMeta struct {
 	kind    msg.Kind
 }
 
-// submitAssembled routes a message completed by restore or handed out by
-// timeout (with missing-part markers).
+// submitAssembled routes a message completed by restore or handed out
+// before its last part (timeout, a cap) with missing-part markers; one
+// handed out Dropped is not delivered, and its sender gets a failed receipt.
 func (g *Gateway) submitAssembled(ctx context.Context, a *smstext.Assembled) {
 	pm, _ := g.meta.Load(a.Key)
 	meta, _ := pm.(partMeta)
 	if meta.kind == 0 {
 		meta.kind = msg.FromESME
+	}
+	if a.Dropped {
+		g.dropAssembled(ctx, a, meta)
+		return
 	}
 	m := &msg.Message{
 		From: msg.Address(a.Key.Source), To: msg.Address(a.Key.Dest), Text: a.Text,
@@ -191,6 +211,23 @@ func (g *Gateway) submitAssembled(ctx context.Context, a *smstext.Assembled) {
 	}
 	if a.Missing > 0 {
 		g.PartialMessages.Add(1)
+	}
+	g.meta.Delete(a.Key)
+	g.dropParts(ctx, a.Key)
+}
+
+// dropAssembled tells the sender of a message dropped by policy before
+// its last part came: an UNDELIV receipt when it asked for receipts, and
+// always the log and the counter.
+func (g *Gateway) dropAssembled(ctx context.Context, a *smstext.Assembled, meta partMeta) {
+	g.DroppedMessages.Add(1)
+	ref := fmt.Sprintf("sar-%04x", a.Key.Ref)
+	g.log.Warn("long message dropped before all its parts came", "source", a.Key.Source, "dest", a.Key.Dest,
+		"ref", ref, "parts", a.Parts, "missing", a.Missing, "esme", meta.account, "receipt", meta.receipt)
+	if meta.receipt && meta.kind == msg.FromESME && meta.account != "" {
+		m := &msg.Message{ID: ref, From: msg.Address(a.Key.Source), To: msg.Address(a.Key.Dest), Text: a.Text,
+			Accepted: a.First, Receipt: true, Origin: msg.Origin{Kind: meta.kind, Account: meta.account, Ref: ref}}
+		g.Report(ctx, m, msg.Outcome{State: msg.Failed, Detail: "parts missing", At: g.cfg.Now()})
 	}
 	g.meta.Delete(a.Key)
 	g.dropParts(ctx, a.Key)

@@ -20,9 +20,15 @@
 //     surrogate pair, so every part decodes on its own.
 //   - UDH parsing (ParseUDH) for esm_class 0x40 messages.
 //   - Reassembly (Reassembler) of concatenated parts that may arrive out of
-//     order, duplicated, or never, with a bounded number of pending
-//     messages, a timeout with optional partial delivery, and a snapshot that
-//     can be persisted across a restart.
+//     order, duplicated, or never, with a timeout and a snapshot that can be
+//     persisted across a restart. A waiting message holds only the parts that
+//     came. At the timeout, or when MaxPending messages or MaxBytes of parts
+//     wait, the oldest is handed out: partial (a marker per run of missing
+//     parts) or Dropped, for its sender to be told; none is forgotten. The
+//     memory held is about MaxPending×400 B + MaxBytes: with the defaults
+//     (10,000, 16 MiB), 40,000 first parts of different 255-part messages
+//     hold 5 MiB of heap (TestReassemblyMemoryUnderFirstParts; 213 MiB when
+//     each waiting message had a table for all 255 parts).
 //   - Delivery receipts (FormatReceipt, ParseReceipt) in the SMPP 3.4
 //     Appendix B text form, message_state mapping, and message id
 //     comparison across the hex/decimal mismatch SMSCs are known for

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -14,7 +15,8 @@ import (
 // ErrPart marks a concatenated part that cannot belong to a message.
 var ErrPart = errors.New("smstext: invalid concatenated part")
 
-// MissingMarker stands in for each missing part in a partial delivery.
+// MissingMarker stands in for each run of missing parts in a partial
+// delivery, so its text grows with the parts that came, not with the total.
 const MissingMarker = "[…missing part(s)…]"
 
 // Key identifies one concatenated message: the same reference from two
@@ -29,12 +31,19 @@ type ReassemblyConfig struct {
 	// Timeout is how long to wait for missing parts, counted from the
 	// first part (default 5m).
 	Timeout time.Duration
-	// MaxPending caps the messages waiting for parts; when full the
-	// oldest is evicted and counted as failed (default 10000).
+	// MaxPending caps the messages waiting for parts (default 10000), and
+	// MaxBytes the bytes of their parts (bodies and 48 bytes each; default
+	// 16 MiB). Past either the oldest is closed early, as at its timeout.
+	// The memory held is about MaxPending×400 B + MaxBytes.
 	MaxPending int
-	// Partial: on timeout deliver what came, with MissingMarker in place
-	// of each missing part (true), or drop it (false).
+	MaxBytes   int
+	// Partial: a message closed before all its parts came (timeout, a
+	// cap) is handed out with MissingMarker in place of the missing parts
+	// (true), or handed out Dropped, for its sender to be told (false).
 	Partial bool
+	// Notify, when set, is called (with the lock held: it must not block)
+	// when a message is handed out for the next Expire.
+	Notify func()
 	// Logger receives evictions and drops (default: discard).
 	Logger *slog.Logger
 }
@@ -45,7 +54,11 @@ type Assembled struct {
 	Key     Key
 	Text    string // UTF-8 text of all parts in seq order
 	Parts   int    // parts received
-	Missing int    // > 0 only for a partial delivery after timeout
+	Missing int    // > 0 only for a message closed before all its parts came
+	// Dropped: closed early under the drop policy; Text is what came, not
+	// to be delivered: its sender is to be told it failed.
+	Dropped bool
+	First   time.Time // when its first part came
 }
 
 // ReassemblyStats are cumulative counters, except Pending.
@@ -53,7 +66,7 @@ type ReassemblyStats struct {
 	Pending    int // messages waiting for parts now
 	Completed  int // messages assembled with all parts
 	Duplicates int // parts ignored because their seq had already come
-	Evicted    int // messages dropped because MaxPending was reached
+	Evicted    int // messages closed early because MaxPending or MaxBytes was reached
 	TimedOut   int // messages that timed out (delivered partial or dropped)
 	Failed     int // complete messages whose text did not decode
 }
@@ -67,18 +80,37 @@ type StoredPart struct {
 	First           time.Time
 }
 
+// storedBody is one part that came. A message keeps only the parts that
+// came, in arrival order: a first part of a 255-part message costs one.
 type storedBody struct {
-	dcs  byte
-	body []byte
+	seq, dcs byte
+	body     []byte
 }
 
 type pending struct {
 	key   Key
 	total byte
 	first time.Time
-	parts map[byte]storedBody
+	parts []storedBody
 	elem  *list.Element
 }
+
+// partOverhead is what a part costs besides its body (its storedBody, its
+// place in the slice), counted against MaxBytes with the body.
+const partOverhead = 48
+
+func (p *pending) has(seq byte) bool {
+	for i := range p.parts {
+		if p.parts[i].seq == seq {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrBusy: the messages closed early wait to be handed out (Expire is
+// behind); the part is refused, to be sent again, rather than taken.
+var ErrBusy = errors.New("smstext: reassembly busy")
 
 // Reassembler collects the parts of concatenated messages. It is safe for
 // concurrent use.
@@ -90,7 +122,8 @@ type Reassembler struct {
 	mu      sync.Mutex
 	byKey   map[Key]*pending
 	order   *list.List   // of *pending, oldest first
-	expired []*Assembled // partials found outside Expire, handed out by it
+	bytes   int          // of the pending parts' bodies
+	expired []*Assembled // closed outside Expire, handed out by it
 	stats   ReassemblyStats
 }
 
@@ -102,6 +135,9 @@ func NewReassembler(cfg ReassemblyConfig, now func() time.Time) *Reassembler {
 	}
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = 10000
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = 16 << 20
 	}
 	if now == nil {
 		now = time.Now
@@ -153,14 +189,17 @@ func (r *Reassembler) Add(k Key, total, seq, dcs byte, body []byte) (*Assembled,
 	if p != nil && p.total != total {
 		return nil, fmt.Errorf("reassemble %v: %w: total %d, earlier parts said %d", k, ErrPart, total, p.total)
 	}
-	if p == nil {
-		p = r.insert(k, total, now)
-	}
-	if _, dup := p.parts[seq]; dup {
+	if p != nil && p.has(seq) {
 		r.stats.Duplicates++
 		return nil, nil
 	}
-	p.parts[seq] = storedBody{dcs: dcs, body: append([]byte(nil), body...)}
+	if len(r.expired) >= r.cfg.MaxPending {
+		return nil, fmt.Errorf("reassemble %v: %w: %d closed messages not handed out yet", k, ErrBusy, len(r.expired))
+	}
+	if p == nil {
+		p = r.insert(k, total, now)
+	}
+	r.addPart(p, seq, dcs, body)
 	if len(p.parts) < int(p.total) {
 		return nil, nil
 	}
@@ -174,17 +213,45 @@ func (r *Reassembler) Add(k Key, total, seq, dcs byte, body []byte) (*Assembled,
 	return a, nil
 }
 
-// insert starts a pending message, evicting the oldest when full. Caller
+// addPart stores one part of p, then closes the oldest other messages
+// while the bodies are past MaxBytes. Caller holds mu.
+func (r *Reassembler) addPart(p *pending, seq, dcs byte, body []byte) {
+	p.parts = append(p.parts, storedBody{seq: seq, dcs: dcs, body: append([]byte(nil), body...)})
+	r.bytes += len(body) + partOverhead
+	for r.bytes > r.cfg.MaxBytes {
+		old := r.order.Front().Value.(*pending)
+		if old == p {
+			if old = nextPending(p); old == nil {
+				break // p alone: it is at most 255 parts
+			}
+		}
+		r.evict(old, "max_bytes")
+	}
+}
+
+func nextPending(p *pending) *pending {
+	if e := p.elem.Next(); e != nil {
+		return e.Value.(*pending)
+	}
+	return nil
+}
+
+// evict closes old before its time because a cap was reached: it is
+// handed out as at its timeout, never just forgotten. Caller holds mu.
+func (r *Reassembler) evict(old *pending, limit string) {
+	r.stats.Evicted++
+	r.log.Warn("sms reassembly closed early: at its cap", "cap", limit, "source", old.key.Source, "dest", old.key.Dest,
+		"ref", old.key.Ref, "parts", len(old.parts), "total", old.total, "partial", r.cfg.Partial)
+	r.close(old)
+}
+
+// insert starts a pending message, closing the oldest when full. Caller
 // holds mu.
 func (r *Reassembler) insert(k Key, total byte, first time.Time) *pending {
 	for r.order.Len() >= r.cfg.MaxPending {
-		old := r.order.Front().Value.(*pending)
-		r.remove(old)
-		r.stats.Evicted++
-		r.log.Warn("sms reassembly evicted: too many pending", "source", old.key.Source, "dest", old.key.Dest,
-			"ref", old.key.Ref, "parts", len(old.parts), "total", old.total, "max_pending", r.cfg.MaxPending)
+		r.evict(r.order.Front().Value.(*pending), "max_pending")
 	}
-	p := &pending{key: k, total: total, first: first, parts: make(map[byte]storedBody, total)}
+	p := &pending{key: k, total: total, first: first, parts: make([]storedBody, 0, 1)}
 	// Keep order sorted by first: new parts come at the back; restored
 	// ones may be older and go further forward.
 	e := r.order.Back()
@@ -203,37 +270,41 @@ func (r *Reassembler) insert(k Key, total byte, first time.Time) *pending {
 func (r *Reassembler) remove(p *pending) {
 	r.order.Remove(p.elem)
 	delete(r.byKey, p.key)
+	for i := range p.parts {
+		r.bytes -= len(p.parts[i].body) + partOverhead
+	}
 }
 
 // timeout closes a pending message that waited too long. Caller holds mu.
 func (r *Reassembler) timeout(p *pending) {
-	r.remove(p)
 	r.stats.TimedOut++
-	if !r.cfg.Partial {
-		r.log.Warn("sms reassembly timed out, dropped", "source", p.key.Source, "dest", p.key.Dest,
-			"ref", p.key.Ref, "parts", len(p.parts), "total", p.total)
-		return
-	}
+	r.log.Warn("sms reassembly timed out", "source", p.key.Source, "dest", p.key.Dest,
+		"ref", p.key.Ref, "parts", len(p.parts), "total", p.total, "partial", r.cfg.Partial)
+	r.close(p)
+}
+
+// close hands out a message before all its parts came: partial, or
+// Dropped for its sender to be told. Caller holds mu.
+func (r *Reassembler) close(p *pending) {
+	r.remove(p)
 	a, _ := assemble(p, true) // lenient: never fails
+	a.Dropped = !r.cfg.Partial
 	r.handOut(a)
 }
 
-// handOut queues a for the next Expire. The queue is capped at MaxPending
-// so a caller that never calls Expire cannot make it grow without bound.
-// Caller holds mu.
+// handOut queues a for the next Expire. Add refuses new parts while
+// MaxPending of them wait, so the queue stays bounded without dropping
+// one. Caller holds mu.
 func (r *Reassembler) handOut(a *Assembled) {
-	if len(r.expired) >= r.cfg.MaxPending {
-		old := r.expired[0]
-		r.expired = r.expired[1:]
-		r.log.Warn("sms reassembly: undelivered partial dropped, Expire not called", "source", old.Key.Source,
-			"dest", old.Key.Dest, "ref", old.Key.Ref)
-	}
 	r.expired = append(r.expired, a)
+	if r.cfg.Notify != nil {
+		r.cfg.Notify()
+	}
 }
 
-// Expire closes the messages older than Timeout and returns the partial
-// deliveries (only with cfg.Partial), plus any closed earlier by Add or
-// completed by Restore. Call it periodically.
+// Expire closes the messages older than Timeout and returns them (partial,
+// or Dropped without cfg.Partial), with those closed earlier by Add or a
+// cap and those completed by Restore. Call it periodically and on Notify.
 func (r *Reassembler) Expire() []*Assembled {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -268,11 +339,9 @@ func (r *Reassembler) Snapshot() []StoredPart {
 	var out []StoredPart
 	for e := r.order.Front(); e != nil; e = e.Next() {
 		p := e.Value.(*pending)
-		for seq := 1; seq <= int(p.total); seq++ {
-			if b, ok := p.parts[byte(seq)]; ok {
-				out = append(out, StoredPart{Key: p.key, Total: p.total, Seq: byte(seq), DCS: b.dcs,
-					Body: append([]byte(nil), b.body...), First: p.first})
-			}
+		for _, b := range sortedParts(p) {
+			out = append(out, StoredPart{Key: p.key, Total: p.total, Seq: b.seq, DCS: b.dcs,
+				Body: append([]byte(nil), b.body...), First: p.first})
 		}
 	}
 	return out
@@ -292,13 +361,13 @@ func (r *Reassembler) Restore(sp StoredPart) error {
 	if p != nil && p.total != sp.Total {
 		return fmt.Errorf("restore %v: %w: total %d, other parts say %d", sp.Key, ErrPart, sp.Total, p.total)
 	}
+	if p != nil && p.has(sp.Seq) {
+		return nil
+	}
 	if p == nil {
 		p = r.insert(sp.Key, sp.Total, sp.First)
 	}
-	if _, dup := p.parts[sp.Seq]; dup {
-		return nil
-	}
-	p.parts[sp.Seq] = storedBody{dcs: sp.DCS, body: append([]byte(nil), sp.Body...)}
+	r.addPart(p, sp.Seq, sp.DCS, sp.Body)
 	if len(p.parts) < int(p.total) {
 		return nil
 	}
@@ -320,7 +389,9 @@ func (r *Reassembler) Restore(sp StoredPart) error {
 // instead of failing.
 func assemble(p *pending, lenient bool) (*Assembled, error) {
 	var sb strings.Builder
-	a := &Assembled{Key: p.key, Parts: len(p.parts)}
+	a := &Assembled{Key: p.key, Parts: len(p.parts), First: p.first}
+	parts := sortedParts(p)
+	gap := false // the part before was missing
 	var run []byte
 	var runDCS byte
 	inRun := false
@@ -341,15 +412,19 @@ func assemble(p *pending, lenient bool) (*Assembled, error) {
 		return nil
 	}
 	for seq := 1; seq <= int(p.total); seq++ {
-		b, ok := p.parts[byte(seq)]
-		if !ok {
+		if len(parts) == 0 || parts[0].seq != byte(seq) {
 			if err := flush(); err != nil {
 				return nil, err
 			}
-			a.Missing++
-			sb.WriteString(MissingMarker)
+			if a.Missing++; seq == 1 || !gap {
+				sb.WriteString(MissingMarker)
+			}
+			gap = true
 			continue
 		}
+		gap = false
+		b := parts[0]
+		parts = parts[1:]
 		if inRun && b.dcs != runDCS {
 			if err := flush(); err != nil {
 				return nil, err
@@ -363,4 +438,9 @@ func assemble(p *pending, lenient bool) (*Assembled, error) {
 	}
 	a.Text = sb.String()
 	return a, nil
+}
+
+// sortedParts is p's parts in seq order.
+func sortedParts(p *pending) []storedBody {
+	return slices.SortedFunc(slices.Values(p.parts), func(a, b storedBody) int { return int(a.seq) - int(b.seq) })
 }

@@ -170,8 +170,8 @@ func TestReassembleTimeout(t *testing.T) {
 				t.Fatalf("stats %+v", s)
 			}
 			if !partial {
-				if len(got) != 0 {
-					t.Fatalf("partial delivery without Partial: %+v", got[0])
+				if len(got) != 1 || !got[0].Dropped || got[0].Missing != 2 {
+					t.Fatalf("without Partial, want one Dropped with 2 missing, got %+v", got)
 				}
 				return
 			}
