@@ -28,7 +28,10 @@ type committer struct {
 	syncEach   bool          // knobs.syncEach: enqueue writes (and badger syncs) by itself
 	syncFault  func() error  // knobs.syncFault
 	applyFault func() error  // knobs.applyFault
+	ckptSync   func()        // knobs.ckptSync
 	fs         *failStop     // checked before each logged batch
+	onCommit   func(time.Duration)
+	onCkpt     func(time.Duration)
 
 	// the open batch, guarded by mu
 	mu      sync.Mutex
@@ -51,8 +54,15 @@ type committer struct {
 	// The commit log side (commitlog.go): once Open has returned only run
 	// touches these, and Close after run has ended; deferred, which readers
 	// and Unfinished use too, has its own lock.
-	wal      *wal      // nil in memory and with the syncEach or badgerSync knob
+	wal      *wal      // appended to; nil in memory and with the syncEach or badgerSync knob
+	spare    *wal      // the other file of the pair
 	lastCkpt time.Time // when the last checkpoint ended
+	// spareFree: badger holds everything in spare, which the next
+	// checkpoint may restart. syncing delivers the result of the
+	// background badger sync that a checkpoint started at syncStart.
+	spareFree bool
+	syncing   chan error
+	syncStart time.Time
 	// unapplied: badger refused writes that the log holds; only a replay at
 	// the next Open puts them back, so the log is no longer started over.
 	unapplied bool
@@ -98,7 +108,8 @@ func (c *committer) init(bdb *badger.DB, opts Options, k knobs, cache *cache, fs
 	c.bdb, c.log, c.cache, c.fs = bdb, opts.Logger, cache, fs
 	c.maxBatch = opts.MaxBatch
 	c.interval, c.ckptEvery = opts.CommitInterval, opts.CheckpointInterval
-	c.syncEach, c.syncFault, c.applyFault = k.syncEach, k.syncFault, k.applyFault
+	c.onCommit, c.onCkpt = opts.OnCommit, opts.OnCheckpoint
+	c.syncEach, c.syncFault, c.applyFault, c.ckptSync = k.syncEach, k.syncFault, k.applyFault, k.ckptSync
 	c.kick = make(chan struct{}, 1)
 	c.room = sync.NewCond(&c.mu)
 	c.cur = c.newBatch(1)
@@ -327,6 +338,9 @@ func (c *committer) run() {
 			c.room.Broadcast()
 			c.mu.Unlock()
 			c.commit(b)
+			if c.onCommit != nil {
+				c.onCommit(time.Since(last))
+			}
 			c.maybeCheckpoint()
 		}
 	}

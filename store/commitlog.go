@@ -7,19 +7,37 @@ import (
 
 // The committer's logged path: a batch is durable once the commit log
 // (wal.go) holds it; badger gets it unsynced, except the unfinished
-// records, which wait in deferred until the next checkpoint syncs badger
-// and starts the log over.
+// records, which wait in deferred until the next checkpoint syncs badger.
+//
+// The log is a pair of files, so that a checkpoint does not stop the
+// commits: it moves the deferred records into badger, switches the
+// appends to the other file (a new generation starting at the next batch)
+// and syncs badger in the background, while batches go on into the new
+// file. Once that sync has returned, the old file holds nothing badger
+// lacks and is free for the next switch; until then no switch happens.
+// Replay reads both: the older file first when its batches run up to the
+// newer file's first one, since replaying any run of batches that ends at
+// the last one is idempotent.
 
-// openLog opens the commit log and replays it into badger: the batches
-// committed since the last checkpoint, which badger may have lost with its
-// unsynced writes. Then it checkpoints, so the log starts empty.
+// openLog opens the commit log pair and replays it into badger: the
+// batches committed since the last checkpoint, which badger may have lost
+// with its unsynced writes. Then it checkpoints, so the log starts empty.
 func (c *committer) openLog(dir string, size int64) error {
-	w, err := openWAL(dir, size)
+	a, err := openWALFile(dir, walFile, size)
 	if err != nil {
 		return err
 	}
-	c.wal = w
-	n, err := w.replay(func(ops []op) error { return writeOps(c.bdb, ops) })
+	b, err := openWALFile(dir, walFileB, size)
+	if err != nil {
+		a.close()
+		return err
+	}
+	newer, older := a, b
+	if b.gen > a.gen {
+		newer, older = b, a
+	}
+	c.wal, c.spare = newer, older
+	n, err := c.replayPair()
 	if err == nil {
 		err = c.checkpoint()
 	}
@@ -33,11 +51,47 @@ func (c *committer) openLog(dir string, size int64) error {
 	return nil
 }
 
-func (c *committer) closeLog() {
-	if c.wal != nil {
-		c.wal.close()
-		c.wal = nil
+// replayPair replays the older file (c.spare) if its batches lead into
+// the newer one's (c.wal), or are the last ones (the newer file has none:
+// a switch that failed after its header was written), then the newer.
+func (c *committer) replayPair() (int, error) {
+	apply := func(ops []op) error { return writeOps(c.bdb, ops) }
+	o, w := c.spare, c.wal
+	olderRecs, err := o.replay(func([]op) error { return nil })
+	if err != nil {
+		return 0, err
 	}
+	end := o.next
+	o.rewind()
+	newerRecs, err := w.replay(func([]op) error { return nil })
+	if err != nil {
+		return 0, err
+	}
+	w.rewind()
+	n := 0
+	if olderRecs > 0 && (end == w.start || (newerRecs == 0 && end > w.start && o.start < w.start)) {
+		if n, err = o.replay(apply); err != nil {
+			return n, err
+		}
+	}
+	m, err := w.replay(apply)
+	n += m
+	if err != nil {
+		return n, err
+	}
+	if o.next > w.next { // the older file held the last batches
+		w.next = o.next
+	}
+	return n, nil
+}
+
+func (c *committer) closeLog() {
+	for _, w := range []*wal{c.wal, c.spare} {
+		if w != nil {
+			w.close()
+		}
+	}
+	c.wal, c.spare = nil, nil
 }
 
 // commitLogged makes ops durable in the commit log, then hands them to
@@ -84,24 +138,75 @@ func (c *committer) commitLogged(ops []op) error {
 	return nil
 }
 
-// maybeCheckpoint checkpoints when the interval has passed or the log is
-// half full.
+// maybeCheckpoint collects a background sync that has returned, and
+// starts a checkpoint when the interval has passed or the log is half
+// full and none is running.
 func (c *committer) maybeCheckpoint() {
 	if c.wal == nil {
 		return
 	}
+	if c.syncing != nil {
+		select {
+		case err := <-c.syncing:
+			c.syncing = nil
+			c.endCheckpoint(err)
+		default:
+			return
+		}
+	}
 	if time.Since(c.lastCkpt) < c.ckptEvery && (c.unapplied || c.wal.used() < c.wal.size/2) {
 		return
 	}
-	if err := c.checkpoint(); err != nil {
+	if err := c.flushDeferred(); err != nil {
 		c.noteResult(err)
+		return
 	}
+	// Badger refused logged writes (unapplied): the log is kept whole
+	// until the next Open replays it, so nothing is switched or freed.
+	if c.spareFree && !c.unapplied {
+		if err := c.spare.restartAt(c.wal.gen+1, c.wal.next); err != nil {
+			// Appends stay in the current file; replay still finds them
+			// (replayPair), and the switch is tried at the next checkpoint.
+			c.noteResult(fmt.Errorf("store: checkpoint: switch commit log: %w", err))
+			return
+		}
+		c.wal, c.spare = c.spare, c.wal
+		c.spareFree = false
+	}
+	c.syncStart = time.Now()
+	ch := make(chan error, 1)
+	c.syncing = ch
+	hook := c.ckptSync
+	go func() {
+		if hook != nil {
+			hook()
+		}
+		ch <- c.bdb.Sync()
+	}()
+}
+
+// endCheckpoint takes the result of a background badger sync: on success
+// the file appended to before it started is free.
+func (c *committer) endCheckpoint(err error) {
+	if c.onCkpt != nil {
+		c.onCkpt(time.Since(c.syncStart))
+	}
+	if err != nil {
+		c.noteResult(fmt.Errorf("store: checkpoint: sync badger: %w", err))
+		return
+	}
+	c.spareFree = !c.unapplied
+	c.lastCkpt = time.Now()
 }
 
 // checkpoint moves the deferred records into badger, syncs badger and
-// starts the log over. Only run (or Open before it, or Close after it)
-// calls it.
+// starts the log over, in the caller's goroutine: Open before run starts
+// and finish after it has ended call it, when no commit waits.
 func (c *committer) checkpoint() error {
+	if c.syncing != nil {
+		c.endCheckpoint(<-c.syncing)
+		c.syncing = nil
+	}
 	if err := c.flushDeferred(); err != nil {
 		return err
 	}
@@ -109,9 +214,10 @@ func (c *committer) checkpoint() error {
 		return fmt.Errorf("store: checkpoint: sync badger: %w", err)
 	}
 	if !c.unapplied { // else the log grows until the next Open replays it
-		if err := c.wal.restart(); err != nil {
+		if err := c.wal.restartAt(max(c.wal.gen, c.spare.gen)+1, c.wal.next); err != nil {
 			return fmt.Errorf("store: checkpoint: %w", err)
 		}
+		c.spareFree = true
 	}
 	c.lastCkpt = time.Now()
 	return nil

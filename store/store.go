@@ -52,6 +52,11 @@ type Options struct {
 	// started over (default 1s; also when the log is half full). Unfinished
 	// records wait in memory until then (deferred.go).
 	CheckpointInterval time.Duration
+	// OnCommit and OnCheckpoint, if set, get the wall time of each group
+	// commit (writes and fsync) and each checkpoint; writers wait for both,
+	// so they show where acknowledgements stall. Called on the committer
+	// goroutine: they must not block.
+	OnCommit, OnCheckpoint func(time.Duration)
 }
 
 const (

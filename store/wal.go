@@ -43,6 +43,7 @@ import (
 // already has, harmlessly.
 const (
 	walFile    = "commit.log"
+	walFileB   = "commit.log.b" // the other of the pair (commitlog.go)
 	walMagic   = "SBCLOG01"
 	walSlot    = 512
 	walData    = 4096
@@ -56,6 +57,7 @@ var (
 )
 
 type wal struct {
+	path  string // the file's name once in place
 	f     *os.File
 	size  int64  // allocated length of the file
 	off   int64  // where the next record goes
@@ -68,8 +70,11 @@ type wal struct {
 // openWAL opens or creates the log in dir. A new file is allocated (not
 // sparse: overwriting allocated blocks needs no metadata in the fdatasync)
 // and given a header, both synced before use.
-func openWAL(dir string, size int64) (*wal, error) {
-	path := filepath.Join(dir, walFile)
+func openWAL(dir string, size int64) (*wal, error) { return openWALFile(dir, walFile, size) }
+
+// openWALFile is openWAL of the log called name.
+func openWALFile(dir, name string, size int64) (*wal, error) {
+	path := filepath.Join(dir, name)
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return createWAL(dir, path, size)
@@ -82,7 +87,7 @@ func openWAL(dir string, size int64) (*wal, error) {
 		f.Close()
 		return nil, fmt.Errorf("store: commit log: %w", err)
 	}
-	w := &wal{f: f, size: st.Size()}
+	w := &wal{path: path, f: f, size: st.Size()}
 	if err := w.readHeader(); err != nil {
 		f.Close()
 		return nil, err
@@ -101,7 +106,7 @@ func createWAL(dir, path string, size int64) (*wal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: create commit log: %w", err)
 	}
-	w := &wal{f: f, off: walData, start: 1, next: 1}
+	w := &wal{path: path, f: f, off: walData, start: 1, next: 1}
 	err = w.grow(max(size, 2*walData))
 	if err == nil {
 		err = w.writeHeader()
@@ -230,17 +235,20 @@ func (w *wal) replay(fn func([]op) error) (records int, err error) {
 	return records, nil
 }
 
-// restart begins a new generation at the data start: everything logged so
-// far must be durable elsewhere (badger synced) before it is called.
-func (w *wal) restart() error {
-	w.gen++
-	w.start = w.next
+// restartAt begins generation gen at the data start, its first record
+// numbered next: what the file held before must be durable elsewhere
+// (badger synced) or no longer needed.
+func (w *wal) restartAt(gen, next uint64) error {
+	w.gen, w.start, w.next = gen, next, next
 	if err := w.writeHeader(); err != nil {
 		return err
 	}
 	w.off = walData
 	return nil
 }
+
+// rewind puts the read position back at the generation's first record.
+func (w *wal) rewind() { w.off, w.next = walData, w.start }
 
 // append writes ops as the next record and fdatasyncs it. It returns the
 // record's length; the record counts only after advance(n), so a batch
