@@ -69,6 +69,8 @@ type Bridge struct {
 	// ones are in the store.
 	accounts atomic.Pointer[map[string]string]
 	latency  map[string]*api.Histogram // acceptance → final state, by route
+	// the store's group commits and checkpoints: acknowledgements wait for both
+	commitTime, ckptTime *api.Histogram
 
 	ready     chan struct{}
 	ran       atomic.Bool
@@ -113,12 +115,18 @@ func New(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
 	return b, nil
 }
 
+// storeBounds are the buckets of the store's timings, in seconds: an fsync
+// takes a fraction of a millisecond to tens of them, a stall more.
+var storeBounds = []float64{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1}
+
 func (b *Bridge) openStore() error {
 	cfg := b.cfg
 	if cfg.OpenRegistration {
 		b.log.Warn("OPEN REGISTRATION IS ON: any SIP client can register as anyone. Labs only.")
 	}
+	b.commitTime, b.ckptTime = api.NewHistogram(storeBounds...), api.NewHistogram(storeBounds...)
 	db, err := store.Open(store.Options{
+		OnCommit: b.commitTime.ObserveDuration, OnCheckpoint: b.ckptTime.ObserveDuration,
 		Dir: cfg.DataDir, Logger: b.log.With("part", "store"),
 		MemTableSize:   int64(cfg.StoreMemtableMB) << 20,
 		BlockCacheSize: int64(cfg.StoreCacheMB) << 20, IndexCacheSize: int64(cfg.StoreCacheMB) << 20,

@@ -46,6 +46,9 @@ func (b *Bridge) metrics() []api.Metric {
 		{Name: "bridge_store_writes_total", Help: "Key writes handed to badger in group commits, failed ones included (a record's write superseded within its batch is not written, nor counted).", Type: "counter", Value: func() float64 { return float64(db.Stats().Commits) }},
 		{Name: "bridge_presence_users", Help: "Users with a presence binding.", Type: "gauge", Value: func() float64 { return float64(pres.Len()) }},
 	}
+	ms = append(ms,
+		api.Metric{Name: "bridge_store_commit_seconds", Help: "Wall time of a group commit (writes and fsync); acknowledgements wait for it.", Type: "histogram", Histogram: b.commitTime},
+		api.Metric{Name: "bridge_store_checkpoint_seconds", Help: "Wall time of a checkpoint (deferred records into badger, badger synced); commits wait for it.", Type: "histogram", Histogram: b.ckptTime})
 	for _, route := range []string{"im", "sms", "failed"} {
 		ms = append(ms, api.Metric{Name: "bridge_delivery_seconds", Help: "Time from acceptance to the final state, by route.",
 			Type: "histogram", Histogram: b.latency[route], Labels: map[string]string{"route": route}})
