@@ -65,9 +65,21 @@ type committer struct {
 	syncStart time.Time
 	// unapplied: badger refused writes that the log holds; only a replay at
 	// the next Open puts them back, so the log is no longer started over.
-	unapplied bool
-	direct    []op // scratch: the ops of a logged batch that badger gets now
-	deferred  deferredRecs
+	unapplied atomic.Bool
+	// The applier writes logged batches to badger behind the commits, in
+	// order (commitlog.go): applyQ feeds it, applied is the seq of the last
+	// batch it finished, and readers wait on applyCond for the batches
+	// acknowledged before their read (waitApplied).
+	applyQ    chan applyJob
+	applied   atomic.Uint64
+	applyMu   sync.Mutex
+	applyCond *sync.Cond
+	// applyStopped: the applier has returned (guarded by applyMu).
+	applyStopped bool
+	// applyFailing: badger refused the applier's last write; until one
+	// succeeds, a batch is acknowledged only once applied.
+	applyFailing atomic.Bool
+	deferred     deferredRecs
 }
 
 type errBox struct{ err error }
@@ -112,10 +124,14 @@ func (c *committer) init(bdb *badger.DB, opts Options, k knobs, cache *cache, fs
 	c.syncEach, c.syncFault, c.applyFault, c.ckptSync = k.syncEach, k.syncFault, k.applyFault, k.ckptSync
 	c.kick = make(chan struct{}, 1)
 	c.room = sync.NewCond(&c.mu)
+	c.applyCond = sync.NewCond(&c.applyMu)
 	c.cur = c.newBatch(1)
 	c.deferred.init()
 	if opts.Dir != "" && !k.syncEach && !k.badgerSync {
-		return c.openLog(opts.Dir, opts.LogSize)
+		if err := c.openLog(opts.Dir, opts.LogSize); err != nil {
+			return err
+		}
+		c.applyQ = make(chan applyJob, applyDepth)
 	}
 	return nil
 }
@@ -318,6 +334,14 @@ func (c *committer) enqueue(ops []op, bufs []*[]byte, sup *writePos, final bool)
 // run is the committer goroutine: it commits the open batch whenever there
 // is one, until shut and nothing is left.
 func (c *committer) run() {
+	if c.applyQ != nil {
+		done := make(chan struct{})
+		go c.applier(done)
+		defer func() {
+			close(c.applyQ)
+			<-done
+		}()
+	}
 	var last time.Time // start of the last commit
 	for range c.kick {
 		for {
@@ -363,15 +387,16 @@ func (c *committer) pace(last time.Time) {
 func (c *committer) commit(b *batch) {
 	var err error
 	if c.wal != nil {
-		err = c.commitLogged(b.ops)
-	} else {
-		err = c.commitDirect(b.ops)
+		c.commitPiped(b)
+		return
 	}
+	err = c.commitDirect(b.ops)
 	c.writes.Add(uint64(len(b.ops) - b.dead))
 	c.batches.Add(1)
 	c.noteResult(err)
 	b.err = err
 	c.committed.Store(b.seq)
+	c.applied.Store(b.seq)
 	// Cache upkeep: a committed final record is served from disk from now on;
 	// after a failure, disk is the truth, so cached records of this batch go.
 	for i := range b.ops {
@@ -459,9 +484,9 @@ func (c *committer) healthy() error {
 	return nil
 }
 
-// committedSeq is the seq of the last batch whose commit has ended: cached
-// records whose writes are all in it or earlier may be evicted.
-func (c *committer) committedSeq() uint64 { return c.committed.Load() }
+// appliedSeq is the seq of the last batch badger has: cached records whose
+// writes are all in it or earlier may be evicted.
+func (c *committer) appliedSeq() uint64 { return c.applied.Load() }
 
 // stats fills in the committer's part of Stats.
 func (c *committer) stats() Stats {

@@ -94,17 +94,16 @@ func (c *committer) closeLog() {
 	c.wal, c.spare = nil, nil
 }
 
-// commitLogged makes ops durable in the commit log, then hands them to
-// badger unsynced, except the unfinished records, which wait in deferred.
-// A batch whose log write fails reached neither badger nor (as far as
-// replay goes) the log; one badger refuses after it is logged is replayed
-// at the next Open (unapplied).
-func (c *committer) commitLogged(ops []op) error {
+// commitLogged makes ops durable in the commit log and returns the ops
+// badger must get (the applier writes them): all but the unfinished
+// records, which wait in deferred. A batch whose log write fails reached
+// neither badger nor (as far as replay goes) the log.
+func (c *committer) commitLogged(ops []op) ([]op, error) {
 	// A few stats per group commit, next to its fsync: no batch is
 	// acknowledged from a log that no restart can read.
 	c.fs.check()
 	if err := c.fs.failed(); err != nil {
-		return err
+		return nil, err
 	}
 	n, err := c.wal.append(ops)
 	if f := c.syncFault; err == nil && f != nil {
@@ -113,29 +112,145 @@ func (c *committer) commitLogged(ops []op) error {
 		}
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	c.wal.advance(n)
-	direct := c.deferred.take(ops, c.direct[:0])
-	if f := c.applyFault; f != nil {
-		err = f()
-	}
-	if err == nil {
-		err = writeOps(c.bdb, direct)
-	}
-	clear(direct)
-	c.direct = direct[:0]
+	return c.deferred.take(ops, nil), nil
+}
+
+// applyDepth bounds the batches logged and acknowledged but not yet in
+// badger; past it the committer waits for the applier.
+const applyDepth = 64
+
+// applyJob is one committed batch on its way to badger.
+type applyJob struct {
+	seq    uint64
+	ops    []op // the batch's ops, for cache upkeep
+	bufs   []*[]byte
+	direct []op   // what badger gets
+	b      *batch // released by the applier, not at once (applyFailing)
+}
+
+// commitPiped commits b to the log and hands it to the applier. Its
+// writers are released at once, durable in the log, unless badger is
+// refusing writes: then they wait for badger and hear its answer, as a
+// store whose backing database fails must refuse work.
+func (c *committer) commitPiped(b *batch) {
+	direct, err := c.commitLogged(b.ops)
+	c.writes.Add(uint64(len(b.ops) - b.dead))
+	c.batches.Add(1)
 	if err != nil {
-		// Logged, so durable: the next Open replays it. Until then badger
-		// misses these writes, so say so (Healthy) rather than serve them,
-		// and keep the log.
-		if !c.unapplied {
-			c.log.Error("store: badger refused logged writes; the commit log is kept until the next start replays it", "err", err)
+		c.noteResult(err)
+		// Disk is the truth for a failed batch, so its records leave the
+		// cache, once badger has every batch before it.
+		c.waitSeq(b.seq - 1)
+		b.err = err
+		c.committed.Store(b.seq)
+		for i := range b.ops {
+			if o := &b.ops[i]; o.id != "" {
+				c.cache.dropIfSeq(o.id, b.seq)
+			}
 		}
-		c.unapplied = true
-		return fmt.Errorf("store: logged but not applied: %w", err)
+		c.recycle(b.ops, b.bufs)
+		b.ops, b.bufs = nil, nil
+		c.setApplied(b.seq) // the applier is idle: nothing after b was queued
+		close(b.done)
+		return
 	}
-	return nil
+	c.committed.Store(b.seq)
+	j := applyJob{seq: b.seq, ops: b.ops, bufs: b.bufs, direct: direct}
+	b.ops, b.bufs = nil, nil
+	if c.applyFailing.Load() {
+		j.b = b
+	} else {
+		close(b.done)
+	}
+	c.applyQ <- j
+}
+
+// applier writes committed batches to badger in order until applyQ is
+// closed. Badger can take a long time over one write (a full memtable
+// makes it allocate and zero the next one's arena), and the commits go on
+// meanwhile: readers of what it has not applied yet wait (waitApplied),
+// and cached records stay cached until their batch is in badger.
+func (c *committer) applier(done chan<- struct{}) {
+	defer func() {
+		c.applyMu.Lock()
+		c.applyStopped = true
+		c.applyCond.Broadcast()
+		c.applyMu.Unlock()
+		close(done)
+	}()
+	for j := range c.applyQ {
+		var err error
+		if f := c.applyFault; f != nil {
+			err = f()
+		}
+		if err == nil {
+			err = writeOps(c.bdb, j.direct) // also with none: it notices a closed badger
+		}
+		if err != nil {
+			// Logged, so durable: the next Open replays it. Until then
+			// badger misses these writes, so say so (Healthy), keep the
+			// log, and keep this batch's records cached.
+			err = fmt.Errorf("store: logged but not applied: %w", err)
+			if !c.unapplied.Swap(true) {
+				c.log.Error("store: badger refused logged writes; the commit log is kept until the next start replays it", "err", err)
+			}
+			c.applyFailing.Store(true)
+			c.noteResult(err)
+		} else {
+			c.applyFailing.Store(false)
+			c.noteResult(nil)
+			// A final record is served from badger from now on.
+			for i := range j.ops {
+				if o := &j.ops[i]; o.id != "" && o.final {
+					c.cache.dropIfSeq(o.id, j.seq)
+				}
+			}
+		}
+		c.recycle(j.ops, j.bufs)
+		if j.b != nil {
+			j.b.err = err
+			close(j.b.done)
+		}
+		c.setApplied(j.seq)
+	}
+}
+
+// recycle returns a finished batch's buffers and ops slice to their pools.
+func (c *committer) recycle(ops []op, bufs []*[]byte) {
+	for _, buf := range bufs {
+		c.putBuf(buf)
+	}
+	clear(ops)
+	ops = ops[:0]
+	c.opsBuf.Put(&ops)
+}
+
+// setApplied records that badger has every batch up to seq.
+func (c *committer) setApplied(seq uint64) {
+	c.applyMu.Lock()
+	c.applied.Store(seq)
+	c.applyCond.Broadcast()
+	c.applyMu.Unlock()
+}
+
+// waitApplied returns once badger has every batch committed before the
+// call: a read after an acknowledged write sees it.
+func (c *committer) waitApplied() { c.waitSeq(c.committed.Load()) }
+
+// waitSeq returns once badger has every batch up to target (or the
+// applier has stopped).
+func (c *committer) waitSeq(target uint64) {
+	if c.applied.Load() >= target || c.applyQ == nil {
+		return
+	}
+	c.applyMu.Lock()
+	for c.applied.Load() < target && !c.applyStopped {
+		c.applyCond.Wait()
+	}
+	c.applyMu.Unlock()
 }
 
 // maybeCheckpoint collects a background sync that has returned, and
@@ -154,8 +269,16 @@ func (c *committer) maybeCheckpoint() {
 			return
 		}
 	}
-	if time.Since(c.lastCkpt) < c.ckptEvery && (c.unapplied || c.wal.used() < c.wal.size/2) {
+	if time.Since(c.lastCkpt) < c.ckptEvery && (c.unapplied.Load() || c.wal.used() < c.wal.size/2) {
 		return
+	}
+	// The deferred records and the switch must follow every batch into
+	// badger: wait for the applier only when the log is filling up.
+	if c.applied.Load() < c.committed.Load() {
+		if c.wal.used() < c.wal.size/2 {
+			return
+		}
+		c.waitApplied()
 	}
 	if err := c.flushDeferred(); err != nil {
 		c.noteResult(err)
@@ -163,7 +286,7 @@ func (c *committer) maybeCheckpoint() {
 	}
 	// Badger refused logged writes (unapplied): the log is kept whole
 	// until the next Open replays it, so nothing is switched or freed.
-	if c.spareFree && !c.unapplied {
+	if c.spareFree && !c.unapplied.Load() {
 		if err := c.spare.restartAt(c.wal.gen+1, c.wal.next); err != nil {
 			// Appends stay in the current file; replay still finds them
 			// (replayPair), and the switch is tried at the next checkpoint.
@@ -195,7 +318,7 @@ func (c *committer) endCheckpoint(err error) {
 		c.noteResult(fmt.Errorf("store: checkpoint: sync badger: %w", err))
 		return
 	}
-	c.spareFree = !c.unapplied
+	c.spareFree = !c.unapplied.Load()
 	c.lastCkpt = time.Now()
 }
 
@@ -213,7 +336,7 @@ func (c *committer) checkpoint() error {
 	if err := c.bdb.Sync(); err != nil {
 		return fmt.Errorf("store: checkpoint: sync badger: %w", err)
 	}
-	if !c.unapplied { // else the log grows until the next Open replays it
+	if !c.unapplied.Load() { // else the log grows until the next Open replays it
 		if err := c.wal.restartAt(max(c.wal.gen, c.spare.gen)+1, c.wal.next); err != nil {
 			return fmt.Errorf("store: checkpoint: %w", err)
 		}

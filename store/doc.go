@@ -9,10 +9,17 @@
 //   - committer (commit.go, commitlog.go) group-commits the writes of all
 //     goroutines: writers queue into the open batch, one goroutine commits
 //     it, so a batch's writers share one fsync. A batch is durable once it
-//     is appended to the store's own commit log (wal.go, "commit.log") and
-//     fdatasynced; badger then gets it unsynced, and is synced at a
-//     checkpoint (Options.CheckpointInterval), after which the log starts
-//     over. Open replays the log's batches since the last checkpoint into
+//     is appended to the store's own commit log (wal.go, a pair of files,
+//     "commit.log" and "commit.log.b") and fdatasynced, and its writers go.
+//     An applier goroutine then hands badger the batch, unsynced and in
+//     order, behind the commits: badger can take a long time over one
+//     write (a full memtable makes it allocate the next one's arena), and
+//     acknowledgements do not wait for that; Get, Iterate and Unfinished
+//     wait for the batches acknowledged before them. While badger refuses
+//     writes, a batch is acknowledged only once applied. Badger is synced
+//     at a checkpoint (Options.CheckpointInterval), in the background while
+//     the commits go into the other file; the file before is then free.
+//     Open replays the log's batches since the last checkpoint into
 //     badger. With Options.CommitInterval a commit starts no sooner than
 //     that after the previous one while its batch is small: fewer, larger
 //     fsyncs. In memory (Dir "") there is no log: badger is synced per batch.
@@ -20,7 +27,8 @@
 //     are in the log but not yet in badger wait there until the checkpoint,
 //     so a message finished before it costs badger one write, its final
 //     record.
-//   - cache (cache.go) holds records with writes in flight and recently
+//   - cache (cache.go) holds records with writes in flight or not yet in
+//     badger (evicted only once applied) and recently
 //     used unfinished ones, so a state change is an in-memory update plus
 //     one blind write (queue.go: Stage, Transition, Reschedule).
 //   - dedupIndex (dedup.go) suppresses duplicates (Stage with a Dedup key):

@@ -62,6 +62,7 @@ func (db *DB) Get(key []byte) ([]byte, error) {
 	if reserved(key) {
 		return nil, fmt.Errorf("get %q: %w", key, ErrReservedKey)
 	}
+	db.committer.waitApplied()
 	return db.get(key)
 }
 
@@ -93,6 +94,7 @@ func (db *DB) get(key []byte) ([]byte, error) {
 // snapshot. key and val are valid only during the call. Reserved keys are
 // never visited. An error from fn stops the iteration and is returned.
 func (db *DB) Iterate(prefix []byte, fn func(key, val []byte) error) error {
+	db.committer.waitApplied()
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		io := badger.DefaultIteratorOptions
 		io.Prefix = prefix

@@ -135,7 +135,7 @@ func (db *DB) stage(ctx context.Context, m *msg.Message, now time.Time, dedup st
 	}
 	// Cached only now: until its write was queued nobody knew its ID, and
 	// a Transition that finds no cache entry reads the disk.
-	db.cache.add(e, db.committer.committedSeq())
+	db.cache.add(e, db.committer.appliedSeq())
 	return Pending{c: &db.committer, b: b, m: m, id: m.ID}, nil
 }
 
@@ -284,7 +284,7 @@ func (db *DB) updateOnce(id string, settle bool, fn func(*Record) bool) (b, acc 
 			return nil, nil, ErrFinal
 		}
 		e = &centry{rec: rec}
-		db.cache.putLocked(sh, id, e, db.committer.committedSeq())
+		db.cache.putLocked(sh, id, e, db.committer.appliedSeq())
 	}
 	if e.rec.State.Final() && !settle {
 		return nil, nil, ErrFinal
@@ -314,6 +314,10 @@ func (db *DB) updateOnce(id string, settle bool, fn func(*Record) bool) (b, acc 
 	return b, nil, nil
 }
 
+// loadRecord reads id's record from the deferred set or badger without
+// waiting for the applier: a record with a write badger lacks is still
+// cached (evicted only once applied, dropped by the applier after), and
+// callers hold a cache shard lock the applier may need.
 func (db *DB) loadRecord(id string) (Record, error) {
 	if v, ok := db.committer.deferredRecord(id); ok {
 		return decodeRecord(id, v)
@@ -351,6 +355,7 @@ func (db *DB) Message(id string) (Record, error) {
 // acceptance order (used at start-up to resume work). An error from fn stops
 // the walk and is returned.
 func (db *DB) Unfinished(fn func(Record) error) error {
+	db.committer.waitApplied()
 	if err := db.committer.flushDeferred(); err != nil {
 		return err
 	}

@@ -144,6 +144,7 @@ func waitLaterDeadline(t *testing.T, db *DB, id string) {
 func expiresAt(t *testing.T, db *DB, id string) uint64 {
 	t.Helper()
 	var exp uint64
+	db.committer.waitApplied() // badger gets a batch after its acknowledgement
 	db.bdb.View(func(txn *badger.Txn) error {
 		item, err := txn.Get([]byte(prefixMsg + id))
 		if err != nil {

@@ -247,6 +247,7 @@ func TestFinishedBeforeCheckpointSkipsBadger(t *testing.T) {
 	}
 	// Badger has seen one write under the message's keys, the final one:
 	// no version of "_/u/<id>", not even a tombstone.
+	db.committer.waitApplied()
 	var versions []string
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		io := badger.DefaultIteratorOptions
@@ -312,9 +313,11 @@ func TestUnappliedBatchKeptForReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	fail.Store(true)
-	if err := db.Transition(ctx, m.ID, Event{State: msg.Delivered}, true); err == nil {
-		t.Fatal("a batch badger refused was reported stored")
-	}
+	// Durable in the log, so it may be acknowledged before badger refuses
+	// it; the store then says it is unhealthy.
+	_ = db.Transition(ctx, m.ID, Event{State: msg.Delivered}, true)
+	testutil.WaitForState(t, 5*time.Second, func() bool { return db.Healthy() != nil },
+		func() string { return "store healthy after badger refused a logged batch" })
 	fail.Store(false)
 	// Later batches, and checkpoints after them. Only a checkpoint moves an
 	// accepted record from the deferred set into badger, and the committer
@@ -467,5 +470,51 @@ func TestCommitsGoOnDuringCheckpointSync(t *testing.T) {
 	}
 	if open != 20 {
 		t.Fatalf("%d unfinished after the replay, want 20", open)
+	}
+}
+
+// Acknowledgements do not wait for badger: while it is stuck on a write
+// (as when a full memtable makes it zero the next arena), writes are
+// acknowledged from the commit log, a read of one waits until badger has
+// it, and a crash then (power loss: only the log) loses none of them.
+func TestAcksDoNotWaitForBadger(t *testing.T) {
+	dir := t.TempDir()
+	release := make(chan struct{})
+	var stuck atomic.Bool
+	db := openKnobsT(t, Options{Dir: dir, CheckpointInterval: time.Hour}, knobs{applyFault: func() error {
+		if stuck.Load() {
+			<-release
+		}
+		return nil
+	}})
+	ctx := context.Background()
+	key := func(i int) []byte { return []byte(fmt.Sprintf("k/%d", i)) }
+	stuck.Store(true)
+	for i := range 10 {
+		if err := db.Put(ctx, key(i), []byte("v")); err != nil {
+			t.Fatalf("put %d while badger is stuck: %v", i, err)
+		}
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := db.Get(key(9))
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("read of an acknowledged key returned (%v) before badger had it", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	cp := copyLog(t, dir)
+	stuck.Store(false)
+	close(release)
+	if err := <-got; err != nil {
+		t.Fatalf("read once badger has it: %v", err)
+	}
+	db2 := openT(t, Options{Dir: cp})
+	for i := range 10 {
+		if _, err := db2.Get(key(i)); err != nil {
+			t.Fatalf("key %d after replaying the log: %v", i, err)
+		}
 	}
 }
