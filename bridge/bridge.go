@@ -310,6 +310,13 @@ func (b *Bridge) buildSMPP() error {
 			bind = smpp.BindTransmitter
 		}
 		gc.Upstream = &smppgw.Upstream{Addr: s.Addr, SystemID: s.SystemID, Password: s.Password, Bind: bind}
+		if s.TLS {
+			tc, err := tlsconf.ClientConfig(cfg.SMSCCA)
+			if err != nil {
+				return fmt.Errorf("smsc: %w", err)
+			}
+			gc.Upstream.TLS = tc
+		}
 	}
 	b.gw = smppgw.New(gc, b.in)
 	return nil
@@ -441,6 +448,12 @@ func (b *Bridge) listen() error {
 		// fasthttp speaks HTTP/1.1 only: offer nothing else by ALPN.
 		b.httpLn = tls.NewListener(b.httpLn, b.cert.ServerConfig("http/1.1"))
 	}
+	if err := bind(b.cfg.SMPPTLSListen, "smpp tls", &b.smppTLSLn); err != nil {
+		return err
+	}
+	if b.smppTLSLn != nil {
+		b.smppTLSLn = tls.NewListener(b.smppTLSLn, b.cert.ServerConfig())
+	}
 	if b.mcp != nil {
 		if err := bind(b.cfg.MCPListen, "mcp", &b.mcpLn); err != nil {
 			return err
@@ -543,6 +556,9 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 	g.Go(func() error { return b.dlr.Run(gctx) })
 	g.Go(func() error { return b.gw.Run(gctx) })
 	g.Go(func() error { return b.gw.Serve(gctx, b.smppLn) })
+	if b.smppTLSLn != nil {
+		g.Go(func() error { return b.gw.Serve(gctx, b.smppTLSLn) })
+	}
 	g.Go(func() error { b.pres.Run(gctx, 30*time.Second); return nil })
 	if b.node != nil {
 		// Start returns once the node is connected; it then follows the

@@ -1,9 +1,12 @@
 package main
 
-// TLS on the real binary: HTTPS with curl, certificate reload on SIGHUP.
+// TLS on the real binary: HTTPS with curl, certificate reload on SIGHUP,
+// SMPP over TLS both ways.
 
 import (
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +15,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	fsmpp "github.com/fiorix/go-smpp/smpp"
+	"github.com/fiorix/go-smpp/smpp/pdu/pdufield"
+	"github.com/fiorix/go-smpp/smpp/pdu/pdutext"
 
 	"github.com/smsbridge/bridge/internal/testutil"
 	"github.com/smsbridge/bridge/internal/tlsconf/tlstest"
@@ -122,5 +129,60 @@ func TestHTTPSWithCurlAndReload(t *testing.T) {
 	}
 	if log, _ := os.ReadFile(p.log.Name()); !strings.Contains(string(log), "--tls-cert") {
 		t.Errorf("the refused renewal is not logged:\n%s", log)
+	}
+}
+
+// SMPP over TLS end to end: an independent client (fiorix/go-smpp) binds
+// to --smpp-tls-listen and submits; the bridge sends the SMS on over its
+// smpps:// bind to an SMSC that speaks only TLS; openssl completes a
+// handshake with the listener; a plain bind there fails.
+func TestSMPPOverTLS(t *testing.T) {
+	f := newTLSFiles(t)
+	smsc := startCountingSMSC(t, "127.0.0.1:0", func(s *countingSMSC) {
+		s.tls = f.ca.Issue("smsc", "127.0.0.1").ServerConfig(t)
+	})
+	tlsAddr := freeTCPPort(t)
+	p := startProc(t, freeTCPPort(t), append(f.args(), "--smpp-tls-listen", tlsAddr,
+		"--smsc", "smpps://bridge:x@"+smsc.addr, "--smsc-ca", f.ca.File, "--data-dir", t.TempDir())...)
+	defer p.stop()
+
+	submit := func(conf *tls.Config, text string) error {
+		tx := &fsmpp.Transmitter{Addr: tlsAddr, User: "esme1", Passwd: "secret1", RespTimeout: 5 * time.Second, TLS: conf}
+		defer tx.Close()
+		select {
+		case st := <-tx.Bind():
+			if st.Error() != nil {
+				return fmt.Errorf("bind: %w", st.Error())
+			}
+		case <-time.After(5 * time.Second):
+			return errors.New("bind timed out")
+		}
+		_, err := tx.Submit(&fsmpp.ShortMessage{Src: "8613900000009", Dst: "8613800000077", Text: pdutext.Raw(text),
+			Register: pdufield.NoDeliveryReceipt, SourceAddrTON: 1, SourceAddrNPI: 1, DestAddrTON: 1, DestAddrNPI: 1})
+		return err
+	}
+	if err := submit(f.ca.ClientConfig("127.0.0.1"), "over tls both ways"); err != nil {
+		t.Fatalf("fiorix over TLS: %v", err)
+	}
+	testutil.WaitFor(t, "the SMS at the TLS SMSC", 15*time.Second, func() bool { return smsc.count("over tls both ways") == 1 })
+
+	// Without TLS the listener never answers a bind.
+	tx := &fsmpp.Transmitter{Addr: tlsAddr, User: "esme1", Passwd: "secret1", RespTimeout: 2 * time.Second}
+	select {
+	case st := <-tx.Bind():
+		if st.Error() == nil && st.Status() == fsmpp.Connected {
+			t.Error("a plain bind to the TLS listener succeeded")
+		}
+	case <-time.After(3 * time.Second):
+	}
+	tx.Close()
+
+	needCommand(t, "openssl")
+	cmd := exec.Command("openssl", "s_client", "-connect", tlsAddr, "-CAfile", f.ca.File, "-verify_return_error",
+		"-verify_ip", "127.0.0.1", "-brief")
+	cmd.Stdin = strings.NewReader("")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Verification: OK") {
+		t.Fatalf("openssl s_client: %v\n%s", err, out)
 	}
 }
