@@ -341,8 +341,13 @@ func (b *Bridge) authSMPP(systemID, password string, _ smpp.CommandID, _ net.Add
 
 func (b *Bridge) buildSIP() error {
 	cfg := b.cfg
+	var sipTLS *tls.Config
+	if cfg.SIPTLSListen != "" {
+		sipTLS = b.cert.ServerConfig()
+	}
 	s, err := sip.New(sip.Config{
 		Listen: cfg.SIPListen, Domain: cfg.SIPDomain, CountryCode: cfg.CountryCode,
+		TLSListen: cfg.SIPTLSListen, TLS: sipTLS,
 		OpenRegistration: cfg.OpenRegistration,
 		// The directory's users, then SIP passwords issued to the devices
 		// of partner and social logins by /v1/login.
@@ -495,7 +500,7 @@ func (b *Bridge) connect() {
 
 // Addrs returns the addresses the bridge listens on.
 func (b *Bridge) Addrs() Addrs {
-	a := Addrs{SMPP: b.smppLn.Addr().String(), SIP: b.sip.Addr()}
+	a := Addrs{SMPP: b.smppLn.Addr().String(), SIP: b.sip.Addr(), SIPTLS: b.sip.TLSAddr()}
 	for _, l := range []struct {
 		ln  net.Listener
 		dst *string
