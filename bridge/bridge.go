@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"github.com/smsbridge/bridge/dlr"
 	"github.com/smsbridge/bridge/fusion"
 	"github.com/smsbridge/bridge/group"
+	"github.com/smsbridge/bridge/internal/tlsconf"
 	"github.com/smsbridge/bridge/mcp"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
@@ -38,6 +40,7 @@ import (
 // listener that is off.
 type Addrs struct {
 	SMPP, SIP, HTTP, MCP, Admin string
+	SMPPTLS, SIPTLS             string // "" unless --smpp-tls-listen, --sip-tls-listen
 }
 
 // Bridge is one gateway process's parts, built and wired.
@@ -64,6 +67,11 @@ type Bridge struct {
 	dlr    *dlr.Notifier // delivery reports to HTTP senders
 
 	smppLn, httpLn, mcpLn, adminLn net.Listener
+	smppTLSLn                      net.Listener // SMPP over TLS; nil when off
+
+	// The certificate of every TLS listener, swapped by Reload; nil
+	// without --tls-cert.
+	cert *tlsconf.Cert
 
 	// SMPP accounts from the configuration, swapped by Reload; provisioned
 	// ones are in the store.
@@ -91,6 +99,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
 		name  string
 		build func() error
 	}{
+		{"tls", b.loadCert},
 		{"store", b.openStore},
 		{"directory", b.openDirectory},
 		{"cluster", b.buildCluster},
@@ -113,6 +122,15 @@ func New(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
 	}
 	b.connect()
 	return b, nil
+}
+
+func (b *Bridge) loadCert() error {
+	if b.cfg.TLSCert == "" {
+		return nil
+	}
+	c, err := tlsconf.Load(b.cfg.TLSCert, b.cfg.TLSKey, b.log.With("part", "tls"))
+	b.cert = c
+	return err
 }
 
 // storeBounds are the buckets of the store's timings, in seconds: an fsync
@@ -292,6 +310,13 @@ func (b *Bridge) buildSMPP() error {
 			bind = smpp.BindTransmitter
 		}
 		gc.Upstream = &smppgw.Upstream{Addr: s.Addr, SystemID: s.SystemID, Password: s.Password, Bind: bind}
+		if s.TLS {
+			tc, err := tlsconf.ClientConfig(cfg.SMSCCA)
+			if err != nil {
+				return fmt.Errorf("smsc: %w", err)
+			}
+			gc.Upstream.TLS = tc
+		}
 	}
 	b.gw = smppgw.New(gc, b.in)
 	return nil
@@ -316,8 +341,13 @@ func (b *Bridge) authSMPP(systemID, password string, _ smpp.CommandID, _ net.Add
 
 func (b *Bridge) buildSIP() error {
 	cfg := b.cfg
+	var sipTLS *tls.Config
+	if cfg.SIPTLSListen != "" {
+		sipTLS = b.cert.ServerConfig()
+	}
 	s, err := sip.New(sip.Config{
 		Listen: cfg.SIPListen, Domain: cfg.SIPDomain, CountryCode: cfg.CountryCode,
+		TLSListen: cfg.SIPTLSListen, TLS: sipTLS,
 		OpenRegistration: cfg.OpenRegistration,
 		// The directory's users, then SIP passwords issued to the devices
 		// of partner and social logins by /v1/login.
@@ -419,6 +449,16 @@ func (b *Bridge) listen() error {
 	if err := bind(b.cfg.HTTPListen, "http", &b.httpLn); err != nil {
 		return err
 	}
+	if b.httpLn != nil && b.cfg.HTTPTLS {
+		// fasthttp speaks HTTP/1.1 only: offer nothing else by ALPN.
+		b.httpLn = tls.NewListener(b.httpLn, b.cert.ServerConfig("http/1.1"))
+	}
+	if err := bind(b.cfg.SMPPTLSListen, "smpp tls", &b.smppTLSLn); err != nil {
+		return err
+	}
+	if b.smppTLSLn != nil {
+		b.smppTLSLn = tls.NewListener(b.smppTLSLn, b.cert.ServerConfig())
+	}
 	if b.mcp != nil {
 		if err := bind(b.cfg.MCPListen, "mcp", &b.mcpLn); err != nil {
 			return err
@@ -460,11 +500,11 @@ func (b *Bridge) connect() {
 
 // Addrs returns the addresses the bridge listens on.
 func (b *Bridge) Addrs() Addrs {
-	a := Addrs{SMPP: b.smppLn.Addr().String(), SIP: b.sip.Addr()}
+	a := Addrs{SMPP: b.smppLn.Addr().String(), SIP: b.sip.Addr(), SIPTLS: b.sip.TLSAddr()}
 	for _, l := range []struct {
 		ln  net.Listener
 		dst *string
-	}{{b.httpLn, &a.HTTP}, {b.mcpLn, &a.MCP}, {b.adminLn, &a.Admin}} {
+	}{{b.httpLn, &a.HTTP}, {b.mcpLn, &a.MCP}, {b.adminLn, &a.Admin}, {b.smppTLSLn, &a.SMPPTLS}} {
 		if l.ln != nil {
 			*l.dst = l.ln.Addr().String()
 		}
@@ -521,6 +561,9 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 	g.Go(func() error { return b.dlr.Run(gctx) })
 	g.Go(func() error { return b.gw.Run(gctx) })
 	g.Go(func() error { return b.gw.Serve(gctx, b.smppLn) })
+	if b.smppTLSLn != nil {
+		g.Go(func() error { return b.gw.Serve(gctx, b.smppTLSLn) })
+	}
 	g.Go(func() error { b.pres.Run(gctx, 30*time.Second); return nil })
 	if b.node != nil {
 		// Start returns once the node is connected; it then follows the
@@ -549,7 +592,8 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 			return nil
 		}
 		a := b.Addrs()
-		b.log.Info("bridge up", "smpp", a.SMPP, "sip", a.SIP, "http", a.HTTP, "mcp", a.MCP,
+		b.log.Info("bridge up", "smpp", a.SMPP, "sip", a.SIP, "http", a.HTTP, "https", b.cfg.HTTPTLS, "mcp", a.MCP,
+			"smpp_tls", a.SMPPTLS, "sip_tls", a.SIPTLS,
 			"data_dir", b.cfg.DataDir, "presence", b.pres.Len())
 		close(b.ready)
 		return nil
@@ -566,7 +610,7 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 func (b *Bridge) Close() error {
 	var err error
 	b.closeOnce.Do(func() {
-		for _, ln := range []net.Listener{b.smppLn, b.httpLn, b.mcpLn, b.adminLn} {
+		for _, ln := range []net.Listener{b.smppLn, b.httpLn, b.mcpLn, b.adminLn, b.smppTLSLn} {
 			if ln != nil {
 				ln.Close()
 			}
@@ -590,19 +634,26 @@ func (b *Bridge) Close() error {
 }
 
 // Reload swaps in the SMPP accounts and SIP users of a re-read
-// configuration and re-reads the provisioned accounts; nothing else changes
-// without a restart.
+// configuration, re-reads the provisioned accounts and the TLS certificate
+// files (the paths the bridge started with; a certificate that does not load
+// leaves the one in use); nothing else changes without a restart.
 func (b *Bridge) Reload(cfg *config.Config) error {
+	var certErr error
+	if b.cert != nil {
+		if certErr = b.cert.Reload(); certErr != nil {
+			certErr = fmt.Errorf("bridge: reload certificate: %w", certErr)
+		}
+	}
 	acc, usr := cfg.Accounts(), cfg.Users()
 	b.accounts.Store(&acc)
 	if err := b.dir.Reload(usr); err != nil {
-		return fmt.Errorf("bridge: reload SIP users: %w", err)
+		return errors.Join(certErr, fmt.Errorf("bridge: reload SIP users: %w", err))
 	}
 	if err := b.prov.Reload(); err != nil {
-		return fmt.Errorf("bridge: reload provisioned accounts: %w", err)
+		return errors.Join(certErr, fmt.Errorf("bridge: reload provisioned accounts: %w", err))
 	}
 	b.log.Info("configuration reloaded", "smpp_accounts", len(acc), "sip_users", len(usr))
-	return nil
+	return certErr
 }
 
 // serveAdmin serves Go's profiles on a listener of its own, so they are

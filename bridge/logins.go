@@ -1,10 +1,12 @@
 package bridge
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/smsbridge/bridge/config"
+	"github.com/smsbridge/bridge/internal/tlsconf"
 	"github.com/smsbridge/bridge/login"
 )
 
@@ -26,7 +28,14 @@ func buildLogins(cfg *config.Config, ordinaryHA1 func(string) (string, bool), kv
 			sites[i] = login.Site{ID: s.ID, VerifyURL: s.VerifyURL, ServerID: s.ServerID, ServerSecret: s.ServerSecret,
 				ContactsURL: s.ContactsURL, PostsURL: s.PostsURL, Enabled: true}
 		}
-		p, err := login.NewPartners(login.PartnersConfig{Sites: sites, Logger: log.With("part", "partners")})
+		tc, err := tlsconf.ClientConfig(cfg.PartnerCA)
+		if err != nil {
+			return nil, fmt.Errorf("partner sites: %w", err)
+		}
+		if cfg.LabAllowHTTPPartners {
+			log.Warn("--lab-allow-http-partners: partner sites may be plain http://, their secrets and users' passwords cross in clear. Labs only.")
+		}
+		p, err := login.NewPartners(login.PartnersConfig{Sites: sites, TLSConfig: tc, Logger: log.With("part", "partners")})
 		if err != nil {
 			return nil, err
 		}

@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/smsbridge/bridge/internal/tlsconf"
 )
 
 // Config is the effective configuration of one bridge process, every value
@@ -26,11 +29,19 @@ type Config struct {
 	MCPListen   string
 	AdminListen string // pprof, for operators only
 
+	// TLS: the bridge's certificate and key (PEM files, re-read on SIGHUP)
+	// for HTTPS and the SMPP and SIP TLS listeners ("" = off).
+	TLSCert, TLSKey string
+	HTTPTLS         bool // --http-listen serves HTTPS
+	SMPPTLSListen   string
+	SIPTLSListen    string
+
 	DataDir     string // "" = in memory (labs)
 	SIPDomain   string // our SIP domain and digest realm
 	CountryCode string // for national numbers, 1-3 digits
 
 	SMSC         *SMSC    // upstream SMSC to bind to; nil = none
+	SMSCCA       string   // PEM roots for an smpps:// SMSC; "" = the system's
 	SMSCBind     SMSCBind // bind type toward the SMSC
 	SMSRoute     SMSRoute // where SMS leaves the bridge (defaults to the SMSC when there is one)
 	SMPPAccounts []Account
@@ -101,16 +112,29 @@ type Config struct {
 	ClusterReplicas   int      // presence bucket replicas; 0 = min(3, nodes)
 
 	PartnerSites []PartnerSite
-	SocialSites  []SocialSite
-	SSOServices  []SSOService
+	PartnerCA    string // PEM roots for partner sites; "" = the system's
+	// LabAllowHTTPPartners admits http:// partner URLs (secrets in clear).
+	LabAllowHTTPPartners bool
+	SocialSites          []SocialSite
+	SSOServices          []SSOService
 
 	LogLevel  slog.Level
 	LogFormat LogFormat
 }
 
-// SMSC is the upstream SMSC, from smpp://SYSTEM_ID:PASSWORD@HOST:PORT.
+// SMSC is the upstream SMSC, from smpp://SYSTEM_ID:PASSWORD@HOST:PORT
+// (smpps:// sets TLS).
 type SMSC struct {
 	Addr, SystemID, Password string
+	TLS                      bool
+}
+
+// Scheme is "smpps" for an SMSC reached over TLS, else "smpp".
+func (s SMSC) Scheme() string {
+	if s.TLS {
+		return "smpps"
+	}
+	return "smpp"
 }
 
 // SMSCBind is the bind type toward the SMSC.
@@ -446,6 +470,7 @@ func (c *Config) validate() []error {
 	if c.ClusterReplicas < 0 || c.ClusterReplicas > 5 {
 		errs = append(errs, fmt.Errorf("--cluster-replicas %d: want 0 (automatic) to 5", c.ClusterReplicas))
 	}
+	errs = append(errs, c.validateTLS()...)
 	if c.Retention <= 0 || c.Retention < c.DedupWindow || c.Retention < c.IdempotencyWindow {
 		// A resubmission is a duplicate only while the first copy's record
 		// is there to check it against.
@@ -488,3 +513,56 @@ func (c *Config) Print(w io.Writer) error {
 // Clustered reports whether the bridge is a node of a cluster (shares
 // presence over NATS).
 func (c *Config) Clustered() bool { return c.NATSURL != "" || c.NATSListen != "" }
+
+// validateTLS checks the TLS settings and reads their files, so a missing
+// or unreadable certificate stops the start rather than the first handshake.
+func (c *Config) validateTLS() []error {
+	var errs []error
+	switch {
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together: a certificate needs its key"))
+	case c.TLSCert != "":
+		if _, err := tlsconf.Load(c.TLSCert, c.TLSKey, nil); err != nil {
+			errs = append(errs, fmt.Errorf("--tls-cert, --tls-key: %w", err))
+		}
+	}
+	if c.TLSCert == "" && (c.HTTPTLS || c.SMPPTLSListen != "" || c.SIPTLSListen != "") {
+		errs = append(errs, errors.New("--http-tls, --smpp-tls-listen and --sip-tls-listen need --tls-cert and --tls-key"))
+	}
+	if c.HTTPTLS && c.HTTPListen == "" {
+		errs = append(errs, errors.New("--http-tls needs --http-listen"))
+	}
+	if c.SMSCCA != "" && (c.SMSC == nil || !c.SMSC.TLS) {
+		errs = append(errs, errors.New("--smsc-ca is for an smpps:// --smsc"))
+	}
+	for _, f := range []struct{ flag, file string }{{"--smsc-ca", c.SMSCCA}, {"--partner-ca", c.PartnerCA}} {
+		if _, err := tlsconf.Roots(f.file); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.flag, err))
+		}
+	}
+	for _, s := range c.PartnerSites {
+		for _, u := range []string{s.VerifyURL, s.ContactsURL, s.PostsURL} {
+			if err := checkPartnerURL(u, c.LabAllowHTTPPartners); err != nil {
+				errs = append(errs, fmt.Errorf("--partner-site %s: %w", s.ID, err))
+			}
+		}
+	}
+	return errs
+}
+
+// checkPartnerURL: "" (not offered) or an https:// URL with a host; http://
+// only in a lab, since the server secret signs what crosses and users'
+// passwords cross it.
+func checkPartnerURL(v string, allowHTTP bool) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("%q: want an https:// URL with a host", v)
+	}
+	if u.Scheme == "http" && !allowHTTP {
+		return fmt.Errorf("%q: partner sites are reached over https:// (http:// only with --lab-allow-http-partners)", v)
+	}
+	return nil
+}

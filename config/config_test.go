@@ -124,6 +124,10 @@ func TestParseSMSC(t *testing.T) {
 	if err != nil || s != (SMSC{Addr: "127.0.0.1:2776", SystemID: "carrier", Password: "pw"}) {
 		t.Fatalf("%+v %v", s, err)
 	}
+	s, err = ParseSMSC("smpps://carrier:pw@smsc.example:3550")
+	if err != nil || s != (SMSC{Addr: "smsc.example:3550", SystemID: "carrier", Password: "pw", TLS: true}) {
+		t.Fatalf("%+v %v", s, err)
+	}
 }
 
 func TestHA1(t *testing.T) {
@@ -173,7 +177,7 @@ func TestTypedValues(t *testing.T) {
 	key := strings.Repeat("ab", 32)
 	c, err := Load("t", []string{
 		"--smsc", "smpp://carrier:pw@127.0.0.1:2776", "--smsc-bind", "transmitter",
-		"--partner-site", "shop,http://127.0.0.1:9/verify,bridge1,s3cret,http://127.0.0.1:9/contacts",
+		"--partner-site", "shop,https://127.0.0.1:9/verify,bridge1,s3cret,https://127.0.0.1:9/contacts",
 		"--social-site", "weibo:" + strings.Repeat("01", 16),
 		"--sso-service", "wiki:k1:" + key + ":5m",
 		"--log-level", "debug", "--log-format", "json", "--sms-receipts", "always",
@@ -184,7 +188,7 @@ func TestTypedValues(t *testing.T) {
 	if c.SMSC == nil || c.SMSC.SystemID != "carrier" || c.SMSCBind != BindTransmitter || !c.SMSRoute.SMSC {
 		t.Fatalf("smsc %+v bind %v route %+v (an SMSC is the default route)", c.SMSC, c.SMSCBind, c.SMSRoute)
 	}
-	if len(c.PartnerSites) != 1 || c.PartnerSites[0] != (PartnerSite{ID: "shop", VerifyURL: "http://127.0.0.1:9/verify", ServerID: "bridge1", ServerSecret: "s3cret", ContactsURL: "http://127.0.0.1:9/contacts"}) {
+	if len(c.PartnerSites) != 1 || c.PartnerSites[0] != (PartnerSite{ID: "shop", VerifyURL: "https://127.0.0.1:9/verify", ServerID: "bridge1", ServerSecret: "s3cret", ContactsURL: "https://127.0.0.1:9/contacts"}) {
 		t.Fatalf("partner sites %+v", c.PartnerSites)
 	}
 	if len(c.SocialSites) != 1 || len(c.SocialSites[0].Key) != 16 {
@@ -201,9 +205,9 @@ func TestTypedValues(t *testing.T) {
 		t.Fatalf("explicit route %+v %v", c.SMSRoute, err)
 	}
 	var out bytes.Buffer
-	c2, _ := Load("t", []string{"--api-token", "tok3n", "--partner-site", "shop,http://x/v,b,s3cret"}, env(nil), &bytes.Buffer{})
+	c2, _ := Load("t", []string{"--api-token", "tok3n", "--partner-site", "shop,https://x/v,b,s3cret"}, env(nil), &bytes.Buffer{})
 	c2.Print(&out)
-	if s := out.String(); strings.Contains(s, "tok3n") || strings.Contains(s, "s3cret") || !strings.Contains(s, "shop,http://x/v,b,****") {
+	if s := out.String(); strings.Contains(s, "tok3n") || strings.Contains(s, "s3cret") || !strings.Contains(s, "shop,https://x/v,b,****") {
 		t.Fatalf("secrets in print:\n%s", s)
 	}
 }

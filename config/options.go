@@ -41,6 +41,11 @@ var options = []option{
 	addr("sip-listen", ":5060", "SIP listen address (UDP and TCP)", func(c *Config) *string { return &c.SIPListen }),
 	addr("http-listen", ":8080", "HTTP API and metrics listen address (\"\" = off)", func(c *Config) *string { return &c.HTTPListen }),
 	addr("mcp-listen", ":5070", "MCP handset link listen address (\"\" = off)", func(c *Config) *string { return &c.MCPListen }),
+	str("tls-cert", "", "PEM file of the bridge's certificate (chain), served by every TLS listener (--http-tls, --smpp-tls-listen, --sip-tls-listen) and re-read on SIGHUP (\"\" = no TLS listener)", func(c *Config) *string { return &c.TLSCert }, nil),
+	str("tls-key", "", "PEM file of the private key of --tls-cert, re-read with it", func(c *Config) *string { return &c.TLSKey }, nil),
+	boolean("http-tls", false, "serve --http-listen as HTTPS with --tls-cert (plain HTTP to it then fails)", func(c *Config) *bool { return &c.HTTPTLS }),
+	addr("smpp-tls-listen", "", "SMPP 3.4 over TLS listen address, e.g. :3550: the accounts of --smpp-listen, certificate --tls-cert (\"\" = off)", func(c *Config) *string { return &c.SMPPTLSListen }),
+	addr("sip-tls-listen", "", "SIP over TLS listen address (RFC 3261, usually :5061), certificate --tls-cert (\"\" = off)", func(c *Config) *string { return &c.SIPTLSListen }),
 	str("data-dir", "./data", "directory of the durable store (\"\" = in memory, loses everything on exit: labs only)", func(c *Config) *string { return &c.DataDir }, nil),
 	str("sip-domain", "localhost", "our SIP domain and digest realm", func(c *Config) *string { return &c.SIPDomain }, nil),
 	str("country-code", "86", "default country code for national numbers", func(c *Config) *string { return &c.CountryCode }, func(v string) error {
@@ -49,8 +54,9 @@ var options = []option{
 		}
 		return nil
 	}),
-	{name: "smsc", help: "upstream SMSC to bind to, smpp://SYSTEM_ID:PASSWORD@HOST:PORT (\"\" = none)", secret: true, quoted: true,
+	{name: "smsc", help: "upstream SMSC to bind to, smpp://SYSTEM_ID:PASSWORD@HOST:PORT, or smpps:// for SMPP over TLS (\"\" = none)", secret: true, quoted: true,
 		bind: func(c *Config) value { return smscValue{&c.SMSC} }, mask: maskSMSC},
+	str("smsc-ca", "", "PEM file of the CAs an smpps:// SMSC's certificate must chain to (\"\" = the system's)", func(c *Config) *string { return &c.SMSCCA }, nil),
 	enum("smsc-bind", BindTransceiver, "bind type toward the SMSC: transceiver or transmitter", func(c *Config) *SMSCBind { return &c.SMSCBind }, BindTransmitter),
 	list("smpp-account", "SMPP account SYSTEM_ID:PASSWORD allowed to bind (repeatable)", true, func(c *Config) *[]Account { return &c.SMPPAccounts },
 		parseAccount, func(a Account) string { return a.SystemID + ":" + a.Password }),
@@ -114,6 +120,8 @@ var options = []option{
 		func(v string) (string, error) { return v, nil }, func(v string) string { return v }),
 	withEnvSep(withMask(list("partner-site", "partner website for delegated login: ID,VERIFY_URL,SERVER_ID,SERVER_SECRET[,CONTACTS_URL[,POSTS_URL]] (repeatable, ';'-separated in the environment; users log in as user#ID)", true, func(c *Config) *[]PartnerSite { return &c.PartnerSites },
 		parsePartnerSite, formatPartnerSite), maskPartnerSite), ";"),
+	str("partner-ca", "", "PEM file of the CAs partner sites' certificates must chain to (\"\" = the system's)", func(c *Config) *string { return &c.PartnerCA }, nil),
+	boolean("lab-allow-http-partners", false, "allow http:// partner-site URLs: server secrets, passwords and digests then cross the network in clear (labs only)", func(c *Config) *bool { return &c.LabAllowHTTPPartners }),
 	list("social-site", "social site whose signed tokens admit account@ID: ID:HEX_HMAC_KEY (repeatable)", true, func(c *Config) *[]SocialSite { return &c.SocialSites },
 		parseSocialSite, func(s SocialSite) string { return s.ID + ":" + hex.EncodeToString(s.Key) }),
 	list("sso-service", "third-party service that gets single sign-on tickets: ID:KEY_ID:HEX_AES256_KEY[:TTL] (repeatable)", true, func(c *Config) *[]SSOService { return &c.SSOServices },
@@ -373,7 +381,7 @@ func (v smscValue) get() []string {
 		return []string{""}
 	}
 	s := *v.p
-	return []string{"smpp://" + s.SystemID + ":" + s.Password + "@" + s.Addr}
+	return []string{s.Scheme() + "://" + s.SystemID + ":" + s.Password + "@" + s.Addr}
 }
 func (v smscValue) reset() {}
 
@@ -409,11 +417,17 @@ func (v levelValue) reset()        {}
 
 // Parsers of list items.
 
-// ParseSMSC reads smpp://SYSTEM_ID:PASSWORD@HOST:PORT.
+// ParseSMSC reads smpp://SYSTEM_ID:PASSWORD@HOST:PORT, or smpps:// for
+// SMPP over TLS.
 func ParseSMSC(u string) (SMSC, error) {
 	rest, ok := strings.CutPrefix(u, "smpp://")
+	useTLS := false
 	if !ok {
-		return SMSC{}, fmt.Errorf("%q: want smpp://SYSTEM_ID:PASSWORD@HOST:PORT", maskSMSC(u))
+		rest, ok = strings.CutPrefix(u, "smpps://")
+		useTLS = true
+	}
+	if !ok {
+		return SMSC{}, fmt.Errorf("%q: want smpp:// or smpps://SYSTEM_ID:PASSWORD@HOST:PORT", maskSMSC(u))
 	}
 	cred, hostport, ok := strings.Cut(rest, "@")
 	if !ok {
@@ -426,7 +440,7 @@ func ParseSMSC(u string) (SMSC, error) {
 	if _, _, err := net.SplitHostPort(hostport); err != nil {
 		return SMSC{}, fmt.Errorf("host:port: %w", err)
 	}
-	return SMSC{Addr: hostport, SystemID: id, Password: pw}, nil
+	return SMSC{Addr: hostport, SystemID: id, Password: pw, TLS: useTLS}, nil
 }
 
 func parseAccount(v string) (Account, error) {
@@ -518,9 +532,11 @@ func maskAfterColon(s string) string {
 }
 
 func maskSMSC(s string) string {
-	if i := strings.LastIndexByte(s, '@'); strings.HasPrefix(s, "smpp://") && i > 0 {
-		if id, _, ok := strings.Cut(s[len("smpp://"):i], ":"); ok {
-			return "smpp://" + id + ":****" + s[i:]
+	for _, scheme := range []string{"smpp://", "smpps://"} {
+		if i := strings.LastIndexByte(s, '@'); strings.HasPrefix(s, scheme) && i > len(scheme) {
+			if id, _, ok := strings.Cut(s[len(scheme):i], ":"); ok {
+				return scheme + id + ":****" + s[i:]
+			}
 		}
 	}
 	return s

@@ -21,7 +21,7 @@ var secretExamples = map[string]struct{ value, secret, malformed string }{
 	"dlr-secret":    {"DlrSecret77", "DlrSecret77", ""},
 	"robot-webhook": {"bot:HookSecret@http://127.0.0.1:9/x", "HookSecret", "bot:HookSecret@ftp://127.0.0.1/x"},
 	"fusion-key":    {strings.Repeat("ab12", 16), strings.Repeat("ab12", 16), "FusionSecretNotHex"},
-	"partner-site":  {"shop,http://127.0.0.1/v,srv,PartnerSecret", "PartnerSecret", "shop,PartnerSecret"},
+	"partner-site":  {"shop,https://127.0.0.1/v,srv,PartnerSecret", "PartnerSecret", "shop,PartnerSecret"},
 	"social-site":   {"soc:" + strings.Repeat("cd34", 8), strings.Repeat("cd34", 8), "soc:SocialSecretNotHex"},
 	"sso-service":   {"svc:k1:" + strings.Repeat("ef56", 16), strings.Repeat("ef56", 16), "svc:k1:SsoSecretNotHex"},
 }

@@ -2,6 +2,7 @@ package login
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,8 +50,11 @@ type PartnersConfig struct {
 	CacheTTL         time.Duration // contacts/posts cache; default 60s, <0 = no cache
 	CacheMax         int           // cached entries; default 10000
 	MaxResponseBytes int           // default 1 MiB
-	Now              func() time.Time
-	Logger           *slog.Logger
+	// TLSConfig verifies https:// sites (nil: the system's roots); its
+	// ServerName comes from each URL's host.
+	TLSConfig *tls.Config
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 // Identity is a user a partner site admitted.
@@ -125,6 +129,7 @@ func NewPartners(cfg PartnersConfig) (*Partners, error) {
 			MaxIdemponentCallAttempts: 1, // our own loop retries, with backoff and the breaker in view
 			MaxConnsPerHost:           64,
 			MaxConnWaitTimeout:        cfg.Timeout,
+			TLSConfig:                 cfg.TLSConfig,
 		},
 		contacts: newTTLCache[[]Contact](cfg.CacheTTL, cfg.CacheMax, cfg.Now),
 		posts:    newTTLCache[[]Post](cfg.CacheTTL, cfg.CacheMax, cfg.Now),

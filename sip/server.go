@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,8 @@ import (
 // Config configures the SIP edge.
 type Config struct {
 	Listen           string                                  // "host:port" for both UDP and TCP; port 0 picks one free on both
+	TLSListen        string                                  // "host:port" for SIP over TLS (RFC 3261 §26.2, usually :5061); "" = none
+	TLS              *tls.Config                             // the TLS listener's server config (certificate); required with TLSListen
 	Domain           string                                  // our SIP domain and digest realm; AORs are sip:user@Domain
 	CountryCode      string                                  // default country code for msg.FromAOR
 	OpenRegistration bool                                    // labs: accept any REGISTER/MESSAGE without authentication
@@ -111,9 +114,11 @@ type Server struct {
 	served    sync.Once
 	pc        net.PacketConn // bound by Listen, served by Serve
 	ln        net.Listener
+	tlsLn     net.Listener // SIP over TLS; nil without TLSListen
 
 	mu      sync.RWMutex
 	addr    string                    // actual ip:port after Ready
+	tlsAddr string                    // the TLS listener's ip:port; "" without one
 	udpAddr sip.Addr                  // UDP listener, used as the source of our requests
 	udp     atomic.Pointer[udpClient] // our MESSAGEs over UDP, once Serve listens
 	udpSrv  atomic.Pointer[udpServer] // MESSAGEs to us over UDP, once Serve listens
@@ -225,6 +230,14 @@ func (s *Server) Addr() string {
 	return s.addr
 }
 
+// TLSAddr is the actual "ip:port" of the TLS listener (valid after
+// Listen); "" without one.
+func (s *Server) TLSAddr() string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.tlsAddr
+}
+
 func (s *Server) ctx() context.Context {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -283,6 +296,21 @@ func (s *Server) Listen() error {
 	if err != nil {
 		return err
 	}
+	if s.cfg.TLSListen != "" {
+		if s.cfg.TLS == nil {
+			pc.Close()
+			ln.Close()
+			return errors.New("sip: a TLS listen address needs Config.TLS")
+		}
+		raw, err := net.Listen("tcp", s.cfg.TLSListen)
+		if err != nil {
+			pc.Close()
+			ln.Close()
+			return fmt.Errorf("sip: listen tls %s: %w", s.cfg.TLSListen, err)
+		}
+		s.tlsLn = tls.NewListener(raw, s.cfg.TLS)
+		s.tlsAddr = raw.Addr().String()
+	}
 	host, port, _ := net.SplitHostPort(ln.Addr().String())
 	p, _ := strconv.Atoi(port)
 	s.pc, s.ln = pc, ln
@@ -309,6 +337,9 @@ func (s *Server) Close() {
 		s.pc.Close()
 		s.ln.Close()
 	}
+	if s.tlsLn != nil {
+		s.tlsLn.Close()
+	}
 	s.ua.Close()
 }
 
@@ -324,7 +355,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		return err
 	}
 	s.mu.Lock()
-	pc, ln := s.pc, s.ln
+	pc, ln, tlsLn := s.pc, s.ln, s.tlsLn
 	s.baseCtx = ctx
 	s.mu.Unlock()
 	uc, isUDP := pc.(*net.UDPConn)
@@ -347,6 +378,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		if err != nil {
 			pc.Close()
 			ln.Close()
+			if tlsLn != nil {
+				tlsLn.Close()
+			}
 			return err
 		}
 		s.udp.Store(c)
@@ -354,9 +388,14 @@ func (s *Server) Serve(ctx context.Context) error {
 		served = &interceptConn{UDPConn: uc, c: c, srv: us}
 	}
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- s.srv.ServeUDP(served) }()
 	go func() { errc <- s.srv.ServeTCP(screenListener{ln, s}) }() // malformed.go
+	if tlsLn != nil {
+		// The same screening inside TLS: sipgo's TLS transport is its TCP
+		// one over the connections the listener hands it.
+		go func() { errc <- s.srv.ServeTLS(screenListener{tlsLn, s}) }()
+	}
 	// ServeUDP registers the listener in sipgo's connection pool from its
 	// goroutine; until then a request sourced from it would try to bind the
 	// port again. Wait for that so SendIM works as soon as Ready is closed.
@@ -369,7 +408,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}
 	s.readyOnce.Do(func() { close(s.ready) })
-	s.log.Info("sip listening", "addr", s.Addr(), "domain", s.cfg.Domain, "open_registration", s.cfg.OpenRegistration)
+	s.log.Info("sip listening", "addr", s.Addr(), "tls", s.TLSAddr(), "domain", s.cfg.Domain, "open_registration", s.cfg.OpenRegistration)
 
 	var serveErr error
 	select {
@@ -378,6 +417,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	pc.Close()
 	ln.Close()
+	if tlsLn != nil {
+		tlsLn.Close()
+	}
 	s.ua.Close()
 	if serveErr != nil && ctx.Err() == nil {
 		return fmt.Errorf("sip: serve: %w", serveErr)

@@ -2,6 +2,7 @@ package smpp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,7 +14,10 @@ import (
 
 // ClientConfig configures a bind out to an SMSC.
 type ClientConfig struct {
-	Addr                 string // host:port
+	Addr string // host:port
+	// TLS, when set, runs the session over TLS (SMPP has no STARTTLS); an
+	// empty ServerName is taken from Addr's host.
+	TLS                  *tls.Config
 	SystemID, Password   string
 	SystemType           string
 	Bind                 CommandID // BindTransceiver (default), BindTransmitter or BindReceiver
@@ -103,12 +107,39 @@ func (c *Client) Run(ctx context.Context) error {
 	return nil
 }
 
+// dial connects to the SMSC, over TLS when configured: the handshake,
+// certificate check included, completes within DialTimeout.
+func (c *Client) dial(ctx context.Context) (net.Conn, error) {
+	d := &net.Dialer{Timeout: c.cfg.DialTimeout}
+	if c.cfg.TLS == nil {
+		conn, err := d.DialContext(ctx, "tcp", c.cfg.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("dial: %w", err)
+		}
+		return conn, nil
+	}
+	conf := c.cfg.TLS.Clone()
+	if conf.ServerName == "" {
+		host, _, err := net.SplitHostPort(c.cfg.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("dial: %w", err)
+		}
+		conf.ServerName = host
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	defer cancel()
+	conn, err := (&tls.Dialer{NetDialer: d, Config: conf}).DialContext(ctx, "tcp", c.cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial tls: %w", err)
+	}
+	return conn, nil
+}
+
 // once dials, binds and serves one session until it ends.
 func (c *Client) once(ctx context.Context) error {
-	d := net.Dialer{Timeout: c.cfg.DialTimeout}
-	conn, err := d.DialContext(ctx, "tcp", c.cfg.Addr)
+	conn, err := c.dial(ctx)
 	if err != nil {
-		return fmt.Errorf("dial: %w", err)
+		return err
 	}
 	s := newSession(ctx, conn, sessionConfig{
 		Handler: c.cfg.Handler, Logger: c.log,

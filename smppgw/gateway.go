@@ -2,6 +2,7 @@ package smppgw
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -91,6 +92,7 @@ type Config struct {
 type Upstream struct {
 	Addr, SystemID, Password string
 	Bind                     smpp.CommandID // smpp.BindTransceiver or smpp.BindTransmitter
+	TLS                      *tls.Config    // SMPP over TLS when set
 }
 
 // Policy is what provisioning says about accounts and routes; it may change
@@ -157,7 +159,7 @@ func New(cfg Config, rt msg.Stager) *Gateway {
 	})
 	if u := cfg.Upstream; u != nil {
 		g.upstream = smpp.NewClient(smpp.ClientConfig{
-			Addr: u.Addr, SystemID: u.SystemID, Password: u.Password, Bind: u.Bind, Handler: g,
+			Addr: u.Addr, TLS: u.TLS, SystemID: u.SystemID, Password: u.Password, Bind: u.Bind, Handler: g,
 			Window: cfg.Window, EnquireInterval: cfg.EnquireInterval,
 			Logger: cfg.Logger.With("peer", "smsc"),
 		})

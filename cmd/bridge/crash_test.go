@@ -8,6 +8,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -149,6 +150,7 @@ type countingSMSC struct {
 	// byDest counts each recipient's texts apart ("dest|text"): one post
 	// reaches many members with one text.
 	byDest bool
+	tls    *tls.Config // serve SMPP over TLS with it
 }
 
 // startCountingSMSC serves on addr; set runs before the first session can
@@ -164,6 +166,9 @@ func startCountingSMSC(t *testing.T, addr string, set ...func(*countingSMSC)) *c
 		t.Fatal(err)
 	}
 	s.addr = ln.Addr().String()
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
 	s.srv = smpp.NewServer(smpp.ServerConfig{
 		Auth:    func(string, string, smpp.CommandID, net.Addr) uint32 { return smpp.ESME_ROK },
 		Handler: s, Window: 512, InboundWindow: 512,

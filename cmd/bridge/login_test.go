@@ -66,7 +66,7 @@ func TestPartnerLoginThenSIPRegisterAndSSO(t *testing.T) {
 	site := startPartner(t, "bridge-1")
 	key := bytes.Repeat([]byte{7}, 32)
 	b := startBridge(t, t.TempDir(), "--http-listen", "127.0.0.1:0", "--api-token", "tok",
-		"--partner-site", "shop,"+site+"/verify,bridge-1,s3cret,"+site+"/contacts",
+		"--lab-allow-http-partners", "--partner-site", "shop,"+site+"/verify,bridge-1,s3cret,"+site+"/contacts",
 		"--sso-service", "wiki:k1:"+hex.EncodeToString(key)+":1m")
 	api := "http://" + b.addrs.HTTP
 
@@ -241,7 +241,7 @@ func TestPartnerUserOnHandsetLink(t *testing.T) {
 	site := startPartner(t, "bridge-1")
 	key := bytes.Repeat([]byte{9}, 32)
 	b := startBridge(t, t.TempDir(), "--http-listen", "127.0.0.1:0", "--api-token", "tok", "--mcp-listen", "127.0.0.1:0",
-		"--partner-site", "shop,"+site+"/verify,bridge-1,s3cret,"+site+"/contacts",
+		"--lab-allow-http-partners", "--partner-site", "shop,"+site+"/verify,bridge-1,s3cret,"+site+"/contacts",
 		"--sso-service", "wiki:k1:"+hex.EncodeToString(key))
 	var res struct {
 		User string `json:"user"`
