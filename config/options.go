@@ -99,7 +99,7 @@ var options = []option{
 	integer("smpp-window", "256", "in-flight requests per SMPP session, each direction", func(c *Config) *int { return &c.SMPPWindow }),
 	integer("smpp-max-sessions", "1024", "bound SMPP sessions at once; connections not yet bound have their own cap (--preauth-max), so they never take these places", func(c *Config) *int { return &c.SMPPMaxSessions }),
 	dur("preauth-timeout", "5s", "time a connection to the SMPP or MCP listener has to bind or log in (and an HTTP client to send its request headers) before it is closed", func(c *Config) *time.Duration { return &c.PreauthTimeout }),
-	integer("preauth-max", "256", "connections that have not bound or logged in yet, per listener (SMPP, MCP); past it the longest waiting one is closed for the newcomer", func(c *Config) *int { return &c.PreauthMax }),
+	integer("preauth-max", "256", "connections that have not bound or logged in yet, per server (SMPP, plain and TLS listeners together; MCP); past it the longest waiting one is closed for the newcomer", func(c *Config) *int { return &c.PreauthMax }),
 	integer("preauth-per-source", "32", "connections from one IP address that have not bound or logged in yet, per listener; past it that address's longest waiting one is closed", func(c *Config) *int { return &c.PreauthPerSource }),
 	dur("enquire-interval", "30s", "SMPP enquire_link interval on idle sessions", func(c *Config) *time.Duration { return &c.EnquireInterval }),
 	enum("sms-alphabet", AlphabetAuto, "alphabet of outgoing SMS: auto (GSM7 when it fits exactly, else UCS-2), ucs2 or latin1", func(c *Config) *Alphabet { return &c.SMSAlphabet }, AlphabetUCS2, AlphabetLatin1),
