@@ -191,8 +191,8 @@ func (b *Bridge) openDirectory() error {
 
 // buildCluster makes the bridge a node sharing presence over NATS when
 // the configuration asks for it; by default it is one node without NATS.
-// Other nodes' bindings reach the presence store as remote ones, which
-// delivery does not use yet.
+// Other nodes' bindings reach the presence store as remote ones; the
+// router delivers to them by asking their node (connect).
 func (b *Bridge) buildCluster() error {
 	cfg := b.cfg
 	if !cfg.Clustered() {
@@ -202,7 +202,9 @@ func (b *Bridge) buildCluster() error {
 		Name: cfg.NodeName, URL: cfg.NATSURL,
 		Listen: cfg.NATSListen, ClusterListen: cfg.NATSClusterListen, Routes: cfg.NATSRoutes,
 		DataDir: cfg.DataDir, Replicas: cfg.ClusterReplicas,
-		Presence: b.pres, Logger: b.log.With("part", "cluster"),
+		// A delivery through another node waits as long as one here would.
+		DeliverTimeout: cfg.IMTimeout,
+		Presence:       b.pres, Logger: b.log.With("part", "cluster"),
 	})
 	b.node = n
 	return err
@@ -470,11 +472,22 @@ func (b *Bridge) listen() error {
 	return b.sip.Listen()
 }
 
-// connect registers the edges that deliver and report with the router.
+// connect registers the edges that deliver and report with the router,
+// and in a cluster with the node too, which delivers through them what
+// other nodes ask it to.
 func (b *Bridge) connect() {
-	b.rt.AddIM("sip", b.sip)
+	addIM := func(via string, s router.IMSender) {
+		b.rt.AddIM(via, s)
+		if b.node != nil {
+			b.node.AddIM(via, s)
+		}
+	}
+	if b.node != nil {
+		b.rt.AddIM(router.ViaCluster, b.node)
+	}
+	addIM("sip", b.sip)
 	if b.mcp != nil {
-		b.rt.AddIM("mcp", b.mcp)
+		addIM("mcp", b.mcp)
 	}
 	if r := b.cfg.SMSRoute; r.SMSC || r.ESME != "" {
 		b.rt.SetSMS(b.gw)
@@ -487,10 +500,10 @@ func (b *Bridge) connect() {
 	b.rt.AddReporter(msg.FromSIP, b.sip)
 	b.rt.AddReporter(msg.FromAPI, b.dlr) // HTTP senders: signed POSTs to their report URL
 	if b.fusion != nil {
-		b.rt.AddIM(fusion.Via, b.fusion)
+		addIM(fusion.Via, b.fusion)
 	}
 	if b.xmpp != nil {
-		b.rt.AddIM(xmpp.Via, b.xmpp)
+		addIM(xmpp.Via, b.xmpp)
 		b.rt.AddReporter(msg.FromXMPP, b.xmpp)
 	}
 	if b.mcp != nil {

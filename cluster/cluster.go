@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -38,6 +39,13 @@ type Config struct {
 	Bucket   string        // "" = "presence"
 	MaxAge   time.Duration // how long an unrefreshed key outlives its last write; 0 = 24h
 
+	// DeliverTimeout bounds a delivery asked of another node, from the
+	// request to its owner's reply (the router's IM timeout); 0 = 8s.
+	DeliverTimeout time.Duration
+	// MaxInFlight bounds the delivery requests to one other node at a
+	// time; 0 = 256. MaxServing bounds those this node serves; 0 = 1024.
+	MaxInFlight, MaxServing int
+
 	Presence *presence.Store // required
 	Logger   *slog.Logger
 }
@@ -58,7 +66,14 @@ type Node struct {
 
 	srv    *server.Server // nil with an external NATS
 	nc     *nats.Conn
+	conn   atomic.Pointer[nats.Conn] // nc for SendIM, which the router calls from its own goroutines
+	sub    *nats.Subscription        // deliveries asked of this node
 	tmpDir string
+
+	senders map[string]IMSender // this node's edges by Via, for deliveries asked of it
+	serving chan struct{}       // deliveries served now, up to MaxServing
+	outMu   sync.Mutex
+	out     map[string]chan struct{} // requests in flight per other node
 
 	ready  chan struct{}
 	cancel context.CancelFunc
@@ -114,12 +129,22 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Replicas == 0 {
 		cfg.Replicas = autoReplicas(cfg)
 	}
+	if cfg.DeliverTimeout <= 0 {
+		cfg.DeliverTimeout = DefaultDeliverTimeout
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.MaxServing <= 0 {
+		cfg.MaxServing = DefaultMaxServing
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, name: name, log: log, pres: cfg.Presence, ready: make(chan struct{}),
-		queue: make(map[string]pkey), wake: make(chan struct{}, 1), revs: make(map[string]uint64)}
+		queue: make(map[string]pkey), wake: make(chan struct{}, 1), revs: make(map[string]uint64),
+		senders: make(map[string]IMSender), serving: make(chan struct{}, cfg.MaxServing), out: make(map[string]chan struct{})}
 	cfg.Presence.OnChange(n.changed)
 	return n, nil
 }
@@ -206,6 +231,14 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	n.cancel = cancel
+	sub, err := nc.QueueSubscribe(deliverSubject(n.name), deliverQueue, func(m *nats.Msg) { n.serve(rctx, m) })
+	if err != nil {
+		return fmt.Errorf("cluster: subscribe to deliveries: %w", err)
+	}
+	n.mu.Lock()
+	n.sub = sub
+	n.mu.Unlock()
+	n.conn.Store(nc)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -226,11 +259,19 @@ func (n *Node) Shutdown() {
 		return
 	}
 	n.stopped = true
+	sub := n.sub
 	n.mu.Unlock()
+	if sub != nil {
+		// Requesters get "no responders" at once rather than a timeout.
+		if err := sub.Unsubscribe(); err != nil {
+			n.log.Debug("cluster: unsubscribe from deliveries", "err", err)
+		}
+	}
 	if n.cancel != nil {
-		n.cancel()
+		n.cancel() // deliveries being served end with it
 	}
 	n.wg.Wait()
+	n.conn.Store(nil)
 	if n.nc != nil {
 		n.nc.Close()
 	}

@@ -41,6 +41,13 @@ type member struct {
 // sweeping its presence every 50 ms, and waits until all have joined.
 func startCluster(t *testing.T, names ...string) map[string]*member {
 	t.Helper()
+	return startClusterWith(t, nil, names...)
+}
+
+// startClusterWith is startCluster with setup called on each node before
+// it starts (to register its edges).
+func startClusterWith(t *testing.T, setup func(*Node), names ...string) map[string]*member {
+	t.Helper()
 	routes := make([]string, len(names))
 	for i := range names {
 		routes[i] = "nats://" + freePort(t)
@@ -53,9 +60,12 @@ func startCluster(t *testing.T, names ...string) map[string]*member {
 		}
 		others := append(append([]string(nil), routes[:i]...), routes[i+1:]...)
 		n, err := New(Config{Name: name, Listen: freePort(t), ClusterListen: routes[i][len("nats://"):],
-			Routes: others, DataDir: t.TempDir(), Presence: pres, Logger: testLogger(name)})
+			Routes: others, DataDir: t.TempDir(), Presence: pres, Logger: testLogger(name), DeliverTimeout: 2 * time.Second})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if setup != nil {
+			setup(n)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		if err := n.Start(ctx); err != nil {

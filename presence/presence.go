@@ -26,7 +26,7 @@ type Binding struct {
 	Show     Show `json:"show,omitempty"`
 	Priority int  `json:"priority,omitempty"`
 	// Node is the bridge node that holds the binding in a cluster; "" is
-	// this node. Only this node's bindings are delivered to for now.
+	// this node. Another node's binding is delivered to through that node.
 	Node string `json:"node,omitempty"`
 }
 
@@ -86,6 +86,7 @@ type Store struct {
 	watchMu  sync.Mutex
 	watchers []func(Binding)
 	changes  []func(Change)
+	remotes  []func(Binding)
 }
 
 // Options configures a Store.
@@ -251,7 +252,7 @@ func (s *Store) Yield(ctx context.Context, aor msg.Address, contact string) erro
 // ApplyRemote puts another node's binding (b.Node set) in the index of
 // remote bindings, replacing any earlier one of the same AOR and contact.
 // It is neither written to the KV (its node keeps it) nor reported to
-// OnRegister or OnChange, so it is never published again.
+// OnRegister or OnChange, so it is never published again; OnRemote hears it.
 func (s *Store) ApplyRemote(b Binding) error {
 	if b.AOR == "" || b.Contact == "" || b.Node == "" {
 		return fmt.Errorf("presence: remote binding needs an AOR, a contact and a node")
@@ -259,7 +260,21 @@ func (s *Store) ApplyRemote(b Binding) error {
 	s.mu.Lock()
 	s.insert(s.remote, b)
 	s.mu.Unlock()
+	s.watchMu.Lock()
+	fs := s.remotes
+	s.watchMu.Unlock()
+	for _, fn := range fs {
+		fn(b)
+	}
 	return nil
+}
+
+// OnRemote calls fn after every ApplyRemote (e.g. to deliver messages
+// waiting for a user who came online at another node). fn must not block.
+func (s *Store) OnRemote(fn func(Binding)) {
+	s.watchMu.Lock()
+	s.remotes = append(s.remotes, fn)
+	s.watchMu.Unlock()
 }
 
 // RemoveRemote takes another node's binding of (aor, contact) out of the

@@ -37,12 +37,20 @@ type Queue interface {
 }
 
 // Presence answers who is online (presence.Store) and tells the router
-// when someone registers, so their parked messages go out.
+// when someone registers, so their parked messages go out. Remote and
+// OnRemote are other cluster nodes' bindings.
 type Presence interface {
 	Lookup(aor msg.Address) (presence.Binding, bool)
 	Bindings(aor msg.Address) []presence.Binding
+	Remote(aor msg.Address) []presence.Binding
 	OnRegister(fn func(presence.Binding))
+	OnRemote(fn func(presence.Binding))
 }
+
+// ViaCluster is the IMSender, registered with AddIM, that delivers to other
+// nodes' bindings (Binding.Node set) by asking their node; without it they
+// are not delivered to. Each binding's own Via is what its node uses.
+const ViaCluster = "cluster"
 
 // People tells who an address belongs to (the identity directory): a
 // message for any of a person's addresses goes to wherever that person is
@@ -232,6 +240,13 @@ func New(cfg Config, q Queue, p Presence) *Router {
 		draining:  make(map[msg.Address][]*job),
 	}
 	p.OnRegister(func(b presence.Binding) { r.Online(b.AOR) })
+	// A user coming online at another node wakes their messages here too;
+	// the edges are read only once Run has started.
+	p.OnRemote(func(b presence.Binding) {
+		if r.started.Load() && r.im[ViaCluster] != nil {
+			r.Online(b.AOR)
+		}
+	})
 	return r
 }
 
@@ -537,7 +552,7 @@ func (r *Router) decide(m *msg.Message) (route, presence.Binding) {
 
 // online finds where the person to belongs to is online in IM: the best
 // binding (presence.Binding.Better) of any of their endpoints that an edge
-// delivers to.
+// delivers to at this node, else the best at another node.
 func (r *Router) online(to msg.Address) (presence.Binding, bool) {
 	if r.cfg.People != nil {
 		if p, ok := r.cfg.People.Resolve(to); ok {
@@ -548,11 +563,53 @@ func (r *Router) online(to msg.Address) (presence.Binding, bool) {
 					best, found = b, true
 				}
 			}
-			return best, found
+			if found {
+				return best, true
+			}
+			return r.bestRemote(p.Endpoints, nil)
 		}
 	}
-	b, ok := r.pres.Lookup(to)
-	return b, ok && r.im[b.Via] != nil
+	if b, ok := r.pres.Lookup(to); ok && r.im[b.Via] != nil {
+		return b, true
+	}
+	return r.bestRemote([]msg.Address{to}, nil)
+}
+
+// bestRemote is the best binding of eps held by another node and not in
+// tried, when there is a cluster to deliver through. Local bindings come
+// first: a remote one adds a hop and depends on its node being up.
+func (r *Router) bestRemote(eps []msg.Address, tried []presence.Binding) (presence.Binding, bool) {
+	if r.im[ViaCluster] == nil {
+		return presence.Binding{}, false
+	}
+	var best presence.Binding
+	found := false
+	for _, ep := range eps {
+		for _, b := range r.pres.Remote(ep) {
+			if b.Node == "" || triedAlready(tried, b) {
+				continue
+			}
+			if !found || b.Better(best) {
+				best, found = b, true
+			}
+		}
+	}
+	return best, found
+}
+
+func triedAlready(tried []presence.Binding, b presence.Binding) bool {
+	return slices.ContainsFunc(tried, func(t presence.Binding) bool {
+		return t.Node == b.Node && t.Via == b.Via && t.Contact == b.Contact
+	})
+}
+
+// sender is the edge that delivers to b: another node's binding goes
+// through the cluster, which asks that node to use its own edge b.Via.
+func (r *Router) sender(b presence.Binding) IMSender {
+	if b.Node != "" {
+		return r.im[ViaCluster]
+	}
+	return r.im[b.Via]
 }
 
 // maxIMAttempts bounds the endpoints one delivery tries before SMS or a
@@ -560,7 +617,8 @@ func (r *Router) online(to msg.Address) (presence.Binding, bool) {
 const maxIMAttempts = 4
 
 // nextBinding is where to try after the bindings in tried failed: the best
-// other binding of to's person (or of to), if any. Only failed deliveries
+// other binding of to's person (or of to), this node's before other nodes',
+// if any. Only failed deliveries
 // come here, so it may allocate.
 func (r *Router) nextBinding(to msg.Address, tried []presence.Binding) (presence.Binding, bool) {
 	if len(tried) >= maxIMAttempts {
@@ -576,7 +634,7 @@ func (r *Router) nextBinding(to msg.Address, tried []presence.Binding) (presence
 	found := false
 	for _, ep := range eps {
 		for _, b := range r.pres.Bindings(ep) {
-			if r.im[b.Via] == nil || slices.ContainsFunc(tried, func(t presence.Binding) bool { return t.Via == b.Via && t.Contact == b.Contact }) {
+			if r.im[b.Via] == nil || triedAlready(tried, b) {
 				continue
 			}
 			if !found || b.Better(best) {
@@ -584,7 +642,10 @@ func (r *Router) nextBinding(to msg.Address, tried []presence.Binding) (presence
 			}
 		}
 	}
-	return best, found
+	if found {
+		return best, true
+	}
+	return r.bestRemote(eps, tried)
 }
 
 // parkKey is what parked messages for to wait under: its person, so that
@@ -642,16 +703,16 @@ func (r *Router) deliver(ctx context.Context, j *job) {
 	debug := r.log.Enabled(ctx, slog.LevelDebug)
 	if rt == routeIM {
 		if debug {
-			r.log.Debug("route", "id", m.ID, "from", m.From, "to", m.To, "decision", "im", "via", b.Via, "contact", b.Contact)
+			r.log.Debug("route", "id", m.ID, "from", m.From, "to", m.To, "decision", "im", "via", b.Via, "contact", b.Contact, "node", b.Node)
 		}
 		var tried []presence.Binding
 		var err error
 		for {
-			err = r.im[b.Via].SendIM(ctx, m, b)
+			err = r.sender(b).SendIM(ctx, m, b)
 			if err == nil {
 				r.count.IMDelivered.Add(1)
 				o := msg.Outcome{Delivered: true, State: msg.Delivered, Detail: "im", Via: msg.ViaIM}
-				if r.finish(ctx, j, o, "im "+b.Via+" "+b.Contact) {
+				if r.finish(ctx, j, o, imDetail(b)) {
 					r.reportJob(ctx, j, o)
 				}
 				return
@@ -660,7 +721,7 @@ func (r *Router) deliver(ctx context.Context, j *job) {
 				return // shutting down: stays unfinished in the store
 			}
 			r.count.IMFailed.Add(1)
-			r.log.Info("im delivery failed", "id", m.ID, "to", m.To, "via", b.Via, "contact", b.Contact, "err", err)
+			r.log.Info("im delivery failed", "id", m.ID, "to", m.To, "via", b.Via, "contact", b.Contact, "node", b.Node, "err", err)
 			tried = append(tried, b)
 			next, ok := r.nextBinding(m.To, tried)
 			if !ok {
@@ -1042,3 +1103,11 @@ func (j *job) SetIndex(i int) { j.index = i }
 type SMSSenderFunc func(ctx context.Context, m *msg.Message) error
 
 func (f SMSSenderFunc) SendSMS(ctx context.Context, m *msg.Message) error { return f(ctx, m) }
+
+// imDetail is a delivery's line in the message's history.
+func imDetail(b presence.Binding) string {
+	if b.Node != "" {
+		return "im " + b.Via + " " + b.Contact + " at node " + b.Node
+	}
+	return "im " + b.Via + " " + b.Contact
+}

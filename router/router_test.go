@@ -836,3 +836,105 @@ func TestRegistrationRacingParkWakesIt(t *testing.T) {
 		t.Fatalf("im %v", got)
 	}
 }
+
+// clusterSender records what the router hands to other nodes, or fails
+// the bindings of the nodes in down.
+type clusterSender struct {
+	mu   sync.Mutex
+	got  []string
+	down map[string]bool
+}
+
+func (c *clusterSender) SendIM(_ context.Context, m *msg.Message, b presence.Binding) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.down[b.Node] {
+		return errors.New("node " + b.Node + " did not answer")
+	}
+	c.got = append(c.got, m.Text+"|"+b.Node+"|"+b.Via+"|"+b.Contact)
+	return nil
+}
+
+func (c *clusterSender) sent() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.got...)
+}
+
+// Other nodes' bindings are delivered through the cluster sender, the best
+// first and only when this node has none; a failing node's binding falls
+// back to the next one, then SMS; an IM-only user who comes online at
+// another node gets what waited for them.
+func TestRemoteBindingsThroughCluster(t *testing.T) {
+	g := newRig(t, "", Config{})
+	cs := &clusterSender{down: map[string]bool{}}
+	g.r.AddIM(ViaCluster, cs)
+	g.run(t)
+	remote := func(aor msg.Address, node, contact string, prio int) {
+		t.Helper()
+		if err := g.pres.ApplyRemote(presence.Binding{AOR: aor, Contact: contact, Via: "sip", Node: node, Priority: prio,
+			Updated: time.Now(), Expires: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const num = msg.Address("+8613800000031")
+	remote(num, "a", "sip:u@10.0.0.1", 10)
+	remote(num, "b", "sip:u@10.0.0.2", 20)
+	id := g.submit(t, "+8613900000009", num, "best remote")
+	rec := g.waitState(t, id, msg.Delivered)
+	if got := cs.sent(); len(got) != 1 || got[0] != "best remote|b|sip|sip:u@10.0.0.2" {
+		t.Fatalf("cluster got %v", got)
+	}
+	if h := rec.Events[len(rec.Events)-1].Detail; !strings.Contains(h, "node b") {
+		t.Fatalf("history %q does not name the node", h)
+	}
+
+	g.online(t, num, "sip:u@127.0.0.1:5062")
+	id = g.submit(t, "+8613900000009", num, "local first")
+	g.waitState(t, id, msg.Delivered)
+	if got := g.sent.im(); len(got) != 1 || len(cs.sent()) != 1 {
+		t.Fatalf("local %v cluster %v: the local binding goes first", got, cs.sent())
+	}
+	if err := g.pres.Unregister(context.Background(), num, ""); err != nil {
+		t.Fatal(err)
+	}
+
+	cs.mu.Lock()
+	cs.down["b"] = true
+	cs.mu.Unlock()
+	id = g.submit(t, "+8613900000009", num, "b is down")
+	g.waitState(t, id, msg.Delivered)
+	if got := cs.sent(); len(got) != 2 || got[1] != "b is down|a|sip|sip:u@10.0.0.1" {
+		t.Fatalf("cluster got %v, want a after b failed", got)
+	}
+	cs.mu.Lock()
+	cs.down["a"] = true
+	cs.mu.Unlock()
+	id = g.submit(t, "+8613900000009", num, "both down")
+	g.waitState(t, id, msg.Delivered)
+	if got := g.sent.sms_(); len(got) != 1 || got[0] != string(num)+"|both down" {
+		t.Fatalf("sms %v, want the fallback once both nodes failed", got)
+	}
+
+	const im = msg.Address("sip:erin@example.com")
+	id = g.submit(t, "+8613900000009", im, "wait for erin")
+	g.waitParked(t, im, 1)
+	remote(im, "c", "sip:erin@10.0.0.3", 0)
+	g.waitState(t, id, msg.Delivered)
+	if got := cs.sent(); len(got) != 3 || got[2] != "wait for erin|c|sip|sip:erin@10.0.0.3" {
+		t.Fatalf("cluster got %v", got)
+	}
+}
+
+// Without a cluster sender other nodes' bindings are not delivered to.
+func TestRemoteBindingsNeedClusterSender(t *testing.T) {
+	g := newRig(t, "", Config{})
+	g.run(t)
+	g.pres.ApplyRemote(presence.Binding{AOR: "+8613800000032", Contact: "sip:v@10.0.0.1", Via: "sip", Node: "a",
+		Updated: time.Now(), Expires: time.Now().Add(time.Hour)})
+	id := g.submit(t, "+8613900000009", "+8613800000032", "to sms")
+	g.waitState(t, id, msg.Delivered)
+	if len(g.sent.sms_()) != 1 || len(g.sent.im()) != 0 {
+		t.Fatalf("sms %v im %v", g.sent.sms_(), g.sent.im())
+	}
+}

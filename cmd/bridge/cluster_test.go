@@ -1,0 +1,107 @@
+package main
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fiorix/go-smpp/smpp/pdu/pdutext"
+
+	"github.com/smsbridge/bridge/bridge"
+	"github.com/smsbridge/bridge/internal/testutil"
+)
+
+// Three nodes share presence: a user registered at node a gets, through
+// a, what is submitted at node c (over the API and by an SMPP client).
+// With a killed, the next SMS for the user goes to the SMSC from c within
+// the IM timeout and a margin, and an IM-only message waits until the user
+// registers at b.
+func TestClusterDeliversThroughOwnerNode(t *testing.T) {
+	const user, pw, imTimeout = "8613800000021", "pw21", 2 * time.Second
+	sc := startSMSC(t)
+	routes := map[string]string{"a": freeTCPPort(t), "b": freeTCPPort(t), "c": freeTCPPort(t)}
+	nodeFlags := func(name string) []string {
+		var others []string
+		for n, r := range routes {
+			if n != name {
+				others = append(others, "nats://"+r)
+			}
+		}
+		return []string{"--node-name", name, "--nats-listen", "127.0.0.1:0", "--nats-cluster-listen", routes[name],
+			"--nats-routes", strings.Join(others, ","), "--smsc", sc.url(), "--im-timeout", imTimeout.String()}
+	}
+
+	// a is a process of its own, to be killed; b and c run in this one.
+	sipA := strconv.Itoa(freeUDPPort(t))
+	a := startProc(t, freeTCPPort(t), append(append([]string{"--data-dir", t.TempDir(), "--sip-listen", "127.0.0.1:" + sipA,
+		"--sip-domain", testDomain}, sipUserFlag(user, pw)...), nodeFlags("a")...)...)
+	t.Cleanup(a.kill)
+	nodeB := startBridge(t, t.TempDir(), append(sipUserFlag(user, pw), nodeFlags("b")...)...)
+	c := startBridge(t, t.TempDir(), append(append(sipUserFlag(user, pw), nodeFlags("c")...),
+		"--http-listen", "127.0.0.1:0", "--api-token", "tok")...)
+	api := "http://" + c.addrs.HTTP
+
+	u := startUA(t, user, pw)
+	if code := u.register(t, &running{addrs: bridge.Addrs{SIP: "127.0.0.1:" + sipA}}, 3600); code != 200 {
+		t.Fatalf("REGISTER at a: %d", code)
+	}
+	// IM only: it waits at c until a's binding reaches c, then goes
+	// through a, so the cluster's forming does not send it as SMS.
+	var sent struct{ ID string }
+	if code := postJSON(t, api+"/v1/messages", "tok", map[string]string{"from": "+8613900000009", "to": "+" + user,
+		"text": "first, over the API at c", "route": "im"}, &sent); code != 202 {
+		t.Fatalf("POST message at c: %d", code)
+	}
+	testutil.WaitForState(t, 40*time.Second, func() bool { return len(u.received()) == 1 }, func() string {
+		b, _ := os.ReadFile(a.log.Name())
+		return "the message from c never reached the user at a; a's log:\n" + string(b)
+	})
+	testutil.WaitFor(t, "delivered at c", 5*time.Second, func() bool { return messageState(t, api, sent.ID).State == "delivered" })
+	if ev := messageState(t, api, sent.ID).Events; !strings.Contains(ev[len(ev)-1].Detail, "node a") {
+		t.Fatalf("c's history %+v does not name node a", ev)
+	}
+
+	if _, err := fiorixSubmit(t, c, "esme1", "secret1", "8613900000009", user, pdutext.Raw("second, by SMPP at c")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the SMS from c at the user", 10*time.Second, func() bool { return len(u.received()) == 2 })
+	if got := u.received()[1]; got != "second, by SMPP at c" {
+		t.Fatalf("user got %q", got)
+	}
+	if n := len(sc.received()); n != 0 {
+		t.Fatalf("the SMSC got %d messages for a user online at a", n)
+	}
+
+	a.kill()
+	start := time.Now()
+	if _, err := fiorixSubmit(t, c, "esme1", "secret1", "8613900000009", user, pdutext.Raw("third, a is gone")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the SMS at the SMSC with a gone", imTimeout+5*time.Second, func() bool { return len(sc.received()) == 1 })
+	t.Logf("fell back to SMS %v after the submission", time.Since(start))
+	if got := sc.texts(t)[user]; got != "third, a is gone" {
+		t.Fatalf("SMSC got %q", got)
+	}
+	if n := len(u.received()); n != 2 {
+		t.Fatalf("the user got %d messages with a gone", n)
+	}
+
+	// IM only, it waits at c (a's binding fails) until the user registers
+	// at b, and then goes through b: once c hears of it, which takes up to
+	// about 20 s while c's bucket watcher on a's server is re-created.
+	if code := postJSON(t, api+"/v1/messages", "tok", map[string]string{"from": "+8613900000009", "to": "+" + user,
+		"text": "fourth, waits for b", "route": "im"}, &sent); code != 202 {
+		t.Fatalf("POST message at c: %d", code)
+	}
+	if code := u.register(t, nodeB, 3600); code != 200 {
+		t.Fatalf("REGISTER at b: %d", code)
+	}
+	start = time.Now()
+	testutil.WaitFor(t, "the waiting message through b", 40*time.Second, func() bool { return len(u.received()) == 3 })
+	t.Logf("delivered through b %v after registering there", time.Since(start))
+	if got := u.received()[2]; got != "fourth, waits for b" {
+		t.Fatalf("user got %q", got)
+	}
+}
