@@ -50,6 +50,8 @@ type committer struct {
 
 	bufs   sync.Pool // *[]byte record/key buffers, returned after commit
 	opsBuf sync.Pool // *[]op
+	// directBuf: *[]op, the ops a logged batch hands the applier for badger
+	directBuf sync.Pool
 
 	// The commit log side (commitlog.go): once Open has returned only run
 	// touches these, and Close after run has ended; deferred, which readers

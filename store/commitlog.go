@@ -115,7 +115,11 @@ func (c *committer) commitLogged(ops []op) ([]op, error) {
 		return nil, err
 	}
 	c.wal.advance(n)
-	return c.deferred.take(ops, nil), nil
+	var direct []op
+	if p, ok := c.directBuf.Get().(*[]op); ok {
+		direct = (*p)[:0]
+	}
+	return c.deferred.take(ops, direct), nil
 }
 
 // applyDepth bounds the batches logged and acknowledged but not yet in
@@ -210,6 +214,9 @@ func (c *committer) applier(done chan<- struct{}) {
 			}
 		}
 		c.recycle(j.ops, j.bufs)
+		clear(j.direct)
+		direct := j.direct[:0]
+		c.directBuf.Put(&direct)
 		if j.b != nil {
 			j.b.err = err
 			close(j.b.done)
