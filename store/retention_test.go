@@ -160,6 +160,7 @@ func expiresAt(t *testing.T, db *DB, id string) uint64 {
 func deleteMarker(t *testing.T, db *DB, id string) bool {
 	t.Helper()
 	var del bool
+	db.committer.waitApplied()
 	err := db.bdb.View(func(txn *badger.Txn) error {
 		io := badger.DefaultIteratorOptions
 		io.AllVersions, io.PrefetchValues = true, false

@@ -625,6 +625,7 @@ func TestRecordLayout(t *testing.T) {
 	if err := db.Transition(ctx, a.ID, Event{State: msg.Delivered}, true); err != nil {
 		t.Fatal(err)
 	}
+	db.committer.waitApplied() // badger gets a batch after its acknowledgement
 	has := func(key string) bool { _, err := db.get([]byte(key)); return err == nil }
 	if has(prefixUnfinished + b.ID) {
 		t.Fatal("unfinished record in badger before the checkpoint")
@@ -789,6 +790,7 @@ func TestNoWriteAfterFailedAcceptance(t *testing.T) {
 	if err := <-done; !errors.Is(err, msg.ErrNotStored) {
 		t.Fatalf("final state after a failed acceptance: %v, want ErrNotStored", err)
 	}
+	db.committer.waitApplied()
 	if _, err := db.get([]byte(prefixMsg + id)); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("refused message has a final record: %v", err)
 	}
