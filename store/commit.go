@@ -60,11 +60,10 @@ type committer struct {
 	spare    *wal      // the other file of the pair
 	lastCkpt time.Time // when the last checkpoint ended
 	// spareFree: badger holds everything in spare, which the next
-	// checkpoint may restart. syncing delivers the result of the
-	// background badger sync that a checkpoint started at syncStart.
-	spareFree bool
-	syncing   chan error
-	syncStart time.Time
+	// checkpoint may restart; set by the applier once a checkpoint's sync
+	// has returned. ckptPending: a checkpoint is queued to the applier.
+	spareFree   atomic.Bool
+	ckptPending atomic.Bool
 	// unapplied: badger refused writes that the log holds; only a replay at
 	// the next Open puts them back, so the log is no longer started over.
 	unapplied atomic.Bool

@@ -10,10 +10,11 @@ import (
 // records, which wait in deferred until the next checkpoint syncs badger.
 //
 // The log is a pair of files, so that a checkpoint does not stop the
-// commits: it moves the deferred records into badger, switches the
-// appends to the other file (a new generation starting at the next batch)
-// and syncs badger in the background, while batches go on into the new
-// file. Once that sync has returned, the old file holds nothing badger
+// commits: the committer switches the appends to the other file (a new
+// generation starting at the next batch) and queues the checkpoint to the
+// applier, which, once every batch before it is in badger, moves the
+// deferred records into badger and syncs it, while batches go on into the
+// new file. Once that sync has returned, the old file holds nothing badger
 // lacks and is free for the next switch; until then no switch happens.
 // Replay reads both: the older file first when its batches run up to the
 // newer file's first one, since replaying any run of batches that ends at
@@ -133,6 +134,7 @@ type applyJob struct {
 	bufs   []*[]byte
 	direct []op   // what badger gets
 	b      *batch // released by the applier, not at once (applyFailing)
+	ckpt   bool   // a checkpoint, not a batch (applyCheckpoint)
 }
 
 // commitPiped commits b to the log and hands it to the applier. Its
@@ -186,6 +188,10 @@ func (c *committer) applier(done chan<- struct{}) {
 		close(done)
 	}()
 	for j := range c.applyQ {
+		if j.ckpt {
+			c.applyCheckpoint()
+			continue
+		}
 		var err error
 		if f := c.applyFault; f != nil {
 			err = f()
@@ -260,40 +266,22 @@ func (c *committer) waitSeq(target uint64) {
 	c.applyMu.Unlock()
 }
 
-// maybeCheckpoint collects a background sync that has returned, and
-// starts a checkpoint when the interval has passed or the log is half
-// full and none is running.
+// maybeCheckpoint starts a checkpoint when the interval has passed or the
+// log is half full and none is queued: the switch to the other file, if it
+// is free, and a checkpoint job for the applier (applyCheckpoint).
 func (c *committer) maybeCheckpoint() {
-	if c.wal == nil {
+	if c.wal == nil || c.ckptPending.Load() {
 		return
-	}
-	if c.syncing != nil {
-		select {
-		case err := <-c.syncing:
-			c.syncing = nil
-			c.endCheckpoint(err)
-		default:
-			return
-		}
 	}
 	if time.Since(c.lastCkpt) < c.ckptEvery && (c.unapplied.Load() || c.wal.used() < c.wal.size/2) {
 		return
 	}
-	// The deferred records and the switch must follow every batch into
-	// badger: wait for the applier only when the log is filling up.
-	if c.applied.Load() < c.committed.Load() {
-		if c.wal.used() < c.wal.size/2 {
-			return
-		}
-		c.waitApplied()
-	}
-	if err := c.flushDeferred(); err != nil {
-		c.noteResult(err)
-		return
-	}
+	c.lastCkpt = time.Now()
 	// Badger refused logged writes (unapplied): the log is kept whole
-	// until the next Open replays it, so nothing is switched or freed.
-	if c.spareFree && !c.unapplied.Load() {
+	// until the next Open replays it, so nothing is switched or freed. A
+	// spare not yet free (its checkpoint's sync failed) is synced again
+	// by this checkpoint, without a switch.
+	if c.spareFree.Load() && !c.unapplied.Load() {
 		if err := c.spare.restartAt(c.wal.gen+1, c.wal.next); err != nil {
 			// Appends stay in the current file; replay still finds them
 			// (replayPair), and the switch is tried at the next checkpoint.
@@ -301,42 +289,44 @@ func (c *committer) maybeCheckpoint() {
 			return
 		}
 		c.wal, c.spare = c.spare, c.wal
-		c.spareFree = false
+		c.spareFree.Store(false)
 	}
-	c.syncStart = time.Now()
-	ch := make(chan error, 1)
-	c.syncing = ch
-	hook := c.ckptSync
-	go func() {
-		if hook != nil {
-			hook()
-		}
-		ch <- c.bdb.Sync()
-	}()
+	c.ckptPending.Store(true)
+	c.applyQ <- applyJob{ckpt: true}
 }
 
-// endCheckpoint takes the result of a background badger sync: on success
-// the file appended to before it started is free.
-func (c *committer) endCheckpoint(err error) {
+// applyCheckpoint runs a queued checkpoint on the applier, after every
+// batch before it: the deferred records into badger, badger synced; then
+// the file appended to before the switch is free. Acknowledgements do not
+// wait for it, reads of later batches do.
+func (c *committer) applyCheckpoint() {
+	defer c.ckptPending.Store(false)
+	start := time.Now()
+	if h := c.ckptSync; h != nil {
+		h()
+	}
+	err := c.flushDeferred()
+	if err == nil {
+		if err = c.bdb.Sync(); err != nil {
+			err = fmt.Errorf("store: checkpoint: sync badger: %w", err)
+		}
+	}
 	if c.onCkpt != nil {
-		c.onCkpt(time.Since(c.syncStart))
+		c.onCkpt(time.Since(start))
 	}
 	if err != nil {
-		c.noteResult(fmt.Errorf("store: checkpoint: sync badger: %w", err))
+		c.noteResult(err)
 		return
 	}
-	c.spareFree = !c.unapplied.Load()
-	c.lastCkpt = time.Now()
+	if !c.unapplied.Load() {
+		c.spareFree.Store(true)
+	}
 }
 
 // checkpoint moves the deferred records into badger, syncs badger and
 // starts the log over, in the caller's goroutine: Open before run starts
 // and finish after it has ended call it, when no commit waits.
 func (c *committer) checkpoint() error {
-	if c.syncing != nil {
-		c.endCheckpoint(<-c.syncing)
-		c.syncing = nil
-	}
 	if err := c.flushDeferred(); err != nil {
 		return err
 	}
@@ -347,7 +337,7 @@ func (c *committer) checkpoint() error {
 		if err := c.wal.restartAt(max(c.wal.gen, c.spare.gen)+1, c.wal.next); err != nil {
 			return fmt.Errorf("store: checkpoint: %w", err)
 		}
-		c.spareFree = true
+		c.spareFree.Store(true)
 	}
 	c.lastCkpt = time.Now()
 	return nil

@@ -21,5 +21,5 @@ type knobs struct {
 	badgerSync bool         // group commit by a badger Sync per batch, no commit log: a benchmark baseline
 	syncFault  func() error // Faults.Sync
 	applyFault func() error // runs before a logged batch goes to badger: non-nil fails it as badger refusing the write would
-	ckptSync   func()       // runs in a checkpoint's background goroutine before badger's sync
+	ckptSync   func()       // runs on the applier before a checkpoint's badger sync
 }
