@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 )
 
 // valueThreshold: values this long or longer live in badger's value log.
@@ -27,8 +28,12 @@ func badgerOptions(opts Options, syncWrites bool, fs *failStop) badger.Options {
 		WithNumCompactors(2).
 		WithBlockCacheSize(opts.BlockCacheSize).
 		WithIndexCacheSize(opts.IndexCacheSize).
-		WithMetricsEnabled(false). // badger metrics are process-global expvars
-		WithDetectConflicts(false) // all writes are blind sets from one committer
+		WithMetricsEnabled(false).  // badger metrics are process-global expvars
+		WithDetectConflicts(false). // all writes are blind sets from one committer
+		// Tables hold keys and value pointers (values live in the value
+		// log), which compress little; Snappy on every memtable flush and
+		// compaction was CPU taken from the acknowledgements on a busy box.
+		WithCompression(options.None)
 	if opts.Dir != "" {
 		// Values (message records) go to badger's value log and only keys
 		// and value pointers through its LSM tree: the final records kept
