@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"regexp"
 	"sync"
@@ -20,15 +19,7 @@ import (
 )
 
 // freePort is a loopback port free a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+var freePort = testutil.FreeTCPAddr
 
 // member is one node under test with its presence store.
 type member struct {

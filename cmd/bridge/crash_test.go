@@ -57,15 +57,7 @@ func bridgeBinary(t *testing.T) string {
 	return binPath
 }
 
-func freeTCPPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+var freeTCPPort = testutil.FreeTCPAddr
 
 // proc is a bridge running as its own process.
 type proc struct {

@@ -3,6 +3,7 @@ package tlsconf_test
 import (
 	"crypto/tls"
 	"io"
+	"net"
 	"os"
 	"testing"
 
@@ -32,20 +33,7 @@ func TestReloadSwapsWithoutRelisten(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", cert.ServerConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { c.(*tls.Conn).Handshake(); io.Copy(io.Discard, c); c.Close() }()
-		}
-	}()
+	ln := serveTLS(t, cert)
 	if cn := handshake(t, ln.Addr().String(), ca); cn != "first" {
 		t.Fatalf("served %q, want first", cn)
 	}
@@ -77,20 +65,7 @@ func TestMinimumTLS12(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", cert.ServerConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { c.(*tls.Conn).Handshake(); c.Close() }()
-		}
-	}()
+	ln := serveTLS(t, cert)
 	cc := ca.ClientConfig("127.0.0.1")
 	cc.MinVersion, cc.MaxVersion = tls.VersionTLS11, tls.VersionTLS11
 	if c, err := tls.Dial("tcp", ln.Addr().String(), cc); err == nil {
@@ -125,4 +100,25 @@ func copyFile(t *testing.T, from, to string) {
 	if err := os.WriteFile(to, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// serveTLS listens on loopback with cert's server config and completes the
+// handshake of every connection, until the test ends.
+func serveTLS(t *testing.T, cert *tlsconf.Cert) net.Listener {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cert.ServerConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { c.(*tls.Conn).Handshake(); io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	return ln
 }
