@@ -356,7 +356,8 @@ func (b *Bridge) buildSIP() error {
 		HA1: b.lg.auth.HA1, Issued: b.lg.auth.Issued,
 		OutboundProxy: cfg.OutboundProxy, MessageTimeout: cfg.IMTimeout, MinExpires: cfg.SIPMinExpires,
 		ReginfoFrom: cfg.ReginfoFrom,
-		Logger:      b.log.With("part", "sip"),
+		MaxPreauth:  cfg.PreauthMax, MaxPreauthPerSource: cfg.PreauthPerSource, PreauthTimeout: cfg.PreauthTimeout,
+		Logger: b.log.With("part", "sip"),
 	}, b.pres, b.in)
 	b.sip = s
 	return err

@@ -10,8 +10,11 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/smsbridge/bridge/internal/preauth"
 )
 
 // Malformed requests are screened here, before sipgo's transaction layer,
@@ -330,7 +333,30 @@ func (l screenListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &screenConn{Conn: c, s: l.s}, nil
+	sc := &screenConn{Conn: c, s: l.s}
+	// Until its first well-formed request the connection holds one of the
+	// places of l.s.preauth and must send that request in time.
+	sc.ticket.Store(l.s.preauth.Admit(c.RemoteAddr(), func() { c.Close() }))
+	if err := c.SetReadDeadline(time.Now().Add(l.s.cfg.PreauthTimeout)); err != nil {
+		sc.Close() // sipgo's first read fails and drops it
+	}
+	return sc, nil
+}
+
+// passed gives up the connection's place once a request got through the
+// screening, and lifts the first-request deadline.
+func (c *screenConn) passed() {
+	if t := c.ticket.Swap(nil); t != nil {
+		t.Done()
+		c.Conn.SetReadDeadline(time.Time{})
+	}
+}
+
+func (c *screenConn) Close() error {
+	if t := c.ticket.Swap(nil); t != nil {
+		t.Done()
+	}
+	return c.Conn.Close()
 }
 
 // screenConn frames the SIP stream a peer sends the way sipgo's stream
@@ -346,6 +372,9 @@ type screenConn struct {
 	out  []byte // framed and accepted, not yet read by sipgo
 	rbuf []byte
 	err  error // returned once out is drained
+	// ticket is the connection's preauth place until its first request
+	// passes (the reader) or the connection closes (any goroutine).
+	ticket atomic.Pointer[preauth.Ticket]
 }
 
 // maxMessage is sipgo's limit (sip.ParseMaxMessageLength).
@@ -419,6 +448,9 @@ func (c *screenConn) frame() error {
 			c.s.reject(m, c.RemoteAddr().String(), r, c.write)
 		} else {
 			c.out = append(c.out, m...)
+			if !bytes.HasPrefix(m, []byte("SIP/")) {
+				c.passed()
+			}
 		}
 		c.in = c.in[end+n:]
 	}

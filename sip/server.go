@@ -18,6 +18,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/smsbridge/bridge/internal/preauth"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
 )
@@ -41,11 +42,28 @@ type Config struct {
 	ReginfoFrom      []string                                // IPs, CIDRs or host names allowed to PUBLISH/NOTIFY reg state (RFC 3680); empty refuses with 403
 	UserAgent        string
 	Logger           *slog.Logger
+	// TCP and TLS connections that have not sent a well-formed request
+	// yet: at most MaxPreauth (default 256), MaxPreauthPerSource from one
+	// IP (default 32), the newest evicting the oldest, and each closed
+	// if its first request has not come within PreauthTimeout (default 5s).
+	// SIP authenticates requests, not connections, so a first request is
+	// what a real client shows.
+	MaxPreauth, MaxPreauthPerSource int
+	PreauthTimeout                  time.Duration
 }
 
 func (c *Config) defaults() error {
 	if c.Domain == "" {
 		return errors.New("sip: Config.Domain is required")
+	}
+	if c.MaxPreauth <= 0 {
+		c.MaxPreauth = 256
+	}
+	if c.MaxPreauthPerSource <= 0 {
+		c.MaxPreauthPerSource = 32
+	}
+	if c.PreauthTimeout <= 0 {
+		c.PreauthTimeout = 5 * time.Second
 	}
 	if c.Listen == "" {
 		c.Listen = "0.0.0.0:5060"
@@ -92,12 +110,13 @@ type Registrar interface {
 
 // Server is the SIP edge: registrar, MESSAGE receiver and MESSAGE sender.
 type Server struct {
-	cfg    Config
-	reg    Registrar
-	sub    msg.Stager
-	log    *slog.Logger
-	nonces nonces
-	now    func() time.Time
+	cfg     Config
+	preauth *preauth.Gate // stream connections before their first request
+	reg     Registrar
+	sub     msg.Stager
+	log     *slog.Logger
+	nonces  nonces
+	now     func() time.Time
 
 	ua       *sipgo.UserAgent
 	srv      *sipgo.Server
@@ -150,6 +169,7 @@ func New(cfg Config, reg Registrar, sub msg.Stager) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, reg: reg, sub: sub, log: cfg.Logger,
+		preauth: preauth.New(cfg.MaxPreauth, cfg.MaxPreauthPerSource),
 		nonces:  nonces{key: key, now: time.Now},
 		now:     time.Now,
 		sem:     make(chan struct{}, cfg.MaxInFlight),
