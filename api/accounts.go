@@ -57,7 +57,7 @@ func (s *Server) bindIMAccount(ctx *fasthttp.RequestCtx, p []string) {
 		fail(ctx, fasthttp.StatusBadRequest, "jid and password are required (jid ≤ 3071, password ≤ 1024 bytes)")
 		return
 	}
-	v, err := s.cfg.Accounts.Bind(ctx, u.Name, req.JID, req.Password)
+	v, err := s.cfg.Accounts.Bind(detach(ctx), u.Name, req.JID, req.Password)
 	if err != nil {
 		s.accountFail(ctx, err)
 		return
@@ -70,7 +70,7 @@ func (s *Server) unbindIMAccount(ctx *fasthttp.RequestCtx, p []string) {
 	if !ok {
 		return
 	}
-	if err := s.cfg.Accounts.Unbind(ctx, u.Name, p[1]); err != nil {
+	if err := s.cfg.Accounts.Unbind(detach(ctx), u.Name, p[1]); err != nil {
 		s.accountFail(ctx, err)
 		return
 	}

@@ -735,7 +735,7 @@ func (s *Server) postMessage(ctx *fasthttp.RequestCtx, _ []string) {
 	if m.IdempotencyKey, ok = idempotencyKey(ctx); !ok {
 		return
 	}
-	switch err := msg.Accept(ctx, s.sub, m); {
+	switch err := msg.Accept(detach(ctx), s.sub, m); {
 	case err == nil:
 		ctx.Response.Header.Set("Location", "/v1/messages/"+m.ID)
 		writeJSON(ctx, fasthttp.StatusAccepted, map[string]string{"id": m.ID})
@@ -798,3 +798,9 @@ func (s *Server) getMessage(ctx *fasthttp.RequestCtx, p []string) {
 	}
 	writeJSON(ctx, fasthttp.StatusOK, v)
 }
+
+// detach is a request's context for work in other packages: its values
+// without fasthttp's Done, which Server.Shutdown writes unsynchronized with
+// the contexts derived from it (the race detector's report), and which
+// only ends at shutdown, where each of those calls has its own bound.
+func detach(c *fasthttp.RequestCtx) context.Context { return context.WithoutCancel(c) }

@@ -80,7 +80,7 @@ func (s *Server) createGroup(ctx *fasthttp.RequestCtx, _ []string) {
 	if !ok {
 		return
 	}
-	in, err := s.cfg.Groups.Create(ctx, req.Name, owner, group.Options{Private: req.Private, Limit: req.Limit, Robots: req.Robots})
+	in, err := s.cfg.Groups.Create(detach(ctx), req.Name, owner, group.Options{Private: req.Private, Limit: req.Limit, Robots: req.Robots})
 	if err != nil {
 		s.groupFail(ctx, err)
 		return
@@ -99,7 +99,7 @@ func (s *Server) getGroup(ctx *fasthttp.RequestCtx, p []string) {
 }
 
 func (s *Server) deleteGroup(ctx *fasthttp.RequestCtx, p []string) {
-	if err := s.cfg.Groups.Destroy(ctx, p[0], ""); err != nil {
+	if err := s.cfg.Groups.Destroy(detach(ctx), p[0], ""); err != nil {
 		s.groupFail(ctx, err)
 		return
 	}
@@ -115,7 +115,7 @@ func (s *Server) addMember(ctx *fasthttp.RequestCtx, p []string) {
 	if !ok {
 		return
 	}
-	in, err := s.cfg.Groups.Join(ctx, p[0], a, true)
+	in, err := s.cfg.Groups.Join(detach(ctx), p[0], a, true)
 	if err != nil {
 		s.groupFail(ctx, err)
 		return
@@ -128,7 +128,7 @@ func (s *Server) removeMember(ctx *fasthttp.RequestCtx, p []string) {
 	if !ok {
 		return
 	}
-	if err := s.cfg.Groups.Leave(ctx, p[0], a); err != nil {
+	if err := s.cfg.Groups.Leave(detach(ctx), p[0], a); err != nil {
 		s.groupFail(ctx, err)
 		return
 	}
@@ -160,7 +160,7 @@ func (s *Server) postToGroup(ctx *fasthttp.RequestCtx, p []string) {
 		}
 	}
 	if req.Robot != "" {
-		id, err := s.cfg.Groups.PostAs(ctx, in.Name, req.Robot, req.Text)
+		id, err := s.cfg.Groups.PostAs(detach(ctx), in.Name, req.Robot, req.Text)
 		if err != nil {
 			s.groupFail(ctx, err)
 			return
@@ -184,7 +184,7 @@ func (s *Server) postToGroup(ctx *fasthttp.RequestCtx, p []string) {
 	if m.IdempotencyKey, ok = idempotencyKey(ctx); !ok { // a post sent again reaches each member once
 		return
 	}
-	if err := msg.Accept(ctx, s.sub, m); err != nil {
+	if err := msg.Accept(detach(ctx), s.sub, m); err != nil {
 		s.groupFail(ctx, err)
 		return
 	}

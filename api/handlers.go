@@ -48,7 +48,7 @@ func (s *Server) createAccount(ctx *fasthttp.RequestCtx, _ []string) {
 	if !readJSON(ctx, &spec) {
 		return
 	}
-	a, err := s.cfg.Provision.CreateAccount(ctx, spec)
+	a, err := s.cfg.Provision.CreateAccount(detach(ctx), spec)
 	if err != nil {
 		s.provFail(ctx, err)
 		return
@@ -67,7 +67,7 @@ func (s *Server) getAccount(ctx *fasthttp.RequestCtx, p []string) {
 }
 
 func (s *Server) deleteAccount(ctx *fasthttp.RequestCtx, p []string) {
-	if err := s.cfg.Provision.DeleteAccount(ctx, p[0]); err != nil {
+	if err := s.cfg.Provision.DeleteAccount(detach(ctx), p[0]); err != nil {
 		s.provFail(ctx, err)
 		return
 	}
@@ -96,7 +96,7 @@ func (s *Server) putRoutes(ctx *fasthttp.RequestCtx, _ []string) {
 		fail(ctx, fasthttp.StatusBadRequest, `body needs "routes" (an empty list clears the table)`)
 		return
 	}
-	if err := s.cfg.Provision.SetRoutes(ctx, t.Routes); err != nil {
+	if err := s.cfg.Provision.SetRoutes(detach(ctx), t.Routes); err != nil {
 		s.provFail(ctx, err)
 		return
 	}
@@ -203,7 +203,7 @@ func (s *Server) putPresence(ctx *fasthttp.RequestCtx, p []string) {
 		fail(ctx, fasthttp.StatusBadRequest, "%v", err)
 		return
 	}
-	if err := s.cfg.Presence.Register(ctx, b); err != nil {
+	if err := s.cfg.Presence.Register(detach(ctx), b); err != nil {
 		s.log.Warn("api presence not stored", "aor", a, "err", err)
 		fail(ctx, fasthttp.StatusServiceUnavailable, "presence not stored: %v", err)
 		return
@@ -217,7 +217,7 @@ func (s *Server) deletePresence(ctx *fasthttp.RequestCtx, p []string) {
 		return
 	}
 	contact := string(ctx.QueryArgs().Peek("contact")) // "" = every contact
-	if err := s.cfg.Presence.Unregister(ctx, a, contact); err != nil {
+	if err := s.cfg.Presence.Unregister(detach(ctx), a, contact); err != nil {
 		s.log.Warn("api presence not removed", "aor", a, "err", err)
 		fail(ctx, fasthttp.StatusServiceUnavailable, "presence not removed: %v", err)
 		return
@@ -272,7 +272,7 @@ func (s *Server) postLogin(ctx *fasthttp.RequestCtx, _ []string) {
 		fail(ctx, fasthttp.StatusBadRequest, "user and password are required (user ≤ 256, password ≤ 4096 bytes)")
 		return
 	}
-	r, err := s.cfg.Logins.Password(ctx, req.User, req.Password, req.Device)
+	r, err := s.cfg.Logins.Password(detach(ctx), req.User, req.Password, req.Device)
 	if err != nil {
 		code := loginStatus(err)
 		if code >= 500 {
@@ -341,9 +341,9 @@ func (s *Server) logout(ctx *fasthttp.RequestCtx, user, device string) {
 	}
 	user = n
 	if device == "" {
-		err = s.cfg.Logins.RevokeAll(ctx, user)
+		err = s.cfg.Logins.RevokeAll(detach(ctx), user)
 	} else {
-		err = s.cfg.Logins.Revoke(ctx, user, device)
+		err = s.cfg.Logins.Revoke(detach(ctx), user, device)
 	}
 	if err != nil {
 		code := loginStatus(err)

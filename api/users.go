@@ -48,7 +48,7 @@ func (s *Server) listUsers(ctx *fasthttp.RequestCtx, _ []string) {
 
 func (s *Server) createUser(ctx *fasthttp.RequestCtx, _ []string) {
 	if isCSV(ctx) {
-		n, err := s.cfg.Directory.ImportCSV(ctx, bytes.NewReader(ctx.PostBody()))
+		n, err := s.cfg.Directory.ImportCSV(detach(ctx), bytes.NewReader(ctx.PostBody()))
 		if err != nil {
 			s.dirFail(ctx, err)
 			return
@@ -60,7 +60,7 @@ func (s *Server) createUser(ctx *fasthttp.RequestCtx, _ []string) {
 	if !readJSON(ctx, &spec) {
 		return
 	}
-	u, err := s.cfg.Directory.CreateUser(ctx, spec)
+	u, err := s.cfg.Directory.CreateUser(detach(ctx), spec)
 	if err != nil {
 		s.dirFail(ctx, err)
 		return
@@ -94,7 +94,7 @@ func (s *Server) putUser(ctx *fasthttp.RequestCtx, p []string) {
 	if !readJSON(ctx, &spec) {
 		return
 	}
-	u, created, err := s.cfg.Directory.PutUser(ctx, p[0], spec)
+	u, created, err := s.cfg.Directory.PutUser(detach(ctx), p[0], spec)
 	if err != nil {
 		s.dirFail(ctx, err)
 		return
@@ -107,7 +107,7 @@ func (s *Server) putUser(ctx *fasthttp.RequestCtx, p []string) {
 }
 
 func (s *Server) deleteUser(ctx *fasthttp.RequestCtx, p []string) {
-	if err := s.cfg.Directory.DeleteUser(ctx, p[0]); err != nil {
+	if err := s.cfg.Directory.DeleteUser(detach(ctx), p[0]); err != nil {
 		s.dirFail(ctx, err)
 		return
 	}
@@ -142,7 +142,7 @@ func (s *Server) bindAddress(ctx *fasthttp.RequestCtx, p []string) {
 	if !ok {
 		return
 	}
-	u, err := s.cfg.Directory.Bind(ctx, p[0], a)
+	u, err := s.cfg.Directory.Bind(detach(ctx), p[0], a)
 	if err != nil {
 		s.dirFail(ctx, err)
 		return
@@ -155,7 +155,7 @@ func (s *Server) unbindAddress(ctx *fasthttp.RequestCtx, p []string) {
 	if !ok {
 		return
 	}
-	u, err := s.cfg.Directory.Unbind(ctx, p[0], a)
+	u, err := s.cfg.Directory.Unbind(detach(ctx), p[0], a)
 	if err != nil {
 		s.dirFail(ctx, err)
 		return
@@ -244,7 +244,7 @@ func (s *Server) createContact(ctx *fasthttp.RequestCtx, p []string) {
 		fail(ctx, fasthttp.StatusBadRequest, "a new contact's id is assigned: PUT /v1/users/{user}/contacts/{id} names one")
 		return
 	}
-	c, _, err := s.cfg.Directory.PutContact(ctx, p[0], c)
+	c, _, err := s.cfg.Directory.PutContact(detach(ctx), p[0], c)
 	if err != nil {
 		s.dirFail(ctx, err)
 		return
@@ -263,7 +263,7 @@ func (s *Server) putContact(ctx *fasthttp.RequestCtx, p []string) {
 		return
 	}
 	c.ID = p[1]
-	c, created, err := s.cfg.Directory.PutContact(ctx, p[0], c)
+	c, created, err := s.cfg.Directory.PutContact(detach(ctx), p[0], c)
 	if err != nil {
 		s.dirFail(ctx, err)
 		return
@@ -276,7 +276,7 @@ func (s *Server) putContact(ctx *fasthttp.RequestCtx, p []string) {
 }
 
 func (s *Server) deleteContact(ctx *fasthttp.RequestCtx, p []string) {
-	if err := s.cfg.Directory.DeleteContact(ctx, p[0], p[1]); err != nil {
+	if err := s.cfg.Directory.DeleteContact(detach(ctx), p[0], p[1]); err != nil {
 		s.dirFail(ctx, err)
 		return
 	}
@@ -288,7 +288,7 @@ func (s *Server) bindContactAddress(ctx *fasthttp.RequestCtx, p []string) {
 	if !ok {
 		return
 	}
-	c, err := s.cfg.Directory.BindContact(ctx, p[0], p[1], a)
+	c, err := s.cfg.Directory.BindContact(detach(ctx), p[0], p[1], a)
 	if err != nil {
 		s.dirFail(ctx, err)
 		return
@@ -301,7 +301,7 @@ func (s *Server) unbindContactAddress(ctx *fasthttp.RequestCtx, p []string) {
 	if !ok {
 		return
 	}
-	c, err := s.cfg.Directory.UnbindContact(ctx, p[0], p[1], a)
+	c, err := s.cfg.Directory.UnbindContact(detach(ctx), p[0], p[1], a)
 	if err != nil {
 		s.dirFail(ctx, err)
 		return
