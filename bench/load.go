@@ -277,6 +277,12 @@ func (g *Generator) Run(ctx context.Context) error {
 	g.tr.measureFromUs.Store(start + uint64(l.Warmup.Microseconds()))
 	g.tr.measureToUs.Store(start + total)
 	var sent uint64
+	// scheduled is message k of the rate: its route, alphabet and intended
+	// send time.
+	scheduled := func(k uint64) job {
+		return job{route: Route(pick(rng, l.Routes)), alpha: Alphabet(pick(rng, l.Alphas)),
+			atUs: start + uint64(float64(k)*1e6/l.Rate)}
+	}
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	end := time.NewTimer(time.Until(g.tr.epoch.Add(time.Duration(start+total) * time.Microsecond)))
@@ -300,10 +306,9 @@ pace:
 		}
 		due := dueBy(now-start, l.Rate)
 		for ; sent < due; sent++ {
-			at := start + uint64(float64(sent)*1e6/l.Rate)
-			j := job{route: Route(pick(rng, l.Routes)), alpha: Alphabet(pick(rng, l.Alphas)), atUs: at}
+			j := scheduled(sent)
 			// Open loop: a full queue delays this message (and the pacer),
-			// it is not skipped; its latency counts from at.
+			// it is not skipped; its latency counts from j.atUs.
 			select {
 			case queue(j.route) <- j:
 			case <-end.C:
@@ -321,8 +326,7 @@ pace:
 		// The pacer's last tick may come after the end: what was due
 		// before it is still this run's, sent late, not dropped.
 		for due := dueBy(total-1, l.Rate); sent < due; sent++ {
-			at := start + uint64(float64(sent)*1e6/l.Rate)
-			j := job{route: Route(pick(rng, l.Routes)), alpha: Alphabet(pick(rng, l.Alphas)), atUs: at}
+			j := scheduled(sent)
 			select {
 			case queue(j.route) <- j:
 				continue

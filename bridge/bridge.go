@@ -77,7 +77,7 @@ type Bridge struct {
 	// ones are in the store.
 	accounts atomic.Pointer[map[string]string]
 	latency  map[string]*api.Histogram // acceptance → final state, by route
-	// the store's group commits and checkpoints: acknowledgements wait for both
+	// the store's group commits (acknowledgements wait for them) and checkpoints
 	commitTime, ckptTime *api.Histogram
 
 	ready     chan struct{}

@@ -47,8 +47,8 @@ func (b *Bridge) metrics() []api.Metric {
 		{Name: "bridge_presence_users", Help: "Users with a presence binding.", Type: "gauge", Value: func() float64 { return float64(pres.Len()) }},
 	}
 	ms = append(ms,
-		api.Metric{Name: "bridge_store_commit_seconds", Help: "Wall time of a group commit (writes and fsync); acknowledgements wait for it.", Type: "histogram", Histogram: b.commitTime},
-		api.Metric{Name: "bridge_store_checkpoint_seconds", Help: "Wall time of a checkpoint (deferred records into badger, badger synced); commits wait for it.", Type: "histogram", Histogram: b.ckptTime})
+		api.Metric{Name: "bridge_store_commit_seconds", Help: "Wall time of a group commit: the commit log's write and fdatasync, which acknowledgements wait for, and the hand-off to badger's applier.", Type: "histogram", Histogram: b.commitTime},
+		api.Metric{Name: "bridge_store_checkpoint_seconds", Help: "Wall time of a checkpoint on badger's applier (deferred records into badger, badger synced); reads of later writes wait for it, acknowledgements do not.", Type: "histogram", Histogram: b.ckptTime})
 	for _, route := range []string{"im", "sms", "failed"} {
 		ms = append(ms, api.Metric{Name: "bridge_delivery_seconds", Help: "Time from acceptance to the final state, by route.",
 			Type: "histogram", Histogram: b.latency[route], Labels: map[string]string{"route": route}})

@@ -406,13 +406,8 @@ func (c *committer) commit(b *batch) {
 			c.cache.dropIfSeq(o.id, b.seq)
 		}
 	}
-	for _, buf := range b.bufs {
-		c.putBuf(buf)
-	}
-	clear(b.ops)
-	ops := b.ops[:0]
+	c.recycle(b.ops, b.bufs)
 	b.ops, b.bufs = nil, nil
-	c.opsBuf.Put(&ops)
 	close(b.done)
 }
 

@@ -24,21 +24,10 @@ import (
 // batches committed since the last checkpoint, which badger may have lost
 // with its unsynced writes. Then it checkpoints, so the log starts empty.
 func (c *committer) openLog(dir string, size int64) error {
-	a, err := openWALFile(dir, walFile, size)
-	if err != nil {
+	if err := c.openPair(dir, size); err != nil {
 		return err
 	}
-	b, err := openWALFile(dir, walFileB, size)
-	if err != nil {
-		a.close()
-		return err
-	}
-	newer, older := a, b
-	if b.gen > a.gen {
-		newer, older = b, a
-	}
-	c.wal, c.spare = newer, older
-	n, err := c.replayPair()
+	n, err := c.replayPair(func(ops []op) error { return writeOps(c.bdb, ops) })
 	if err == nil {
 		err = c.checkpoint()
 	}
@@ -52,11 +41,30 @@ func (c *committer) openLog(dir string, size int64) error {
 	return nil
 }
 
-// replayPair replays the older file (c.spare) if its batches lead into
-// the newer one's (c.wal), or are the last ones (the newer file has none:
-// a switch that failed after its header was written), then the newer.
-func (c *committer) replayPair() (int, error) {
-	apply := func(ops []op) error { return writeOps(c.bdb, ops) }
+// openPair opens both files of the log: the one of the newer generation
+// becomes c.wal, the other c.spare.
+func (c *committer) openPair(dir string, size int64) error {
+	a, err := openWALFile(dir, walFile, size)
+	if err != nil {
+		return err
+	}
+	b, err := openWALFile(dir, walFileB, size)
+	if err != nil {
+		a.close()
+		return err
+	}
+	c.wal, c.spare = a, b
+	if b.gen > a.gen {
+		c.wal, c.spare = b, a
+	}
+	return nil
+}
+
+// replayPair hands apply the older file's batches (c.spare) if they lead
+// into the newer one's (c.wal), or are the last ones (the newer file has
+// none: a switch that failed after its header was written), then the
+// newer file's, and returns how many it handed over.
+func (c *committer) replayPair(apply func([]op) error) (int, error) {
 	o, w := c.spare, c.wal
 	olderRecs, err := o.replay(func([]op) error { return nil })
 	if err != nil {

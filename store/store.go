@@ -53,9 +53,10 @@ type Options struct {
 	// records wait in memory until then (deferred.go).
 	CheckpointInterval time.Duration
 	// OnCommit and OnCheckpoint, if set, get the wall time of each group
-	// commit (writes and fsync) and each checkpoint; writers wait for both,
-	// so they show where acknowledgements stall. Called on the committer
-	// goroutine: they must not block.
+	// commit (log write and fsync, which its writers wait for, and the
+	// hand-off to the applier) and each checkpoint (on the applier, which
+	// reads of later writes wait for). Called on those goroutines: they
+	// must not block.
 	OnCommit, OnCheckpoint func(time.Duration)
 }
 
