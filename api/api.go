@@ -3,10 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	_ "embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,14 +101,23 @@ type PartnerContacts interface {
 // Config configures the API server. Every dependency after Metrics is
 // optional: nil answers its endpoints with 501.
 type Config struct {
-	Tokens      []string // bearer tokens accepted on /v1; none = /v1 refuses everyone
-	CountryCode string
-	Domain      string       // SIP domain: digest realm for SSO credentials, ticket subjects
-	Ready       func() error // nil = ready; an errors.Join gives /readyz one reason per error
-	Metrics     func() []Metric
-	Logger      *slog.Logger
-	MaxBody     int // bytes (default 64 KiB); CSV imports get MaxImport
-	MaxImport   int // bytes for POST /v1/users with text/csv (default 8 MiB)
+	Tokens  []string // admin bearer tokens accepted on /v1; none and no Clients = /v1 refuses everyone
+	Clients []Client // clients with their own tokens, roles and rates
+	// LoginsPerMinute bounds the logins and ticket requests (public: they
+	// carry a user's password) from one source address; 0 = no bound.
+	LoginsPerMinute int
+	// AuthFailuresPerMinute bounds the requests with a missing or wrong
+	// token from one source address; past it even a right token waits.
+	AuthFailuresPerMinute int
+	// MaxConnsPerSource bounds one source address's open connections.
+	MaxConnsPerSource int
+	CountryCode       string
+	Domain            string       // SIP domain: digest realm for SSO credentials, ticket subjects
+	Ready             func() error // nil = ready; an errors.Join gives /readyz one reason per error
+	Metrics           func() []Metric
+	Logger            *slog.Logger
+	MaxBody           int // bytes (default 64 KiB); CSV imports get MaxImport
+	MaxImport         int // bytes for POST /v1/users with text/csv (default 8 MiB)
 	// HeaderTimeout: a request's line and headers must come within it
 	// (default 5s); an authorized body then has 10s more.
 	HeaderTimeout time.Duration
@@ -147,9 +153,9 @@ type Server struct {
 	srv    *fasthttp.Server
 	routes []route
 	stats  *httpStats
-	// clients are the names of the tokens' clients, by token: a digest,
-	// which the store may keep (origin of a message) where the token may not.
-	clients []string
+	creds  []*cred
+	logins *sourceLimits // public login and ticket requests per source
+	fails  *sourceLimits // missing or wrong tokens per source
 }
 
 // isNil catches typed nil pointers in interfaces (a nil *login.Partners
@@ -212,10 +218,9 @@ func New(cfg Config, sub msg.Stager, msgs Messages) *Server {
 	if isNil(msgs) {
 		s.msgs = nil
 	}
-	for _, t := range cfg.Tokens {
-		sum := sha256.Sum256([]byte(t))
-		s.clients = append(s.clients, "token:"+hex.EncodeToString(sum[:8]))
-	}
+	s.creds = newCreds(cfg.Tokens, cfg.Clients)
+	s.logins = newSourceLimits(cfg.LoginsPerMinute)
+	s.fails = newSourceLimits(cfg.AuthFailuresPerMinute)
 	s.routes = s.table()
 	pats := make([]string, len(s.routes))
 	for i, r := range s.routes {
@@ -233,6 +238,7 @@ func New(cfg Config, sub msg.Stager, msgs Messages) *Server {
 		// The headers must come within HeaderTimeout; headerReceived then
 		// sets the body's limit and time by who is asking.
 		HeaderReceived: s.headerReceived,
+		MaxConnsPerIP:  cfg.MaxConnsPerSource,
 		ReadTimeout:    cfg.HeaderTimeout, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
 	}
 	return s
@@ -290,7 +296,7 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 	return fasthttp.RequestConfig{ReadTimeout: 10 * time.Second}
 }
 
-func (s *Server) tokenOK(h *fasthttp.RequestHeader) bool { return s.tokenIndexOf(h) >= 0 }
+func (s *Server) tokenOK(h *fasthttp.RequestHeader) bool { return s.credOf(h) != nil }
 
 // transportError answers what fasthttp could not parse, in the API's JSON.
 func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
@@ -326,6 +332,7 @@ type route struct {
 	pattern string
 	segs    []string
 	public  bool // no bearer token needed
+	limited bool // public, but bounded per source address (LoginsPerMinute)
 	robot   bool // a robot's signature stands for the bearer token
 	methods map[string]handler
 }
@@ -365,11 +372,11 @@ func (s *Server) table() []route {
 		{pattern: "/v1/groups/{name}/members", methods: map[string]handler{"POST": grp(s.addMember)}},
 		{pattern: "/v1/groups/{name}/members/{address}", methods: map[string]handler{"DELETE": grp(s.removeMember)}},
 		{pattern: "/v1/groups/{name}/messages", robot: true, methods: map[string]handler{"POST": grp(s.postToGroup)}},
-		{pattern: "/v1/login", methods: map[string]handler{"POST": s.postLogin}},
+		{pattern: "/v1/login", public: true, limited: true, methods: map[string]handler{"POST": s.postLogin}},
 		{pattern: "/v1/login/{user}", methods: map[string]handler{"DELETE": s.deleteLogins}},
 		{pattern: "/v1/login/{user}/{device}", methods: map[string]handler{"DELETE": s.deleteLogin}},
 		{pattern: "/v1/xmpp/auth", methods: map[string]handler{"POST": s.postXMPPAuth}},
-		{pattern: "/v1/sso/tickets", methods: map[string]handler{"POST": s.postTicket}},
+		{pattern: "/v1/sso/tickets", public: true, limited: true, methods: map[string]handler{"POST": s.postTicket}},
 		{pattern: "/v1/partners/{site}/contacts", methods: map[string]handler{"GET": s.getContacts}},
 		{pattern: "/v1/partners/{site}/posts", methods: map[string]handler{"GET": s.getPosts}},
 	}
@@ -469,10 +476,20 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		fail(ctx, fasthttp.StatusNotFound, "no such endpoint %s", path)
 		return
 	}
-	if !r.public && !s.authorized(ctx) && !(r.robot && s.robotSigned(ctx)) {
-		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="bridge"`)
-		fail(ctx, fasthttp.StatusUnauthorized, "missing or wrong bearer token")
-		return
+	var c *cred
+	if !r.public {
+		src := sourceOf(ctx)
+		if s.fails.spent(src) {
+			ctx.Response.Header.Set("Retry-After", retryAfter(s.fails.per))
+			fail(ctx, fasthttp.StatusTooManyRequests, "too many requests with a missing or wrong token from %s; wait", src)
+			return
+		}
+		if c = s.credOf(&ctx.Request.Header); c == nil && !(r.robot && s.robotSigned(ctx)) {
+			s.fails.take(src)
+			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="bridge"`)
+			fail(ctx, fasthttp.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
 	}
 	h, ok := r.methods[method]
 	if !ok {
@@ -486,6 +503,23 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		fail(ctx, fasthttp.StatusMethodNotAllowed, "%s does not take %s; use %s", r.pattern, method, strings.Join(allow, " or "))
 		return
 	}
+	if c != nil {
+		if need := roleFor(r.pattern, method); !c.roles.has(need) {
+			fail(ctx, fasthttp.StatusForbidden, "%s %s needs the %s role; client %s has %s", method, r.pattern, need, c.name, c.roles)
+			return
+		}
+		if c.lim != nil && !c.lim.Allow() {
+			ctx.Response.Header.Set("Retry-After", retryAfter(c.lim.Limit()))
+			fail(ctx, fasthttp.StatusTooManyRequests, "client %s is over its rate of %g requests a second", c.name, float64(c.lim.Limit()))
+			return
+		}
+		ctx.SetUserValue(credKey, c)
+	}
+	if r.limited && !s.logins.take(sourceOf(ctx)) {
+		ctx.Response.Header.Set("Retry-After", retryAfter(s.logins.per))
+		fail(ctx, fasthttp.StatusTooManyRequests, "too many login or ticket requests from %s; wait", sourceOf(ctx))
+		return
+	}
 	// Only CSV imports may use the larger transport limit.
 	if len(ctx.Request.Body()) > s.cfg.MaxBody && !(r.pattern == "/v1/users" && method == "POST" && isCSV(ctx)) {
 		fail(ctx, fasthttp.StatusRequestEntityTooLarge, "request body larger than %d bytes", s.cfg.MaxBody)
@@ -493,8 +527,6 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	h(ctx, params)
 }
-
-func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool { return s.tokenIndex(ctx) >= 0 }
 
 // robotKey is where a request signed by a robot keeps the robot's name.
 const robotKey = "robot"
@@ -511,30 +543,11 @@ func (s *Server) robotSigned(ctx *fasthttp.RequestCtx) bool {
 	return true
 }
 
-// tokenIndex is the index in Config.Tokens of the request's bearer token,
-// or -1. Every token is compared, so the time says nothing about which.
-func (s *Server) tokenIndex(ctx *fasthttp.RequestCtx) int { return s.tokenIndexOf(&ctx.Request.Header) }
-
-func (s *Server) tokenIndexOf(hdr *fasthttp.RequestHeader) int {
-	h := hdr.Peek("Authorization")
-	tok, ok := strings.CutPrefix(string(h), "Bearer ")
-	if !ok || tok == "" {
-		return -1
-	}
-	found := -1
-	for i, t := range s.cfg.Tokens {
-		if subtle.ConstantTimeCompare([]byte(t), []byte(tok)) == 1 {
-			found = i
-		}
-	}
-	return found
-}
-
-// client names the client of an authorized request by its token, without
-// the token: its Idempotency-Keys are its own, apart from other clients'.
+// client names the client of an authorized request, without its token:
+// its Idempotency-Keys are its own, apart from other clients'.
 func (s *Server) client(ctx *fasthttp.RequestCtx) string {
-	if i := s.tokenIndex(ctx); i >= 0 {
-		return s.clients[i]
+	if c := requestCred(ctx); c != nil {
+		return c.name
 	}
 	return ""
 }
@@ -790,6 +803,11 @@ func (s *Server) getMessage(ctx *fasthttp.RequestCtx, p []string) {
 	case err != nil:
 		s.log.Warn("api message state", "id", id, "err", err)
 		fail(ctx, fasthttp.StatusServiceUnavailable, "store: %v", err)
+		return
+	}
+	// A client that may only read its own messages learns nothing of others'.
+	if c := requestCred(ctx); c != nil && c.roles&roleAdmin == 0 && (rec.Msg.Origin.Kind != msg.FromAPI || rec.Msg.Origin.Account != c.name) {
+		fail(ctx, fasthttp.StatusNotFound, "no message %s", id)
 		return
 	}
 	v := MessageView{ID: rec.Msg.ID, From: string(rec.Msg.From), To: string(rec.Msg.To), State: rec.State.String(), Expires: rec.Msg.Expires, Events: []EventView{}}

@@ -416,9 +416,18 @@ func (b *Bridge) buildAPI() error {
 		Domain: cfg.SIPDomain, Directory: b.dir, Provision: b.prov, Presence: b.pres,
 		Logins: b.lg.auth, Tickets: b.lg.issuer, Partners: b.lg.partners,
 		XMPPLogin: b.xmppLogin, Accounts: b.fusion, Groups: b.groups, RobotAuth: b.robotAuth(), ReportURL: cfg.DLRURL,
-		HeaderTimeout: cfg.PreauthTimeout,
+		HeaderTimeout: cfg.PreauthTimeout, Clients: apiClients(cfg.APIClients),
+		LoginsPerMinute: cfg.LoginsPerMinute, AuthFailuresPerMinute: cfg.AuthFailuresPerMinute, MaxConnsPerSource: cfg.HTTPConnsPerSource,
 	}, b.in, b.db)
 	return nil
+}
+
+func apiClients(cs []config.APIClient) []api.Client {
+	out := make([]api.Client, len(cs))
+	for i, c := range cs {
+		out[i] = api.Client{Name: c.Name, Roles: c.Roles, Rate: c.Rate, Token: c.Token}
+	}
+	return out
 }
 
 // readiness is nil when the bridge can do its work: the store takes

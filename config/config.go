@@ -47,8 +47,14 @@ type Config struct {
 	SMPPAccounts []Account
 	SIPUsers     []SIPUser
 	APITokens    []string
-	DLRURL       string // default report URL of HTTP senders asking for a receipt; "" = none
-	DLRSecret    string // signs delivery reports; "" = unsigned
+	APIClients   []APIClient
+	// LoginsPerMinute, AuthFailuresPerMinute and HTTPConnsPerSource bound
+	// what one source address may do to the HTTP API.
+	LoginsPerMinute       int
+	AuthFailuresPerMinute int
+	HTTPConnsPerSource    int
+	DLRURL                string // default report URL of HTTP senders asking for a receipt; "" = none
+	DLRSecret             string // signs delivery reports; "" = unsigned
 
 	OpenRegistration bool
 	OutboundProxy    string
@@ -164,6 +170,14 @@ func (r SMSRoute) String() string {
 
 // Account is an SMPP account allowed to bind.
 type Account struct{ SystemID, Password string }
+
+// APIClient is an HTTP API client with its own token, roles and rate.
+type APIClient struct {
+	Name  string
+	Roles []string // send, read, provision, admin
+	Rate  float64  // requests a second; 0 = unlimited
+	Token string
+}
 
 // SIPUser is a SIP user with HA1 = md5(user:realm:password), lower-case hex.
 type SIPUser struct{ User, HA1 string }
@@ -442,6 +456,16 @@ func (c *Config) validate() []error {
 	}
 	if c.ReassemblyWait <= 0 {
 		errs = append(errs, errors.New("--reassembly-timeout must be positive"))
+	}
+	if c.LoginsPerMinute < 0 || c.AuthFailuresPerMinute < 0 || c.HTTPConnsPerSource < 0 {
+		errs = append(errs, errors.New("--api-logins-per-minute, --api-auth-failures-per-minute and --http-conns-per-source must not be negative"))
+	}
+	seen := map[string]bool{}
+	for _, cl := range c.APIClients {
+		if seen[cl.Name] {
+			errs = append(errs, fmt.Errorf("--api-client %q is given twice", cl.Name))
+		}
+		seen[cl.Name] = true
 	}
 	if c.SMPPMaxSessions < 1 || c.PreauthMax < 1 || c.PreauthPerSource < 1 || c.PreauthTimeout <= 0 {
 		errs = append(errs, errors.New("--smpp-max-sessions, --preauth-max and --preauth-per-source must be at least 1, --preauth-timeout positive"))

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,6 +67,13 @@ var options = []option{
 		parseSIPUser, func(u SIPUser) string { return u.User + ":" + u.HA1 }),
 	withMask(list("api-token", "bearer token accepted by the HTTP API /v1 (repeatable; none = /v1 refuses everyone)", true, func(c *Config) *[]string { return &c.APITokens },
 		func(v string) (string, error) { return v, nil }, func(v string) string { return v }), func(string) string { return "****" }),
+	withMask(list("api-client", "HTTP API client NAME:ROLES:RATE:TOKEN: ROLES joined by + from send, read (its own messages), provision, admin; RATE requests a second (0 = unlimited) (repeatable)", true, func(c *Config) *[]APIClient { return &c.APIClients },
+		parseAPIClient, func(a APIClient) string {
+			return a.Name + ":" + strings.Join(a.Roles, "+") + ":" + strconv.FormatFloat(a.Rate, 'g', -1, 64) + ":" + a.Token
+		}), maskAPIClient),
+	integer("api-logins-per-minute", "30", "logins and SSO ticket requests (public, they carry a password) one source address may make a minute; 0 = unbounded", func(c *Config) *int { return &c.LoginsPerMinute }),
+	integer("api-auth-failures-per-minute", "20", "API requests with a missing or wrong token one source address may make a minute before all its requests get 429; 0 = unbounded", func(c *Config) *int { return &c.AuthFailuresPerMinute }),
+	integer("http-conns-per-source", "128", "open HTTP connections from one source address; 0 = unbounded", func(c *Config) *int { return &c.HTTPConnsPerSource }),
 	str("dlr-url", "", "where delivery reports of HTTP-sent messages that ask for a receipt go when the request names no dlr_url: an http(s) URL (\"\" = none)", func(c *Config) *string { return &c.DLRURL }, checkReportURL),
 	withMask(option{name: "dlr-secret", help: "key of the HMAC-SHA256 signature (X-Bridge-Signature) on every delivery report (\"\" = unsigned)", secret: true, quoted: true,
 		bind: func(c *Config) value { return stringValue{&c.DLRSecret, nil} }}, func(string) string { return "****" }),
@@ -441,6 +449,45 @@ func ParseSMSC(u string) (SMSC, error) {
 		return SMSC{}, fmt.Errorf("host:port: %w", err)
 	}
 	return SMSC{Addr: hostport, SystemID: id, Password: pw, TLS: useTLS}, nil
+}
+
+var clientName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+func parseAPIClient(v string) (APIClient, error) {
+	parts := strings.SplitN(v, ":", 4)
+	bad := func(why string) (APIClient, error) {
+		return APIClient{}, fmt.Errorf("%q: want NAME:ROLES:RATE:TOKEN: %s", maskAPIClient(v), why)
+	}
+	if len(parts) != 4 {
+		return bad("four fields")
+	}
+	c := APIClient{Name: parts[0], Token: parts[3]}
+	if !clientName.MatchString(c.Name) {
+		return bad("a name of letters, digits, '.', '_' or '-'")
+	}
+	for _, r := range strings.Split(parts[1], "+") {
+		if !slices.Contains([]string{"send", "read", "provision", "admin"}, r) {
+			return bad(fmt.Sprintf("role %q is none of send, read, provision, admin", r))
+		}
+		c.Roles = append(c.Roles, r)
+	}
+	rate, err := strconv.ParseFloat(parts[2], 64)
+	if err != nil || rate < 0 || math.IsInf(rate, 0) || math.IsNaN(rate) {
+		return bad("a rate of requests a second, 0 or more")
+	}
+	c.Rate = rate
+	if len(c.Token) < 16 {
+		return bad("a token of at least 16 characters")
+	}
+	return c, nil
+}
+
+func maskAPIClient(s string) string {
+	if strings.Count(s, ":") >= 3 {
+		parts := strings.SplitN(s, ":", 4)
+		return strings.Join(parts[:3], ":") + ":****"
+	}
+	return "****"
 }
 
 func parseAccount(v string) (Account, error) {

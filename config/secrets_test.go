@@ -17,6 +17,7 @@ var secretExamples = map[string]struct{ value, secret, malformed string }{
 	"smpp-account":  {"esme9:AcctPw", "AcctPw", "esme9:AcctPwFarTooLong"},
 	"sip-user":      {"alice:" + HA1("alice", "localhost", "pw"), HA1("alice", "localhost", "pw"), "alice:NotAnHA1Secret"},
 	"api-token":     {"TokenXyz123", "TokenXyz123", ""},
+	"api-client":    {"shop:send+read:5:ClientTokenAbc123", "ClientTokenAbc123", "shop:send+fly:5:ClientTokenAbc123"},
 	"xmpp-secret":   {"XmppSecret9", "XmppSecret9", ""},
 	"dlr-secret":    {"DlrSecret77", "DlrSecret77", ""},
 	"robot-webhook": {"bot:HookSecret@http://127.0.0.1:9/x", "HookSecret", "bot:HookSecret@ftp://127.0.0.1/x"},
