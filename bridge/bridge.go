@@ -283,7 +283,7 @@ func (b *Bridge) observeFinal(m *msg.Message, o msg.Outcome) {
 }
 
 func (b *Bridge) buildLogins() error {
-	lg, err := buildLogins(b.cfg, b.dir.HA1, b.db, b.dir, b.log)
+	lg, err := buildLogins(b.cfg, b.dir.HA1, b.dir.HA1SHA256, b.db, b.dir, b.log)
 	b.lg = lg
 	return err
 }
@@ -354,6 +354,7 @@ func (b *Bridge) buildSIP() error {
 		// The directory's users, then SIP passwords issued to the devices
 		// of partner and social logins by /v1/login.
 		HA1: b.lg.auth.HA1, Issued: b.lg.auth.Issued,
+		HA1SHA256: b.lg.auth.HA1SHA256, IssuedSHA256: b.lg.auth.IssuedSHA256,
 		OutboundProxy: cfg.OutboundProxy, MessageTimeout: cfg.IMTimeout, MinExpires: cfg.SIPMinExpires,
 		ReginfoFrom: cfg.ReginfoFrom,
 		MaxPreauth:  cfg.PreauthMax, MaxPreauthPerSource: cfg.PreauthPerSource, PreauthTimeout: cfg.PreauthTimeout,

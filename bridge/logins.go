@@ -20,7 +20,7 @@ type logins struct {
 
 // The KV keeps used social tokens and issued SIP passwords across restarts;
 // users holds the users external logins create.
-func buildLogins(cfg *config.Config, ordinaryHA1 func(string) (string, bool), kv login.KV, users login.UserStore, log *slog.Logger) (*logins, error) {
+func buildLogins(cfg *config.Config, ordinaryHA1, ordinaryHA1SHA256 func(string) (string, bool), kv login.KV, users login.UserStore, log *slog.Logger) (*logins, error) {
 	l := &logins{}
 	if len(cfg.PartnerSites) > 0 {
 		sites := make([]login.Site, len(cfg.PartnerSites))
@@ -69,8 +69,8 @@ func buildLogins(cfg *config.Config, ordinaryHA1 func(string) (string, bool), kv
 	}
 	auth, err := login.New(login.Config{
 		Domain:      cfg.SIPDomain,
-		OrdinaryHA1: ordinaryHA1,
-		Partners:    l.partners, Social: social, Users: users,
+		OrdinaryHA1: ordinaryHA1, OrdinaryHA1SHA256: ordinaryHA1SHA256,
+		Partners: l.partners, Social: social, Users: users,
 		Credentials: creds,
 		Logger:      log.With("part", "login"),
 	})

@@ -179,8 +179,10 @@ type APIClient struct {
 	Token string
 }
 
-// SIPUser is a SIP user with HA1 = md5(user:realm:password), lower-case hex.
-type SIPUser struct{ User, HA1 string }
+// SIPUser is a SIP user with HA1 = md5(user:realm:password), lower-case
+// hex, and optionally HA1SHA256 = sha256(user:realm:password) for SHA-256
+// digest (RFC 8760).
+type SIPUser struct{ User, HA1, HA1SHA256 string }
 
 // Alphabet of outgoing SMS.
 type Alphabet string
@@ -244,11 +246,15 @@ func (c *Config) Accounts() map[string]string {
 	return m
 }
 
-// Users returns SIP users as user → HA1.
+// Users returns SIP users as user → HA1, or HA1:HA1SHA256 for those with
+// a SHA-256 credential (the directory's static form).
 func (c *Config) Users() map[string]string {
 	m := make(map[string]string, len(c.SIPUsers))
 	for _, u := range c.SIPUsers {
 		m[u.User] = u.HA1
+		if u.HA1SHA256 != "" {
+			m[u.User] += ":" + u.HA1SHA256
+		}
 	}
 	return m
 }

@@ -63,8 +63,13 @@ var options = []option{
 		parseAccount, func(a Account) string { return a.SystemID + ":" + a.Password }),
 	{name: "sms-route", help: "where SMS leaves the bridge: smsc (submit_sm upstream) or esme:SYSTEM_ID (deliver_sm to that bound receiver); default smsc when --smsc is set", quoted: true,
 		bind: func(c *Config) value { return routeValue{&c.SMSRoute} }},
-	list("sip-user", "SIP user USER:HA1 with HA1=md5(USER:DOMAIN:PASSWORD) (repeatable)", true, func(c *Config) *[]SIPUser { return &c.SIPUsers },
-		parseSIPUser, func(u SIPUser) string { return u.User + ":" + u.HA1 }),
+	list("sip-user", "SIP user USER:HA1[:HA1SHA256] with HA1=md5(USER:DOMAIN:PASSWORD), HA1SHA256=sha256(USER:DOMAIN:PASSWORD) for SHA-256 digest (repeatable)", true, func(c *Config) *[]SIPUser { return &c.SIPUsers },
+		parseSIPUser, func(u SIPUser) string {
+			if u.HA1SHA256 != "" {
+				return u.User + ":" + u.HA1 + ":" + u.HA1SHA256
+			}
+			return u.User + ":" + u.HA1
+		}),
 	withMask(list("api-token", "bearer token accepted by the HTTP API /v1 (repeatable; none = /v1 refuses everyone)", true, func(c *Config) *[]string { return &c.APITokens },
 		func(v string) (string, error) { return v, nil }, func(v string) string { return v }), func(string) string { return "****" }),
 	withMask(list("api-client", "HTTP API client NAME:ROLES:RATE:TOKEN: ROLES joined by + from send, read (its own messages), provision, admin; RATE requests a second (0 = unlimited) (repeatable)", true, func(c *Config) *[]APIClient { return &c.APIClients },
@@ -500,10 +505,13 @@ func parseAccount(v string) (Account, error) {
 
 func parseSIPUser(v string) (SIPUser, error) {
 	user, ha1, ok := strings.Cut(v, ":")
-	if _, err := hex.DecodeString(ha1); !ok || user == "" || len(ha1) != 32 || err != nil {
-		return SIPUser{}, fmt.Errorf("%q: want USER:HA1 with a 32-hex-digit HA1", maskAfterColon(v))
+	ha1, s256, both := strings.Cut(ha1, ":")
+	_, err := hex.DecodeString(ha1)
+	_, err2 := hex.DecodeString(s256)
+	if !ok || user == "" || len(ha1) != 32 || err != nil || both && (len(s256) != 64 || err2 != nil) {
+		return SIPUser{}, fmt.Errorf("%q: want USER:HA1[:HA1SHA256] with a 32-hex-digit HA1 and a 64-hex-digit HA1SHA256", maskAfterColon(v))
 	}
-	return SIPUser{user, strings.ToLower(ha1)}, nil
+	return SIPUser{user, strings.ToLower(ha1), strings.ToLower(s256)}, nil
 }
 
 func parsePartnerSite(v string) (PartnerSite, error) {

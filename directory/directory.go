@@ -3,6 +3,7 @@ package directory
 import (
 	"context"
 	"crypto/md5"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -102,11 +103,12 @@ type Person = msg.Person
 // of Password and HA1; neither keeps the current credential on replace (none
 // for a new user: it cannot REGISTER but still resolves).
 type UserSpec struct {
-	Name     string `json:"name"`
-	Password string `json:"password,omitempty"` // hashed to HA1 at once, never stored
-	HA1      string `json:"ha1,omitempty"`      // md5(name:domain:password), 32 hex
-	MSISDN   string `json:"msisdn,omitempty"`   // any form ParseAddress takes for a number
-	Display  string `json:"display,omitempty"`
+	Name      string `json:"name"`
+	Password  string `json:"password,omitempty"`   // hashed to HA1 at once, never stored
+	HA1       string `json:"ha1,omitempty"`        // md5(name:domain:password), 32 hex
+	HA1SHA256 string `json:"ha1_sha256,omitempty"` // sha256(name:domain:password), 64 hex; with HA1 only
+	MSISDN    string `json:"msisdn,omitempty"`     // any form ParseAddress takes for a number
+	Display   string `json:"display,omitempty"`
 	// Offline is what happens to a message for the user while they are
 	// online nowhere: OfflineHold ("" too) keeps it until they come
 	// online; OfflineSMS sends it to their number as SMS.
@@ -175,6 +177,7 @@ type recCold struct {
 	created int64 // unix nanoseconds
 	updated int64
 	ha1     [16]byte
+	ha1s256 *[32]byte // the SHA-256 digest credential (RFC 8760), when the user has one
 	// offlineSMS: messages for the user go to their number as SMS while
 	// they are online nowhere (else they are held).
 	offlineSMS bool
@@ -223,6 +226,13 @@ func (r *rec) ha1Hex() string {
 		return ""
 	}
 	return hex.EncodeToString(r.cold.ha1[:])
+}
+
+func (r *rec) ha1SHA256Hex() string {
+	if r.cold.ha1s256 == nil {
+		return ""
+	}
+	return hex.EncodeToString(r.cold.ha1s256[:])
 }
 
 // has reports whether key is one of r's addresses.
@@ -351,6 +361,7 @@ type userRec struct {
 	Kind    string        `json:"kind"`
 	Display string        `json:"display,omitempty"`
 	HA1     string        `json:"ha1,omitempty"`
+	HA1S256 string        `json:"ha1_sha256,omitempty"`
 	Offline string        `json:"offline,omitempty"` // "" = hold
 	Bound   []msg.Address `json:"addrs,omitempty"`   // the own AOR is derived from the name, not stored
 	Created time.Time     `json:"created"`
@@ -358,7 +369,7 @@ type userRec struct {
 }
 
 func (r *rec) stored() userRec {
-	u := userRec{Name: r.p.Name, Kind: r.kind.String(), Display: r.cold.display, HA1: r.ha1Hex(), Bound: r.bound()}
+	u := userRec{Name: r.p.Name, Kind: r.kind.String(), Display: r.cold.display, HA1: r.ha1Hex(), HA1S256: r.ha1SHA256Hex(), Bound: r.bound()}
 	if r.cold.offlineSMS {
 		u.Offline = OfflineSMS
 	}
@@ -556,6 +567,11 @@ func (d *Directory) fromStored(u userRec) (*rec, error) {
 			return nil, err
 		}
 	}
+	if u.HA1S256 != "" {
+		if err := r.setHA1SHA256(u.HA1S256); err != nil {
+			return nil, err
+		}
+	}
 	if !u.Created.IsZero() {
 		r.cold.created = u.Created.UnixNano()
 	}
@@ -581,6 +597,15 @@ func (r *rec) setHA1(h string) error {
 	}
 	copy(r.cold.ha1[:], b)
 	r.hasHA1 = true
+	return nil
+}
+
+func (r *rec) setHA1SHA256(h string) error {
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) != 32 {
+		return fmt.Errorf("%w: ha1_sha256 must be 64 hex digits (sha256 of name:domain:password)", ErrInvalid)
+	}
+	r.cold.ha1s256 = (*[32]byte)(b)
 	return nil
 }
 
@@ -751,8 +776,14 @@ func (d *Directory) Reload(static map[string]string) error {
 			return fmt.Errorf("static user %q: %w", raw, err)
 		}
 		r := newDraft(name, kStatic)
-		if err := r.setHA1(strings.ToLower(h)); err != nil {
+		md5, s256, both := strings.Cut(strings.ToLower(h), ":")
+		if err := r.setHA1(md5); err != nil {
 			return fmt.Errorf("static user %q: %w", raw, err)
+		}
+		if both {
+			if err := r.setHA1SHA256(s256); err != nil {
+				return fmt.Errorf("static user %q: %w", raw, err)
+			}
 		}
 		r = r.withAddrs(aor, nil)
 		if _, dup := st.byAddr[aor]; dup {
@@ -768,7 +799,7 @@ func (d *Directory) Reload(static map[string]string) error {
 	d.wmu.Unlock()
 	var changed []string
 	for n, r := range st.byName {
-		if o, ok := old.byName[n]; !ok || o.cold.ha1 != r.cold.ha1 {
+		if o, ok := old.byName[n]; !ok || o.cold.ha1 != r.cold.ha1 || o.ha1SHA256Hex() != r.ha1SHA256Hex() {
 			changed = append(changed, n)
 		}
 	}
@@ -826,6 +857,13 @@ func (d *Directory) Domain() string { return d.domain }
 // Len is the number of users, static ones included.
 func (d *Directory) Len() int {
 	return int(d.nUsers.Load()) + len(d.static.Load().byName)
+}
+
+// HA1SHA256Of computes sha256(user:realm:password) as hex, the SHA-256
+// digest credential (RFC 8760).
+func HA1SHA256Of(user, realm, password string) string {
+	h := sha256.Sum256([]byte(user + ":" + realm + ":" + password))
+	return hex.EncodeToString(h[:])
 }
 
 // HA1Of computes md5(user:realm:password) as hex, the only form in which a

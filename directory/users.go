@@ -113,6 +113,21 @@ func (d *Directory) HA1(name string) (string, bool) {
 	return r.ha1Hex(), true
 }
 
+// HA1SHA256 is the SHA-256 digest lookup (RFC 8760) for the SIP layer:
+// users given a password since the bridge kept SHA-256 credentials, or a
+// SHA-256 HA1, have one.
+func (d *Directory) HA1SHA256(name string) (string, bool) {
+	n, err := NormalizeName(name)
+	if err != nil {
+		return "", false
+	}
+	r, _ := d.get(n)
+	if r == nil || r.cold.ha1s256 == nil {
+		return "", false
+	}
+	return r.ha1SHA256Hex(), true
+}
+
 // CheckPassword tells whether password is the user's SIP password (for
 // HTTP logins), comparing HA1s in constant time. The HA1 is computed with
 // the canonical name (a static user's: the name as configured).
@@ -164,8 +179,10 @@ func (d *Directory) build(name string, spec UserSpec, old *rec) (*rec, error) {
 		return nil, invalid("display name is not valid UTF-8")
 	}
 	switch {
-	case spec.Password != "" && spec.HA1 != "":
-		return nil, invalid("give password or ha1, not both")
+	case spec.Password != "" && (spec.HA1 != "" || spec.HA1SHA256 != ""):
+		return nil, invalid("give password or ha1 (and ha1_sha256), not both")
+	case spec.HA1SHA256 != "" && spec.HA1 == "":
+		return nil, invalid("ha1_sha256 needs ha1 too, for clients that only know MD5")
 	case spec.Password != "":
 		if len(spec.Password) > 128 {
 			return nil, invalid("password is longer than 128 bytes")
@@ -173,9 +190,20 @@ func (d *Directory) build(name string, spec UserSpec, old *rec) (*rec, error) {
 		if err := r.setHA1(HA1Of(name, d.opts.Domain, spec.Password)); err != nil {
 			return nil, err
 		}
+		if err := r.setHA1SHA256(HA1SHA256Of(name, d.opts.Domain, spec.Password)); err != nil {
+			return nil, err
+		}
 	case spec.HA1 != "":
 		if err := r.setHA1(strings.ToLower(spec.HA1)); err != nil {
 			return nil, err
+		}
+		// A new MD5 credential without its SHA-256 one leaves none of the
+		// old password behind.
+		r.cold.ha1s256 = nil
+		if spec.HA1SHA256 != "" {
+			if err := r.setHA1SHA256(strings.ToLower(spec.HA1SHA256)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if m := strings.TrimSpace(spec.MSISDN); m != "" {

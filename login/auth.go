@@ -18,8 +18,10 @@ var ErrBadPassword = errors.New("login: wrong user name or password")
 type Config struct {
 	Domain      string                                  // the bridge's SIP domain, also the digest realm
 	OrdinaryHA1 func(user string) (ha1 string, ok bool) // the bridge's own users (config.Users())
-	Partners    *Partners
-	Social      *SocialAccounts
+	// OrdinaryHA1SHA256 is their SHA-256 digest credential (RFC 8760); nil = none.
+	OrdinaryHA1SHA256 func(user string) (ha1 string, ok bool)
+	Partners          *Partners
+	Social            *SocialAccounts
 	// Users names and creates the IM users of partner and social accounts
 	// (the bridge's directory); nil = NewMemoryUsers().
 	Users       UserStore
@@ -181,6 +183,22 @@ func (a *Authenticator) HA1(user string) (string, bool) {
 		return "", false
 	}
 	return a.cfg.OrdinaryHA1(user)
+}
+
+// HA1SHA256 is HA1 for SHA-256 digest (sip.Config.HA1SHA256).
+func (a *Authenticator) HA1SHA256(user string) (string, bool) {
+	if a.cfg.OrdinaryHA1SHA256 == nil {
+		return "", false
+	}
+	return a.cfg.OrdinaryHA1SHA256(user)
+}
+
+// IssuedSHA256 is Issued for SHA-256 digest (sip.Config.IssuedSHA256).
+func (a *Authenticator) IssuedSHA256(user string) []string {
+	if a.cfg.Credentials == nil {
+		return nil
+	}
+	return a.cfg.Credentials.IssuedSHA256(user)
 }
 
 // Issued returns the HA1s of user's live issued SIP passwords, one per

@@ -76,6 +76,7 @@ type Credentials struct {
 
 type issued struct {
 	ha1      string
+	ha1s256  string // "" for a credential stored before SHA-256 ones were kept
 	iat, exp time.Time
 }
 
@@ -111,7 +112,7 @@ func NewCredentials(cfg CredentialsConfig) (*Credentials, error) {
 			stale = append(stale, append([]byte(nil), key...))
 			return nil
 		}
-		c.insertLocked(user, device, issued{ha1: r.HA1, iat: time.Unix(0, r.Issued), exp: time.Unix(0, r.Expires)})
+		c.insertLocked(user, device, issued{ha1: r.HA1, ha1s256: r.HA1S256, iat: time.Unix(0, r.Issued), exp: time.Unix(0, r.Expires)})
 		return nil
 	})
 	if err != nil {
@@ -204,7 +205,7 @@ func (c *Credentials) Issue(ctx context.Context, user, device string) (Credentia
 	}
 	pw := base64.RawURLEncoding.EncodeToString(rnd[:])
 	now := c.cfg.Now()
-	e := issued{ha1: HA1(user, c.cfg.Realm, pw), iat: now, exp: now.Add(c.cfg.TTL)}
+	e := issued{ha1: HA1(user, c.cfg.Realm, pw), ha1s256: HA1SHA256(user, c.cfg.Realm, pw), iat: now, exp: now.Add(c.cfg.TTL)}
 
 	l := c.lock(user, device)
 	l.Lock()
@@ -225,7 +226,7 @@ func (c *Credentials) Issue(ctx context.Context, user, device string) (Credentia
 
 	var err error
 	if c.cfg.Store != nil {
-		rec := credRecord{HA1: e.ha1, Realm: c.cfg.Realm, Issued: e.iat.UnixNano(), Expires: e.exp.UnixNano()}
+		rec := credRecord{HA1: e.ha1, HA1S256: e.ha1s256, Realm: c.cfg.Realm, Issued: e.iat.UnixNano(), Expires: e.exp.UnixNano()}
 		err = c.cfg.Store.Put(ctx, credKey(user, device), rec.encode())
 	}
 	c.mu.Lock()
@@ -346,7 +347,12 @@ func (c *Credentials) RevokeAll(ctx context.Context, user string) error {
 
 // Issued returns the HA1s (for Realm) of user's live credentials, one per
 // device: what sip.Config.Issued and mcp.Config.Issued take.
-func (c *Credentials) Issued(user string) []string {
+func (c *Credentials) Issued(user string) []string { return c.issued(user, false) }
+
+// IssuedSHA256 is Issued for SHA-256 digest (RFC 8760).
+func (c *Credentials) IssuedSHA256(user string) []string { return c.issued(user, true) }
+
+func (c *Credentials) issued(user string, sha256 bool) []string {
 	now := c.cfg.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -356,8 +362,12 @@ func (c *Credentials) Issued(user string) []string {
 	}
 	out := make([]string, 0, len(d))
 	for _, e := range d {
-		if now.Before(e.exp) {
+		switch {
+		case !now.Before(e.exp):
+		case !sha256:
 			out = append(out, e.ha1)
+		case e.ha1s256 != "":
+			out = append(out, e.ha1s256)
 		}
 	}
 	return out

@@ -2,6 +2,7 @@ package login
 
 import (
 	"crypto/md5"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"strings"
@@ -27,6 +28,13 @@ type DigestParams struct {
 
 // HA1 is md5(user:realm:password) in lower-case hex.
 func HA1(user, realm, password string) string { return md5hex(user + ":" + realm + ":" + password) }
+
+// HA1SHA256 is sha256(user:realm:password) in lower-case hex: the
+// credential of SHA-256 digest (RFC 8760).
+func HA1SHA256(user, realm, password string) string {
+	h := sha256.Sum256([]byte(user + ":" + realm + ":" + password))
+	return hex.EncodeToString(h[:])
+}
 
 func md5hex(s string) string {
 	h := md5.Sum([]byte(s))

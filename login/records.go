@@ -39,10 +39,11 @@ func decodeSocialRecord(val []byte) (time.Time, error) {
 // Issued SIP credential: key kvCredPrefix + user 0x00 device, value credRecord
 // as JSON. The password is never stored, only its HA1 for Realm.
 type credRecord struct {
-	HA1     string `json:"ha1"`   // lower-case hex md5(user:realm:password)
-	Realm   string `json:"realm"` // the realm HA1 is for
-	Issued  int64  `json:"iat"`   // Unix nanoseconds
-	Expires int64  `json:"exp"`   // Unix nanoseconds
+	HA1     string `json:"ha1"`                  // lower-case hex md5(user:realm:password)
+	HA1S256 string `json:"ha1_sha256,omitempty"` // lower-case hex sha256(user:realm:password)
+	Realm   string `json:"realm"`                // the realm HA1 is for
+	Issued  int64  `json:"iat"`                  // Unix nanoseconds
+	Expires int64  `json:"exp"`                  // Unix nanoseconds
 }
 
 func (r credRecord) encode() []byte {
@@ -55,7 +56,7 @@ func decodeCredRecord(val []byte) (credRecord, error) {
 	if err := json.Unmarshal(val, &r); err != nil {
 		return credRecord{}, fmt.Errorf("%w: credential: %v", errBadRecord, err)
 	}
-	if !isLowerHex(r.HA1, 32) || r.Realm == "" || r.Issued <= 0 || r.Expires <= 0 {
+	if !isLowerHex(r.HA1, 32) || r.HA1S256 != "" && !isLowerHex(r.HA1S256, 64) || r.Realm == "" || r.Issued <= 0 || r.Expires <= 0 {
 		return credRecord{}, fmt.Errorf("%w: credential %q", errBadRecord, clip(val))
 	}
 	return r, nil

@@ -113,7 +113,12 @@ func parseDigest(v string) (credentials, error) {
 	if c.Username == "" || c.Nonce == "" || c.Response == "" || c.URI == "" {
 		return c, errors.New("digest credentials miss username, nonce, uri or response")
 	}
-	if c.Algorithm != "" && !strings.EqualFold(c.Algorithm, "MD5") {
+	switch {
+	case c.Algorithm == "" || strings.EqualFold(c.Algorithm, "MD5"):
+		c.Algorithm = "MD5"
+	case strings.EqualFold(c.Algorithm, "SHA-256"):
+		c.Algorithm = "SHA-256"
+	default:
 		return c, fmt.Errorf("digest algorithm %q not supported", c.Algorithm)
 	}
 	if c.QOP != "" && c.QOP != "auth" {
@@ -171,18 +176,35 @@ func (n nonces) check(nonce string) error {
 	return nil
 }
 
-// digestResponse computes the expected response (RFC 2617 §3.2.2.1) from HA1.
+// digestResponse computes the expected response (RFC 2617 §3.2.2.1, with
+// SHA-256 in place of MD5 per RFC 8760) from HA1.
 func digestResponse(ha1, method string, c credentials) string {
-	ha2 := md5hex(method + ":" + c.URI)
-	if c.QOP == "auth" {
-		return md5hex(ha1 + ":" + c.Nonce + ":" + c.NC + ":" + c.CNonce + ":auth:" + ha2)
+	h := md5hex
+	if c.Algorithm == "SHA-256" {
+		h = sha256hex
 	}
-	return md5hex(ha1 + ":" + c.Nonce + ":" + ha2)
+	ha2 := h(method + ":" + c.URI)
+	if c.QOP == "auth" {
+		return h(ha1 + ":" + c.Nonce + ":" + c.NC + ":" + c.CNonce + ":auth:" + ha2)
+	}
+	return h(ha1 + ":" + c.Nonce + ":" + ha2)
 }
 
 func md5hex(s string) string {
 	h := md5.Sum([]byte(s))
 	return hex.EncodeToString(h[:])
+}
+
+func sha256hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// lookups are the credential lookups of one digest algorithm: the user's
+// own HA1, then the HA1s issued to their devices. Either may be nil.
+type lookups struct {
+	ha1    func(string) (string, bool)
+	issued func(string) []string
 }
 
 // verify checks an Authorization header value for method against realm and
@@ -191,7 +213,7 @@ func md5hex(s string) string {
 // compared in constant time and all of them are compared, so the time
 // tells nothing about which one matched. It returns the authenticated
 // username.
-func (n nonces) verify(header, method, realm string, ha1 func(string) (string, bool), issued func(string) []string) (string, error) {
+func (n nonces) verify(header, method, realm string, md5, sha256 lookups) (string, error) {
 	if header == "" {
 		return "", errNoCredentials
 	}
@@ -201,6 +223,10 @@ func (n nonces) verify(header, method, realm string, ha1 func(string) (string, b
 	}
 	if c.Realm != realm {
 		return "", fmt.Errorf("authorization: realm %q is not %q: %w", c.Realm, realm, errBadResponse)
+	}
+	ha1, issued := md5.ha1, md5.issued
+	if c.Algorithm == "SHA-256" {
+		ha1, issued = sha256.ha1, sha256.issued
 	}
 	var match, known bool
 	if ha1 != nil {
@@ -238,9 +264,9 @@ func digestMatches(secret, method string, c credentials) bool {
 	return subtle.ConstantTimeCompare([]byte(want), []byte(c.Response)) == 1
 }
 
-// challenge renders a WWW-Authenticate value.
-func (n nonces) challenge(realm string, stale bool) string {
-	v := `Digest realm="` + realm + `", nonce="` + n.issue() + `", algorithm=MD5, qop="auth"`
+// challenge renders a WWW-Authenticate value for algorithm (MD5 or SHA-256).
+func (n nonces) challenge(realm, algorithm string, stale bool) string {
+	v := `Digest realm="` + realm + `", nonce="` + n.issue() + `", algorithm=` + algorithm + `, qop="auth"`
 	if stale {
 		v += ", stale=true"
 	}

@@ -71,7 +71,7 @@ func BenchmarkDigestVerify(b *testing.B) {
 	h := `Digest username="alice", realm="example.test", nonce="` + c.Nonce + `", uri="sip:example.test", response="` + c.Response + `", qop=auth, nc=00000001, cnonce="abc", algorithm=MD5`
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := n.verify(h, "REGISTER", "example.test", lookup, nil); err != nil {
+		if _, err := n.verify(h, "REGISTER", "example.test", lookups{ha1: lookup}, lookups{}); err != nil {
 			b.Fatal(err)
 		}
 	}

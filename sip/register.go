@@ -50,14 +50,22 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction, aor ms
 	if h := req.GetHeader("Authorization"); h != nil {
 		hv = h.Value()
 	}
-	user, err := s.nonces.verify(hv, string(req.Method), s.cfg.Domain, s.cfg.HA1, s.cfg.Issued)
+	user, err := s.nonces.verify(hv, string(req.Method), s.cfg.Domain,
+		lookups{s.cfg.HA1, s.cfg.Issued}, lookups{s.cfg.HA1SHA256, s.cfg.IssuedSHA256})
 	if err != nil {
 		stale := errors.Is(err, errStaleNonce)
 		if !errors.Is(err, errNoCredentials) {
 			s.log.Debug("sip auth failed", "method", req.Method, "call_id", callID(req), "source", req.Source(), "err", err)
 		}
-		s.reply(tx, req, 401, "Unauthorized",
-			sip.NewHeader("WWW-Authenticate", s.nonces.challenge(s.cfg.Domain, stale)))
+		md5 := sip.NewHeader("WWW-Authenticate", s.nonces.challenge(s.cfg.Domain, "MD5", stale))
+		// SHA-256 first, the preferred one (RFC 8760 §2.4), only to a user
+		// who has a SHA-256 credential: a UA takes the first it supports.
+		if s.hasSHA256(aor) {
+			s.reply(tx, req, 401, "Unauthorized",
+				sip.NewHeader("WWW-Authenticate", s.nonces.challenge(s.cfg.Domain, "SHA-256", stale)), md5)
+			return false
+		}
+		s.reply(tx, req, 401, "Unauthorized", md5)
 		return false
 	}
 	// The credentials must be those of the identity the request claims, or
@@ -68,6 +76,22 @@ func (s *Server) authenticate(req *sip.Request, tx sip.ServerTransaction, aor ms
 		return false
 	}
 	return true
+}
+
+// hasSHA256 reports whether the user of aor (sip:USER@our domain) has a
+// SHA-256 digest credential of their own or issued to a device.
+func (s *Server) hasSHA256(aor msg.Address) bool {
+	rest, ok := strings.CutPrefix(string(aor), "sip:")
+	user, host, ok2 := strings.Cut(rest, "@")
+	if !ok || !ok2 || !strings.EqualFold(host, s.cfg.Domain) {
+		return false
+	}
+	if s.cfg.HA1SHA256 != nil {
+		if _, ok := s.cfg.HA1SHA256(user); ok {
+			return true
+		}
+	}
+	return s.cfg.IssuedSHA256 != nil && len(s.cfg.IssuedSHA256(user)) > 0
 }
 
 func (s *Server) handleRegister(req *sip.Request, tx sip.ServerTransaction) {

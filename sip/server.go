@@ -33,15 +33,18 @@ type Config struct {
 	OpenRegistration bool                                    // labs: accept any REGISTER/MESSAGE without authentication
 	HA1              func(user string) (ha1 string, ok bool) // digest credentials: lower-case hex md5(user:realm:password)
 	Issued           func(user string) []string              // optional: HA1s of the user's live issued credentials, one per device (login.Authenticator.Issued), tried when HA1 does not match
-	OutboundProxy    string                                  // "host:port" or SIP URI; when set every outgoing MESSAGE goes there
-	MessageTimeout   time.Duration                           // wait for a final response to our MESSAGE (default 5s)
-	MinExpires       time.Duration                           // shorter REGISTER expiry gets 423 (default 60s)
-	DefaultExpires   time.Duration                           // when the REGISTER names none (default 3600s)
-	MaxExpires       time.Duration                           // longer expiries are cut to this (default 86400s)
-	MaxInFlight      int                                     // concurrently handled requests before 503 (default 1024)
-	ReginfoFrom      []string                                // IPs, CIDRs or host names allowed to PUBLISH/NOTIFY reg state (RFC 3680); empty refuses with 403
-	UserAgent        string
-	Logger           *slog.Logger
+	// Optional SHA-256 digest credentials (RFC 8760): hex sha256(user:realm:password).
+	HA1SHA256      func(user string) (ha1 string, ok bool)
+	IssuedSHA256   func(user string) []string
+	OutboundProxy  string        // "host:port" or SIP URI; when set every outgoing MESSAGE goes there
+	MessageTimeout time.Duration // wait for a final response to our MESSAGE (default 5s)
+	MinExpires     time.Duration // shorter REGISTER expiry gets 423 (default 60s)
+	DefaultExpires time.Duration // when the REGISTER names none (default 3600s)
+	MaxExpires     time.Duration // longer expiries are cut to this (default 86400s)
+	MaxInFlight    int           // concurrently handled requests before 503 (default 1024)
+	ReginfoFrom    []string      // IPs, CIDRs or host names allowed to PUBLISH/NOTIFY reg state (RFC 3680); empty refuses with 403
+	UserAgent      string
+	Logger         *slog.Logger
 	// TCP and TLS connections that have not sent a well-formed request
 	// yet: at most MaxPreauth (default 256), MaxPreauthPerSource from one
 	// IP (default 32), the newest evicting the oldest, and each closed
