@@ -328,6 +328,11 @@ func TestCredentialsSurviveRestart(t *testing.T) {
 	if len(hs) != 2 || !has(hs, phone.HA1) || !has(hs, laptop.HA1) || !has(c.Issued("bob!fb"), bob.HA1) {
 		t.Fatalf("after restart: %q", hs)
 	}
+	// The SHA-256 credentials (RFC 8760) come back too, one per device.
+	s256 := c.IssuedSHA256("alice~shop")
+	if len(s256) != 2 || !has(s256, login.HA1SHA256("alice~shop", domain, phone.Password)) || !has(s256, login.HA1SHA256("alice~shop", domain, laptop.Password)) {
+		t.Fatalf("SHA-256 credentials after restart: %q", s256)
+	}
 	devs := c.Devices("alice~shop")
 	if len(devs) != 2 || devs[0].Device != laptop.Device || devs[1].Device != "phone" || !devs[1].Expires.Equal(phone.Expires) || devs[0].Password != "" {
 		t.Fatalf("devices %+v", devs)
