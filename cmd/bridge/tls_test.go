@@ -110,6 +110,15 @@ func TestHTTPSWithCurlAndReload(t *testing.T) {
 		t.Fatalf("plain HTTP to the TLS port answered: %s", out)
 	}
 
+	// The healthcheck command trusts a private CA only when given it.
+	var stdout, stderr strings.Builder
+	if code := run([]string{"health", "--ca", f.ca.File, url + "/readyz"}, nil, &stdout, &stderr); code != 0 {
+		t.Fatalf("bridge health --ca over https: %d %s", code, stderr.String())
+	}
+	if code := run([]string{"health", url + "/readyz"}, nil, &stdout, &stderr); code != 1 {
+		t.Fatalf("bridge health without the CA: %d, want 1", code)
+	}
+
 	if cn := f.servedCN(httpAddr); cn != "bridge-first" {
 		t.Fatalf("served %q", cn)
 	}
