@@ -238,8 +238,10 @@ func New(cfg Config, sub msg.Stager, msgs Messages) *Server {
 		// The headers must come within HeaderTimeout; headerReceived then
 		// sets the body's limit and time by who is asking.
 		HeaderReceived: s.headerReceived,
-		MaxConnsPerIP:  cfg.MaxConnsPerSource,
-		ReadTimeout:    cfg.HeaderTimeout, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
+		// A connection waits for its first byte without a read buffer, so an
+		// idle or unauthenticated one holds little.
+		ReduceMemoryUsage: true,
+		ReadTimeout:       cfg.HeaderTimeout, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
 	}
 	return s
 }
@@ -250,6 +252,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		<-ctx.Done()
 		_ = s.srv.ShutdownWithContext(context.Background())
 	}()
+	if s.cfg.MaxConnsPerSource > 0 {
+		ln = newPerSourceListener(ln, s.cfg.MaxConnsPerSource)
+	}
 	if err := s.srv.Serve(ln); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("http: %w", err)
 	}

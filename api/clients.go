@@ -222,3 +222,64 @@ func sourceOf(ctx *fasthttp.RequestCtx) string {
 	}
 	return ctx.RemoteAddr().String()
 }
+
+// perSourceListener bounds the open connections of each source address;
+// past the bound a newcomer gets a 429 and is closed. fasthttp's own
+// MaxConnsPerIP writes its connection wrapper unsynchronized on Shutdown.
+type perSourceListener struct {
+	net.Listener
+	max  int
+	mu   sync.Mutex
+	open map[string]int
+}
+
+func newPerSourceListener(ln net.Listener, max int) *perSourceListener {
+	return &perSourceListener{Listener: ln, max: max, open: map[string]int{}}
+}
+
+const tooManyConns = "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: 10\r\nConnection: close\r\nContent-Length: 56\r\n\r\n" +
+	`{"error":"too many open connections from this address"}` + "\n"
+
+func (l *perSourceListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		src := c.RemoteAddr().String()
+		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			src = a.IP.String()
+		}
+		l.mu.Lock()
+		over := l.open[src] >= l.max
+		if !over {
+			l.open[src]++
+		}
+		l.mu.Unlock()
+		if !over {
+			return &sourceConn{Conn: c, l: l, src: src}, nil
+		}
+		// The answer fits a socket buffer: it does not block the accept loop.
+		c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		c.Write([]byte(tooManyConns))
+		c.Close()
+	}
+}
+
+type sourceConn struct {
+	net.Conn
+	l    *perSourceListener
+	src  string
+	once sync.Once
+}
+
+func (c *sourceConn) Close() error {
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		if c.l.open[c.src]--; c.l.open[c.src] <= 0 {
+			delete(c.l.open, c.src)
+		}
+		c.l.mu.Unlock()
+	})
+	return c.Conn.Close()
+}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smsbridge/bridge/internal/testutil"
 	"github.com/smsbridge/bridge/msg"
 )
 
@@ -169,7 +170,18 @@ func TestConnsPerSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	held = append(held, c)
-	if code, err := get(c); err == nil && code == 200 {
-		t.Fatalf("third connection from one address served: %d", code)
+	if code, err := get(c); err != nil || code != 429 {
+		t.Fatalf("third connection from one address: %d %v, want 429", code, err)
 	}
+	// A place freed is a place again.
+	held[0].Close()
+	testutil.WaitFor(t, "a new connection served once one closed", 5*time.Second, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		code, err := get(c)
+		return err == nil && code == 200
+	})
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -322,25 +323,66 @@ func (s *Server) reject(b []byte, src string, r *rejection, send func([]byte) er
 	}
 }
 
-// screenListener hands sipgo connections whose requests are screened.
+// screenListener hands sipgo connections whose requests are screened, each
+// only once its first byte has come: sipgo gives every connection it serves
+// a 32 KiB read buffer, which one that never sends must not cost.
 type screenListener struct {
 	net.Listener
-	s *Server
+	s     *Server
+	once  sync.Once
+	ready chan net.Conn
+	done  chan struct{} // closed when the listener fails; err says why
+	err   error
 }
 
-func (l screenListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+func newScreenListener(ln net.Listener, s *Server) *screenListener {
+	return &screenListener{Listener: ln, s: s, ready: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *screenListener) Accept() (net.Conn, error) {
+	l.once.Do(func() { go l.acceptLoop() })
+	select {
+	case c := <-l.ready:
+		return c, nil
+	case <-l.done:
+		return nil, l.err
 	}
-	sc := &screenConn{Conn: c, s: l.s}
-	// Until its first well-formed request the connection holds one of the
-	// places of l.s.preauth and must send that request in time.
-	sc.ticket.Store(l.s.preauth.Admit(c.RemoteAddr(), func() { c.Close() }))
-	if err := c.SetReadDeadline(time.Now().Add(l.s.cfg.PreauthTimeout)); err != nil {
-		sc.Close() // sipgo's first read fails and drops it
+}
+
+func (l *screenListener) acceptLoop() {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			l.err = err
+			close(l.done)
+			return
+		}
+		sc := &screenConn{Conn: c, s: l.s}
+		// Until its first well-formed request the connection holds one of the
+		// places of l.s.preauth and must send that request in time.
+		sc.ticket.Store(l.s.preauth.Admit(c.RemoteAddr(), func() { c.Close() }))
+		if err := c.SetReadDeadline(time.Now().Add(l.s.cfg.PreauthTimeout)); err != nil {
+			sc.Close()
+			continue
+		}
+		go l.awaitFirstByte(sc)
 	}
-	return sc, nil
+}
+
+// awaitFirstByte hands sc to sipgo once a byte of it has come (kept for the
+// screening), or closes it when none comes in time or it is evicted.
+func (l *screenListener) awaitFirstByte(sc *screenConn) {
+	var b [1]byte
+	if n, _ := sc.Conn.Read(b[:]); n == 0 {
+		sc.Close()
+		return
+	}
+	sc.in = append(sc.in, b[0])
+	select {
+	case l.ready <- sc:
+	case <-l.done:
+		sc.Close()
+	}
 }
 
 // passed gives up the connection's place once a request got through the

@@ -413,11 +413,11 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	errc := make(chan error, 3)
 	go func() { errc <- s.srv.ServeUDP(served) }()
-	go func() { errc <- s.srv.ServeTCP(screenListener{ln, s}) }() // malformed.go
+	go func() { errc <- s.srv.ServeTCP(newScreenListener(ln, s)) }() // malformed.go
 	if tlsLn != nil {
 		// The same screening inside TLS: sipgo's TLS transport is its TCP
 		// one over the connections the listener hands it.
-		go func() { errc <- s.srv.ServeTLS(screenListener{tlsLn, s}) }()
+		go func() { errc <- s.srv.ServeTLS(newScreenListener(tlsLn, s)) }()
 	}
 	// ServeUDP registers the listener in sipgo's connection pool from its
 	// goroutine; until then a request sourced from it would try to bind the

@@ -33,7 +33,7 @@ func unboundCost(t *testing.T, srv *Server, addr string, n int) uint64 {
 	testutil.WaitFor(t, "every connection accepted", 5*time.Second, func() bool {
 		srv.mu.Lock()
 		defer srv.mu.Unlock()
-		return len(srv.sessions) == n
+		return len(srv.waiting)+len(srv.sessions) == n
 	})
 	time.Sleep(100 * time.Millisecond) // their goroutines reach their first read
 	runtime.GC()
@@ -44,8 +44,9 @@ func unboundCost(t *testing.T, srv *Server, addr string, n int) uint64 {
 }
 
 // TestUnboundConnectionMemory: a connection that has not bound holds at
-// most 8 KiB: no 16 KiB read buffer, no handler pool or per-session
-// goroutines beyond its reader until it binds.
+// most 8 KiB: until its first byte no session at all, then no 16 KiB read
+// buffer, no handler pool or per-session goroutines beyond its reader
+// until it binds.
 func TestUnboundConnectionMemory(t *testing.T) {
 	const n = 400
 	srv, addr := startServer(t, &echo{}, func(c *ServerConfig) {

@@ -46,7 +46,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[*Session]*entry
-	bound    int // sessions counted against MaxSessions
+	waiting  map[net.Conn]struct{} // accepted, no byte read yet: no session built
+	bound    int                   // sessions counted against MaxSessions
 	lns      []net.Listener
 	closed   bool
 	rr       atomic.Uint32
@@ -81,7 +82,7 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.SystemID == "" {
 		cfg.SystemID = "bridge"
 	}
-	srv := &Server{cfg: cfg, log: cfg.Logger, sessions: make(map[*Session]*entry),
+	srv := &Server{cfg: cfg, log: cfg.Logger, sessions: make(map[*Session]*entry), waiting: make(map[net.Conn]struct{}),
 		unbound: preauth.New(cfg.MaxUnbound, cfg.MaxUnboundPerSource)}
 	srv.pool.New = func() any { return new(PDU) }
 	return srv
@@ -98,7 +99,14 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	srv.lns = append(srv.lns, ln)
 	srv.mu.Unlock()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	stop := context.AfterFunc(ctx, func() {
+		ln.Close()
+		srv.mu.Lock()
+		for c := range srv.waiting {
+			c.Close()
+		}
+		srv.mu.Unlock()
+	})
 	defer stop()
 	var delay time.Duration
 	for {
@@ -117,17 +125,10 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 		if tc, ok := conn.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}
-		s := newSession(ctx, conn, sessionConfig{
-			Handler: srv.cfg.Handler, Logger: srv.log,
-			Window: srv.cfg.Window, InboundWindow: srv.cfg.InboundWindow,
-			EnquireInterval: srv.cfg.EnquireInterval, RespTimeout: srv.cfg.RespTimeout,
-			MaxPDU: srv.cfg.MaxPDU, systemID: srv.cfg.SystemID,
-			onBind: srv.bind,
-		}, &srv.pool)
 		srv.mu.Lock()
 		closed := srv.closed
 		if !closed {
-			srv.sessions[s] = &entry{ticket: srv.unbound.Admit(conn.RemoteAddr(), func() { s.close(errEvicted) })}
+			srv.waiting[conn] = struct{}{}
 			srv.wg.Add(1)
 		}
 		srv.mu.Unlock()
@@ -135,14 +136,69 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 			conn.Close()
 			continue
 		}
-		go srv.run(s)
+		go srv.await(ctx, conn)
 	}
 }
 
-func (srv *Server) run(s *Session) {
+// await builds the session of conn once its first byte has come: a
+// connection that never sends costs a parked read, not a session. The
+// bind timeout counts from the accept.
+func (srv *Server) await(ctx context.Context, conn net.Conn) {
+	deadline := time.Now().Add(srv.cfg.BindTimeout)
+	var sess atomic.Pointer[Session]
+	ticket := srv.unbound.Admit(conn.RemoteAddr(), func() {
+		if s := sess.Load(); s != nil {
+			s.close(errEvicted)
+		} else {
+			conn.Close()
+		}
+	})
+	conn.SetReadDeadline(deadline)
+	var b [1]byte
+	n, _ := conn.Read(b[:])
+	srv.mu.Lock()
+	delete(srv.waiting, conn)
+	if n == 0 || srv.closed {
+		srv.mu.Unlock()
+		ticket.Done()
+		conn.Close()
+		srv.wg.Done()
+		return
+	}
+	conn.SetReadDeadline(time.Time{})
+	s := newSession(ctx, &firstByteConn{Conn: conn, b: b[0], has: true}, sessionConfig{
+		Handler: srv.cfg.Handler, Logger: srv.log,
+		Window: srv.cfg.Window, InboundWindow: srv.cfg.InboundWindow,
+		EnquireInterval: srv.cfg.EnquireInterval, RespTimeout: srv.cfg.RespTimeout,
+		MaxPDU: srv.cfg.MaxPDU, systemID: srv.cfg.SystemID,
+		onBind: srv.bind,
+	}, &srv.pool)
+	srv.sessions[s] = &entry{ticket: ticket}
+	sess.Store(s)
+	srv.mu.Unlock()
+	srv.run(s, deadline)
+}
+
+// firstByteConn gives back the byte await read before the rest of conn.
+// Only the session's reader reads it.
+type firstByteConn struct {
+	net.Conn
+	b   byte
+	has bool
+}
+
+func (c *firstByteConn) Read(p []byte) (int, error) {
+	if c.has && len(p) > 0 {
+		p[0], c.has = c.b, false
+		return 1, nil
+	}
+	return c.Conn.Read(p)
+}
+
+func (srv *Server) run(s *Session, bindBy time.Time) {
 	defer srv.wg.Done()
 	// A connection that never binds is dropped.
-	t := time.AfterFunc(srv.cfg.BindTimeout, func() {
+	t := time.AfterFunc(time.Until(bindBy), func() {
 		if !s.bound.Load() {
 			s.close(errors.New("smpp: no bind within the bind timeout"))
 		}
@@ -249,6 +305,9 @@ func (srv *Server) Close() error {
 	ss := make([]*Session, 0, len(srv.sessions))
 	for s := range srv.sessions {
 		ss = append(ss, s)
+	}
+	for c := range srv.waiting {
+		c.Close()
 	}
 	srv.mu.Unlock()
 	var wg sync.WaitGroup
