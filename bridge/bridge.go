@@ -24,6 +24,7 @@ import (
 	"github.com/smsbridge/bridge/group"
 	"github.com/smsbridge/bridge/internal/tlsconf"
 	"github.com/smsbridge/bridge/mcp"
+	"github.com/smsbridge/bridge/moapp"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
 	"github.com/smsbridge/bridge/provision"
@@ -65,6 +66,8 @@ type Bridge struct {
 	fusion *fusion.Proxy // nil without --fusion-key
 	api    *api.Server
 	dlr    *dlr.Notifier // delivery reports to HTTP senders
+	apps   *moapp.Table  // the applications of service numbers; nil without --mo-app
+	app    *moapp.Sender // their edge; nil without --mo-app
 
 	smppLn, httpLn, mcpLn, adminLn net.Listener
 	smppTLSLn                      net.Listener // SMPP over TLS; nil when off
@@ -106,6 +109,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
 		{"router", b.buildRouter},
 		{"reports", b.buildReports},
 		{"groups", b.buildGroups},
+		{"apps", b.buildApps},
 		{"logins", b.buildLogins},
 		{"smpp", b.buildSMPP},
 		{"sip", b.buildSIP},
@@ -218,10 +222,23 @@ func (b *Bridge) configuredAccount(id string) bool {
 }
 
 func (b *Bridge) buildRouter() error {
-	b.latency = map[string]*api.Histogram{"im": api.NewHistogram(), "sms": api.NewHistogram(), "failed": api.NewHistogram()}
+	b.latency = map[string]*api.Histogram{"im": api.NewHistogram(), "sms": api.NewHistogram(), "app": api.NewHistogram(), "failed": api.NewHistogram()}
+	var apps router.Apps
+	if len(b.cfg.MOApps) > 0 {
+		list := make([]moapp.App, len(b.cfg.MOApps))
+		for i, a := range b.cfg.MOApps {
+			list[i] = moapp.App{Name: a.Name(), Number: msg.Address(a.Number), Keyword: a.Keyword, URL: a.URL, Secret: []byte(a.Secret)}
+		}
+		t, err := moapp.NewTable(list)
+		if err != nil {
+			return err
+		}
+		b.apps, apps = t, t
+	}
 	b.rt = router.New(router.Config{
 		Workers: b.cfg.Workers, QueueDepth: b.cfg.QueueDepth, DefaultValidity: b.cfg.DefaultValidity,
-		DedupWindow: b.cfg.DedupWindow, ClientKeyWindow: b.cfg.IdempotencyWindow, OnFinal: b.observeFinal, People: b.dir, Logger: b.log.With("part", "router"),
+		DedupWindow: b.cfg.DedupWindow, ClientKeyWindow: b.cfg.IdempotencyWindow, OnFinal: b.observeFinal, People: b.dir, Apps: apps,
+		Logger: b.log.With("part", "router"),
 		// The SMPP edge is built after the router; it is there before Run.
 		CheckSMS: func(m *msg.Message) error { return b.gw.CheckSMS(m) },
 	}, b.db, b.pres)
@@ -268,6 +285,17 @@ func (b *Bridge) buildGroups() error {
 	}
 	b.groups, b.in, b.robots = g, g, rs
 	return nil
+}
+
+// buildApps builds the edge of the applications of service numbers; their
+// replies are staged as the edges stage, so a reply to a group is a post.
+func (b *Bridge) buildApps() error {
+	if b.apps == nil {
+		return nil
+	}
+	s, err := moapp.New(moapp.Config{Table: b.apps, Replies: b.in, Logger: b.log.With("part", "moapp")})
+	b.app = s
+	return err
 }
 
 // observeFinal records the time from acceptance to the final state, by the
@@ -499,6 +527,9 @@ func (b *Bridge) connect() {
 	addIM("sip", b.sip)
 	if b.mcp != nil {
 		addIM("mcp", b.mcp)
+	}
+	if b.app != nil {
+		b.rt.SetApp(b.app)
 	}
 	if r := b.cfg.SMSRoute; r.SMSC || r.ESME != "" {
 		b.rt.SetSMS(b.gw)

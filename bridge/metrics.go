@@ -18,6 +18,8 @@ func (b *Bridge) metrics() []api.Metric {
 		counter("bridge_im_failed_total", "IM delivery attempts that failed.", c.IMFailed.Load),
 		counter("bridge_sms_delivered_total", "Messages handed to the SMS network.", c.SMSDelivered.Load),
 		counter("bridge_sms_failed_total", "SMS attempts that failed.", c.SMSFailed.Load),
+		counter("bridge_app_delivered_total", "Messages taken (2xx) by the applications of service numbers.", c.AppDelivered.Load),
+		counter("bridge_app_failed_total", "Attempts at an application that failed (retried).", c.AppFailed.Load),
 		counter("bridge_fallbacks_total", "IM failures that fell back to SMS.", c.Fallbacks.Load),
 		counter("bridge_retries_total", "Delivery attempts scheduled again.", c.Retries.Load),
 		counter("bridge_duplicates_total", "Resubmissions suppressed as duplicates.", c.Duplicates.Load),
@@ -49,7 +51,12 @@ func (b *Bridge) metrics() []api.Metric {
 	ms = append(ms,
 		api.Metric{Name: "bridge_store_commit_seconds", Help: "Wall time of a group commit: the commit log's write and fdatasync, which acknowledgements wait for, and the hand-off to badger's applier.", Type: "histogram", Histogram: b.commitTime},
 		api.Metric{Name: "bridge_store_checkpoint_seconds", Help: "Wall time of a checkpoint on badger's applier (deferred records into badger, badger synced); reads of later writes wait for it, acknowledgements do not.", Type: "histogram", Histogram: b.ckptTime})
-	for _, route := range []string{"im", "sms", "failed"} {
+	if app := b.app; app != nil {
+		ms = append(ms,
+			counter("bridge_app_replies_total", "Applications' replies stored to go back to the sender.", app.Replies.Load),
+			counter("bridge_app_replies_dropped_total", "Applications' replies not sent: unreadable, or refused as undeliverable.", app.RepliesDropped.Load))
+	}
+	for _, route := range []string{"im", "sms", "app", "failed"} {
 		ms = append(ms, api.Metric{Name: "bridge_delivery_seconds", Help: "Time from acceptance to the final state, by route.",
 			Type: "histogram", Histogram: b.latency[route], Labels: map[string]string{"route": route}})
 	}

@@ -56,6 +56,8 @@ type Config struct {
 	DLRURL                string // default report URL of HTTP senders asking for a receipt; "" = none
 	DLRSecret             string // signs delivery reports; "" = unsigned
 
+	MOApps []MOApp // HTTP applications taking the messages for their numbers
+
 	OpenRegistration bool
 	OutboundProxy    string
 	ReginfoFrom      []string // IP, CIDR or host name of IM servers allowed to push registration state
@@ -224,6 +226,25 @@ type PartnerSite struct {
 	ContactsURL, PostsURL                 string // "" = not offered
 }
 
+// MOApp is an HTTP application that takes the messages for its numbers
+// (--mo-app PREFIX[/KEYWORD]=SECRET@URL): mobile-originated SMS and IM
+// addressed to a service number, each a signed POST to URL.
+type MOApp struct {
+	Prefix  string // as configured: +DIGITS (E.164) or digits as dialled
+	Number  string // Prefix in E.164 with its '+' (Load sets it with --country-code)
+	Keyword string // "" = any text; else the text's first word, compared case-insensitively
+	Secret  string // signs every request (X-Bridge-Signature)
+	URL     string
+}
+
+// Name is the route as the configuration wrote it: PREFIX[/KEYWORD].
+func (a MOApp) Name() string {
+	if a.Keyword == "" {
+		return a.Prefix
+	}
+	return a.Prefix + "/" + a.Keyword
+}
+
 // SocialSite is a social site whose signed tokens admit its accounts.
 type SocialSite struct {
 	ID  string
@@ -347,6 +368,9 @@ func Load(name string, args []string, getenv func(string) string, usageOut io.Wr
 			errs = append(errs, fmt.Errorf("--%s: %w", o.name, err))
 		}
 	}
+	// The routes read well are checked together even when others did
+	// not, so one start reports every problem of the table.
+	errs = append(errs, c.validateMOApps()...)
 	if len(errs) == 0 {
 		if c.SMSRoute == (SMSRoute{}) && c.SMSC != nil {
 			c.SMSRoute.SMSC = true
@@ -508,6 +532,46 @@ func (c *Config) validate() []error {
 			c.Retention, c.DedupWindow, c.IdempotencyWindow))
 	}
 	return errs
+}
+
+// validateMOApps gives each application route its E.164 number, refuses
+// two routes that would take the same messages, and plain http:// outside
+// a lab: the messages' texts and the replies cross to the application.
+func (c *Config) validateMOApps() []error {
+	var errs []error
+	seen := map[string]string{}
+	for i := range c.MOApps {
+		a := &c.MOApps[i]
+		a.Number = e164Prefix(a.Prefix, c.CountryCode)
+		if len(a.Number) > 16 {
+			errs = append(errs, fmt.Errorf("--mo-app %s: the prefix has %d digits with the country code, want at most 15", a.Name(), len(a.Number)-1))
+		}
+		k := a.Number + "/" + strings.ToUpper(a.Keyword)
+		if other, dup := seen[k]; dup {
+			errs = append(errs, fmt.Errorf("--mo-app %s: the same number prefix (%s) and keyword as %s", a.Name(), a.Number, other))
+		} else {
+			seen[k] = a.Name()
+		}
+		if strings.HasPrefix(a.URL, "http://") && !c.LabAllowHTTPPartners {
+			errs = append(errs, fmt.Errorf("--mo-app %s: %q: applications are reached over https:// (http:// only with --lab-allow-http-partners)", a.Name(), a.URL))
+		}
+	}
+	return errs
+}
+
+// e164Prefix is a number prefix in E.164 with its '+': as it is with a
+// '+' or "00", else dialled in the country cc (a leading 0 is the trunk
+// prefix), the way numbers without a type are read (msg.NormalizeNumber).
+func e164Prefix(p, cc string) string {
+	switch {
+	case strings.HasPrefix(p, "+"):
+		return p
+	case strings.HasPrefix(p, "00"):
+		return "+" + p[2:]
+	case strings.HasPrefix(p, "0"):
+		return "+" + cc + p[1:]
+	}
+	return "+" + cc + p
 }
 
 // Print writes the effective configuration as YAML with secrets masked.

@@ -244,3 +244,64 @@ func TestClusterSettings(t *testing.T) {
 		}
 	}
 }
+
+// Application routes: each prefix gets its E.164 number; every bad route,
+// duplicate and plain http:// URL is reported at once; secrets are masked.
+func TestMOApps(t *testing.T) {
+	c, err := Load("t", []string{"--mo-app", "10690=k1@https://app.example/mo", "--mo-app", "+4420/weather=k2@https://w.example/mo?x=1",
+		"--mo-app", "10690/Stop=k3@http://127.0.0.1:9/stop", "--lab-allow-http-partners"}, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []MOApp{
+		{Prefix: "10690", Number: "+8610690", Secret: "k1", URL: "https://app.example/mo"},
+		{Prefix: "+4420", Number: "+4420", Keyword: "weather", Secret: "k2", URL: "https://w.example/mo?x=1"},
+		{Prefix: "10690", Number: "+8610690", Keyword: "Stop", Secret: "k3", URL: "http://127.0.0.1:9/stop"},
+	}
+	if len(c.MOApps) != len(want) {
+		t.Fatalf("apps %+v", c.MOApps)
+	}
+	for i := range want {
+		if c.MOApps[i] != want[i] {
+			t.Errorf("app %d: %+v, want %+v", i, c.MOApps[i], want[i])
+		}
+	}
+	var out bytes.Buffer
+	c.Print(&out)
+	if s := out.String(); strings.Contains(s, "k1@") || !strings.Contains(s, `"10690=****@https://app.example/mo"`) {
+		t.Errorf("printed:\n%s", s)
+	}
+
+	_, err = Load("t", []string{
+		"--mo-app", "10690=k1@https://a.example/mo",
+		"--mo-app", "+8610690=k2@https://b.example/mo", // the same number as dialled
+		"--mo-app", "10691/HELP=k3@https://a.example/mo",
+		"--mo-app", "10691/help=k4@https://b.example/mo", // keywords ignore case
+		"--mo-app", "10692=k5@http://a.example/mo", // http:// without the lab flag
+		"--mo-app", "10693=k6@ftp://a.example/mo",
+		"--mo-app", "1069x=k7@https://a.example/mo",
+		"--mo-app", "10694=@https://a.example/mo",
+		"--mo-app", "10695:s3cret@https://a.example/mo",
+		"--mo-app", "10696/two words=k8@https://a.example/mo",
+	}, env(nil), &bytes.Buffer{})
+	if err == nil {
+		t.Fatal("bad application routes accepted")
+	}
+	for _, w := range []string{
+		"--mo-app +8610690: the same number prefix (+8610690) and keyword as 10690",
+		"--mo-app 10691/help: the same number prefix (+8610691) and keyword as 10691/HELP",
+		`--mo-app 10692: "http://a.example/mo": applications are reached over https://`,
+		`--mo-app: 10693: "ftp://a.example/mo": want an https:// URL`,
+		"--mo-app: 1069x: the prefix must be 1 to 15 digits",
+		"--mo-app: 10694: want PREFIX[/KEYWORD]=SECRET@URL",
+		"--mo-app: want PREFIX[/KEYWORD]=SECRET@URL",
+		"--mo-app: 10696/two words: the keyword must be one word",
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not say %q:\n%v", w, err)
+		}
+	}
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("a secret in the error:\n%v", err)
+	}
+}

@@ -82,6 +82,8 @@ var options = []option{
 	str("dlr-url", "", "where delivery reports of HTTP-sent messages that ask for a receipt go when the request names no dlr_url: an http(s) URL (\"\" = none)", func(c *Config) *string { return &c.DLRURL }, checkReportURL),
 	withMask(option{name: "dlr-secret", help: "key of the HMAC-SHA256 signature (X-Bridge-Signature) on every delivery report (\"\" = unsigned)", secret: true, quoted: true,
 		bind: func(c *Config) value { return stringValue{&c.DLRSecret, nil} }}, func(string) string { return "****" }),
+	withMask(list("mo-app", "HTTP application of a service number: PREFIX[/KEYWORD]=SECRET@URL; messages to numbers starting with PREFIX (+E164 digits, or digits as dialled with --country-code), whose first word is KEYWORD if given, are POSTed to URL signed with SECRET; the longest prefix wins, a keyword over none (repeatable)", true,
+		func(c *Config) *[]MOApp { return &c.MOApps }, parseMOApp, formatMOApp), maskMOApp),
 	boolean("open-registration", false, "accept any SIP REGISTER without authentication (labs only)", func(c *Config) *bool { return &c.OpenRegistration }),
 	str("outbound-proxy", "", "send IM through this SIP proxy, a SIP URI or HOST:PORT (e.g. sip:127.0.0.1:5080), instead of to the contact", func(c *Config) *string { return &c.OutboundProxy }, checkProxy),
 	addr("xmpp-server", "", "XMPP server's component port (XEP-0114) the bridge attaches to as a gateway, e.g. 127.0.0.1:5347 (\"\" = no XMPP)", func(c *Config) *string { return &c.XMPPServer }),
@@ -134,7 +136,7 @@ var options = []option{
 	withEnvSep(withMask(list("partner-site", "partner website for delegated login: ID,VERIFY_URL,SERVER_ID,SERVER_SECRET[,CONTACTS_URL[,POSTS_URL]] (repeatable, ';'-separated in the environment; users log in as user#ID)", true, func(c *Config) *[]PartnerSite { return &c.PartnerSites },
 		parsePartnerSite, formatPartnerSite), maskPartnerSite), ";"),
 	str("partner-ca", "", "PEM file of the CAs partner sites' certificates must chain to (\"\" = the system's)", func(c *Config) *string { return &c.PartnerCA }, nil),
-	boolean("lab-allow-http-partners", false, "allow http:// partner-site URLs: server secrets, passwords and digests then cross the network in clear (labs only)", func(c *Config) *bool { return &c.LabAllowHTTPPartners }),
+	boolean("lab-allow-http-partners", false, "allow http:// partner-site and --mo-app URLs: server secrets, passwords, digests and messages then cross the network in clear (labs only)", func(c *Config) *bool { return &c.LabAllowHTTPPartners }),
 	list("social-site", "social site whose signed tokens admit account@ID: ID:HEX_HMAC_KEY (repeatable)", true, func(c *Config) *[]SocialSite { return &c.SocialSites },
 		parseSocialSite, func(s SocialSite) string { return s.ID + ":" + hex.EncodeToString(s.Key) }),
 	list("sso-service", "third-party service that gets single sign-on tickets: ID:KEY_ID:HEX_AES256_KEY[:TTL] (repeatable)", true, func(c *Config) *[]SSOService { return &c.SSOServices },
@@ -691,6 +693,39 @@ func checkReportURL(v string) error {
 		return fmt.Errorf("%q: want an http:// or https:// URL with a host, no user info, at most 2048 bytes", v)
 	}
 	return nil
+}
+
+// parseMOApp reads PREFIX[/KEYWORD]=SECRET@URL; the prefix's country
+// code and the URL's scheme are checked with the other settings.
+func parseMOApp(v string) (MOApp, error) {
+	route, rest, ok1 := strings.Cut(v, "=")
+	secret, u, ok2 := strings.Cut(rest, "@")
+	prefix, keyword, hasKeyword := strings.Cut(route, "/")
+	if !ok1 { // no field is quoted: any of it may be the secret
+		return MOApp{}, errors.New("want PREFIX[/KEYWORD]=SECRET@URL")
+	}
+	if !ok2 || secret == "" {
+		return MOApp{}, fmt.Errorf("%s: want PREFIX[/KEYWORD]=SECRET@URL", route)
+	}
+	digits := strings.TrimPrefix(prefix, "+")
+	if digits == "" || strings.Trim(digits, "0123456789") != "" || len(digits) > 15 {
+		return MOApp{}, fmt.Errorf("%s: the prefix must be 1 to 15 digits, with a '+' when it has the country code", route)
+	}
+	if hasKeyword && (keyword == "" || len(keyword) > 32 || strings.ContainsFunc(keyword, func(r rune) bool { return r <= ' ' || r == 0x7f || r == ',' })) {
+		return MOApp{}, fmt.Errorf("%s: the keyword must be one word of at most 32 bytes", route)
+	}
+	if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.User != nil || len(u) > 2048 {
+		return MOApp{}, fmt.Errorf("%s: %q: want an https:// URL with a host, no user info, at most 2048 bytes", route, u)
+	}
+	return MOApp{Prefix: prefix, Keyword: keyword, Secret: secret, URL: u}, nil
+}
+
+func formatMOApp(a MOApp) string { return a.Name() + "=" + a.Secret + "@" + a.URL }
+
+func maskMOApp(v string) string {
+	route, rest, _ := strings.Cut(v, "=")
+	_, u, _ := strings.Cut(rest, "@")
+	return route + "=****@" + u
 }
 
 func maskRobotWebhook(v string) string {

@@ -21,6 +21,7 @@ var secretExamples = map[string]struct{ value, secret, malformed string }{
 	"xmpp-secret":   {"XmppSecret9", "XmppSecret9", ""},
 	"dlr-secret":    {"DlrSecret77", "DlrSecret77", ""},
 	"robot-webhook": {"bot:HookSecret@http://127.0.0.1:9/x", "HookSecret", "bot:HookSecret@ftp://127.0.0.1/x"},
+	"mo-app":        {"10690/Hi=MoAppSecret@https://127.0.0.1:9/mo", "MoAppSecret", "10690:MoAppSecret@https://127.0.0.1:9/mo"},
 	"fusion-key":    {strings.Repeat("ab12", 16), strings.Repeat("ab12", 16), "FusionSecretNotHex"},
 	"partner-site":  {"shop,https://127.0.0.1/v,srv,PartnerSecret", "PartnerSecret", "shop,PartnerSecret"},
 	"social-site":   {"soc:" + strings.Repeat("cd34", 8), strings.Repeat("cd34", 8), "soc:SocialSecretNotHex"},

@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/smsbridge/bridge/internal/dueheap"
+	"github.com/smsbridge/bridge/internal/hmacsig"
 	"github.com/smsbridge/bridge/msg"
-	"github.com/smsbridge/bridge/robot"
 )
 
 // The states a report says, in SMPP's receipt vocabulary.
@@ -439,7 +439,7 @@ func (n *Notifier) post(ctx context.Context, p *pending) error {
 	req.Header.Set("User-Agent", "bridge-dlr")
 	req.Header.Set(HeaderTimestamp, ts)
 	if len(n.cfg.Secret) > 0 {
-		req.Header.Set(HeaderSignature, robot.Sign(n.cfg.Secret, ts, p.Body))
+		req.Header.Set(HeaderSignature, hmacsig.Sign(n.cfg.Secret, ts, p.Body))
 	}
 	id, _, _ := strings.Cut(strings.TrimPrefix(p.key, prefix), "/")
 	req.Header.Set(HeaderIdempotencyKey, id+"."+p.state)

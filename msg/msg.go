@@ -18,6 +18,7 @@ const (
 	FromXMPP                   // XMPP message through the component
 	FromFusion                 // a user's external IM account the bridge is logged in to
 	FromGroup                  // a member's copy of a post to a group (or a group's answer)
+	FromApp                    // an HTTP application's reply to a message it took
 )
 
 func (k Kind) String() string {
@@ -38,6 +39,8 @@ func (k Kind) String() string {
 		return "fusion"
 	case FromGroup:
 		return "group"
+	case FromApp:
+		return "app"
 	}
 	return "unknown"
 }

@@ -47,6 +47,7 @@ type Network string
 const (
 	ViaIM  Network = "im"
 	ViaSMS Network = "sms"
+	ViaApp Network = "app" // an HTTP application of a service number
 )
 
 // Outcome is how a message ended, for its originator and for metrics.

@@ -8,11 +8,12 @@
 // job (the sender was refused and resubmits, so a delivery already made is
 // at worst repeated).
 //
-// Workers decide per message: recipient online in IM → IM through the edge
-// that holds the binding; not online and a mobile number → SMS; an IM-only
-// user offline → parked until they register or the message expires.
-// Failures retry with exponential backoff and jitter; IM failures to a user
-// with a number fall back to SMS. Edges register with New's router before
-// Run (AddIM, SetSMS, AddReporter); they only translate, the decisions are
-// all here.
+// Workers decide per message: a service number of an HTTP application
+// (Config.Apps) → that application, whoever is online; recipient online in
+// IM → IM through the edge that holds the binding; not online and a mobile
+// number → SMS; an IM-only user offline → parked until they register or
+// the message expires. Failures retry with exponential backoff and jitter;
+// IM failures to a user with a number fall back to SMS. Edges register
+// with New's router before Run (AddIM, SetSMS, SetApp, AddReporter); they
+// only translate, the decisions are all here.
 package router

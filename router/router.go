@@ -84,6 +84,19 @@ type TrackingSender interface {
 	SendSMSTracked(ctx context.Context, m *msg.Message) (tracked bool, err error)
 }
 
+// Apps is the table of HTTP applications of service numbers (moapp.Table):
+// the one, if any, that takes a message instead of IM or SMS.
+type Apps interface {
+	AppFor(m *msg.Message) (app string, ok bool)
+}
+
+// AppSender delivers a message to the application app and returns nil once
+// it took the message (its 2xx). It bounds each attempt itself; the router
+// retries a failure until the message expires.
+type AppSender interface {
+	SendApp(ctx context.Context, m *msg.Message, app string) error
+}
+
 // Reporter tells an originator how its message ended: an SMPP delivery
 // receipt to an ESME, an IMDN to an IM user. It must not block for long;
 // it owns its own retries.
@@ -114,6 +127,9 @@ type Config struct {
 	OnFinal         Final
 	// People resolves addresses to persons; nil routes by address alone.
 	People People
+	// Apps routes messages for service numbers to their applications
+	// (delivered by the edge SetApp registers); nil: there are none.
+	Apps Apps
 	// DedupWindow: a message with the same origin account, sender,
 	// recipient and text within this window is acknowledged with the first
 	// one's id and not delivered again (an ESME resubmitting after a lost
@@ -169,6 +185,7 @@ type Counters struct {
 	IMDelivered, IMFailed, SMSDelivered, SMSFailed atomic.Uint64
 	Fallbacks, Retries, Parked, Unparked, Expired  atomic.Uint64
 	Recovered, Duplicates                          atomic.Uint64
+	AppDelivered, AppFailed                        atomic.Uint64
 }
 
 // Router routes and delivers. Construct with New, register the edges that
@@ -179,6 +196,7 @@ type Router struct {
 	pres      Presence
 	im        map[string]IMSender // by presence.Binding.Via
 	sms       SMSSender
+	app       AppSender
 	reporters map[msg.Kind]Reporter // by origin: who tells the originator the outcome
 	started   atomic.Bool           // edges are registered before Run, read without locks after
 	log       *slog.Logger
@@ -263,6 +281,12 @@ func (r *Router) SetSMS(s SMSSender) {
 	r.sms = s
 }
 
+// SetApp registers the edge that delivers to the applications of Config.Apps.
+func (r *Router) SetApp(s AppSender) {
+	r.mustNotRun("SetApp")
+	r.app = s
+}
+
 // AddReporter registers who tells originators of kind how their messages
 // ended: an SMPP delivery receipt to an ESME, an IMDN to an IM user.
 func (r *Router) AddReporter(kind msg.Kind, rep Reporter) {
@@ -294,7 +318,7 @@ func (r *Router) Stage(ctx context.Context, m *msg.Message) (msg.Ack, error) {
 		r.count.NoRoute.Add(1)
 		return nil, fmt.Errorf("%w: %q", msg.ErrNoRoute, m.To)
 	}
-	if r.cfg.CheckSMS != nil && m.To.IsMSISDN() && m.Route != "im" {
+	if r.cfg.CheckSMS != nil && m.To.IsMSISDN() && m.Route != "im" && !r.toApp(m) {
 		if err := r.cfg.CheckSMS(m); err != nil {
 			r.count.NoRoute.Add(1)
 			return nil, err
@@ -529,6 +553,21 @@ func (r *Router) stopWorkers(ctx context.Context) {
 	}
 }
 
+// appFor is the application that takes m, if any: a message whose sender
+// named no route, to a number of an application's, that is not itself an
+// application's reply (two applications answering each other would loop).
+func (r *Router) appFor(m *msg.Message) (string, bool) {
+	if r.cfg.Apps == nil || m.Route != "" || m.Origin.Kind == msg.FromApp || !m.To.IsMSISDN() {
+		return "", false
+	}
+	return r.cfg.Apps.AppFor(m)
+}
+
+func (r *Router) toApp(m *msg.Message) bool {
+	_, ok := r.appFor(m)
+	return ok
+}
+
 // route is what the router decided for one attempt.
 type route int
 
@@ -696,7 +735,11 @@ func (r *Router) deliver(ctx context.Context, j *job) {
 	now := r.cfg.Now()
 	if !m.Expires.IsZero() && now.After(m.Expires) {
 		r.count.Expired.Add(1)
-		r.finish(ctx, j, msg.Outcome{State: msg.Expired, Detail: "validity period ended", Via: intended(m)}, "")
+		r.finish(ctx, j, msg.Outcome{State: msg.Expired, Detail: "validity period ended", Via: r.intended(m)}, "")
+		return
+	}
+	if app, ok := r.appFor(m); ok {
+		r.deliverApp(ctx, j, app)
 		return
 	}
 	rt, b := r.decide(m)
@@ -780,6 +823,34 @@ func (r *Router) deliver(ctx context.Context, j *job) {
 	r.retry(ctx, j, "sms: "+err.Error())
 }
 
+// deliverApp makes one attempt at handing j to its application; a failure
+// is retried with backoff, as SMS are, until the message expires.
+func (r *Router) deliverApp(ctx context.Context, j *job, app string) {
+	m := &j.m
+	if r.log.Enabled(ctx, slog.LevelDebug) {
+		r.log.Debug("route", "id", m.ID, "from", m.From, "to", m.To, "decision", "app", "app", app)
+	}
+	if r.app == nil {
+		r.retry(ctx, j, "app: no application edge")
+		return
+	}
+	err := r.app.SendApp(ctx, m, app)
+	if err == nil {
+		r.count.AppDelivered.Add(1)
+		o := msg.Outcome{Delivered: true, State: msg.Delivered, Detail: "app", Via: msg.ViaApp}
+		if r.finish(ctx, j, o, "app "+app) {
+			r.reportJob(ctx, j, o)
+		}
+		return
+	}
+	if ctx.Err() != nil {
+		return // shutting down: stays unfinished in the store
+	}
+	r.count.AppFailed.Add(1)
+	r.log.Info("application delivery failed", "id", m.ID, "to", m.To, "app", app, "err", err)
+	r.retry(ctx, j, "app "+app+": "+err.Error())
+}
+
 // stored waits until j's acceptance is durable: delivery may run ahead of
 // the group commit, but recording an outcome, a retry or parking must not.
 // false ends the job: the router is stopping (the record, if committed, is
@@ -799,7 +870,10 @@ func (r *Router) stored(ctx context.Context, j *job) bool {
 
 // intended is the network a message was meant for, for the outcome of one
 // that never got there.
-func intended(m *msg.Message) msg.Network {
+func (r *Router) intended(m *msg.Message) msg.Network {
+	if r.toApp(m) {
+		return msg.ViaApp
+	}
 	if m.To.IsMSISDN() {
 		return msg.ViaSMS
 	}

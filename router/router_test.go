@@ -938,3 +938,82 @@ func TestRemoteBindingsNeedClusterSender(t *testing.T) {
 		t.Fatalf("sms %v im %v", g.sent.sms_(), g.sent.im())
 	}
 }
+
+// appTable routes numbers starting with +86106 to the application "svc".
+type appTable struct{}
+
+func (appTable) AppFor(m *msg.Message) (string, bool) {
+	return "svc", strings.HasPrefix(string(m.To), "+86106")
+}
+
+type appEdge struct {
+	mu    sync.Mutex
+	fails int // attempts still to fail
+	got   []string
+}
+
+func (a *appEdge) SendApp(_ context.Context, m *msg.Message, app string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.fails > 0 {
+		a.fails--
+		return errors.New("app answered 503")
+	}
+	a.got = append(a.got, app+"|"+string(m.To)+"|"+m.Text)
+	return nil
+}
+
+// A message for an application's number goes to the app edge, even when
+// someone is online at that number, and is retried there until it takes
+// it; the application's replies, a sender's route and other numbers are
+// routed as ever.
+func TestAppRoutes(t *testing.T) {
+	g := newRig(t, "", Config{Apps: appTable{}})
+	edge := &appEdge{fails: 2}
+	g.r.SetApp(edge)
+	g.run(t)
+	g.online(t, "+8610690001", "sip:svc@127.0.0.1:5062")
+	id := g.submit(t, "+8613900000009", "+8610690001", "weather")
+	rec := g.waitState(t, id, msg.Delivered)
+	if last := rec.Events[len(rec.Events)-1]; last.Detail != "app svc" {
+		t.Errorf("history %+v", rec.Events)
+	}
+	edge.mu.Lock()
+	got := edge.got
+	edge.mu.Unlock()
+	if len(got) != 1 || got[0] != "svc|+8610690001|weather" || g.r.Stats().AppFailed.Load() != 2 || g.r.Stats().AppDelivered.Load() != 1 {
+		t.Fatalf("app got %v, failed %d", got, g.r.Stats().AppFailed.Load())
+	}
+	if len(g.sent.im()) != 0 || len(g.sent.sms_()) != 0 {
+		t.Fatalf("im %v sms %v", g.sent.im(), g.sent.sms_())
+	}
+
+	reply := &msg.Message{From: "+8610690001", To: "+8610690002", Text: "an app's reply", Origin: msg.Origin{Kind: msg.FromApp, Account: "svc"}}
+	hinted := &msg.Message{From: "+8613900000009", To: "+8610690003", Text: "as sms", Route: "sms", Origin: msg.Origin{Kind: msg.FromAPI}}
+	for _, m := range []*msg.Message{reply, hinted} {
+		if err := msg.Accept(context.Background(), g.r, m); err != nil {
+			t.Fatal(err)
+		}
+		g.waitState(t, m.ID, msg.Delivered)
+	}
+	if sms := g.sent.sms_(); len(sms) != 2 {
+		t.Fatalf("sms %v", sms)
+	}
+}
+
+// Without an app edge a message for an application waits, retried, and
+// expires as any other: its outcome names the application's network.
+func TestAppRouteWithoutEdgeExpires(t *testing.T) {
+	g := newRig(t, "", Config{Apps: appTable{}})
+	var via atomic.Value
+	g.r.cfg.OnFinal = func(_ *msg.Message, o msg.Outcome) { via.Store(o.Via) }
+	g.run(t)
+	m := &msg.Message{From: "+8613900000009", To: "+8610690001", Text: "x", Expires: time.Now().Add(300 * time.Millisecond)}
+	if err := msg.Accept(context.Background(), g.r, m); err != nil {
+		t.Fatal(err)
+	}
+	g.waitState(t, m.ID, msg.Expired)
+	if v := via.Load(); v != msg.ViaApp || len(g.sent.sms_()) != 0 {
+		t.Fatalf("via %v, sms %v", v, g.sent.sms_())
+	}
+}

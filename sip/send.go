@@ -100,10 +100,10 @@ func imdnBody(id string, at time.Time, delivered bool) []byte {
 }
 
 // Report tells an IM user how a message they sent ended, by IMDN, when it
-// left as SMS (router.Reporter); a message delivered in IM is the receiving
-// client's to report.
+// left as SMS or went to an application (router.Reporter); a message
+// delivered in IM is the receiving client's to report.
 func (s *Server) Report(ctx context.Context, m *msg.Message, o msg.Outcome) {
-	if o.Via != msg.ViaSMS {
+	if o.Via == msg.ViaIM {
 		return
 	}
 	if err := s.SendIMDN(ctx, m.From, m.ID, o.Delivered); err != nil {

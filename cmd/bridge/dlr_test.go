@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smsbridge/bridge/internal/hmacsig"
 	"github.com/smsbridge/bridge/internal/testutil"
-	"github.com/smsbridge/bridge/robot"
 )
 
 const dlrSecret = "dlr-s3cret"
@@ -55,7 +55,7 @@ func (r *dlrReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	err := robot.Verify([]byte(dlrSecret), req.Header.Get("X-Bridge-Timestamp"), req.Header.Get("X-Bridge-Signature"), body, time.Now(), 0)
+	err := hmacsig.Verify([]byte(dlrSecret), req.Header.Get("X-Bridge-Timestamp"), req.Header.Get("X-Bridge-Signature"), body, time.Now(), 0)
 	var rep dlrSeen
 	switch {
 	case req.Method != "POST" || req.Header.Get("Content-Type") != "application/json" || req.URL.Query().Get("client") != "7":
