@@ -68,7 +68,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if err != nil {
 			return usageError(stderr, err)
 		}
-		log := newLogger(cfg, stderr)
+		log, level := newLogger(cfg, stderr)
 		if n := procs(cfg.Procs, os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0)); n != runtime.GOMAXPROCS(0) {
 			runtime.GOMAXPROCS(n)
 			log.Info("scheduler threads", "procs", n, "cpus", runtime.NumCPU())
@@ -79,7 +79,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		sipgosip.SetDefaultLogger(sip.LibraryLogger(log))
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		b, err := bridge.New(cfg, log)
+		b, err := bridge.New(cfg, log, bridge.WithLogLevel(level))
 		if err != nil {
 			log.Error("bridge not started", "err", err)
 			return 1
@@ -128,12 +128,16 @@ func usageError(w io.Writer, err error) int {
 	return 2
 }
 
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+// newLogger builds the process's logger; every logger derived from it
+// follows level, which the API can change while the bridge runs.
+func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
 	if cfg.LogFormat == config.LogJSON {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(slog.NewJSONHandler(w, opts)), level
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(slog.NewTextHandler(w, opts)), level
 }
 
 // reloadOnHUP re-reads the configuration on every SIGHUP and hands it to
