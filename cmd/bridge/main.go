@@ -8,6 +8,8 @@
 //	bridge codec ...           SIP-C ⇄ MCP codec tools
 //	bridge sso verify ...      open and check a single sign-on ticket
 //	bridge users import F.csv  provision users from a CSV file (bridge stopped)
+//	bridge admin COMMAND       operate a running bridge through its API: binds, smsc,
+//	                           queues, accounts, routes, log-level, message
 package main
 
 import (
@@ -112,11 +114,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runSSO(args, stdin, stdout, stderr)
 	case "users":
 		return runUsers(args, stdin, stdout, stderr)
+	case "admin":
+		return runAdmin(args, stdin, stdout, stderr, os.Getenv)
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: bridge [serve|version|config print|health [URL]|codec|sso verify|users import] [flags]; bridge --version; bridge serve --help lists the flags")
+		fmt.Fprintln(stdout, "usage: bridge [serve|version|config print|health [URL]|codec|sso verify|users import|admin COMMAND] [flags]; bridge --version; bridge serve --help lists the flags")
 		return 0
 	}
-	fmt.Fprintf(stderr, "bridge: unknown command %q (serve, version, config, health, codec, sso, users)\n", cmd)
+	fmt.Fprintf(stderr, "bridge: unknown command %q (serve, version, config, health, codec, sso, users, admin)\n", cmd)
 	return 2
 }
 
