@@ -12,6 +12,7 @@ command -v kamailio >/dev/null 2>&1 || need+=(kamailio kamailio-presence-modules
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v prosody >/dev/null 2>&1 || need+=(prosody)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if ((${#need[@]})); then
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "test.sh: missing interop peers (${need[*]}); install them or run as root" >&2

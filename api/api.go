@@ -142,6 +142,10 @@ type Config struct {
 	// receipt and names no dlr_url (--dlr-url); "" = none.
 	ReportURL string
 	Now       func() time.Time
+	// Admin answers /v1/admin/binds, smsc and queues; LogLevel is the level
+	// of the process's loggers, which PUT /v1/admin/log-level changes. nil: 501.
+	Admin    Admin
+	LogLevel *slog.LevelVar
 }
 
 // Server serves the HTTP API.
@@ -210,6 +214,9 @@ func New(cfg Config, sub msg.Stager, msgs Messages) *Server {
 	}
 	if isNil(cfg.Partners) {
 		cfg.Partners = nil
+	}
+	if isNil(cfg.Admin) {
+		cfg.Admin = nil
 	}
 	s := &Server{cfg: cfg, sub: sub, msgs: msgs, log: cfg.Logger}
 	if isNil(sub) {
@@ -351,6 +358,8 @@ func (s *Server) table() []route {
 		return needs("external accounts", s.cfg.Directory != nil && s.cfg.Accounts != nil, h)
 	}
 	grp := func(h handler) handler { return needs("groups", s.cfg.Groups != nil && s.cfg.Directory != nil, h) }
+	adm := func(h handler) handler { return needs("admin", s.cfg.Admin != nil, h) }
+	lvl := func(h handler) handler { return needs("log level", s.cfg.LogLevel != nil, h) }
 	rs := []route{
 		{pattern: "/healthz", public: true, methods: map[string]handler{"GET": s.healthz}},
 		{pattern: "/readyz", public: true, methods: map[string]handler{"GET": s.readyz}},
@@ -384,6 +393,10 @@ func (s *Server) table() []route {
 		{pattern: "/v1/sso/tickets", public: true, limited: true, methods: map[string]handler{"POST": s.postTicket}},
 		{pattern: "/v1/partners/{site}/contacts", methods: map[string]handler{"GET": s.getContacts}},
 		{pattern: "/v1/partners/{site}/posts", methods: map[string]handler{"GET": s.getPosts}},
+		{pattern: "/v1/admin/binds", methods: map[string]handler{"GET": adm(s.adminBinds)}},
+		{pattern: "/v1/admin/smsc", methods: map[string]handler{"GET": adm(s.adminSMSC)}},
+		{pattern: "/v1/admin/queues", methods: map[string]handler{"GET": adm(s.adminQueues)}},
+		{pattern: "/v1/admin/log-level", methods: map[string]handler{"GET": lvl(s.getLogLevel), "PUT": lvl(s.putLogLevel)}},
 	}
 	for i := range rs {
 		rs[i].segs = strings.Split(strings.TrimPrefix(rs[i].pattern, "/"), "/")

@@ -2,12 +2,15 @@ package api
 
 import (
 	"bufio"
+	"log/slog"
 	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/smsbridge/bridge/msg"
 )
 
 type example struct {
@@ -66,7 +69,7 @@ func TestREADMECurlExamples(t *testing.T) {
 	if len(exs) < 15 {
 		t.Fatalf("only %d examples found in README.md", len(exs))
 	}
-	e := startEnv(t)
+	e := startEnv(t, func(c *Config, _ *msg.Stager) { c.LogLevel = new(slog.LevelVar) })
 	// The partner-site contacts example names alice at site shop, which the
 	// test environment's reference site knows.
 	for _, ex := range exs {

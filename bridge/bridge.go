@@ -83,19 +83,30 @@ type Bridge struct {
 	// the store's group commits (acknowledgements wait for them) and checkpoints
 	commitTime, ckptTime *api.Histogram
 
+	level     *slog.LevelVar // the loggers' level, changed through the API; nil: fixed
 	ready     chan struct{}
 	ran       atomic.Bool
 	closeOnce sync.Once
 }
 
+// Option adjusts what New builds.
+type Option func(*Bridge)
+
+// WithLogLevel hands the API the level of log's handler, which GET and PUT
+// /v1/admin/log-level read and change; without it the level is fixed.
+func WithLogLevel(v *slog.LevelVar) Option { return func(b *Bridge) { b.level = v } }
+
 // New builds every part of the bridge from cfg and binds its listeners, so
 // Addrs is known at once; Run serves. log may be nil (discard). A Bridge
 // whose Run is never called must be closed with Close.
-func New(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
+func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Bridge, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	b := &Bridge{cfg: cfg, log: log, ready: make(chan struct{})}
+	for _, o := range opts {
+		o(b)
+	}
 	acc := cfg.Accounts()
 	b.accounts.Store(&acc)
 	for _, step := range []struct {
@@ -445,7 +456,7 @@ func (b *Bridge) buildAPI() error {
 		Domain: cfg.SIPDomain, Directory: b.dir, Provision: b.prov, Presence: b.pres,
 		Logins: b.lg.auth, Tickets: b.lg.issuer, Partners: b.lg.partners,
 		XMPPLogin: b.xmppLogin, Accounts: b.fusion, Groups: b.groups, RobotAuth: b.robotAuth(), ReportURL: cfg.DLRURL,
-		HeaderTimeout: cfg.PreauthTimeout, Clients: apiClients(cfg.APIClients),
+		HeaderTimeout: cfg.PreauthTimeout, Admin: admin{b}, LogLevel: b.level, Clients: apiClients(cfg.APIClients),
 		LoginsPerMinute: cfg.LoginsPerMinute, AuthFailuresPerMinute: cfg.AuthFailuresPerMinute, MaxConnsPerSource: cfg.HTTPConnsPerSource,
 	}, b.in, b.db)
 	return nil

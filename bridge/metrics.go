@@ -4,6 +4,7 @@ import "github.com/smsbridge/bridge/api"
 
 // metrics lists what /metrics exposes: the router's outcome counters, the
 // SMPP edge's, the store's and presence's, and delivery latency by route.
+// monitoring/ builds its dashboard and alerts on these names.
 func (b *Bridge) metrics() []api.Metric {
 	rt, db, pres, gw := b.rt, b.db, b.pres, b.gw
 	c := rt.Stats()
@@ -37,16 +38,19 @@ func (b *Bridge) metrics() []api.Metric {
 		counter("bridge_dlr_expired_total", "Delivery reports given up after their expiry.", b.dlr.Expired.Load),
 		{Name: "bridge_dlr_pending", Help: "Delivery reports stored, not yet taken.", Type: "gauge", Value: func() float64 { return float64(b.dlr.Pending()) }},
 		{Name: "bridge_queue_depth", Help: "Accepted messages not yet final.", Type: "gauge", Value: func() float64 { return float64(rt.Pending()) }},
+		{Name: "bridge_queue_limit", Help: "Accepted messages not yet final past which new ones are throttled (--queue-depth).", Type: "gauge", Value: func() float64 { return float64(b.cfg.QueueDepth) }},
 		{Name: "bridge_smpp_binds", Help: "SMPP sessions bound to us.", Type: "gauge", Value: func() float64 { return float64(gw.Binds()) }},
-		{Name: "bridge_smsc_up", Help: "1 while the bind to the upstream SMSC is up.", Type: "gauge", Value: func() float64 {
-			if gw.UpstreamBound() {
-				return 1
-			}
-			return 0
-		}},
+		{Name: "bridge_store_up", Help: "1 while the store takes writes; 0 after a failed commit, until one succeeds.", Type: "gauge", Value: func() float64 { return up(db.Healthy() == nil) }},
 		{Name: "bridge_store_batches_total", Help: "Group commits (one fsync each).", Type: "counter", Value: func() float64 { return float64(db.Stats().Batches) }},
+		{Name: "bridge_store_failed_batches_total", Help: "Group commits whose write or fsync failed.", Type: "counter", Value: func() float64 { return float64(db.Stats().Failed) }},
 		{Name: "bridge_store_writes_total", Help: "Key writes handed to badger in group commits, failed ones included (a record's write superseded within its batch is not written, nor counted).", Type: "counter", Value: func() float64 { return float64(db.Stats().Commits) }},
 		{Name: "bridge_presence_users", Help: "Users with a presence binding.", Type: "gauge", Value: func() float64 { return float64(pres.Len()) }},
+	}
+	// Only with an upstream SMSC: a bridge without one has no bind to be
+	// down, and an alert on the gauge must not fire for it.
+	if _, ok := gw.Upstream(); ok {
+		ms = append(ms, api.Metric{Name: "bridge_smsc_up", Help: "1 while the bind to the upstream SMSC is up.", Type: "gauge",
+			Value: func() float64 { return up(gw.UpstreamBound()) }})
 	}
 	ms = append(ms,
 		api.Metric{Name: "bridge_store_commit_seconds", Help: "Wall time of a group commit: the commit log's write and fdatasync, which acknowledgements wait for, and the hand-off to badger's applier.", Type: "histogram", Histogram: b.commitTime},
@@ -61,4 +65,11 @@ func (b *Bridge) metrics() []api.Metric {
 			Type: "histogram", Histogram: b.latency[route], Labels: map[string]string{"route": route}})
 	}
 	return ms
+}
+
+func up(ok bool) float64 {
+	if ok {
+		return 1
+	}
+	return 0
 }

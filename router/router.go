@@ -231,6 +231,7 @@ type job struct {
 	due      time.Time
 	index    int // in heap; -1 when not scheduled
 	parked   bool
+	forUser  bool        // scheduled for its person coming online, not after a failed attempt
 	key      msg.Address // where a parked job waits in offline (parkKey at parking)
 
 	// The settling side (Settle), the staging adapter's alone.
@@ -305,6 +306,37 @@ func (r *Router) Stats() *Counters { return &r.count }
 
 // Pending is the number of accepted messages not yet final.
 func (r *Router) Pending() int64 { return r.pending.Load() }
+
+// Waiting counts the accepted messages that are not final by where they
+// wait. The counts are read one after the other while messages move, so
+// they add up to Pending only roughly.
+type Waiting struct {
+	Pending  int64 // accepted, not final
+	Ready    int   // due, queued for a worker
+	Draining int   // woken by their person coming online, delivered at DrainRate
+	// Scheduled after a failed attempt, and held for a person offline in
+	// IM, by the network each message is meant for.
+	Retry, Held map[msg.Network]int
+}
+
+// Waiting reads the queues; it walks the scheduled messages, so it costs
+// one pass over them under the lock the scheduler takes.
+func (r *Router) Waiting() Waiting {
+	w := Waiting{Pending: r.pending.Load(), Ready: len(r.work), Retry: map[msg.Network]int{}, Held: map[msg.Network]int{}}
+	r.mu.Lock()
+	for _, j := range r.later {
+		if j.forUser {
+			w.Held[r.intended(&j.m)]++
+		} else {
+			w.Retry[r.intended(&j.m)]++
+		}
+	}
+	for _, q := range r.draining {
+		w.Draining += len(q)
+	}
+	r.mu.Unlock()
+	return w
+}
 
 // Stage validates m, assigns its ID and queues its acceptance into the
 // next group commit (msg.Stager); the message is on its way to delivery at
@@ -1026,7 +1058,7 @@ func (r *Router) retry(ctx context.Context, j *job, detail string) {
 	// Also woken by a registration of its person: an IM edge that was down
 	// (its server restarting) is back when its users are.
 	j.key = r.parkKey(j.m.To)
-	r.schedule(j, due, true)
+	r.schedule(j, due, false)
 }
 
 // park holds a message for an IM-only user until they register or it expires.
@@ -1045,18 +1077,19 @@ func (r *Router) park(ctx context.Context, j *job) {
 	}
 }
 
-func (r *Router) schedule(j *job, due time.Time, parked bool) {
+// schedule puts j in the heap until due, and among its person's messages
+// that a registration wakes early; held: it waits for that registration,
+// not for a retry.
+func (r *Router) schedule(j *job, due time.Time, held bool) {
 	r.mu.Lock()
-	j.due, j.parked = due, parked
+	j.due, j.parked, j.forUser = due, true, held
 	heap.Push(&r.later, j)
-	if parked {
-		set := r.offline[j.key]
-		if set == nil {
-			set = make(map[*job]struct{})
-			r.offline[j.key] = set
-		}
-		set[j] = struct{}{}
+	set := r.offline[j.key]
+	if set == nil {
+		set = make(map[*job]struct{})
+		r.offline[j.key] = set
 	}
+	set[j] = struct{}{}
 	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:

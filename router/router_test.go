@@ -1017,3 +1017,20 @@ func TestAppRouteWithoutEdgeExpires(t *testing.T) {
 		t.Fatalf("via %v, sms %v", v, g.sent.sms_())
 	}
 }
+
+// Waiting tells a message held for an offline IM-only user from one
+// scheduled for a retry of its SMS, each under its network.
+func TestWaitingByStateAndNetwork(t *testing.T) {
+	g := newRig(t, "", Config{RetryMin: time.Hour})
+	g.smsErr = func(*msg.Message) error { return errors.New("smsc throttled") }
+	g.run(t)
+	g.submit(t, "+8613900000009", "sip:bob@example.com", "held")
+	g.submit(t, "+8613900000009", "+8613800000004", "retried")
+	want := Waiting{Pending: 2, Retry: map[msg.Network]int{msg.ViaSMS: 1}, Held: map[msg.Network]int{msg.ViaIM: 1}}
+	testutil.WaitForState(t, 10*time.Second, func() bool { return fmt.Sprint(g.r.Waiting()) == fmt.Sprint(want) },
+		func() string { return fmt.Sprintf("waiting %+v, want %+v", g.r.Waiting(), want) })
+	g.online(t, "sip:bob@example.com", "sip:bob@127.0.0.1:5099")
+	want = Waiting{Pending: 1, Retry: map[msg.Network]int{msg.ViaSMS: 1}, Held: map[msg.Network]int{}}
+	testutil.WaitForState(t, 10*time.Second, func() bool { return fmt.Sprint(g.r.Waiting()) == fmt.Sprint(want) },
+		func() string { return fmt.Sprintf("once bob is online: waiting %+v, want %+v", g.r.Waiting(), want) })
+}

@@ -49,6 +49,7 @@ type Client struct {
 	sess    *Session
 	boundCh chan struct{} // closed while bound; replaced on loss
 	lastErr error         // why the last bind attempt or session ended; nil while bound
+	since   time.Time     // when the bind came up or went down (or the client was built)
 }
 
 // NewClient builds a client; Run keeps it bound.
@@ -74,7 +75,7 @@ func NewClient(cfg ClientConfig) *Client {
 	if cfg.InterfaceVersionByte == 0 {
 		cfg.InterfaceVersionByte = 0x34
 	}
-	c := &Client{cfg: cfg, log: cfg.Logger, boundCh: make(chan struct{})}
+	c := &Client{cfg: cfg, log: cfg.Logger, boundCh: make(chan struct{}), since: time.Now()}
 	c.pool.New = func() any { return new(PDU) }
 	return c
 }
@@ -166,6 +167,7 @@ func (c *Client) once(ctx context.Context) error {
 	c.mu.Lock()
 	c.sess = s
 	c.lastErr = nil
+	c.since = time.Now()
 	close(c.boundCh)
 	c.mu.Unlock()
 	if c.cfg.OnBound != nil {
@@ -180,6 +182,7 @@ func (c *Client) once(ctx context.Context) error {
 	c.mu.Lock()
 	c.sess = nil
 	c.boundCh = make(chan struct{})
+	c.since = time.Now()
 	c.mu.Unlock()
 	if c.cfg.OnUnbound != nil {
 		c.cfg.OnUnbound()
@@ -207,6 +210,28 @@ func (c *Client) State() (bound bool, lastErr error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sess != nil, c.lastErr
+}
+
+// ClientInfo is what an operator sees of the bind to the SMSC.
+type ClientInfo struct {
+	Addr, SystemID string
+	Bind           CommandID
+	Bound          bool
+	Since          time.Time // when the bind came up, or went down (or the client was built)
+	LastErr        error     // while down: why the last attempt failed or the session ended
+	Session        SessionInfo
+}
+
+// Info describes the bind now; Session is set while bound.
+func (c *Client) Info() ClientInfo {
+	c.mu.Lock()
+	ci := ClientInfo{Addr: c.cfg.Addr, SystemID: c.cfg.SystemID, Bind: c.cfg.Bind, Bound: c.sess != nil, Since: c.since, LastErr: c.lastErr}
+	s := c.sess
+	c.mu.Unlock()
+	if s != nil {
+		ci.Session = s.Info()
+	}
+	return ci
 }
 
 // Send sends p over the bind, waiting (up to ctx) for a bind if there is

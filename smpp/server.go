@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -278,6 +280,29 @@ func (srv *Server) Bound() int {
 		}
 	}
 	return n
+}
+
+// BoundSessions describes the bound sessions, oldest bind first.
+func (srv *Server) BoundSessions() []SessionInfo {
+	srv.mu.Lock()
+	ss := make([]*Session, 0, len(srv.sessions))
+	for s := range srv.sessions {
+		if s.bound.Load() {
+			ss = append(ss, s)
+		}
+	}
+	srv.mu.Unlock()
+	out := make([]SessionInfo, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, s.Info())
+	}
+	slices.SortFunc(out, func(a, b SessionInfo) int {
+		if c := a.Since.Compare(b.Since); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Remote, b.Remote)
+	})
+	return out
 }
 
 // Deliver sends p (deliver_sm, data_sm) to one of systemID's receiving

@@ -207,6 +207,7 @@ type Session struct {
 	mu       sync.Mutex
 	systemID string    // peer's system_id (server role) or ours (client role)
 	bind     CommandID // bind command that bound the session; 0 before
+	boundAt  time.Time
 	bound    atomic.Bool
 	lastRead atomic.Int64 // unix nanos
 
@@ -259,6 +260,26 @@ func (s *Session) BindType() CommandID {
 	return s.bind
 }
 
+// SessionInfo is what an operator sees of a bound session.
+type SessionInfo struct {
+	SystemID string
+	Bind     CommandID
+	Remote   string
+	Since    time.Time // when the bind succeeded
+	// Our requests awaiting their responses, and the most there may be;
+	// the peer's requests being handled, and their most.
+	WindowUsed, Window   int
+	InboundUsed, Inbound int
+}
+
+// Info describes the session now; the window counts move while it runs.
+func (s *Session) Info() SessionInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return SessionInfo{SystemID: s.systemID, Bind: s.bind, Remote: s.conn.RemoteAddr().String(), Since: s.boundAt,
+		WindowUsed: len(s.window), Window: cap(s.window), InboundUsed: len(s.inbound), Inbound: cap(s.inbound)}
+}
+
 // CanReceive reports whether the peer may be sent deliver_sm (it bound as a
 // receiver or transceiver).
 func (s *Session) CanReceive() bool {
@@ -284,7 +305,7 @@ func (s *Session) Err() error {
 
 func (s *Session) setBound(systemID string, bind CommandID) {
 	s.mu.Lock()
-	s.systemID, s.bind = systemID, bind
+	s.systemID, s.bind, s.boundAt = systemID, bind, time.Now()
 	s.mu.Unlock()
 	s.bound.Store(true)
 }

@@ -182,6 +182,20 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 // Binds is the number of SMPP sessions bound to us.
 func (g *Gateway) Binds() int { return g.server.Bound() }
 
+// Sessions describes the SMPP sessions bound to us.
+func (g *Gateway) Sessions() []smpp.SessionInfo { return g.server.BoundSessions() }
+
+// Upstream describes the bind to the upstream SMSC; false when there is none.
+func (g *Gateway) Upstream() (smpp.ClientInfo, bool) {
+	if g.upstream == nil {
+		return smpp.ClientInfo{}, false
+	}
+	return g.upstream.Info(), true
+}
+
+// PartsWaiting is the number of long messages waiting for more parts.
+func (g *Gateway) PartsWaiting() int { return g.reasm.Stats().Pending }
+
 // UpstreamBound reports whether the bind to the upstream SMSC is up (false
 // when there is none).
 func (g *Gateway) UpstreamBound() bool { return g.upstream != nil && g.upstream.Bound() }

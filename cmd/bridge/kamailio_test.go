@@ -44,8 +44,11 @@ func requireInterop(t *testing.T, tool string) string {
 }
 
 func debianPackage(tool string) string {
-	if tool == "kamailio" {
+	switch tool {
+	case "kamailio":
 		return "kamailio kamailio-presence-modules"
+	case "promtool":
+		return "prometheus"
 	}
 	return tool
 }

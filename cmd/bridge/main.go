@@ -8,6 +8,8 @@
 //	bridge codec ...           SIP-C ⇄ MCP codec tools
 //	bridge sso verify ...      open and check a single sign-on ticket
 //	bridge users import F.csv  provision users from a CSV file (bridge stopped)
+//	bridge admin COMMAND       operate a running bridge through its API: binds, smsc,
+//	                           queues, accounts, routes, log-level, message
 package main
 
 import (
@@ -68,7 +70,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if err != nil {
 			return usageError(stderr, err)
 		}
-		log := newLogger(cfg, stderr)
+		log, level := newLogger(cfg, stderr)
 		if n := procs(cfg.Procs, os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0)); n != runtime.GOMAXPROCS(0) {
 			runtime.GOMAXPROCS(n)
 			log.Info("scheduler threads", "procs", n, "cpus", runtime.NumCPU())
@@ -79,7 +81,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		sipgosip.SetDefaultLogger(sip.LibraryLogger(log))
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		b, err := bridge.New(cfg, log)
+		b, err := bridge.New(cfg, log, bridge.WithLogLevel(level))
 		if err != nil {
 			log.Error("bridge not started", "err", err)
 			return 1
@@ -112,11 +114,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runSSO(args, stdin, stdout, stderr)
 	case "users":
 		return runUsers(args, stdin, stdout, stderr)
+	case "admin":
+		return runAdmin(args, stdin, stdout, stderr, os.Getenv)
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: bridge [serve|version|config print|health [URL]|codec|sso verify|users import] [flags]; bridge --version; bridge serve --help lists the flags")
+		fmt.Fprintln(stdout, "usage: bridge [serve|version|config print|health [URL]|codec|sso verify|users import|admin COMMAND] [flags]; bridge --version; bridge serve --help lists the flags")
 		return 0
 	}
-	fmt.Fprintf(stderr, "bridge: unknown command %q (serve, version, config, health, codec, sso, users)\n", cmd)
+	fmt.Fprintf(stderr, "bridge: unknown command %q (serve, version, config, health, codec, sso, users, admin)\n", cmd)
 	return 2
 }
 
@@ -128,12 +132,16 @@ func usageError(w io.Writer, err error) int {
 	return 2
 }
 
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+// newLogger builds the process's logger; every logger derived from it
+// follows level, which the API can change while the bridge runs.
+func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
 	if cfg.LogFormat == config.LogJSON {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(slog.NewJSONHandler(w, opts)), level
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(slog.NewTextHandler(w, opts)), level
 }
 
 // reloadOnHUP re-reads the configuration on every SIGHUP and hands it to
