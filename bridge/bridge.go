@@ -51,7 +51,8 @@ type Bridge struct {
 
 	db     *store.DB
 	pres   *presence.Store
-	node   *cluster.Node // nil unless clustered (--nats-url or --nats-listen)
+	node   *cluster.Node       // nil unless clustered (--nats-url or --nats-listen)
+	rep    *cluster.Replicated // nil unless --cluster-ack replicated
 	dir    *directory.Directory
 	prov   *provision.Store
 	rt     *router.Router
@@ -274,6 +275,10 @@ func (b *Bridge) buildReports() error {
 // access number: every edge stages through it (b.in).
 func (b *Bridge) buildGroups() error {
 	b.in = b.rt
+	if b.node != nil && b.cfg.ClusterAck == config.AckReplicated {
+		b.rep = b.node.Replicate(b.rt, b.knownMessage)
+		b.in = b.rep
+	}
 	if b.cfg.GroupNumber == "" {
 		return nil
 	}
@@ -289,7 +294,7 @@ func (b *Bridge) buildGroups() error {
 		MemberRate: b.cfg.GroupMemberRate, MemberBurst: max(5, b.cfg.GroupMemberRate),
 		GroupRate: b.cfg.GroupRate, GroupBurst: max(50, b.cfg.GroupRate),
 		Logger: b.log.With("part", "groups"),
-	}, b.rt)
+	}, b.in)
 	if err != nil {
 		rs.Close(context.Background())
 		return err
@@ -311,7 +316,17 @@ func (b *Bridge) buildApps() error {
 
 // observeFinal records the time from acceptance to the final state, by the
 // network that delivered the message ("failed" when none did).
+// knownMessage is the store's view of a message, for the replicated
+// acknowledgement mode's recovery.
+func (b *Bridge) knownMessage(id string) (found, final bool) {
+	r, err := b.db.Message(id)
+	return err == nil, err == nil && r.State.Final()
+}
+
 func (b *Bridge) observeFinal(m *msg.Message, o msg.Outcome) {
+	if b.rep != nil {
+		b.rep.Forget(m.ID)
+	}
 	route := "failed"
 	if o.Delivered {
 		route = string(o.Via)

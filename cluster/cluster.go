@@ -75,6 +75,8 @@ type Node struct {
 	outMu   sync.Mutex
 	out     map[string]chan struct{} // requests in flight per other node
 
+	rep *Replicated // nil unless acknowledgements wait for a replicated write
+
 	ready  chan struct{}
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -285,47 +287,26 @@ func (n *Node) Shutdown() {
 }
 
 // run joins the bucket, then applies its changes and publishes the local
-// ones until ctx ends.
+// ones until ctx ends; in the replicated acknowledgement mode it also opens
+// the accepted-messages bucket and takes back what this node lost.
 func (n *Node) run(ctx context.Context, js jetstream.JetStream) {
-	kv, err := n.bucket(ctx, js)
-	if err != nil {
-		return // ctx ended
-	}
-	n.watch(ctx, kv)
-}
-
-// bucket opens the presence bucket, creating it if no node has, and retries
-// while the cluster forms (no JetStream leader, too few servers for the
-// replicas) until ctx ends.
-func (n *Node) bucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
 	storage := jetstream.FileStorage
 	if n.cfg.Listen != "" && n.cfg.DataDir == "" {
 		storage = jetstream.MemoryStorage // a bridge that keeps nothing on disk
 	}
-	for pause, tries := 100*time.Millisecond, 1; ; tries++ {
-		kv, err := js.KeyValue(ctx, n.cfg.Bucket)
-		if errors.Is(err, jetstream.ErrBucketNotFound) {
-			kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-				Bucket: n.cfg.Bucket, Description: "presence bindings of the bridge's nodes",
-				History: 1, TTL: n.cfg.MaxAge, Replicas: n.cfg.Replicas, Storage: storage,
-			})
-			if err == nil {
-				n.log.Info("cluster: presence bucket created", "bucket", n.cfg.Bucket, "replicas", n.cfg.Replicas)
-			}
-		}
-		if err == nil {
-			return kv, nil
-		}
-		if tries%20 == 0 {
-			n.log.Warn("cluster: presence bucket not available yet", "bucket", n.cfg.Bucket, "tries", tries, "err", err)
-		} else {
-			n.log.Debug("cluster: presence bucket not available yet", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(pause):
-		}
-		pause = min(2*pause, 2*time.Second)
+	if n.rep != nil {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.rep.open(ctx, js, storage)
+		}()
 	}
+	kv, err := openBucket(ctx, n, js, jetstream.KeyValueConfig{
+		Bucket: n.cfg.Bucket, Description: "presence bindings of the bridge's nodes",
+		History: 1, TTL: n.cfg.MaxAge, Replicas: n.cfg.Replicas, Storage: storage,
+	})
+	if err != nil {
+		return // ctx ended
+	}
+	n.watch(ctx, kv)
 }

@@ -30,14 +30,14 @@ type member struct {
 
 // startCluster starts names as embedded nodes routed to one another, each
 // sweeping its presence every 50 ms, and waits until all have joined.
-func startCluster(t *testing.T, names ...string) map[string]*member {
+func startCluster(t testing.TB, names ...string) map[string]*member {
 	t.Helper()
 	return startClusterWith(t, nil, names...)
 }
 
 // startClusterWith is startCluster with setup called on each node before
 // it starts (to register its edges).
-func startClusterWith(t *testing.T, setup func(*Node), names ...string) map[string]*member {
+func startClusterWith(t testing.TB, setup func(*Node), names ...string) map[string]*member {
 	t.Helper()
 	routes := make([]string, len(names))
 	for i := range names {

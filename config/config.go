@@ -118,6 +118,7 @@ type Config struct {
 	NATSClusterListen string   // embedded server's route address; "" = a server of its own
 	NATSRoutes        []string // the other nodes' route URLs, nats://host:port
 	ClusterReplicas   int      // presence bucket replicas; 0 = min(3, nodes)
+	ClusterAck        ClusterAck
 
 	PartnerSites []PartnerSite
 	PartnerCA    string // PEM roots for partner sites; "" = the system's
@@ -193,6 +194,14 @@ const (
 	AlphabetAuto   Alphabet = "auto" // GSM7 when it fits exactly, else UCS-2
 	AlphabetUCS2   Alphabet = "ucs2"
 	AlphabetLatin1 Alphabet = "latin1"
+)
+
+// ClusterAck says what a message's acknowledgement waits for in a cluster.
+type ClusterAck string
+
+const (
+	AckLocal      ClusterAck = "local"      // this node's disk (fsync)
+	AckReplicated ClusterAck = "replicated" // and a replicated JetStream write
 )
 
 // Receipts says when the SMSC is asked for delivery receipts.
@@ -520,6 +529,9 @@ func (c *Config) validate() []error {
 	}
 	if c.NATSListen == "" && (c.NATSClusterListen != "" || len(c.NATSRoutes) > 0) {
 		errs = append(errs, errors.New("--nats-cluster-listen and --nats-routes are the embedded server's: they need --nats-listen"))
+	}
+	if c.ClusterAck == AckReplicated && !c.Clustered() {
+		errs = append(errs, errors.New("--cluster-ack replicated needs a cluster (--nats-listen or --nats-url)"))
 	}
 	if c.ClusterReplicas < 0 || c.ClusterReplicas > 5 {
 		errs = append(errs, fmt.Errorf("--cluster-replicas %d: want 0 (automatic) to 5", c.ClusterReplicas))

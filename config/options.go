@@ -147,6 +147,7 @@ var options = []option{
 	addr("nats-cluster-listen", "", "route address of the embedded NATS server, where the other nodes' routes connect, e.g. :6222 (\"\" = a server of its own)", func(c *Config) *string { return &c.NATSClusterListen }),
 	{name: "nats-routes", help: "route URLs of the other nodes' embedded NATS servers, comma-separated: nats://HOST:PORT,...", quoted: true,
 		bind: func(c *Config) value { return urlsValue{&c.NATSRoutes} }},
+	enum("cluster-ack", AckLocal, "what a message's acknowledgement waits for in a cluster: local (this node's disk) or replicated (also a JetStream write to the replicas, so a node whose disk is lost loses nothing acknowledged)", func(c *Config) *ClusterAck { return &c.ClusterAck }, AckReplicated),
 	integer("cluster-replicas", "0", "replicas of the shared presence bucket, up to 5 (0 = min(3, nodes): this one and --nats-routes; 1 with --nats-url)", func(c *Config) *int { return &c.ClusterReplicas }),
 	integer("procs", "0", "threads running Go code at once (GOMAXPROCS); 0 = the CPUs available + 2, so the store's CPU-bound compactions never hold every thread and the kernel interleaves them with deliveries (a GOMAXPROCS environment variable also wins over 0)", func(c *Config) *int { return &c.Procs }),
 	addr("admin-listen", "", "admin-only listener for Go pprof profiles, e.g. 127.0.0.1:6060 (\"\" = off; never expose it)", func(c *Config) *string { return &c.AdminListen }),

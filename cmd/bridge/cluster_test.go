@@ -105,3 +105,63 @@ func TestClusterDeliversThroughOwnerNode(t *testing.T) {
 		t.Fatalf("user got %q", got)
 	}
 }
+
+// With --cluster-ack replicated, a message acknowledged by node a
+// survives a's disk: a is killed, its data directory removed, and when it
+// starts again empty it takes the message back from the replicated bucket
+// and delivers it once the user registers (at b, through the cluster).
+func TestClusterReplicatedAckSurvivesDiskLoss(t *testing.T) {
+	const user, pw = "8613800000022", "pw22"
+	routes := map[string]string{"a": freeTCPPort(t), "b": freeTCPPort(t), "c": freeTCPPort(t)}
+	nodeFlags := func(name string) []string {
+		var others []string
+		for n, r := range routes {
+			if n != name {
+				others = append(others, "nats://"+r)
+			}
+		}
+		return []string{"--node-name", name, "--nats-listen", "127.0.0.1:0", "--nats-cluster-listen", routes[name],
+			"--nats-routes", strings.Join(others, ","), "--cluster-ack", "replicated", "--im-timeout", "2s"}
+	}
+	httpA, smppA := freeTCPPort(t), freeTCPPort(t)
+	aArgs := func(dir string) []string {
+		return append(append([]string{"--data-dir", dir, "--sip-domain", testDomain, "--http-listen", httpA, "--api-token", "tok"},
+			sipUserFlag(user, pw)...), nodeFlags("a")...)
+	}
+	dirA := t.TempDir()
+	a := startProc(t, smppA, aArgs(dirA)...)
+	t.Cleanup(func() { a.kill() })
+	nodeB := startBridge(t, t.TempDir(), append(sipUserFlag(user, pw), nodeFlags("b")...)...)
+	startBridge(t, t.TempDir(), append(sipUserFlag(user, pw), nodeFlags("c")...)...)
+
+	// Until the bucket is open (the cluster formed) a refuses: 503.
+	var sent struct{ ID string }
+	testutil.WaitFor(t, "a acknowledging with the cluster formed", 60*time.Second, func() bool {
+		return postJSON(t, "http://"+httpA+"/v1/messages", "tok", map[string]string{"from": "+8613900000009", "to": "+" + user,
+			"text": "kept by the cluster", "route": "im"}, &sent) == 202
+	})
+
+	a.kill()
+	firstLog := a.log.Name()
+	if err := os.RemoveAll(dirA); err != nil {
+		t.Fatal(err)
+	}
+	a = startProc(t, smppA, aArgs(t.TempDir())...)
+
+	u := startUA(t, user, pw)
+	if code := u.register(t, nodeB, 3600); code != 200 {
+		t.Fatalf("REGISTER at b: %d", code)
+	}
+	testutil.WaitForState(t, 90*time.Second, func() bool { return len(u.received()) >= 1 }, func() string {
+		b0, _ := os.ReadFile(firstLog)
+		b, _ := os.ReadFile(a.log.Name())
+		return "the acknowledged message never reached the user; a's logs:\n" + string(b0) + "\n----\n" + string(b)
+	})
+	if got := u.received()[0]; got != "kept by the cluster" {
+		t.Fatalf("user got %q", got)
+	}
+	time.Sleep(2 * time.Second) // a second copy would come within the IM timeout
+	if n := len(u.received()); n != 1 {
+		t.Fatalf("the user got %d copies", n)
+	}
+}

@@ -1,0 +1,248 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/smsbridge/bridge/msg"
+)
+
+// AcceptedBucket is the KV bucket of the messages a node accepted in the
+// replicated acknowledgement mode and has not finished, one key each:
+// "<node>.<message id>".
+const AcceptedBucket = "accepted"
+
+var errNotReplicated = errors.New("cluster: the accepted-messages bucket is not open yet")
+
+// Replicated is a msg.Stager whose acknowledgements also wait for a
+// replicated JetStream write of the message: a node whose disk is lost
+// loses nothing it acknowledged, for it takes the copy back from the
+// bucket when it starts again (Recover). Forget drops the copy once the
+// message is final.
+type Replicated struct {
+	n     *Node
+	inner msg.Stager
+	known func(id string) (found, final bool) // the local store's view of a message
+	ready chan struct{}                       // closed once js and kv are set
+	once  sync.Once
+	js    jetstream.JetStream
+	kv    jetstream.KeyValue
+}
+
+// Replicate wraps the router's Stager in the replicated acknowledgement
+// mode; known looks a message up in the local store. Called before Start.
+func (n *Node) Replicate(inner msg.Stager, known func(id string) (found, final bool)) *Replicated {
+	r := &Replicated{n: n, inner: inner, known: known, ready: make(chan struct{})}
+	n.rep = r
+	return r
+}
+
+// keyPrefix is this node's part of the bucket: its name as a key token.
+func (r *Replicated) keyPrefix() string {
+	return strings.TrimPrefix(deliverSubject(r.n.name), deliverPrefix) + "."
+}
+
+func (r *Replicated) subject(id string) string {
+	return "$KV." + AcceptedBucket + "." + r.keyPrefix() + id
+}
+
+// Stage stages m locally and publishes it to the bucket without waiting;
+// its Ack settles once both writes are durable.
+func (r *Replicated) Stage(ctx context.Context, m *msg.Message) (msg.Ack, error) {
+	a, err := r.inner.Stage(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	if _, dup := a.(msg.Settled); dup {
+		return a, nil // a copy of one already accepted, and so replicated
+	}
+	ra := &replAck{inner: a, m: m, futDone: make(chan struct{}), done: make(chan struct{})}
+	select {
+	case <-r.ready:
+	default:
+		ra.fail(errNotReplicated)
+		return ra, nil
+	}
+	data, err := json.Marshal(m)
+	if err == nil {
+		var fut jetstream.PubAckFuture
+		if fut, err = r.js.PublishAsync(r.subject(m.ID), data); err == nil {
+			go ra.await(fut)
+			return ra, nil
+		}
+	}
+	ra.fail(err)
+	return ra, nil
+}
+
+// Forget drops a final message's copy from the bucket; a lost purge leaves
+// a copy that Recover drops at the next start.
+func (r *Replicated) Forget(id string) {
+	select {
+	case <-r.ready:
+	default:
+		return
+	}
+	pm := nats.NewMsg(r.subject(id))
+	pm.Header.Set("KV-Operation", "PURGE")
+	pm.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	if _, err := r.js.PublishMsgAsync(pm); err != nil {
+		r.n.log.Debug("cluster: forget accepted copy", "id", id, "err", err)
+	}
+}
+
+// open opens (or creates) the bucket, then takes back what this node
+// accepted and its store no longer has.
+func (r *Replicated) open(ctx context.Context, js jetstream.JetStream, storage jetstream.StorageType) {
+	kv, err := openBucket(ctx, r.n, js, jetstream.KeyValueConfig{
+		Bucket: AcceptedBucket, Description: "messages the bridge's nodes accepted and have not finished",
+		History: 1, Replicas: r.n.cfg.Replicas, Storage: storage,
+	})
+	if err != nil {
+		return // ctx ended
+	}
+	r.js, r.kv = js, kv
+	r.once.Do(func() { close(r.ready) })
+	r.n.log.Info("cluster: accepted-messages bucket open", "bucket", AcceptedBucket)
+	r.recover(ctx)
+}
+
+// recover walks this node's keys: a message the store has finished is
+// forgotten; one it does not know (its disk was lost) is staged again,
+// under an idempotency key from its old ID, so it is taken back once.
+func (r *Replicated) recover(ctx context.Context) {
+	keys, err := r.kv.ListKeysFiltered(ctx, r.keyPrefix()+">")
+	if err != nil {
+		if !errors.Is(err, jetstream.ErrNoKeysFound) {
+			r.n.log.Warn("cluster: list accepted copies", "err", err)
+		}
+		return
+	}
+	var restored, forgotten, seen int
+	for key := range keys.Keys() {
+		seen++
+		id := strings.TrimPrefix(key, r.keyPrefix())
+		found, final := r.known(id)
+		switch {
+		case found && final:
+			r.Forget(id)
+			forgotten++
+		case found:
+		default:
+			if err := r.restore(ctx, key, id); err != nil {
+				r.n.log.Warn("cluster: accepted message not taken back", "id", id, "err", err)
+				continue
+			}
+			restored++
+		}
+	}
+	r.n.log.Debug("cluster: accepted copies listed", "keys", seen)
+	if restored+forgotten > 0 {
+		r.n.log.Info("cluster: accepted copies taken back", "restored", restored, "forgotten", forgotten)
+	}
+}
+
+func (r *Replicated) restore(ctx context.Context, key, id string) error {
+	e, err := r.kv.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("read copy: %w", err)
+	}
+	var m msg.Message
+	if err := json.Unmarshal(e.Value(), &m); err != nil {
+		return fmt.Errorf("decode copy: %w", err)
+	}
+	m.ID = ""
+	if m.IdempotencyKey == "" {
+		m.IdempotencyKey = "replica " + id
+	}
+	if err := msg.Accept(ctx, r, &m); err != nil {
+		return err
+	}
+	r.n.log.Info("cluster: accepted message taken back from the bucket", "old_id", id, "id", m.ID)
+	r.Forget(id)
+	return nil
+}
+
+// replAck settles once the local commit and the replicated write have.
+type replAck struct {
+	inner   msg.Ack
+	m       *msg.Message
+	err     error         // of the replicated write, set before futDone closes
+	futDone chan struct{} // the replicated write ended
+	done    chan struct{} // and the local commit too
+}
+
+func (a *replAck) await(fut jetstream.PubAckFuture) {
+	select {
+	case <-fut.Ok():
+	case err := <-fut.Err():
+		a.err = err
+	}
+	close(a.futDone)
+	if d := a.inner.Done(); d != nil {
+		<-d
+	}
+	close(a.done)
+}
+
+func (a *replAck) fail(err error) {
+	a.err = err
+	close(a.futDone)
+	close(a.done)
+}
+
+func (a *replAck) Done() <-chan struct{} { return a.done }
+
+// Settle: a message stored here but not replicated is delivered all the
+// same; its sender is told it was not stored, and may send it again.
+func (a *replAck) Settle(ctx context.Context) error {
+	if err := a.inner.Settle(ctx); err != nil {
+		return err
+	}
+	select {
+	case <-a.futDone:
+	case <-ctx.Done():
+		a.m.ID = ""
+		return fmt.Errorf("%w: replicated write: %w", msg.ErrNotStored, ctx.Err())
+	}
+	if a.err != nil {
+		a.m.ID = ""
+		return fmt.Errorf("%w: replicated write: %w", msg.ErrNotStored, a.err)
+	}
+	return nil
+}
+
+// openBucket opens a KV bucket, creating it with cfg if no node has, and
+// retries while the cluster forms until ctx ends.
+func openBucket(ctx context.Context, n *Node, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	for pause, tries := 100*time.Millisecond, 1; ; tries++ {
+		kv, err := js.KeyValue(ctx, cfg.Bucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			if kv, err = js.CreateKeyValue(ctx, cfg); err == nil {
+				n.log.Info("cluster: bucket created", "bucket", cfg.Bucket, "replicas", cfg.Replicas)
+			}
+		}
+		if err == nil {
+			return kv, nil
+		}
+		if tries%20 == 0 {
+			n.log.Warn("cluster: bucket not available yet", "bucket", cfg.Bucket, "tries", tries, "err", err)
+		} else {
+			n.log.Debug("cluster: bucket not available yet", "bucket", cfg.Bucket, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 2*time.Second)
+	}
+}
