@@ -219,6 +219,12 @@ func TestClusterSettings(t *testing.T) {
 	if err != nil || c.Clustered() || c.NATSListen != "" || c.NATSURL != "" || len(c.NATSRoutes) != 0 || c.ClusterReplicas != 0 {
 		t.Fatalf("clustered by default: %+v %v", c, err)
 	}
+	if c.ClusterAck != AckLocal {
+		t.Fatalf("--cluster-ack default %q, want local", c.ClusterAck)
+	}
+	if _, err := Load("t", []string{"--cluster-ack", "replicated"}, env(nil), &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "needs a cluster") {
+		t.Fatalf("--cluster-ack replicated without a cluster: %v", err)
+	}
 	c, err = Load("t", []string{"--nats-listen", "127.0.0.1:4222", "--nats-cluster-listen", ":6222", "--node-name", "n1", "--cluster-replicas", "3"},
 		env(map[string]string{"BRIDGE_NATS_ROUTES": "nats://10.0.0.2:6222, nats://10.0.0.3:6222"}), &bytes.Buffer{})
 	if err != nil {
