@@ -35,13 +35,19 @@ var composeSecrets = []string{"SMSC_PASSWORD", "ESME_ACCOUNT", "API_TOKEN", "XMP
 // and no .env fill in what the file asks for.
 func composeConfig(t *testing.T, env ...string) (string, error) {
 	t.Helper()
+	return composeConfigOf(t, "docker-compose.yml", env...)
+}
+
+// composeConfigOf is composeConfig of another compose file of the repository.
+func composeConfigOf(t *testing.T, file string, env ...string) (string, error) {
+	t.Helper()
 	root := repoRoot(t)
 	c := composeCommand(t)
 	empty := filepath.Join(t.TempDir(), "empty.env")
 	if err := os.WriteFile(empty, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(c[0], append(c[1:], "--env-file", empty, "-f", filepath.Join(root, "docker-compose.yml"), "config")...)
+	cmd := exec.Command(c[0], append(c[1:], "--env-file", empty, "-f", filepath.Join(root, file), "config")...)
 	cmd.Dir = root
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
 	out, err := cmd.CombinedOutput()
@@ -130,6 +136,71 @@ func TestComposeConfig(t *testing.T) {
 		if !found {
 			t.Fatalf(".dockerignore lacks %s:\n%s", want, ignore)
 		}
+	}
+}
+
+// TestComposeClusterConfig: docker-compose.cluster.yml renders three
+// bridges whose embedded NATS servers route to one another, each with its
+// own volume, health check and replicated acknowledgements, behind one
+// Kamailio and SMSC simulator; it refuses to render without its secrets and
+// publishes on 127.0.0.1 by default.
+func TestComposeClusterConfig(t *testing.T) {
+	const file = "docker-compose.cluster.yml"
+	secrets := []string{"SMSC_PASSWORD", "ESME_ACCOUNT", "API_TOKEN"}
+	for _, v := range secrets {
+		var env []string
+		for _, o := range secrets {
+			if o != v {
+				env = append(env, o+"=test-"+strings.ToLower(o))
+			}
+		}
+		if out, err := composeConfigOf(t, file, env...); err == nil || !strings.Contains(out, "set "+v) {
+			t.Fatalf("without %s: err %v, output does not name it:\n%s", v, err, out)
+		}
+	}
+	var env []string
+	for _, o := range secrets {
+		env = append(env, o+"=test-"+strings.ToLower(o))
+	}
+	out, err := composeConfigOf(t, file, env...)
+	if err != nil {
+		t.Fatalf("compose config: %v\n%s", err, out)
+	}
+	ips := map[string]string{"bridge1": "172.29.0.21", "bridge2": "172.29.0.22", "bridge3": "172.29.0.23"}
+	for node, ip := range ips {
+		for _, want := range []string{"--node-name=" + node, "--nats-cluster-listen=" + ip + ":6222", node + "-data:/data"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("rendered config lacks %q:\n%s", want, out)
+			}
+		}
+		var routes []string
+		for other, oip := range ips {
+			if other != node {
+				routes = append(routes, "nats://"+oip+":6222")
+			}
+		}
+		if !strings.Contains(out, "--nats-routes="+routes[0]+","+routes[1]) && !strings.Contains(out, "--nats-routes="+routes[1]+","+routes[0]) {
+			t.Fatalf("%s does not route to the other two (%v):\n%s", node, routes, out)
+		}
+	}
+	if n := strings.Count(out, "--cluster-ack=replicated"); n != 3 {
+		t.Fatalf("%d bridges acknowledge after a replicated write, want 3", n)
+	}
+	if n := strings.Count(out, "/usr/local/bin/bridge"); n != 3 {
+		t.Fatalf("%d bridge health checks, want 3", n)
+	}
+	for _, want := range []string{"kamailio", "smscsim", "service_healthy"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("rendered config lacks %q", want)
+		}
+	}
+	for _, h := range publishedHosts(out) {
+		if h != "127.0.0.1" {
+			t.Fatalf("a port is published on %s by default:\n%s", h, out)
+		}
+	}
+	if hosts := publishedHosts(out); len(hosts) != 7 {
+		t.Fatalf("found %d published ports, want 7: %v", len(hosts), hosts)
 	}
 }
 
