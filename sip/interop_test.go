@@ -84,9 +84,10 @@ func lastBytes(b []byte, n int) []byte {
 	return b
 }
 
-// TestSippInterop registers a sipp UAC with digest auth and delivers an IM
-// from the router to a sipp UAS at the registered contact.
-func TestSippInterop(t *testing.T) {
+// needSipp skips (or fails, under BRIDGE_REQUIRE_INTEROP=1) without sipp,
+// and returns the directory of the sipp scenarios.
+func needSipp(t *testing.T) string {
+	t.Helper()
 	if _, err := exec.LookPath("sipp"); err != nil {
 		if os.Getenv("BRIDGE_REQUIRE_INTEROP") == "1" {
 			t.Fatal("sipp not on PATH and BRIDGE_REQUIRE_INTEROP=1 (install Debian package sip-tester)")
@@ -97,6 +98,13 @@ func TestSippInterop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return scen
+}
+
+// TestSippInterop registers a sipp UAC with digest auth and delivers an IM
+// from the router to a sipp UAS at the registered contact.
+func TestSippInterop(t *testing.T) {
+	scen := needSipp(t)
 	b := startBridge(t, nil)
 	const user = "8613800000001"
 	dir := t.TempDir()

@@ -3,7 +3,6 @@ package sip
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -68,16 +67,7 @@ func TestRegisterSHA256Digest(t *testing.T) {
 // registers when SHA-256 is offered first: the SHA-256 credential here is
 // wrong, so only its MD5 answer can pass.
 func TestSippMD5BesideSHA256(t *testing.T) {
-	if _, err := exec.LookPath("sipp"); err != nil {
-		if os.Getenv("BRIDGE_REQUIRE_INTEROP") == "1" {
-			t.Fatal("sipp not on PATH and BRIDGE_REQUIRE_INTEROP=1 (install Debian package sip-tester)")
-		}
-		t.Skip("sipp not on PATH (Debian package sip-tester); set BRIDGE_REQUIRE_INTEROP=1 to make this fatal")
-	}
-	scen, err := filepath.Abs("testdata/sipp")
-	if err != nil {
-		t.Fatal(err)
-	}
+	scen := needSipp(t)
 	const user = "8613800000001"
 	b := startBridge(t, func(c *Config) {
 		c.HA1SHA256 = func(u string) (string, bool) { return strings.Repeat("1", 64), u == user }

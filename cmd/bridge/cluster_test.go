@@ -13,6 +13,28 @@ import (
 	"github.com/smsbridge/bridge/internal/testutil"
 )
 
+// clusterRoutes are the NATS route addresses of nodes by name.
+type clusterRoutes map[string]string
+
+func newClusterRoutes(t *testing.T, names ...string) clusterRoutes {
+	r := clusterRoutes{}
+	for _, n := range names {
+		r[n] = freeTCPPort(t)
+	}
+	return r
+}
+
+// flags make node name a member routed to all the others.
+func (r clusterRoutes) flags(name string) []string {
+	var others []string
+	for n, addr := range r {
+		if n != name {
+			others = append(others, "nats://"+addr)
+		}
+	}
+	return []string{"--node-name", name, "--nats-listen", "127.0.0.1:0", "--nats-cluster-listen", r[name], "--nats-routes", strings.Join(others, ",")}
+}
+
 // Three nodes share presence: a user registered at node a gets, through
 // a, what is submitted at node c (over the API and by an SMPP client).
 // With a killed, the next SMS for the user goes to the SMSC from c within
@@ -21,16 +43,9 @@ import (
 func TestClusterDeliversThroughOwnerNode(t *testing.T) {
 	const user, pw, imTimeout = "8613800000021", "pw21", 2 * time.Second
 	sc := startSMSC(t)
-	routes := map[string]string{"a": freeTCPPort(t), "b": freeTCPPort(t), "c": freeTCPPort(t)}
+	routes := newClusterRoutes(t, "a", "b", "c")
 	nodeFlags := func(name string) []string {
-		var others []string
-		for n, r := range routes {
-			if n != name {
-				others = append(others, "nats://"+r)
-			}
-		}
-		return []string{"--node-name", name, "--nats-listen", "127.0.0.1:0", "--nats-cluster-listen", routes[name],
-			"--nats-routes", strings.Join(others, ","), "--smsc", sc.url(), "--im-timeout", imTimeout.String()}
+		return append(routes.flags(name), "--smsc", sc.url(), "--im-timeout", imTimeout.String())
 	}
 
 	// a is a process of its own, to be killed; b and c run in this one.
@@ -112,16 +127,9 @@ func TestClusterDeliversThroughOwnerNode(t *testing.T) {
 // and delivers it once the user registers (at b, through the cluster).
 func TestClusterReplicatedAckSurvivesDiskLoss(t *testing.T) {
 	const user, pw = "8613800000022", "pw22"
-	routes := map[string]string{"a": freeTCPPort(t), "b": freeTCPPort(t), "c": freeTCPPort(t)}
+	routes := newClusterRoutes(t, "a", "b", "c")
 	nodeFlags := func(name string) []string {
-		var others []string
-		for n, r := range routes {
-			if n != name {
-				others = append(others, "nats://"+r)
-			}
-		}
-		return []string{"--node-name", name, "--nats-listen", "127.0.0.1:0", "--nats-cluster-listen", routes[name],
-			"--nats-routes", strings.Join(others, ","), "--cluster-ack", "replicated", "--im-timeout", "2s"}
+		return append(routes.flags(name), "--cluster-ack", "replicated", "--im-timeout", "2s")
 	}
 	httpA, smppA := freeTCPPort(t), freeTCPPort(t)
 	aArgs := func(dir string) []string {

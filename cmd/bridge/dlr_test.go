@@ -51,20 +51,27 @@ func startDLRReceiver(t *testing.T) *dlrReceiver {
 	return r
 }
 
+// decodeSigned checks that req is a signed JSON POST (secret) to a URL
+// whose query has key=value and decodes body strictly into v.
+func decodeSigned(req *http.Request, body []byte, secret, key, value string, v any) error {
+	err := hmacsig.Verify([]byte(secret), req.Header.Get("X-Bridge-Timestamp"), req.Header.Get("X-Bridge-Signature"), body, time.Now(), 0)
+	switch {
+	case req.Method != "POST" || req.Header.Get("Content-Type") != "application/json" || req.URL.Query().Get(key) != value:
+		return fmt.Errorf("%s %s %s", req.Method, req.URL, req.Header.Get("Content-Type"))
+	case err != nil:
+		return err
+	}
+	d := json.NewDecoder(strings.NewReader(string(body)))
+	d.DisallowUnknownFields()
+	return d.Decode(v)
+}
+
 func (r *dlrReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	err := hmacsig.Verify([]byte(dlrSecret), req.Header.Get("X-Bridge-Timestamp"), req.Header.Get("X-Bridge-Signature"), body, time.Now(), 0)
 	var rep dlrSeen
-	switch {
-	case req.Method != "POST" || req.Header.Get("Content-Type") != "application/json" || req.URL.Query().Get("client") != "7":
-		err = fmt.Errorf("%s %s %s", req.Method, req.URL, req.Header.Get("Content-Type"))
-	case err == nil:
-		d := json.NewDecoder(strings.NewReader(string(body)))
-		d.DisallowUnknownFields()
-		err = d.Decode(&rep)
-	}
+	err := decodeSigned(req, body, dlrSecret, "client", "7", &rep)
 	if err != nil {
 		r.bad = append(r.bad, err.Error())
 		w.WriteHeader(400)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -18,7 +17,6 @@ import (
 	"github.com/fiorix/go-smpp/smpp/pdu/pdutext"
 
 	"github.com/smsbridge/bridge/bridge"
-	"github.com/smsbridge/bridge/internal/hmacsig"
 	"github.com/smsbridge/bridge/internal/testutil"
 	"github.com/smsbridge/bridge/smpp"
 	"github.com/smsbridge/bridge/smstext"
@@ -75,16 +73,8 @@ func (a *moApp) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	err := hmacsig.Verify([]byte(moAppSecret), req.Header.Get("X-Bridge-Timestamp"), req.Header.Get("X-Bridge-Signature"), body, time.Now(), 0)
 	var m moSeen
-	switch {
-	case req.Method != "POST" || req.Header.Get("Content-Type") != "application/json" || req.URL.Query().Get("svc") != "1":
-		err = fmt.Errorf("%s %s %s", req.Method, req.URL, req.Header.Get("Content-Type"))
-	case err == nil:
-		d := json.NewDecoder(strings.NewReader(string(body)))
-		d.DisallowUnknownFields()
-		err = d.Decode(&m)
-	}
+	err := decodeSigned(req, body, moAppSecret, "svc", "1", &m)
 	if err == nil && (m.ID == "" || req.Header.Get("Idempotency-Key") != m.ID) {
 		err = fmt.Errorf("id %q, Idempotency-Key %q", m.ID, req.Header.Get("Idempotency-Key"))
 	}
