@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -177,14 +178,20 @@ func TestClusterReplicatedAckSurvivesDiskLoss(t *testing.T) {
 	}
 }
 
-// A node of three killed (SIGKILL) under load and started again: ESMEs
-// bound to every node keep submitting (resubmitting what got no answer,
-// as real ESMEs do), and every message any node acknowledged reaches the
-// SMSC; the duplicates are counted by an SMSC that counts each text.
+// A node of three killed (SIGKILL) under load and started again, or
+// stopped (SIGSTOP) for 10 s and resumed: ESMEs bound to every node keep
+// submitting (resubmitting what got no answer, as real ESMEs do), and
+// every message any node acknowledged reaches the SMSC; the duplicates are
+// counted by an SMSC that counts each text.
 func TestClusterNodeKilledUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three real processes; skipped with -short")
 	}
+	t.Run("kill", func(t *testing.T) { clusterFault(t, false) })
+	t.Run("stop", func(t *testing.T) { clusterFault(t, true) })
+}
+
+func clusterFault(t *testing.T, stop bool) {
 	sc := startCountingSMSC(t, "127.0.0.1:0")
 	routes := newClusterRoutes(t, "a", "b", "c")
 	addrs, dirs := map[string]string{}, map[string]string{}
@@ -224,13 +231,23 @@ func TestClusterNodeKilledUnderLoad(t *testing.T) {
 	testutil.WaitFor(t, "acknowledgements from all three nodes", 90*time.Second, func() bool {
 		return len(loads["a"].ackedTexts()) > 200 && len(loads["b"].ackedTexts()) > 200 && len(loads["c"].ackedTexts()) > 200
 	})
-	procs["a"].kill()
-	killedAt := total()
-	t.Logf("a killed with %d acknowledged in all", killedAt)
-	testutil.WaitFor(t, "b and c acknowledging with a gone", 30*time.Second, func() bool {
-		return len(loads["b"].ackedTexts()) > 400 && len(loads["c"].ackedTexts()) > 400
-	})
-	procs["a"] = startProc(t, addrs["a"], args("a")...)
+	b0, c0 := len(loads["b"].ackedTexts()), len(loads["c"].ackedTexts())
+	if stop {
+		procs["a"].cmd.Process.Signal(syscall.SIGSTOP)
+		t.Logf("a stopped with %d acknowledged in all", total())
+		time.Sleep(10 * time.Second) // the fault itself: a stays stopped that long
+		if len(loads["b"].ackedTexts()) < b0+200 || len(loads["c"].ackedTexts()) < c0+200 {
+			t.Errorf("b and c acknowledged %d and %d while a was stopped", len(loads["b"].ackedTexts())-b0, len(loads["c"].ackedTexts())-c0)
+		}
+		procs["a"].cmd.Process.Signal(syscall.SIGCONT)
+	} else {
+		procs["a"].kill()
+		t.Logf("a killed with %d acknowledged in all", total())
+		testutil.WaitFor(t, "b and c acknowledging with a gone", 30*time.Second, func() bool {
+			return len(loads["b"].ackedTexts()) > b0+200 && len(loads["c"].ackedTexts()) > c0+200
+		})
+		procs["a"] = startProc(t, addrs["a"], args("a")...)
+	}
 	after := len(loads["a"].ackedTexts())
 	testutil.WaitFor(t, "a acknowledging again", 60*time.Second, func() bool { return len(loads["a"].ackedTexts()) > after+200 })
 	stopLoad()
@@ -260,5 +277,5 @@ func TestClusterNodeKilledUnderLoad(t *testing.T) {
 			dups += n - 1
 		}
 	}
-	t.Logf("cluster kill: %d acknowledged by three nodes, 0 lost, %d duplicates at the SMSC (%.3f%%)", len(acked), dups, 100*float64(dups)/float64(len(acked)))
+	t.Logf("%s: %d acknowledged by three nodes, 0 lost, %d duplicates at the SMSC (%.3f%%)", t.Name(), len(acked), dups, 100*float64(dups)/float64(len(acked)))
 }
