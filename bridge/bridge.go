@@ -458,6 +458,7 @@ func (b *Bridge) buildAPI() error {
 		XMPPLogin: b.xmppLogin, Accounts: b.fusion, Groups: b.groups, RobotAuth: b.robotAuth(), ReportURL: cfg.DLRURL,
 		HeaderTimeout: cfg.PreauthTimeout, Admin: admin{b}, LogLevel: b.level, Clients: apiClients(cfg.APIClients),
 		LoginsPerMinute: cfg.LoginsPerMinute, AuthFailuresPerMinute: cfg.AuthFailuresPerMinute, MaxConnsPerSource: cfg.HTTPConnsPerSource,
+		Control: b.rt,
 	}, b.in, b.db)
 	return nil
 }
