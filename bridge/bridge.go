@@ -336,7 +336,7 @@ func (b *Bridge) buildSMPP() error {
 	gc := smppgw.Config{
 		CountryCode: cfg.CountryCode, Logger: b.log.With("part", "smpp"),
 		Route: smppgw.Route{Upstream: cfg.SMSRoute.SMSC, ESME: cfg.SMSRoute.ESME},
-		KV:    b.db, OnReceipt: b.rt.Receipt, Policy: provPolicy{b.prov},
+		KV:    b.db, OnReceipt: b.rt.Receipt, Policy: provPolicy{b.prov}, Control: b.rt,
 		Alphabet: alphabets[cfg.SMSAlphabet], Payload: cfg.SMSPayload, AlwaysReceipts: cfg.SMSReceipts == config.ReceiptsAlways,
 		Reassembly: smstext.ReassemblyConfig{Timeout: cfg.ReassemblyWait, Partial: cfg.ReassemblyPolicy == config.ReassemblyPartial,
 			MaxPending: cfg.ReassemblyMaxPending, MaxBytes: cfg.ReassemblyMaxMB << 20,

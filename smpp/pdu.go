@@ -327,11 +327,10 @@ func (p *PDU) AppendTo(dst []byte) ([]byte, error) {
 		dst = append(dst, p.SourceAddrTON, p.SourceAddrNPI)
 		dst = cstr(dst, p.SourceAddr)
 	case QuerySMResp:
-		if !errorResp {
-			dst = cstr(dst, p.MessageID)
-			dst = cstr(dst, p.FinalDate)
-			dst = append(dst, p.MessageState, p.ErrorCode)
-		}
+		// The body goes on errors too: clients (gosmpp) drop a bodiless one.
+		dst = cstr(dst, p.MessageID)
+		dst = cstr(dst, p.FinalDate)
+		dst = append(dst, p.MessageState, p.ErrorCode)
 	case CancelSM:
 		dst = cstr(dst, p.ServiceType)
 		dst = cstr(dst, p.MessageID)
