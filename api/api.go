@@ -157,6 +157,9 @@ type Config struct {
 	LogLevel *slog.LevelVar
 	// Control cancels messages (DELETE /v1/messages/{id}); nil: 501.
 	Control Control
+	// AlphaAllowed tells whether a client (by its name, "client:NAME" or
+	// "token:…") may send from an alphanumeric sender; nil: any may.
+	AlphaAllowed func(client, name string) bool
 }
 
 // Server serves the HTTP API.
@@ -748,6 +751,12 @@ const MaxIdempotencyKey = 255
 const MaxTextBytes = 255 * 67 * 4
 
 func parseParty(s, cc string) (msg.Address, error) {
+	if name, ok := strings.CutPrefix(s, "alpha:"); ok {
+		if name == "" || len(name) > 11 || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+			return "", fmt.Errorf("alphanumeric sender %q: 1 to 11 printable ASCII characters", name)
+		}
+		return msg.NormalizeNumber(name, msg.TONAlphanumeric, msg.NPIUnknown, cc)
+	}
 	if len(s) > 5 && strings.EqualFold(s[:5], "xmpp:") {
 		return directory.ParseXMPP(s)
 	}
@@ -890,6 +899,10 @@ func (s *Server) postMessage(ctx *fasthttp.RequestCtx, _ []string) {
 	// sends again and gets the first id, nothing delivered twice.
 	key, ok := idempotencyKey(ctx)
 	if !ok {
+		return
+	}
+	if alpha, isAlpha := strings.CutPrefix(string(ms[0].From), "alpha:"); isAlpha && s.cfg.AlphaAllowed != nil && !s.cfg.AlphaAllowed(s.client(ctx), alpha) {
+		fail(ctx, fasthttp.StatusBadRequest, "from: the alphanumeric sender %q is not allowed for this client", alpha)
 		return
 	}
 	for i, m := range ms {

@@ -103,6 +103,8 @@ type Upstream struct {
 type Policy interface {
 	// SourceAllowed: may systemID send with this source address?
 	SourceAllowed(systemID, source string) bool
+	// AlphaAllowed: may systemID send from this alphanumeric source (TON 5)?
+	AlphaAllowed(systemID, name string) bool
 	// TPS is systemID's submit rate limit (0 = none).
 	TPS(systemID string) int
 	// RouteFor picks the SMS route for a recipient ("smsc" or
@@ -351,7 +353,14 @@ func (g *Gateway) message(ctx context.Context, s *smpp.Session, req, resp *smpp.
 		return nil, nil
 	}
 	if p := g.cfg.Policy; p != nil && kind == msg.FromESME {
-		if !p.SourceAllowed(s.SystemID(), string(from)) {
+		if alpha, ok := strings.CutPrefix(string(from), "alpha:"); ok {
+			if !p.AlphaAllowed(s.SystemID(), alpha) {
+				g.Rejected.Add(1)
+				g.log.Info("alphanumeric sender not allowed for the account", "esme", s.SystemID(), "source", alpha)
+				resp.Status = smpp.ESME_RINVSRCADR
+				return nil, nil
+			}
+		} else if !p.SourceAllowed(s.SystemID(), string(from)) {
 			g.Rejected.Add(1)
 			resp.Status = smpp.ESME_RINVSRCADR
 			return nil, nil

@@ -555,3 +555,50 @@ func TestSMPPCancelAndReplace(t *testing.T) {
 		t.Fatalf("replace_sm of a delivered message: %v", st)
 	}
 }
+
+func TestAlphaSenderPolicy(t *testing.T) {
+	sc := startSMSC(t)
+	b := startBridge(t, t.TempDir(), "--http-listen", "127.0.0.1:0", "--api-token", "tok", "--smsc", sc.url(),
+		"--alpha-senders", "esme1=MyBank", "--alpha-senders", "a=Shop",
+		"--api-client", "a:send+read:0:"+tokA, "--api-client", "b:send+read:0:"+tokB)
+	api := "http://" + b.addrs.HTTP
+	testutil.WaitFor(t, "the SMSC bind", 10*time.Second, func() bool { return len(sc.srv.Sessions("bridge")) > 0 })
+
+	e1 := bindESME(t, b, "esme1", "secret1")
+	if st, _ := e1.submitFrom(t, gaddr("MyBank", 5), "8613700000101", "from the bank", "", "", 0); st != data.ESME_ROK {
+		t.Fatalf("an allowed alphanumeric sender: %v", st)
+	}
+	if st, _ := e1.submitFrom(t, gaddr("Other", 5), "8613700000102", "x", "", "", 0); st != data.ESME_RINVSRCADR {
+		t.Fatalf("a sender the account may not use: %v, want ESME_RINVSRCADR", st)
+	}
+	e2 := bindESME(t, b, "esme2", "secret2")
+	if st, _ := e2.submitFrom(t, gaddr("MyBank", 5), "8613700000103", "x", "", "", 0); st != data.ESME_RINVSRCADR {
+		t.Fatalf("an account without alphanumeric senders: %v, want ESME_RINVSRCADR", st)
+	}
+	testutil.WaitFor(t, "the bank's SMS", 10*time.Second, func() bool { return sc.submitsTo("8613700000101") == 1 })
+	for _, p := range sc.received() {
+		if p.DestAddr == "8613700000101" && (p.SourceAddr != "MyBank" || p.SourceAddrTON != 5) {
+			t.Fatalf("left as %q TON %d", p.SourceAddr, p.SourceAddrTON)
+		}
+	}
+
+	// HTTP clients: "alpha:NAME".
+	if code, body := httpDo(t, "POST", api+"/v1/messages", tokA, map[string]any{"from": "alpha:Shop", "to": "+8613700000104", "text": "sale"}, nil); code != 202 {
+		t.Fatalf("client a from Shop: %d %s", code, body)
+	}
+	for _, c := range []struct{ tok, from string }{{tokA, "alpha:MyBank"}, {tokB, "alpha:Shop"}} {
+		code, body := httpDo(t, "POST", api+"/v1/messages", c.tok, map[string]any{"from": c.from, "to": "+8613700000105", "text": "x"}, nil)
+		if code != 400 || !strings.Contains(body, "not allowed") {
+			t.Fatalf("%s: %d %s, want 400 naming why", c.from, code, body)
+		}
+	}
+
+	// A provisioned account's own list.
+	if code, body := httpDo(t, "POST", api+"/v1/accounts", "tok", map[string]any{"system_id": "brands", "password": "pw", "alpha_senders": []string{"*"}}, nil); code != 201 {
+		t.Fatalf("provision: %d %s", code, body)
+	}
+	e3 := bindESME(t, b, "brands", "pw")
+	if st, _ := e3.submitFrom(t, gaddr("Anything", 5), "8613700000106", "any name", "", "", 0); st != data.ESME_ROK {
+		t.Fatalf("a provisioned account allowed any: %v", st)
+	}
+}
