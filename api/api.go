@@ -686,8 +686,9 @@ type SendRequest struct {
 	// Route hint: "" (the router decides), "im", "sms", "smsc" or
 	// "esme:SYSTEM_ID".
 	Route string `json:"route,omitempty"`
-	// Validity (a Go duration, "2h") or Expires (RFC 3339), not both: when
-	// the message expires if undelivered (default --default-validity).
+	// Validity (a Go duration, "2h", from SendAt if later than now) or
+	// Expires (RFC 3339), not both: when the message expires if
+	// undelivered (default --default-validity).
 	Validity string `json:"validity,omitempty"`
 	Expires  string `json:"expires,omitempty"`
 	// SendAt (RFC 3339) holds the message, stored, until then.
@@ -847,6 +848,13 @@ func checkSend(req *SendRequest, now time.Time) (msg.Message, error) {
 		return msg.Message{}, fmt.Errorf("priority %d: want 0 to 3", req.Priority)
 	}
 	m.Priority = uint8(req.Priority)
+	if req.SendAt != "" {
+		t, err := time.Parse(time.RFC3339, req.SendAt)
+		if err != nil {
+			return msg.Message{}, fmt.Errorf("send_at: %v", err)
+		}
+		m.NotBefore = t
+	}
 	switch {
 	case req.Validity != "" && req.Expires != "":
 		return msg.Message{}, errors.New("validity and expires: give one of them")
@@ -855,7 +863,11 @@ func checkSend(req *SendRequest, now time.Time) (msg.Message, error) {
 		if err != nil || d <= 0 {
 			return msg.Message{}, fmt.Errorf("validity %q: want a positive duration such as 90m or 2h", req.Validity)
 		}
-		m.Expires = now.Add(d)
+		from := now // counted from when the message may first go
+		if m.NotBefore.After(now) {
+			from = m.NotBefore
+		}
+		m.Expires = from.Add(d)
 	case req.Expires != "":
 		t, err := time.Parse(time.RFC3339, req.Expires)
 		if err != nil {
@@ -864,17 +876,10 @@ func checkSend(req *SendRequest, now time.Time) (msg.Message, error) {
 		if !t.After(now) {
 			return msg.Message{}, fmt.Errorf("expires %s: already past", req.Expires)
 		}
+		if m.NotBefore.After(t) {
+			return msg.Message{}, fmt.Errorf("send_at %s: after the message expires (%s)", req.SendAt, req.Expires)
+		}
 		m.Expires = t
-	}
-	if req.SendAt != "" {
-		t, err := time.Parse(time.RFC3339, req.SendAt)
-		if err != nil {
-			return msg.Message{}, fmt.Errorf("send_at: %v", err)
-		}
-		if !m.Expires.IsZero() && t.After(m.Expires) {
-			return msg.Message{}, fmt.Errorf("send_at %s: after the message expires (%s)", req.SendAt, m.Expires.Format(time.RFC3339))
-		}
-		m.NotBefore = t
 	}
 	return m, nil
 }

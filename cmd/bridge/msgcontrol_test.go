@@ -96,7 +96,7 @@ func TestHTTPValidityAndSchedule(t *testing.T) {
 		t.Fatalf("expires %v, want %v", v.Expires, exp)
 	}
 	for _, bad := range []map[string]any{
-		{"validity": "2h", "send_at": time.Now().Add(3 * time.Hour).Format(time.RFC3339)},
+		{"expires": exp.Format(time.RFC3339), "send_at": time.Now().Add(3 * time.Hour).Format(time.RFC3339)},
 		{"validity": "soon"},
 		{"validity": "1h", "expires": exp.Format(time.RFC3339)},
 		{"priority": 4},
