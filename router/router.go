@@ -638,6 +638,9 @@ func (r *Router) worker(ctx context.Context) {
 				select {
 				case j = <-r.urgent:
 				default:
+					if ctx.Err() != nil { // a poke is a job for stopWorkers' count
+						return
+					}
 					continue // another worker took it first
 				}
 			}
