@@ -622,9 +622,10 @@ func (r *Router) readyCtx(ctx context.Context, j *job) bool {
 	}
 }
 
-// worker delivers until ctx ends. It receives from r.work alone: a select
+// worker delivers until ctx ends. It blocks on r.work alone: a select
 // with ctx.Done would take the locks of two channels, one of them shared by
-// every worker, for each message. stopWorkers wakes
+// every worker, for each message; the look at r.urgent before it does not
+// block, and an empty channel's takes no lock. stopWorkers wakes
 // the idle ones; a job taken after the end stays unfinished in the store,
 // as do those left in the channel, and is resumed at the next start.
 func (r *Router) worker(ctx context.Context) {
