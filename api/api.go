@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,6 +38,14 @@ func OpenAPI() []byte { return bytes.Clone(openAPI) }
 // Messages answers state queries (store.DB).
 type Messages interface {
 	Message(id string) (store.Record, error)
+}
+
+// Control changes a message after it was sent (*router.Router): the
+// router decides what can still be done to it.
+type Control interface {
+	// Cancel ends a message not yet final as cancelled; msg.ErrFinal, with
+	// the record, when it is final already.
+	Cancel(ctx context.Context, id string) (store.Record, error)
 }
 
 // Directory is the identity directory (*directory.Directory): users, the
@@ -146,6 +155,11 @@ type Config struct {
 	// of the process's loggers, which PUT /v1/admin/log-level changes. nil: 501.
 	Admin    Admin
 	LogLevel *slog.LevelVar
+	// Control cancels messages (DELETE /v1/messages/{id}); nil: 501.
+	Control Control
+	// AlphaAllowed tells whether a client (by its name, "client:NAME" or
+	// "token:…") may send from an alphanumeric sender; nil: any may.
+	AlphaAllowed func(client, name string) bool
 }
 
 // Server serves the HTTP API.
@@ -217,6 +231,9 @@ func New(cfg Config, sub msg.Stager, msgs Messages) *Server {
 	}
 	if isNil(cfg.Admin) {
 		cfg.Admin = nil
+	}
+	if isNil(cfg.Control) {
+		cfg.Control = nil
 	}
 	s := &Server{cfg: cfg, sub: sub, msgs: msgs, log: cfg.Logger}
 	if isNil(sub) {
@@ -366,7 +383,7 @@ func (s *Server) table() []route {
 		{pattern: "/metrics", public: true, methods: map[string]handler{"GET": func(c *fasthttp.RequestCtx, _ []string) { s.metrics(c) }}},
 		{pattern: "/v1/openapi.json", public: true, methods: map[string]handler{"GET": s.openapi}},
 		{pattern: "/v1/messages", methods: map[string]handler{"POST": s.postMessage}},
-		{pattern: "/v1/messages/{id}", methods: map[string]handler{"GET": s.getMessage}},
+		{pattern: "/v1/messages/{id}", methods: map[string]handler{"GET": s.getMessage, "DELETE": s.cancelMessage}},
 		{pattern: "/v1/users", methods: map[string]handler{"GET": dir(s.listUsers), "POST": dir(s.createUser)}},
 		{pattern: "/v1/users/{user}", methods: map[string]handler{"GET": dir(s.getUser), "PUT": dir(s.putUser), "DELETE": dir(s.deleteUser)}},
 		{pattern: "/v1/users/{user}/addresses", methods: map[string]handler{"POST": dir(s.bindAddress)}},
@@ -656,10 +673,12 @@ func notConfigured(ctx *fasthttp.RequestCtx, what string) {
 
 // SendRequest is the body of POST /v1/messages.
 type SendRequest struct {
-	From    string `json:"from"`
-	To      string `json:"to"`
-	Text    string `json:"text"`
-	Receipt bool   `json:"receipt,omitempty"`
+	From string `json:"from"`
+	// To is one recipient, or a list of up to MaxBatch: a batch, one
+	// message each.
+	To      Recipients `json:"to"`
+	Text    string     `json:"text"`
+	Receipt bool       `json:"receipt,omitempty"`
 	// DLRURL is where the message's delivery reports are posted (package
 	// dlr); it implies Receipt.
 	DLRURL string `json:"dlr_url,omitempty"`
@@ -667,7 +686,50 @@ type SendRequest struct {
 	// Route hint: "" (the router decides), "im", "sms", "smsc" or
 	// "esme:SYSTEM_ID".
 	Route string `json:"route,omitempty"`
+	// Validity (a Go duration, "2h", from SendAt if later than now) or
+	// Expires (RFC 3339), not both: when the message expires if
+	// undelivered (default --default-validity).
+	Validity string `json:"validity,omitempty"`
+	Expires  string `json:"expires,omitempty"`
+	// SendAt (RFC 3339) holds the message, stored, until then.
+	SendAt string `json:"send_at,omitempty"`
+	// Priority 0 (normal) to 3: above 0 goes before normal messages.
+	Priority int `json:"priority,omitempty"`
 }
+
+// Recipients is "to": one address (a JSON string) or a batch (an array).
+type Recipients struct {
+	List  []string
+	Batch bool
+}
+
+// UnmarshalJSON takes a string or an array of strings.
+func (r *Recipients) UnmarshalJSON(b []byte) error {
+	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '[' {
+		r.Batch = true
+		return json.Unmarshal(t, &r.List)
+	}
+	var one string
+	if err := json.Unmarshal(b, &one); err != nil {
+		return err
+	}
+	r.List, r.Batch = []string{one}, false
+	return nil
+}
+
+// MarshalJSON writes what UnmarshalJSON reads.
+func (r Recipients) MarshalJSON() ([]byte, error) {
+	if r.Batch {
+		return json.Marshal(r.List)
+	}
+	if len(r.List) == 0 {
+		return []byte(`""`), nil
+	}
+	return json.Marshal(r.List[0])
+}
+
+// MaxBatch bounds the recipients of one POST /v1/messages.
+const MaxBatch = 1000
 
 // idempotencyKey is the request's Idempotency-Key ("" without one); false
 // after answering 400 to a malformed one.
@@ -690,6 +752,12 @@ const MaxIdempotencyKey = 255
 const MaxTextBytes = 255 * 67 * 4
 
 func parseParty(s, cc string) (msg.Address, error) {
+	if name, ok := strings.CutPrefix(s, "alpha:"); ok {
+		if name == "" || len(name) > 11 || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+			return "", fmt.Errorf("alphanumeric sender %q: 1 to 11 printable ASCII characters", name)
+		}
+		return msg.NormalizeNumber(name, msg.TONAlphanumeric, msg.NPIUnknown, cc)
+	}
 	if len(s) > 5 && strings.EqualFold(s[:5], "xmpp:") {
 		return directory.ParseXMPP(s)
 	}
@@ -699,45 +767,121 @@ func parseParty(s, cc string) (msg.Address, error) {
 	return msg.NormalizeNumber(s, msg.TONUnknown, msg.NPIISDN, cc)
 }
 
-// ParseSendRequest turns a POST /v1/messages body into a message.
+// ParseSendRequest turns a POST /v1/messages body into a message (the
+// first of a batch).
 func ParseSendRequest(body []byte, cc string) (*msg.Message, error) {
+	ms, _, err := ParseSendBatch(body, cc, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return ms[0], nil
+}
+
+// ParseSendBatch turns a POST /v1/messages body into its messages, one per
+// recipient in order; batch tells whether "to" was a list.
+func ParseSendBatch(body []byte, cc string, now time.Time) (ms []*msg.Message, batch bool, err error) {
 	var req SendRequest
 	if err := decodeStrict(body, &req); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	from, err := parseParty(req.From, cc)
 	if err != nil {
-		return nil, fmt.Errorf("from: %v", err)
+		return nil, false, fmt.Errorf("from: %v", err)
 	}
-	to, err := parseParty(req.To, cc)
+	switch n := len(req.To.List); {
+	case n == 0:
+		return nil, false, errors.New("to: no recipient")
+	case n > MaxBatch:
+		return nil, false, fmt.Errorf("to: %d recipients, at most %d", n, MaxBatch)
+	}
+	tmpl, err := checkSend(&req, now)
 	if err != nil {
-		return nil, fmt.Errorf("to: %v", err)
+		return nil, false, err
 	}
-	if strings.HasPrefix(string(to), "alpha:") {
-		return nil, errors.New("to: an alphanumeric address cannot receive")
+	tmpl.From = from
+	ms = make([]*msg.Message, len(req.To.List))
+	for i, raw := range req.To.List {
+		where := "to"
+		if req.To.Batch {
+			where = fmt.Sprintf("to[%d]", i)
+		}
+		to, err := parseParty(raw, cc)
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: %v", where, err)
+		}
+		if strings.HasPrefix(string(to), "alpha:") {
+			return nil, false, fmt.Errorf("%s: an alphanumeric address cannot receive", where)
+		}
+		if err := msg.CheckRoute(req.Route, to); err != nil {
+			return nil, false, fmt.Errorf("%s: %v", where, err)
+		}
+		m := tmpl
+		m.To = to
+		ms[i] = &m
 	}
+	return ms, req.To.Batch, nil
+}
+
+// checkSend checks what a request's recipients share and returns it as a
+// message without its parties.
+func checkSend(req *SendRequest, now time.Time) (msg.Message, error) {
 	if req.Text == "" {
-		return nil, errors.New("text must not be empty")
+		return msg.Message{}, errors.New("text must not be empty")
 	}
 	if len(req.Text) > MaxTextBytes {
-		return nil, fmt.Errorf("text longer than %d bytes", MaxTextBytes)
+		return msg.Message{}, fmt.Errorf("text longer than %d bytes", MaxTextBytes)
 	}
 	if len(req.Ref) > 64 {
-		return nil, errors.New("ref longer than 64 bytes")
+		return msg.Message{}, errors.New("ref longer than 64 bytes")
 	}
 	if len(req.Route) > 64 {
-		return nil, errors.New("route longer than 64 bytes")
-	}
-	if err := msg.CheckRoute(req.Route, to); err != nil {
-		return nil, err
+		return msg.Message{}, errors.New("route longer than 64 bytes")
 	}
 	if req.DLRURL != "" {
 		if err := dlr.CheckURL(req.DLRURL); err != nil {
-			return nil, fmt.Errorf("dlr_url: %v", err)
+			return msg.Message{}, fmt.Errorf("dlr_url: %v", err)
 		}
 	}
-	return &msg.Message{From: from, To: to, Text: req.Text, Receipt: req.Receipt || req.DLRURL != "", Route: req.Route,
-		ReportURL: req.DLRURL, Origin: msg.Origin{Kind: msg.FromAPI, Ref: req.Ref}}, nil
+	m := msg.Message{Text: req.Text, Receipt: req.Receipt || req.DLRURL != "", Route: req.Route,
+		ReportURL: req.DLRURL, Origin: msg.Origin{Kind: msg.FromAPI, Ref: req.Ref}}
+	if req.Priority < 0 || req.Priority > 3 {
+		return msg.Message{}, fmt.Errorf("priority %d: want 0 to 3", req.Priority)
+	}
+	m.Priority = uint8(req.Priority)
+	if req.SendAt != "" {
+		t, err := time.Parse(time.RFC3339, req.SendAt)
+		if err != nil {
+			return msg.Message{}, fmt.Errorf("send_at: %v", err)
+		}
+		m.NotBefore = t
+	}
+	switch {
+	case req.Validity != "" && req.Expires != "":
+		return msg.Message{}, errors.New("validity and expires: give one of them")
+	case req.Validity != "":
+		d, err := time.ParseDuration(req.Validity)
+		if err != nil || d <= 0 {
+			return msg.Message{}, fmt.Errorf("validity %q: want a positive duration such as 90m or 2h", req.Validity)
+		}
+		from := now // counted from when the message may first go
+		if m.NotBefore.After(now) {
+			from = m.NotBefore
+		}
+		m.Expires = from.Add(d)
+	case req.Expires != "":
+		t, err := time.Parse(time.RFC3339, req.Expires)
+		if err != nil {
+			return msg.Message{}, fmt.Errorf("expires: %v", err)
+		}
+		if !t.After(now) {
+			return msg.Message{}, fmt.Errorf("expires %s: already past", req.Expires)
+		}
+		if m.NotBefore.After(t) {
+			return msg.Message{}, fmt.Errorf("send_at %s: after the message expires (%s)", req.SendAt, req.Expires)
+		}
+		m.Expires = t
+	}
+	return m, nil
 }
 
 func (s *Server) postMessage(ctx *fasthttp.RequestCtx, _ []string) {
@@ -751,25 +895,88 @@ func (s *Server) postMessage(ctx *fasthttp.RequestCtx, _ []string) {
 		fail(ctx, fasthttp.StatusUnsupportedMediaType, "send the body as application/json")
 		return
 	}
-	m, err := ParseSendRequest(ctx.PostBody(), s.cfg.CountryCode)
+	ms, batch, err := ParseSendBatch(ctx.PostBody(), s.cfg.CountryCode, s.cfg.Now())
 	if err != nil {
 		fail(ctx, fasthttp.StatusBadRequest, "%v", err)
 		return
 	}
-	m.Origin.Account = s.client(ctx)
-	if m.ReportURL == "" && m.Receipt {
-		m.ReportURL = s.cfg.ReportURL
-	}
 	// Copies under one key are one message: a client that lost the answer
 	// sends again and gets the first id, nothing delivered twice.
-	var ok bool
-	if m.IdempotencyKey, ok = idempotencyKey(ctx); !ok {
+	key, ok := idempotencyKey(ctx)
+	if !ok {
 		return
 	}
+	if alpha, isAlpha := strings.CutPrefix(string(ms[0].From), "alpha:"); isAlpha && s.cfg.AlphaAllowed != nil && !s.cfg.AlphaAllowed(s.client(ctx), alpha) {
+		fail(ctx, fasthttp.StatusBadRequest, "from: the alphanumeric sender %q is not allowed for this client", alpha)
+		return
+	}
+	for i, m := range ms {
+		m.Origin.Account = s.client(ctx)
+		if m.ReportURL == "" && m.Receipt {
+			m.ReportURL = s.cfg.ReportURL
+		}
+		m.IdempotencyKey = key
+		if key != "" && batch { // each recipient's copy is its own message
+			m.IdempotencyKey = key + "\x00" + strconv.Itoa(i)
+		}
+	}
+	if batch {
+		s.postBatch(ctx, ms)
+		return
+	}
+	m := ms[0]
 	switch err := msg.Accept(detach(ctx), s.sub, m); {
 	case err == nil:
 		ctx.Response.Header.Set("Location", "/v1/messages/"+m.ID)
 		writeJSON(ctx, fasthttp.StatusAccepted, map[string]string{"id": m.ID})
+	default:
+		s.refuse(ctx, err)
+	}
+}
+
+// BatchAnswer is the answer to a batch: one id per recipient, in order;
+// on an error the ids of the messages stored before it ("" for the rest).
+type BatchAnswer struct {
+	IDs   []string `json:"ids"`
+	Error string   `json:"error,omitempty"`
+}
+
+// postBatch stages every message of a batch into the store's group commits
+// and only then waits for them, so the batch costs a commit or two, not one
+// per recipient.
+func (s *Server) postBatch(ctx *fasthttp.RequestCtx, ms []*msg.Message) {
+	dctx := detach(ctx)
+	acks := make([]msg.Ack, 0, len(ms))
+	var err error
+	for _, m := range ms {
+		var a msg.Ack
+		if a, err = s.sub.Stage(dctx, m); err != nil {
+			break
+		}
+		acks = append(acks, a)
+	}
+	ans := BatchAnswer{IDs: make([]string, len(ms))}
+	for i, a := range acks {
+		if serr := a.Settle(dctx); serr != nil && err == nil {
+			err = serr
+		}
+		ans.IDs[i] = ms[i].ID // cleared when its commit failed
+	}
+	if err == nil {
+		writeJSON(ctx, fasthttp.StatusAccepted, ans)
+		return
+	}
+	s.refuse(ctx, err)
+	var e apiError
+	if json.Unmarshal(ctx.Response.Body(), &e) == nil {
+		ans.Error = e.Error
+	}
+	writeJSON(ctx, ctx.Response.StatusCode(), ans)
+}
+
+// refuse answers a message the router did not take.
+func (s *Server) refuse(ctx *fasthttp.RequestCtx, err error) {
+	switch {
 	case errors.Is(err, msg.ErrOverloaded):
 		ctx.Response.Header.Set("Retry-After", "1")
 		fail(ctx, fasthttp.StatusTooManyRequests, "bridge overloaded, retry later")
@@ -777,6 +984,8 @@ func (s *Server) postMessage(ctx *fasthttp.RequestCtx, _ []string) {
 		fail(ctx, fasthttp.StatusBadRequest, "to: %v", err)
 	case errors.Is(err, msg.ErrTooLong):
 		fail(ctx, fasthttp.StatusBadRequest, "text: %v", err)
+	case errors.Is(err, msg.ErrBadSchedule):
+		fail(ctx, fasthttp.StatusBadRequest, "send_at: %v", err)
 	default:
 		s.log.Warn("api submit not stored", "err", err)
 		fail(ctx, fasthttp.StatusServiceUnavailable, "message not stored: %v", err)
@@ -785,12 +994,26 @@ func (s *Server) postMessage(ctx *fasthttp.RequestCtx, _ []string) {
 
 // MessageView is the JSON form of a message's state.
 type MessageView struct {
-	ID      string      `json:"id"`
-	From    string      `json:"from"`
-	To      string      `json:"to"`
-	State   string      `json:"state"`
-	Events  []EventView `json:"events"`
-	Expires time.Time   `json:"expires"`
+	ID       string      `json:"id"`
+	From     string      `json:"from"`
+	To       string      `json:"to"`
+	State    string      `json:"state"`
+	Events   []EventView `json:"events"`
+	Expires  time.Time   `json:"expires"`
+	SendAt   *time.Time  `json:"send_at,omitempty"`
+	Priority int         `json:"priority,omitempty"`
+}
+
+func viewOf(rec store.Record) MessageView {
+	v := MessageView{ID: rec.Msg.ID, From: string(rec.Msg.From), To: string(rec.Msg.To), State: rec.State.String(),
+		Expires: rec.Msg.Expires, Events: []EventView{}, Priority: int(rec.Msg.Priority)}
+	if t := rec.Msg.NotBefore; !t.IsZero() {
+		v.SendAt = &t
+	}
+	for _, e := range rec.Events {
+		v.Events = append(v.Events, EventView{State: e.State.String(), At: e.At, Detail: e.Detail})
+	}
+	return v
 }
 
 // EventView is one state transition.
@@ -805,34 +1028,70 @@ func (s *Server) getMessage(ctx *fasthttp.RequestCtx, p []string) {
 		notConfigured(ctx, "message state")
 		return
 	}
-	id := p[0]
+	if rec, ok := s.ownMessage(ctx, p[0]); ok {
+		writeJSON(ctx, fasthttp.StatusOK, viewOf(rec))
+	}
+}
+
+// CancelConflict is the 409 of DELETE /v1/messages/{id}: the message is
+// final already, in state.
+type CancelConflict struct {
+	Error string `json:"error"`
+	State string `json:"state"`
+}
+
+// cancelMessage withdraws a message its client sent (admin: any API
+// message); a message handed to the SMSC is cancelled there, if it can be.
+func (s *Server) cancelMessage(ctx *fasthttp.RequestCtx, p []string) {
+	if s.msgs == nil || s.cfg.Control == nil {
+		notConfigured(ctx, "cancelling")
+		return
+	}
+	if _, ok := s.ownMessage(ctx, p[0]); !ok {
+		return
+	}
+	cctx, cancel := context.WithTimeout(detach(ctx), 10*time.Second)
+	defer cancel()
+	rec, err := s.cfg.Control.Cancel(cctx, p[0])
+	switch {
+	case err == nil:
+		writeJSON(ctx, fasthttp.StatusOK, viewOf(rec))
+	case errors.Is(err, msg.ErrFinal):
+		writeJSON(ctx, fasthttp.StatusConflict, CancelConflict{Error: err.Error(), State: rec.State.String()})
+	case errors.Is(err, store.ErrNotFound):
+		fail(ctx, fasthttp.StatusNotFound, "no message %s", p[0])
+	default:
+		s.log.Warn("api cancel", "id", p[0], "err", err)
+		fail(ctx, fasthttp.StatusServiceUnavailable, "not cancelled: %v", err)
+	}
+}
+
+// ownMessage reads message id for its client, or answers why not: a
+// client that is not admin sees only the messages it sent.
+func (s *Server) ownMessage(ctx *fasthttp.RequestCtx, id string) (store.Record, bool) {
 	if len(id) > 64 {
 		fail(ctx, fasthttp.StatusBadRequest, "bad message id")
-		return
+		return store.Record{}, false
 	}
 	rec, err := s.msgs.Message(id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		fail(ctx, fasthttp.StatusNotFound, "no message %s", id)
-		return
+		return store.Record{}, false
 	case errors.Is(err, store.ErrBadID):
 		fail(ctx, fasthttp.StatusBadRequest, "bad message id %q", id)
-		return
+		return store.Record{}, false
 	case err != nil:
 		s.log.Warn("api message state", "id", id, "err", err)
 		fail(ctx, fasthttp.StatusServiceUnavailable, "store: %v", err)
-		return
+		return store.Record{}, false
 	}
-	// A client that may only read its own messages learns nothing of others'.
+	// A client that may only see its own messages learns nothing of others'.
 	if c := requestCred(ctx); c != nil && c.roles&roleAdmin == 0 && (rec.Msg.Origin.Kind != msg.FromAPI || rec.Msg.Origin.Account != c.name) {
 		fail(ctx, fasthttp.StatusNotFound, "no message %s", id)
-		return
+		return store.Record{}, false
 	}
-	v := MessageView{ID: rec.Msg.ID, From: string(rec.Msg.From), To: string(rec.Msg.To), State: rec.State.String(), Expires: rec.Msg.Expires, Events: []EventView{}}
-	for _, e := range rec.Events {
-		v.Events = append(v.Events, EventView{State: e.State.String(), At: e.At, Detail: e.Detail})
-	}
-	writeJSON(ctx, fasthttp.StatusOK, v)
+	return rec, true
 }
 
 // detach is a request's context for work in other packages: its values

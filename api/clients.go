@@ -25,7 +25,7 @@ type Client struct {
 
 // Roles a client may hold. Admin holds every other role.
 const (
-	RoleSend      = "send"      // POST /v1/messages and posts to groups
+	RoleSend      = "send"      // POST /v1/messages, DELETE of the client's own, and posts to groups
 	RoleRead      = "read"      // GET /v1/messages/{id} of the client's own messages
 	RoleProvision = "provision" // users, contacts, accounts, routes, presence, groups, logins
 	RoleAdmin     = "admin"     // everything, every client's messages included
@@ -76,7 +76,8 @@ func (rs roleSet) String() string {
 // authenticated route goes through it.
 func roleFor(pattern, method string) roleSet {
 	switch {
-	case pattern == "/v1/messages" && method == "POST", pattern == "/v1/groups/{name}/messages":
+	case pattern == "/v1/messages" && method == "POST", pattern == "/v1/groups/{name}/messages",
+		pattern == "/v1/messages/{id}" && method == "DELETE":
 		return roleSend
 	case pattern == "/v1/messages/{id}":
 		return roleRead

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -351,7 +353,7 @@ func (b *Bridge) buildSMPP() error {
 	gc := smppgw.Config{
 		CountryCode: cfg.CountryCode, Logger: b.log.With("part", "smpp"),
 		Route: smppgw.Route{Upstream: cfg.SMSRoute.SMSC, ESME: cfg.SMSRoute.ESME},
-		KV:    b.db, OnReceipt: b.rt.Receipt, Policy: provPolicy{b.prov},
+		KV:    b.db, OnReceipt: b.rt.Receipt, Policy: provPolicy{b.prov, b.alphaAllowed}, Control: b.rt,
 		Alphabet: alphabets[cfg.SMSAlphabet], Payload: cfg.SMSPayload, AlwaysReceipts: cfg.SMSReceipts == config.ReceiptsAlways,
 		Reassembly: smstext.ReassemblyConfig{Timeout: cfg.ReassemblyWait, Partial: cfg.ReassemblyPolicy == config.ReassemblyPartial,
 			MaxPending: cfg.ReassemblyMaxPending, MaxBytes: cfg.ReassemblyMaxMB << 20,
@@ -473,6 +475,7 @@ func (b *Bridge) buildAPI() error {
 		XMPPLogin: b.xmppLogin, Accounts: b.fusion, Groups: b.groups, RobotAuth: b.robotAuth(), ReportURL: cfg.DLRURL,
 		HeaderTimeout: cfg.PreauthTimeout, Admin: admin{b}, LogLevel: b.level, Clients: apiClients(cfg.APIClients),
 		LoginsPerMinute: cfg.LoginsPerMinute, AuthFailuresPerMinute: cfg.AuthFailuresPerMinute, MaxConnsPerSource: cfg.HTTPConnsPerSource,
+		Control: b.rt, AlphaAllowed: b.alphaAllowed,
 	}, b.in, b.db)
 	return nil
 }
@@ -757,9 +760,37 @@ func serveAdmin(ctx context.Context, ln net.Listener) error {
 
 // provPolicy gives the SMPP gateway the provisioned per-account limits and
 // routes.
-type provPolicy struct{ p *provision.Store }
+type provPolicy struct {
+	p     *provision.Store
+	alpha func(account, name string) bool
+}
 
 func (pp provPolicy) SourceAllowed(id, src string) bool { return pp.p.SourceAllowed(id, src) }
+
+func (pp provPolicy) AlphaAllowed(id, name string) bool { return pp.alpha(id, name) }
+
+// alphaAllowed tells whether an SMPP account or HTTP client ("client:NAME")
+// may send from the alphanumeric name: a provisioned account's own list,
+// else the --alpha-senders entries for it, else those for every account.
+func (b *Bridge) alphaAllowed(account, name string) bool {
+	account = strings.TrimPrefix(account, "client:")
+	if own, ok := b.prov.AlphaSenders(account); ok {
+		return slices.Contains(own, "*") || slices.Contains(own, name)
+	}
+	var own, all []string
+	for _, a := range b.cfg.AlphaSenders {
+		switch a.Account {
+		case account:
+			own = append(own, a.Name)
+		case "":
+			all = append(all, a.Name)
+		}
+	}
+	if own == nil {
+		own = all
+	}
+	return slices.Contains(own, "*") || slices.Contains(own, name)
+}
 
 func (pp provPolicy) TPS(id string) int {
 	a, ok := pp.p.Account(id)

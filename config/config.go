@@ -48,6 +48,11 @@ type Config struct {
 	SIPUsers     []SIPUser
 	APITokens    []string
 	APIClients   []APIClient
+	// AlphaSenders are the alphanumeric senders (TON 5) accounts may use:
+	// an entry without an account applies to every SMPP account and HTTP
+	// client that has none of its own (a provisioned account's
+	// alpha_senders come first).
+	AlphaSenders []AlphaSender
 	// LoginsPerMinute, AuthFailuresPerMinute and HTTPConnsPerSource bound
 	// what one source address may do to the HTTP API.
 	LoginsPerMinute       int
@@ -181,6 +186,10 @@ type APIClient struct {
 	Rate  float64  // requests a second; 0 = unlimited
 	Token string
 }
+
+// AlphaSender allows the alphanumeric sender Name ("*": any) to Account
+// (an SMPP system_id or HTTP client name; "": every account).
+type AlphaSender struct{ Account, Name string }
 
 // SIPUser is a SIP user with HA1 = md5(user:realm:password), lower-case
 // hex, and optionally HA1SHA256 = sha256(user:realm:password) for SHA-256

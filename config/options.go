@@ -76,6 +76,13 @@ var options = []option{
 		parseAPIClient, func(a APIClient) string {
 			return a.Name + ":" + strings.Join(a.Roles, "+") + ":" + strconv.FormatFloat(a.Rate, 'g', -1, 64) + ":" + a.Token
 		}), maskAPIClient),
+	list("alpha-senders", "alphanumeric senders (TON 5) an SMPP account or HTTP client may use: NAME for every account without entries of its own, ACCOUNT=NAME for that one, * any name (repeatable; none = refused)", false, func(c *Config) *[]AlphaSender { return &c.AlphaSenders },
+		parseAlphaSender, func(a AlphaSender) string {
+			if a.Account == "" {
+				return a.Name
+			}
+			return a.Account + "=" + a.Name
+		}),
 	integer("api-logins-per-minute", "30", "logins and SSO ticket requests (public, they carry a password) one source address may make a minute; 0 = unbounded", func(c *Config) *int { return &c.LoginsPerMinute }),
 	integer("api-auth-failures-per-minute", "20", "API requests with a missing or wrong token one source address may make a minute before all its requests get 429; 0 = unbounded", func(c *Config) *int { return &c.AuthFailuresPerMinute }),
 	integer("http-conns-per-source", "128", "open HTTP connections from one source address; 0 = unbounded", func(c *Config) *int { return &c.HTTPConnsPerSource }),
@@ -496,6 +503,21 @@ func maskAPIClient(s string) string {
 		return strings.Join(parts[:3], ":") + ":****"
 	}
 	return "****"
+}
+
+func parseAlphaSender(v string) (AlphaSender, error) {
+	var a AlphaSender
+	a.Name = v
+	if acct, name, ok := strings.Cut(v, "="); ok {
+		a.Account, a.Name = acct, name
+		if !clientName.MatchString(acct) {
+			return AlphaSender{}, fmt.Errorf("%q: the account is letters, digits, '.', '_' or '-'", v)
+		}
+	}
+	if a.Name != "*" && (a.Name == "" || len(a.Name) > 11 || strings.ContainsFunc(a.Name, func(r rune) bool { return r < 0x20 || r > 0x7e })) {
+		return AlphaSender{}, fmt.Errorf("%q: an alphanumeric sender is 1 to 11 printable ASCII characters, or *", v)
+	}
+	return a, nil
 }
 
 func parseAccount(v string) (Account, error) {

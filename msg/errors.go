@@ -17,4 +17,12 @@ var (
 	// configured alphabet), and the recipient is a number it may have to
 	// go to; refused at submission rather than failing after it.
 	ErrTooLong = errors.New("text too long for SMS")
+	// ErrBadSchedule: the message is to be sent after it expires.
+	ErrBadSchedule = errors.New("scheduled after the message expires")
+	// ErrFinal: the message already reached a final state, so it can no
+	// longer be cancelled or replaced.
+	ErrFinal = errors.New("message already final")
+	// ErrBusy: the message is being delivered right now; only a message
+	// waiting in the router can be replaced.
+	ErrBusy = errors.New("message is being delivered")
 )

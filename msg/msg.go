@@ -63,6 +63,12 @@ type Message struct {
 	Receipt  bool      // the originator asked for a delivery receipt
 	Accepted time.Time // when the bridge acknowledged it
 	Expires  time.Time // validity: after this it is failed as expired; zero = default policy
+	// NotBefore is a scheduled delivery: the message is held, stored,
+	// until then (zero: at once).
+	NotBefore time.Time
+	// Priority 0 (normal) to 3: any above 0 goes before normal messages
+	// that are ready at the same time.
+	Priority uint8
 	// Route is the sender's hint: "" lets the router decide; "im" delivers
 	// only into IM (waiting while the user is offline); "sms" always sends
 	// SMS; "smsc" or "esme:SYSTEM_ID" send SMS over that route.

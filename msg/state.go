@@ -15,6 +15,7 @@ const (
 	Delivered                  // final: the next hop took it (or a receipt said delivered)
 	Failed                     // final: given up
 	Expired                    // final: validity ran out
+	Cancelled                  // final: its sender withdrew it before delivery
 )
 
 func (s State) String() string {
@@ -31,15 +32,17 @@ func (s State) String() string {
 		return "failed"
 	case Expired:
 		return "expired"
+	case Cancelled:
+		return "cancelled"
 	}
 	return fmt.Sprintf("state(%d)", uint8(s))
 }
 
 // Final reports whether no further transition is allowed.
-func (s State) Final() bool { return s == Delivered || s == Failed || s == Expired }
+func (s State) Final() bool { return s >= Delivered && s <= Cancelled }
 
 // Valid reports whether s is one of the states above.
-func (s State) Valid() bool { return s >= Accepted && s <= Expired }
+func (s State) Valid() bool { return s >= Accepted && s <= Cancelled }
 
 // Network names the network that gave an outcome.
 type Network string
@@ -53,7 +56,7 @@ const (
 // Outcome is how a message ended, for its originator and for metrics.
 type Outcome struct {
 	Delivered bool
-	State     State // Delivered, Failed or Expired
+	State     State // Delivered, Failed, Expired or Cancelled
 	Detail    string
 	At        time.Time
 	Via       Network // which network gave the outcome

@@ -21,6 +21,9 @@ type AccountSpec struct {
 	AllowedSources []string `json:"allowed_sources,omitempty"`
 	TPS            int      `json:"tps,omitempty"`    // submits per second; 0 = unlimited
 	Window         int      `json:"window,omitempty"` // in-flight requests; 0 = the bridge default
+	// AlphaSenders are the alphanumeric sources (TON 5) the account may
+	// use, "*" any; none = the bridge's --alpha-senders.
+	AlphaSenders []string `json:"alpha_senders,omitempty"`
 }
 
 // Account is an SMPP account as shown to clients: no password material.
@@ -29,6 +32,7 @@ type Account struct {
 	AllowedSources []string  `json:"allowed_sources,omitempty"`
 	TPS            int       `json:"tps"`
 	Window         int       `json:"window"`
+	AlphaSenders   []string  `json:"alpha_senders,omitempty"`
 	Static         bool      `json:"static,omitempty"` // from the configuration, read-only
 	Created        time.Time `json:"created"`
 }
@@ -83,6 +87,11 @@ func (s *Store) CreateAccount(ctx context.Context, spec AccountSpec) (Account, e
 	if err != nil {
 		return Account{}, err
 	}
+	for _, a := range spec.AlphaSenders {
+		if a != "*" && (a == "" || len(a) > 11 || strings.ContainsFunc(a, func(r rune) bool { return r < 0x20 || r > 0x7e })) {
+			return Account{}, invalid("alphanumeric sender %q: 1 to 11 printable ASCII characters, or *", a)
+		}
+	}
 	if _, ok := s.opts.StaticAccounts[spec.SystemID]; ok {
 		return Account{}, fmt.Errorf("%w: account %q", ErrStatic, spec.SystemID)
 	}
@@ -95,7 +104,7 @@ func (s *Store) CreateAccount(ctx context.Context, spec AccountSpec) (Account, e
 		return Account{}, err
 	}
 	a := accountRec{
-		Account: Account{SystemID: spec.SystemID, AllowedSources: src, TPS: spec.TPS, Window: spec.Window,
+		Account: Account{SystemID: spec.SystemID, AllowedSources: src, TPS: spec.TPS, Window: spec.Window, AlphaSenders: spec.AlphaSenders,
 			Created: s.opts.Now().UTC()},
 		Salt: hex.EncodeToString(salt[:]), Hash: h, Iter: s.opts.HashIterations,
 	}
@@ -219,4 +228,16 @@ func (s *Store) SourceAllowed(systemID, source string) bool {
 		}
 	}
 	return false
+}
+
+// AlphaSenders is the list of alphanumeric sources a provisioned account
+// may use; false when it has none of its own (the bridge's default applies).
+func (s *Store) AlphaSenders(systemID string) ([]string, bool) {
+	s.mu.RLock()
+	a, ok := s.c.accounts[systemID]
+	s.mu.RUnlock()
+	if !ok || len(a.AlphaSenders) == 0 {
+		return nil, false
+	}
+	return a.AlphaSenders, true
 }

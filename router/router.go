@@ -31,6 +31,9 @@ type Queue interface {
 	// receipt, also over a final one (see store.DB.RecordReceipt).
 	RecordReceipt(ctx context.Context, id string, ev store.Event) error
 	Reschedule(ctx context.Context, id string, attempts int, next time.Time, detail string) error
+	// Amend durably rewrites a message's text, schedule, validity and
+	// priority (store.DB.Amend).
+	Amend(ctx context.Context, m *msg.Message, detail string) error
 	Unfinished(fn func(store.Record) error) error
 	Message(id string) (store.Record, error)
 	Healthy() error
@@ -102,6 +105,13 @@ type AppSender interface {
 // it owns its own retries.
 type Reporter interface {
 	Report(ctx context.Context, m *msg.Message, o msg.Outcome)
+}
+
+// SMSCanceller is an SMSSender that can withdraw a message it handed to
+// the SMS network while that network's receipt is still awaited (cancel_sm
+// to the SMSC); an error says why not, the SMSC's refusal included.
+type SMSCanceller interface {
+	CancelSMS(ctx context.Context, m *msg.Message) error
 }
 
 // HandOffReporter is a Reporter that also hears when a message was handed
@@ -185,6 +195,7 @@ type Counters struct {
 	IMDelivered, IMFailed, SMSDelivered, SMSFailed atomic.Uint64
 	Fallbacks, Retries, Parked, Unparked, Expired  atomic.Uint64
 	Recovered, Duplicates                          atomic.Uint64
+	Scheduled, Cancelled, Replaced                 atomic.Uint64
 	AppDelivered, AppFailed                        atomic.Uint64
 }
 
@@ -201,6 +212,8 @@ type Router struct {
 	started   atomic.Bool           // edges are registered before Run, read without locks after
 	log       *slog.Logger
 	work      chan *job
+	urgent    chan *job // ready messages of priority above 0, taken before work's
+	poke      *job      // put in work for each urgent job, so that a worker waiting there looks
 	wake      chan struct{}
 	count     Counters
 
@@ -217,8 +230,13 @@ type Router struct {
 	dedupBusy map[[16]byte]chan struct{} // keys being stored right now; the channel, made once a copy waits, closes when stored
 
 	mu      sync.Mutex
-	later   dueheap.Heap[*job]                // retries and parked messages, by due time
+	later   dueheap.Heap[*job]                // retries, parked and scheduled messages, by due time
 	offline map[msg.Address]map[*job]struct{} // parked for an offline person (parkKey), woken on register
+	// cancels holds the messages their senders cancelled while a worker
+	// had them; the worker ends them (ncancel > 0 while any, so the
+	// delivery path reads no map when there are none).
+	cancels map[string]chan struct{}
+	ncancel atomic.Int32
 }
 
 // job is one message on its way. It is also the msg.Ack of the message's
@@ -232,7 +250,7 @@ type job struct {
 	index    int // in heap; -1 when not scheduled
 	parked   bool
 	forUser  bool        // scheduled for its person coming online, not after a failed attempt
-	key      msg.Address // where a parked job waits in offline (parkKey at parking)
+	key      msg.Address // where a parked job waits in offline (parkKey at parking); "" for a scheduled one
 
 	// The settling side (Settle), the staging adapter's alone.
 	r      *Router
@@ -250,6 +268,9 @@ func New(cfg Config, q Queue, p Presence) *Router {
 		im:        make(map[string]IMSender),
 		reporters: make(map[msg.Kind]Reporter),
 		work:      make(chan *job, cfg.QueueDepth+cfg.Workers),
+		urgent:    make(chan *job, cfg.QueueDepth),
+		poke:      &job{index: -1},
+		cancels:   make(map[string]chan struct{}),
 		wake:      make(chan struct{}, 1),
 		offline:   make(map[msg.Address]map[*job]struct{}),
 		scanned:   make(chan struct{}),
@@ -317,15 +338,18 @@ type Waiting struct {
 	// Scheduled after a failed attempt, and held for a person offline in
 	// IM, by the network each message is meant for.
 	Retry, Held map[msg.Network]int
+	Scheduled   int // held until the time their senders chose
 }
 
 // Waiting reads the queues; it walks the scheduled messages, so it costs
 // one pass over them under the lock the scheduler takes.
 func (r *Router) Waiting() Waiting {
-	w := Waiting{Pending: r.pending.Load(), Ready: len(r.work), Retry: map[msg.Network]int{}, Held: map[msg.Network]int{}}
+	w := Waiting{Pending: r.pending.Load(), Ready: len(r.work) + len(r.urgent), Retry: map[msg.Network]int{}, Held: map[msg.Network]int{}}
 	r.mu.Lock()
 	for _, j := range r.later {
-		if j.forUser {
+		if j.key == "" {
+			w.Scheduled++
+		} else if j.forUser {
 			w.Held[r.intended(&j.m)]++
 		} else {
 			w.Retry[r.intended(&j.m)]++
@@ -342,9 +366,22 @@ func (r *Router) Waiting() Waiting {
 // next group commit (msg.Stager); the message is on its way to delivery at
 // once, and its sender may be acknowledged once the Ack settles. It waits
 // only for the recovery scan at start, for room in the store's batch and
-// for an earlier copy of m being stored. It refuses with msg.ErrNoRoute,
-// msg.ErrTooLong, msg.ErrOverloaded or msg.ErrNotStored.
+// for an earlier copy of m being stored. A message with a NotBefore in the
+// future is held until then. It refuses with msg.ErrNoRoute,
+// msg.ErrTooLong, msg.ErrBadSchedule, msg.ErrOverloaded or msg.ErrNotStored.
 func (r *Router) Stage(ctx context.Context, m *msg.Message) (msg.Ack, error) {
+	now := r.cfg.Now()
+	if m.Expires.IsZero() {
+		// The default validity runs from when the message may first go.
+		m.Expires = now.Add(r.cfg.DefaultValidity)
+		if m.NotBefore.After(now) {
+			m.Expires = m.NotBefore.Add(r.cfg.DefaultValidity)
+		}
+	}
+	if m.NotBefore.After(m.Expires) {
+		r.count.NoRoute.Add(1)
+		return nil, fmt.Errorf("%w: sent at %s, expires at %s", msg.ErrBadSchedule, m.NotBefore.Format(time.RFC3339), m.Expires.Format(time.RFC3339))
+	}
 	if m.To == "" || (!m.To.IsMSISDN() && len(m.To) < 5) || strings.HasPrefix(string(m.To), "alpha:") ||
 		msg.CheckRoute(m.Route, m.To) != nil {
 		r.count.NoRoute.Add(1)
@@ -365,9 +402,6 @@ func (r *Router) Stage(ctx context.Context, m *msg.Message) (msg.Ack, error) {
 		r.pending.Add(-1)
 		r.count.NotStored.Add(1)
 		return nil, fmt.Errorf("%w: store unhealthy: %v", msg.ErrNotStored, err)
-	}
-	if m.Expires.IsZero() {
-		m.Expires = r.cfg.Now().Add(r.cfg.DefaultValidity)
 	}
 	select {
 	case <-r.scanned:
@@ -396,7 +430,12 @@ func (r *Router) Stage(ctx context.Context, m *msg.Message) (msg.Ack, error) {
 	if r.reporters[m.Origin.Kind] != nil { // only a report waits for it
 		j.acked = make(chan struct{})
 	}
-	r.work <- j
+	if m.NotBefore.After(now) {
+		r.count.Scheduled.Add(1)
+		r.hold(context.WithoutCancel(ctx), j)
+		return j, nil
+	}
+	r.ready(j)
 	return j, nil
 }
 
@@ -546,23 +585,67 @@ func (r *Router) recover(ctx context.Context) error {
 	for _, j := range jobs {
 		r.pending.Add(1)
 		r.count.Recovered.Add(1)
-		select {
-		case r.work <- j:
-		case <-ctx.Done():
+		if !r.readyCtx(ctx, j) {
 			return nil
 		}
 	}
 	return nil
 }
 
-// worker delivers until ctx ends. It receives from r.work alone: a select
+// ready queues j for a worker: a message of priority above 0 in urgent,
+// which workers look at first, with a poke in work for a worker waiting
+// there. Normal messages pay one look at an empty channel, which takes no
+// lock.
+func (r *Router) ready(j *job) {
+	if j.m.Priority > 0 {
+		r.urgent <- j
+		j = r.poke
+	}
+	r.work <- j
+}
+
+// readyCtx is ready that gives up when ctx ends (false).
+func (r *Router) readyCtx(ctx context.Context, j *job) bool {
+	if j.m.Priority > 0 {
+		select {
+		case r.urgent <- j:
+		case <-ctx.Done():
+			return false
+		}
+		j = r.poke
+	}
+	select {
+	case r.work <- j:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// worker delivers until ctx ends. It blocks on r.work alone: a select
 // with ctx.Done would take the locks of two channels, one of them shared by
-// every worker, for each message. stopWorkers wakes
+// every worker, for each message; the look at r.urgent before it does not
+// block, and an empty channel's takes no lock. stopWorkers wakes
 // the idle ones; a job taken after the end stays unfinished in the store,
 // as do those left in the channel, and is resumed at the next start.
 func (r *Router) worker(ctx context.Context) {
 	for {
-		j := <-r.work
+		var j *job
+		select {
+		case j = <-r.urgent:
+		default:
+			j = <-r.work
+			if j == r.poke {
+				select {
+				case j = <-r.urgent:
+				default:
+					if ctx.Err() != nil { // a poke is a job for stopWorkers' count
+						return
+					}
+					continue // another worker took it first
+				}
+			}
+		}
 		if j == nil || ctx.Err() != nil {
 			return
 		}
@@ -765,6 +848,21 @@ func (r *Router) smsOf(m *msg.Message) *msg.Message {
 func (r *Router) deliver(ctx context.Context, j *job) {
 	m := &j.m
 	now := r.cfg.Now()
+	if r.ncancel.Load() > 0 && r.marked(m.ID) {
+		r.cancelNow(ctx, j)
+		return
+	}
+	if !m.NotBefore.IsZero() {
+		// Long settled by now, except for a schedule replaced while it
+		// waited in the ready queue, or one recovered at a start.
+		if !r.stored(ctx, j) {
+			return
+		}
+		if m.NotBefore.After(now) {
+			r.hold(ctx, j)
+			return
+		}
+	}
 	if !m.Expires.IsZero() && now.After(m.Expires) {
 		r.count.Expired.Add(1)
 		r.finish(ctx, j, msg.Outcome{State: msg.Expired, Detail: "validity period ended", Via: r.intended(m)}, "")
@@ -933,6 +1031,9 @@ func (r *Router) finish(ctx context.Context, j *job, o msg.Outcome, detail strin
 	// the worker at once: one goroutine park and wake-up fewer per message.
 	durable := st != msg.Delivered || j.m.Receipt
 	err := r.q.Transition(ctx, j.m.ID, store.Event{State: st, At: r.cfg.Now(), Detail: detail}, durable)
+	if r.ncancel.Load() > 0 {
+		r.unmark(j.m.ID)
+	}
 	if !r.stored(ctx, j) {
 		return false
 	}
@@ -1058,7 +1159,9 @@ func (r *Router) retry(ctx context.Context, j *job, detail string) {
 	// Also woken by a registration of its person: an IM edge that was down
 	// (its server restarting) is back when its users are.
 	j.key = r.parkKey(j.m.To)
-	r.schedule(j, due, false)
+	if !r.schedule(j, due, false) {
+		r.cancelNow(ctx, j)
+	}
 }
 
 // park holds a message for an IM-only user until they register or it expires.
@@ -1068,7 +1171,10 @@ func (r *Router) park(ctx context.Context, j *job) {
 	}
 	r.count.Parked.Add(1)
 	j.key = r.parkKey(j.m.To)
-	r.schedule(j, j.m.Expires.Add(time.Millisecond), true)
+	if !r.schedule(j, j.m.Expires.Add(time.Millisecond), true) {
+		r.cancelNow(ctx, j)
+		return
+	}
 	// The person may have registered since decide found them offline, and
 	// that registration's Online found nothing parked yet: look again now
 	// that the job is in r.offline, or it waits for the next one (or expiry).
@@ -1077,23 +1183,41 @@ func (r *Router) park(ctx context.Context, j *job) {
 	}
 }
 
-// schedule puts j in the heap until due, and among its person's messages
-// that a registration wakes early; held: it waits for that registration,
-// not for a retry.
-func (r *Router) schedule(j *job, due time.Time, held bool) {
+// schedule puts j in the heap until due, and, unless j.key is "", among
+// its person's messages that a registration wakes early; held: it waits
+// for that registration, not for a retry. false: its sender cancelled it
+// meanwhile, and the caller ends it (cancelNow).
+func (r *Router) schedule(j *job, due time.Time, held bool) bool {
 	r.mu.Lock()
+	if r.ncancel.Load() > 0 {
+		if _, ok := r.cancels[j.m.ID]; ok {
+			r.mu.Unlock()
+			return false
+		}
+	}
 	j.due, j.parked, j.forUser = due, true, held
 	heap.Push(&r.later, j)
-	set := r.offline[j.key]
-	if set == nil {
-		set = make(map[*job]struct{})
-		r.offline[j.key] = set
+	if j.key != "" {
+		set := r.offline[j.key]
+		if set == nil {
+			set = make(map[*job]struct{})
+			r.offline[j.key] = set
+		}
+		set[j] = struct{}{}
 	}
-	set[j] = struct{}{}
 	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
 	default:
+	}
+	return true
+}
+
+// hold keeps j until its NotBefore, whoever comes online meanwhile.
+func (r *Router) hold(ctx context.Context, j *job) {
+	j.key = ""
+	if !r.schedule(j, j.m.NotBefore, false) {
+		r.cancelNow(ctx, j)
 	}
 }
 
@@ -1168,7 +1292,7 @@ func (r *Router) scheduler(ctx context.Context) {
 		var due []*job
 		for r.later.Len() > 0 && !r.later[0].due.After(now) {
 			j := heap.Pop(&r.later).(*job)
-			if j.parked {
+			if j.parked && j.key != "" {
 				if set := r.offline[j.key]; set != nil {
 					delete(set, j)
 					if len(set) == 0 {
@@ -1184,9 +1308,7 @@ func (r *Router) scheduler(ctx context.Context) {
 		}
 		r.mu.Unlock()
 		for _, j := range due {
-			select {
-			case r.work <- j:
-			case <-ctx.Done():
+			if !r.readyCtx(ctx, j) {
 				return
 			}
 		}

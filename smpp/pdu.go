@@ -88,8 +88,12 @@ func (id CommandID) String() string {
 		return "unbind_resp"
 	case ReplaceSM:
 		return "replace_sm"
+	case ReplaceSMResp:
+		return "replace_sm_resp"
 	case CancelSM:
 		return "cancel_sm"
+	case CancelSMResp:
+		return "cancel_sm_resp"
 	case Outbind:
 		return "outbind"
 	case EnquireLink:
@@ -195,7 +199,8 @@ type PDU struct {
 	AddrTON, AddrNPI byte
 	AddressRange     string
 
-	// submit_sm, deliver_sm, data_sm, query_sm
+	// submit_sm, deliver_sm, data_sm; query_sm, cancel_sm and replace_sm
+	// some of them
 	ServiceType                              string
 	SourceAddrTON, SourceAddrNPI             byte
 	SourceAddr                               string
@@ -207,7 +212,7 @@ type PDU struct {
 	DataCoding, SMDefaultMsgID               byte
 	ShortMessage                             []byte
 
-	// *_sm_resp, query_sm
+	// *_sm_resp, query_sm, cancel_sm, replace_sm
 	MessageID string
 	// query_sm_resp
 	FinalDate    string
@@ -322,11 +327,28 @@ func (p *PDU) AppendTo(dst []byte) ([]byte, error) {
 		dst = append(dst, p.SourceAddrTON, p.SourceAddrNPI)
 		dst = cstr(dst, p.SourceAddr)
 	case QuerySMResp:
-		if !errorResp {
-			dst = cstr(dst, p.MessageID)
-			dst = cstr(dst, p.FinalDate)
-			dst = append(dst, p.MessageState, p.ErrorCode)
+		// The body goes on errors too: clients (gosmpp) drop a bodiless one.
+		dst = cstr(dst, p.MessageID)
+		dst = cstr(dst, p.FinalDate)
+		dst = append(dst, p.MessageState, p.ErrorCode)
+	case CancelSM:
+		dst = cstr(dst, p.ServiceType)
+		dst = cstr(dst, p.MessageID)
+		dst = append(dst, p.SourceAddrTON, p.SourceAddrNPI)
+		dst = cstr(dst, p.SourceAddr)
+		dst = append(dst, p.DestAddrTON, p.DestAddrNPI)
+		dst = cstr(dst, p.DestAddr)
+	case ReplaceSM:
+		if len(p.ShortMessage) > 254 {
+			return dst[:start], fmt.Errorf("smpp: replace_sm short_message of %d octets (max 254)", len(p.ShortMessage))
 		}
+		dst = cstr(dst, p.MessageID)
+		dst = append(dst, p.SourceAddrTON, p.SourceAddrNPI)
+		dst = cstr(dst, p.SourceAddr)
+		dst = cstr(dst, p.ScheduleDeliveryTime)
+		dst = cstr(dst, p.ValidityPeriod)
+		dst = append(dst, p.RegisteredDelivery, p.SMDefaultMsgID, byte(len(p.ShortMessage)))
+		dst = append(dst, p.ShortMessage...)
 	case GenericNack, Unbind, UnbindResp, EnquireLink, EnquireLinkResp,
 		CancelSMResp, ReplaceSMResp:
 	default:
@@ -454,6 +476,32 @@ func (p *PDU) decodeBody() error {
 		d.str(&p.FinalDate, 17)
 		p.MessageState = d.byte()
 		p.ErrorCode = d.byte()
+	case CancelSM:
+		d.str(&p.ServiceType, 6)
+		d.str(&p.MessageID, 65)
+		p.SourceAddrTON = d.byte()
+		p.SourceAddrNPI = d.byte()
+		d.str(&p.SourceAddr, 21)
+		p.DestAddrTON = d.byte()
+		p.DestAddrNPI = d.byte()
+		d.str(&p.DestAddr, 21)
+	case ReplaceSM:
+		d.str(&p.MessageID, 65)
+		p.SourceAddrTON = d.byte()
+		p.SourceAddrNPI = d.byte()
+		d.str(&p.SourceAddr, 21)
+		d.str(&p.ScheduleDeliveryTime, 17)
+		d.str(&p.ValidityPeriod, 17)
+		p.RegisteredDelivery = d.byte()
+		p.SMDefaultMsgID = d.byte()
+		smLen := int(d.byte())
+		if d.err == nil && smLen > len(d.b) {
+			d.fail(ESME_RINVMSGLEN, "sm_length %d beyond the PDU", smLen)
+		}
+		if d.err == nil {
+			p.ShortMessage = d.b[:smLen:smLen]
+			d.b = d.b[smLen:]
+		}
 	case GenericNack, Unbind, UnbindResp, EnquireLink, EnquireLinkResp,
 		CancelSMResp, ReplaceSMResp:
 		// Header only; a stray body is tolerated.

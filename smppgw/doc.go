@@ -4,6 +4,9 @@
 // router routes to SMS out as submit_sm (upstream SMSC) or deliver_sm (a bound
 // receiver designated as the SMS route). It owns the SMPP sessions of both
 // roles: the server ESMEs bind to (Serve) and the bind to the SMSC (Run).
+// An ESME's query_sm, cancel_sm and replace_sm reach its own messages
+// through the router (Control); a message the router wants withdrawn at the
+// SMSC goes there as cancel_sm (CancelSMS).
 //
 // The protocol engine is package smpp; this package only translates.
 package smppgw

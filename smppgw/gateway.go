@@ -86,6 +86,9 @@ type Config struct {
 	BindTimeout                                  time.Duration
 	// Upstream is the SMSC the gateway binds to as a client (nil: none).
 	Upstream *Upstream
+	// Control answers ESMEs' query_sm, cancel_sm and replace_sm; nil
+	// refuses them (ESME_RQUERYFAIL, ESME_RCANCELFAIL, ESME_RREPLACEFAIL).
+	Control Control
 }
 
 // Upstream names the SMSC to bind to.
@@ -100,6 +103,8 @@ type Upstream struct {
 type Policy interface {
 	// SourceAllowed: may systemID send with this source address?
 	SourceAllowed(systemID, source string) bool
+	// AlphaAllowed: may systemID send from this alphanumeric source (TON 5)?
+	AlphaAllowed(systemID, name string) bool
 	// TPS is systemID's submit rate limit (0 = none).
 	TPS(systemID string) int
 	// RouteFor picks the SMS route for a recipient ("smsc" or
@@ -218,6 +223,9 @@ func (g *Gateway) UpstreamReady() error {
 
 // HandleSMPP implements smpp.Handler for both roles.
 func (g *Gateway) HandleSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU, resp *smpp.PDU) {
+	if g.control(ctx, s, req, resp) {
+		return
+	}
 	if !g.takes(ctx, req, resp) {
 		return
 	}
@@ -243,7 +251,7 @@ func (g *Gateway) HandleSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU
 // long messages (their storage waits for its commit) and receipts go to
 // HandleSMPP.
 func (g *Gateway) StageSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU, resp *smpp.PDU) (smpp.Deferred, bool) {
-	if concatenated(req) || isReceipt(req) {
+	if concatenated(req) || isReceipt(req) || req.ID == smpp.QuerySM || req.ID == smpp.CancelSM || req.ID == smpp.ReplaceSM {
 		return nil, false
 	}
 	if !g.takes(ctx, req, resp) {
@@ -315,6 +323,8 @@ func (g *Gateway) answer(m *msg.Message, err error, resp *smpp.PDU) {
 		resp.Status = smpp.ESME_RINVDSTADR
 	case errors.Is(err, msg.ErrTooLong):
 		resp.Status = smpp.ESME_RINVMSGLEN
+	case errors.Is(err, msg.ErrBadSchedule):
+		resp.Status = smpp.ESME_RINVSCHED
 	default:
 		g.log.Warn("submit not stored", "err", err)
 		resp.Status = smpp.ESME_RSYSERR
@@ -343,7 +353,14 @@ func (g *Gateway) message(ctx context.Context, s *smpp.Session, req, resp *smpp.
 		return nil, nil
 	}
 	if p := g.cfg.Policy; p != nil && kind == msg.FromESME {
-		if !p.SourceAllowed(s.SystemID(), string(from)) {
+		if alpha, ok := strings.CutPrefix(string(from), "alpha:"); ok {
+			if !p.AlphaAllowed(s.SystemID(), alpha) {
+				g.Rejected.Add(1)
+				g.log.Info("alphanumeric sender not allowed for the account", "esme", s.SystemID(), "source", alpha)
+				resp.Status = smpp.ESME_RINVSRCADR
+				return nil, nil
+			}
+		} else if !p.SourceAllowed(s.SystemID(), string(from)) {
 			g.Rejected.Add(1)
 			resp.Status = smpp.ESME_RINVSRCADR
 			return nil, nil
@@ -427,12 +444,42 @@ func (g *Gateway) message(ctx context.Context, s *smpp.Session, req, resp *smpp.
 		Origin:  msg.Origin{Kind: kind, Account: s.SystemID(), Ref: strconv.FormatUint(uint64(req.Seq), 10)},
 		Receipt: req.RegisteredDelivery&0x03 != 0,
 	}
-	if req.ValidityPeriod != "" {
-		if exp, err := ParseSMPPTime(req.ValidityPeriod, g.cfg.Now()); err == nil {
-			m.Expires = exp
+	if !g.timing(req, resp, m) {
+		g.Rejected.Add(1)
+		if part != nil { // refused, so it comes again: keep the other parts
+			g.restoreParts(part.Key, part.Seq)
 		}
+		return nil, nil
 	}
 	return m, part
+}
+
+// timing reads a request's validity, schedule and priority into m; false
+// when resp refuses them.
+func (g *Gateway) timing(req, resp *smpp.PDU, m *msg.Message) bool {
+	now := g.cfg.Now()
+	if req.ValidityPeriod != "" {
+		exp, err := ParseSMPPTime(req.ValidityPeriod, now)
+		if err != nil {
+			resp.Status = smpp.ESME_RINVEXPIRY
+			return false
+		}
+		m.Expires = exp
+	}
+	if req.ScheduleDeliveryTime != "" {
+		at, err := ParseSMPPTime(req.ScheduleDeliveryTime, now)
+		if err != nil {
+			resp.Status = smpp.ESME_RINVSCHED
+			return false
+		}
+		m.NotBefore = at
+	}
+	if req.PriorityFlag > 3 {
+		resp.Status = smpp.ESME_RINVPRTFLG
+		return false
+	}
+	m.Priority = req.PriorityFlag
+	return true
 }
 
 func (g *Gateway) partID() string {

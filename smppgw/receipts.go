@@ -19,17 +19,28 @@ const (
 	prefixSMSCID  = "dr/" // "dr/"+lower(smsc id) → bridge id \x00 part \x00 total
 	prefixPartDLR = "dp/" // "dp/"+bridge id+"/"+part → stat
 	prefixDone    = "dn/" // "dn/"+bridge id: outcome already reported
+	prefixSent    = "ds/" // "ds/"+bridge id+"/"+part → smsc id, to cancel it by
 )
 
 // rememberPart records that the SMSC knows part i (of total) of bridge
 // message id as smscID, so its receipt can be matched later, also after a
-// restart.
+// restart, and the part cancelled by it.
 func (g *Gateway) rememberPart(ctx context.Context, smscID, id string, i, total int) {
 	if g.cfg.KV == nil || smscID == "" {
 		return
 	}
 	v := id + "\x00" + strconv.Itoa(i) + "\x00" + strconv.Itoa(total)
-	if err := g.cfg.KV.Put(ctx, []byte(prefixSMSCID+idKey(smscID)), []byte(v)); err != nil {
+	fwd := [2][]byte{[]byte(prefixSMSCID + idKey(smscID)), []byte(v)}
+	rev := [2][]byte{[]byte(prefixSent + id + "/" + strconv.Itoa(i)), []byte(smscID)}
+	var err error
+	if pp, ok := g.cfg.KV.(interface {
+		PutPairs(ctx context.Context, pairs ...[2][]byte) error
+	}); ok { // one commit for both
+		err = pp.PutPairs(ctx, fwd, rev)
+	} else if err = g.cfg.KV.Put(ctx, fwd[0], fwd[1]); err == nil {
+		err = g.cfg.KV.Put(ctx, rev[0], rev[1])
+	}
+	if err != nil {
 		g.log.Warn("receipt mapping not stored", "smsc_id", smscID, "id", id, "err", err)
 	}
 }
@@ -190,6 +201,8 @@ func (g *Gateway) Report(ctx context.Context, m *msg.Message, o msg.Outcome) {
 	case o.Delivered:
 	case o.State == msg.Expired:
 		stat = "EXPIRED"
+	case o.State == msg.Cancelled:
+		stat = "DELETED"
 	default:
 		stat = "UNDELIV"
 	}

@@ -18,6 +18,8 @@ import (
 //	[dedup key: uvarint length + bytes, until: varint unix seconds, only with flags bit2]
 //	[group: uvarint length + bytes, only with flags bit3]
 //	[report URL: uvarint length + bytes, only with flags bit4]
+//	[not before: varint-unixnano, only with flags bit5]
+//	[priority: one byte, only with flags bit6]
 //	nevents:uvarint { state at:varint-unixnano detail:uvarint length + bytes }
 //
 // The message ID is the key and is not repeated. A zero time is encoded as 0.
@@ -55,6 +57,12 @@ func appendRecord(dst []byte, r *Record) []byte {
 	if m.ReportURL != "" {
 		flags |= 16
 	}
+	if !m.NotBefore.IsZero() {
+		flags |= 32
+	}
+	if m.Priority != 0 {
+		flags |= 64
+	}
 	dst = append(dst, byte(m.Origin.Kind), flags)
 	dst = binary.AppendVarint(dst, nanos(m.Accepted))
 	dst = binary.AppendVarint(dst, nanos(m.Expires))
@@ -70,6 +78,12 @@ func appendRecord(dst []byte, r *Record) []byte {
 	}
 	if m.ReportURL != "" {
 		dst = appendString(dst, m.ReportURL)
+	}
+	if !m.NotBefore.IsZero() {
+		dst = binary.AppendVarint(dst, m.NotBefore.UnixNano())
+	}
+	if m.Priority != 0 {
+		dst = append(dst, m.Priority)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(r.Events)))
 	for i := range r.Events {
@@ -210,7 +224,17 @@ func decodeRecord(id string, b []byte) (Record, error) {
 			r.fail("empty report URL")
 		}
 	}
-	if flags&^31 != 0 {
+	if flags&32 != 0 {
+		if m.NotBefore = fromNanos(r.varint()); r.err == nil && m.NotBefore.IsZero() {
+			r.fail("zero schedule")
+		}
+	}
+	if flags&64 != 0 {
+		if m.Priority = r.byte(); r.err == nil && m.Priority == 0 {
+			r.fail("zero priority")
+		}
+	}
+	if flags&^127 != 0 {
 		r.fail("unknown flags")
 	}
 	n := r.uvarint()

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
@@ -123,5 +124,50 @@ func TestIDEncoding(t *testing.T) {
 	g.counter.Store(maxCounter)
 	if _, err := g.next(); !errors.Is(err, errIDSpace) {
 		t.Fatalf("counter overflow: %v", err)
+	}
+}
+
+// A record written before schedules and priorities existed, by that
+// encoder: it must still decode, as what it was.
+const olderRecord = "01030380a087eaafc5ce972f0e2b38363133383030303030303037157369703a616c69636540" +
+	"6578616d706c652e636f6d1268656c6c6f203720e2809420e4bda0e5a5bd0565736d65310137" +
+	"0112d480d0e2c6bfce972f8482f093defb93de3404736d73631568747470733a2f2f632e6578" +
+	"616d706c652f646c720301d480d0e2c6bfce972f0002d489cae3c6bfce972f18696d20736970" +
+	"3a616c696365406578616d706c652e636f6d03d492c4e4c6bfce972f1b3438302054656d706f" +
+	"726172696c7920556e617661696c61626c65"
+
+func TestOlderRecordDecodes(t *testing.T) {
+	b, err := hex.DecodeString(olderRecord)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeRecord("0123456789abcdefghij", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sampleRecord()
+	want.Msg.Route, want.Msg.ReportURL = "smsc", "https://c.example/dlr"
+	sameMsg(t, got.Msg, want.Msg)
+	if !got.Msg.NotBefore.IsZero() || got.Msg.Priority != 0 || got.Msg.Route != "smsc" || got.Msg.ReportURL != want.Msg.ReportURL || len(got.Events) != 3 {
+		t.Fatalf("older record decodes to %+v", got)
+	}
+}
+
+func TestScheduleAndPriorityRoundTrip(t *testing.T) {
+	r := sampleRecord()
+	r.Msg.NotBefore = time.Unix(1700003600, 5)
+	r.Msg.Priority = 3
+	r.Msg.ReportURL = "https://c.example/dlr"
+	got, err := decodeRecord(r.Msg.ID, appendRecord(nil, &r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Msg.NotBefore.Equal(r.Msg.NotBefore) || got.Msg.Priority != 3 || got.Msg.ReportURL != r.Msg.ReportURL {
+		t.Fatalf("got not-before %v priority %d url %q", got.Msg.NotBefore, got.Msg.Priority, got.Msg.ReportURL)
+	}
+	st := sampleRecord()
+	st.State = msg.Cancelled
+	if got, err := decodeRecord(st.Msg.ID, appendRecord(nil, &st)); err != nil || got.State != msg.Cancelled {
+		t.Fatalf("cancelled record: %v %v", got.State, err)
 	}
 }

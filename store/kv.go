@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -27,6 +28,43 @@ func (db *DB) Put(ctx context.Context, key, val []byte) error {
 
 func (db *DB) put(ctx context.Context, key, val []byte) error {
 	return db.writeKey(ctx, key, val, false)
+}
+
+// PutPairs durably stores each pair's value under its key, all in one
+// group commit: one wait instead of one per key.
+func (db *DB) PutPairs(ctx context.Context, pairs ...[2][]byte) error {
+	for _, p := range pairs {
+		if reserved(p[0]) {
+			return fmt.Errorf("put %q: %w", p[0], ErrReservedKey)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c := &db.committer
+	if err := c.waitRoom(); err != nil {
+		return err
+	}
+	// Copied, as writeKey does: the batch may outlive the caller's bytes.
+	buf := c.getBuf()
+	n := 0
+	for _, p := range pairs {
+		n += len(p[0]) + len(p[1])
+	}
+	*buf = slices.Grow(*buf, n) // the ops below alias it: no reallocation after
+	ops := make([]op, len(pairs))
+	for i, p := range pairs {
+		k := len(*buf)
+		v := k + len(p[0])
+		*buf = append(append(*buf, p[0]...), p[1]...)
+		e := len(*buf)
+		ops[i] = op{key: (*buf)[k:v:v], val: (*buf)[v:e:e]}
+	}
+	b, err := c.submit(ops, buf)
+	if err != nil {
+		return err
+	}
+	return c.wait(ctx, b)
 }
 
 // Delete durably removes key.

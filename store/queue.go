@@ -212,6 +212,26 @@ func (db *DB) Reschedule(ctx context.Context, id string, attempts int, next time
 	return nil
 }
 
+// Amend rewrites what a sender may replace in a message not yet final:
+// its text, schedule, validity and priority (from m, by m.ID), and appends
+// detail to its history. It is durable when it returns nil; a final
+// message returns ErrFinal.
+func (db *DB) Amend(ctx context.Context, m *msg.Message, detail string) error {
+	now := time.Now()
+	b, err := db.update(ctx, m.ID, false, func(r *Record) bool {
+		r.Msg.Text, r.Msg.NotBefore, r.Msg.Expires, r.Msg.Priority = m.Text, m.NotBefore, m.Expires, m.Priority
+		r.addEvent(Event{State: r.State, At: now, Detail: detail})
+		return true
+	})
+	if err == nil {
+		err = db.committer.wait(ctx, b)
+	}
+	if err != nil {
+		return fmt.Errorf("store: amend %s: %w", m.ID, err)
+	}
+	return nil
+}
+
 // RecordReceipt records the network's final word on a message, usually one
 // already final: an SMSC delivery receipt for a message handed over as SMS,
 // whose Delivered meant "the SMSC took it". It sets the state to ev.State

@@ -1009,3 +1009,23 @@ func TestRecordReceiptAmendsFinalRecord(t *testing.T) {
 		t.Fatalf("transition after the receipt: %v, want ErrFinal", err)
 	}
 }
+
+func TestPutPairs(t *testing.T) {
+	db, err := Open(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	if err := db.PutPairs(ctx, [2][]byte{[]byte("a/1"), []byte("one")}, [2][]byte{[]byte("b/2"), []byte("two")}); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"a/1": "one", "b/2": "two"} {
+		if v, err := db.Get([]byte(k)); err != nil || string(v) != want {
+			t.Fatalf("%s: %q %v", k, v, err)
+		}
+	}
+	if err := db.PutPairs(ctx, [2][]byte{[]byte("m/x"), nil}); !errors.Is(err, ErrReservedKey) {
+		t.Fatalf("reserved key: %v", err)
+	}
+}

@@ -95,6 +95,8 @@ type smsc struct {
 	mu   sync.Mutex
 	got  []smpp.PDU
 	next int
+	// refused answers every request of this command with that status.
+	refused map[smpp.CommandID]uint32
 }
 
 func startSMSC(t *testing.T) *smsc {
@@ -138,7 +140,20 @@ func (s *smsc) HandleSMPP(_ context.Context, _ *smpp.Session, req *smpp.PDU, res
 	s.next++
 	s.got = append(s.got, cp)
 	resp.MessageID = fmt.Sprintf("%X", 0xA000+s.next)
+	if st, ok := s.refused[req.ID]; ok {
+		resp.Status = st
+	}
 	s.mu.Unlock()
+}
+
+// refuse answers every later request of cmd with status.
+func (s *smsc) refuse(cmd smpp.CommandID, status uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refused == nil {
+		s.refused = map[smpp.CommandID]uint32{}
+	}
+	s.refused[cmd] = status
 }
 
 func (s *smsc) received() []smpp.PDU {
