@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -186,7 +187,7 @@ func (b *Bridge) openDirectory() error {
 		return err
 	}
 	b.prov, err = provision.Open(provision.Options{KV: b.db, Domain: b.cfg.SIPDomain, CountryCode: b.cfg.CountryCode,
-		SMSC: b.cfg.SMSC != nil, ConfiguredAccount: b.configuredAccount,
+		SMSC: len(b.cfg.SMSCs) > 0, SMSCs: b.cfg.SMSCNames(), ConfiguredAccount: b.configuredAccount,
 		Logger: b.log.With("part", "provision")})
 	if err != nil {
 		return err
@@ -335,7 +336,7 @@ func (b *Bridge) buildSMPP() error {
 	cfg := b.cfg
 	gc := smppgw.Config{
 		CountryCode: cfg.CountryCode, Logger: b.log.With("part", "smpp"),
-		Route: smppgw.Route{Upstream: cfg.SMSRoute.SMSC, ESME: cfg.SMSRoute.ESME},
+		Route: smppgw.Route{Upstream: cfg.SMSRoute.SMSC, SMSCs: strings.Join(cfg.SMSRoute.SMSCs, "|"), ESME: cfg.SMSRoute.ESME},
 		KV:    b.db, OnReceipt: b.rt.Receipt, Policy: provPolicy{b.prov},
 		Alphabet: alphabets[cfg.SMSAlphabet], Payload: cfg.SMSPayload, AlwaysReceipts: cfg.SMSReceipts == config.ReceiptsAlways,
 		Reassembly: smstext.ReassemblyConfig{Timeout: cfg.ReassemblyWait, Partial: cfg.ReassemblyPolicy == config.ReassemblyPartial,
@@ -345,19 +346,21 @@ func (b *Bridge) buildSMPP() error {
 		MaxSessions: cfg.SMPPMaxSessions, MaxUnbound: cfg.PreauthMax, MaxUnboundPerSource: cfg.PreauthPerSource,
 		BindTimeout: cfg.PreauthTimeout,
 	}
-	if s := cfg.SMSC; s != nil {
+	for _, s := range cfg.SMSCs {
 		bind := smpp.BindTransceiver
-		if cfg.SMSCBind == config.BindTransmitter {
+		if s.Bind == config.BindTransmitter {
 			bind = smpp.BindTransmitter
 		}
-		gc.Upstream = &smppgw.Upstream{Addr: s.Addr, SystemID: s.SystemID, Password: s.Password, Bind: bind}
+		u := smppgw.Upstream{Name: s.Name, Addr: s.Addr, SystemID: s.SystemID, Password: s.Password, Bind: bind,
+			Window: s.Window, TPS: s.TPS, Weight: s.Weight, Accounts: s.Accounts}
 		if s.TLS {
 			tc, err := tlsconf.ClientConfig(cfg.SMSCCA)
 			if err != nil {
-				return fmt.Errorf("smsc: %w", err)
+				return fmt.Errorf("smsc %s: %w", s.Name, err)
 			}
-			gc.Upstream.TLS = tc
+			u.TLS = tc
 		}
+		gc.Upstreams = append(gc.Upstreams, u)
 	}
 	b.gw = smppgw.New(gc, b.in)
 	return nil
