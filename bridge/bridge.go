@@ -455,7 +455,7 @@ func (b *Bridge) buildAPI() error {
 	cfg := b.cfg
 	b.api = api.New(api.Config{
 		Tokens: cfg.APITokens, CountryCode: cfg.CountryCode, Logger: b.log.With("part", "http"),
-		Ready: b.readiness, Metrics: b.metrics,
+		Ready: b.readiness, SMSCs: b.smscStates, Metrics: b.metrics,
 		Domain: cfg.SIPDomain, Directory: b.dir, Provision: b.prov, Presence: b.pres,
 		Logins: b.lg.auth, Tickets: b.lg.issuer, Partners: b.lg.partners,
 		XMPPLogin: b.xmppLogin, Accounts: b.fusion, Groups: b.groups, RobotAuth: b.robotAuth(), ReportURL: cfg.DLRURL,
@@ -474,8 +474,9 @@ func apiClients(cs []config.APIClient) []api.Client {
 }
 
 // readiness is nil when the bridge can do its work: the store takes
-// writes and, with an upstream SMSC configured, its bind is up (without it
-// SMS only waits). Each part that is down is one error of the join.
+// writes and, with upstream SMSCs configured, a bind to one is up (SMS
+// fail over to it; with none, SMS only wait). Each part that is down is
+// one error of the join.
 func (b *Bridge) readiness() error {
 	return errors.Join(b.db.Healthy(), b.gw.UpstreamReady())
 }

@@ -253,6 +253,25 @@ func (g *Gateway) Upstreams() []UpstreamState {
 // PartsWaiting is the number of long messages waiting for more parts.
 func (g *Gateway) PartsWaiting() int { return g.reasm.Stats().Pending }
 
+// UpstreamCounters are one upstream SMSC's live counters, for metrics.
+type UpstreamCounters struct {
+	Name                       string
+	Bound                      func() bool
+	Submits, Errors, Throttled *atomic.Uint64
+}
+
+// Counters lists every upstream SMSC's counters, in the configuration's order.
+func (g *Gateway) Counters() []UpstreamCounters {
+	if g.ups == nil {
+		return nil
+	}
+	out := make([]UpstreamCounters, len(g.ups.all))
+	for i, u := range g.ups.all {
+		out[i] = UpstreamCounters{Name: u.Name, Bound: u.client.Bound, Submits: &u.Submits, Errors: &u.Errors, Throttled: &u.Throttled}
+	}
+	return out
+}
+
 // UpstreamBound reports whether a bind to an upstream SMSC is up (false
 // when there is none).
 func (g *Gateway) UpstreamBound() bool {
