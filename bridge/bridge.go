@@ -478,7 +478,7 @@ func apiClients(cs []config.APIClient) []api.Client {
 // fail over to it; with none, SMS only wait). Each part that is down is
 // one error of the join.
 func (b *Bridge) readiness() error {
-	return errors.Join(b.db.Healthy(), b.gw.UpstreamReady())
+	return errors.Join(append([]error{b.db.Healthy()}, b.gw.UpstreamErrors()...)...)
 }
 
 // listen binds every listener; "" leaves an optional one off.

@@ -289,7 +289,11 @@ func (g *Gateway) UpstreamBound() bool {
 // UpstreamReady is nil when there is no upstream SMSC or a bind to one is
 // up (SMS to the others' routes fail over to it), else one error per SMSC
 // naming it and, once an attempt has failed, why.
-func (g *Gateway) UpstreamReady() error {
+func (g *Gateway) UpstreamReady() error { return errors.Join(g.UpstreamErrors()...) }
+
+// UpstreamErrors are UpstreamReady's errors, one per SMSC; none when there
+// is no upstream SMSC or a bind to one is up.
+func (g *Gateway) UpstreamErrors() []error {
 	if g.ups == nil {
 		return nil
 	}
@@ -309,7 +313,7 @@ func (g *Gateway) UpstreamReady() error {
 			errs = append(errs, fmt.Errorf("smsc %s not bound yet", name))
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // HandleSMPP implements smpp.Handler for the server role.
@@ -695,10 +699,15 @@ func (g *Gateway) SendSMSTracked(ctx context.Context, m *msg.Message) (tracked b
 }
 
 // senderAccount is the account whose SMSCs a message on route smsc takes:
-// the ESME's system_id, the HTTP client's name.
+// the ESME's system_id, the HTTP client's name (the API records
+// "client:NAME"; a bare token has no account).
 func senderAccount(m *msg.Message) string {
-	if k := m.Origin.Kind; k == msg.FromESME || k == msg.FromAPI {
+	switch m.Origin.Kind {
+	case msg.FromESME:
 		return m.Origin.Account
+	case msg.FromAPI:
+		name, _ := strings.CutPrefix(m.Origin.Account, "client:")
+		return name
 	}
 	return ""
 }

@@ -94,6 +94,7 @@ type smsc struct {
 	addr string
 	mu   sync.Mutex
 	got  []smpp.PDU
+	at   []time.Time // when each of got came
 	next int
 }
 
@@ -137,6 +138,7 @@ func (s *smsc) HandleSMPP(_ context.Context, _ *smpp.Session, req *smpp.PDU, res
 	s.mu.Lock()
 	s.next++
 	s.got = append(s.got, cp)
+	s.at = append(s.at, time.Now())
 	resp.MessageID = fmt.Sprintf("%X", 0xA000+s.next)
 	s.mu.Unlock()
 }
