@@ -9,7 +9,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,8 +77,8 @@ func bound(sc *smsc) bool { return len(sc.srv.Sessions("bridge")) > 0 }
 func startMulti(t *testing.T, scs map[string]*smsc, args ...string) (*running, string) {
 	t.Helper()
 	base := []string{"--http-listen", "127.0.0.1:0", "--api-token", multiToken}
-	for name, sc := range scs {
-		base = append(base, "--smsc", name+"="+sc.url())
+	for _, name := range slices.Sorted(maps.Keys(scs)) { // configured in name order
+		base = append(base, "--smsc", name+"="+scs[name].url())
 	}
 	b := startBridge(t, t.TempDir(), append(base, args...)...)
 	testutil.WaitFor(t, "every SMSC bound", 20*time.Second, func() bool {
