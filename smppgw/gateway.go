@@ -218,15 +218,6 @@ func (g *Gateway) Binds() int { return g.server.Bound() }
 // Sessions describes the SMPP sessions bound to us.
 func (g *Gateway) Sessions() []smpp.SessionInfo { return g.server.BoundSessions() }
 
-// Upstream describes the bind to the first upstream SMSC; false when there
-// is none.
-func (g *Gateway) Upstream() (smpp.ClientInfo, bool) {
-	if g.ups == nil {
-		return smpp.ClientInfo{}, false
-	}
-	return g.ups.all[0].client.Info(), true
-}
-
 // UpstreamState is what operators and metrics see of one upstream SMSC.
 type UpstreamState struct {
 	Name string
@@ -272,23 +263,9 @@ func (g *Gateway) Counters() []UpstreamCounters {
 	return out
 }
 
-// UpstreamBound reports whether a bind to an upstream SMSC is up (false
-// when there is none).
-func (g *Gateway) UpstreamBound() bool {
-	if g.ups == nil {
-		return false
-	}
-	for _, u := range g.ups.all {
-		if u.client.Bound() {
-			return true
-		}
-	}
-	return false
-}
-
 // UpstreamReady is nil when there is no upstream SMSC or a bind to one is
-// up (SMS to the others' routes fail over to it), else one error per SMSC
-// naming it and, once an attempt has failed, why.
+// up (SMS fail over to it where their routes allow), else one error per
+// SMSC naming it and, once an attempt has failed, why.
 func (g *Gateway) UpstreamReady() error { return errors.Join(g.UpstreamErrors()...) }
 
 // UpstreamErrors are UpstreamReady's errors, one per SMSC; none when there
@@ -576,6 +553,17 @@ func (e *sendError) Permanent() bool {
 	return false
 }
 
+// checkSMSCs refuses a route hint naming an SMSC that is not configured:
+// its message could only wait until it expired.
+func (g *Gateway) checkSMSCs(names string) error {
+	for _, n := range strings.Split(names, "|") {
+		if g.ups == nil || g.ups.byName[n] == nil {
+			return fmt.Errorf("%w: route smsc:%s: no SMSC is named %q", msg.ErrNoRoute, names, n)
+		}
+	}
+	return nil
+}
+
 // maxSafeText is the longest text (bytes of UTF-8) that always fits 255
 // parts: every UTF-16 unit, and every GSM escape pair, takes at least one
 // byte, and a part holds at least 66 units (UCS-2 beside a surrogate pair).
@@ -585,6 +573,11 @@ const maxSafeText = 255 * 66
 // it (the router asks at submission): msg.ErrTooLong when it needs more
 // than 255 parts, or more than message_payload's 65535 octets.
 func (g *Gateway) CheckSMS(m *msg.Message) error {
+	if names, ok := strings.CutPrefix(m.Route, "smsc:"); ok {
+		if err := g.checkSMSCs(names); err != nil {
+			return err
+		}
+	}
 	if len(m.Text) <= maxSafeText {
 		return nil
 	}

@@ -162,6 +162,27 @@ func TestMultiSMSCWeightsSplitTraffic(t *testing.T) {
 		t.Fatalf("%d distinct texts of %d", len(got), n)
 	}
 	t.Logf("weights 2:1 split %d:%d", na, nb)
+	var v struct {
+		SMSCs []struct {
+			Name    string
+			Bound   bool
+			Weight  int
+			Submits int
+		} `json:"smscs"`
+	}
+	if code := getJSON(t, api+"/v1/admin/smsc", multiToken, &v); code != 200 || len(v.SMSCs) != 2 ||
+		v.SMSCs[0].Name != "a" || v.SMSCs[0].Weight != 2 || v.SMSCs[0].Submits != na || !v.SMSCs[0].Bound ||
+		v.SMSCs[1].Name != "b" || v.SMSCs[1].Weight != 1 || v.SMSCs[1].Submits != nb {
+		t.Fatalf("/v1/admin/smsc %d: %+v", code, v)
+	}
+	// A sender's hint may name SMSCs, only configured ones.
+	var res struct{ Error string }
+	if code := postJSON(t, api+"/v1/messages", multiToken, map[string]any{"from": "+8613800000900", "to": "+8613700000001",
+		"text": "x", "route": "smsc:b|ghost"}, &res); code != 400 || !strings.Contains(res.Error, `no SMSC is named "ghost"`) {
+		t.Fatalf("route smsc:b|ghost: %d %q", code, res.Error)
+	}
+	sendSMS(t, api, multiToken, "+8613700000001", "hinted to b", map[string]any{"route": "smsc:b"})
+	testutil.WaitFor(t, "the hinted message at b", 10*time.Second, func() bool { return textsAt(t, bb)["hinted to b"] == 1 })
 }
 
 // Killing one SMSC moves its share to the other and loses nothing
