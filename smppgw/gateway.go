@@ -107,7 +107,7 @@ type Policy interface {
 }
 
 // Gateway translates between SMPP and the router. One Gateway serves the
-// server role (ESMEs binding to us) and the client role (our bind upstream),
+// server role (ESMEs binding to us) and the client role (our binds upstream),
 // and owns the SMPP sessions of both.
 type Gateway struct {
 	cfg    Config
