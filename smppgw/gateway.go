@@ -670,7 +670,7 @@ func (g *Gateway) SendSMSTracked(ctx context.Context, m *msg.Message) (tracked b
 		var resp *smpp.PDU
 		switch {
 		case up != nil:
-			resp, err = up.submit(ctx, sess, &p)
+			resp, err = up.submit(ctx, sess, &p, i == 0)
 		case route.ESME != "":
 			resp, err = g.server.Deliver(ctx, route.ESME, &p)
 		default:

@@ -61,6 +61,12 @@ func newUpstream(u Upstream) *upstream {
 	return up
 }
 
+// maxWait is how far ahead a first part may reserve room: maxWaiting
+// submits' worth, within [50ms, 2s].
+func (u *upstream) maxWait() time.Duration {
+	return min(2*time.Second, max(50*time.Millisecond, time.Duration(float64(maxWaiting)/u.TPS*float64(time.Second))))
+}
+
 // name is the SMSC's name for logs; "" for nil (an ESME's session).
 func (u *upstream) name() string {
 	if u == nil {
@@ -69,12 +75,34 @@ func (u *upstream) name() string {
 	return u.Name
 }
 
+// errThrottled: the SMSC's throughput limit has no room soon enough; the
+// router tries the message again later.
+var errThrottled = errors.New("at its throughput limit")
+
+// maxWaiting bounds the submits waiting for an SMSC's throughput limit:
+// each holds one of the router's workers, which IM deliveries share.
+const maxWaiting = 64
+
 // submit sends p over s, the upstream's session, within its throughput.
-func (u *upstream) submit(ctx context.Context, s *smpp.Session, p *smpp.PDU) (*smpp.PDU, error) {
-	if u.limit != nil && !u.limit.Allow() {
-		u.Throttled.Add(1)
-		if err := u.limit.Wait(ctx); err != nil {
-			return nil, fmt.Errorf("smsc %s: waiting for its throughput limit: %w", u.Name, err)
+// The first part of a message waits for room a short while, else fails to
+// be retried; later parts wait, so a long message is not cut in two.
+func (u *upstream) submit(ctx context.Context, s *smpp.Session, p *smpp.PDU, first bool) (*smpp.PDU, error) {
+	if u.limit != nil {
+		r := u.limit.Reserve()
+		if d := r.Delay(); d > 0 {
+			u.Throttled.Add(1)
+			if first && d > u.maxWait() {
+				r.Cancel()
+				return nil, fmt.Errorf("smsc %s: %w (%g/s)", u.Name, errThrottled, u.TPS)
+			}
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				r.Cancel()
+				return nil, fmt.Errorf("smsc %s: waiting for its throughput limit: %w", u.Name, ctx.Err())
+			}
 		}
 	}
 	resp, err := s.Send(ctx, p)

@@ -271,9 +271,9 @@ func readyzSMSCs(t *testing.T, api string) (int, readyBody) {
 	return res.StatusCode, body
 }
 
-// An SMSC's tps limit holds: 150 messages at tps=50 take about three
-// seconds to reach it, however fast they come; the other SMSC, unlimited,
-// is not held back.
+// An SMSC's tps limit holds: 150 messages at tps=50 take three seconds or
+// more to reach it, however fast they come, none of them lost; the other
+// SMSC, unlimited, is not held back.
 func TestMultiSMSCThroughputLimit(t *testing.T) {
 	a, bb := startSMSC(t), startSMSC(t)
 	_, api := startMulti(t, map[string]*smsc{"a": a, "b": bb}, "--smsc-option", "a:tps=50")
@@ -305,7 +305,9 @@ func TestMultiSMSCThroughputLimit(t *testing.T) {
 		busiest = max(busiest, j-i)
 	}
 	a.mu.Unlock()
-	if span < 2400*time.Millisecond || span > 6*time.Second || busiest > 60 {
+	// Loose: arrivals jitter, and submits refused for want of room come back
+	// with the router's backoff.
+	if span < 2400*time.Millisecond || span > 15*time.Second || busiest > 70 {
 		t.Fatalf("%d submits at tps=50 took %v, %d in the busiest second", n, span, busiest)
 	}
 	bb.mu.Lock()
