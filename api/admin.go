@@ -36,9 +36,11 @@ type BindList struct {
 	Binds []BindView `json:"binds"`
 }
 
-// SMSCView is the body of GET /v1/admin/smsc.
+// SMSCView is the body of GET /v1/admin/smsc: the first upstream SMSC's
+// bind and, with several, each one's in SMSCs.
 type SMSCView struct {
 	Configured bool   `json:"configured"`
+	Name       string `json:"name,omitempty"`
 	Addr       string `json:"addr,omitempty"`
 	SystemID   string `json:"system_id,omitempty"`
 	Bind       string `json:"bind,omitempty"`
@@ -50,6 +52,15 @@ type SMSCView struct {
 	// Submits awaiting the SMSC's responses, of at most Window (while bound).
 	WindowUsed int `json:"window_used"`
 	Window     int `json:"window"`
+	// Its share among the SMSCs a message may take (0 = standby), its
+	// throughput limit (0 = none), and its submit_sm answered OK, failed
+	// and held back by the limit.
+	Weight    int        `json:"weight"`
+	TPS       float64    `json:"tps"`
+	Submits   uint64     `json:"submits"`
+	Errors    uint64     `json:"errors"`
+	Throttled uint64     `json:"throttled"`
+	SMSCs     []SMSCView `json:"smscs,omitempty"`
 }
 
 // QueueCount is how many messages wait in one state, for one network

@@ -121,8 +121,9 @@ type Config struct {
 	// MaxConnsPerSource bounds one source address's open connections.
 	MaxConnsPerSource int
 	CountryCode       string
-	Domain            string       // SIP domain: digest realm for SSO credentials, ticket subjects
-	Ready             func() error // nil = ready; an errors.Join gives /readyz one reason per error
+	Domain            string             // SIP domain: digest realm for SSO credentials, ticket subjects
+	Ready             func() error       // nil = ready; an errors.Join gives /readyz one reason per error
+	SMSCs             func() []SMSCState // each upstream SMSC's bind, listed by /readyz; nil = none
 	Metrics           func() []Metric
 	Logger            *slog.Logger
 	MaxBody           int // bytes (default 64 KiB); CSV imports get MaxImport
@@ -637,10 +638,21 @@ func decodeStrict(body []byte, v any) error {
 func (s *Server) healthz(ctx *fasthttp.RequestCtx, _ []string) { ctx.SetBodyString("ok\n") }
 
 // Readiness is the body of /readyz: "ready", or "not ready" with one
-// reason per part that is down (the store, the SMSC bind).
+// reason per part that is down (the store, the SMSC binds), and the state
+// of each upstream SMSC's bind: ready needs one of them up, so the others
+// may be down.
 type Readiness struct {
-	Status  string   `json:"status"`
-	Reasons []string `json:"reasons,omitempty"`
+	Status  string      `json:"status"`
+	Reasons []string    `json:"reasons,omitempty"`
+	SMSCs   []SMSCState `json:"smscs,omitempty"`
+}
+
+// SMSCState is one upstream SMSC's bind in /readyz.
+type SMSCState struct {
+	Name  string    `json:"name"`
+	State string    `json:"state"`           // up or down
+	Since time.Time `json:"since,omitzero"`  // when it came up or went down
+	Error string    `json:"error,omitempty"` // while down: why the last attempt failed
 }
 
 func (s *Server) readyz(ctx *fasthttp.RequestCtx, _ []string) {
@@ -651,7 +663,7 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx, _ []string) {
 			if j, ok := err.(interface{ Unwrap() []error }); ok {
 				errs = j.Unwrap()
 			}
-			r := Readiness{Status: "not ready"}
+			r := Readiness{Status: "not ready", SMSCs: s.smscStates()}
 			for _, e := range errs {
 				r.Reasons = append(r.Reasons, e.Error())
 			}
@@ -659,7 +671,14 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx, _ []string) {
 			return
 		}
 	}
-	writeJSON(ctx, fasthttp.StatusOK, Readiness{Status: "ready"})
+	writeJSON(ctx, fasthttp.StatusOK, Readiness{Status: "ready", SMSCs: s.smscStates()})
+}
+
+func (s *Server) smscStates() []SMSCState {
+	if s.cfg.SMSCs == nil {
+		return nil
+	}
+	return s.cfg.SMSCs()
 }
 
 func (s *Server) openapi(ctx *fasthttp.RequestCtx, _ []string) {

@@ -26,18 +26,46 @@ func (a admin) Binds() []api.BindView {
 }
 
 func (a admin) SMSC() api.SMSCView {
-	u, ok := a.b.gw.Upstream()
-	if !ok {
+	ups := a.b.gw.Upstreams()
+	if len(ups) == 0 {
 		return api.SMSCView{}
 	}
-	v := api.SMSCView{Configured: true, Addr: u.Addr, SystemID: u.SystemID, Bind: bindName(u.Bind), Bound: u.Bound, Since: u.Since}
-	if u.LastErr != nil {
-		v.LastError = u.LastErr.Error()
+	views := make([]api.SMSCView, len(ups))
+	for i, u := range ups {
+		v := api.SMSCView{Configured: true, Name: u.Name, Addr: u.Addr, SystemID: u.SystemID, Bind: bindName(u.Bind), Bound: u.Bound, Since: u.Since,
+			Weight: u.Weight, TPS: u.TPS, Submits: u.Submits, Errors: u.Errors, Throttled: u.Throttled}
+		if u.LastErr != nil {
+			v.LastError = u.LastErr.Error()
+		}
+		if u.Bound {
+			v.WindowUsed, v.Window = u.Session.WindowUsed, u.Session.Window
+		}
+		views[i] = v
 	}
-	if u.Bound {
-		v.WindowUsed, v.Window = u.Session.WindowUsed, u.Session.Window
+	v := views[0]
+	if len(views) > 1 {
+		v.SMSCs = views
 	}
 	return v
+}
+
+// smscStates is each upstream SMSC's bind, for /readyz.
+func (b *Bridge) smscStates() []api.SMSCState {
+	ups := b.gw.Upstreams()
+	if len(ups) == 0 {
+		return nil
+	}
+	out := make([]api.SMSCState, len(ups))
+	for i, u := range ups {
+		out[i] = api.SMSCState{Name: u.Name, State: "down", Since: u.Since}
+		switch {
+		case u.Bound:
+			out[i].State = "up"
+		case u.LastErr != nil:
+			out[i].Error = u.LastErr.Error()
+		}
+	}
+	return out
 }
 
 func (a admin) Queues() api.QueueView {

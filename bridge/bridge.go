@@ -189,7 +189,7 @@ func (b *Bridge) openDirectory() error {
 		return err
 	}
 	b.prov, err = provision.Open(provision.Options{KV: b.db, Domain: b.cfg.SIPDomain, CountryCode: b.cfg.CountryCode,
-		SMSC: b.cfg.SMSC != nil, ConfiguredAccount: b.configuredAccount,
+		SMSC: len(b.cfg.SMSCs) > 0, SMSCs: b.cfg.SMSCNames(), ConfiguredAccount: b.configuredAccount,
 		Logger: b.log.With("part", "provision")})
 	if err != nil {
 		return err
@@ -352,7 +352,7 @@ func (b *Bridge) buildSMPP() error {
 	cfg := b.cfg
 	gc := smppgw.Config{
 		CountryCode: cfg.CountryCode, Logger: b.log.With("part", "smpp"),
-		Route: smppgw.Route{Upstream: cfg.SMSRoute.SMSC, ESME: cfg.SMSRoute.ESME},
+		Route: smppgw.Route{Upstream: cfg.SMSRoute.SMSC, SMSCs: strings.Join(cfg.SMSRoute.SMSCs, "|"), ESME: cfg.SMSRoute.ESME},
 		KV:    b.db, OnReceipt: b.rt.Receipt, Policy: provPolicy{b.prov, b.alphaAllowed}, Control: b.rt,
 		Alphabet: alphabets[cfg.SMSAlphabet], Payload: cfg.SMSPayload, AlwaysReceipts: cfg.SMSReceipts == config.ReceiptsAlways,
 		Reassembly: smstext.ReassemblyConfig{Timeout: cfg.ReassemblyWait, Partial: cfg.ReassemblyPolicy == config.ReassemblyPartial,
@@ -362,19 +362,21 @@ func (b *Bridge) buildSMPP() error {
 		MaxSessions: cfg.SMPPMaxSessions, MaxUnbound: cfg.PreauthMax, MaxUnboundPerSource: cfg.PreauthPerSource,
 		BindTimeout: cfg.PreauthTimeout,
 	}
-	if s := cfg.SMSC; s != nil {
+	for _, s := range cfg.SMSCs {
 		bind := smpp.BindTransceiver
-		if cfg.SMSCBind == config.BindTransmitter {
+		if s.Bind == config.BindTransmitter {
 			bind = smpp.BindTransmitter
 		}
-		gc.Upstream = &smppgw.Upstream{Addr: s.Addr, SystemID: s.SystemID, Password: s.Password, Bind: bind}
+		u := smppgw.Upstream{Name: s.Name, Addr: s.Addr, SystemID: s.SystemID, Password: s.Password, Bind: bind,
+			Window: s.Window, TPS: s.TPS, Weight: s.Weight, Accounts: s.Accounts}
 		if s.TLS {
 			tc, err := tlsconf.ClientConfig(cfg.SMSCCA)
 			if err != nil {
-				return fmt.Errorf("smsc: %w", err)
+				return fmt.Errorf("smsc %s: %w", s.Name, err)
 			}
-			gc.Upstream.TLS = tc
+			u.TLS = tc
 		}
+		gc.Upstreams = append(gc.Upstreams, u)
 	}
 	b.gw = smppgw.New(gc, b.in)
 	return nil
@@ -469,7 +471,7 @@ func (b *Bridge) buildAPI() error {
 	cfg := b.cfg
 	b.api = api.New(api.Config{
 		Tokens: cfg.APITokens, CountryCode: cfg.CountryCode, Logger: b.log.With("part", "http"),
-		Ready: b.readiness, Metrics: b.metrics,
+		Ready: b.readiness, SMSCs: b.smscStates, Metrics: b.metrics,
 		Domain: cfg.SIPDomain, Directory: b.dir, Provision: b.prov, Presence: b.pres,
 		Logins: b.lg.auth, Tickets: b.lg.issuer, Partners: b.lg.partners,
 		XMPPLogin: b.xmppLogin, Accounts: b.fusion, Groups: b.groups, RobotAuth: b.robotAuth(), ReportURL: cfg.DLRURL,
@@ -489,10 +491,11 @@ func apiClients(cs []config.APIClient) []api.Client {
 }
 
 // readiness is nil when the bridge can do its work: the store takes
-// writes and, with an upstream SMSC configured, its bind is up (without it
-// SMS only waits). Each part that is down is one error of the join.
+// writes and, with upstream SMSCs configured, a bind to one is up (SMS
+// fail over to it; with none, SMS only wait). Each part that is down is
+// one error of the join.
 func (b *Bridge) readiness() error {
-	return errors.Join(b.db.Healthy(), b.gw.UpstreamReady())
+	return errors.Join(append([]error{b.db.Healthy()}, b.gw.UpstreamErrors()...)...)
 }
 
 // listen binds every listener; "" leaves an optional one off.

@@ -46,11 +46,19 @@ func (b *Bridge) metrics() []api.Metric {
 		{Name: "bridge_store_writes_total", Help: "Key writes handed to badger in group commits, failed ones included (a record's write superseded within its batch is not written, nor counted).", Type: "counter", Value: func() float64 { return float64(db.Stats().Commits) }},
 		{Name: "bridge_presence_users", Help: "Users with a presence binding.", Type: "gauge", Value: func() float64 { return float64(pres.Len()) }},
 	}
-	// Only with an upstream SMSC: a bridge without one has no bind to be
-	// down, and an alert on the gauge must not fire for it.
-	if _, ok := gw.Upstream(); ok {
-		ms = append(ms, api.Metric{Name: "bridge_smsc_up", Help: "1 while the bind to the upstream SMSC is up.", Type: "gauge",
-			Value: func() float64 { return up(gw.UpstreamBound()) }})
+	// Only with upstream SMSCs, one series each: a bridge without one has
+	// no bind to be down, and an alert on the gauge must not fire for it.
+	for _, u := range gw.Counters() {
+		l := map[string]string{"smsc": u.Name}
+		ms = append(ms,
+			api.Metric{Name: "bridge_smsc_up", Help: "1 while the bind to the upstream SMSC is up.", Type: "gauge", Labels: l,
+				Value: func() float64 { return up(u.Bound()) }},
+			api.Metric{Name: "bridge_smsc_submits_total", Help: "submit_sm the SMSC answered OK.", Type: "counter", Labels: l,
+				Value: func() float64 { return float64(u.Submits.Load()) }},
+			api.Metric{Name: "bridge_smsc_submit_errors_total", Help: "submit_sm the SMSC refused or left unanswered (retried unless the message is bad).", Type: "counter", Labels: l,
+				Value: func() float64 { return float64(u.Errors.Load()) }},
+			api.Metric{Name: "bridge_smsc_throttled_total", Help: "submit_sm held back to keep within the SMSC's throughput limit (--smsc-option tps).", Type: "counter", Labels: l,
+				Value: func() float64 { return float64(u.Throttled.Load()) }})
 	}
 	ms = append(ms,
 		api.Metric{Name: "bridge_store_commit_seconds", Help: "Wall time of a group commit: the commit log's write and fdatasync, which acknowledgements wait for, and the hand-off to badger's applier.", Type: "histogram", Histogram: b.commitTime},

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -40,10 +41,13 @@ type Config struct {
 	SIPDomain   string // our SIP domain and digest realm
 	CountryCode string // for national numbers, 1-3 digits
 
-	SMSC         *SMSC    // upstream SMSC to bind to; nil = none
-	SMSCCA       string   // PEM roots for an smpps:// SMSC; "" = the system's
-	SMSCBind     SMSCBind // bind type toward the SMSC
-	SMSRoute     SMSRoute // where SMS leaves the bridge (defaults to the SMSC when there is one)
+	// SMSCs are the upstream SMSCs to bind to (none = no upstream), each
+	// with its --smsc-option settings resolved by Load.
+	SMSCs        []SMSC
+	SMSCOptions  []SMSCOption // --smsc-option as given; Load folds them into SMSCs
+	SMSCCA       string       // PEM roots for smpps:// SMSCs; "" = the system's
+	SMSCBind     SMSCBind     // bind type toward an SMSC whose options name none
+	SMSRoute     SMSRoute     // where SMS leaves the bridge (defaults to any SMSC when there is one)
 	SMPPAccounts []Account
 	SIPUsers     []SIPUser
 	APITokens    []string
@@ -136,11 +140,45 @@ type Config struct {
 	LogFormat LogFormat
 }
 
-// SMSC is the upstream SMSC, from smpp://SYSTEM_ID:PASSWORD@HOST:PORT
-// (smpps:// sets TLS).
+// SMSC is one upstream SMSC, from [NAME=]smpp://SYSTEM_ID:PASSWORD@HOST:PORT
+// (smpps:// sets TLS; without a name it is DefaultSMSC), with what its
+// --smsc-option settings say, defaults filled in by Load.
 type SMSC struct {
+	Name                     string
 	Addr, SystemID, Password string
 	TLS                      bool
+
+	Bind   SMSCBind // --smsc-bind unless its options name one
+	Window int      // requests in flight on its bind; --smpp-window unless set
+	TPS    float64  // submit_sm a second, enforced by a token bucket; 0 = no limit
+	// Weight is its share of the traffic among the eligible SMSCs whose bind
+	// is up (default 1); 0 makes it a standby, used while no weighted one is up.
+	Weight int
+	// Accounts are the senders (SMPP system_id, HTTP API client) whose SMS
+	// leave through this SMSC (or another that names them) on route smsc.
+	Accounts []string
+}
+
+// DefaultSMSC names the SMSC of the unnamed --smsc form.
+const DefaultSMSC = "default"
+
+// SMSCOption is one --smsc-option NAME:KEY=VALUE,...: the keys it sets.
+type SMSCOption struct {
+	Name     string
+	Bind     SMSCBind
+	Window   int
+	TPS      float64
+	Weight   *int // nil = not set
+	Accounts []string
+}
+
+// SMSCNames lists the configured SMSCs' names in order.
+func (c *Config) SMSCNames() []string {
+	out := make([]string, len(c.SMSCs))
+	for i, s := range c.SMSCs {
+		out[i] = s.Name
+	}
+	return out
 }
 
 // Scheme is "smpps" for an SMSC reached over TLS, else "smpp".
@@ -159,15 +197,22 @@ const (
 	BindTransmitter SMSCBind = "transmitter"
 )
 
-// SMSRoute is where SMS leaves the bridge: over the bind to the SMSC, or as
-// deliver_sm to an ESME bound with system_id ESME. The zero value is no route.
+// SMSRoute is where SMS leaves the bridge: over a bind to an SMSC (any,
+// or one of SMSCs), or as deliver_sm to an ESME bound with system_id ESME.
+// The zero value is no route.
 type SMSRoute struct {
-	SMSC bool
-	ESME string
+	SMSC  bool
+	SMSCs []string // with SMSC: only these; none = any
+	ESME  string
 }
+
+// IsZero reports whether r is no route.
+func (r SMSRoute) IsZero() bool { return !r.SMSC && r.ESME == "" }
 
 func (r SMSRoute) String() string {
 	switch {
+	case r.SMSC && len(r.SMSCs) > 0:
+		return "smsc:" + strings.Join(r.SMSCs, "|")
 	case r.SMSC:
 		return "smsc"
 	case r.ESME != "":
@@ -389,8 +434,9 @@ func Load(name string, args []string, getenv func(string) string, usageOut io.Wr
 	// The routes read well are checked together even when others did
 	// not, so one start reports every problem of the table.
 	errs = append(errs, c.validateMOApps()...)
+	errs = append(errs, c.resolveSMSCs()...)
 	if len(errs) == 0 {
-		if c.SMSRoute == (SMSRoute{}) && c.SMSC != nil {
+		if c.SMSRoute.IsZero() && len(c.SMSCs) > 0 {
 			c.SMSRoute.SMSC = true
 		}
 		if c.IdempotencyWindow == 0 {
@@ -471,6 +517,9 @@ func loadYAML(c *Config, path string) []error {
 		prefix := "config file " + path + ": "
 		if o.list {
 			items, ok := doc[k].([]any)
+			if one, isStr := doc[k].(string); !ok && isStr && o.scalarOK {
+				items, ok = []any{one}, true
+			}
 			if !ok {
 				errs = append(errs, fmt.Errorf("%s%s must be a list", prefix, k))
 				continue
@@ -499,7 +548,7 @@ func (c *Config) validate() []error {
 	if c.SIPDomain == "" {
 		errs = append(errs, errors.New("--sip-domain must not be empty"))
 	}
-	if c.SMSRoute.SMSC && c.SMSC == nil {
+	if c.SMSRoute.SMSC && len(c.SMSCs) == 0 {
 		errs = append(errs, errors.New("--sms-route smsc needs --smsc"))
 	}
 	if c.ReassemblyWait <= 0 {
@@ -647,7 +696,7 @@ func (c *Config) validateTLS() []error {
 	if c.HTTPTLS && c.HTTPListen == "" {
 		errs = append(errs, errors.New("--http-tls needs --http-listen"))
 	}
-	if c.SMSCCA != "" && (c.SMSC == nil || !c.SMSC.TLS) {
+	if c.SMSCCA != "" && !slices.ContainsFunc(c.SMSCs, func(s SMSC) bool { return s.TLS }) {
 		errs = append(errs, errors.New("--smsc-ca is for an smpps:// --smsc"))
 	}
 	for _, f := range []struct{ flag, file string }{{"--smsc-ca", c.SMSCCA}, {"--partner-ca", c.PartnerCA}} {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.SMPPListen != ":2775" || c.SIPListen != ":5060" || c.HTTPListen != ":8080" || c.DataDir != "./data" || c.CountryCode != "86" || c.SMSC != nil || c.OpenRegistration {
+	if c.SMPPListen != ":2775" || c.SIPListen != ":5060" || c.HTTPListen != ":8080" || c.DataDir != "./data" || c.CountryCode != "86" || len(c.SMSCs) != 0 || c.OpenRegistration {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if c.DefaultValidity != 48*time.Hour || c.Retention != 24*time.Hour {
@@ -112,7 +113,7 @@ func TestPrintMasksSecrets(t *testing.T) {
 			t.Fatalf("secret %q printed:\n%s", secret, s)
 		}
 	}
-	for _, shown := range []string{"smpp://carrier:****@127.0.0.1:2776", "esme:****", "smpp_listen: \":2775\""} {
+	for _, shown := range []string{"default=smpp://carrier:****@127.0.0.1:2776", "esme:****", "smpp_listen: \":2775\""} {
 		if !strings.Contains(s, shown) {
 			t.Fatalf("%q missing:\n%s", shown, s)
 		}
@@ -121,11 +122,11 @@ func TestPrintMasksSecrets(t *testing.T) {
 
 func TestParseSMSC(t *testing.T) {
 	s, err := ParseSMSC("smpp://carrier:pw@127.0.0.1:2776")
-	if err != nil || s != (SMSC{Addr: "127.0.0.1:2776", SystemID: "carrier", Password: "pw"}) {
+	if err != nil || !reflect.DeepEqual(s, SMSC{Addr: "127.0.0.1:2776", SystemID: "carrier", Password: "pw"}) {
 		t.Fatalf("%+v %v", s, err)
 	}
 	s, err = ParseSMSC("smpps://carrier:pw@smsc.example:3550")
-	if err != nil || s != (SMSC{Addr: "smsc.example:3550", SystemID: "carrier", Password: "pw", TLS: true}) {
+	if err != nil || !reflect.DeepEqual(s, SMSC{Addr: "smsc.example:3550", SystemID: "carrier", Password: "pw", TLS: true}) {
 		t.Fatalf("%+v %v", s, err)
 	}
 }
@@ -185,8 +186,9 @@ func TestTypedValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.SMSC == nil || c.SMSC.SystemID != "carrier" || c.SMSCBind != BindTransmitter || !c.SMSRoute.SMSC {
-		t.Fatalf("smsc %+v bind %v route %+v (an SMSC is the default route)", c.SMSC, c.SMSCBind, c.SMSRoute)
+	if len(c.SMSCs) != 1 || c.SMSCs[0].SystemID != "carrier" || c.SMSCs[0].Name != DefaultSMSC || c.SMSCs[0].Bind != BindTransmitter ||
+		c.SMSCs[0].Weight != 1 || c.SMSCs[0].Window != 256 || !c.SMSRoute.SMSC || len(c.SMSRoute.SMSCs) != 0 {
+		t.Fatalf("smscs %+v route %+v (an SMSC is the default route)", c.SMSCs, c.SMSRoute)
 	}
 	if len(c.PartnerSites) != 1 || c.PartnerSites[0] != (PartnerSite{ID: "shop", VerifyURL: "https://127.0.0.1:9/verify", ServerID: "bridge1", ServerSecret: "s3cret", ContactsURL: "https://127.0.0.1:9/contacts"}) {
 		t.Fatalf("partner sites %+v", c.PartnerSites)
@@ -201,7 +203,7 @@ func TestTypedValues(t *testing.T) {
 		t.Fatalf("log %v %v receipts %v", c.LogLevel, c.LogFormat, c.SMSReceipts)
 	}
 	c, err = Load("t", []string{"--smsc", "smpp://carrier:pw@127.0.0.1:2776", "--sms-route", "esme:rx"}, env(nil), &bytes.Buffer{})
-	if err != nil || c.SMSRoute != (SMSRoute{ESME: "rx"}) {
+	if err != nil || c.SMSRoute.String() != "esme:rx" || c.SMSRoute.SMSC {
 		t.Fatalf("explicit route %+v %v", c.SMSRoute, err)
 	}
 	var out bytes.Buffer

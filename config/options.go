@@ -28,6 +28,9 @@ type option struct {
 	bind    func(*Config) value
 	mask    func(string) string // for secrets; default: all but what precedes the first ':'
 	envSep  string              // separates a list's items in its environment variable (default ",")
+	// scalarOK lets a YAML file give a list of one as a plain value (a
+	// setting that once took one value).
+	scalarOK bool
 }
 
 // value parses into and renders a typed field of a Config.
@@ -55,13 +58,15 @@ var options = []option{
 		}
 		return nil
 	}),
-	{name: "smsc", help: "upstream SMSC to bind to, smpp://SYSTEM_ID:PASSWORD@HOST:PORT, or smpps:// for SMPP over TLS (\"\" = none)", secret: true, quoted: true,
-		bind: func(c *Config) value { return smscValue{&c.SMSC} }, mask: maskSMSC},
+	scalarOK(withMask(list("smsc", "upstream SMSC to bind to, [NAME=]smpp://SYSTEM_ID:PASSWORD@HOST:PORT, or smpps:// for SMPP over TLS; without NAME it is named default (repeatable: each a NAME of its own)", true,
+		func(c *Config) *[]SMSC { return &c.SMSCs }, parseSMSCItem, formatSMSCItem), maskSMSCItem)),
+	withEnvSep(list("smsc-option", "settings of the SMSC NAME: NAME:KEY=VALUE,... with bind (transceiver or transmitter; default --smsc-bind), window (requests in flight; default --smpp-window), tps (submit_sm a second; default 0 = no limit), weight (share among the SMSCs a message may take whose bind is up; default 1, 0 = standby while a weighted one is up), accounts (SMPP system_ids and API clients, joined by +, whose SMS on route smsc take this SMSC) (repeatable, ';'-separated in the environment)", false,
+		func(c *Config) *[]SMSCOption { return &c.SMSCOptions }, parseSMSCOption, formatSMSCOption), ";"),
 	str("smsc-ca", "", "PEM file of the CAs an smpps:// SMSC's certificate must chain to (\"\" = the system's)", func(c *Config) *string { return &c.SMSCCA }, nil),
-	enum("smsc-bind", BindTransceiver, "bind type toward the SMSC: transceiver or transmitter", func(c *Config) *SMSCBind { return &c.SMSCBind }, BindTransmitter),
+	enum("smsc-bind", BindTransceiver, "bind type toward the SMSCs: transceiver or transmitter (--smsc-option bind= sets one SMSC's)", func(c *Config) *SMSCBind { return &c.SMSCBind }, BindTransmitter),
 	list("smpp-account", "SMPP account SYSTEM_ID:PASSWORD allowed to bind (repeatable)", true, func(c *Config) *[]Account { return &c.SMPPAccounts },
 		parseAccount, func(a Account) string { return a.SystemID + ":" + a.Password }),
-	{name: "sms-route", help: "where SMS leaves the bridge: smsc (submit_sm upstream) or esme:SYSTEM_ID (deliver_sm to that bound receiver); default smsc when --smsc is set", quoted: true,
+	{name: "sms-route", help: "where SMS leaves the bridge: smsc (submit_sm to any SMSC whose bind is up, by weight), smsc:NAME|NAME (only those) or esme:SYSTEM_ID (deliver_sm to that bound receiver); default smsc when --smsc is set", quoted: true,
 		bind: func(c *Config) value { return routeValue{&c.SMSRoute} }},
 	list("sip-user", "SIP user USER:HA1[:HA1SHA256] with HA1=md5(USER:DOMAIN:PASSWORD), HA1SHA256=sha256(USER:DOMAIN:PASSWORD) for SHA-256 digest (repeatable)", true, func(c *Config) *[]SIPUser { return &c.SIPUsers },
 		parseSIPUser, func(u SIPUser) string {
@@ -225,6 +230,11 @@ func withEnvSep(o option, sep string) option {
 	return o
 }
 
+func scalarOK(o option) option {
+	o.scalarOK = true
+	return o
+}
+
 func withMask(o option, mask func(string) string) option {
 	o.mask = mask
 	return o
@@ -384,30 +394,6 @@ func checkNATSURLs(s string) error {
 	return nil
 }
 
-type smscValue struct{ p **SMSC }
-
-func (v smscValue) set(s string) error {
-	if s == "" {
-		*v.p = nil
-		return nil
-	}
-	smsc, err := ParseSMSC(s)
-	if err != nil {
-		return err
-	}
-	*v.p = &smsc
-	return nil
-}
-
-func (v smscValue) get() []string {
-	if *v.p == nil {
-		return []string{""}
-	}
-	s := *v.p
-	return []string{s.Scheme() + "://" + s.SystemID + ":" + s.Password + "@" + s.Addr}
-}
-func (v smscValue) reset() {}
-
 type routeValue struct{ p *SMSRoute }
 
 func (v routeValue) set(s string) error {
@@ -416,10 +402,16 @@ func (v routeValue) set(s string) error {
 		*v.p = SMSRoute{}
 	case s == "smsc":
 		*v.p = SMSRoute{SMSC: true}
+	case strings.HasPrefix(s, "smsc:"):
+		names, err := parseSMSCNames(s[5:])
+		if err != nil {
+			return fmt.Errorf("%q: %w", s, err)
+		}
+		*v.p = SMSRoute{SMSC: true, SMSCs: names}
 	case strings.HasPrefix(s, "esme:") && len(s) > 5:
 		*v.p = SMSRoute{ESME: s[5:]}
 	default:
-		return fmt.Errorf("%q: want smsc or esme:SYSTEM_ID", s)
+		return fmt.Errorf("%q: want smsc, smsc:NAME|NAME or esme:SYSTEM_ID", s)
 	}
 	return nil
 }

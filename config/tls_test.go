@@ -35,12 +35,12 @@ func TestTLSSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.HTTPTLS || !c.SMSC.TLS || c.SMPPTLSListen == "" || c.SIPTLSListen == "" {
+	if !c.HTTPTLS || len(c.SMSCs) != 1 || !c.SMSCs[0].TLS || c.SMPPTLSListen == "" || c.SIPTLSListen == "" {
 		t.Fatalf("%+v", c)
 	}
 	var out bytes.Buffer
 	c.Print(&out)
-	if !strings.Contains(out.String(), `smsc: "smpps://a:****@127.0.0.1:1"`) {
+	if !strings.Contains(out.String(), "smsc:\n  - \"default=smpps://a:****@127.0.0.1:1\"") {
 		t.Fatalf("print:\n%s", out.String())
 	}
 	// The lab flag, from the environment, admits a plain partner URL.

@@ -71,7 +71,8 @@ type Message struct {
 	Priority uint8
 	// Route is the sender's hint: "" lets the router decide; "im" delivers
 	// only into IM (waiting while the user is offline); "sms" always sends
-	// SMS; "smsc" or "esme:SYSTEM_ID" send SMS over that route.
+	// SMS; "smsc", "smsc:NAME|NAME" or "esme:SYSTEM_ID" send SMS over that
+	// route.
 	Route string
 	// Group names the group a member's copy of a post comes from; the SMS
 	// edge shows it ("[group] nick: text"), IM shows the group's address.
@@ -92,8 +93,9 @@ func CheckRoute(route string, to Address) error {
 	switch {
 	case route == "" || route == "im":
 		return nil
-	case route != "sms" && route != "smsc" && (!strings.HasPrefix(route, "esme:") || len(route) == 5):
-		return fmt.Errorf("route %q: want im, sms, smsc or esme:SYSTEM_ID", route)
+	case route != "sms" && route != "smsc" && (!strings.HasPrefix(route, "esme:") || len(route) == 5) &&
+		(!strings.HasPrefix(route, "smsc:") || len(route) == 5):
+		return fmt.Errorf("route %q: want im, sms, smsc, smsc:NAME|NAME or esme:SYSTEM_ID", route)
 	case !to.IsMSISDN():
 		return fmt.Errorf("route %q: the recipient is not a phone number", route)
 	}

@@ -50,8 +50,9 @@ type Options struct {
 	// bridge's, on reload); routes may name it. nil = none.
 	ConfiguredAccount func(systemID string) bool
 	// SMSC says an upstream SMSC is configured: only then may a route
-	// target "smsc".
+	// target "smsc". SMSCs are their names, which "smsc:NAME|NAME" names.
 	SMSC   bool
+	SMSCs  []string
 	Logger *slog.Logger
 	Now    func() time.Time
 	// HashIterations is the PBKDF2 cost for new SMPP passwords (default

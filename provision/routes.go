@@ -13,7 +13,7 @@ import (
 // Route sends SMS for destinations starting with Prefix to Target.
 type Route struct {
 	Name   string `json:"name"`
-	Target string `json:"target"`           // "smsc" or "esme:SYSTEM_ID"
+	Target string `json:"target"`           // "smsc" (any SMSC), "smsc:NAME|NAME" (one of those) or "esme:SYSTEM_ID"
 	Prefix string `json:"prefix,omitempty"` // E.164 digits ("+" optional); "" matches every number
 }
 
@@ -37,11 +37,8 @@ func ValidateRoutes(in []Route) ([]Route, error) {
 			return nil, invalid("routes[%d]: name %q used twice", i, r.Name)
 		}
 		seen[r.Name] = true
-		if r.Target != "smsc" {
-			id, ok := strings.CutPrefix(r.Target, "esme:")
-			if !ok || validToken(id, 15, "._-") != nil {
-				return nil, invalid("routes[%d] %s: target %q must be \"smsc\" or \"esme:SYSTEM_ID\"", i, r.Name, r.Target)
-			}
+		if err := validTarget(r.Target); err != nil {
+			return nil, invalid("routes[%d] %s: target %q must be \"smsc\", \"smsc:NAME|NAME\" or \"esme:SYSTEM_ID\"", i, r.Name, r.Target)
 		}
 		p := strings.TrimPrefix(r.Prefix, "+")
 		if len(p) > 15 || strings.Trim(p, "0123456789") != "" {
@@ -55,6 +52,26 @@ func ValidateRoutes(in []Route) ([]Route, error) {
 		out = append(out, Route{Name: r.Name, Target: r.Target, Prefix: p})
 	}
 	return out, nil
+}
+
+// validTarget checks a target's form: smsc, smsc:NAME|NAME, esme:ID.
+func validTarget(t string) error {
+	if t == "smsc" {
+		return nil
+	}
+	if names, ok := strings.CutPrefix(t, "smsc:"); ok {
+		for _, n := range strings.Split(names, "|") {
+			if err := validToken(n, 32, "._-"); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	id, ok := strings.CutPrefix(t, "esme:")
+	if !ok {
+		return errors.New("unknown kind")
+	}
+	return validToken(id, 15, "._-")
 }
 
 // SetRoutes replaces the whole route table atomically (one KV write).
@@ -83,11 +100,20 @@ func (s *Store) SetRoutes(ctx context.Context, routes []Route) error {
 }
 
 // CheckTarget tells whether a route target can carry SMS: "smsc" needs an
-// upstream SMSC, "esme:ID" an account ID.
+// upstream SMSC, "smsc:NAME|NAME" SMSCs of those names, "esme:ID" an
+// account ID.
 func (s *Store) CheckTarget(target string) error {
 	if target == "smsc" {
-		if !s.opts.SMSC {
+		if !s.opts.SMSC && len(s.opts.SMSCs) == 0 {
 			return errors.New("target smsc, but no SMSC is configured (--smsc)")
+		}
+		return nil
+	}
+	if names, ok := strings.CutPrefix(target, "smsc:"); ok {
+		for _, n := range strings.Split(names, "|") {
+			if !slices.Contains(s.opts.SMSCs, n) {
+				return fmt.Errorf("target %s names SMSC %q, which is not configured (--smsc %s=…)", target, n, n)
+			}
 		}
 		return nil
 	}

@@ -169,15 +169,20 @@ func (g *Gateway) replace(ctx context.Context, s *smpp.Session, req, resp *smpp.
 // has not come (router.SMSCanceller): cancel_sm for each part by the id
 // the SMSC gave it. Receipts that still come for it are ignored.
 func (g *Gateway) CancelSMS(ctx context.Context, m *msg.Message) error {
-	if g.cfg.KV == nil || g.upstream == nil {
+	if g.cfg.KV == nil || g.ups == nil {
 		return errors.New("sms: no SMSC message ids are kept")
 	}
 	if _, err := g.cfg.KV.Get([]byte(prefixDone + m.ID)); err == nil {
 		return errors.New("sms: the SMSC's receipt came already")
 	}
-	var ids []string
+	type sent struct{ smsc, id string }
+	var ids []sent
 	if err := g.cfg.KV.Iterate([]byte(prefixSent+m.ID+"/"), func(_, v []byte) error {
-		ids = append(ids, string(v))
+		name, id, ok := strings.Cut(string(v), "\x00")
+		if !ok { // kept before SMSCs had names
+			name, id = DefaultUpstream, string(v)
+		}
+		ids = append(ids, sent{name, id})
 		return nil
 	}); err != nil {
 		return fmt.Errorf("sms: reading the SMSC's ids of %s: %w", m.ID, err)
@@ -186,16 +191,20 @@ func (g *Gateway) CancelSMS(ctx context.Context, m *msg.Message) error {
 		return errors.New("sms: the SMSC gave no id to cancel it by (no receipt was asked for)")
 	}
 	var p smpp.PDU
-	for _, id := range ids {
+	for _, x := range ids {
+		up := g.ups.byName[x.smsc]
+		if up == nil {
+			return fmt.Errorf("sms: cancel_sm %s: the SMSC %q that took it is not configured any more", x.id, x.smsc)
+		}
 		p.Reset()
-		p.ID, p.MessageID = smpp.CancelSM, id
+		p.ID, p.MessageID = smpp.CancelSM, x.id
 		p.SourceAddrTON, p.SourceAddrNPI, p.SourceAddr = sourceAddr(m.From)
 		p.DestAddrTON, p.DestAddrNPI, p.DestAddr = msg.TONInternational, msg.NPIISDN, m.To.Digits()
 		cctx, stop := context.WithTimeout(ctx, controlWait)
-		_, err := g.upstream.Send(cctx, &p)
+		_, err := up.client.Send(cctx, &p)
 		stop()
 		if err != nil {
-			return fmt.Errorf("sms: cancel_sm %s: %w", id, err)
+			return fmt.Errorf("sms: cancel_sm %s at %s: %w", x.id, x.smsc, err)
 		}
 	}
 	g.rmu.Lock()

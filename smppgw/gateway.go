@@ -1,8 +1,8 @@
 package smppgw
 
 import (
+	"cmp"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,16 +20,18 @@ import (
 
 // Route names where SMS leaves the bridge.
 type Route struct {
-	Upstream bool   // submit_sm over the bind to the upstream SMSC
+	Upstream bool   // submit_sm over a bind to an upstream SMSC
+	SMSCs    string // with Upstream: only these, "NAME|NAME"; "" = any (the sender account's, if it has some)
 	ESME     string // else deliver_sm to a receiver bound with this system_id
 }
 
-// ParseRoute reads "smsc" or "esme:SYSTEM_ID" ("" is no route).
+// ParseRoute reads "smsc", "smsc:NAME|NAME" or "esme:SYSTEM_ID" ("" is no
+// route).
 func ParseRoute(s string) (Route, error) {
 	if r, ok := namedRoute(s); ok || s == "" {
 		return r, nil
 	}
-	return Route{}, fmt.Errorf("sms route %q: want smsc or esme:SYSTEM_ID", s)
+	return Route{}, fmt.Errorf("sms route %q: want smsc, smsc:NAME|NAME or esme:SYSTEM_ID", s)
 }
 
 // KV is the durable key-value space the gateway keeps its SMS bookkeeping
@@ -84,18 +86,15 @@ type Config struct {
 	// they have to bind. Zero takes the smpp defaults.
 	MaxSessions, MaxUnbound, MaxUnboundPerSource int
 	BindTimeout                                  time.Duration
-	// Upstream is the SMSC the gateway binds to as a client (nil: none).
-	Upstream *Upstream
+	// Upstreams are the SMSCs the gateway binds to as a client (none: no
+	// upstream), with distinct names.
+	Upstreams []Upstream
+	// BindWait is how long an SMS waits for an eligible SMSC's bind before
+	// its attempt fails and the router retries it later (default 30s).
+	BindWait time.Duration
 	// Control answers ESMEs' query_sm, cancel_sm and replace_sm; nil
 	// refuses them (ESME_RQUERYFAIL, ESME_RCANCELFAIL, ESME_RREPLACEFAIL).
 	Control Control
-}
-
-// Upstream names the SMSC to bind to.
-type Upstream struct {
-	Addr, SystemID, Password string
-	Bind                     smpp.CommandID // smpp.BindTransceiver or smpp.BindTransmitter
-	TLS                      *tls.Config    // SMPP over TLS when set
 }
 
 // Policy is what provisioning says about accounts and routes; it may change
@@ -107,22 +106,25 @@ type Policy interface {
 	AlphaAllowed(systemID, name string) bool
 	// TPS is systemID's submit rate limit (0 = none).
 	TPS(systemID string) int
-	// RouteFor picks the SMS route for a recipient ("smsc" or
-	// "esme:ID"); false = the default route.
+	// RouteFor picks the SMS route for a recipient ("smsc",
+	// "smsc:NAME|NAME" or "esme:ID"); false = the default route.
 	RouteFor(to msg.Address) (string, bool)
 }
 
 // Gateway translates between SMPP and the router. One Gateway serves the
-// server role (ESMEs binding to us) and the client role (our bind upstream),
+// server role (ESMEs binding to us) and the client role (our binds upstream),
 // and owns the SMPP sessions of both.
 type Gateway struct {
-	cfg      Config
-	rt       msg.Stager
-	log      *slog.Logger
-	server   *smpp.Server // ESMEs' binds; deliver_sm on an ESME route
-	upstream *smpp.Client // nil without Config.Upstream
-	reasm    *smstext.Reassembler
-	ref      atomic.Uint32
+	cfg    Config
+	rt     msg.Stager
+	log    *slog.Logger
+	server *smpp.Server // ESMEs' binds; deliver_sm on an ESME route
+	ups    *chooser     // the upstream SMSCs; nil without Config.Upstreams
+	// legacyReceipts: no SMSC is named DefaultUpstream, so receipt
+	// mappings stored under a single SMSC's keys are every SMSC's to match.
+	legacyReceipts bool
+	reasm          *smstext.Reassembler
+	ref            atomic.Uint32
 
 	meta         sync.Map      // smstext.Key → partMeta of restored reassemblies
 	rmu          sync.Mutex    // receipt accounting of one message at a time
@@ -162,14 +164,45 @@ func New(cfg Config, rt msg.Stager) *Gateway {
 		MaxSessions: cfg.MaxSessions, MaxUnbound: cfg.MaxUnbound, MaxUnboundPerSource: cfg.MaxUnboundPerSource,
 		BindTimeout: cfg.BindTimeout,
 	})
-	if u := cfg.Upstream; u != nil {
-		g.upstream = smpp.NewClient(smpp.ClientConfig{
-			Addr: u.Addr, TLS: u.TLS, SystemID: u.SystemID, Password: u.Password, Bind: u.Bind, Handler: g,
-			Window: cfg.Window, EnquireInterval: cfg.EnquireInterval,
-			Logger: cfg.Logger.With("peer", "smsc"),
-		})
+	if len(cfg.Upstreams) > 0 {
+		if cfg.BindWait <= 0 {
+			cfg.BindWait = 30 * time.Second
+		}
+		ups := make([]*upstream, len(cfg.Upstreams))
+		g.legacyReceipts = true
+		for i, u := range cfg.Upstreams {
+			if u.Name == "" {
+				u.Name = DefaultUpstream
+			}
+			g.legacyReceipts = g.legacyReceipts && u.Name != DefaultUpstream
+			up := newUpstream(u)
+			up.client = smpp.NewClient(smpp.ClientConfig{
+				Addr: u.Addr, TLS: u.TLS, SystemID: u.SystemID, Password: u.Password, Bind: u.Bind,
+				// Each bind hands its SMSC's deliver_sm over with the SMSC's name.
+				Handler: upstreamHandler{g, up}, OnBound: func() { g.ups.bound() },
+				Window: cmp.Or(u.Window, cfg.Window), EnquireInterval: cfg.EnquireInterval, BindWait: cfg.BindWait,
+				Logger: cfg.Logger.With("peer", "smsc", "smsc", u.Name),
+			})
+			ups[i] = up
+		}
+		g.ups = newChooser(ups, cfg.BindWait)
 	}
 	return g
+}
+
+// upstreamHandler is the smpp.Handler of one SMSC's bind: MO and receipts
+// from it are known by its name.
+type upstreamHandler struct {
+	g *Gateway
+	u *upstream
+}
+
+func (h upstreamHandler) HandleSMPP(ctx context.Context, s *smpp.Session, req, resp *smpp.PDU) {
+	h.g.handle(ctx, h.u, s, req, resp)
+}
+
+func (h upstreamHandler) StageSMPP(ctx context.Context, s *smpp.Session, req, resp *smpp.PDU) (smpp.Deferred, bool) {
+	return h.g.stage(ctx, h.u, s, req, resp)
 }
 
 // Serve accepts ESMEs' binds on ln until ctx ends, then closes every
@@ -190,46 +223,96 @@ func (g *Gateway) Binds() int { return g.server.Bound() }
 // Sessions describes the SMPP sessions bound to us.
 func (g *Gateway) Sessions() []smpp.SessionInfo { return g.server.BoundSessions() }
 
-// Upstream describes the bind to the upstream SMSC; false when there is none.
-func (g *Gateway) Upstream() (smpp.ClientInfo, bool) {
-	if g.upstream == nil {
-		return smpp.ClientInfo{}, false
+// UpstreamState is what operators and metrics see of one upstream SMSC.
+type UpstreamState struct {
+	Name string
+	smpp.ClientInfo
+	Weight int
+	TPS    float64
+	// Submits answered OK, failed, and held back by its throughput limit.
+	Submits, Errors, Throttled uint64
+}
+
+// Upstreams describes every upstream SMSC, in the configuration's order.
+func (g *Gateway) Upstreams() []UpstreamState {
+	if g.ups == nil {
+		return nil
 	}
-	return g.upstream.Info(), true
+	out := make([]UpstreamState, len(g.ups.all))
+	for i, u := range g.ups.all {
+		out[i] = UpstreamState{Name: u.Name, ClientInfo: u.client.Info(), Weight: u.Weight, TPS: u.TPS,
+			Submits: u.Submits.Load(), Errors: u.Errors.Load(), Throttled: u.Throttled.Load()}
+	}
+	return out
 }
 
 // PartsWaiting is the number of long messages waiting for more parts.
 func (g *Gateway) PartsWaiting() int { return g.reasm.Stats().Pending }
 
-// UpstreamBound reports whether the bind to the upstream SMSC is up (false
-// when there is none).
-func (g *Gateway) UpstreamBound() bool { return g.upstream != nil && g.upstream.Bound() }
-
-// UpstreamReady is nil when there is no upstream SMSC or its bind is up,
-// else an error naming the SMSC and, once an attempt has failed, why.
-func (g *Gateway) UpstreamReady() error {
-	if g.upstream == nil {
-		return nil
-	}
-	bound, err := g.upstream.State()
-	switch {
-	case bound:
-		return nil
-	case err != nil:
-		return fmt.Errorf("smsc %s not bound: %w", g.cfg.Upstream.Addr, err)
-	}
-	return fmt.Errorf("smsc %s not bound yet", g.cfg.Upstream.Addr)
+// UpstreamCounters are one upstream SMSC's live counters, for metrics.
+type UpstreamCounters struct {
+	Name                       string
+	Bound                      func() bool
+	Submits, Errors, Throttled *atomic.Uint64
 }
 
-// HandleSMPP implements smpp.Handler for both roles.
+// Counters lists every upstream SMSC's counters, in the configuration's order.
+func (g *Gateway) Counters() []UpstreamCounters {
+	if g.ups == nil {
+		return nil
+	}
+	out := make([]UpstreamCounters, len(g.ups.all))
+	for i, u := range g.ups.all {
+		out[i] = UpstreamCounters{Name: u.Name, Bound: u.client.Bound, Submits: &u.Submits, Errors: &u.Errors, Throttled: &u.Throttled}
+	}
+	return out
+}
+
+// UpstreamReady is nil when there is no upstream SMSC or a bind to one is
+// up (SMS fail over to it where their routes allow), else one error per
+// SMSC naming it and, once an attempt has failed, why.
+func (g *Gateway) UpstreamReady() error { return errors.Join(g.UpstreamErrors()...) }
+
+// UpstreamErrors are UpstreamReady's errors, one per SMSC; none when there
+// is no upstream SMSC or a bind to one is up.
+func (g *Gateway) UpstreamErrors() []error {
+	if g.ups == nil {
+		return nil
+	}
+	var errs []error
+	for _, u := range g.ups.all {
+		bound, err := u.client.State()
+		name := u.Addr
+		if u.Name != DefaultUpstream {
+			name = u.Name + " (" + u.Addr + ")"
+		}
+		switch {
+		case bound:
+			return nil
+		case err != nil:
+			errs = append(errs, fmt.Errorf("smsc %s not bound: %w", name, err))
+		default:
+			errs = append(errs, fmt.Errorf("smsc %s not bound yet", name))
+		}
+	}
+	return errs
+}
+
+// HandleSMPP implements smpp.Handler for the server role.
 func (g *Gateway) HandleSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU, resp *smpp.PDU) {
 	if g.control(ctx, s, req, resp) {
 		return
 	}
-	if !g.takes(ctx, req, resp) {
+	g.handle(ctx, nil, s, req, resp)
+}
+
+// handle takes a request of an ESME's session (from nil) or of the bind
+// to the SMSC from.
+func (g *Gateway) handle(ctx context.Context, from *upstream, s *smpp.Session, req *smpp.PDU, resp *smpp.PDU) {
+	if !g.takes(ctx, from, req, resp) {
 		return
 	}
-	m, part := g.message(ctx, s, req, resp)
+	m, part := g.message(ctx, from, s, req, resp)
 	if m == nil {
 		return
 	}
@@ -251,13 +334,20 @@ func (g *Gateway) HandleSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU
 // long messages (their storage waits for its commit) and receipts go to
 // HandleSMPP.
 func (g *Gateway) StageSMPP(ctx context.Context, s *smpp.Session, req *smpp.PDU, resp *smpp.PDU) (smpp.Deferred, bool) {
-	if concatenated(req) || isReceipt(req) || req.ID == smpp.QuerySM || req.ID == smpp.CancelSM || req.ID == smpp.ReplaceSM {
+	if req.ID == smpp.QuerySM || req.ID == smpp.CancelSM || req.ID == smpp.ReplaceSM {
 		return nil, false
 	}
-	if !g.takes(ctx, req, resp) {
+	return g.stage(ctx, nil, s, req, resp)
+}
+
+func (g *Gateway) stage(ctx context.Context, from *upstream, s *smpp.Session, req *smpp.PDU, resp *smpp.PDU) (smpp.Deferred, bool) {
+	if concatenated(req) || isReceipt(req) {
+		return nil, false
+	}
+	if !g.takes(ctx, from, req, resp) {
 		return nil, true
 	}
-	m, _ := g.message(ctx, s, req, resp)
+	m, _ := g.message(ctx, from, s, req, resp)
 	if m == nil {
 		return nil, true
 	}
@@ -284,7 +374,7 @@ func (d *staged) Finish(resp *smpp.PDU) { d.g.answer(d.m, d.a.Settle(d.ctx), res
 
 // takes screens the command: false when resp already says no or the
 // request was a receipt (handled here).
-func (g *Gateway) takes(ctx context.Context, req, resp *smpp.PDU) bool {
+func (g *Gateway) takes(ctx context.Context, from *upstream, req, resp *smpp.PDU) bool {
 	switch req.ID {
 	case smpp.SubmitSM, smpp.DeliverSM, smpp.DataSM:
 	default:
@@ -292,7 +382,7 @@ func (g *Gateway) takes(ctx context.Context, req, resp *smpp.PDU) bool {
 		return false
 	}
 	if isReceipt(req) {
-		g.handleSMSCReceipt(ctx, req)
+		g.handleSMSCReceipt(ctx, from, req)
 		return false
 	}
 	return true
@@ -339,28 +429,36 @@ type lastPart struct {
 
 // message translates a short message request into m; nil when resp already
 // answers it (refused, or a part stored while its message is incomplete).
-// part is set when m was completed by this part.
-func (g *Gateway) message(ctx context.Context, s *smpp.Session, req, resp *smpp.PDU) (m *msg.Message, part *lastPart) {
+// part is set when m was completed by this part. from is the SMSC whose
+// bind it came over, nil for an ESME's session.
+func (g *Gateway) message(ctx context.Context, from *upstream, s *smpp.Session, req, resp *smpp.PDU) (m *msg.Message, part *lastPart) {
 	kind := msg.FromESME
 	if req.ID == smpp.DeliverSM {
 		kind = msg.FromSMSC
 	}
+	account := s.SystemID()
+	if from != nil {
+		account = from.Name // an SMSC's MO is known by the SMSC's name
+	}
 	g.Received.Add(1)
-	from, err := msg.NormalizeNumber(req.SourceAddr, req.SourceAddrTON, req.SourceAddrNPI, g.cfg.CountryCode)
+	src, err := msg.NormalizeNumber(req.SourceAddr, req.SourceAddrTON, req.SourceAddrNPI, g.cfg.CountryCode)
 	if err != nil {
 		g.Rejected.Add(1)
 		resp.Status = smpp.ESME_RINVSRCADR
 		return nil, nil
 	}
+	if from != nil && len(g.ups.all) > 1 {
+		g.ups.mo.note(src, from) // a reply goes back the way this came, while that bind is up
+	}
 	if p := g.cfg.Policy; p != nil && kind == msg.FromESME {
-		if alpha, ok := strings.CutPrefix(string(from), "alpha:"); ok {
+		if alpha, ok := strings.CutPrefix(string(src), "alpha:"); ok {
 			if !p.AlphaAllowed(s.SystemID(), alpha) {
 				g.Rejected.Add(1)
 				g.log.Info("alphanumeric sender not allowed for the account", "esme", s.SystemID(), "source", alpha)
 				resp.Status = smpp.ESME_RINVSRCADR
 				return nil, nil
 			}
-		} else if !p.SourceAllowed(s.SystemID(), string(from)) {
+		} else if !p.SourceAllowed(s.SystemID(), string(src)) {
 			g.Rejected.Add(1)
 			resp.Status = smpp.ESME_RINVSRCADR
 			return nil, nil
@@ -400,10 +498,10 @@ func (g *Gateway) message(ctx context.Context, s *smpp.Session, req, resp *smpp.
 	var text string
 	if concat.Ok && concat.Total > 1 {
 		g.Parts.Add(1)
-		k := smstext.Key{Source: string(from), Dest: string(to), Ref: concat.Ref}
+		k := smstext.Key{Source: string(src), Dest: string(to), Ref: concat.Ref}
 		sp := storedPart{
 			StoredPart: smstext.StoredPart{Key: k, Total: concat.Total, Seq: concat.Seq, DCS: req.DataCoding, Body: body, First: g.cfg.Now()},
-			Account:    s.SystemID(), Receipt: req.RegisteredDelivery&0x03 != 0, Kind: kind,
+			Account:    account, Receipt: req.RegisteredDelivery&0x03 != 0, Kind: kind,
 		}
 		// Acknowledged means durable: the part is stored before its resp.
 		if err := g.storePart(ctx, sp); err != nil {
@@ -440,8 +538,8 @@ func (g *Gateway) message(ctx context.Context, s *smpp.Session, req, resp *smpp.
 		}
 	}
 	m = &msg.Message{
-		From: from, To: to, Text: text,
-		Origin:  msg.Origin{Kind: kind, Account: s.SystemID(), Ref: strconv.FormatUint(uint64(req.Seq), 10)},
+		From: src, To: to, Text: text,
+		Origin:  msg.Origin{Kind: kind, Account: account, Ref: strconv.FormatUint(uint64(req.Seq), 10)},
 		Receipt: req.RegisteredDelivery&0x03 != 0,
 	}
 	if !g.timing(req, resp, m) {
@@ -505,6 +603,17 @@ func (e *sendError) Permanent() bool {
 	return false
 }
 
+// checkSMSCs refuses a route hint naming an SMSC that is not configured:
+// its message could only wait until it expired.
+func (g *Gateway) checkSMSCs(names string) error {
+	for _, n := range strings.Split(names, "|") {
+		if g.ups == nil || g.ups.byName[n] == nil {
+			return fmt.Errorf("%w: route smsc:%s: no SMSC is named %q", msg.ErrNoRoute, names, n)
+		}
+	}
+	return nil
+}
+
 // maxSafeText is the longest text (bytes of UTF-8) that always fits 255
 // parts: every UTF-16 unit, and every GSM escape pair, takes at least one
 // byte, and a part holds at least 66 units (UCS-2 beside a surrogate pair).
@@ -514,6 +623,11 @@ const maxSafeText = 255 * 66
 // it (the router asks at submission): msg.ErrTooLong when it needs more
 // than 255 parts, or more than message_payload's 65535 octets.
 func (g *Gateway) CheckSMS(m *msg.Message) error {
+	if names, ok := strings.CutPrefix(m.Route, "smsc:"); ok {
+		if err := g.checkSMSCs(names); err != nil {
+			return err
+		}
+	}
 	if len(m.Text) <= maxSafeText {
 		return nil
 	}
@@ -571,6 +685,16 @@ func (g *Gateway) SendSMSTracked(ctx context.Context, m *msg.Message) (tracked b
 		}
 	}
 	receipt := route.Upstream && (g.cfg.AlwaysReceipts || m.Receipt || m.Origin.Kind == msg.FromSIP)
+	var (
+		up   *upstream
+		sess *smpp.Session
+	)
+	if route.Upstream && g.ups != nil {
+		// Every part takes the same SMSC, chosen once.
+		if up, sess, err = g.ups.pick(ctx, g.ups.eligible(route.SMSCs, senderAccount(m)), m.To); err != nil {
+			return false, fmt.Errorf("sms: %w", err)
+		}
+	}
 	var p smpp.PDU
 	for i, part := range parts {
 		p.Reset()
@@ -595,8 +719,8 @@ func (g *Gateway) SendSMSTracked(ctx context.Context, m *msg.Message) (tracked b
 		}
 		var resp *smpp.PDU
 		switch {
-		case route.Upstream && g.upstream != nil:
-			resp, err = g.upstream.Send(ctx, &p)
+		case up != nil:
+			resp, err = up.submit(ctx, sess, &p, i == 0)
 		case route.ESME != "":
 			resp, err = g.server.Deliver(ctx, route.ESME, &p)
 		default:
@@ -610,11 +734,25 @@ func (g *Gateway) SendSMSTracked(ctx context.Context, m *msg.Message) (tracked b
 			return false, fmt.Errorf("sms part %d/%d: %w", i+1, len(parts), err)
 		}
 		if receipt {
-			g.rememberPart(ctx, resp.MessageID, m.ID, i+1, len(parts))
+			g.rememberPart(ctx, up, resp.MessageID, m.ID, i+1, len(parts))
 		}
 	}
 	g.SentSMS.Add(1)
 	return receipt, nil
+}
+
+// senderAccount is the account whose SMSCs a message on route smsc takes:
+// the ESME's system_id, the HTTP client's name (the API records
+// "client:NAME"; a bare token has no account).
+func senderAccount(m *msg.Message) string {
+	switch m.Origin.Kind {
+	case msg.FromESME:
+		return m.Origin.Account
+	case msg.FromAPI:
+		name, _ := strings.CutPrefix(m.Origin.Account, "client:")
+		return name
+	}
+	return ""
 }
 
 // sourceAddr renders a sender for SMS: its number, or for an IM-only user an
@@ -701,6 +839,8 @@ func namedRoute(s string) (Route, bool) {
 	switch {
 	case s == "smsc":
 		return Route{Upstream: true}, true
+	case strings.HasPrefix(s, "smsc:") && len(s) > 5:
+		return Route{Upstream: true, SMSCs: s[5:]}, true
 	case strings.HasPrefix(s, "esme:") && len(s) > 5:
 		return Route{ESME: s[5:]}, true
 	}

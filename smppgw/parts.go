@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/smsbridge/bridge/msg"
@@ -120,18 +121,17 @@ func (g *Gateway) restoreParts(k smstext.Key, skip byte) {
 // messages from the KV, then hands out reassemblies that time out (partial
 // ones if the policy says so), until ctx ends.
 func (g *Gateway) Run(ctx context.Context) error {
-	if g.upstream == nil {
+	if g.ups == nil {
 		return g.reassemble(ctx)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	up := make(chan struct{})
-	go func() {
-		defer close(up)
-		g.upstream.Run(ctx) // returns once ctx has ended
-	}()
+	var wg sync.WaitGroup
+	for _, u := range g.ups.all {
+		wg.Go(func() { u.client.Run(ctx) }) // returns once ctx has ended
+	}
 	err := g.reassemble(ctx)
 	cancel()
-	<-up
+	wg.Wait()
 	return err
 }
 

@@ -16,22 +16,27 @@ import (
 // Key space in the KV (see store): which SMSC message id is which part of
 // which bridge message, and what each part's receipt said.
 const (
-	prefixSMSCID  = "dr/" // "dr/"+lower(smsc id) → bridge id \x00 part \x00 total
+	// "dr/"+lower(smsc id) → bridge id \x00 part \x00 total for the SMSC
+	// DefaultUpstream (and receipts over ESMEs' sessions), "dr/"+NAME+\x00+
+	// lower(smsc id) for the SMSC NAME: ids of different SMSCs may collide.
+	prefixSMSCID  = "dr/"
 	prefixPartDLR = "dp/" // "dp/"+bridge id+"/"+part → stat
 	prefixDone    = "dn/" // "dn/"+bridge id: outcome already reported
-	prefixSent    = "ds/" // "ds/"+bridge id+"/"+part → smsc id, to cancel it by
+	prefixSent    = "ds/" // "ds/"+bridge id+"/"+part → SMSC name \x00 smsc id, to cancel it by
 )
 
-// rememberPart records that the SMSC knows part i (of total) of bridge
+// rememberPart records that the SMSC up knows part i (of total) of bridge
 // message id as smscID, so its receipt can be matched later, also after a
 // restart, and the part cancelled by it.
-func (g *Gateway) rememberPart(ctx context.Context, smscID, id string, i, total int) {
+func (g *Gateway) rememberPart(ctx context.Context, up *upstream, smscID, id string, i, total int) {
 	if g.cfg.KV == nil || smscID == "" {
 		return
 	}
 	v := id + "\x00" + strconv.Itoa(i) + "\x00" + strconv.Itoa(total)
-	fwd := [2][]byte{[]byte(prefixSMSCID + idKey(smscID)), []byte(v)}
-	rev := [2][]byte{[]byte(prefixSent + id + "/" + strconv.Itoa(i)), []byte(smscID)}
+	fwd := [2][]byte{receiptKey(up, idKey(smscID)), []byte(v)}
+	// The SMSC's name goes with its id: a cancel_sm goes to the SMSC that
+	// took the part.
+	rev := [2][]byte{[]byte(prefixSent + id + "/" + strconv.Itoa(i)), []byte(upstreamName(up) + "\x00" + smscID)}
 	var err error
 	if pp, ok := g.cfg.KV.(interface {
 		PutPairs(ctx context.Context, pairs ...[2][]byte) error
@@ -41,8 +46,25 @@ func (g *Gateway) rememberPart(ctx context.Context, smscID, id string, i, total 
 		err = g.cfg.KV.Put(ctx, rev[0], rev[1])
 	}
 	if err != nil {
-		g.log.Warn("receipt mapping not stored", "smsc_id", smscID, "id", id, "err", err)
+		g.log.Warn("receipt mapping not stored", "smsc", upstreamName(up), "smsc_id", smscID, "id", id, "err", err)
 	}
+}
+
+// upstreamName names up for the keys; "" is a receipt over an ESME's session.
+func upstreamName(up *upstream) string {
+	if up == nil {
+		return ""
+	}
+	return up.Name
+}
+
+// receiptKey is the key of the mapping of SMSC message id k (its idKey)
+// at up; nil up is a receipt over an ESME's session.
+func receiptKey(up *upstream, k string) []byte {
+	if up == nil || up.Name == DefaultUpstream {
+		return []byte(prefixSMSCID + k)
+	}
+	return []byte(prefixSMSCID + up.Name + "\x00" + k)
 }
 
 // idKey is the lookup form of a message id: lower case, no leading zeros.
@@ -71,7 +93,7 @@ func idCandidates(id string) []string {
 
 // handleSMSCReceipt matches a receipt from the SMSC to the part it is
 // about and, once the whole message is accounted for, reports the outcome.
-func (g *Gateway) handleSMSCReceipt(ctx context.Context, req *smpp.PDU) {
+func (g *Gateway) handleSMSCReceipt(ctx context.Context, from *upstream, req *smpp.PDU) {
 	g.Receipts.Add(1)
 	var id, stat string
 	if v, ok := req.TLV(smpp.TagReceiptedMessageID); ok {
@@ -97,7 +119,7 @@ func (g *Gateway) handleSMSCReceipt(ctx context.Context, req *smpp.PDU) {
 		g.log.Debug("receipt without a usable id", "text", string(body))
 		return
 	}
-	if ref := g.lookupSMSCID(id); ref != nil {
+	if ref := g.lookupSMSCID(from, id); ref != nil {
 		g.settle(ctx, ref, stat)
 		return
 	}
@@ -110,20 +132,28 @@ func (g *Gateway) handleSMSCReceipt(ctx context.Context, req *smpp.PDU) {
 				return
 			case <-time.After(d):
 			}
-			if ref := g.lookupSMSCID(id); ref != nil {
+			if ref := g.lookupSMSCID(from, id); ref != nil {
 				g.settle(ctx, ref, stat)
 				return
 			}
 		}
 		g.UnmatchedReceipts.Add(1)
-		g.log.Info("receipt for an unknown message", "smsc_id", id, "stat", stat)
+		g.log.Info("receipt for an unknown message", "smsc", from.name(), "smsc_id", id, "stat", stat)
 	}()
 }
 
-func (g *Gateway) lookupSMSCID(id string) []byte {
+// lookupSMSCID finds the mapping of the SMSC from's message id.
+func (g *Gateway) lookupSMSCID(from *upstream, id string) []byte {
+	legacy := from != nil && from.Name != DefaultUpstream && g.legacyReceipts
 	for _, k := range idCandidates(id) {
-		if v, err := g.cfg.KV.Get([]byte(prefixSMSCID + k)); err == nil {
+		if v, err := g.cfg.KV.Get(receiptKey(from, k)); err == nil {
 			return v
+		}
+		// A renamed single SMSC still matches what was sent before.
+		if legacy {
+			if v, err := g.cfg.KV.Get(receiptKey(nil, k)); err == nil {
+				return v
+			}
 		}
 	}
 	return nil

@@ -40,7 +40,7 @@ var adminCommands = map[string]adminCommand{
 	"accounts": {"accounts [list | add SYSTEM_ID [--password PW] [--sources P,...] [--tps N] [--window N] | delete SYSTEM_ID]",
 		"SMPP accounts (add reads the password from stdin without --password)", accountsFlags},
 	"routes": {"routes [show | set NAME=TARGET[@PREFIX]... | set --file FILE|-]",
-		"the SMS route table; set replaces it whole (TARGET: smsc or esme:SYSTEM_ID)", routesFlags},
+		"the SMS route table; set replaces it whole (TARGET: smsc, smsc:NAME|NAME or esme:SYSTEM_ID)", routesFlags},
 	"log-level": {"log-level [debug|info|warn|error]", "read or set the running log level",
 		noFlags(1, (*adminClient).logLevel)},
 	"message": {"message ID", "a message's state and history", noFlags(1, (*adminClient).message)},
@@ -287,6 +287,21 @@ func (c *adminClient) smsc([]string) error {
 		return nil
 	}
 	tw := c.table()
+	if len(v.SMSCs) > 1 {
+		fmt.Fprintln(tw, "NAME\tADDR\tBIND\tSTATE\tWEIGHT\tTPS\tWINDOW\tSUBMITS\tERRORS\tTHROTTLED")
+		for _, s := range v.SMSCs {
+			state := "up since " + when(s.Since)
+			if !s.Bound {
+				state = "down since " + when(s.Since)
+				if s.LastError != "" {
+					state += ": " + s.LastError
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%g\t%d/%d\t%d\t%d\t%d\n", s.Name, s.Addr, s.Bind, state, s.Weight, s.TPS,
+				s.WindowUsed, s.Window, s.Submits, s.Errors, s.Throttled)
+		}
+		return tw.Flush()
+	}
 	fmt.Fprintf(tw, "SMSC\t%s\nSYSTEM_ID\t%s\nBIND\t%s\n", v.Addr, v.SystemID, v.Bind)
 	if v.Bound {
 		fmt.Fprintf(tw, "STATE\tup since %s\nWINDOW\t%d/%d\n", when(v.Since), v.WindowUsed, v.Window)

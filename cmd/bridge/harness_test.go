@@ -94,6 +94,7 @@ type smsc struct {
 	addr string
 	mu   sync.Mutex
 	got  []smpp.PDU
+	at   []time.Time // when each of got came
 	next int
 	// refused answers every request of this command with that status.
 	refused map[smpp.CommandID]uint32
@@ -139,6 +140,7 @@ func (s *smsc) HandleSMPP(_ context.Context, _ *smpp.Session, req *smpp.PDU, res
 	s.mu.Lock()
 	s.next++
 	s.got = append(s.got, cp)
+	s.at = append(s.at, time.Now())
 	resp.MessageID = fmt.Sprintf("%X", 0xA000+s.next)
 	if st, ok := s.refused[req.ID]; ok {
 		resp.Status = st

@@ -64,7 +64,7 @@ func TestReadyzWaitsForTheSMSCBind(t *testing.T) {
 	if !strings.Contains(why[0], "smsc "+addr+" not bound") {
 		t.Fatalf("/readyz %d reasons %q: want the SMSC %s named", code, why, addr)
 	}
-	if m := metricsText(t, api); !strings.Contains(m, "\nbridge_smsc_up 0\n") {
+	if m := metricsText(t, api); !strings.Contains(m, "\nbridge_smsc_up{smsc=\"default\"} 0\n") {
 		t.Fatalf("metrics while unbound lack bridge_smsc_up 0:\n%s", m)
 	}
 
@@ -76,7 +76,7 @@ func TestReadyzWaitsForTheSMSCBind(t *testing.T) {
 	if len(sc.srv.Sessions("bridge")) == 0 {
 		t.Fatal("ready without a session at the SMSC")
 	}
-	if m := metricsText(t, api); !strings.Contains(m, "\nbridge_smsc_up 1\n") {
+	if m := metricsText(t, api); !strings.Contains(m, "\nbridge_smsc_up{smsc=\"default\"} 1\n") {
 		t.Fatalf("metrics once bound lack bridge_smsc_up 1:\n%s", m)
 	}
 }
