@@ -68,6 +68,7 @@ type Node struct {
 	nc     *nats.Conn
 	conn   atomic.Pointer[nats.Conn] // nc for SendIM, which the router calls from its own goroutines
 	sub    *nats.Subscription        // deliveries asked of this node
+	psub   *nats.Subscription        // other nodes' presence announcements
 	tmpDir string
 
 	senders map[string]IMSender // this node's edges by Via, for deliveries asked of it
@@ -237,8 +238,12 @@ func (n *Node) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cluster: subscribe to deliveries: %w", err)
 	}
+	psub, err := nc.Subscribe(presencePrefix+">", func(m *nats.Msg) { n.heard(rctx, m.Data) })
+	if err != nil {
+		return fmt.Errorf("cluster: subscribe to presence announcements: %w", err)
+	}
 	n.mu.Lock()
-	n.sub = sub
+	n.sub, n.psub = sub, psub
 	n.mu.Unlock()
 	n.conn.Store(nc)
 	n.wg.Add(1)
@@ -261,8 +266,11 @@ func (n *Node) Shutdown() {
 		return
 	}
 	n.stopped = true
-	sub := n.sub
+	sub, psub := n.sub, n.psub
 	n.mu.Unlock()
+	if psub != nil {
+		_ = psub.Unsubscribe()
+	}
 	if sub != nil {
 		// Requesters get "no responders" at once rather than a timeout.
 		if err := sub.Unsubscribe(); err != nil {

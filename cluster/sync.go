@@ -141,6 +141,18 @@ func (n *Node) apply(ctx context.Context, e jetstream.KeyValueEntry) {
 		n.log.Warn("cluster: skipping an unreadable binding", "aor", k.aor, "revision", e.Revision(), "err", err)
 		return
 	}
+	n.applyBinding(ctx, k, b)
+}
+
+// applyBinding takes another node's binding b of k into the presence
+// store, from the bucket or from that node's announcement, unless the
+// store holds a newer version of it already.
+func (n *Node) applyBinding(ctx context.Context, k pkey, b presence.Binding) {
+	for _, r := range n.pres.Remote(k.aor) {
+		if r.Contact == k.contact && newer(r, b) {
+			return // an announcement came before this older entry
+		}
+	}
 	if b.Node == n.name { // what this node published: its index has it
 		n.pres.RemoveRemote(k.aor, k.contact)
 		return
@@ -184,6 +196,10 @@ func (n *Node) publish(ctx context.Context, kv jetstream.KeyValue) {
 		batch := n.queue
 		n.queue = make(map[string]pkey)
 		n.mu.Unlock()
+		// All announced first: a slow bucket write must not hold the others.
+		for _, k := range batch {
+			n.announce(k)
+		}
 		failed := 0
 		for key, k := range batch {
 			if err := n.sync(ctx, kv, key, k); err != nil {
@@ -205,6 +221,74 @@ func (n *Node) publish(ctx context.Context, kv jetstream.KeyValue) {
 	}
 }
 
+// presencePrefix is where each node announces its bindings' changes over
+// core NATS as it writes them to the bucket: the others apply them at once,
+// without waiting for a JetStream leader or for a bucket watcher that a
+// dead node's departure is re-creating. The bucket stays the state of
+// record: what a node joining later reads, and what orders conflicts.
+const presencePrefix = "bridge.presence."
+
+// announcement is one change of a node's binding (Binding nil: withdrawn).
+type announcement struct {
+	Node    string            `json:"node"`
+	AOR     msg.Address       `json:"aor"`
+	Contact string            `json:"contact"`
+	Binding *presence.Binding `json:"binding,omitempty"`
+}
+
+// localBinding is this node's binding of k, if it holds one.
+func (n *Node) localBinding(k pkey) *presence.Binding {
+	for _, b := range n.pres.Bindings(k.aor) {
+		if b.Contact == k.contact {
+			b.Node = n.name
+			return &b
+		}
+	}
+	return nil
+}
+
+// announce tells the other nodes what this node holds of k now; a lost
+// announcement is made good by the bucket's entry.
+func (n *Node) announce(k pkey) {
+	nc := n.conn.Load()
+	if nc == nil {
+		return
+	}
+	data, err := json.Marshal(announcement{Node: n.name, AOR: k.aor, Contact: k.contact, Binding: n.localBinding(k)})
+	if err == nil {
+		err = nc.Publish(presencePrefix+strings.TrimPrefix(deliverSubject(n.name), deliverPrefix), data)
+	}
+	if err != nil {
+		n.log.Debug("cluster: announce a binding", "aor", k.aor, "err", err)
+	}
+}
+
+// heard applies another node's announcement. A withdrawal removes only
+// that node's binding; a binding goes the way of a bucket entry.
+func (n *Node) heard(ctx context.Context, data []byte) {
+	var a announcement
+	if err := json.Unmarshal(data, &a); err != nil || a.Node == "" || a.AOR == "" || a.Contact == "" {
+		n.log.Debug("cluster: unreadable announcement", "err", err)
+		return
+	}
+	if a.Node == n.name {
+		return
+	}
+	k := pkey{a.AOR, a.Contact}
+	if a.Binding == nil {
+		for _, r := range n.pres.Remote(a.AOR) {
+			if r.Contact == a.Contact && r.Node == a.Node {
+				n.pres.RemoveRemote(a.AOR, a.Contact)
+			}
+		}
+		return
+	}
+	if a.Binding.AOR != a.AOR || a.Binding.Contact != a.Contact || a.Binding.Node != a.Node {
+		return
+	}
+	n.applyBinding(ctx, k, *a.Binding)
+}
+
 // maxConflicts bounds how often one publish re-reads a key that other
 // nodes keep writing before it gives up for a while.
 const maxConflicts = 6
@@ -215,14 +299,7 @@ const maxConflicts = 6
 // entry of this node's. When another node's entry is the newer
 // registration, this node yields the contact instead.
 func (n *Node) sync(ctx context.Context, kv jetstream.KeyValue, key string, k pkey) error {
-	var local *presence.Binding
-	for _, b := range n.pres.Bindings(k.aor) {
-		if b.Contact == k.contact {
-			b.Node = n.name
-			local = &b
-			break
-		}
-	}
+	local := n.localBinding(k)
 	for try := range maxConflicts {
 		if try > 0 {
 			// A read may be served by a replica a write behind: give it
