@@ -57,6 +57,13 @@ func (r *Replicated) subject(id string) string {
 // Stage stages m locally and publishes it to the bucket without waiting;
 // its Ack settles once both writes are durable.
 func (r *Replicated) Stage(ctx context.Context, m *msg.Message) (msg.Ack, error) {
+	select {
+	case <-r.ready:
+	default:
+		// Refused before it is stored here: a sender that tries again
+		// later must not find it delivered twice.
+		return nil, fmt.Errorf("%w: %w", msg.ErrNotStored, errNotReplicated)
+	}
 	a, err := r.inner.Stage(ctx, m)
 	if err != nil {
 		return nil, err
@@ -65,12 +72,6 @@ func (r *Replicated) Stage(ctx context.Context, m *msg.Message) (msg.Ack, error)
 		return a, nil // a copy of one already accepted, and so replicated
 	}
 	ra := &replAck{inner: a, m: m, futDone: make(chan struct{}), done: make(chan struct{})}
-	select {
-	case <-r.ready:
-	default:
-		ra.fail(errNotReplicated)
-		return ra, nil
-	}
 	data, err := json.Marshal(m)
 	if err == nil {
 		var fut jetstream.PubAckFuture
@@ -119,14 +120,30 @@ func (r *Replicated) open(ctx context.Context, js jetstream.JetStream, storage j
 // forgotten; one it does not know (its disk was lost) is staged again,
 // under an idempotency key from its old ID, so it is taken back once.
 func (r *Replicated) recover(ctx context.Context) {
-	keys, err := r.kv.ListKeysFiltered(ctx, r.keyPrefix()+">")
-	if err != nil {
-		if !errors.Is(err, jetstream.ErrNoKeysFound) {
-			r.n.log.Warn("cluster: list accepted copies", "err", err)
+	var keys jetstream.KeyLister
+	// Right after a restart the bucket may still be electing a leader or
+	// catching this node up: listing is retried until it answers.
+	for pause, tries := 250*time.Millisecond, 1; ; tries++ {
+		var err error
+		keys, err = r.kv.ListKeysFiltered(ctx, r.keyPrefix()+">")
+		if errors.Is(err, jetstream.ErrNoKeysFound) {
+			return
 		}
-		return
+		if err == nil {
+			break
+		}
+		if tries%10 == 0 {
+			r.n.log.Warn("cluster: cannot list accepted copies yet", "tries", tries, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 2*time.Second)
 	}
 	var restored, forgotten, seen int
+	var lost []string // keys of messages this store does not know
 	for key := range keys.Keys() {
 		seen++
 		id := strings.TrimPrefix(key, r.keyPrefix())
@@ -135,16 +152,37 @@ func (r *Replicated) recover(ctx context.Context) {
 		case found && final:
 			r.Forget(id)
 			forgotten++
-		case found:
-		default:
+		case !found:
+			lost = append(lost, key)
+		}
+	}
+	r.n.log.Debug("cluster: accepted copies listed", "keys", seen)
+	// Taking one back writes to the bucket, which may not take writes yet
+	// just after a restart: what fails is tried again for a while.
+	for pause, tries := 250*time.Millisecond, 0; len(lost) > 0 && tries < 12; tries++ {
+		if tries > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(pause):
+			}
+			pause = min(2*pause, 4*time.Second)
+		}
+		var again []string
+		for _, key := range lost {
+			id := strings.TrimPrefix(key, r.keyPrefix())
 			if err := r.restore(ctx, key, id); err != nil {
-				r.n.log.Warn("cluster: accepted message not taken back", "id", id, "err", err)
+				r.n.log.Debug("cluster: accepted message not taken back yet", "id", id, "err", err)
+				again = append(again, key)
 				continue
 			}
 			restored++
 		}
+		lost = again
 	}
-	r.n.log.Debug("cluster: accepted copies listed", "keys", seen)
+	for _, key := range lost {
+		r.n.log.Warn("cluster: accepted message not taken back; it stays in the bucket for the next start", "key", key)
+	}
 	if restored+forgotten > 0 {
 		r.n.log.Info("cluster: accepted copies taken back", "restored", restored, "forgotten", forgotten)
 	}
