@@ -84,6 +84,8 @@ type Presence interface {
 	Register(ctx context.Context, b presence.Binding) error
 	Unregister(ctx context.Context, aor msg.Address, contact string) error
 	Bindings(aor msg.Address) []presence.Binding
+	// Remote are the bindings other nodes of a cluster hold (Node set).
+	Remote(aor msg.Address) []presence.Binding
 }
 
 // Logins admits password logins and logs devices out (*login.Authenticator).

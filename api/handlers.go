@@ -172,7 +172,8 @@ func (s *Server) presenceAddr(ctx *fasthttp.RequestCtx, raw string) (msg.Address
 }
 
 func (s *Server) presenceView(a msg.Address) PresenceView {
-	bs := s.cfg.Presence.Bindings(a)
+	// In a cluster a user online at another node is online here too.
+	bs := append(s.cfg.Presence.Bindings(a), s.cfg.Presence.Remote(a)...)
 	if bs == nil {
 		bs = []presence.Binding{}
 	}
