@@ -82,12 +82,17 @@ type hist3 struct {
 // dictIndex finds the positions of the primed history by their exact
 // first 4 bytes, most recent first: a stateless frame searches the whole
 // dictionary with one probe and no false candidates. Built once per
-// profile.
+// profile. A slot keeps its key, count and positions together: one
+// cache line per probe.
 type dictIndex struct {
-	key  []uint32
-	pos  [][dictWays]uint16
-	n    []uint8 // positions held, at most dictWays
+	t    []dictSlot
 	mask uint32
+}
+
+type dictSlot struct {
+	key uint32
+	n   uint8 // positions held, at most dictWays
+	pos [dictWays]uint16
 }
 
 const dictWays = 8
@@ -101,36 +106,33 @@ func newDictIndex(h []byte, base uint32) *dictIndex {
 	for size < 2*len(distinct) {
 		size <<= 1
 	}
-	d := &dictIndex{key: make([]uint32, size), pos: make([][dictWays]uint16, size), n: make([]uint8, size), mask: uint32(size - 1)}
+	d := &dictIndex{t: make([]dictSlot, size), mask: uint32(size - 1)}
 	for i := 0; i+4 <= len(h); i++ {
 		k := binary.LittleEndian.Uint32(h[i:])
-		s := d.slot(k)
-		d.key[s] = k
-		e := &d.pos[s]
-		copy(e[1:], e[:dictWays-1])
-		e[0] = uint16(base + uint32(i))
-		d.n[s] = min(d.n[s]+1, dictWays)
+		e := d.slot(k)
+		e.key = k
+		copy(e.pos[1:], e.pos[:dictWays-1])
+		e.pos[0] = uint16(base + uint32(i))
+		e.n = min(e.n+1, dictWays)
 	}
 	return d
 }
 
 // slot is k's slot, or the empty one where it would go.
-func (d *dictIndex) slot(k uint32) uint32 {
+func (d *dictIndex) slot(k uint32) *dictSlot {
 	for s := k * 2654435761 >> 7 & d.mask; ; s = (s + 1) & d.mask {
-		if d.n[s] == 0 || d.key[s] == k {
-			return s
+		if e := &d.t[s]; e.n == 0 || e.key == k {
+			return e
 		}
 	}
 }
 
-// localIndex indexes the positions of one stateless frame; a bucket
-// whose gen is not the frame's is empty, so a frame starts without
-// clearing anything.
+// localIndex indexes the positions of one stateless frame; its counts
+// are cleared when a frame begins (a bucket holds min(n, locWays)
+// positions).
 type localIndex struct {
-	t   [1 << locBits][locWays]uint16
-	n   [1 << locBits]uint8
-	gen [1 << locBits]uint32
-	cur uint32
+	t [1 << locBits][locWays]uint16
+	n [1 << locBits]uint8
 }
 
 const (
@@ -171,11 +173,9 @@ func (h *hist3) insert(i int) {
 	pos := uint16(h.base + uint32(i))
 	if l := h.loc; l != nil {
 		x := hash3(h.b[i:]) >> (hashBits - locBits)
-		if l.gen[x] != l.cur {
-			l.gen[x], l.n[x] = l.cur, 0
-		}
-		l.t[x][l.n[x]%locWays] = pos
-		l.n[x]++
+		k := l.n[x]
+		l.t[x][k%locWays] = pos
+		l.n[x] = k + 1
 		return
 	}
 	x := hash3x(h.b[i:])
@@ -269,10 +269,16 @@ func (c *coder3) encodeSpan(rc *rcEncoder, span []byte, part int) {
 	h.b = append(h.b, span...)
 	b, end := h.b, len(h.b)
 	misses := 0 // positions since the last match: in random text, search every other one
+	// The lazy step's search at i+1 is the next position's search when
+	// the literal at i wins: nothing it depends on changes in between.
+	nextAt, nextLen, nextRep := -1, 0, 0
+	var nextDist uint32
 	for i := start; i < end; {
 		var bestLen, rep int
 		var bestDist uint32
-		if misses < skipAfter || misses&3 == 0 {
+		if i == nextAt {
+			bestLen, bestDist, rep = nextLen, nextDist, nextRep
+		} else if misses < skipAfter || misses&3 == 0 {
 			bestLen, bestDist, rep = h.find(run, i, end)
 		}
 		if bestLen == 0 {
@@ -297,8 +303,10 @@ func (c *coder3) encodeSpan(rc *rcEncoder, span []byte, part int) {
 		}
 		// Lazy step: a clearly better match one byte later wins.
 		if bestLen > 0 && bestLen < lazyBelow && i+1 < end {
-			if l2, _, rep2 := h.find(run, i+1, end); l2 > bestLen+1 || (l2 > bestLen && rep2 >= 0 && rep < 0) {
+			l2, d2, rep2 := h.find(run, i+1, end)
+			if l2 > bestLen+1 || (l2 > bestLen && rep2 >= 0 && rep < 0) {
 				bestLen = 0
+				nextAt, nextLen, nextDist, nextRep = i+1, l2, d2, rep2
 			}
 		}
 		s := run.state
@@ -370,7 +378,7 @@ func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep 
 	// then by 3-byte hash, then by 6-byte hash. Each is checked at its
 	// first byte and at the byte it must match to be better.
 	if l := h.loc; l != nil {
-		if x := hash3(b[i:]); l.gen[x] == l.cur {
+		if x := hash3(b[i:]) >> (hashBits - locBits); l.n[x] != 0 {
 			bk, n := &l.t[x], l.n[x]
 			for k := range min(n, locWays) {
 				d := int(uint16(cur - bk[(n-1-k)%locWays]))
@@ -388,8 +396,8 @@ func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep 
 	}
 	if dx := h.dict; dx != nil {
 		if maxLen >= 4 {
-			if s := dx.slot(binary.LittleEndian.Uint32(b[i:])); dx.n[s] > 0 {
-				for _, c := range dx.pos[s][:dx.n[s]] {
+			if e := dx.slot(binary.LittleEndian.Uint32(b[i:])); e.n > 0 {
+				for _, c := range e.pos[:e.n] {
 					d := int(uint16(cur - c))
 					if d == 0 || d > maxD || b[i-d+need-1] != b[i+need-1] {
 						continue

@@ -391,7 +391,7 @@ func (c *coder3) beginFrame(prof int) {
 		if c.loc == nil {
 			c.loc = new(localIndex)
 		}
-		c.loc.cur++
+		c.loc.n = [len(c.loc.n)]uint8{}
 		c.h.loc = c.loc
 	}
 	// The history is the primed one plus the last message: cut back to the
