@@ -87,6 +87,7 @@ type hist3 struct {
 type dictIndex struct {
 	t    []dictSlot
 	mask uint32
+	has  [1 << (dictHasBits - 6)]uint64 // by a hash of the key: whether any slot may hold it
 }
 
 type dictSlot struct {
@@ -95,7 +96,12 @@ type dictSlot struct {
 	pos [dictWays]uint16
 }
 
-const dictWays = 8
+const (
+	dictWays    = 8
+	dictHasBits = 17 // most text a frame searches is not in the dictionary: a small bit set says so without a probe
+)
+
+func dictHas(k uint32) uint32 { return k * 0x9E3779B1 >> (32 - dictHasBits) }
 
 func newDictIndex(h []byte, base uint32) *dictIndex {
 	distinct := map[uint32]bool{}
@@ -111,6 +117,7 @@ func newDictIndex(h []byte, base uint32) *dictIndex {
 		k := binary.LittleEndian.Uint32(h[i:])
 		e := d.slot(k)
 		e.key = k
+		d.has[dictHas(k)>>6] |= 1 << (dictHas(k) & 63)
 		copy(e.pos[1:], e.pos[:dictWays-1])
 		e.pos[0] = uint16(base + uint32(i))
 		e.n = min(e.n+1, dictWays)
@@ -396,7 +403,11 @@ func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep 
 	}
 	if dx := h.dict; dx != nil {
 		if maxLen >= 4 {
-			if e := dx.slot(binary.LittleEndian.Uint32(b[i:])); e.n > 0 {
+			k := binary.LittleEndian.Uint32(b[i:])
+			if hk := dictHas(k); dx.has[hk>>6]&(1<<(hk&63)) == 0 {
+				return bestLen, bestDist, rep
+			}
+			if e := dx.slot(k); e.n > 0 {
 				for _, c := range e.pos[:e.n] {
 					d := int(uint16(cur - c))
 					if d == 0 || d > maxD || b[i-d+need-1] != b[i+need-1] {
