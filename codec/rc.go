@@ -235,6 +235,9 @@ func (d *rcDecoder) uniform(n int) uint32 {
 // tree decodes an n-bit symbol (bit with the registers in locals: the
 // hot loop of every decoder).
 func (d *rcDecoder) tree(p []uint16, n int) uint32 {
+	if d.frozen {
+		return d.treeFrozen(p, n)
+	}
 	rng, code := d.rng, d.code
 	m := uint32(1)
 	for range n {
@@ -242,20 +245,44 @@ func (d *rcDecoder) tree(p []uint16, n int) uint32 {
 		bound := (rng >> probBits) * uint32(*q)
 		if code < bound {
 			rng = bound
-			if !d.frozen {
-				*q += (probOne - *q) >> moveBits
-			}
+			*q += (probOne - *q) >> moveBits
 			m <<= 1
 		} else {
 			code -= bound
 			rng -= bound
-			if !d.frozen {
-				*q -= *q >> moveBits
-			}
+			*q -= *q >> moveBits
 			m = m<<1 | 1
 		}
 		// One byte always restores rng >= 2^24: a probability is at least
 		// 31/2048 of the range, and so is its complement.
+		if rng < rcTopBits {
+			rng <<= 8
+			var c byte
+			if d.pos < len(d.in) {
+				c = d.in[d.pos]
+			}
+			d.pos++
+			code = code<<8 | uint32(c)
+		}
+	}
+	d.rng, d.code = rng, code
+	return m - 1<<uint(n)
+}
+
+// treeFrozen is tree without adapting p, which a stateless frame shares.
+func (d *rcDecoder) treeFrozen(p []uint16, n int) uint32 {
+	rng, code := d.rng, d.code
+	m := uint32(1)
+	for range n {
+		bound := (rng >> probBits) * uint32(p[m])
+		m <<= 1
+		if code < bound {
+			rng = bound
+		} else {
+			code -= bound
+			rng -= bound
+			m |= 1
+		}
 		if rng < rcTopBits {
 			rng <<= 8
 			var c byte
