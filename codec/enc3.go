@@ -65,7 +65,7 @@ func (c *coder3) encVersion(rc *rcEncoder, v uint8) {
 func (c *coder3) encStartLine(rc *rcEncoder, line []byte, bodyLen int) int {
 	// Response: VERSION SP CODE SP REASON.
 	if v, rest, ok := bytes.Cut(line, []byte{' '}); ok {
-		if vi, ok := versionIndex[string(v)]; ok {
+		if vi, ok := versionIndex.get(v); ok {
 			if cs, reason, ok := bytes.Cut(rest, []byte{' '}); ok {
 				if code, ok := parseUint(cs); ok && code < 1<<20 {
 					c.encStartKind(rc, start3Response)
@@ -77,7 +77,7 @@ func (c *coder3) encStartLine(rc *rcEncoder, line []byte, bodyLen int) int {
 						rc.tree(c.st.status[:], statusEsc, 8)
 						c.encNum(rc, clsStatus, code)
 					}
-					def := reasons[int(code)] == string(reason) && len(reason) > 0
+					def := reasonOf(code) == string(reason) && len(reason) > 0
 					if def {
 						rc.bit(&c.st.defRsn[0], 1)
 					} else {
@@ -91,11 +91,11 @@ func (c *coder3) encStartLine(rc *rcEncoder, line []byte, bodyLen int) int {
 	}
 	// Request: METHOD SP URI SP VERSION.
 	if i, j := bytes.IndexByte(line, ' '), bytes.LastIndexByte(line, ' '); i > 0 && j > i {
-		if vi, ok := versionIndex[string(line[j+1:])]; ok {
+		if vi, ok := versionIndex.get(line[j+1:]); ok {
 			c.encStartKind(rc, start3Request)
 			c.encNum(rc, clsBody, uint64(bodyLen))
 			c.encVersion(rc, vi)
-			m, ok := methodIndex[string(line[:i])]
+			m, ok := methodIndex.get(line[:i])
 			if !ok {
 				m = methodLit
 			}
@@ -157,7 +157,7 @@ func (c *coder3) encHeader(rc *rcEncoder, line []byte, bodyLen int) int {
 	if colon := bytes.Index(line, []byte(": ")); colon > 0 {
 		name, val = line[:colon], line[colon+2:]
 		op, ctx = op3LitName, ctxLitName
-		if ni, ok := name3Index[string(name)]; ok {
+		if ni, ok := name3Index.get(name); ok {
 			op = op3Name + int(ni)
 			ctx, key = nameCtx(op), val
 		}
@@ -217,7 +217,7 @@ func (c *coder3) encValue(rc *rcEncoder, ctx int, v []byte, bodyLen int) {
 			return
 		}
 	}
-	if t, ok := token3Index[string(v)]; ok {
+	if t, ok := token3Index.get(v); ok {
 		c.encKind(rc, ctx, k3Tok)
 		st := c.st
 		if t == st.tokLast[ctx] {
