@@ -690,8 +690,12 @@ func (c *coder3) decodeSpan(rc *rcDecoder, n, part int) ([]byte, error) {
 			h.b = b[:start]
 			return nil, errBadMatch
 		}
-		for k := range l {
-			b = append(b, b[i-d+k])
+		if d >= l {
+			b = append(b, b[i-d:i-d+l]...)
+		} else {
+			for k := range l { // overlapping: each byte may be one just copied
+				b = append(b, b[i-d+k])
+			}
 		}
 		if toCRLF {
 			// A CRLF may only end the text: the last byte of a match or

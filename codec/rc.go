@@ -104,6 +104,10 @@ func (e *rcEncoder) uniform(v uint32, n int) {
 
 // tree codes the n-bit symbol v with the bit tree p[1:1<<n].
 func (e *rcEncoder) tree(p []uint16, v uint32, n int) {
+	if e.frozen {
+		e.treeFrozen(p, v, n)
+		return
+	}
 	rng, low := e.rng, e.low
 	m := uint32(1)
 	for i := n - 1; i >= 0; i-- {
@@ -123,6 +127,28 @@ func (e *rcEncoder) tree(p []uint16, v uint32, n int) {
 			}
 		}
 		// One byte restores rng >= 2^24 (see rcDecoder.tree).
+		if rng < rcTopBits {
+			rng <<= 8
+			e.low = low
+			e.shiftLow()
+			low = e.low
+		}
+		m = m<<1 | b
+	}
+	e.rng, e.low = rng, low
+}
+
+// treeFrozen is tree without adapting p, and without a branch on the
+// bit (as rcDecoder.treeFrozen).
+func (e *rcEncoder) treeFrozen(p []uint16, v uint32, n int) {
+	rng, low := e.rng, e.low
+	m := uint32(1)
+	for i := n - 1; i >= 0; i-- {
+		b := v >> uint(i) & 1
+		bound := (rng >> probBits) * uint32(p[m])
+		one := -b
+		low += uint64(bound & one)
+		rng = bound + (rng-2*bound)&one
 		if rng < rcTopBits {
 			rng <<= 8
 			e.low = low
@@ -270,19 +296,18 @@ func (d *rcDecoder) tree(p []uint16, n int) uint32 {
 }
 
 // treeFrozen is tree without adapting p, which a stateless frame shares.
+// Frozen models leave more uncertain bits to guess than adapted ones: no
+// branch on the bit, whose mispredictions would cost more than the
+// arithmetic.
 func (d *rcDecoder) treeFrozen(p []uint16, n int) uint32 {
 	rng, code := d.rng, d.code
 	m := uint32(1)
 	for range n {
 		bound := (rng >> probBits) * uint32(p[m])
-		m <<= 1
-		if code < bound {
-			rng = bound
-		} else {
-			code -= bound
-			rng -= bound
-			m |= 1
-		}
+		zero := uint32((uint64(code) - uint64(bound)) >> 32) // all ones: the bit is 0
+		code -= bound &^ zero
+		rng = bound&zero | (rng-bound)&^zero
+		m = m<<1 | (zero + 1)
 		if rng < rcTopBits {
 			rng <<= 8
 			var c byte
