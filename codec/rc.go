@@ -160,6 +160,31 @@ func (e *rcEncoder) treeFrozen(p []uint16, v uint32, n int) {
 	e.rng, e.low = rng, low
 }
 
+// matchedFrozen is encMatchedLit with shared probabilities, without
+// branches on the bits (as treeFrozen).
+func (e *rcEncoder) matchedFrozen(p []uint16, c, mb byte) {
+	rng, low := e.rng, e.low
+	offs, sym, mbb := uint32(0x100), uint32(1), uint32(mb)
+	for i := 7; i >= 0; i-- {
+		mbb <<= 1
+		mbit := mbb & offs
+		b := uint32(c) >> uint(i) & 1
+		bound := (rng >> probBits) * uint32(p[offs+mbit+sym])
+		one := -b
+		low += uint64(bound & one)
+		rng = bound + (rng-2*bound)&one
+		if rng < rcTopBits {
+			rng <<= 8
+			e.low = low
+			e.shiftLow()
+			low = e.low
+		}
+		sym = sym<<1 | b
+		offs &^= mbit ^ b<<8 // the byte left the match byte's path
+	}
+	e.rng, e.low = rng, low
+}
+
 // finish ends the run and returns the output with this run appended.
 func (e *rcEncoder) finish() []byte {
 	// Any value in [low, low+rng) decodes the same symbols; take the one
@@ -320,6 +345,35 @@ func (d *rcDecoder) treeFrozen(p []uint16, n int) uint32 {
 	}
 	d.rng, d.code = rng, code
 	return m - 1<<uint(n)
+}
+
+// matchedFrozen is decMatchedLit with shared probabilities (as
+// treeFrozen).
+func (d *rcDecoder) matchedFrozen(p []uint16, mb byte) byte {
+	rng, code := d.rng, d.code
+	offs, sym, mbb := uint32(0x100), uint32(1), uint32(mb)
+	for range 8 {
+		mbb <<= 1
+		mbit := mbb & offs
+		bound := (rng >> probBits) * uint32(p[offs+mbit+sym])
+		zero := uint32((uint64(code) - uint64(bound)) >> 32)
+		code -= bound &^ zero
+		rng = bound&zero | (rng-bound)&^zero
+		b := zero + 1
+		sym = sym<<1 | b
+		offs &^= mbit ^ b<<8
+		if rng < rcTopBits {
+			rng <<= 8
+			var c byte
+			if d.pos < len(d.in) {
+				c = d.in[d.pos]
+			}
+			d.pos++
+			code = code<<8 | uint32(c)
+		}
+	}
+	d.rng, d.code = rng, code
+	return byte(sym)
 }
 
 // done reports whether the run read every byte of its input (an encoder
