@@ -323,15 +323,22 @@ func (d *rcDecoder) tree(p []uint16, n int) uint32 {
 // treeFrozen is tree without adapting p, which a stateless frame shares.
 // Frozen models leave more uncertain bits to guess than adapted ones: no
 // branch on the bit, whose mispredictions would cost more than the
-// arithmetic.
+// arithmetic; and both children's probabilities are loaded while the
+// bit is decoded, so the next step need not wait for a load.
 func (d *rcDecoder) treeFrozen(p []uint16, n int) uint32 {
 	rng, code := d.rng, d.code
 	m := uint32(1)
-	for range n {
-		bound := (rng >> probBits) * uint32(p[m])
+	q := uint32(p[1])
+	for k := range n {
+		var q0, q1 uint32
+		if k < n-1 {
+			q0, q1 = uint32(p[2*m]), uint32(p[2*m+1])
+		}
+		bound := (rng >> probBits) * q
 		zero := uint32((uint64(code) - uint64(bound)) >> 32) // all ones: the bit is 0
 		code -= bound &^ zero
 		rng = bound&zero | (rng-bound)&^zero
+		q = q0&zero | q1&^zero
 		m = m<<1 | (zero + 1)
 		if rng < rcTopBits {
 			rng <<= 8
@@ -348,20 +355,27 @@ func (d *rcDecoder) treeFrozen(p []uint16, n int) uint32 {
 }
 
 // matchedFrozen is decMatchedLit with shared probabilities (as
-// treeFrozen).
+// treeFrozen: both children loaded ahead).
 func (d *rcDecoder) matchedFrozen(p []uint16, mb byte) byte {
 	rng, code := d.rng, d.code
-	offs, sym, mbb := uint32(0x100), uint32(1), uint32(mb)
-	for range 8 {
-		mbb <<= 1
+	offs, sym, mbb := uint32(0x100), uint32(1), uint32(mb)<<1
+	q := uint32(p[offs+mbb&offs+sym])
+	for k := range 8 {
 		mbit := mbb & offs
-		bound := (rng >> probBits) * uint32(p[offs+mbit+sym])
+		mbb <<= 1
+		// The next index after a 0 and after a 1.
+		o0, o1 := offs&^mbit, offs&^(mbit^0x100)
+		var q0, q1 uint32
+		if k < 7 {
+			q0, q1 = uint32(p[o0+mbb&o0+sym<<1]), uint32(p[o1+mbb&o1+sym<<1|1])
+		}
+		bound := (rng >> probBits) * q
 		zero := uint32((uint64(code) - uint64(bound)) >> 32)
 		code -= bound &^ zero
 		rng = bound&zero | (rng-bound)&^zero
-		b := zero + 1
-		sym = sym<<1 | b
-		offs &^= mbit ^ b<<8
+		sym = sym<<1 | (zero + 1)
+		offs = o0&zero | o1&^zero
+		q = q0&zero | q1&^zero
 		if rng < rcTopBits {
 			rng <<= 8
 			var c byte
