@@ -146,9 +146,16 @@ func (e *rcEncoder) treeFrozen(p []uint16, v uint32, n int) {
 	for i := n - 1; i >= 0; i-- {
 		b := v >> uint(i) & 1
 		bound := (rng >> probBits) * uint32(p[m])
-		one := -b
-		low += uint64(bound & one)
-		rng = bound + (rng-2*bound)&one
+		r1, l1 := rng-bound, low+uint64(bound)
+		// One condition per assignment: the compiler makes them
+		// conditional moves.
+		rng = bound
+		if b != 0 {
+			rng = r1
+		}
+		if b != 0 {
+			low = l1
+		}
 		if rng < rcTopBits {
 			rng <<= 8
 			e.low = low
@@ -170,9 +177,14 @@ func (e *rcEncoder) matchedFrozen(p []uint16, c, mb byte) {
 		mbit := mbb & offs
 		b := uint32(c) >> uint(i) & 1
 		bound := (rng >> probBits) * uint32(p[offs+mbit+sym])
-		one := -b
-		low += uint64(bound & one)
-		rng = bound + (rng-2*bound)&one
+		r1, l1 := rng-bound, low+uint64(bound)
+		rng = bound
+		if b != 0 {
+			rng = r1
+		}
+		if b != 0 {
+			low = l1
+		}
 		if rng < rcTopBits {
 			rng <<= 8
 			e.low = low
@@ -335,11 +347,25 @@ func (d *rcDecoder) treeFrozen(p []uint16, n int) uint32 {
 			q0, q1 = uint32(p[2*m]), uint32(p[2*m+1])
 		}
 		bound := (rng >> probBits) * q
-		zero := uint32((uint64(code) - uint64(bound)) >> 32) // all ones: the bit is 0
-		code -= bound &^ zero
-		rng = bound&zero | (rng-bound)&^zero
-		q = q0&zero | q1&^zero
-		m = m<<1 | (zero + 1)
+		r1, c1 := rng-bound, code-bound
+		// One condition per assignment: the compiler makes them
+		// conditional moves.
+		one := code >= bound
+		rng, q = bound, q0
+		if one {
+			rng = r1
+		}
+		if one {
+			code = c1
+		}
+		if one {
+			q = q1
+		}
+		var b uint32
+		if one {
+			b = 1
+		}
+		m = m<<1 | b
 		if rng < rcTopBits {
 			rng <<= 8
 			var c byte
@@ -370,12 +396,24 @@ func (d *rcDecoder) matchedFrozen(p []uint16, mb byte) byte {
 			q0, q1 = uint32(p[o0+mbb&o0+sym<<1]), uint32(p[o1+mbb&o1+sym<<1|1])
 		}
 		bound := (rng >> probBits) * q
-		zero := uint32((uint64(code) - uint64(bound)) >> 32)
-		code -= bound &^ zero
-		rng = bound&zero | (rng-bound)&^zero
-		sym = sym<<1 | (zero + 1)
-		offs = o0&zero | o1&^zero
-		q = q0&zero | q1&^zero
+		r1, c1 := rng-bound, code-bound
+		one := code >= bound
+		rng, q = bound, q0
+		if one {
+			rng = r1
+		}
+		if one {
+			code = c1
+		}
+		if one {
+			q = q1
+		}
+		var b uint32
+		if one {
+			b = 1
+		}
+		offs = o0 ^ (o0^o1)&-b
+		sym = sym<<1 | b
 		if rng < rcTopBits {
 			rng <<= 8
 			var c byte
