@@ -380,16 +380,20 @@ func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep 
 	}
 	cur := uint16(h.base + uint32(i))
 	maxD := min(lz3Window, i)
-	c0 := b[i]
 	// Candidates most recent first: this frame's positions (stateless),
 	// then by 3-byte hash, then by 6-byte hash. Each is checked at its
 	// first byte and at the byte it must match to be better.
 	if l := h.loc; l != nil {
 		if x := hash3(b[i:]) >> (hashBits - locBits); l.n[x] != 0 {
 			bk, n := &l.t[x], l.n[x]
-			for k := range min(n, locWays) {
-				d := int(uint16(cur - bk[(n-1-k)%locWays]))
-				if d == 0 || d > maxD || b[i-d] != c0 || b[i-d+need-1] != b[i+need-1] {
+			var ds [locWays]uint16
+			hits := firstByteHits(b, i, maxD, cur, bk[:], n, ds[:])
+			if n < locWays {
+				hits &= 1<<n - 1
+			}
+			for ; hits != 0; hits &= hits - 1 {
+				d := int(ds[bits.TrailingZeros32(hits)])
+				if b[i-d+need-1] != b[i+need-1] {
 					continue
 				}
 				if m := matchLen(b, i, i-d, maxLen); m >= need {
@@ -426,9 +430,10 @@ func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep 
 	}
 	x := hash3x(b[i:])
 	bk, n := &h.hash.t3[x], h.hash.n3[x]
-	for k := range uint8(t3Ways) {
-		d := int(uint16(cur - bk[(n-1-k)%t3Ways]))
-		if d == 0 || d > maxD || b[i-d] != c0 || b[i-d+need-1] != b[i+need-1] {
+	var ds [t3Ways]uint16
+	for hits := firstByteHits(b, i, maxD, cur, bk[:], n, ds[:]); hits != 0; hits &= hits - 1 {
+		d := int(ds[bits.TrailingZeros32(hits)])
+		if b[i-d+need-1] != b[i+need-1] {
 			continue
 		}
 		if m := matchLen(b, i, i-d, maxLen); m >= need {
@@ -441,9 +446,10 @@ func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep 
 	if maxLen >= 6 {
 		y := hash6(b[i:])
 		bk, n := &h.hash.t6[y], h.hash.n6[y]
-		for k := range uint8(long6Ways) {
-			d := int(uint16(cur - bk[(n-1-k)%long6Ways]))
-			if d == 0 || d > maxD || b[i-d] != c0 || b[i-d+need-1] != b[i+need-1] {
+		var ds [long6Ways]uint16
+		for hits := firstByteHits(b, i, maxD, cur, bk[:], n, ds[:]); hits != 0; hits &= hits - 1 {
+			d := int(ds[bits.TrailingZeros32(hits)])
+			if b[i-d+need-1] != b[i+need-1] {
 				continue
 			}
 			if m := matchLen(b, i, i-d, maxLen); m >= need {
@@ -455,6 +461,35 @@ func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep 
 		}
 	}
 	return bestLen, bestDist, rep
+}
+
+// firstByteHits returns the distances of a bucket's positions, most
+// recent first (n: positions ever written to the ring bk), and a bit per
+// position within maxD whose byte is b[i]: most candidates fail there,
+// and testing them all without a branch each costs less than guessing.
+func firstByteHits(b []byte, i, maxD int, cur uint16, bk []uint16, n uint8, ds []uint16) uint32 {
+	c0 := b[i]
+	ways := len(bk) // a power of two
+	ds = ds[:ways]
+	var hits uint32
+	for k := range ways {
+		d := cur - bk[(int(n)-1-k)&(ways-1)]
+		ds[k] = d
+		valid := uint32(d)-1 < uint32(maxD) // 1 <= d <= maxD <= i
+		j := i
+		if valid {
+			j = i - int(d)
+		}
+		var hit uint32
+		if b[j] == c0 {
+			hit = 1
+		}
+		if !valid {
+			hit = 0
+		}
+		hits |= hit << k
+	}
+	return hits
 }
 
 func digitBits(n int) int { return bits.Len64(pow10[n] - 1) }
