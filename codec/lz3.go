@@ -475,19 +475,13 @@ func firstByteHits(b []byte, i, maxD int, cur uint16, bk []uint16, n uint8, ds [
 	for k := range ways {
 		d := cur - bk[(int(n)-1-k)&(ways-1)]
 		ds[k] = d
-		valid := uint32(d)-1 < uint32(maxD) // 1 <= d <= maxD <= i
-		j := i
-		if valid {
-			j = i - int(d)
-		}
+		x := int(d) - 1
+		ok := ^((x | (maxD - 1 - x)) >> 63) // all ones when 1 <= d <= maxD (<= i)
 		var hit uint32
-		if b[j] == c0 {
+		if b[i-int(d)&ok] == c0 {
 			hit = 1
 		}
-		if !valid {
-			hit = 0
-		}
-		hits |= hit << k
+		hits |= hit & uint32(ok) << (uint(k) & 31)
 	}
 	return hits
 }
