@@ -14,16 +14,47 @@ func (c *coder3) encodeMessage(rc *rcEncoder, msg []byte) {
 		return
 	}
 	head, body := msg[:sep], msg[sep+4:]
-	line, rest, more := bytes.Cut(head, crlfcrlf[:2])
+	line, rest, more := cutCRLF(head)
 	c.msgCtx = c.encStartLine(rc, line, len(body))
 	c.prevOp, c.prevOp2 = opFirst, opFirst
 	for more {
-		line, rest, more = bytes.Cut(rest, crlfcrlf[:2])
+		line, rest, more = cutCRLF(rest)
 		op := c.encHeader(rc, line, len(body))
 		c.prevOp, c.prevOp2 = op, c.prevOp
 	}
 	c.encOp(rc, op3End)
 	c.encSpan(rc, body, partBody, c.bodySlot())
+}
+
+// cutCRLF is bytes.Cut(b, "\r\n") by a search for the CR alone, which
+// is rare in a header line.
+func cutCRLF(b []byte) (line, rest []byte, found bool) {
+	for off := 0; ; {
+		i := bytes.IndexByte(b[off:], '\r')
+		if i < 0 {
+			return b, nil, false
+		}
+		off += i
+		if off+1 < len(b) && b[off+1] == '\n' {
+			return b[:off], b[off+2:], true
+		}
+		off++
+	}
+}
+
+// indexColonSP is bytes.Index(line, ": ") by a search for the colon.
+func indexColonSP(line []byte) int {
+	for off := 0; ; {
+		i := bytes.IndexByte(line[off:], ':')
+		if i < 0 {
+			return -1
+		}
+		off += i
+		if off+1 < len(line) && line[off+1] == ' ' {
+			return off
+		}
+		off++
+	}
 }
 
 func (c *coder3) encSpan(rc *rcEncoder, t []byte, part, slot int) {
@@ -154,7 +185,7 @@ func (c *coder3) encOp(rc *rcEncoder, op int) {
 func (c *coder3) encHeader(rc *rcEncoder, line []byte, bodyLen int) int {
 	op, ctx, key := op3LitLine, ctxLitLine, line
 	var name, val []byte
-	if colon := bytes.Index(line, []byte(": ")); colon > 0 {
+	if colon := indexColonSP(line); colon > 0 {
 		name, val = line[:colon], line[colon+2:]
 		op, ctx = op3LitName, ctxLitName
 		if ni, ok := name3Index.get(name); ok {

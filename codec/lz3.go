@@ -164,12 +164,25 @@ const (
 	long6Ways = 4
 )
 
-func hash3x(b []byte) uint32 {
-	return (uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16) * 2654435761 >> (32 - t3Bits)
+// hash3x is the t3 bucket of the 3 bytes at b[i:] (hash3 with t3Bits).
+func hash3x(b []byte, i int) uint32 {
+	var v uint32
+	if i+4 <= len(b) { // one load where it fits
+		v = binary.LittleEndian.Uint32(b[i:]) & 0xFFFFFF
+	} else {
+		v = uint32(b[i]) | uint32(b[i+1])<<8 | uint32(b[i+2])<<16
+	}
+	return v * 2654435761 >> (32 - t3Bits)
 }
 
-func hash6(b []byte) uint32 {
-	v := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 | uint64(b[4])<<32 | uint64(b[5])<<40
+// hash6 is the t6 bucket of the 6 bytes at b[i:].
+func hash6(b []byte, i int) uint32 {
+	var v uint64
+	if i+8 <= len(b) {
+		v = binary.LittleEndian.Uint64(b[i:]) & (1<<48 - 1)
+	} else {
+		v = uint64(b[i]) | uint64(b[i+1])<<8 | uint64(b[i+2])<<16 | uint64(b[i+3])<<24 | uint64(b[i+4])<<32 | uint64(b[i+5])<<40
+	}
 	return uint32(v * 0x9E3779B97F4A7C15 >> (64 - long6Bits))
 }
 
@@ -179,17 +192,17 @@ func (h *hist3) insert(i int) {
 	}
 	pos := uint16(h.base + uint32(i))
 	if l := h.loc; l != nil {
-		x := hash3(h.b[i:]) >> (hashBits - locBits)
+		x := hash3x(h.b, i) >> (t3Bits - locBits)
 		k := l.n[x]
 		l.t[x][k%locWays] = pos
 		l.n[x] = k + 1
 		return
 	}
-	x := hash3x(h.b[i:])
+	x := hash3x(h.b, i)
 	h.hash.t3[x][h.hash.n3[x]%t3Ways] = pos
 	h.hash.n3[x]++
 	if i+6 <= len(h.b) {
-		y := hash6(h.b[i:])
+		y := hash6(h.b, i)
 		h.hash.t6[y][h.hash.n6[y]%long6Ways] = pos
 		h.hash.n6[y]++
 	}
@@ -384,7 +397,7 @@ func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep 
 	// then by 3-byte hash, then by 6-byte hash. Each is checked at its
 	// first byte and at the byte it must match to be better.
 	if l := h.loc; l != nil {
-		if x := hash3(b[i:]) >> (hashBits - locBits); l.n[x] != 0 {
+		if x := hash3x(b, i) >> (t3Bits - locBits); l.n[x] != 0 {
 			bk, n := &l.t[x], l.n[x]
 			var ds [locWays]uint16
 			hits := firstByteHits(b, i, maxD, cur, bk[:], n, ds[:])
@@ -428,7 +441,7 @@ func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep 
 		}
 		return bestLen, bestDist, rep
 	}
-	x := hash3x(b[i:])
+	x := hash3x(b, i)
 	bk, n := &h.hash.t3[x], h.hash.n3[x]
 	var ds [t3Ways]uint16
 	for hits := firstByteHits(b, i, maxD, cur, bk[:], n, ds[:]); hits != 0; hits &= hits - 1 {
@@ -444,7 +457,7 @@ func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep 
 		}
 	}
 	if maxLen >= 6 {
-		y := hash6(b[i:])
+		y := hash6(b, i)
 		bk, n := &h.hash.t6[y], h.hash.n6[y]
 		var ds [long6Ways]uint16
 		for hits := firstByteHits(b, i, maxD, cur, bk[:], n, ds[:]); hits != 0; hits &= hits - 1 {
