@@ -232,40 +232,59 @@ func lit3Probs(p *[n3Probs]uint16, part int, prev byte) []uint16 {
 	return p[q3Lit+(part<<1|int(prev>>7))*litSize:][:litSize]
 }
 
-func isLowerHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
-func isUpperHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'A' && c <= 'F' }
+// Character classes of items: one table load per byte.
+const (
+	clDigit    = 1
+	clLowerHex = 2 // a-f
+	clUpperHex = 4 // A-F
+)
+
+var charClass = func() (t [256]uint8) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = clDigit
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = clLowerHex
+		t[c-'a'+'A'] = clUpperHex
+	}
+	return t
+}()
+
+// hexRun is the length of the run of class cl (with digits) at b[i:end],
+// at most maxHexItem, and whether it has a letter.
+func hexRun(b []byte, i, end int, cl uint8) (n int, letter bool) {
+	k := i
+	for k < end && k-i < maxHexItem && charClass[b[k]]&(clDigit|cl) != 0 {
+		letter = letter || charClass[b[k]] == cl
+		k++
+	}
+	return k - i, letter
+}
 
 // item reports an item starting at b[i] (of the span b[start:end]): its
 // length, and whether it is hexadecimal (upper case: upper).
 func item(b []byte, i, start, end int) (n int, hex, upper bool) {
-	c := b[i]
-	if !isLowerHex(c) && !isUpperHex(c) {
+	c := charClass[b[i]]
+	if c == 0 {
 		return 0, false, false
 	}
-	// Hex runs start where the run of their case starts.
-	if i == start || !isLowerHex(b[i-1]) {
-		k, letter := i, false
-		for k < end && k-i < maxHexItem && isLowerHex(b[k]) {
-			letter = letter || b[k] > '9'
-			k++
-		}
-		if letter && k-i >= minHexItem {
-			return k - i, true, false
+	var p uint8 // the class of the byte before: runs start where their class starts
+	if i > start {
+		p = charClass[b[i-1]]
+	}
+	if c&(clDigit|clLowerHex) != 0 && p&(clDigit|clLowerHex) == 0 {
+		if k, letter := hexRun(b, i, end, clLowerHex); letter && k >= minHexItem {
+			return k, true, false
 		}
 	}
-	if i == start || !isUpperHex(b[i-1]) {
-		k, letter := i, false
-		for k < end && k-i < maxHexItem && isUpperHex(b[k]) {
-			letter = letter || b[k] > '9'
-			k++
-		}
-		if letter && k-i >= minHexItem {
-			return k - i, true, true
+	if c&(clDigit|clUpperHex) != 0 && p&(clDigit|clUpperHex) == 0 {
+		if k, letter := hexRun(b, i, end, clUpperHex); letter && k >= minHexItem {
+			return k, true, true
 		}
 	}
-	if isDigit(c) && (i == start || !isDigit(b[i-1])) {
+	if c == clDigit && p != clDigit {
 		k := i
-		for k < end && isDigit(b[k]) {
+		for k < end && charClass[b[k]] == clDigit {
 			k++
 		}
 		if n := k - i; n >= minDigitItem && n <= maxDigitItem {
