@@ -113,19 +113,22 @@ func (e *rcEncoder) tree(p []uint16, v uint32, n int) {
 	for i := n - 1; i >= 0; i-- {
 		b := v >> uint(i) & 1
 		q := &p[m]
-		bound := (rng >> probBits) * uint32(*q)
-		if b == 0 {
-			rng = bound
-			if !e.frozen {
-				*q += (probOne - *q) >> moveBits
-			}
-		} else {
-			low += uint64(bound)
-			rng -= bound
-			if !e.frozen {
-				*q -= *q >> moveBits
-			}
+		pq := uint32(*q)
+		bound := (rng >> probBits) * pq
+		r1, l1 := rng-bound, low+uint64(bound)
+		q0, q1 := pq+(probOne-pq)>>moveBits, pq-pq>>moveBits
+		// As treeFrozen: conditional moves, not branches on the bit.
+		rng = bound
+		if b != 0 {
+			rng = r1
 		}
+		if b != 0 {
+			low = l1
+		}
+		if b != 0 {
+			q0 = q1
+		}
+		*q = uint16(q0)
 		// One byte restores rng >= 2^24 (see rcDecoder.tree).
 		if rng < rcTopBits {
 			rng <<= 8
