@@ -418,8 +418,8 @@ func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep 
 	if l := h.loc; l != nil {
 		if x := hash3x(b, i) >> (t3Bits - locBits); l.n[x] != 0 {
 			bk, n := &l.t[x], l.n[x]
-			var ds [locWays]uint16
-			hits := firstByteHits(b, i, maxD, cur, bk[:], n, ds[:])
+			var ds [t3Ways]uint16
+			hits := h.firstByteHits(i, maxD, bk[:], n, &ds)
 			if n < locWays {
 				hits &= 1<<n - 1
 			}
@@ -463,7 +463,7 @@ func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep 
 	x := hash3x(b, i)
 	bk, n := &h.hash.t3[x], h.hash.n3[x]
 	var ds [t3Ways]uint16
-	for hits := firstByteHits(b, i, maxD, cur, bk[:], n, ds[:]); hits != 0; hits &= hits - 1 {
+	for hits := h.firstByteHits(i, maxD, bk[:], n, &ds); hits != 0; hits &= hits - 1 {
 		d := int(ds[bits.TrailingZeros32(hits)])
 		if b[i-d+need-1] != b[i+need-1] {
 			continue
@@ -478,8 +478,8 @@ func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep 
 	if maxLen >= 6 {
 		y := hash6(b, i)
 		bk, n := &h.hash.t6[y], h.hash.n6[y]
-		var ds [long6Ways]uint16
-		for hits := firstByteHits(b, i, maxD, cur, bk[:], n, ds[:]); hits != 0; hits &= hits - 1 {
+		var ds [t3Ways]uint16
+		for hits := h.firstByteHits(i, maxD, bk[:], n, &ds); hits != 0; hits &= hits - 1 {
 			d := int(ds[bits.TrailingZeros32(hits)])
 			if b[i-d+need-1] != b[i+need-1] {
 				continue
@@ -499,16 +499,18 @@ func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep 
 // recent first (n: positions ever written to the ring bk), and a bit per
 // position within maxD whose byte is b[i]: most candidates fail there,
 // and testing them all without a branch each costs less than guessing.
-func firstByteHits(b []byte, i, maxD int, cur uint16, bk []uint16, n uint8, ds []uint16) uint32 {
+func (h *hist3) firstByteHits(i, maxD int, bk []uint16, n uint8, ds *[t3Ways]uint16) uint32 {
+	b := h.b
 	c0 := b[i]
-	ways := len(bk) // a power of two
-	ds = ds[:ways]
+	cur := uint16(h.base + uint32(i))
+	ways := min(len(bk), t3Ways) // a power of two
+	top, lim := int(n)-1, maxD-1
 	var hits uint32
 	for k := range ways {
-		d := cur - bk[(int(n)-1-k)&(ways-1)]
+		d := cur - bk[(top-k)&(ways-1)]
 		ds[k] = d
 		x := int(d) - 1
-		ok := ^((x | (maxD - 1 - x)) >> 63) // all ones when 1 <= d <= maxD (<= i)
+		ok := ^((x | (lim - x)) >> 63) // all ones when 1 <= d <= maxD (<= i)
 		var hit uint32
 		if b[i-int(d)&ok] == c0 {
 			hit = 1
