@@ -785,9 +785,7 @@ func (c *coder3) decItem(rc *rcDecoder, b []byte, part, end int) ([]byte, bool) 
 		if !ok || n < minDigitItem || len(b)+n > end {
 			return b, false
 		}
-		for k := n - 1; k >= 0; k-- {
-			b = append(b, byte('0'+v/pow10[k]%10))
-		}
+		b = appendDigits(b, v, n)
 		c.anchor(prev, at+uint32(n))
 		return b, true
 	}
@@ -807,6 +805,18 @@ func (c *coder3) decItem(rc *rcDecoder, b []byte, part, end int) ([]byte, bool) 
 		}
 	}
 	return b, true
+}
+
+// appendDigits appends v as exactly n decimal digits (leading zeros),
+// dividing by the constant 10 (a multiplication) rather than by powers
+// of ten from a table.
+func appendDigits(b []byte, v uint64, n int) []byte {
+	var buf [maxDigitItem]byte
+	for k := n - 1; k >= 0; k-- {
+		buf[k] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(b, buf[:n]...)
 }
 
 // numCache holds recent numbers (value and digit count), most recent
