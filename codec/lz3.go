@@ -350,17 +350,21 @@ func (c *coder3) encodeSpan(rc *rcEncoder, span []byte, part int) {
 		}
 		s := run.state
 		if bestLen == 0 {
-			rc.bit(&p[q3IsMatch+int(s)], 0)
-			rc.bit(&p[q3IsItem+int(s)], 0)
 			var prev byte
 			if i > 0 {
 				prev = b[i-1]
 			}
 			probs := lit3Probs(p, part, prev)
-			if s >= 7 && int(run.rep[0]) <= i && run.rep[0] > 0 {
-				encMatchedLit(rc, probs, b[i], b[i-int(run.rep[0])])
+			if matched := s >= 7 && int(run.rep[0]) <= i && run.rep[0] > 0; rc.frozen && !matched {
+				rc.frozenLiteral(p[q3IsMatch+int(s)], p[q3IsItem+int(s)], probs, b[i])
 			} else {
-				rc.tree(probs, uint32(b[i]), 8)
+				rc.bit(&p[q3IsMatch+int(s)], 0)
+				rc.bit(&p[q3IsItem+int(s)], 0)
+				if matched {
+					encMatchedLit(rc, probs, b[i], b[i-int(run.rep[0])])
+				} else {
+					rc.tree(probs, uint32(b[i]), 8)
+				}
 			}
 			run.state = stateAfterLit(s)
 			i++
@@ -709,7 +713,32 @@ func (c *coder3) decodeSpan(rc *rcDecoder, n, part int) ([]byte, error) {
 		}
 		i := len(b)
 		s := run.state
-		if rc.bit(&p[q3IsMatch+int(s)]) == 0 {
+		kind := litMatch
+		if rc.frozen {
+			var prev byte
+			if i > 0 {
+				prev = b[i-1]
+			}
+			mb := -1
+			if s >= 7 && int(run.rep[0]) <= i && run.rep[0] > 0 {
+				mb = int(b[i-int(run.rep[0])])
+			}
+			var ch byte
+			switch kind, ch = rc.frozenLiteral(p[q3IsMatch+int(s)], p[q3IsItem+int(s)], lit3Probs(p, part, prev), mb); kind {
+			case litByte:
+				b = append(b, ch)
+				run.state = stateAfterLit(s)
+				continue
+			case litItem:
+				var ok bool
+				if b, ok = c.decItem(rc, b, part, end); !ok {
+					h.b = b[:start]
+					return nil, errBadItem
+				}
+				run.state = stateAfterLit(s)
+				continue
+			}
+		} else if rc.bit(&p[q3IsMatch+int(s)]) == 0 {
 			if rc.bit(&p[q3IsItem+int(s)]) == 1 {
 				var ok bool
 				if b, ok = c.decItem(rc, b, part, end); !ok {

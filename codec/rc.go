@@ -200,6 +200,20 @@ func (e *rcEncoder) matchedFrozen(p []uint16, c, mb byte) {
 	e.rng, e.low = rng, low
 }
 
+// frozenLiteral codes, with shared read-only probabilities, "no match"
+// (pm), "no item" (pi) and the byte c by probs: one call for what takes
+// four on the general path, at every literal of a stateless frame.
+func (e *rcEncoder) frozenLiteral(pm, pi uint16, probs []uint16, c byte) {
+	for _, q := range [2]uint16{pm, pi} {
+		e.rng = (e.rng >> probBits) * uint32(q)
+		if e.rng < rcTopBits {
+			e.rng <<= 8
+			e.shiftLow()
+		}
+	}
+	e.treeFrozen(probs, uint32(c), 8)
+}
+
 // finish ends the run and returns the output with this run appended.
 func (e *rcEncoder) finish() []byte {
 	// Any value in [low, low+rng) decodes the same symbols; take the one
@@ -429,6 +443,41 @@ func (d *rcDecoder) matchedFrozen(p []uint16, mb byte) byte {
 	}
 	d.rng, d.code = rng, code
 	return byte(sym)
+}
+
+// Outcomes of rcDecoder.frozenLiteral.
+const (
+	litByte  = iota // a literal byte
+	litMatch        // a match follows
+	litItem         // an item follows
+)
+
+// frozenLiteral decodes, with shared read-only probabilities, whether a
+// match follows (pm), else whether an item follows (pi), else a byte by
+// probs, matched against mb when mb >= 0: one call for what takes four
+// on the general path, at every literal of a stateless frame.
+func (d *rcDecoder) frozenLiteral(pm, pi uint16, probs []uint16, mb int) (kind int, c byte) {
+	for k, q := range [2]uint16{pm, pi} {
+		bound := (d.rng >> probBits) * uint32(q)
+		one := d.code >= bound
+		if one {
+			d.code -= bound
+			d.rng -= bound
+		} else {
+			d.rng = bound
+		}
+		if d.rng < rcTopBits {
+			d.rng <<= 8
+			d.code = d.code<<8 | uint32(d.next())
+		}
+		if one {
+			return litMatch + k, 0
+		}
+	}
+	if mb >= 0 {
+		return litByte, d.matchedFrozen(probs, byte(mb))
+	}
+	return litByte, byte(d.treeFrozen(probs, 8))
 }
 
 // done reports whether the run read every byte of its input (an encoder
