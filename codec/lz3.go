@@ -198,13 +198,24 @@ func (h *hist3) insert(i int) {
 		l.n[x] = k + 1
 		return
 	}
+	m := h.hash
+	if i+8 <= len(h.b) { // both hashes from one load
+		v := binary.LittleEndian.Uint64(h.b[i:])
+		x := uint32(v&0xFFFFFF) * 2654435761 >> (32 - t3Bits)
+		y := uint32(v & (1<<48 - 1) * 0x9E3779B97F4A7C15 >> (64 - long6Bits))
+		m.t3[x][m.n3[x]%t3Ways] = pos
+		m.n3[x]++
+		m.t6[y][m.n6[y]%long6Ways] = pos
+		m.n6[y]++
+		return
+	}
 	x := hash3x(h.b, i)
-	h.hash.t3[x][h.hash.n3[x]%t3Ways] = pos
-	h.hash.n3[x]++
+	m.t3[x][m.n3[x]%t3Ways] = pos
+	m.n3[x]++
 	if i+6 <= len(h.b) {
 		y := hash6(h.b, i)
-		h.hash.t6[y][h.hash.n6[y]%long6Ways] = pos
-		h.hash.n6[y]++
+		m.t6[y][m.n6[y]%long6Ways] = pos
+		m.n6[y]++
 	}
 }
 
