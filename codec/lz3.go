@@ -398,10 +398,12 @@ func (c *coder3) encodeSpan(rc *rcEncoder, span []byte, part int) {
 			run.state = stateAfterMatch(s)
 		}
 		// Inside a long match, index its head and tail only.
-		for k := i + 1; k < i+bestLen; k++ {
-			if k < i+16 || k >= i+bestLen-4 {
-				h.insert(k)
-			}
+		head := min(i+bestLen, i+16)
+		for k := i + 1; k < head; k++ {
+			h.insert(k)
+		}
+		for k := max(head, i+bestLen-4); k < i+bestLen; k++ {
+			h.insert(k)
 		}
 		i += bestLen
 	}
