@@ -453,3 +453,20 @@ func TestStatelessFramesIndependent(t *testing.T) {
 		}
 	}
 }
+
+// TestHeaderSplitters: the header line and name splitters find what
+// bytes.Cut and bytes.Index find, stray CRs and colons included.
+func TestHeaderSplitters(t *testing.T) {
+	for _, s := range []string{"", "\r", "\n", "\r\n", "a\rb\r\nc", "\r\r\n", "abc", "a\r", "x\r\ny\r\nz",
+		":", ": ", "a:b: c", "a::  b", "a:", "Via: SIP/2.0/UDP a:5060", "::", "a:\r\n: "} {
+		b := []byte(s)
+		l, r, ok := cutCRLF(b)
+		wl, wr, wok := bytes.Cut(b, []byte("\r\n"))
+		if !bytes.Equal(l, wl) || !bytes.Equal(r, wr) || ok != wok {
+			t.Errorf("cutCRLF(%q) = %q, %q, %v; want %q, %q, %v", s, l, r, ok, wl, wr, wok)
+		}
+		if got, want := indexColonSP(b), bytes.Index(b, []byte(": ")); got != want {
+			t.Errorf("indexColonSP(%q) = %d, want %d", s, got, want)
+		}
+	}
+}

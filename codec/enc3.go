@@ -14,16 +14,47 @@ func (c *coder3) encodeMessage(rc *rcEncoder, msg []byte) {
 		return
 	}
 	head, body := msg[:sep], msg[sep+4:]
-	line, rest, more := bytes.Cut(head, crlfcrlf[:2])
+	line, rest, more := cutCRLF(head)
 	c.msgCtx = c.encStartLine(rc, line, len(body))
 	c.prevOp, c.prevOp2 = opFirst, opFirst
 	for more {
-		line, rest, more = bytes.Cut(rest, crlfcrlf[:2])
+		line, rest, more = cutCRLF(rest)
 		op := c.encHeader(rc, line, len(body))
 		c.prevOp, c.prevOp2 = op, c.prevOp
 	}
 	c.encOp(rc, op3End)
 	c.encSpan(rc, body, partBody, c.bodySlot())
+}
+
+// cutCRLF is bytes.Cut(b, "\r\n") by a search for the CR alone, which
+// is rare in a header line.
+func cutCRLF(b []byte) (line, rest []byte, found bool) {
+	for off := 0; ; {
+		i := bytes.IndexByte(b[off:], '\r')
+		if i < 0 {
+			return b, nil, false
+		}
+		off += i
+		if off+1 < len(b) && b[off+1] == '\n' {
+			return b[:off], b[off+2:], true
+		}
+		off++
+	}
+}
+
+// indexColonSP is bytes.Index(line, ": ") by a search for the colon.
+func indexColonSP(line []byte) int {
+	for off := 0; ; {
+		i := bytes.IndexByte(line[off:], ':')
+		if i < 0 {
+			return -1
+		}
+		off += i
+		if off+1 < len(line) && line[off+1] == ' ' {
+			return off
+		}
+		off++
+	}
 }
 
 func (c *coder3) encSpan(rc *rcEncoder, t []byte, part, slot int) {
@@ -65,7 +96,7 @@ func (c *coder3) encVersion(rc *rcEncoder, v uint8) {
 func (c *coder3) encStartLine(rc *rcEncoder, line []byte, bodyLen int) int {
 	// Response: VERSION SP CODE SP REASON.
 	if v, rest, ok := bytes.Cut(line, []byte{' '}); ok {
-		if vi, ok := versionIndex[string(v)]; ok {
+		if vi, ok := versionIndex.get(v); ok {
 			if cs, reason, ok := bytes.Cut(rest, []byte{' '}); ok {
 				if code, ok := parseUint(cs); ok && code < 1<<20 {
 					c.encStartKind(rc, start3Response)
@@ -77,7 +108,7 @@ func (c *coder3) encStartLine(rc *rcEncoder, line []byte, bodyLen int) int {
 						rc.tree(c.st.status[:], statusEsc, 8)
 						c.encNum(rc, clsStatus, code)
 					}
-					def := reasons[int(code)] == string(reason) && len(reason) > 0
+					def := reasonOf(code) == string(reason) && len(reason) > 0
 					if def {
 						rc.bit(&c.st.defRsn[0], 1)
 					} else {
@@ -91,11 +122,11 @@ func (c *coder3) encStartLine(rc *rcEncoder, line []byte, bodyLen int) int {
 	}
 	// Request: METHOD SP URI SP VERSION.
 	if i, j := bytes.IndexByte(line, ' '), bytes.LastIndexByte(line, ' '); i > 0 && j > i {
-		if vi, ok := versionIndex[string(line[j+1:])]; ok {
+		if vi, ok := versionIndex.get(line[j+1:]); ok {
 			c.encStartKind(rc, start3Request)
 			c.encNum(rc, clsBody, uint64(bodyLen))
 			c.encVersion(rc, vi)
-			m, ok := methodIndex[string(line[:i])]
+			m, ok := methodIndex.get(line[:i])
 			if !ok {
 				m = methodLit
 			}
@@ -154,10 +185,10 @@ func (c *coder3) encOp(rc *rcEncoder, op int) {
 func (c *coder3) encHeader(rc *rcEncoder, line []byte, bodyLen int) int {
 	op, ctx, key := op3LitLine, ctxLitLine, line
 	var name, val []byte
-	if colon := bytes.Index(line, []byte(": ")); colon > 0 {
+	if colon := indexColonSP(line); colon > 0 {
 		name, val = line[:colon], line[colon+2:]
 		op, ctx = op3LitName, ctxLitName
-		if ni, ok := name3Index[string(name)]; ok {
+		if ni, ok := name3Index.get(name); ok {
 			op = op3Name + int(ni)
 			ctx, key = nameCtx(op), val
 		}
@@ -217,7 +248,7 @@ func (c *coder3) encValue(rc *rcEncoder, ctx int, v []byte, bodyLen int) {
 			return
 		}
 	}
-	if t, ok := token3Index[string(v)]; ok {
+	if t, ok := token3Index.get(v); ok {
 		c.encKind(rc, ctx, k3Tok)
 		st := c.st
 		if t == st.tokLast[ctx] {

@@ -250,6 +250,10 @@ func (z *lzEnc) find(i int) (bestLen int, bestDist uint32, rep int) {
 }
 
 func encMatchedLit(rc *rcEncoder, p []uint16, c, mb byte) {
+	if rc.frozen {
+		rc.matchedFrozen(p, c, mb)
+		return
+	}
 	offs, sym, mbb := uint32(0x100), uint32(1), uint32(mb)
 	for i := 7; i >= 0; i-- {
 		mbb <<= 1
@@ -264,6 +268,9 @@ func encMatchedLit(rc *rcEncoder, p []uint16, c, mb byte) {
 }
 
 func decMatchedLit(rc *rcDecoder, p []uint16, mb byte) byte {
+	if rc.frozen {
+		return rc.matchedFrozen(p, mb)
+	}
 	offs, sym, mbb := uint32(0x100), uint32(1), uint32(mb)
 	for range 8 {
 		mbb <<= 1

@@ -82,15 +82,26 @@ type hist3 struct {
 // dictIndex finds the positions of the primed history by their exact
 // first 4 bytes, most recent first: a stateless frame searches the whole
 // dictionary with one probe and no false candidates. Built once per
-// profile.
+// profile. A slot keeps its key, count and positions together: one
+// cache line per probe.
 type dictIndex struct {
-	key  []uint32
-	pos  [][dictWays]uint16
-	n    []uint8 // positions held, at most dictWays
+	t    []dictSlot
 	mask uint32
+	has  [1 << (dictHasBits - 6)]uint64 // by a hash of the key: whether any slot may hold it
 }
 
-const dictWays = 8
+type dictSlot struct {
+	key uint32
+	n   uint8 // positions held, at most dictWays
+	pos [dictWays]uint16
+}
+
+const (
+	dictWays    = 8
+	dictHasBits = 17 // most text a frame searches is not in the dictionary: a small bit set says so without a probe
+)
+
+func dictHas(k uint32) uint32 { return k * 0x9E3779B1 >> (32 - dictHasBits) }
 
 func newDictIndex(h []byte, base uint32) *dictIndex {
 	distinct := map[uint32]bool{}
@@ -101,36 +112,34 @@ func newDictIndex(h []byte, base uint32) *dictIndex {
 	for size < 2*len(distinct) {
 		size <<= 1
 	}
-	d := &dictIndex{key: make([]uint32, size), pos: make([][dictWays]uint16, size), n: make([]uint8, size), mask: uint32(size - 1)}
+	d := &dictIndex{t: make([]dictSlot, size), mask: uint32(size - 1)}
 	for i := 0; i+4 <= len(h); i++ {
 		k := binary.LittleEndian.Uint32(h[i:])
-		s := d.slot(k)
-		d.key[s] = k
-		e := &d.pos[s]
-		copy(e[1:], e[:dictWays-1])
-		e[0] = uint16(base + uint32(i))
-		d.n[s] = min(d.n[s]+1, dictWays)
+		e := d.slot(k)
+		e.key = k
+		d.has[dictHas(k)>>6] |= 1 << (dictHas(k) & 63)
+		copy(e.pos[1:], e.pos[:dictWays-1])
+		e.pos[0] = uint16(base + uint32(i))
+		e.n = min(e.n+1, dictWays)
 	}
 	return d
 }
 
 // slot is k's slot, or the empty one where it would go.
-func (d *dictIndex) slot(k uint32) uint32 {
+func (d *dictIndex) slot(k uint32) *dictSlot {
 	for s := k * 2654435761 >> 7 & d.mask; ; s = (s + 1) & d.mask {
-		if d.n[s] == 0 || d.key[s] == k {
-			return s
+		if e := &d.t[s]; e.n == 0 || e.key == k {
+			return e
 		}
 	}
 }
 
-// localIndex indexes the positions of one stateless frame; a bucket
-// whose gen is not the frame's is empty, so a frame starts without
-// clearing anything.
+// localIndex indexes the positions of one stateless frame; its counts
+// are cleared when a frame begins (a bucket holds min(n, locWays)
+// positions).
 type localIndex struct {
-	t   [1 << locBits][locWays]uint16
-	n   [1 << locBits]uint8
-	gen [1 << locBits]uint32
-	cur uint32
+	t [1 << locBits][locWays]uint16
+	n [1 << locBits]uint8
 }
 
 const (
@@ -155,12 +164,25 @@ const (
 	long6Ways = 4
 )
 
-func hash3x(b []byte) uint32 {
-	return (uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16) * 2654435761 >> (32 - t3Bits)
+// hash3x is the t3 bucket of the 3 bytes at b[i:] (hash3 with t3Bits).
+func hash3x(b []byte, i int) uint32 {
+	var v uint32
+	if i+4 <= len(b) { // one load where it fits
+		v = binary.LittleEndian.Uint32(b[i:]) & 0xFFFFFF
+	} else {
+		v = uint32(b[i]) | uint32(b[i+1])<<8 | uint32(b[i+2])<<16
+	}
+	return v * 2654435761 >> (32 - t3Bits)
 }
 
-func hash6(b []byte) uint32 {
-	v := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 | uint64(b[4])<<32 | uint64(b[5])<<40
+// hash6 is the t6 bucket of the 6 bytes at b[i:].
+func hash6(b []byte, i int) uint32 {
+	var v uint64
+	if i+8 <= len(b) {
+		v = binary.LittleEndian.Uint64(b[i:]) & (1<<48 - 1)
+	} else {
+		v = uint64(b[i]) | uint64(b[i+1])<<8 | uint64(b[i+2])<<16 | uint64(b[i+3])<<24 | uint64(b[i+4])<<32 | uint64(b[i+5])<<40
+	}
 	return uint32(v * 0x9E3779B97F4A7C15 >> (64 - long6Bits))
 }
 
@@ -170,21 +192,30 @@ func (h *hist3) insert(i int) {
 	}
 	pos := uint16(h.base + uint32(i))
 	if l := h.loc; l != nil {
-		x := hash3(h.b[i:]) >> (hashBits - locBits)
-		if l.gen[x] != l.cur {
-			l.gen[x], l.n[x] = l.cur, 0
-		}
-		l.t[x][l.n[x]%locWays] = pos
-		l.n[x]++
+		x := hash3x(h.b, i) >> (t3Bits - locBits)
+		k := l.n[x]
+		l.t[x][k%locWays] = pos
+		l.n[x] = k + 1
 		return
 	}
-	x := hash3x(h.b[i:])
-	h.hash.t3[x][h.hash.n3[x]%t3Ways] = pos
-	h.hash.n3[x]++
+	m := h.hash
+	if i+8 <= len(h.b) { // both hashes from one load
+		v := binary.LittleEndian.Uint64(h.b[i:])
+		x := uint32(v&0xFFFFFF) * 2654435761 >> (32 - t3Bits)
+		y := uint32(v & (1<<48 - 1) * 0x9E3779B97F4A7C15 >> (64 - long6Bits))
+		m.t3[x][m.n3[x]%t3Ways] = pos
+		m.n3[x]++
+		m.t6[y][m.n6[y]%long6Ways] = pos
+		m.n6[y]++
+		return
+	}
+	x := hash3x(h.b, i)
+	m.t3[x][m.n3[x]%t3Ways] = pos
+	m.n3[x]++
 	if i+6 <= len(h.b) {
-		y := hash6(h.b[i:])
-		h.hash.t6[y][h.hash.n6[y]%long6Ways] = pos
-		h.hash.n6[y]++
+		y := hash6(h.b, i)
+		m.t6[y][m.n6[y]%long6Ways] = pos
+		m.n6[y]++
 	}
 }
 
@@ -212,40 +243,59 @@ func lit3Probs(p *[n3Probs]uint16, part int, prev byte) []uint16 {
 	return p[q3Lit+(part<<1|int(prev>>7))*litSize:][:litSize]
 }
 
-func isLowerHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
-func isUpperHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'A' && c <= 'F' }
+// Character classes of items: one table load per byte.
+const (
+	clDigit    = 1
+	clLowerHex = 2 // a-f
+	clUpperHex = 4 // A-F
+)
+
+var charClass = func() (t [256]uint8) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = clDigit
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = clLowerHex
+		t[c-'a'+'A'] = clUpperHex
+	}
+	return t
+}()
+
+// hexRun is the length of the run of class cl (with digits) at b[i:end],
+// at most maxHexItem, and whether it has a letter.
+func hexRun(b []byte, i, end int, cl uint8) (n int, letter bool) {
+	k := i
+	for k < end && k-i < maxHexItem && charClass[b[k]]&(clDigit|cl) != 0 {
+		letter = letter || charClass[b[k]] == cl
+		k++
+	}
+	return k - i, letter
+}
 
 // item reports an item starting at b[i] (of the span b[start:end]): its
 // length, and whether it is hexadecimal (upper case: upper).
 func item(b []byte, i, start, end int) (n int, hex, upper bool) {
-	c := b[i]
-	if !isLowerHex(c) && !isUpperHex(c) {
+	c := charClass[b[i]]
+	if c == 0 {
 		return 0, false, false
 	}
-	// Hex runs start where the run of their case starts.
-	if i == start || !isLowerHex(b[i-1]) {
-		k, letter := i, false
-		for k < end && k-i < maxHexItem && isLowerHex(b[k]) {
-			letter = letter || b[k] > '9'
-			k++
-		}
-		if letter && k-i >= minHexItem {
-			return k - i, true, false
+	var p uint8 // the class of the byte before: runs start where their class starts
+	if i > start {
+		p = charClass[b[i-1]]
+	}
+	if c&(clDigit|clLowerHex) != 0 && p&(clDigit|clLowerHex) == 0 {
+		if k, letter := hexRun(b, i, end, clLowerHex); letter && k >= minHexItem {
+			return k, true, false
 		}
 	}
-	if i == start || !isUpperHex(b[i-1]) {
-		k, letter := i, false
-		for k < end && k-i < maxHexItem && isUpperHex(b[k]) {
-			letter = letter || b[k] > '9'
-			k++
-		}
-		if letter && k-i >= minHexItem {
-			return k - i, true, true
+	if c&(clDigit|clUpperHex) != 0 && p&(clDigit|clUpperHex) == 0 {
+		if k, letter := hexRun(b, i, end, clUpperHex); letter && k >= minHexItem {
+			return k, true, true
 		}
 	}
-	if isDigit(c) && (i == start || !isDigit(b[i-1])) {
+	if c == clDigit && p != clDigit {
 		k := i
-		for k < end && isDigit(b[k]) {
+		for k < end && charClass[b[k]] == clDigit {
 			k++
 		}
 		if n := k - i; n >= minDigitItem && n <= maxDigitItem {
@@ -269,10 +319,16 @@ func (c *coder3) encodeSpan(rc *rcEncoder, span []byte, part int) {
 	h.b = append(h.b, span...)
 	b, end := h.b, len(h.b)
 	misses := 0 // positions since the last match: in random text, search every other one
+	// The lazy step's search at i+1 is the next position's search when
+	// the literal at i wins: nothing it depends on changes in between.
+	nextAt, nextLen, nextRep := -1, 0, 0
+	var nextDist uint32
 	for i := start; i < end; {
 		var bestLen, rep int
 		var bestDist uint32
-		if misses < skipAfter || misses&3 == 0 {
+		if i == nextAt {
+			bestLen, bestDist, rep = nextLen, nextDist, nextRep
+		} else if misses < skipAfter || misses&3 == 0 {
 			bestLen, bestDist, rep = h.find(run, i, end)
 		}
 		if bestLen == 0 {
@@ -297,23 +353,29 @@ func (c *coder3) encodeSpan(rc *rcEncoder, span []byte, part int) {
 		}
 		// Lazy step: a clearly better match one byte later wins.
 		if bestLen > 0 && bestLen < lazyBelow && i+1 < end {
-			if l2, _, rep2 := h.find(run, i+1, end); l2 > bestLen+1 || (l2 > bestLen && rep2 >= 0 && rep < 0) {
+			l2, d2, rep2 := h.find(run, i+1, end)
+			if l2 > bestLen+1 || (l2 > bestLen && rep2 >= 0 && rep < 0) {
 				bestLen = 0
+				nextAt, nextLen, nextDist, nextRep = i+1, l2, d2, rep2
 			}
 		}
 		s := run.state
 		if bestLen == 0 {
-			rc.bit(&p[q3IsMatch+int(s)], 0)
-			rc.bit(&p[q3IsItem+int(s)], 0)
 			var prev byte
 			if i > 0 {
 				prev = b[i-1]
 			}
 			probs := lit3Probs(p, part, prev)
-			if s >= 7 && int(run.rep[0]) <= i && run.rep[0] > 0 {
-				encMatchedLit(rc, probs, b[i], b[i-int(run.rep[0])])
+			if matched := s >= 7 && int(run.rep[0]) <= i && run.rep[0] > 0; rc.frozen && !matched {
+				rc.frozenLiteral(p[q3IsMatch+int(s)], p[q3IsItem+int(s)], probs, b[i])
 			} else {
-				rc.tree(probs, uint32(b[i]), 8)
+				rc.bit(&p[q3IsMatch+int(s)], 0)
+				rc.bit(&p[q3IsItem+int(s)], 0)
+				if matched {
+					encMatchedLit(rc, probs, b[i], b[i-int(run.rep[0])])
+				} else {
+					rc.tree(probs, uint32(b[i]), 8)
+				}
 			}
 			run.state = stateAfterLit(s)
 			i++
@@ -336,10 +398,12 @@ func (c *coder3) encodeSpan(rc *rcEncoder, span []byte, part int) {
 			run.state = stateAfterMatch(s)
 		}
 		// Inside a long match, index its head and tail only.
-		for k := i + 1; k < i+bestLen; k++ {
-			if k < i+16 || k >= i+bestLen-4 {
-				h.insert(k)
-			}
+		head := min(i+bestLen, i+16)
+		for k := i + 1; k < head; k++ {
+			h.insert(k)
+		}
+		for k := max(head, i+bestLen-4); k < i+bestLen; k++ {
+			h.insert(k)
 		}
 		i += bestLen
 	}
@@ -365,16 +429,20 @@ func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep 
 	}
 	cur := uint16(h.base + uint32(i))
 	maxD := min(lz3Window, i)
-	c0 := b[i]
 	// Candidates most recent first: this frame's positions (stateless),
 	// then by 3-byte hash, then by 6-byte hash. Each is checked at its
 	// first byte and at the byte it must match to be better.
 	if l := h.loc; l != nil {
-		if x := hash3(b[i:]); l.gen[x] == l.cur {
+		if x := hash3x(b, i) >> (t3Bits - locBits); l.n[x] != 0 {
 			bk, n := &l.t[x], l.n[x]
-			for k := range min(n, locWays) {
-				d := int(uint16(cur - bk[(n-1-k)%locWays]))
-				if d == 0 || d > maxD || b[i-d] != c0 || b[i-d+need-1] != b[i+need-1] {
+			var ds [t3Ways]uint16
+			hits := h.firstByteHits(i, maxD, bk[:], n, &ds)
+			if n < locWays {
+				hits &= 1<<n - 1
+			}
+			for ; hits != 0; hits &= hits - 1 {
+				d := int(ds[bits.TrailingZeros32(hits)])
+				if b[i-d+need-1] != b[i+need-1] {
 					continue
 				}
 				if m := matchLen(b, i, i-d, maxLen); m >= need {
@@ -388,8 +456,12 @@ func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep 
 	}
 	if dx := h.dict; dx != nil {
 		if maxLen >= 4 {
-			if s := dx.slot(binary.LittleEndian.Uint32(b[i:])); dx.n[s] > 0 {
-				for _, c := range dx.pos[s][:dx.n[s]] {
+			k := binary.LittleEndian.Uint32(b[i:])
+			if hk := dictHas(k); dx.has[hk>>6]&(1<<(hk&63)) == 0 {
+				return bestLen, bestDist, rep
+			}
+			if e := dx.slot(k); e.n > 0 {
+				for _, c := range e.pos[:e.n] {
 					d := int(uint16(cur - c))
 					if d == 0 || d > maxD || b[i-d+need-1] != b[i+need-1] {
 						continue
@@ -405,11 +477,12 @@ func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep 
 		}
 		return bestLen, bestDist, rep
 	}
-	x := hash3x(b[i:])
+	x := hash3x(b, i)
 	bk, n := &h.hash.t3[x], h.hash.n3[x]
-	for k := range uint8(t3Ways) {
-		d := int(uint16(cur - bk[(n-1-k)%t3Ways]))
-		if d == 0 || d > maxD || b[i-d] != c0 || b[i-d+need-1] != b[i+need-1] {
+	var ds [t3Ways]uint16
+	for hits := h.firstByteHits(i, maxD, bk[:], n, &ds); hits != 0; hits &= hits - 1 {
+		d := int(ds[bits.TrailingZeros32(hits)])
+		if b[i-d+need-1] != b[i+need-1] {
 			continue
 		}
 		if m := matchLen(b, i, i-d, maxLen); m >= need {
@@ -420,11 +493,12 @@ func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep 
 		}
 	}
 	if maxLen >= 6 {
-		y := hash6(b[i:])
+		y := hash6(b, i)
 		bk, n := &h.hash.t6[y], h.hash.n6[y]
-		for k := range uint8(long6Ways) {
-			d := int(uint16(cur - bk[(n-1-k)%long6Ways]))
-			if d == 0 || d > maxD || b[i-d] != c0 || b[i-d+need-1] != b[i+need-1] {
+		var ds [t3Ways]uint16
+		for hits := h.firstByteHits(i, maxD, bk[:], n, &ds); hits != 0; hits &= hits - 1 {
+			d := int(ds[bits.TrailingZeros32(hits)])
+			if b[i-d+need-1] != b[i+need-1] {
 				continue
 			}
 			if m := matchLen(b, i, i-d, maxLen); m >= need {
@@ -436,6 +510,31 @@ func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep 
 		}
 	}
 	return bestLen, bestDist, rep
+}
+
+// firstByteHits returns the distances of a bucket's positions, most
+// recent first (n: positions ever written to the ring bk), and a bit per
+// position within maxD whose byte is b[i]: most candidates fail there,
+// and testing them all without a branch each costs less than guessing.
+func (h *hist3) firstByteHits(i, maxD int, bk []uint16, n uint8, ds *[t3Ways]uint16) uint32 {
+	b := h.b
+	c0 := b[i]
+	cur := uint16(h.base + uint32(i))
+	ways := min(len(bk), t3Ways) // a power of two
+	top, lim := int(n)-1, maxD-1
+	var hits uint32
+	for k := range ways {
+		d := cur - bk[(top-k)&(ways-1)]
+		ds[k] = d
+		x := int(d) - 1
+		ok := ^((x | (lim - x)) >> 63) // all ones when 1 <= d <= maxD (<= i)
+		var hit uint32
+		if b[i-int(d)&ok] == c0 {
+			hit = 1
+		}
+		hits |= hit & uint32(ok) << (uint(k) & 31)
+	}
+	return hits
 }
 
 func digitBits(n int) int { return bits.Len64(pow10[n] - 1) }
@@ -627,7 +726,32 @@ func (c *coder3) decodeSpan(rc *rcDecoder, n, part int) ([]byte, error) {
 		}
 		i := len(b)
 		s := run.state
-		if rc.bit(&p[q3IsMatch+int(s)]) == 0 {
+		kind := litMatch
+		if rc.frozen {
+			var prev byte
+			if i > 0 {
+				prev = b[i-1]
+			}
+			mb := -1
+			if s >= 7 && int(run.rep[0]) <= i && run.rep[0] > 0 {
+				mb = int(b[i-int(run.rep[0])])
+			}
+			var ch byte
+			switch kind, ch = rc.frozenLiteral(p[q3IsMatch+int(s)], p[q3IsItem+int(s)], lit3Probs(p, part, prev), mb); kind {
+			case litByte:
+				b = append(b, ch)
+				run.state = stateAfterLit(s)
+				continue
+			case litItem:
+				var ok bool
+				if b, ok = c.decItem(rc, b, part, end); !ok {
+					h.b = b[:start]
+					return nil, errBadItem
+				}
+				run.state = stateAfterLit(s)
+				continue
+			}
+		} else if rc.bit(&p[q3IsMatch+int(s)]) == 0 {
 			if rc.bit(&p[q3IsItem+int(s)]) == 1 {
 				var ok bool
 				if b, ok = c.decItem(rc, b, part, end); !ok {
@@ -671,8 +795,12 @@ func (c *coder3) decodeSpan(rc *rcDecoder, n, part int) ([]byte, error) {
 			h.b = b[:start]
 			return nil, errBadMatch
 		}
-		for k := range l {
-			b = append(b, b[i-d+k])
+		if d >= l {
+			b = append(b, b[i-d:i-d+l]...)
+		} else {
+			for k := range l { // overlapping: each byte may be one just copied
+				b = append(b, b[i-d+k])
+			}
 		}
 		if toCRLF {
 			// A CRLF may only end the text: the last byte of a match or
@@ -699,9 +827,7 @@ func (c *coder3) decItem(rc *rcDecoder, b []byte, part, end int) ([]byte, bool) 
 		if !ok || n < minDigitItem || len(b)+n > end {
 			return b, false
 		}
-		for k := n - 1; k >= 0; k-- {
-			b = append(b, byte('0'+v/pow10[k]%10))
-		}
+		b = appendDigits(b, v, n)
 		c.anchor(prev, at+uint32(n))
 		return b, true
 	}
@@ -721,6 +847,18 @@ func (c *coder3) decItem(rc *rcDecoder, b []byte, part, end int) ([]byte, bool) 
 		}
 	}
 	return b, true
+}
+
+// appendDigits appends v as exactly n decimal digits (leading zeros),
+// dividing by the constant 10 (a multiplication) rather than by powers
+// of ten from a table.
+func appendDigits(b []byte, v uint64, n int) []byte {
+	var buf [maxDigitItem]byte
+	for k := n - 1; k >= 0; k-- {
+		buf[k] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(b, buf[:n]...)
 }
 
 // numCache holds recent numbers (value and digit count), most recent

@@ -212,8 +212,16 @@ func (c *valCache) use(ctx, k int) {
 	if k == 0 {
 		return
 	}
-	v, _, _ := c.entry(ctx, k)
-	c.put(ctx, v, k)
+	// In place: the records before k move up by k's length.
+	v, end, ok := c.entry(ctx, k)
+	if !ok {
+		return
+	}
+	b := c.b[ctx]
+	off := end - len(v) - 2
+	c.tmp = append(c.tmp[:0], b[off:end]...)
+	copy(b[end-off:end], b[:off])
+	copy(b, c.tmp)
 }
 
 func (c *valCache) insert(ctx int, v []byte) {
@@ -391,7 +399,7 @@ func (c *coder3) beginFrame(prof int) {
 		if c.loc == nil {
 			c.loc = new(localIndex)
 		}
-		c.loc.cur++
+		c.loc.n = [len(c.loc.n)]uint8{}
 		c.h.loc = c.loc
 	}
 	// The history is the primed one plus the last message: cut back to the

@@ -93,16 +93,75 @@ var reasons = map[int]string{
 	604: "Does Not Exist Anywhere", 606: "Not Acceptable",
 }
 
-// tableIndex is a lookup from string to index; built once at init.
-func tableIndex(list []string) map[string]uint8 {
-	m := make(map[string]uint8, len(list))
+// strIndex looks a string up in a fixed list (the first index of equal
+// entries): an open-addressed table hashed on the length and three bytes,
+// cheaper than a map's hash of the whole key for the long header values
+// that are never in it.
+type strIndex struct {
+	list   []string
+	slot   []uint16 // index + 1 into list; 0: empty
+	mask   uint32
+	maxLen int
+}
+
+// tableIndex builds the lookup of list; built once at init.
+func tableIndex(list []string) *strIndex {
+	size := 4
+	for size < 4*len(list) {
+		size <<= 1
+	}
+	t := &strIndex{list: list, slot: make([]uint16, size), mask: uint32(size - 1)}
 	for i, s := range list {
-		if _, dup := m[s]; !dup {
-			m[s] = uint8(i)
+		if s == "" {
+			panic("codec: empty string in a lookup table")
+		}
+		t.maxLen = max(t.maxLen, len(s))
+		if _, dup := t.get([]byte(s)); !dup {
+			h := strHash(s)
+			for t.slot[h&t.mask] != 0 {
+				h++
+			}
+			t.slot[h&t.mask] = uint16(i + 1)
 		}
 	}
-	return m
+	return t
 }
+
+func strHash[T string | []byte](b T) uint32 {
+	n := len(b)
+	return (uint32(n)*0x9E3779B1 ^ uint32(b[0]) ^ uint32(b[n/2])<<8 ^ uint32(b[n-1])<<16) * 0x85EBCA6B >> 11
+}
+
+// get returns the index of b in the list.
+func (t *strIndex) get(b []byte) (uint8, bool) {
+	if len(b) == 0 || len(b) > t.maxLen {
+		return 0, false
+	}
+	for h := strHash(b); ; h++ {
+		k := t.slot[h&t.mask]
+		if k == 0 {
+			return 0, false
+		}
+		if t.list[k-1] == string(b) {
+			return uint8(k - 1), true
+		}
+	}
+}
+
+// reasonOf is the default reason phrase of code ("" for none).
+func reasonOf(code uint64) string {
+	if code < uint64(len(reasonTable)) {
+		return reasonTable[code]
+	}
+	return ""
+}
+
+var reasonTable = func() (t [700]string) {
+	for c, r := range reasons {
+		t[c] = r
+	}
+	return t
+}()
 
 var (
 	methodIndex  = tableIndex(methods)

@@ -80,7 +80,7 @@ func parseCSeq(b []byte) (n uint64, m uint8, ok bool) {
 	if n, ok = parseUint(b[:i]); !ok {
 		return 0, 0, false
 	}
-	m, ok = methodIndex[string(b[i+1:])]
+	m, ok = methodIndex.get(b[i+1:])
 	return n, m, ok
 }
 
