@@ -228,7 +228,10 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("cluster: connect %s: %w", url, err)
 	}
 	n.nc = nc
-	js, err := jetstream.New(nc)
+	// An acknowledgement that waits on a replicated write must not wait for
+	// ever when the stream's leader dies with the write: it fails, the sender
+	// is told "not stored" and sends again, to the next leader.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(3*time.Second))
 	if err != nil {
 		return fmt.Errorf("cluster: jetstream: %w", err)
 	}

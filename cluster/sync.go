@@ -49,6 +49,7 @@ func newer(a, b presence.Binding) bool {
 // the publisher reads back from the store, so a burst of changes of one
 // contact is one write of its latest state.
 func (n *Node) changed(c presence.Change) {
+	n.announce(c)
 	n.enqueue(pkey{c.Binding.AOR, c.Binding.Contact})
 }
 
@@ -196,10 +197,6 @@ func (n *Node) publish(ctx context.Context, kv jetstream.KeyValue) {
 		batch := n.queue
 		n.queue = make(map[string]pkey)
 		n.mu.Unlock()
-		// All announced first: a slow bucket write must not hold the others.
-		for _, k := range batch {
-			n.announce(k)
-		}
 		failed := 0
 		for key, k := range batch {
 			if err := n.sync(ctx, kv, key, k); err != nil {
@@ -247,19 +244,27 @@ func (n *Node) localBinding(k pkey) *presence.Binding {
 	return nil
 }
 
-// announce tells the other nodes what this node holds of k now; a lost
-// announcement is made good by the bucket's entry.
-func (n *Node) announce(k pkey) {
+// announce tells the other nodes of a change of this node's presence as it
+// happens, before the node has even joined the bucket (its watcher may be
+// waiting for a server that died); a lost announcement is made good by the
+// bucket's entry.
+func (n *Node) announce(c presence.Change) {
 	nc := n.conn.Load()
 	if nc == nil {
 		return
 	}
-	data, err := json.Marshal(announcement{Node: n.name, AOR: k.aor, Contact: k.contact, Binding: n.localBinding(k)})
+	a := announcement{Node: n.name, AOR: c.Binding.AOR, Contact: c.Binding.Contact}
+	if !c.Gone {
+		b := c.Binding
+		b.Node = n.name
+		a.Binding = &b
+	}
+	data, err := json.Marshal(a)
 	if err == nil {
 		err = nc.Publish(presencePrefix+strings.TrimPrefix(deliverSubject(n.name), deliverPrefix), data)
 	}
 	if err != nil {
-		n.log.Debug("cluster: announce a binding", "aor", k.aor, "err", err)
+		n.log.Debug("cluster: announce a binding", "aor", c.Binding.AOR, "err", err)
 	}
 }
 

@@ -264,7 +264,10 @@ func clusterFault(t *testing.T, stop bool) {
 		procs["a"] = startProc(t, addrs["a"], args("a")...)
 	}
 	after := len(loads["a"].ackedTexts())
-	testutil.WaitFor(t, "a acknowledging again", 60*time.Second, func() bool { return len(loads["a"].ackedTexts()) > after+200 })
+	testutil.WaitForState(t, 60*time.Second, func() bool { return len(loads["a"].ackedTexts()) > after+200 }, func() string {
+		b, _ := os.ReadFile(procs["a"].log.Name())
+		return fmt.Sprintf("a acknowledged %d more after it came back; its log:\n%s", len(loads["a"].ackedTexts())-after, b[max(0, len(b)-6000):])
+	})
 	stopLoad()
 	for _, wg := range wgs {
 		wg.Wait()
@@ -274,23 +277,6 @@ func clusterFault(t *testing.T, stop bool) {
 	for _, l := range loads {
 		acked = append(acked, l.ackedTexts()...)
 	}
-	var lost []string
-	testutil.WaitForState(t, 60*time.Second, func() bool {
-		lost = lost[:0]
-		for _, txt := range acked {
-			if sc.count(txt) == 0 {
-				lost = append(lost, txt)
-			}
-		}
-		return len(lost) == 0
-	}, func() string {
-		return fmt.Sprintf("%d acknowledged messages never reached the SMSC, e.g. %q", len(lost), lost[:min(5, len(lost))])
-	})
-	dups := 0
-	for _, txt := range acked {
-		if n := sc.count(txt); n > 1 {
-			dups += n - 1
-		}
-	}
+	dups := waitAllReached(t, sc, acked)
 	t.Logf("%s: %d acknowledged by three nodes, 0 lost, %d duplicates at the SMSC (%.3f%%)", t.Name(), len(acked), dups, 100*float64(dups)/float64(len(acked)))
 }
