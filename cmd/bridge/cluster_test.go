@@ -45,7 +45,7 @@ func (r clusterRoutes) flags(name string) []string {
 // the IM timeout and a margin, and an IM-only message waits until the user
 // registers at b.
 func TestClusterDeliversThroughOwnerNode(t *testing.T) {
-	const user, pw, imTimeout = "8613800000021", "pw21", 2 * time.Second
+	const user, pw, imTimeout = "8613800000021", "pw21", 5 * time.Second
 	sc := startSMSC(t)
 	routes := newClusterRoutes(t, "a", "b", "c")
 	nodeFlags := func(name string) []string {
@@ -231,7 +231,8 @@ func clusterFault(t *testing.T, stop bool) {
 	loads := map[string]*esmeLoad{}
 	var wgs []*sync.WaitGroup
 	for _, n := range []string{"a", "b", "c"} {
-		loads[n] = &esmeLoad{}
+		// Paced: the suite runs other packages beside this test.
+		loads[n] = &esmeLoad{pace: 20 * time.Millisecond}
 		wgs = append(wgs, loads[n].run(ctx, addrs[n], 1, "node-"+n))
 	}
 	total := func() int {

@@ -203,6 +203,7 @@ type esmeLoad struct {
 	resubmit  map[string]bool // texts submitted more than once
 	throttled atomic.Int64
 	resent    atomic.Int64
+	pace      time.Duration // each worker's pause between messages; 0 = none
 }
 
 func (l *esmeLoad) run(ctx context.Context, addr string, binds int, prefix string) *sync.WaitGroup {
@@ -223,6 +224,9 @@ func (l *esmeLoad) run(ctx context.Context, addr string, binds int, prefix strin
 				go func() {
 					defer inner.Done()
 					for i := 0; ctx.Err() == nil; i++ {
+						if l.pace > 0 {
+							time.Sleep(l.pace)
+						}
 						text := fmt.Sprintf("%s-%d-%d-%d", prefix, b, w, i)
 						for try := 0; ; try++ {
 							if try > 0 {
