@@ -68,6 +68,16 @@ func (b *Bridge) metrics() []api.Metric {
 			counter("bridge_app_replies_total", "Applications' replies stored to go back to the sender.", app.Replies.Load),
 			counter("bridge_app_replies_dropped_total", "Applications' replies not sent: unreadable, or refused as undeliverable.", app.RepliesDropped.Load))
 	}
+	if n := b.node; n != nil {
+		st := &n.Stats
+		ms = append(ms,
+			counter("bridge_cluster_sent_total", "Deliveries this node asked of the node holding the recipient's binding, done.", st.Sent.Load),
+			counter("bridge_cluster_sent_failed_total", "Deliveries asked of another node that failed (next binding, SMS or retry).", st.SentFailed.Load),
+			counter("bridge_cluster_served_total", "Deliveries other nodes asked of this node, done.", st.Served.Load),
+			counter("bridge_cluster_served_failed_total", "Deliveries other nodes asked of this node, refused or failed.", st.ServedFailed.Load),
+			counter("bridge_cluster_announced_total", "Changes of this node's bindings announced to the others.", st.Announced.Load),
+			counter("bridge_cluster_heard_total", "Other nodes' binding announcements applied here.", st.Heard.Load))
+	}
 	for _, route := range []string{"im", "sms", "app", "failed"} {
 		ms = append(ms, api.Metric{Name: "bridge_delivery_seconds", Help: "Time from acceptance to the final state, by route.",
 			Type: "histogram", Histogram: b.latency[route], Labels: map[string]string{"route": route}})

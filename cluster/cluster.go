@@ -78,6 +78,8 @@ type Node struct {
 
 	rep *Replicated // nil unless acknowledgements wait for a replicated write
 
+	Stats Stats
+
 	ready  chan struct{}
 	cancel context.CancelFunc
 	wg     sync.WaitGroup

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -13,6 +14,13 @@ import (
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
 )
+
+// Stats count a node's work for other nodes and theirs for it.
+type Stats struct {
+	Sent, SentFailed     atomic.Uint64 // deliveries this node asked of others: done, failed
+	Served, ServedFailed atomic.Uint64 // deliveries others asked of this node: done, refused or failed
+	Announced, Heard     atomic.Uint64 // presence announcements sent, and applied from others
+}
 
 // IMSender is an edge that delivers to this node's own bindings (the
 // router's IMSender: sip, mcp, xmpp, ...).
@@ -92,6 +100,16 @@ func (n *Node) AddIM(via string, s IMSender) {
 // partitioned or too slow is a failure like a client that does not answer.
 // It is the router's IMSender for other nodes' bindings.
 func (n *Node) SendIM(ctx context.Context, m *msg.Message, b presence.Binding) error {
+	err := n.sendIM(ctx, m, b)
+	if err != nil {
+		n.Stats.SentFailed.Add(1)
+	} else {
+		n.Stats.Sent.Add(1)
+	}
+	return err
+}
+
+func (n *Node) sendIM(ctx context.Context, m *msg.Message, b presence.Binding) error {
 	if b.Node == "" || b.Node == n.name {
 		return fmt.Errorf("cluster: deliver %s: binding of %s is not another node's", m.ID, b.AOR)
 	}
@@ -164,7 +182,13 @@ func (n *Node) serve(ctx context.Context, req *nats.Msg) {
 	go func() {
 		defer n.wg.Done()
 		defer func() { <-n.serving }()
-		n.respond(req, n.deliverLocal(ctx, req.Data))
+		r := n.deliverLocal(ctx, req.Data)
+		if r.OK {
+			n.Stats.Served.Add(1)
+		} else {
+			n.Stats.ServedFailed.Add(1)
+		}
+		n.respond(req, r)
 	}()
 }
 

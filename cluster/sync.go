@@ -265,7 +265,9 @@ func (n *Node) announce(c presence.Change) {
 	}
 	if err != nil {
 		n.log.Debug("cluster: announce a binding", "aor", c.Binding.AOR, "err", err)
+		return
 	}
+	n.Stats.Announced.Add(1)
 }
 
 // heard applies another node's announcement. A withdrawal removes only
@@ -291,6 +293,7 @@ func (n *Node) heard(ctx context.Context, data []byte) {
 	if a.Binding.AOR != a.AOR || a.Binding.Contact != a.Contact || a.Binding.Node != a.Node {
 		return
 	}
+	n.Stats.Heard.Add(1)
 	n.applyBinding(ctx, k, *a.Binding)
 }
 

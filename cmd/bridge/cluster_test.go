@@ -78,6 +78,9 @@ func TestClusterDeliversThroughOwnerNode(t *testing.T) {
 		return "the message from c never reached the user at a; a's log:\n" + string(b)
 	})
 	testutil.WaitFor(t, "delivered at c", 5*time.Second, func() bool { return messageState(t, api, sent.ID).State == "delivered" })
+	if m := metricsText(t, api); !strings.Contains(m, "bridge_cluster_sent_total 1\n") {
+		t.Fatalf("c's metrics do not count its delivery through a:\n%s", m)
+	}
 	if ev := messageState(t, api, sent.ID).Events; !strings.Contains(ev[len(ev)-1].Detail, "node a") {
 		t.Fatalf("c's history %+v does not name node a", ev)
 	}
