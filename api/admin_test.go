@@ -1,40 +1,21 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/smsbridge/bridge/internal/testutil"
 	"github.com/smsbridge/bridge/msg"
 )
-
-// syncBuffer is a log destination a test reads while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // The running log level is read and changed through the API, and every
 // logger sharing the handler follows at once.
 func TestLogLevelReadAndSet(t *testing.T) {
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	level := new(slog.LevelVar)
 	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: level}))
 	e := startEnv(t, func(c *Config, _ *msg.Stager) { c.LogLevel, c.Logger = level, log })

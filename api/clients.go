@@ -198,15 +198,16 @@ func (l *sourceLimits) take(src string) bool {
 	return l.bucket(src, now).AllowN(now, 1)
 }
 
-// spent reports whether src has no event left, without spending one.
+// spent reports whether src has no event left, without spending one; a
+// source that never spent one has no bucket, and gets none here.
 func (l *sourceLimits) spent(src string) bool {
 	if l == nil {
 		return false
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := time.Now()
-	return l.bucket(src, now).TokensAt(now) < 1
+	b := l.m[src]
+	return b != nil && b.lim.TokensAt(time.Now()) < 1
 }
 
 // retryAfter is a Retry-After value for one more event at limit lim.

@@ -1,7 +1,6 @@
 package mcp
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
@@ -9,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smsbridge/bridge/internal/testutil"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
 	"github.com/smsbridge/bridge/router"
@@ -31,24 +31,6 @@ func testHA1(user string) (string, bool) {
 	return HA1(user, domain, pw), true
 }
 
-// syncBuf is a log sink the test can read while the server writes.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // bridge is the real core (in-memory store, presence, router) with the
 // MCP server on a loopback port and an SMS route that records messages.
 type bridge struct {
@@ -56,13 +38,13 @@ type bridge struct {
 	pres *presence.Store
 	rt   *router.Router
 	addr string
-	logs *syncBuf
+	logs *testutil.SyncBuffer
 	sms  chan msg.Message
 }
 
 func startBridge(t testing.TB, mutate func(*Config)) *bridge {
 	t.Helper()
-	logs := &syncBuf{}
+	logs := &testutil.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	db, err := store.Open(store.Options{})
 	if err != nil {

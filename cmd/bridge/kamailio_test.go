@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -65,28 +64,10 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-// kamailioLog collects a child's output for the failure log.
-type kamailioLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *kamailioLog) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *kamailioLog) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type kamailio struct {
 	addr string // 127.0.0.1:port, UDP
 	cmd  *exec.Cmd
-	out  *kamailioLog
+	out  *testutil.SyncBuffer
 	done chan struct{}
 }
 
@@ -106,7 +87,7 @@ func startKamailio(t *testing.T, bin, addr, bridgeSIP string) *kamailio {
 			t.Fatal(err)
 		}
 	}
-	k := &kamailio{addr: addr, out: &kamailioLog{}, done: make(chan struct{})}
+	k := &kamailio{addr: addr, out: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	k.cmd = exec.Command(bin, "-DD", "-E", "-m", "32", "-M", "4",
 		"-f", filepath.Join(root, "kamailio", "kamailio.cfg"),
 		"-A", "LISTEN=udp:"+addr,

@@ -1,39 +1,21 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	fsmpp "github.com/fiorix/go-smpp/smpp"
 	"github.com/fiorix/go-smpp/smpp/pdu/pdufield"
 	"github.com/fiorix/go-smpp/smpp/pdu/pdutext"
+	"github.com/smsbridge/bridge/internal/testutil"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startSim runs the command on a loopback port until the test ends.
-func startSim(t *testing.T, args ...string) (string, *syncBuffer) {
+func startSim(t *testing.T, args ...string) (string, *testutil.SyncBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	up := make(chan string, 1)
 	done := make(chan error, 1)
@@ -125,7 +107,7 @@ func TestBindRefused(t *testing.T) {
 
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{{"--system-id", ""}, {"--log-level", "loud"}, {"--log-format", "xml"}, {"extra"}, {"--listen", "nonsense"}} {
-		if err := run(context.Background(), args, &syncBuffer{}, nil); err == nil {
+		if err := run(context.Background(), args, &testutil.SyncBuffer{}, nil); err == nil {
 			t.Errorf("%q accepted", args)
 		}
 	}
