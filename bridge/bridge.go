@@ -218,7 +218,7 @@ func (b *Bridge) buildCluster() error {
 	}
 	n, err := cluster.New(cluster.Config{
 		Name: cfg.NodeName, URL: cfg.NATSURL,
-		Listen: cfg.NATSListen, ClusterListen: cfg.NATSClusterListen, Routes: cfg.NATSRoutes,
+		Listen: cfg.NATSListen, ClusterListen: cfg.NATSClusterListen, ClusterAdvertise: cfg.NATSClusterAdvertise, Routes: cfg.NATSRoutes,
 		DataDir: cfg.DataDir, Replicas: cfg.ClusterReplicas,
 		// A delivery through another node waits as long as one here would.
 		DeliverTimeout: cfg.IMTimeout,

@@ -26,11 +26,15 @@ type Config struct {
 
 	URL string // external NATS, e.g. nats://10.0.0.1:4222 (comma-separated for several)
 
-	Listen        string   // embedded server's client address, host:port
-	ClusterListen string   // embedded server's route address; "" = a server of its own
-	Routes        []string // the other nodes' route URLs, nats://host:port
-	ClusterName   string   // "" = "bridge"
-	DataDir       string   // JetStream's store goes in DataDir/nats; "" = a temporary directory
+	Listen        string // embedded server's client address, host:port
+	ClusterListen string // embedded server's route address; "" = a server of its own
+	// ClusterAdvertise is the route address told to the other servers,
+	// which they dial when they learn of this one through a third; "" =
+	// ClusterListen.
+	ClusterAdvertise string
+	Routes           []string // the other nodes' route URLs, nats://host:port
+	ClusterName      string   // "" = "bridge"
+	DataDir          string   // JetStream's store goes in DataDir/nats; "" = a temporary directory
 
 	// Replicas of the presence bucket; 0 = min(3, nodes): this one and its
 	// Routes for the embedded server, 1 with URL. It is fixed by whichever
@@ -155,14 +159,14 @@ func New(cfg Config) (*Node, error) {
 }
 
 // autoReplicas is min(3, nodes): a route to this node's own cluster address
-// is not another node.
+// (listened on or advertised) is not another node.
 func autoReplicas(cfg Config) int {
 	if cfg.URL != "" {
 		return 1
 	}
 	nodes := 1
 	for _, r := range cfg.Routes {
-		if u := server.RoutesFromStr(r); len(u) == 1 && u[0].Host == cfg.ClusterListen {
+		if u := server.RoutesFromStr(r); len(u) == 1 && (u[0].Host == cfg.ClusterListen || u[0].Host == cfg.ClusterAdvertise) {
 			continue
 		}
 		nodes++

@@ -33,7 +33,7 @@ func (n *Node) startServer(storeDir string) (*server.Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("nats cluster listen %q: %w", n.cfg.ClusterListen, err)
 		}
-		opts.Cluster = server.ClusterOpts{Name: n.cfg.ClusterName, Host: ch, Port: cp}
+		opts.Cluster = server.ClusterOpts{Name: n.cfg.ClusterName, Host: ch, Port: cp, Advertise: n.cfg.ClusterAdvertise}
 		opts.Routes = server.RoutesFromStr(strings.Join(n.cfg.Routes, ","))
 	}
 	srv, err := server.NewServer(opts)

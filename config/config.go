@@ -121,13 +121,16 @@ type Config struct {
 
 	// A cluster of bridges sharing presence over NATS JetStream; with
 	// neither NATSURL nor NATSListen the bridge is one node without NATS.
-	NodeName          string   // this node's name in the cluster; "" = the host name
-	NATSURL           string   // external NATS; "" = none
-	NATSListen        string   // embedded NATS server's client address; "" = none
-	NATSClusterListen string   // embedded server's route address; "" = a server of its own
-	NATSRoutes        []string // the other nodes' route URLs, nats://host:port
-	ClusterReplicas   int      // presence bucket replicas; 0 = min(3, nodes)
-	ClusterAck        ClusterAck
+	NodeName          string // this node's name in the cluster; "" = the host name
+	NATSURL           string // external NATS; "" = none
+	NATSListen        string // embedded NATS server's client address; "" = none
+	NATSClusterListen string // embedded server's route address; "" = a server of its own
+	// NATSClusterAdvertise is the route address gossiped to other nodes;
+	// "" = NATSClusterListen.
+	NATSClusterAdvertise string
+	NATSRoutes           []string // the other nodes' route URLs, nats://host:port
+	ClusterReplicas      int      // presence bucket replicas; 0 = min(3, nodes)
+	ClusterAck           ClusterAck
 
 	PartnerSites []PartnerSite
 	PartnerCA    string // PEM roots for partner sites; "" = the system's
@@ -585,8 +588,8 @@ func (c *Config) validate() []error {
 	if c.NATSURL != "" && c.NATSListen != "" {
 		errs = append(errs, errors.New("--nats-url and --nats-listen: join an external NATS or embed a server, not both"))
 	}
-	if c.NATSListen == "" && (c.NATSClusterListen != "" || len(c.NATSRoutes) > 0) {
-		errs = append(errs, errors.New("--nats-cluster-listen and --nats-routes are the embedded server's: they need --nats-listen"))
+	if c.NATSListen == "" && (c.NATSClusterListen != "" || c.NATSClusterAdvertise != "" || len(c.NATSRoutes) > 0) {
+		errs = append(errs, errors.New("--nats-cluster-listen, --nats-cluster-advertise and --nats-routes are the embedded server's: they need --nats-listen"))
 	}
 	if c.ClusterAck == AckReplicated && !c.Clustered() {
 		errs = append(errs, errors.New("--cluster-ack replicated needs a cluster (--nats-listen or --nats-url)"))

@@ -157,6 +157,7 @@ var options = []option{
 	str("nats-url", "", "join a cluster through an external NATS with JetStream, nats://HOST:PORT (comma-separated for several; \"\" = none)", func(c *Config) *string { return &c.NATSURL }, checkNATSURLs),
 	addr("nats-listen", "", "client address of an embedded NATS server with JetStream, e.g. 127.0.0.1:4222: the bridge becomes a cluster node sharing presence (\"\" = no NATS, one node: the default)", func(c *Config) *string { return &c.NATSListen }),
 	addr("nats-cluster-listen", "", "route address of the embedded NATS server, where the other nodes' routes connect, e.g. :6222 (\"\" = a server of its own)", func(c *Config) *string { return &c.NATSClusterListen }),
+	addr("nats-cluster-advertise", "", "route address the other nodes should dial to reach this one when it is not --nats-cluster-listen (NAT, containers, a proxy), host:port (\"\" = --nats-cluster-listen)", func(c *Config) *string { return &c.NATSClusterAdvertise }),
 	{name: "nats-routes", help: "route URLs of the other nodes' embedded NATS servers, comma-separated: nats://HOST:PORT,...", quoted: true,
 		bind: func(c *Config) value { return urlsValue{&c.NATSRoutes} }},
 	enum("cluster-ack", AckLocal, "what a message's acknowledgement waits for in a cluster: local (this node's disk) or replicated (also a JetStream write to the replicas, so a node whose disk is lost loses nothing acknowledged)", func(c *Config) *ClusterAck { return &c.ClusterAck }, AckReplicated),

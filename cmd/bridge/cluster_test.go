@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -196,32 +197,54 @@ func TestClusterReplicatedAckSurvivesDiskLoss(t *testing.T) {
 	}
 }
 
-// A node of three killed (SIGKILL) under load and started again, or
-// stopped (SIGSTOP) for 10 s and resumed: ESMEs bound to every node keep
-// submitting (resubmitting what got no answer, as real ESMEs do), and
-// every message any node acknowledged reaches the SMSC; the duplicates are
-// counted by an SMSC that counts each text.
+// A node of three killed (SIGKILL) under load and started again, stopped
+// (SIGSTOP) for 10 s and resumed, or cut off from one other node (their
+// NATS routes closed and refused, each still routed to the third) for 10 s
+// and joined again: ESMEs bound to every node keep submitting
+// (resubmitting what got no answer, as real ESMEs do), and every message
+// any node acknowledged reaches the SMSC; the duplicates are counted by an
+// SMSC that counts each text.
 func TestClusterNodeKilledUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three real processes; skipped with -short")
 	}
-	t.Run("kill", func(t *testing.T) { clusterFault(t, false) })
-	t.Run("stop", func(t *testing.T) { clusterFault(t, true) })
+	t.Run("kill", func(t *testing.T) { clusterFault(t, "kill") })
+	t.Run("stop", func(t *testing.T) { clusterFault(t, "stop") })
+	t.Run("cut", func(t *testing.T) { clusterFault(t, "cut") })
 }
 
-func clusterFault(t *testing.T, stop bool) {
+func clusterFault(t *testing.T, fault string) {
+	const user, pw = "8613800000031", "pw31"
 	sc := startCountingSMSC(t, "127.0.0.1:0")
-	routes := newClusterRoutes(t, "a", "b", "c")
-	addrs, dirs := map[string]string{}, map[string]string{}
+	names := []string{"a", "b", "c"}
+	routes := newClusterRoutes(t, names...)
+	addrs, dirs, sips, proxies := map[string]string{}, map[string]string{}, map[string]string{}, map[string]*routeProxy{}
+	for _, n := range names {
+		addrs[n], dirs[n], sips[n] = freeTCPPort(t), t.TempDir(), "127.0.0.1:"+strconv.Itoa(freeUDPPort(t))
+		if fault == "cut" {
+			// Every route to n passes its proxy: n advertises it and the
+			// others dial it, so a cut can close and refuse them.
+			proxies[n] = startRouteProxy(t, routes[n])
+		}
+	}
 	args := func(name string) []string {
-		return append(routes.flags(name), "--data-dir", dirs[name], "--smsc", "smpp://bridge:pw@"+sc.addr, "--dedup-window", "10m",
-			"--cluster-ack", "replicated")
+		flags := routes.flags(name)
+		if fault == "cut" {
+			var others []string
+			for _, o := range names {
+				if o != name {
+					others = append(others, "nats://"+proxies[o].addr())
+				}
+			}
+			flags = []string{"--node-name", name, "--nats-listen", "127.0.0.1:0", "--nats-cluster-listen", routes[name],
+				"--nats-cluster-advertise", proxies[name].addr(), "--nats-routes", strings.Join(others, ",")}
+		}
+		return append(append(flags, "--data-dir", dirs[name], "--smsc", "smpp://bridge:pw@"+sc.addr, "--dedup-window", "10m",
+			"--cluster-ack", "replicated", "--sip-listen", sips[name], "--sip-domain", testDomain, "--im-timeout", "3s"),
+			sipUserFlag(user, pw)...)
 	}
 	procs := map[string]*proc{}
-	for _, n := range []string{"a", "b", "c"} {
-		addrs[n], dirs[n] = freeTCPPort(t), t.TempDir()
-	}
-	for _, n := range []string{"a", "b", "c"} {
+	for _, n := range names {
 		procs[n] = startProc(t, addrs[n], args(n)...)
 	}
 	t.Cleanup(func() {
@@ -233,7 +256,7 @@ func clusterFault(t *testing.T, stop bool) {
 	ctx, stopLoad := context.WithCancel(context.Background())
 	loads := map[string]*esmeLoad{}
 	var wgs []*sync.WaitGroup
-	for _, n := range []string{"a", "b", "c"} {
+	for _, n := range names {
 		// Paced: the suite runs other packages beside this test.
 		loads[n] = &esmeLoad{pace: 20 * time.Millisecond}
 		wgs = append(wgs, loads[n].run(ctx, addrs[n], 1, "node-"+n))
@@ -251,7 +274,10 @@ func clusterFault(t *testing.T, stop bool) {
 		return len(loads["a"].ackedTexts()) > 200 && len(loads["b"].ackedTexts()) > 200 && len(loads["c"].ackedTexts()) > 200
 	})
 	b0, c0 := len(loads["b"].ackedTexts()), len(loads["c"].ackedTexts())
-	if stop {
+	var u *ua
+	var extra []string // texts sent to the SMSC besides the loads'
+	switch fault {
+	case "stop":
 		procs["a"].cmd.Process.Signal(syscall.SIGSTOP)
 		t.Logf("a stopped with %d acknowledged in all", total())
 		time.Sleep(10 * time.Second) // the fault itself: a stays stopped that long
@@ -259,19 +285,40 @@ func clusterFault(t *testing.T, stop bool) {
 			t.Errorf("b and c acknowledged %d and %d while a was stopped", len(loads["b"].ackedTexts())-b0, len(loads["c"].ackedTexts())-c0)
 		}
 		procs["a"].cmd.Process.Signal(syscall.SIGCONT)
-	} else {
+	case "kill":
 		procs["a"].kill()
 		t.Logf("a killed with %d acknowledged in all", total())
 		testutil.WaitFor(t, "b and c acknowledging with a gone", 30*time.Second, func() bool {
 			return len(loads["b"].ackedTexts()) > b0+200 && len(loads["c"].ackedTexts()) > c0+200
 		})
 		procs["a"] = startProc(t, addrs["a"], args("a")...)
+	case "cut":
+		u, extra = clusterCut(t, proxies, procs, loads, sips, user, pw, sc)
 	}
 	after := len(loads["a"].ackedTexts())
 	testutil.WaitForState(t, 60*time.Second, func() bool { return len(loads["a"].ackedTexts()) > after+200 }, func() string {
 		b, _ := os.ReadFile(procs["a"].log.Name())
 		return fmt.Sprintf("a acknowledged %d more after it came back; its log:\n%s", len(loads["a"].ackedTexts())-after, b[max(0, len(b)-6000):])
 	})
+	if fault == "cut" {
+		// Joined again, b delivers through a's binding as before the cut,
+		// once their routes are up again.
+		testutil.WaitFor(t, "a route between a and b again", 20*time.Second, func() bool {
+			return proxies["a"].peers()["b"]+proxies["b"].peers()["a"] > 0
+		})
+		time.Sleep(time.Second) // their interest in each other's subjects follows the route
+		bAddr := addrs["b"]
+		if _, err := fiorixSubmit(t, &running{addrs: bridge.Addrs{SMPP: bAddr}}, "esme1", "secret1", "8613900000009", user,
+			pdutext.Raw("after the cut, through a")); err != nil {
+			t.Fatal(err)
+		}
+		testutil.WaitForState(t, 15*time.Second, func() bool { return slices.Contains(u.received(), "after the cut, through a") }, func() string {
+			lb, _ := os.ReadFile(procs["b"].log.Name())
+			la, _ := os.ReadFile(procs["a"].log.Name())
+			return fmt.Sprintf("the SMS from b never reached the user at a after the cut (at the SMSC: %d; routes a %v, b %v, c %v); b's log:\n%s\na's log:\n%s",
+				sc.count("after the cut, through a"), proxies["a"].peers(), proxies["b"].peers(), proxies["c"].peers(), lb[max(0, len(lb)-4000):], la[max(0, len(la)-4000):])
+		})
+	}
 	stopLoad()
 	for _, wg := range wgs {
 		wg.Wait()
@@ -281,6 +328,54 @@ func clusterFault(t *testing.T, stop bool) {
 	for _, l := range loads {
 		acked = append(acked, l.ackedTexts()...)
 	}
-	dups := waitAllReached(t, sc, acked)
+	dups := waitAllReached(t, sc, append(acked, extra...))
 	t.Logf("%s: %d acknowledged by three nodes, 0 lost, %d duplicates at the SMSC (%.3f%%)", t.Name(), len(acked), dups, 100*float64(dups)/float64(len(acked)))
+}
+
+// clusterCut cuts the routes between a and b for 10 s, each still routed
+// to c, with a SIP user registered at a: c goes on acknowledging, an SMS
+// submitted at b for the user goes to the SMSC (b cannot reach a, so the
+// usual rules apply); then the routes are restored. It returns the user
+// and the texts it sent to the SMSC.
+func clusterCut(t *testing.T, proxies map[string]*routeProxy, procs map[string]*proc, loads map[string]*esmeLoad,
+	sips map[string]string, user, pw string, sc *countingSMSC) (*ua, []string) {
+	testutil.WaitForState(t, 20*time.Second, func() bool {
+		return proxies["a"].peers()["b"]+proxies["b"].peers()["a"] > 0 && proxies["a"].peers()["c"]+proxies["c"].peers()["a"] > 0 &&
+			proxies["b"].peers()["c"]+proxies["c"].peers()["b"] > 0
+	}, func() string {
+		return fmt.Sprintf("routes through the proxies: a %v, b %v, c %v", proxies["a"].peers(), proxies["b"].peers(), proxies["c"].peers())
+	})
+	u := startUA(t, user, pw)
+	if code := u.register(t, &running{addrs: bridge.Addrs{SIP: sips["a"]}}, 3600); code != 200 {
+		t.Fatalf("REGISTER at a: %d", code)
+	}
+	time.Sleep(time.Second) // the binding reaches b (announced within milliseconds)
+
+	proxies["a"].setCut("b", true)
+	proxies["b"].setCut("a", true)
+	c0 := len(loads["c"].ackedTexts())
+	t.Logf("a and b cut off from each other with %d, %d, %d acknowledged", len(loads["a"].ackedTexts()), len(loads["b"].ackedTexts()), c0)
+	const during = "during the cut, from b"
+	if _, err := fiorixSubmit(t, &running{addrs: bridge.Addrs{SMPP: procs["b"].smpp}}, "esme1", "secret1", "8613900000009", user,
+		pdutext.Raw(during)); err != nil {
+		t.Logf("submit at b during the cut: %v", err) // b's replicated write may have no leader to reach
+	} else {
+		testutil.WaitFor(t, "the SMS submitted at b during the cut at the SMSC", 20*time.Second, func() bool { return sc.count(during) > 0 })
+	}
+	time.Sleep(10 * time.Second) // the fault itself
+	ab := []int{len(loads["a"].ackedTexts()), len(loads["b"].ackedTexts())}
+	if len(loads["c"].ackedTexts()) < c0+200 {
+		t.Errorf("c acknowledged %d while a and b were cut off from each other", len(loads["c"].ackedTexts())-c0)
+	}
+	proxies["a"].setCut("b", false)
+	proxies["b"].setCut("a", false)
+	t.Logf("routes restored; during the cut a, b, c acknowledged up to %d, %d, %d", ab[0], ab[1], len(loads["c"].ackedTexts()))
+	if slices.Contains(u.received(), during) {
+		t.Errorf("the user at a got %q, submitted at b while b could not reach a", during)
+	}
+	var extra []string
+	if sc.count(during) > 0 {
+		extra = append(extra, during)
+	}
+	return u, extra
 }
