@@ -119,3 +119,43 @@ func builtBridge(t *testing.T) (context.Context, string) {
 	}
 	return ctx, bin
 }
+
+// TestSmokeCluster drives three spawned nodes of one cluster: ESME binds
+// and SIP users spread over them, so most IM deliveries cross nodes.
+// Nothing may be lost or fall back to SMS, and the bridge's figures must
+// be the three processes'.
+func TestSmokeCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns three bridges")
+	}
+	ctx, bin := builtBridge(t)
+	o, err := ParseFlags([]string{
+		"--bridge-bin", bin, "--out", t.TempDir(), "--nodes", "3", "--no-ceiling",
+		"--rate", "300", "--duration", "3s", "--warmup", "500ms",
+		"--users", "30", "--binds", "3", "--window", "16", "--sip-window", "16",
+		"--mix", "sms-im:2,im-im:1,sms-sms:1",
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress bytes.Buffer
+	rep, err := Run(ctx, o, &progress, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, progress.String())
+	}
+	b := rep.Phase("bridge")
+	if rep.Lost != 0 || b.Elsewhere != 0 {
+		t.Fatalf("lost %d, fell back to SMS %d\n%s", rep.Lost, b.Elsewhere, b.BridgeLogTail)
+	}
+	for _, r := range []string{"sms-im", "im-im", "sms-sms"} {
+		if b.Routes[r].Delivered == 0 {
+			t.Errorf("route %s: nothing delivered: %+v", r, b.Routes[r])
+		}
+	}
+	if b.Bridge == nil || len(b.Bridge.PIDs) != 3 || b.Bridge.CPUPerDeliveredUs <= 0 {
+		t.Errorf("bridge figures are not the three nodes': %+v", b.Bridge)
+	}
+	if !strings.Contains(progress.String(), "bridge 3 pid") || !strings.Contains(progress.String(), "presence shared by the 3 nodes") {
+		t.Errorf("progress does not show the cluster:\n%s", progress.String())
+	}
+}

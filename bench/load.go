@@ -125,11 +125,17 @@ type Load struct {
 
 	Binds, Window int
 	SIPWindow     int
-	SMPPAddr      string // where ESMEs bind
-	SIPAddr       string // where IM is sent
-	SIPAuth       bool
-	Online        []string // registered IM users
-	SMSNumbers    int      // offline numbers for the SMS routes
+	// SMPPAddrs are where ESMEs bind (bind b at b mod their number) and
+	// SIPAddrs where IM users register and send (Online[i] at i mod
+	// theirs): one each, or one per node of a cluster.
+	SMPPAddrs []string
+	SIPAddrs  []string
+	SIPAuth   bool
+	Online    []string // registered IM users
+	// Local keeps a cluster's traffic on one node: a message to an IM
+	// user goes only to users registered where it was submitted.
+	Local      bool
+	SMSNumbers int // offline numbers for the SMS routes
 	// XMPP is the generator's XMPP users (nil without XMPP routes);
 	// XMPPWindow bounds the XMPP messages in flight.
 	XMPP       *XMPPPool
@@ -204,7 +210,7 @@ func (g *Generator) Run(ctx context.Context) error {
 	if smsW > 0 {
 		for b := range l.Binds {
 			cli := smpp.NewClient(smpp.ClientConfig{
-				Addr: l.SMPPAddr, SystemID: "bench", Password: "benchpw", Bind: smpp.BindTransmitter,
+				Addr: l.SMPPAddrs[b%len(l.SMPPAddrs)], SystemID: "bench", Password: "benchpw", Bind: smpp.BindTransmitter,
 				Window: l.Window, Logger: g.log, RespTimeout: 30 * time.Second,
 				MinBackoff: 100 * time.Millisecond,
 			})
@@ -219,7 +225,7 @@ func (g *Generator) Run(ctx context.Context) error {
 				go func() {
 					defer bw.Done()
 					rng := rand.New(rand.NewPCG(uint64(b), uint64(w)))
-					g.esmeWorker(ctx, cli, rng, smsJobs, &bindErr)
+					g.esmeWorker(ctx, cli, b%len(l.SMPPAddrs), rng, smsJobs, &bindErr)
 				}()
 			}
 			wg.Add(1)
@@ -355,10 +361,17 @@ func dueBy(elapsedUs uint64, rate float64) uint64 {
 	return uint64(float64(elapsedUs)*rate/1e6) + 1
 }
 
-func (g *Generator) dest(rng *rand.Rand, r Route) string {
+// dest picks route r's destination for a message submitted at node (an
+// index of the nodes' addresses).
+func (g *Generator) dest(rng *rand.Rand, r Route, node int) string {
 	switch {
 	case r == SMSToIM || r == IMToIM:
-		return g.load.Online[rng.IntN(len(g.load.Online))]
+		on := g.load.Online
+		if n := len(g.load.SIPAddrs); g.load.Local && n > 1 && node < len(on) {
+			// Users node, node+n, node+2n, ... registered at node.
+			return on[node+n*rng.IntN((len(on)-node+n-1)/n)]
+		}
+		return on[rng.IntN(len(on))]
 	case r.ToXMPP():
 		return xmppNumber(rng.IntN(g.load.XMPP.Len()))
 	}
@@ -387,12 +400,12 @@ const smsSource = "8613800000001"
 // errRefused is a SIP final status that is neither 2xx nor a transport error.
 var errRefused = errors.New("refused")
 
-func (g *Generator) esmeWorker(ctx context.Context, cli *smpp.Client, rng *rand.Rand, jobs <-chan job, fatal *atomic.Pointer[error]) {
+func (g *Generator) esmeWorker(ctx context.Context, cli *smpp.Client, node int, rng *rand.Rand, jobs <-chan job, fatal *atomic.Pointer[error]) {
 	var p smpp.PDU
 	var bo backoff
 	for j := range jobs {
 		tok := g.next(j)
-		dst := g.dest(rng, j.route)
+		dst := g.dest(rng, j.route, node)
 		text := Text(tok, j.alpha)
 		if err := submitSMS(ctx, cli, &p, smsSource, dst, text, uint16(tok.Seq)); err != nil {
 			throttled := smppThrottled(err)
@@ -414,11 +427,13 @@ func (g *Generator) sipWorker(ctx context.Context, rng *rand.Rand, jobs <-chan j
 	var bo backoff
 	for j := range jobs {
 		tok := g.next(j)
-		from := g.load.Online[rng.IntN(len(g.load.Online))]
-		to := g.dest(rng, j.route)
+		i := rng.IntN(len(g.load.Online))
+		node := i % len(g.load.SIPAddrs)
+		from := g.load.Online[i]
+		to := g.dest(rng, j.route, node)
 		text := Text(tok, j.alpha)
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		code, err := g.pool.Message(sctx, g.load.SIPAddr, from, to, text, g.load.SIPAuth)
+		code, err := g.pool.Message(sctx, g.load.SIPAddrs[node], from, to, text, g.load.SIPAuth)
 		cancel()
 		if ok, throttled := sipOutcome(code, err); !ok {
 			g.tr.Refused(tok, throttled)
@@ -443,7 +458,7 @@ func (g *Generator) xmppWorker(ctx context.Context, rng *rand.Rand, jobs <-chan 
 	for j := range jobs {
 		tok := g.next(j)
 		i := rng.IntN(pool.Len())
-		to := g.dest(rng, j.route)
+		to := g.dest(rng, j.route, 0)
 		text := Text(tok, j.alpha)
 		err := pool.Send(ctx, i, "+"+to+"@"+pool.domain, text, strconv.FormatUint(tok.Seq, 36))
 		switch {

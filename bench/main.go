@@ -31,6 +31,8 @@ func ParseFlags(args []string, usage io.Writer) (Options, error) {
 	fs.StringVar(&o.BridgeBin, "bridge-bin", "", "bridge binary to spawn (default: go build ./cmd/bridge)")
 	var extra listFlag
 	fs.Var(&extra, "bridge-arg", "extra flag for the spawned bridge, e.g. --bridge-arg=--workers=256 (repeatable)")
+	fs.IntVar(&o.Nodes, "nodes", 1, "bridges to spawn as one cluster (embedded NATS servers routed to each other); ESME binds and SIP users are spread over them")
+	fs.BoolVar(&o.Local, "cluster-local", false, "with --nodes: send each message only to users registered at the node it is submitted at (no delivery crosses nodes)")
 	fs.StringVar(&o.Domain, "sip-domain", "bench.test", "SIP domain (the spawned bridge gets it too)")
 	fs.StringVar(&o.Password, "sip-password", "benchpw", "password of every bench SIP user")
 	fs.IntVar(&o.Binds, "binds", 4, "SMPP binds (ESME sessions)")
@@ -75,6 +77,9 @@ func ParseFlags(args []string, usage io.Writer) (Options, error) {
 	}
 	if o.Duration <= 0 || o.Warmup < 0 || o.Drain < 0 || o.CeilingDuration <= 0 || o.Rate < 0 || o.CeilingRate < 0 {
 		return o, fmt.Errorf("durations and --rate must not be negative")
+	}
+	if o.Nodes < 1 || o.Nodes > 1 && o.AddrSMPP != "" {
+		return o, fmt.Errorf("--nodes must be ≥ 1, and a cluster is spawned: not with --addr-smpp")
 	}
 	if o.CeilingOnly && o.NoCeiling {
 		return o, fmt.Errorf("--ceiling and --no-ceiling exclude each other")

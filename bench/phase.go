@@ -24,10 +24,12 @@ type Second struct {
 	Measured   bool    `json:"measured"`
 }
 
-// Procs are the processes a phase watches besides the bench itself (0 =
-// none): the bridge, and Prosody when the mix has XMPP routes.
+// Procs are the processes a phase watches besides the bench itself (0 or
+// nil = none): the bridge (each node of a cluster; their figures are
+// summed), and Prosody when the mix has XMPP routes.
 type Procs struct {
-	Bridge, Prosody int
+	Bridges []int
+	Prosody int
 }
 
 // RouteResult is one route's share of a phase.
@@ -47,11 +49,15 @@ type RouteResult struct {
 
 // ProcResult is a process's resource use over the measured window.
 type ProcResult struct {
-	PID        int     `json:"pid"`
-	CPUPercent float64 `json:"cpu_pct"` // 100 = one core
-	CPUSeconds float64 `json:"cpu_seconds"`
-	RSSPeakMB  float64 `json:"rss_peak_mb"`
-	RSSEndMB   float64 `json:"rss_end_mb"`
+	PID  int   `json:"pid"`
+	PIDs []int `json:"pids,omitempty"` // the nodes of a cluster, whose figures are summed
+	// CPUPerDeliveredUs is the CPU time per message delivered in the
+	// measured window (the bridge's: all its nodes').
+	CPUPerDeliveredUs float64 `json:"cpu_us_per_delivered,omitempty"`
+	CPUPercent        float64 `json:"cpu_pct"` // 100 = one core
+	CPUSeconds        float64 `json:"cpu_seconds"`
+	RSSPeakMB         float64 `json:"rss_peak_mb"`
+	RSSEndMB          float64 `json:"rss_end_mb"`
 	// Exited says the process was gone before the phase ended: its
 	// figures stop there, and a phase whose Prosody or bridge died
 	// measured something else (an IM route then falls back to SMS).
@@ -129,16 +135,21 @@ func sum(a [numRoutes]uint64) uint64 {
 
 // watched is a process runPhase reads /proc of each second.
 type watched struct {
-	pid                    int
+	pids                   []int // summed
 	res                    *ProcResult
 	prev, warm, end, first ProcSample
 }
 
 func (w *watched) sample() ProcSample {
-	s, err := ReadProc(w.pid)
-	if err != nil {
-		w.res.Exited = true
-		return w.prev // keeps the CPU seen so far
+	var s ProcSample
+	for _, pid := range w.pids {
+		p, err := ReadProc(pid)
+		if err != nil {
+			w.res.Exited = true
+			return w.prev // keeps the CPU seen so far
+		}
+		s.CPUSeconds += p.CPUSeconds
+		s.RSSBytes += p.RSSBytes
 	}
 	if mb := float64(s.RSSBytes) / (1 << 20); mb > w.res.RSSPeakMB {
 		w.res.RSSPeakMB = mb
@@ -165,15 +176,18 @@ func runPhase(ctx context.Context, name string, g *Generator, procs Procs, drain
 	start := time.Now()
 	go func() { genDone <- g.Run(ctx) }()
 
-	bench := &watched{pid: os.Getpid(), res: &res.Bench}
+	bench := &watched{pids: []int{os.Getpid()}, res: &res.Bench}
 	var bridge, prosody *watched
-	if procs.Bridge > 0 {
-		res.Bridge = &ProcResult{PID: procs.Bridge}
-		bridge = &watched{pid: procs.Bridge, res: res.Bridge}
+	if len(procs.Bridges) > 0 {
+		res.Bridge = &ProcResult{PID: procs.Bridges[0]}
+		if len(procs.Bridges) > 1 {
+			res.Bridge.PIDs = procs.Bridges
+		}
+		bridge = &watched{pids: procs.Bridges, res: res.Bridge}
 	}
 	if procs.Prosody > 0 {
 		res.Prosody = &ProcResult{PID: procs.Prosody}
-		prosody = &watched{pid: procs.Prosody, res: res.Prosody}
+		prosody = &watched{pids: []int{procs.Prosody}, res: res.Prosody}
 	}
 	all := []*watched{bench}
 	for _, w := range []*watched{bridge, prosody} {
@@ -353,9 +367,12 @@ func runPhase(ctx context.Context, name string, g *Generator, procs Procs, drain
 			Wrong: gt.wrong.Load(), PostToLastMember: rr.Latency}
 		_, _, res.Group.RefusedPostCopies = tr.lostCopies()
 	}
-	res.Bench.PID = bench.pid
+	res.Bench.PID = os.Getpid()
 	for _, w := range all {
 		w.finish(secs)
+	}
+	if res.Bridge != nil && res.Delivered > 0 {
+		res.Bridge.CPUPerDeliveredUs = 1e6 * res.Bridge.CPUSeconds / float64(res.Delivered)
 	}
 	return res, nil
 }

@@ -70,14 +70,14 @@ func TestProfile(t *testing.T) {
 	go br.Run(ctx)
 	<-br.Ready()
 	testutil.WaitFor(t, "the bridge's bind to the SMSC", 20*time.Second, func() bool { return smsc.Bound() > 0 })
-	if err := registerAll(ctx, pool, addrs.SIP, users); err != nil {
+	if err := registerAll(ctx, pool, []string{addrs.SIP}, users); err != nil {
 		t.Fatal(err)
 	}
 	routes, _ := Weights(mix, routeNames[:])
 	alphas, _ := Weights("gsm7:1", alphabetNames[:])
 	g := &Generator{tr: tr, pool: pool, log: log, load: Load{
 		Duration: 15 * time.Second, Warmup: 2 * time.Second, Routes: routes, Alphas: alphas,
-		Binds: 4, Window: 64, SIPWindow: 256, SMPPAddr: addrs.SMPP, SIPAddr: addrs.SIP,
+		Binds: 4, Window: 64, SIPWindow: 256, SMPPAddrs: []string{addrs.SMPP}, SIPAddrs: []string{addrs.SIP},
 		SIPAuth: true, Online: users, SMSNumbers: 10000,
 	}}
 	f, err := os.Create(out)
@@ -100,7 +100,7 @@ func TestProfile(t *testing.T) {
 			}
 		}
 	}()
-	res, err := runPhase(ctx, "inproc", g, Procs{Bridge: os.Getpid()}, 20*time.Second, io.Discard)
+	res, err := runPhase(ctx, "inproc", g, Procs{Bridges: []int{os.Getpid()}}, 20*time.Second, io.Discard)
 	pprof.StopCPUProfile()
 	if err != nil {
 		t.Fatal(err)

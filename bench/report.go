@@ -147,7 +147,12 @@ func (r *Report) Summary(w io.Writer) {
 			fmt.Fprintln(w)
 		}
 		if p.Bridge != nil {
-			fmt.Fprintf(w, "bridge: cpu %.0f%% (100%% = one core), rss peak %.0f MB\n", p.Bridge.CPUPercent, p.Bridge.RSSPeakMB)
+			nodes := ""
+			if len(p.Bridge.PIDs) > 1 {
+				nodes = fmt.Sprintf(" (%d nodes together)", len(p.Bridge.PIDs))
+			}
+			fmt.Fprintf(w, "bridge%s: cpu %.0f%% (100%% = one core), %.1f µs of CPU per delivered message, rss peak %.0f MB\n",
+				nodes, p.Bridge.CPUPercent, p.Bridge.CPUPerDeliveredUs, p.Bridge.RSSPeakMB)
 		}
 		if p.Prosody != nil {
 			fmt.Fprintf(w, "prosody: cpu %.0f%%, rss peak %.0f MB\n", p.Prosody.CPUPercent, p.Prosody.RSSPeakMB)

@@ -25,6 +25,10 @@ type Options struct {
 	BridgeArgs []string `json:"bridge_args,omitempty"`
 	Domain     string   `json:"sip_domain"`
 	Password   string   `json:"-"`
+	// Nodes > 1 spawns that many bridges as one cluster; Local keeps each
+	// message on the node it was submitted at (see Load.Local).
+	Nodes int  `json:"nodes"`
+	Local bool `json:"cluster_local,omitempty"`
 
 	Binds     int     `json:"binds"`
 	Window    int     `json:"window"`
@@ -141,6 +145,9 @@ func Run(ctx context.Context, o Options, progress io.Writer, log *slog.Logger) (
 	load, users, err := planLoad(o)
 	if err != nil {
 		return nil, err
+	}
+	if o.Nodes > 1 && (needsXMPP(load.Routes) || load.Group != nil) {
+		return nil, errors.New("--nodes: the XMPP and group routes run against one node (one component per XMPP domain; groups are set up over one API)")
 	}
 	rep := &Report{
 		Started: time.Now().UTC(), GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(),
@@ -297,7 +304,7 @@ func (c *ceiling) run(ctx context.Context, o Options, l Load, progress io.Writer
 	// compares latency with the bridge's at the same load instead.
 	l.Rate = o.CeilingRate
 	l.Duration = o.CeilingDuration
-	l.SMPPAddr, l.SIPAddr = c.inSMSC.Addr(), c.inSIP.Addr()
+	l.SMPPAddrs, l.SIPAddrs = []string{c.inSMSC.Addr()}, []string{c.inSIP.Addr()}
 	l.XMPP = c.xmpp
 	g := &Generator{load: l, tr: c.tr, pool: c.senders, relay: c.relay, log: log}
 	res, err := runPhase(ctx, "ceiling", g, Procs{Prosody: c.prosody}, o.Drain, progress)
@@ -348,12 +355,16 @@ func runBridge(ctx context.Context, o Options, l Load, users []string, xs *proso
 	}
 	defer pool.Close()
 
-	procs := Procs{Bridge: o.PID}
-	l.SMPPAddr, l.SIPAddr = o.AddrSMPP, o.AddrSIP
+	var procs Procs
+	if o.PID > 0 {
+		procs.Bridges = []int{o.PID}
+	}
+	l.SMPPAddrs, l.SIPAddrs = []string{o.AddrSMPP}, []string{o.AddrSIP}
 	if l.Group != nil {
 		l.SMSC = smsc
 	}
-	var br *Bridge
+	var br *Bridge // the first node: the API the XMPP and group set-ups use
+	var nodes []*Bridge
 	if o.AddrSMPP == "" {
 		dir, err := os.MkdirTemp("", "bench-bridge-")
 		if err != nil {
@@ -382,13 +393,25 @@ func runBridge(ctx context.Context, o Options, l Load, users []string, xs *proso
 		if l.Group != nil {
 			so.APIToken, so.Groups = randomToken(), true
 		}
-		br, err = Spawn(ctx, so)
+		if o.Nodes > 1 {
+			so.APIToken = randomToken() // to see the cluster share presence
+		}
+		nodes, err = spawnNodes(ctx, so, o.Nodes)
+		defer func() {
+			for _, n := range nodes {
+				n.Stop()
+			}
+		}()
 		if err != nil {
 			return nil, err
 		}
-		defer br.Stop()
-		l.SMPPAddr, l.SIPAddr, procs.Bridge = br.SMPPAddr, br.SIPAddr, br.PID()
-		fmt.Fprintf(progress, "bridge pid %d: smpp %s sip %s smsc %s\n", procs.Bridge, br.SMPPAddr, br.SIPAddr, smsc.Addr())
+		br = nodes[0]
+		l.SMPPAddrs, l.SIPAddrs, procs.Bridges = nil, nil, nil
+		for i, n := range nodes {
+			l.SMPPAddrs, l.SIPAddrs, procs.Bridges = append(l.SMPPAddrs, n.SMPPAddr), append(l.SIPAddrs, n.SIPAddr), append(procs.Bridges, n.PID())
+			fmt.Fprintf(progress, "bridge %d pid %d: smpp %s sip %s smsc %s\n", i+1, n.PID(), n.SMPPAddr, n.SIPAddr, smsc.Addr())
+		}
+		l.Local = o.Local
 	}
 	if xs != nil {
 		procs.Prosody = xs.PID()
@@ -407,15 +430,20 @@ func runBridge(ctx context.Context, o Options, l Load, users []string, xs *proso
 	// The SMS routes need the bridge bound to our SMSC.
 	if l.Routes[SMSToSMS] > 0 || l.Routes[IMToSMS] > 0 || l.Routes[XMPPToSMS] > 0 || l.Routes[Group] > 0 {
 		deadline := time.Now().Add(20 * time.Second)
-		for smsc.Bound() == 0 {
+		for smsc.Bound() < max(1, len(nodes)) { // each node binds to the SMSC
 			if time.Now().After(deadline) {
 				return nil, fmt.Errorf("the bridge did not bind to our SMSC at %s within 20s", smsc.Addr())
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	if err := registerAll(ctx, pool, l.SIPAddr, l.Online); err != nil {
+	if err := registerAll(ctx, pool, l.SIPAddrs, l.Online); err != nil {
 		return nil, err
+	}
+	if len(nodes) > 1 {
+		if err := awaitSharedPresence(ctx, nodes, l.Online, progress); err != nil {
+			return nil, err
+		}
 	}
 	l.SIPAuth = true
 	g := &Generator{load: l, tr: tr, pool: pool, log: log}
@@ -428,19 +456,20 @@ func runBridge(ctx context.Context, o Options, l Load, users []string, xs *proso
 	if l.XMPP != nil {
 		res.XMPPBad = l.XMPP.bad.Load()
 	}
-	if br != nil {
-		if err := br.Stop(); err != nil {
-			log.Warn("bridge stop", "err", err)
+	for i, n := range nodes {
+		if err := n.Stop(); err != nil {
+			log.Warn("bridge stop", "node", i+1, "err", err)
 		}
 		if res.Lost > 0 || res.Elsewhere > 0 || res.Bridge.Exited {
-			res.BridgeLogTail = br.Stderr()
+			res.BridgeLogTail += n.Stderr()
 		}
 	}
 	return res, nil
 }
 
-// registerAll registers every online user, 16 at a time.
-func registerAll(ctx context.Context, pool *UAPool, bridge string, users []string) error {
+// registerAll registers every online user, 16 at a time, users[i] at
+// bridges[i mod their number].
+func registerAll(ctx context.Context, pool *UAPool, bridges []string, users []string) error {
 	var (
 		wg    sync.WaitGroup
 		first atomic.Pointer[error]
@@ -460,7 +489,7 @@ func registerAll(ctx context.Context, pool *UAPool, bridge string, users []strin
 				// The SIP port may still be coming up right after spawn.
 				for try := 0; try < 20; try++ {
 					rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-					code, err = pool.Register(rctx, bridge, users[i], 3600)
+					code, err = pool.Register(rctx, bridges[i%len(bridges)], users[i], 3600)
 					cancel()
 					if err == nil && code == 200 {
 						break

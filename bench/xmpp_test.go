@@ -207,9 +207,9 @@ func TestComponentWire(t *testing.T) {
 }
 
 func TestWatchedExited(t *testing.T) {
-	self := &watched{pid: os.Getpid(), res: &ProcResult{}}
+	self := &watched{pids: []int{os.Getpid()}, res: &ProcResult{}}
 	self.prev = self.sample()
-	gone := &watched{pid: 1 << 30, res: &ProcResult{}} // beyond pid_max
+	gone := &watched{pids: []int{1 << 30}, res: &ProcResult{}} // beyond pid_max
 	if s := gone.sample(); s != (ProcSample{}) || !gone.res.Exited {
 		t.Errorf("sample of a missing process: %+v, exited %v", s, gone.res.Exited)
 	}
