@@ -362,6 +362,9 @@ func (b *Bridge) buildSMPP() error {
 		MaxSessions: cfg.SMPPMaxSessions, MaxUnbound: cfg.PreauthMax, MaxUnboundPerSource: cfg.PreauthPerSource,
 		BindTimeout: cfg.PreauthTimeout,
 	}
+	if b.node != nil {
+		gc.Elsewhere = b.node // receipts for ESMEs bound to other nodes
+	}
 	for _, s := range cfg.SMSCs {
 		bind := smpp.BindTransceiver
 		if s.Bind == config.BindTransmitter {
@@ -555,6 +558,7 @@ func (b *Bridge) connect() {
 	}
 	if b.node != nil {
 		b.rt.AddIM(router.ViaCluster, b.node)
+		b.node.ServeESMEs(b.gw.DeliverESME)
 	}
 	addIM("sip", b.sip)
 	if b.mcp != nil {

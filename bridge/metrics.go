@@ -32,6 +32,7 @@ func (b *Bridge) metrics() []api.Metric {
 		counter("bridge_smsc_receipts_total", "Delivery receipts received from the SMSC.", gw.Receipts.Load),
 		counter("bridge_smsc_receipts_unmatched_total", "SMSC receipts that matched no message.", gw.UnmatchedReceipts.Load),
 		counter("bridge_esme_receipts_sent_total", "Delivery receipts delivered to ESMEs.", gw.ReceiptsSent.Load),
+		counter("bridge_esme_receipts_forwarded_total", "Of those, delivered through another cluster node that held the ESME's bind.", gw.ReceiptsForwarded.Load),
 		counter("bridge_esme_receipts_dropped_total", "Delivery receipts given up.", gw.ReceiptsDropped.Load),
 		counter("bridge_dlr_sent_total", "Delivery reports taken (2xx) by HTTP senders' URLs.", b.dlr.Sent.Load),
 		counter("bridge_dlr_failed_attempts_total", "Delivery report attempts not answered 2xx (retried).", b.dlr.Failed.Load),

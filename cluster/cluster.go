@@ -82,6 +82,9 @@ type Node struct {
 
 	rep *Replicated // nil unless acknowledgements wait for a replicated write
 
+	esmeDeliver ESMEDeliverer                 // this node's binds, for other nodes (esme.go)
+	esmes       map[string]*nats.Subscription // accounts with a receiving bind here; nil: not subscribed yet (under mu)
+
 	Stats Stats
 
 	ready  chan struct{}
@@ -153,7 +156,8 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, name: name, log: log, pres: cfg.Presence, ready: make(chan struct{}),
 		queue: make(map[string]pkey), wake: make(chan struct{}, 1), revs: make(map[string]uint64),
-		senders: make(map[string]IMSender), serving: make(chan struct{}, cfg.MaxServing), out: make(map[string]chan struct{})}
+		senders: make(map[string]IMSender), serving: make(chan struct{}, cfg.MaxServing), out: make(map[string]chan struct{}),
+		esmes: make(map[string]*nats.Subscription)}
 	cfg.Presence.OnChange(n.changed)
 	return n, nil
 }
@@ -233,7 +237,9 @@ func (n *Node) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cluster: connect %s: %w", url, err)
 	}
-	n.nc = nc
+	n.mu.Lock()
+	n.nc = nc // under mu: HoldESME reads it
+	n.mu.Unlock()
 	// An acknowledgement that waits on a replicated write must not wait for
 	// ever when the stream's leader dies with the write: it fails, the sender
 	// is told "not stored" and sends again, to the next leader.
@@ -255,6 +261,7 @@ func (n *Node) Start(ctx context.Context) error {
 	n.sub, n.psub = sub, psub
 	n.mu.Unlock()
 	n.conn.Store(nc)
+	n.subscribeHeldESMEs()
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()

@@ -36,6 +36,12 @@ type ServerConfig struct {
 	// the longest waiting one is closed for the newcomer.
 	MaxUnbound, MaxUnboundPerSource int
 	MaxPDU                          int
+	// OnReceivers, if set, is told that systemID's receiving sessions
+	// (Sessions) may have changed: one bound as a receiver or transceiver,
+	// or one ended. It runs on the session's goroutine, outside the
+	// server's locks; calls for one systemID may overlap, so it reads
+	// Sessions again rather than trust an order.
+	OnReceivers func(systemID string)
 }
 
 // Server accepts ESME and SMSC binds.
@@ -173,7 +179,7 @@ func (srv *Server) await(ctx context.Context, conn net.Conn) {
 		Window: srv.cfg.Window, InboundWindow: srv.cfg.InboundWindow,
 		EnquireInterval: srv.cfg.EnquireInterval, RespTimeout: srv.cfg.RespTimeout,
 		MaxPDU: srv.cfg.MaxPDU, systemID: srv.cfg.SystemID,
-		onBind: srv.bind,
+		onBind: srv.bind, onBound: srv.cfg.OnReceivers,
 	}, &srv.pool)
 	srv.sessions[s] = &entry{ticket: ticket}
 	sess.Store(s)
@@ -215,6 +221,9 @@ func (srv *Server) run(s *Session, bindBy time.Time) {
 	}
 	srv.mu.Unlock()
 	e.ticket.Done()
+	if srv.cfg.OnReceivers != nil && s.wasReceiver() {
+		srv.cfg.OnReceivers(s.SystemID())
+	}
 	if err != nil {
 		srv.log.Info("session ended", "system_id", s.SystemID(), "peer", s.RemoteAddr().String(), "err", err)
 	} else {

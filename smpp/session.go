@@ -146,6 +146,9 @@ type sessionConfig struct {
 	onBind func(s *Session, req *PDU) uint32
 	// server role: our system_id in bind responses.
 	systemID string
+	// server role: told the system_id of a session bound as a receiver
+	// or transceiver (ServerConfig.OnReceivers).
+	onBound func(systemID string)
 }
 
 func (c *sessionConfig) defaults() {
@@ -299,6 +302,13 @@ func (s *Session) Info() SessionInfo {
 func (s *Session) CanReceive() bool {
 	b := s.BindType()
 	return s.bound.Load() && (b == BindReceiver || b == BindTransceiver)
+}
+
+// wasReceiver reports whether the peer bound as a receiver or transceiver,
+// bound still or not.
+func (s *Session) wasReceiver() bool {
+	b := s.BindType()
+	return b == BindReceiver || b == BindTransceiver
 }
 
 // RemoteAddr is the peer's address.
@@ -790,6 +800,9 @@ func (s *Session) control(p *PDU) bool {
 			s.setBound(p.SystemID, p.ID)
 			s.log.Info("bound", "system_id", p.SystemID, "bind", p.ID)
 			s.write(resp)
+			if s.cfg.onBound != nil && s.wasReceiver() {
+				s.cfg.onBound(p.SystemID)
+			}
 		} else {
 			s.log.Warn("bind refused", "system_id", p.SystemID, "bind", p.ID, "status", StatusName(resp.Status))
 			s.write(resp)

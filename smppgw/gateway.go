@@ -74,6 +74,10 @@ type Config struct {
 	ReceiptTTL time.Duration
 	// Policy holds provisioned per-account limits and routes; nil = none.
 	Policy Policy
+	// Elsewhere reaches ESMEs bound to other nodes of a cluster: a receipt
+	// for an ESME with no receiving bind here goes to a node that has one.
+	// nil: one node.
+	Elsewhere Elsewhere
 
 	// The server role: ESMEs binding to us. Auth checks each bind (nil
 	// refuses every bind); SystemID is ours in bind responses.
@@ -131,9 +135,11 @@ type Gateway struct {
 	buckets      sync.Map      // system_id → *bucket (TPS limits)
 	receiptSlots chan struct{} // bounds receipts waiting for their ESME
 	closedKick   chan struct{} // the reassembler handed out a message early
+	holdMu       sync.Mutex    // one receiversChanged at a time
 
 	Received, Rejected, Parts, SentSMS                         atomic.Uint64
 	Receipts, UnmatchedReceipts, ReceiptsSent, ReceiptsDropped atomic.Uint64
+	ReceiptsForwarded                                          atomic.Uint64 // of ReceiptsSent, through another node's bind
 	PartialMessages, DroppedMessages, Throttled                atomic.Uint64
 }
 
@@ -162,7 +168,7 @@ func New(cfg Config, rt msg.Stager) *Gateway {
 		Auth: cfg.Auth, Handler: g, Logger: cfg.Logger, SystemID: cfg.SystemID,
 		Window: cfg.Window, InboundWindow: cfg.Window, EnquireInterval: cfg.EnquireInterval,
 		MaxSessions: cfg.MaxSessions, MaxUnbound: cfg.MaxUnbound, MaxUnboundPerSource: cfg.MaxUnboundPerSource,
-		BindTimeout: cfg.BindTimeout,
+		BindTimeout: cfg.BindTimeout, OnReceivers: g.receiversChanged,
 	})
 	if len(cfg.Upstreams) > 0 {
 		if cfg.BindWait <= 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -269,15 +270,14 @@ func (g *Gateway) Report(ctx context.Context, m *msg.Message, o msg.Outcome) {
 		deadline := g.cfg.Now().Add(g.cfg.ReceiptTTL)
 		for {
 			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			resp, err := g.server.Deliver(sctx, account, p)
+			answered, st, err := g.deliverReceipt(sctx, account, p)
 			cancel()
-			if err == nil {
+			if answered && st == smpp.ESME_ROK {
 				g.ReceiptsSent.Add(1)
 				return
 			}
-			var se *smpp.StatusError
-			if errors.As(err, &se) && resp != nil {
-				g.log.Info("esme refused receipt", "id", m.ID, "esme", account, "status", smpp.StatusName(se.Status))
+			if answered {
+				g.log.Info("esme refused receipt", "id", m.ID, "esme", account, "status", smpp.StatusName(st))
 				return
 			}
 			if ctx.Err() != nil || g.cfg.Now().After(deadline) {
@@ -292,4 +292,72 @@ func (g *Gateway) Report(ctx context.Context, m *msg.Message, o msg.Outcome) {
 			delay = min(2*delay, 30*time.Second)
 		}
 	}()
+}
+
+// Elsewhere is the cluster's side of ESME binds (cluster.Node): which
+// accounts have a receiving bind here, and a deliver_sm for an account
+// bound at another node.
+type Elsewhere interface {
+	HoldESME(account string, held bool)
+	DeliverESME(ctx context.Context, account string, pdu []byte) (status uint32, err error)
+}
+
+// receiversChanged tells Elsewhere whether account has a receiving bind
+// here now. Calls may overlap and come out of order, so each reads the
+// sessions afresh under holdMu: the last one holds the latest state.
+func (g *Gateway) receiversChanged(account string) {
+	if g.cfg.Elsewhere == nil {
+		return
+	}
+	g.holdMu.Lock()
+	defer g.holdMu.Unlock()
+	g.cfg.Elsewhere.HoldESME(account, len(g.server.Sessions(account)) > 0)
+}
+
+// DeliverESME sends an encoded deliver_sm from another node on one of
+// account's receiving binds here and returns the ESME's command_status.
+func (g *Gateway) DeliverESME(ctx context.Context, account string, raw []byte) (uint32, error) {
+	var p smpp.PDU
+	if err := p.Decode(raw); err != nil {
+		return 0, fmt.Errorf("smppgw: a PDU for ESME %q from another node: %w", account, err)
+	}
+	if p.ID != smpp.DeliverSM {
+		return 0, fmt.Errorf("smppgw: a %v for ESME %q from another node: only deliver_sm is forwarded", p.ID, account)
+	}
+	resp, err := g.server.Deliver(ctx, account, &p)
+	var se *smpp.StatusError
+	if errors.As(err, &se) && resp != nil {
+		return se.Status, nil // the ESME answered, refusing it
+	}
+	if err != nil {
+		return 0, err
+	}
+	return resp.Status, nil
+}
+
+// deliverReceipt sends a receipt on a receiving bind of account, here or,
+// with none here, at another node. status is the ESME's answer when it
+// answered (err nil or a refusal).
+func (g *Gateway) deliverReceipt(ctx context.Context, account string, p *smpp.PDU) (answered bool, status uint32, err error) {
+	resp, err := g.server.Deliver(ctx, account, p)
+	if errors.Is(err, smpp.ErrNotBound) && g.cfg.Elsewhere != nil {
+		raw, aerr := p.AppendTo(nil)
+		if aerr != nil {
+			return false, 0, fmt.Errorf("smppgw: encode receipt: %w", aerr)
+		}
+		st, derr := g.cfg.Elsewhere.DeliverESME(ctx, account, raw)
+		if derr != nil {
+			return false, 0, errors.Join(err, derr)
+		}
+		g.ReceiptsForwarded.Add(1)
+		return true, st, nil
+	}
+	var se *smpp.StatusError
+	if errors.As(err, &se) && resp != nil {
+		return true, se.Status, nil
+	}
+	if err != nil {
+		return false, 0, err
+	}
+	return true, resp.Status, nil
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	fsmpp "github.com/fiorix/go-smpp/smpp"
+	"github.com/fiorix/go-smpp/smpp/pdu/pdufield"
 	"github.com/fiorix/go-smpp/smpp/pdu/pdutext"
 
 	"github.com/smsbridge/bridge/bridge"
@@ -378,4 +380,33 @@ func clusterCut(t *testing.T, proxies map[string]*routeProxy, procs map[string]*
 		extra = append(extra, during)
 	}
 	return u, extra
+}
+
+// A receipt finds the node that holds the ESME's bind: the ESME submits at
+// a, binds again at b only, and the SMSC's receipt, which comes to a (a's
+// own SMSC bind), reaches the ESME through b.
+func TestClusterReceiptThroughOwnerOfBind(t *testing.T) {
+	scA, scB := startSMSC(t), startSMSC(t)
+	routes := newClusterRoutes(t, "a", "b")
+	a := startBridge(t, t.TempDir(), append(routes.flags("a"), "--smsc", scA.url(), "--http-listen", "127.0.0.1:0", "--api-token", "tok")...)
+	b := startBridge(t, t.TempDir(), append(routes.flags("b"), "--smsc", scB.url())...)
+
+	e := bindFiorix(t, a, "esme1", "secret1")
+	sm, err := e.tx.Submit(&fsmpp.ShortMessage{Src: "8613900000031", Dst: "8613700000031", Text: pdutext.Raw("receipt, wherever I am"),
+		Register: pdufield.FinalDeliveryReceipt, SourceAddrTON: 1, SourceAddrNPI: 1, DestAddrTON: 1, DestAddrNPI: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the SMS at a's SMSC", 10*time.Second, func() bool { return len(scA.received()) == 1 })
+	e.tx.Close()
+	e = bindFiorix(t, b, "esme1", "secret1")
+	// b's interest in the account's subject reaches a over the route.
+	time.Sleep(500 * time.Millisecond)
+
+	scA.deliverReceipt(t, scA.submittedIDs()[0], "8613700000031", "DELIVRD")
+	testutil.WaitFor(t, "the receipt at the ESME bound to b", 15*time.Second, func() bool { return len(e.delivered()) == 1 })
+	checkReceipt(t, e.delivered()[0], sm.RespID(), "DELIVRD")
+	if m := metricsText(t, "http://"+a.addrs.HTTP); !strings.Contains(m, "bridge_esme_receipts_forwarded_total 1\n") {
+		t.Fatalf("a's metrics do not count the receipt it forwarded:\n%s", m)
+	}
 }
