@@ -159,3 +159,37 @@ func TestSmokeCluster(t *testing.T) {
 		t.Errorf("progress does not show the cluster:\n%s", progress.String())
 	}
 }
+
+// TestSmokeClusterKill kills one of three nodes under SMS→SMS load and
+// starts it again: nothing acknowledged may be lost, and the bench must
+// keep watching the restarted process rather than report the bridge gone.
+func TestSmokeClusterKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns three bridges")
+	}
+	ctx, bin := builtBridge(t)
+	o, err := ParseFlags([]string{
+		"--bridge-bin", bin, "--out", t.TempDir(), "--nodes", "3", "--no-ceiling",
+		"--kill-node", "2", "--kill-at", "1500ms", "--restart-after", "1s",
+		"--rate", "300", "--duration", "4s", "--warmup", "500ms", "--binds", "3", "--window", "16",
+		"--mix", "sms-sms:1", "--bridge-arg=--dedup-window=10m",
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress bytes.Buffer
+	rep, err := Run(ctx, o, &progress, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, progress.String())
+	}
+	b := rep.Phase("bridge")
+	if rep.Lost != 0 {
+		t.Fatalf("lost %d\n%s", rep.Lost, b.BridgeLogTail)
+	}
+	if !strings.Contains(progress.String(), "node 2 killed") || !strings.Contains(progress.String(), "node 2 restarted") {
+		t.Fatalf("the node was not killed and restarted:\n%s", progress.String())
+	}
+	if b.Bridge == nil || b.Bridge.Exited || b.Routes["sms-sms"].Delivered == 0 {
+		t.Errorf("bridge phase: %+v, sms-sms %+v", b.Bridge, b.Routes["sms-sms"])
+	}
+}

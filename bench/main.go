@@ -33,6 +33,9 @@ func ParseFlags(args []string, usage io.Writer) (Options, error) {
 	fs.Var(&extra, "bridge-arg", "extra flag for the spawned bridge, e.g. --bridge-arg=--workers=256 (repeatable)")
 	fs.IntVar(&o.Nodes, "nodes", 1, "bridges to spawn as one cluster (embedded NATS servers routed to each other); ESME binds and SIP users are spread over them")
 	fs.BoolVar(&o.Local, "cluster-local", false, "with --nodes: send each message only to users registered at the node it is submitted at (no delivery crosses nodes)")
+	fs.IntVar(&o.KillNode, "kill-node", 0, "kill this node (1-based) with SIGKILL during the bridge phase and start it again (0 = none)")
+	fs.DurationVar(&o.KillAt, "kill-at", 10*time.Second, "with --kill-node: when, from the bridge phase's start (warm-up included)")
+	fs.DurationVar(&o.RestartAfter, "restart-after", 5*time.Second, "with --kill-node: how long the node stays down")
 	fs.StringVar(&o.Domain, "sip-domain", "bench.test", "SIP domain (the spawned bridge gets it too)")
 	fs.StringVar(&o.Password, "sip-password", "benchpw", "password of every bench SIP user")
 	fs.IntVar(&o.Binds, "binds", 4, "SMPP binds (ESME sessions)")
@@ -80,6 +83,9 @@ func ParseFlags(args []string, usage io.Writer) (Options, error) {
 	}
 	if o.Nodes < 1 || o.Nodes > 1 && o.AddrSMPP != "" {
 		return o, fmt.Errorf("--nodes must be ≥ 1, and a cluster is spawned: not with --addr-smpp")
+	}
+	if o.KillNode < 0 || o.KillNode > o.Nodes || o.KillNode > 0 && o.AddrSMPP != "" || o.KillAt < 0 || o.RestartAfter < 0 {
+		return o, fmt.Errorf("--kill-node must name one of the spawned --nodes (1..%d), and --kill-at and --restart-after must not be negative", o.Nodes)
 	}
 	if o.CeilingOnly && o.NoCeiling {
 		return o, fmt.Errorf("--ceiling and --no-ceiling exclude each other")

@@ -29,7 +29,11 @@ type Second struct {
 // summed), and Prosody when the mix has XMPP routes.
 type Procs struct {
 	Bridges []int
-	Prosody int
+	// BridgePIDs, when set, gives the bridge's processes at each reading
+	// instead of Bridges: a node killed on purpose is left out until it is
+	// restarted, under a new pid.
+	BridgePIDs func() []int
+	Prosody    int
 }
 
 // RouteResult is one route's share of a phase.
@@ -135,21 +139,32 @@ func sum(a [numRoutes]uint64) uint64 {
 
 // watched is a process runPhase reads /proc of each second.
 type watched struct {
-	pids                   []int // summed
+	pids                   func() []int // summed
+	cpu                    map[int]float64
 	res                    *ProcResult
 	prev, warm, end, first ProcSample
 }
 
+func watch(res *ProcResult, pids func() []int) *watched {
+	return &watched{pids: pids, cpu: map[int]float64{}, res: res}
+}
+
+// sample sums the processes' CPU time, a process replaced by another (a
+// node restarted) counting with what it had used when last seen, and the
+// resident memory of those running.
 func (w *watched) sample() ProcSample {
 	var s ProcSample
-	for _, pid := range w.pids {
+	for _, pid := range w.pids() {
 		p, err := ReadProc(pid)
 		if err != nil {
 			w.res.Exited = true
-			return w.prev // keeps the CPU seen so far
+			continue // keeps the CPU seen so far
 		}
-		s.CPUSeconds += p.CPUSeconds
+		w.cpu[pid] = p.CPUSeconds
 		s.RSSBytes += p.RSSBytes
+	}
+	for _, c := range w.cpu {
+		s.CPUSeconds += c
 	}
 	if mb := float64(s.RSSBytes) / (1 << 20); mb > w.res.RSSPeakMB {
 		w.res.RSSPeakMB = mb
@@ -176,18 +191,23 @@ func runPhase(ctx context.Context, name string, g *Generator, procs Procs, drain
 	start := time.Now()
 	go func() { genDone <- g.Run(ctx) }()
 
-	bench := &watched{pids: []int{os.Getpid()}, res: &res.Bench}
+	fixed := func(pids ...int) func() []int { return func() []int { return pids } }
+	bench := watch(&res.Bench, fixed(os.Getpid()))
 	var bridge, prosody *watched
-	if len(procs.Bridges) > 0 {
-		res.Bridge = &ProcResult{PID: procs.Bridges[0]}
-		if len(procs.Bridges) > 1 {
-			res.Bridge.PIDs = procs.Bridges
+	if procs.BridgePIDs == nil && len(procs.Bridges) > 0 {
+		procs.BridgePIDs = fixed(procs.Bridges...)
+	}
+	if procs.BridgePIDs != nil {
+		pids := procs.BridgePIDs()
+		res.Bridge = &ProcResult{PID: pids[0]}
+		if len(pids) > 1 {
+			res.Bridge.PIDs = pids
 		}
-		bridge = &watched{pids: procs.Bridges, res: res.Bridge}
+		bridge = watch(res.Bridge, procs.BridgePIDs)
 	}
 	if procs.Prosody > 0 {
 		res.Prosody = &ProcResult{PID: procs.Prosody}
-		prosody = &watched{pids: []int{procs.Prosody}, res: res.Prosody}
+		prosody = watch(res.Prosody, fixed(procs.Prosody))
 	}
 	all := []*watched{bench}
 	for _, w := range []*watched{bridge, prosody} {

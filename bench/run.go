@@ -29,6 +29,11 @@ type Options struct {
 	// message on the node it was submitted at (see Load.Local).
 	Nodes int  `json:"nodes"`
 	Local bool `json:"cluster_local,omitempty"`
+	// KillNode (1-based; 0 = none) is killed with SIGKILL KillAt into the
+	// bridge phase and started again RestartAfter later.
+	KillNode     int           `json:"kill_node,omitempty"`
+	KillAt       time.Duration `json:"kill_at_ns,omitempty"`
+	RestartAfter time.Duration `json:"restart_after_ns,omitempty"`
 
 	Binds     int     `json:"binds"`
 	Window    int     `json:"window"`
@@ -412,6 +417,15 @@ func runBridge(ctx context.Context, o Options, l Load, users []string, xs *proso
 			fmt.Fprintf(progress, "bridge %d pid %d: smpp %s sip %s smsc %s\n", i+1, n.PID(), n.SMPPAddr, n.SIPAddr, smsc.Addr())
 		}
 		l.Local = o.Local
+		procs.BridgePIDs = func() []int {
+			var pids []int
+			for _, n := range nodes {
+				if !n.Down() {
+					pids = append(pids, n.PID())
+				}
+			}
+			return pids
+		}
 	}
 	if xs != nil {
 		procs.Prosody = xs.PID()
@@ -446,6 +460,9 @@ func runBridge(ctx context.Context, o Options, l Load, users []string, xs *proso
 		}
 	}
 	l.SIPAuth = true
+	if o.KillNode > 0 {
+		go killAndRestart(ctx, nodes[o.KillNode-1], o, progress, log)
+	}
 	g := &Generator{load: l, tr: tr, pool: pool, log: log}
 	res, err := runPhase(ctx, "bridge", g, procs, o.Drain, progress)
 	if err != nil {
@@ -465,6 +482,28 @@ func runBridge(ctx context.Context, o Options, l Load, users []string, xs *proso
 		}
 	}
 	return res, nil
+}
+
+// killAndRestart kills node o.KillNode o.KillAt from now, as a crash
+// would, and starts it again o.RestartAfter later on its data directory.
+func killAndRestart(ctx context.Context, n *Bridge, o Options, progress io.Writer, log *slog.Logger) {
+	select {
+	case <-time.After(o.KillAt):
+	case <-ctx.Done():
+		return
+	}
+	n.Kill()
+	fmt.Fprintf(progress, "node %d killed (SIGKILL)\n", o.KillNode)
+	select {
+	case <-time.After(o.RestartAfter):
+	case <-ctx.Done():
+		return
+	}
+	if err := n.Restart(ctx); err != nil {
+		log.Error("restarting the killed node", "node", o.KillNode, "err", err)
+		return
+	}
+	fmt.Fprintf(progress, "node %d restarted, pid %d\n", o.KillNode, n.PID())
 }
 
 // registerAll registers every online user, 16 at a time, users[i] at

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,7 +22,9 @@ import (
 
 // Bridge is a bridge the bench spawned as a child process.
 type Bridge struct {
+	mu       sync.Mutex // cmd and done, which Restart replaces
 	cmd      *exec.Cmd
+	down     atomic.Bool // killed on purpose and not restarted yet
 	SMPPAddr string
 	SIPAddr  string
 	HTTPAddr string // the API, when SpawnOptions.APIToken asked for it
@@ -171,44 +174,106 @@ func spawnOnce(ctx context.Context, o SpawnOptions) (*Bridge, error) {
 	args = append(args, o.Extra...)
 	b.cmd = exec.Command(o.Bin, args...)
 	b.cmd.Env = env
+	if err := b.start(); err != nil {
+		return nil, err
+	}
+	if err := b.awaitListening(ctx); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// start starts b.cmd; b.mu is held or b not shared yet.
+func (b *Bridge) start() error {
 	b.cmd.Stdout = io.Discard
 	b.cmd.Stderr = b.stderr
 	if err := b.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", o.Bin, err)
+		return fmt.Errorf("start %s: %w", b.cmd.Path, err)
 	}
-	go func() { b.done <- b.cmd.Wait() }()
+	cmd, done := b.cmd, b.done
+	go func() { done <- cmd.Wait() }()
+	return nil
+}
+
+// awaitListening waits until the bridge's SMPP port answers.
+func (b *Bridge) awaitListening(ctx context.Context) error {
+	b.mu.Lock()
+	done := b.done
+	b.mu.Unlock()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
-		case err := <-b.done:
-			return nil, fmt.Errorf("bridge exited at start (%v): %s", err, b.stderr.String())
+		case err := <-done:
+			return fmt.Errorf("bridge exited at start (%v): %s", err, b.stderr.String())
 		case <-ctx.Done():
 			b.Stop()
-			return nil, ctx.Err()
+			return ctx.Err()
 		default:
 		}
 		if c, err := net.DialTimeout("tcp", b.SMPPAddr, 200*time.Millisecond); err == nil {
 			c.Close()
-			return b, nil
+			return nil
 		}
 		if time.Now().After(deadline) {
 			b.Stop()
-			return nil, fmt.Errorf("bridge did not listen on %s within 30s: %s", b.SMPPAddr, b.stderr.String())
+			return fmt.Errorf("bridge did not listen on %s within 30s: %s", b.SMPPAddr, b.stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-// PID is the bridge's process id.
-func (b *Bridge) PID() int { return b.cmd.Process.Pid }
+// PID is the bridge's process id (the current one's, after Restart).
+func (b *Bridge) PID() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cmd.Process.Pid
+}
+
+// Down says the bridge was killed on purpose and not restarted yet.
+func (b *Bridge) Down() bool { return b.down.Load() }
+
+// Kill kills the bridge with SIGKILL, as a crash would, and waits for it.
+func (b *Bridge) Kill() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.down.Store(true)
+	_ = b.cmd.Process.Kill()
+	err := <-b.done
+	b.done <- err
+}
+
+// Restart starts a killed bridge again with the same flags, data
+// directory and ports, and waits until it listens.
+func (b *Bridge) Restart(ctx context.Context) error {
+	b.mu.Lock()
+	old := b.cmd
+	b.cmd = exec.Command(old.Path, old.Args[1:]...)
+	b.cmd.Env = old.Env
+	b.done = make(chan error, 1)
+	err := b.start()
+	b.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := b.awaitListening(ctx); err != nil {
+		return err
+	}
+	b.down.Store(false)
+	return nil
+}
 
 // Stderr is the tail of what the bridge logged.
 func (b *Bridge) Stderr() string { return b.stderr.String() }
 
 // Stop asks the bridge to shut down (SIGTERM) and kills it after 20 s.
 func (b *Bridge) Stop() error {
-	if b.cmd.ProcessState != nil {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	select {
+	case err := <-b.done: // exited already
+		b.done <- err
 		return nil
+	default:
 	}
 	_ = b.cmd.Process.Signal(syscall.SIGTERM)
 	select {

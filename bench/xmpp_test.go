@@ -207,9 +207,9 @@ func TestComponentWire(t *testing.T) {
 }
 
 func TestWatchedExited(t *testing.T) {
-	self := &watched{pids: []int{os.Getpid()}, res: &ProcResult{}}
+	self := watch(&ProcResult{}, func() []int { return []int{os.Getpid()} })
 	self.prev = self.sample()
-	gone := &watched{pids: []int{1 << 30}, res: &ProcResult{}} // beyond pid_max
+	gone := watch(&ProcResult{}, func() []int { return []int{1 << 30} }) // beyond pid_max
 	if s := gone.sample(); s != (ProcSample{}) || !gone.res.Exited {
 		t.Errorf("sample of a missing process: %+v, exited %v", s, gone.res.Exited)
 	}
