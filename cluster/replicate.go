@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,10 +16,16 @@ import (
 	"github.com/smsbridge/bridge/msg"
 )
 
-// AcceptedBucket is the KV bucket of the messages a node accepted in the
-// replicated acknowledgement mode and has not finished, one key each:
-// "<node>.<message id>".
+// AcceptedBucket names the KV buckets of the messages the nodes accepted
+// in the replicated acknowledgement mode and have not finished: one bucket
+// per node ("accepted-<node>"), one key per message (its ID). Each node's
+// bucket is led by that node while it lives, so a node's death stalls
+// only its own writes, never the survivors'.
 const AcceptedBucket = "accepted"
+
+// leadCheck is how often a node checks that it leads its own bucket's
+// stream (leadership moves away while it is down or cut off).
+const leadCheck = 10 * time.Second
 
 var errNotReplicated = errors.New("cluster: the accepted-messages bucket is not open yet")
 
@@ -45,13 +52,17 @@ func (n *Node) Replicate(inner msg.Stager, known func(id string) (found, final b
 	return r
 }
 
-// keyPrefix is this node's part of the bucket: its name as a key token.
-func (r *Replicated) keyPrefix() string {
-	return strings.TrimPrefix(deliverSubject(r.n.name), deliverPrefix) + "."
+// bucket is this node's bucket: a plain name as it is, another (a host
+// name with dots) as base64url after "_", which no plain one has there.
+func (r *Replicated) bucket() string {
+	if t := strings.TrimPrefix(deliverSubject(r.n.name), deliverPrefix); !strings.HasPrefix(t, "=") {
+		return AcceptedBucket + "-" + t
+	}
+	return AcceptedBucket + "_" + base64.RawURLEncoding.EncodeToString([]byte(r.n.name))
 }
 
 func (r *Replicated) subject(id string) string {
-	return "$KV." + AcceptedBucket + "." + r.keyPrefix() + id
+	return "$KV." + r.bucket() + "." + id
 }
 
 // Stage stages m locally and publishes it to the bucket without waiting;
@@ -104,7 +115,7 @@ func (r *Replicated) Forget(id string) {
 // accepted and its store no longer has.
 func (r *Replicated) open(ctx context.Context, js jetstream.JetStream, storage jetstream.StorageType) {
 	kv, err := openBucket(ctx, r.n, js, jetstream.KeyValueConfig{
-		Bucket: AcceptedBucket, Description: "messages the bridge's nodes accepted and have not finished",
+		Bucket: r.bucket(), Description: "messages node " + r.n.name + " accepted and has not finished",
 		History: 1, Replicas: r.n.cfg.Replicas, Storage: storage,
 	})
 	if err != nil {
@@ -112,8 +123,55 @@ func (r *Replicated) open(ctx context.Context, js jetstream.JetStream, storage j
 	}
 	r.js, r.kv = js, kv
 	r.once.Do(func() { close(r.ready) })
-	r.n.log.Info("cluster: accepted-messages bucket open", "bucket", AcceptedBucket)
+	r.n.log.Info("cluster: accepted-messages bucket open", "bucket", r.bucket())
 	r.recover(ctx)
+	if r.n.srv == nil {
+		return // an external NATS: its server names are not the nodes'
+	}
+	for {
+		r.lead(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(leadCheck):
+		}
+	}
+}
+
+// lead asks JetStream to make this node's server the leader of its
+// bucket's stream when another server leads it: writes then wait for
+// this node and one replica, and another node's death does not stall them.
+func (r *Replicated) lead(ctx context.Context) {
+	stream := "KV_" + r.bucket()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s, err := r.js.Stream(ctx, stream)
+	if err != nil {
+		r.n.log.Debug("cluster: bucket stream info", "stream", stream, "err", err)
+		return
+	}
+	info, err := s.Info(ctx)
+	if err != nil || info.Cluster == nil || info.Cluster.Leader == "" || info.Cluster.Leader == r.n.name {
+		return
+	}
+	req, _ := json.Marshal(map[string]any{"placement": map[string]string{"preferred": r.n.name}})
+	res, err := r.n.nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+stream, req)
+	if err == nil {
+		var rep struct {
+			Success bool `json:"success"`
+			Error   *struct {
+				Description string `json:"description"`
+			} `json:"error"`
+		}
+		if err = json.Unmarshal(res.Data, &rep); err == nil && !rep.Success && rep.Error != nil {
+			err = errors.New(rep.Error.Description)
+		}
+	}
+	if err != nil {
+		r.n.log.Debug("cluster: asking to lead this node's bucket", "stream", stream, "leader", info.Cluster.Leader, "err", err)
+		return
+	}
+	r.n.log.Info("cluster: this node's bucket moved to it", "stream", stream, "from", info.Cluster.Leader)
 }
 
 // recover walks this node's keys: a message the store has finished is
@@ -125,7 +183,7 @@ func (r *Replicated) recover(ctx context.Context) {
 	// catching this node up: listing is retried until it answers.
 	for pause, tries := 250*time.Millisecond, 1; ; tries++ {
 		var err error
-		keys, err = r.kv.ListKeysFiltered(ctx, r.keyPrefix()+">")
+		keys, err = r.kv.ListKeys(ctx)
 		if errors.Is(err, jetstream.ErrNoKeysFound) {
 			return
 		}
@@ -144,16 +202,15 @@ func (r *Replicated) recover(ctx context.Context) {
 	}
 	var restored, forgotten, seen int
 	var lost []string // keys of messages this store does not know
-	for key := range keys.Keys() {
+	for id := range keys.Keys() {
 		seen++
-		id := strings.TrimPrefix(key, r.keyPrefix())
 		found, final := r.known(id)
 		switch {
 		case found && final:
 			r.Forget(id)
 			forgotten++
 		case !found:
-			lost = append(lost, key)
+			lost = append(lost, id)
 		}
 	}
 	r.n.log.Debug("cluster: accepted copies listed", "keys", seen)
@@ -169,27 +226,26 @@ func (r *Replicated) recover(ctx context.Context) {
 			pause = min(2*pause, 4*time.Second)
 		}
 		var again []string
-		for _, key := range lost {
-			id := strings.TrimPrefix(key, r.keyPrefix())
-			if err := r.restore(ctx, key, id); err != nil {
+		for _, id := range lost {
+			if err := r.restore(ctx, id); err != nil {
 				r.n.log.Debug("cluster: accepted message not taken back yet", "id", id, "err", err)
-				again = append(again, key)
+				again = append(again, id)
 				continue
 			}
 			restored++
 		}
 		lost = again
 	}
-	for _, key := range lost {
-		r.n.log.Warn("cluster: accepted message not taken back; it stays in the bucket for the next start", "key", key)
+	for _, id := range lost {
+		r.n.log.Warn("cluster: accepted message not taken back; it stays in the bucket for the next start", "bucket", r.bucket(), "id", id)
 	}
 	if restored+forgotten > 0 {
 		r.n.log.Info("cluster: accepted copies taken back", "restored", restored, "forgotten", forgotten)
 	}
 }
 
-func (r *Replicated) restore(ctx context.Context, key, id string) error {
-	e, err := r.kv.Get(ctx, key)
+func (r *Replicated) restore(ctx context.Context, id string) error {
+	e, err := r.kv.Get(ctx, id)
 	if err != nil {
 		return fmt.Errorf("read copy: %w", err)
 	}
