@@ -103,3 +103,21 @@ func hasBinding(ctx context.Context, api *apiClient, number string) (bool, error
 	}
 	return len(v.Bindings) > 0, nil
 }
+
+// imCounters is a node's IM, fallback and cluster lines of /metrics.
+func imCounters(ctx context.Context, b *Bridge) string {
+	api := &apiClient{base: "http://" + b.HTTPAddr, token: b.APIToken}
+	out, err := api.call(ctx, http.MethodGet, "/metrics", nil, http.StatusOK)
+	if err != nil {
+		return err.Error() + "\n"
+	}
+	var sb strings.Builder
+	for line := range strings.Lines(string(out)) {
+		for _, p := range []string{"bridge_im_", "bridge_fallbacks_", "bridge_cluster_", "bridge_routed_"} {
+			if strings.HasPrefix(line, p) {
+				sb.WriteString(line)
+			}
+		}
+	}
+	return sb.String()
+}

@@ -473,6 +473,12 @@ func runBridge(ctx context.Context, o Options, l Load, users []string, xs *proso
 	if l.XMPP != nil {
 		res.XMPPBad = l.XMPP.bad.Load()
 	}
+	if res.Elsewhere > 0 && len(nodes) > 1 {
+		// Why IM went out as SMS: each node's IM and cluster counters.
+		for i, n := range nodes {
+			res.BridgeLogTail += fmt.Sprintf("node %d counters:\n%s", i+1, imCounters(ctx, n))
+		}
+	}
 	for i, n := range nodes {
 		if err := n.Stop(); err != nil {
 			log.Warn("bridge stop", "node", i+1, "err", err)
