@@ -22,22 +22,12 @@ func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns a bridge")
 	}
-	ctx, bin := builtBridge(t)
 	out := t.TempDir()
-	o, err := ParseFlags([]string{
-		"--bridge-bin", bin, "--out", out,
+	rep, progress := runBench(t,
+		"--out", out,
 		"--rate", "400", "--duration", "3s", "--warmup", "500ms", "--ceiling-duration", "1s",
 		"--users", "20", "--online", "0.5", "--binds", "2", "--window", "16", "--sip-window", "16",
-		"--mix", "sms-im:1,sms-sms:1,im-sms:1,im-im:1", "--alphabet", "gsm7:2,ucs2:1,long:1",
-	}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var progress bytes.Buffer
-	rep, err := Run(ctx, o, &progress, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, progress.String())
-	}
+		"--mix", "sms-im:1,sms-sms:1,im-sms:1,im-im:1", "--alphabet", "gsm7:2,ucs2:1,long:1")
 	b := rep.Phase("bridge")
 	if b == nil || rep.Phase("ceiling") == nil {
 		t.Fatalf("phases: %+v", rep.Phases)
@@ -103,6 +93,24 @@ func xmlWellFormed(b []byte) error {
 	}
 }
 
+// runBench runs the bench with args against a bridge built for the test
+// (in a temporary --out unless args give one) and returns its report and
+// progress lines.
+func runBench(t *testing.T, args ...string) (*Report, *bytes.Buffer) {
+	t.Helper()
+	ctx, bin := builtBridge(t)
+	o, err := ParseFlags(append([]string{"--bridge-bin", bin, "--out", t.TempDir()}, args...), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress bytes.Buffer
+	rep, err := Run(ctx, o, &progress, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, progress.String())
+	}
+	return rep, &progress
+}
+
 // builtBridge builds cmd/bridge for a test that spawns it, with a context
 // bounding the test's run (ended when the test ends).
 func builtBridge(t *testing.T) (context.Context, string) {
@@ -128,21 +136,10 @@ func TestSmokeCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns three bridges")
 	}
-	ctx, bin := builtBridge(t)
-	o, err := ParseFlags([]string{
-		"--bridge-bin", bin, "--out", t.TempDir(), "--nodes", "3", "--no-ceiling",
+	rep, progress := runBench(t, "--nodes", "3", "--no-ceiling",
 		"--rate", "300", "--duration", "3s", "--warmup", "500ms",
 		"--users", "30", "--binds", "3", "--window", "16", "--sip-window", "16",
-		"--mix", "sms-im:2,im-im:1,sms-sms:1",
-	}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var progress bytes.Buffer
-	rep, err := Run(ctx, o, &progress, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, progress.String())
-	}
+		"--mix", "sms-im:2,im-im:1,sms-sms:1")
 	b := rep.Phase("bridge")
 	if rep.Lost != 0 || b.Elsewhere != 0 {
 		t.Fatalf("lost %d, fell back to SMS %d\n%s", rep.Lost, b.Elsewhere, b.BridgeLogTail)
@@ -167,21 +164,10 @@ func TestSmokeClusterKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns three bridges")
 	}
-	ctx, bin := builtBridge(t)
-	o, err := ParseFlags([]string{
-		"--bridge-bin", bin, "--out", t.TempDir(), "--nodes", "3", "--no-ceiling",
+	rep, progress := runBench(t, "--nodes", "3", "--no-ceiling",
 		"--kill-node", "2", "--kill-at", "1500ms", "--restart-after", "1s",
 		"--rate", "300", "--duration", "4s", "--warmup", "500ms", "--binds", "3", "--window", "16",
-		"--mix", "sms-sms:1", "--bridge-arg=--dedup-window=10m",
-	}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var progress bytes.Buffer
-	rep, err := Run(ctx, o, &progress, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, progress.String())
-	}
+		"--mix", "sms-sms:1", "--bridge-arg=--dedup-window=10m")
 	b := rep.Phase("bridge")
 	if rep.Lost != 0 {
 		t.Fatalf("lost %d\n%s", rep.Lost, b.BridgeLogTail)

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"io"
-	"log/slog"
 	"testing"
 )
 
@@ -143,19 +141,8 @@ func TestGroupSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns a bridge")
 	}
-	ctx, bin := builtBridge(t)
-	o, err := ParseFlags([]string{
-		"--bridge-bin", bin, "--out", t.TempDir(), "--mix", "group:1", "--groups", "3", "--group-size", "6",
-		"--rate", "50", "--duration", "2s", "--warmup", "500ms", "--users", "4", "--window", "8",
-	}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var progress bytes.Buffer
-	rep, err := Run(ctx, o, &progress, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, progress.String())
-	}
+	rep, progress := runBench(t, "--mix", "group:1", "--groups", "3", "--group-size", "6",
+		"--rate", "50", "--duration", "2s", "--warmup", "500ms", "--users", "4", "--window", "8")
 	b := rep.Phase("bridge")
 	if b == nil || rep.Phase("ceiling") != nil || rep.CeilingNote == "" {
 		t.Fatalf("phases %+v, ceiling note %q", rep.Phases, rep.CeilingNote)

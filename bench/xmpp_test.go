@@ -2,13 +2,11 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -34,21 +32,10 @@ func TestXMPPRoutes(t *testing.T) {
 		}
 		t.Skipf("%v (Debian package prosody); set BRIDGE_REQUIRE_INTEROP=1 to make this fatal", err)
 	}
-	ctx, bin := builtBridge(t)
-	o, err := ParseFlags([]string{
-		"--bridge-bin", bin, "--out", t.TempDir(),
+	rep, progress := runBench(t,
 		"--rate", "300", "--duration", "2s", "--warmup", "300ms", "--ceiling-duration", "1s",
 		"--users", "4", "--xmpp-users", "10", "--binds", "2", "--window", "16", "--xmpp-window", "16",
-		"--mix", "sms-xmpp:1,xmpp-sms:1", "--alphabet", "gsm7:2,ucs2:1,long:1",
-	}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var progress bytes.Buffer
-	rep, err := Run(ctx, o, &progress, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, progress.String())
-	}
+		"--mix", "sms-xmpp:1,xmpp-sms:1", "--alphabet", "gsm7:2,ucs2:1,long:1")
 	for _, name := range []string{"ceiling", "bridge"} {
 		p := rep.Phase(name)
 		if p == nil {
