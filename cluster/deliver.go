@@ -55,8 +55,8 @@ const (
 // more): the requester tries the next binding.
 var ErrNotHeld = errors.New("cluster: the node does not hold that binding")
 
-// deliverRequest asks the node holding Binding to deliver Message.
-// Message is msg.Message's plain JSON.
+// deliverRequest asks the node holding Binding to deliver Message. It
+// crosses in the binary format of wire.go; the JSON form is still read.
 type deliverRequest struct {
 	Message msg.Message      `json:"message"`
 	Binding presence.Binding `json:"binding"`
@@ -127,10 +127,7 @@ func (n *Node) sendIM(ctx context.Context, m *msg.Message, b presence.Binding) e
 	}
 	defer func() { <-sem }()
 	deadline, _ := ctx.Deadline()
-	req, err := json.Marshal(deliverRequest{Message: *m, Binding: b, TimeoutMS: time.Until(deadline).Milliseconds()})
-	if err != nil {
-		return fmt.Errorf("cluster: deliver %s: encode: %w", m.ID, err)
-	}
+	req := appendRequest(make([]byte, 0, 256+len(m.Text)), &deliverRequest{Message: *m, Binding: b, TimeoutMS: time.Until(deadline).Milliseconds()})
 	res, err := nc.RequestWithContext(ctx, deliverSubject(b.Node), req)
 	if err != nil {
 		return fmt.Errorf("cluster: deliver %s to node %s: %w", m.ID, b.Node, err)
@@ -196,7 +193,7 @@ func (n *Node) serve(ctx context.Context, req *nats.Msg) {
 // this node still holds it unexpired, through its own edge.
 func (n *Node) deliverLocal(ctx context.Context, data []byte) deliverReply {
 	var dr deliverRequest
-	if err := json.Unmarshal(data, &dr); err != nil {
+	if err := decodeRequest(data, &dr); err != nil {
 		return deliverReply{Code: codeBad, Error: err.Error()}
 	}
 	b, ok := n.holds(dr.Binding)

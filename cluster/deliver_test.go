@@ -200,3 +200,31 @@ func TestDeliverThroughOwner(t *testing.T) {
 	}
 	t.Logf("a stopped: %v after %v (no responders: %v)", err, time.Since(start), errors.Is(err, nats.ErrNoResponders))
 }
+
+// BenchmarkCrossing: a delivery asked of the node holding the binding
+// (request, the owner's lookup and edge, reply), two embedded nodes in
+// this process, 64 requests at once; the edge does nothing. The cluster
+// starts once, outside the measured sub-benchmark.
+func BenchmarkCrossing(b *testing.B) {
+	ms := startClusterWith(b, func(n *Node) { n.AddIM("sip", &edge{}) }, "a", "b")
+	ctx := context.Background()
+	const aor, contact = msg.Address("+8613800000042"), "sip:u@10.0.0.1:5060"
+	if err := ms["a"].pres.Register(ctx, presence.Binding{AOR: aor, Contact: contact, Via: "sip", Expires: time.Now().Add(time.Hour)}); err != nil {
+		b.Fatal(err)
+	}
+	testutil.WaitFor(b, "a's binding at b", 5*time.Second, func() bool { _, ok := ms["b"].remote(aor, contact); return ok })
+	rb, _ := ms["b"].remote(aor, contact)
+	b.Run("nodes=2", func(b *testing.B) {
+		b.SetParallelism(32)
+		b.RunParallel(func(pb *testing.PB) {
+			m := &msg.Message{ID: "1lhamslcn0hk00000001", From: "+8613900000009", To: aor, Text: "a short message of forty characters, or so",
+				Accepted: time.Now(), Expires: time.Now().Add(24 * time.Hour)}
+			for pb.Next() {
+				if err := ms["b"].node.SendIM(ctx, m, rb); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}
