@@ -83,13 +83,12 @@ func (r *Replicated) Stage(ctx context.Context, m *msg.Message) (msg.Ack, error)
 		return a, nil // a copy of one already accepted, and so replicated
 	}
 	ra := &replAck{inner: a, m: m, futDone: make(chan struct{}), done: make(chan struct{})}
-	data, err := json.Marshal(m)
+	// The copy is a delivery request's binary record with no binding.
+	data := appendRequest(make([]byte, 0, 192+len(m.Text)), &deliverRequest{Message: *m})
+	fut, err := r.js.PublishAsync(r.subject(m.ID), data)
 	if err == nil {
-		var fut jetstream.PubAckFuture
-		if fut, err = r.js.PublishAsync(r.subject(m.ID), data); err == nil {
-			go ra.await(fut)
-			return ra, nil
-		}
+		go ra.await(fut)
+		return ra, nil
 	}
 	ra.fail(err)
 	return ra, nil
@@ -249,8 +248,8 @@ func (r *Replicated) restore(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("read copy: %w", err)
 	}
-	var m msg.Message
-	if err := json.Unmarshal(e.Value(), &m); err != nil {
+	m, err := decodeCopy(e.Value())
+	if err != nil {
 		return fmt.Errorf("decode copy: %w", err)
 	}
 	m.ID = ""
@@ -263,6 +262,18 @@ func (r *Replicated) restore(ctx context.Context, id string) error {
 	r.n.log.Info("cluster: accepted message taken back from the bucket", "old_id", id, "id", m.ID)
 	r.Forget(id)
 	return nil
+}
+
+// decodeCopy reads a message's copy: a binary record, or the JSON of the
+// message that earlier versions wrote.
+func decodeCopy(data []byte) (msg.Message, error) {
+	var m msg.Message
+	if len(data) > 0 && data[0] == '{' {
+		return m, json.Unmarshal(data, &m)
+	}
+	var dr deliverRequest
+	err := decodeRequest(data, &dr)
+	return dr.Message, err
 }
 
 // replAck settles once the local commit and the replicated write have.

@@ -171,3 +171,18 @@ func BenchmarkRequestCodec(b *testing.B) {
 		}
 	})
 }
+
+// A copy in the accepted-messages bucket decodes from the binary record
+// and from the JSON earlier versions wrote.
+func TestDecodeCopy(t *testing.T) {
+	var r deliverRequest
+	fillEvery(t, reflect.ValueOf(&r.Message).Elem(), time.Unix(1796000000, 5))
+	js, _ := json.Marshal(r.Message)
+	for name, data := range map[string][]byte{"binary": appendRequest(nil, &deliverRequest{Message: r.Message}), "json": js} {
+		m, err := decodeCopy(data)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		sameEvery(t, reflect.ValueOf(r.Message), reflect.ValueOf(m), name)
+	}
+}
