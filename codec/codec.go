@@ -16,6 +16,7 @@ const (
 	versionMask = 0x0C
 
 	formatVersion = 3 // what the Encoder writes
+	formatV3      = 3
 	headerV3      = magic | formatVersion<<2
 	profileMask   = 0x03
 

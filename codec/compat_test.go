@@ -85,6 +85,30 @@ func TestDecodesVersion2Frames(t *testing.T) {
 	}
 }
 
+// TestDecodesVersion3Frames: frames written by the version 3 encoder
+// still decode to their messages, stateless and stateful:
+// testdata/frames-v3 (the sample, two SIP sessions of tuned families and
+// a generated session, written before version 4).
+func TestDecodesVersion3Frames(t *testing.T) {
+	msgs := readFrames(t, filepath.Join("testdata", "frames-v3", "messages"))
+	for _, mode := range []string{"stateless", "stateful"} {
+		frames := readFrames(t, filepath.Join("testdata", "frames-v3", mode))
+		if len(frames) != len(msgs) {
+			t.Fatalf("%s: %d frames for %d messages", mode, len(frames), len(msgs))
+		}
+		d := NewDecoder(mode == "stateful")
+		for i, f := range frames {
+			if v3 := f[0]&versionMask == formatV3<<2 && f[0]&magicMask == magic || f[0]&statefulMask == statefulMarkV3; !v3 {
+				t.Fatalf("%s frame %d is not a version 3 frame (%#x)", mode, i, f[0])
+			}
+			got, err := d.Decode(nil, f)
+			if err != nil || !bytes.Equal(got, msgs[i]) {
+				t.Fatalf("%s frame %d: err %v\n got %q\nwant %q", mode, i, err, got, msgs[i])
+			}
+		}
+	}
+}
+
 // TestVersionsDoNotMix: a stateful session keeps the version of its first
 // frame; a frame of the other version is a state mismatch.
 func TestVersionsDoNotMix(t *testing.T) {
