@@ -40,7 +40,7 @@ const (
 	q3Slot    = q3LenR + lenSize
 	q3Foot    = q3Slot + 4*nSlots
 	q3Align   = q3Foot + endSlot*32
-	n3Probs   = q3Align + 16
+	n3Probs   = q4TokLen + 64 // and lz4.go's
 
 	goodLen   = 48 // a match this long ends the search
 	lazyBelow = 16 // a shorter match may give way to a longer one a byte later
@@ -323,6 +323,7 @@ func (c *coder3) encodeSpan(rc *rcEncoder, span []byte, part int) {
 	// the literal at i wins: nothing it depends on changes in between.
 	nextAt, nextLen, nextRep := -1, 0, 0
 	var nextDist uint32
+	var ts tokScan
 	for i := start; i < end; {
 		var bestLen, rep int
 		var bestDist uint32
@@ -339,11 +340,23 @@ func (c *coder3) encodeSpan(rc *rcEncoder, span []byte, part int) {
 		if end-i >= 3 {
 			h.insert(i)
 		}
-		if n, hex, upper := item(b, i, start, end); n > bestLen || (n > 0 && !hex && bestLen < n+24 && c.cachedNumber(b[i:i+n])) {
+		var n, kind int
+		var upper bool
+		if c.tok {
+			n, kind, upper = item4(b, i, start, end, &ts)
+		} else {
+			var hex bool
+			if n, hex, upper = item(b, i, start, end); hex {
+				kind = itemHex
+			} else if n > 0 {
+				kind = itemNum
+			}
+		}
+		if n > bestLen || (kind == itemNum && bestLen < n+24 && c.cachedNumber(b[i:i+n])) {
 			s := run.state
 			rc.bit(&p[q3IsMatch+int(s)], 0)
 			rc.bit(&p[q3IsItem+int(s)], 1)
-			c.encItem(rc, b[i:i+n], part, hex, upper, h.base+uint32(i+n))
+			c.encItem(rc, b[i:i+n], part, kind, upper, h.base+uint32(i+n))
 			run.state = stateAfterLit(s)
 			for k := i + 1; k < i+n; k++ {
 				h.insert(k)
@@ -540,16 +553,20 @@ func (h *hist3) firstByteHits(i, maxD int, bk []uint16, n uint8, ds *[t3Ways]uin
 func digitBits(n int) int { return bits.Len64(pow10[n] - 1) }
 
 // encItem codes a number (one of the recent ones, or its digit count and
-// value) or a hex run (case, length, nibbles).
-func (c *coder3) encItem(rc *rcEncoder, t []byte, part int, hex, upper bool, after uint32) {
+// value), a hex run (case, length, nibbles) or, in version 4, a token or
+// UUID (lz4.go).
+func (c *coder3) encItem(rc *rcEncoder, t []byte, part, kind int, upper bool, after uint32) {
 	p := &c.st.lz
-	if !hex {
+	if kind == itemNum {
 		rc.bit(&p[q3ItemHex+part], 0)
 		v, _ := parseDigits(t)
 		c.anchor(c.encNumber(rc, v, len(t), part, after), after)
 		return
 	}
 	rc.bit(&p[q3ItemHex+part], 1)
+	if c.tok && c.encToken4(rc, t, part, kind, upper) {
+		return
+	}
 	cs := uint32(0)
 	if upper {
 		cs = 1
@@ -830,6 +847,12 @@ func (c *coder3) decItem(rc *rcDecoder, b []byte, part, end int) ([]byte, bool) 
 		b = appendDigits(b, v, n)
 		c.anchor(prev, at+uint32(n))
 		return b, true
+	}
+	if c.tok {
+		var hex, ok bool
+		if b, hex, ok = c.decToken4(rc, b, part, end); !hex {
+			return b, ok
+		}
 	}
 	digits := hexLower
 	if rc.bit(&p[q3HexCase+part]) == 1 {

@@ -102,6 +102,16 @@ func (e *rcEncoder) uniform(v uint32, n int) {
 	}
 }
 
+// uniformN codes v < n (n <= 1<<18) at p = 1/n (format version 4).
+func (e *rcEncoder) uniformN(v, n uint32) {
+	e.rng /= n
+	e.low += uint64(v) * uint64(e.rng)
+	for e.rng < rcTopBits {
+		e.rng <<= 8
+		e.shiftLow()
+	}
+}
+
 // tree codes the n-bit symbol v with the bit tree p[1:1<<n].
 func (e *rcEncoder) tree(p []uint16, v uint32, n int) {
 	if e.frozen {
@@ -303,6 +313,20 @@ func (d *rcDecoder) uniform(n int) uint32 {
 	v := d.code / d.rng
 	if v >= 1<<uint(n) { // only a damaged frame gets here
 		v = 1<<uint(n) - 1
+	}
+	d.code -= v * d.rng
+	for d.rng < rcTopBits {
+		d.rng <<= 8
+		d.code = d.code<<8 | uint32(d.next())
+	}
+	return v
+}
+
+func (d *rcDecoder) uniformN(n uint32) uint32 {
+	d.rng /= n
+	v := d.code / d.rng
+	if v >= n { // only a damaged frame gets here
+		v = n - 1
 	}
 	d.code -= v * d.rng
 	for d.rng < rcTopBits {

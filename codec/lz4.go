@@ -1,0 +1,217 @@
+package codec
+
+// Format version 4 is version 3 plus two items for the random tokens of
+// SIP (Via branches, tags, Call-IDs, nonces), which version 3 codes byte
+// by byte at about ten coder decisions each:
+//
+//   - a token: a run of 8..71 letters and digits that looks random (it
+//     has digits and letters, or several letters of each case), coded as
+//     its length and then its characters three at a time, each triple one
+//     uniform choice among 62^3;
+//   - a UUID (8-4-4-4-12 hexadecimal digits of one case): its 128 bits in
+//     8 uniform 16-bit steps.
+//
+// The encoder searches no match inside an item; a repeated token is still
+// one match, its positions are indexed as any text.
+
+const (
+	minTokItem = 8
+	maxTokItem = minTokItem + 63
+	uuidLen    = 36
+
+	q4Tok     = q3Align + 16  // by part: after "not a number", a hex run (0) or a token (1)
+	q4TokKind = q4Tok + 2     // by part: an alphanumeric token (0) or a UUID (1)
+	q4TokLen  = q4TokKind + 2 // 6-bit tree: length - minTokItem
+
+	tri62 = 62 * 62 * 62
+)
+
+// Item kinds of encodeSpan.
+const (
+	itemNone = iota
+	itemNum
+	itemHex
+	itemTok
+	itemUUID
+)
+
+const alnum62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// alnumIdx is 1 + the index of a byte in alnum62, 0 for other bytes.
+var alnumIdx = func() (t [256]uint8) {
+	for i := range len(alnum62) {
+		t[alnum62[i]] = uint8(i + 1)
+	}
+	return t
+}()
+
+// tokScan remembers the alphanumeric run around the last position asked
+// about, so that a run is scanned once however many positions of it the
+// encoder visits.
+type tokScan struct {
+	from, to int  // the run [from, to) of the span, scanned from from
+	random   bool // b[from:to] looks random
+}
+
+// token returns the length of a token item at b[i] (0: none).
+func (s *tokScan) token(b []byte, i, end int) int {
+	if alnumIdx[b[i]] == 0 {
+		return 0
+	}
+	if i < s.from || i >= s.to {
+		k := i
+		var digits, upper, lower int
+		for ; k < end; k++ {
+			x := alnumIdx[b[k]]
+			if x == 0 {
+				break
+			}
+			switch {
+			case x <= 10:
+				digits++
+			case x <= 36:
+				upper++
+			default:
+				lower++
+			}
+		}
+		s.from, s.to = i, k
+		s.random = digits > 0 && upper+lower > 0 || upper >= 3 && lower >= 3
+	}
+	if n := s.to - i; s.random && n >= minTokItem {
+		return min(n, maxTokItem)
+	}
+	return 0
+}
+
+// uuidAt reports a UUID at b[i:end] and its case.
+func uuidAt(b []byte, i, end int) (ok, upper bool) {
+	if end-i < uuidLen || b[i+8] != '-' || b[i+13] != '-' || b[i+18] != '-' || b[i+23] != '-' {
+		return false, false
+	}
+	var cl uint8
+	for k, ch := range b[i : i+uuidLen] {
+		if k == 8 || k == 13 || k == 18 || k == 23 {
+			continue
+		}
+		x := charClass[ch]
+		if x == 0 {
+			return false, false
+		}
+		cl |= x
+	}
+	if cl&(clLowerHex|clUpperHex) == clLowerHex|clUpperHex {
+		return false, false
+	}
+	return true, cl&clUpperHex != 0
+}
+
+// item4 is item with the items of version 4: a UUID before a hex run (its
+// first group is one), a token after a number or hex run.
+func item4(b []byte, i, start, end int, s *tokScan) (n, kind int, upper bool) {
+	if charClass[b[i]] != 0 {
+		if ok, up := uuidAt(b, i, end); ok {
+			return uuidLen, itemUUID, up
+		}
+	}
+	if n, hex, up := item(b, i, start, end); n > 0 {
+		if hex {
+			return n, itemHex, up
+		}
+		return n, itemNum, false
+	}
+	if n := s.token(b, i, end); n > 0 {
+		return n, itemTok, false
+	}
+	return 0, itemNone, false
+}
+
+// encToken4 codes the version 4 part of a non-number item: hex run (the
+// caller codes it as version 3 does), token or UUID. It reports whether
+// it coded the item.
+func (c *coder3) encToken4(rc *rcEncoder, t []byte, part, kind int, upper bool) bool {
+	p := &c.st.lz
+	if kind == itemHex {
+		rc.bit(&p[q4Tok+part], 0)
+		return false
+	}
+	rc.bit(&p[q4Tok+part], 1)
+	if kind == itemTok {
+		rc.bit(&p[q4TokKind+part], 0)
+		rc.tree(p[q4TokLen:][:64], uint32(len(t)-minTokItem), 6)
+		i := 0
+		for ; i+3 <= len(t); i += 3 {
+			v := uint32(alnumIdx[t[i]]-1)*62*62 + uint32(alnumIdx[t[i+1]]-1)*62 + uint32(alnumIdx[t[i+2]]-1)
+			rc.uniformN(v, tri62)
+		}
+		switch len(t) - i {
+		case 1:
+			rc.uniformN(uint32(alnumIdx[t[i]]-1), 62)
+		case 2:
+			rc.uniformN(uint32(alnumIdx[t[i]]-1)*62+uint32(alnumIdx[t[i+1]]-1), 62*62)
+		}
+		return true
+	}
+	rc.bit(&p[q4TokKind+part], 1)
+	cs := uint32(0)
+	if upper {
+		cs = 1
+	}
+	rc.bit(&p[q3HexCase+part], cs)
+	var w uint32
+	k := 0
+	for j, ch := range t {
+		if j == 8 || j == 13 || j == 18 || j == 23 {
+			continue
+		}
+		w = w<<4 | uint32(unhex(ch))
+		if k++; k == 4 {
+			rc.uniform(w, 16)
+			w, k = 0, 0
+		}
+	}
+	return true
+}
+
+// decToken4 decodes what encToken4 codes and appends it to b; hex false
+// means a hex run follows, which the caller decodes.
+func (c *coder3) decToken4(rc *rcDecoder, b []byte, part, end int) (out []byte, hex, ok bool) {
+	p := &c.st.lz
+	if rc.bit(&p[q4Tok+part]) == 0 {
+		return b, true, true
+	}
+	if rc.bit(&p[q4TokKind+part]) == 0 {
+		n := int(rc.tree(p[q4TokLen:][:64], 6)) + minTokItem
+		if len(b)+n > end {
+			return b, false, false
+		}
+		i := 0
+		for ; i+3 <= n; i += 3 {
+			v := rc.uniformN(tri62)
+			b = append(b, alnum62[v/(62*62)], alnum62[v/62%62], alnum62[v%62])
+		}
+		switch n - i {
+		case 1:
+			b = append(b, alnum62[rc.uniformN(62)])
+		case 2:
+			v := rc.uniformN(62 * 62)
+			b = append(b, alnum62[v/62], alnum62[v%62])
+		}
+		return b, false, true
+	}
+	digits := hexLower
+	if rc.bit(&p[q3HexCase+part]) == 1 {
+		digits = hexUpper
+	}
+	if len(b)+uuidLen > end {
+		return b, false, false
+	}
+	for g := range 8 {
+		if g == 2 || g == 3 || g == 4 || g == 5 {
+			b = append(b, '-')
+		}
+		w := rc.uniform(16)
+		b = append(b, digits[w>>12], digits[w>>8&15], digits[w>>4&15], digits[w&15])
+	}
+	return b, false, true
+}
