@@ -325,21 +325,6 @@ func (c *coder3) encodeSpan(rc *rcEncoder, span []byte, part int) {
 	var nextDist uint32
 	var ts tokScan
 	for i := start; i < end; {
-		var bestLen, rep int
-		var bestDist uint32
-		if i == nextAt {
-			bestLen, bestDist, rep = nextLen, nextDist, nextRep
-		} else if misses < skipAfter || misses&3 == 0 {
-			bestLen, bestDist, rep = h.find(run, i, end)
-		}
-		if bestLen == 0 {
-			misses++
-		} else {
-			misses = 0
-		}
-		if end-i >= 3 {
-			h.insert(i)
-		}
 		var n, kind int
 		var upper bool
 		if c.tok {
@@ -352,14 +337,37 @@ func (c *coder3) encodeSpan(rc *rcEncoder, span []byte, part int) {
 				kind = itemNum
 			}
 		}
+		var bestLen, rep int
+		var bestDist uint32
+		if i == nextAt {
+			bestLen, bestDist, rep = nextLen, nextDist, nextRep
+		} else if kind >= itemTok && h.loc != nil {
+			// A stateless frame's random token is neither in the primed
+			// text nor, in practice, twice in one message: no search.
+		} else if misses < skipAfter || misses&3 == 0 {
+			bestLen, bestDist, rep = h.find(run, i, end)
+		}
+		if bestLen == 0 {
+			misses++
+		} else {
+			misses = 0
+		}
+		if end-i >= 3 {
+			h.insert(i)
+		}
 		if n > bestLen || (kind == itemNum && bestLen < n+24 && c.cachedNumber(b[i:i+n])) {
 			s := run.state
 			rc.bit(&p[q3IsMatch+int(s)], 0)
 			rc.bit(&p[q3IsItem+int(s)], 1)
 			c.encItem(rc, b[i:i+n], part, kind, upper, h.base+uint32(i+n))
 			run.state = stateAfterLit(s)
-			for k := i + 1; k < i+n; k++ {
-				h.insert(k)
+			// Its start is indexed. A later match may start inside a
+			// number or hex run of a stateful session (an id that follows
+			// the same prefix), not inside a token or within one message.
+			if h.loc == nil && kind < itemTok {
+				for k := i + 1; k < i+n; k++ {
+					h.insert(k)
+				}
 			}
 			i += n
 			continue
