@@ -44,7 +44,13 @@ const (
 
 	goodLen   = 48 // a match this long ends the search
 	lazyBelow = 16 // a shorter match may give way to a longer one a byte later
-	skipAfter = 4  // after this many positions without a match, search every fourth one
+	// The same where random tokens are items: what remains is mostly
+	// matches, and a longer one a byte later is rarely worth a search.
+	lazyBelowTok = 8
+	skipAfter    = 4 // after this many positions without a match, search every fourth one
+
+	matchHead      = 16 // positions indexed at the start of a match
+	matchHeadLocal = 4  // the same in a stateless frame
 
 	partValue = 0 // a CRLF-ended literal
 	partBody  = 1 // a body, or a dictionary
@@ -324,6 +330,10 @@ func (c *coder3) encodeSpan(rc *rcEncoder, span []byte, part int) {
 	nextAt, nextLen, nextRep := -1, 0, 0
 	var nextDist uint32
 	var ts tokScan
+	lazy := lazyBelow
+	if c.tok {
+		lazy = lazyBelowTok
+	}
 	for i := start; i < end; {
 		var n, kind int
 		var upper bool
@@ -373,7 +383,7 @@ func (c *coder3) encodeSpan(rc *rcEncoder, span []byte, part int) {
 			continue
 		}
 		// Lazy step: a clearly better match one byte later wins.
-		if bestLen > 0 && bestLen < lazyBelow && i+1 < end {
+		if bestLen > 0 && bestLen < lazy && i+1 < end {
 			l2, d2, rep2 := h.find(run, i+1, end)
 			if l2 > bestLen+1 || (l2 > bestLen && rep2 >= 0 && rep < 0) {
 				bestLen = 0
@@ -418,10 +428,15 @@ func (c *coder3) encodeSpan(rc *rcEncoder, span []byte, part int) {
 			run.rep[1], run.rep[0] = run.rep[0], bestDist
 			run.state = stateAfterMatch(s)
 		}
-		// Inside a long match, index its head and tail only.
-		head := min(i+bestLen, i+16)
-		for k := i + 1; k < head; k++ {
-			h.insert(k)
+		// Inside a long match, index its head and tail only; a stateless
+		// frame, whose matches mostly copy the primed text its dictionary
+		// index finds anyway, its tail only.
+		head := i + 1
+		if h.loc == nil {
+			head = min(i+bestLen, i+matchHead)
+			for k := i + 1; k < head; k++ {
+				h.insert(k)
+			}
 		}
 		for k := max(head, i+bestLen-4); k < i+bestLen; k++ {
 			h.insert(k)
