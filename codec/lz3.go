@@ -44,10 +44,7 @@ const (
 
 	goodLen   = 48 // a match this long ends the search
 	lazyBelow = 16 // a shorter match may give way to a longer one a byte later
-	// The same where random tokens are items: what remains is mostly
-	// matches, and a longer one a byte later is rarely worth a search.
-	lazyBelowTok = 8
-	skipAfter    = 4 // after this many positions without a match, search every fourth one
+	skipAfter = 4  // after this many positions without a match, search every fourth one
 
 	matchHead      = 16 // positions indexed at the start of a match
 	matchHeadLocal = 4  // the same in a stateless frame
@@ -330,9 +327,11 @@ func (c *coder3) encodeSpan(rc *rcEncoder, span []byte, part int) {
 	nextAt, nextLen, nextRep := -1, 0, 0
 	var nextDist uint32
 	var ts tokScan
+	// Where random tokens are items, what remains is mostly matches of
+	// the primed text: a longer match a byte later is not worth a search.
 	lazy := lazyBelow
 	if c.tok {
-		lazy = lazyBelowTok
+		lazy = 0
 	}
 	for i := start; i < end; {
 		var n, kind int
@@ -424,7 +423,7 @@ func (c *coder3) encodeSpan(rc *rcEncoder, span []byte, part int) {
 		} else {
 			rc.bit(&p[q3IsRep+int(s)], 0)
 			encLen(rc, p[q3LenM:][:lenSize], bestLen-lzMinLen)
-			encDist3(rc, p, bestDist-1, bestLen-lzMinLen)
+			encDist3(rc, p, bestDist-1, bestLen-lzMinLen, c.tok)
 			run.rep[1], run.rep[0] = run.rep[0], bestDist
 			run.state = stateAfterMatch(s)
 		}
@@ -708,7 +707,11 @@ func readDirectBits(rc *rcDecoder, n int) uint64 {
 	return v
 }
 
-func encDist3(rc *rcEncoder, p *[n3Probs]uint16, d uint32, l int) {
+// encDist3 codes a distance: its slot, then the bits below its top two,
+// the low 4 of a far one by an adaptive tree, unless tok (version 4
+// items; their frames' far distances point into the primed text, whose
+// low bits are as good as random): then all in one step.
+func encDist3(rc *rcEncoder, p *[n3Probs]uint16, d uint32, l int, tok bool) {
 	slot := distSlot(d)
 	rc.tree(p[q3Slot+min(l, 3)*nSlots:][:nSlots], slot, 5)
 	if slot < 4 {
@@ -720,11 +723,15 @@ func encDist3(rc *rcEncoder, p *[n3Probs]uint16, d uint32, l int) {
 		rc.tree(p[q3Foot+int(slot)*32:][:32], rem, nd)
 		return
 	}
+	if tok {
+		rc.uniform(rem, nd)
+		return
+	}
 	rc.uniform(rem>>4, nd-4)
 	rc.tree(p[q3Align:][:16], rem&15, 4)
 }
 
-func decDist3(rc *rcDecoder, p *[n3Probs]uint16, l int) uint32 {
+func decDist3(rc *rcDecoder, p *[n3Probs]uint16, l int, tok bool) uint32 {
 	slot := rc.tree(p[q3Slot+min(l, 3)*nSlots:][:nSlots], 5)
 	if slot < 4 {
 		return slot
@@ -733,6 +740,9 @@ func decDist3(rc *rcDecoder, p *[n3Probs]uint16, l int) uint32 {
 	base := (2 | slot&1) << uint(nd)
 	if slot < endSlot {
 		return base + rc.tree(p[q3Foot+int(slot)*32:][:32], nd)
+	}
+	if tok {
+		return base + rc.uniform(nd)
 	}
 	hi := rc.uniform(nd - 4)
 	return base + hi<<4 + rc.tree(p[q3Align:][:16], 4)
@@ -825,7 +835,7 @@ func (c *coder3) decodeSpan(rc *rcDecoder, n, part int) ([]byte, error) {
 			run.state = stateAfterRep(s)
 		} else {
 			l = decLen(rc, p[q3LenM:][:lenSize])
-			d := decDist3(rc, p, l) + 1
+			d := decDist3(rc, p, l, c.tok) + 1
 			run.rep[1], run.rep[0] = run.rep[0], d
 			run.state = stateAfterMatch(s)
 		}

@@ -109,16 +109,19 @@ func uuidAt(b []byte, i, end int) (ok, upper bool) {
 // item4 is item with the items of version 4: a UUID before a hex run (its
 // first group is one), a token after a number or hex run.
 func item4(b []byte, i, start, end int, s *tokScan) (n, kind int, upper bool) {
+	if alnumIdx[b[i]] == 0 {
+		return 0, itemNone, false
+	}
 	if charClass[b[i]] != 0 {
 		if ok, up := uuidAt(b, i, end); ok {
 			return uuidLen, itemUUID, up
 		}
-	}
-	if n, hex, up := item(b, i, start, end); n > 0 {
-		if hex {
-			return n, itemHex, up
+		if n, hex, up := item(b, i, start, end); n > 0 {
+			if hex {
+				return n, itemHex, up
+			}
+			return n, itemNum, false
 		}
-		return n, itemNum, false
 	}
 	if n := s.token(b, i, end); n > 0 {
 		return n, itemTok, false
