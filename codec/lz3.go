@@ -427,18 +427,17 @@ func (c *coder3) encodeSpan(rc *rcEncoder, span []byte, part int) {
 			run.rep[1], run.rep[0] = run.rep[0], bestDist
 			run.state = stateAfterMatch(s)
 		}
-		// Inside a long match, index its head and tail only; a stateless
-		// frame, whose matches mostly copy the primed text its dictionary
-		// index finds anyway, its tail only.
-		head := i + 1
+		// Inside a long match, index its head and tail only (a stateful
+		// session). A stateless frame's matches mostly copy the primed
+		// text, which its dictionary index finds anyway: none.
 		if h.loc == nil {
-			head = min(i+bestLen, i+matchHead)
+			head := min(i+bestLen, i+matchHead)
 			for k := i + 1; k < head; k++ {
 				h.insert(k)
 			}
-		}
-		for k := max(head, i+bestLen-4); k < i+bestLen; k++ {
-			h.insert(k)
+			for k := max(head, i+bestLen-4); k < i+bestLen; k++ {
+				h.insert(k)
+			}
 		}
 		i += bestLen
 	}

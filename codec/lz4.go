@@ -45,6 +45,23 @@ var alnumIdx = func() (t [256]uint8) {
 	return t
 }()
 
+// alnumCount is 1 for a digit, 1<<10 for an upper-case letter, 1<<20
+// for a lower-case one, 0 for other bytes: a run's sum counts each class
+// (a scan stops after 1023 bytes, before a count could overflow).
+var alnumCount = func() (t [256]uint32) {
+	for i := range len(alnum62) {
+		switch c := alnum62[i]; {
+		case isDigit(c):
+			t[c] = 1
+		case c <= 'Z':
+			t[c] = 1 << 10
+		default:
+			t[c] = 1 << 20
+		}
+	}
+	return t
+}()
+
 // tokScan remembers the alphanumeric run around the last position asked
 // about, so that a run is scanned once however many positions of it the
 // encoder visits.
@@ -59,22 +76,18 @@ func (s *tokScan) token(b []byte, i, end int) int {
 		return 0
 	}
 	if i < s.from || i >= s.to {
+		// Counts by class in one sum: no branch on the class of a byte,
+		// which is random in a token.
 		k := i
-		var digits, upper, lower int
-		for ; k < end; k++ {
-			x := alnumIdx[b[k]]
+		var sum uint32
+		for lim := min(end, i+1023); k < lim; k++ {
+			x := alnumCount[b[k]]
 			if x == 0 {
 				break
 			}
-			switch {
-			case x <= 10:
-				digits++
-			case x <= 36:
-				upper++
-			default:
-				lower++
-			}
+			sum += x
 		}
+		digits, upper, lower := sum&0x3FF, sum>>10&0x3FF, sum>>20
 		s.from, s.to = i, k
 		s.random = digits > 0 && upper+lower > 0 || upper >= 3 && lower >= 3
 	}
