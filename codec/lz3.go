@@ -85,56 +85,64 @@ type hist3 struct {
 // dictIndex finds the positions of the primed history by their exact
 // first 4 bytes, most recent first: a stateless frame searches the whole
 // dictionary with one probe and no false candidates. Built once per
-// profile. A slot keeps its key, count and positions together: one
-// cache line per probe.
+// profile. A slot is 8 bytes (key, where its positions start in pos,
+// how many): the table is small enough to stay in a core's cache.
 type dictIndex struct {
-	t    []dictSlot
+	t    []uint64 // key | first position<<32 | count<<48; 0: empty
+	pos  []uint16
 	mask uint32
 	has  [1 << (dictHasBits - 6)]uint64 // by a hash of the key: whether any slot may hold it
 }
 
-type dictSlot struct {
-	key uint32
-	n   uint8 // positions held, at most dictWays
-	pos [dictWays]uint16
-}
-
 const (
-	dictWays    = 8
+	dictWays    = 8  // positions kept of one key
 	dictHasBits = 17 // most text a frame searches is not in the dictionary: a small bit set says so without a probe
 )
 
 func dictHas(k uint32) uint32 { return k * 0x9E3779B1 >> (32 - dictHasBits) }
 
 func newDictIndex(h []byte, base uint32) *dictIndex {
-	distinct := map[uint32]bool{}
-	for i := 0; i+4 <= len(h); i++ {
-		distinct[binary.LittleEndian.Uint32(h[i:])] = true
+	// Most recent first: the last dictWays positions of each key.
+	byKey := map[uint32][]uint16{}
+	var keys []uint32
+	for i := len(h) - 4; i >= 0; i-- {
+		k := binary.LittleEndian.Uint32(h[i:])
+		ps, seen := byKey[k]
+		if !seen {
+			keys = append(keys, k)
+		}
+		if len(ps) < dictWays {
+			byKey[k] = append(ps, uint16(base+uint32(i)))
+		}
 	}
 	size := 1
-	for size < 2*len(distinct) {
+	for size < 2*len(keys) {
 		size <<= 1
 	}
-	d := &dictIndex{t: make([]dictSlot, size), mask: uint32(size - 1)}
-	for i := 0; i+4 <= len(h); i++ {
-		k := binary.LittleEndian.Uint32(h[i:])
-		e := d.slot(k)
-		e.key = k
+	d := &dictIndex{t: make([]uint64, size), mask: uint32(size - 1)}
+	for _, k := range keys {
+		s := d.slot(k)
+		d.t[s] = uint64(k) | uint64(len(d.pos))<<32 | uint64(len(byKey[k]))<<48
+		d.pos = append(d.pos, byKey[k]...)
 		d.has[dictHas(k)>>6] |= 1 << (dictHas(k) & 63)
-		copy(e.pos[1:], e.pos[:dictWays-1])
-		e.pos[0] = uint16(base + uint32(i))
-		e.n = min(e.n+1, dictWays)
 	}
 	return d
 }
 
-// slot is k's slot, or the empty one where it would go.
-func (d *dictIndex) slot(k uint32) *dictSlot {
+// slot is the index of k's slot, or of the empty one where it would go.
+func (d *dictIndex) slot(k uint32) uint32 {
 	for s := k * 2654435761 >> 7 & d.mask; ; s = (s + 1) & d.mask {
-		if e := &d.t[s]; e.n == 0 || e.key == k {
-			return e
+		if e := d.t[s]; e == 0 || uint32(e) == k {
+			return s
 		}
 	}
+}
+
+// positions returns the positions of key k, most recent first.
+func (d *dictIndex) positions(k uint32) []uint16 {
+	e := d.t[d.slot(k)]
+	first, n := int(e>>32&0xFFFF), int(e>>48)
+	return d.pos[first : first+n]
 }
 
 // localIndex indexes the positions of one stateless frame; its counts
@@ -494,8 +502,8 @@ func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep 
 			if hk := dictHas(k); dx.has[hk>>6]&(1<<(hk&63)) == 0 {
 				return bestLen, bestDist, rep
 			}
-			if e := dx.slot(k); e.n > 0 {
-				for _, c := range e.pos[:e.n] {
+			if ps := dx.positions(k); len(ps) > 0 {
+				for _, c := range ps {
 					d := int(uint16(cur - c))
 					if d == 0 || d > maxD || b[i-d+need-1] != b[i+need-1] {
 						continue
