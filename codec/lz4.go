@@ -7,7 +7,8 @@ package codec
 //   - a token: a run of 8..71 letters and digits that looks random (it
 //     has digits and letters, or several letters of each case), coded as
 //     its length and then its characters three at a time, each triple one
-//     uniform choice among 62^3;
+//     uniform step of 18 bits (62^3 of 2^18 values used: a loss of 0.14
+//     bit a triple, and no division on the encoding end);
 //   - a UUID (8-4-4-4-12 hexadecimal digits of one case): its 128 bits in
 //     8 uniform 16-bit steps.
 //
@@ -23,7 +24,7 @@ const (
 	q4TokKind = q4Tok + 2     // by part: an alphanumeric token (0) or a UUID (1)
 	q4TokLen  = q4TokKind + 2 // 6-bit tree: length - minTokItem
 
-	tri62 = 62 * 62 * 62
+	tri62 = 62 * 62 * 62 // < 1<<18
 )
 
 // Item kinds of encodeSpan.
@@ -158,13 +159,13 @@ func (c *coder3) encToken4(rc *rcEncoder, t []byte, part, kind int, upper bool) 
 		i := 0
 		for ; i+3 <= len(t); i += 3 {
 			v := uint32(alnumIdx[t[i]]-1)*62*62 + uint32(alnumIdx[t[i+1]]-1)*62 + uint32(alnumIdx[t[i+2]]-1)
-			rc.uniformN(v, tri62)
+			rc.uniform(v, 18)
 		}
 		switch len(t) - i {
 		case 1:
-			rc.uniformN(uint32(alnumIdx[t[i]]-1), 62)
+			rc.uniform(uint32(alnumIdx[t[i]]-1), 6)
 		case 2:
-			rc.uniformN(uint32(alnumIdx[t[i]]-1)*62+uint32(alnumIdx[t[i+1]]-1), 62*62)
+			rc.uniform(uint32(alnumIdx[t[i]]-1)*62+uint32(alnumIdx[t[i+1]]-1), 12)
 		}
 		return true
 	}
@@ -203,14 +204,24 @@ func (c *coder3) decToken4(rc *rcDecoder, b []byte, part, end int) (out []byte, 
 		}
 		i := 0
 		for ; i+3 <= n; i += 3 {
-			v := rc.uniformN(tri62)
+			v := rc.uniform(18)
+			if v >= tri62 {
+				return b, false, false
+			}
 			b = append(b, alnum62[v/(62*62)], alnum62[v/62%62], alnum62[v%62])
 		}
 		switch n - i {
 		case 1:
-			b = append(b, alnum62[rc.uniformN(62)])
+			v := rc.uniform(6)
+			if v >= 62 {
+				return b, false, false
+			}
+			b = append(b, alnum62[v])
 		case 2:
-			v := rc.uniformN(62 * 62)
+			v := rc.uniform(12)
+			if v >= 62*62 {
+				return b, false, false
+			}
 			b = append(b, alnum62[v/62], alnum62[v%62])
 		}
 		return b, false, true

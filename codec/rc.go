@@ -91,21 +91,11 @@ func (e *rcEncoder) direct(v uint32, n int) {
 	}
 }
 
-// uniform codes the low n (<= 16) bits of v at once, each at p = 1/2
+// uniform codes the low n (<= 18) bits of v at once, each at p = 1/2
 // (format version 3; version 2 codes direct bits one by one).
 func (e *rcEncoder) uniform(v uint32, n int) {
 	e.rng >>= uint(n)
 	e.low += uint64(v&(1<<uint(n)-1)) * uint64(e.rng)
-	for e.rng < rcTopBits {
-		e.rng <<= 8
-		e.shiftLow()
-	}
-}
-
-// uniformN codes v < n (n <= 1<<18) at p = 1/n (format version 4).
-func (e *rcEncoder) uniformN(v, n uint32) {
-	e.rng /= n
-	e.low += uint64(v) * uint64(e.rng)
 	for e.rng < rcTopBits {
 		e.rng <<= 8
 		e.shiftLow()
@@ -313,20 +303,6 @@ func (d *rcDecoder) uniform(n int) uint32 {
 	v := d.code / d.rng
 	if v >= 1<<uint(n) { // only a damaged frame gets here
 		v = 1<<uint(n) - 1
-	}
-	d.code -= v * d.rng
-	for d.rng < rcTopBits {
-		d.rng <<= 8
-		d.code = d.code<<8 | uint32(d.next())
-	}
-	return v
-}
-
-func (d *rcDecoder) uniformN(n uint32) uint32 {
-	d.rng /= n
-	v := d.code / d.rng
-	if v >= n { // only a damaged frame gets here
-		v = n - 1
 	}
 	d.code -= v * d.rng
 	for d.rng < rcTopBits {
