@@ -5,7 +5,27 @@ import "bytes"
 // encodeMessage codes msg (format version 3); dec3.go mirrors it step by step.
 func (c *coder3) encodeMessage(rc *rcEncoder, msg []byte) {
 	rc.frozen = c.frozen
-	sep := bytes.Index(msg, crlfcrlf)
+	// One pass over the CRs finds the end of the header and, for up to
+	// len(ends) lines, where each line ends.
+	var ends [64]int32
+	lines, sep := 0, -1
+	for off := 0; ; off++ {
+		k := bytes.IndexByte(msg[off:], '\r')
+		if k < 0 {
+			break
+		}
+		off += k
+		if off+1 < len(msg) && msg[off+1] == '\n' {
+			if off+3 < len(msg) && msg[off+2] == '\r' && msg[off+3] == '\n' {
+				sep = off
+				break
+			}
+			if lines < len(ends) {
+				ends[lines] = int32(off)
+			}
+			lines++
+		}
+	}
 	if sep < 0 {
 		c.msgCtx = msgLine // nothing of the previous message: a stateless decoder has not seen it
 		c.encStartKind(rc, start3All)
@@ -14,13 +34,32 @@ func (c *coder3) encodeMessage(rc *rcEncoder, msg []byte) {
 		return
 	}
 	head, body := msg[:sep], msg[sep+4:]
-	line, rest, more := cutCRLF(head)
-	c.msgCtx = c.encStartLine(rc, line, len(body))
-	c.prevOp, c.prevOp2 = opFirst, opFirst
-	for more {
-		line, rest, more = cutCRLF(rest)
-		op := c.encHeader(rc, line, len(body))
-		c.prevOp, c.prevOp2 = op, c.prevOp
+	if lines > len(ends) {
+		line, rest, more := cutCRLF(head)
+		c.msgCtx = c.encStartLine(rc, line, len(body))
+		c.prevOp, c.prevOp2 = opFirst, opFirst
+		for more {
+			line, rest, more = cutCRLF(rest)
+			op := c.encHeader(rc, line, len(body))
+			c.prevOp, c.prevOp2 = op, c.prevOp
+		}
+	} else {
+		from := 0
+		for k := 0; k <= lines; k++ {
+			to := sep
+			if k < lines {
+				to = int(ends[k])
+			}
+			line := head[from:to]
+			if k == 0 {
+				c.msgCtx = c.encStartLine(rc, line, len(body))
+				c.prevOp, c.prevOp2 = opFirst, opFirst
+			} else {
+				op := c.encHeader(rc, line, len(body))
+				c.prevOp, c.prevOp2 = op, c.prevOp
+			}
+			from = to + 2
+		}
 	}
 	c.encOp(rc, op3End)
 	c.encSpan(rc, body, partBody, c.bodySlot())
