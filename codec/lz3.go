@@ -40,7 +40,7 @@ const (
 	q3Slot    = q3LenR + lenSize
 	q3Foot    = q3Slot + 4*nSlots
 	q3Align   = q3Foot + endSlot*32
-	n3Probs   = q4TokLen + 64 // and lz4.go's
+	n3Probs   = q4End + 1 // and lz4.go's
 
 	goodLen   = 48 // a match this long ends the search
 	lazyBelow = 16 // a shorter match may give way to a longer one a byte later
@@ -377,6 +377,14 @@ func (c *coder3) encodeSpan(rc *rcEncoder, span []byte, part int) {
 			rc.bit(&p[q3IsMatch+int(s)], 0)
 			rc.bit(&p[q3IsItem+int(s)], 1)
 			c.encItem(rc, b[i:i+n], part, kind, upper, h.base+uint32(i+n))
+			if c.tok && part == partValue {
+				// Whether the value ends with the item: its CRLF implied.
+				last := i+n == end-2
+				c.encValueEnd(rc, last)
+				if last {
+					n += 2
+				}
+			}
 			run.state = stateAfterLit(s)
 			// Its start is indexed. A later match may start inside a
 			// number or hex run of a stateful session (an id that follows
@@ -805,6 +813,9 @@ func (c *coder3) decodeSpan(rc *rcDecoder, n, part int) ([]byte, error) {
 					h.b = b[:start]
 					return nil, errBadItem
 				}
+				if c.tok && part == partValue && c.decValueEnd(rc) {
+					b = append(b, '\r', '\n')
+				}
 				run.state = stateAfterLit(s)
 				continue
 			}
@@ -814,6 +825,9 @@ func (c *coder3) decodeSpan(rc *rcDecoder, n, part int) ([]byte, error) {
 				if b, ok = c.decItem(rc, b, part, end); !ok {
 					h.b = b[:start]
 					return nil, errBadItem
+				}
+				if c.tok && part == partValue && c.decValueEnd(rc) {
+					b = append(b, '\r', '\n')
 				}
 				run.state = stateAfterLit(s)
 				continue

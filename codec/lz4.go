@@ -12,6 +12,10 @@ package codec
 //   - a UUID (8-4-4-4-12 hexadecimal digits of one case): its 128 bits in
 //     8 uniform 16-bit steps.
 //
+// An item in a header value (any item) is followed by one bit: whether
+// the value ends there, its CRLF implied rather than coded (ids and tags
+// end most values).
+//
 // The encoder searches no match inside an item; a repeated token is still
 // one match, its positions are indexed as any text.
 
@@ -23,6 +27,7 @@ const (
 	q4Tok     = q3Align + 16  // by part: after "not a number", a hex run (0) or a token (1)
 	q4TokKind = q4Tok + 2     // by part: an alphanumeric token (0) or a UUID (1)
 	q4TokLen  = q4TokKind + 2 // 6-bit tree: length - minTokItem
+	q4End     = q4TokLen + 64 // an item ends its header value
 
 	tri62 = 62 * 62 * 62 // < 1<<18
 )
@@ -189,6 +194,16 @@ func (c *coder3) encToken4(rc *rcEncoder, t []byte, part, kind int, upper bool) 
 	}
 	return true
 }
+
+func (c *coder3) encValueEnd(rc *rcEncoder, last bool) {
+	v := uint32(0)
+	if last {
+		v = 1
+	}
+	rc.bit(&c.st.lz[q4End], v)
+}
+
+func (c *coder3) decValueEnd(rc *rcDecoder) bool { return rc.bit(&c.st.lz[q4End]) == 1 }
 
 // decToken4 decodes what encToken4 codes and appends it to b; hex false
 // means a hex run follows, which the caller decodes.
