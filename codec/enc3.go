@@ -235,13 +235,13 @@ func (c *coder3) encHeader(rc *rcEncoder, line []byte, bodyLen int) int {
 	c.encOp(rc, op)
 	st := c.st
 	if k := st.vc.find(ctx, key); k >= 0 {
-		rc.tree(st.vcSym[ctx][:], uint32(k), 3)
+		c.encVcSym(rc, ctx, k)
 		if !c.frozen {
 			st.vc.use(ctx, k)
 		}
 		return op
 	}
-	rc.tree(st.vcSym[ctx][:], vcNew, 3)
+	c.encVcSym(rc, ctx, vcNew)
 	c.noDyn = false
 	switch op {
 	case op3LitLine:
@@ -261,7 +261,42 @@ func (c *coder3) encHeader(rc *rcEncoder, line []byte, bodyLen int) int {
 	return op
 }
 
-func (c *coder3) encKind(rc *rcEncoder, ctx, k int) { rc.tree(c.st.kind[ctx][:], uint32(k), 4) }
+// encVcSym codes whether a value is one of the last few of its context
+// (and which) or new. Version 4 SIP frames code "new" as one bit, not as
+// the 3-bit tree's path.
+func (c *coder3) encVcSym(rc *rcEncoder, ctx, k int) {
+	p := c.st.vcSym[ctx][:]
+	if !c.tok {
+		rc.tree(p, uint32(k), 3)
+		return
+	}
+	if k == vcNew {
+		rc.bit(&p[1], 1)
+		return
+	}
+	rc.bit(&p[1], 0)
+	rc.tree(p[4:8], uint32(k), 2)
+}
+
+// encKind codes the kind of a value. Version 4 SIP frames first code
+// whether it is the last kind of its context, which it mostly is.
+func (c *coder3) encKind(rc *rcEncoder, ctx, k int) {
+	st := c.st
+	if c.tok {
+		hit := uint32(0)
+		if uint8(k) == st.kindLast[ctx] {
+			hit = 1
+		}
+		rc.bit(&st.kindHit[ctx], hit)
+		if !c.frozen {
+			st.kindLast[ctx] = uint8(k)
+		}
+		if hit == 1 {
+			return
+		}
+	}
+	rc.tree(st.kind[ctx][:], uint32(k), 4)
+}
 
 // encRel codes v as a relation to the last number of ctx, or in full.
 func (c *coder3) encRel(rc *rcEncoder, ctx int, v int64) {

@@ -105,6 +105,8 @@ type state3 struct {
 	vc       valCache
 	vcSym    [nNameCtx][8]uint16
 	kind     [nNameCtx][16]uint16
+	kindHit  [nNameCtx]uint16 // version 4 SIP: the kind is kindLast's
+	kindLast [nNameCtx]uint8
 	rel      [nNameCtx][4]uint16
 	last     [nNameCtx]uint64
 	tokHit   [nNameCtx]uint16
@@ -253,7 +255,7 @@ func (s *state3) init() {
 	for i := range s.opHit {
 		s.opHit[i] = [2]uint16{probInit, probInit}
 	}
-	for _, p := range [][]uint16{s.lz[:], s.tokHit[:], s.tokTree[:], s.method[:], s.status[:], s.defRsn[:],
+	for _, p := range [][]uint16{s.lz[:], s.kindHit[:], s.tokHit[:], s.tokTree[:], s.method[:], s.status[:], s.defRsn[:],
 		s.cseqHit[:], s.cseqTree[:], s.verHit[:], s.verTree[:]} {
 		for i := range p {
 			p[i] = probInit
