@@ -272,44 +272,54 @@ var charClass = func() (t [256]uint8) {
 	return t
 }()
 
-// hexRun is the length of the run of class cl (with digits) at b[i:end],
-// at most maxHexItem, and whether it has a letter.
-func hexRun(b []byte, i, end int, cl uint8) (n int, letter bool) {
-	k := i
-	for k < end && k-i < maxHexItem && charClass[b[k]]&(clDigit|cl) != 0 {
-		letter = letter || charClass[b[k]] == cl
-		k++
-	}
-	return k - i, letter
-}
-
 // item reports an item starting at b[i] (of the span b[start:end]): its
-// length, and whether it is hexadecimal (upper case: upper).
+// length, and whether it is hexadecimal (upper case: upper). A run of
+// lower-case hex digits (with digits), one of upper-case ones or one of
+// digits starts where its class starts; one scan finds where each ends.
 func item(b []byte, i, start, end int) (n int, hex, upper bool) {
 	c := charClass[b[i]]
 	if c == 0 {
 		return 0, false, false
 	}
-	var p uint8 // the class of the byte before: runs start where their class starts
+	var p uint8 // the class of the byte before
 	if i > start {
 		p = charClass[b[i-1]]
 	}
-	if c&(clDigit|clLowerHex) != 0 && p&(clDigit|clLowerHex) == 0 {
-		if k, letter := hexRun(b, i, end, clLowerHex); letter && k >= minHexItem {
-			return k, true, false
+	lowerOK := c&(clDigit|clLowerHex) != 0 && p&(clDigit|clLowerHex) == 0
+	upperOK := c&(clDigit|clUpperHex) != 0 && p&(clDigit|clUpperHex) == 0
+	digitOK := c == clDigit && p != clDigit
+	if !lowerOK && !upperOK && !digitOK {
+		return 0, false, false
+	}
+	// The first lower-case and upper-case letter, and the end of the hex
+	// digits, within maxHexItem bytes.
+	lim := min(end, i+maxHexItem)
+	fl, fu, k := lim, lim, i
+	for ; k < lim; k++ {
+		x := charClass[b[k]]
+		if x == 0 || fl < k && fu < k {
+			break
+		}
+		if x == clLowerHex {
+			fl = min(fl, k)
+		}
+		if x == clUpperHex {
+			fu = min(fu, k)
 		}
 	}
-	if c&(clDigit|clUpperHex) != 0 && p&(clDigit|clUpperHex) == 0 {
-		if k, letter := hexRun(b, i, end, clUpperHex); letter && k >= minHexItem {
-			return k, true, true
+	fl, fu = min(fl, k), min(fu, k)
+	if lowerOK {
+		if e := min(fu, k); fl < e && e-i >= minHexItem {
+			return e - i, true, false
 		}
 	}
-	if c == clDigit && p != clDigit {
-		k := i
-		for k < end && charClass[b[k]] == clDigit {
-			k++
+	if upperOK {
+		if e := min(fl, k); fu < e && e-i >= minHexItem {
+			return e - i, true, true
 		}
-		if n := k - i; n >= minDigitItem && n <= maxDigitItem {
+	}
+	if digitOK {
+		if n := min(fl, fu, k) - i; n >= minDigitItem && n <= maxDigitItem {
 			return n, false, false
 		}
 	}
