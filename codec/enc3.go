@@ -109,8 +109,13 @@ func (c *coder3) encSpan(rc *rcEncoder, t []byte, part, slot int) {
 // part) followed by CRLF, which ends it: cheaper than a length, and often
 // inside a match.
 func (c *coder3) encLiteral(rc *rcEncoder, ctx int, t []byte) {
-	c.lit = append(append(c.lit[:0], t...), '\r', '\n')
-	c.encSpan(rc, c.lit, partValue, ctx)
+	if c.collect != nil {
+		c.lit = append(append(c.lit[:0], t...), '\r', '\n')
+		c.collect(c.lit, partValue)
+	}
+	start := c.aimRep(ctx)
+	c.encodeSpan(rc, t, partValue) // partValue: the CRLF is added
+	c.notePos(ctx, start)
 }
 
 func (c *coder3) encStartKind(rc *rcEncoder, k int) {

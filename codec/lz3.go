@@ -326,18 +326,21 @@ func item(b []byte, i, start, end int) (n int, hex, upper bool) {
 	return 0, false, false
 }
 
-// encodeSpan appends span to the history and codes it. A CRLF-ended
-// literal makes room for litReserve bytes (its decoder cannot know its
-// length), anything else for its length.
+// encodeSpan appends span to the history and codes it. A literal value
+// (partValue) is span and a CRLF: it makes room for litReserve bytes
+// (its decoder cannot know its length), anything else for its length.
 func (c *coder3) encodeSpan(rc *rcEncoder, span []byte, part int) {
 	p, run, h := &c.st.lz, &c.sc.run, &c.h
+	var start int
 	if part == partValue {
 		h.slide(litReserve)
+		start = len(h.b)
+		h.b = append(append(h.b, span...), '\r', '\n')
 	} else {
 		h.slide(len(span))
+		start = len(h.b)
+		h.b = append(h.b, span...)
 	}
-	start := len(h.b)
-	h.b = append(h.b, span...)
 	b, end := h.b, len(h.b)
 	misses := 0 // positions since the last match: in random text, search every other one
 	// The lazy step's search at i+1 is the next position's search when
