@@ -70,6 +70,9 @@ func appendFetionURI(dst []byte, n, p uint64) []byte {
 
 // parseCSeq accepts "N METHOD" with METHOD from the method table.
 func parseCSeq(b []byte) (n uint64, m uint8, ok bool) {
+	if len(b) == 0 || !isDigit(b[0]) { // most values are not: no scan
+		return 0, 0, false
+	}
 	i := 0
 	for i < len(b) && b[i] != ' ' {
 		i++
