@@ -496,23 +496,18 @@ func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep 
 	// then by 3-byte hash, then by 6-byte hash. Each is checked at its
 	// first byte and at the byte it must match to be better.
 	if l := h.loc; l != nil {
-		if x := hash3x(b, i) >> (t3Bits - locBits); l.n[x] != 0 {
-			bk, n := &l.t[x], l.n[x]
-			var ds [t3Ways]uint16
-			hits := h.firstByteHits(i, maxD, bk[:], n, &ds)
-			if n < locWays {
-				hits &= 1<<n - 1
+		// A frame's buckets hold few positions: each is tested in turn.
+		x := hash3x(b, i) >> (t3Bits - locBits)
+		bk, n := &l.t[x], int(l.n[x])
+		for k := n - 1; k >= max(n-locWays, 0); k-- {
+			d := int(cur - bk[k%locWays])
+			if d == 0 || d > maxD || b[i-d] != b[i] || b[i-d+need-1] != b[i+need-1] {
+				continue
 			}
-			for ; hits != 0; hits &= hits - 1 {
-				d := int(ds[bits.TrailingZeros32(hits)])
-				if b[i-d+need-1] != b[i+need-1] {
-					continue
-				}
-				if m := matchLen(b, i, i-d, maxLen); m >= need {
-					bestLen, bestDist, rep, need = m, uint32(d), -1, m+2
-					if need > maxLen || m >= goodLen {
-						return bestLen, bestDist, rep
-					}
+			if m := matchLen(b, i, i-d, maxLen); m >= need {
+				bestLen, bestDist, rep, need = m, uint32(d), -1, m+2
+				if need > maxLen || m >= goodLen {
+					return bestLen, bestDist, rep
 				}
 			}
 		}
