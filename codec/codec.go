@@ -122,8 +122,9 @@ func (e *Encoder) Encode(dst, msg []byte) ([]byte, error) {
 }
 
 // Decoder turns MCP frames back into messages: format version 4 and, for
-// links whose other end is older, versions 3 and 2. A stateful Decoder belongs to
-// one direction of one connection; it is not safe for concurrent use.
+// links whose other end is older, versions 3 and 2. A stateful Decoder
+// belongs to one direction of one connection; it is not safe for
+// concurrent use.
 type Decoder struct {
 	stateful bool
 	seq      uint32

@@ -46,8 +46,7 @@ const (
 	lazyBelow = 16 // a shorter match may give way to a longer one a byte later
 	skipAfter = 4  // after this many positions without a match, search every fourth one
 
-	matchHead      = 16 // positions indexed at the start of a match
-	matchHeadLocal = 4  // the same in a stateless frame
+	matchHead = 16 // positions indexed at the start of a match (stateful)
 
 	partValue = 0 // a CRLF-ended literal
 	partBody  = 1 // a body, or a dictionary
