@@ -16,8 +16,10 @@ package codec
 // the value ends there, its CRLF implied rather than coded (ids and tags
 // end most values).
 //
-// The encoder searches no match inside an item; a repeated token is still
-// one match, its positions are indexed as any text.
+// All of it in SIP frames only (useTokens); doc.go lists the other steps
+// version 4 changed. The encoder searches no match inside an item and
+// indexes only the start of a token or UUID: a repeated one is still one
+// match.
 
 const (
 	minTokItem = 8
