@@ -6,17 +6,20 @@ import (
 	"hash/crc32"
 )
 
-// Frame header, byte 0. Stateless: magic nibble 0xB, format version in
-// bits 3-2, then (version 3) the profile in bits 1-0, (version 2) the mode
-// and residual flags. Stateful: 2 mark bits (01 version 2, 11 version 3)
-// and 14 bits of the 16-bit state check over bytes 0-1.
+// Frame header, byte 0. Stateless: magic nibble 0xB, format version
+// modulo 4 in bits 3-2 (00: version 4), then (versions 3 and 4) the
+// profile in bits 1-0, (version 2) the mode and residual flags. Stateful:
+// 2 mark bits (01 version 2, 11 version 3, 00 version 4; 10 is the
+// stateless magic's) and 14 bits of the 16-bit state check over bytes 0-1.
 const (
 	magic       = 0xB0
 	magicMask   = 0xF0
 	versionMask = 0x0C
 
-	formatVersion = 3 // what the Encoder writes
-	headerV3      = magic | formatVersion<<2
+	formatVersion = 4 // what the Encoder writes
+	formatV3      = 3
+	headerV4      = magic | formatVersion&3<<2
+	headerV3      = magic | formatV3<<2
 	profileMask   = 0x03
 
 	// Version 2 (decoded only).
@@ -28,6 +31,8 @@ const (
 	statefulMask   = 0xC0
 	statefulMark   = 0x40 // version 2
 	statefulMarkV3 = 0xC0
+	statefulMarkV4 = 0x00
+	statelessMark  = 0x80 // the top bits of the magic
 	checkHighMask  = 0x3F
 	statefulHeader = 2
 	checkBits      = 16
@@ -61,7 +66,7 @@ func stateCheck(seq uint32, msg []byte) uint32 {
 	return crc32.Update(seq*0x9E3779B1+0x7F4A7C15, castagnoli, msg) & checkMask
 }
 
-// Encoder turns messages into MCP frames (format version 3). A stateful
+// Encoder turns messages into MCP frames (format version 4). A stateful
 // Encoder belongs to one direction of one connection; it is not safe for
 // concurrent use.
 type Encoder struct {
@@ -91,8 +96,8 @@ func (e *Encoder) Encode(dst, msg []byte) ([]byte, error) {
 	}
 	if !e.stateful {
 		prof := pickProfile(msg)
-		dst = append(dst, headerV3|byte(prof))
-		e.c.beginFrame(prof)
+		dst = append(dst, headerV4|byte(prof))
+		e.c.beginFrame(prof, true)
 		e.rc.init(dst)
 		e.c.encodeMessage(&e.rc, msg)
 		return e.rc.finish(), nil
@@ -103,22 +108,23 @@ func (e *Encoder) Encode(dst, msg []byte) ([]byte, error) {
 	first := e.seq == 0
 	e.seq++
 	hi := crc >> checkRCBits
-	dst = append(dst, statefulMarkV3|byte(hi>>8)&checkHighMask, byte(hi))
+	dst = append(dst, statefulMarkV4|byte(hi>>8)&checkHighMask, byte(hi))
 	e.rc.init(dst)
 	e.rc.direct(crc, checkRCBits)
 	if first {
 		// The first frame names the profile the session is primed with.
 		prof := pickProfile(msg)
 		e.rc.direct(uint32(prof), profileBits)
-		e.c.beginSession(prof)
+		e.c.beginSession(prof, true)
 	}
 	e.c.encodeMessage(&e.rc, msg)
 	return e.rc.finish(), nil
 }
 
-// Decoder turns MCP frames back into messages: format version 3 and, for
-// links whose other end is older, version 2. A stateful Decoder belongs to
-// one direction of one connection; it is not safe for concurrent use.
+// Decoder turns MCP frames back into messages: format version 4 and, for
+// links whose other end is older, versions 3 and 2. A stateful Decoder
+// belongs to one direction of one connection; it is not safe for
+// concurrent use.
 type Decoder struct {
 	stateful bool
 	seq      uint32
@@ -171,7 +177,7 @@ func (d *Decoder) decode(dst, frame []byte) ([]byte, error) {
 	}
 	h := frame[0]
 	mark := h & statefulMask
-	isStateful := mark == statefulMark || mark == statefulMarkV3
+	isStateful := mark != statelessMark
 	if !isStateful && h&magicMask != magic {
 		return nil, ErrNotFrame
 	}
@@ -179,13 +185,13 @@ func (d *Decoder) decode(dst, frame []byte) ([]byte, error) {
 		return nil, ErrMode
 	}
 	if !d.stateful {
-		switch int(h&versionMask) >> 2 {
-		case formatVersion:
+		switch v := int(h&versionMask) >> 2; v {
+		case formatVersion & 3, formatV3:
 			prof := int(h & profileMask)
 			if prof >= nProfiles {
 				return nil, fmt.Errorf("codec: profile %d: %w", prof, ErrCorrupt)
 			}
-			d.c.beginFrame(prof)
+			d.c.beginFrame(prof, v != formatV3)
 			d.rc.init(frame[1:])
 			out, err := d.c.decodeMessage(&d.rc, dst)
 			if err != nil {
@@ -200,9 +206,12 @@ func (d *Decoder) decode(dst, frame []byte) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("codec: frame version %d: %w", h&versionMask>>2, ErrVersion)
 	}
-	v := 2
-	if mark == statefulMarkV3 {
-		v = formatVersion
+	v := formatVersion
+	switch mark {
+	case statefulMark:
+		v = formatV2
+	case statefulMarkV3:
+		v = formatV3
 	}
 	if d.version == 0 {
 		d.version = v
@@ -222,7 +231,7 @@ func (d *Decoder) decode(dst, frame []byte) ([]byte, error) {
 		if prof >= nProfiles {
 			return nil, fmt.Errorf("codec: profile %d: %w", prof, ErrStateMismatch)
 		}
-		d.c.beginSession(prof)
+		d.c.beginSession(prof, v == formatVersion)
 	}
 	start := len(dst)
 	out, err := d.c.decodeMessage(&d.rc, dst)

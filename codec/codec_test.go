@@ -108,6 +108,31 @@ func TestRoundTripOddInputs(t *testing.T) {
 	roundTrip(t, msgs)
 }
 
+// TestRoundTripVersion4Items: SIP messages full of what version 4 codes
+// as items (tokens, UUIDs, hex runs and numbers, at the start, middle and
+// end of values and bodies, at and around the length limits) round-trip,
+// stateless and stateful, in frames of version 4.
+func TestRoundTripVersion4Items(t *testing.T) {
+	long := strings.Repeat("aZ3kQ9", 40)
+	odd := []string{
+		"REGISTER sip:lab.example SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK.3qeNQv4gqqBWx6t1\r\nFrom: <sip:a@b>;tag=zpewXmrtYCThaWYH\r\nCall-ID: 5b7600e7-a673-4e4a-a44f-aea9f9ef6a9b\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n",
+		"SIP/2.0 200 OK\r\nCall-ID: 5B7600E7-A673-4E4A-A44F-AEA9F9EF6A9B\r\nX-A: 5b7600e7-A673-4e4a-a44f-aea9f9ef6a9b\r\nX-B: 12345678-1234-1234-1234-123456789012\r\nX-C: 5b7600e7-a673-4e4a-a44f-aea9f9ef6a9bc\r\nX-D: 5b7600e7-a673-4e4a-a44f-aea9f9ef6a9\r\n\r\n",
+		"OPTIONS sip:x SIP/2.0\r\nX-Tok: " + long + "\r\nX-Tok2: " + long + "Q\r\nX-8: aB3dE5gH\r\nX-7: aB3dE5g\r\nX-Mix: ABCdefGHI\r\nX-Words: Unauthorized sendrecv\r\n\r\n",
+		"MESSAGE sip:x SIP/2.0\r\nX-End: abc aB3dE5gH12\rX\r\nX-Num: 1234567\r\nX-Hex: deadbeefcafe\r\nX-Nonce: axWU2GsVk6y7DEHA/3GqtdrICeGD/Ib0\r\nX-Cr: tok3nABCdefg\r\r\n\r\n" +
+			"body aB3dE5gH12 5b7600e7-a673-4e4a-a44f-aea9f9ef6a9b deadbeefcafe0123 " + long,
+		"SIP/2.0 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"x\", nonce=\"snSPWmMfmJOR4859784f4f473242\"\r\nTo: <sip:e@l>;tag=b35d81054a38cf8a51fa0b9369236467.12a835ff\r\n\r\n",
+	}
+	var msgs [][]byte
+	for _, s := range odd {
+		msgs = append(msgs, []byte(s))
+		f, _ := Encode(nil, []byte(s))
+		if f[0] != headerV4|profSIP {
+			t.Errorf("frame header %#x, want %#x", f[0], headerV4|profSIP)
+		}
+	}
+	roundTrip(t, msgs)
+}
+
 // target checks ours against a baseline by a factor and logs the row.
 func target(t *testing.T, what string, ours, base int, factor float64) {
 	t.Helper()
@@ -228,8 +253,9 @@ func TestModeAndGarbage(t *testing.T) {
 	}
 	// Not frames, other modes, unknown versions and profiles, and version 2
 	// headers without a token stream.
-	for _, g := range [][]byte{nil, {0}, {0xFF, 1, 2}, []byte("R fetion.com.cn SIP-C/2.0"), {0xB4, 1, 2}, {0xB0, 1},
-		{headerV3 | 2, 0x80}, {headerV3 | 3}, {headerByte}, {headerByte, 1}, {headerByte | flagCoded, 1, 0, 0xFF}} {
+	for _, g := range [][]byte{nil, {0}, {0xFF, 1, 2}, []byte("R fetion.com.cn SIP-C/2.0"), {0xB4, 1, 2}, {0xA0, 1},
+		{headerV4 | 2, 0x80}, {headerV4 | 3}, {headerV3 | 2, 0x80}, {headerV3 | 3}, {headerByte}, {headerByte, 1},
+		{headerByte | flagCoded, 1, 0, 0xFF}} {
 		if _, err := Decode(nil, g); err == nil {
 			t.Errorf("garbage %x decoded without error", g)
 		}
@@ -377,9 +403,10 @@ func TestCLI(t *testing.T) {
 
 // TestWriteCorpusAndSeeds writes the generated corpus (CODEC_DUMP_CORPUS=DIR)
 // for `bridge codec stats DIR`, and the fuzz seed files of the current
-// format (CODEC_WRITE_SEEDS=1): seed-2xx, next to the version 2 seeds
-// (seed-0xx, seed-100), which stay as they are (TestDecodesVersion2Frames
-// reads them). Without either variable it does nothing.
+// format (CODEC_WRITE_SEEDS=1): seed-2xx, next to the version 3 frames
+// (FuzzDecode seed-3xx) and the version 2 seeds (seed-0xx, seed-100),
+// which stay as they are (TestDecodesVersion2Frames reads them). Without
+// either variable it does nothing.
 func TestWriteCorpusAndSeeds(t *testing.T) {
 	if dir := os.Getenv("CODEC_DUMP_CORPUS"); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -183,7 +183,7 @@ func (c *coder3) decHeader(rc *rcDecoder, op int, dst []byte, bodyLen int) ([]by
 		dst = append(dst, ':', ' ')
 	}
 	st := c.st
-	if k := int(rc.tree(st.vcSym[ctx][:], 3)); k != vcNew {
+	if k := c.decVcSym(rc, ctx); k != vcNew {
 		v, _, ok := st.vc.entry(ctx, k)
 		if !ok || k >= vcWays {
 			return nil, errSymbol
@@ -241,9 +241,36 @@ func (c *coder3) decRel(rc *rcDecoder, ctx int, neg bool) int64 {
 	return v
 }
 
+func (c *coder3) decVcSym(rc *rcDecoder, ctx int) int {
+	p := c.st.vcSym[ctx][:]
+	if !c.tok {
+		return int(rc.tree(p, 3))
+	}
+	if rc.bit(&p[1]) == 1 {
+		return vcNew
+	}
+	return int(rc.tree(p[4:8], 2))
+}
+
+func (c *coder3) decKind(rc *rcDecoder, ctx int) uint32 {
+	st := c.st
+	if c.tok {
+		hit := rc.bit(&st.kindHit[ctx]) == 1
+		if hit {
+			return uint32(st.kindLast[ctx])
+		}
+		k := rc.tree(st.kind[ctx][:], 4)
+		if !c.frozen {
+			st.kindLast[ctx] = uint8(k)
+		}
+		return k
+	}
+	return rc.tree(st.kind[ctx][:], 4)
+}
+
 func (c *coder3) decValue(rc *rcDecoder, ctx int, dst []byte, lengthName bool, bodyLen int) ([]byte, error) {
 	st := c.st
-	switch k := rc.tree(st.kind[ctx][:], 4); k {
+	switch k := c.decKind(rc, ctx); k {
 	case k3Lit:
 		return c.decLiteral(rc, ctx, dst)
 	case k3Implied:

@@ -5,7 +5,27 @@ import "bytes"
 // encodeMessage codes msg (format version 3); dec3.go mirrors it step by step.
 func (c *coder3) encodeMessage(rc *rcEncoder, msg []byte) {
 	rc.frozen = c.frozen
-	sep := bytes.Index(msg, crlfcrlf)
+	// One pass over the CRs finds the end of the header and, for up to
+	// len(ends) lines, where each line ends.
+	var ends [64]int32
+	lines, sep := 0, -1
+	for off := 0; ; off++ {
+		k := bytes.IndexByte(msg[off:], '\r')
+		if k < 0 {
+			break
+		}
+		off += k
+		if off+1 < len(msg) && msg[off+1] == '\n' {
+			if off+3 < len(msg) && msg[off+2] == '\r' && msg[off+3] == '\n' {
+				sep = off
+				break
+			}
+			if lines < len(ends) {
+				ends[lines] = int32(off)
+			}
+			lines++
+		}
+	}
 	if sep < 0 {
 		c.msgCtx = msgLine // nothing of the previous message: a stateless decoder has not seen it
 		c.encStartKind(rc, start3All)
@@ -14,13 +34,32 @@ func (c *coder3) encodeMessage(rc *rcEncoder, msg []byte) {
 		return
 	}
 	head, body := msg[:sep], msg[sep+4:]
-	line, rest, more := cutCRLF(head)
-	c.msgCtx = c.encStartLine(rc, line, len(body))
-	c.prevOp, c.prevOp2 = opFirst, opFirst
-	for more {
-		line, rest, more = cutCRLF(rest)
-		op := c.encHeader(rc, line, len(body))
-		c.prevOp, c.prevOp2 = op, c.prevOp
+	if lines > len(ends) {
+		line, rest, more := cutCRLF(head)
+		c.msgCtx = c.encStartLine(rc, line, len(body))
+		c.prevOp, c.prevOp2 = opFirst, opFirst
+		for more {
+			line, rest, more = cutCRLF(rest)
+			op := c.encHeader(rc, line, len(body))
+			c.prevOp, c.prevOp2 = op, c.prevOp
+		}
+	} else {
+		from := 0
+		for k := 0; k <= lines; k++ {
+			to := sep
+			if k < lines {
+				to = int(ends[k])
+			}
+			line := head[from:to]
+			if k == 0 {
+				c.msgCtx = c.encStartLine(rc, line, len(body))
+				c.prevOp, c.prevOp2 = opFirst, opFirst
+			} else {
+				op := c.encHeader(rc, line, len(body))
+				c.prevOp, c.prevOp2 = op, c.prevOp
+			}
+			from = to + 2
+		}
 	}
 	c.encOp(rc, op3End)
 	c.encSpan(rc, body, partBody, c.bodySlot())
@@ -70,8 +109,13 @@ func (c *coder3) encSpan(rc *rcEncoder, t []byte, part, slot int) {
 // part) followed by CRLF, which ends it: cheaper than a length, and often
 // inside a match.
 func (c *coder3) encLiteral(rc *rcEncoder, ctx int, t []byte) {
-	c.lit = append(append(c.lit[:0], t...), '\r', '\n')
-	c.encSpan(rc, c.lit, partValue, ctx)
+	if c.collect != nil {
+		c.lit = append(append(c.lit[:0], t...), '\r', '\n')
+		c.collect(c.lit, partValue)
+	}
+	start := c.aimRep(ctx)
+	c.encodeSpan(rc, t, partValue) // partValue: the CRLF is added
+	c.notePos(ctx, start)
 }
 
 func (c *coder3) encStartKind(rc *rcEncoder, k int) {
@@ -196,13 +240,13 @@ func (c *coder3) encHeader(rc *rcEncoder, line []byte, bodyLen int) int {
 	c.encOp(rc, op)
 	st := c.st
 	if k := st.vc.find(ctx, key); k >= 0 {
-		rc.tree(st.vcSym[ctx][:], uint32(k), 3)
+		c.encVcSym(rc, ctx, k)
 		if !c.frozen {
 			st.vc.use(ctx, k)
 		}
 		return op
 	}
-	rc.tree(st.vcSym[ctx][:], vcNew, 3)
+	c.encVcSym(rc, ctx, vcNew)
 	c.noDyn = false
 	switch op {
 	case op3LitLine:
@@ -222,7 +266,42 @@ func (c *coder3) encHeader(rc *rcEncoder, line []byte, bodyLen int) int {
 	return op
 }
 
-func (c *coder3) encKind(rc *rcEncoder, ctx, k int) { rc.tree(c.st.kind[ctx][:], uint32(k), 4) }
+// encVcSym codes whether a value is one of the last few of its context
+// (and which) or new. Version 4 SIP frames code "new" as one bit, not as
+// the 3-bit tree's path.
+func (c *coder3) encVcSym(rc *rcEncoder, ctx, k int) {
+	p := c.st.vcSym[ctx][:]
+	if !c.tok {
+		rc.tree(p, uint32(k), 3)
+		return
+	}
+	if k == vcNew {
+		rc.bit(&p[1], 1)
+		return
+	}
+	rc.bit(&p[1], 0)
+	rc.tree(p[4:8], uint32(k), 2)
+}
+
+// encKind codes the kind of a value. Version 4 SIP frames first code
+// whether it is the last kind of its context, which it mostly is.
+func (c *coder3) encKind(rc *rcEncoder, ctx, k int) {
+	st := c.st
+	if c.tok {
+		hit := uint32(0)
+		if uint8(k) == st.kindLast[ctx] {
+			hit = 1
+		}
+		rc.bit(&st.kindHit[ctx], hit)
+		if !c.frozen {
+			st.kindLast[ctx] = uint8(k)
+		}
+		if hit == 1 {
+			return
+		}
+	}
+	rc.tree(st.kind[ctx][:], uint32(k), 4)
+}
 
 // encRel codes v as a relation to the last number of ctx, or in full.
 func (c *coder3) encRel(rc *rcEncoder, ctx int, v int64) {

@@ -40,11 +40,13 @@ const (
 	q3Slot    = q3LenR + lenSize
 	q3Foot    = q3Slot + 4*nSlots
 	q3Align   = q3Foot + endSlot*32
-	n3Probs   = q3Align + 16
+	n3Probs   = q4End + 1 // and lz4.go's
 
 	goodLen   = 48 // a match this long ends the search
 	lazyBelow = 16 // a shorter match may give way to a longer one a byte later
 	skipAfter = 4  // after this many positions without a match, search every fourth one
+
+	matchHead = 16 // positions indexed at the start of a match (stateful)
 
 	partValue = 0 // a CRLF-ended literal
 	partBody  = 1 // a body, or a dictionary
@@ -82,56 +84,64 @@ type hist3 struct {
 // dictIndex finds the positions of the primed history by their exact
 // first 4 bytes, most recent first: a stateless frame searches the whole
 // dictionary with one probe and no false candidates. Built once per
-// profile. A slot keeps its key, count and positions together: one
-// cache line per probe.
+// profile. A slot is 8 bytes (key, where its positions start in pos,
+// how many): the table is small enough to stay in a core's cache.
 type dictIndex struct {
-	t    []dictSlot
+	t    []uint64 // key | first position<<32 | count<<48; 0: empty
+	pos  []uint16
 	mask uint32
 	has  [1 << (dictHasBits - 6)]uint64 // by a hash of the key: whether any slot may hold it
 }
 
-type dictSlot struct {
-	key uint32
-	n   uint8 // positions held, at most dictWays
-	pos [dictWays]uint16
-}
-
 const (
-	dictWays    = 8
+	dictWays    = 8  // positions kept of one key
 	dictHasBits = 17 // most text a frame searches is not in the dictionary: a small bit set says so without a probe
 )
 
 func dictHas(k uint32) uint32 { return k * 0x9E3779B1 >> (32 - dictHasBits) }
 
 func newDictIndex(h []byte, base uint32) *dictIndex {
-	distinct := map[uint32]bool{}
-	for i := 0; i+4 <= len(h); i++ {
-		distinct[binary.LittleEndian.Uint32(h[i:])] = true
+	// Most recent first: the last dictWays positions of each key.
+	byKey := map[uint32][]uint16{}
+	var keys []uint32
+	for i := len(h) - 4; i >= 0; i-- {
+		k := binary.LittleEndian.Uint32(h[i:])
+		ps, seen := byKey[k]
+		if !seen {
+			keys = append(keys, k)
+		}
+		if len(ps) < dictWays {
+			byKey[k] = append(ps, uint16(base+uint32(i)))
+		}
 	}
 	size := 1
-	for size < 2*len(distinct) {
+	for size < 2*len(keys) {
 		size <<= 1
 	}
-	d := &dictIndex{t: make([]dictSlot, size), mask: uint32(size - 1)}
-	for i := 0; i+4 <= len(h); i++ {
-		k := binary.LittleEndian.Uint32(h[i:])
-		e := d.slot(k)
-		e.key = k
+	d := &dictIndex{t: make([]uint64, size), mask: uint32(size - 1)}
+	for _, k := range keys {
+		s := d.slot(k)
+		d.t[s] = uint64(k) | uint64(len(d.pos))<<32 | uint64(len(byKey[k]))<<48
+		d.pos = append(d.pos, byKey[k]...)
 		d.has[dictHas(k)>>6] |= 1 << (dictHas(k) & 63)
-		copy(e.pos[1:], e.pos[:dictWays-1])
-		e.pos[0] = uint16(base + uint32(i))
-		e.n = min(e.n+1, dictWays)
 	}
 	return d
 }
 
-// slot is k's slot, or the empty one where it would go.
-func (d *dictIndex) slot(k uint32) *dictSlot {
+// slot is the index of k's slot, or of the empty one where it would go.
+func (d *dictIndex) slot(k uint32) uint32 {
 	for s := k * 2654435761 >> 7 & d.mask; ; s = (s + 1) & d.mask {
-		if e := &d.t[s]; e.n == 0 || e.key == k {
-			return e
+		if e := d.t[s]; e == 0 || uint32(e) == k {
+			return s
 		}
 	}
+}
+
+// positions returns the positions of key k, most recent first.
+func (d *dictIndex) positions(k uint32) []uint16 {
+	e := d.t[d.slot(k)]
+	first, n := int(e>>32&0xFFFF), int(e>>48)
+	return d.pos[first : first+n]
 }
 
 // localIndex indexes the positions of one stateless frame; its counts
@@ -261,73 +271,108 @@ var charClass = func() (t [256]uint8) {
 	return t
 }()
 
-// hexRun is the length of the run of class cl (with digits) at b[i:end],
-// at most maxHexItem, and whether it has a letter.
-func hexRun(b []byte, i, end int, cl uint8) (n int, letter bool) {
-	k := i
-	for k < end && k-i < maxHexItem && charClass[b[k]]&(clDigit|cl) != 0 {
-		letter = letter || charClass[b[k]] == cl
-		k++
-	}
-	return k - i, letter
-}
-
 // item reports an item starting at b[i] (of the span b[start:end]): its
-// length, and whether it is hexadecimal (upper case: upper).
+// length, and whether it is hexadecimal (upper case: upper). A run of
+// lower-case hex digits (with digits), one of upper-case ones or one of
+// digits starts where its class starts; one scan finds where each ends.
 func item(b []byte, i, start, end int) (n int, hex, upper bool) {
 	c := charClass[b[i]]
 	if c == 0 {
 		return 0, false, false
 	}
-	var p uint8 // the class of the byte before: runs start where their class starts
+	var p uint8 // the class of the byte before
 	if i > start {
 		p = charClass[b[i-1]]
 	}
-	if c&(clDigit|clLowerHex) != 0 && p&(clDigit|clLowerHex) == 0 {
-		if k, letter := hexRun(b, i, end, clLowerHex); letter && k >= minHexItem {
-			return k, true, false
+	lowerOK := c&(clDigit|clLowerHex) != 0 && p&(clDigit|clLowerHex) == 0
+	upperOK := c&(clDigit|clUpperHex) != 0 && p&(clDigit|clUpperHex) == 0
+	digitOK := c == clDigit && p != clDigit
+	if !lowerOK && !upperOK && !digitOK {
+		return 0, false, false
+	}
+	// The first lower-case and upper-case letter, and the end of the hex
+	// digits, within maxHexItem bytes.
+	lim := min(end, i+maxHexItem)
+	fl, fu, k := lim, lim, i
+	for ; k < lim; k++ {
+		x := charClass[b[k]]
+		if x == 0 || fl < k && fu < k {
+			break
+		}
+		if x == clLowerHex {
+			fl = min(fl, k)
+		}
+		if x == clUpperHex {
+			fu = min(fu, k)
 		}
 	}
-	if c&(clDigit|clUpperHex) != 0 && p&(clDigit|clUpperHex) == 0 {
-		if k, letter := hexRun(b, i, end, clUpperHex); letter && k >= minHexItem {
-			return k, true, true
+	fl, fu = min(fl, k), min(fu, k)
+	if lowerOK {
+		if e := min(fu, k); fl < e && e-i >= minHexItem {
+			return e - i, true, false
 		}
 	}
-	if c == clDigit && p != clDigit {
-		k := i
-		for k < end && charClass[b[k]] == clDigit {
-			k++
+	if upperOK {
+		if e := min(fl, k); fu < e && e-i >= minHexItem {
+			return e - i, true, true
 		}
-		if n := k - i; n >= minDigitItem && n <= maxDigitItem {
+	}
+	if digitOK {
+		if n := min(fl, fu, k) - i; n >= minDigitItem && n <= maxDigitItem {
 			return n, false, false
 		}
 	}
 	return 0, false, false
 }
 
-// encodeSpan appends span to the history and codes it. A CRLF-ended
-// literal makes room for litReserve bytes (its decoder cannot know its
-// length), anything else for its length.
+// encodeSpan appends span to the history and codes it. A literal value
+// (partValue) is span and a CRLF: it makes room for litReserve bytes
+// (its decoder cannot know its length), anything else for its length.
 func (c *coder3) encodeSpan(rc *rcEncoder, span []byte, part int) {
 	p, run, h := &c.st.lz, &c.sc.run, &c.h
+	var start int
 	if part == partValue {
 		h.slide(litReserve)
+		start = len(h.b)
+		h.b = append(append(h.b, span...), '\r', '\n')
 	} else {
 		h.slide(len(span))
+		start = len(h.b)
+		h.b = append(h.b, span...)
 	}
-	start := len(h.b)
-	h.b = append(h.b, span...)
 	b, end := h.b, len(h.b)
 	misses := 0 // positions since the last match: in random text, search every other one
 	// The lazy step's search at i+1 is the next position's search when
 	// the literal at i wins: nothing it depends on changes in between.
 	nextAt, nextLen, nextRep := -1, 0, 0
 	var nextDist uint32
+	var ts tokScan
+	// Where random tokens are items, what remains is mostly matches of
+	// the primed text: a longer match a byte later is not worth a search.
+	lazy := lazyBelow
+	if c.tok {
+		lazy = 0
+	}
 	for i := start; i < end; {
+		var n, kind int
+		var upper bool
+		if c.tok {
+			n, kind, upper = item4(b, i, start, end, &ts)
+		} else {
+			var hex bool
+			if n, hex, upper = item(b, i, start, end); hex {
+				kind = itemHex
+			} else if n > 0 {
+				kind = itemNum
+			}
+		}
 		var bestLen, rep int
 		var bestDist uint32
 		if i == nextAt {
 			bestLen, bestDist, rep = nextLen, nextDist, nextRep
+		} else if kind >= itemTok && h.loc != nil {
+			// A stateless frame's random token is neither in the primed
+			// text nor, in practice, twice in one message: no search.
 		} else if misses < skipAfter || misses&3 == 0 {
 			bestLen, bestDist, rep = h.find(run, i, end)
 		}
@@ -339,20 +384,33 @@ func (c *coder3) encodeSpan(rc *rcEncoder, span []byte, part int) {
 		if end-i >= 3 {
 			h.insert(i)
 		}
-		if n, hex, upper := item(b, i, start, end); n > bestLen || (n > 0 && !hex && bestLen < n+24 && c.cachedNumber(b[i:i+n])) {
+		if n > bestLen || (kind == itemNum && bestLen < n+24 && c.cachedNumber(b[i:i+n])) {
 			s := run.state
 			rc.bit(&p[q3IsMatch+int(s)], 0)
 			rc.bit(&p[q3IsItem+int(s)], 1)
-			c.encItem(rc, b[i:i+n], part, hex, upper, h.base+uint32(i+n))
+			c.encItem(rc, b[i:i+n], part, kind, upper, h.base+uint32(i+n))
+			if c.tok && part == partValue {
+				// Whether the value ends with the item: its CRLF implied.
+				last := i+n == end-2
+				c.encValueEnd(rc, last)
+				if last {
+					n += 2
+				}
+			}
 			run.state = stateAfterLit(s)
-			for k := i + 1; k < i+n; k++ {
-				h.insert(k)
+			// Its start is indexed. A later match may start inside a
+			// number or hex run of a stateful session (an id that follows
+			// the same prefix), not inside a token or within one message.
+			if h.loc == nil && kind < itemTok {
+				for k := i + 1; k < i+n; k++ {
+					h.insert(k)
+				}
 			}
 			i += n
 			continue
 		}
 		// Lazy step: a clearly better match one byte later wins.
-		if bestLen > 0 && bestLen < lazyBelow && i+1 < end {
+		if bestLen > 0 && bestLen < lazy && i+1 < end {
 			l2, d2, rep2 := h.find(run, i+1, end)
 			if l2 > bestLen+1 || (l2 > bestLen && rep2 >= 0 && rep < 0) {
 				bestLen = 0
@@ -393,17 +451,21 @@ func (c *coder3) encodeSpan(rc *rcEncoder, span []byte, part int) {
 		} else {
 			rc.bit(&p[q3IsRep+int(s)], 0)
 			encLen(rc, p[q3LenM:][:lenSize], bestLen-lzMinLen)
-			encDist3(rc, p, bestDist-1, bestLen-lzMinLen)
+			encDist3(rc, p, bestDist-1, bestLen-lzMinLen, c.tok)
 			run.rep[1], run.rep[0] = run.rep[0], bestDist
 			run.state = stateAfterMatch(s)
 		}
-		// Inside a long match, index its head and tail only.
-		head := min(i+bestLen, i+16)
-		for k := i + 1; k < head; k++ {
-			h.insert(k)
-		}
-		for k := max(head, i+bestLen-4); k < i+bestLen; k++ {
-			h.insert(k)
+		// Inside a long match, index its head and tail only (a stateful
+		// session). A stateless frame's matches mostly copy the primed
+		// text, which its dictionary index finds anyway: none.
+		if h.loc == nil {
+			head := min(i+bestLen, i+matchHead)
+			for k := i + 1; k < head; k++ {
+				h.insert(k)
+			}
+			for k := max(head, i+bestLen-4); k < i+bestLen; k++ {
+				h.insert(k)
+			}
 		}
 		i += bestLen
 	}
@@ -433,23 +495,18 @@ func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep 
 	// then by 3-byte hash, then by 6-byte hash. Each is checked at its
 	// first byte and at the byte it must match to be better.
 	if l := h.loc; l != nil {
-		if x := hash3x(b, i) >> (t3Bits - locBits); l.n[x] != 0 {
-			bk, n := &l.t[x], l.n[x]
-			var ds [t3Ways]uint16
-			hits := h.firstByteHits(i, maxD, bk[:], n, &ds)
-			if n < locWays {
-				hits &= 1<<n - 1
+		// A frame's buckets hold few positions: each is tested in turn.
+		x := hash3x(b, i) >> (t3Bits - locBits)
+		bk, n := &l.t[x], int(l.n[x])
+		for k := n - 1; k >= max(n-locWays, 0); k-- {
+			d := int(cur - bk[k%locWays])
+			if d == 0 || d > maxD || b[i-d] != b[i] || b[i-d+need-1] != b[i+need-1] {
+				continue
 			}
-			for ; hits != 0; hits &= hits - 1 {
-				d := int(ds[bits.TrailingZeros32(hits)])
-				if b[i-d+need-1] != b[i+need-1] {
-					continue
-				}
-				if m := matchLen(b, i, i-d, maxLen); m >= need {
-					bestLen, bestDist, rep, need = m, uint32(d), -1, m+2
-					if need > maxLen || m >= goodLen {
-						return bestLen, bestDist, rep
-					}
+			if m := matchLen(b, i, i-d, maxLen); m >= need {
+				bestLen, bestDist, rep, need = m, uint32(d), -1, m+2
+				if need > maxLen || m >= goodLen {
+					return bestLen, bestDist, rep
 				}
 			}
 		}
@@ -460,8 +517,8 @@ func (h *hist3) find(run *lzRun, i, end int) (bestLen int, bestDist uint32, rep 
 			if hk := dictHas(k); dx.has[hk>>6]&(1<<(hk&63)) == 0 {
 				return bestLen, bestDist, rep
 			}
-			if e := dx.slot(k); e.n > 0 {
-				for _, c := range e.pos[:e.n] {
+			if ps := dx.positions(k); len(ps) > 0 {
+				for _, c := range ps {
 					d := int(uint16(cur - c))
 					if d == 0 || d > maxD || b[i-d+need-1] != b[i+need-1] {
 						continue
@@ -540,16 +597,20 @@ func (h *hist3) firstByteHits(i, maxD int, bk []uint16, n uint8, ds *[t3Ways]uin
 func digitBits(n int) int { return bits.Len64(pow10[n] - 1) }
 
 // encItem codes a number (one of the recent ones, or its digit count and
-// value) or a hex run (case, length, nibbles).
-func (c *coder3) encItem(rc *rcEncoder, t []byte, part int, hex, upper bool, after uint32) {
+// value), a hex run (case, length, nibbles) or, in version 4, a token or
+// UUID (lz4.go).
+func (c *coder3) encItem(rc *rcEncoder, t []byte, part, kind int, upper bool, after uint32) {
 	p := &c.st.lz
-	if !hex {
+	if kind == itemNum {
 		rc.bit(&p[q3ItemHex+part], 0)
 		v, _ := parseDigits(t)
 		c.anchor(c.encNumber(rc, v, len(t), part, after), after)
 		return
 	}
 	rc.bit(&p[q3ItemHex+part], 1)
+	if c.tok && c.encToken4(rc, t, part, kind, upper) {
+		return
+	}
 	cs := uint32(0)
 	if upper {
 		cs = 1
@@ -668,7 +729,11 @@ func readDirectBits(rc *rcDecoder, n int) uint64 {
 	return v
 }
 
-func encDist3(rc *rcEncoder, p *[n3Probs]uint16, d uint32, l int) {
+// encDist3 codes a distance: its slot, then the bits below its top two,
+// the low 4 of a far one by an adaptive tree, unless tok (version 4
+// items; their frames' far distances point into the primed text, whose
+// low bits are as good as random): then all in one step.
+func encDist3(rc *rcEncoder, p *[n3Probs]uint16, d uint32, l int, tok bool) {
 	slot := distSlot(d)
 	rc.tree(p[q3Slot+min(l, 3)*nSlots:][:nSlots], slot, 5)
 	if slot < 4 {
@@ -680,11 +745,15 @@ func encDist3(rc *rcEncoder, p *[n3Probs]uint16, d uint32, l int) {
 		rc.tree(p[q3Foot+int(slot)*32:][:32], rem, nd)
 		return
 	}
+	if tok {
+		rc.uniform(rem, nd)
+		return
+	}
 	rc.uniform(rem>>4, nd-4)
 	rc.tree(p[q3Align:][:16], rem&15, 4)
 }
 
-func decDist3(rc *rcDecoder, p *[n3Probs]uint16, l int) uint32 {
+func decDist3(rc *rcDecoder, p *[n3Probs]uint16, l int, tok bool) uint32 {
 	slot := rc.tree(p[q3Slot+min(l, 3)*nSlots:][:nSlots], 5)
 	if slot < 4 {
 		return slot
@@ -693,6 +762,9 @@ func decDist3(rc *rcDecoder, p *[n3Probs]uint16, l int) uint32 {
 	base := (2 | slot&1) << uint(nd)
 	if slot < endSlot {
 		return base + rc.tree(p[q3Foot+int(slot)*32:][:32], nd)
+	}
+	if tok {
+		return base + rc.uniform(nd)
 	}
 	hi := rc.uniform(nd - 4)
 	return base + hi<<4 + rc.tree(p[q3Align:][:16], 4)
@@ -748,6 +820,9 @@ func (c *coder3) decodeSpan(rc *rcDecoder, n, part int) ([]byte, error) {
 					h.b = b[:start]
 					return nil, errBadItem
 				}
+				if c.tok && part == partValue && c.decValueEnd(rc) {
+					b = append(b, '\r', '\n')
+				}
 				run.state = stateAfterLit(s)
 				continue
 			}
@@ -757,6 +832,9 @@ func (c *coder3) decodeSpan(rc *rcDecoder, n, part int) ([]byte, error) {
 				if b, ok = c.decItem(rc, b, part, end); !ok {
 					h.b = b[:start]
 					return nil, errBadItem
+				}
+				if c.tok && part == partValue && c.decValueEnd(rc) {
+					b = append(b, '\r', '\n')
 				}
 				run.state = stateAfterLit(s)
 				continue
@@ -785,7 +863,7 @@ func (c *coder3) decodeSpan(rc *rcDecoder, n, part int) ([]byte, error) {
 			run.state = stateAfterRep(s)
 		} else {
 			l = decLen(rc, p[q3LenM:][:lenSize])
-			d := decDist3(rc, p, l) + 1
+			d := decDist3(rc, p, l, c.tok) + 1
 			run.rep[1], run.rep[0] = run.rep[0], d
 			run.state = stateAfterMatch(s)
 		}
@@ -830,6 +908,12 @@ func (c *coder3) decItem(rc *rcDecoder, b []byte, part, end int) ([]byte, bool) 
 		b = appendDigits(b, v, n)
 		c.anchor(prev, at+uint32(n))
 		return b, true
+	}
+	if c.tok {
+		var hex, ok bool
+		if b, hex, ok = c.decToken4(rc, b, part, end); !hex {
+			return b, ok
+		}
 	}
 	digits := hexLower
 	if rc.bit(&p[q3HexCase+part]) == 1 {

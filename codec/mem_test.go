@@ -22,7 +22,7 @@ func connectionHeap(t testing.TB) uint64 {
 	}
 	msgs = append(msgs, GenerateSessions(11, 1)[0]...)
 	for prof := range nProfiles {
-		getPrimed(prof) // shared by all connections: not theirs
+		getPrimed(prof, useTokens(prof, true)) // shared by all connections: not theirs
 	}
 	var before, after runtime.MemStats
 	runtime.GC()

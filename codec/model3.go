@@ -105,6 +105,8 @@ type state3 struct {
 	vc       valCache
 	vcSym    [nNameCtx][8]uint16
 	kind     [nNameCtx][16]uint16
+	kindHit  [nNameCtx]uint16 // version 4 SIP: the kind is kindLast's
+	kindLast [nNameCtx]uint8
 	rel      [nNameCtx][4]uint16
 	last     [nNameCtx]uint64
 	tokHit   [nNameCtx]uint16
@@ -253,7 +255,7 @@ func (s *state3) init() {
 	for i := range s.opHit {
 		s.opHit[i] = [2]uint16{probInit, probInit}
 	}
-	for _, p := range [][]uint16{s.lz[:], s.tokHit[:], s.tokTree[:], s.method[:], s.status[:], s.defRsn[:],
+	for _, p := range [][]uint16{s.lz[:], s.kindHit[:], s.tokHit[:], s.tokTree[:], s.method[:], s.status[:], s.defRsn[:],
 		s.cseqHit[:], s.cseqTree[:], s.verHit[:], s.verTree[:]} {
 		for i := range p {
 			p[i] = probInit
@@ -312,21 +314,33 @@ type primed3 struct {
 	dict *dictIndex
 }
 
+// Primed states without and with the items of version 4 (lz4.go),
+// which only SIP frames of version 4 use: the same data primes both, but
+// the coders leave different models. The one without is version 3's SIP
+// state and every SIP-C state.
 var (
-	primedOnce [nProfiles]sync.Once
-	primedV3   [nProfiles]*primed3
+	primedOnce [2][nProfiles]sync.Once
+	primedBy   [2][nProfiles]*primed3
 )
 
-func getPrimed(prof int) *primed3 {
-	primedOnce[prof].Do(func() { primedV3[prof] = buildPrimed3(prof) })
-	return primedV3[prof]
+// useTokens reports whether frames of format version 4 (else 3) and
+// profile prof code random tokens as items.
+func useTokens(prof int, v4 bool) bool { return v4 && prof == profSIP }
+
+func getPrimed(prof int, tok bool) *primed3 {
+	t := 0
+	if tok {
+		t = 1
+	}
+	primedOnce[t][prof].Do(func() { primedBy[t][prof] = buildPrimed3(prof, tok) })
+	return primedBy[t][prof]
 }
 
 // buildPrimed3 codes the profile's prototype messages as one stateful
 // session, then its dictionary as one text span; the resulting state is
 // the primed one.
-func buildPrimed3(prof int) *primed3 {
-	c := &coder3{enc: true, stateful: true}
+func buildPrimed3(prof int, tok bool) *primed3 {
+	c := &coder3{enc: true, stateful: true, tok: tok}
 	c.own = new(state3)
 	c.own.init()
 	c.st = c.own
@@ -359,6 +373,8 @@ func buildPrimed3(prof int) *primed3 {
 type coder3 struct {
 	enc      bool
 	stateful bool
+	tok      bool        // version 4 items (useTokens) in this frame or session
+	primed   *primed3    // the primed state the history was last set from
 	frozen   bool        // stateless: st is the shared primed state, read-only
 	prof     int         // profile of the history (stateless) or session
 	ready    bool        // the history holds the profile's primed history
@@ -384,9 +400,11 @@ func (c *coder3) init(enc, stateful bool) {
 // reset forgets the session; the next frame begins a new one.
 func (c *coder3) reset() { c.ready, c.st = false, nil }
 
-// beginFrame prepares a stateless frame of profile prof.
-func (c *coder3) beginFrame(prof int) {
-	p := getPrimed(prof)
+// beginFrame prepares a stateless frame of profile prof (format version
+// 4, else 3).
+func (c *coder3) beginFrame(prof int, v4 bool) {
+	c.tok = useTokens(prof, v4)
+	p := getPrimed(prof, c.tok)
 	c.frozen = true
 	c.st, c.sc = &p.st, p.sc
 	if c.h.b == nil {
@@ -404,20 +422,22 @@ func (c *coder3) beginFrame(prof int) {
 	}
 	// The history is the primed one plus the last message: cut back to the
 	// primed part unless a large message slid it or the profile changed.
-	if !c.ready || c.prof != prof || len(c.h.b) < len(p.hist) || c.h.base != p.base {
+	if !c.ready || c.primed != p || len(c.h.b) < len(p.hist) || c.h.base != p.base {
 		if cap(c.h.b) > 2*lz3HistCap {
 			c.h.b = make([]byte, 0, lz3HistCap)
 		}
 		c.h.b = append(c.h.b[:0], p.hist...)
 		c.h.base = p.base
-		c.prof, c.ready = prof, true
+		c.prof, c.ready, c.primed = prof, true, p
 	}
 	c.h.b = c.h.b[:len(p.hist)]
 }
 
-// beginSession starts a stateful session of profile prof from its primed state.
-func (c *coder3) beginSession(prof int) {
-	p := getPrimed(prof)
+// beginSession starts a stateful session of profile prof (format version
+// 4, else 3) from its primed state.
+func (c *coder3) beginSession(prof int, v4 bool) {
+	c.tok = useTokens(prof, v4)
+	p := getPrimed(prof, c.tok)
 	if c.own == nil {
 		c.own = new(state3)
 	}
@@ -435,7 +455,7 @@ func (c *coder3) beginSession(prof int) {
 		*c.idx = p.hash
 		c.h.hash, c.h.loc, c.h.dict = c.idx, nil, nil
 	}
-	c.prof, c.ready = prof, true
+	c.prof, c.ready, c.primed = prof, true, p
 }
 
 // Numbers: the bit length by an adaptive tree per class, up to 3 adaptive

@@ -91,7 +91,7 @@ func (e *rcEncoder) direct(v uint32, n int) {
 	}
 }
 
-// uniform codes the low n (<= 16) bits of v at once, each at p = 1/2
+// uniform codes the low n (<= 18) bits of v at once, each at p = 1/2
 // (format version 3; version 2 codes direct bits one by one).
 func (e *rcEncoder) uniform(v uint32, n int) {
 	e.rng >>= uint(n)

@@ -44,8 +44,7 @@ var extNames = []string{
 
 // lengthNames are header names whose value may be implied by the body length.
 func isLengthName(name []byte) bool {
-	s := string(name)
-	return s == "L" || s == "Content-Length" || s == "l"
+	return string(name) == "L" || string(name) == "Content-Length" || string(name) == "l"
 }
 
 // tokens are whole header values (or request URIs) sent as one byte.

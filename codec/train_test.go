@@ -58,7 +58,7 @@ func TestTrainV3(t *testing.T) {
 		for _, s := range ss {
 			for _, m := range s {
 				cur = cur[:0]
-				c.beginFrame(prof)
+				c.beginFrame(prof, false)
 				rc.init(nil)
 				c.encodeMessage(&rc, m)
 				if len(cur) > 0 {

@@ -70,6 +70,9 @@ func appendFetionURI(dst []byte, n, p uint64) []byte {
 
 // parseCSeq accepts "N METHOD" with METHOD from the method table.
 func parseCSeq(b []byte) (n uint64, m uint8, ok bool) {
+	if len(b) == 0 || !isDigit(b[0]) { // most values are not: no scan
+		return 0, 0, false
+	}
 	i := 0
 	for i < len(b) && b[i] != ' ' {
 		i++
@@ -110,15 +113,16 @@ func hexCase(b []byte) int {
 	return 1
 }
 
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c >= 'a':
-		return c - 'a' + 10
+// unhex is the value of a hex digit, by a table: the digits of an id are
+// random, and a branch on their kind would be mispredicted.
+func unhex(c byte) byte { return hexValue[c] }
+
+var hexValue = func() (t [256]byte) {
+	for i := range 16 {
+		t[hexLower[i]], t[hexUpper[i]] = byte(i), byte(i)
 	}
-	return c - 'A' + 10
-}
+	return t
+}()
 
 func appendHex(dst, raw []byte, upper bool) []byte {
 	digits := "0123456789abcdef"
