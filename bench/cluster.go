@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -55,22 +56,22 @@ func spawnNodes(ctx context.Context, so SpawnOptions, n int) ([]*Bridge, error) 
 	return nodes, nil
 }
 
-// awaitSharedPresence waits until every node sees, for each other node,
-// the last user registered there (users[i] registered at node i mod n):
-// until then a delivery for a user at another node would go as SMS.
+// awaitSharedPresence waits until every node sees every user registered
+// at another (users[i] registered at node i mod n): until then a message
+// for such a user goes as SMS, its recipient being offline as far as the
+// accepting node knows.
 func awaitSharedPresence(ctx context.Context, nodes []*Bridge, users []string, progress io.Writer) error {
 	n := len(nodes)
 	start := time.Now()
 	deadline := start.Add(60 * time.Second)
 	for i, b := range nodes {
 		api := &apiClient{base: "http://" + b.HTTPAddr, token: b.APIToken}
-		for j := range n {
-			last := (len(users)-1-j)/n*n + j // the last index registered at node j
-			if j == i || last < 0 || last >= len(users) {
+		for u, user := range users {
+			if u%n == i {
 				continue
 			}
 			for {
-				ok, err := hasBinding(ctx, api, users[last])
+				ok, err := hasBinding(ctx, api, user)
 				if err != nil {
 					return err
 				}
@@ -78,9 +79,9 @@ func awaitSharedPresence(ctx context.Context, nodes []*Bridge, users []string, p
 					break
 				}
 				if time.Now().After(deadline) {
-					return fmt.Errorf("node %d does not see %s, registered at node %d, after 60s", i+1, users[last], j+1)
+					return fmt.Errorf("node %d does not see %s, registered at node %d, after 60s", i+1, user, u%n+1)
 				}
-				time.Sleep(100 * time.Millisecond)
+				time.Sleep(20 * time.Millisecond)
 			}
 		}
 	}
@@ -120,4 +121,16 @@ func imCounters(ctx context.Context, b *Bridge) string {
 		}
 	}
 	return sb.String()
+}
+
+// lockedWriter serializes writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

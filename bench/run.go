@@ -338,6 +338,7 @@ func runCeiling(ctx context.Context, o Options, l Load, xs *prosodytest.Server, 
 func runBridge(ctx context.Context, o Options, l Load, users []string, xs *prosodytest.Server, progress io.Writer, log *slog.Logger) (*PhaseResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	progress = &lockedWriter{w: progress} // the phase's lines and a node's kill and restart
 	tr := NewTracker()
 	smscAddr := o.SMSCListen
 	if smscAddr == "" {
