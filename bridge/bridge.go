@@ -166,7 +166,7 @@ func (b *Bridge) openStore() error {
 		Dir: cfg.DataDir, Logger: b.log.With("part", "store"),
 		MemTableSize:   int64(cfg.StoreMemtableMB) << 20,
 		BlockCacheSize: int64(cfg.StoreCacheMB) << 20, IndexCacheSize: int64(cfg.StoreCacheMB) << 20,
-		CommitInterval: cfg.StoreCommitInterval, DedupWindow: cfg.DedupWindow, ClientKeyWindow: cfg.IdempotencyWindow,
+		CommitInterval: cfg.StoreCommitInterval, DedupWindow: cfg.DedupWindow, ClientKeyWindow: cfg.IdempotencyWindow, DedupMaxKeys: cfg.DedupMaxKeys,
 		KeepText: cfg.RetainText, Retention: cfg.Retention,
 	})
 	if err != nil {

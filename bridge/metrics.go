@@ -43,6 +43,8 @@ func (b *Bridge) metrics() []api.Metric {
 		{Name: "bridge_smpp_binds", Help: "SMPP sessions bound to us.", Type: "gauge", Value: func() float64 { return float64(gw.Binds()) }},
 		{Name: "bridge_store_up", Help: "1 while the store takes writes; 0 after a failed commit, until one succeeds.", Type: "gauge", Value: func() float64 { return up(db.Healthy() == nil) }},
 		{Name: "bridge_store_batches_total", Help: "Group commits (one fsync each).", Type: "counter", Value: func() float64 { return float64(db.Stats().Batches) }},
+		{Name: "bridge_dedup_keys", Help: "Keys held by the duplicate indexes (content and Idempotency-Key).", Type: "gauge", Value: func() float64 { return float64(db.Stats().DedupKeys) }},
+		{Name: "bridge_dedup_window_shortened_total", Help: "Early rotations of a duplicate index at --dedup-max-keys: its window was shorter than asked.", Type: "counter", Value: func() float64 { return float64(db.Stats().DedupShortened) }},
 		{Name: "bridge_store_failed_batches_total", Help: "Group commits whose write or fsync failed.", Type: "counter", Value: func() float64 { return float64(db.Stats().Failed) }},
 		{Name: "bridge_store_writes_total", Help: "Key writes handed to badger in group commits, failed ones included (a record's write superseded within its batch is not written, nor counted).", Type: "counter", Value: func() float64 { return float64(db.Stats().Commits) }},
 		{Name: "bridge_presence_users", Help: "Users with a presence binding.", Type: "gauge", Value: func() float64 { return float64(pres.Len()) }},

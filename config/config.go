@@ -112,6 +112,9 @@ type Config struct {
 	// IdempotencyWindow: how long an HTTP Idempotency-Key is honoured
 	// (Load makes 0 the retention).
 	IdempotencyWindow time.Duration
+	// DedupMaxKeys caps each in-memory key index (content and
+	// Idempotency-Key); past half of it a window rotates early.
+	DedupMaxKeys int
 
 	StoreMemtableMB     int
 	StoreCacheMB        int
@@ -569,6 +572,9 @@ func (c *Config) validate() []error {
 	}
 	if c.SMPPMaxSessions < 1 || c.PreauthMax < 1 || c.PreauthPerSource < 1 || c.PreauthTimeout <= 0 {
 		errs = append(errs, errors.New("--smpp-max-sessions, --preauth-max and --preauth-per-source must be at least 1, --preauth-timeout positive"))
+	}
+	if c.DedupMaxKeys < 1000 {
+		errs = append(errs, fmt.Errorf("--dedup-max-keys %d: want at least 1000", c.DedupMaxKeys))
 	}
 	if c.ReassemblyMaxPending < 1 || c.ReassemblyMaxMB < 1 {
 		errs = append(errs, errors.New("--reassembly-max-pending and --reassembly-max-mb must be at least 1"))

@@ -88,7 +88,7 @@ func BenchmarkLifecycle(b *testing.B) {
 // common case: most messages are new) with a million keys in it.
 func BenchmarkDedupMiss(b *testing.B) {
 	var x dedupIndex
-	x.init()
+	x.init(DefaultDedupMaxKeys)
 	now := time.Now()
 	var key [16]byte
 	for i := range 1 << 20 {
@@ -115,7 +115,7 @@ func BenchmarkDedupPut(b *testing.B) {
 	runtime.ReadMemStats(&ms)
 	before := ms.HeapAlloc
 	var x dedupIndex
-	x.init()
+	x.init(DefaultDedupMaxKeys)
 	now := time.Now()
 	until := now.Add(time.Hour).Unix()
 	var key [16]byte

@@ -34,6 +34,10 @@ type dedupIndex struct {
 	// common case) from a few MB that stay in cache, instead of a random
 	// read of a map of millions of entries.
 	curF, prevF bloom
+	// maxKeys bounds cur and prev together: cur rotates early at half of
+	// it (shortened counts those rotations).
+	maxKeys   int
+	shortened uint64
 }
 
 // bloom is a blocked Bloom filter: each key sets 4 bits in one 64-byte
@@ -115,7 +119,8 @@ func (p packedID) String() string {
 	return string(b[:])
 }
 
-func (x *dedupIndex) init() {
+func (x *dedupIndex) init(maxKeys int) {
+	x.maxKeys = max(maxKeys, 2)
 	x.seed = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
 	x.cur = make(map[uint64]dedupEntry)
 	x.curF = newBloom()
@@ -166,12 +171,35 @@ func (x *dedupIndex) put(key []byte, id string, until int64, now time.Time, wind
 	if x.rotated.IsZero() {
 		x.rotated = now
 	} else if now.Sub(x.rotated) >= max(window, time.Second) {
-		x.prev, x.cur = x.cur, make(map[uint64]dedupEntry, len(x.cur))
-		x.prevF, x.curF = x.curF, newBloom()
-		x.rotated = now
+		x.rotate(now)
+	} else if len(x.cur) >= x.maxKeys/2 {
+		x.rotate(now) // bounded memory: the oldest generation goes early
+		x.shortened++
 	}
 	x.cur[k.mapKey()] = e
 	x.curF.add(&k)
+}
+
+// rotate makes cur the previous generation and drops the one before; x.mu
+// is held.
+func (x *dedupIndex) rotate(now time.Time) {
+	x.prev, x.cur = x.cur, make(map[uint64]dedupEntry, len(x.cur))
+	x.prevF, x.curF = x.curF, newBloom()
+	x.rotated = now
+}
+
+// full reports whether loading more keys would rotate some out.
+func (x *dedupIndex) full() bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return len(x.cur) >= x.maxKeys/2
+}
+
+// stats is the keys held and the early rotations so far.
+func (x *dedupIndex) stats() (keys int, shortened uint64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return len(x.cur) + len(x.prev), x.shortened
 }
 
 // clientMark starts the key a record keeps for a client's own key (Dedup
@@ -197,6 +225,9 @@ func loadDedup(bdb *badger.DB, now time.Time, window time.Duration, content, cli
 			x := content
 			if k, ok := bytes.CutPrefix(key, []byte(clientMark)); ok {
 				x, key = clients, k
+			}
+			if x.full() {
+				return // the newest records come first: older keys stay out
 			}
 			x.put(key, id, until, now, time.Hour) // one generation: now does not move
 			n++

@@ -45,6 +45,11 @@ type Options struct {
 	// ClientKeyWindow is the same for clients' own keys (Dedup.Client).
 	// Open reads every record accepted within the longer of the two.
 	ClientKeyWindow time.Duration
+	// DedupMaxKeys bounds each of the two in-memory key indexes (about 57
+	// bytes a key; default 4,000,000). Past half of it a window's keys
+	// rotate early: the window shrinks, so a late resubmission may be
+	// delivered again, never lost.
+	DedupMaxKeys int
 	// LogSize is the commit log's initial allocation (default 64 MiB; it
 	// grows if one checkpoint interval's batches need more).
 	LogSize int64
@@ -98,7 +103,14 @@ type Stats struct {
 	Pending   int     // writes queued for the next batch
 	Cached    int     // records in the in-memory cache
 	LastError error   // nil when healthy
+	// DedupKeys is how many keys the two duplicate indexes hold, and
+	// DedupShortened how often one rotated early at DedupMaxKeys.
+	DedupKeys      int
+	DedupShortened uint64
 }
+
+// DefaultDedupMaxKeys is Options.DedupMaxKeys's default.
+const DefaultDedupMaxKeys = 4_000_000
 
 // Open opens (or creates) the store.
 func Open(opts Options) (*DB, error) { return open(opts, knobs{}) }
@@ -130,6 +142,9 @@ func open(opts Options, k knobs) (*DB, error) {
 	}
 	if opts.CacheRecords <= 0 {
 		opts.CacheRecords = 32768
+	}
+	if opts.DedupMaxKeys <= 0 {
+		opts.DedupMaxKeys = DefaultDedupMaxKeys
 	}
 	if opts.ProbeInterval <= 0 {
 		opts.ProbeInterval = time.Second
@@ -167,8 +182,8 @@ func open(opts Options, k knobs) (*DB, error) {
 		bdb.Close()
 		return nil, err
 	}
-	db.dedup.init()
-	db.clientKeys.init()
+	db.dedup.init(opts.DedupMaxKeys)
+	db.clientKeys.init(opts.DedupMaxKeys)
 	if n, err := loadDedup(bdb, time.Now(), max(opts.DedupWindow, opts.ClientKeyWindow), &db.dedup, &db.clientKeys); err != nil {
 		db.committer.closeLog()
 		bdb.Close()
@@ -268,5 +283,10 @@ func (db *DB) Healthy() error { return db.committer.healthy() }
 func (db *DB) Stats() Stats {
 	s := db.committer.stats()
 	s.Cached = db.cache.len()
+	for _, x := range []*dedupIndex{&db.dedup, &db.clientKeys} {
+		n, short := x.stats()
+		s.DedupKeys += n
+		s.DedupShortened += short
+	}
 	return s
 }

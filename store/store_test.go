@@ -571,7 +571,7 @@ func TestDedupKeyIsInTheRecord(t *testing.T) {
 // two windows.
 func TestDedupIndexWindow(t *testing.T) {
 	var x dedupIndex
-	x.init()
+	x.init(DefaultDedupMaxKeys)
 	t0 := time.Unix(1700000000, 0)
 	w := time.Minute
 	id1, id2, id3 := "0000000000000000000a", "0000000000000000000b", "0000000000000000000c"
@@ -589,6 +589,32 @@ func TestDedupIndexWindow(t *testing.T) {
 	x.put([]byte("y"), id3, t0.Add(3*w).Unix(), t0.Add(2*w), w) // second rotation drops k
 	if _, ok := x.get([]byte("k"), t0); ok || len(x.cur)+len(x.prev) != 2 {
 		t.Fatalf("after two windows: %d keys kept, want 2", len(x.cur)+len(x.prev))
+	}
+}
+
+// The index holds at most its cap: past half of it the window's keys
+// rotate early, the newest half-cap of keys still found, and the early
+// rotations counted.
+func TestDedupIndexBounded(t *testing.T) {
+	var x dedupIndex
+	x.init(100)
+	t0 := time.Unix(1700000000, 0)
+	w := time.Hour
+	id := func(i int) string { return fmt.Sprintf("%020d", i) }
+	for i := range 1000 {
+		x.put([]byte(id(i)), id(i), t0.Add(w).Unix(), t0, w) // all in one window
+	}
+	keys, short := x.stats()
+	if keys > 100 || short == 0 {
+		t.Fatalf("1,000 keys under a cap of 100: %d held, %d early rotations", keys, short)
+	}
+	for i := 950; i < 1000; i++ {
+		if got, ok := x.get([]byte(id(i)), t0); !ok || got != id(i) {
+			t.Fatalf("key %d of the newest 50: %q %v", i, got, ok)
+		}
+	}
+	if _, ok := x.get([]byte(id(0)), t0); ok {
+		t.Fatal("the oldest key outlived the cap")
 	}
 }
 
