@@ -83,6 +83,7 @@ type Node struct {
 	rep *Replicated // nil unless acknowledgements wait for a replicated write
 
 	esmeDeliver ESMEDeliverer                 // this node's binds, for other nodes (esme.go)
+	runCtx      context.Context               // Start's, ended by Shutdown (under mu)
 	esmes       map[string]*nats.Subscription // accounts with a receiving bind here; nil: not subscribed yet (under mu)
 
 	Stats Stats
@@ -249,6 +250,9 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	n.cancel = cancel
+	n.mu.Lock()
+	n.runCtx = rctx
+	n.mu.Unlock()
 	sub, err := nc.QueueSubscribe(deliverSubject(n.name), deliverQueue, func(m *nats.Msg) { n.serve(rctx, m) })
 	if err != nil {
 		return fmt.Errorf("cluster: subscribe to deliveries: %w", err)

@@ -107,16 +107,17 @@ func (n *Node) serveESME(account string, m *nats.Msg) {
 		return
 	}
 	n.mu.Lock()
-	if n.stopped {
+	if n.stopped || n.runCtx == nil {
 		n.mu.Unlock()
 		n.respondESME(m, esmeReply{Error: "node stopping"})
 		return
 	}
+	run := n.runCtx
 	n.wg.Add(1) // under mu: Shutdown's Wait comes after it sets stopped
 	n.mu.Unlock()
 	go func() {
 		defer n.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.DeliverTimeout)
+		ctx, cancel := context.WithTimeout(run, n.cfg.DeliverTimeout)
 		defer cancel()
 		st, err := d(ctx, account, m.Data)
 		r := esmeReply{Status: st}
