@@ -28,12 +28,10 @@ type Second struct {
 // nil = none): the bridge (each node of a cluster; their figures are
 // summed), and Prosody when the mix has XMPP routes.
 type Procs struct {
-	Bridges []int
-	// BridgePIDs, when set, gives the bridge's processes at each reading
-	// instead of Bridges: a node killed on purpose is left out until it is
-	// restarted, under a new pid.
-	BridgePIDs func() []int
-	Prosody    int
+	// Bridges gives the bridge's processes at each reading: a node killed
+	// on purpose is left out until it is restarted, under a new pid.
+	Bridges func() []int
+	Prosody int
 }
 
 // RouteResult is one route's share of a phase.
@@ -194,16 +192,13 @@ func runPhase(ctx context.Context, name string, g *Generator, procs Procs, drain
 	fixed := func(pids ...int) func() []int { return func() []int { return pids } }
 	bench := watch(&res.Bench, fixed(os.Getpid()))
 	var bridge, prosody *watched
-	if procs.BridgePIDs == nil && len(procs.Bridges) > 0 {
-		procs.BridgePIDs = fixed(procs.Bridges...)
-	}
-	if procs.BridgePIDs != nil {
-		pids := procs.BridgePIDs()
+	if procs.Bridges != nil {
+		pids := procs.Bridges()
 		res.Bridge = &ProcResult{PID: pids[0]}
 		if len(pids) > 1 {
 			res.Bridge.PIDs = pids
 		}
-		bridge = watch(res.Bridge, procs.BridgePIDs)
+		bridge = watch(res.Bridge, procs.Bridges)
 	}
 	if procs.Prosody > 0 {
 		res.Prosody = &ProcResult{PID: procs.Prosody}

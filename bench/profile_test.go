@@ -100,7 +100,7 @@ func TestProfile(t *testing.T) {
 			}
 		}
 	}()
-	res, err := runPhase(ctx, "inproc", g, Procs{Bridges: []int{os.Getpid()}}, 20*time.Second, io.Discard)
+	res, err := runPhase(ctx, "inproc", g, Procs{Bridges: func() []int { return []int{os.Getpid()} }}, 20*time.Second, io.Discard)
 	pprof.StopCPUProfile()
 	if err != nil {
 		t.Fatal(err)

@@ -363,7 +363,7 @@ func runBridge(ctx context.Context, o Options, l Load, users []string, xs *proso
 
 	var procs Procs
 	if o.PID > 0 {
-		procs.Bridges = []int{o.PID}
+		procs.Bridges = func() []int { return []int{o.PID} }
 	}
 	l.SMPPAddrs, l.SIPAddrs = []string{o.AddrSMPP}, []string{o.AddrSIP}
 	if l.Group != nil {
@@ -412,13 +412,13 @@ func runBridge(ctx context.Context, o Options, l Load, users []string, xs *proso
 			return nil, err
 		}
 		br = nodes[0]
-		l.SMPPAddrs, l.SIPAddrs, procs.Bridges = nil, nil, nil
+		l.SMPPAddrs, l.SIPAddrs = nil, nil
 		for i, n := range nodes {
-			l.SMPPAddrs, l.SIPAddrs, procs.Bridges = append(l.SMPPAddrs, n.SMPPAddr), append(l.SIPAddrs, n.SIPAddr), append(procs.Bridges, n.PID())
+			l.SMPPAddrs, l.SIPAddrs = append(l.SMPPAddrs, n.SMPPAddr), append(l.SIPAddrs, n.SIPAddr)
 			fmt.Fprintf(progress, "bridge %d pid %d: smpp %s sip %s smsc %s\n", i+1, n.PID(), n.SMPPAddr, n.SIPAddr, smsc.Addr())
 		}
 		l.Local = o.Local
-		procs.BridgePIDs = func() []int {
+		procs.Bridges = func() []int {
 			var pids []int
 			for _, n := range nodes {
 				if !n.Down() {

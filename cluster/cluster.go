@@ -253,7 +253,7 @@ func (n *Node) Start(ctx context.Context) error {
 	n.mu.Lock()
 	n.runCtx = rctx
 	n.mu.Unlock()
-	sub, err := nc.QueueSubscribe(deliverSubject(n.name), deliverQueue, func(m *nats.Msg) { n.serve(rctx, m) })
+	sub, err := nc.QueueSubscribe(deliverSubject(n.name), deliverQueue, n.serve)
 	if err != nil {
 		return fmt.Errorf("cluster: subscribe to deliveries: %w", err)
 	}

@@ -127,7 +127,7 @@ func (n *Node) sendIM(ctx context.Context, m *msg.Message, b presence.Binding) e
 	}
 	defer func() { <-sem }()
 	deadline, _ := ctx.Deadline()
-	req := appendRequest(make([]byte, 0, 256+len(m.Text)), &deliverRequest{Message: *m, Binding: b, TimeoutMS: time.Until(deadline).Milliseconds()})
+	req := appendRequest(make([]byte, 0, 256+len(m.Text)), m, &b, time.Until(deadline).Milliseconds())
 	res, err := nc.RequestWithContext(ctx, deliverSubject(b.Node), req)
 	if err != nil {
 		return fmt.Errorf("cluster: deliver %s to node %s: %w", m.ID, b.Node, err)
@@ -157,36 +157,57 @@ func (n *Node) outbound(node string) chan struct{} {
 	return sem
 }
 
-// serve answers one delivery request on a goroutine of its own (an edge
-// may take its whole timeout), or at once when MaxServing are running or
-// the node is stopping.
-func (n *Node) serve(ctx context.Context, req *nats.Msg) {
+// Why startServing did not take a request.
+var (
+	errServingBusy = errors.New("cluster: this node serves as many requests of other nodes as it may (MaxServing)")
+	errStopping    = errors.New("cluster: node stopping")
+)
+
+// startServing runs f, the serving of another node's request, on a
+// goroutine of its own (an edge may take its whole timeout), MaxServing at
+// once at most and only while the node runs; else it says why not. f's
+// context ends with the node.
+func (n *Node) startServing(f func(ctx context.Context)) error {
 	select {
 	case n.serving <- struct{}{}:
 	default:
-		n.respond(req, deliverReply{Code: codeBusy, Error: fmt.Sprintf("%d deliveries in flight", cap(n.serving))})
-		return
+		return errServingBusy
 	}
 	n.mu.Lock()
-	if n.stopped {
+	if n.stopped || n.runCtx == nil {
 		n.mu.Unlock()
 		<-n.serving
-		n.respond(req, deliverReply{Code: codeFailed, Error: "node stopping"})
-		return
+		return errStopping
 	}
+	ctx := n.runCtx
 	n.wg.Add(1) // under mu: Shutdown's Wait comes after it sets stopped
 	n.mu.Unlock()
 	go func() {
 		defer n.wg.Done()
 		defer func() { <-n.serving }()
+		f(ctx)
+	}()
+	return nil
+}
+
+// serve answers one delivery request, or at once when MaxServing are
+// running or the node is stopping.
+func (n *Node) serve(req *nats.Msg) {
+	err := n.startServing(func(ctx context.Context) {
 		r := n.deliverLocal(ctx, req.Data)
 		if r.OK {
 			n.Stats.Served.Add(1)
 		} else {
 			n.Stats.ServedFailed.Add(1)
 		}
-		n.respond(req, r)
-	}()
+		n.reply(req, r)
+	})
+	switch {
+	case errors.Is(err, errServingBusy):
+		n.reply(req, deliverReply{Code: codeBusy, Error: fmt.Sprintf("%d deliveries in flight", cap(n.serving))})
+	case err != nil:
+		n.reply(req, deliverReply{Code: codeFailed, Error: "node stopping"})
+	}
 }
 
 // deliverLocal delivers a request's message to the binding it names, if
@@ -233,12 +254,13 @@ func (n *Node) holds(b presence.Binding) (presence.Binding, bool) {
 	return presence.Binding{}, false
 }
 
-func (n *Node) respond(req *nats.Msg, rep deliverReply) {
+// reply answers another node's request with rep as JSON.
+func (n *Node) reply(req *nats.Msg, rep any) {
 	data, err := json.Marshal(rep)
 	if err == nil {
 		err = req.Respond(data)
 	}
 	if err != nil {
-		n.log.Warn("cluster: cannot answer a delivery request", "err", err)
+		n.log.Warn("cluster: cannot answer another node's request", "subject", req.Subject, "err", err)
 	}
 }

@@ -98,43 +98,26 @@ func (n *Node) subscribeHeldESMEs() {
 	}
 }
 
-// serveESME delivers another node's PDU on a bind here, on a goroutine of
-// its own (the ESME may take the whole response timeout).
+// serveESME delivers another node's PDU on a bind here, as deliveries
+// are served (startServing: the ESME may take the whole response timeout).
 func (n *Node) serveESME(account string, m *nats.Msg) {
 	d := n.esmeDeliver
 	if d == nil {
-		n.respondESME(m, esmeReply{Error: "this node does not deliver to ESMEs"})
+		n.reply(m, esmeReply{Error: "this node does not deliver to ESMEs"})
 		return
 	}
-	n.mu.Lock()
-	if n.stopped || n.runCtx == nil {
-		n.mu.Unlock()
-		n.respondESME(m, esmeReply{Error: "node stopping"})
-		return
-	}
-	run := n.runCtx
-	n.wg.Add(1) // under mu: Shutdown's Wait comes after it sets stopped
-	n.mu.Unlock()
-	go func() {
-		defer n.wg.Done()
-		ctx, cancel := context.WithTimeout(run, n.cfg.DeliverTimeout)
+	err := n.startServing(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, n.cfg.DeliverTimeout)
 		defer cancel()
 		st, err := d(ctx, account, m.Data)
 		r := esmeReply{Status: st}
 		if err != nil {
 			r.Error = err.Error()
 		}
-		n.respondESME(m, r)
-	}()
-}
-
-func (n *Node) respondESME(m *nats.Msg, r esmeReply) {
-	data, err := json.Marshal(r)
-	if err == nil {
-		err = m.Respond(data)
-	}
+		n.reply(m, r)
+	})
 	if err != nil {
-		n.log.Warn("cluster: cannot answer an ESME delivery", "err", err)
+		n.reply(m, esmeReply{Error: err.Error()})
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/smsbridge/bridge/msg"
+	"github.com/smsbridge/bridge/presence"
 )
 
 // AcceptedBucket names the KV buckets of the messages the nodes accepted
@@ -84,7 +85,7 @@ func (r *Replicated) Stage(ctx context.Context, m *msg.Message) (msg.Ack, error)
 	}
 	ra := &replAck{inner: a, m: m, futDone: make(chan struct{}), done: make(chan struct{})}
 	// The copy is a delivery request's binary record with no binding.
-	data := appendRequest(make([]byte, 0, 192+len(m.Text)), &deliverRequest{Message: *m})
+	data := appendRequest(make([]byte, 0, 192+len(m.Text)), m, &presence.Binding{}, 0)
 	fut, err := r.js.PublishAsync(r.subject(m.ID), data)
 	if err == nil {
 		go ra.await(fut)

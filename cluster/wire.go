@@ -25,12 +25,12 @@ const maxWireString = 1 << 20
 
 var errWire = errors.New("cluster: malformed delivery request")
 
-// appendRequest encodes r; every field of msg.Message and presence.Binding
+// appendRequest encodes the deliverRequest of m, b and timeoutMS without
+// copying them into one; every field of msg.Message and presence.Binding
 // is written (TestWireCoversEveryField fails when one is added and not).
-func appendRequest(dst []byte, r *deliverRequest) []byte {
-	m, b := &r.Message, &r.Binding
+func appendRequest(dst []byte, m *msg.Message, b *presence.Binding, timeoutMS int64) []byte {
 	dst = append(dst, wireV1)
-	dst = binary.AppendVarint(dst, r.TimeoutMS)
+	dst = binary.AppendVarint(dst, timeoutMS)
 	for _, s := range []string{m.ID, string(m.From), string(m.To), m.Text} {
 		dst = appendWireString(dst, s)
 	}

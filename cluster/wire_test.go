@@ -10,6 +10,10 @@ import (
 	"time"
 )
 
+func encodeRequest(r *deliverRequest) []byte {
+	return appendRequest(nil, &r.Message, &r.Binding, r.TimeoutMS)
+}
+
 // fillEvery sets every field of the struct v points to, nested structs
 // included, to a value that is not its zero one.
 func fillEvery(t *testing.T, v reflect.Value, at time.Time) {
@@ -57,14 +61,14 @@ func TestWireCoversEveryField(t *testing.T) {
 	var r deliverRequest
 	fillEvery(t, reflect.ValueOf(&r).Elem(), time.Date(2026, 12, 7, 3, 4, 5, 678901234, time.UTC))
 	var got deliverRequest
-	if err := decodeRequest(appendRequest(nil, &r), &got); err != nil {
+	if err := decodeRequest(encodeRequest(&r), &got); err != nil {
 		t.Fatal(err)
 	}
 	sameEvery(t, reflect.ValueOf(r), reflect.ValueOf(got), "deliverRequest")
 
 	// Zero values and the JSON form (nodes that send it) as well.
 	var zero, back deliverRequest
-	if err := decodeRequest(appendRequest(nil, &zero), &back); err != nil || !reflect.DeepEqual(zero, back) {
+	if err := decodeRequest(encodeRequest(&zero), &back); err != nil || !reflect.DeepEqual(zero, back) {
 		t.Errorf("zero request: %+v, %v", back, err)
 	}
 	js, _ := json.Marshal(r)
@@ -78,7 +82,7 @@ func TestWireCoversEveryField(t *testing.T) {
 func TestWireRefusesMalformed(t *testing.T) {
 	var r deliverRequest
 	fillEvery(t, reflect.ValueOf(&r).Elem(), time.Now())
-	good := appendRequest(nil, &r)
+	good := encodeRequest(&r)
 	for name, b := range map[string][]byte{
 		"empty":     nil,
 		"version":   append([]byte{9}, good[1:]...),
@@ -98,15 +102,15 @@ func TestWireRefusesMalformed(t *testing.T) {
 func FuzzDecodeRequest(f *testing.F) {
 	var r deliverRequest
 	fillEvery(&testing.T{}, reflect.ValueOf(&r).Elem(), time.Unix(1796000000, 5))
-	f.Add(appendRequest(nil, &r))
-	f.Add(appendRequest(nil, &deliverRequest{}))
+	f.Add(encodeRequest(&r))
+	f.Add(encodeRequest(&deliverRequest{}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var got deliverRequest
 		if decodeRequest(data, &got) != nil || len(data) == 0 || data[0] == '{' {
 			return
 		}
 		var again deliverRequest
-		if err := decodeRequest(appendRequest(nil, &got), &again); err != nil {
+		if err := decodeRequest(encodeRequest(&got), &again); err != nil {
 			t.Fatalf("re-encoded request refused: %v", err)
 		}
 		sameEvery(t, reflect.ValueOf(got), reflect.ValueOf(again), "again")
@@ -120,7 +124,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	var r deliverRequest
 	fillEvery(t, reflect.ValueOf(&r).Elem(), time.Unix(1796000000, 5))
 	js, _ := json.Marshal(r)
-	seeds := map[string][]byte{"full": appendRequest(nil, &r), "zero": appendRequest(nil, &deliverRequest{}), "json": js}
+	seeds := map[string][]byte{"full": encodeRequest(&r), "zero": encodeRequest(&deliverRequest{}), "json": js}
 	for name, b := range seeds {
 		path := filepath.Join(dir, name)
 		want := fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", b)
@@ -163,7 +167,7 @@ func BenchmarkRequestCodec(b *testing.B) {
 	b.Run("format=binary", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			data := appendRequest(make([]byte, 0, 256+len(r.Message.Text)), &r)
+			data := appendRequest(make([]byte, 0, 256+len(r.Message.Text)), &r.Message, &r.Binding, r.TimeoutMS)
 			var got deliverRequest
 			if err := decodeRequest(data, &got); err != nil {
 				b.Fatal(err)
@@ -178,7 +182,7 @@ func TestDecodeCopy(t *testing.T) {
 	var r deliverRequest
 	fillEvery(t, reflect.ValueOf(&r.Message).Elem(), time.Unix(1796000000, 5))
 	js, _ := json.Marshal(r.Message)
-	for name, data := range map[string][]byte{"binary": appendRequest(nil, &deliverRequest{Message: r.Message}), "json": js} {
+	for name, data := range map[string][]byte{"binary": encodeRequest(&deliverRequest{Message: r.Message}), "json": js} {
 		m, err := decodeCopy(data)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)

@@ -137,8 +137,7 @@ func New(cfg Config) (*Notifier, error) {
 		cfg.Workers = 16
 	}
 	if cfg.Client == nil {
-		// A redirect is not an answer: the report is retried at its URL.
-		cfg.Client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		cfg.Client = hmacsig.NoRedirects(nil) // the report is retried at its URL
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/smsbridge/bridge/internal/hmacsig"
 )
 
 // WebhookPost is the JSON body a robot server receives for each post.
@@ -161,11 +163,7 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 	if cfg.Client == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = cfg.Workers
-		cfg.Client = &http.Client{
-			Transport: t,
-			// A redirected POST would become a GET elsewhere: a wrong URL.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		cfg.Client = hmacsig.NoRedirects(t)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &Webhook{

@@ -299,10 +299,7 @@ func (s *Session) Info() SessionInfo {
 
 // CanReceive reports whether the peer may be sent deliver_sm (it bound as a
 // receiver or transceiver).
-func (s *Session) CanReceive() bool {
-	b := s.BindType()
-	return s.bound.Load() && (b == BindReceiver || b == BindTransceiver)
-}
+func (s *Session) CanReceive() bool { return s.bound.Load() && s.wasReceiver() }
 
 // wasReceiver reports whether the peer bound as a receiver or transceiver,
 // bound still or not.

@@ -324,34 +324,18 @@ func (g *Gateway) DeliverESME(ctx context.Context, account string, raw []byte) (
 	if p.ID != smpp.DeliverSM {
 		return 0, fmt.Errorf("smppgw: a %v for ESME %q from another node: only deliver_sm is forwarded", p.ID, account)
 	}
-	resp, err := g.server.Deliver(ctx, account, &p)
-	var se *smpp.StatusError
-	if errors.As(err, &se) && resp != nil {
-		return se.Status, nil // the ESME answered, refusing it
-	}
-	if err != nil {
+	answered, st, err := g.deliverHere(ctx, account, &p)
+	if !answered {
 		return 0, err
 	}
-	return resp.Status, nil
+	return st, nil
 }
 
-// deliverReceipt sends a receipt on a receiving bind of account, here or,
-// with none here, at another node. status is the ESME's answer when it
-// answered (err nil or a refusal).
-func (g *Gateway) deliverReceipt(ctx context.Context, account string, p *smpp.PDU) (answered bool, status uint32, err error) {
+// deliverHere sends p on one of account's receiving binds here. status is
+// the ESME's answer when it answered (answered, err nil), a refusal
+// included.
+func (g *Gateway) deliverHere(ctx context.Context, account string, p *smpp.PDU) (answered bool, status uint32, err error) {
 	resp, err := g.server.Deliver(ctx, account, p)
-	if errors.Is(err, smpp.ErrNotBound) && g.cfg.Elsewhere != nil {
-		raw, aerr := p.AppendTo(nil)
-		if aerr != nil {
-			return false, 0, fmt.Errorf("smppgw: encode receipt: %w", aerr)
-		}
-		st, derr := g.cfg.Elsewhere.DeliverESME(ctx, account, raw)
-		if derr != nil {
-			return false, 0, errors.Join(err, derr)
-		}
-		g.ReceiptsForwarded.Add(1)
-		return true, st, nil
-	}
 	var se *smpp.StatusError
 	if errors.As(err, &se) && resp != nil {
 		return true, se.Status, nil
@@ -360,4 +344,25 @@ func (g *Gateway) deliverReceipt(ctx context.Context, account string, p *smpp.PD
 		return false, 0, err
 	}
 	return true, resp.Status, nil
+}
+
+// deliverReceipt sends a receipt on a receiving bind of account, here or,
+// with none here, at another node; the results are deliverHere's.
+func (g *Gateway) deliverReceipt(ctx context.Context, account string, p *smpp.PDU) (answered bool, status uint32, err error) {
+	answered, status, err = g.deliverHere(ctx, account, p)
+	if !errors.Is(err, smpp.ErrNotBound) || g.cfg.Elsewhere == nil {
+		return answered, status, err
+	}
+	raw, aerr := p.AppendTo(nil)
+	if aerr != nil {
+		return false, 0, fmt.Errorf("smppgw: encode receipt: %w", aerr)
+	}
+	st, derr := g.cfg.Elsewhere.DeliverESME(ctx, account, raw)
+	if derr != nil {
+		return false, 0, errors.Join(err, derr)
+	}
+	if st == smpp.ESME_ROK {
+		g.ReceiptsForwarded.Add(1)
+	}
+	return true, st, nil
 }

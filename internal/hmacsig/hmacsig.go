@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -77,4 +78,12 @@ func Verify(secret []byte, ts, sig string, body []byte, now time.Time, skew time
 		return fmt.Errorf("%w: %ds from now", ErrStale, now.Unix()-sec)
 	}
 	return nil
+}
+
+// NoRedirects is the HTTP client of a signed webhook: it does not follow
+// a redirect, which is no answer (a redirected POST would become a GET
+// elsewhere); the caller retries at the URL it was given. transport nil
+// is http.DefaultTransport.
+func NoRedirects(transport http.RoundTripper) *http.Client {
+	return &http.Client{Transport: transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
