@@ -19,13 +19,12 @@ import (
 
 // AcceptedBucket names the KV buckets of the messages the nodes accepted
 // in the replicated acknowledgement mode and have not finished: one bucket
-// per node ("accepted-<node>"), one key per message (its ID). Each node's
-// bucket is led by that node while it lives, so a node's death stalls
-// only its own writes, never the survivors'.
+// per node ("accepted-<node>"), one key per message (its ID), led by
+// another node than its own (ledElsewhere).
 const AcceptedBucket = "accepted"
 
-// leadCheck is how often a node checks that it leads its own bucket's
-// stream (leadership moves away while it is down or cut off).
+// leadCheck is how often a node checks, besides JetStream's leader
+// advisories, that another server leads its bucket's stream.
 const leadCheck = 10 * time.Second
 
 var errNotReplicated = errors.New("cluster: the accepted-messages bucket is not open yet")
@@ -111,8 +110,9 @@ func (r *Replicated) Forget(id string) {
 	}
 }
 
-// open opens (or creates) the bucket, then takes back what this node
-// accepted and its store no longer has.
+// open opens (or creates) the bucket and, once another server leads it,
+// counts it open; then it takes back what this node accepted and its store
+// no longer has, and keeps the bucket's leadership away from this node.
 func (r *Replicated) open(ctx context.Context, js jetstream.JetStream, storage jetstream.StorageType) {
 	kv, err := openBucket(ctx, r.n, js, jetstream.KeyValueConfig{
 		Bucket: r.bucket(), Description: "messages node " + r.n.name + " accepted and has not finished",
@@ -122,40 +122,70 @@ func (r *Replicated) open(ctx context.Context, js jetstream.JetStream, storage j
 		return // ctx ended
 	}
 	r.js, r.kv = js, kv
-	r.once.Do(func() { close(r.ready) })
-	r.n.log.Info("cluster: accepted-messages bucket open", "bucket", r.bucket())
-	r.recover(ctx)
-	if r.n.srv == nil {
-		return // an external NATS: its server names are not the nodes'
+	// Leader changes of the bucket's stream are moved away at once.
+	elected := make(chan struct{}, 1)
+	if r.n.srv != nil {
+		sub, err := r.n.nc.Subscribe("$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.KV_"+r.bucket(), func(*nats.Msg) {
+			select {
+			case elected <- struct{}{}:
+			default:
+			}
+		})
+		if err == nil {
+			defer sub.Unsubscribe()
+		}
 	}
-	for {
-		r.lead(ctx)
+	for !r.ledElsewhere(ctx) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-elected:
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	r.once.Do(func() { close(r.ready) })
+	r.n.log.Info("cluster: accepted-messages bucket open", "bucket", r.bucket())
+	r.recover(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-elected:
 		case <-time.After(leadCheck):
 		}
+		r.ledElsewhere(ctx)
 	}
 }
 
-// lead asks JetStream to make this node's server the leader of its
-// bucket's stream when another server leads it: writes then wait for
-// this node and one replica, and another node's death does not stall them.
-func (r *Replicated) lead(ctx context.Context) {
+// ledElsewhere reports whether a server other than this node's leads its
+// bucket's stream, asking the leader to step down (JetStream picks a
+// caught-up replica) when it is this node's. A copy is acknowledged once a
+// majority holds it, the leader among them: were the leader this node, a
+// node that lost its disk would have lost one of the two copies, and the
+// empty node, rejoining under its old name, can vote a replica without the
+// other copy into leadership. Led elsewhere, the leader keeps it. With an
+// external NATS (server names are not the nodes') or one replica it is
+// left to JetStream.
+func (r *Replicated) ledElsewhere(ctx context.Context) bool {
+	if r.n.srv == nil || r.n.cfg.Replicas < 2 {
+		return true
+	}
 	stream := "KV_" + r.bucket()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	s, err := r.js.Stream(ctx, stream)
 	if err != nil {
 		r.n.log.Debug("cluster: bucket stream info", "stream", stream, "err", err)
-		return
+		return false
 	}
 	info, err := s.Info(ctx)
-	if err != nil || info.Cluster == nil || info.Cluster.Leader == "" || info.Cluster.Leader == r.n.name {
-		return
+	if err != nil || info.Cluster == nil || info.Cluster.Leader == "" {
+		return false
 	}
-	req, _ := json.Marshal(map[string]any{"placement": map[string]string{"preferred": r.n.name}})
-	res, err := r.n.nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+stream, req)
+	if info.Cluster.Leader != r.n.name {
+		return true
+	}
+	res, err := r.n.nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+stream, nil)
 	if err == nil {
 		var rep struct {
 			Success bool `json:"success"`
@@ -168,10 +198,11 @@ func (r *Replicated) lead(ctx context.Context) {
 		}
 	}
 	if err != nil {
-		r.n.log.Debug("cluster: asking to lead this node's bucket", "stream", stream, "leader", info.Cluster.Leader, "err", err)
-		return
+		r.n.log.Debug("cluster: moving this node's bucket to another leader", "stream", stream, "err", err)
+		return false
 	}
-	r.n.log.Info("cluster: this node's bucket moved to it", "stream", stream, "from", info.Cluster.Leader)
+	r.n.log.Info("cluster: this node's bucket moved to another leader", "stream", stream)
+	return false // counted once the new leader is seen
 }
 
 // recover walks this node's keys: a message the store has finished is

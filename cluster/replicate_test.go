@@ -2,7 +2,10 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,10 +75,10 @@ func BenchmarkAccept(b *testing.B) {
 	}
 }
 
-// Each node leads the stream of its own accepted-messages bucket, so a
-// node's death never stalls the others' acknowledgements; leadership
-// moved away is taken back (a stepdown asked of the leader).
-func TestEachNodeLeadsItsBucket(t *testing.T) {
+// No node leads the stream of its own accepted-messages bucket (a node
+// that loses its disk must not have held one of a copy's two places as its
+// leader), and leadership handed to it is moved away again at once.
+func TestNoNodeLeadsItsOwnBucket(t *testing.T) {
 	db, err := store.Open(store.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -108,19 +111,47 @@ func TestEachNodeLeadsItsBucket(t *testing.T) {
 		return info.Cluster.Leader
 	}
 	for _, name := range []string{"a", "b", "c"} {
-		<-reps[ms[name].node].ready
-		testutil.WaitForState(t, 2*leadCheck+5*time.Second, func() bool { return leader(name) == name }, func() string {
-			return fmt.Sprintf("the stream of %s's bucket is led by %s", name, leader(name))
-		})
+		select {
+		case <-reps[ms[name].node].ready:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s's bucket not open", name)
+		}
+		if l := leader(name); l == name || strings.HasPrefix(l, "(") {
+			t.Fatalf("%s's bucket open and led by %s", name, l)
+		}
 	}
-	// Move a's away; a takes it back at its next check.
-	res, err := nc.Request("$JS.API.STREAM.LEADER.STEPDOWN.KV_"+reps[ms["a"].node].bucket(), nil, 5*time.Second)
+	// Hand a's bucket to a; it moves it away again.
+	var mu sync.Mutex
+	var elected []string
+	asub, err := nc.Subscribe("$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.KV_"+reps[ms["a"].node].bucket(), func(m *nats.Msg) {
+		var adv struct{ Leader string }
+		json.Unmarshal(m.Data, &adv)
+		mu.Lock()
+		elected = append(elected, adv.Leader)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer asub.Unsubscribe()
+	req, _ := json.Marshal(map[string]any{"placement": map[string]string{"preferred": "a"}})
+	res, err := nc.Request("$JS.API.STREAM.LEADER.STEPDOWN.KV_"+reps[ms["a"].node].bucket(), req, 5*time.Second)
 	if err != nil {
 		t.Fatalf("stepdown: %v", err)
 	}
 	t.Logf("stepdown: %s", res.Data)
-	testutil.WaitFor(t, "another leader of a's bucket", 10*time.Second, func() bool { l := leader("a"); return l == "b" || l == "c" })
-	testutil.WaitForState(t, leadCheck+10*time.Second, func() bool { return leader("a") == "a" }, func() string {
-		return "a did not take its bucket back from " + leader("a")
+	start := time.Now()
+	testutil.WaitForState(t, 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(elected) >= 2 && elected[0] == "a" && elected[len(elected)-1] != "a"
+	}, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Sprintf("leaders elected after the stepdown to a: %v; now %s", elected, leader("a"))
 	})
+	if l := leader("a"); l == "a" {
+		t.Fatalf("a leads its own bucket again")
+	}
+	t.Logf("moved away %v after the stepdown to a", time.Since(start))
 }

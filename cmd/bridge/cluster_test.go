@@ -179,6 +179,10 @@ func TestClusterReplicatedAckSurvivesDiskLoss(t *testing.T) {
 	if err := os.RemoveAll(dirA); err != nil {
 		t.Fatal(err)
 	}
+	// As an operator must (cluster/README.md, "A node that loses its
+	// disk"): the empty node comes back only once the others have elected
+	// new leaders, past JetStream's election timeout (up to 9 s).
+	time.Sleep(10 * time.Second)
 	a = startProc(t, smppA, aArgs(t.TempDir())...)
 
 	u := startUA(t, user, pw)
