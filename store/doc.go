@@ -38,6 +38,11 @@
 //   - sweeper (retention.go) deletes final records whose retention has
 //     ended, which a badger TTL alone would not free.
 //   - idGen (id.go) makes sortable message IDs; codec.go encodes records.
+//   - pageOutCold (pageout_linux.go) hands the pages of the files badger
+//     is done with (finished value-log files, tables unchanged for a
+//     minute) back to the kernel every Options.PageOutInterval: badger
+//     keeps each file mapped while it exists, so the process's resident set
+//     would otherwise grow with the records of the whole retention period.
 //   - failStop (failstop.go) ends a store that can never make a write
 //     durable again: its directory removed, replaced or unwritable (checked
 //     before each logged batch and every ProbeInterval), or badger failing

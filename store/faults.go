@@ -22,4 +22,7 @@ type knobs struct {
 	syncFault  func() error // Faults.Sync
 	applyFault func() error // runs before a logged batch goes to badger: non-nil fails it as badger refusing the write would
 	ckptSync   func()       // runs on the applier before a checkpoint's badger sync
+	// vlogMaxEntries starts a new value-log file after that many entries
+	// (badger's default, a million, if 0): tests that need several files.
+	vlogMaxEntries uint32
 }

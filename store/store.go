@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -57,6 +59,13 @@ type Options struct {
 	// started over (default 1s; also when the log is half full). Unfinished
 	// records wait in memory until then (deferred.go).
 	CheckpointInterval time.Duration
+	// PageOutInterval is how often the files badger is done with
+	// (finished value-log files, tables unchanged for a minute) are paged
+	// out of the process's memory (default 10s; negative: never). Badger
+	// keeps every file mapped, and without this the resident set grows with
+	// the records of the retention period until the kernel runs short of
+	// memory (pageout_linux.go).
+	PageOutInterval time.Duration
 	// OnCommit and OnCheckpoint, if set, get the wall time of each group
 	// commit (log write and fsync, which its writers wait for, and the
 	// hand-off to the applier) and each checkpoint (on the applier, which
@@ -81,12 +90,13 @@ type DB struct {
 	log  *slog.Logger
 	fs   *failStop // the store's end, once it cannot go on (failstop.go)
 
-	committer  committer  // group commit, commit log, checkpoints (commit.go)
-	cache      cache      // records with writes in flight, recent unfinished ones (cache.go)
-	dedup      dedupIndex // duplicate-suppression keys (dedup.go)
-	clientKeys dedupIndex // clients' own keys (Dedup.Client)
-	sweeper    sweeper    // deletes expired final records (retention.go)
-	ids        idGen      // message IDs (id.go)
+	committer  committer    // group commit, commit log, checkpoints (commit.go)
+	cache      cache        // records with writes in flight, recent unfinished ones (cache.go)
+	dedup      dedupIndex   // duplicate-suppression keys (dedup.go)
+	clientKeys dedupIndex   // clients' own keys (Dedup.Client)
+	sweeper    sweeper      // deletes expired final records (retention.go)
+	ids        idGen        // message IDs (id.go)
+	pagedOut   atomic.Int64 // Stats.PagedOut
 
 	stop      context.CancelFunc
 	bg        sync.WaitGroup // the committer and maintain goroutines
@@ -107,6 +117,9 @@ type Stats struct {
 	// DedupShortened how often one rotated early at DedupMaxKeys.
 	DedupKeys      int
 	DedupShortened uint64
+	// PagedOut is the bytes of badger's mapped files handed back to the
+	// kernel (Options.PageOutInterval), counted once per pass.
+	PagedOut int64
 }
 
 // DefaultDedupMaxKeys is Options.DedupMaxKeys's default.
@@ -155,8 +168,15 @@ func open(opts Options, k knobs) (*DB, error) {
 	if opts.CheckpointInterval <= 0 {
 		opts.CheckpointInterval = time.Second
 	}
+	if opts.PageOutInterval == 0 {
+		opts.PageOutInterval = 10 * time.Second
+	}
 	fs := newFailStop(opts.Dir, opts.Logger)
-	bdb, err := badger.Open(badgerOptions(opts, k.syncEach, fs))
+	bo := badgerOptions(opts, k.syncEach, fs)
+	if k.vlogMaxEntries > 0 {
+		bo = bo.WithValueLogMaxEntries(k.vlogMaxEntries)
+	}
+	bdb, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("store: open badger at %q: %w", opts.Dir, err)
 	}
@@ -247,6 +267,17 @@ func (db *DB) maintain(ctx context.Context) {
 	defer sweep.Stop()
 	probe := time.NewTicker(db.opts.ProbeInterval)
 	defer probe.Stop()
+	var pageOut <-chan time.Time
+	vlogDir, err := filepath.Abs(db.opts.Dir)
+	if err == nil {
+		// /proc/self/maps names files by their resolved path.
+		vlogDir, err = filepath.EvalSymlinks(vlogDir)
+	}
+	if db.opts.PageOutInterval > 0 && err == nil {
+		t := time.NewTicker(db.opts.PageOutInterval)
+		defer t.Stop()
+		pageOut = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -264,6 +295,15 @@ func (db *DB) maintain(ctx context.Context) {
 			}
 			if n > 0 {
 				db.log.Debug("value log GC", "rewritten_files", n)
+			}
+		case <-pageOut:
+			n, err := pageOutCold(vlogDir, time.Now())
+			db.pagedOut.Add(n)
+			if errors.Is(err, errNoPageOut) {
+				db.log.Info("badger's finished files stay in memory until the kernel needs it", "reason", err)
+				pageOut = nil
+			} else if err != nil {
+				db.log.Warn("paging out badger's finished files failed", "err", err)
 			}
 		case <-probe.C:
 			db.fs.check()
@@ -283,6 +323,7 @@ func (db *DB) Healthy() error { return db.committer.healthy() }
 func (db *DB) Stats() Stats {
 	s := db.committer.stats()
 	s.Cached = db.cache.len()
+	s.PagedOut = db.pagedOut.Load()
 	for _, x := range []*dedupIndex{&db.dedup, &db.clientKeys} {
 		n, short := x.stats()
 		s.DedupKeys += n
