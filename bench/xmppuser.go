@@ -5,14 +5,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	goxmpp "github.com/xmppo/go-xmpp"
 
 	"github.com/smsbridge/bridge/internal/prosodytest"
 )
@@ -45,13 +45,13 @@ func xmppIndex(number string) (int, bool) {
 	return i, true
 }
 
-// XMPPPool is the generator's XMPP users: go-xmpp clients logged in to
-// Prosody over STARTTLS (PLAIN inside TLS: go-xmpp's SCRAM fails against
-// Prosody 0.12), one reader goroutine each. They count the chat messages
-// they receive by token (SMS→XMPP deliveries), answer the XEP-0199 pings
-// that confirm a delivery (go-xmpp does inside Recv), approve the gateway's
-// subscription request, and send chat messages to the gateway, each
-// followed by a ping whose answer is the message's acknowledgement.
+// XMPPPool is the generator's XMPP users: the bench's own lean clients
+// (xmppclient.go) logged in to Prosody over STARTTLS with PLAIN inside TLS,
+// one reader goroutine each. They count the chat messages they receive by
+// token (SMS→XMPP deliveries), answer the XEP-0199 pings that confirm a
+// delivery, approve the gateway's subscription request, and send chat
+// messages to the gateway, each followed by a ping whose answer is the
+// message's acknowledgement.
 type XMPPPool struct {
 	host   string // the users' vhost
 	domain string // the gateway's component domain
@@ -66,11 +66,6 @@ type XMPPPool struct {
 
 	got atomic.Uint64 // chat messages with a body received
 	bad atomic.Uint64 // of those, without a token
-}
-
-type xmppClient struct {
-	*goxmpp.Client
-	done chan struct{} // closed when the reader has stopped
 }
 
 // xmppWait is one send waiting for its answer: the first one wins (an error
@@ -97,6 +92,7 @@ func StartXMPPPool(ctx context.Context, srv *prosodytest.Server, host, password 
 		host: host, domain: srv.ComponentDomain, tr: tr, log: log,
 		users: make([]*xmppClient, n), pending: map[string]*xmppWait{},
 	}
+	tlsConf := &tls.Config{RootCAs: srv.CertPool(), ServerName: host, MinVersion: tls.VersionTLS12}
 	var (
 		wg    sync.WaitGroup
 		next  atomic.Int64
@@ -111,18 +107,12 @@ func StartXMPPPool(ctx context.Context, srv *prosodytest.Server, host, password 
 				if i >= n || first.Load() != nil || ctx.Err() != nil {
 					return
 				}
-				c, err := goxmpp.Options{
-					Host: srv.C2SAddr, User: xmppUserName(i) + "@" + host, Password: password, Resource: xmppResource,
-					NoTLS: true, StartTLS: true, Mechanism: "PLAIN",
-					TLSConfig:   &tls.Config{RootCAs: srv.CertPool(), ServerName: host, MinVersion: tls.VersionTLS12},
-					DialTimeout: 5 * time.Second,
-				}.NewClient()
+				u, err := dialXMPP(ctx, srv.C2SAddr, xmppUserName(i), host, password, xmppResource, tlsConf)
 				if err != nil {
 					err = fmt.Errorf("xmpp login %s@%s: %w", xmppUserName(i), host, err)
 					first.CompareAndSwap(nil, &err)
 					return
 				}
-				u := &xmppClient{Client: c, done: make(chan struct{})}
 				p.users[i] = u
 				go p.read(u)
 			}
@@ -147,8 +137,8 @@ func (p *XMPPPool) Len() int { return len(p.users) }
 func (p *XMPPPool) Received() uint64 { return p.got.Load() }
 
 // Close ends every stream and waits for its reader to see the server close
-// it before closing the connection: go-xmpp's Close reads the stream itself,
-// which would race with the reader.
+// it before closing the connection, so that Prosody ends each session
+// cleanly.
 func (p *XMPPPool) Close() {
 	var wg sync.WaitGroup
 	for _, u := range p.users {
@@ -158,73 +148,88 @@ func (p *XMPPPool) Close() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, _ = u.SendOrg("</stream:stream>")
+			_ = u.write([]byte("</stream:stream>"))
 			select {
 			case <-u.done:
 			case <-time.After(5 * time.Second):
 			}
-			_ = u.Client.Close()
+			_ = u.conn.Close()
+			<-u.done
 		}()
 	}
 	wg.Wait()
 }
 
+// read serves user u's stream until it ends. A stream that fails (a stream
+// error, a stanza past the limit, bad XML) is closed here: nothing reads it
+// any more.
 func (p *XMPPPool) read(u *xmppClient) {
 	defer close(u.done)
 	for {
-		st, err := u.Recv()
-		if err != nil {
+		in, err := u.in.next()
+		if err == nil {
+			err = p.handle(u, in)
+		}
+		if err == io.EOF {
 			return
 		}
-		switch v := st.(type) {
-		case goxmpp.Chat:
-			p.onChat(v)
-		case goxmpp.Presence:
-			if v.Type == "subscribe" {
-				u.ApproveSubscription(v.From)
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				p.log.Debug("xmpp user stream ended", "jid", u.jid, "err", err)
+				_ = u.conn.Close()
 			}
-		case goxmpp.IQ:
-			var err error
-			if v.Type == "error" {
-				err = &xmppStanzaError{Kind: "iq", Type: v.Error.Type, Condition: v.Error.Condition}
-			}
-			p.answer(v.ID, err)
+			return
 		}
 	}
 }
 
-func (p *XMPPPool) onChat(v goxmpp.Chat) {
-	if v.Type == "error" {
-		e := &xmppStanzaError{Kind: "message", Condition: "undefined-condition"}
-		for _, el := range v.OtherElem {
-			if el.XMLName.Local != "error" {
-				continue
-			}
-			for _, a := range el.Attr {
-				if a.Name.Local == "type" {
-					e.Type = a.Value
-				}
-			}
-			if i := strings.IndexByte(el.InnerXML, '<'); i >= 0 {
-				name := el.InnerXML[i+1:]
-				if j := strings.IndexAny(name, " />"); j >= 0 {
-					e.Condition = name[:j]
-				}
-			}
+// handle acts on one stanza of u's stream, as a client the gateway serves
+// would: count a chat message, answer a ping, approve a subscription
+// request, hand an answer to whoever waits for it.
+func (p *XMPPPool) handle(u *xmppClient, in *xmppIn) error {
+	switch in.kind {
+	case "message":
+		if in.typ == "error" {
+			p.answer(in.id, in.stanzaError())
+			return nil
 		}
-		p.answer(v.ID, e)
-		return
+		if len(in.body) == 0 { // receipts, chat states
+			return nil
+		}
+		p.got.Add(1)
+		tok, ok := ParseToken(string(in.body))
+		if !ok {
+			p.bad.Add(1)
+			return nil
+		}
+		p.tr.DeliveredAt(tok, AtXMPP)
+	case "presence":
+		if in.typ == "subscribe" {
+			u.out = append(appendEscaped(append(u.out[:0], "<presence to='"...), in.from), "' type='subscribed'/>"...)
+			return u.write(u.out)
+		}
+	case "iq":
+		switch in.typ {
+		case "result":
+			p.answer(in.id, nil)
+		case "error":
+			p.answer(in.id, in.stanzaError())
+		case "get", "set":
+			b := append(appendEscaped(append(u.out[:0], "<iq to='"...), in.from), "' id='"...)
+			b = appendEscaped(b, in.id)
+			if in.typ == "get" && in.ping {
+				b = append(b, "' type='result'/>"...)
+			} else { // a request a client must answer (RFC 6120 8.2.3)
+				b = append(b, "' type='error'><error type='cancel'><service-unavailable "+
+					"xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"...)
+			}
+			u.out = b
+			return u.write(b)
+		}
+	case "error": // <stream:error>
+		return fmt.Errorf("stream error: %s", in.errCond)
 	}
-	if v.Text == "" { // receipts, chat states
-		return
-	}
-	p.got.Add(1)
-	tok, ok := ParseToken(v.Text)
-	if !ok {
-		p.bad.Add(1)
-		return
-	}
-	p.tr.DeliveredAt(tok, AtXMPP)
+	return nil
 }
 
 // answer hands the answer to stanza id to whoever waits for it.
@@ -263,20 +268,19 @@ func (p *XMPPPool) Send(ctx context.Context, i int, to, text, id string) error {
 		delete(p.pending, pid)
 		p.mu.Unlock()
 	}()
-	var b strings.Builder
-	b.Grow(len(text) + 256)
-	b.WriteString("<message type='chat' id='")
-	b.WriteString(mid)
-	b.WriteString("' to='")
-	_, _ = xmlEscaper.WriteString(&b, to)
-	b.WriteString("'><body>")
-	_, _ = xmlEscaper.WriteString(&b, text)
-	b.WriteString("</body></message><iq type='get' id='")
-	b.WriteString(pid)
-	b.WriteString("' to='")
-	_, _ = xmlEscaper.WriteString(&b, p.domain)
-	b.WriteString("'><ping xmlns='urn:xmpp:ping'/></iq>")
-	if _, err := u.SendOrg(b.String()); err != nil {
+	b := make([]byte, 0, len(text)+256)
+	b = append(b, "<message type='chat' id='"...)
+	b = appendEscaped(b, mid)
+	b = append(b, "' to='"...)
+	b = appendEscaped(b, to)
+	b = append(b, "'><body>"...)
+	b = appendEscaped(b, text)
+	b = append(b, "</body></message><iq type='get' id='"...)
+	b = appendEscaped(b, pid)
+	b = append(b, "' to='"...)
+	b = appendEscaped(b, p.domain)
+	b = append(b, "'><ping xmlns='urn:xmpp:ping'/></iq>"...)
+	if err := u.write(b); err != nil {
 		return fmt.Errorf("xmpp send: %w", err)
 	}
 	t := time.NewTimer(30 * time.Second)
@@ -306,7 +310,7 @@ func (p *XMPPPool) Ping(ctx context.Context, i int, to, id string) error {
 		delete(p.pending, id)
 		p.mu.Unlock()
 	}()
-	if _, err := u.SendOrg("<iq type='get' id='" + xmlEscaper.Replace(id) + "' to='" + xmlEscaper.Replace(to) + "'><ping xmlns='urn:xmpp:ping'/></iq>"); err != nil {
+	if err := u.write([]byte("<iq type='get' id='" + xmlEscaper.Replace(id) + "' to='" + xmlEscaper.Replace(to) + "'><ping xmlns='urn:xmpp:ping'/></iq>")); err != nil {
 		return err
 	}
 	select {
@@ -322,7 +326,9 @@ func (p *XMPPPool) Ping(ctx context.Context, i int, to, id string) error {
 // Subscribe asks for user i's subscription to the gateway (its reader
 // approves the gateway's request back); once both directions stand, the
 // server tells the gateway the user is available.
-func (p *XMPPPool) Subscribe(i int) { p.users[i].RequestSubscription(p.domain) }
+func (p *XMPPPool) Subscribe(i int) {
+	_ = p.users[i].write([]byte("<presence to='" + xmlEscaper.Replace(p.domain) + "' type='subscribe'/>"))
+}
 
 // xmppThrottled reports whether err is the gateway pushing back (an error
 // of type wait: resource-constraint).
