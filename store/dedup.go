@@ -268,8 +268,10 @@ func loadDedup(bdb *badger.DB, now time.Time, window time.Duration, content, cli
 		}
 		if w := window; w > 0 {
 			// A second of slack for acceptance times taken out of ID order.
-			if err := fromRecords(txn, prefixMsg, true, now.Add(-w-time.Second)); err != nil {
-				return err
+			for _, p := range []string{prefixMsg, prefixOldMsg} {
+				if err := fromRecords(txn, p, true, now.Add(-w-time.Second)); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

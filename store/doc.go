@@ -51,9 +51,11 @@
 //     few seconds rather than wait on flush retries that never end.
 //
 // Key space: an unfinished message's record is "_/u/<id>" (also what
-// start-up recovery walks), a finished one "m/<id>" with the retention
-// TTL; "_/" is internal (ID epoch, those records). Put, Delete, Get and
-// Iterate (kv.go) refuse keys under those two prefixes; other packages
+// start-up recovery walks), a finished one "!m/<id>" with the retention
+// TTL, below every other key so that compactions of new tables leave the
+// older final records alone (an older layout's "m/<id>" records are still
+// read and swept); "_/" is internal (ID epoch, those records). Put, Delete,
+// Get and Iterate (kv.go) refuse keys under those prefixes; other packages
 // choose their own ("p/" presence, "k/" generic).
 //
 // Tests that need a failing disk open a store with OpenWithFaults.

@@ -14,11 +14,12 @@ import (
 // outside the store's reserved prefixes.
 
 func reserved(key []byte) bool {
-	return len(key) == 0 || bytes.HasPrefix(key, []byte(prefixMsg)) || bytes.HasPrefix(key, []byte(prefixInternal))
+	return len(key) == 0 || bytes.HasPrefix(key, []byte(prefixMsg)) || bytes.HasPrefix(key, []byte(prefixOldMsg)) ||
+		bytes.HasPrefix(key, []byte(prefixInternal))
 }
 
 // Put durably stores val under key: when it returns nil the write is on disk.
-// Keys under "m/" and "_/" are reserved.
+// Keys under "!m/", "m/" and "_/" are reserved.
 func (db *DB) Put(ctx context.Context, key, val []byte) error {
 	if reserved(key) {
 		return fmt.Errorf("put %q: %w", key, ErrReservedKey)

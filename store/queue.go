@@ -350,6 +350,9 @@ func (db *DB) loadRecord(id string) (Record, error) {
 		return Record{}, err
 	}
 	v, err = db.get([]byte(prefixMsg + id)) // final
+	if errors.Is(err, ErrNotFound) {
+		v, err = db.get([]byte(prefixOldMsg + id))
+	}
 	if err != nil {
 		return Record{}, err
 	}

@@ -49,7 +49,7 @@ func (r *Record) clone() Record {
 
 // recordOps encodes r into buf and returns the ops writing it. An unfinished
 // record lives under "_/u/<id>", which is also the index start-up recovery
-// walks; a final one moves to "m/<id>" with the retention TTL, and its
+// walks; a final one moves to "!m/<id>" with the retention TTL, and its
 // "_/u/" key is deleted. A message thus costs one key at acceptance and two
 // at the end, and badger's writes are the store's main cost.
 func (db *DB) recordOps(r *Record, buf *[]byte) ([2]op, int, error) {

@@ -42,11 +42,12 @@ const sweepChunk = 1 << 14
 const sweepBackEvery = 30
 
 // sweeper deletes final records whose retention has ended. A pass walks
-// "m/" from where the last one met its final run of live records (front,
+// its prefix from where the last one met its final run of live records (front,
 // the frontier: records finished too recently to expire), or, every
 // sweepBackEvery passes, from the oldest live record it knows of (back).
 type sweeper struct {
 	bdb    *badger.DB
+	prefix []byte     // of the final records it walks
 	mu     sync.Mutex // one pass at a time
 	front  []byte
 	back   []byte
@@ -84,7 +85,7 @@ func (s *sweeper) pass(ctx context.Context, now time.Time, chunk int, back bool)
 		}
 		err := s.bdb.View(func(txn *badger.Txn) error {
 			io := badger.DefaultIteratorOptions
-			io.Prefix = []byte(prefixMsg)
+			io.Prefix = s.prefix
 			io.PrefetchValues = false
 			io.AllVersions = true // an ordinary iterator hides expired keys
 			it := txn.NewIterator(io)

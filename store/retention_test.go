@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -177,4 +178,57 @@ func deleteMarker(t *testing.T, db *DB, id string) bool {
 		t.Fatal(err)
 	}
 	return del
+}
+
+// A final record of the older layout ("m/<id>") is still read after a
+// restart and swept once expired, by the sweeper of its own prefix.
+func TestOldLayoutFinalRecord(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{Dir: dir, Retention: 2 * time.Second}
+	db := openT(t, opts)
+	ctx := context.Background()
+	m := newMsg(1)
+	if err := accept(db, ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Transition(ctx, m.ID, Event{State: msg.Delivered, At: time.Now()}, true); err != nil {
+		t.Fatal(err)
+	}
+	exp := expiresAt(t, db, m.ID)
+	err := db.bdb.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(prefixMsg + m.ID))
+		if err != nil {
+			return err
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		e := badger.NewEntry([]byte(prefixOldMsg+m.ID), v)
+		e.ExpiresAt = exp
+		if err := txn.SetEntry(e); err != nil {
+			return err
+		}
+		return txn.Delete([]byte(prefixMsg + m.ID))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openT(t, opts)
+	if r, err := db.Message(m.ID); err != nil || r.State != msg.Delivered {
+		t.Fatalf("old-layout record after reopening: %+v, %v", r, err)
+	}
+	after := time.Unix(int64(exp)+1, 0)
+	if n, err := db.sweeper.pass(ctx, after, sweepChunk, true); err != nil || n != 0 {
+		t.Fatalf("the sweeper of %q deleted %d (%v)", prefixMsg, n, err)
+	}
+	if n, err := db.oldSweeper.pass(ctx, after, sweepChunk, true); err != nil || n != 1 {
+		t.Fatalf("the sweeper of %q deleted %d (%v), want 1", prefixOldMsg, n, err)
+	}
+	if _, err := db.Message(m.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("swept old-layout record: %v, want ErrNotFound", err)
+	}
 }

@@ -17,7 +17,7 @@ import (
 var (
 	ErrNotFound    = errors.New("store: not found")
 	ErrClosed      = errors.New("store: closed")
-	ErrReservedKey = errors.New(`store: key is empty or under a reserved prefix ("m/", "_/")`)
+	ErrReservedKey = errors.New(`store: key is empty or under a reserved prefix ("!m/", "m/", "_/")`)
 	ErrBadID       = errors.New("store: malformed message id")
 	ErrFinal       = errors.New("store: message already in a final state")
 	ErrBadState    = errors.New("store: invalid state")
@@ -75,7 +75,15 @@ type Options struct {
 }
 
 const (
-	prefixMsg        = "m/"
+	// prefixMsg holds final records. It sorts below every other key, so a
+	// table badger builds from a memtable (final records of the newest IDs
+	// among "_/u/" records and other packages' keys) spans no older final
+	// record, and compacting it rewrites recent records only, not those of
+	// the whole retention period.
+	prefixMsg = "!m/"
+	// prefixOldMsg holds final records of the layout that kept them among
+	// the other keys: still read and swept as they expire, never written.
+	prefixOldMsg     = "m/"
 	prefixInternal   = "_/"
 	keyEpoch         = "_/epoch"
 	keyProbe         = "_/probe"
@@ -95,6 +103,7 @@ type DB struct {
 	dedup      dedupIndex   // duplicate-suppression keys (dedup.go)
 	clientKeys dedupIndex   // clients' own keys (Dedup.Client)
 	sweeper    sweeper      // deletes expired final records (retention.go)
+	oldSweeper sweeper      // the same under prefixOldMsg
 	ids        idGen        // message IDs (id.go)
 	pagedOut   atomic.Int64 // Stats.PagedOut
 
@@ -181,11 +190,12 @@ func open(opts Options, k knobs) (*DB, error) {
 		return nil, fmt.Errorf("store: open badger at %q: %w", opts.Dir, err)
 	}
 	db := &DB{
-		bdb:     bdb,
-		opts:    opts,
-		log:     opts.Logger,
-		fs:      fs,
-		sweeper: sweeper{bdb: bdb},
+		bdb:        bdb,
+		opts:       opts,
+		log:        opts.Logger,
+		fs:         fs,
+		sweeper:    sweeper{bdb: bdb, prefix: []byte(prefixMsg)},
+		oldSweeper: sweeper{bdb: bdb, prefix: []byte(prefixOldMsg)},
 	}
 	db.cache.init(opts.CacheRecords)
 	if err := db.committer.init(bdb, opts, k, &db.cache, fs); err != nil {
@@ -283,10 +293,12 @@ func (db *DB) maintain(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-sweep.C:
-			if d, err := db.sweeper.expired(ctx, time.Now()); err != nil {
-				db.log.Warn("deleting expired records failed", "err", err)
-			} else if d > 0 {
-				db.log.Debug("expired records deleted", "count", d, "retention", db.opts.Retention)
+			for _, s := range []*sweeper{&db.sweeper, &db.oldSweeper} {
+				if d, err := s.expired(ctx, time.Now()); err != nil {
+					db.log.Warn("deleting expired records failed", "err", err)
+				} else if d > 0 {
+					db.log.Debug("expired records deleted", "count", d, "retention", db.opts.Retention)
+				}
 			}
 		case <-gc.C:
 			n := 0
