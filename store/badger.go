@@ -14,6 +14,12 @@ import (
 // valueThreshold: values this long or longer live in badger's value log.
 const valueThreshold = 64
 
+// valueLogEntries: records per value-log file (badger's default is a
+// million). The file being written stays in memory until badger finishes
+// it (pageout_linux.go), so this bounds that part of the resident set: at
+// about 200 bytes a record, some 50 MB.
+const valueLogEntries = 250_000
+
 // badgerOptions configures badger for opts; syncWrites makes badger fsync
 // every write itself.
 func badgerOptions(opts Options, syncWrites bool, fs *failStop) badger.Options {
@@ -39,7 +45,7 @@ func badgerOptions(opts Options, syncWrites bool, fs *failStop) badger.Options {
 		// and value pointers through its LSM tree: the final records kept
 		// for the retention period are then written once, not rewritten by
 		// every compaction.
-		bo = bo.WithValueThreshold(valueThreshold)
+		bo = bo.WithValueThreshold(valueThreshold).WithValueLogMaxEntries(valueLogEntries)
 	}
 	return bo
 }
