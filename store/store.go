@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -98,14 +97,13 @@ type DB struct {
 	log  *slog.Logger
 	fs   *failStop // the store's end, once it cannot go on (failstop.go)
 
-	committer  committer    // group commit, commit log, checkpoints (commit.go)
-	cache      cache        // records with writes in flight, recent unfinished ones (cache.go)
-	dedup      dedupIndex   // duplicate-suppression keys (dedup.go)
-	clientKeys dedupIndex   // clients' own keys (Dedup.Client)
-	sweeper    sweeper      // deletes expired final records (retention.go)
-	oldSweeper sweeper      // the same under prefixOldMsg
-	ids        idGen        // message IDs (id.go)
-	pagedOut   atomic.Int64 // Stats.PagedOut
+	committer  committer  // group commit, commit log, checkpoints (commit.go)
+	cache      cache      // records with writes in flight, recent unfinished ones (cache.go)
+	dedup      dedupIndex // duplicate-suppression keys (dedup.go)
+	clientKeys dedupIndex // clients' own keys (Dedup.Client)
+	sweeper    sweeper    // deletes expired final records (retention.go)
+	oldSweeper sweeper    // the same under prefixOldMsg
+	ids        idGen      // message IDs (id.go)
 
 	stop      context.CancelFunc
 	bg        sync.WaitGroup // the committer and maintain goroutines
@@ -126,9 +124,6 @@ type Stats struct {
 	// DedupShortened how often one rotated early at DedupMaxKeys.
 	DedupKeys      int
 	DedupShortened uint64
-	// PagedOut is the bytes of badger's mapped files handed back to the
-	// kernel (Options.PageOutInterval), counted once per pass.
-	PagedOut int64
 }
 
 // DefaultDedupMaxKeys is Options.DedupMaxKeys's default.
@@ -309,8 +304,7 @@ func (db *DB) maintain(ctx context.Context) {
 				db.log.Debug("value log GC", "rewritten_files", n)
 			}
 		case <-pageOut:
-			n, err := pageOutCold(vlogDir, time.Now())
-			db.pagedOut.Add(n)
+			_, err := pageOutCold(vlogDir, time.Now())
 			if errors.Is(err, errNoPageOut) {
 				db.log.Info("badger's finished files stay in memory until the kernel needs it", "reason", err)
 				pageOut = nil
@@ -335,7 +329,6 @@ func (db *DB) Healthy() error { return db.committer.healthy() }
 func (db *DB) Stats() Stats {
 	s := db.committer.stats()
 	s.Cached = db.cache.len()
-	s.PagedOut = db.pagedOut.Load()
 	for _, x := range []*dedupIndex{&db.dedup, &db.clientKeys} {
 		n, short := x.stats()
 		s.DedupKeys += n
