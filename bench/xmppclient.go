@@ -106,7 +106,7 @@ func dialXMPP(ctx context.Context, addr, local, host, password, resource string,
 			return nil, nil, err
 		}
 		d := xml.NewDecoder(br)
-		if err := readStreamHeader(d); err != nil {
+		if _, err := readStreamHeader(d); err != nil {
 			return nil, nil, err
 		}
 		f, err := readNode(d)
@@ -192,18 +192,18 @@ func dialXMPP(ctx context.Context, addr, local, host, password, resource string,
 	return &xmppClient{jid: jid, conn: conn, in: &stanzaReader{d: d, m: m}, done: make(chan struct{})}, nil
 }
 
-// readStreamHeader reads the server's <stream:stream> opening.
-func readStreamHeader(d *xml.Decoder) error {
+// readStreamHeader reads the server's <stream:stream> opening and returns it.
+func readStreamHeader(d *xml.Decoder) (xml.StartElement, error) {
 	for {
 		t, err := d.RawToken()
 		if err != nil {
-			return fmt.Errorf("stream header: %w", err)
+			return xml.StartElement{}, fmt.Errorf("stream header: %w", err)
 		}
 		if se, ok := t.(xml.StartElement); ok {
 			if se.Name.Local != "stream" {
-				return fmt.Errorf("stream header: got <%s>", se.Name.Local)
+				return se, fmt.Errorf("stream header: got <%s>", se.Name.Local)
 			}
-			return nil
+			return se, nil
 		}
 	}
 }

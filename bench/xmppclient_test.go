@@ -43,7 +43,7 @@ func wirePool(t *testing.T) (p *XMPPPool, tr *Tracker, srv net.Conn, sr *bufio.R
 	}
 	m := &meter{r: conn, limit: xmppStanzaLimit}
 	d := xml.NewDecoder(bufio.NewReader(m))
-	if err := readStreamHeader(d); err != nil {
+	if _, err := readStreamHeader(d); err != nil {
 		t.Fatal(err)
 	}
 	u := &xmppClient{jid: "xu0@x.test/bench", conn: conn, in: &stanzaReader{d: d, m: m}, done: make(chan struct{})}
@@ -274,7 +274,7 @@ func FuzzXMPPStanzas(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		m := &meter{r: strings.NewReader(testStreamHeader + s), limit: 4 << 10}
 		r := &stanzaReader{d: xml.NewDecoder(bufio.NewReaderSize(m, 16)), m: m}
-		if err := readStreamHeader(r.d); err != nil {
+		if _, err := readStreamHeader(r.d); err != nil {
 			t.Fatal(err)
 		}
 		for range len(s) + 1 {

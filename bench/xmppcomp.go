@@ -64,20 +64,13 @@ func (c *Component) handshake(d *xml.Decoder, secret string) error {
 		"xmlns:stream='http://etherx.jabber.org/streams' to='%s'>", xmlEscaper.Replace(c.domain)); err != nil {
 		return err
 	}
-	id := ""
-	for id == "" {
-		t, err := d.RawToken()
-		if err != nil {
-			return fmt.Errorf("stream header: %w", err)
-		}
-		if se, ok := t.(xml.StartElement); ok {
-			if se.Name.Local != "stream" {
-				return fmt.Errorf("stream header: got <%s>", se.Name.Local)
-			}
-			if id = attr(se, "id"); id == "" {
-				return errors.New("stream header without id")
-			}
-		}
+	se, err := readStreamHeader(d)
+	if err != nil {
+		return err
+	}
+	id := attr(se, "id")
+	if id == "" {
+		return errors.New("stream header without id")
 	}
 	sum := sha1.Sum([]byte(id + secret))
 	if _, err := fmt.Fprintf(c.conn, "<handshake>%s</handshake>", hex.EncodeToString(sum[:])); err != nil {
