@@ -410,7 +410,9 @@ func TestClusterReceiptThroughOwnerOfBind(t *testing.T) {
 	scA.deliverReceipt(t, scA.submittedIDs()[0], "8613700000031", "DELIVRD")
 	testutil.WaitFor(t, "the receipt at the ESME bound to b", 15*time.Second, func() bool { return len(e.delivered()) == 1 })
 	checkReceipt(t, e.delivered()[0], sm.RespID(), "DELIVRD")
-	if m := metricsText(t, "http://"+a.addrs.HTTP); !strings.Contains(m, "bridge_esme_receipts_forwarded_total 1\n") {
-		t.Fatalf("a's metrics do not count the receipt it forwarded:\n%s", m)
-	}
+	// a counts the receipt once b's answer is back, which may be just after
+	// the ESME had it.
+	testutil.WaitFor(t, "a's metrics counting the receipt it forwarded", 5*time.Second, func() bool {
+		return strings.Contains(metricsText(t, "http://"+a.addrs.HTTP), "bridge_esme_receipts_forwarded_total 1\n")
+	})
 }
