@@ -29,30 +29,27 @@ const coldTableAge = time.Minute
 // kernel runs short of memory, and that set grows with the records of the
 // retention period. Finished value-log files were synced when badger
 // closed them; reading a file again faults its pages back in. The
-// value-log file being written, the highest-numbered, keeps its pages. It
-// returns the bytes advised.
+// value-log file being written, the highest-numbered, keeps its pages.
 //
 // MADV_PAGEOUT never changes a mapping's contents, so a range badger
 // unmapped or moved since /proc/self/maps was read is harmless.
-func pageOutCold(dir string, now time.Time) (int64, error) {
+func pageOutCold(dir string, now time.Time) error {
 	maps, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
-		return 0, fmt.Errorf("store: page out: %w", err)
+		return fmt.Errorf("store: page out: %w", err)
 	}
-	var advised int64
 	for _, r := range coldMappings(maps, dir, now, modTime) {
 		_, _, e := unix.Syscall(unix.SYS_MADVISE, r.start, r.end-r.start, unix.MADV_PAGEOUT)
 		switch e {
 		case 0:
-			advised += int64(r.end - r.start)
 		case unix.EINVAL:
-			return advised, errNoPageOut
+			return errNoPageOut
 		case unix.ENOMEM: // unmapped since the maps were read
 		default:
-			return advised, fmt.Errorf("store: page out %d bytes at %#x: %w", r.end-r.start, r.start, e)
+			return fmt.Errorf("store: page out %d bytes at %#x: %w", r.end-r.start, r.start, e)
 		}
 	}
-	return advised, nil
+	return nil
 }
 
 func modTime(path string) (time.Time, bool) {

@@ -11,4 +11,4 @@ var errNoPageOut = errors.New("store: paging out mapped files is built for Linux
 
 // pageOutCold is Linux's; elsewhere the kernel reclaims mapped files
 // under memory pressure only.
-func pageOutCold(string, time.Time) (int64, error) { return 0, errNoPageOut }
+func pageOutCold(string, time.Time) error { return errNoPageOut }

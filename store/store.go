@@ -304,7 +304,7 @@ func (db *DB) maintain(ctx context.Context) {
 				db.log.Debug("value log GC", "rewritten_files", n)
 			}
 		case <-pageOut:
-			_, err := pageOutCold(vlogDir, time.Now())
+			err := pageOutCold(vlogDir, time.Now())
 			if errors.Is(err, errNoPageOut) {
 				db.log.Info("badger's finished files stay in memory until the kernel needs it", "reason", err)
 				pageOut = nil
