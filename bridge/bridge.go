@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"expvar"
 	"fmt"
 	"log/slog"
 	"net"
@@ -168,6 +169,7 @@ func (b *Bridge) openStore() error {
 		BlockCacheSize: int64(cfg.StoreCacheMB) << 20, IndexCacheSize: int64(cfg.StoreCacheMB) << 20,
 		CommitInterval: cfg.StoreCommitInterval, DedupWindow: cfg.DedupWindow, ClientKeyWindow: cfg.IdempotencyWindow, DedupMaxKeys: cfg.DedupMaxKeys,
 		KeepText: cfg.RetainText, Retention: cfg.Retention,
+		Metrics: cfg.AdminListen != "",
 	})
 	if err != nil {
 		return fmt.Errorf("open %q: %w", cfg.DataDir, err)
@@ -747,8 +749,10 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 	return certErr
 }
 
-// serveAdmin serves Go's profiles on a listener of its own, so they are
-// never reachable through the public API port.
+// serveAdmin serves Go's profiles, and the runtime's and badger's expvar
+// counters (compactions in progress, bytes each level wrote) at
+// /debug/vars, on a listener of its own, so they are never reachable
+// through the public API port.
 func serveAdmin(ctx context.Context, ln net.Listener) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -756,6 +760,7 @@ func serveAdmin(ctx context.Context, ln net.Listener) error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/debug/vars", expvar.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	stop := context.AfterFunc(ctx, func() { srv.Close() })
 	defer stop()

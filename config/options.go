@@ -164,7 +164,7 @@ var options = []option{
 	enum("cluster-ack", AckLocal, "what a message's acknowledgement waits for in a cluster: local (this node's disk) or replicated (also a JetStream write to the replicas, so a node whose disk is lost loses nothing acknowledged)", func(c *Config) *ClusterAck { return &c.ClusterAck }, AckReplicated),
 	integer("cluster-replicas", "0", "replicas of the shared presence bucket, up to 5 (0 = min(3, nodes): this one and --nats-routes; 1 with --nats-url)", func(c *Config) *int { return &c.ClusterReplicas }),
 	integer("procs", "0", "threads running Go code at once (GOMAXPROCS); 0 = the CPUs available + 2, so the store's CPU-bound compactions never hold every thread and the kernel interleaves them with deliveries (a GOMAXPROCS environment variable also wins over 0)", func(c *Config) *int { return &c.Procs }),
-	addr("admin-listen", "", "admin-only listener for Go pprof profiles, e.g. 127.0.0.1:6060 (\"\" = off; never expose it)", func(c *Config) *string { return &c.AdminListen }),
+	addr("admin-listen", "", "admin-only listener for Go pprof profiles and expvar counters (/debug/vars), e.g. 127.0.0.1:6060 (\"\" = off; never expose it)", func(c *Config) *string { return &c.AdminListen }),
 	{name: "log-level", def: "info", help: "debug, info, warn or error", quoted: true, bind: func(c *Config) value { return levelValue{&c.LogLevel} }},
 	enum("log-format", LogText, "text or json", func(c *Config) *LogFormat { return &c.LogFormat }, LogJSON),
 }

@@ -34,8 +34,8 @@ func badgerOptions(opts Options, syncWrites bool, fs *failStop) badger.Options {
 		WithNumCompactors(2).
 		WithBlockCacheSize(opts.BlockCacheSize).
 		WithIndexCacheSize(opts.IndexCacheSize).
-		WithMetricsEnabled(false).  // badger metrics are process-global expvars
-		WithDetectConflicts(false). // all writes are blind sets from one committer
+		WithMetricsEnabled(opts.Metrics). // process-global expvars
+		WithDetectConflicts(false).       // all writes are blind sets from one committer
 		// Tables hold keys and value pointers (values live in the value
 		// log), which compress little; Snappy on every memtable flush and
 		// compaction was CPU taken from the acknowledgements on a busy box.

@@ -65,6 +65,11 @@ type Options struct {
 	// the records of the retention period until the kernel runs short of
 	// memory (pageout_linux.go).
 	PageOutInterval time.Duration
+	// Metrics turns on badger's expvar counters (compactions in progress,
+	// bytes written per level; process-global), which the admin listener
+	// serves at /debug/vars: they show when a compaction is what slows
+	// acknowledgements.
+	Metrics bool
 	// OnCommit and OnCheckpoint, if set, get the wall time of each group
 	// commit (log write and fsync, which its writers wait for, and the
 	// hand-off to the applier) and each checkpoint (on the applier, which

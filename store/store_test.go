@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"expvar"
 	"fmt"
 	"slices"
 	"sort"
@@ -1053,5 +1054,32 @@ func TestPutPairs(t *testing.T) {
 	}
 	if err := db.PutPairs(ctx, [2][]byte{[]byte("m/x"), nil}); !errors.Is(err, ErrReservedKey) {
 		t.Fatalf("reserved key: %v", err)
+	}
+}
+
+// With Metrics on, badger counts into its expvars, which the admin
+// listener serves; off (the default), they stay still.
+func TestBadgerMetrics(t *testing.T) {
+	puts := func() int64 {
+		v, ok := expvar.Get("badger_put_num_user").(*expvar.Int)
+		if !ok {
+			t.Fatalf("badger_put_num_user is %T", expvar.Get("badger_put_num_user"))
+		}
+		return v.Value()
+	}
+	ctx := context.Background()
+	for _, on := range []bool{false, true} {
+		db := openT(t, Options{Dir: t.TempDir(), Metrics: on})
+		before := puts()
+		if err := db.Put(ctx, []byte("k/x"), []byte("1")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Get([]byte("k/x")); err != nil { // the put has reached badger
+			t.Fatal(err)
+		}
+		db.Close()
+		if got := puts() - before; (got > 0) != on {
+			t.Errorf("Metrics %v: %d puts counted", on, got)
+		}
 	}
 }
