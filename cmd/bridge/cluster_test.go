@@ -56,7 +56,7 @@ func TestClusterDeliversThroughOwnerNode(t *testing.T) {
 	}
 
 	// a is a process of its own, to be killed; b and c run in this one.
-	sipA := strconv.Itoa(freeUDPPort(t))
+	sipA := strconv.Itoa(freeSIPPort(t))
 	a := startProc(t, freeTCPPort(t), append(append([]string{"--data-dir", t.TempDir(), "--sip-listen", "127.0.0.1:" + sipA,
 		"--sip-domain", testDomain}, sipUserFlag(user, pw)...), nodeFlags("a")...)...)
 	t.Cleanup(a.kill)
@@ -226,7 +226,7 @@ func clusterFault(t *testing.T, fault string) {
 	routes := newClusterRoutes(t, names...)
 	addrs, dirs, sips, proxies := map[string]string{}, map[string]string{}, map[string]string{}, map[string]*routeProxy{}
 	for _, n := range names {
-		addrs[n], dirs[n], sips[n] = freeTCPPort(t), t.TempDir(), "127.0.0.1:"+strconv.Itoa(freeUDPPort(t))
+		addrs[n], dirs[n], sips[n] = freeTCPPort(t), t.TempDir(), "127.0.0.1:"+strconv.Itoa(freeSIPPort(t))
 		if fault == "cut" {
 			// Every route to n passes its proxy: n advertises it and the
 			// others dial it, so a cut can close and refuse them.

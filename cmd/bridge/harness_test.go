@@ -210,6 +210,28 @@ func freeUDPPort(t *testing.T) int {
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
+// freeSIPPort returns a loopback port free for both UDP and TCP right now:
+// a bridge's SIP listener binds both, and a port only UDP had free can be
+// one end of another test's TCP connection.
+func freeSIPPort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			return port
+		}
+	}
+	t.Fatal("no loopback port free for both TCP and UDP")
+	return 0
+}
+
 func startUA(t *testing.T, user, password string) *ua {
 	t.Helper()
 	u := &ua{user: user, password: password, code: 200}

@@ -199,7 +199,7 @@ func TestKamailioInterop(t *testing.T) {
 	bin := requireInterop(t, "kamailio")
 	checkKamailioConfig(t, bin)
 	sc := startSMSC(t)
-	kaddr := "127.0.0.1:" + strconv.Itoa(freeUDPPort(t))
+	kaddr := "127.0.0.1:" + strconv.Itoa(freeSIPPort(t))
 	b := startBridge(t, t.TempDir(),
 		"--smsc", sc.url(),
 		"--outbound-proxy", "sip:"+kaddr,
