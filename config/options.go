@@ -121,7 +121,7 @@ var options = []option{
 	dur("sip-min-expires", "60s", "shortest REGISTER expiry accepted (shorter gets 423 Interval Too Brief)", func(c *Config) *time.Duration { return &c.SIPMinExpires }),
 	dur("default-validity", "48h", "how long a message is retried before it expires", func(c *Config) *time.Duration { return &c.DefaultValidity }),
 	dur("im-timeout", "8s", "how long to wait for an IM client's answer before falling back", func(c *Config) *time.Duration { return &c.IMTimeout }),
-	integer("workers", "2048", "concurrent deliveries", func(c *Config) *int { return &c.Workers }),
+	integer("workers", "512", "concurrent deliveries (each XMPP one held until its client answers a ping)", func(c *Config) *int { return &c.Workers }),
 	integer("queue-depth", "100000", "messages accepted but not yet delivered before new ones are throttled", func(c *Config) *int { return &c.QueueDepth }),
 	integer("smpp-window", "256", "in-flight requests per SMPP session, each direction", func(c *Config) *int { return &c.SMPPWindow }),
 	integer("smpp-max-sessions", "1024", "bound SMPP sessions at once; connections not yet bound have their own cap (--preauth-max), so they never take these places", func(c *Config) *int { return &c.SMPPMaxSessions }),

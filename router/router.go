@@ -128,10 +128,11 @@ type Final func(m *msg.Message, o msg.Outcome)
 
 // Config tunes the router.
 type Config struct {
-	// Workers bounds concurrent deliveries (default 2048). A delivery
-	// holds its worker until answered, an XMPP one until its client's ping
-	// comes back, so at a given rate they must outnumber rate × that hold
-	// (Little's law): 2048 covers 5,000 msg/s held 400 ms each.
+	// Workers bounds concurrent deliveries (default 512). A delivery holds
+	// its worker until answered, an XMPP one until its client's ping comes
+	// back, so at a given rate they must outnumber rate × that hold
+	// (Little's law). They also bound what a crash sends twice: copies in
+	// flight whose outcome was not yet on disk go again after a restart.
 	Workers         int
 	QueueDepth      int           // accepted-but-unfinished messages before Stage throttles (default 100000)
 	DefaultValidity time.Duration // when a message carries no expiry (default 48h)
@@ -165,7 +166,7 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.Workers <= 0 {
-		c.Workers = 2048
+		c.Workers = 512
 	}
 	if c.QueueDepth <= 0 {
 		c.QueueDepth = 100000
