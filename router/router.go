@@ -1035,7 +1035,9 @@ func (r *Router) finish(ctx context.Context, j *job, o msg.Outcome, detail strin
 	// or a later one, so stored does not block after it. Not waiting frees
 	// the worker at once: one goroutine park and wake-up fewer per message.
 	durable := st != msg.Delivered || j.m.Receipt
-	err := r.q.Transition(ctx, j.m.ID, store.Event{State: st, At: r.cfg.Now(), Detail: detail}, durable)
+	// The outcome happened: a shutdown begun meanwhile must not leave it
+	// unrecorded, or the message goes out again after the restart.
+	err := r.q.Transition(context.WithoutCancel(ctx), j.m.ID, store.Event{State: st, At: r.cfg.Now(), Detail: detail}, durable)
 	if r.ncancel.Load() > 0 {
 		r.unmark(j.m.ID)
 	}

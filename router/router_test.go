@@ -1034,3 +1034,36 @@ func TestWaitingByStateAndNetwork(t *testing.T) {
 	testutil.WaitForState(t, 10*time.Second, func() bool { return fmt.Sprint(g.r.Waiting()) == fmt.Sprint(want) },
 		func() string { return fmt.Sprintf("once bob is online: waiting %+v, want %+v", g.r.Waiting(), want) })
 }
+
+// A delivery that succeeds while the router is stopping is recorded as
+// delivered, so the restart does not send it again.
+func TestOutcomeRecordedDuringShutdown(t *testing.T) {
+	dir := t.TempDir()
+	g := newRig(t, dir, Config{})
+	inSend := make(chan struct{})
+	release := make(chan struct{})
+	g.smsErr = func(*msg.Message) error { close(inSend); <-release; return nil }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { g.r.Run(ctx); close(done) }()
+	id := g.submit(t, "+8613900000009", "+8613800000031", "once")
+	<-inSend
+	cancel() // the stop begins while the SMSC has the message
+	close(release)
+	<-done
+	g.db.Close()
+
+	g = newRig(t, dir, Config{})
+	g.run(t)
+	rec, err := g.db.Message(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.State != msg.Delivered {
+		t.Fatalf("after the restart the message is %v, want delivered", rec.State)
+	}
+	time.Sleep(100 * time.Millisecond) // room for a resend, were one due
+	if got := g.sent.sms_(); len(got) != 0 {
+		t.Fatalf("sent again after the restart: %v", got)
+	}
+}
