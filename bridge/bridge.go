@@ -452,7 +452,7 @@ func (b *Bridge) buildXMPP() error {
 	}
 	g, err := xmpp.New(xmpp.Config{
 		Server: cfg.XMPPServer, Domain: cfg.XMPPDomain, Secret: cfg.XMPPSecret,
-		Stager: b.in, Presence: b.pres, KV: b.db, Local: b.xmppLocal, Timeout: cfg.IMTimeout,
+		Stager: b.in, Presence: b.pres, KV: b.db, Local: b.xmppLocal, Timeout: cfg.IMTimeout, PingGap: cfg.XMPPPingGap,
 		Logger: b.log.With("part", "xmpp"),
 	})
 	b.xmpp = g

@@ -71,9 +71,10 @@ type Config struct {
 	OutboundProxy    string
 	ReginfoFrom      []string // IP, CIDR or host name of IM servers allowed to push registration state
 
-	XMPPServer string // component address of the XMPP server; "" = no XMPP
-	XMPPDomain string // the gateway's component domain
-	XMPPSecret string
+	XMPPServer  string // component address of the XMPP server; "" = no XMPP
+	XMPPDomain  string // the gateway's component domain
+	XMPPSecret  string
+	XMPPPingGap time.Duration // least time between two pings to one XMPP client
 
 	GroupNumber   string   // access number of group chat; "" = no groups
 	GroupRobots   string   // YAML file of keyword robots

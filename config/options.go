@@ -102,6 +102,7 @@ var options = []option{
 	str("xmpp-domain", "", "the gateway's XMPP domain, as the server's Component line names it (e.g. sms.example.com): numbers are +E164@DOMAIN", func(c *Config) *string { return &c.XMPPDomain }, nil),
 	withMask(option{name: "xmpp-secret", help: "shared secret of the XMPP component", secret: true, quoted: true,
 		bind: func(c *Config) value { return stringValue{&c.XMPPSecret, nil} }}, func(string) string { return "****" }),
+	dur("xmpp-ping-gap", "0s", "least time between two pings to one XMPP client: a delivery is confirmed by the client's answer to a ping sent after it, and under load one ping answers for every message sent since the last; a longer gap costs the XMPP server fewer stanzas and confirms later", func(c *Config) *time.Duration { return &c.XMPPPingGap }),
 	str("group-number", "1065800", "access number of group chat: a group's number is it plus a 4-digit extension (\"\" = no groups)", func(c *Config) *string { return &c.GroupNumber }, func(v string) error {
 		if strings.Trim(v, "0123456789") != "" || len(v) > 11 {
 			return fmt.Errorf("%q: want at most 11 digits", v)

@@ -379,6 +379,47 @@ func TestFakePingsBatched(t *testing.T) {
 	}
 }
 
+// With Config.PingGap the next ping to a client waits until that long
+// after the last, however soon the last was answered; the pinger is
+// forgotten once nothing waits on it.
+func TestFakePingGap(t *testing.T) {
+	const gap = 300 * time.Millisecond
+	f := startFake(t)
+	g, _, _ := startFakeGateway(t, f, func(c *Config) { c.PingGap = gap })
+	c := f.next(t)
+	testutil.WaitFor(t, "connected", waitFor, g.Connected)
+	b := presence.Binding{AOR: "xmpp:carol@example.test", Contact: "carol@example.test/y", Via: Via}
+	send := func(i int) <-chan error {
+		errc := make(chan error, 1)
+		m := &msg.Message{ID: fmt.Sprintf("g%d", i), From: "+8613900000009", To: b.AOR, Text: fmt.Sprint("gap ", i)}
+		go func() { errc <- g.SendIM(context.Background(), m, b) }()
+		return errc
+	}
+	start := time.Now() // before the first ping's round begins
+	var second time.Time
+	for i := range 2 {
+		done := send(i)
+		c.readUntil(t, "message")
+		ping, _ := c.read(t)
+		if ping.Name.Local != "iq" {
+			t.Fatalf("%s after message %d, want its ping", ping.Name.Local, i)
+		}
+		second = time.Now()
+		c.write(t, `<iq from='carol@example.test/y' to='sms.example.test' type='result' id='`+attrVal(ping, "id")+`'/>`)
+		if err := <-done; err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	if d := second.Sub(start); d < gap {
+		t.Fatalf("second ping %v after the first began, want at least %v", d, gap)
+	}
+	testutil.WaitFor(t, "the pinger forgotten", waitFor, func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return len(g.pending)+len(g.pings)+len(g.pingers) == 0
+	})
+}
+
 // BenchmarkSendIM delivers to a client that answers every ping at once.
 func BenchmarkSendIM(b *testing.B) {
 	f := startFake(b)

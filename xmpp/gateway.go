@@ -59,6 +59,9 @@ type Config struct {
 	// or digits read as an international number).
 	Local   func(local string) (msg.Address, bool)
 	Timeout time.Duration // bound of one delivery (default 5s)
+	// PingGap is the least time between two pings to one client (0: a
+	// ping as soon as the last is answered).
+	PingGap time.Duration
 	// TTL is how long a binding lives without news (default 10m); the
 	// gateway probes its subscribers every TTL/2 so live users stay bound.
 	TTL    time.Duration

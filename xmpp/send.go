@@ -106,10 +106,12 @@ func (g *Gateway) SendIM(ctx context.Context, m *msg.Message, b presence.Binding
 // confirms many messages, where a ping each would cost the server two
 // stanzas per message; alone, a message is pinged at once.
 type pinger struct {
-	s    *session
-	to   string     // full JID
-	out  *pingRound // written, unanswered; nil if none
-	next []*delivery
+	s     *session
+	to    string     // full JID
+	out   *pingRound // written, unanswered; nil if none
+	next  []*delivery
+	last  time.Time // when the last ping was written
+	timer bool      // a flush is due at last+Config.PingGap
 }
 
 // pingRound is one ping and the messages written before it that its
@@ -145,14 +147,53 @@ func (g *Gateway) roundFor(s *session, to string, d *delivery, written bool) *pi
 	}
 	if p.out != nil {
 		delete(g.pings, p.out.id)
+		p.out = nil
+	}
+	if wait := g.cfg.PingGap - now.Sub(p.last); wait > 0 {
+		if written {
+			p.next = append(p.next, d)
+		}
+		g.flushLater(p, wait)
+		return nil
 	}
 	return g.newRound(p, append(p.next, d), now)
+}
+
+// flushLater pings p's waiting messages after wait, unless a flush is
+// already due; g.mu is held.
+func (g *Gateway) flushLater(p *pinger, wait time.Duration) {
+	if p.timer {
+		return
+	}
+	p.timer = true
+	time.AfterFunc(wait, func() { g.flush(p) })
+}
+
+// flush writes the ping for the messages waiting on p, if no ping is out
+// (its answer sends the next); with none waiting, p is forgotten.
+func (g *Gateway) flush(p *pinger) {
+	g.mu.Lock()
+	p.timer = false
+	if p.out != nil || g.pingers[p.to] != p {
+		g.mu.Unlock()
+		return
+	}
+	if len(p.next) == 0 {
+		delete(g.pingers, p.to)
+		g.mu.Unlock()
+		return
+	}
+	r := g.newRound(p, p.next, time.Now())
+	g.mu.Unlock()
+	ctx, cancel := context.WithTimeout(p.s.ctx, g.cfg.Timeout)
+	defer cancel()
+	g.writePing(ctx, p.s, r)
 }
 
 // newRound makes the ping covering ds the one out; g.mu is held.
 func (g *Gateway) newRound(p *pinger, ds []*delivery, now time.Time) *pingRound {
 	r := &pingRound{p: p, id: g.stanzaID("") + ".p", at: now, covers: ds}
-	p.out, p.next = r, nil
+	p.out, p.next, p.last = r, nil, now
 	g.pings[r.id] = r
 	return r
 }
@@ -185,9 +226,13 @@ func (g *Gateway) answerPing(id, from string, err error) bool {
 	var next *pingRound
 	if p.out == r {
 		p.out = nil
-		if len(p.next) > 0 {
-			next = g.newRound(p, p.next, time.Now())
-		} else if g.pingers[p.to] == p {
+		now := time.Now()
+		switch wait := g.cfg.PingGap - now.Sub(p.last); {
+		case wait > 0:
+			g.flushLater(p, wait)
+		case len(p.next) > 0:
+			next = g.newRound(p, p.next, now)
+		case g.pingers[p.to] == p:
 			delete(g.pingers, p.to)
 		}
 	}
