@@ -40,11 +40,12 @@
 // error stanza for either, no answer within Config.Timeout, or a stream
 // that is down fail the attempt, and the router moves on to the next
 // binding, SMS, or parks the message. The text is cleaned of what XML 1.0
-// cannot carry. Pings to one client are batched: one is out at a time, it confirms every message
-// written before it, and with Config.PingGap (--xmpp-ping-gap) the next
-// goes no sooner than that after the last. Under load that spares the
-// server two stanzas a message, at the cost of later confirmations, and
-// so more messages sent twice if the stream dies with them unconfirmed.
+// cannot carry. Pings to one client are batched: one is out at a time,
+// it confirms every message written before it, and with Config.PingGap
+// (--xmpp-ping-gap) the next goes no sooner than that after the last.
+// Under load that spares the server two stanzas a message, at the cost
+// of later confirmations, and so more messages sent twice if the stream
+// dies with them unconfirmed.
 //
 // Presence. A user who subscribes to the gateway's domain is approved,
 // asked back and remembered (Config.KV, "xmpp/sub/<bare JID>");
