@@ -102,7 +102,8 @@ func (g *Gateway) SendIM(ctx context.Context, m *msg.Message, b presence.Binding
 
 // pinger batches the pings to one client on one stream: at most one is
 // unanswered, and the messages written meanwhile wait for the next, sent
-// when that one is answered. Under load one ping (and its answer) then
+// when that one is answered or Config.PingGap after it was written,
+// whichever is later. Under load one ping (and its answer) then
 // confirms many messages, where a ping each would cost the server two
 // stanzas per message; alone, a message is pinged at once.
 type pinger struct {
@@ -126,10 +127,10 @@ type pingRound struct {
 // roundFor returns the ping round to write now that covers d, a message to
 // to on s: a new one when no ping to to is out (an unanswered one older
 // than the delivery timeout is given up: its messages have timed out, and
-// the new ping covers the rest). With a ping out it returns nil; d, if
-// already written (written), waits for the next ping, sent when that one is
-// answered; if not, it joins once written (a message may only be covered by
-// a ping written after it).
+// the new ping covers the rest). With a ping out, or the last written less
+// than Config.PingGap ago, it returns nil; d, if already written (written),
+// waits for the next ping; if not, it joins once written (a message may
+// only be covered by a ping written after it).
 func (g *Gateway) roundFor(s *session, to string, d *delivery, written bool) *pingRound {
 	now := time.Now()
 	g.mu.Lock()
@@ -185,9 +186,15 @@ func (g *Gateway) flush(p *pinger) {
 	}
 	r := g.newRound(p, p.next, time.Now())
 	g.mu.Unlock()
-	ctx, cancel := context.WithTimeout(p.s.ctx, g.cfg.Timeout)
+	g.sendRound(r)
+}
+
+// sendRound writes r's ping within the delivery timeout, on its stream's
+// lifetime.
+func (g *Gateway) sendRound(r *pingRound) {
+	ctx, cancel := context.WithTimeout(r.p.s.ctx, g.cfg.Timeout)
 	defer cancel()
-	g.writePing(ctx, p.s, r)
+	g.writePing(ctx, r.p.s, r)
 }
 
 // newRound makes the ping covering ds the one out; g.mu is held.
@@ -245,11 +252,7 @@ func (g *Gateway) answerPing(id, from string, err error) bool {
 	}
 	if next != nil {
 		// Not on the read loop: a write may wait for the server to read.
-		go func() {
-			ctx, cancel := context.WithTimeout(p.s.ctx, g.cfg.Timeout)
-			defer cancel()
-			g.writePing(ctx, p.s, next)
-		}()
+		go g.sendRound(next)
 	}
 	return true
 }
