@@ -313,11 +313,15 @@ func clusterFault(t *testing.T, fault string) {
 			return proxies["a"].peers()["b"]+proxies["b"].peers()["a"] > 0
 		})
 		time.Sleep(time.Second) // their interest in each other's subjects follows the route
-		bAddr := addrs["b"]
-		if _, err := fiorixSubmit(t, &running{addrs: bridge.Addrs{SMPP: bAddr}}, "esme1", "secret1", "8613900000009", user,
-			pdutext.Raw("after the cut, through a")); err != nil {
-			t.Fatal(err)
-		}
+		// b's replicated write may still find no leader for a moment after
+		// the routes heal: it refuses with a system error, and an ESME sends
+		// again, as this one does.
+		var err error
+		testutil.WaitForState(t, 20*time.Second, func() bool {
+			_, err = fiorixSubmit(t, &running{addrs: bridge.Addrs{SMPP: addrs["b"]}}, "esme1", "secret1", "8613900000009", user,
+				pdutext.Raw("after the cut, through a"))
+			return err == nil
+		}, func() string { return fmt.Sprintf("submit at b after the cut: %v", err) })
 		testutil.WaitForState(t, 15*time.Second, func() bool { return slices.Contains(u.received(), "after the cut, through a") }, func() string {
 			lb, _ := os.ReadFile(procs["b"].log.Name())
 			la, _ := os.ReadFile(procs["a"].log.Name())
