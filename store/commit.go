@@ -67,6 +67,10 @@ type committer struct {
 	// unapplied: badger refused writes that the log holds; only a replay at
 	// the next Open puts them back, so the log is no longer started over.
 	unapplied atomic.Bool
+	// finals holds final records instead of badger (finals.go) where
+	// there is a commit log; applyFin and applyRest are apply's scratch.
+	finals              *finalLog
+	applyFin, applyRest []op
 	// The applier writes logged batches to badger behind the commits, in
 	// order (commitlog.go): applyQ feeds it, applied is the seq of the last
 	// batch it finished, and readers wait on applyCond for the batches
@@ -129,6 +133,15 @@ func (c *committer) init(bdb *badger.DB, opts Options, k knobs, cache *cache, fs
 	c.cur = c.newBatch(1)
 	c.deferred.init()
 	if opts.Dir != "" && !k.syncEach && !k.badgerSync {
+		segBytes := int64(segMaxBytes)
+		if k.segBytes > 0 {
+			segBytes = k.segBytes
+		}
+		fl, err := openFinalLog(opts.Dir, segBytes, segMaxAge(opts.Retention))
+		if err != nil {
+			return err
+		}
+		c.finals = fl
 		if err := c.openLog(opts.Dir, opts.LogSize); err != nil {
 			return err
 		}
@@ -354,6 +367,9 @@ func (c *committer) run() {
 				c.mu.Unlock()
 				if closed {
 					return
+				}
+				if c.finals != nil && c.finals.sealDue(time.Now()) {
+					c.maybeCheckpoint() // an idle store's segment is sealed too (DB.maintain kicks)
 				}
 				break
 			}

@@ -27,7 +27,7 @@ func (c *committer) openLog(dir string, size int64) error {
 	if err := c.openPair(dir, size); err != nil {
 		return err
 	}
-	n, err := c.replayPair(func(ops []op) error { return writeOps(c.bdb, ops) })
+	n, err := c.replayPair(c.apply)
 	if err == nil {
 		err = c.checkpoint()
 	}
@@ -101,6 +101,33 @@ func (c *committer) closeLog() {
 		}
 	}
 	c.wal, c.spare = nil, nil
+	c.finals.closeFiles()
+}
+
+// apply writes a logged batch's ops (replayed or from the applier): the
+// final records to finals, the rest to badger.
+func (c *committer) apply(ops []op) error {
+	if c.finals == nil {
+		return writeOps(c.bdb, ops)
+	}
+	fin, rest := c.applyFin[:0], c.applyRest[:0]
+	for i := range ops {
+		if o := &ops[i]; o.dead {
+			continue
+		} else if !o.del && len(o.key) > len(prefixMsg) && string(o.key[:len(prefixMsg)]) == prefixMsg {
+			fin = append(fin, *o)
+		} else {
+			rest = append(rest, *o)
+		}
+	}
+	err := c.finals.append(fin)
+	if err == nil {
+		err = writeOps(c.bdb, rest) // also with none: it notices a closed badger
+	}
+	clear(fin)
+	clear(rest)
+	c.applyFin, c.applyRest = fin[:0], rest[:0]
+	return err
 }
 
 // commitLogged makes ops durable in the commit log and returns the ops
@@ -205,7 +232,7 @@ func (c *committer) applier(done chan<- struct{}) {
 			err = f()
 		}
 		if err == nil {
-			err = writeOps(c.bdb, j.direct) // also with none: it notices a closed badger
+			err = c.apply(j.direct)
 		}
 		if err != nil {
 			// Logged, so durable: the next Open replays it. Until then
@@ -315,9 +342,7 @@ func (c *committer) applyCheckpoint() {
 	}
 	err := c.flushDeferred()
 	if err == nil {
-		if err = c.bdb.Sync(); err != nil {
-			err = fmt.Errorf("store: checkpoint: sync badger: %w", err)
-		}
+		err = c.syncAll()
 	}
 	if c.onCkpt != nil {
 		c.onCkpt(time.Since(start))
@@ -338,8 +363,8 @@ func (c *committer) checkpoint() error {
 	if err := c.flushDeferred(); err != nil {
 		return err
 	}
-	if err := c.bdb.Sync(); err != nil {
-		return fmt.Errorf("store: checkpoint: sync badger: %w", err)
+	if err := c.syncAll(); err != nil {
+		return err
 	}
 	if !c.unapplied.Load() { // else the log grows until the next Open replays it
 		if err := c.wal.restartAt(max(c.wal.gen, c.spare.gen)+1, c.wal.next); err != nil {
@@ -348,6 +373,20 @@ func (c *committer) checkpoint() error {
 		c.spareFree.Store(true)
 	}
 	c.lastCkpt = time.Now()
+	return nil
+}
+
+// syncAll syncs badger and the final records: a checkpoint's part before
+// the log behind it is freed.
+func (c *committer) syncAll() error {
+	if err := c.bdb.Sync(); err != nil {
+		return fmt.Errorf("store: checkpoint: sync badger: %w", err)
+	}
+	if c.finals != nil {
+		if err := c.finals.checkpoint(time.Now()); err != nil {
+			return fmt.Errorf("store: checkpoint: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -10,6 +10,9 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/smsbridge/bridge/msg"
 )
 
 const crashEnv = "STORE_CRASH_CHILD_DIR"
@@ -22,7 +25,9 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process for TestCrashLosesNothingAcknowledged")
 	}
-	db, err := Open(Options{Dir: dir})
+	// Short checkpoints and small segments: the kill finds seals and
+	// checkpoints in progress too.
+	db, err := open(Options{Dir: dir, CheckpointInterval: 20 * time.Millisecond}, knobs{segBytes: 64 << 10})
 	if err != nil {
 		fmt.Println("open error:", err)
 		os.Exit(2)
@@ -41,6 +46,16 @@ func TestCrashChild(t *testing.T) {
 				}
 				mu.Lock()
 				fmt.Fprintf(os.Stdout, "acked %s\n", m.ID) // unbuffered: in the pipe before the next Accept
+				mu.Unlock()
+				if i%2 == 1 {
+					continue
+				}
+				if err := db.Transition(context.Background(), m.ID, Event{State: msg.Delivered}, true); err != nil {
+					fmt.Println("transition error:", err)
+					os.Exit(2)
+				}
+				mu.Lock()
+				fmt.Fprintf(os.Stdout, "final %s\n", m.ID)
 				mu.Unlock()
 			}
 		}()
@@ -64,10 +79,17 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 		t.Fatal(err)
 	}
 	var acked []string
+	final := map[string]bool{}
 	sc := bufio.NewScanner(out)
 	killed := false
 	for sc.Scan() {
 		line := sc.Text()
+		if id, ok := strings.CutPrefix(line, "final "); ok {
+			if validID(id) {
+				final[id] = true
+			}
+			continue
+		}
 		id, ok := strings.CutPrefix(line, "acked ")
 		if !ok {
 			t.Logf("child: %s", line)
@@ -76,7 +98,7 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 		if validID(id) { // a torn last line is not an acknowledgement
 			acked = append(acked, id)
 		}
-		if len(acked) == 3000 && !killed {
+		if len(acked) == 6000 && !killed {
 			cmd.Process.Signal(syscall.SIGKILL) // mid-way: writers are waiting on commits
 			killed = true
 		}
@@ -91,12 +113,15 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range acked {
-		if _, err := db.Message(id); err != nil {
+		r, err := db.Message(id)
+		switch {
+		case err != nil:
 			t.Fatalf("acknowledged %s lost after crash: %v", id, err)
-		}
-		if !unfinished[id] {
+		case final[id] && r.State != msg.Delivered:
+			t.Fatalf("%s was acknowledged delivered, is %v after crash", id, r.State)
+		case !r.State.Final() && !unfinished[id]:
 			t.Fatalf("acknowledged %s missing from Unfinished", id)
 		}
 	}
-	t.Logf("%d acknowledged before SIGKILL, all present; %d records on disk", len(acked), len(unfinished))
+	t.Logf("%d acknowledged before SIGKILL (%d of them delivered), all present; %d unfinished on disk", len(acked), len(final), len(unfinished))
 }

@@ -218,7 +218,7 @@ func (d Dedup) recordKey() string {
 // final records accepted within the last window (walked newest first: IDs
 // sort in acceptance order): content keys into content, clients' own keys
 // into clients.
-func loadDedup(bdb *badger.DB, now time.Time, window time.Duration, content, clients *dedupIndex) (int, error) {
+func loadDedup(bdb *badger.DB, fl *finalLog, now time.Time, window time.Duration, content, clients *dedupIndex) (int, error) {
 	n := 0
 	add := func(key []byte, id string, until int64) {
 		if until > now.Unix() {
@@ -265,6 +265,21 @@ func loadDedup(bdb *badger.DB, now time.Time, window time.Duration, content, cli
 	err := bdb.View(func(txn *badger.Txn) error {
 		if err := fromRecords(txn, prefixUnfinished, false, time.Time{}); err != nil {
 			return err
+		}
+		if w := window; w > 0 && fl != nil {
+			err := fl.recent(now.Add(-w-time.Second), func(id string, v []byte) error {
+				rec, err := decodeRecord(id, v)
+				if err != nil {
+					return fmt.Errorf("final record %s: %w", id, err)
+				}
+				if rec.dedup != "" {
+					add([]byte(rec.dedup), id, rec.dedupUntil)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
 		}
 		if w := window; w > 0 {
 			// A second of slack for acceptance times taken out of ID order.

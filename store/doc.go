@@ -25,8 +25,16 @@
 //     fsyncs. In memory (Dir "") there is no log: badger is synced per batch.
 //   - deferredRecs (deferred.go), the committer's: unfinished records that
 //     are in the log but not yet in badger wait there until the checkpoint,
-//     so a message finished before it costs badger one write, its final
-//     record.
+//     so a message finished before it costs badger no write at all.
+//   - finalLog (finals.go), the committer's: final records, appended by
+//     the applier to segment files under "finals/" instead of badger,
+//     synced at each checkpoint; a segment is sealed with a sorted index
+//     when full (64 MiB) or old (a sixteenth of the retention, at most an
+//     hour), and deleted whole once its last record's retention has
+//     ended. In badger each final record was rewritten by every level's
+//     compaction, and that work stalled the acknowledgements. A store in
+//     memory, or one opened with a knob that replaces the log, keeps final
+//     records in badger.
 //   - cache (cache.go) holds records with writes in flight or not yet in
 //     badger (evicted only once applied) and recently
 //     used unfinished ones, so a state change is an in-memory update plus
@@ -35,8 +43,9 @@
 //     each message's key is kept inside its record, and an in-memory index
 //     of the keys of the last window or two is rebuilt from the recent
 //     records at Open.
-//   - sweeper (retention.go) deletes final records whose retention has
-//     ended, which a badger TTL alone would not free.
+//   - sweeper (retention.go) deletes final records in badger whose
+//     retention has ended, which a badger TTL alone would not free: those
+//     of stores in memory and those written before the segments.
 //   - idGen (id.go) makes sortable message IDs; codec.go encodes records.
 //   - pageOutCold (pageout_linux.go) hands the pages of the files badger
 //     is done with (finished value-log files, tables unchanged for a
@@ -51,12 +60,13 @@
 //     few seconds rather than wait on flush retries that never end.
 //
 // Key space: an unfinished message's record is "_/u/<id>" (also what
-// start-up recovery walks), a finished one "!m/<id>" with the retention
-// TTL, below every other key so that compactions of new tables leave the
-// older final records alone (an older layout's "m/<id>" records are still
-// read and swept); "_/" is internal (ID epoch, those records). Put, Delete,
-// Get and Iterate (kv.go) refuse keys under those prefixes; other packages
-// choose their own ("p/" presence, "k/" generic).
+// start-up recovery walks); a finished one is "!m/<id>" with the retention
+// TTL in the commit log and in the segments (badger holds such records
+// only in memory, or from before the segments; the layout before that
+// kept them under "m/<id>": both are still read and swept); "_/" is
+// internal (ID epoch, those records). Put, Delete, Get and Iterate (kv.go)
+// refuse keys under those prefixes; other packages choose their own ("p/"
+// presence, "k/" generic).
 //
 // Tests that need a failing disk open a store with OpenWithFaults.
 package store

@@ -25,4 +25,7 @@ type knobs struct {
 	// vlogMaxEntries starts a new value-log file after that many entries
 	// (badger's default, a million, if 0): tests that need several files.
 	vlogMaxEntries uint32
+	// segBytes seals a final-record segment at that size (segMaxBytes if
+	// 0): tests that need several segments.
+	segBytes int64
 }

@@ -349,7 +349,16 @@ func (db *DB) loadRecord(id string) (Record, error) {
 	if !errors.Is(err, ErrNotFound) {
 		return Record{}, err
 	}
-	v, err = db.get([]byte(prefixMsg + id)) // final
+	if fl := db.committer.finals; fl != nil {
+		v, err = fl.get(id, time.Now())
+		if !errors.Is(err, ErrNotFound) {
+			if err != nil {
+				return Record{}, err
+			}
+			return decodeRecord(id, v)
+		}
+	}
+	v, err = db.get([]byte(prefixMsg + id)) // final, written before the segments
 	if errors.Is(err, ErrNotFound) {
 		v, err = db.get([]byte(prefixOldMsg + id))
 	}

@@ -12,10 +12,17 @@ import (
 	"github.com/smsbridge/bridge/msg"
 )
 
+// openBadgerFinalsT opens a store that keeps final records in badger, as
+// stores did before the segments (no commit log: badger synced per batch),
+// whose records the sweepers still delete.
+func openBadgerFinalsT(t *testing.T, opts Options) *DB {
+	return openKnobsT(t, opts, knobs{badgerSync: true})
+}
+
 // Expired final records are deleted, not just hidden; live and unfinished
 // ones stay, and a second pass finds nothing more.
 func TestSweepExpiredRecords(t *testing.T) {
-	db := openT(t, Options{Dir: t.TempDir(), Retention: 3 * time.Second})
+	db := openBadgerFinalsT(t, Options{Dir: t.TempDir(), Retention: 3 * time.Second})
 	ctx := context.Background()
 	finish := func(i int) string {
 		m := newMsg(i)
@@ -82,7 +89,7 @@ func TestSweepExpiredRecords(t *testing.T) {
 // the back deletes it once it has expired. Time is simulated through the
 // pass's now; records finish in later seconds so their deadlines differ.
 func TestSweepFrontierAndStraggler(t *testing.T) {
-	db := openT(t, Options{Dir: t.TempDir(), Retention: time.Hour})
+	db := openBadgerFinalsT(t, Options{Dir: t.TempDir(), Retention: time.Hour})
 	ctx := context.Background()
 	finish := func(m *msg.Message) string {
 		if err := db.Transition(ctx, m.ID, Event{State: msg.Delivered, At: time.Now()}, true); err != nil {
@@ -185,7 +192,7 @@ func deleteMarker(t *testing.T, db *DB, id string) bool {
 func TestOldLayoutFinalRecord(t *testing.T) {
 	dir := t.TempDir()
 	opts := Options{Dir: dir, Retention: 2 * time.Second}
-	db := openT(t, opts)
+	db := openBadgerFinalsT(t, opts)
 	ctx := context.Background()
 	m := newMsg(1)
 	if err := accept(db, ctx, m); err != nil {

@@ -54,9 +54,10 @@ type Options struct {
 	// LogSize is the commit log's initial allocation (default 64 MiB; it
 	// grows if one checkpoint interval's batches need more).
 	LogSize int64
-	// CheckpointInterval is how often badger is synced and the commit log
-	// started over (default 1s; also when the log is half full). Unfinished
-	// records wait in memory until then (deferred.go).
+	// CheckpointInterval is how often badger and the open segment of final
+	// records are synced and the commit log started over (default 1s; also
+	// when the log is half full). Unfinished records wait in memory until
+	// then (deferred.go).
 	CheckpointInterval time.Duration
 	// PageOutInterval is how often the files badger is done with
 	// (finished value-log files, tables unchanged for a minute) are paged
@@ -129,6 +130,9 @@ type Stats struct {
 	// DedupShortened how often one rotated early at DedupMaxKeys.
 	DedupKeys      int
 	DedupShortened uint64
+	// FinalSegments is how many segment files hold final records (0: they
+	// are in badger, as in memory).
+	FinalSegments int
 }
 
 // DefaultDedupMaxKeys is Options.DedupMaxKeys's default.
@@ -214,7 +218,7 @@ func open(opts Options, k knobs) (*DB, error) {
 	}
 	db.dedup.init(opts.DedupMaxKeys)
 	db.clientKeys.init(opts.DedupMaxKeys)
-	if n, err := loadDedup(bdb, time.Now(), max(opts.DedupWindow, opts.ClientKeyWindow), &db.dedup, &db.clientKeys); err != nil {
+	if n, err := loadDedup(bdb, db.committer.finals, time.Now(), max(opts.DedupWindow, opts.ClientKeyWindow), &db.dedup, &db.clientKeys); err != nil {
 		db.committer.closeLog()
 		bdb.Close()
 		return nil, fmt.Errorf("store: load duplicate-suppression keys: %w", err)
@@ -293,6 +297,14 @@ func (db *DB) maintain(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-sweep.C:
+			db.committer.signal() // a checkpoint seals an idle store's segment when due
+			if fl := db.committer.finals; fl != nil {
+				if n, err := fl.dropExpired(time.Now()); err != nil {
+					db.log.Warn("deleting expired records failed", "err", err)
+				} else if n > 0 {
+					db.log.Debug("expired segments of final records deleted", "count", n, "retention", db.opts.Retention)
+				}
+			}
 			for _, s := range []*sweeper{&db.sweeper, &db.oldSweeper} {
 				if d, err := s.expired(ctx, time.Now()); err != nil {
 					db.log.Warn("deleting expired records failed", "err", err)
@@ -334,6 +346,9 @@ func (db *DB) Healthy() error { return db.committer.healthy() }
 func (db *DB) Stats() Stats {
 	s := db.committer.stats()
 	s.Cached = db.cache.len()
+	if fl := db.committer.finals; fl != nil {
+		s.FinalSegments = fl.segments()
+	}
 	for _, x := range []*dedupIndex{&db.dedup, &db.clientKeys} {
 		n, short := x.stats()
 		s.DedupKeys += n
