@@ -46,7 +46,8 @@ func (b *Bridge) metrics() []api.Metric {
 		{Name: "bridge_dedup_keys", Help: "Keys held by the duplicate indexes (content and Idempotency-Key).", Type: "gauge", Value: func() float64 { return float64(db.Stats().DedupKeys) }},
 		{Name: "bridge_dedup_window_shortened_total", Help: "Early rotations of a duplicate index at --dedup-max-keys: its window was shorter than asked.", Type: "counter", Value: func() float64 { return float64(db.Stats().DedupShortened) }},
 		{Name: "bridge_store_failed_batches_total", Help: "Group commits whose write or fsync failed.", Type: "counter", Value: func() float64 { return float64(db.Stats().Failed) }},
-		{Name: "bridge_store_writes_total", Help: "Key writes handed to badger in group commits, failed ones included (a record's write superseded within its batch is not written, nor counted).", Type: "counter", Value: func() float64 { return float64(db.Stats().Commits) }},
+		{Name: "bridge_store_writes_total", Help: "Key writes in group commits, failed ones included (a record's write superseded within its batch is not written, nor counted).", Type: "counter", Value: func() float64 { return float64(db.Stats().Commits) }},
+		{Name: "bridge_store_final_segments", Help: "Segment files holding finished messages' records; each is deleted whole once its last record's retention has ended.", Type: "gauge", Value: func() float64 { return float64(db.Stats().FinalSegments) }},
 		{Name: "bridge_presence_users", Help: "Users with a presence binding.", Type: "gauge", Value: func() float64 { return float64(pres.Len()) }},
 	}
 	// Only with upstream SMSCs, one series each: a bridge without one has
@@ -65,7 +66,7 @@ func (b *Bridge) metrics() []api.Metric {
 	}
 	ms = append(ms,
 		api.Metric{Name: "bridge_store_commit_seconds", Help: "Wall time of a group commit: the commit log's write and fdatasync, which acknowledgements wait for, and the hand-off to badger's applier.", Type: "histogram", Histogram: b.commitTime},
-		api.Metric{Name: "bridge_store_checkpoint_seconds", Help: "Wall time of a checkpoint on badger's applier (deferred records into badger, badger synced); reads of later writes wait for it, acknowledgements do not.", Type: "histogram", Histogram: b.ckptTime})
+		api.Metric{Name: "bridge_store_checkpoint_seconds", Help: "Wall time of a checkpoint on badger's applier (deferred records into badger, badger and the open segment of finished messages synced); reads of later writes wait for it, acknowledgements do not.", Type: "histogram", Histogram: b.ckptTime})
 	if app := b.app; app != nil {
 		ms = append(ms,
 			counter("bridge_app_replies_total", "Applications' replies stored to go back to the sender.", app.Replies.Load),
