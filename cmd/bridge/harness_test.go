@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smsbridge/bridge/internal/testutil"
+
 	"github.com/emiago/sipgo"
 	sipmsg "github.com/emiago/sipgo/sip"
 
@@ -200,37 +202,11 @@ type ua struct {
 	code int // status to answer MESSAGE with (default 200)
 }
 
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
+func freeUDPPort(t *testing.T) int { return testutil.FreePort(t, false, true) }
 
 // freeSIPPort returns a loopback port free for both UDP and TCP right now:
-// a bridge's SIP listener binds both, and a port only UDP had free can be
-// one end of another test's TCP connection.
-func freeSIPPort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return port
-		}
-	}
-	t.Fatal("no loopback port free for both TCP and UDP")
-	return 0
-}
+// a bridge's SIP listener binds both.
+func freeSIPPort(t *testing.T) int { return testutil.FreePort(t, true, true) }
 
 func startUA(t *testing.T, user, password string) *ua {
 	t.Helper()

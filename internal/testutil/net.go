@@ -1,19 +1,70 @@
 package testutil
 
 import (
+	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 )
 
 // FreeTCPAddr is a loopback TCP address that was free a moment ago, for a
-// server under test to listen on (another process may take it first; the
-// tests that use it start their servers at once).
+// server under test to listen on (see FreePort).
 func FreeTCPAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return "127.0.0.1:" + strconv.Itoa(FreePort(t, true, false))
+}
+
+// FreePort returns a loopback port free right now for TCP, UDP or both,
+// picked at random below the kernel's ephemeral range: a port in that
+// range can be taken, between the pick and the server's bind, by any
+// outgoing connection or ":0" listener of the tests running beside it,
+// while one below it is only ever taken by another explicit pick.
+func FreePort(t testing.TB, tcp, udp bool) int {
+	t.Helper()
+	lo := ephemeralLow()
+	const from = 20000
+	for range 200 {
+		if port := from + rand.IntN(lo-from); free(port, tcp, udp) {
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free loopback port below the ephemeral range")
+	return 0
+}
+
+// free reports whether port could be bound on loopback for TCP and UDP as
+// asked.
+func free(port int, tcp, udp bool) bool {
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	if tcp {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return false
+		}
+		defer ln.Close()
+	}
+	if udp {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return false
+		}
+		defer pc.Close()
+	}
+	return true
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux;
+// 32768 elsewhere or if unreadable).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 20100 {
+				return n
+			}
+		}
+	}
+	return 32768
 }
