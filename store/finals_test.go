@@ -47,6 +47,23 @@ func wantStates(t *testing.T, db *DB, want map[string]msg.State) {
 	}
 }
 
+// openSmallSegments opens a store whose segments are sealed every 2 KiB,
+// checkpointed every 5 ms.
+func openSmallSegments(t *testing.T) (*DB, Options, knobs) {
+	opts := Options{Dir: t.TempDir(), CheckpointInterval: 5 * time.Millisecond}
+	k := knobs{segBytes: 2048}
+	return openKnobsT(t, opts, k), opts, k
+}
+
+// delivered is the states wantStates expects of finishN's messages.
+func delivered(ids []string) map[string]msg.State {
+	want := map[string]msg.State{}
+	for _, id := range ids {
+		want[id] = msg.Delivered
+	}
+	return want
+}
+
 func sealedN(fl *finalLog) int {
 	fl.mu.RLock()
 	defer fl.mu.RUnlock()
@@ -68,15 +85,10 @@ func segFiles(t *testing.T, dir string) []string {
 // A record changed after its segment was sealed (a receipt) is read as
 // its newest copy.
 func TestFinalSegmentsSealAndReopen(t *testing.T) {
-	dir := t.TempDir()
-	opts := Options{Dir: dir, CheckpointInterval: 5 * time.Millisecond}
-	k := knobs{segBytes: 2048}
-	db := openKnobsT(t, opts, k)
+	db, opts, k := openSmallSegments(t)
+	dir := opts.Dir
 	ids := finishN(t, db, 0, 300)
-	want := map[string]msg.State{}
-	for _, id := range ids {
-		want[id] = msg.Delivered
-	}
+	want := delivered(ids)
 	fl := db.committer.finals
 	testutil.WaitFor(t, "five sealed segments", 10*time.Second, func() bool { return sealedN(fl) >= 5 })
 	wantStates(t, db, want)
@@ -166,20 +178,14 @@ func TestFinalSegmentTornTail(t *testing.T) {
 	ids = append(ids, finishN(t, db, 10, 1)...)
 	db.Close()
 	db = openT(t, opts)
-	want := map[string]msg.State{}
-	for _, id := range ids {
-		want[id] = msg.Delivered
-	}
-	wantStates(t, db, want)
+	wantStates(t, db, delivered(ids))
 }
 
 // A crash while a segment's index was written leaves it without its
 // trailer behind a newer segment: Open reads and seals it.
 func TestFinalSegmentSealInterrupted(t *testing.T) {
-	dir := t.TempDir()
-	opts := Options{Dir: dir, CheckpointInterval: 5 * time.Millisecond}
-	k := knobs{segBytes: 2048}
-	db := openKnobsT(t, opts, k)
+	db, opts, k := openSmallSegments(t)
+	dir := opts.Dir
 	ids := finishN(t, db, 0, 100)
 	fl := db.committer.finals
 	testutil.WaitFor(t, "two sealed segments", 10*time.Second, func() bool { return sealedN(fl) >= 2 })
@@ -196,11 +202,7 @@ func TestFinalSegmentSealInterrupted(t *testing.T) {
 	if ok, err := (&segment{path: first}).readTrailer(); !ok || err != nil {
 		t.Fatalf("first segment not sealed again at Open: %v", err)
 	}
-	want := map[string]msg.State{}
-	for _, id := range ids {
-		want[id] = msg.Delivered
-	}
-	wantStates(t, db, want)
+	wantStates(t, db, delivered(ids))
 }
 
 // The duplicate-suppression keys of finished messages come back from the
