@@ -108,9 +108,9 @@ const (
 	segRecHead    = 16
 	segEntryLen   = idLen + 4
 	segTrailer    = 40
-	// segMaxBytes: a segment is sealed at the first checkpoint after it
-	// holds this much (about 300,000 records); its index map is the open
-	// segment's memory cost.
+	// segMaxBytes: a segment is closed to appends (and sealed) at the
+	// first checkpoint after it holds this much (about 300,000 records);
+	// its index map is the open segment's memory cost.
 	segMaxBytes = 64 << 20
 	// segMaxRecord bounds a record read back (maxRecordBytes and its head).
 	segMaxRecord = maxRecordBytes + idLen
@@ -169,9 +169,15 @@ func openFinalLog(dir string, maxBytes int64, maxAge time.Duration) (*finalLog, 
 			l.cur = o
 			break
 		}
-		// A crash during its seal: finish it now.
+		// A crash during its seal: finish it now (or, with no record in
+		// it, drop it).
 		err = l.seal(o, time.Now())
 		o.f.Close()
+		if err == nil && len(o.m) == 0 {
+			if rerr := os.Remove(o.s.path); rerr != nil {
+				err = fmt.Errorf("store: final records: %w", rerr)
+			}
+		}
 		if err != nil {
 			l.closeFiles()
 			return nil, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -182,7 +183,8 @@ func TestFinalSegmentTornTail(t *testing.T) {
 }
 
 // A crash while a segment's index was written leaves it without its
-// trailer behind a newer segment: Open reads and seals it.
+// trailer behind a newer segment: Open reads and seals it, and drops one
+// that holds no record.
 func TestFinalSegmentSealInterrupted(t *testing.T) {
 	db, opts, k := openSmallSegments(t)
 	dir := opts.Dir
@@ -198,7 +200,15 @@ func TestFinalSegmentSealInterrupted(t *testing.T) {
 	if err := os.Truncate(first, s.idxOff+segEntryLen/2); err != nil { // part of its index written
 		t.Fatal(err)
 	}
+	// And a segment with no record before it: dropped.
+	empty := filepath.Join(dir, finalsDir, fmt.Sprintf("%016x.seg", 0))
+	if err := os.WriteFile(empty, segHeader(time.Now()), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	db = openKnobsT(t, opts, k)
+	if _, err := os.Stat(empty); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the segment with no record is still there: %v", err)
+	}
 	if ok, err := (&segment{path: first}).readTrailer(); !ok || err != nil {
 		t.Fatalf("first segment not sealed again at Open: %v", err)
 	}
