@@ -436,9 +436,8 @@ func (l *finalLog) checkpoint(now time.Time) error {
 		l.cur = next
 		l.sealing = append(l.sealing, o)
 		l.mu.Unlock()
-		if !retry {
-			l.sealWG.Go(l.sealPending)
-		}
+		// Even beside a retry: it may have found nothing left and returned.
+		l.sealWG.Go(l.sealPending)
 	}
 	if err != nil {
 		return fmt.Errorf("store: final records: seal (tried again): %w", err)
