@@ -141,6 +141,7 @@ func (c *committer) init(bdb *badger.DB, opts Options, k knobs, cache *cache, fs
 		if err != nil {
 			return err
 		}
+		fl.sealFault = k.sealFault
 		c.finals = fl
 		if err := c.openLog(opts.Dir, opts.LogSize); err != nil {
 			return err

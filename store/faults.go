@@ -28,4 +28,7 @@ type knobs struct {
 	// segBytes seals a final-record segment at that size (segMaxBytes if
 	// 0): tests that need several segments.
 	segBytes int64
+	// sealFault, if set, runs after a segment's index is synced: non-nil
+	// fails the seal as a failed fsync would.
+	sealFault func() error
 }

@@ -63,8 +63,9 @@ type finalLog struct {
 	cur     *openSeg   // the open segment
 	sealErr error      // the last background seal's failure, for the next checkpoint
 
-	sealMu sync.Mutex     // one seal at a time, in order
-	sealWG sync.WaitGroup // background seals
+	sealMu    sync.Mutex     // one seal at a time, in order
+	sealWG    sync.WaitGroup // background seals
+	sealFault func() error   // knobs.sealFault
 
 	// The applier's (and Open's) alone.
 	buf  []byte
@@ -509,6 +510,9 @@ func (l *finalLog) seal(o *openSeg, now time.Time) error {
 	_, err := o.f.WriteAt(b, idxOff)
 	if err == nil {
 		err = unix.Fdatasync(fd)
+	}
+	if f := l.sealFault; err == nil && f != nil {
+		err = f()
 	}
 	if err == nil {
 		_, err = o.f.WriteAt(t, idxOff+int64(len(b)))

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,6 +213,43 @@ func TestFinalSegmentSealInterrupted(t *testing.T) {
 	if ok, err := (&segment{path: first}).readTrailer(); !ok || err != nil {
 		t.Fatalf("first segment not sealed again at Open: %v", err)
 	}
+	wantStates(t, db, delivered(ids))
+}
+
+// A seal that fails is undone, reported by the next checkpoint (Healthy
+// and Stats show it) and tried again there; meanwhile and after, every
+// record is read back, and a reopen finds the segments sealed.
+func TestFinalSegmentSealFails(t *testing.T) {
+	var fails atomic.Int32
+	fails.Store(1)
+	opts := Options{Dir: t.TempDir(), CheckpointInterval: 5 * time.Millisecond}
+	k := knobs{segBytes: 2048, sealFault: func() error {
+		if fails.Add(-1) >= 0 {
+			return errors.New("injected fsync failure")
+		}
+		return nil
+	}}
+	db := openKnobsT(t, opts, k)
+	var ids []string
+	for i := 0; i < 5000 && (sealedN(db.committer.finals) < 3 || db.Stats().Failed == 0); i++ {
+		ids = append(ids, finishN(t, db, i, 1)...)
+	}
+	if fails.Load() >= 0 || db.Stats().Failed == 0 {
+		t.Fatalf("the seal failure was not reported (fault calls left %d, failed %d)", fails.Load(), db.Stats().Failed)
+	}
+	if n := sealedN(db.committer.finals); n < 3 {
+		t.Fatalf("%d sealed segments, want the failed one sealed again and more", n)
+	}
+	finishN(t, db, len(ids), 1) // its write, applied, clears the failure
+	testutil.WaitFor(t, "healthy again", 5*time.Second, func() bool { return db.Healthy() == nil })
+	wantStates(t, db, delivered(ids))
+	db.Close()
+	for _, f := range segFiles(t, opts.Dir)[:3] {
+		if ok, err := (&segment{path: f}).readTrailer(); !ok || err != nil {
+			t.Fatalf("%s not sealed: %v", f, err)
+		}
+	}
+	db = openT(t, opts)
 	wantStates(t, db, delivered(ids))
 }
 
