@@ -1013,6 +1013,8 @@ func TestAppRouteWithoutEdgeExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.waitState(t, m.ID, msg.Expired)
+	// OnFinal is called once the final state is stored, so a moment after.
+	testutil.WaitFor(t, "the final outcome", 5*time.Second, func() bool { return via.Load() != nil })
 	if v := via.Load(); v != msg.ViaApp || len(g.sent.sms_()) != 0 {
 		t.Fatalf("via %v, sms %v", v, g.sent.sms_())
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -26,12 +27,31 @@ func FreePort(t testing.TB, tcp, udp bool) int {
 	lo := ephemeralLow()
 	const from = 20000
 	for range 200 {
-		if port := from + rand.IntN(lo-from); free(port, tcp, udp) {
+		port := from + rand.IntN(lo-from)
+		if free(port, tcp, udp) && handOut(port) {
 			return port
 		}
 	}
 	t.Fatal("no free loopback port below the ephemeral range")
 	return 0
+}
+
+// handedOut: the ports FreePort returned in this process, which it never
+// returns again: two picks before either server binds (a bridge's SMPP
+// and HTTP listeners) must not get the same free port.
+var handedOut = struct {
+	sync.Mutex
+	m map[int]bool
+}{m: map[int]bool{}}
+
+func handOut(port int) bool {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.m[port] {
+		return false
+	}
+	handedOut.m[port] = true
+	return true
 }
 
 // free reports whether port could be bound on loopback for TCP and UDP as
