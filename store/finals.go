@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"math"
 	"os"
@@ -84,7 +83,8 @@ type openSeg struct {
 	m      map[[idLen]byte]uint32
 }
 
-// segment is one file; the fields after created are set once it is sealed.
+// segment is one file; created is the open segment's, the fields after it
+// are set once it is sealed.
 type segment struct {
 	seq      uint64
 	path     string
@@ -358,7 +358,6 @@ func (s *segment) parseTrailer(f io.ReaderAt, size int64) (bool, error) {
 		return false, fmt.Errorf("store: final records: %s: %w", s.path, err)
 	}
 	copy(s.max[:], e)
-	s.created = time.Unix(0, int64(binary.LittleEndian.Uint64(h[8:])))
 	s.idxOff, s.n = idxOff, int(n)
 	s.maxExp = binary.LittleEndian.Uint64(t[16:])
 	s.sealedAt = time.Unix(0, int64(binary.LittleEndian.Uint64(t[24:])))
@@ -645,15 +644,17 @@ func (l *finalLog) recent(since time.Time, fn func(id string, val []byte) error)
 		})
 		return err
 	}
+	// Under the lock: Open's checkpoint may have started sealing the
+	// segment it resumed, and the seal closes its file.
 	l.mu.RLock()
-	open := append([]*openSeg{l.cur}, l.sealing...)
-	sealed := slices.Clone(l.sealed)
-	l.mu.RUnlock()
-	for _, o := range open {
+	for _, o := range append([]*openSeg{l.cur}, l.sealing...) {
 		if err := each(io.NewSectionReader(o.f, 0, o.off)); err != nil {
+			l.mu.RUnlock()
 			return err
 		}
 	}
+	sealed := slices.Clone(l.sealed)
+	l.mu.RUnlock()
 	for i := len(sealed) - 1; i >= 0 && !sealed[i].sealedAt.Before(since); i-- {
 		s := sealed[i]
 		sf, err := os.Open(s.path)
@@ -715,5 +716,3 @@ func (l *finalLog) closeFiles() {
 		}
 	}
 }
-
-func crc32cSum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }

@@ -51,6 +51,9 @@ const (
 	walMaxRec  = 1 << 30
 )
 
+// crc32cSum is the checksum of the commit log's and the segments' records.
+func crc32cSum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
 var (
 	castagnoli   = crc32.MakeTable(crc32.Castagnoli)
 	errWALHeader = errors.New("store: commit log header unreadable (both slots corrupt)")
@@ -177,7 +180,7 @@ func parseHeader(b []byte) (gen, start uint64, ok bool) {
 	if string(b[:8]) != walMagic {
 		return 0, 0, false
 	}
-	if crc32.Checksum(b[:24], castagnoli) != binary.LittleEndian.Uint32(b[24:]) {
+	if crc32cSum(b[:24]) != binary.LittleEndian.Uint32(b[24:]) {
 		return 0, 0, false
 	}
 	return binary.LittleEndian.Uint64(b[8:]), binary.LittleEndian.Uint64(b[16:]), true
@@ -189,7 +192,7 @@ func (w *wal) writeHeader() error {
 	copy(b[:], walMagic)
 	binary.LittleEndian.PutUint64(b[8:], w.gen)
 	binary.LittleEndian.PutUint64(b[16:], w.start)
-	binary.LittleEndian.PutUint32(b[24:], crc32.Checksum(b[:24], castagnoli))
+	binary.LittleEndian.PutUint32(b[24:], crc32cSum(b[:24]))
 	if _, err := w.f.WriteAt(b[:], int64(w.gen%2)*walSlot); err != nil {
 		return fmt.Errorf("store: write commit log header: %w", err)
 	}
@@ -218,7 +221,7 @@ func (w *wal) replay(fn func([]op) error) (records int, err error) {
 		if _, err := w.f.ReadAt(buf[8:], w.off+walRecHead); err != nil && !errors.Is(err, io.EOF) {
 			return records, fmt.Errorf("store: read commit log: %w", err)
 		}
-		if crc32.Checksum(buf, castagnoli) != binary.LittleEndian.Uint32(head[4:]) {
+		if crc32cSum(buf) != binary.LittleEndian.Uint32(head[4:]) {
 			break
 		}
 		ops, err = decodeOps(ops[:0], buf[8:])
@@ -285,7 +288,7 @@ func (w *wal) append(ops []op) (int64, error) {
 func putRecordHead(b []byte, seq uint64) {
 	binary.LittleEndian.PutUint32(b[0:], uint32(len(b)-walRecHead))
 	binary.LittleEndian.PutUint64(b[8:], seq)
-	binary.LittleEndian.PutUint32(b[4:], crc32.Checksum(b[8:], castagnoli))
+	binary.LittleEndian.PutUint32(b[4:], crc32cSum(b[8:]))
 }
 
 func (w *wal) advance(n int64) {
