@@ -178,6 +178,26 @@ func (r *reader) fail(why string) {
 	}
 }
 
+// mayHaveDedupKey reports whether the encoded record b carries a
+// duplicate-suppression key, reading only up to its flags: Open reloads
+// just those records' keys. Whatever does not parse says yes, so that the
+// full decode, not this, decides about a damaged record.
+func mayHaveDedupKey(b []byte) bool {
+	r := reader{b: b}
+	if r.byte() != codecVersion {
+		return true
+	}
+	r.byte() // state
+	r.uvarint()
+	r.varint()
+	for range 5 { // from, to, text, account, ref
+		r.bytes()
+	}
+	r.byte() // origin kind
+	flags := r.byte()
+	return r.err != nil || flags&4 != 0
+}
+
 func decodeRecord(id string, b []byte) (Record, error) {
 	r := reader{b: b}
 	var rec Record

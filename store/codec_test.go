@@ -53,6 +53,9 @@ func TestRecordRoundTrip(t *testing.T) {
 		if got.State != r.State || got.Attempts != r.Attempts || !got.NextAttempt.Equal(r.NextAttempt) || len(got.Events) != len(r.Events) {
 			t.Fatalf("got %+v want %+v", got, r)
 		}
+		if mayHaveDedupKey(b) != (r.dedup != "") {
+			t.Fatalf("mayHaveDedupKey = %v for dedup key %q", !(r.dedup != ""), r.dedup)
+		}
 	}
 	r := sampleRecord()
 	t.Logf("sample record encodes to %d bytes", len(appendRecord(nil, &r)))
@@ -91,11 +94,19 @@ func TestHistoryCapped(t *testing.T) {
 func FuzzDecodeRecord(f *testing.F) {
 	r := sampleRecord()
 	f.Add(appendRecord(nil, &r))
+	r.dedup, r.dedupUntil = "client-key", 1700000000
+	f.Add(appendRecord(nil, &r))
 	f.Add([]byte{1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rec, err := decodeRecord("0123456789abcdefghij", b)
 		if err != nil {
 			return
+		}
+		if rec.dedup != "" && !mayHaveDedupKey(b) {
+			t.Fatalf("record with dedup key %q read as having none", rec.dedup)
+		}
+		if rec.dedup == "" && mayHaveDedupKey(b) {
+			t.Fatal("record without a dedup key read as having one")
 		}
 		if again := appendRecord(nil, &rec); !bytes.Equal(again, b) {
 			// varints have one canonical form each, so only non-canonical input may differ

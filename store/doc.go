@@ -42,7 +42,9 @@
 //   - dedupIndex (dedup.go) suppresses duplicates (Stage with a Dedup key):
 //     each message's key is kept inside its record, and an in-memory index
 //     of the keys of the last window or two is rebuilt from the recent
-//     records at Open.
+//     records at Open: from the records with a key only, which each
+//     sealed segment lists, so a day of records without keys costs Open
+//     next to nothing.
 //   - sweeper (retention.go) deletes final records in badger whose
 //     retention has ended, which a badger TTL alone would not free: those
 //     of stores in memory and those written before the segments.

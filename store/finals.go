@@ -45,8 +45,15 @@ import (
 //	record:  len:u32 crc32c:u32 expiresAt:u64 id[20] value[len-20]
 //	         (crc over expiresAt, id and value)
 //	index:   n entries of id[20] offset:u32, sorted by id, one per id (its newest record)
+//	keyed:   offset:u32 of each record carrying a duplicate-suppression
+//	         key, in file order, then crc32c:u32 over them
 //	trailer: indexOffset:u64 n:u64 maxExpiresAt:u64 sealedAt:i64 (unix ns)
-//	         crc32c:u32 (over the 32 bytes before it) magic[4] "SBFX"
+//	         crc32c:u32 (over the 32 bytes before it) magic[4] "SBFY"
+//
+// Open reloads the keys of the duplicate indexes from the keyed records
+// alone, so a day of records without keys costs it nothing. A segment
+// sealed before the keyed list existed ends in magic "SBFX" right after
+// its index, and is read whole instead.
 //
 // The open segment's index is a map in memory, rebuilt at Open by reading
 // the segment while its records' checksums hold; the file is cut after the
@@ -67,8 +74,9 @@ type finalLog struct {
 	sealFault func() error   // knobs.sealFault
 
 	// The applier's (and Open's) alone.
-	buf  []byte
-	ents []segEntry
+	buf   []byte
+	ents  []segEntry
+	keyed []uint32
 }
 
 // openSeg is a segment whose index is a map in memory: the open one, and
@@ -81,6 +89,7 @@ type openSeg struct {
 	synced int64 // off at the last fdatasync
 	maxExp uint64
 	m      map[[idLen]byte]uint32
+	keyed  []uint32 // offsets of the records with a duplicate-suppression key
 }
 
 // segment is one file; created is the open segment's, the fields after it
@@ -94,6 +103,10 @@ type segment struct {
 	n        int
 	maxExp   uint64 // unix seconds; the segment goes once this has passed
 	min, max [idLen]byte
+	// The keyed list: keyed offsets at keyedOff; keyed < 0 when the
+	// segment has none (sealed by an earlier version).
+	keyedOff int64
+	keyed    int
 }
 
 type segEntry struct {
@@ -104,7 +117,8 @@ type segEntry struct {
 const (
 	finalsDir     = "finals"
 	segMagic      = "SBFSEG01"
-	segTrailMagic = "SBFX"
+	segTrailMagic = "SBFY"
+	segTrailOld   = "SBFX" // no keyed list before the trailer
 	segHead       = 16
 	segRecHead    = 16
 	segEntryLen   = idLen + 4
@@ -242,8 +256,12 @@ func resumeSegment(s *segment) (*openSeg, error) {
 		return nil, fmt.Errorf("store: final records: %w", err)
 	}
 	m := make(map[[idLen]byte]uint32)
-	created, end, maxExp, err := scanSegment(f, func(id [idLen]byte, off uint32, _ uint64, _ []byte) error {
+	var keyed []uint32
+	created, end, maxExp, err := scanSegment(f, func(id [idLen]byte, off uint32, _ uint64, val []byte) error {
 		m[id] = off
+		if mayHaveDedupKey(val) {
+			keyed = append(keyed, off)
+		}
 		return nil
 	})
 	if err == nil && end == 0 { // not even a header: start it afresh
@@ -260,7 +278,7 @@ func resumeSegment(s *segment) (*openSeg, error) {
 		return nil, fmt.Errorf("store: final records: read %s: %w", s.path, err)
 	}
 	s.created = created
-	return &openSeg{s: s, f: f, off: end, synced: end, maxExp: maxExp, m: m}, nil
+	return &openSeg{s: s, f: f, off: end, synced: end, maxExp: maxExp, m: m, keyed: keyed}, nil
 }
 
 // scanSegment reads a segment's header and its records from the start
@@ -337,12 +355,23 @@ func (s *segment) parseTrailer(f io.ReaderAt, size int64) (bool, error) {
 	if _, err := f.ReadAt(t, size-segTrailer); err != nil {
 		return false, fmt.Errorf("store: final records: %s: %w", s.path, err)
 	}
-	if string(t[36:]) != segTrailMagic || crc32cSum(t[:32]) != binary.LittleEndian.Uint32(t[32:]) {
+	magic := string(t[36:])
+	if (magic != segTrailMagic && magic != segTrailOld) || crc32cSum(t[:32]) != binary.LittleEndian.Uint32(t[32:]) {
 		return false, nil
 	}
 	idxOff := int64(binary.LittleEndian.Uint64(t))
 	n := binary.LittleEndian.Uint64(t[8:])
-	if idxOff < segHead || n == 0 || n > uint64(size)/segEntryLen || idxOff+int64(n)*segEntryLen+segTrailer != size {
+	if idxOff < segHead || n == 0 || n > uint64(size)/segEntryLen {
+		return false, nil
+	}
+	idxEnd := idxOff + int64(n)*segEntryLen
+	keyedLen := size - segTrailer - idxEnd // the list and its checksum
+	switch {
+	case magic == segTrailOld && keyedLen == 0:
+		s.keyedOff, s.keyed = 0, -1
+	case magic == segTrailMagic && keyedLen >= 4 && keyedLen%4 == 0:
+		s.keyedOff, s.keyed = idxEnd, int(keyedLen/4-1)
+	default:
 		return false, nil
 	}
 	h := make([]byte, segHead)
@@ -368,7 +397,7 @@ func (s *segment) parseTrailer(f io.ReaderAt, size int64) (bool, error) {
 // segment, unsynced. Only the applier (and Open's replay) call it.
 func (l *finalLog) append(ops []op) error {
 	o := l.cur
-	b, ents := l.buf[:0], l.ents[:0]
+	b, ents, keyed := l.buf[:0], l.ents[:0], l.keyed[:0]
 	for i := range ops {
 		op := &ops[i]
 		id := op.key[len(prefixMsg):]
@@ -383,6 +412,9 @@ func (l *finalLog) append(ops []op) error {
 		copy(e.id[:], id)
 		e.off = uint32(at)
 		ents = append(ents, e)
+		if mayHaveDedupKey(op.val) {
+			keyed = append(keyed, e.off)
+		}
 		start := len(b)
 		b = binary.LittleEndian.AppendUint32(b, uint32(idLen+len(op.val)))
 		b = append(b, 0, 0, 0, 0)
@@ -392,7 +424,7 @@ func (l *finalLog) append(ops []op) error {
 		binary.LittleEndian.PutUint32(b[start+4:], crc32cSum(b[start+8:]))
 		o.maxExp = max(o.maxExp, op.expiresAt)
 	}
-	l.buf, l.ents = b, ents
+	l.buf, l.ents, l.keyed = b, ents, keyed
 	if len(b) == 0 {
 		return nil
 	}
@@ -403,6 +435,7 @@ func (l *finalLog) append(ops []op) error {
 	for _, e := range ents {
 		o.m[e.id] = e.off
 	}
+	o.keyed = append(o.keyed, keyed...)
 	o.off += int64(len(b))
 	l.mu.Unlock()
 	return nil
@@ -493,11 +526,16 @@ func (l *finalLog) seal(o *openSeg, now time.Time) error {
 		return nil
 	}
 	slices.SortFunc(ents, func(a, b segEntry) int { return bytes.Compare(a.id[:], b.id[:]) })
-	b := make([]byte, 0, len(ents)*segEntryLen)
+	b := make([]byte, 0, len(ents)*segEntryLen+4*len(o.keyed)+4)
 	for _, e := range ents {
 		b = append(b, e.id[:]...)
 		b = binary.LittleEndian.AppendUint32(b, e.off)
 	}
+	keyedOff := len(b)
+	for _, off := range o.keyed {
+		b = binary.LittleEndian.AppendUint32(b, off)
+	}
+	b = binary.LittleEndian.AppendUint32(b, crc32cSum(b[keyedOff:]))
 	idxOff := o.off
 	t := binary.LittleEndian.AppendUint64(nil, uint64(idxOff))
 	t = binary.LittleEndian.AppendUint64(t, uint64(len(ents)))
@@ -529,6 +567,7 @@ func (l *finalLog) seal(o *openSeg, now time.Time) error {
 	s := o.s
 	s.sealedAt, s.idxOff, s.n, s.maxExp = now, idxOff, len(ents), o.maxExp
 	s.min, s.max = ents[0].id, ents[len(ents)-1].id
+	s.keyedOff, s.keyed = idxOff+int64(keyedOff), len(o.keyed)
 	l.mu.Lock()
 	l.sealed = append(l.sealed, s)
 	l.mu.Unlock()
@@ -612,34 +651,78 @@ func (s *segment) lookupIn(f io.ReaderAt, k [idLen]byte, at uint64) ([]byte, err
 
 // readSegRecord reads the record at off, which must be id's.
 func readSegRecord(f io.ReaderAt, off int64, k [idLen]byte, at uint64) ([]byte, error) {
+	id, exp, val, err := readSegRecordAt(f, off)
+	if err != nil {
+		return nil, err
+	}
+	if id != k {
+		return nil, fmt.Errorf("%w: record at %d", errSegCorrupt, off)
+	}
+	if exp != 0 && exp <= at {
+		return nil, ErrNotFound
+	}
+	return val, nil
+}
+
+// readSegRecordAt reads whichever record is at off, checksum checked.
+func readSegRecordAt(f io.ReaderAt, off int64) (id [idLen]byte, exp uint64, val []byte, err error) {
 	h := make([]byte, segRecHead)
 	if _, err := f.ReadAt(h, off); err != nil {
-		return nil, fmt.Errorf("store: final records: read: %w", err)
+		return id, 0, nil, fmt.Errorf("store: final records: read: %w", err)
 	}
 	n := binary.LittleEndian.Uint32(h)
 	if n < idLen || n > segMaxRecord {
-		return nil, fmt.Errorf("%w: record at %d", errSegCorrupt, off)
+		return id, 0, nil, fmt.Errorf("%w: record at %d", errSegCorrupt, off)
 	}
 	rec := make([]byte, 8+n)
 	copy(rec, h[8:])
 	if _, err := f.ReadAt(rec[8:], off+segRecHead); err != nil {
-		return nil, fmt.Errorf("store: final records: read: %w", err)
+		return id, 0, nil, fmt.Errorf("store: final records: read: %w", err)
 	}
-	if crc32cSum(rec) != binary.LittleEndian.Uint32(h[4:]) || !bytes.Equal(rec[8:8+idLen], k[:]) {
-		return nil, fmt.Errorf("%w: record at %d", errSegCorrupt, off)
+	if crc32cSum(rec) != binary.LittleEndian.Uint32(h[4:]) {
+		return id, 0, nil, fmt.Errorf("%w: record at %d", errSegCorrupt, off)
 	}
-	if exp := binary.LittleEndian.Uint64(rec); exp != 0 && exp <= at {
-		return nil, ErrNotFound
-	}
-	return rec[8+idLen:], nil
+	copy(id[:], rec[8:])
+	return id, binary.LittleEndian.Uint64(rec), rec[8+idLen:], nil
 }
 
-// recent hands fn every record of the open segment and of the sealed
-// segments sealed at or after since, newest segment first (the dedup
-// index's load at Open).
+// eachKeyed hands fn each record of a sealed segment's keyed list, read
+// from f. It reports false, having called fn for none, when the segment
+// has no list or the list's checksum fails: the caller reads the records
+// whole then.
+func (s *segment) eachKeyed(f io.ReaderAt, fn func(id string, val []byte) error) (bool, error) {
+	if s.keyed < 0 || s.keyed > math.MaxInt32/4 {
+		return false, nil
+	}
+	b := make([]byte, 4*s.keyed+4)
+	if _, err := f.ReadAt(b, s.keyedOff); err != nil {
+		return false, fmt.Errorf("store: final records: %s: %w", s.path, err)
+	}
+	list := b[:4*s.keyed]
+	if crc32cSum(list) != binary.LittleEndian.Uint32(b[len(list):]) {
+		return false, nil
+	}
+	for i := 0; i < len(list); i += 4 {
+		id, _, val, err := readSegRecordAt(f, int64(binary.LittleEndian.Uint32(list[i:])))
+		if err != nil {
+			return true, fmt.Errorf("%s: %w", s.path, err)
+		}
+		if err := fn(string(id[:]), val); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// recent hands fn every record that may carry a duplicate-suppression
+// key, of the open segment and of the sealed segments sealed at or after
+// since, newest segment first (the dedup index's load at Open).
 func (l *finalLog) recent(since time.Time, fn func(id string, val []byte) error) error {
 	each := func(f io.ReaderAt) error {
 		_, _, _, err := scanSegment(f, func(id [idLen]byte, _ uint32, _ uint64, val []byte) error {
+			if !mayHaveDedupKey(val) {
+				return nil
+			}
 			return fn(string(id[:]), val)
 		})
 		return err
@@ -648,7 +731,7 @@ func (l *finalLog) recent(since time.Time, fn func(id string, val []byte) error)
 	// segment it resumed, and the seal closes its file.
 	l.mu.RLock()
 	for _, o := range append([]*openSeg{l.cur}, l.sealing...) {
-		if err := each(io.NewSectionReader(o.f, 0, o.off)); err != nil {
+		if err := o.eachKeyed(each, fn); err != nil {
 			l.mu.RUnlock()
 			return err
 		}
@@ -661,9 +744,37 @@ func (l *finalLog) recent(since time.Time, fn func(id string, val []byte) error)
 		if err != nil {
 			return fmt.Errorf("store: final records: %w", err)
 		}
-		err = each(io.NewSectionReader(sf, 0, s.idxOff))
+		ok := false
+		if fewKeyed(s.keyed, s.n) {
+			ok, err = s.eachKeyed(sf, fn)
+		}
+		if !ok && err == nil {
+			err = each(io.NewSectionReader(sf, 0, s.idxOff))
+		}
 		sf.Close()
 		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fewKeyed reports whether reading a segment's keyed records one by one
+// beats one pass over all n of its records.
+func fewKeyed(keyed, n int) bool { return keyed*8 <= n }
+
+// eachKeyed hands fn the open segment's keyed records, or has each read
+// all of them when most are keyed. Under finalLog.mu.
+func (o *openSeg) eachKeyed(each func(io.ReaderAt) error, fn func(id string, val []byte) error) error {
+	if !fewKeyed(len(o.keyed), len(o.m)) {
+		return each(io.NewSectionReader(o.f, 0, o.off))
+	}
+	for _, off := range o.keyed {
+		id, _, val, err := readSegRecordAt(o.f, int64(off))
+		if err != nil {
+			return fmt.Errorf("%s: %w", o.s.path, err)
+		}
+		if err := fn(string(id[:]), val); err != nil {
 			return err
 		}
 	}

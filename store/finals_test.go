@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -274,6 +275,113 @@ func TestFinalSegmentsReloadDedup(t *testing.T) {
 	}
 }
 
+// Open reads back only the records that carry a duplicate-suppression
+// key (each sealed segment lists them), and the keys work after it; a
+// segment sealed without the list (magic SBFX), or whose list is damaged,
+// is read whole instead, to the same records.
+func TestFinalSegmentsReloadKeyedOnly(t *testing.T) {
+	opts := Options{Dir: t.TempDir(), CheckpointInterval: 5 * time.Millisecond, ClientKeyWindow: time.Hour}
+	k := knobs{segBytes: 2048}
+	db := openKnobsT(t, opts, k)
+	ctx := context.Background()
+	keyed := map[string]string{} // id → key
+	for i := range 8 {
+		finishN(t, db, 100*i, 40)
+		m := newMsg(100*i + 50)
+		key := fmt.Sprintf("key-%d", i)
+		if dup, err := acceptDedup(db, ctx, m, []byte(key), time.Hour); err != nil || dup != "" {
+			t.Fatal(dup, err)
+		}
+		if err := db.Transition(ctx, m.ID, Event{State: msg.Delivered}, true); err != nil {
+			t.Fatal(err)
+		}
+		keyed[m.ID] = key
+	}
+	testutil.WaitFor(t, "three sealed segments", 10*time.Second, func() bool { return sealedN(db.committer.finals) >= 3 })
+	db.Close()
+
+	recent := func() (ids []string) {
+		t.Helper()
+		fl, err := openFinalLog(opts.Dir, k.segBytes, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fl.closeFiles()
+		if err := fl.recent(time.Time{}, func(id string, _ []byte) error {
+			ids = append(ids, id)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	// Each segment lists its keyed records: the sealed ones in their
+	// files, the open one as it was read back.
+	fl, err := openFinalLog(opts.Dir, k.segBytes, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := len(fl.cur.keyed)
+	for _, s := range fl.sealed {
+		if s.keyed < 0 {
+			t.Fatalf("%s sealed without a keyed list", s.path)
+		}
+		listed += s.keyed
+	}
+	fl.closeFiles()
+	if listed != len(keyed) {
+		t.Fatalf("segments list %d keyed records, want %d", listed, len(keyed))
+	}
+	got := recent()
+	slices.Sort(got)
+	want := slices.Sorted(maps.Keys(keyed))
+	if !slices.Equal(got, want) {
+		t.Fatalf("Open read %d records, want the %d keyed ones %v", len(got), len(want), want)
+	}
+
+	// The oldest segment as an earlier version sealed it, the next with
+	// its list damaged: both are read whole.
+	segs := segFiles(t, opts.Dir)
+	rewriteTrailer(t, segs[0], func(b []byte, keyedOff int64) []byte {
+		t := slices.Clone(b[len(b)-segTrailer:])
+		copy(t[36:], segTrailOld)
+		return append(b[:keyedOff], t...)
+	})
+	rewriteTrailer(t, segs[1], func(b []byte, keyedOff int64) []byte {
+		b[keyedOff] ^= 0xff
+		return b
+	})
+	got = recent()
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("with two segments read whole, Open read %d records, want the %d keyed ones %v", len(got), len(want), want)
+	}
+
+	db = openT(t, opts)
+	for id, key := range keyed {
+		if dup, err := acceptDedup(db, ctx, newMsg(999), []byte(key), time.Hour); err != nil || dup != id {
+			t.Fatalf("%s again after reopening: dup %q (%v), want %s", key, dup, err, id)
+		}
+	}
+}
+
+// rewriteTrailer rewrites the sealed segment at path with edit, which gets
+// the file's bytes and where its keyed list starts.
+func rewriteTrailer(t *testing.T, path string, edit func(b []byte, keyedOff int64) []byte) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &segment{path: path}
+	if ok, err := s.parseTrailer(bytes.NewReader(b), int64(len(b))); !ok || err != nil || s.keyed < 0 {
+		t.Fatalf("%s: not sealed with a keyed list (%v)", path, err)
+	}
+	if err := os.WriteFile(path, edit(b, s.keyedOff), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // FuzzFinalSegment reads arbitrary bytes as a segment file: the scan and
 // the sealed-segment lookups end cleanly whatever they hold. The corpus
 // (testdata/fuzz/FuzzFinalSegment) holds a sealed segment and an open one
@@ -305,36 +413,61 @@ func FuzzFinalSegment(f *testing.F) {
 				t.Fatalf("lookup of %q returned %d bytes of %d", id, len(v), len(data))
 			}
 		}
+		s.eachKeyed(r, func(id string, v []byte) error {
+			if len(v) > len(data) {
+				t.Fatalf("keyed record %q of %d bytes in %d", id, len(v), len(data))
+			}
+			return nil
+		})
 	})
 }
 
-// The corpus's sealed segment is one this code reads: each record the
-// scan finds is found again through the index.
+// The corpus's sealed segments are ones this code reads: each record the
+// scan finds is found again through the index; the one sealed before the
+// keyed list existed has none, the other lists exactly its records with a
+// duplicate-suppression key.
 func TestFinalSegmentCorpusReadable(t *testing.T) {
-	b, err := os.ReadFile("testdata/fuzz/FuzzFinalSegment/sealed")
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := strings.TrimSuffix(strings.SplitN(string(b), "\n", 2)[1], "\n")
-	raw, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(q, "[]byte("), ")"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := strings.NewReader(raw)
-	s := &segment{path: "corpus"}
-	if ok, err := s.parseTrailer(r, int64(len(raw))); !ok || err != nil {
-		t.Fatalf("corpus segment not sealed: %v", err)
-	}
-	n := 0
-	_, _, _, err = scanSegment(io.NewSectionReader(r, 0, s.idxOff), func(id [idLen]byte, _ uint32, _ uint64, val []byte) error {
-		n++
-		got, err := s.lookupIn(r, id, 0)
-		if err != nil || !bytes.Equal(got, val) {
-			t.Fatalf("%s: %v", id, err)
+	for _, c := range []struct {
+		name  string
+		keyed bool
+	}{{"sealed", false}, {"sealed-keyed", true}} {
+		b, err := os.ReadFile("testdata/fuzz/FuzzFinalSegment/" + c.name)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	})
-	if err != nil || n == 0 || n != s.n {
-		t.Fatalf("%d records scanned, index has %d (%v)", n, s.n, err)
+		q := strings.TrimSuffix(strings.SplitN(string(b), "\n", 2)[1], "\n")
+		raw, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(q, "[]byte("), ")"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := strings.NewReader(raw)
+		s := &segment{path: "corpus"}
+		if ok, err := s.parseTrailer(r, int64(len(raw))); !ok || err != nil {
+			t.Fatalf("%s: corpus segment not sealed: %v", c.name, err)
+		}
+		n := 0
+		var withKey []string
+		_, _, _, err = scanSegment(io.NewSectionReader(r, 0, s.idxOff), func(id [idLen]byte, _ uint32, _ uint64, val []byte) error {
+			n++
+			got, err := s.lookupIn(r, id, 0)
+			if err != nil || !bytes.Equal(got, val) {
+				t.Fatalf("%s: %s: %v", c.name, id, err)
+			}
+			if rec, err := decodeRecord(string(id[:]), val); err == nil && rec.dedup != "" {
+				withKey = append(withKey, string(id[:]))
+			}
+			return nil
+		})
+		if err != nil || n == 0 || n != s.n {
+			t.Fatalf("%s: %d records scanned, index has %d (%v)", c.name, n, s.n, err)
+		}
+		var listed []string
+		ok, err := s.eachKeyed(r, func(id string, _ []byte) error {
+			listed = append(listed, id)
+			return nil
+		})
+		if err != nil || ok != c.keyed || (c.keyed && (len(withKey) == 0 || !slices.Equal(listed, withKey))) {
+			t.Fatalf("%s: keyed list %v (%v, %v), records with a key %v", c.name, listed, ok, err, withKey)
+		}
 	}
 }
