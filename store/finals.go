@@ -361,7 +361,7 @@ func (s *segment) parseTrailer(f io.ReaderAt, size int64) (bool, error) {
 	}
 	idxOff := int64(binary.LittleEndian.Uint64(t))
 	n := binary.LittleEndian.Uint64(t[8:])
-	if idxOff < segHead || n == 0 || n > uint64(size)/segEntryLen {
+	if idxOff < segHead || idxOff > size || n == 0 || n > uint64(size)/segEntryLen {
 		return false, nil
 	}
 	idxEnd := idxOff + int64(n)*segEntryLen
