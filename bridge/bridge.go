@@ -86,6 +86,7 @@ type Bridge struct {
 	latency  map[string]*api.Histogram // acceptance → final state, by route
 	// the store's group commits (acknowledgements wait for them) and checkpoints
 	commitTime, ckptTime *api.Histogram
+	xmppPing             *api.Histogram // answered pings' round trips
 
 	level     *slog.LevelVar // the loggers' level, changed through the API; nil: fixed
 	ready     chan struct{}
@@ -450,10 +451,11 @@ func (b *Bridge) buildXMPP() error {
 	if cfg.XMPPServer == "" {
 		return nil
 	}
+	b.xmppPing = api.NewHistogram()
 	g, err := xmpp.New(xmpp.Config{
 		Server: cfg.XMPPServer, Domain: cfg.XMPPDomain, Secret: cfg.XMPPSecret,
 		Stager: b.in, Presence: b.pres, KV: b.db, Local: b.xmppLocal, Timeout: cfg.IMTimeout, PingGap: cfg.XMPPPingGap,
-		Logger: b.log.With("part", "xmpp"),
+		OnPing: b.xmppPing.ObserveDuration, Logger: b.log.With("part", "xmpp"),
 	})
 	b.xmpp = g
 	return err

@@ -72,6 +72,18 @@ func (b *Bridge) metrics() []api.Metric {
 			counter("bridge_app_replies_total", "Applications' replies stored to go back to the sender.", app.Replies.Load),
 			counter("bridge_app_replies_dropped_total", "Applications' replies not sent: unreadable, or refused as undeliverable.", app.RepliesDropped.Load))
 	}
+	if x := b.xmpp; x != nil {
+		st := &x.Stats
+		ms = append(ms,
+			api.Metric{Name: "bridge_xmpp_up", Help: "1 while the component stream to the XMPP server is up.", Type: "gauge", Value: func() float64 { return up(x.Connected()) }},
+			counter("bridge_xmpp_streams_total", "Component streams opened to the XMPP server: the first and each reconnection.", st.Streams.Load),
+			counter("bridge_xmpp_sent_total", "Messages written to XMPP clients.", st.Sent.Load),
+			counter("bridge_xmpp_confirmed_total", "Of those, answered by the client: its receipt, or its result to a ping written after the message.", st.Confirmed.Load),
+			counter("bridge_xmpp_unconfirmed_total", "Of those, not: an error stanza, no answer within --im-timeout, or the stream lost (the router tries again).", st.Unconfirmed.Load),
+			counter("bridge_xmpp_pings_total", "Pings written to XMPP clients (one confirms the messages written before it).", st.Pings.Load),
+			api.Metric{Name: "bridge_xmpp_awaiting", Help: "Messages written to XMPP clients and not yet answered.", Type: "gauge", Value: func() float64 { return float64(x.Pending()) }},
+			api.Metric{Name: "bridge_xmpp_ping_seconds", Help: "Round trip of an answered ping, through the XMPP server to the client and back; it grows first when the server is short of CPU.", Type: "histogram", Histogram: b.xmppPing})
+	}
 	if n := b.node; n != nil {
 		st := &n.Stats
 		ms = append(ms,

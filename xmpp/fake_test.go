@@ -240,7 +240,14 @@ func TestFakeOddStanzasKeepStream(t *testing.T) {
 
 func TestFakeSendIMAnswers(t *testing.T) {
 	f := startFake(t)
-	g, _, _ := startFakeGateway(t, f, nil)
+	var rtts atomic.Int64
+	g, _, _ := startFakeGateway(t, f, func(c *Config) {
+		c.OnPing = func(d time.Duration) {
+			if d > 0 {
+				rtts.Add(1)
+			}
+		}
+	})
 	c := f.next(t)
 	testutil.WaitFor(t, "connected", waitFor, g.Connected)
 	b := presence.Binding{AOR: "xmpp:carol@example.test", Contact: "carol@example.test/x", Via: Via}
@@ -301,10 +308,14 @@ func TestFakeSendIMAnswers(t *testing.T) {
 			}
 		})
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if len(g.pending) != 0 {
-		t.Fatalf("%d deliveries left pending", len(g.pending))
+	if n := g.Pending(); n != 0 {
+		t.Fatalf("%d deliveries left pending", n)
+	}
+	// Each case wrote its message and a ping; three were answered, one of
+	// them by the ping's result.
+	st := &g.Stats
+	if got := [...]uint64{st.Streams.Load(), st.Sent.Load(), st.Confirmed.Load(), st.Unconfirmed.Load(), st.Pings.Load(), uint64(rtts.Load())}; got != [...]uint64{1, 7, 3, 4, 7, 1} {
+		t.Fatalf("streams, sent, confirmed, unconfirmed, pings, round trips = %v, want [1 7 3 4 7 1]", got)
 	}
 }
 

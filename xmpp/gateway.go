@@ -64,8 +64,21 @@ type Config struct {
 	PingGap time.Duration
 	// TTL is how long a binding lives without news (default 10m); the
 	// gateway probes its subscribers every TTL/2 so live users stay bound.
-	TTL    time.Duration
+	TTL time.Duration
+	// OnPing, if set, is given each answered ping's round trip, from its
+	// write to the client's result (a metric: a server short of CPU shows
+	// here first).
+	OnPing func(time.Duration)
 	Logger *slog.Logger
+}
+
+// Stats counts the gateway's traffic; /metrics exposes it.
+type Stats struct {
+	Streams     atomic.Uint64 // component streams opened: the first and each reconnection
+	Sent        atomic.Uint64 // messages written to the stream by SendIM
+	Confirmed   atomic.Uint64 // of those, answered by the client: a receipt, or a ping's result after it
+	Unconfirmed atomic.Uint64 // of those, not: an error stanza, no answer in time, the stream lost
+	Pings       atomic.Uint64 // pings written
 }
 
 // Errors SendIM returns (wrapped).
@@ -111,6 +124,8 @@ const (
 // XMPP users into the bridge, delivers bridged messages to them, and keeps
 // their presence. It is safe for concurrent use.
 type Gateway struct {
+	Stats Stats
+
 	cfg    Config
 	domain jid.JID
 	log    *slog.Logger
@@ -217,6 +232,13 @@ type subRecord struct {
 // Connected reports whether the component stream is up.
 func (g *Gateway) Connected() bool { return g.cur.Load() != nil }
 
+// Pending is the number of deliveries written and awaiting an answer.
+func (g *Gateway) Pending() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.pending)
+}
+
 // Run connects to the server, authenticates as the component and serves
 // the stream; when it drops it reconnects with capped exponential backoff.
 // It returns nil once ctx is done.
@@ -272,6 +294,7 @@ func (g *Gateway) runOnce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("xmpp: component handshake with %s as %s: %w", g.cfg.Server, g.cfg.Domain, err)
 	}
+	g.Stats.Streams.Add(1)
 	s := &session{xs: xs, conn: conn, ctx: ctx, closed: make(chan struct{})}
 	defer close(s.closed)
 	defer g.dropPings(s)

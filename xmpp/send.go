@@ -74,6 +74,7 @@ func (g *Gateway) SendIM(ctx context.Context, m *msg.Message, b presence.Binding
 			g.answerPing(r.id, "", fmt.Errorf("ping: %w", err))
 			return fmt.Errorf("xmpp: message %s to %s: %w", m.ID, b.Contact, err)
 		}
+		g.Stats.Pings.Add(1)
 	} else {
 		if err := xmppwire.Send(ctx, s.xs, &t); err != nil {
 			return fmt.Errorf("xmpp: message %s to %s: %w", m.ID, b.Contact, err)
@@ -84,15 +85,20 @@ func (g *Gateway) SendIM(ctx context.Context, m *msg.Message, b presence.Binding
 			}
 		}
 	}
+	g.Stats.Sent.Add(1)
 	select {
 	case err := <-d.done:
 		if err != nil {
+			g.Stats.Unconfirmed.Add(1)
 			return fmt.Errorf("xmpp: message %s to %s: %w", m.ID, b.Contact, err)
 		}
+		g.Stats.Confirmed.Add(1)
 		return nil
 	case <-s.closed:
+		g.Stats.Unconfirmed.Add(1)
 		return fmt.Errorf("xmpp: message %s to %s: stream lost: %w", m.ID, b.Contact, ErrNotConnected)
 	case <-ctx.Done():
+		g.Stats.Unconfirmed.Add(1)
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return fmt.Errorf("xmpp: message %s to %s within %v: %w", m.ID, b.Contact, g.cfg.Timeout, ErrNoAnswer)
 		}
@@ -210,7 +216,9 @@ func (g *Gateway) writePing(ctx context.Context, s *session, r *pingRound) {
 	t := xmppwire.Ping(r.id, g.cfg.Domain, r.p.to)
 	if err := xmppwire.Send(ctx, s.xs, &t); err != nil {
 		g.answerPing(r.id, "", fmt.Errorf("ping: %w", err))
+		return
 	}
+	g.Stats.Pings.Add(1)
 }
 
 // answerPing completes the messages ping id covers with err and, if more
@@ -244,6 +252,9 @@ func (g *Gateway) answerPing(id, from string, err error) bool {
 		}
 	}
 	g.mu.Unlock()
+	if f := g.cfg.OnPing; f != nil && err == nil && from != "" {
+		f(time.Since(r.at))
+	}
 	for _, d := range r.covers {
 		select {
 		case d.done <- err:

@@ -161,6 +161,12 @@ func (u *ua) registerAt(t *testing.T, addr string, expires int) int {
 // presenceUsers reads bridge_presence_users from /metrics.
 func presenceUsers(t *testing.T, b *running) int {
 	t.Helper()
+	return int(metricValue(t, b, "bridge_presence_users"))
+}
+
+// metricValue reads the unlabelled sample name from b's /metrics.
+func metricValue(t *testing.T, b *running, name string) float64 {
+	t.Helper()
 	res, err := http.Get("http://" + b.addrs.HTTP + "/metrics")
 	if err != nil {
 		t.Fatalf("GET /metrics: %v", err)
@@ -168,15 +174,15 @@ func presenceUsers(t *testing.T, b *running) int {
 	defer res.Body.Close()
 	sc := bufio.NewScanner(io.LimitReader(res.Body, 1<<20))
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "bridge_presence_users "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err != nil {
-				t.Fatalf("bridge_presence_users %q: %v", v, err)
+				t.Fatalf("%s %q: %v", name, v, err)
 			}
-			return int(f)
+			return f
 		}
 	}
-	t.Fatal("no bridge_presence_users in /metrics")
+	t.Fatalf("no %s in /metrics", name)
 	return 0
 }
 

@@ -101,6 +101,12 @@ func TestXMPPUserAndSMS(t *testing.T) {
 	if got.Remote != "+8613900000009@"+xmppGateway {
 		t.Fatalf("the SMS came from %q", got.Remote)
 	}
+	testutil.WaitFor(t, "the delivery confirmed in /metrics", 10*time.Second, func() bool {
+		return metricValue(t, b, "bridge_xmpp_confirmed_total") == 1
+	})
+	if up, sent, streams := metricValue(t, b, "bridge_xmpp_up"), metricValue(t, b, "bridge_xmpp_sent_total"), metricValue(t, b, "bridge_xmpp_streams_total"); up != 1 || sent != 1 || streams != 1 {
+		t.Fatalf("bridge_xmpp_up %v, _sent_total %v, _streams_total %v; want 1 each", up, sent, streams)
+	}
 
 	c.SendOrg(`<message to='+8613900000009@` + xmppGateway + `' type='chat' id='r1'><body>carol answers</body><request xmlns='urn:xmpp:receipts'/></message>`)
 	testutil.WaitFor(t, "carol's answer at the SMSC", 10*time.Second, func() bool { return len(sc.received()) == 1 })
