@@ -703,15 +703,24 @@ func (s *segment) eachKeyed(f io.ReaderAt, fn func(id string, val []byte) error)
 		return false, nil
 	}
 	for i := 0; i < len(list); i += 4 {
-		id, _, val, err := readSegRecordAt(f, int64(binary.LittleEndian.Uint32(list[i:])))
-		if err != nil {
+		if err := keyedRecord(f, int64(binary.LittleEndian.Uint32(list[i:])), fn); err != nil {
 			return true, fmt.Errorf("%s: %w", s.path, err)
-		}
-		if err := fn(string(id[:]), val); err != nil {
-			return true, err
 		}
 	}
 	return true, nil
+}
+
+// keyedRecord hands fn the record at off. A damaged record is passed
+// over, as a scan stops at one: Open must not fail on it.
+func keyedRecord(f io.ReaderAt, off int64, fn func(id string, val []byte) error) error {
+	id, _, val, err := readSegRecordAt(f, off)
+	if errors.Is(err, errSegCorrupt) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return fn(string(id[:]), val)
 }
 
 // recent hands fn every record that may carry a duplicate-suppression
@@ -770,12 +779,8 @@ func (o *openSeg) eachKeyed(each func(io.ReaderAt) error, fn func(id string, val
 		return each(io.NewSectionReader(o.f, 0, o.off))
 	}
 	for _, off := range o.keyed {
-		id, _, val, err := readSegRecordAt(o.f, int64(off))
-		if err != nil {
+		if err := keyedRecord(o.f, int64(off), fn); err != nil {
 			return fmt.Errorf("%s: %w", o.s.path, err)
-		}
-		if err := fn(string(id[:]), val); err != nil {
-			return err
 		}
 	}
 	return nil
