@@ -7,12 +7,9 @@ package main
 // outbound proxy.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,14 +164,8 @@ func presenceUsers(t *testing.T, b *running) int {
 // metricValue reads the unlabelled sample name from b's /metrics.
 func metricValue(t *testing.T, b *running, name string) float64 {
 	t.Helper()
-	res, err := http.Get("http://" + b.addrs.HTTP + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer res.Body.Close()
-	sc := bufio.NewScanner(io.LimitReader(res.Body, 1<<20))
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+	for l := range strings.Lines(metricsText(t, "http://"+b.addrs.HTTP)) {
+		if v, ok := strings.CutPrefix(strings.TrimSuffix(l, "\n"), name+" "); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err != nil {
 				t.Fatalf("%s %q: %v", name, v, err)
