@@ -46,6 +46,7 @@ func ParseFlags(args []string, usage io.Writer) (Options, error) {
 	fs.IntVar(&o.Numbers, "sms-numbers", 10000, "distinct non-IM numbers the SMS routes send to")
 	fs.IntVar(&o.XMPPUsers, "xmpp-users", 100, "XMPP users logged in to the bench's Prosody (XMPP routes only)")
 	fs.IntVar(&o.XMPPWindow, "xmpp-window", 256, "XMPP messages in flight (XMPP-originated traffic)")
+	fs.IntVar(&o.ProsodyNice, "prosody-nice", -10, "nice value of the bench's Prosody, both phases (below 0 needs root): its one thread is the XMPP routes' bottleneck on a box the bridge and the bench share")
 	fs.StringVar(&o.Mix, "mix", "sms-im:1", "traffic mix, weights of sms-im, sms-sms, im-sms, im-im, sms-xmpp, xmpp-sms, group")
 	fs.IntVar(&o.Groups, "groups", 20, "groups the group route posts into (created over the bridge's API)")
 	fs.IntVar(&o.GroupSize, "group-size", 50, "members of each group: half bench SIP users (registered: IM), half SMS numbers")
@@ -68,6 +69,11 @@ func ParseFlags(args []string, usage io.Writer) (Options, error) {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	o.BridgeArgs = extra
+	gap, err := bridgeArgDuration(extra, "xmpp-ping-gap")
+	if err != nil {
+		return o, err
+	}
+	o.XMPPPingGap = gap
 	if (o.AddrSMPP == "") != (o.AddrSIP == "") {
 		return o, fmt.Errorf("--addr-smpp and --addr-sip go together")
 	}
@@ -134,4 +140,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 3
 	}
 	return 0
+}
+
+// bridgeArgDuration is the value of the bridge flag name among args
+// (--name=D, -name=D, or --name D; the last wins, as for the bridge), 0
+// if absent.
+func bridgeArgDuration(args []string, name string) (time.Duration, error) {
+	var d time.Duration
+	for i, a := range args {
+		flag, val, ok := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if flag != name || !strings.HasPrefix(a, "-") {
+			continue
+		}
+		if !ok {
+			if i+1 == len(args) {
+				return 0, fmt.Errorf("--bridge-arg=%s: no value", a)
+			}
+			val = args[i+1]
+		}
+		v, err := time.ParseDuration(val)
+		if err != nil {
+			return 0, fmt.Errorf("--bridge-arg %s: %w", name, err)
+		}
+		d = v
+	}
+	return d, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/smsbridge/bridge/smpp"
@@ -30,8 +31,14 @@ type Relay struct {
 	// Prosody; xmppHost is the vhost of the users it delivers to.
 	xmpp     *Component
 	xmppHost string
-	stop     context.CancelFunc
-	done     chan struct{}
+	// refused counts a message whose XMPP leg was not confirmed; the
+	// confirmations are awaited off the generator's workers (waiters), as
+	// the bridge awaits them after acknowledging the message.
+	refused func(tok Token, throttled bool)
+	waiters sync.WaitGroup
+	log     *slog.Logger
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
 // StartRelay binds once to the counting SMSC at smscAddr with window and
@@ -45,7 +52,7 @@ func StartRelay(ctx context.Context, smscAddr, sipAddr string, window int, ua *U
 			Window: window, Logger: log, RespTimeout: 30 * time.Second,
 			MinBackoff: 100 * time.Millisecond,
 		}),
-		ua: ua, sipAddr: sipAddr, done: make(chan struct{}),
+		ua: ua, sipAddr: sipAddr, done: make(chan struct{}), log: log,
 	}
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	r.stop = stop
@@ -53,8 +60,10 @@ func StartRelay(ctx context.Context, smscAddr, sipAddr string, window int, ua *U
 	return r
 }
 
-// Close unbinds and waits for the bind to end.
+// Close waits for the XMPP confirmations outstanding, unbinds and waits for
+// the bind to end.
 func (r *Relay) Close() {
+	r.waiters.Wait()
 	r.stop()
 	<-r.done
 }
@@ -71,7 +80,7 @@ func (r *Relay) Forward(ctx context.Context, p *smpp.PDU, tok Token, from, to, t
 		return false, nil
 	}
 	if tok.Route.ToXMPP() {
-		return false, r.forwardXMPP(ctx, from, to, text)
+		return false, r.forwardXMPP(tok, from, to, text)
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	code, err := r.ua.Message(sctx, r.sipAddr, from, to, text, false)
@@ -85,18 +94,28 @@ func (r *Relay) Forward(ctx context.Context, p *smpp.PDU, tok Token, from, to, t
 	return false, nil
 }
 
-// forwardXMPP delivers text from the number from to the XMPP user whose
-// number is to, at the full JID its client bound.
-func (r *Relay) forwardXMPP(ctx context.Context, from, to, text string) error {
+// forwardXMPP writes text from the number from to the XMPP user whose
+// number is to, at the full JID its client bound, and awaits its
+// confirmation on a goroutine of its own.
+func (r *Relay) forwardXMPP(tok Token, from, to, text string) error {
 	i, ok := xmppIndex(to)
 	if r.xmpp == nil || !ok {
 		return fmt.Errorf("relay: no XMPP user has the number %s", to)
 	}
 	jid := xmppUserName(i) + "@" + r.xmppHost + "/" + xmppResource
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if err := r.xmpp.Deliver(sctx, "+"+from+"@"+r.xmpp.domain, jid, text); err != nil {
+	d, err := r.xmpp.Send("+"+from+"@"+r.xmpp.domain, jid, text)
+	if err != nil {
 		return fmt.Errorf("relay chat to %s: %w", jid, err)
 	}
+	r.waiters.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := d.Wait(ctx); err != nil {
+			r.log.Debug("relay chat not confirmed", "to", jid, "err", err)
+			if r.refused != nil {
+				r.refused(tok, false)
+			}
+		}
+	})
 	return nil
 }

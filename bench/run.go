@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/smsbridge/bridge/internal/prosodytest"
@@ -43,10 +44,17 @@ type Options struct {
 	Numbers   int     `json:"sms_numbers"`
 	// XMPPUsers log in to the bench's Prosody when the mix has XMPP
 	// routes; XMPPWindow bounds their messages in flight.
-	XMPPUsers  int    `json:"xmpp_users"`
-	XMPPWindow int    `json:"xmpp_window"`
-	Mix        string `json:"mix"`
-	Alphabet   string `json:"alphabet"`
+	XMPPUsers  int `json:"xmpp_users"`
+	XMPPWindow int `json:"xmpp_window"`
+	// ProsodyNice is the scheduling priority (nice value) the bench gives
+	// its Prosody, for both phases; ProsodyNiceErr says why it was not set.
+	ProsodyNice    int    `json:"prosody_nice"`
+	ProsodyNiceErr string `json:"prosody_nice_error,omitempty"`
+	// XMPPPingGap is the bridge's --xmpp-ping-gap (from BridgeArgs), which
+	// the ceiling's component keeps too: both confirm with the same pings.
+	XMPPPingGap time.Duration `json:"xmpp_ping_gap_ns"`
+	Mix         string        `json:"mix"`
+	Alphabet    string        `json:"alphabet"`
 	// Groups of GroupSize members each take the group route's posts.
 	Groups    int `json:"groups"`
 	GroupSize int `json:"group_size"`
@@ -172,7 +180,11 @@ func Run(ctx context.Context, o Options, progress io.Writer, log *slog.Logger) (
 			return nil, err
 		}
 		defer xs.Close()
-		fmt.Fprintf(progress, "prosody pid %d: c2s %s component %s (%s)\n", xs.PID(), xs.C2SAddr, xs.ComponentAddr, xs.ComponentDomain)
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, xs.PID(), o.ProsodyNice); err != nil {
+			rep.Options.ProsodyNiceErr = err.Error()
+			fmt.Fprintf(progress, "prosody: nice %d refused (%v): it runs at the default priority\n", o.ProsodyNice, err)
+		}
+		fmt.Fprintf(progress, "prosody pid %d at nice %d: c2s %s component %s (%s)\n", xs.PID(), o.ProsodyNice, xs.C2SAddr, xs.ComponentAddr, xs.ComponentDomain)
 	}
 	if load.Group != nil && !o.NoCeiling {
 		if o.CeilingOnly {
@@ -271,10 +283,10 @@ func startCeiling(ctx context.Context, o Options, xs *prosodytest.Server, log *s
 		if c.xmpp, err = StartXMPPPool(ctx, xs, o.Domain, o.Password, o.XMPPUsers, c.tr, log); err != nil {
 			return nil, err
 		}
-		if c.comp, err = DialComponent(ctx, xs.ComponentAddr, xs.ComponentDomain, xs.Secret, log); err != nil {
+		if c.comp, err = DialComponent(ctx, xs.ComponentAddr, xs.ComponentDomain, xs.Secret, o.XMPPPingGap, log); err != nil {
 			return nil, err
 		}
-		c.relay.xmpp, c.relay.xmppHost = c.comp, o.Domain
+		c.relay.xmpp, c.relay.xmppHost, c.relay.refused = c.comp, o.Domain, c.tr.Refused
 	}
 	return c, nil
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestBucketsContiguous(t *testing.T) {
@@ -211,5 +212,28 @@ func TestCeilingGeneratorBound(t *testing.T) {
 	}
 	if r := mk(190, 1800); r.GeneratorBound() || r.CeilingRatio != 0 {
 		t.Fatalf("ceiling at a fixed rate: bound %v, ratio %v", r.GeneratorBound(), r.CeilingRatio)
+	}
+}
+
+func TestBridgeArgDuration(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want time.Duration
+		err  bool
+	}{
+		{nil, 0, false},
+		{[]string{"--workers=2048"}, 0, false},
+		{[]string{"--xmpp-ping-gap=250ms"}, 250 * time.Millisecond, false},
+		{[]string{"-xmpp-ping-gap=1s", "--workers=8"}, time.Second, false},
+		{[]string{"--xmpp-ping-gap", "5ms"}, 5 * time.Millisecond, false},
+		{[]string{"--xmpp-ping-gap=1s", "--xmpp-ping-gap=2s"}, 2 * time.Second, false},
+		{[]string{"--xmpp-ping-gap-x=1s"}, 0, false},
+		{[]string{"--xmpp-ping-gap=soon"}, 0, true},
+		{[]string{"--xmpp-ping-gap"}, 0, true},
+	} {
+		got, err := bridgeArgDuration(c.args, "xmpp-ping-gap")
+		if got != c.want || (err != nil) != c.err {
+			t.Errorf("%q: %v, %v; want %v, error %v", c.args, got, err, c.want, c.err)
+		}
 	}
 }

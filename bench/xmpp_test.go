@@ -136,7 +136,7 @@ func TestComponentWire(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	comp, err := DialComponent(ctx, ln.Addr().String(), "sms.x.test", "sec", slog.New(slog.DiscardHandler))
+	comp, err := DialComponent(ctx, ln.Addr().String(), "sms.x.test", "sec", 0, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,20 +173,54 @@ func TestComponentWire(t *testing.T) {
 	if !strings.Contains(msg, "<body>a &lt; b</body>") || !strings.Contains(msg, "urn:xmpp:receipts") || !strings.Contains(ping, "urn:xmpp:ping") {
 		t.Fatalf("delivery %q %q", msg, ping)
 	}
-	pid := ping[strings.Index(ping, "id='")+4:]
-	pid = pid[:strings.IndexByte(pid, '\'')]
-	fmt.Fprintf(srv.conn, "<iq type='result' id='%s' from='u@x.test/r' to='sms.x.test'/>", pid)
+	idOf := func(stanza string) string {
+		id := stanza[strings.Index(stanza, "id='")+4:]
+		return id[:strings.IndexByte(id, '\'')]
+	}
+	fmt.Fprintf(srv.conn, "<iq type='result' id='%s' from='u@x.test/r' to='sms.x.test'/>", idOf(ping))
 	if err := <-done; err != nil {
 		t.Fatalf("Deliver: %v", err)
+	}
+
+	// Messages written while a ping to their client is out wait for the
+	// next ping, and one answer confirms both, as the bridge batches.
+	go func() { done <- comp.Deliver(ctx, "+862@sms.x.test", "v@x.test/r", "1") }()
+	readStanza("</message>")
+	first := readStanza("</iq>")
+	two := make(chan error, 2)
+	for _, text := range []string{"2", "3"} {
+		go func() { two <- comp.Deliver(ctx, "+862@sms.x.test", "v@x.test/r", text) }()
+	}
+	for range 2 {
+		if m := readStanza("</message>"); strings.Contains(m, "<iq") || !strings.Contains(m, "<body>") {
+			t.Fatalf("want two messages without a ping, got %q", m)
+		}
+	}
+	fmt.Fprintf(srv.conn, "<iq type='result' id='%s' from='v@x.test/r' to='sms.x.test'/>", idOf(first))
+	if err := <-done; err != nil {
+		t.Fatalf("Deliver before the batch: %v", err)
+	}
+	next := readStanza("</iq>")
+	if !strings.Contains(next, "urn:xmpp:ping") || !strings.Contains(next, "to='v@x.test/r'") || idOf(next) == idOf(first) {
+		t.Fatalf("the batch's ping %q", next)
+	}
+	select {
+	case err := <-two:
+		t.Fatalf("a batched message was confirmed before its ping's answer: %v", err)
+	default:
+	}
+	fmt.Fprintf(srv.conn, "<iq type='result' id='%s' from='v@x.test/r' to='sms.x.test'/>", idOf(next))
+	for range 2 {
+		if err := <-two; err != nil {
+			t.Fatalf("batched Deliver: %v", err)
+		}
 	}
 
 	go func() { done <- comp.Deliver(ctx, "+862@sms.x.test", "u@x.test/r", "x") }()
 	msg = readStanza("</message>")
 	readStanza("</iq>")
-	mid := msg[strings.Index(msg, "id='")+4:]
-	mid = mid[:strings.IndexByte(mid, '\'')]
 	fmt.Fprintf(srv.conn, "<message type='error' id='%s' from='u@x.test/r' to='+862@sms.x.test'><error type='cancel'>"+
-		"<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>", mid)
+		"<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>", idOf(msg))
 	var se *xmppStanzaError
 	if err := <-done; !errors.As(err, &se) || se.Condition != "service-unavailable" || se.Type != "cancel" || xmppThrottled(err) {
 		t.Fatalf("Deliver answered with an error stanza: %v", err)

@@ -21,8 +21,9 @@ import (
 // with no logic behind them: the echo peer of XMPP→SMS (it answers the
 // ping after each message and counts the message, reporting no delivery)
 // and the relay's egress for SMS→XMPP (Deliver: a chat message asking for
-// a receipt, then a ping to the same full JID, done on the ping's answer,
-// as the bridge confirms a delivery). It reads the stream with
+// a receipt, confirmed by the answer to a ping to the same full JID
+// written after it, pings batched per client as the bridge batches them).
+// It reads the stream with
 // encoding/xml's raw tokens and writes stanzas as bytes: the ceiling is
 // what the transport allows, not what an XMPP library costs.
 type Component struct {
@@ -32,8 +33,12 @@ type Component struct {
 
 	wmu sync.Mutex // one stanza write at a time
 
+	gap time.Duration // least time between two pings to one client
+
 	mu      sync.Mutex
-	pending map[string]chan error // id of our message or ping → its Deliver
+	pending map[string]chan error  // id of our message → its Deliver
+	pingers map[string]*compPinger // full JID → its ping state
+	pings   map[string]*compPinger // id of a ping out → its client's state
 	seq     atomic.Uint64
 
 	got  atomic.Uint64 // messages with a body received
@@ -41,13 +46,17 @@ type Component struct {
 }
 
 // DialComponent connects to Prosody's component port at addr and
-// authenticates for domain with secret.
-func DialComponent(ctx context.Context, addr, domain, secret string, log *slog.Logger) (*Component, error) {
+// authenticates for domain with secret; gap is the bridge's
+// --xmpp-ping-gap.
+func DialComponent(ctx context.Context, addr, domain, secret string, gap time.Duration, log *slog.Logger) (*Component, error) {
 	conn, err := (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("component dial %s: %w", addr, err)
 	}
-	c := &Component{conn: conn, domain: domain, log: log, pending: map[string]chan error{}, done: make(chan struct{})}
+	c := &Component{
+		conn: conn, domain: domain, gap: gap, log: log, done: make(chan struct{}),
+		pending: map[string]chan error{}, pingers: map[string]*compPinger{}, pings: map[string]*compPinger{},
+	}
 	d := xml.NewDecoder(bufio.NewReaderSize(conn, 64<<10))
 	if err := c.handshake(d, secret); err != nil {
 		conn.Close()
@@ -202,63 +211,190 @@ func (c *Component) handle(s stanza) {
 	}
 }
 
+// complete hands the answer to stanza id to whoever waits for it: one
+// Deliver for a message, every message a ping confirms for a ping.
 func (c *Component) complete(id string, err error) {
 	c.mu.Lock()
-	ch := c.pending[id]
-	c.mu.Unlock()
-	if ch == nil {
+	if p := c.pings[id]; p != nil {
+		delete(c.pings, id)
+		covers := p.covers
+		p.out, p.covers = "", nil
+		c.pingNextLocked(p)
+		c.mu.Unlock()
+		for _, ch := range covers {
+			answer(ch, err)
+		}
 		return
 	}
+	ch := c.pending[id]
+	c.mu.Unlock()
+	if ch != nil {
+		answer(ch, err)
+	}
+}
+
+// answer gives a Deliver its first answer; later ones are dropped.
+func answer(ch chan error, err error) {
 	select {
 	case ch <- err:
 	default:
 	}
 }
 
-// Deliver sends text from the JID from to the full JID to as a chat message
-// asking for a receipt, then pings to on the same write, and returns when
-// the ping is answered (nil), on an error stanza for either, or when ctx
-// ends: the bridge's SendIM on the wire.
-func (c *Component) Deliver(ctx context.Context, from, to, text string) error {
-	n := strconv.FormatUint(c.seq.Add(1), 36)
-	mid, pid := "c"+n, "c"+n+".p"
-	ch := make(chan error, 1)
+// compPinger is the component's ping state for one client, kept as the
+// bridge keeps it: at most one ping out, and the messages written
+// meanwhile wait for the next, written once it is answered and gap after
+// the last, whichever is later.
+type compPinger struct {
+	to     string       // full JID
+	out    string       // id of the ping out, "" if none
+	outAt  time.Time    // when out was written
+	covers []chan error // the messages out's answer confirms
+	next   []chan error // written since out, waiting for the next ping
+	last   time.Time    // when the last ping was written
+	timer  bool         // a ping is due at last+gap
+}
+
+// pingGiveUp is how long an unanswered ping holds up its client's next.
+const pingGiveUp = 30 * time.Second
+
+// pingNextLocked schedules the ping for p's waiting messages: now (on a
+// goroutine, off the read loop) or when the gap allows. c.mu is held.
+func (c *Component) pingNextLocked(p *compPinger) {
+	if len(p.next) == 0 || p.timer {
+		return
+	}
+	p.timer = true
+	wait := max(c.gap-time.Since(p.last), 0)
+	time.AfterFunc(wait, func() { c.flush(p) })
+}
+
+// flush writes the ping for the messages waiting on p, unless one is out.
+func (c *Component) flush(p *compPinger) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.mu.Lock()
-	c.pending[mid], c.pending[pid] = ch, ch
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		delete(c.pending, mid)
-		delete(c.pending, pid)
+	p.timer = false
+	if p.out != "" || len(p.next) == 0 {
 		c.mu.Unlock()
-	}()
+		return
+	}
+	pid := c.roundLocked(p, nil)
+	c.mu.Unlock()
+	if _, err := c.conn.Write(c.appendPing(nil, pid, p.to)); err != nil {
+		c.complete(pid, fmt.Errorf("component ping write: %w", err))
+	}
+}
+
+// roundLocked makes the ping that confirms p's waiting messages and ch
+// (if not nil), and returns its id. c.mu is held.
+func (c *Component) roundLocked(p *compPinger, ch chan error) string {
+	pid := "p" + strconv.FormatUint(c.seq.Add(1), 36)
+	now := time.Now()
+	if ch != nil {
+		p.next = append(p.next, ch)
+	}
+	p.out, p.outAt, p.last = pid, now, now
+	p.covers, p.next = p.next, nil
+	c.pings[pid] = p
+	return pid
+}
+
+// appendPing appends a XEP-0199 ping with id from the component to to.
+func (c *Component) appendPing(b []byte, id, to string) []byte {
+	b = append(b, "<iq type='get' id='"...)
+	b = append(b, id...)
+	b = append(b, "' from='"...)
+	b = append(b, xmlEscaper.Replace(c.domain)...)
+	b = append(b, "' to='"...)
+	b = append(b, xmlEscaper.Replace(to)...)
+	return append(b, "'><ping xmlns='urn:xmpp:ping'/></iq>"...)
+}
+
+// Deliver sends text from the JID from to the full JID to and waits for
+// its confirmation (Send, then Wait): the bridge's SendIM on the wire.
+func (c *Component) Deliver(ctx context.Context, from, to, text string) error {
+	d, err := c.Send(from, to, text)
+	if err != nil {
+		return err
+	}
+	return d.Wait(ctx)
+}
+
+// compDelivery is a message the component wrote, awaiting confirmation.
+type compDelivery struct {
+	c   *Component
+	mid string
+	ch  chan error
+}
+
+// Send writes text from the JID from to the full JID to as a chat message
+// asking for a receipt. It is confirmed (Wait) by the answer to a ping to
+// to written after it: with no ping to to out and the gap passed, that
+// ping goes in the same write; else the message waits for the next ping.
+func (c *Component) Send(from, to, text string) (*compDelivery, error) {
+	d := &compDelivery{c: c, mid: "c" + strconv.FormatUint(c.seq.Add(1), 36), ch: make(chan error, 1)}
 	b := make([]byte, 0, len(text)+384)
 	b = append(b, "<message type='chat' id='"...)
-	b = append(b, mid...)
+	b = append(b, d.mid...)
 	b = append(b, "' from='"...)
 	b = append(b, xmlEscaper.Replace(from)...)
 	b = append(b, "' to='"...)
 	b = append(b, xmlEscaper.Replace(to)...)
 	b = append(b, "'><body>"...)
 	b = append(b, xmlEscaper.Replace(text)...)
-	b = append(b, "</body><request xmlns='urn:xmpp:receipts'/></message><iq type='get' id='"...)
-	b = append(b, pid...)
-	b = append(b, "' from='"...)
-	b = append(b, xmlEscaper.Replace(c.domain)...)
-	b = append(b, "' to='"...)
-	b = append(b, xmlEscaper.Replace(to)...)
-	b = append(b, "'><ping xmlns='urn:xmpp:ping'/></iq>"...)
-	if err := c.write(b); err != nil {
-		return fmt.Errorf("component write: %w", err)
+	b = append(b, "</body><request xmlns='urn:xmpp:receipts'/></message>"...)
+
+	// The write lock is held from the choice of ping to the write, so that
+	// no ping that is to confirm this message is written before it.
+	c.wmu.Lock()
+	c.mu.Lock()
+	c.pending[d.mid] = d.ch
+	p := c.pingers[to]
+	if p == nil {
+		p = &compPinger{to: to}
+		c.pingers[to] = p
 	}
+	if p.out != "" && time.Since(p.outAt) > pingGiveUp {
+		delete(c.pings, p.out)
+		p.out = ""
+	}
+	if p.out == "" && time.Since(p.last) >= c.gap {
+		b = c.appendPing(b, c.roundLocked(p, d.ch), to)
+	} else {
+		p.next = append(p.next, d.ch)
+		if p.out == "" {
+			c.pingNextLocked(p)
+		}
+	}
+	c.mu.Unlock()
+	_, err := c.conn.Write(b)
+	c.wmu.Unlock()
+	if err != nil {
+		d.forget()
+		return nil, fmt.Errorf("component write: %w", err)
+	}
+	return d, nil
+}
+
+// Wait returns nil once the message is confirmed, the error of an error
+// stanza for it or for its ping, or why it stopped waiting.
+func (d *compDelivery) Wait(ctx context.Context) error {
+	defer d.forget()
 	select {
-	case err := <-ch:
+	case err := <-d.ch:
 		return err
-	case <-c.done:
+	case <-d.c.done:
 		return errors.New("component stream closed")
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+func (d *compDelivery) forget() {
+	d.c.mu.Lock()
+	delete(d.c.pending, d.mid)
+	d.c.mu.Unlock()
 }
 
 func attr(se xml.StartElement, name string) string {
