@@ -35,7 +35,16 @@ func TestXMPPRoutes(t *testing.T) {
 	rep, progress := runBench(t,
 		"--rate", "300", "--duration", "2s", "--warmup", "300ms", "--ceiling-duration", "1s",
 		"--users", "4", "--xmpp-users", "10", "--binds", "2", "--window", "16", "--xmpp-window", "16",
-		"--mix", "sms-xmpp:1,xmpp-sms:1", "--alphabet", "gsm7:2,ucs2:1,long:1")
+		"--mix", "sms-xmpp:1,xmpp-sms:1", "--alphabet", "gsm7:2,ucs2:1,long:1",
+		"--bridge-arg=--xmpp-ping-gap=50ms")
+	// Both phases batch their pings with the bridge's gap, and Prosody runs
+	// at the bench's priority (root only can raise it).
+	if rep.Options.XMPPPingGap != 50*time.Millisecond {
+		t.Errorf("ping gap %v, want the bridge's 50ms", rep.Options.XMPPPingGap)
+	}
+	if os.Geteuid() == 0 && (rep.Options.ProsodyNice != -10 || rep.Options.ProsodyNiceErr != "") {
+		t.Errorf("prosody nice %d (%q), want -10 set", rep.Options.ProsodyNice, rep.Options.ProsodyNiceErr)
+	}
 	for _, name := range []string{"ceiling", "bridge"} {
 		p := rep.Phase(name)
 		if p == nil {
