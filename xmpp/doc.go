@@ -58,7 +58,10 @@
 //
 // Connection. Run dials the server, authenticates with the component
 // secret and serves the stream; when it drops, Run reconnects with capped
-// exponential backoff until its context ends. Stanzas are read one at a
+// exponential backoff until its context ends. Writes made within a
+// millisecond go to the server in one system call (xmppwire.GatherConn);
+// a write that fails closes the stream, so the deliveries it carried are
+// not confirmed and move on as above. Stanzas are read one at a
 // time on the stream's read loop; a stanza of more than a MiB ends the
 // stream, anything malformed inside a well-formed one gets a stanza error
 // or is skipped. Presence is applied by workers that keep each user's

@@ -11,7 +11,8 @@
 // built with El, Empty and TextEl or whole (Chat, Ping, ErrorReply), clean
 // the text they send with CleanText so that no stanza carries what XML 1.0
 // cannot, and read their streams through a MeteredConn so that one stanza
-// cannot make the decoder buffer without bound.
+// cannot make the decoder buffer without bound. A GatherConn gathers a
+// stream's writes for a moment into one system call (the component's).
 //
 // It exists so that one fix to how a stanza is read, bounded or cleaned
 // reaches both roles.
