@@ -180,11 +180,12 @@ func Run(ctx context.Context, o Options, progress io.Writer, log *slog.Logger) (
 			return nil, err
 		}
 		defer xs.Close()
+		nice := fmt.Sprintf("nice %d", o.ProsodyNice)
 		if err := syscall.Setpriority(syscall.PRIO_PROCESS, xs.PID(), o.ProsodyNice); err != nil {
 			rep.Options.ProsodyNiceErr = err.Error()
-			fmt.Fprintf(progress, "prosody: nice %d refused (%v): it runs at the default priority\n", o.ProsodyNice, err)
+			nice = fmt.Sprintf("the default priority (nice %d refused: %v)", o.ProsodyNice, err)
 		}
-		fmt.Fprintf(progress, "prosody pid %d at nice %d: c2s %s component %s (%s)\n", xs.PID(), o.ProsodyNice, xs.C2SAddr, xs.ComponentAddr, xs.ComponentDomain)
+		fmt.Fprintf(progress, "prosody pid %d at %s: c2s %s component %s (%s)\n", xs.PID(), nice, xs.C2SAddr, xs.ComponentAddr, xs.ComponentDomain)
 	}
 	if load.Group != nil && !o.NoCeiling {
 		if o.CeilingOnly {

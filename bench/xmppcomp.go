@@ -23,9 +23,9 @@ import (
 // and the relay's egress for SMS→XMPP (Deliver: a chat message asking for
 // a receipt, confirmed by the answer to a ping to the same full JID
 // written after it, pings batched per client as the bridge batches them).
-// It reads the stream with
-// encoding/xml's raw tokens and writes stanzas as bytes: the ceiling is
-// what the transport allows, not what an XMPP library costs.
+// It reads the stream with encoding/xml's raw tokens and writes stanzas as
+// bytes: the ceiling is what the transport allows, not what an XMPP
+// library costs.
 type Component struct {
 	conn   net.Conn
 	domain string
