@@ -166,6 +166,9 @@ func (b *Bridge) openStore() error {
 	db, err := store.Open(store.Options{
 		OnCommit: b.commitTime.ObserveDuration, OnCheckpoint: b.ckptTime.ObserveDuration,
 		Dir: cfg.DataDir, Logger: b.log.With("part", "store"),
+		// Every message the queue and the workers can hold stays cached, so
+		// a backlog's final transitions do not read records back from badger.
+		CacheRecords:   cfg.QueueDepth + cfg.Workers,
 		MemTableSize:   int64(cfg.StoreMemtableMB) << 20,
 		BlockCacheSize: int64(cfg.StoreCacheMB) << 20, IndexCacheSize: int64(cfg.StoreCacheMB) << 20,
 		CommitInterval: cfg.StoreCommitInterval, DedupWindow: cfg.DedupWindow, ClientKeyWindow: cfg.IdempotencyWindow, DedupMaxKeys: cfg.DedupMaxKeys,
