@@ -176,7 +176,15 @@ func TestComponentWire(t *testing.T) {
 	}
 
 	done := make(chan error, 1)
-	go func() { done <- comp.Deliver(ctx, "+862@sms.x.test", "u@x.test/r", "a < b") }()
+	// deliver is what the relay does: write, then await the confirmation.
+	deliver := func(from, to, text string) error {
+		d, err := comp.Send(from, to, text)
+		if err != nil {
+			return err
+		}
+		return d.Wait(ctx)
+	}
+	go func() { done <- deliver("+862@sms.x.test", "u@x.test/r", "a < b") }()
 	msg := readStanza("</message>")
 	ping := readStanza("</iq>")
 	if !strings.Contains(msg, "<body>a &lt; b</body>") || !strings.Contains(msg, "urn:xmpp:receipts") || !strings.Contains(ping, "urn:xmpp:ping") {
@@ -188,17 +196,17 @@ func TestComponentWire(t *testing.T) {
 	}
 	fmt.Fprintf(srv.conn, "<iq type='result' id='%s' from='u@x.test/r' to='sms.x.test'/>", idOf(ping))
 	if err := <-done; err != nil {
-		t.Fatalf("Deliver: %v", err)
+		t.Fatalf("delivery: %v", err)
 	}
 
 	// Messages written while a ping to their client is out wait for the
 	// next ping, and one answer confirms both, as the bridge batches.
-	go func() { done <- comp.Deliver(ctx, "+862@sms.x.test", "v@x.test/r", "1") }()
+	go func() { done <- deliver("+862@sms.x.test", "v@x.test/r", "1") }()
 	readStanza("</message>")
 	first := readStanza("</iq>")
 	two := make(chan error, 2)
 	for _, text := range []string{"2", "3"} {
-		go func() { two <- comp.Deliver(ctx, "+862@sms.x.test", "v@x.test/r", text) }()
+		go func() { two <- deliver("+862@sms.x.test", "v@x.test/r", text) }()
 	}
 	for range 2 {
 		if m := readStanza("</message>"); strings.Contains(m, "<iq") || !strings.Contains(m, "<body>") {
@@ -221,11 +229,11 @@ func TestComponentWire(t *testing.T) {
 	fmt.Fprintf(srv.conn, "<iq type='result' id='%s' from='v@x.test/r' to='sms.x.test'/>", idOf(next))
 	for range 2 {
 		if err := <-two; err != nil {
-			t.Fatalf("batched Deliver: %v", err)
+			t.Fatalf("batched delivery: %v", err)
 		}
 	}
 
-	go func() { done <- comp.Deliver(ctx, "+862@sms.x.test", "u@x.test/r", "x") }()
+	go func() { done <- deliver("+862@sms.x.test", "u@x.test/r", "x") }()
 	msg = readStanza("</message>")
 	readStanza("</iq>")
 	fmt.Fprintf(srv.conn, "<message type='error' id='%s' from='u@x.test/r' to='+862@sms.x.test'><error type='cancel'>"+

@@ -20,7 +20,7 @@ import (
 // Prosody, on the gateway's domain, playing both the bridge's XMPP roles
 // with no logic behind them: the echo peer of XMPP→SMS (it answers the
 // ping after each message and counts the message, reporting no delivery)
-// and the relay's egress for SMS→XMPP (Deliver: a chat message asking for
+// and the relay's egress for SMS→XMPP (Send: a chat message asking for
 // a receipt, confirmed by the answer to a ping to the same full JID
 // written after it, pings batched per client as the bridge batches them).
 // It reads the stream with encoding/xml's raw tokens and writes stanzas as
@@ -36,7 +36,7 @@ type Component struct {
 	gap time.Duration // least time between two pings to one client
 
 	mu      sync.Mutex
-	pending map[string]chan error  // id of our message → its Deliver
+	pending map[string]chan error  // id of our message → its delivery
 	pingers map[string]*compPinger // full JID → its ping state
 	pings   map[string]*compPinger // id of a ping out → its client's state
 	seq     atomic.Uint64
@@ -212,7 +212,7 @@ func (c *Component) handle(s stanza) {
 }
 
 // complete hands the answer to stanza id to whoever waits for it: one
-// Deliver for a message, every message a ping confirms for a ping.
+// delivery for a message, every message a ping confirms for a ping.
 func (c *Component) complete(id string, err error) {
 	c.mu.Lock()
 	if p := c.pings[id]; p != nil {
@@ -233,7 +233,7 @@ func (c *Component) complete(id string, err error) {
 	}
 }
 
-// answer gives a Deliver its first answer; later ones are dropped.
+// answer gives a delivery its first answer; later ones are dropped.
 func answer(ch chan error, err error) {
 	select {
 	case ch <- err:
@@ -309,16 +309,6 @@ func (c *Component) appendPing(b []byte, id, to string) []byte {
 	b = append(b, "' to='"...)
 	b = append(b, xmlEscaper.Replace(to)...)
 	return append(b, "'><ping xmlns='urn:xmpp:ping'/></iq>"...)
-}
-
-// Deliver sends text from the JID from to the full JID to and waits for
-// its confirmation (Send, then Wait): the bridge's SendIM on the wire.
-func (c *Component) Deliver(ctx context.Context, from, to, text string) error {
-	d, err := c.Send(from, to, text)
-	if err != nil {
-		return err
-	}
-	return d.Wait(ctx)
 }
 
 // compDelivery is a message the component wrote, awaiting confirmation.
