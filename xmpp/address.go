@@ -156,3 +156,79 @@ func numberOf(u string) (msg.Address, bool) {
 	}
 	return a, true
 }
+
+// contactParts returns a binding's contact as a full JID, its bare JID and
+// whether it names a resource. The gateway binds contacts as canonical JIDs
+// (presence.go), mostly plain ASCII that PRECIS leaves as it is: such a
+// contact is split as it stands, sparing a jid.Parse per delivery; any
+// other goes through jid.Parse.
+func contactParts(c string) (full, bare string, resource bool, err error) {
+	if plainJID(c) {
+		bare, _, resource = strings.Cut(c, "/")
+		return c, bare, resource, nil
+	}
+	j, err := jid.Parse(c)
+	if err != nil {
+		return "", "", false, err
+	}
+	return j.String(), j.Bare().String(), j.Resourcepart() != "", nil
+}
+
+// plainJID reports whether s is a JID that jid.Parse would return as it is:
+// an optional localpart of lower-case letters, digits and "+-._", a domain
+// of lower-case labels of letters, digits and '-', and an optional
+// resource of printable ASCII without spaces.
+func plainJID(s string) bool {
+	addr, res, hasRes := strings.Cut(s, "/")
+	if hasRes {
+		if res == "" || len(res) > 1023 {
+			return false
+		}
+		for i := 0; i < len(res); i++ {
+			if res[i] < '!' || res[i] > '~' {
+				return false
+			}
+		}
+	}
+	local, domain, hasLocal := strings.Cut(addr, "@")
+	if !hasLocal {
+		local, domain = "", addr
+	} else if local == "" || len(local) > 1023 {
+		return false
+	}
+	for i := 0; i < len(local); i++ {
+		if c := local[i]; !lowerAlnum(c) && !strings.ContainsRune("+-._", rune(c)) {
+			return false
+		}
+	}
+	if domain == "" || len(domain) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(domain, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			if !lowerAlnum(label[i]) && label[i] != '-' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func lowerAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+
+// senderJID is JIDOf(a, domain).String(), with a number ("+" and digits)
+// written as it stands: PRECIS leaves it so, and domain is the gateway's
+// own, already a canonical JID.
+func senderJID(a msg.Address, domain string) (string, error) {
+	if n := a.Digits(); n != "" && strings.Trim(n, "0123456789") == "" {
+		return string(a) + "@" + domain, nil
+	}
+	j, err := JIDOf(a, domain)
+	if err != nil {
+		return "", err
+	}
+	return j.String(), nil
+}

@@ -130,12 +130,13 @@ const (
 type Gateway struct {
 	Stats Stats
 
-	cfg    Config
-	domain jid.JID
-	log    *slog.Logger
-	local  func(string) (msg.Address, bool)
-	nonce  string // makes our stanza ids unguessable
-	seq    atomic.Uint64
+	cfg       Config
+	domain    jid.JID
+	domainStr string // domain, canonical: senders' JIDs are written at it
+	log       *slog.Logger
+	local     func(string) (msg.Address, bool)
+	nonce     string // makes our stanza ids unguessable
+	seq       atomic.Uint64
 
 	cur      atomic.Pointer[session] // the live stream, nil while down
 	running  atomic.Bool
@@ -188,17 +189,18 @@ func New(cfg Config) (*Gateway, error) {
 		cfg.TTL = 10 * time.Minute
 	}
 	g := &Gateway{
-		cfg:      cfg,
-		domain:   domain,
-		log:      cfg.Logger,
-		local:    cfg.Local,
-		settling: make(chan struct{}, maxSettling),
-		seed:     maphash.MakeSeed(),
-		pending:  make(map[string]*delivery),
-		pings:    make(map[string]*pingRound),
-		pingers:  make(map[string]*pinger),
-		subs:     make(map[string]time.Time),
-		origins:  make(map[string]origin),
+		cfg:       cfg,
+		domain:    domain,
+		domainStr: domain.String(),
+		log:       cfg.Logger,
+		local:     cfg.Local,
+		settling:  make(chan struct{}, maxSettling),
+		seed:      maphash.MakeSeed(),
+		pending:   make(map[string]*delivery),
+		pings:     make(map[string]*pingRound),
+		pingers:   make(map[string]*pinger),
+		subs:      make(map[string]time.Time),
+		origins:   make(map[string]origin),
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)

@@ -39,16 +39,16 @@ func (g *Gateway) SendIM(ctx context.Context, m *msg.Message, b presence.Binding
 	if s == nil {
 		return fmt.Errorf("xmpp: message %s to %s: %w", m.ID, b.Contact, ErrNotConnected)
 	}
-	to, err := jid.Parse(b.Contact)
+	to, bare, resource, err := contactParts(b.Contact)
 	if err != nil {
 		return fmt.Errorf("xmpp: message %s: bad contact %q: %w", m.ID, b.Contact, err)
 	}
-	from, err := JIDOf(m.From, g.cfg.Domain)
+	from, err := senderJID(m.From, g.domainStr)
 	if err != nil {
 		return fmt.Errorf("xmpp: message %s: sender: %w", m.ID, err)
 	}
 	id := g.stanzaID(m.ID)
-	d := &delivery{peer: to.Bare().String(), done: make(chan error, 1)}
+	d := &delivery{peer: bare, done: make(chan error, 1)}
 	g.mu.Lock()
 	g.pending[id] = d
 	g.mu.Unlock()
@@ -60,13 +60,13 @@ func (g *Gateway) SendIM(ctx context.Context, m *msg.Message, b presence.Binding
 
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
 	defer cancel()
-	t := xmppwire.Chat(id, from.String(), to.String(), m.Text)
+	t := xmppwire.Chat(id, from, to, m.Text)
 	// A bare JID names no client to ping; only a receipt can answer then.
 	// With no ping to the client unanswered, the message and its ping go
 	// in one write; else the message joins the next ping once written.
 	var r *pingRound
-	if to.Resourcepart() != "" {
-		r = g.roundFor(s, to.String(), d, false)
+	if resource {
+		r = g.roundFor(s, to, d, false)
 	}
 	if r != nil {
 		ping := xmppwire.Ping(r.id, g.cfg.Domain, r.p.to)
@@ -79,8 +79,8 @@ func (g *Gateway) SendIM(ctx context.Context, m *msg.Message, b presence.Binding
 		if err := xmppwire.Send(ctx, s.xs, &t); err != nil {
 			return fmt.Errorf("xmpp: message %s to %s: %w", m.ID, b.Contact, err)
 		}
-		if to.Resourcepart() != "" {
-			if r := g.roundFor(s, to.String(), d, true); r != nil {
+		if resource {
+			if r := g.roundFor(s, to, d, true); r != nil {
 				g.writePing(ctx, s, r)
 			}
 		}

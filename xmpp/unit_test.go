@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/smsbridge/bridge/msg"
+	"mellium.im/xmpp/jid"
 )
 
 func TestJIDOf(t *testing.T) {
@@ -116,6 +117,31 @@ func FuzzAddressOf(f *testing.F) {
 		}
 		if back, ok := AddressOf(j.Localpart()); !ok || back != a {
 			t.Fatalf("AddressOf(%q) = %q, written as %q, read back as %q, %v", local, a, j, back, ok)
+		}
+	})
+}
+
+// FuzzContactParts: the split a plain contact takes is what jid.Parse
+// gives, and a number's sender JID is what JIDOf gives.
+func FuzzContactParts(f *testing.F) {
+	for _, s := range []string{"carol@example.test/x", "carol@example.test", "example.test", "Carol@example.test/x",
+		"a@b.c/r/s", "a@b.c/", "a@b.c.", "a@-b.c", "a b@c.d/e", "a@b.c/é", "@b.c", "+86139@sms.example.test/r"} {
+		f.Add(s, "+8613900000002")
+	}
+	f.Fuzz(func(t *testing.T, c, from string) {
+		full, bare, res, err := contactParts(c)
+		j, jerr := jid.Parse(c)
+		if plainJID(c) {
+			if jerr != nil || j.String() != full || j.Bare().String() != bare || (j.Resourcepart() != "") != res {
+				t.Fatalf("plain %q: %q %q %v; jid.Parse: %q %q %q %v", c, full, bare, res, j, j.Bare(), j.Resourcepart(), jerr)
+			}
+		} else if (err == nil) != (jerr == nil) || err == nil && (full != j.String() || bare != j.Bare().String()) {
+			t.Fatalf("%q: %q %q %v; jid.Parse: %q %v", c, full, bare, err, j, jerr)
+		}
+		s, err := senderJID(msg.Address(from), domain)
+		want, werr := JIDOf(msg.Address(from), domain)
+		if (err == nil) != (werr == nil) || err == nil && s != want.String() {
+			t.Fatalf("senderJID(%q) = %q, %v; JIDOf: %q, %v", from, s, err, want, werr)
 		}
 	})
 }
