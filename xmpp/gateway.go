@@ -293,9 +293,11 @@ func (g *Gateway) runOnce(ctx context.Context) error {
 		return fmt.Errorf("xmpp: dial %s: %w", g.cfg.Server, err)
 	}
 	defer raw.Close()
-	conn := xmppwire.NewMeteredConn(xmppwire.NewGatherConn(raw, gatherDelay), maxStanza, "xmpp")
+	conn := xmppwire.NewMeteredConn(raw, maxStanza, "xmpp")
 	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
-	xs, err := component.NewSession(hctx, g.domain, []byte(g.cfg.Secret), conn)
+	// Gathered above the metered connection: its write deadline is set once
+	// per gathered write, not once per stanza.
+	xs, err := component.NewSession(hctx, g.domain, []byte(g.cfg.Secret), xmppwire.NewGatherConn(conn, gatherDelay))
 	cancel()
 	if err != nil {
 		return fmt.Errorf("xmpp: component handshake with %s as %s: %w", g.cfg.Server, g.cfg.Domain, err)

@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// maxGather bounds the bytes a GatherConn holds: a writer past it waits for
-// the write in progress.
+// maxGather bounds the bytes a GatherConn holds: a writer past it waits
+// until what is held has gone out.
 const maxGather = 256 << 10
 
 // GatherConn gathers the writes made within delay of the first into one

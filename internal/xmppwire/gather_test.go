@@ -117,17 +117,24 @@ func TestGatherConnFailedWrite(t *testing.T) {
 
 func TestGatherConnBoundsWhatItHolds(t *testing.T) {
 	under := &countingConn{}
-	g := NewGatherConn(under, time.Millisecond)
+	g := NewGatherConn(under, 20*time.Millisecond)
 	defer g.Close()
 	big := bytes.Repeat([]byte("x"), maxGather/2+1)
-	for range 4 { // each past half the bound: a writer waits for the one before to go out
-		if _, err := g.Write(big); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := g.Write(big); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := under.got(); n != 0 {
+		t.Fatalf("%d writes before the delay ended", n)
+	}
+	// Past the bound: this write waits for the one held to go out.
+	if _, err := g.Write(big); err != nil {
+		t.Fatal(err)
+	}
+	if n, all, _ := under.got(); n != 1 || len(all) != len(big) {
+		t.Fatalf("the second write returned with %d writes (%d bytes) out, want the first alone", n, len(all))
 	}
 	g.Close()
-	n, all, _ := under.got()
-	if len(all) != 4*len(big) || n < 2 {
-		t.Fatalf("%d bytes in %d writes, want %d in at least 2", len(all), n, 4*len(big))
+	if n, all, _ := under.got(); n != 2 || len(all) != 2*len(big) {
+		t.Fatalf("%d writes of %d bytes after Close, want 2 of %d", n, len(all), 2*len(big))
 	}
 }
