@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/smsbridge/bridge/internal/udpbatch"
 )
 
 // responderConn is the UA pool's UDP listener as sipgo sees it: incoming
@@ -15,9 +17,13 @@ import (
 // understand) reads through to sipgo unchanged. The load generator shares the
 // machine with the bridge, so every microsecond it spends per message is
 // taken from the bridge, and a sipgo server transaction per MESSAGE costs
-// far more than answering from the datagram.
+// far more than answering from the datagram. Datagrams are read and the
+// answers sent many to a system call (udpbatch): a call per datagram was
+// most of the generator's CPU.
 type responderConn struct {
 	*net.UDPConn
+	r         *udpbatch.Reader
+	w         *udpbatch.Writer
 	onMessage func(user string, body []byte)
 
 	mu   sync.Mutex
@@ -31,24 +37,35 @@ type responderConn struct {
 // but is not counted twice, as sipgo's server transaction would do.
 const retransmitWindow = 32 * time.Second
 
-func newResponderConn(uc *net.UDPConn, onMessage func(user string, body []byte)) *responderConn {
-	return &responderConn{UDPConn: uc, onMessage: onMessage,
-		seen: [2]map[string]struct{}{{}, {}}, rot: time.Now()}
+func newResponderConn(uc *net.UDPConn, onMessage func(user string, body []byte)) (*responderConn, error) {
+	r, err := udpbatch.NewReader(uc, 64)
+	if err != nil {
+		return nil, err
+	}
+	w, err := udpbatch.NewWriter(uc, nil) // a lost 200 is retransmitted for, as over any UDP
+	if err != nil {
+		return nil, err
+	}
+	return &responderConn{UDPConn: uc, r: r, w: w, onMessage: onMessage,
+		seen: [2]map[string]struct{}{{}, {}}, rot: time.Now()}, nil
 }
 
 func (rc *responderConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
-		n, ap, err := rc.UDPConn.ReadFromUDPAddrPort(b)
-		if err != nil {
-			return n, nil, err
+		if rc.r.Buffered() == 0 {
+			rc.w.Flush() // the answers to what was read go before the next wait
 		}
-		m, ok := parseMessageRequest(b[:n])
+		d, ap, err := rc.r.Read()
+		if err != nil {
+			return 0, nil, err
+		}
+		m, ok := parseMessageRequest(d)
 		if !ok {
-			return n, net.UDPAddrFromAddrPort(ap), nil
+			return copy(b, d), net.UDPAddrFromAddrPort(ap), nil
 		}
 		rc.mu.Lock()
 		rc.resp = m.appendOK(rc.resp[:0])
-		_, _ = rc.UDPConn.WriteToUDPAddrPort(rc.resp, ap)
+		rc.w.Queue(rc.resp, ap, "")
 		first := rc.firstLocked(string(m.branch))
 		rc.mu.Unlock()
 		if first {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -32,11 +33,14 @@ func TestResponderConn(t *testing.T) {
 	defer pc.Close()
 	var mu sync.Mutex
 	var got []string
-	rc := newResponderConn(pc.(*net.UDPConn), func(user string, body []byte) {
+	rc, err := newResponderConn(pc.(*net.UDPConn), func(user string, body []byte) {
 		mu.Lock()
 		got = append(got, user+"|"+string(body))
 		mu.Unlock()
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	passed := make(chan string, 4)
 	go func() {
 		buf := make([]byte, 4096)
@@ -111,4 +115,53 @@ func FuzzParseMessageRequest(f *testing.F) {
 			t.Fatalf("%q rendered %q", b, out)
 		}
 	})
+}
+
+// MESSAGEs queued together are read in one call and all answered, each
+// once, before the responder waits again.
+func TestResponderConnBatch(t *testing.T) {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	var mu sync.Mutex
+	count := 0
+	rc, err := newResponderConn(pc.(*net.UDPConn), func(string, []byte) { mu.Lock(); count++; mu.Unlock() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	const n = 20
+	for i := range n { // queued before the responder reads anything
+		peer.WriteTo([]byte(strings.Replace(sampleMessage, "branch=z9hG4bKabc", "branch=z9hG4bKb"+strconv.Itoa(i), 1)), pc.LocalAddr())
+	}
+	go func() { buf := make([]byte, 4096); _, _, _ = rc.ReadFrom(buf) }()
+	branches := map[string]bool{}
+	buf := make([]byte, 4096)
+	for len(branches) < n {
+		peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+		k, _, err := peer.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("%d of %d answered: %v", len(branches), n, err)
+		}
+		m, err := sip.ParseMessage(buf[:k])
+		if err != nil {
+			t.Fatal(err)
+		}
+		br, _ := m.(*sip.Response).Via().Params.Get("branch")
+		if branches[br] {
+			t.Fatalf("%s answered twice", br)
+		}
+		branches[br] = true
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if count != n {
+		t.Fatalf("%d delivered, want %d", count, n)
+	}
 }

@@ -66,8 +66,15 @@ func StartUAPool(ctx context.Context, domain, password string, tr *Tracker, log 
 			last = err
 			continue
 		}
+		rc, err := newResponderConn(pc.(*net.UDPConn), p.received)
+		if err != nil {
+			pc.Close()
+			ln.Close()
+			last = err
+			continue
+		}
 		p.port = pc.LocalAddr().(*net.UDPAddr).Port
-		go p.srv.ServeUDP(newResponderConn(pc.(*net.UDPConn), p.received))
+		go p.srv.ServeUDP(rc)
 		go p.srv.ServeTCP(ln)
 		go func() { <-ctx.Done(); pc.Close(); ln.Close() }()
 		last = nil

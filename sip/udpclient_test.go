@@ -232,3 +232,27 @@ func TestUDPFastPathWildcardListener(t *testing.T) {
 		t.Fatalf("body %q", got.Body())
 	}
 }
+
+// A MESSAGE the kernel will not send (an IPv6 destination from an IPv4
+// listener) fails its SendIM at once, through the batched writer's failure
+// report, instead of waiting for Timer F.
+func TestUDPFastPathSendRefused(t *testing.T) {
+	timeout := 5 * time.Second
+	s, _ := fastPathPeer(t, timeout)
+	m := &msg.Message{ID: "f-3", From: "+8613800000001", To: "sip:hal@" + testDomain, Text: "unsendable"}
+	b := presence.Binding{AOR: m.To, Contact: "sip:hal@[2001:db8::1]:5060", Via: "sip"}
+	start := time.Now()
+	err := s.SendIM(context.Background(), m, b)
+	if err == nil {
+		t.Fatal("SendIM over an IPv4 socket to an IPv6 address succeeded")
+	}
+	if took := time.Since(start); took > timeout/2 {
+		t.Fatalf("failed after %v: waited for the timeout instead of the send's error (%v)", took, err)
+	}
+	if !strings.Contains(err.Error(), "[2001:db8::1]:5060") {
+		t.Errorf("error %q does not name the destination", err)
+	}
+	if n := openTxs(s); n != 0 {
+		t.Fatalf("%d transactions left", n)
+	}
+}
