@@ -19,7 +19,6 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/smsbridge/bridge/internal/preauth"
-	"github.com/smsbridge/bridge/internal/udpbatch"
 	"github.com/smsbridge/bridge/msg"
 	"github.com/smsbridge/bridge/presence"
 )
@@ -399,10 +398,6 @@ func (s *Server) Serve(ctx context.Context) error {
 		if err == nil {
 			us, err = newUDPServer(ctx, s, uc)
 		}
-		var r *udpbatch.Reader
-		if err == nil {
-			r, err = udpbatch.NewReader(uc, 64)
-		}
 		if err != nil {
 			pc.Close()
 			ln.Close()
@@ -413,7 +408,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		s.udp.Store(c)
 		s.udpSrv.Store(us)
-		served = &interceptConn{UDPConn: uc, r: r, c: c, srv: us}
+		served = &interceptConn{UDPConn: uc, c: c, srv: us}
 	}
 
 	errc := make(chan error, 3)

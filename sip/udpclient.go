@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-
-	"github.com/smsbridge/bridge/internal/udpbatch"
 )
 
 // udpClient sends our MESSAGEs over UDP as non-INVITE client transactions
@@ -25,17 +23,16 @@ import (
 // per-request transaction (request object, FSM goroutine, timers, header
 // re-rendering) is the largest single cost on the SMS→IM path in a CPU
 // profile of the bridge. Here the request is rendered once into bytes,
-// written from the listening socket (many to a system call, udpbatch), and
-// the caller's goroutine runs the retransmission timers itself. Responses are taken off the listener by interceptConn before sipgo
+// written from the listening socket, and the caller's goroutine runs the
+// retransmission timers itself. Responses are taken off the listener by interceptConn before sipgo
 // sees them; only those parseResponseHead does not accept go through sipgo's
 // parser, match none of its transactions and reach onResponse. Either way a
 // response goes to its transaction by Via branch.
 type udpClient struct {
 	pc     *net.UDPConn
-	w      *udpbatch.Writer // sends on pc; a datagram refused ends its transaction
-	port   int              // our listening port, for Via
-	local  string           // our listening IP when bound to one; "" for a wildcard listener
-	prefix string           // random per process: branches, tags and Call-IDs stay unique across restarts
+	port   int    // our listening port, for Via
+	local  string // our listening IP when bound to one; "" for a wildcard listener
+	prefix string // random per process: branches, tags and Call-IDs stay unique across restarts
 	seq    atomic.Uint64
 
 	mu  sync.Mutex
@@ -59,13 +56,6 @@ func newUDPClient(pc *net.UDPConn) (*udpClient, error) {
 		return nil, fmt.Errorf("sip: udp client id: %w", err)
 	}
 	c := &udpClient{pc: pc, prefix: hex.EncodeToString(b[:]), txs: map[string]chan udpResponse{}, src: map[netip.Addr]string{}}
-	w, err := udpbatch.NewWriter(pc, func(branch string, _ netip.AddrPort, err error) {
-		c.deliver(branch, udpResponse{err: err})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sip: udp client: %w", err)
-	}
-	c.w = w
 	c.bufs.New = func() any { b := make([]byte, 0, 1500); return &b }
 	// The listening address: its port goes in Via, and so does its IP unless
 	// it is a wildcard (then sourceFor asks the routing table per destination).
@@ -78,12 +68,10 @@ func newUDPClient(pc *net.UDPConn) (*udpClient, error) {
 	return c, nil
 }
 
-// udpResponse is what a client transaction needs of a response, or the
-// error that sending its request met.
+// udpResponse is what a client transaction needs of a response.
 type udpResponse struct {
 	code   int
 	reason string // read for 3xx-6xx only (StatusError); interceptConn leaves it "" below 300
-	err    error
 }
 
 // onResponse takes a response sipgo parsed but could not match to one of
@@ -280,18 +268,17 @@ func trimSpace(b []byte) []byte {
 // (ReadFromUDPAddrPort allocates no address).
 type interceptConn struct {
 	*net.UDPConn
-	r   *udpbatch.Reader // many datagrams a system call; one goroutine (sipgo's) reads
 	c   *udpClient
 	srv *udpServer // MESSAGE requests (udpserver.go)
 }
 
 func (ic *interceptConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
-		d, ap, err := ic.r.Read()
+		n, ap, err := ic.UDPConn.ReadFromUDPAddrPort(b)
 		if err != nil {
-			return 0, nil, err
+			return n, nil, err
 		}
-		if code, reason, branch, ok := parseResponseHead(d); ok && ic.c.ours(branch) {
+		if code, reason, branch, ok := parseResponseHead(b[:n]); ok && ic.c.ours(branch) {
 			r := udpResponse{code: code}
 			if code >= 300 { // only a failure's reason is used (StatusError)
 				r.reason = string(reason)
@@ -299,10 +286,10 @@ func (ic *interceptConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			ic.c.deliver(string(branch), r)
 			continue
 		}
-		if ic.srv.take(d, ap) {
+		if ic.srv.take(b[:n], ap) {
 			continue
 		}
-		return copy(b, d), net.UDPAddrFromAddrPort(ap), nil
+		return n, net.UDPAddrFromAddrPort(ap), nil
 	}
 }
 
@@ -450,7 +437,9 @@ func (c *udpClient) do(ctx context.Context, timeout time.Duration, t netip.AddrP
 		c.mu.Unlock()
 	}()
 
-	c.w.Send(wire, t, branch)
+	if _, err := c.pc.WriteToUDPAddrPort(wire, t); err != nil {
+		return 0, "", callID, fmt.Errorf("send to %s: %w", t, err)
+	}
 	// One timer serves both Timer E (retransmit) and Timer F (give up): it
 	// fires at the next retransmission or at the give-up time, whichever
 	// comes first.
@@ -461,9 +450,6 @@ func (c *udpClient) do(ctx context.Context, timeout time.Duration, t netip.AddrP
 	for {
 		select {
 		case res := <-ch:
-			if res.err != nil {
-				return 0, "", callID, fmt.Errorf("send to %s: %w", t, res.err)
-			}
 			if res.code < 200 {
 				// Proceeding: retransmit every T2 until the final answer.
 				interval = timerT2
@@ -474,7 +460,9 @@ func (c *udpClient) do(ctx context.Context, timeout time.Duration, t netip.AddrP
 			if !now.Before(giveUp) {
 				return 0, "", callID, errTimerF
 			}
-			c.w.Send(wire, t, branch)
+			if _, err := c.pc.WriteToUDPAddrPort(wire, t); err != nil {
+				return 0, "", callID, fmt.Errorf("retransmit to %s: %w", t, err)
+			}
 			interval = min(2*interval, timerT2)
 			timer.Reset(min(interval, giveUp.Sub(now)))
 		case <-ctx.Done():

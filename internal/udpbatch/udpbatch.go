@@ -61,7 +61,8 @@ func (r *Reader) Read() ([]byte, netip.AddrPort, error) {
 // call: 0 means the next Read may wait.
 func (r *Reader) Buffered() int { return r.count - r.next }
 
-// Writer sends datagrams from any number of goroutines on one UDP socket.
+// Writer sends queued datagrams on one UDP socket, many to a system call.
+// Any goroutine may queue and flush; one sends at a time.
 type Writer struct {
 	uc     *net.UDPConn
 	rc     syscall.RawConn
@@ -118,17 +119,9 @@ func NewWriter(uc *net.UDPConn, onFail func(tag string, dst netip.AddrPort, err 
 	return w, nil
 }
 
-// Send sends b to dst, or leaves it to the goroutine already sending; b
-// may be reused as soon as Send returns.
-func (w *Writer) Send(b []byte, dst netip.AddrPort, tag string) {
-	w.mu.Lock()
-	w.queueLocked(b, dst, tag)
-	w.sendLocked()
-}
-
-// Queue copies b in to be sent by the next Flush or Send, whichever
-// goroutine makes it: a goroutine that answers a batch of datagrams queues
-// the answers and flushes once.
+// Queue copies b in to be sent by the next Flush, whichever goroutine
+// makes it: a goroutine that answers a batch of datagrams queues the
+// answers and flushes once; b may be reused as soon as Queue returns.
 func (w *Writer) Queue(b []byte, dst netip.AddrPort, tag string) {
 	w.mu.Lock()
 	w.queueLocked(b, dst, tag)

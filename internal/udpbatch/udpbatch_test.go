@@ -109,6 +109,8 @@ func TestReaderClosed(t *testing.T) {
 	}
 }
 
+// Goroutines queue and flush at once: every datagram goes once, each
+// goroutine's in its order.
 func TestWriterFromManyGoroutines(t *testing.T) {
 	rx := listen(t, "udp4", "127.0.0.1:0")
 	tx := listen(t, "udp4", "127.0.0.1:0")
@@ -127,9 +129,13 @@ func TestWriterFromManyGoroutines(t *testing.T) {
 			buf := make([]byte, 0, 32)
 			for i := 0; i < each; i++ {
 				buf = fmt.Appendf(buf[:0], "%d/%d", g, i)
-				w.Send(buf, addrOf(rx), "")
-				buf[0] = 'x' // Send copied it: reusing the buffer changes nothing sent
+				w.Queue(buf, addrOf(rx), "")
+				if i%7 == 0 {
+					w.Flush()
+				}
+				buf[0] = 'x' // Queue copied it: reusing the buffer changes nothing sent
 			}
+			w.Flush()
 		})
 	}
 	got, from := readN(t, r, senders*each)
@@ -237,7 +243,8 @@ func TestWriterDualStackSocket(t *testing.T) {
 	if !w.v6 {
 		t.Skip("no IPv6 here: the wildcard socket is AF_INET")
 	}
-	w.Send([]byte("mapped"), addrOf(rx), "")
+	w.Queue([]byte("mapped"), addrOf(rx), "")
+	w.Flush()
 	r, err := NewReader(rx, 8)
 	if err != nil {
 		t.Fatal(err)
