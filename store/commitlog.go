@@ -135,9 +135,9 @@ func (c *committer) apply(ops []op) error {
 // records, which wait in deferred. A batch whose log write fails reached
 // neither badger nor (as far as replay goes) the log.
 func (c *committer) commitLogged(ops []op) ([]op, error) {
-	// A few stats per group commit, next to its fsync: no batch is
+	// An fstat per group commit, next to its fsync: no batch is
 	// acknowledged from a log that no restart can read.
-	c.fs.check()
+	c.fs.checkLog(c.wal.f, time.Now())
 	if err := c.fs.failed(); err != nil {
 		return nil, err
 	}

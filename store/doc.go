@@ -55,8 +55,9 @@
 //     keeps each file mapped while it exists, so the process's resident set
 //     would otherwise grow with the records of the whole retention period.
 //   - failStop (failstop.go) ends a store that can never make a write
-//     durable again: its directory removed, replaced or unwritable (checked
-//     before each logged batch and every ProbeInterval), or badger failing
+//     durable again: its directory removed (the commit log's link count,
+//     checked before each logged batch), replaced or unwritable (looked up
+//     by name at most every 20 ms of commits and every ProbeInterval), or badger failing
 //     its memtable flushes. Every commit fails from then on, Healthy gives
 //     the reason, Failed is closed, and Close leaves badger behind after a
 //     few seconds rather than wait on flush retries that never end.
