@@ -9,8 +9,8 @@
 //
 // The load generator's SIP responder reads MESSAGEs and answers them this
 // way: a system call per datagram was most of the generator's CPU, taken
-// from the bridge on the same cores (PERFORMANCE.md, "The generator's SIP
-// datagrams"). The bridge does not use it: its MESSAGEs leave from many
+// from the bridge on the same cores (PERFORMANCE.md, the causes under
+// "Stalls"). The bridge does not use it: its MESSAGEs leave from many
 // goroutines one at a time, and sending them from one goroutine in batches,
 // and reading their answers in batches, made no measurable difference to
 // its CPU per message (PERFORMANCE.md, "Tried and not kept").
