@@ -234,8 +234,8 @@ func TestUDPFastPathWildcardListener(t *testing.T) {
 }
 
 // A MESSAGE the kernel will not send (an IPv6 destination from an IPv4
-// listener) fails its SendIM at once, through the batched writer's failure
-// report, instead of waiting for Timer F.
+// listener) fails its SendIM at once, with the destination in the error,
+// instead of waiting for Timer F.
 func TestUDPFastPathSendRefused(t *testing.T) {
 	timeout := 5 * time.Second
 	s, _ := fastPathPeer(t, timeout)

@@ -1,7 +1,6 @@
 package udpbatch
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -101,19 +100,13 @@ func NewWriter(uc *net.UDPConn, onFail func(tag string, dst netip.AddrPort, err 
 	if err != nil {
 		return nil, fmt.Errorf("udpbatch: writer: %w", err)
 	}
-	la, ok := uc.LocalAddr().(*net.UDPAddr)
-	if !ok {
-		return nil, errors.New("udpbatch: writer: not a UDP socket")
+	// A wildcard listener is AF_INET6 and dual-stack, an IPv4 one AF_INET:
+	// the kernel says which, and so how to write a destination.
+	fam, err := socketFamily(rc)
+	if err != nil {
+		return nil, fmt.Errorf("udpbatch: writer: %w", err)
 	}
-	// A socket bound to a wildcard or IPv6 address is AF_INET6 (Go opens
-	// dual-stack sockets for "udp" on a wildcard); only an IPv4 address
-	// makes it AF_INET.
-	v6 := la.IP.To4() == nil || la.IP.IsUnspecified()
-	if v6 {
-		if fam, err := socketFamily(rc); err == nil {
-			v6 = fam == syscall.AF_INET6
-		}
-	}
+	v6 := fam == syscall.AF_INET6
 	w := &Writer{uc: uc, rc: rc, v6: v6, onFail: onFail}
 	w.drained.L = &w.mu
 	return w, nil
