@@ -3,6 +3,7 @@ package store
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -90,6 +91,11 @@ type openSeg struct {
 	maxExp uint64
 	m      map[[idLen]byte]uint32
 	keyed  []uint32 // offsets of the records with a duplicate-suppression key
+	// order is every record's entry in file order, for the seal: IDs grow
+	// with time, so it is nearly sorted, and sorting it takes half the CPU
+	// of sorting the map's random order, a burst of 170 ms for 360,000
+	// records (BenchmarkSealIndex).
+	order []segEntry
 }
 
 // segment is one file; created is the open segment's, the fields after it
@@ -257,8 +263,10 @@ func resumeSegment(s *segment) (*openSeg, error) {
 	}
 	m := make(map[[idLen]byte]uint32)
 	var keyed []uint32
+	var order []segEntry
 	created, end, maxExp, err := scanSegment(f, func(id [idLen]byte, off uint32, _ uint64, val []byte) error {
 		m[id] = off
+		order = append(order, segEntry{id, off})
 		if mayHaveDedupKey(val) {
 			keyed = append(keyed, off)
 		}
@@ -278,7 +286,7 @@ func resumeSegment(s *segment) (*openSeg, error) {
 		return nil, fmt.Errorf("store: final records: read %s: %w", s.path, err)
 	}
 	s.created = created
-	return &openSeg{s: s, f: f, off: end, synced: end, maxExp: maxExp, m: m, keyed: keyed}, nil
+	return &openSeg{s: s, f: f, off: end, synced: end, maxExp: maxExp, m: m, keyed: keyed, order: order}, nil
 }
 
 // scanSegment reads a segment's header and its records from the start
@@ -435,6 +443,7 @@ func (l *finalLog) append(ops []op) error {
 	for _, e := range ents {
 		o.m[e.id] = e.off
 	}
+	o.order = append(o.order, ents...)
 	o.keyed = append(o.keyed, keyed...)
 	o.off += int64(len(b))
 	l.mu.Unlock()
@@ -511,21 +520,51 @@ func (l *finalLog) sealPending() {
 		l.sealing = l.sealing[1:]
 		o.f.Close()
 		o.f = nil
+		o.order = nil
 		l.mu.Unlock()
 	}
+}
+
+// sortedIndex sorts a segment's entries, given in file order, by ID, in
+// place, and keeps the last written of each ID, as the open segment's map
+// does (a record's offset grows with its write).
+func sortedIndex(ents []segEntry) []segEntry {
+	slices.SortFunc(ents, func(a, b segEntry) int {
+		if c := compareID(&a.id, &b.id); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.off, b.off)
+	})
+	out := ents[:0]
+	for i, e := range ents {
+		if i+1 < len(ents) && ents[i+1].id == e.id {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// compareID orders IDs as bytes.Compare does, a word at a time: the
+// seal's sort makes millions of comparisons.
+func compareID(a, b *[idLen]byte) int {
+	if c := cmp.Compare(binary.BigEndian.Uint64(a[0:8]), binary.BigEndian.Uint64(b[0:8])); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(binary.BigEndian.Uint64(a[8:16]), binary.BigEndian.Uint64(b[8:16])); c != 0 {
+		return c
+	}
+	return cmp.Compare(binary.BigEndian.Uint32(a[16:20]), binary.BigEndian.Uint32(b[16:20]))
 }
 
 // seal appends o's index and trailer, each synced, and lists it as
 // sealed. Readers go on meanwhile from its map (no one writes it now).
 func (l *finalLog) seal(o *openSeg, now time.Time) error {
-	ents := make([]segEntry, 0, len(o.m))
-	for id, off := range o.m {
-		ents = append(ents, segEntry{id, off})
-	}
+	ents := sortedIndex(o.order)
+	o.order = ents // a retry sorts what is left, already in order
 	if len(ents) == 0 {
 		return nil
 	}
-	slices.SortFunc(ents, func(a, b segEntry) int { return bytes.Compare(a.id[:], b.id[:]) })
 	b := make([]byte, 0, len(ents)*segEntryLen+4*len(o.keyed)+4)
 	for _, e := range ents {
 		b = append(b, e.id[:]...)
