@@ -25,7 +25,7 @@ type failStop struct {
 	wal  bool        // it holds a commit log
 	log  *slog.Logger
 
-	lastPaths time.Time // of the last checkPaths by checkLog; the committer's only
+	lastPaths time.Time // of checkLog's last check by name; the committer's only
 
 	flushErrs atomic.Int32
 	err       atomic.Pointer[errBox]
@@ -78,7 +78,8 @@ func (f *failStop) fail(err error) {
 	})
 }
 
-// pathsEvery bounds how long the committer goes without checkPaths: a
+// pathsEvery bounds how long the committer goes without check (the
+// lookups by name): a
 // directory renamed away or made read-only is noticed within it. Removal,
 // the case that loses acknowledged messages, is noticed at the next batch.
 const pathsEvery = 20 * time.Millisecond

@@ -51,17 +51,9 @@ func (s *readState) fill(r *Reader) (int, error) {
 			s.hdrs[i].hdr.Namelen = unix.SizeofSockaddrInet6
 			s.hdrs[i].hdr.Flags = 0
 		}
-		for {
-			r0, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])), uintptr(len(s.hdrs)), 0, 0, 0)
-			switch e {
-			case unix.EINTR:
-				continue
-			case unix.EAGAIN:
-				return false
-			}
-			n, errno = int(r0), e
-			return true
-		}
+		var ok bool
+		n, errno, ok = mmsg(unix.SYS_RECVMMSG, fd, s.hdrs)
+		return ok
 	})
 	runtime.KeepAlive(r.buf)
 	if err != nil {
@@ -75,6 +67,22 @@ func (s *readState) fill(r *Reader) (int, error) {
 		r.from[i] = decodeSockaddr(&s.names[i], s.hdrs[i].hdr.Namelen)
 	}
 	return n, nil
+}
+
+// mmsg makes one recvmmsg or sendmmsg (trap) of hdrs on fd, again when a
+// signal interrupts it; ok is false when the socket would block, for the
+// poller to wait.
+func mmsg(trap, fd uintptr, hdrs []mmsghdr) (n int, errno syscall.Errno, ok bool) {
+	for {
+		r0, _, e := unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), 0, 0, 0)
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return 0, 0, false
+		}
+		return int(r0), e, true
+	}
 }
 
 func decodeSockaddr(sa *sockaddr, n uint32) netip.AddrPort {
@@ -176,17 +184,9 @@ func (s *writeState) send(w *Writer, q *queue) {
 			var sent int
 			var errno syscall.Errno
 			err := w.rc.Write(func(fd uintptr) bool {
-				for {
-					r0, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[done])), uintptr(k-done), 0, 0, 0)
-					switch e {
-					case unix.EINTR:
-						continue
-					case unix.EAGAIN:
-						return false
-					}
-					sent, errno = int(r0), e
-					return true
-				}
+				var ok bool
+				sent, errno, ok = mmsg(unix.SYS_SENDMMSG, fd, s.hdrs[done:k])
+				return ok
 			})
 			switch {
 			case err != nil: // the socket is closed: nothing more goes
