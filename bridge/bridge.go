@@ -256,7 +256,7 @@ func (b *Bridge) buildRouter() error {
 		b.apps, apps = t, t
 	}
 	b.rt = router.New(router.Config{
-		Workers: b.cfg.Workers, QueueDepth: b.cfg.QueueDepth, DefaultValidity: b.cfg.DefaultValidity,
+		Workers: b.cfg.Workers, MaxWorkers: b.cfg.WorkersMax, QueueDepth: b.cfg.QueueDepth, DefaultValidity: b.cfg.DefaultValidity,
 		DedupWindow: b.cfg.DedupWindow, ClientKeyWindow: b.cfg.IdempotencyWindow, OnFinal: b.observeFinal, People: b.dir, Apps: apps,
 		Logger: b.log.With("part", "router"),
 		// The SMPP edge is built after the router; it is there before Run.

@@ -39,6 +39,8 @@ func (b *Bridge) metrics() []api.Metric {
 		counter("bridge_dlr_expired_total", "Delivery reports given up after their expiry.", b.dlr.Expired.Load),
 		{Name: "bridge_dlr_pending", Help: "Delivery reports stored, not yet taken.", Type: "gauge", Value: func() float64 { return float64(b.dlr.Pending()) }},
 		{Name: "bridge_queue_depth", Help: "Accepted messages not yet final.", Type: "gauge", Value: func() float64 { return float64(rt.Pending()) }},
+		{Name: "bridge_router_workers", Help: "Delivery goroutines running (--workers, more while all are busy, up to --workers-max).", Type: "gauge", Value: func() float64 { n, _ := rt.Workers(); return float64(n) }},
+		{Name: "bridge_router_workers_busy", Help: "Delivery goroutines delivering.", Type: "gauge", Value: func() float64 { _, n := rt.Workers(); return float64(n) }},
 		{Name: "bridge_queue_limit", Help: "Accepted messages not yet final past which new ones are throttled (--queue-depth).", Type: "gauge", Value: func() float64 { return float64(b.cfg.QueueDepth) }},
 		{Name: "bridge_smpp_binds", Help: "SMPP sessions bound to us.", Type: "gauge", Value: func() float64 { return float64(gw.Binds()) }},
 		{Name: "bridge_store_up", Help: "1 while the store takes writes; 0 after a failed commit, until one succeeds.", Type: "gauge", Value: func() float64 { return up(db.Healthy() == nil) }},

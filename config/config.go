@@ -92,6 +92,7 @@ type Config struct {
 	IMTimeout       time.Duration
 	EnquireInterval time.Duration
 	Workers         int
+	WorkersMax      int
 	QueueDepth      int
 	SMPPWindow      int
 	SMPPMaxSessions int // bound SMPP sessions
@@ -585,6 +586,9 @@ func (c *Config) validate() []error {
 	}
 	if c.Workers < 1 || c.QueueDepth < 1 || c.SMPPWindow < 1 {
 		errs = append(errs, errors.New("--workers, --queue-depth and --smpp-window must be at least 1"))
+	}
+	if c.WorkersMax < c.Workers {
+		errs = append(errs, fmt.Errorf("--workers-max %d: want at least --workers (%d)", c.WorkersMax, c.Workers))
 	}
 	if c.DefaultValidity <= 0 || c.IMTimeout <= 0 || c.EnquireInterval <= 0 || c.SIPMinExpires <= 0 {
 		errs = append(errs, errors.New("--default-validity, --im-timeout, --enquire-interval and --sip-min-expires must be positive"))

@@ -106,7 +106,8 @@ func (b *blockingSMS) SendSMS(_ context.Context, m *msg.Message) error {
 }
 
 func TestPriorityGoesFirst(t *testing.T) {
-	g := newRig(t, "", Config{Workers: 1})
+	// One worker and no more: the rest wait in the queue, by priority.
+	g := newRig(t, "", Config{Workers: 1, MaxWorkers: 1})
 	sms := &blockingSMS{release: make(chan struct{})}
 	g.r.sms = sms
 	g.run(t)

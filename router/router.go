@@ -128,12 +128,18 @@ type Final func(m *msg.Message, o msg.Outcome)
 
 // Config tunes the router.
 type Config struct {
-	// Workers bounds concurrent deliveries (default 512). A delivery holds
-	// its worker until answered, an XMPP one until its client's ping comes
-	// back, so at a given rate they must outnumber rate × that hold
-	// (Little's law). They also bound what a crash sends twice: copies in
-	// flight whose outcome was not yet on disk go again after a restart.
-	Workers         int
+	// Workers is how many delivery goroutines always run (default 512).
+	// A delivery holds its worker until answered, an XMPP one until its
+	// client's ping comes back, so at a given rate rate × that hold are
+	// busy (Little's law). While all are busy and messages wait, more
+	// start, up to MaxWorkers; each of those stops when it finds none
+	// waiting, so a slow edge gets the workers it needs without an idle
+	// pool that size.
+	Workers int
+	// MaxWorkers bounds concurrent deliveries (default 8192, at least
+	// Workers). It also bounds what a crash sends twice: copies in flight
+	// whose outcome was not yet on disk go again after a restart.
+	MaxWorkers      int
 	QueueDepth      int           // accepted-but-unfinished messages before Stage throttles (default 100000)
 	DefaultValidity time.Duration // when a message carries no expiry (default 48h)
 	RetryMin        time.Duration // first retry delay (default 2s)
@@ -168,6 +174,10 @@ func (c *Config) defaults() {
 	if c.Workers <= 0 {
 		c.Workers = 512
 	}
+	if c.MaxWorkers <= 0 {
+		c.MaxWorkers = 8192
+	}
+	c.MaxWorkers = max(c.MaxWorkers, c.Workers)
 	if c.QueueDepth <= 0 {
 		c.QueueDepth = 100000
 	}
@@ -222,7 +232,11 @@ type Router struct {
 	wake      chan struct{}
 	count     Counters
 
-	pending atomic.Int64 // accepted, not final
+	pending atomic.Int64                    // accepted, not final
+	workers atomic.Int32                    // delivery goroutines running
+	busy    atomic.Int32                    // of them, those delivering
+	wctx    atomic.Pointer[context.Context] // Run's, for workers started later
+	wg      sync.WaitGroup
 	// scanned is closed once Run has listed the store's unfinished
 	// messages; Stage waits for it so a new message is never also picked
 	// up as "recovered" and delivered twice.
@@ -272,7 +286,7 @@ func New(cfg Config, q Queue, p Presence) *Router {
 		cfg: cfg, q: q, pres: p, log: cfg.Logger,
 		im:        make(map[string]IMSender),
 		reporters: make(map[msg.Kind]Reporter),
-		work:      make(chan *job, cfg.QueueDepth+cfg.Workers),
+		work:      make(chan *job, cfg.QueueDepth+cfg.MaxWorkers),
 		urgent:    make(chan *job, cfg.QueueDepth),
 		poke:      &job{index: -1},
 		cancels:   make(map[string]chan struct{}),
@@ -555,23 +569,51 @@ func (r *Router) Run(ctx context.Context) error {
 	r.mu.Lock()
 	r.runCtx = ctx
 	r.mu.Unlock()
-	var wg sync.WaitGroup
-	for i := 0; i < r.cfg.Workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.worker(ctx)
-		}()
+	r.wctx.Store(&ctx)
+	for range r.cfg.Workers {
+		r.startWorker(ctx, false)
 	}
 	go r.stopWorkers(ctx)
-	wg.Add(1)
+	r.wg.Add(1)
 	go func() {
-		defer wg.Done()
+		defer r.wg.Done()
 		r.scheduler(ctx)
 	}()
 	err := r.recover(ctx)
-	wg.Wait()
+	r.wg.Wait()
 	return err
+}
+
+// Workers is how many delivery goroutines run, and how many of them are
+// delivering.
+func (r *Router) Workers() (running, busy int) {
+	return int(r.workers.Load()), int(r.busy.Load())
+}
+
+// more starts an extra worker when every one is busy, so that a message
+// just queued does not wait behind slow deliveries.
+func (r *Router) more() {
+	if r.busy.Load() < r.workers.Load() {
+		return
+	}
+	if ctx := r.wctx.Load(); ctx != nil {
+		r.startWorker(*ctx, true)
+	}
+}
+
+// startWorker starts a worker; a surge one (extra) stops when it finds no
+// message waiting. It starts none past MaxWorkers.
+func (r *Router) startWorker(ctx context.Context, extra bool) {
+	if r.workers.Add(1) > int32(r.cfg.MaxWorkers) {
+		r.workers.Add(-1)
+		return
+	}
+	r.wg.Add(1) // by Run, or by a running worker: never at a count of 0
+	go func() {
+		defer r.wg.Done()
+		defer r.workers.Add(-1)
+		r.worker(ctx, extra)
+	}()
 }
 
 func (r *Router) recover(ctx context.Context) error {
@@ -607,6 +649,7 @@ func (r *Router) ready(j *job) {
 		j = r.poke
 	}
 	r.work <- j
+	r.more()
 }
 
 // readyCtx is ready that gives up when ctx ends (false).
@@ -621,25 +664,35 @@ func (r *Router) readyCtx(ctx context.Context, j *job) bool {
 	}
 	select {
 	case r.work <- j:
+		r.more()
 		return true
 	case <-ctx.Done():
 		return false
 	}
 }
 
-// worker delivers until ctx ends. It blocks on r.work alone: a select
-// with ctx.Done would take the locks of two channels, one of them shared by
-// every worker, for each message; the look at r.urgent before it does not
-// block, and an empty channel's takes no lock. stopWorkers wakes
-// the idle ones; a job taken after the end stays unfinished in the store,
-// as do those left in the channel, and is resumed at the next start.
-func (r *Router) worker(ctx context.Context) {
+// worker delivers until ctx ends, or an extra one until nothing waits.
+// It blocks on r.work alone: a select with ctx.Done would take the locks
+// of two channels, one of them shared by every worker, for each message;
+// the look at r.urgent before it does not block, and an empty channel's
+// takes no lock. stopWorkers wakes the idle ones; a job taken after the
+// end stays unfinished in the store, as do those left in the channel, and
+// is resumed at the next start.
+func (r *Router) worker(ctx context.Context, extra bool) {
 	for {
 		var j *job
 		select {
 		case j = <-r.urgent:
 		default:
-			j = <-r.work
+			if extra {
+				select {
+				case j = <-r.work:
+				default:
+					return
+				}
+			} else {
+				j = <-r.work
+			}
 			if j == r.poke {
 				select {
 				case j = <-r.urgent:
@@ -654,17 +707,24 @@ func (r *Router) worker(ctx context.Context) {
 		if j == nil || ctx.Err() != nil {
 			return
 		}
+		// Every worker busy and messages still waiting: one more, so that
+		// a backlog behind slow deliveries grows the pool a worker a job.
+		if r.busy.Add(1) >= r.workers.Load() && len(r.work) > 0 {
+			r.startWorker(ctx, true)
+		}
 		r.deliver(ctx, j)
+		r.busy.Add(-1)
 	}
 }
 
 // stopWorkers wakes every worker once ctx has ended, with a nil job each.
 // A send that finds the channel full stops: then every worker has a job
-// to take, after which it sees ctx ended. r.work has room for Workers more
-// than the queue depth, so producers never block on the stoppers' nils.
+// to take, after which it sees ctx ended. r.work has room for MaxWorkers
+// more than the queue depth, so producers never block on the stoppers'
+// nils.
 func (r *Router) stopWorkers(ctx context.Context) {
 	<-ctx.Done()
-	for range r.cfg.Workers {
+	for range r.cfg.MaxWorkers {
 		select {
 		case r.work <- nil:
 		default:

@@ -1069,3 +1069,54 @@ func TestOutcomeRecordedDuringShutdown(t *testing.T) {
 		t.Fatalf("sent again after the restart: %v", got)
 	}
 }
+
+// Deliveries that wait (an XMPP one until its client answers a ping) grow
+// the pool past Workers, up to MaxWorkers and no further, and the extra
+// workers stop once nothing waits.
+func TestWorkersGrowWhileBusyThenShrink(t *testing.T) {
+	g := newRig(t, "", Config{Workers: 2, MaxWorkers: 6})
+	release := make(chan struct{})
+	var inFlight, most atomic.Int32
+	g.imErr = func(*msg.Message) error {
+		n := inFlight.Add(1)
+		for {
+			m := most.Load()
+			if n <= m || most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		<-release
+		inFlight.Add(-1)
+		return nil
+	}
+	g.run(t)
+	released := false
+	defer func() {
+		if !released {
+			close(release) // a failed test still lets its workers end
+		}
+	}()
+	g.online(t, "sip:bob@example.com", "sip:bob@10.0.0.2")
+	for i := range 10 {
+		g.submit(t, "+8613900000009", "sip:bob@example.com", fmt.Sprint(i))
+	}
+	testutil.WaitForState(t, 10*time.Second, func() bool { return inFlight.Load() == 6 },
+		func() string { return fmt.Sprintf("%d deliveries in flight, want 6 (MaxWorkers)", inFlight.Load()) })
+	if run, busy := g.r.Workers(); run != 6 || busy != 6 {
+		t.Fatalf("workers %d, busy %d; want 6 and 6", run, busy)
+	}
+	close(release)
+	released = true
+	g.waitIdle(t)
+	if n := len(g.sent.im()); n != 10 {
+		t.Fatalf("%d delivered, want 10", n)
+	}
+	if m := most.Load(); m != 6 {
+		t.Fatalf("at most %d deliveries at once, want 6 (MaxWorkers)", m)
+	}
+	testutil.WaitForState(t, 10*time.Second, func() bool { run, _ := g.r.Workers(); return run == 2 },
+		func() string {
+			run, _ := g.r.Workers()
+			return fmt.Sprintf("%d workers once idle, want 2 (Workers)", run)
+		})
+}
