@@ -232,11 +232,11 @@ type Router struct {
 	wake      chan struct{}
 	count     Counters
 
-	pending atomic.Int64                    // accepted, not final
-	workers atomic.Int32                    // delivery goroutines running
-	busy    atomic.Int32                    // of them, those delivering
-	wctx    atomic.Pointer[context.Context] // Run's, for workers started later
-	wg      sync.WaitGroup
+	pending atomic.Int64   // accepted, not final
+	workers atomic.Int32   // delivery goroutines running
+	busy    atomic.Int32   // of them, those delivering
+	grow    chan struct{}  // to grower: every worker is busy
+	wg      sync.WaitGroup // Run's goroutines, workers included
 	// scanned is closed once Run has listed the store's unfinished
 	// messages; Stage waits for it so a new message is never also picked
 	// up as "recovered" and delivered twice.
@@ -291,6 +291,7 @@ func New(cfg Config, q Queue, p Presence) *Router {
 		poke:      &job{index: -1},
 		cancels:   make(map[string]chan struct{}),
 		wake:      make(chan struct{}, 1),
+		grow:      make(chan struct{}, 1),
 		offline:   make(map[msg.Address]map[*job]struct{}),
 		scanned:   make(chan struct{}),
 
@@ -569,15 +570,18 @@ func (r *Router) Run(ctx context.Context) error {
 	r.mu.Lock()
 	r.runCtx = ctx
 	r.mu.Unlock()
-	r.wctx.Store(&ctx)
 	for range r.cfg.Workers {
 		r.startWorker(ctx, false)
 	}
 	go r.stopWorkers(ctx)
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
 		r.scheduler(ctx)
+	}()
+	go func() {
+		defer r.wg.Done()
+		r.grower(ctx)
 	}()
 	err := r.recover(ctx)
 	r.wg.Wait()
@@ -590,25 +594,46 @@ func (r *Router) Workers() (running, busy int) {
 	return int(r.workers.Load()), int(r.busy.Load())
 }
 
-// more starts an extra worker when every one is busy, so that a message
-// just queued does not wait behind slow deliveries.
+// more asks grower for an extra worker when every one is busy, so that a
+// message just queued does not wait behind slow deliveries. It is called
+// by whoever queues, so it starts none itself: only Run's goroutines may
+// add to r.wg, which Run waits on.
 func (r *Router) more() {
 	if r.busy.Load() < r.workers.Load() {
 		return
 	}
-	if ctx := r.wctx.Load(); ctx != nil {
-		r.startWorker(*ctx, true)
+	select {
+	case r.grow <- struct{}{}:
+	default:
 	}
 }
 
-// startWorker starts a worker; a surge one (extra) stops when it finds no
-// message waiting. It starts none past MaxWorkers.
+// grower starts extra workers, while every worker is busy and messages
+// wait, until ctx ends.
+func (r *Router) grower(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.grow:
+		}
+		// A worker just started is not busy yet: one at a time, each
+		// starting the next from its first job if still needed.
+		if r.busy.Load() >= r.workers.Load() && len(r.work) > 0 {
+			r.startWorker(ctx, true)
+		}
+	}
+}
+
+// startWorker starts a worker; an extra one stops when it finds no
+// message waiting. It starts none past MaxWorkers. Run, its workers and
+// grower call it, so r.wg's count is above 0 or Run has not waited yet.
 func (r *Router) startWorker(ctx context.Context, extra bool) {
 	if r.workers.Add(1) > int32(r.cfg.MaxWorkers) {
 		r.workers.Add(-1)
 		return
 	}
-	r.wg.Add(1) // by Run, or by a running worker: never at a count of 0
+	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		defer r.workers.Add(-1)
