@@ -599,7 +599,7 @@ func (r *Router) Workers() (running, busy int) {
 // by whoever queues, so it starts none itself: only Run's goroutines may
 // add to r.wg, which Run waits on.
 func (r *Router) more() {
-	if r.busy.Load() < r.workers.Load() {
+	if n := r.workers.Load(); r.busy.Load() < n || n >= int32(r.cfg.MaxWorkers) {
 		return
 	}
 	select {
@@ -734,7 +734,7 @@ func (r *Router) worker(ctx context.Context, extra bool) {
 		}
 		// Every worker busy and messages still waiting: one more, so that
 		// a backlog behind slow deliveries grows the pool a worker a job.
-		if r.busy.Add(1) >= r.workers.Load() && len(r.work) > 0 {
+		if n := r.workers.Load(); r.busy.Add(1) >= n && n < int32(r.cfg.MaxWorkers) && len(r.work) > 0 {
 			r.startWorker(ctx, true)
 		}
 		r.deliver(ctx, j)
