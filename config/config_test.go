@@ -313,3 +313,17 @@ func TestMOApps(t *testing.T) {
 		t.Errorf("a secret in the error:\n%v", err)
 	}
 }
+
+// The pool's cap may not be under what always runs; equal is one fixed pool.
+func TestWorkersMax(t *testing.T) {
+	if _, err := Load("t", []string{"--workers", "1024", "--workers-max", "512"}, env(nil), &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "--workers-max 512: want at least --workers (1024)") {
+		t.Errorf("--workers-max under --workers: %v", err)
+	}
+	c, err := Load("t", []string{"--workers", "1024", "--workers-max", "1024"}, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("a fixed pool of 1024 refused: %v", err)
+	}
+	if c.Workers != 1024 || c.WorkersMax != 1024 {
+		t.Errorf("a fixed pool of 1024: workers %d, at most %d", c.Workers, c.WorkersMax)
+	}
+}
