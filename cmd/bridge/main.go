@@ -86,7 +86,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			log.Error("bridge not started", "err", err)
 			return 1
 		}
-		go reloadOnHUP(ctx, b, func() (*config.Config, error) { return config.Load("bridge serve", args, os.Getenv, io.Discard) }, log)
+		// Caught before Run listens: a SIGHUP once the bridge answers reloads
+		// it, where the default action would end the process.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go reloadOnHUP(ctx, b, hup, func() (*config.Config, error) { return config.Load("bridge serve", args, os.Getenv, io.Discard) }, log)
 		if err := b.Run(ctx); err != nil {
 			log.Error("bridge stopped", "err", err)
 			return 1
@@ -144,13 +149,10 @@ func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
 	return slog.New(slog.NewTextHandler(w, opts)), level
 }
 
-// reloadOnHUP re-reads the configuration on every SIGHUP and hands it to
-// the bridge (SMPP accounts and SIP users change without a restart); a
-// configuration that does not load keeps the running one.
-func reloadOnHUP(ctx context.Context, b *bridge.Bridge, load func() (*config.Config, error), log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+// reloadOnHUP re-reads the configuration on every SIGHUP from hup and
+// hands it to the bridge (SMPP accounts and SIP users change without a
+// restart); a configuration that does not load keeps the running one.
+func reloadOnHUP(ctx context.Context, b *bridge.Bridge, hup <-chan os.Signal, load func() (*config.Config, error), log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
