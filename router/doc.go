@@ -16,4 +16,9 @@
 // IM failures to a user with a number fall back to SMS. Edges register
 // with New's router before Run (AddIM, SetSMS, SetApp, AddReporter); they
 // only translate, the decisions are all here.
+//
+// A worker holds a delivery until the edge answers (an XMPP one until its
+// client answers a ping), so the pool is Config.Workers goroutines that
+// always run, and more while every one is busy and messages wait, up to
+// Config.MaxWorkers; those stop when they find nothing waiting.
 package router
