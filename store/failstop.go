@@ -79,9 +79,9 @@ func (f *failStop) fail(err error) {
 }
 
 // pathsEvery bounds how long the committer goes without check (the
-// lookups by name): a
-// directory renamed away or made read-only is noticed within it. Removal,
-// the case that loses acknowledged messages, is noticed at the next batch.
+// lookups by name): a directory renamed away or made read-only is noticed
+// within it. Removal, the case that loses acknowledged messages, is
+// noticed at the next batch.
 const pathsEvery = 20 * time.Millisecond
 
 // checkLog runs before each commit batch: one fstat of the open commit log
