@@ -79,7 +79,8 @@ func awaitSharedPresence(ctx context.Context, nodes []*Bridge, users []string, p
 					break
 				}
 				if time.Now().After(deadline) {
-					return fmt.Errorf("node %d does not see %s, registered at node %d, after 60s", i+1, user, u%n+1)
+					return fmt.Errorf("node %d does not see %s, registered at node %d, after 60s\n%s",
+						i+1, user, u%n+1, clusterState(ctx, nodes))
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
@@ -103,6 +104,16 @@ func hasBinding(ctx context.Context, api *apiClient, number string) (bool, error
 		return false, fmt.Errorf("presence of %s: %w", number, err)
 	}
 	return len(v.Bindings) > 0, nil
+}
+
+// clusterState is what each node counts and has logged, for an error
+// that only the nodes can explain.
+func clusterState(ctx context.Context, nodes []*Bridge) string {
+	var sb strings.Builder
+	for i, b := range nodes {
+		fmt.Fprintf(&sb, "node %d counters:\n%snode %d log:\n%s", i+1, imCounters(ctx, b), i+1, b.Stderr())
+	}
+	return sb.String()
 }
 
 // imCounters is a node's IM, fallback and cluster lines of /metrics.
