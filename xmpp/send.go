@@ -58,9 +58,11 @@ func (g *Gateway) SendIM(ctx context.Context, m *msg.Message, b presence.Binding
 		g.mu.Unlock()
 	}()
 
-	ctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
-	defer cancel()
-	t := xmppwire.Chat(id, from, to, m.Text)
+	// A timer, not a context derived from ctx: that would register with
+	// ctx, shared by every delivery, under its lock.
+	timeout := time.NewTimer(g.cfg.Timeout)
+	defer timeout.Stop()
+	out := xmppwire.AppendChat(make([]byte, 0, 256), id, from, to, m.Text)
 	// A bare JID names no client to ping; only a receipt can answer then.
 	// With no ping to the client unanswered, the message and its ping go
 	// in one write; else the message joins the next ping once written.
@@ -69,14 +71,14 @@ func (g *Gateway) SendIM(ctx context.Context, m *msg.Message, b presence.Binding
 		r = g.roundFor(s, to, d, false)
 	}
 	if r != nil {
-		ping := xmppwire.Ping(r.id, g.cfg.Domain, r.p.to)
-		if err := xmppwire.SendAll(ctx, s.xs, &t, &ping); err != nil {
+		out = xmppwire.AppendPing(out, r.id, g.cfg.Domain, r.p.to)
+		if err := xmppwire.WriteRaw(ctx, s.xs, s.xs.Conn(), out); err != nil {
 			g.answerPing(r.id, "", fmt.Errorf("ping: %w", err))
 			return fmt.Errorf("xmpp: message %s to %s: %w", m.ID, b.Contact, err)
 		}
 		g.Stats.Pings.Add(1)
 	} else {
-		if err := xmppwire.Send(ctx, s.xs, &t); err != nil {
+		if err := xmppwire.WriteRaw(ctx, s.xs, s.xs.Conn(), out); err != nil {
 			return fmt.Errorf("xmpp: message %s to %s: %w", m.ID, b.Contact, err)
 		}
 		if resource {
@@ -97,11 +99,11 @@ func (g *Gateway) SendIM(ctx context.Context, m *msg.Message, b presence.Binding
 	case <-s.closed:
 		g.Stats.Unconfirmed.Add(1)
 		return fmt.Errorf("xmpp: message %s to %s: stream lost: %w", m.ID, b.Contact, ErrNotConnected)
+	case <-timeout.C:
+		g.Stats.Unconfirmed.Add(1)
+		return fmt.Errorf("xmpp: message %s to %s within %v: %w", m.ID, b.Contact, g.cfg.Timeout, ErrNoAnswer)
 	case <-ctx.Done():
 		g.Stats.Unconfirmed.Add(1)
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return fmt.Errorf("xmpp: message %s to %s within %v: %w", m.ID, b.Contact, g.cfg.Timeout, ErrNoAnswer)
-		}
 		return fmt.Errorf("xmpp: message %s to %s: %w", m.ID, b.Contact, ctx.Err())
 	}
 }
@@ -195,13 +197,8 @@ func (g *Gateway) flush(p *pinger) {
 	g.sendRound(r)
 }
 
-// sendRound writes r's ping within the delivery timeout, on its stream's
-// lifetime.
-func (g *Gateway) sendRound(r *pingRound) {
-	ctx, cancel := context.WithTimeout(r.p.s.ctx, g.cfg.Timeout)
-	defer cancel()
-	g.writePing(ctx, r.p.s, r)
-}
+// sendRound writes r's ping on its stream's lifetime.
+func (g *Gateway) sendRound(r *pingRound) { g.writePing(r.p.s.ctx, r.p.s, r) }
 
 // newRound makes the ping covering ds the one out; g.mu is held.
 func (g *Gateway) newRound(p *pinger, ds []*delivery, now time.Time) *pingRound {
@@ -213,8 +210,8 @@ func (g *Gateway) newRound(p *pinger, ds []*delivery, now time.Time) *pingRound 
 
 // writePing sends r's ping; if it cannot, its messages fail with the error.
 func (g *Gateway) writePing(ctx context.Context, s *session, r *pingRound) {
-	t := xmppwire.Ping(r.id, g.cfg.Domain, r.p.to)
-	if err := xmppwire.Send(ctx, s.xs, &t); err != nil {
+	b := xmppwire.AppendPing(make([]byte, 0, 128), r.id, g.cfg.Domain, r.p.to)
+	if err := xmppwire.WriteRaw(ctx, s.xs, s.xs.Conn(), b); err != nil {
 		g.answerPing(r.id, "", fmt.Errorf("ping: %w", err))
 		return
 	}

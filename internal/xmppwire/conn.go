@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync/atomic"
 	"time"
@@ -77,6 +78,23 @@ func SendAll(ctx context.Context, s Batcher, ts ...*Tokens) error {
 		}
 	}
 	return w.Flush()
+}
+
+// WriteRaw writes b, whole stanzas as XML text, to w, the connection
+// under s, while holding s's output lock: b goes between the stanzas s
+// encodes, never into one, and s flushes what it encodes before it lets
+// the lock go. It fails as s would once s's output stream is closed.
+func WriteRaw(ctx context.Context, s Batcher, w io.Writer, b []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tw := s.TokenWriter()
+	defer tw.Close()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := w.Write(b)
+	return err
 }
 
 // Sender is a stream stanzas are written to (*xmpp.Session).

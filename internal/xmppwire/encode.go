@@ -109,3 +109,77 @@ func xmlChar(r rune) bool {
 	return r == 0x09 || r == 0x0A || r == 0x0D ||
 		(r >= 0x20 && r <= 0xD7FF) || (r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF)
 }
+
+// AppendChat appends the stanza Chat(id, from, to, body) builds as XML
+// text. It is the one stanza sent per message, and a token encoder would
+// cost more than the rest of its delivery; write it with WriteRaw.
+func AppendChat(dst []byte, id, from, to, body string) []byte {
+	dst = append(dst, "<message type='chat'"...)
+	dst = appendAttr(dst, "id", id)
+	dst = appendAttr(dst, "from", from)
+	dst = appendAttr(dst, "to", to)
+	dst = append(dst, "><body>"...)
+	dst = appendEscaped(dst, CleanText(body))
+	return append(dst, "</body><request xmlns='"+NSReceipts+"'/></message>"...)
+}
+
+// AppendPing appends the stanza Ping(id, from, to) builds as XML text.
+func AppendPing(dst []byte, id, from, to string) []byte {
+	dst = append(dst, "<iq type='get'"...)
+	dst = appendAttr(dst, "id", id)
+	dst = appendAttr(dst, "from", from)
+	dst = appendAttr(dst, "to", to)
+	return append(dst, "><ping xmlns='"+NSPing+"'/></iq>"...)
+}
+
+// appendAttr appends name='value', or nothing for an empty value (as El).
+func appendAttr(dst []byte, name, value string) []byte {
+	if value == "" {
+		return dst
+	}
+	dst = append(dst, ' ')
+	dst = append(dst, name...)
+	dst = append(dst, "='"...)
+	dst = appendEscaped(dst, value)
+	return append(dst, '\'')
+}
+
+// appendEscaped appends s escaped as encoding/xml escapes text and
+// attribute values: the five markup characters and tab, newline and
+// carriage return as references (so that attribute normalisation keeps
+// them), and what XML cannot carry as U+FFFD.
+func appendEscaped(dst []byte, s string) []byte {
+	last := 0
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		var esc string
+		switch {
+		case r == '&':
+			esc = "&amp;"
+		case r == '<':
+			esc = "&lt;"
+		case r == '>':
+			esc = "&gt;"
+		case r == '\'':
+			esc = "&#39;"
+		case r == '"':
+			esc = "&#34;"
+		case r == '\t':
+			esc = "&#x9;"
+		case r == '\n':
+			esc = "&#xA;"
+		case r == '\r':
+			esc = "&#xD;"
+		case !xmlChar(r) || (r == utf8.RuneError && n == 1):
+			esc = "\uFFFD"
+		default:
+			i += n
+			continue
+		}
+		dst = append(dst, s[last:i]...)
+		dst = append(dst, esc...)
+		i += n
+		last = i
+	}
+	return append(dst, s[last:]...)
+}

@@ -3,13 +3,17 @@ package xmppwire
 import (
 	"bytes"
 	"encoding/xml"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
 	"testing"
 
 	"mellium.im/xmpp/stanza"
 )
 
 // render writes t as XML text.
-func render(t *testing.T, toks Tokens) string {
+func render(t testing.TB, toks Tokens) string {
 	t.Helper()
 	var b bytes.Buffer
 	e := xml.NewEncoder(&b)
@@ -82,4 +86,70 @@ func TestCleanText(t *testing.T) {
 			t.Errorf("CleanText(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// canonical is the element tree of the XML text s, one line per token,
+// with attributes sorted: two texts of one stanza give the same.
+func canonical(t testing.TB, s string) string {
+	t.Helper()
+	d := xml.NewDecoder(strings.NewReader(s))
+	var b strings.Builder
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return b.String()
+		}
+		if err != nil {
+			t.Fatalf("%q does not parse: %v", s, err)
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			attrs := make([]string, 0, len(tok.Attr))
+			for _, a := range tok.Attr {
+				attrs = append(attrs, fmt.Sprintf("%s:%s=%q", a.Name.Space, a.Name.Local, a.Value))
+			}
+			sort.Strings(attrs)
+			fmt.Fprintf(&b, "<%s:%s %s>\n", tok.Name.Space, tok.Name.Local, strings.Join(attrs, " "))
+		case xml.CharData:
+			fmt.Fprintf(&b, "%q\n", string(tok))
+		case xml.EndElement:
+			fmt.Fprintf(&b, "</%s:%s>\n", tok.Name.Space, tok.Name.Local)
+		}
+	}
+}
+
+// sameAsTokens checks that AppendChat and AppendPing write the stanzas
+// Chat and Ping build, as a token encoder writes them.
+func sameAsTokens(t testing.TB, id, from, to, body string) {
+	t.Helper()
+	chat := Chat(id, from, to, body)
+	if got, want := canonical(t, string(AppendChat(nil, id, from, to, body))), canonical(t, render(t, chat)); got != want {
+		t.Errorf("AppendChat(%q, %q, %q, %q):\n%s\nwant\n%s", id, from, to, body, got, want)
+	}
+	ping := Ping(id, from, to)
+	if got, want := canonical(t, string(AppendPing(nil, id, from, to))), canonical(t, render(t, ping)); got != want {
+		t.Errorf("AppendPing(%q, %q, %q):\n%s\nwant\n%s", id, from, to, got, want)
+	}
+}
+
+func TestAppendMatchesTokens(t *testing.T) {
+	for _, c := range [][4]string{
+		{"m1.x1", "+8613900000001@sms.example.org", "alice@example.org/phone", "hello"},
+		{"q'\"<&>", "a'b@sms.example.org", "c\"d@example.org/r<1>", "a < b & c > d 'x' \"y\""},
+		{"ws", "", "bob@example.org", "tab\there\nline\r\nend"},
+		{"bad", "x\x01y@sms.example.org", "z\xffw@example.org", "ctl\x00\x1b bad\xc3 utf8 \U0001F600 \uFFFE\uFFFD"},
+		{"", "", "", ""},
+	} {
+		sameAsTokens(t, c[0], c[1], c[2], c[3])
+	}
+}
+
+// FuzzAppendChat: for any attributes and body, the bytes written without a
+// token encoder parse, and to the stanza the token encoder writes.
+func FuzzAppendChat(f *testing.F) {
+	f.Add("m1.x1", "+8613900000001@sms.example.org", "alice@example.org/phone", "hello")
+	f.Add("q'", "a&b", "c<d", "x\r\ny\tz \x00\xff")
+	f.Fuzz(func(t *testing.T, id, from, to, body string) {
+		sameAsTokens(t, id, from, to, body)
+	})
 }
