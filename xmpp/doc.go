@@ -58,8 +58,11 @@
 //
 // Connection. Run dials the server, authenticates with the component
 // secret and serves the stream; when it drops, Run reconnects with capped
-// exponential backoff until its context ends. Writes made within a
-// millisecond go to the server in one system call (xmppwire.GatherConn);
+// exponential backoff until its context ends. Each message and its ping
+// are written as XML text under mellium's output lock
+// (xmppwire.AppendChat, WriteRaw), other stanzas through mellium's
+// encoder. Writes made within a millisecond go to the server in one
+// system call (xmppwire.GatherConn);
 // a write that fails closes the stream, so the deliveries it carried are
 // not confirmed and move on as above. Stanzas are read one at a
 // time on the stream's read loop; a stanza of more than a MiB ends the
