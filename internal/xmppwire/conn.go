@@ -57,34 +57,17 @@ func (c *MeteredConn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
-// Batcher is a stream several stanzas can be written to at once
+// Output is a stream whose output a writer can hold for a while
 // (*xmpp.Session).
-type Batcher interface {
+type Output interface {
 	TokenWriter() xmlstream.TokenWriteFlushCloser
-}
-
-// SendAll writes each of ts (one stanza each) and flushes once, so they go
-// out in one write: a server then reads them in one go, and with Nagle on
-// the second does not wait for the peer's ACK of the first.
-func SendAll(ctx context.Context, s Batcher, ts ...*Tokens) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	w := s.TokenWriter()
-	defer w.Close()
-	for _, t := range ts {
-		if _, err := xmlstream.Copy(w, t); err != nil {
-			return err
-		}
-	}
-	return w.Flush()
 }
 
 // WriteRaw writes b, whole stanzas as XML text, to w, the connection
 // under s, while holding s's output lock: b goes between the stanzas s
 // encodes, never into one, and s flushes what it encodes before it lets
 // the lock go. It fails as s would once s's output stream is closed.
-func WriteRaw(ctx context.Context, s Batcher, w io.Writer, b []byte) error {
+func WriteRaw(ctx context.Context, s Output, w io.Writer, b []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
