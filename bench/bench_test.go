@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +47,16 @@ func TestSmoke(t *testing.T) {
 	if !strings.Contains(progress.String(), "[bridge]") {
 		t.Errorf("no progress lines:\n%s", progress.String())
 	}
+	if cpus := len(probeCPUs()); cpus > 0 {
+		for _, s := range b.Series {
+			if !s.Measured {
+				continue
+			}
+			if len(s.ProbeUs) != cpus || slices.Min(s.ProbeUs) <= 0 {
+				t.Errorf("second %.0f: speed probe %v, want %d positive figures", s.T, s.ProbeUs, cpus)
+			}
+		}
+	}
 
 	var back Report
 	raw, err := os.ReadFile(filepath.Join(out, "report.json"))
@@ -63,7 +74,8 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(csv)), "\n")
-	if len(lines) < 3 || !strings.HasPrefix(lines[0], "phase,t,accepted,delivered,p50_ms,p99_ms,throttled") {
+	if len(lines) < 3 || !strings.HasPrefix(lines[0], "phase,t,accepted,delivered,p50_ms,p99_ms,throttled") ||
+		(len(probeCPUs()) > 0 && !strings.Contains(lines[0], ",probe_us_cpu0")) {
 		t.Errorf("timeseries.csv: %q", lines)
 	}
 	for _, l := range lines[1:] {

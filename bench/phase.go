@@ -22,6 +22,9 @@ type Second struct {
 	BenchCPU   float64 `json:"bench_cpu_pct"`
 	ProsodyCPU float64 `json:"prosody_cpu_pct,omitempty"`
 	Measured   bool    `json:"measured"`
+	// ProbeUs is, per CPU, how long the speed probe's fixed work took in
+	// that second (SpeedProbe): higher is a slower CPU.
+	ProbeUs []float64 `json:"probe_us,omitempty"`
 }
 
 // Procs are the processes a phase watches besides the bench itself (0 or
@@ -182,6 +185,9 @@ func (w *watched) finish(secs float64) {
 const maxDrainFactor = 20
 
 // runPhase runs g, prints progress each second, drains and takes the census.
+// probePeriod is how often the speed probe measures each CPU.
+const probePeriod = 250 * time.Millisecond
+
 func runPhase(ctx context.Context, name string, g *Generator, procs Procs, drain time.Duration, progress io.Writer) (*PhaseResult, error) {
 	tr := g.tr
 	res := &PhaseResult{Name: name, Routes: map[string]RouteResult{}}
@@ -233,6 +239,8 @@ func runPhase(ctx context.Context, name string, g *Generator, procs Procs, drain
 			w.warm = w.first
 		}
 	}
+	probe := StartSpeedProbe(probePeriod)
+	defer probe.Stop()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	cpu := func(w *watched, now ProcSample, dt float64) float64 {
@@ -281,6 +289,7 @@ func runPhase(ctx context.Context, name string, g *Generator, procs Procs, drain
 			P99Ms:     float64(sec.Quantile(0.99)) / 1000,
 			BenchCPU:  cpu(bench, samples[0], dt),
 			Measured:  haveWarm && (!haveEnd || endAt.Equal(now)),
+			ProbeUs:   probe.Drain(),
 		}
 		for i, w := range all[1:] {
 			switch w {
@@ -312,6 +321,12 @@ func runPhase(ctx context.Context, name string, g *Generator, procs Procs, drain
 			fmt.Fprintf(progress, " prosody cpu %4.0f%%", row.ProsodyCPU)
 		}
 		fmt.Fprintf(progress, " bench cpu %4.0f%%", row.BenchCPU)
+		if len(row.ProbeUs) > 0 {
+			fmt.Fprint(progress, " probe µs")
+			for _, us := range row.ProbeUs {
+				fmt.Fprintf(progress, " %4.0f", us)
+			}
+		}
 		if genFinished {
 			fmt.Fprintf(progress, " draining: %d outstanding", out)
 		}

@@ -96,14 +96,55 @@ func (r *Report) Write(dir string) error {
 
 // WriteCSV writes the per-second series of every phase.
 func (r *Report) WriteCSV(w io.Writer) {
-	fmt.Fprintln(w, "phase,t,accepted,delivered,p50_ms,p99_ms,throttled,errors,bridge_cpu_pct,bridge_rss_mb,bench_cpu_pct,measured,prosody_cpu_pct")
+	cpus := 0
 	for _, p := range r.Phases {
 		for _, s := range p.Series {
-			fmt.Fprintf(w, "%s,%.1f,%.0f,%.0f,%.3f,%.3f,%.0f,%.0f,%.0f,%.1f,%.0f,%t,%.0f\n",
-				p.Name, s.T, s.Accepted, s.Delivered, s.P50Ms, s.P99Ms, s.Throttled, s.Errors,
-				s.BridgeCPU, s.BridgeRSS, s.BenchCPU, s.Measured, s.ProsodyCPU)
+			cpus = max(cpus, len(s.ProbeUs))
 		}
 	}
+	fmt.Fprint(w, "phase,t,accepted,delivered,p50_ms,p99_ms,throttled,errors,bridge_cpu_pct,bridge_rss_mb,bench_cpu_pct,measured,prosody_cpu_pct")
+	for c := range cpus {
+		fmt.Fprintf(w, ",probe_us_cpu%d", c)
+	}
+	fmt.Fprintln(w)
+	for _, p := range r.Phases {
+		for _, s := range p.Series {
+			fmt.Fprintf(w, "%s,%.1f,%.0f,%.0f,%.3f,%.3f,%.0f,%.0f,%.0f,%.1f,%.0f,%t,%.0f",
+				p.Name, s.T, s.Accepted, s.Delivered, s.P50Ms, s.P99Ms, s.Throttled, s.Errors,
+				s.BridgeCPU, s.BridgeRSS, s.BenchCPU, s.Measured, s.ProsodyCPU)
+			for c := range cpus {
+				us := 0.0
+				if c < len(s.ProbeUs) {
+					us = s.ProbeUs[c]
+				}
+				fmt.Fprintf(w, ",%.0f", us)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+// probeRange is each CPU's least and greatest speed probe over the
+// measured seconds of series.
+func probeRange(series []Second) (lo, hi []float64) {
+	for _, s := range series {
+		if !s.Measured {
+			continue
+		}
+		for c, us := range s.ProbeUs {
+			if us <= 0 {
+				continue
+			}
+			for len(lo) <= c {
+				lo, hi = append(lo, 0), append(hi, 0)
+			}
+			if lo[c] == 0 || us < lo[c] {
+				lo[c] = us
+			}
+			hi[c] = max(hi[c], us)
+		}
+	}
+	return lo, hi
 }
 
 // Summary is the human-readable result table printed at the end.
@@ -158,6 +199,13 @@ func (r *Report) Summary(w io.Writer) {
 			fmt.Fprintf(w, "prosody: cpu %.0f%%, rss peak %.0f MB\n", p.Prosody.CPUPercent, p.Prosody.RSSPeakMB)
 		}
 		fmt.Fprintf(w, "bench:  cpu %.0f%%, rss peak %.0f MB\n", p.Bench.CPUPercent, p.Bench.RSSPeakMB)
+		if lo, hi := probeRange(p.Series); len(lo) > 0 {
+			fmt.Fprint(w, "speed probe (µs for its fixed work, measured seconds):")
+			for c := range lo {
+				fmt.Fprintf(w, " cpu%d %.0f–%.0f", c, lo[c], hi[c])
+			}
+			fmt.Fprintln(w)
+		}
 	}
 	if r.CeilingNote != "" {
 		fmt.Fprintf(w, "\nceiling: %s\n", r.CeilingNote)

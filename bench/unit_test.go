@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/smsbridge/bridge/internal/testutil"
 )
 
 func TestBucketsContiguous(t *testing.T) {
@@ -234,6 +236,44 @@ func TestBridgeArgDuration(t *testing.T) {
 		got, err := bridgeArgDuration(c.args, "xmpp-ping-gap")
 		if got != c.want || (err != nil) != c.err {
 			t.Errorf("%q: %v, %v; want %v, error %v", c.args, got, err, c.want, c.err)
+		}
+	}
+}
+
+// TestSpeedProbe: every CPU the bench may use gets measured, with the
+// thread CPU time of the probe's work, and Drain starts afresh.
+func TestSpeedProbe(t *testing.T) {
+	cpus := probeCPUs()
+	if len(cpus) == 0 {
+		t.Skip("CPUs cannot be pinned here")
+	}
+	p := StartSpeedProbe(5 * time.Millisecond)
+	if p == nil {
+		t.Fatal("no probe though CPUs can be pinned")
+	}
+	defer p.Stop()
+	var got []float64
+	testutil.WaitFor(t, "every CPU probed", 5*time.Second, func() bool {
+		got = p.Drain()
+		for _, us := range got {
+			if us <= 0 {
+				return false
+			}
+		}
+		return len(got) == len(cpus)
+	})
+	for c, us := range got {
+		// Half a millisecond here; a second would mean the clock counted
+		// something other than the work.
+		if us > 1e6 {
+			t.Errorf("cpu %d: %.0f µs for the probe's work", c, us)
+		}
+	}
+	p.Stop()
+	p.Drain()
+	for c, us := range p.Drain() {
+		if us != 0 {
+			t.Errorf("cpu %d: %.0f µs measured after Stop", c, us)
 		}
 	}
 }
