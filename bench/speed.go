@@ -52,6 +52,10 @@ func (p *SpeedProbe) run(ctx context.Context, cpus []int, period time.Duration) 
 	// goroutine rather than go back to the scheduler with its affinity.
 	runtime.LockOSThread()
 	defer close(p.done)
+	// The first walk faults the buffer's pages in; it is not a measure.
+	for i := range p.buf {
+		p.buf[i] = 1
+	}
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
