@@ -186,7 +186,7 @@ const maxDrainFactor = 20
 
 // runPhase runs g, prints progress each second, drains and takes the census.
 // probePeriod is how often the speed probe measures each CPU.
-const probePeriod = 250 * time.Millisecond
+const probePeriod = 500 * time.Millisecond
 
 func runPhase(ctx context.Context, name string, g *Generator, procs Procs, drain time.Duration, progress io.Writer) (*PhaseResult, error) {
 	tr := g.tr

@@ -11,8 +11,9 @@ import (
 // caches, so that it slows as a neighbour takes the shared cache too.
 const probeWords = 1 << 20
 
-// probeRounds is one measurement's work: about half a millisecond here,
-// so a probe every 250 ms per CPU takes a fraction of a percent of it.
+// probeRounds is one measurement's work: enough steps to cover the buffer
+// twice over, few enough that probing each CPU twice a second costs the
+// box little.
 const probeRounds = 1 << 18
 
 // SpeedProbe measures how fast each CPU runs while a phase runs: every
