@@ -11,9 +11,9 @@ import (
 // caches, so that it slows as a neighbour takes the shared cache too.
 const probeWords = 1 << 20
 
-// probeRounds is one measurement's work: enough steps to cover the buffer
-// twice over, few enough that probing each CPU twice a second costs the
-// box little.
+// probeRounds is one measurement's work: enough random steps through the
+// buffer that most miss the core's own caches, few enough that probing
+// each CPU twice a second costs the box little.
 const probeRounds = 1 << 18
 
 // SpeedProbe measures how fast each CPU runs while a phase runs: every
