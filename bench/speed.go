@@ -32,8 +32,8 @@ type SpeedProbe struct {
 }
 
 // StartSpeedProbe probes every CPU the bench may run on, each once per
-// period, until Stop. It returns nil where CPUs cannot be pinned or
-// thread CPU time read.
+// period, until Stop. It returns nil where the CPUs allowed cannot be
+// read; a CPU that cannot be pinned or timed is left unmeasured (0).
 func StartSpeedProbe(period time.Duration) *SpeedProbe {
 	cpus := probeCPUs()
 	if len(cpus) == 0 {
@@ -53,7 +53,7 @@ func (p *SpeedProbe) run(ctx context.Context, cpus []int, period time.Duration) 
 	// goroutine rather than go back to the scheduler with its affinity.
 	runtime.LockOSThread()
 	defer close(p.done)
-	// The first walk faults the buffer's pages in; it is not a measure.
+	// Writing every word faults the pages in, so no measurement pays for it.
 	for i := range p.buf {
 		p.buf[i] = 1
 	}
