@@ -144,6 +144,12 @@ func appendAttr(dst []byte, name, value string) []byte {
 	return append(dst, '\'')
 }
 
+// escapes are the references appendEscaped writes for ASCII characters.
+var escapes = [utf8.RuneSelf]string{
+	'&': "&amp;", '<': "&lt;", '>': "&gt;", '\'': "&#39;", '"': "&#34;",
+	'\t': "&#x9;", '\n': "&#xA;", '\r': "&#xD;",
+}
+
 // appendEscaped appends s escaped as encoding/xml escapes text and
 // attribute values: the five markup characters and tab, newline and
 // carriage return as references (so that attribute normalisation keeps
@@ -152,27 +158,14 @@ func appendEscaped(dst []byte, s string) []byte {
 	last := 0
 	for i := 0; i < len(s); {
 		r, n := utf8.DecodeRuneInString(s[i:])
-		var esc string
-		switch {
-		case r == '&':
-			esc = "&amp;"
-		case r == '<':
-			esc = "&lt;"
-		case r == '>':
-			esc = "&gt;"
-		case r == '\'':
-			esc = "&#39;"
-		case r == '"':
-			esc = "&#34;"
-		case r == '\t':
-			esc = "&#x9;"
-		case r == '\n':
-			esc = "&#xA;"
-		case r == '\r':
-			esc = "&#xD;"
-		case !xmlChar(r) || (r == utf8.RuneError && n == 1):
+		esc := ""
+		if r < utf8.RuneSelf {
+			esc = escapes[r]
+		}
+		if esc == "" && (!xmlChar(r) || (r == utf8.RuneError && n == 1)) {
 			esc = "\uFFFD"
-		default:
+		}
+		if esc == "" {
 			i += n
 			continue
 		}
