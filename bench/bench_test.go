@@ -48,13 +48,23 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("no progress lines:\n%s", progress.String())
 	}
 	if cpus := len(probeCPUs()); cpus > 0 {
+		// On a busy box a pinned probe may wait past a second for its CPU;
+		// most seconds must have a figure for every CPU all the same.
+		full, measured := 0, 0
 		for _, s := range b.Series {
 			if !s.Measured {
 				continue
 			}
-			if len(s.ProbeUs) != cpus || slices.Min(s.ProbeUs) <= 0 {
-				t.Errorf("second %.0f: speed probe %v, want %d positive figures", s.T, s.ProbeUs, cpus)
+			measured++
+			if len(s.ProbeUs) != cpus {
+				t.Fatalf("second %.0f: speed probe %v, want %d figures", s.T, s.ProbeUs, cpus)
 			}
+			if slices.Min(s.ProbeUs) > 0 {
+				full++
+			}
+		}
+		if measured == 0 || 2*full < measured {
+			t.Errorf("the speed probe measured every CPU in %d of %d seconds", full, measured)
 		}
 	}
 

@@ -252,15 +252,24 @@ func TestSpeedProbe(t *testing.T) {
 		t.Fatal("no probe though CPUs can be pinned")
 	}
 	defer p.Stop()
-	var got []float64
-	testutil.WaitFor(t, "every CPU probed", 5*time.Second, func() bool {
-		got = p.Drain()
-		for _, us := range got {
-			if us <= 0 {
-				return false
+	// A Drain between a round's CPUs sees some measured, the next the
+	// others: each CPU counts once it has been seen.
+	got := make([]float64, len(cpus))
+	testutil.WaitFor(t, "every CPU probed", 20*time.Second, func() bool {
+		d := p.Drain()
+		if len(d) != len(cpus) {
+			t.Fatalf("Drain gave %d figures for %d CPUs", len(d), len(cpus))
+		}
+		seen := 0
+		for c, us := range d {
+			if us > 0 {
+				got[c] = us
+			}
+			if got[c] > 0 {
+				seen++
 			}
 		}
-		return len(got) == len(cpus)
+		return seen == len(cpus)
 	})
 	for c, us := range got {
 		// Half a millisecond here; a second would mean the clock counted
