@@ -34,5 +34,7 @@
 //	go run ./bench --duration 60s --warmup 5s --mix sms-im:1 --out /tmp/bench
 //
 // Output: a live progress line on stderr, and report.json, timeseries.csv and
-// chart.svg in --out.
+// chart.svg in --out. Each second also carries how fast each CPU ran
+// (SpeedProbe): on a VM that changes with the host, and with it what the
+// bridge costs.
 package main
