@@ -72,13 +72,13 @@ func (g *Gateway) SendIM(ctx context.Context, m *msg.Message, b presence.Binding
 	}
 	if r != nil {
 		out = xmppwire.AppendPing(out, r.id, g.cfg.Domain, r.p.to)
-		if err := xmppwire.WriteRaw(ctx, s.xs, s.xs.Conn(), out); err != nil {
+		if err := xmppwire.WriteRaw(ctx, s.xs, out); err != nil {
 			g.answerPing(r.id, "", fmt.Errorf("ping: %w", err))
 			return fmt.Errorf("xmpp: message %s to %s: %w", m.ID, b.Contact, err)
 		}
 		g.Stats.Pings.Add(1)
 	} else {
-		if err := xmppwire.WriteRaw(ctx, s.xs, s.xs.Conn(), out); err != nil {
+		if err := xmppwire.WriteRaw(ctx, s.xs, out); err != nil {
 			return fmt.Errorf("xmpp: message %s to %s: %w", m.ID, b.Contact, err)
 		}
 		if resource {
@@ -211,7 +211,7 @@ func (g *Gateway) newRound(p *pinger, ds []*delivery, now time.Time) *pingRound 
 // writePing sends r's ping; if it cannot, its messages fail with the error.
 func (g *Gateway) writePing(ctx context.Context, s *session, r *pingRound) {
 	b := xmppwire.AppendPing(make([]byte, 0, 128), r.id, g.cfg.Domain, r.p.to)
-	if err := xmppwire.WriteRaw(ctx, s.xs, s.xs.Conn(), b); err != nil {
+	if err := xmppwire.WriteRaw(ctx, s.xs, b); err != nil {
 		g.answerPing(r.id, "", fmt.Errorf("ping: %w", err))
 		return
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync/atomic"
 	"time"
@@ -57,17 +56,18 @@ func (c *MeteredConn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
-// Output is a stream whose output a writer can hold for a while
-// (*xmpp.Session).
+// Output is a stream whose output a writer can hold for a while, and the
+// connection under it (*xmpp.Session).
 type Output interface {
 	TokenWriter() xmlstream.TokenWriteFlushCloser
+	Conn() net.Conn
 }
 
-// WriteRaw writes b, whole stanzas as XML text, to w, the connection
-// under s, while holding s's output lock: b goes between the stanzas s
-// encodes, never into one, and s flushes what it encodes before it lets
-// the lock go. It fails as s would once s's output stream is closed.
-func WriteRaw(ctx context.Context, s Output, w io.Writer, b []byte) error {
+// WriteRaw writes b, whole stanzas as XML text, to the connection under s
+// while holding s's output lock: b goes between the stanzas s encodes,
+// never into one, and s flushes what it encodes before it lets the lock
+// go. It fails as s would once s's output stream is closed.
+func WriteRaw(ctx context.Context, s Output, b []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func WriteRaw(ctx context.Context, s Output, w io.Writer, b []byte) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := w.Write(b)
+	_, err := s.Conn().Write(b)
 	return err
 }
 
