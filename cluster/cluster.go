@@ -208,6 +208,15 @@ func (n *Node) Start(ctx context.Context) error {
 	n.mu.Unlock()
 
 	url := n.cfg.URL
+	opts := []nats.Option{nats.Name("bridge " + n.name),
+		// NATS may be down or still forming: keep trying, as presence waits.
+		nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				n.log.Warn("cluster: disconnected from NATS", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { n.log.Info("cluster: reconnected to NATS", "url", c.ConnectedUrlRedacted()) })}
 	if n.cfg.Listen != "" {
 		dir := n.cfg.DataDir
 		if dir == "" {
@@ -225,16 +234,11 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 		n.srv = srv
 		url = srv.ClientURL()
+		// Through a pipe in memory, not the loopback socket: a message to
+		// another node then costs no system call until the route.
+		opts = append(opts, nats.InProcessServer(srv))
 	}
-	nc, err := nats.Connect(url, nats.Name("bridge "+n.name),
-		// NATS may be down or still forming: keep trying, as presence waits.
-		nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				n.log.Warn("cluster: disconnected from NATS", "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { n.log.Info("cluster: reconnected to NATS", "url", c.ConnectedUrlRedacted()) }))
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return fmt.Errorf("cluster: connect %s: %w", url, err)
 	}

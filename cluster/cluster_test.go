@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/smsbridge/bridge/internal/testutil"
@@ -146,6 +147,27 @@ func TestThreeNodes(t *testing.T) {
 	a, b, c := ms["a"], ms["b"], ms["c"]
 	ctx := context.Background()
 	const aor, contact = msg.Address("+8613800000001"), "sip:alice@10.0.0.1:5060"
+
+	t.Run("each talks to its own server in memory", func(t *testing.T) {
+		for name, m := range ms {
+			cz, err := m.node.srv.Connz(&server.ConnzOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var found bool
+			for _, conn := range cz.Conns {
+				if conn.Name == "bridge "+name {
+					found = true
+					if conn.Port != 0 {
+						t.Errorf("node %s reaches its own server from %s:%d, not in memory", name, conn.IP, conn.Port)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("node %s: no connection of its own among the %d of its server", name, len(cz.Conns))
+			}
+		}
+	})
 
 	t.Run("register and unregister travel", func(t *testing.T) {
 		if err := a.pres.Register(ctx, presence.Binding{AOR: aor, Contact: contact, Via: "sip", Expires: time.Now().Add(time.Hour)}); err != nil {
