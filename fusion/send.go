@@ -72,16 +72,14 @@ func (s *session) send(ctx context.Context, m *msg.Message, to jid.JID) error {
 
 	ctx, cancel := context.WithTimeout(ctx, s.p.cfg.Timeout)
 	defer cancel()
-	t := xmppwire.Chat(id, "", to.String(), m.Text)
-	if err := xmppwire.Send(ctx, s.c.xs, &t); err != nil {
-		return fmt.Errorf("fusion: message %s to %s: %w", m.ID, to, err)
-	}
-	// A bare JID names no client to ping; only a receipt can answer then.
+	// One write for both, as the gateway writes them. A bare JID names no
+	// client to ping; only a receipt can answer then.
+	out := xmppwire.AppendChat(make([]byte, 0, 256), id, "", to.String(), m.Text)
 	if to.Resourcepart() != "" {
-		t = xmppwire.Ping(pingID, "", to.String())
-		if err := xmppwire.Send(ctx, s.c.xs, &t); err != nil {
-			return fmt.Errorf("fusion: ping after message %s to %s: %w", m.ID, to, err)
-		}
+		out = xmppwire.AppendPing(out, pingID, "", to.String())
+	}
+	if err := xmppwire.WriteRaw(ctx, s.c.xs, out); err != nil {
+		return fmt.Errorf("fusion: message %s to %s: %w", m.ID, to, err)
 	}
 	select {
 	case err := <-d.done:

@@ -7,10 +7,11 @@
 // routing attributes and the children either role acts on, within fixed
 // bounds, and skips the rest without keeping it. Each role ignores the
 // fields only the other acts on: the component its roster items, the proxy
-// its receipt requests. Both write stanzas as token lists (Tokens),
-// built with El, Empty and TextEl or whole (Chat, Ping, ErrorReply), clean
-// the text they send with CleanText so that no stanza carries what XML 1.0
-// cannot, and read their streams through a MeteredConn so that one stanza
+// its receipt requests. Both write a message and its ping as XML text
+// (AppendChat, AppendPing) under the stream's output lock (WriteRaw), and
+// other stanzas as token lists (Tokens, built with El, Empty and TextEl or
+// whole: ErrorReply); both clean the text they send with CleanText so that
+// no stanza carries what XML 1.0 cannot, and read their streams through a MeteredConn so that one stanza
 // cannot make the decoder buffer without bound. A GatherConn gathers a
 // stream's writes for a moment into one system call (the component's).
 //

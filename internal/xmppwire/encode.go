@@ -57,23 +57,6 @@ func ErrorReply(in Stanza, from string, typ stanza.ErrorType, cond stanza.Condit
 	return append(t, e.End(), s.End())
 }
 
-// Chat is a chat message carrying body, cleaned by CleanText, and an
-// XEP-0184 receipt request. from is left out when empty.
-func Chat(id, from, to, body string) Tokens {
-	ms := El(xml.Name{Local: "message"}, "type", "chat", "id", id, "from", from, "to", to)
-	t := Tokens{ms}
-	t = TextEl(t, xml.StartElement{Name: xml.Name{Local: "body"}}, CleanText(body))
-	t = Empty(t, xml.StartElement{Name: xml.Name{Space: NSReceipts, Local: "request"}})
-	return append(t, ms.End())
-}
-
-// Ping is an XEP-0199 ping. from is left out when empty.
-func Ping(id, from, to string) Tokens {
-	iq := El(xml.Name{Local: "iq"}, "type", "get", "id", id, "from", from, "to", to)
-	t := Empty(Tokens{iq}, xml.StartElement{Name: xml.Name{Space: NSPing, Local: "ping"}})
-	return append(t, iq.End())
-}
-
 // CleanText returns s without what XML 1.0 cannot carry: invalid UTF-8 and
 // the characters outside its Char production (most C0 controls,
 // surrogates, U+FFFE and U+FFFF).
@@ -110,9 +93,11 @@ func xmlChar(r rune) bool {
 		(r >= 0x20 && r <= 0xD7FF) || (r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF)
 }
 
-// AppendChat appends the stanza Chat(id, from, to, body) builds as XML
-// text: it goes out with every message, where a token encoder's cost
-// shows in the bridge's profile (PERFORMANCE.md). Write it with WriteRaw.
+// AppendChat appends a chat message as XML text: body, cleaned by
+// CleanText, and an XEP-0184 receipt request; from is left out when empty.
+// Text, not tokens: it goes out with every message, where a token
+// encoder's cost shows in the bridge's profile (PERFORMANCE.md). Write it
+// with WriteRaw.
 func AppendChat(dst []byte, id, from, to, body string) []byte {
 	dst = append(dst, "<message type='chat'"...)
 	dst = appendAttr(dst, "id", id)
@@ -123,7 +108,8 @@ func AppendChat(dst []byte, id, from, to, body string) []byte {
 	return append(dst, "</body><request xmlns='"+NSReceipts+"'/></message>"...)
 }
 
-// AppendPing appends the stanza Ping(id, from, to) builds as XML text.
+// AppendPing appends an XEP-0199 ping as XML text; from is left out when
+// empty.
 func AppendPing(dst []byte, id, from, to string) []byte {
 	dst = append(dst, "<iq type='get'"...)
 	dst = appendAttr(dst, "id", id)

@@ -153,3 +153,20 @@ func FuzzAppendChat(f *testing.F) {
 		sameAsTokens(t, id, from, to, body)
 	})
 }
+
+// Chat is, as tokens, the chat message AppendChat writes: what it is
+// checked against.
+func Chat(id, from, to, body string) Tokens {
+	ms := El(xml.Name{Local: "message"}, "type", "chat", "id", id, "from", from, "to", to)
+	t := Tokens{ms}
+	t = TextEl(t, xml.StartElement{Name: xml.Name{Local: "body"}}, CleanText(body))
+	t = Empty(t, xml.StartElement{Name: xml.Name{Space: NSReceipts, Local: "request"}})
+	return append(t, ms.End())
+}
+
+// Ping is, as tokens, the ping AppendPing writes.
+func Ping(id, from, to string) Tokens {
+	iq := El(xml.Name{Local: "iq"}, "type", "get", "id", id, "from", from, "to", to)
+	t := Empty(Tokens{iq}, xml.StartElement{Name: xml.Name{Space: NSPing, Local: "ping"}})
+	return append(t, iq.End())
+}
