@@ -94,7 +94,8 @@ func (b *Bridge) metrics() []api.Metric {
 			counter("bridge_cluster_served_total", "Deliveries other nodes asked of this node, done.", st.Served.Load),
 			counter("bridge_cluster_served_failed_total", "Deliveries other nodes asked of this node, refused or failed.", st.ServedFailed.Load),
 			counter("bridge_cluster_announced_total", "Changes of this node's bindings announced to the others.", st.Announced.Load),
-			counter("bridge_cluster_heard_total", "Other nodes' binding announcements applied here.", st.Heard.Load))
+			counter("bridge_cluster_heard_total", "Other nodes' binding announcements applied here.", st.Heard.Load),
+			counter("bridge_cluster_watcher_stalls_total", "Presence bucket watchers replaced for falling silent behind the bucket.", st.WatcherStalls.Load))
 	}
 	for _, route := range []string{"im", "sms", "app", "failed"} {
 		ms = append(ms, api.Metric{Name: "bridge_delivery_seconds", Help: "Time from acceptance to the final state, by route.",

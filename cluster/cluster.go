@@ -99,6 +99,13 @@ type Node struct {
 	wake    chan struct{}
 
 	revs map[string]uint64 // last revision applied per key; the watcher's own
+
+	// watchCheck is how often the watcher is checked against the bucket.
+	watchCheck time.Duration
+	// faultStall is a fault the tests inject: the watcher in use delivers
+	// nothing more and announcements are lost, until the watcher is
+	// replaced.
+	faultStall atomic.Bool
 }
 
 // pkey is what a bucket key stands for.
@@ -158,7 +165,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, name: name, log: log, pres: cfg.Presence, ready: make(chan struct{}),
 		queue: make(map[string]pkey), wake: make(chan struct{}, 1), revs: make(map[string]uint64),
 		senders: make(map[string]IMSender), serving: make(chan struct{}, cfg.MaxServing), out: make(map[string]chan struct{}),
-		esmes: make(map[string]*nats.Subscription)}
+		esmes: make(map[string]*nats.Subscription), watchCheck: defaultWatchCheck}
 	cfg.Presence.OnChange(n.changed)
 	return n, nil
 }

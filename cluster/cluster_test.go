@@ -56,6 +56,7 @@ func startClusterWith(t testing.TB, setup func(*Node), names ...string) map[stri
 		if err != nil {
 			t.Fatal(err)
 		}
+		n.watchCheck = 200 * time.Millisecond // a stalled watcher found at once
 		if setup != nil {
 			setup(n)
 		}
@@ -231,6 +232,21 @@ func TestThreeNodes(t *testing.T) {
 				}
 				return true
 			}, func() string { return last })
+		}
+	})
+
+	t.Run("a watcher fallen silent is replaced", func(t *testing.T) {
+		const aor, contact = msg.Address("+8613800000077"), "sip:stall@10.0.0.7:5060"
+		a.node.faultStall.Store(true)
+		if err := b.pres.Register(ctx, presence.Binding{AOR: aor, Contact: contact, Via: "sip", Expires: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		testutil.WaitFor(t, "b's binding at c", 5*time.Second, func() bool { _, ok := c.remote(aor, contact); return ok })
+		// What a's stalled watcher and the lost announcement missed comes
+		// with the replay of the watcher that replaces it.
+		testutil.WaitFor(t, "b's binding at a", 5*time.Second, func() bool { _, ok := a.remote(aor, contact); return ok })
+		if a.node.Stats.WatcherStalls.Load() == 0 {
+			t.Fatal("b's binding reached a with no watcher replaced")
 		}
 	})
 

@@ -20,6 +20,7 @@ type Stats struct {
 	Sent, SentFailed     atomic.Uint64 // deliveries this node asked of others: done, failed
 	Served, ServedFailed atomic.Uint64 // deliveries others asked of this node: done, refused or failed
 	Announced, Heard     atomic.Uint64 // presence announcements sent, and applied from others
+	WatcherStalls        atomic.Uint64 // bucket watchers replaced for falling silent behind the bucket
 }
 
 // IMSender is an edge that delivers to this node's own bindings (the

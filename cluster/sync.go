@@ -76,6 +76,7 @@ func (n *Node) watch(ctx context.Context, kv jetstream.KeyValue) {
 		} else {
 			n.follow(ctx, kv, w, &joined)
 			w.Stop()
+			n.faultStall.Store(false)
 		}
 		select {
 		case <-ctx.Done():
@@ -84,20 +85,59 @@ func (n *Node) watch(ctx context.Context, kv jetstream.KeyValue) {
 	}
 }
 
-// follow applies one watcher's entries until it ends or ctx does.
+// defaultWatchCheck is how often a node checks that its watcher keeps up
+// with the bucket.
+const defaultWatchCheck = 5 * time.Second
+
+// follow applies one watcher's entries until it ends or ctx does, or until
+// it stalls: every watchCheck it compares the last revision it has seen
+// with the bucket's, and a watcher still behind, having delivered nothing
+// since the check before, is replaced. Presence would otherwise stay
+// wrong for as long as the watcher stayed silent.
 func (n *Node) follow(ctx context.Context, kv jetstream.KeyValue, w jetstream.KeyWatcher, joined *bool) {
+	check := time.NewTicker(n.watchCheck)
+	defer check.Stop()
+	var seen, behindAt uint64 // revisions: the newest seen; seen at the last check, if behind then
+	replayed, behind := false, false
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-check.C:
+			if !replayed {
+				continue
+			}
+			last, err := bucketRevision(ctx, kv)
+			if err != nil || last <= seen {
+				behind = false
+				continue
+			}
+			if behind && behindAt == seen {
+				n.Stats.WatcherStalls.Add(1)
+				n.log.Warn("cluster: presence watcher stalled; watching again", "seen", seen, "bucket", last)
+				return
+			}
+			behind, behindAt = true, seen
 		case e, ok := <-w.Updates():
+			if e != nil && n.faultStall.Load() {
+				continue
+			}
 			switch {
 			case !ok:
 				n.log.Warn("cluster: presence watcher ended; watching again")
 				return
 			case e != nil:
+				seen = max(seen, e.Revision())
 				n.apply(ctx, e)
-			case !*joined:
+				continue
+			}
+			// The replay is done: it held the latest entry of every key,
+			// so all the bucket held then counts as seen.
+			replayed = true
+			if last, err := bucketRevision(ctx, kv); err == nil {
+				seen = max(seen, last)
+			}
+			if !*joined {
 				*joined = true
 				// Whatever this node holds goes out too: bindings loaded
 				// from its store at start, changes made before it joined.
@@ -114,6 +154,19 @@ func (n *Node) follow(ctx context.Context, kv jetstream.KeyValue, w jetstream.Ke
 			}
 		}
 	}
+}
+
+// bucketRevision is the revision of the bucket's last write.
+func bucketRevision(ctx context.Context, kv jetstream.KeyValue) (uint64, error) {
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return 0, err
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return 0, fmt.Errorf("cluster: bucket status of type %T", st)
+	}
+	return bs.StreamInfo().State.LastSeq, nil
 }
 
 // apply takes one bucket entry into the presence store: another node's
@@ -278,7 +331,7 @@ func (n *Node) heard(ctx context.Context, data []byte) {
 		n.log.Debug("cluster: unreadable announcement", "err", err)
 		return
 	}
-	if a.Node == n.name {
+	if a.Node == n.name || n.faultStall.Load() {
 		return
 	}
 	k := pkey{a.AOR, a.Contact}
