@@ -566,6 +566,7 @@ func (b *Bridge) connect() {
 	if b.node != nil {
 		b.rt.AddIM(router.ViaCluster, b.node)
 		b.node.ServeESMEs(b.gw.DeliverESME)
+		b.node.ServeReceipts(b.gw.MatchReceipt)
 	}
 	addIM("sip", b.sip)
 	if b.mcp != nil {

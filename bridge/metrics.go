@@ -31,6 +31,7 @@ func (b *Bridge) metrics() []api.Metric {
 		counter("bridge_smpp_parts_total", "Parts of long SMS received.", gw.Parts.Load),
 		counter("bridge_smsc_receipts_total", "Delivery receipts received from the SMSC.", gw.Receipts.Load),
 		counter("bridge_smsc_receipts_unmatched_total", "SMSC receipts that matched no message.", gw.UnmatchedReceipts.Load),
+		counter("bridge_smsc_receipts_matched_elsewhere_total", "SMSC receipts for a message another cluster node sent, settled there.", gw.ReceiptsMatchedElsewhere.Load),
 		counter("bridge_esme_receipts_sent_total", "Delivery receipts delivered to ESMEs.", gw.ReceiptsSent.Load),
 		counter("bridge_esme_receipts_forwarded_total", "Of those, delivered through another cluster node that held the ESME's bind.", gw.ReceiptsForwarded.Load),
 		counter("bridge_esme_receipts_dropped_total", "Delivery receipts given up.", gw.ReceiptsDropped.Load),

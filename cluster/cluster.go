@@ -73,6 +73,7 @@ type Node struct {
 	conn   atomic.Pointer[nats.Conn] // nc for SendIM, which the router calls from its own goroutines
 	sub    *nats.Subscription        // deliveries asked of this node
 	psub   *nats.Subscription        // other nodes' presence announcements
+	rsub   *nats.Subscription        // receipts other nodes offer
 	tmpDir string
 
 	senders map[string]IMSender // this node's edges by Via, for deliveries asked of it
@@ -82,9 +83,10 @@ type Node struct {
 
 	rep *Replicated // nil unless acknowledgements wait for a replicated write
 
-	esmeDeliver ESMEDeliverer                 // this node's binds, for other nodes (esme.go)
-	runCtx      context.Context               // Start's, ended by Shutdown (under mu)
-	esmes       map[string]*nats.Subscription // accounts with a receiving bind here; nil: not subscribed yet (under mu)
+	esmeDeliver  ESMEDeliverer                 // this node's binds, for other nodes (esme.go)
+	matchReceipt ReceiptMatcher                // this node's sent messages, for other nodes' SMSC receipts (receipt.go)
+	runCtx       context.Context               // Start's, ended by Shutdown (under mu)
+	esmes        map[string]*nats.Subscription // accounts with a receiving bind here; nil: not subscribed yet (under mu)
 
 	Stats Stats
 
@@ -272,8 +274,14 @@ func (n *Node) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cluster: subscribe to presence announcements: %w", err)
 	}
+	var rsub *nats.Subscription
+	if n.matchReceipt != nil {
+		if rsub, err = nc.Subscribe(receiptSubject, n.serveReceipt); err != nil {
+			return fmt.Errorf("cluster: subscribe to receipt offers: %w", err)
+		}
+	}
 	n.mu.Lock()
-	n.sub, n.psub = sub, psub
+	n.sub, n.psub, n.rsub = sub, psub, rsub
 	n.mu.Unlock()
 	n.conn.Store(nc)
 	n.subscribeHeldESMEs()
@@ -297,10 +305,12 @@ func (n *Node) Shutdown() {
 		return
 	}
 	n.stopped = true
-	sub, psub := n.sub, n.psub
+	sub, psub, rsub := n.sub, n.psub, n.rsub
 	n.mu.Unlock()
-	if psub != nil {
-		_ = psub.Unsubscribe()
+	for _, s := range []*nats.Subscription{psub, rsub} {
+		if s != nil {
+			_ = s.Unsubscribe()
+		}
 	}
 	if sub != nil {
 		// Requesters get "no responders" at once rather than a timeout.

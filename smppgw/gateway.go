@@ -140,6 +140,7 @@ type Gateway struct {
 	Received, Rejected, Parts, SentSMS                         atomic.Uint64
 	Receipts, UnmatchedReceipts, ReceiptsSent, ReceiptsDropped atomic.Uint64
 	ReceiptsForwarded                                          atomic.Uint64 // of ReceiptsSent, through another node's bind
+	ReceiptsMatchedElsewhere                                   atomic.Uint64 // of Receipts, settled by the cluster node that sent the message
 	PartialMessages, DroppedMessages, Throttled                atomic.Uint64
 }
 

@@ -125,9 +125,11 @@ func (g *Gateway) handleSMSCReceipt(ctx context.Context, from *upstream, req *sm
 		return
 	}
 	// A fast SMSC can send the receipt before our submit_sm_resp handling
-	// has stored the id: look again a little later.
+	// has stored the id: look again a little later. In a cluster the SMSC
+	// may have sent it on this node's bind for another node's message:
+	// offer it to the others each time too.
 	go func() {
-		for _, d := range []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second} {
+		for _, d := range []time.Duration{0, 100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second} {
 			select {
 			case <-ctx.Done():
 				return
@@ -137,10 +139,45 @@ func (g *Gateway) handleSMSCReceipt(ctx context.Context, from *upstream, req *sm
 				g.settle(ctx, ref, stat)
 				return
 			}
+			if g.cfg.Elsewhere == nil {
+				continue
+			}
+			matched, err := g.cfg.Elsewhere.ForwardReceipt(ctx, from.name(), id, stat)
+			if err != nil {
+				g.log.Warn("receipt not offered to the other nodes", "smsc", from.name(), "smsc_id", id, "err", err)
+			}
+			if matched {
+				g.ReceiptsMatchedElsewhere.Add(1)
+				return
+			}
 		}
 		g.UnmatchedReceipts.Add(1)
 		g.log.Info("receipt for an unknown message", "smsc", from.name(), "smsc_id", id, "stat", stat)
 	}()
+}
+
+// MatchReceipt settles a receipt that came to another node, if this node
+// sent its message: smsc is the name of the SMSC it came from there ("" an
+// ESME's session), as the nodes share their SMSCs' configuration.
+func (g *Gateway) MatchReceipt(ctx context.Context, smsc, id, stat string) bool {
+	if g.cfg.KV == nil {
+		return false
+	}
+	var from *upstream
+	if smsc != "" {
+		from = &upstream{Upstream: Upstream{Name: smsc}}
+		if g.ups != nil {
+			if up := g.ups.byName[smsc]; up != nil {
+				from = up
+			}
+		}
+	}
+	ref := g.lookupSMSCID(from, id)
+	if ref == nil {
+		return false
+	}
+	g.settle(ctx, ref, stat)
+	return true
 }
 
 // lookupSMSCID finds the mapping of the SMSC from's message id.
@@ -300,6 +337,9 @@ func (g *Gateway) Report(ctx context.Context, m *msg.Message, o msg.Outcome) {
 type Elsewhere interface {
 	HoldESME(account string, held bool)
 	DeliverESME(ctx context.Context, account string, pdu []byte) (status uint32, err error)
+	// ForwardReceipt offers an SMSC receipt that matched nothing here to
+	// the other nodes; matched: the node that sent its message settled it.
+	ForwardReceipt(ctx context.Context, smsc, id, stat string) (matched bool, err error)
 }
 
 // receiversChanged tells Elsewhere whether account has a receiving bind

@@ -420,3 +420,28 @@ func TestClusterReceiptThroughOwnerOfBind(t *testing.T) {
 		return strings.Contains(metricsText(t, "http://"+a.addrs.HTTP), "bridge_esme_receipts_forwarded_total 1\n")
 	})
 }
+
+// An SMSC may send a receipt on any bind of the account: one that comes
+// to b for a message a sent is settled at a, and its ESME gets it.
+func TestClusterSMSCReceiptOnAnotherNodesBind(t *testing.T) {
+	scA, scB := startSMSC(t), startSMSC(t)
+	routes := newClusterRoutes(t, "a", "b")
+	a := startBridge(t, t.TempDir(), append(routes.flags("a"), "--smsc", scA.url())...)
+	b := startBridge(t, t.TempDir(), append(routes.flags("b"), "--smsc", scB.url(), "--http-listen", "127.0.0.1:0", "--api-token", "tok")...)
+
+	e := bindFiorix(t, a, "esme1", "secret1")
+	sm, err := e.tx.Submit(&fsmpp.ShortMessage{Src: "8613900000032", Dst: "8613700000032", Text: pdutext.Raw("receipt, whichever bind"),
+		Register: pdufield.FinalDeliveryReceipt, SourceAddrTON: 1, SourceAddrNPI: 1, DestAddrTON: 1, DestAddrNPI: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the SMS at a's SMSC", 10*time.Second, func() bool { return len(scA.received()) == 1 })
+	// The SMSC the two nodes share, as two simulators: the receipt for
+	// what a submitted comes on b's bind.
+	scB.deliverReceipt(t, scA.submittedIDs()[0], "8613700000032", "DELIVRD")
+	testutil.WaitFor(t, "the receipt at the ESME bound to a", 15*time.Second, func() bool { return len(e.delivered()) == 1 })
+	checkReceipt(t, e.delivered()[0], sm.RespID(), "DELIVRD")
+	testutil.WaitFor(t, "b's metrics counting the receipt a settled", 5*time.Second, func() bool {
+		return strings.Contains(metricsText(t, "http://"+b.addrs.HTTP), "bridge_smsc_receipts_matched_elsewhere_total 1\n")
+	})
+}
