@@ -87,12 +87,18 @@ func deliverSubject(node string) string {
 // AddIM registers the edge that delivers, for other nodes, to this node's
 // bindings whose Via is via. Edges are registered before Start.
 func (n *Node) AddIM(via string, s IMSender) {
+	n.beforeStart("AddIM", func() { n.senders[via] = s })
+}
+
+// beforeStart runs set, which sets what serving other nodes reads without
+// locks once started; after Start it panics.
+func (n *Node) beforeStart(what string, set func()) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.started {
-		panic("cluster: AddIM after Start") // read without locks after it
+		panic("cluster: " + what + " after Start")
 	}
-	n.senders[via] = s
+	set()
 }
 
 // SendIM asks the node holding b (b.Node) to deliver m through its own

@@ -46,12 +46,7 @@ func esmeSubject(account string) string {
 // ServeESMEs sets what delivers the PDUs other nodes send to this node's
 // binds. It is called before Start.
 func (n *Node) ServeESMEs(d ESMEDeliverer) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.started {
-		panic("cluster: ServeESMEs after Start") // read without locks after it
-	}
-	n.esmeDeliver = d
+	n.beforeStart("ServeESMEs", func() { n.esmeDeliver = d })
 }
 
 // HoldESME says whether this node now holds a receiving bind of account:

@@ -39,12 +39,7 @@ type receiptOffer struct {
 // ServeReceipts sets what settles the receipts other nodes offer. It is
 // called before Start.
 func (n *Node) ServeReceipts(m ReceiptMatcher) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.started {
-		panic("cluster: ServeReceipts after Start") // read without locks after it
-	}
-	n.matchReceipt = m
+	n.beforeStart("ServeReceipts", func() { n.matchReceipt = m })
 }
 
 // serveReceipt settles another node's receipt if this node sent its

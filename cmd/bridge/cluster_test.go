@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	fsmpp "github.com/fiorix/go-smpp/smpp"
-	"github.com/fiorix/go-smpp/smpp/pdu/pdufield"
 	"github.com/fiorix/go-smpp/smpp/pdu/pdutext"
 
 	"github.com/smsbridge/bridge/bridge"
@@ -400,11 +398,7 @@ func TestClusterReceiptThroughOwnerOfBind(t *testing.T) {
 	b := startBridge(t, t.TempDir(), append(routes.flags("b"), "--smsc", scB.url())...)
 
 	e := bindFiorix(t, a, "esme1", "secret1")
-	sm, err := e.tx.Submit(&fsmpp.ShortMessage{Src: "8613900000031", Dst: "8613700000031", Text: pdutext.Raw("receipt, wherever I am"),
-		Register: pdufield.FinalDeliveryReceipt, SourceAddrTON: 1, SourceAddrNPI: 1, DestAddrTON: 1, DestAddrNPI: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sm := e.submitForReceipt(t, "8613900000031", "8613700000031", pdutext.Raw("receipt, wherever I am"))
 	testutil.WaitFor(t, "the SMS at a's SMSC", 10*time.Second, func() bool { return len(scA.received()) == 1 })
 	e.tx.Close()
 	e = bindFiorix(t, b, "esme1", "secret1")
@@ -430,11 +424,7 @@ func TestClusterSMSCReceiptOnAnotherNodesBind(t *testing.T) {
 	b := startBridge(t, t.TempDir(), append(routes.flags("b"), "--smsc", scB.url(), "--http-listen", "127.0.0.1:0", "--api-token", "tok")...)
 
 	e := bindFiorix(t, a, "esme1", "secret1")
-	sm, err := e.tx.Submit(&fsmpp.ShortMessage{Src: "8613900000032", Dst: "8613700000032", Text: pdutext.Raw("receipt, whichever bind"),
-		Register: pdufield.FinalDeliveryReceipt, SourceAddrTON: 1, SourceAddrNPI: 1, DestAddrTON: 1, DestAddrNPI: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sm := e.submitForReceipt(t, "8613900000032", "8613700000032", pdutext.Raw("receipt, whichever bind"))
 	testutil.WaitFor(t, "the SMS at a's SMSC", 10*time.Second, func() bool { return len(scA.received()) == 1 })
 	// The SMSC the two nodes share, as two simulators: the receipt for
 	// what a submitted comes on b's bind.

@@ -31,6 +31,18 @@ type fiorixESME struct {
 	dlv []fpdu.Body
 }
 
+// submitForReceipt submits text from src to dst asking for a final
+// receipt, international numbers both, and returns what fiorix answered.
+func (e *fiorixESME) submitForReceipt(t *testing.T, src, dst string, text pdutext.Codec) *fsmpp.ShortMessage {
+	t.Helper()
+	sm, err := e.tx.Submit(&fsmpp.ShortMessage{Src: src, Dst: dst, Text: text,
+		Register: pdufield.FinalDeliveryReceipt, SourceAddrTON: 1, SourceAddrNPI: 1, DestAddrTON: 1, DestAddrNPI: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sm
+}
+
 func bindFiorix(t *testing.T, b *running, user, pass string) *fiorixESME {
 	t.Helper()
 	e := &fiorixESME{}
@@ -98,11 +110,7 @@ func TestESMEGetsDeliveredReceipt(t *testing.T) {
 		t.Fatalf("REGISTER: %d", code)
 	}
 	e := bindFiorix(t, b, "esme1", "secret1")
-	sm, err := e.tx.Submit(&fsmpp.ShortMessage{Src: "8613900000021", Dst: "8613800000021", Text: pdutext.UCS2("收到请回执 receipt please"),
-		Register: pdufield.FinalDeliveryReceipt, SourceAddrTON: 1, SourceAddrNPI: 1, DestAddrTON: 1, DestAddrNPI: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sm := e.submitForReceipt(t, "8613900000021", "8613800000021", pdutext.UCS2("收到请回执 receipt please"))
 	testutil.WaitFor(t, "receipt at the ESME", 10*time.Second, func() bool { return len(e.delivered()) == 1 })
 	checkReceipt(t, e.delivered()[0], sm.RespID(), "DELIVRD")
 	if got := u.received(); len(got) != 1 || got[0] != "收到请回执 receipt please" {
@@ -323,11 +331,7 @@ func TestChineseReceiptFitsItsCoding(t *testing.T) {
 	b := startBridge(t, t.TempDir(), "--smsc", sc.url())
 	e := bindFiorix(t, b, "esme1", "secret1")
 	const text = "我们明天上午十点在公司门口见面，请准时到达，谢谢大家" // 25 characters
-	sm, err := e.tx.Submit(&fsmpp.ShortMessage{Src: "8613900000031", Dst: "8613700000031", Text: pdutext.UCS2(text),
-		Register: pdufield.FinalDeliveryReceipt, SourceAddrTON: 1, SourceAddrNPI: 1, DestAddrTON: 1, DestAddrNPI: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sm := e.submitForReceipt(t, "8613900000031", "8613700000031", pdutext.UCS2(text))
 	testutil.WaitFor(t, "submit_sm at the SMSC", 10*time.Second, func() bool { return len(sc.received()) == 1 })
 	sc.deliverReceipt(t, sc.submittedIDs()[0], "8613700000031", "DELIVRD")
 	testutil.WaitFor(t, "receipt at the ESME", 10*time.Second, func() bool { return len(e.delivered()) == 1 })
