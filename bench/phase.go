@@ -184,10 +184,10 @@ func (w *watched) finish(secs float64) {
 // the drain's quiet period.
 const maxDrainFactor = 20
 
-// runPhase runs g, prints progress each second, drains and takes the census.
 // probePeriod is how often the speed probe measures each CPU.
 const probePeriod = 500 * time.Millisecond
 
+// runPhase runs g, prints progress each second, drains and takes the census.
 func runPhase(ctx context.Context, name string, g *Generator, procs Procs, drain time.Duration, progress io.Writer) (*PhaseResult, error) {
 	tr := g.tr
 	res := &PhaseResult{Name: name, Routes: map[string]RouteResult{}}

@@ -104,7 +104,7 @@ func AppendChat(dst []byte, id, from, to, body string) []byte {
 	dst = appendAttr(dst, "from", from)
 	dst = appendAttr(dst, "to", to)
 	dst = append(dst, "><body>"...)
-	dst = appendEscaped(dst, CleanText(body))
+	dst = appendEscaped(dst, body, "") // what CleanText drops, dropped in the same pass
 	return append(dst, "</body><request xmlns='"+NSReceipts+"'/></message>"...)
 }
 
@@ -126,7 +126,7 @@ func appendAttr(dst []byte, name, value string) []byte {
 	dst = append(dst, ' ')
 	dst = append(dst, name...)
 	dst = append(dst, "='"...)
-	dst = appendEscaped(dst, value)
+	dst = appendEscaped(dst, value, "\uFFFD")
 	return append(dst, '\'')
 }
 
@@ -139,8 +139,9 @@ var escapes = [utf8.RuneSelf]string{
 // appendEscaped appends s escaped as encoding/xml escapes text and
 // attribute values: the five markup characters and tab, newline and
 // carriage return as references (so that attribute normalisation keeps
-// them), and what XML cannot carry as U+FFFD.
-func appendEscaped(dst []byte, s string) []byte {
+// them), and what XML cannot carry as bad (encoding/xml's U+FFFD, or ""
+// to drop it as CleanText does).
+func appendEscaped(dst []byte, s, bad string) []byte {
 	last := 0
 	for i := 0; i < len(s); {
 		r, n := utf8.DecodeRuneInString(s[i:])
@@ -148,17 +149,16 @@ func appendEscaped(dst []byte, s string) []byte {
 		if r < utf8.RuneSelf {
 			esc = escapes[r]
 		}
-		if esc == "" && (!xmlChar(r) || (r == utf8.RuneError && n == 1)) {
-			esc = "\uFFFD"
+		hit := esc != ""
+		if !hit && (!xmlChar(r) || (r == utf8.RuneError && n == 1)) {
+			esc, hit = bad, true
 		}
-		if esc == "" {
-			i += n
-			continue
-		}
-		dst = append(dst, s[last:i]...)
-		dst = append(dst, esc...)
 		i += n
-		last = i
+		if hit {
+			dst = append(dst, s[last:i-n]...)
+			dst = append(dst, esc...)
+			last = i
+		}
 	}
 	return append(dst, s[last:]...)
 }
